@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from builder.models import Secret, Webhook, Workflow, WorkflowVersion
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "template_slug", "updated_at")
+    search_fields = ("name",)
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(admin.ModelAdmin):
+    list_display = ("workflow", "number", "created_at")
+    readonly_fields = ("workflow", "number", "graph", "created_at")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ("workflow", "created_at")
+    exclude = ("signing_secret_encrypted", "token")
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "updated_at")
+    exclude = ("value_encrypted",)

@@ -1,0 +1,215 @@
+"""REST API (DRF). Views are thin: selectors read (owner-scoped), services write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from builder import gallery, selectors, services
+from builder.models import Secret
+from builder.serializers import (
+    ItemRunSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    RunSummarySerializer,
+    SecretWriteSerializer,
+    WorkflowSerializer,
+    WorkflowWriteSerializer,
+)
+from engine.blocks import catalogue
+
+
+def invalid(exc: services.GraphInvalid) -> Response:
+    return Response(
+        {"error": "the workflow is not valid", "errors": [e.as_dict() for e in exc.errors]},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def workflow_response(request: Request, workflow: Any, code: int = 200) -> Response:
+    data = dict(WorkflowSerializer(workflow, context={"request": request}).data)
+    result = services.graph_validate(owner=request.user, graph=data["graph"])
+    data["validation"] = {"ok": result.ok, "errors": [e.as_dict() for e in result.errors]}
+    return Response(data, status=code)
+
+
+class WorkflowListView(APIView):
+    @extend_schema(responses=WorkflowSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        workflows = selectors.workflows_for(request.user).select_related("webhook")
+        return Response(WorkflowSerializer(workflows, many=True, context={"request": request}).data)
+
+    @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowSerializer)
+    def post(self, request: Request) -> Response:
+        form = WorkflowWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            workflow = services.workflow_create(
+                owner=request.user,
+                name=form.validated_data.get("name") or "Untitled workflow",
+                description=form.validated_data.get("description", ""),
+                graph=form.validated_data.get("graph") or {"blocks": [], "edges": []},
+            )
+        except services.GraphInvalid as exc:
+            return invalid(exc)
+        return workflow_response(request, workflow, status.HTTP_201_CREATED)
+
+
+class WorkflowDetailView(APIView):
+    @extend_schema(responses=WorkflowSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return workflow_response(request, selectors.workflow_get(request.user, pk))
+
+    @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowSerializer)
+    def put(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        form = WorkflowWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            if "graph" in data:
+                if "base_version" not in data:
+                    return Response({"error": "base_version is required when saving a graph"}, status=400)
+                workflow = services.workflow_save(
+                    workflow=workflow, graph=data["graph"], base_version=data["base_version"], name=data.get("name")
+                )
+            elif data.get("name"):
+                workflow = services.workflow_rename(workflow=workflow, name=data["name"])
+        except services.StaleVersion as exc:
+            return Response({"error": str(exc), "current_version": exc.current}, status=status.HTTP_409_CONFLICT)
+        except services.GraphInvalid as exc:
+            return invalid(exc)
+        return workflow_response(request, workflow)
+
+    patch = put
+
+    def delete(self, request: Request, pk: int) -> Response:
+        services.workflow_delete(workflow=selectors.workflow_get(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WorkflowValidateView(APIView):
+    """Validates the posted graph (or the saved one) and lists each block's references."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        graph = request.data.get("graph") if isinstance(request.data, dict) else None
+        if graph is None:
+            graph = workflow.current_version.graph if workflow.current_version else {}
+        result = services.graph_validate(owner=request.user, graph=graph)
+        return Response(
+            {"ok": result.ok, "errors": [e.as_dict() for e in result.errors], "scopes": result.scopes}
+        )
+
+
+class WorkflowDuplicateView(APIView):
+    def post(self, request: Request, pk: int) -> Response:
+        source = selectors.workflow_get(request.user, pk)
+        graph = source.current_version.graph if source.current_version else {"blocks": [], "edges": []}
+        copy = services.workflow_create(owner=request.user, name=f"{source.name} (copy)", graph=graph,
+                                        description=source.description)
+        return workflow_response(request, copy, status.HTTP_201_CREATED)
+
+
+class WorkflowRunsView(APIView):
+    @extend_schema(request=RunStartSerializer, responses=RunSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        form = RunStartSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        options = {k: form.validated_data[k] for k in ("sequential", "max_concurrent") if form.validated_data.get(k)}
+        try:
+            run, _ = services.run_start(workflow=workflow, input=form.validated_data["input"], options=options)
+        except services.GraphInvalid as exc:
+            return invalid(exc)
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=RunSummarySerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(selectors.runs_for(request.user).filter(workflow=workflow).select_related("version"), request, self)
+        return paginator.get_paginated_response(RunSummarySerializer(page, many=True).data)
+
+
+class WebhookSecretView(APIView):
+    """Rotates the webhook's signing secret; the new value is shown once, in this answer."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        secret = services.webhook_rotate_secret(webhook=workflow.webhook)
+        return Response({"signing_secret": secret}, status=status.HTTP_201_CREATED)
+
+    def delete(self, request: Request, pk: int) -> Response:
+        webhook = selectors.workflow_get(request.user, pk).webhook
+        webhook.set_signing_secret("")
+        webhook.save(update_fields=["signing_secret_encrypted"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=RunSerializer)
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(RunSerializer(selectors.run_get(request.user, pk)).data)
+
+
+class RunItemsView(APIView):
+    @extend_schema(responses=ItemRunSerializer(many=True))
+    def get(self, request: Request, pk: str) -> Response:
+        run = selectors.run_get(request.user, pk)
+        items = selectors.items_of(run)
+        if request.query_params.get("status"):
+            items = items.filter(status=request.query_params["status"])
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(items, request, self) or []
+        steps: dict[str, list[Any]] = {}
+        for step in selectors.steps_of(run, [i.key for i in page]):
+            steps.setdefault(step.item_key, []).append(step)
+        data = ItemRunSerializer(page, many=True, context={"steps": steps}).data
+        return paginator.get_paginated_response(data)
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=RunSerializer)
+    def post(self, request: Request, pk: str) -> Response:
+        run = services.run_cancel(run=selectors.run_get(request.user, pk))
+        return Response(RunSerializer(run).data)
+
+
+class BlockCatalogueView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response(catalogue())
+
+
+class TemplateListView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response([
+            {"slug": t["slug"], "name": t["name"], "description": t.get("description", ""), "sample": t.get("sample")}
+            for t in gallery.templates().values()
+        ])
+
+
+class TemplateInstantiateView(APIView):
+    def post(self, request: Request, slug: str) -> Response:
+        workflow = gallery.template_instantiate(owner=request.user, slug=slug, name=request.data.get("name"))
+        return workflow_response(request, workflow, status.HTTP_201_CREATED)
+
+
+class SecretListView(APIView):
+    """Secret names only; values are write-only and never returned."""
+
+    def get(self, request: Request) -> Response:
+        return Response([{"name": s.name, "updated_at": s.updated_at} for s in Secret.objects.filter(owner=request.user)])
+
+    @extend_schema(request=SecretWriteSerializer)
+    def post(self, request: Request) -> Response:
+        form = SecretWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        secret = services.secret_set(owner=request.user, **form.validated_data)
+        return Response({"name": secret.name}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,89 @@
+"""Authoring: workflows, their immutable versions, webhooks and the owner's secrets."""
+
+from __future__ import annotations
+
+import secrets as token_source
+
+from django.conf import settings
+from django.db import models
+
+from builder import crypto
+
+
+def new_token() -> str:
+    return token_source.token_urlsafe(32)
+
+
+class Workflow(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    template_slug = models.SlugField(max_length=100, blank=True)
+    current_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkflowVersion(models.Model):
+    """A saved graph. Never changes once written: a run points at the version it ran."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    graph = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("workflow versions are immutable; save a new version instead")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.number}"
+
+
+class Webhook(models.Model):
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE, related_name="webhook")
+    token = models.CharField(max_length=64, unique=True, default=new_token)
+    signing_secret_encrypted = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def signing_secret(self) -> str:
+        return crypto.decrypt(self.signing_secret_encrypted) if self.signing_secret_encrypted else ""
+
+    def set_signing_secret(self, value: str) -> None:
+        self.signing_secret_encrypted = crypto.encrypt(value) if value else ""
+
+
+class Secret(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100)
+    value_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_secret_name")]
+
+    @property
+    def value(self) -> str:
+        return crypto.decrypt(self.value_encrypted)
+
+    def set_value(self, value: str) -> None:
+        self.value_encrypted = crypto.encrypt(value)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,98 @@
+"""Thin DRF serializers: shapes of requests and responses, no logic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from builder.models import Workflow
+from engine.models import ItemRun, Run, StepRun
+
+
+class WorkflowWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    graph = serializers.JSONField(required=False)
+    base_version = serializers.IntegerField(required=False, allow_null=True)
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    version = serializers.SerializerMethodField()
+    graph = serializers.SerializerMethodField()
+    webhook_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "template_slug", "version", "graph", "webhook_url", "created_at", "updated_at"]
+
+    def get_version(self, obj: Workflow) -> int | None:
+        return obj.current_version.number if obj.current_version else None
+
+    def get_graph(self, obj: Workflow) -> Any:
+        return obj.current_version.graph if obj.current_version else {"blocks": [], "edges": []}
+
+    def get_webhook_url(self, obj: Workflow) -> str | None:
+        webhook = getattr(obj, "webhook", None)
+        if webhook is None:
+            return None
+        request = self.context.get("request")
+        path = reverse("webhook", args=[webhook.token])
+        return request.build_absolute_uri(path) if request else path
+
+
+class RunStartSerializer(serializers.Serializer):
+    input = serializers.JSONField(required=False, default=dict)
+    sequential = serializers.BooleanField(required=False, default=False)
+    max_concurrent = serializers.IntegerField(required=False, min_value=1, max_value=1000, allow_null=True)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    workflow_version = serializers.IntegerField(source="version.number", read_only=True)
+    duration = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "workflow", "workflow_version", "status", "trigger", "progress", "error", "outputs",
+            "created_at", "started_at", "finished_at", "duration", "last_seq",
+        ]
+
+    def get_progress(self, obj: Run) -> dict[str, int]:
+        return obj.progress
+
+    def get_duration(self, obj: Run) -> float | None:
+        if obj.started_at and obj.finished_at:
+            return (obj.finished_at - obj.started_at).total_seconds()
+        return None
+
+
+class RunSummarySerializer(RunSerializer):
+    class Meta(RunSerializer.Meta):
+        fields = [f for f in RunSerializer.Meta.fields if f != "outputs"]
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StepRun
+        fields = ["block_id", "name", "status", "output", "error", "attempts", "usage", "started_at", "finished_at", "duration"]
+
+
+class ItemRunSerializer(serializers.ModelSerializer):
+    steps = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ItemRun
+        fields = ["key", "loop_block", "parent_key", "index", "status", "data", "error", "failed_block",
+                  "started_at", "finished_at", "duration", "steps"]
+
+    def get_steps(self, obj: ItemRun) -> list[dict[str, Any]]:
+        steps = self.context.get("steps", {}).get(obj.key, [])
+        return StepRunSerializer(steps, many=True).data  # type: ignore[return-value]
+
+
+class SecretWriteSerializer(serializers.Serializer):
+    name = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    value = serializers.CharField(write_only=True, max_length=10000, trim_whitespace=False)

@@ -1,0 +1,174 @@
+"""Writes, as keyword-only functions named <entity>_<verb>."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets as token_source
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from builder.models import Secret, Webhook, Workflow, WorkflowVersion
+from builder.selectors import env_names_for
+from engine.blocks import REGISTRY
+from engine.core.graph import GraphFormatError, parse_graph
+from engine.core.validation import ValidationIssue, ValidationResult, validate
+from engine.models import Run
+
+
+class GraphInvalid(Exception):
+    def __init__(self, errors: list[ValidationIssue]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+class StaleVersion(Exception):
+    def __init__(self, current: int | None) -> None:
+        self.current = current
+        super().__init__(f"the workflow was saved since (current version {current}); reload and retry")
+
+
+class IdempotencyConflict(Exception):
+    pass
+
+
+def graph_validate(*, owner: Any, graph: Any) -> ValidationResult:
+    try:
+        parsed = parse_graph(graph)
+    except GraphFormatError as exc:
+        return ValidationResult(errors=[ValidationIssue(None, None, "graph", str(exc))])
+    return validate(parsed, REGISTRY, env_names_for(owner.pk))
+
+
+def _require_valid(owner: Any, graph: Any) -> None:
+    result = graph_validate(owner=owner, graph=graph)
+    if not result.ok:
+        raise GraphInvalid(result.errors)
+
+
+def _require_graph(graph: Any) -> None:
+    try:
+        parse_graph(graph)
+    except GraphFormatError as exc:
+        raise GraphInvalid([ValidationIssue(None, None, "graph", str(exc))]) from None
+
+
+@transaction.atomic
+def workflow_create(*, owner: Any, name: str, graph: Any, description: str = "", template_slug: str = "") -> Workflow:
+    """Saves drafts too: a graph only has to be valid to run (the response reports errors)."""
+    _require_graph(graph)
+    workflow = Workflow.objects.create(owner=owner, name=name, description=description, template_slug=template_slug)
+    version = WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph)
+    workflow.current_version = version
+    workflow.save(update_fields=["current_version"])
+    Webhook.objects.create(workflow=workflow)
+    return workflow
+
+
+@transaction.atomic
+def workflow_save(*, workflow: Workflow, graph: Any, base_version: int | None, name: str | None = None) -> Workflow:
+    """A new immutable version; refused (409) when `base_version` is not the current one."""
+    locked = Workflow.objects.select_for_update().select_related("current_version").get(pk=workflow.pk)
+    current = locked.current_version.number if locked.current_version else None
+    if base_version != current:
+        raise StaleVersion(current)
+    _require_graph(graph)
+    version = WorkflowVersion.objects.create(workflow=locked, number=(current or 0) + 1, graph=graph)
+    locked.current_version = version
+    if name:
+        locked.name = name
+    locked.save(update_fields=["current_version", "name", "updated_at"])
+    return locked
+
+
+def workflow_rename(*, workflow: Workflow, name: str) -> Workflow:
+    workflow.name = name
+    workflow.save(update_fields=["name", "updated_at"])
+    return workflow
+
+
+def workflow_delete(*, workflow: Workflow) -> None:
+    workflow.delete()
+
+
+def webhook_rotate_secret(*, webhook: Webhook) -> str:
+    """A new signing secret, returned once; only its encrypted form is kept."""
+    value = "whsec_" + token_source.token_urlsafe(32)
+    webhook.set_signing_secret(value)
+    webhook.save(update_fields=["signing_secret_encrypted"])
+    return value
+
+
+def secret_set(*, owner: Any, name: str, value: str) -> Secret:
+    secret = Secret.objects.filter(owner=owner, name=name).first() or Secret(owner=owner, name=name)
+    secret.set_value(value)
+    secret.save()
+    return secret
+
+
+def input_fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def run_create(
+    *,
+    workflow: Workflow,
+    input: Any,
+    trigger: str = "api",
+    options: dict[str, Any] | None = None,
+    idempotency_key: str = "",
+    fingerprint: str = "",
+) -> tuple[Run, bool]:
+    """A queued run of the workflow's current version; (run, created). With an
+    Idempotency-Key the same key and body give the same run, a different body conflicts."""
+    if workflow.current_version is None:
+        raise GraphInvalid([ValidationIssue(None, None, "graph", "the workflow has no saved version")])
+    _require_valid(workflow.owner, workflow.current_version.graph)
+    fingerprint = fingerprint or input_fingerprint(input)
+    if idempotency_key:
+        existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.input_hash != fingerprint:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different body")
+            return existing, False
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                owner=workflow.owner,
+                workflow=workflow,
+                version=workflow.current_version,
+                input=input,
+                trigger=trigger,
+                options=options or {},
+                idempotency_key=idempotency_key,
+                input_hash=fingerprint,
+            )
+    except IntegrityError:  # a concurrent request with the same key won the race
+        existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
+        if existing.input_hash != fingerprint:
+            raise IdempotencyConflict("this Idempotency-Key was used with a different body") from None
+        return existing, False
+    return run, True
+
+
+def run_start(**kwargs: Any) -> tuple[Run, bool]:
+    """Create the run and hand it to the in-process executor once the row is committed."""
+    from engine.runner import executor
+
+    run, created = run_create(**kwargs)
+    if created:
+        transaction.on_commit(lambda: executor.submit(run.pk))
+    return run, created
+
+
+def run_cancel(*, run: Run) -> Run:
+    from django.utils import timezone
+
+    from engine.runner import executor
+
+    if not run.is_final:
+        if not executor.cancel(run.pk):
+            Run.objects.filter(pk=run.pk).update(status="cancelled", finished_at=timezone.now())
+        run.refresh_from_db()
+    return run

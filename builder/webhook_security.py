@@ -1,0 +1,187 @@
+"""Pure checks for inbound webhook requests: JSON body parsing and HMAC signatures.
+
+No Django here: the view maps `WebhookRequestError.status` / `.message` to a response.
+
+Signature header format (Stripe-style): `t=<unix seconds>,v1=<hex>[,v1=<hex>...]` where
+each v1 is HMAC-SHA256(secret, b"<t>." + raw body). Several v1 entries let a sender sign
+with the old and the new secret while a secret is being rotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from typing import Any, NoReturn
+
+DEFAULT_TOLERANCE = 300
+
+# A JSON string (closed, or running to the end of malformed input, so the pattern can
+# never fail once started and the scan stays linear) or a single bracket.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_TIMESTAMP_DIGITS = 12
+
+
+class WebhookRequestError(Exception):
+    """A request the webhook endpoint refuses; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"WebhookRequestError({self.status!r}, {self.message!r})"
+
+
+def _bad_request(message: str) -> NoReturn:
+    raise WebhookRequestError(400, message)
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return True
+    top, _, subtype = media_type.partition("/")
+    # Structured-syntax suffix (RFC 6839), e.g. application/cloudevents+json.
+    return top == "application" and subtype.endswith("+json") and subtype != "+json"
+
+
+def nesting_exceeds(text: str, max_depth: int) -> bool:
+    """Whether arrays/objects in `text` nest deeper than `max_depth`.
+
+    Runs on the raw text before json.loads, so a 100,000-deep `[[[[` is refused after
+    max_depth + 1 brackets instead of recursing in the decoder (RecursionError).
+    """
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif token == "]" or token == "}":
+            depth -= 1  # Unbalanced closers are json.loads' problem, reported with position.
+    return False
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _bad_request(f"JSON numbers must be finite ({name} is not allowed)")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e400 parses to inf: the same thing as Infinity.
+        _reject_constant(literal)
+    return value
+
+
+def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> Any:
+    """Decode a webhook body, or raise WebhookRequestError (415 or 400)."""
+    if max_depth < 0:
+        raise ValueError("max_depth must be >= 0")
+    if not _is_json_media_type(content_type):
+        raise WebhookRequestError(415, "expected application/json")
+    if not raw.strip(b" \t\r\n"):
+        _bad_request("empty request body")
+    try:
+        # JSON is UTF-8 (RFC 8259); a leading BOM may be ignored, so it is.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        _bad_request(f"request body is not valid UTF-8 (byte {exc.start})")
+    if nesting_exceeds(text, max_depth):
+        _bad_request(f"JSON nesting deeper than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        _bad_request(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError:
+        # int() refuses integers over sys.get_int_max_str_digits() (4300) digits.
+        _bad_request("JSON number is too large")
+    except RecursionError:  # Only reachable with a max_depth near the recursion limit.
+        _bad_request(f"JSON nesting deeper than {max_depth} levels")
+
+
+def _digest(secret: str, raw: bytes, timestamp: int) -> str:
+    if not secret:
+        # An empty key would make signatures forgeable by anyone: fail closed, loudly.
+        raise ValueError("webhook secret must not be empty")
+    message = f"{timestamp}.".encode() + raw
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign_payload(secret: str, raw: bytes, timestamp: int) -> str:
+    """The signature header value a sender attaches: `t=<unix>,v1=<hex>`."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+        raise TypeError("timestamp must be a non-negative int (unix seconds)")
+    return f"t={timestamp},v1={_digest(secret, raw, timestamp)}"
+
+
+def _unauthorized(message: str) -> NoReturn:
+    raise WebhookRequestError(401, message)
+
+
+def _parse_signature_header(header: str) -> tuple[int, list[str]]:
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for item in header.split(","):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            _unauthorized("malformed signature header")
+        if key == "t":
+            # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+            digits_ok = value.isascii() and value.isdigit()
+            if timestamp is not None or not digits_ok or len(value) > _MAX_TIMESTAMP_DIGITS:
+                _unauthorized("malformed signature header")
+            timestamp = int(value)
+        elif key == "v1":
+            # Hex only: compare_digest raises TypeError on non-ASCII str.
+            if not _HEX_SHA256.fullmatch(value.lower()):
+                _unauthorized("malformed signature header")
+            signatures.append(value.lower())
+        # Other schemes (v0, later versions) are ignored so senders can add them.
+    if timestamp is None or not signatures:
+        _unauthorized("malformed signature header")
+    return timestamp, signatures
+
+
+def _window(tolerance: int) -> str:
+    if tolerance % 60 == 0:
+        return f"{tolerance // 60}-minute"
+    return f"{tolerance}-second"
+
+
+def verify_signature(
+    secret: str,
+    header: str | None,
+    raw: bytes,
+    *,
+    now: float,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> None:
+    """Raise WebhookRequestError(401) unless `header` signs `raw` with `secret` recently."""
+    if header is None or not header.strip():
+        _unauthorized("missing signature header")
+    timestamp, signatures = _parse_signature_header(header)
+    # The timestamp is signed too, so a captured request cannot be replayed later.
+    if abs(now - timestamp) > tolerance:
+        _unauthorized(f"signature timestamp outside the {_window(tolerance)} window")
+    expected = _digest(secret, raw, timestamp)
+    # Check every entry rather than stopping at the first match: no timing hint about
+    # which of the rotated secrets matched.
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        _unauthorized("signature does not match")
+
+
+def body_fingerprint(raw: bytes) -> str:
+    """SHA-256 hex of the raw body, compared when an Idempotency-Key is reused."""
+    return hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,64 @@
+"""POST /hooks/<token>: starts a run of the workflow behind an unguessable token.
+
+Body size is limited earlier, by the ASGI layer (klyntos/body_limit.py). A refused request
+creates no run.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from builder.selectors import webhook_by_token
+from builder.services import GraphInvalid, IdempotencyConflict, input_fingerprint, run_start
+from builder.webhook_security import WebhookRequestError, parse_json_body, verify_signature
+from engine.blocks.webhook import body_errors
+
+
+def _error(status: int, message: str, **extra: object) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
+    webhook = webhook_by_token(token)
+    if webhook is None or webhook.workflow.current_version is None:
+        return _error(404, "no webhook with this token")
+    raw = request.body
+    try:
+        if webhook.signing_secret_encrypted:
+            verify_signature(
+                webhook.signing_secret, request.headers.get("X-Klyntos-Signature"), raw, now=time.time()
+            )
+        body = parse_json_body(
+            raw, content_type=request.headers.get("Content-Type"), max_depth=settings.KLYNTOS_WEBHOOK_MAX_DEPTH
+        )
+    except WebhookRequestError as exc:
+        return _error(exc.status, exc.message)
+    trigger = next((b for b in webhook.workflow.current_version.graph.get("blocks", []) if b.get("type") == "webhook"), None)
+    problems = body_errors((trigger or {}).get("config", {}).get("body_schema"), body)
+    if problems:
+        return _error(422, "the body does not match the webhook's schema", details=problems)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 200:
+        return _error(400, "Idempotency-Key is longer than 200 characters")
+    try:
+        run, created = run_start(
+            workflow=webhook.workflow, input=body, trigger="webhook",
+            idempotency_key=key, fingerprint=input_fingerprint(body),
+        )
+    except IdempotencyConflict as exc:
+        return _error(409, str(exc))
+    except GraphInvalid as exc:
+        return _error(409, "the workflow is not valid, fix it before posting", errors=[e.as_dict() for e in exc.errors])
+    status_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk]))
+    response = JsonResponse({"run_id": str(run.pk), "status_url": status_url}, status=202)
+    if not created:
+        response["Idempotent-Replayed"] = "true"
+    return response

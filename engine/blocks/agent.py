@@ -1,0 +1,122 @@
+"""Agent: one chat completion through any OpenAI-compatible endpoint.
+
+With a JSON-schema response format the answer's fields become outputs of their own
+(`<agent_analysis.budget_estimate>`); `content` always holds the text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+import openai
+
+from engine.blocks.base import BaseBlock, config_schema
+from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.schemas import JsonSchema, obj
+from engine.core.spec import BlockContext
+
+USAGE_SCHEMA = obj(
+    {
+        "prompt_tokens": {"type": "integer"},
+        "completion_tokens": {"type": "integer"},
+        "total_tokens": {"type": "integer"},
+    }
+)
+
+
+class AgentBlock(BaseBlock):
+    type = "agent"
+    label = "Agent"
+    description = "Asks an LLM (any OpenAI-compatible endpoint)."
+    icon = "sparkles"
+    config_schema = config_schema(
+        {
+            "model": {"type": "string", "default": "gpt-4o-mini", "minLength": 1},
+            "system_prompt": {"type": "string", "title": "System prompt"},
+            "user_prompt": {"type": "string", "title": "User prompt", "minLength": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "response_format": {"type": "object", "title": "Response JSON schema"},
+            "api_key": {"type": "string", "title": "API key (e.g. <env.OPENAI_API_KEY>)"},
+        },
+        required=["user_prompt"],
+    )
+
+    def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
+        fields = dict((config.get("response_format") or {}).get("properties") or {})
+        return obj({**fields, "content": {"type": "string"}, "model": {"type": "string"}, "usage": USAGE_SCHEMA})
+
+    def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        schema = config.get("response_format")
+        if not schema:
+            return []
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            return [("response_format", f"not a valid JSON schema: {exc.message}")]
+        if schema.get("type") != "object" or not schema.get("properties"):
+            return [("response_format", "must be an object schema with properties")]
+        reserved = {"content", "model", "usage"} & set(schema["properties"])
+        if reserved:
+            return [("response_format", f"field names reserved for the block: {sorted(reserved)}")]
+        return []
+
+    async def run(self, ctx: BlockContext) -> dict[str, Any]:
+        config = ctx.config
+        messages = []
+        if config.get("system_prompt"):
+            messages.append({"role": "system", "content": _text(config["system_prompt"])})
+        messages.append({"role": "user", "content": _text(config["user_prompt"])})
+        request: dict[str, Any] = {"model": config.get("model") or "gpt-4o-mini", "messages": messages}
+        if config.get("temperature") is not None:
+            request["temperature"] = config["temperature"]
+        if config.get("max_tokens"):
+            request["max_tokens"] = config["max_tokens"]
+        schema = ctx.raw_config.get("response_format")
+        if schema:
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": f"{ctx.block_name}_response", "schema": schema},
+            }
+        client = ctx.services.openai(config.get("api_key") or None)
+        try:
+            completion = await client.chat.completions.create(**request)
+        except openai.APIStatusError as exc:
+            message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc)}"
+            if is_retryable_status(exc.status_code):
+                raise TransientError(message, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from exc
+            raise BlockError(message) from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
+        if not completion.choices:
+            raise TransientError("LLM endpoint returned no choices")
+        content = completion.choices[0].message.content or ""
+        usage = completion.usage.model_dump() if completion.usage else {}
+        ctx.record_usage(provider="openai", model=completion.model, **usage)
+        output: dict[str, Any] = {"content": content, "model": completion.model, "usage": usage}
+        if schema:
+            output.update(_structured(content, schema))
+        return output
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return str(body.get("message") or exc.message)[:300]
+
+
+def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise BlockError(f"the model's answer is not JSON ({exc.msg})") from exc
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
+    if errors:
+        raise BlockError(f"the model's answer does not match the response format: {errors[0].message}")
+    return dict(data)

@@ -1,0 +1,67 @@
+"""Loop: runs its child blocks once per item. Scheduling lives in engine/core/loop.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+
+from engine.blocks.base import BaseBlock, config_schema
+from engine.core.graph import NAME_PATTERN
+from engine.core.refs import whole_reference
+from engine.core.spec import BlockContext
+
+
+class LoopBlock(BaseBlock):
+    type = "loop"
+    label = "Loop"
+    description = "Runs the blocks inside it once per item, in parallel up to a cap."
+    icon = "repeat"
+    expression_fields = frozenset({"aggregations", "priority"})
+    config_schema = config_schema(
+        {
+            "items": {"type": ["string", "array"], "title": "Items"},
+            "variable": {"type": "string", "title": "Variable name", "default": "item"},
+            "execution": {"enum": ["parallel", "sequential"], "default": "parallel"},
+            "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+            "fail_fast": {"type": "boolean", "default": False},
+            "priority": {"type": "string", "title": "Priority (JMESPath over an item)"},
+            "aggregations": {
+                "type": "object",
+                "title": "Aggregations (JMESPath over the results)",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+        required=["items"],
+    )
+
+    def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        items = config.get("items")
+        if isinstance(items, str) and whole_reference(items) is None:
+            problems.append(("items", "items must be one reference, e.g. <webhook.body.leads>"))
+        variable = config.get("variable", "item")
+        if not isinstance(variable, str) or not NAME_PATTERN.match(variable):
+            problems.append(("variable", "a variable name is letters, digits and _"))
+        elif variable in {"env", "loop"}:
+            problems.append(("variable", f"'{variable}' is reserved"))
+        for name, expression in (config.get("aggregations") or {}).items():
+            if not NAME_PATTERN.match(str(name)):
+                problems.append((f"aggregations.{name}", "a name is letters, digits and _"))
+            problems.extend(_expression_problem(f"aggregations.{name}", expression))
+        if config.get("priority"):
+            problems.extend(_expression_problem("priority", config["priority"]))
+        return problems
+
+    async def run(self, ctx: BlockContext) -> dict[str, Any]:
+        raise RuntimeError("the executor runs loops itself")
+
+
+def _expression_problem(field: str, expression: Any) -> list[tuple[str, str]]:
+    try:
+        jmespath.compile(str(expression))
+    except jmespath.exceptions.JMESPathError as exc:
+        return [(field, f"invalid JMESPath: {exc}")]
+    return []

@@ -1,0 +1,57 @@
+"""Slack message via chat.postMessage; referenced text is escaped for Slack (& < >)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.blocks.base import BaseBlock, config_schema
+from engine.core.refs import Scope, stringify, substitute
+from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.schemas import JsonSchema, obj
+from engine.core.spec import BlockContext
+
+
+def slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_slack_text(template: str, scope: Scope) -> str:
+    """The author's own markup stays; every referenced value is escaped."""
+    return substitute(template, scope, lambda value, _: slack_escape(stringify(value)))
+
+
+class SlackBlock(BaseBlock):
+    type = "slack"
+    label = "Slack message"
+    description = "Posts a message to a Slack channel."
+    icon = "message"
+    raw_fields = frozenset({"text"})
+    config_schema = config_schema(
+        {
+            "channel": {"type": "string", "minLength": 1, "title": "Channel"},
+            "text": {"type": "string", "minLength": 1, "title": "Message"},
+            "token": {"type": "string", "title": "Bot token (e.g. <env.SLACK_BOT_TOKEN>)"},
+        },
+        required=["channel", "text"],
+    )
+
+    def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
+        return obj({"ok": {"type": "boolean"}, "channel": {"type": "string"}, "ts": {"type": "string"}, "text": {"type": "string"}})
+
+    async def run(self, ctx: BlockContext) -> dict[str, Any]:
+        from slack_sdk.errors import SlackApiError
+
+        text = render_slack_text(ctx.raw_config["text"], ctx.scope)
+        client = ctx.services.slack(ctx.config.get("token") or None)
+        try:
+            response = await client.chat_postMessage(channel=ctx.config["channel"], text=text)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            message = f"Slack returned {status}: {error or exc.response.data}"
+            if is_retryable_status(status):
+                retry_after = parse_retry_after(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after"))
+                raise TransientError(message, retry_after=retry_after) from exc
+            raise BlockError(message) from exc
+        return {"ok": bool(response.get("ok")), "channel": response.get("channel"), "ts": response.get("ts"), "text": text}

@@ -1,0 +1,70 @@
+"""Turns Django settings into the engine's plain configuration objects."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from engine.core.data import DataConnection, PostgresData, SqliteData
+from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
+from engine.core.services import Services
+
+SANDBOX_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "slack.com")
+
+
+def host_overrides() -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    if settings.KLYNTOS_SANDBOX:
+        overrides.update({host: settings.KLYNTOS_SIMULATOR_URL for host in SANDBOX_HOSTS})
+    overrides.update(parse_host_overrides(settings.KLYNTOS_HOST_OVERRIDES))
+    return overrides
+
+
+def provider_credentials() -> dict[str, str]:
+    sandbox = settings.KLYNTOS_SANDBOX
+    return {
+        "openai_api_key": settings.OPENAI_API_KEY or ("sk-sandbox" if sandbox else ""),
+        "slack_token": settings.SLACK_BOT_TOKEN or ("xoxb-sandbox" if sandbox else ""),
+    }
+
+
+def build_services() -> Services:
+    factory = OutboundFactory(
+        OutboundConfig(host_overrides=host_overrides(), trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS))
+    )
+    factory.trust_base_url(settings.OPENAI_BASE_URL)
+    factory.trust_base_url(settings.SLACK_BASE_URL)
+    return Services(
+        outbound=factory,
+        data=data_connection(),
+        openai_base_url=settings.OPENAI_BASE_URL,
+        slack_base_url=settings.SLACK_BASE_URL,
+        **provider_credentials(),
+    )
+
+
+def data_connection(alias: str = "data") -> DataConnection:
+    """The workflow-data database as Django sees it right now (tests rename it)."""
+    config: dict[str, Any] = connections[alias].settings_dict
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return SqliteData(str(config["NAME"]))
+    if config["ENGINE"] in {"django.db.backends.postgresql"}:
+        from psycopg.conninfo import make_conninfo
+
+        parts = {
+            "dbname": config["NAME"],
+            "user": config.get("USER") or None,
+            "password": config.get("PASSWORD") or None,
+            "host": config.get("HOST") or None,
+            "port": str(config["PORT"]) if config.get("PORT") else None,
+        }
+        return PostgresData(make_conninfo(**{k: v for k, v in parts.items() if v}))
+    raise ValueError(f"unsupported data database engine {config['ENGINE']}")
+
+
+def allowed_process_env() -> dict[str, str]:
+    """Process variables the operator allow-listed by name (and that are set)."""
+    return {name: os.environ[name] for name in settings.KLYNTOS_ENV_ALLOWLIST if name in os.environ}

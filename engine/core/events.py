@@ -1,0 +1,57 @@
+"""Typed engine events with a per-run increasing `seq`; the engine's only output besides
+its result. Payloads are redacted by value before anyone sees them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.core.redaction import Redactor
+
+EventType = Literal[
+    "run.started",
+    "run.finished",
+    "item.started",
+    "item.finished",
+    "item.failed",
+    "step.started",
+    "step.retrying",
+    "step.finished",
+    "step.failed",
+    "progress",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    type: EventType
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "at": self.at, **self.data}
+
+
+Sink = Callable[[Event], None]
+
+
+class EventBus:
+    """Numbers, redacts and hands events to a sink; the sink must be quick and never block."""
+
+    def __init__(self, sink: Sink, redactor: Redactor | None = None, start_seq: int = 0) -> None:
+        self._sink = sink
+        self._redactor = redactor or Redactor()
+        self._seq = start_seq
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def emit(self, type_: EventType, **data: Any) -> Event:
+        self._seq += 1
+        event = Event(self._seq, type_, time.time(), self._redactor.value(data))
+        self._sink(event)
+        return event

@@ -1,0 +1,208 @@
+"""Executes a validated, frozen graph on asyncio.
+
+A block starts as soon as every block it depends on has finished, so independent branches
+overlap (graphlib.TopologicalSorter is the model). Loops are delegated to `loop.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import graphlib
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from engine.core.events import EventBus
+from engine.core.graph import LOOP_TYPE, Block, Graph
+from engine.core.refs import MissingReference, Scope, render
+from engine.core.retry import BlockError, RetryPolicy, TransientError, call_with_retry
+from engine.core.spec import BlockContext, Registry
+from engine.core.ssrf import BlockedAddressError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sequential: bool = False  # every loop runs one item at a time
+    max_concurrent: int | None = None  # overrides every loop's cap
+    block_timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class RunOutcome:
+    status: str  # succeeded | partially_succeeded | failed
+    outputs: dict[str, Any]
+    error: str | None = None
+    failed_items: int = 0
+
+
+class StepFailed(Exception):
+    """A block failed for good; carries the block's name for the item's failure record."""
+
+    def __init__(self, block: Block, message: str) -> None:
+        self.block = block
+        self.message = message
+        super().__init__(f"{block.name}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFrame:
+    """Where a step runs: the chain of loop iterations around it ('' at top level)."""
+
+    key: str = ""
+
+
+TOP = ItemFrame()
+
+
+class Executor:
+    def __init__(
+        self,
+        graph: Graph,
+        registry: Registry,
+        *,
+        bus: EventBus,
+        services: Any,
+        env: Mapping[str, str] | None = None,
+        options: RunOptions | None = None,
+    ) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.bus = bus
+        self.services = services
+        self.env = dict(env or {})
+        self.options = options or RunOptions()
+        self.rng = random.Random()
+        self.failed_items = 0
+        self._predecessors = {
+            parent: graph.predecessors(parent)
+            for parent in {None, *(b.id for b in graph.blocks if b.type == LOOP_TYPE)}
+        }
+
+    async def run(self, trigger_input: Any) -> RunOutcome:
+        self.trigger_input = trigger_input
+        self.bus.emit("run.started", total_blocks=len(self.graph.blocks))
+        scope = Scope({"env": self.env})
+        try:
+            outputs = await self.run_level(None, scope, TOP)
+        except StepFailed as failure:
+            outcome = RunOutcome("failed", {}, str(failure), self.failed_items)
+        else:
+            status = "partially_succeeded" if self.failed_items else "succeeded"
+            outcome = RunOutcome(status, outputs, None, self.failed_items)
+        self.bus.emit("run.finished", status=outcome.status, error=outcome.error)
+        return outcome
+
+    async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
+        """Run the blocks directly under `parent`; the first failure cancels the rest."""
+        sorter = graphlib.TopologicalSorter(self._predecessors[parent])
+        sorter.prepare()
+        outputs: dict[str, Any] = {}
+        running: dict[asyncio.Task[Any], Block] = {}
+        try:
+            while sorter.is_active():
+                for block_id in sorter.get_ready():
+                    block = self.graph.block(block_id)
+                    task = asyncio.ensure_future(self.run_block(block, scope, frame))
+                    running[task] = block
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    block = running.pop(task)
+                    output = task.result()
+                    scope.set(block.name, output)
+                    outputs[block.name] = output
+                    sorter.done(block.id)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        return outputs
+
+    async def run_block(self, block: Block, scope: Scope, frame: ItemFrame) -> Any:
+        started = time.monotonic()
+        self.bus.emit("step.started", item=frame.key, block=block.id, name=block.name)
+        attempts = 0
+        usage: list[dict[str, Any]] = []
+        try:
+            if block.type == LOOP_TYPE:
+                from engine.core.loop import run_loop
+
+                output = await run_loop(self, block, scope, frame)
+                attempts = 1
+            else:
+                output, attempts, usage = await self._run_simple(block, scope, frame)
+        except StepFailed as failure:
+            self.bus.emit(
+                "step.failed",
+                item=frame.key,
+                block=block.id,
+                name=block.name,
+                error=failure.message,
+                attempts=max(attempts, 1),
+                duration=time.monotonic() - started,
+            )
+            raise
+        self.bus.emit(
+            "step.finished",
+            item=frame.key,
+            block=block.id,
+            name=block.name,
+            output=output,
+            attempts=attempts,
+            usage=usage,
+            duration=time.monotonic() - started,
+        )
+        return output
+
+    async def _run_simple(
+        self, block: Block, scope: Scope, frame: ItemFrame
+    ) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
+        spec = self.registry[block.type]
+        raw = dict(block.config)
+        try:
+            rendered = {
+                key: value if key in spec.raw_fields or key in spec.expression_fields else render(value, scope)
+                for key, value in raw.items()
+            }
+        except MissingReference as exc:
+            raise StepFailed(block, str(exc)) from None
+        attempts_made = 0
+        usage: list[dict[str, Any]] = []
+
+        async def attempt(number: int) -> dict[str, Any]:
+            nonlocal attempts_made
+            attempts_made = number
+            ctx = BlockContext(
+                block.id, block.name, rendered, raw, scope, self.services, number, usage, self.trigger_input
+            )
+            try:
+                return await spec.run(ctx)
+            except (httpx.TimeoutException, httpx.NetworkError) as exc:
+                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+
+        def on_retry(number: int, delay: float, error: TransientError) -> None:
+            self.bus.emit(
+                "step.retrying",
+                item=frame.key,
+                block=block.id,
+                name=block.name,
+                attempt=number,
+                delay=round(delay, 3),
+                error=str(error),
+            )
+
+        timeout = float(raw.get("timeout") or self.options.block_timeout)
+        try:
+            output = await call_with_retry(
+                self.options.retry, attempt, attempt_timeout=timeout, on_retry=on_retry, rng=self.rng
+            )
+        except (BlockError, BlockedAddressError, MissingReference) as exc:
+            raise StepFailed(block, str(exc)) from None
+        except Exception as exc:  # an ordinary bug in one block fails that step, not the run
+            raise StepFailed(block, f"{type(exc).__name__}: {exc}") from None
+        return output, attempts_made, usage

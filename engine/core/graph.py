@@ -1,0 +1,177 @@
+"""The workflow graph: blocks and edges, parsed from the JSON the editor saves.
+
+A Loop is the parent of its body blocks (React Flow's sub-flow model); loops nest. Edges join
+blocks that share a parent, or a loop to one of its own children (the body's entry).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LOOP_TYPE = "loop"
+
+
+class GraphFormatError(ValueError):
+    """The JSON is not a graph at all (as opposed to a graph that fails validation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    id: str
+    type: str
+    name: str
+    parent: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    position: Mapping[str, float] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_loop(self) -> bool:
+        return self.type == LOOP_TYPE
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    blocks: tuple[Block, ...]
+    edges: tuple[Edge, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {b.id: b for b in self.blocks})
+
+    @property
+    def by_id(self) -> dict[str, Block]:
+        return self._by_id  # type: ignore[attr-defined,no-any-return]
+
+    def block(self, block_id: str) -> Block:
+        return self.by_id[block_id]
+
+    def by_name(self, name: str) -> Block | None:
+        for block in self.blocks:
+            if block.name == name:
+                return block
+        return None
+
+    def children(self, parent: str | None) -> list[Block]:
+        return [b for b in self.blocks if b.parent == parent]
+
+    def ancestors(self, block_id: str) -> list[Block]:
+        """Enclosing loops, innermost first."""
+        chain: list[Block] = []
+        parent = self.by_id[block_id].parent
+        seen: set[str] = set()
+        while parent is not None and parent in self.by_id and parent not in seen:
+            seen.add(parent)
+            chain.append(self.by_id[parent])
+            parent = self.by_id[parent].parent
+        return chain
+
+    def level_edges(self, parent: str | None) -> list[Edge]:
+        """Edges between siblings under `parent` (the ones that order execution)."""
+        ids = {b.id for b in self.children(parent)}
+        return [e for e in self.edges if e.source in ids and e.target in ids]
+
+    def predecessors(self, parent: str | None) -> dict[str, set[str]]:
+        preds: dict[str, set[str]] = {b.id: set() for b in self.children(parent)}
+        for edge in self.level_edges(parent):
+            preds[edge.target].add(edge.source)
+        return preds
+
+    def upstream(self, block_id: str) -> set[str]:
+        """Siblings that finish before `block_id` starts (transitive predecessors)."""
+        block = self.by_id[block_id]
+        preds = self.predecessors(block.parent)
+        found: set[str] = set()
+        stack = list(preds.get(block_id, ()))
+        while stack:
+            current = stack.pop()
+            if current in found:
+                continue
+            found.add(current)
+            stack.extend(preds.get(current, ()))
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "blocks": [
+                {
+                    "id": b.id,
+                    "type": b.type,
+                    "name": b.name,
+                    "parent": b.parent,
+                    "config": dict(b.config),
+                    "position": dict(b.position),
+                    **dict(b.extra),
+                }
+                for b in self.blocks
+            ],
+            "edges": [
+                {"source": e.source, "target": e.target, **({"handle": e.handle} if e.handle else {})}
+                for e in self.edges
+            ],
+        }
+
+
+BLOCK_KEYS = {"id", "type", "name", "parent", "config", "position"}
+
+
+def parse_graph(data: Any) -> Graph:
+    """Turn saved JSON into a Graph; raises GraphFormatError naming what is malformed."""
+    if not isinstance(data, Mapping):
+        raise GraphFormatError("a workflow graph must be an object with 'blocks' and 'edges'")
+    raw_blocks = data.get("blocks", [])
+    raw_edges = data.get("edges", [])
+    if not isinstance(raw_blocks, list) or not isinstance(raw_edges, list):
+        raise GraphFormatError("'blocks' and 'edges' must be lists")
+    blocks = [_parse_block(i, raw) for i, raw in enumerate(raw_blocks)]
+    edges = [_parse_edge(i, raw) for i, raw in enumerate(raw_edges)]
+    return Graph(tuple(blocks), tuple(edges))
+
+
+def _parse_block(index: int, raw: Any) -> Block:
+    if not isinstance(raw, Mapping):
+        raise GraphFormatError(f"blocks[{index}] must be an object")
+    for key in ("id", "type", "name"):
+        if not isinstance(raw.get(key), str) or not raw.get(key):
+            raise GraphFormatError(f"blocks[{index}].{key} must be a non-empty string")
+    parent = raw.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise GraphFormatError(f"blocks[{index}].parent must be a block id or null")
+    config = raw.get("config") or {}
+    position = raw.get("position") or {}
+    if not isinstance(config, Mapping) or not isinstance(position, Mapping):
+        raise GraphFormatError(f"blocks[{index}].config and .position must be objects")
+    extra = {k: v for k, v in raw.items() if k not in BLOCK_KEYS}
+    return Block(
+        id=raw["id"],
+        type=raw["type"],
+        name=raw["name"],
+        parent=parent or None,
+        config=dict(config),
+        position=dict(position),
+        extra=extra,
+    )
+
+
+def _parse_edge(index: int, raw: Any) -> Edge:
+    if not isinstance(raw, Mapping):
+        raise GraphFormatError(f"edges[{index}] must be an object")
+    source, target = raw.get("source"), raw.get("target")
+    if not isinstance(source, str) or not isinstance(target, str):
+        raise GraphFormatError(f"edges[{index}] needs string 'source' and 'target'")
+    handle = raw.get("handle")
+    return Edge(source=source, target=target, handle=handle if isinstance(handle, str) else None)
+
+
+def names_of(blocks: Iterable[Block]) -> list[str]:
+    return [b.name for b in blocks]

@@ -1,0 +1,138 @@
+"""The Loop block: runs its body once per item on a sliding window.
+
+`max_concurrent` workers pull the next item the moment they finish one, so a slow item never
+holds back a wave. Item failures are recorded on the item and never cancel siblings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import jmespath
+import jmespath.exceptions
+
+from engine.core.graph import Block
+from engine.core.refs import MissingReference, Scope, render
+
+if TYPE_CHECKING:
+    from engine.core.executor import Executor, ItemFrame
+
+DEFAULT_MAX_CONCURRENT = 10
+
+
+def loop_cap(executor: Executor, block: Block) -> int:
+    config = block.config
+    if executor.options.sequential or config.get("execution", "parallel") == "sequential":
+        return 1
+    if executor.options.max_concurrent:
+        return max(1, executor.options.max_concurrent)
+    return max(1, int(config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT))
+
+
+def dispatch_order(items: list[Any], priority: str | None) -> list[int]:
+    """Indexes in the order items start: by descending priority when configured."""
+    order = list(range(len(items)))
+    if priority:
+        expression = jmespath.compile(priority)
+
+        def key(index: int) -> float:
+            value = expression.search(items[index])
+            return -float(value) if isinstance(value, int | float) else 0.0
+
+        order.sort(key=key)
+    return order
+
+
+async def run_loop(executor: Executor, block: Block, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
+    from engine.core.executor import ItemFrame, StepFailed
+
+    try:
+        items = render(block.config.get("items"), scope)
+    except MissingReference as exc:
+        raise StepFailed(block, str(exc)) from None
+    if not isinstance(items, list):
+        kind = "null" if items is None else type(items).__name__
+        raise StepFailed(block, f"items must resolve to a list, got {kind}")
+
+    variable = str(block.config.get("variable") or "item")
+    fail_fast = bool(block.config.get("fail_fast", False))
+    cap = loop_cap(executor, block)
+    total = len(items)
+    results: list[dict[str, Any] | None] = [None] * total
+    failures: list[dict[str, Any]] = []
+    counts = {"succeeded": 0, "failed": 0, "running": 0}
+    stop = asyncio.Event()
+    bus = executor.bus
+
+    def progress() -> None:
+        bus.emit("progress", loop=block.id, item=frame.key, total=total, **counts)
+
+    async def run_item(index: int) -> None:
+        item = items[index]
+        key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
+        iteration = {"index": index, "item": item}
+        item_scope = scope.child({variable: item, "loop": iteration, block.name: iteration})
+        started = time.monotonic()
+        counts["running"] += 1
+        bus.emit("item.started", item=key, loop=block.id, parent=frame.key, index=index, data=item)
+        try:
+            outputs = await executor.run_level(block.id, item_scope, ItemFrame(key))
+        except StepFailed as failure:
+            counts["running"] -= 1
+            counts["failed"] += 1
+            executor.failed_items += 1
+            failures.append({"index": index, "item": item, "block": failure.block.name, "error": failure.message})
+            bus.emit(
+                "item.failed",
+                item=key,
+                loop=block.id,
+                index=index,
+                block=failure.block.name,
+                error=failure.message,
+                duration=time.monotonic() - started,
+            )
+            if fail_fast:
+                stop.set()
+        else:
+            counts["running"] -= 1
+            counts["succeeded"] += 1
+            results[index] = {"index": index, "item": item, "outputs": outputs}
+            bus.emit("item.finished", item=key, loop=block.id, index=index, duration=time.monotonic() - started)
+        progress()
+
+    order: Iterator[int] = iter(dispatch_order(items, block.config.get("priority")))
+
+    async def worker() -> None:
+        # Pulling from a shared iterator is the sliding window: no await between next() calls.
+        for index in order:
+            if stop.is_set():
+                return
+            await run_item(index)
+
+    progress()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(cap, total)):
+            group.create_task(worker())
+
+    failures.sort(key=lambda f: f["index"])
+    succeeded = [r for r in results if r is not None]
+    if fail_fast and failures:
+        first = failures[0]
+        raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
+    if total and not succeeded:
+        raise StepFailed(block, f"all {total} items failed; first: {failures[0]['error']}")
+    output: dict[str, Any] = {
+        "results": succeeded,
+        "count": total,
+        "succeeded": len(succeeded),
+        "failed": failures,
+    }
+    for name, expression in (block.config.get("aggregations") or {}).items():
+        try:
+            output[name] = jmespath.search(expression, output)
+        except (jmespath.exceptions.JMESPathError, TypeError, ValueError) as exc:
+            raise StepFailed(block, f"aggregation '{name}' failed: {exc}") from None
+    return output

@@ -1,0 +1,447 @@
+"""The one place that builds outbound HTTP clients.
+
+Every outbound request of the product goes through an :class:`OutboundFactory`:
+
+* one shared ``aiohttp.ClientSession`` whose connector resolves names through
+  :class:`~engine.core.ssrf.GuardedResolver` (resolve once, refuse non-public
+  addresses, connect to exactly the checked addresses);
+* one shared ``httpx.AsyncClient`` running on ``httpx_aiohttp``'s aiohttp transport over
+  that session (much faster than httpx's default transport under concurrency),
+  behind a :class:`GuardedTransport` that applies host overrides and refuses IP
+  literals on every hop, redirects included;
+* the openai and slack_sdk clients are handed the shared httpx client / session.
+
+Trust: a request skips the guard only when its *original* host was routed by a host
+override, or its host / host:port is in ``OutboundConfig.trusted_hosts`` or was added
+with :meth:`OutboundFactory.trust_base_url`.  A URL that names an override *target*
+directly is not trusted.
+
+A factory belongs to the event loop that first uses it (the aiohttp session is bound
+to that loop); build one factory per loop and ``await factory.aclose()`` on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import socket
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import httpx
+import openai
+import yarl
+from aiohttp import ClientTimeout
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+
+from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
+
+__all__ = [
+    "BlockedAddressError",
+    "GuardedTransport",
+    "OutboundConfig",
+    "OutboundFactory",
+    "parse_host_overrides",
+]
+
+_DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
+
+HostPort = tuple[str, int | None]
+
+
+def _normalize_host(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.endswith(".") and not host.endswith(".."):
+        host = host[:-1]
+    return host
+
+
+def _valid_host_key(host: str) -> bool:
+    if not host:
+        return False
+    if literal_address(host) is not None:
+        return True
+    return all(c.isalnum() or c in "-._" for c in host)
+
+
+def _parse_base_url(base: str, *, entry: str) -> str:
+    parts = urlsplit(base.strip())
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(
+            f"host override {entry!r}: base {base!r} must be an http:// or https:// URL with a host"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"host override {entry!r}: base {base!r} must not have a query or fragment"
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise ValueError(f"host override {entry!r}: base {base!r} has an invalid port") from exc
+    return base.strip().rstrip("/")
+
+
+def parse_host_overrides(text: str) -> dict[str, str]:
+    """Parse ``"host=http://base,host2=https://base2/prefix"`` into a host → base map.
+
+    Raises ``ValueError`` naming the bad entry for a missing ``=``, an empty or
+    malformed host, or a base that is not an absolute http(s) URL.
+    """
+    overrides: dict[str, str] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        host, sep, base = entry.partition("=")
+        if not sep:
+            raise ValueError(f"host override {entry!r}: expected 'host=http(s)://base'")
+        host = _normalize_host(host)
+        if not _valid_host_key(host):
+            raise ValueError(f"host override {entry!r}: empty or malformed host")
+        overrides[host] = _parse_base_url(base, entry=entry)
+    return overrides
+
+
+def _parse_trusted(entry: str) -> HostPort:
+    entry = entry.strip().lower()
+    if not entry:
+        raise ValueError("empty trusted host entry")
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    else:  # a name, an IPv4 address or a bare IPv6 address
+        host, port = entry, ""
+    host = _normalize_host(host)
+    if not host or (port and not port.isdigit()):
+        raise ValueError(f"malformed trusted host entry {entry!r}")
+    return host, int(port) if port else None
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """Operator configuration of outbound HTTP."""
+
+    host_overrides: Mapping[str, str] = field(default_factory=dict)
+    trusted_hosts: frozenset[str] = frozenset()  # "host" or "host:port"
+    timeout: float = 30.0
+    max_connections: int = 200
+    max_redirects: int = 5
+    user_agent: str = "Klyntos/0.1"
+
+
+def _host_port(url: httpx.URL) -> tuple[str, int]:
+    host = _normalize_host(url.raw_host.decode("ascii"))
+    return host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+class _SharedAsyncClient(httpx.AsyncClient):
+    """The factory's httpx client: borrowers cannot close it.
+
+    ``openai.AsyncOpenAI.close()`` and ``async with client:`` would otherwise close the
+    one shared client for everybody; only :meth:`OutboundFactory.aclose` closes it.
+    """
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> typing.Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: types.TracebackType | None = None,
+    ) -> None:
+        return None
+
+    async def _factory_aclose(self) -> None:
+        await super().aclose()
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """``httpx_aiohttp.AiohttpTransport`` that keeps httpx's URL encoding byte for byte.
+
+    The stock transport hands aiohttp ``str(url)``, which yarl re-quotes (``%7E`` →
+    ``~``, ``%2F`` in a query → ``/``), breaking signed URLs.  This passes an
+    already-encoded ``yarl.URL`` instead and fetches the session from the factory on
+    every request (so the session is created lazily inside the running loop).
+    """
+
+    def __init__(self, session: typing.Callable[[], aiohttp.ClientSession]) -> None:
+        super().__init__(client=session)
+        self._session_getter = session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session_getter()
+        timeout = request.extensions.get("timeout", {})
+        sni_hostname = request.extensions.get("sni_hostname")
+        with map_aiohttp_exceptions():
+            data: bytes | httpx.AsyncByteStream | None
+            try:
+                data = request.content or None
+            except httpx.RequestNotRead:
+                data = request.stream  # type: ignore[assignment]
+                request.headers.pop("transfer-encoding", None)  # aiohttp chunks it itself
+            response = await session.request(
+                method=request.method,
+                url=yarl.URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(),
+                data=data,
+                allow_redirects=False,  # httpx follows redirects, hop by hop, through us
+                auto_decompress=False,  # httpx decodes
+                compress=False,
+                timeout=ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+                server_hostname=sni_hostname,
+            ).__aenter__()
+        extensions: dict[str, typing.Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        return None  # the factory owns and closes the session
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Applies host overrides and the SSRF guard to every request httpx sends.
+
+    httpx calls the transport once per hop, so redirects are checked too.  IP
+    literals are refused here, before any connection; names are checked by the
+    session's :class:`GuardedResolver` at connect time.
+    """
+
+    def __init__(self, factory: OutboundFactory, inner: httpx.AsyncBaseTransport) -> None:
+        self._factory = factory
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"refusing non-http(s) URL {url}", request=request)
+        host, port = _host_port(url)
+        factory = self._factory
+        rewritten, overridden = factory.rewrite_url(str(url))
+        if overridden:
+            request = _retarget(request, httpx.URL(rewritten))
+        elif not factory._is_trusted(host, port):
+            ip = literal_address(host)
+            if ip is not None:
+                reason = address_refusal(ip)
+                if reason is not None:
+                    raise BlockedAddressError(host, ip, reason)
+            elif factory._is_override_target(host, port):
+                # The session resolver lets override targets through; a URL naming one
+                # directly is not trusted, so check its addresses here.
+                await factory._resolver_for_loop().resolve_checked(
+                    host, port, family=socket.AF_UNSPEC, honour_trust=False
+                )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that stores and sends no cookies (httpx copies a ``Cookies``, keeps a jar)."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _retarget(request: httpx.Request, url: httpx.URL) -> httpx.Request:
+    headers = request.headers.copy()
+    headers["Host"] = url.netloc.decode("ascii")
+    new = httpx.Request(
+        request.method, url, headers=headers, stream=request.stream, extensions=request.extensions
+    )
+    if isinstance(request.stream, httpx.ByteStream):
+        new.read()
+    return new
+
+
+class OutboundFactory:
+    """Builds (once) and hands out the product's outbound HTTP clients.
+
+    Belongs to one event loop: the first loop that uses it.  Clients are created
+    lazily, inside that loop; using the factory from another loop raises
+    ``RuntimeError``.
+    """
+
+    def __init__(self, config: OutboundConfig | None = None) -> None:
+        self.config = config or OutboundConfig()
+        self._overrides: dict[str, str] = {}
+        for host, base in self.config.host_overrides.items():
+            entry = f"{host}={base}"
+            key = _normalize_host(host)
+            if not _valid_host_key(key):
+                raise ValueError(f"host override {entry!r}: empty or malformed host")
+            self._overrides[key] = _parse_base_url(base, entry=entry)
+        self._override_targets: set[tuple[str, int]] = set()
+        for base in self._overrides.values():
+            target = urlsplit(base)
+            assert target.hostname is not None
+            self._override_targets.add(
+                (_normalize_host(target.hostname), target.port or _DEFAULT_PORTS[target.scheme])
+            )
+        self._trusted: set[HostPort] = {_parse_trusted(e) for e in self.config.trusted_hosts}
+        self._httpx: _SharedAsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # -- routing and trust -------------------------------------------------------
+
+    def rewrite_url(self, url: str) -> tuple[str, bool]:
+        """Re-base ``url`` on its host's override base; returns ``(url, overridden)``."""
+        parts = urlsplit(url)
+        if parts.hostname is None:
+            return url, False
+        base = self._overrides.get(_normalize_host(parts.hostname))
+        if base is None:
+            return url, False
+        target = urlsplit(base)
+        path = target.path.rstrip("/") + (parts.path or "/")
+        return urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment)), True
+
+    def trust_base_url(self, url: str) -> None:
+        """Trust an operator-configured base URL's host:port (e.g. OPENAI_BASE_URL)."""
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"base URL {url!r} must be an http:// or https:// URL with a host")
+        self._trusted.add(
+            (_normalize_host(parts.hostname), parts.port or _DEFAULT_PORTS[parts.scheme])
+        )
+
+    def _is_trusted(self, host: str, port: int) -> bool:
+        host = _normalize_host(host)
+        return (host, port) in self._trusted or (host, None) in self._trusted
+
+    def _is_override_target(self, host: str, port: int) -> bool:
+        return (_normalize_host(host), port) in self._override_targets
+
+    def _session_trusts(self, host: str, port: int) -> bool:
+        """What the shared session lets through unchecked (resolver and middleware)."""
+        return self._is_trusted(host, port) or self._is_override_target(host, port)
+
+    # -- clients ----------------------------------------------------------------
+
+    def _check_loop(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RuntimeError("OutboundFactory is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError("OutboundFactory belongs to another event loop")
+        return loop
+
+    def _resolver_for_loop(self) -> GuardedResolver:
+        self._check_loop()
+        if self._resolver is None:
+            self._resolver = GuardedResolver(self._session_trusts)
+        return self._resolver
+
+    async def _literal_guard(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        """Session middleware: IP literals never reach the resolver, so check them here."""
+        host = request.url.raw_host or ""
+        ip = literal_address(host)
+        if ip is not None and not self._session_trusts(host, request.url.port or 0):
+            reason = address_refusal(ip)
+            if reason is not None:
+                raise BlockedAddressError(host, ip, reason)
+        return await handler(request)
+
+    def aiohttp_session(self) -> aiohttp.ClientSession:
+        """The one shared session (guarded resolver, ``limit=max_connections``).
+
+        Must be called inside the factory's event loop.  Used as-is by slack_sdk.
+        """
+        self._check_loop()
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver_for_loop(), limit=self.config.max_connections
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self.config.user_agent},
+                timeout=ClientTimeout(total=self.config.timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),  # shared by all tenants: keep no cookies
+                middlewares=(self._literal_guard,),
+                trust_env=False,
+            )
+        return self._session
+
+    def httpx_client(self) -> httpx.AsyncClient:
+        """The one shared httpx client (aiohttp transport behind :class:`GuardedTransport`).
+
+        May be built outside a loop; its session is created on first request.
+        """
+        if self._closed:
+            raise RuntimeError("OutboundFactory is closed")
+        if self._httpx is None:
+            transport = GuardedTransport(self, _AiohttpTransport(self.aiohttp_session))
+            self._httpx = _SharedAsyncClient(
+                transport=transport,
+                follow_redirects=True,
+                max_redirects=self.config.max_redirects,
+                timeout=httpx.Timeout(self.config.timeout),
+                headers={"User-Agent": self.config.user_agent},
+                cookies=_no_cookies(),  # shared by all tenants: keep no cookies
+                trust_env=False,  # env proxies would bypass the guarded transport
+            )
+        return self._httpx
+
+    def slack_base_url(self, base: str) -> str:
+        """Slack API base URL after host overrides (for ``AsyncWebClient(base_url=...)``)."""
+        return self.rewrite_url(base)[0]
+
+    def openai_client(self, *, api_key: str, base_url: str) -> openai.AsyncOpenAI:
+        """An ``AsyncOpenAI`` on the shared httpx client, with ``max_retries=0``.
+
+        ``base_url`` is operator-configured: when a host override covers it, the
+        transport routes (and trusts) every request; otherwise its host:port is trusted.
+        The client keeps the original ``base_url`` so the override is applied per
+        request rather than trusting the override target for everyone.
+        """
+        if not self.rewrite_url(base_url)[1]:
+            self.trust_base_url(base_url)
+        return openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            http_client=self.httpx_client(),
+        )
+
+    async def aclose(self) -> None:
+        """Close the shared httpx client and aiohttp session; the factory is then closed."""
+        self._closed = True
+        client, self._httpx = self._httpx, None
+        session, self._session = self._session, None
+        resolver, self._resolver = self._resolver, None
+        if client is not None:
+            await client._factory_aclose()
+        if session is not None:
+            await session.close()
+        if resolver is not None:
+            await resolver.close()

@@ -1,0 +1,37 @@
+"""Redaction of secret values, by value (never by field name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "[redacted]"
+# Shorter values would mask ordinary text everywhere; real keys and tokens are far longer.
+MIN_SECRET_LENGTH = 4
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted(values, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.value(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value

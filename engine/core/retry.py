@@ -1,0 +1,103 @@
+"""The one retry policy: exponential backoff with full jitter, `Retry-After` honoured.
+
+Only transient failures are retried (429, 5xx, timeouts, connection errors); blocks signal them
+by raising `TransientError`. The engine is the only layer that retries (SDK retries are off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class BlockError(Exception):
+    """A block failed for a reason worth showing to the user as is."""
+
+
+class TransientError(BlockError):
+    """A failure that may pass if tried again (429, 5xx, timeout, connection)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def is_retryable_status(status: int) -> bool:
+    return status == 429 or 500 <= status <= 599
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Wait before attempt `attempt + 1`; full jitter unless the server said when."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return rng.uniform(0, ceiling)
+
+
+OnRetry = Callable[[int, float, TransientError], None]
+
+
+async def call_with_retry(
+    policy: RetryPolicy,
+    attempt_fn: Callable[[int], Awaitable[T]],
+    *,
+    attempt_timeout: float | None,
+    on_retry: OnRetry | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """Run `attempt_fn(attempt)` until it succeeds, fails for good, or attempts run out.
+
+    Each attempt has its own timeout; a timeout counts as transient.
+    """
+    rng = rng or random.Random()
+    attempt = 1
+    while True:
+        try:
+            async with asyncio.timeout(attempt_timeout):
+                return await attempt_fn(attempt)
+        except TimeoutError:
+            error: TransientError = TransientError(f"timed out after {attempt_timeout:g} s")
+        except TransientError as exc:
+            error = exc
+        if attempt >= policy.max_attempts:
+            if attempt > 1:
+                raise BlockError(f"{error} (gave up after {attempt} attempts)") from error
+            raise error
+        wait = policy.delay(attempt, error.retry_after, rng)
+        if on_retry is not None:
+            on_retry(attempt, wait, error)
+        await asyncio.sleep(wait)
+        attempt += 1

@@ -1,0 +1,42 @@
+"""What blocks reach the outside world through, built once per run by the host process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.data import DataConnection
+from engine.core.outbound import OutboundFactory
+
+
+@dataclass
+class Services:
+    outbound: OutboundFactory
+    data: DataConnection | None = None
+    openai_api_key: str = ""
+    openai_base_url: str = "https://api.openai.com/v1"
+    slack_token: str = ""
+    slack_base_url: str = "https://slack.com/api/"
+    _openai: dict[str, Any] = field(default_factory=dict)
+
+    def openai(self, api_key: str | None = None) -> Any:
+        """One AsyncOpenAI per key, all sharing the factory's HTTP client."""
+        key = api_key or self.openai_api_key or "sk-not-configured"
+        if key not in self._openai:
+            self._openai[key] = self.outbound.openai_client(api_key=key, base_url=self.openai_base_url)
+        return self._openai[key]
+
+    def slack(self, token: str | None = None) -> Any:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        return AsyncWebClient(
+            token=token or self.slack_token,
+            session=self.outbound.aiohttp_session(),
+            base_url=self.outbound.slack_base_url(self.slack_base_url),
+            retry_handlers=[],  # the engine is the only layer that retries
+        )
+
+    async def aclose(self) -> None:
+        await self.outbound.aclose()
+        if self.data is not None:
+            await self.data.aclose()

@@ -1,0 +1,54 @@
+"""What a block type declares to the engine: config schema, output schema, and `run`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.core.refs import Scope
+
+JsonSchema = dict[str, Any]
+ANY_SCHEMA: JsonSchema = {}
+
+
+@dataclass
+class BlockContext:
+    """What a running block sees: its rendered config and the run's services."""
+
+    block_id: str
+    block_name: str
+    config: Mapping[str, Any]
+    raw_config: Mapping[str, Any]
+    scope: Scope
+    services: Any
+    attempt: int
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    run_input: Any = None
+
+    def record_usage(self, **usage: Any) -> None:
+        self.usage.append(usage)
+
+
+class BlockType(Protocol):
+    type: str
+    label: str
+    description: str
+    icon: str
+    config_schema: JsonSchema
+    # Config fields the generic renderer leaves alone (the block compiles references itself).
+    raw_fields: frozenset[str]
+    # Config fields that are expressions, not text: never scanned for references.
+    expression_fields: frozenset[str]
+
+    def output_schema(self, config: Mapping[str, Any]) -> JsonSchema: ...
+
+    def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Checks beyond the JSON schema: (field, message) pairs."""
+        ...
+
+    def run(self, ctx: BlockContext) -> Awaitable[dict[str, Any]]: ...
+
+
+Registry = Mapping[str, BlockType]
+OutputSchemaFn = Callable[[Mapping[str, Any]], JsonSchema]

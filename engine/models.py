@@ -1,0 +1,109 @@
+"""Run state as stored rows: a Run, one ItemRun per loop item, one StepRun per block run."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIALLY_SUCCEEDED = "partially_succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = {
+    RunStatus.SUCCEEDED,
+    RunStatus.PARTIALLY_SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+}
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    workflow = models.ForeignKey("builder.Workflow", on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey("builder.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=16, default="api")
+    input = models.JSONField(default=dict)
+    options = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    input_hash = models.CharField(max_length=64, blank=True)
+    total = models.IntegerField(default=0)
+    succeeded = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="unique_idempotency_key_per_workflow",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def progress(self) -> dict[str, int]:
+        return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed, "running": self.running}
+
+
+class ItemRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items")
+    key = models.CharField(max_length=500)
+    loop_block = models.CharField(max_length=100)
+    parent_key = models.CharField(max_length=500, blank=True)
+    index = models.IntegerField()
+    status = models.CharField(max_length=16, default="running")
+    data = models.JSONField(null=True)
+    error = models.TextField(blank=True)
+    failed_block = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    duration = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["run", "parent_key", "loop_block", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="unique_item_per_run")]
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    item_key = models.CharField(max_length=500, blank=True)
+    block_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, default="running")
+    output = models.JSONField(null=True)
+    error = models.TextField(blank=True)
+    attempts = models.IntegerField(default=0)
+    usage = models.JSONField(default=list)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    duration = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["run", "item_key", "started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "item_key", "block_id"], name="unique_step_per_item")
+        ]

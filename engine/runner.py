@@ -1,0 +1,133 @@
+"""Executes a stored Run: loads its frozen version, runs the engine, stores the events.
+
+`execute_run` is the one entry point (the in-process executor, the CLI and the tests call
+it). `InProcessExecutor` is the embedded default: one background event-loop thread per web
+process that runs submitted runs concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.utils import timezone
+
+from engine import secrets_registry
+from engine.blocks import REGISTRY
+from engine.config import build_services
+from engine.core.events import Event, EventBus
+from engine.core.executor import Executor, RunOptions
+from engine.core.graph import parse_graph
+from engine.core.redaction import Redactor
+from engine.models import Run, RunStatus
+from engine.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSpec:
+    graph: dict[str, Any]
+    input: Any
+    env: dict[str, str]
+    options: dict[str, Any]
+
+
+def _load(run_id: Any) -> RunSpec:
+    from builder.selectors import env_for_owner
+
+    close_old_connections()
+    run = Run.objects.select_related("version").get(pk=run_id)
+    return RunSpec(run.version.graph, run.input, env_for_owner(run.owner_id), run.options or {})
+
+
+def _finish(run_id: Any, values: dict[str, Any]) -> None:
+    close_old_connections()
+    Run.objects.filter(pk=run_id).update(**values)
+
+
+async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
+    spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
+    redactor = Redactor(spec.env.values())
+    secrets_registry.register(spec.env.values())
+    store = RunStore(run_id)
+
+    def sink(event: Event) -> None:
+        store.sink(event)
+        if on_event is not None:
+            on_event(event)
+
+    options = RunOptions(
+        sequential=bool(spec.options.get("sequential")),
+        max_concurrent=spec.options.get("max_concurrent"),
+    )
+    services = build_services()
+    executor = Executor(
+        parse_graph(spec.graph), REGISTRY, bus=EventBus(sink, redactor), services=services, env=spec.env, options=options
+    )
+    store.start()
+    final: dict[str, Any] = {}
+    try:
+        outcome = await executor.run(spec.input)
+        final = {"outputs": redactor.value(outcome.outputs)}
+    except asyncio.CancelledError:
+        final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now(), "running": 0}
+        raise
+    except Exception as exc:  # infrastructure failure: the run fails with the reason
+        log.exception("run %s crashed", run_id)
+        final = {"status": RunStatus.FAILED, "error": redactor.text(f"{type(exc).__name__}: {exc}"), "finished_at": timezone.now()}
+    finally:
+        await asyncio.shield(_close(store, services, run_id, final))
+
+
+async def _close(store: RunStore, services: Any, run_id: Any, final: dict[str, Any]) -> None:
+    await store.close()
+    await services.aclose()
+    if final:
+        await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+
+
+class InProcessExecutor:
+    """Runs submitted runs on one background event loop owned by this process."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._futures: dict[str, concurrent.futures.Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="klyntos-executor", daemon=True)
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def submit(self, run_id: Any) -> concurrent.futures.Future[None]:
+        future = asyncio.run_coroutine_threadsafe(execute_run(run_id), self._ensure_loop())
+        self._futures[str(run_id)] = future
+        future.add_done_callback(lambda _: self._futures.pop(str(run_id), None))
+        return future
+
+    def cancel(self, run_id: Any) -> bool:
+        future = self._futures.get(str(run_id))
+        return bool(future and future.cancel())
+
+    def wait(self, run_id: Any, timeout: float | None = None) -> None:
+        future = self._futures.get(str(run_id))
+        if future is not None:
+            try:
+                future.result(timeout)
+            except concurrent.futures.CancelledError:
+                pass
+
+
+executor = InProcessExecutor()

@@ -1,0 +1,195 @@
+"""Persists engine events as Run / ItemRun / StepRun rows, in batches, then publishes a
+coalesced delta to the channel-layer group `run.<id>` once the batch is committed.
+
+The engine calls `RunStore.sink` for every event (cheap: it appends). A flusher task writes
+whatever accumulated every `interval` seconds on one dedicated thread, so a burst of 1,000
+item completions costs a handful of transactions and a handful of websocket messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connections, transaction
+
+from engine.core.events import Event
+from engine.models import ItemRun, Run, StepRun
+
+log = logging.getLogger(__name__)
+
+ITEM_FIELDS = ["status", "data", "error", "failed_block", "started_at", "finished_at", "duration", "loop_block", "parent_key", "index"]
+STEP_FIELDS = ["name", "status", "output", "error", "attempts", "usage", "started_at", "finished_at", "duration"]
+
+
+def group_name(run_id: Any) -> str:
+    return f"run.{run_id}"
+
+
+def _when(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+class RunStore:
+    def __init__(self, run_id: Any, *, interval: float = 0.1, publish: bool = True) -> None:
+        self.run_id = run_id
+        self.interval = interval
+        self.publish = publish
+        self._pending: list[Event] = []
+        self._items: dict[str, dict[str, Any]] = {}
+        self._steps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._run: dict[str, Any] = {}
+        self._progress: dict[str, dict[str, int]] = {}
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}")
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    # --- engine side ---------------------------------------------------------------------
+
+    def sink(self, event: Event) -> None:
+        self._pending.append(event)
+        if event.type == "run.finished":
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever())
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        await self._flush()
+        await asyncio.get_running_loop().run_in_executor(self._thread, connections.close_all)
+        self._thread.shutdown(wait=True)
+
+    async def _flush_forever(self) -> None:
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        delta = self._apply(batch)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._write, delta)
+        if self.publish:
+            await self._send(delta)
+
+    # --- folding events into row state ---------------------------------------------------
+
+    def _apply(self, batch: list[Event]) -> dict[str, Any]:
+        items: dict[str, dict[str, Any]] = {}
+        steps: dict[tuple[str, str], dict[str, Any]] = {}
+        for event in batch:
+            data = event.data
+            kind = event.type
+            if kind == "run.started":
+                self._run.update(status="running", started_at=_when(event.at))
+            elif kind == "run.finished":
+                self._run.update(status=data["status"], error=data.get("error") or "", finished_at=_when(event.at))
+            elif kind == "progress":
+                if not data.get("item"):  # top-level loops drive the run's progress counts
+                    self._progress[data["loop"]] = {k: data[k] for k in ("total", "succeeded", "failed", "running")}
+            elif kind.startswith("item."):
+                row = self._items.setdefault(data["item"], {"key": data["item"]})
+                if kind == "item.started":
+                    row.update(
+                        status="running", loop_block=data["loop"], parent_key=data.get("parent") or "",
+                        index=data["index"], data=data.get("data"), started_at=_when(event.at),
+                    )
+                else:
+                    row.update(
+                        status="succeeded" if kind == "item.finished" else "failed",
+                        error=data.get("error") or "", failed_block=data.get("block") or "",
+                        finished_at=_when(event.at), duration=data.get("duration"),
+                    )
+                items[row["key"]] = row
+            elif kind.startswith("step."):
+                key = (data.get("item") or "", data["block"])
+                row = self._steps.setdefault(key, {"item_key": key[0], "block_id": key[1], "name": data["name"]})
+                if kind == "step.started":
+                    row.update(status="running", started_at=_when(event.at))
+                elif kind == "step.retrying":
+                    row.update(status="retrying", attempts=data["attempt"], error=data.get("error") or "")
+                else:
+                    row.update(
+                        status="succeeded" if kind == "step.finished" else "failed",
+                        output=data.get("output"), error=data.get("error") or "",
+                        attempts=data.get("attempts") or 1, usage=data.get("usage") or [],
+                        finished_at=_when(event.at), duration=data.get("duration"),
+                    )
+                steps[key] = row
+        if self._progress:
+            totals = {k: sum(p[k] for p in self._progress.values()) for k in ("total", "succeeded", "failed", "running")}
+            self._run.update(totals)
+        self._run["last_seq"] = batch[-1].seq
+        return {"run": dict(self._run), "items": list(items.values()), "steps": list(steps.values())}
+
+    # --- database (store thread) ---------------------------------------------------------
+
+    def _write(self, delta: dict[str, Any]) -> None:
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                if delta["items"]:
+                    ItemRun.objects.bulk_create(
+                        [ItemRun(run_id=self.run_id, **_defaults_item(row)) for row in delta["items"]],
+                        update_conflicts=True, unique_fields=["run", "key"], update_fields=ITEM_FIELDS,
+                    )
+                if delta["steps"]:
+                    StepRun.objects.bulk_create(
+                        [StepRun(run_id=self.run_id, **_defaults_step(row)) for row in delta["steps"]],
+                        update_conflicts=True, unique_fields=["run", "item_key", "block_id"], update_fields=STEP_FIELDS,
+                    )
+                Run.objects.filter(pk=self.run_id).update(**delta["run"])
+        except Exception:
+            log.exception("could not store events of run %s", self.run_id)
+            raise
+
+    async def _send(self, delta: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": "run.delta", "delta": _wire(delta)}
+        try:
+            await layer.group_send(group_name(self.run_id), message)
+        except Exception:  # the channel layer is at-most-once; the database is the truth
+            log.warning("could not publish progress of run %s", self.run_id, exc_info=True)
+
+
+def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
+    base = {"status": "running", "data": None, "error": "", "failed_block": "", "started_at": None,
+            "finished_at": None, "duration": None, "loop_block": "", "parent_key": "", "index": 0}
+    return {**base, **row}
+
+
+def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
+    base = {"status": "running", "output": None, "error": "", "attempts": 0, "usage": [],
+            "started_at": None, "finished_at": None, "duration": None}
+    return {**base, **row}
+
+
+def _wire(delta: dict[str, Any]) -> dict[str, Any]:
+    """A delta as JSON-ready data for the websocket (dates as ISO strings, no outputs)."""
+    def clean(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items() if k != "output"}
+
+    return {
+        "seq": delta["run"].get("last_seq"),
+        "run": clean(delta["run"]),
+        "items": [clean(r) for r in delta["items"]],
+        "steps": [clean(r) for r in delta["steps"]],
+    }
+

@@ -1,0 +1,172 @@
+"""Settings read from environment variables, each with an embedded default.
+
+The defaults make `make run` work on a bare machine: SQLite files under `.data/`, the
+in-memory channel layer, the in-process executor and the built-in provider simulator.
+Every variable is listed in README.md's configuration table.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("KLYNTOS_DATA_DIR", BASE_DIR / ".data"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "klyntos-local-development-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "engine",
+    "builder",
+    "leads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "klyntos.urls"
+ASGI_APPLICATION = "klyntos.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Concurrent item writes from the executor wait for the lock instead of failing.
+        config.setdefault("OPTIONS", {})["timeout"] = 30
+    return config
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'klyntos.sqlite3'}")
+# Workflow data (the `leads` tables) lives on its own connection: a database block can
+# never reach the application's tables (auth_user, sessions, secrets).
+DATA_DATABASE_URL = os.environ.get(
+    "DATA_DATABASE_URL", f"sqlite:///{DATA_DIR / 'klyntos_data.sqlite3'}"
+)
+DATABASES = {"default": _database(DATABASE_URL), "data": _database(DATA_DATABASE_URL)}
+if any(db["ENGINE"].endswith("sqlite3") for db in DATABASES.values()):
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATABASE_ROUTERS = ["leads.routers.DataRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Klyntos API", "VERSION": "0.1.0"}
+
+# --- Klyntos ---------------------------------------------------------------------------
+# Sandbox mode starts the built-in provider simulator and routes the providers' hosts to it.
+KLYNTOS_SANDBOX = env_bool("KLYNTOS_SANDBOX", False)
+KLYNTOS_SIMULATOR_URL = os.environ.get("KLYNTOS_SIMULATOR_URL", "http://127.0.0.1:8765")
+# "host=base_url,host=base_url": outbound calls to a listed host go to that base URL.
+KLYNTOS_HOST_OVERRIDES = os.environ.get("KLYNTOS_HOST_OVERRIDES", "")
+# Extra hosts (host or host:port) the SSRF guard lets through although they are private.
+KLYNTOS_TRUSTED_HOSTS = env_list("KLYNTOS_TRUSTED_HOSTS")
+# Process environment variables a workflow may read as <env.NAME>, by name.
+KLYNTOS_ENV_ALLOWLIST = env_list("KLYNTOS_ENV_ALLOWLIST")
+# Key for secrets at rest; derived from SECRET_KEY when unset.
+KLYNTOS_SECRETS_KEY = os.environ.get("KLYNTOS_SECRETS_KEY", "")
+KLYNTOS_WEBHOOK_MAX_BYTES = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_BYTES", str(1024 * 1024)))
+KLYNTOS_WEBHOOK_MAX_DEPTH = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_DEPTH", "32"))
+KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
+
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
+SLACK_BASE_URL = os.environ.get("SLACK_BASE_URL", "https://slack.com/api/")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"redact": {"()": "engine.log_redaction.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Static files are served from the source folders (no collectstatic step for `make run`).
+WHITENOISE_USE_FINDERS = True
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}

@@ -1,0 +1,63 @@
+"""`python -m simulator`: run the provider simulator until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import SimulatorConfig
+from .server import build_app, start
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="fixed latency per request")
+    parser.add_argument("--jitter-ms", default=None, metavar="LO,HI", help="uniform latency range")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the jitter RNG")
+    parser.add_argument(
+        "--no-record", action="store_true", help="keep counts and peaks, not request bodies"
+    )
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    data: dict[str, Any] = {"latency_ms": args.latency_ms, "seed": args.seed}
+    data["record"] = not args.no_record
+    if args.jitter_ms:
+        data["jitter_ms"] = args.jitter_ms.split(",")
+    return SimulatorConfig.from_dict(data)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner, port = await start(build_app(config_from_args(args)), args.host, args.port)
+    # Exactly one line, printed only once connections are accepted: launchers wait for it.
+    print(f"simulator listening on http://{args.host}:{port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config_from_args(args)
+    except ValueError as exc:  # ConfigError or an unparsable --jitter-ms
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Simulator configuration: latency, jitter, injected failures and holds.
+
+The same dict shape is accepted by `POST /_sim/config`, `POST /_sim/reset`, the testing
+helpers' keyword arguments and `SimulatorConfig.from_dict`, so a test can move a scenario
+between an in-thread and an out-of-process simulator without rewriting it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENDPOINTS: tuple[str, ...] = ("openai", "clearbit", "linkedin", "slack")
+CONFIG_KEYS: tuple[str, ...] = ("latency_ms", "jitter_ms", "seed", "record", "failures", "hold")
+ANY_ENDPOINT = "*"
+
+
+class ConfigError(ValueError):
+    """A config payload that cannot be applied (reported as HTTP 400 by the control API)."""
+
+
+@dataclass
+class FailureRule:
+    """Answer matching requests with `status` instead of the real answer.
+
+    `times=None` fails every matching request; an int fails only the first N of them
+    (`remaining` counts down as they are served).
+    """
+
+    endpoint: str = ANY_ENDPOINT
+    match: dict[str, Any] = field(default_factory=dict)
+    status: int = 500
+    times: int | None = None
+    retry_after: str | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    remaining: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.remaining is None:
+            self.remaining = self.times
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "match": self.match,
+            "status": self.status,
+            "times": self.times,
+            "retry_after": self.retry_after,
+            "body": self.body,
+            "headers": self.headers,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass
+class HoldRule:
+    """Park matching requests (in flight) until `POST /_sim/release` lets them go."""
+
+    endpoint: str = ANY_ENDPOINT
+    match: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "match": self.match}
+
+
+@dataclass
+class SimulatorConfig:
+    latency_ms: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
+    jitter_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int | None = None
+    record: bool = True
+    failures: list[FailureRule] = field(default_factory=list)
+    hold: list[HoldRule] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None) -> SimulatorConfig:
+        config = cls()
+        config.update(data or {})
+        return config
+
+    def update(self, data: Mapping[str, Any]) -> None:
+        """Apply the keys present in `data`; absent keys keep their current value.
+
+        Everything is parsed before anything is assigned, so a bad payload changes nothing.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("config must be a JSON object")
+        unknown = sorted(set(data) - set(CONFIG_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        parsed: dict[str, Any] = {}
+        if "latency_ms" in data:
+            parsed["latency_ms"] = parse_latency(data["latency_ms"])
+        if "jitter_ms" in data:
+            parsed["jitter_ms"] = parse_jitter(data["jitter_ms"])
+        if "seed" in data:
+            seed = data["seed"]
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise ConfigError("seed must be an integer or null")
+            parsed["seed"] = seed
+        if "record" in data:
+            parsed["record"] = bool(data["record"])
+        if "failures" in data:
+            parsed["failures"] = [parse_failure(item) for item in data["failures"] or []]
+        if "hold" in data:
+            parsed["hold"] = [parse_hold(item) for item in data["hold"] or []]
+        for key, value in parsed.items():
+            setattr(self, key, value)
+
+    def copy(self) -> SimulatorConfig:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_ms": dict(self.latency_ms),
+            "jitter_ms": {k: list(v) for k, v in self.jitter_ms.items()},
+            "seed": self.seed,
+            "record": self.record,
+            "failures": [rule.to_dict() for rule in self.failures],
+            "hold": [rule.to_dict() for rule in self.hold],
+        }
+
+
+def _check_endpoint(name: Any, *, allow_default: bool = False, allow_any: bool = False) -> str:
+    valid = set(ENDPOINTS)
+    if allow_default:
+        valid.add("default")
+    if allow_any:
+        valid.add(ANY_ENDPOINT)
+    if name not in valid:
+        raise ConfigError(f"unknown endpoint {name!r}; expected one of {sorted(valid)}")
+    return str(name)
+
+
+def _non_negative(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{what} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def parse_latency(value: Any) -> dict[str, float]:
+    """`12` → every endpoint 12 ms; `{"default": 5, "openai": 40}` → per endpoint."""
+    if value is None:
+        return {"default": 0.0}
+    if isinstance(value, Mapping):
+        result = {"default": 0.0}
+        for name, ms in value.items():
+            result[_check_endpoint(name, allow_default=True)] = _non_negative(ms, "latency_ms")
+        return result
+    return {"default": _non_negative(value, "latency_ms")}
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"jitter_ms must be [lo, hi], got {value!r}")
+    lo, hi = (_non_negative(float(v) if isinstance(v, str) else v, "jitter_ms") for v in value)
+    if lo > hi:
+        raise ConfigError(f"jitter_ms lo must be <= hi, got {value!r}")
+    return lo, hi
+
+
+def parse_jitter(value: Any) -> dict[str, tuple[float, float]]:
+    """`[lo, hi]` → every endpoint; `{"default": [lo, hi], "slack": [lo, hi]}` → per endpoint."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {_check_endpoint(k, allow_default=True): _pair(v) for k, v in value.items()}
+    return {"default": _pair(value)}
+
+
+def _match(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("match must be an object")
+    return dict(value)
+
+
+def parse_failure(item: Any) -> FailureRule:
+    if isinstance(item, FailureRule):
+        return copy.deepcopy(item)
+    if not isinstance(item, Mapping):
+        raise ConfigError("each failure must be an object")
+    unknown = set(item) - {"endpoint", "match", "status", "times", "retry_after", "body", "headers"}
+    if unknown:
+        raise ConfigError(f"unknown failure keys: {', '.join(sorted(unknown))}")
+    status = item.get("status", 500)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ConfigError(f"failure status must be an HTTP status code, got {status!r}")
+    times = item.get("times")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
+        raise ConfigError(f"failure times must be null or a non-negative integer, got {times!r}")
+    retry_after = item.get("retry_after")
+    headers = item.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise ConfigError("failure headers must be an object")
+    return FailureRule(
+        endpoint=_check_endpoint(item.get("endpoint", ANY_ENDPOINT), allow_any=True),
+        match=_match(item.get("match")),
+        status=status,
+        times=times,
+        retry_after=None if retry_after is None else str(retry_after),
+        body=item.get("body"),
+        headers={str(k): str(v) for k, v in headers.items()},
+    )
+
+
+def parse_hold(item: Any) -> HoldRule:
+    if isinstance(item, HoldRule):
+        return copy.deepcopy(item)
+    if not isinstance(item, Mapping):
+        raise ConfigError("each hold must be an object")
+    unknown = set(item) - {"endpoint", "match"}
+    if unknown:
+        raise ConfigError(f"unknown hold keys: {', '.join(sorted(unknown))}")
+    return HoldRule(
+        endpoint=_check_endpoint(item.get("endpoint", ANY_ENDPOINT), allow_any=True),
+        match=_match(item.get("match")),
+    )
