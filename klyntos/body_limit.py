@@ -108,7 +108,9 @@ class BodyLimitMiddleware:
 
         try:
             declared = parse_content_length(
-                value for name, value in scope.get("headers", []) if name.lower() == b"content-length"
+                value
+                for name, value in scope.get("headers", [])
+                if name.lower() == b"content-length"
             )
         except ValueError:
             await self._reject(send, 400, INVALID_CONTENT_LENGTH)
@@ -272,5 +274,4 @@ def install_daphne_body_limit(
                 call_later = reactor.callLater  # type: ignore[attr-defined]
             call_later(_LINGER_SECONDS, give_up)
 
-    BodyLimitedWebRequest.__name__ = BodyLimitedWebRequest.__qualname__ = "BodyLimitedWebRequest"
     http_protocol.WebRequest = BodyLimitedWebRequest  # type: ignore[misc]

@@ -54,8 +54,17 @@ def test_json_content_types_are_accepted(content_type: str) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "", "text/plain", "application/x-www-form-urlencoded", "text/json", "application/+json",
-     "application/jsonp", "multipart/form-data; boundary=x"],
+    [
+        None,
+        "",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "text/json",
+        "application/+json",
+        "application/jsonp",
+        "text/plain+json",
+        "multipart/form-data; boundary=x",
+    ],
 )
 def test_other_content_types_are_415(content_type: str | None) -> None:
     with refused(415) as info:
@@ -84,7 +93,10 @@ def test_utf8_and_a_leading_bom_are_fine() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b'{"a": 1,}', "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 9"),
+        (
+            b'{"a": 1,}',
+            "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 9",
+        ),
         (b'{\n  "a": 1\n  "b": 2\n}', "malformed JSON: Expecting ',' delimiter at line 3 column 3"),
         (b"[1, 2", "malformed JSON: Expecting ',' delimiter at line 1 column 6"),
         (b"{} {}", "malformed JSON: Extra data at line 1 column 4"),
@@ -181,7 +193,11 @@ def test_non_finite_numbers_are_400(raw: bytes, name: str) -> None:
 
 
 def test_big_finite_numbers_are_fine_and_huge_integers_are_400() -> None:
-    assert parse(b"[1e308, -2.5e-300, 12345678901234567890]") == [1e308, -2.5e-300, 12345678901234567890]
+    assert parse(b"[1e308, -2.5e-300, 12345678901234567890]") == [
+        1e308,
+        -2.5e-300,
+        12345678901234567890,
+    ]
     with refused(400) as info:
         parse(b"[" + b"9" * 5000 + b"]")
     assert info.value.message == "JSON number is too large"
@@ -325,11 +341,17 @@ def test_sign_payload_needs_unix_seconds(timestamp: object) -> None:
 
 
 def test_body_fingerprint_is_sha256_hex() -> None:
-    assert body_fingerprint(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert (
+        body_fingerprint(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
     assert body_fingerprint(BODY) == hashlib.sha256(BODY).hexdigest()
     assert body_fingerprint(BODY) != body_fingerprint(BODY + b" ")
 
 
 def test_error_carries_status_and_message() -> None:
     error = WebhookRequestError(415, "expected application/json")
-    assert (error.status, error.message, str(error)) == (415, "expected application/json", "expected application/json")
+    assert (error.status, error.message, str(error)) == (
+        415,
+        "expected application/json",
+        "expected application/json",
+    )

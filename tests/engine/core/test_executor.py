@@ -1,0 +1,137 @@
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from engine.core.executor import RunOptions
+from engine.core.retry import RetryPolicy
+from simulator.testing import RunningSimulator
+from tests.engine.core.graphkit import Recorder, block, graph, run_graph
+
+AUTH = {"Authorization": "Bearer k"}
+PORT = web.AppKey("port", int)
+
+
+def fan_out() -> dict:
+    return graph(
+        [
+            block("webhook", "webhook"),
+            block("ai", "agent", user_prompt="About <webhook.body.email>"),
+            block("company", "http", url="https://api.clearbit.com/v2/companies/find?domain=<webhook.body.domain>", headers=AUTH),
+            block("person", "http", url="https://api.linkedin.com/v2/people?email=<webhook.body.email>", headers=AUTH),
+            block("merge", "transform", input={"a": "<ai.content>", "c": "<company.body.metrics.employees>", "p": "<person.body.profile_url>"}, expression="@"),
+        ],
+        [("webhook", "ai"), ("webhook", "company"), ("webhook", "person"), ("ai", "merge"), ("company", "merge"), ("person", "merge")],
+    )
+
+
+async def test_independent_blocks_run_at_the_same_time(sim: RunningSimulator) -> None:
+    sim.control.configure(latency_ms=150)
+    outcome, rec = await run_graph(fan_out(), {"email": "ada@acme.io", "domain": "acme.io"}, sim=sim)
+    assert outcome.status == "succeeded"
+    assert sim.control.stats()["peak_in_flight_total"] == 3
+    merged = outcome.outputs["merge"]["result"]
+    assert isinstance(merged["c"], int) and merged["p"].startswith("https://www.linkedin.com/in/")
+    order = [e.data["name"] for e in rec.events if e.type == "step.started"]
+    assert order[-1] == "merge"
+
+
+async def test_transient_errors_are_retried_and_permanent_ones_are_not(sim: RunningSimulator) -> None:
+    sim.control.configure(failures=[{"endpoint": "clearbit", "status": 503, "times": 1, "retry_after": "0"}])
+    fast = RunOptions(retry=RetryPolicy(max_attempts=3, base_delay=0.01))
+    outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast)
+    assert outcome.status == "succeeded"
+    assert [e.data["attempts"] for e in rec.of("step.finished", name="company")] == [2]
+    assert rec.of("step.retrying", name="company")[0].data["delay"] == 0
+    sim.control.reset(failures=[{"endpoint": "clearbit", "status": 404}])
+    outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast)
+    assert outcome.status == "failed" and "returned 404" in (outcome.error or "")
+    assert sim.control.stats()["requests"]["clearbit"] == 1
+
+
+async def test_retry_after_is_honoured(sim: RunningSimulator) -> None:
+    sim.control.configure(failures=[{"endpoint": "linkedin", "status": 429, "times": 1, "retry_after": "1"}])
+    outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim)
+    assert outcome.status == "succeeded"
+    assert rec.of("step.retrying", name="person")[0].data["delay"] == 1.0
+
+
+async def test_secret_values_are_redacted_from_events_and_errors(sim: RunningSimulator) -> None:
+    secret = "sk-live-0123456789abcdef"
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("echo", "transform", input={"k": "<env.TOKEN>"}, expression="k"),
+            block("bad", "transform", input="<webhook.body.missing>", expression="@"),
+        ],
+        [("webhook", "echo"), ("echo", "bad")],
+    )
+    outcome, rec = await run_graph(g, {"note": f"contains {secret}"}, env={"TOKEN": secret})
+    assert outcome.status == "failed"
+    dumped = repr([e.as_dict() for e in rec.events])
+    assert secret not in dumped and "[redacted]" in dumped
+
+
+@pytest.fixture
+async def redirector() -> AsyncIterator[str]:
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPFound(f"http://127.0.0.1:{request.app[PORT]}/internal-secret")
+
+    import socket
+
+    with socket.socket() as probe:  # a free port, known before the app starts
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = web.Application()
+    app[PORT] = port
+    app.router.add_get("/{tail:.*}", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("domain", "address"),
+    [
+        ("169.254.169.254", "169.254.169.254"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::ffff:127.0.0.1]", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("localhost", "127.0.0.1"),
+        ("public.example", "127.0.0.1"),  # routed to a server that redirects to loopback
+    ],
+)
+async def test_http_block_refuses_internal_addresses(redirector: str, domain: str, address: str) -> None:
+    from engine.core.outbound import OutboundConfig, OutboundFactory
+    from engine.core.services import Services
+
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.leads>", variable="lead"),
+            block("probe", "http", "loop", url="https://<lead.domain>/x"),
+        ],
+        [("webhook", "loop")],
+    )
+    body = {"leads": [{"domain": domain}, {"domain": "also-bad.invalid"}]}
+    factory = OutboundFactory(OutboundConfig(host_overrides={"public.example": redirector}))
+    from engine.blocks import REGISTRY
+    from engine.core.events import EventBus
+    from engine.core.executor import Executor
+    from engine.core.graph import parse_graph
+
+    rec = Recorder()
+    executor = Executor(parse_graph(g), REGISTRY, bus=EventBus(rec), services=Services(outbound=factory),
+                        options=RunOptions(retry=RetryPolicy(max_attempts=1)))
+    try:
+        outcome = await executor.run(body)
+    finally:
+        await factory.aclose()
+    failures = rec.of("item.failed", index=0)
+    assert failures, outcome
+    assert "refused" in failures[0].data["error"] and address in failures[0].data["error"]

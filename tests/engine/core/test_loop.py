@@ -1,0 +1,147 @@
+import asyncio
+
+from engine.core.executor import RunOptions
+from simulator.testing import RunningSimulator
+from tests.engine.core.graphkit import Recorder, block, graph, run_graph
+
+LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+
+
+def lookup_loop(max_concurrent: int, **loop_config: object) -> dict:
+    return graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=max_concurrent, **loop_config),
+            block("fetch", "http", "loop", url=LOOKUP, headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "loop")],
+    )
+
+
+def items(n: int) -> dict:
+    return {"items": [{"domain": f"d{i}.example"} for i in range(n)]}
+
+
+async def wait_until(predicate, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_sliding_window_never_waits_for_a_slow_item(sim: RunningSimulator) -> None:
+    sim.control.configure(hold=[{"endpoint": "clearbit", "match": {"domain": "d0.example"}}])
+    recorder = Recorder()
+    task = asyncio.create_task(run_graph(lookup_loop(3), items(10), sim=sim, recorder=recorder))
+    finished = lambda: {e.data["index"] for e in recorder.of("item.finished")}  # noqa: E731
+    await wait_until(lambda: {3, 4, 5} <= finished())
+    started = {e.data["index"] for e in recorder.of("item.started")}
+    assert {3, 4, 5} <= started
+    assert 0 not in finished(), "item 0 is held, yet it finished"
+    # While item 0 is held the other two slots carry everything else.
+    await wait_until(lambda: finished() == set(range(1, 10)))
+    assert max(e.data["running"] for e in recorder.of("progress")) <= 3
+    sim.control.release()
+    outcome, _ = await task
+    assert outcome.status == "succeeded"
+    assert [r["index"] for r in outcome.outputs["loop"]["results"]] == list(range(10))
+
+
+async def test_cap_bounds_in_flight_calls_and_sequential_runs_one_at_a_time(sim: RunningSimulator) -> None:
+    sim.control.configure(latency_ms=50)
+    outcome, _ = await run_graph(lookup_loop(4), items(12), sim=sim)
+    assert outcome.status == "succeeded"
+    assert sim.control.stats()["peak_in_flight"]["clearbit"] == 4
+    sim.control.reset(latency_ms=20)
+    outcome, _ = await run_graph(lookup_loop(4), items(5), sim=sim, options=RunOptions(sequential=True))
+    assert sim.control.stats()["peak_in_flight"]["clearbit"] == 1
+
+
+async def test_one_bad_item_fails_alone_with_its_reason() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", variable="row", aggregations={"ids": "results[].item.id"}),
+            block("double", "transform", "loop", input={"v": "<row.value>"}, expression="v"),
+        ],
+        [("webhook", "loop")],
+    )
+    body = {"items": [{"id": 1, "value": 10}, {"id": 2}, {"id": 3, "value": 30}]}
+    outcome, rec = await run_graph(g, body)
+    loop = outcome.outputs["loop"]
+    assert outcome.status == "partially_succeeded"
+    assert loop["count"] == 3 and loop["succeeded"] == 2 and loop["ids"] == [1, 3]
+    assert loop["failed"] == [
+        {"index": 1, "item": {"id": 2}, "block": "double", "error": "reference <row.value>: 'row' has no field 'value'"}
+    ]
+    assert [e.data["index"] for e in rec.of("item.failed")] == [1]
+
+
+async def test_every_item_failing_fails_the_run_and_stops_downstream() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>"),
+            block("t", "transform", "loop", input="<item.missing>", expression="@"),
+            block("after", "transform", input="<loop.count>", expression="@"),
+        ],
+        [("webhook", "loop"), ("loop", "after")],
+    )
+    outcome, rec = await run_graph(g, {"items": [{}, {}]})
+    assert outcome.status == "failed" and "all 2 items failed" in (outcome.error or "")
+    assert not rec.of("step.started", name="after")
+
+
+async def test_fail_fast_stops_starting_new_items() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1, fail_fast=True),
+            block("t", "transform", "loop", input="<item.v>", expression="@"),
+        ],
+        [("webhook", "loop")],
+    )
+    outcome, rec = await run_graph(g, {"items": [{"v": 1}, {}, {"v": 3}, {"v": 4}]})
+    assert outcome.status == "failed"
+    assert {e.data["index"] for e in rec.of("item.started")} == {0, 1}
+
+
+async def test_items_that_are_not_a_list_fail_the_loop_clearly() -> None:
+    g = graph([block("webhook", "webhook"), block("loop", "loop", items="<webhook.body.items>")], [("webhook", "loop")])
+    outcome, _ = await run_graph(g, {"items": {"a": 1}})
+    assert outcome.status == "failed" and "items must resolve to a list, got dict" in (outcome.error or "")
+
+
+async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulator) -> None:
+    sim.control.configure(latency_ms=60)
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("companies", "loop", items="<webhook.body.companies>", variable="company", max_concurrent=2),
+            block("people", "loop", "companies", items="<company.people>", variable="person", max_concurrent=3),
+            block("fetch", "http", "people", url="https://api.linkedin.com/v2/people?email=<person.email>",
+                  headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "companies"), ("companies", "people")],
+    )
+    body = {"companies": [{"people": [{"email": f"p{c}-{p}@x.io"} for p in range(5)]} for c in range(4)]}
+    outcome, rec = await run_graph(g, body, sim=sim)
+    assert outcome.status == "succeeded"
+    assert sim.control.stats()["peak_in_flight"]["linkedin"] == 6  # 2 companies × 3 people
+    inner = outcome.outputs["companies"]["results"][2]["outputs"]["people"]
+    assert inner["count"] == 5 and inner["results"][4]["item"] == {"email": "p2-4@x.io"}
+    assert "companies[2]/people[4]" in {e.data["item"] for e in rec.of("item.finished")}
+
+
+async def test_priority_starts_high_priority_items_first() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1, priority="p"),
+            block("t", "transform", "loop", input="<item.p>", expression="@"),
+        ],
+        [("webhook", "loop")],
+    )
+    outcome, rec = await run_graph(g, {"items": [{"p": 1}, {"p": 5}, {"p": 3}]})
+    assert [e.data["index"] for e in rec.of("item.started")] == [1, 2, 0]
+    assert [r["index"] for r in outcome.outputs["loop"]["results"]] == [0, 1, 2]
