@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import connections
 from django.utils import timezone
 
 from engine import secrets_registry
@@ -26,6 +26,7 @@ from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions
 from engine.core.graph import parse_graph
 from engine.core.redaction import Redactor
+from engine.core.services import Services
 from engine.models import Run, RunStatus
 from engine.store import RunStore
 
@@ -40,41 +41,50 @@ class RunSpec:
     options: dict[str, Any]
 
 
+def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For ORM work on pool threads: leave no connection open behind (tests drop databases)."""
+
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
+    return wrapper
+
+
+@_closing_connections
 def _load(run_id: Any) -> RunSpec:
     from builder.selectors import env_for_owner
 
-    close_old_connections()
     run = Run.objects.select_related("version").get(pk=run_id)
     return RunSpec(run.version.graph, run.input, env_for_owner(run.owner_id), run.options or {})
 
 
+@_closing_connections
 def _finish(run_id: Any, values: dict[str, Any]) -> None:
-    close_old_connections()
     Run.objects.filter(pk=run_id).update(**values)
 
 
 async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
-    spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
-    redactor = Redactor(spec.env.values())
-    secrets_registry.register(spec.env.values())
-    store = RunStore(run_id)
-
-    def sink(event: Event) -> None:
-        store.sink(event)
-        if on_event is not None:
-            on_event(event)
-
-    options = RunOptions(
-        sequential=bool(spec.options.get("sequential")),
-        max_concurrent=spec.options.get("max_concurrent"),
-    )
-    services = build_services()
-    executor = Executor(
-        parse_graph(spec.graph), REGISTRY, bus=EventBus(sink, redactor), services=services, env=spec.env, options=options
-    )
-    store.start()
+    store: RunStore | None = None
+    services: Services | None = None
     final: dict[str, Any] = {}
     try:
+        spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
+        redactor = Redactor(spec.env.values())
+        secrets_registry.register(spec.env.values())
+        store = RunStore(run_id)
+        sink = store.sink if on_event is None else _tee(store.sink, on_event)
+        options = RunOptions(
+            sequential=bool(spec.options.get("sequential")),
+            max_concurrent=spec.options.get("max_concurrent"),
+        )
+        services = build_services()
+        executor = Executor(
+            parse_graph(spec.graph), REGISTRY, bus=EventBus(sink, redactor), services=services, env=spec.env, options=options
+        )
+        store.start()
         outcome = await executor.run(spec.input)
         final = {"outputs": redactor.value(outcome.outputs)}
     except asyncio.CancelledError:
@@ -82,14 +92,25 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         raise
     except Exception as exc:  # infrastructure failure: the run fails with the reason
         log.exception("run %s crashed", run_id)
-        final = {"status": RunStatus.FAILED, "error": redactor.text(f"{type(exc).__name__}: {exc}"), "finished_at": timezone.now()}
+        message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
+        final = {"status": RunStatus.FAILED, "error": message, "finished_at": timezone.now()}
     finally:
         await asyncio.shield(_close(store, services, run_id, final))
 
 
-async def _close(store: RunStore, services: Any, run_id: Any, final: dict[str, Any]) -> None:
-    await store.close()
-    await services.aclose()
+def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
+    def sink(event: Event) -> None:
+        for target in sinks:
+            target(event)
+
+    return sink
+
+
+async def _close(store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]) -> None:
+    if store is not None:
+        await store.close()
+    if services is not None:
+        await services.aclose()
     if final:
         await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
 

@@ -35,6 +35,7 @@ def _base_call(request: web.Request, endpoint: str) -> Call:
         path=request.path,
         query=dict(request.query),
         authorization=request.headers.get("Authorization"),
+        raw_query=request.rel_url.raw_query_string,
     )
 
 

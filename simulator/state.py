@@ -26,6 +26,7 @@ class Call:
     path: str
     query: dict[str, str]
     authorization: str | None
+    raw_query: str = ""  # exactly as sent (still percent-encoded)
     json: dict[str, Any] | None = None
     body_error: str | None = None  # set when the body could not be parsed
     prompt: str | None = None  # openai: all message contents joined with "\n"
@@ -138,6 +139,7 @@ class SimulatorState:
             "method": call.method,
             "path": call.path,
             "query": call.query,
+            "raw_query": call.raw_query,
             "json": call.json,
             "prompt": call.prompt,
             "text": call.text,

@@ -1,0 +1,87 @@
+"""Events become rows in batches, and coalesced deltas reach the channel-layer group."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connections
+
+from builder.services import run_create, workflow_create
+from engine.models import ItemRun, Run, StepRun
+from engine.runner import execute_run
+from engine.store import group_name
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+
+def burst_graph() -> dict[str, Any]:
+    return {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+            {"id": "loop", "type": "loop", "name": "loop", "config": {"items": "<webhook.body.items>", "max_concurrent": 50}},
+            {"id": "square", "type": "transform", "name": "square", "parent": "loop",
+             "config": {"input": {"v": "<item.v>"}, "expression": "v"}},
+        ],
+        "edges": [{"source": "webhook", "target": "loop"}],
+    }
+
+
+def new_run(owner: Any, items: list[dict[str, Any]]) -> Run:
+    workflow = workflow_create(owner=owner, name="burst", graph=burst_graph())
+    run, _ = run_create(workflow=workflow, input={"items": items})
+    return run
+
+
+async def test_a_burst_of_items_is_stored_and_published_coalesced(owner: Any) -> None:
+    items = [{"v": i} if i != 7 else {} for i in range(1000)]
+    run = await sync_to_async(new_run)(owner, items)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group_name(run.pk), channel)
+
+    started = time.monotonic()
+    await execute_run(run.pk)
+    elapsed = time.monotonic() - started
+    messages = []
+    while True:
+        try:
+            messages.append(await asyncio.wait_for(layer.receive(channel), timeout=0.5))
+        except TimeoutError:
+            break
+
+    run = await Run.objects.aget(pk=run.pk)
+    assert run.status == "partially_succeeded"
+    assert (run.total, run.succeeded, run.failed, run.running) == (1000, 999, 1, 0)
+    assert await ItemRun.objects.filter(run=run).acount() == 1000
+    failed = await ItemRun.objects.aget(run=run, status="failed")
+    assert failed.index == 7 and "<item.v>" in failed.error and failed.failed_block == "square"
+    step = await StepRun.objects.aget(run=run, item_key="loop[3]", block_id="square")
+    assert step.output == {"result": 3} and step.status == "succeeded" and step.attempts == 1
+
+    assert 1 <= len(messages) <= elapsed * 10 + 2, (len(messages), elapsed)
+    seqs = [m["delta"]["seq"] for m in messages]
+    assert seqs == sorted(seqs) and seqs[-1] == run.last_seq
+    final = messages[-1]["delta"]["run"]
+    assert final["status"] == "partially_succeeded" and final["succeeded"] == 999
+    await layer.group_discard(group_name(run.pk), channel)
+    await sync_to_async(connections.close_all)()  # the async ORM's thread keeps one open
+
+
+def test_cancelling_marks_the_run_cancelled(owner: Any) -> None:
+    run = new_run(owner, [{"v": i} for i in range(5)])
+
+    async def cancel_soon() -> None:
+        task = asyncio.create_task(execute_run(run.pk))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_soon())
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.finished_at is not None
