@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
@@ -79,6 +80,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         options = RunOptions(
             sequential=bool(spec.options.get("sequential")),
             max_concurrent=spec.options.get("max_concurrent"),
+            block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
         )
         services = build_services()
         executor = Executor(
