@@ -166,6 +166,8 @@ class RunItemsView(APIView):
         items = selectors.items_of(run)
         if request.query_params.get("status"):
             items = items.filter(status=request.query_params["status"])
+        if request.query_params.get("key"):
+            items = items.filter(key=request.query_params["key"])
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(items, request, self) or []
         steps: dict[str, list[Any]] = {}
