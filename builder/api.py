@@ -128,6 +128,8 @@ class WorkflowRunsView(APIView):
             run, _ = services.run_start(workflow=workflow, input=form.validated_data["input"], options=options)
         except services.GraphInvalid as exc:
             return invalid(exc)
+        except services.BodyMismatch as exc:
+            return Response({"error": str(exc), "details": exc.problems}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=RunSummarySerializer(many=True))

@@ -5,16 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets as token_source
+import time
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from builder.models import Secret, Webhook, Workflow, WorkflowVersion
 from builder.selectors import env_names_for
 from engine.blocks import REGISTRY
+from engine.blocks.webhook import body_errors
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.validation import ValidationIssue, ValidationResult, validate
-from engine.models import Run
+from engine.models import FINAL_STATUSES, Run, RunStatus
+from engine.store import publish_run_ended
 
 
 class GraphInvalid(Exception):
@@ -31,6 +36,21 @@ class StaleVersion(Exception):
 
 class IdempotencyConflict(Exception):
     pass
+
+
+class BodyMismatch(Exception):
+    """The run input fails the webhook trigger's body schema (422)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the body does not match the webhook's schema")
+
+
+def _require_body_matches(graph: Any, body: Any) -> None:
+    trigger = next((b for b in graph.get("blocks", []) if b.get("type") == "webhook"), None)
+    problems = body_errors((trigger or {}).get("config", {}).get("body_schema"), body)
+    if problems:
+        raise BodyMismatch(problems)
 
 
 def graph_validate(*, owner: Any, graph: Any) -> ValidationResult:
@@ -69,7 +89,7 @@ def workflow_create(*, owner: Any, name: str, graph: Any, description: str = "",
 @transaction.atomic
 def workflow_save(*, workflow: Workflow, graph: Any, base_version: int | None, name: str | None = None) -> Workflow:
     """A new immutable version; refused (409) when `base_version` is not the current one."""
-    locked = Workflow.objects.select_for_update().select_related("current_version").get(pk=workflow.pk)
+    locked = Workflow.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=workflow.pk)
     current = locked.current_version.number if locked.current_version else None
     if base_version != current:
         raise StaleVersion(current)
@@ -125,6 +145,7 @@ def run_create(
     if workflow.current_version is None:
         raise GraphInvalid([ValidationIssue(None, None, "graph", "the workflow has no saved version")])
     _require_valid(workflow.owner, workflow.current_version.graph)
+    _require_body_matches(workflow.current_version.graph, input)
     fingerprint = fingerprint or input_fingerprint(input)
     if idempotency_key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
@@ -162,13 +183,23 @@ def run_start(**kwargs: Any) -> tuple[Run, bool]:
     return run, created
 
 
-def run_cancel(*, run: Run) -> Run:
-    from django.utils import timezone
-
+def run_cancel(*, run: Run, wait: float = 5.0) -> Run:
+    """Cancel a queued or running run; answers once the run is recorded as ended."""
     from engine.runner import executor
 
-    if not run.is_final:
-        if not executor.cancel(run.pk):
-            Run.objects.filter(pk=run.pk).update(status="cancelled", finished_at=timezone.now())
-        run.refresh_from_db()
+    if run.is_final:
+        return run
+    if executor.cancel(run.pk):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.is_final:
+                return run
+            time.sleep(0.02)
+    # Not on this process's executor (or it did not stop in time): end it in the database.
+    Run.objects.filter(pk=run.pk).exclude(status__in=FINAL_STATUSES).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), running=0
+    )
+    async_to_sync(publish_run_ended)(run.pk)
+    run.refresh_from_db()
     return run

@@ -15,9 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from builder.selectors import webhook_by_token
-from builder.services import GraphInvalid, IdempotencyConflict, input_fingerprint, run_start
+from builder.services import (
+    BodyMismatch,
+    GraphInvalid,
+    IdempotencyConflict,
+    input_fingerprint,
+    run_start,
+)
 from builder.webhook_security import WebhookRequestError, parse_json_body, verify_signature
-from engine.blocks.webhook import body_errors
 
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
@@ -41,10 +46,6 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         )
     except WebhookRequestError as exc:
         return _error(exc.status, exc.message)
-    trigger = next((b for b in webhook.workflow.current_version.graph.get("blocks", []) if b.get("type") == "webhook"), None)
-    problems = body_errors((trigger or {}).get("config", {}).get("body_schema"), body)
-    if problems:
-        return _error(422, "the body does not match the webhook's schema", details=problems)
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 200:
         return _error(400, "Idempotency-Key is longer than 200 characters")
@@ -55,6 +56,8 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         )
     except IdempotencyConflict as exc:
         return _error(409, str(exc))
+    except BodyMismatch as exc:
+        return _error(422, str(exc), details=exc.problems)
     except GraphInvalid as exc:
         return _error(409, "the workflow is not valid, fix it before posting", errors=[e.as_dict() for e in exc.errors])
     status_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk]))

@@ -29,7 +29,7 @@ class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
     workflow = models.ForeignKey("builder.Workflow", on_delete=models.CASCADE, related_name="runs")
-    version = models.ForeignKey("builder.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey("builder.WorkflowVersion", on_delete=models.RESTRICT, related_name="runs")
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=16, default="api")
     input = models.JSONField(default=dict)

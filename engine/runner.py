@@ -29,7 +29,7 @@ from engine.core.graph import parse_graph
 from engine.core.redaction import Redactor
 from engine.core.services import Services
 from engine.models import Run, RunStatus
-from engine.store import RunStore
+from engine.store import RunStore, publish_run_ended
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ async def _close(store: RunStore | None, services: Services | None, run_id: Any,
         await services.aclose()
     if final:
         await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+    await publish_run_ended(run_id)
 
 
 class InProcessExecutor:
@@ -124,6 +125,14 @@ class InProcessExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
+
+    def adopt_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run on the web server's own loop: the in-memory channel layer (`make run`) only
+        delivers between coroutines of one loop, so runs and websockets must share it."""
+        if self._loop is None:
+            with self._lock:
+                if self._loop is None:
+                    self._loop = loop
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

@@ -169,6 +169,19 @@ class RunStore:
             log.warning("could not publish progress of run %s", self.run_id, exc_info=True)
 
 
+async def publish_run_ended(run_id: Any) -> None:
+    """Tell the run's websocket listeners (engine/consumers.py) that the run's last row update
+    is stored, so that they send the final snapshot and close. A run that ends without a
+    `run.finished` event (cancelled, or crashed outside the engine) publishes no final delta."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group_name(run_id), {"type": "run.ended"})
+    except Exception:  # at-most-once, like the deltas: the consumers also watch the database
+        log.warning("could not publish the end of run %s", run_id, exc_info=True)
+
+
 def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
     base = {"status": "running", "data": None, "error": "", "failed_block": "", "started_at": None,
             "finished_at": None, "duration": None, "loop_block": "", "parent_key": "", "index": 0}

@@ -1,21 +1,47 @@
 """ASGI entry: HTTP through the webhook body limit into Django; websockets via Channels."""
 
+import asyncio
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "klyntos.settings")
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-django_app = get_asgi_application()
+django_app = get_asgi_application()  # sets Django up: import models only below this line
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from engine.routing import websocket_urlpatterns  # noqa: E402
+from engine.runner import executor  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
 
 # Daphne reads a whole request body before calling the app; this guard answers 413 from the
 # connection itself as soon as the declared or received size of a webhook body is too large.
 install_daphne_body_limit(max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)
 
+
+def share_server_loop(app: Any) -> Any:
+    """Hands the server's event loop to the in-process executor on the first request."""
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        executor.adopt_loop(asyncio.get_running_loop())
+        await app(scope, receive, send)
+
+    return wrapper
+
+
 application = ProtocolTypeRouter(
-    {"http": BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)}
+    {
+        "http": share_server_loop(
+            BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)
+        ),
+        # Browsers only (Origin must be an allowed host), signed in with the session cookie.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
 )

@@ -1,13 +1,16 @@
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from builder import views
 from builder.webhooks import webhook_receive
 
 urlpatterns = [
-    path("", login_required(TemplateView.as_view(template_name="home.html")), name="home"),
+    path("", views.workflow_list_page, name="workflow-list-page"),
+    path("workflows/<int:workflow_id>/", views.workflow_editor_page, name="workflow-editor-page"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("hooks/<str:token>", webhook_receive, name="webhook"),
     path("api/", include("builder.urls")),

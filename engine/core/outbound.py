@@ -178,7 +178,9 @@ class _AiohttpTransport(AiohttpTransport):
     """
 
     def __init__(self, session: typing.Callable[[], aiohttp.ClientSession]) -> None:
-        super().__init__(client=session)
+        # Not calling the base __init__: it builds an SSL context (tens of ms, certificate
+        # loading) that this subclass never uses — the shared session owns TLS.
+        self.client = session
         self._session_getter = session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -238,23 +240,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"refusing non-http(s) URL {url}", request=request)
-        host, port = _host_port(url)
-        factory = self._factory
-        rewritten, overridden = factory.rewrite_url(str(url))
+        rewritten, overridden = await self._factory.route(str(url))
         if overridden:
             request = _retarget(request, httpx.URL(rewritten))
-        elif not factory._is_trusted(host, port):
-            ip = literal_address(host)
-            if ip is not None:
-                reason = address_refusal(ip)
-                if reason is not None:
-                    raise BlockedAddressError(host, ip, reason)
-            elif factory._is_override_target(host, port):
-                # The session resolver lets override targets through; a URL naming one
-                # directly is not trusted, so check its addresses here.
-                await factory._resolver_for_loop().resolve_checked(
-                    host, port, family=socket.AF_UNSPEC, honour_trust=False
-                )
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -321,6 +309,35 @@ class OutboundFactory:
         target = urlsplit(base)
         path = target.path.rstrip("/") + (parts.path or "/")
         return urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment)), True
+
+    async def route(self, url: str) -> tuple[str, bool]:
+        """Where one request hop really goes, after overrides and the SSRF guard.
+
+        Returns ``(url, overridden)``; raises :class:`BlockedAddressError` for an IP
+        literal that is not public. Names are checked by the session's resolver when it
+        connects; override targets named directly are resolved and checked here, because
+        that resolver lets them through.
+        """
+        rewritten, overridden = self.rewrite_url(url)
+        if overridden:
+            return rewritten, True
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"refusing URL without an http(s) scheme and host: {url!r}")
+        host = _normalize_host(parts.hostname)
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        if self._is_trusted(host, port):
+            return url, False
+        ip = literal_address(host)
+        if ip is not None:
+            reason = address_refusal(ip)
+            if reason is not None:
+                raise BlockedAddressError(host, ip, reason)
+        elif self._is_override_target(host, port):
+            await self._resolver_for_loop().resolve_checked(
+                host, port, family=socket.AF_UNSPEC, honour_trust=False
+            )
+        return url, False
 
     def trust_base_url(self, url: str) -> None:
         """Trust an operator-configured base URL's host:port (e.g. OPENAI_BASE_URL)."""

@@ -1,0 +1,68 @@
+"""`python -m bench [--only a|b|c] [--quick]`: JSON lines on stdout, a summary on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench import fixed_latency, jittered, overhead
+
+Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
+
+BENCHES: dict[str, Bench] = {
+    "a": ("fixed_latency", fixed_latency.run, fixed_latency.summary),
+    "b": ("jittered_latency", jittered.run, jittered.summary),
+    "c": ("overhead", overhead.run, overhead.summary),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        choices=sorted(BENCHES),
+        action="append",
+        help="a: fixed latency, b: jittered latency, c: overhead (repeatable; default all)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small N: a smoke run, not a measurement"
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="items for (c) (default 10000, quick 300)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    selected = args.only or sorted(BENCHES)
+    failed = 0
+    for key in selected:
+        name, run, summary = BENCHES[key]
+        kwargs: dict[str, Any] = {"quick": args.quick}
+        if key == "c" and args.n:
+            kwargs["n"] = args.n
+        # Recorded with each result: a busy neighbour explains a bad number better than we can.
+        load = round(os.getloadavg()[0], 2)
+        try:
+            result = run(**kwargs)
+        except Exception as exc:  # one broken bench must not hide the others' numbers
+            result = {"bench": name, "error": f"{type(exc).__name__}: {exc}", "pass": False}
+            print(f"{name}: ERROR {result['error']}", file=sys.stderr, flush=True)
+            failed += 1
+        else:
+            print(summary(result), file=sys.stderr, flush=True)
+        result["load_avg_1m_before"] = load
+        if args.quick:
+            result["quick"] = True
+        print(json.dumps(result), flush=True)
+    # Missed targets are results, not errors: only a bench that could not run fails the command.
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

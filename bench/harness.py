@@ -1,0 +1,222 @@
+"""What every benchmark shares: the template, leads, a headless engine run, the loop window.
+
+The engine runs exactly as `engine.runner.execute_run` runs it (same registry, redactor
+built from the run's env, one `Services` per run) minus Django and the run store, so a
+benchmark measures the engine and not the database the events would be written to.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from engine.blocks import REGISTRY
+from engine.core.data import DataConnection
+from engine.core.events import Event, EventBus
+from engine.core.executor import Executor, RunOptions, RunOutcome
+from engine.core.graph import parse_graph
+from engine.core.outbound import OutboundConfig, OutboundFactory
+from engine.core.redaction import Redactor
+from engine.core.services import Services
+from simulator.testing import RunningSimulator, run_in_process
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "builder" / "gallery" / "parallel-lead-enrichment.json"
+SANDBOX_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "slack.com")
+# Long enough to be redacted (Redactor.MIN_SECRET_LENGTH): the bus pays for redaction as in
+# production, where the run's env values are the redactor's secrets.
+BENCH_ENV = {"CLEARBIT_API_KEY": "cb-bench-secret-key", "LINKEDIN_API_KEY": "li-bench-secret-key"}
+
+ENRICHED_LEADS_DDL = """
+CREATE TABLE IF NOT EXISTS enriched_leads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lead_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    company TEXT NOT NULL,
+    title TEXT NOT NULL,
+    email TEXT NOT NULL,
+    company_size INTEGER NULL,
+    budget_estimate TEXT NOT NULL,
+    urgency_level TEXT NOT NULL,
+    qualification_score INTEGER NULL,
+    linkedin_url TEXT NOT NULL,
+    enriched_at TEXT NOT NULL
+)
+"""
+
+
+class BenchError(RuntimeError):
+    """The workflow did not do the work being timed, so its timing means nothing."""
+
+
+def template_graph() -> dict[str, Any]:
+    return copy.deepcopy(json.loads(TEMPLATE.read_text())["graph"])
+
+
+def template_block(graph: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return next(b for b in graph["blocks"] if b["name"] == name)
+
+
+def make_leads(n: int, *, prefix: str = "lead") -> list[dict[str, Any]]:
+    # Zero-padded tokens: no lead's email or domain is a substring of another's, so
+    # simulator requests can be matched back to their lead by substring.
+    return [
+        {
+            "id": f"{prefix}-{i:05d}",
+            "name": f"Bench Person {prefix}{i:05d}",
+            "company": f"Company{prefix}{i:05d}",
+            "title": "VP Sales",
+            "email": f"person.{prefix}{i:05d}@{prefix}{i:05d}.example",
+            "domain": f"{prefix}{i:05d}.example",
+            "message": "We need to enrich our inbound leads faster.",
+        }
+        for i in range(n)
+    ]
+
+
+def create_enriched_leads(path: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(ENRICHED_LEADS_DDL)
+
+
+@contextmanager
+def simulator(**options: Any) -> Iterator[RunningSimulator]:
+    """The simulator in its own process, so it never competes for this event loop."""
+    running = run_in_process(port=0, **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def build_services(
+    base_url: str,
+    *,
+    data: DataConnection | None = None,
+    extra_hosts: tuple[str, ...] = (),
+) -> Services:
+    overrides = {host: base_url for host in (*SANDBOX_HOSTS, *extra_hosts)}
+    return Services(
+        outbound=OutboundFactory(OutboundConfig(host_overrides=overrides)),
+        data=data,
+        openai_api_key="sk-bench",
+        slack_token="xoxb-bench",
+    )
+
+
+@dataclass
+class LoopWindowSink:
+    """Counts events and keeps only the top-level loop's start and finish times.
+
+    As cheap as a sink can be while still timing the loop: keeping every event would make
+    the benchmark measure its own memory, not the engine's.
+    """
+
+    loop_name: str = "loop"
+    count: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    started: float | None = None
+    finished: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        self.count += 1
+        self.by_type[event.type] = self.by_type.get(event.type, 0) + 1
+        data = event.data
+        if data.get("name") == self.loop_name and data.get("item") == "":
+            if event.type == "step.started":
+                self.started = event.at
+            elif event.type == "step.finished":
+                self.finished = event.at
+
+    @property
+    def window(self) -> tuple[float, float]:
+        if self.started is None or self.finished is None:
+            raise BenchError("the loop never started or never finished")
+        return self.started, self.finished
+
+    @property
+    def wall(self) -> float:
+        start, end = self.window
+        return end - start
+
+
+async def run_engine(
+    graph: Mapping[str, Any],
+    trigger_input: Any,
+    services: Services,
+    options: RunOptions,
+    *,
+    sink: LoopWindowSink | None = None,
+    env: Mapping[str, str] = BENCH_ENV,
+    expected_items: int | None = None,
+) -> tuple[RunOutcome, LoopWindowSink]:
+    """One run on a fresh `Services` (closed afterwards), like `execute_run` does."""
+    sink = sink or LoopWindowSink()
+    executor = Executor(
+        parse_graph(graph),
+        REGISTRY,
+        bus=EventBus(sink, Redactor(env.values())),
+        services=services,
+        env=env,
+        options=options,
+    )
+    try:
+        outcome = await executor.run(trigger_input)
+    finally:
+        await services.aclose()
+    if outcome.status != "succeeded":
+        raise BenchError(
+            f"run {outcome.status}: {outcome.error} ({outcome.failed_items} items failed)"
+        )
+    if expected_items is not None:
+        done = sink.by_type.get("item.finished", 0)
+        if done != expected_items:
+            raise BenchError(f"{done} items finished, expected {expected_items}")
+    return outcome, sink
+
+
+class RssSampler:
+    """Peak RSS of this process, sampled every `interval` s in a thread (not the loop)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.baseline = 0
+        self.peak = 0
+        self.samples = 0
+
+    def rss(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.baseline = self.peak = self.rss()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / (1024 * 1024)

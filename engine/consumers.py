@@ -1,0 +1,229 @@
+"""The run websocket, `/ws/runs/<id>/`: live state of one run, server → client only.
+
+Messages (frontend/src/types.ts):
+- `{"type": "snapshot", "seq", "final", "run", "items", "steps"}` (engine/snapshots.py) on
+  connect, read from the database; the last message is always a snapshot with `final: true`
+  after which the server closes the socket (code 1000);
+- `{"type": "delta", "seq", "run", "items", "steps"}`: what changed since the previous
+  message, as published by engine/store.py; `seq` only grows; a delta whose `seq` is not
+  above the last one sent (snapshot included) is dropped.
+
+Refusals happen before the handshake is accepted: 4401 for an anonymous user, 4404 for a
+run that is unknown or belongs to someone else (both look the same to the client).
+
+The channel layer delivers at most once, so the stream cannot rely on seeing the final delta:
+it also ends on a `run.ended` group message (sent once the run's last row update is stored),
+and, as a safety net, a quiet stream checks the database every `WATCH_INTERVAL` seconds.
+Deltas arriving closer together than `DELTA_INTERVAL` are merged into one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import connections
+from django.http import Http404
+
+from engine.models import FINAL_STATUSES, Run
+from engine.snapshots import run_snapshot
+from engine.store import group_name
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+# Seconds without any message after which the consumer looks at the run row itself.
+WATCH_INTERVAL = 5.0
+# Least seconds between two deltas on one socket (the store's own flush interval).
+DELTA_INTERVAL = 0.1
+
+
+async def _db(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ORM work on a worker thread and close its connections (never left open)."""
+
+    def call() -> Any:
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(call, thread_sensitive=False)()
+
+
+def _owned_run_id(user: Any, run_id: str) -> Any:
+    from builder.selectors import run_get
+
+    return run_get(user, run_id).pk
+
+
+def _run_is_final(run_id: Any) -> bool:
+    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    return status in FINAL_STATUSES
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):
+    run_id: Any = None
+    group: str | None = None
+    last_seq: int = -1
+    done = False
+    quiet_since = 0.0
+    last_delta_at = float("-inf")
+    pending: dict[str, Any] | None = None
+    watcher: asyncio.Task[None] | None = None
+    flusher: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.run_id = await _db(
+                _owned_run_id, user, self.scope["url_route"]["kwargs"]["run_id"]
+            )
+        except Http404:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        # Join the group before reading the snapshot: a batch stored after the read is
+        # published after it, so it reaches us; one stored before is in the snapshot and its
+        # delta (seq <= snapshot seq) is dropped. Messages wait in our channel meanwhile.
+        self.group = group_name(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        snapshot = await self._snapshot()
+        if snapshot is not None:
+            await self._send_snapshot(snapshot)
+        if not self.done:
+            self.quiet_since = asyncio.get_running_loop().time()
+            self.watcher = asyncio.create_task(self._watch())
+
+    async def disconnect(self, code: int) -> None:
+        self.done = True
+        self._drop_pending()
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """The stream is one-way: whatever the client sends is ignored."""
+
+    # --- channel-layer handlers (called one at a time, in arrival order) -------------------
+
+    async def run_delta(self, message: dict[str, Any]) -> None:
+        if self.done:
+            return
+        delta = message.get("delta") or {}
+        seq = delta.get("seq")
+        if not isinstance(seq, int) or seq <= self.last_seq:
+            return
+        loop = asyncio.get_running_loop()
+        self.quiet_since = loop.time()
+        run = delta.get("run") or {}
+        if run.get("status") in FINAL_STATUSES:
+            self._drop_pending()
+            await self._end()
+            return
+        self.last_seq = seq
+        self._merge(seq, run, delta.get("items") or [], delta.get("steps") or [])
+        if self.flusher is None or self.flusher.done():
+            wait = self.last_delta_at + DELTA_INTERVAL - loop.time()
+            if wait <= 0:
+                await self._flush()
+            else:
+                self.flusher = asyncio.create_task(self._flush_later(wait))
+
+    async def run_ended(self, message: dict[str, Any]) -> None:
+        """The run's final row update is stored (including a cancellation): end the stream."""
+        if not self.done:
+            snapshot = await self._snapshot()
+            if snapshot is not None and snapshot["final"]:
+                self._drop_pending()
+                await self._send_snapshot(snapshot)
+
+    # --- coalescing ----------------------------------------------------------------------
+    # The store publishes at most every 100 ms; deltas that still arrive closer together
+    # (a layer that delivers in bursts) are merged, so a socket gets <= 1 delta per
+    # DELTA_INTERVAL. Rows are whole rows (engine/store.py), so the latest one wins.
+
+    def _merge(self, seq: int, run: dict[str, Any], items: list[Any], steps: list[Any]) -> None:
+        if self.pending is None:
+            self.pending = {"seq": seq, "run": {}, "items": {}, "steps": {}}
+        pending = self.pending
+        pending["seq"] = seq
+        pending["run"].update(run)
+        for row in items:
+            key = row.get("key")
+            pending["items"][key] = {**pending["items"].get(key, {}), **row}
+        for row in steps:
+            key = (row.get("item_key"), row.get("block_id"))
+            pending["steps"][key] = {**pending["steps"].get(key, {}), **row}
+
+    def _drop_pending(self) -> None:
+        self.pending = None
+        if self.flusher is not None:
+            self.flusher.cancel()
+
+    async def _flush_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None or self.done:
+            return
+        self.last_delta_at = asyncio.get_running_loop().time()
+        await self.send_json(
+            {
+                "type": "delta",
+                "seq": pending["seq"],
+                "run": pending["run"],
+                "items": list(pending["items"].values()),
+                "steps": list(pending["steps"].values()),
+            }
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _snapshot(self) -> dict[str, Any] | None:
+        """The run from the database; None (and the socket closed) if it was deleted."""
+        try:
+            return await _db(run_snapshot, self.run_id)
+        except Run.DoesNotExist:
+            self.done = True
+            await self.close(code=CLOSE_NOT_FOUND)
+            return None
+
+    async def _end(self) -> None:
+        snapshot = await self._snapshot()
+        if snapshot is not None:
+            await self._send_snapshot(snapshot, close=True)
+
+    async def _send_snapshot(self, snapshot: dict[str, Any], *, close: bool = False) -> None:
+        self.last_seq = max(self.last_seq, snapshot["seq"])
+        await self.send_json(snapshot)
+        if snapshot["final"] or close:
+            self.done = True
+            await self.close()
+
+    async def _watch(self) -> None:
+        """Safety net for a lost final delta or a run cancelled without a publish."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.done:
+                await asyncio.sleep(WATCH_INTERVAL)
+                if self.done or loop.time() - self.quiet_since < WATCH_INTERVAL:
+                    continue
+                self.quiet_since = loop.time()
+                if await _db(_run_is_final, self.run_id):
+                    # Through our own channel, so it is handled in order with the deltas.
+                    await self.channel_layer.send(self.channel_name, {"type": "run.ended"})
+        except Exception:
+            log.warning("run %s: the stream watcher stopped", self.run_id, exc_info=True)

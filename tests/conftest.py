@@ -1,0 +1,32 @@
+"""Shared fixtures for the whole suite: users and authenticated API clients."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="owner", password="owner-password")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="intruder", password="intruder-password")
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    """A DRF client authenticated as `user`."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    """A DRF client authenticated as `other_user`."""
+    client = APIClient()
+    client.force_authenticate(other_user)
+    return client

@@ -1,0 +1,399 @@
+"""The run websocket: who may follow a run, and what they receive (snapshot, deltas, final
+snapshot), through the real ASGI application, the session middleware and the Redis layer."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test import Client
+from django.utils import timezone
+
+from builder.services import run_create, workflow_create
+from engine import consumers
+from engine.models import ItemRun, Run, StepRun
+from engine.runner import execute_run
+from engine.snapshots import run_snapshot
+from engine.store import group_name, publish_run_ended
+from klyntos.asgi import application
+from simulator.testing import RunningSimulator
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+TIMEOUT = 10.0
+FINAL = {"succeeded", "partially_succeeded", "failed", "cancelled"}
+
+
+def loop_graph() -> dict[str, Any]:
+    return {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+            {
+                "id": "loop",
+                "type": "loop",
+                "name": "loop",
+                "config": {"items": "<webhook.body.items>", "max_concurrent": 50},
+            },
+            {
+                "id": "square",
+                "type": "transform",
+                "name": "square",
+                "parent": "loop",
+                "config": {"input": {"v": "<item.v>"}, "expression": "v"},
+            },
+        ],
+        "edges": [{"source": "webhook", "target": "loop"}],
+    }
+
+
+def lookup_graph() -> dict[str, Any]:
+    """One simulated Clearbit call per item, one at a time: a run that lasts a few flushes."""
+    url = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+    auth = {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"}
+    return {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+            {
+                "id": "loop",
+                "type": "loop",
+                "name": "loop",
+                "config": {"items": "<webhook.body.items>", "max_concurrent": 1},
+            },
+            {
+                "id": "fetch",
+                "type": "http",
+                "name": "fetch",
+                "parent": "loop",
+                "config": {"url": url, "headers": auth},
+            },
+        ],
+        "edges": [{"source": "webhook", "target": "loop"}],
+    }
+
+
+def new_run(owner: Any, items: list[dict[str, Any]], graph: dict[str, Any] | None = None) -> Run:
+    workflow = workflow_create(owner=owner, name="live", graph=graph or loop_graph())
+    run, _ = run_create(workflow=workflow, input={"items": items})
+    return run
+
+
+def session_cookie(username: str, password: str) -> bytes:
+    client = Client()
+    assert client.login(username=username, password=password)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_socket(
+    run_id: Any, cookie: bytes | None = None, origin: tuple[bytes, bytes] = ORIGIN
+) -> WebsocketCommunicator:
+    headers = [origin] + ([(b"cookie", cookie)] if cookie else [])
+    return WebsocketCommunicator(application, f"/ws/runs/{run_id}/", headers=headers)
+
+
+async def receive_until_close(
+    communicator: WebsocketCommunicator, within: float = TIMEOUT
+) -> tuple[list[dict[str, Any]], int]:
+    """Every message until the server closes, and the close code; fails after `within` s."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the socket did not close within {within}s ({len(messages)} messages)"
+        output = await communicator.receive_output(timeout=left)
+        if output["type"] == "websocket.close":
+            return messages, output.get("code", 1000)
+        assert output["type"] == "websocket.send", output
+        messages.append(json.loads(output["text"]))
+
+
+def as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+async def db_snapshot(run_id: Any) -> dict[str, Any]:
+    return as_json(await sync_to_async(run_snapshot)(run_id))
+
+
+async def close_db() -> None:
+    await sync_to_async(connections.close_all)()  # the async ORM's thread keeps one open
+
+
+async def test_owner_follows_a_run_from_snapshot_through_deltas_to_the_final_snapshot(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    leads = [{"domain": f"d{i}.example"} if i != 2 else {} for i in range(6)]
+    run = await sync_to_async(new_run)(owner, leads, lookup_graph())
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert first["type"] == "snapshot" and first["final"] is False and first["seq"] == 0
+    assert first["run"]["id"] == str(run.pk) and first["run"]["status"] == "queued"
+    assert first["items"] == [] and first["steps"] == []
+
+    await execute_run(run.pk)
+    messages, code = await receive_until_close(communicator)
+    assert code == 1000
+
+    deltas, final = messages[:-1], messages[-1]
+    assert deltas and all(m["type"] == "delta" for m in deltas)
+    seqs = [m["seq"] for m in deltas]
+    assert seqs == sorted(set(seqs)) and seqs[0] > first["seq"]
+    assert all(m["run"]["status"] == "running" for m in deltas)  # the final one became a snapshot
+    assert {k for m in deltas for k in m} == {"type", "seq", "run", "items", "steps"}
+    assert all("output" not in step for m in deltas for step in m["steps"])
+
+    assert final["type"] == "snapshot" and final["final"] is True and final["seq"] > seqs[-1]
+    assert final == await db_snapshot(run.pk)
+    stored = await Run.objects.aget(pk=run.pk)
+    assert (
+        final["seq"] == stored.last_seq
+        and final["run"]["status"] == stored.status == "partially_succeeded"
+    )
+    assert final["run"]["progress"] == {"total": 6, "succeeded": 5, "failed": 1, "running": 0}
+    assert [(i["index"], i["status"]) for i in final["items"]] == [
+        (i, "failed" if i == 2 else "succeeded") for i in range(6)
+    ]
+    assert len(final["steps"]) == await StepRun.objects.filter(run_id=run.pk).acount()
+    assert sum(step["block_id"] == "fetch" for step in final["steps"]) == 6
+    assert all("output" not in step for step in final["steps"])
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_anonymous_users_are_refused(owner: Any) -> None:
+    run = await sync_to_async(new_run)(owner, [])
+    communicator = await open_socket(run.pk)
+    assert await communicator.connect(timeout=TIMEOUT) == (False, 4401)
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_another_users_run_and_unknown_ids_look_the_same(owner: Any, other_user: Any) -> None:
+    run = await sync_to_async(new_run)(owner, [])
+    intruder = await sync_to_async(session_cookie)("intruder", "intruder-password")
+    mine = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    for run_id, cookie in [(run.pk, intruder), (uuid.uuid4(), mine), ("not-a-uuid", mine)]:
+        communicator = await open_socket(run_id, cookie)
+        assert await communicator.connect(timeout=TIMEOUT) == (False, 4404), run_id
+        await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_foreign_origin_is_refused(owner: Any) -> None:
+    run = await sync_to_async(new_run)(owner, [])
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    for origin in [(b"origin", b"http://evil.example"), (b"x-no-origin", b"")]:
+        communicator = await open_socket(run.pk, cookie, origin=origin)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert not connected, origin
+        await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_burst_of_1000_items_is_coalesced_and_ends_with_the_stored_state(
+    owner: Any,
+) -> None:
+    run = await sync_to_async(new_run)(owner, [{"v": i} if i != 7 else {} for i in range(1000)])
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert first["type"] == "snapshot" and not first["final"]
+
+    started = time.monotonic()
+    await execute_run(run.pk)
+    elapsed = time.monotonic() - started
+    messages, code = await receive_until_close(communicator, within=20)
+    assert code == 1000
+
+    received = 1 + len(messages)  # the first snapshot, the deltas and the final snapshot
+    assert received <= elapsed * 10 + 2, (received, elapsed)
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(set(seqs))
+    final = messages[-1]
+    assert final["type"] == "snapshot" and final["final"] is True
+    assert final == await db_snapshot(run.pk)
+    assert len(final["items"]) == 1000
+    assert final["run"]["status"] == "partially_succeeded"
+    assert final["run"]["progress"] == {"total": 1000, "succeeded": 999, "failed": 1, "running": 0}
+    stored = {
+        k: s async for k, s in ItemRun.objects.filter(run_id=run.pk).values_list("key", "status")
+    }
+    assert {i["key"]: i["status"] for i in final["items"]} == stored
+    assert [i["index"] for i in final["items"] if i["status"] == "failed"] == [7]
+    await communicator.disconnect()
+    await close_db()
+
+
+async def running_run(owner: Any, last_seq: int) -> Run:
+    run = await sync_to_async(new_run)(owner, [])
+    await Run.objects.filter(pk=run.pk).aupdate(
+        status="running", last_seq=last_seq, started_at=timezone.now()
+    )
+    return run
+
+
+def delta(seq: int, status: str = "running", **run: Any) -> dict[str, Any]:
+    return {
+        "type": "run.delta",
+        "delta": {
+            "seq": seq,
+            "run": {"status": status, "last_seq": seq, **run},
+            "items": [],
+            "steps": [],
+        },
+    }
+
+
+async def test_deltas_the_snapshot_already_covers_are_dropped(owner: Any) -> None:
+    run = await running_run(owner, last_seq=40)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (first["type"], first["seq"], first["final"]) == ("snapshot", 40, False)
+
+    layer = get_channel_layer()
+    for seq in (12, 40, 41, 41, 39, 43):
+        await layer.group_send(group_name(run.pk), delta(seq, total=seq))
+    # The layer keeps order: 12, 40 (covered by the snapshot), then 41 (again), 39 are dropped.
+    got = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
+    assert [(m["type"], m["seq"], m["run"]["total"]) for m in got] == [
+        ("delta", 41, 41),
+        ("delta", 43, 43),
+    ]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.send_json_to({"type": "hello"})  # client messages are ignored
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_deltas_arriving_in_a_burst_are_merged(owner: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(consumers, "DELTA_INTERVAL", 1.0)
+    run = await running_run(owner, last_seq=10)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+
+    def item(i: int, status: str) -> dict[str, Any]:
+        return {"key": f"loop[{i}]", "index": i, "status": status}
+
+    layer = get_channel_layer()
+    burst = [
+        (11, [item(0, "running")]),
+        (12, [item(1, "running")]),
+        (13, [item(0, "succeeded"), item(2, "running")]),
+        (14, [item(1, "failed")]),
+    ]
+    for seq, items in burst:
+        message = delta(seq, succeeded=seq)
+        message["delta"]["items"] = items
+        await layer.group_send(group_name(run.pk), message)
+
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert (first["seq"], first["items"]) == (11, [item(0, "running")])
+    merged = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert merged["type"] == "delta" and merged["seq"] == 14 and merged["run"]["succeeded"] == 14
+    assert sorted(merged["items"], key=lambda i: i["index"]) == [
+        item(0, "succeeded"),
+        item(1, "failed"),
+        item(2, "running"),
+    ]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_final_delta_becomes_the_final_snapshot(owner: Any) -> None:
+    run = await running_run(owner, last_seq=5)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["seq"] == 5
+    # As the store does it: the rows are committed, then the delta is published.
+    await Run.objects.filter(pk=run.pk).aupdate(
+        status="succeeded", last_seq=9, finished_at=timezone.now()
+    )
+    await get_channel_layer().group_send(group_name(run.pk), delta(9, "succeeded"))
+    messages, code = await receive_until_close(communicator)
+    assert code == 1000 and len(messages) == 1
+    assert messages[0] == await db_snapshot(run.pk)
+    assert (messages[0]["final"], messages[0]["seq"], messages[0]["run"]["status"]) == (
+        True,
+        9,
+        "succeeded",
+    )
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_cancelled_run_ends_the_stream_on_the_end_notice(owner: Any) -> None:
+    run = await running_run(owner, last_seq=3)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+    await publish_run_ended(run.pk)  # still running: nothing to say
+    assert await communicator.receive_nothing(timeout=0.3)
+    await Run.objects.filter(pk=run.pk).aupdate(
+        status="cancelled", finished_at=timezone.now(), running=0
+    )
+    await publish_run_ended(run.pk)
+    messages, code = await receive_until_close(communicator)
+    assert code == 1000 and [(m["type"], m["final"], m["run"]["status"]) for m in messages] == [
+        ("snapshot", True, "cancelled")
+    ]
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_quiet_stream_notices_a_run_ended_without_notice(
+    owner: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(consumers, "WATCH_INTERVAL", 0.2)
+    run = await running_run(owner, last_seq=3)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+    assert await communicator.receive_nothing(timeout=0.6)  # watched, still running
+    await Run.objects.filter(pk=run.pk).aupdate(status="cancelled", finished_at=timezone.now())
+    messages, code = await receive_until_close(communicator, within=5)
+    assert code == 1000 and [(m["final"], m["run"]["status"]) for m in messages] == [
+        (True, "cancelled")
+    ]
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_a_finished_run_gives_one_final_snapshot_and_a_close(owner: Any) -> None:
+    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
+    await execute_run(run.pk)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    messages, code = await receive_until_close(communicator)
+    assert code == 1000 and len(messages) == 1
+    (snapshot,) = messages
+    assert snapshot["type"] == "snapshot" and snapshot["final"] is True
+    assert snapshot["run"]["status"] == "succeeded" and snapshot["run"]["duration"] is not None
+    assert snapshot == await db_snapshot(run.pk)
+    assert [(i["key"], i["status"], i["data"]) for i in snapshot["items"]] == [
+        ("loop[0]", "succeeded", {"v": 1}),
+        ("loop[1]", "succeeded", {"v": 2}),
+    ]
+    await communicator.disconnect()
+    await close_db()
