@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.blocks.base import BaseBlock, config_schema
+from engine.core.fetch import decode_body, fetch, with_query
 from engine.core.refs import stringify, substitute, whole_reference
 from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.schemas import JsonSchema, obj
@@ -50,28 +51,29 @@ class HttpBlock(BaseBlock):
         return []
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
-        url = render_url(ctx.raw_config["url"], ctx)
+        url = with_query(render_url(ctx.raw_config["url"], ctx), _query(ctx.config.get("query")))
         method = ctx.config.get("method", "GET")
         headers = {str(k): _header_value(k, v) for k, v in (ctx.config.get("headers") or {}).items()}
-        query = {str(k): stringify(v) for k, v in (ctx.config.get("query") or {}).items()}
         body = ctx.config.get("body")
-        request: dict[str, Any] = {"headers": headers, "params": query or None}
+        data: bytes | None = None
         if body is not None and method not in {"GET", "HEAD"}:
             if isinstance(body, str):
-                request["content"] = body.encode()
+                data = body.encode()
             else:
-                request["json"] = body
-        client = ctx.services.outbound.httpx_client()
-        async with client.stream(method, url, **request) as response:
-            raw = await _read_limited(response)
-        result = {"status": response.status_code, "headers": dict(response.headers), "body": _decode(response, raw)}
-        if response.status_code >= 400:
-            summary = f"{method} {_without_query(url)} returned {response.status_code}"
-            if is_retryable_status(response.status_code):
-                raise TransientError(summary, retry_after=parse_retry_after(response.headers.get("retry-after")))
+                data = json.dumps(body).encode()
+                headers.setdefault("Content-Type", "application/json")
+        result = await fetch(ctx.services.outbound, method, url, headers=headers, data=data, max_bytes=MAX_RESPONSE_BYTES)
+        if result.status >= 400:
+            summary = f"{method} {_without_query(result.url)} returned {result.status}"
+            if is_retryable_status(result.status):
+                raise TransientError(summary, retry_after=parse_retry_after(result.headers.get("Retry-After")))
             if ctx.config.get("fail_on_status", True):
-                raise BlockError(f"{summary}: {raw[:200].decode(errors='replace')}")
-        return result
+                raise BlockError(f"{summary}: {result.body[:200].decode(errors='replace')}")
+        return {"status": result.status, "headers": result.headers, "body": decode_body(result)}
+
+
+def _query(params: Any) -> dict[str, str]:
+    return {str(k): stringify(v) for k, v in (params or {}).items()}
 
 
 def render_url(template: str, ctx: BlockContext) -> str:
@@ -108,25 +110,3 @@ def _header_value(name: Any, value: Any) -> str:
 
 def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
-
-
-async def _read_limited(response: Any) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise BlockError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _decode(response: Any, raw: bytes) -> Any:
-    content_type = response.headers.get("content-type", "")
-    text = raw.decode(response.encoding or "utf-8", errors="replace")
-    if "json" in content_type:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-    return text

@@ -38,6 +38,9 @@ class Event:
 Sink = Callable[[Event], None]
 
 
+SCALARS = (int, float, bool, type(None))
+
+
 class EventBus:
     """Numbers, redacts and hands events to a sink; the sink must be quick and never block."""
 
@@ -50,8 +53,18 @@ class EventBus:
     def seq(self) -> int:
         return self._seq
 
+    def _redact(self, value: Any) -> Any:
+        # Most fields are names, ids and counts: check those directly, serialise only payloads.
+        if isinstance(value, SCALARS):
+            return value
+        if isinstance(value, str):
+            return self._redactor.text(value)
+        return self._redactor.value(value)
+
     def emit(self, type_: EventType, **data: Any) -> Event:
         self._seq += 1
-        event = Event(self._seq, type_, time.time(), self._redactor.value(data))
+        if self._redactor:
+            data = {key: self._redact(value) for key, value in data.items()}
+        event = Event(self._seq, type_, time.time(), data)
         self._sink(event)
         return event

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 
 from engine.core.events import EventBus
@@ -82,6 +83,7 @@ class Executor:
             parent: graph.predecessors(parent)
             for parent in {None, *(b.id for b in graph.blocks if b.type == LOOP_TYPE)}
         }
+        self._chains = {parent: _as_chain(preds) for parent, preds in self._predecessors.items()}
 
     async def run(self, trigger_input: Any) -> RunOutcome:
         self.trigger_input = trigger_input
@@ -99,13 +101,31 @@ class Executor:
 
     async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
         """Run the blocks directly under `parent`; the first failure cancels the rest."""
+        chain = self._chains[parent]
+        if chain is not None:  # nothing can overlap: run in order, no scheduler, no tasks
+            outputs: dict[str, Any] = {}
+            for block_id in chain:
+                block = self.graph.block(block_id)
+                output = await self.run_block(block, scope, frame)
+                scope.set(block.name, output)
+                outputs[block.name] = output
+            return outputs
         sorter = graphlib.TopologicalSorter(self._predecessors[parent])
         sorter.prepare()
-        outputs: dict[str, Any] = {}
+        outputs = {}
         running: dict[asyncio.Task[Any], Block] = {}
         try:
             while sorter.is_active():
-                for block_id in sorter.get_ready():
+                ready = sorter.get_ready()
+                if len(ready) == 1 and not running:
+                    # Nothing to overlap with: run inline rather than paying for a task.
+                    block = self.graph.block(ready[0])
+                    output = await self.run_block(block, scope, frame)
+                    scope.set(block.name, output)
+                    outputs[block.name] = output
+                    sorter.done(block.id)
+                    continue
+                for block_id in ready:
                     block = self.graph.block(block_id)
                     task = asyncio.ensure_future(self.run_block(block, scope, frame))
                     running[task] = block
@@ -182,7 +202,7 @@ class Executor:
             )
             try:
                 return await spec.run(ctx)
-            except (httpx.TimeoutException, httpx.NetworkError) as exc:
+            except (httpx.TimeoutException, httpx.NetworkError, aiohttp.ClientConnectionError) as exc:
                 raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
         def on_retry(number: int, delay: float, error: TransientError) -> None:
@@ -206,3 +226,26 @@ class Executor:
         except Exception as exc:  # an ordinary bug in one block fails that step, not the run
             raise StepFailed(block, f"{type(exc).__name__}: {exc}") from None
         return output, attempts_made, usage
+
+
+def _as_chain(predecessors: dict[str, set[str]]) -> list[str] | None:
+    """The blocks in order when they form one straight line (or a single block), else None."""
+    if any(len(p) > 1 for p in predecessors.values()):
+        return None
+    heads = [b for b, p in predecessors.items() if not p]
+    if len(heads) != 1:
+        return None if heads else []
+    successors: dict[str, list[str]] = {b: [] for b in predecessors}
+    for block, preds in predecessors.items():
+        for pred in preds:
+            successors[pred].append(block)
+    order, current = [], heads[0]
+    while True:
+        order.append(current)
+        following = successors[current]
+        if not following:
+            break
+        if len(following) > 1:
+            return None
+        current = following[0]
+    return order if len(order) == len(predecessors) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,12 +27,24 @@ class Redactor:
         return text
 
     def value(self, value: Any) -> Any:
-        if not self._secrets:
+        if not self._secrets or not self._mentions_secret(value):
             return value
+        return self._walk(value)
+
+    def _mentions_secret(self, value: Any) -> bool:
+        # One C-speed serialisation and substring scan is far cheaper than walking the value
+        # in Python, and nearly every payload contains no secret at all.
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            return True
+        return any(secret in text for secret in self._secrets)
+
+    def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {self.value(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+            return {self._walk(k) if isinstance(k, str) else k: self._walk(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
+            return [self._walk(v) for v in value]
         return value

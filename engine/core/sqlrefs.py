@@ -8,6 +8,7 @@ that mixes text and references binds the whole rendered text as one parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from engine.core.refs import (
@@ -32,8 +33,11 @@ class Piece:
     text: str
 
 
-def tokenize(sql: str) -> list[Piece]:
-    """Split SQL into plain text, string literals, bare references and statement ends."""
+@lru_cache(maxsize=256)
+def tokenize(sql: str) -> tuple[Piece, ...]:
+    """Split SQL into plain text, string literals, bare references and statement ends.
+
+    Cached: a loop runs the same template for every item."""
     pieces: list[Piece] = []
     plain: list[str] = []
     i, n = 0, len(sql)
@@ -98,7 +102,7 @@ def tokenize(sql: str) -> list[Piece]:
             plain.append(ch)
             i += 1
     flush()
-    return pieces
+    return tuple(pieces)
 
 
 def _dollar_tag(sql: str, i: int) -> str | None:

@@ -18,6 +18,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
+from functools import lru_cache
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -89,6 +90,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def address_refusal(ip: IPAddress) -> str | None:
     """Why connecting to ``ip`` is refused, or ``None`` when it is allowed.
 
@@ -123,6 +125,7 @@ def address_refusal(ip: IPAddress) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # pure, and the same few hosts come back on every request
 def literal_address(host: str) -> IPAddress | None:
     """The IP address a URL host denotes literally, or ``None`` for a name.
 

@@ -1,0 +1,119 @@
+"""Plain HTTP requests for the HTTP block, straight on the factory's guarded aiohttp session.
+
+httpx stays for the openai SDK; for the HTTP block it doubled the per-request cost (URL
+re-parsing, header models, cookie extraction). Every hop still goes through
+`OutboundFactory.route` (host overrides + SSRF guard) and the session's guarded resolver,
+and redirects are followed here, hop by hop, so each one is checked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import aiohttp
+import yarl
+
+from engine.core.outbound import OutboundFactory
+from engine.core.retry import BlockError, TransientError
+
+REDIRECTS = {301, 302, 303, 307, 308}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str
+    content_type: str
+    charset: str | None
+
+
+def with_query(url: str, params: Mapping[str, str] | None) -> str:
+    if not params:
+        return url
+    joiner = "&" if urlsplit(url).query else ("" if url.endswith("?") else "?")
+    return url + joiner + urlencode(params)
+
+
+async def fetch(
+    factory: OutboundFactory,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+    max_bytes: int,
+) -> FetchResult:
+    session = factory.aiohttp_session()
+    headers = dict(headers or {})
+    for _ in range(factory.config.max_redirects + 1):
+        target, overridden = await factory.route(url)
+        hop_headers = headers
+        if overridden:
+            hop_headers = {**headers, "Host": yarl.URL(target, encoded=True).raw_authority}
+        try:
+            async with session.request(
+                method,
+                yarl.URL(target, encoded=True),  # keep the caller's encoding byte for byte
+                headers=hop_headers,
+                data=data,
+                allow_redirects=False,
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status in REDIRECTS and location:
+                    next_url = urljoin(url, location)  # relative to the URL as written
+                    if urlsplit(next_url).hostname != urlsplit(url).hostname:
+                        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    if response.status == 303 or (response.status in {301, 302} and method not in {"GET", "HEAD"}):
+                        method, data = "GET", None
+                    url = next_url
+                    continue
+                body = await _read_limited(response, max_bytes)
+                return FetchResult(
+                    status=response.status,
+                    headers=dict(response.headers),
+                    body=body,
+                    url=url,
+                    content_type=response.content_type,
+                    charset=response.charset,
+                )
+        except (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError, aiohttp.ClientPayloadError) as exc:
+            raise TransientError(f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}") from exc
+        except aiohttp.InvalidURL as exc:
+            raise BlockError(f"invalid URL {exc}") from exc
+    raise BlockError(f"more than {factory.config.max_redirects} redirects from {_without_query(url)}")
+
+
+async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > max_bytes:
+        raise BlockError(f"response larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BlockError(f"response larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def decode_body(result: FetchResult) -> Any:
+    """JSON when the server says JSON (and it parses), text otherwise."""
+    import json
+
+    text = result.body.decode(result.charset or "utf-8", errors="replace")
+    if "json" in result.content_type:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
