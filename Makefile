@@ -10,9 +10,25 @@ TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/klyntos
 TEST_DATA_DATABASE_URL ?= postgres://root@127.0.0.1:5432/klyntos_data
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup run test bench lint
+.PHONY: setup run test bench lint frontend frontend-test
 
-setup: $(STAMP)
+setup: $(STAMP) frontend
+
+# The editor bundle is rebuilt when it is missing or older than any frontend source.
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json frontend/vite.config.ts frontend/tsconfig.json
+BUNDLE := static/dist/assets/main.js
+
+frontend: $(BUNDLE)
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BUNDLE): frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)
+	cd frontend && npm run build --silent
+
+frontend-test: frontend/node_modules/.package-lock.json
+	cd frontend && npm test --silent
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +42,8 @@ test: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	DATA_DATABASE_URL=$${DATA_DATABASE_URL:-$(TEST_DATA_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	$(PY) -m pytest --create-db -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest --create-db -p no:cacheprovider -m "not browser" $(PYTEST_ARGS)
+	cd frontend && npm test --silent
 
 bench: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \

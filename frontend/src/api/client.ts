@@ -1,0 +1,71 @@
+// Thin fetch wrapper for the REST API: session cookie + CSRF token, JSON in and out.
+import type {
+  CatalogueEntry,
+  GraphJson,
+  RunSummary,
+  TemplateSummary,
+  ValidationResponse,
+  Workflow,
+} from "../types";
+
+export class ApiError extends Error {
+  status: number;
+  body: unknown;
+  constructor(status: number, body: unknown) {
+    const message =
+      typeof body === "object" && body && "error" in body ? String((body as { error: unknown }).error) : `HTTP ${status}`;
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function csrfToken(): string {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: {
+      Accept: "application/json",
+      ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+      ...(method !== "GET" ? { "X-CSRFToken": csrfToken() } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data as T;
+}
+
+interface Page<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+
+export const api = {
+  catalogue: () => request<CatalogueEntry[]>("GET", "/api/blocks/"),
+  workflows: () => request<Workflow[]>("GET", "/api/workflows/"),
+  workflow: (id: number) => request<Workflow>("GET", `/api/workflows/${id}/`),
+  createWorkflow: (name: string, graph?: GraphJson) => request<Workflow>("POST", "/api/workflows/", { name, graph }),
+  saveWorkflow: (id: number, graph: GraphJson, baseVersion: number | null) =>
+    request<Workflow>("PUT", `/api/workflows/${id}/`, { graph, base_version: baseVersion }),
+  renameWorkflow: (id: number, name: string) => request<Workflow>("PATCH", `/api/workflows/${id}/`, { name }),
+  deleteWorkflow: (id: number) => request<null>("DELETE", `/api/workflows/${id}/`),
+  duplicateWorkflow: (id: number) => request<Workflow>("POST", `/api/workflows/${id}/duplicate/`),
+  validate: (id: number, graph: GraphJson) => request<ValidationResponse>("POST", `/api/workflows/${id}/validate/`, { graph }),
+  templates: () => request<TemplateSummary[]>("GET", "/api/templates/"),
+  fromTemplate: (slug: string) => request<Workflow>("POST", `/api/templates/${slug}/instantiate/`, {}),
+  startRun: (id: number, input: unknown) => request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input }),
+  runs: (id: number, page = 1) => request<Page<RunSummary>>("GET", `/api/workflows/${id}/runs/?page=${page}`),
+  run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
+  runItems: (runId: string, page = 1) => request<Page<unknown>>("GET", `/api/runs/${runId}/items/?page=${page}`),
+  cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
+  rotateSecret: (id: number) => request<{ signing_secret: string }>("POST", `/api/workflows/${id}/webhook/secret/`),
+};

@@ -1,0 +1,209 @@
+// The editing surface: React Flow bound to the graph store. Drop blocks from the palette
+// (innermost Loop under the pointer becomes the parent), drag nodes into/out of loops,
+// connect (cycles and loop-boundary crossings refused while dragging), delete, undo/redo.
+import {
+  Background,
+  BackgroundVariant,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  useReactFlow,
+  type Connection,
+  type Edge,
+  type FinalConnectionState,
+  type IsValidConnection,
+  type OnDelete,
+  type OnNodeDrag,
+  type Viewport,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
+import { nodeTypesFor } from "../nodes";
+import { BLOCK_MIME } from "../palette/Palette";
+import { nodeSize, useGraphStore, type BlockNode } from "../store/graphStore";
+import type { CatalogueEntry } from "../types";
+
+const TYPE_COLORS: Record<string, string> = {
+  webhook: "#7c3aed",
+  loop: "#0ea5e9",
+  agent: "#db2777",
+  http: "#2563eb",
+  database: "#0d9488",
+  slack: "#ca8a04",
+  transform: "#64748b",
+};
+
+function isTextTarget(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  if (!el || !el.tagName) return false;
+  return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
+}
+
+export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
+  const nodes = useGraphStore((s) => s.nodes);
+  const edges = useGraphStore((s) => s.edges);
+  const onNodesChange = useGraphStore((s) => s.onNodesChange);
+  const onEdgesChange = useGraphStore((s) => s.onEdgesChange);
+  const { screenToFlowPosition } = useReactFlow();
+  const [hint, setHint] = useState<string | null>(null);
+  const hintTimer = useRef<number | undefined>(undefined);
+  // Read once: the saved viewport is restored on mount, later moves only write it.
+  const [initialViewport] = useState<Viewport | null>(() => useGraphStore.getState().viewport);
+  // Fit a loaded graph that has no saved viewport; an empty one starts at 100% (fitting the
+  // first dropped block would zoom to the maximum).
+  const [fitOnMount] = useState(() => !initialViewport && useGraphStore.getState().nodes.length > 0);
+
+  const nodeTypes = useMemo(() => nodeTypesFor(catalogue.map((c) => c.type)), [catalogue]);
+
+  const flash = useCallback((message: string) => {
+    setHint(message);
+    window.clearTimeout(hintTimer.current);
+    hintTimer.current = window.setTimeout(() => setHint(null), 3500);
+  }, []);
+
+  useEffect(() => () => window.clearTimeout(hintTimer.current), []);
+
+  // Ctrl/Cmd+Z undo, Shift+Ctrl/Cmd+Z (or Ctrl+Y) redo — not while typing in a field.
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (!(event.ctrlKey || event.metaKey) || event.altKey || isTextTarget(event.target)) return;
+      const key = event.key.toLowerCase();
+      if (key === "z" && !event.shiftKey) {
+        event.preventDefault();
+        useGraphStore.getState().undo();
+      } else if ((key === "z" && event.shiftKey) || key === "y") {
+        event.preventDefault();
+        useGraphStore.getState().redo();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  const isValidConnection: IsValidConnection<Edge> = useCallback(
+    (c) => useGraphStore.getState().canConnect({ source: c.source, target: c.target, sourceHandle: c.sourceHandle }) === null,
+    [],
+  );
+
+  const onConnect = useCallback(
+    (c: Connection) => {
+      const store = useGraphStore.getState();
+      const problem = store.canConnect(c);
+      if (problem) flash(problem);
+      else store.connect(c);
+    },
+    [flash],
+  );
+
+  const onConnectEnd = useCallback(
+    (_: MouseEvent | TouchEvent, state: FinalConnectionState) => {
+      if (state.isValid !== false || !state.fromNode || !state.toNode) return;
+      const from = state.fromHandle?.type === "target" ? state.toNode.id : state.fromNode.id;
+      const to = state.fromHandle?.type === "target" ? state.fromNode.id : state.toNode.id;
+      const problem = useGraphStore.getState().canConnect({
+        source: from,
+        target: to,
+        sourceHandle: state.fromHandle?.type === "source" ? state.fromHandle.id : null,
+      });
+      if (problem) flash(`Not connected: ${problem}`);
+    },
+    [flash],
+  );
+
+  const onDelete: OnDelete<BlockNode, Edge> = useCallback(({ nodes: gone, edges: cut }) => {
+    useGraphStore.getState().deleteElements(
+      gone.map((n) => n.id),
+      cut.map((e) => e.id),
+    );
+  }, []);
+
+  // A child is held inside its loop (extent "parent") until the pointer leaves the loop.
+  const onNodeDrag: OnNodeDrag<BlockNode> = useCallback(
+    (event, node) => {
+      if (!node.parentId || node.extent !== "parent" || !("clientX" in event)) return;
+      const store = useGraphStore.getState();
+      const parent = store.nodes.find((n) => n.id === node.parentId);
+      if (!parent) return;
+      const point = screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      const origin = store.absolutePosition(parent.id);
+      const { width, height } = nodeSize(parent);
+      if (point.x < origin.x || point.y < origin.y || point.x > origin.x + width || point.y > origin.y + height) {
+        store.releaseExtent(node.id);
+      }
+    },
+    [screenToFlowPosition],
+  );
+
+  const onNodeDragStop: OnNodeDrag<BlockNode> = useCallback(
+    (event, node) => {
+      const store = useGraphStore.getState();
+      if ("clientX" in event) {
+        store.dropNode(node.id, screenToFlowPosition({ x: event.clientX, y: event.clientY }));
+      }
+      store.endGesture();
+    },
+    [screenToFlowPosition],
+  );
+
+  const onDragOver = useCallback((event: DragEvent) => {
+    if (!event.dataTransfer.types.includes(BLOCK_MIME)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+  }, []);
+
+  const onDrop = useCallback(
+    (event: DragEvent) => {
+      const type = event.dataTransfer.getData(BLOCK_MIME);
+      if (!type) return;
+      event.preventDefault();
+      useGraphStore.getState().dropBlock(type, screenToFlowPosition({ x: event.clientX, y: event.clientY }));
+    },
+    [screenToFlowPosition],
+  );
+
+  const onMoveEnd = useCallback((_: unknown, viewport: Viewport) => useGraphStore.getState().setViewport(viewport), []);
+
+  return (
+    <div className="canvas" data-testid="canvas" onDragOver={onDragOver} onDrop={onDrop}>
+      <ReactFlow<BlockNode, Edge>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onConnect={onConnect}
+        onConnectEnd={onConnectEnd}
+        isValidConnection={isValidConnection}
+        onDelete={onDelete}
+        onNodeDrag={onNodeDrag}
+        onNodeDragStop={onNodeDragStop}
+        onSelectionDragStop={() => useGraphStore.getState().endGesture()}
+        onMoveEnd={onMoveEnd}
+        defaultViewport={initialViewport ?? { x: 40, y: 40, zoom: 1 }}
+        fitView={fitOnMount}
+        fitViewOptions={{ padding: 0.08 }}
+        deleteKeyCode={["Backspace", "Delete"]}
+        minZoom={0.2}
+        maxZoom={2}
+        defaultEdgeOptions={{ type: "default" }}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
+        <Controls position="bottom-left" />
+        <MiniMap
+          position="bottom-right"
+          pannable
+          zoomable
+          nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
+          nodeStrokeWidth={2}
+          style={{ width: 160, height: 110 }}
+        />
+      </ReactFlow>
+      {hint && (
+        <div className="canvas-hint" role="status">
+          {hint}
+        </div>
+      )}
+      {nodes.length === 0 && <div className="canvas-empty">Drag a block from the left to start.</div>}
+    </div>
+  );
+}

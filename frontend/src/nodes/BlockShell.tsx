@@ -1,0 +1,99 @@
+// The frame every block node shares: icon + label, name, a one-line config summary, handles,
+// the block's live run status (from the run store) and its validation errors (graph store).
+import { Handle, Position, type NodeProps } from "@xyflow/react";
+import type { ReactNode } from "react";
+import { useRunStore } from "../store/runStore";
+import { useGraphStore, type BlockNode } from "../store/graphStore";
+import { BlockIcon } from "./icons";
+
+export type BlockNodeProps = NodeProps<BlockNode>;
+
+/** Collapses whitespace so a summary stays on one line. */
+export function oneLine(value: unknown, max = 120): string {
+  const text = typeof value === "string" ? value : value === undefined || value === null ? "" : JSON.stringify(value);
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+export function useBlockMeta(blockType: string): { label: string; icon: string } {
+  const label = useGraphStore((s) => s.catalogue[blockType]?.label ?? blockType);
+  const icon = useGraphStore((s) => s.catalogue[blockType]?.icon ?? "box");
+  return { label, icon };
+}
+
+/** Status pill. Subscribes to this block only, so a run re-renders just this node. */
+export function RunStatus({ id }: { id: string }) {
+  const status = useRunStore((s) => s.blocks[id]?.status ?? "idle");
+  return (
+    <span className="run-status" data-status={status}>
+      <span className={`status-pill status-${status}`} title={`run status: ${status}`}>
+        {status}
+      </span>
+    </span>
+  );
+}
+
+/** Per-item counts of a block inside a loop (running / succeeded / failed). */
+export function RunCounts({ id }: { id: string }) {
+  const state = useRunStore((s) => s.blocks[id]);
+  if (!state) return null;
+  return (
+    <div className="run-counts" title="items running / succeeded / failed" data-testid="run-counts">
+      <span className="count-running" data-count="running">⟳ {state.running}</span>
+      <span className="count-succeeded" data-count="succeeded">✓ {state.succeeded}</span>
+      <span className="count-failed" data-count="failed">✗ {state.failed}</span>
+    </div>
+  );
+}
+
+export function useBlockStatus(id: string): string {
+  return useRunStore((s) => s.blocks[id]?.status ?? "idle");
+}
+
+export function NodeErrors({ id }: { id: string }) {
+  const errors = useGraphStore((s) => s.errorsByBlock[id]);
+  if (!errors?.length) return null;
+  const first = errors[0];
+  return (
+    <div className="node-errors" data-testid="node-error" title={errors.map((e) => `${e.field}: ${e.message}`).join("\n")}>
+      <span className="node-error-field">{first.field}</span> {first.message}
+      {errors.length > 1 && <span className="node-error-more"> (+{errors.length - 1} more)</span>}
+    </div>
+  );
+}
+
+export function BlockShell(props: BlockNodeProps & { summary: string; children?: ReactNode; hasInput?: boolean }) {
+  const { id, data, selected, parentId, summary, children, hasInput = true } = props;
+  const { label, icon } = useBlockMeta(data.blockType);
+  const invalid = useGraphStore((s) => Boolean(s.errorsByBlock[id]?.length));
+  const status = useBlockStatus(id);
+  return (
+    <div
+      className={`block-node type-${data.blockType} status-${status}${invalid ? " invalid" : ""}${selected ? " selected" : ""}`}
+      data-block-id={id}
+      data-block-name={data.name}
+      data-block-type={data.blockType}
+      data-status={status}
+      data-invalid={invalid ? "true" : undefined}
+    >
+      {hasInput && <Handle type="target" position={Position.Left} className="handle handle-in" />}
+      <div className="block-head">
+        <span className="block-icon-wrap">
+          <BlockIcon name={icon} size={14} />
+        </span>
+        <span className="block-label">{label}</span>
+        <RunStatus id={id} />
+      </div>
+      <div className="block-name" data-testid="block-name">
+        {data.name}
+      </div>
+      <div className="block-summary" title={summary}>
+        {summary || <span className="muted">not configured</span>}
+      </div>
+      {parentId && <RunCounts id={id} />}
+      {children}
+      <NodeErrors id={id} />
+      <Handle type="source" position={Position.Right} className="handle handle-out" />
+    </div>
+  );
+}

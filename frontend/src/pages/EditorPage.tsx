@@ -1,0 +1,369 @@
+// The workflow editor: palette | canvas | settings, a header with name / save / validate, and
+// the run area (RunPanel, by the run side) docked at the bottom.
+import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { useCallback, useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
+import { api, ApiError } from "../api/client";
+import { Canvas } from "../canvas/Canvas";
+import { Palette } from "../palette/Palette";
+import { ConfigPanel } from "../panel/ConfigPanel";
+import { RunPanel } from "../run/RunPanel";
+import { useGraphStore } from "../store/graphStore";
+import type { CatalogueEntry, ValidationError, Workflow } from "../types";
+
+type Status = { kind: "info" | "ok" | "warn" | "error"; text: string };
+
+export function EditorPage({ workflowId }: { workflowId: number }) {
+  return (
+    <ReactFlowProvider>
+      <Editor workflowId={workflowId} />
+    </ReactFlowProvider>
+  );
+}
+
+function problems(count: number): string {
+  return `${count} problem${count === 1 ? "" : "s"}`;
+}
+
+function Editor({ workflowId }: { workflowId: number }) {
+  const [catalogue, setCatalogue] = useState<CatalogueEntry[] | null>(null);
+  const [workflow, setWorkflow] = useState<Workflow | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [status, setStatus] = useState<Status | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [conflict, setConflict] = useState(false);
+  const [showProblems, setShowProblems] = useState(false);
+  const [loadCount, setLoadCount] = useState(0);
+  const [runHeight, setRunHeight] = useState(260);
+  const [runOpen, setRunOpen] = useState(true);
+  const workflowRef = useRef<Workflow | null>(null);
+  const validateSeq = useRef(0);
+  const dirty = useGraphStore((s) => s.dirty);
+  const revision = useGraphStore((s) => s.revision);
+  const selectedId = useGraphStore((s) => s.selectedId);
+  const errors = useGraphStore((s) => s.errors);
+  const canUndo = useGraphStore((s) => s.past.length > 0);
+  const canRedo = useGraphStore((s) => s.future.length > 0);
+  const { getViewport } = useReactFlow();
+
+  const load = useCallback(async () => {
+    setLoadError(null);
+    try {
+      const [entries, wf] = await Promise.all([api.catalogue(), api.workflow(workflowId)]);
+      const store = useGraphStore.getState();
+      store.setCatalogue(entries);
+      store.load(wf.graph);
+      store.setValidation(wf.validation?.errors ?? []);
+      workflowRef.current = wf;
+      setCatalogue(entries);
+      setWorkflow(wf);
+      setConflict(false);
+      setStatus(null);
+      setLoadCount((n) => n + 1);
+      document.title = `${wf.name} · Klyntos`;
+    } catch (error) {
+      setLoadError(error instanceof Error ? error.message : String(error));
+    }
+  }, [workflowId]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  // The server lists each block's references (for the picker) and the current errors:
+  // ask again when the selection changes and after edits, debounced.
+  const loaded = workflow !== null;
+  useEffect(() => {
+    if (!loaded) return;
+    const timer = window.setTimeout(async () => {
+      const seq = ++validateSeq.current;
+      try {
+        const result = await api.validate(workflowId, useGraphStore.getState().serialize());
+        if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes);
+      } catch {
+        // offline or logged out: the picker keeps the last list
+      }
+    }, 400);
+    return () => window.clearTimeout(timer);
+  }, [loaded, workflowId, selectedId, revision]);
+
+  const save = useCallback(async (): Promise<Workflow | null> => {
+    const current = workflowRef.current;
+    if (!current) return null;
+    const store = useGraphStore.getState();
+    store.setViewport(getViewport());
+    const startedAt = store.revision;
+    setSaving(true);
+    setStatus({ kind: "info", text: "Saving…" });
+    try {
+      const saved = await api.saveWorkflow(current.id, store.serialize(), current.version);
+      workflowRef.current = saved;
+      setWorkflow(saved);
+      useGraphStore.getState().markSaved(startedAt);
+      const found = saved.validation?.errors ?? [];
+      useGraphStore.getState().setValidation(found);
+      setStatus({
+        kind: found.length ? "warn" : "ok",
+        text: `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}`,
+      });
+      setShowProblems(found.length > 0);
+      return saved;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 409) {
+        const now = (error.body as { current_version?: number } | null)?.current_version;
+        setConflict(true);
+        setStatus({
+          kind: "error",
+          text: `Not saved: this workflow was saved elsewhere${now ? ` (now v${now})` : ""}. Reload to get the latest version (your unsaved changes here will be lost).`,
+        });
+      } else {
+        setStatus({ kind: "error", text: `Not saved: ${error instanceof Error ? error.message : String(error)}` });
+      }
+      return null;
+    } finally {
+      setSaving(false);
+    }
+  }, [getViewport]);
+
+  const saveIfDirty = useCallback(async (): Promise<Workflow | null> => {
+    if (useGraphStore.getState().dirty || !workflowRef.current?.version) return save();
+    return workflowRef.current;
+  }, [save]);
+
+  const validate = useCallback(async () => {
+    setStatus({ kind: "info", text: "Validating…" });
+    const seq = ++validateSeq.current;
+    try {
+      const result = await api.validate(workflowId, useGraphStore.getState().serialize());
+      if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes);
+      setStatus(
+        result.ok
+          ? { kind: "ok", text: "Valid: ready to run" }
+          : { kind: "warn", text: `${problems(result.errors.length)} to fix before running` },
+      );
+      setShowProblems(!result.ok);
+    } catch (error) {
+      setStatus({ kind: "error", text: `Validation failed: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }, [workflowId]);
+
+  // Ctrl/Cmd+S saves; leaving with unsaved changes asks first.
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+        event.preventDefault();
+        void save();
+      }
+    };
+    const onLeave = (event: BeforeUnloadEvent) => {
+      if (useGraphStore.getState().dirty) event.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    window.addEventListener("beforeunload", onLeave);
+    return () => {
+      window.removeEventListener("keydown", onKey);
+      window.removeEventListener("beforeunload", onLeave);
+    };
+  }, [save]);
+
+  const startResize = (event: ReactPointerEvent<HTMLDivElement>) => {
+    const startY = event.clientY;
+    const startHeight = runHeight;
+    const move = (e: PointerEvent) => setRunHeight(Math.min(Math.max(startHeight + startY - e.clientY, 120), window.innerHeight - 200));
+    const up = () => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+  };
+
+  if (loadError) {
+    return (
+      <div className="editor-message">
+        <p className="error-text">Could not open the workflow: {loadError}</p>
+        <p>
+          <a href="/">← Back to workflows</a> · <button onClick={() => void load()}>Try again</button>
+        </p>
+      </div>
+    );
+  }
+  if (!workflow || !catalogue) return <div className="editor-message">Loading…</div>;
+
+  return (
+    <div className="editor" style={{ gridTemplateRows: `auto minmax(0, 1fr) ${runOpen ? `${runHeight}px` : "34px"}` }}>
+      <header className="editor-header">
+        <a className="back-link" href="/" title="All workflows">
+          ← Workflows
+        </a>
+        <WorkflowName workflow={workflow} onRenamed={(wf) => {
+          workflowRef.current = { ...(workflowRef.current ?? wf), name: wf.name };
+          setWorkflow((w) => (w ? { ...w, name: wf.name } : wf));
+          document.title = `${wf.name} · Klyntos`;
+        }} />
+        <span className="version" data-testid="workflow-version">
+          {workflow.version ? `v${workflow.version}` : "not saved yet"}
+        </span>
+        {dirty && (
+          <span className="dirty" data-testid="dirty-indicator">
+            Unsaved changes
+          </span>
+        )}
+        {errors.length > 0 && (
+          <button
+            type="button"
+            className="problems-button"
+            data-testid="validation-summary"
+            title="Show the problems to fix before running"
+            onClick={() => setShowProblems((v) => !v)}
+          >
+            {problems(errors.length)}
+          </button>
+        )}
+        <span className="spacer" />
+        <button type="button" className="btn" title="Undo (Ctrl+Z)" disabled={!canUndo} onClick={() => useGraphStore.getState().undo()} data-action="undo">
+          Undo
+        </button>
+        <button type="button" className="btn" title="Redo (Shift+Ctrl+Z)" disabled={!canRedo} onClick={() => useGraphStore.getState().redo()} data-action="redo">
+          Redo
+        </button>
+        <button type="button" className="btn" data-action="validate" onClick={() => void validate()}>
+          Validate
+        </button>
+        <button
+          type="button"
+          className="btn primary"
+          data-action="save"
+          data-testid="save-button"
+          disabled={saving}
+          title="Save (Ctrl+S)"
+          onClick={() => void save()}
+        >
+          {saving ? "Saving…" : "Save"}
+        </button>
+      </header>
+      {(status || (showProblems && errors.length > 0)) && (
+        <div className={`status-bar ${status?.kind ?? "warn"}`}>
+          {status && (
+            <span data-testid="save-status" role="status">
+              {status.text}
+            </span>
+          )}
+          {conflict && (
+            <button type="button" className="btn small" data-action="reload" onClick={() => void load()}>
+              Reload
+            </button>
+          )}
+          <button
+            type="button"
+            className="icon-button dismiss"
+            aria-label="Dismiss"
+            data-action="dismiss-status"
+            onClick={() => {
+              setStatus(null);
+              setShowProblems(false);
+            }}
+          >
+            ×
+          </button>
+          {showProblems && errors.length > 0 && <ProblemList errors={errors} />}
+        </div>
+      )}
+      <div className="editor-body">
+        <Palette catalogue={catalogue} />
+        <Canvas key={loadCount} catalogue={catalogue} />
+        <ConfigPanel />
+      </div>
+      <section className={`run-dock${runOpen ? "" : " collapsed"}`} aria-label="Run">
+        <div className="run-dock-bar" onPointerDown={runOpen ? startResize : undefined}>
+          <button type="button" className="link-button" data-action="toggle-run" onClick={() => setRunOpen((v) => !v)}>
+            {runOpen ? "▾ Run" : "▸ Run"}
+          </button>
+        </div>
+        {runOpen && (
+          <div className="run-dock-body">
+            <RunPanel workflow={workflow} onBeforeRun={saveIfDirty} />
+          </div>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function ProblemList({ errors }: { errors: ValidationError[] }) {
+  return (
+    <ul className="problem-list" data-testid="validation-list">
+      {errors.map((e, i) => (
+        <li key={i} data-error-block={e.block_id ?? ""} data-error-field={e.field}>
+          <button
+            type="button"
+            className="link-button"
+            disabled={!e.block_id}
+            onClick={() => e.block_id && useGraphStore.getState().select(e.block_id)}
+          >
+            <strong>{e.block ?? "workflow"}</strong> · <code>{e.field}</code>
+          </button>{" "}
+          {e.message}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function WorkflowName({ workflow, onRenamed }: { workflow: Workflow; onRenamed: (wf: Workflow) => void }) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(workflow.name);
+  const [error, setError] = useState<string | null>(null);
+  const finish = async () => {
+    const name = draft.trim();
+    setEditing(false);
+    if (!name || name === workflow.name) {
+      setDraft(workflow.name);
+      return;
+    }
+    try {
+      onRenamed(await api.renameWorkflow(workflow.id, name));
+      setError(null);
+    } catch (e) {
+      setDraft(workflow.name);
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  if (editing) {
+    return (
+      <input
+        className="workflow-name-input"
+        data-field="workflow-name"
+        aria-label="Workflow name"
+        autoFocus
+        value={draft}
+        maxLength={200}
+        onChange={(e) => setDraft(e.target.value)}
+        onBlur={() => void finish()}
+        onKeyDown={(e) => {
+          if (e.key === "Enter") (e.target as HTMLInputElement).blur();
+          if (e.key === "Escape") {
+            setDraft(workflow.name);
+            setEditing(false);
+          }
+        }}
+      />
+    );
+  }
+  return (
+    <>
+      <button
+        type="button"
+        className="workflow-name"
+        data-testid="workflow-name"
+        title="Rename"
+        onClick={() => {
+          setDraft(workflow.name);
+          setEditing(true);
+        }}
+      >
+        {workflow.name}
+      </button>
+      {error && <span className="error-text small">{error}</span>}
+    </>
+  );
+}

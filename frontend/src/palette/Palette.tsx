@@ -1,0 +1,63 @@
+// Every catalogue block type, draggable onto the canvas (HTML5 drag and drop). A click or
+// Enter adds the block at the centre of the view instead.
+import { useReactFlow } from "@xyflow/react";
+import type { DragEvent } from "react";
+import { BlockIcon } from "../nodes/icons";
+import { useGraphStore } from "../store/graphStore";
+import type { CatalogueEntry } from "../types";
+
+export const BLOCK_MIME = "application/klyntos-block";
+
+export function Palette({ catalogue }: { catalogue: CatalogueEntry[] }) {
+  const { screenToFlowPosition } = useReactFlow();
+
+  const onDragStart = (event: DragEvent<HTMLElement>, type: string) => {
+    event.dataTransfer.setData(BLOCK_MIME, type);
+    event.dataTransfer.setData("text/plain", type);
+    event.dataTransfer.effectAllowed = "move";
+  };
+
+  const addAtCentre = (type: string) => {
+    const pane = document.querySelector(".canvas .react-flow")?.getBoundingClientRect();
+    const centre = pane
+      ? screenToFlowPosition({ x: pane.left + pane.width / 2, y: pane.top + pane.height / 2 })
+      : { x: 0, y: 0 };
+    useGraphStore.getState().dropBlock(type, centre);
+  };
+
+  return (
+    <nav className="palette" aria-label="Blocks">
+      <div className="panel-title">Blocks</div>
+      <ul>
+        {catalogue.map((entry) => (
+          <li
+            key={entry.type}
+            className="palette-item"
+            data-block-type={entry.type}
+            draggable
+            tabIndex={0}
+            role="button"
+            title={`${entry.description}\nDrag onto the canvas (or click to add).`}
+            onDragStart={(e) => onDragStart(e, entry.type)}
+            onClick={() => addAtCentre(entry.type)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter" || e.key === " ") {
+                e.preventDefault();
+                addAtCentre(entry.type);
+              }
+            }}
+          >
+            <span className={`palette-icon type-${entry.type}`}>
+              <BlockIcon name={entry.icon} size={16} />
+            </span>
+            <span className="palette-text">
+              <span className="palette-label">{entry.label}</span>
+              <span className="palette-desc">{entry.description}</span>
+            </span>
+          </li>
+        ))}
+      </ul>
+      <p className="palette-hint">Drop a block inside a Loop to run it once per item.</p>
+    </nav>
+  );
+}

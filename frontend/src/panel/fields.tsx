@@ -1,0 +1,336 @@
+// Config field editors generated from a block's config_schema.
+import { useId, type ReactNode } from "react";
+import type { JsonSchema, ValidationError } from "../types";
+import { RefInput } from "./RefInput";
+import { useDraft } from "./useDraft";
+
+export type FieldKind = "text" | "textarea" | "number" | "boolean" | "enum" | "map" | "json" | "any" | "schema";
+
+const TEXTAREA_FIELDS = new Set(["system_prompt", "user_prompt", "sql", "text", "expression", "priority"]);
+
+export function fieldKind(blockType: string, name: string, schema: JsonSchema): FieldKind {
+  if (blockType === "agent" && name === "response_format") return "schema";
+  if (Array.isArray(schema.enum)) return "enum";
+  const type = schema.type;
+  if (type === "boolean") return "boolean";
+  if (type === "number" || type === "integer") return "number";
+  if (type === "string") return TEXTAREA_FIELDS.has(name) ? "textarea" : "text";
+  if (type === "object" && schema.additionalProperties && typeof schema.additionalProperties === "object") return "map";
+  if (type === "object") return "json";
+  return "any";
+}
+
+export function humanize(name: string): string {
+  const text = name.replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export interface FieldProps {
+  blockId: string;
+  name: string;
+  schema: JsonSchema;
+  value: unknown;
+  onChange: (value: unknown) => void;
+  invalid: boolean;
+  inputId: string;
+}
+
+export function FieldFrame(props: {
+  name: string;
+  label: string;
+  required: boolean;
+  inputId?: string;
+  errors: ValidationError[];
+  hint?: ReactNode;
+  children: ReactNode;
+}) {
+  const { name, label, required, inputId, errors, hint, children } = props;
+  return (
+    <div className={`field${errors.length ? " has-error" : ""}`} data-field-wrap={name}>
+      <label className="field-label" htmlFor={inputId}>
+        {label}
+        {required && <span className="required" title="required"> *</span>}
+      </label>
+      {children}
+      {hint && <div className="field-hint">{hint}</div>}
+      {errors.map((e, i) => (
+        <div key={i} className="field-error" data-field-error={name} role="alert">
+          {e.field !== name && <code>{e.field.slice(name.length + 1)}: </code>}
+          {e.message}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function TextField({ blockId, name, value, onChange, invalid, inputId, multiline }: FieldProps & { multiline?: boolean }) {
+  const text = typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
+  return (
+    <RefInput
+      id={inputId}
+      blockId={blockId}
+      field={name}
+      value={text}
+      multiline={multiline}
+      rows={name === "sql" ? 8 : name === "expression" || name === "priority" ? 2 : 4}
+      invalid={invalid}
+      className={name === "sql" || name === "expression" || name === "priority" ? "mono" : undefined}
+      onChange={(t) => onChange(t === "" ? undefined : t)}
+    />
+  );
+}
+
+export function NumberField({ name, schema, value, onChange, invalid, inputId }: FieldProps) {
+  const { draft, setDraft, committed } = useDraft(value, (v) => (typeof v === "number" ? String(v) : ""));
+  const integer = schema.type === "integer";
+  return (
+    <input
+      id={inputId}
+      type="number"
+      name={name}
+      data-field={name}
+      className={invalid ? "input-invalid" : undefined}
+      value={draft}
+      step={integer ? 1 : "any"}
+      min={typeof schema.minimum === "number" ? schema.minimum : undefined}
+      max={typeof schema.maximum === "number" ? schema.maximum : undefined}
+      placeholder={schema.default !== undefined ? `default ${String(schema.default)}` : undefined}
+      onChange={(e) => {
+        const text = e.target.value;
+        setDraft(text);
+        if (text.trim() === "") {
+          committed(undefined);
+          onChange(undefined);
+          return;
+        }
+        const number = Number(text);
+        if (Number.isFinite(number)) {
+          committed(number);
+          onChange(number);
+        }
+      }}
+    />
+  );
+}
+
+export function BooleanField({ name, schema, value, onChange, inputId }: FieldProps) {
+  const checked = typeof value === "boolean" ? value : schema.default === true;
+  return (
+    <label className="checkbox">
+      <input
+        id={inputId}
+        type="checkbox"
+        name={name}
+        data-field={name}
+        checked={checked}
+        onChange={(e) => onChange(e.target.checked)}
+      />
+      <span>{checked ? "yes" : "no"}</span>
+    </label>
+  );
+}
+
+export function EnumField({ name, schema, value, onChange, invalid, inputId }: FieldProps) {
+  const options = (schema.enum as unknown[]).map((o) => String(o));
+  const current = value === undefined || value === null ? "" : String(value);
+  return (
+    <select
+      id={inputId}
+      name={name}
+      data-field={name}
+      className={invalid ? "input-invalid" : undefined}
+      value={current}
+      onChange={(e) => onChange(e.target.value === "" ? undefined : e.target.value)}
+    >
+      <option value="">{schema.default !== undefined ? `default (${String(schema.default)})` : "—"}</option>
+      {options.map((o) => (
+        <option key={o} value={o}>
+          {o}
+        </option>
+      ))}
+      {current && !options.includes(current) && <option value={current}>{current}</option>}
+    </select>
+  );
+}
+
+interface Row {
+  key: string;
+  value: string;
+}
+
+function rowsOf(value: unknown): Row[] {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return [];
+  return Object.entries(value as Record<string, unknown>).map(([key, v]) => ({
+    key,
+    value: typeof v === "string" ? v : JSON.stringify(v),
+  }));
+}
+
+/** Key/value rows for object maps (headers, query, aggregations). */
+export function KeyValueField({ blockId, name, value, onChange, invalid, inputId }: FieldProps) {
+  const { draft: rows, setDraft: setRows, committed } = useDraft<unknown, Row[]>(value, rowsOf);
+  const update = (next: Row[]) => {
+    setRows(next);
+    const object: Record<string, string> = {};
+    for (const row of next) if (row.key.trim()) object[row.key.trim()] = row.value;
+    const result = Object.keys(object).length ? object : undefined;
+    committed(result);
+    onChange(result);
+  };
+  return (
+    <div className={`kv${invalid ? " input-invalid" : ""}`} data-field={name} id={inputId}>
+      {rows.map((row, i) => (
+        <div className="kv-row" data-kv-row={i} key={i}>
+          <input
+            type="text"
+            className="kv-key"
+            name={`${name}.${i}.key`}
+            data-kv="key"
+            placeholder="name"
+            value={row.key}
+            spellCheck={false}
+            onChange={(e) => update(rows.map((r, j) => (j === i ? { ...r, key: e.target.value } : r)))}
+          />
+          <RefInput
+            blockId={blockId}
+            field={`${name}.${i}.value`}
+            data-kv="value"
+            className={name === "aggregations" ? "kv-value mono" : "kv-value"}
+            placeholder={name === "aggregations" ? "JMESPath over results" : "value or <reference>"}
+            value={row.value}
+            onChange={(text) => update(rows.map((r, j) => (j === i ? { ...r, value: text } : r)))}
+          />
+          <button
+            type="button"
+            className="icon-button"
+            title="Remove"
+            aria-label={`Remove ${row.key || "row"}`}
+            data-action="remove-row"
+            onClick={() => update(rows.filter((_, j) => j !== i))}
+          >
+            ×
+          </button>
+        </div>
+      ))}
+      <button type="button" className="link-button" data-action="add-row" onClick={() => setRows([...rows, { key: "", value: "" }])}>
+        + Add
+      </button>
+    </div>
+  );
+}
+
+function pretty(value: unknown): string {
+  return value === undefined ? "" : JSON.stringify(value, null, 2);
+}
+
+/** Raw JSON; `strictObject` requires a JSON object (schemas), otherwise any JSON value. */
+export function JsonField({
+  name,
+  value,
+  onChange,
+  invalid,
+  inputId,
+  strictObject,
+  rows = 6,
+}: Omit<FieldProps, "blockId" | "schema"> & { strictObject?: boolean; rows?: number }) {
+  const { draft, setDraft, committed } = useDraft(value, pretty);
+  const problem = jsonProblem(draft, strictObject);
+  return (
+    <>
+      <textarea
+        id={inputId}
+        name={name}
+        data-field={name}
+        rows={rows}
+        className={`mono${invalid || problem ? " input-invalid" : ""}`}
+        spellCheck={false}
+        value={draft}
+        onChange={(e) => {
+          const text = e.target.value;
+          setDraft(text);
+          if (text.trim() === "") {
+            committed(undefined);
+            onChange(undefined);
+          } else if (!jsonProblem(text, strictObject)) {
+            const parsed = JSON.parse(text);
+            committed(parsed);
+            onChange(parsed);
+          }
+        }}
+      />
+      {problem && (
+        <div className="field-error local" data-json-error={name}>
+          {problem} (not applied yet)
+        </div>
+      )}
+    </>
+  );
+}
+
+function jsonProblem(text: string, strictObject?: boolean): string | null {
+  if (!text.trim()) return null;
+  try {
+    const value = JSON.parse(text);
+    if (strictObject && (typeof value !== "object" || value === null || Array.isArray(value))) return "must be a JSON object";
+    return null;
+  } catch (error) {
+    return `invalid JSON: ${(error as Error).message}`;
+  }
+}
+
+function lenientText(value: unknown): string {
+  if (value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+/** Untyped values (`body`, `input`, loop `items`): JSON, or plain text (references) kept as a string. */
+export function AnyField({ blockId, name, value, onChange, invalid, inputId }: FieldProps) {
+  const { draft, setDraft, committed } = useDraft(value, lenientText);
+  const isJson = (() => {
+    if (!draft.trim()) return false;
+    try {
+      JSON.parse(draft);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  return (
+    <>
+      <RefInput
+        id={inputId}
+        blockId={blockId}
+        field={name}
+        multiline
+        rows={name === "items" ? 1 : 4}
+        className="mono"
+        invalid={invalid}
+        value={draft}
+        placeholder={name === "items" ? "<webhook.body.items>" : 'JSON, e.g. {"id": "<item.id>"}, or one <reference>'}
+        onChange={(text) => {
+          setDraft(text);
+          let next: unknown;
+          if (text.trim() === "") next = undefined;
+          else {
+            try {
+              next = JSON.parse(text);
+            } catch {
+              next = text;
+            }
+          }
+          committed(next);
+          onChange(next);
+        }}
+      />
+      {draft.trim() !== "" && (
+        <div className="field-hint" data-value-kind={name}>
+          {isJson ? "JSON value" : "text (a single <reference> keeps its JSON type)"}
+        </div>
+      )}
+    </>
+  );
+}
+
+export function useInputId(name: string): string {
+  return `${useId()}-${name}`;
+}

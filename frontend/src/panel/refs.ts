@@ -1,0 +1,32 @@
+// Pure helpers of the reference picker: what the user is typing after "<", and inserting a ref.
+import type { ScopeEntry } from "../types";
+
+const QUERY = /^[A-Za-z0-9_.-]*$/;
+
+/** The open reference at the caret: the "<" index and what follows it, or null. */
+export function openReference(text: string, caret: number): { anchor: number; query: string } | null {
+  const before = text.slice(0, caret);
+  const anchor = before.lastIndexOf("<");
+  if (anchor < 0) return null;
+  const query = before.slice(anchor + 1);
+  return QUERY.test(query) ? { anchor, query } : null;
+}
+
+/** Replaces text[anchor, caret) with `<ref>`; returns the new text and the caret after it. */
+export function insertReference(text: string, anchor: number, caret: number, ref: string): { text: string; caret: number } {
+  let rest = text.slice(caret);
+  // Typing "<name" inside an existing "<name.path>" would leave its tail behind: drop it.
+  const tail = rest.match(/^[A-Za-z0-9_.-]*>/);
+  if (tail) rest = rest.slice(tail[0].length);
+  const inserted = `<${ref}>`;
+  return { text: text.slice(0, anchor) + inserted + rest, caret: anchor + inserted.length };
+}
+
+/** Entries matching the query: prefix matches first, then the others containing it. */
+export function filterScope(entries: ScopeEntry[], query: string): ScopeEntry[] {
+  const q = query.toLowerCase();
+  if (!q) return entries;
+  const starts = entries.filter((e) => e.ref.toLowerCase().startsWith(q));
+  const contains = entries.filter((e) => !e.ref.toLowerCase().startsWith(q) && e.ref.toLowerCase().includes(q));
+  return [...starts, ...contains];
+}

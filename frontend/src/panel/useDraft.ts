@@ -1,0 +1,30 @@
+import { useEffect, useRef, useState } from "react";
+
+/**
+ * Local text for a field whose stored value is parsed from it (numbers, JSON, key/value rows).
+ * The draft follows the stored value only when it changes from elsewhere (undo, another
+ * editor), never when it echoes what this field just committed.
+ */
+export function useDraft<V, D>(
+  value: V,
+  toDraft: (value: V) => D,
+): { draft: D; setDraft: (draft: D) => void; committed: (value: V) => void } {
+  const [draft, setDraft] = useState<D>(() => toDraft(value));
+  const last = useRef<string>(JSON.stringify(value ?? null));
+  const toDraftRef = useRef(toDraft);
+  toDraftRef.current = toDraft;
+  useEffect(() => {
+    const key = JSON.stringify(value ?? null);
+    if (key !== last.current) {
+      last.current = key;
+      setDraft(toDraftRef.current(value));
+    }
+  }, [value]);
+  return {
+    draft,
+    setDraft,
+    committed: (next: V) => {
+      last.current = JSON.stringify(next ?? null);
+    },
+  };
+}

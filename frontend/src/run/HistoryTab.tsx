@@ -1,0 +1,99 @@
+// Past runs of the workflow; opening one replays its stored state in the Progress view.
+import { useEffect, useState } from "react";
+import { api } from "../api/client";
+import type { RunSummary } from "../types";
+import { formatDuration } from "./metrics";
+
+function when(iso: string | null): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+export function HistoryTab(props: {
+  workflowId: number;
+  refresh: number;
+  currentRunId: string | null;
+  onOpen: (run: RunSummary) => void;
+}) {
+  const { workflowId, refresh, currentRunId, onOpen } = props;
+  const [page, setPage] = useState(1);
+  const [runs, setRuns] = useState<RunSummary[] | null>(null);
+  const [hasNext, setHasNext] = useState(false);
+  const [error, setError] = useState("");
+
+  useEffect(() => {
+    let ignore = false;
+    setError("");
+    api
+      .runs(workflowId, page)
+      .then((data) => {
+        if (ignore) return;
+        setRuns(data.results);
+        setHasNext(Boolean(data.next));
+      })
+      .catch((err: unknown) => {
+        if (!ignore) setError(err instanceof Error ? err.message : String(err));
+      });
+    return () => {
+      ignore = true;
+    };
+  }, [workflowId, page, refresh]);
+
+  if (error) return <p className="kr-error">{error}</p>;
+  if (!runs) return <p className="kr-muted">Loading…</p>;
+  if (!runs.length && page === 1) return <p className="kr-muted">No runs yet.</p>;
+
+  return (
+    <div className="kr-history">
+      <div className="kr-table-wrap">
+        <table className="kr-table" data-testid="history-table">
+          <thead>
+            <tr>
+              <th>Started</th>
+              <th>Status</th>
+              <th>Trigger</th>
+              <th>Items ok/failed/total</th>
+              <th>Duration</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((run) => (
+              <tr
+                key={run.id}
+                data-testid="history-row"
+                data-run-id={run.id}
+                className={run.id === currentRunId ? "kr-selected" : undefined}
+              >
+                <td title={run.id}>{when(run.started_at ?? run.created_at)}</td>
+                <td>
+                  <span className={`kr-badge kr-s-${run.status}`}>{run.status}</span>
+                </td>
+                <td>{run.trigger}</td>
+                <td className="kr-num">
+                  {run.progress.succeeded}/{run.progress.failed}/{run.progress.total}
+                </td>
+                <td className="kr-num">{formatDuration(run.duration)}</td>
+                <td>
+                  <button type="button" className="kr-btn" data-testid="history-open" onClick={() => onOpen(run)}>
+                    Open
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <div className="kr-row">
+        <button type="button" className="kr-btn" disabled={page <= 1} onClick={() => setPage((p) => p - 1)}>
+          Newer
+        </button>
+        <span className="kr-muted">page {page}</span>
+        <button type="button" className="kr-btn" disabled={!hasNext} onClick={() => setPage((p) => p + 1)}>
+          Older
+        </button>
+      </div>
+    </div>
+  );
+}

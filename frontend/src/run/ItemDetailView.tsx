@@ -1,0 +1,85 @@
+// One item's data and step outputs, fetched on demand (the websocket carries no outputs).
+import { useEffect, useState } from "react";
+import { useRunStore } from "../store/runStore";
+import { formatDuration } from "./metrics";
+import { fetchItem, type ItemDetail } from "./runApi";
+
+function pretty(value: unknown): string {
+  try {
+    return JSON.stringify(value, null, 2) ?? "null";
+  } catch {
+    return String(value);
+  }
+}
+
+export function ItemDetailView(props: { runId: string; itemKey: string; onClose: () => void }) {
+  const { runId, itemKey, onClose } = props;
+  // Refetch when the item changes state, so outputs appear once its steps finish.
+  const status = useRunStore((s) => s.items[itemKey]?.status);
+  const [detail, setDetail] = useState<ItemDetail | null>(null);
+  const [error, setError] = useState("");
+  const [loading, setLoading] = useState(true);
+
+  useEffect(() => {
+    let ignore = false;
+    setLoading(true);
+    setError("");
+    fetchItem(runId, itemKey)
+      .then((item) => {
+        if (ignore) return;
+        setDetail(item);
+        if (!item) setError("This item is not stored yet.");
+      })
+      .catch((err: unknown) => {
+        if (!ignore) setError(err instanceof Error ? err.message : String(err));
+      })
+      .finally(() => {
+        if (!ignore) setLoading(false);
+      });
+    return () => {
+      ignore = true;
+    };
+  }, [runId, itemKey, status]);
+
+  const shown = detail && detail.key === itemKey ? detail : null;
+
+  return (
+    <div className="kr-detail" data-testid="item-detail" data-item-key={itemKey}>
+      <div className="kr-row">
+        <strong className="kr-grow">{itemKey}</strong>
+        {loading && <span className="kr-muted">loading…</span>}
+        <button type="button" className="kr-btn" onClick={onClose} data-testid="item-detail-close">
+          Close
+        </button>
+      </div>
+      {error && <p className="kr-error">{error}</p>}
+      {shown && (
+        <>
+          {shown.error && (
+            <p className="kr-error">
+              {shown.failed_block ? `${shown.failed_block}: ` : ""}
+              {shown.error}
+            </p>
+          )}
+          <details>
+            <summary>Item data</summary>
+            <pre className="kr-pre">{pretty(shown.data)}</pre>
+          </details>
+          {shown.steps.length === 0 && <p className="kr-muted">No steps recorded.</p>}
+          {shown.steps.map((step) => (
+            <div className="kr-step" key={step.block_id} data-testid="item-step" data-block-id={step.block_id}>
+              <div className="kr-row kr-small">
+                <strong>{step.name || step.block_id}</strong>
+                <span className={`kr-badge kr-s-${step.status}`}>{step.status}</span>
+                <span>{formatDuration(step.duration)}</span>
+                {step.attempts > 1 && <span>{step.attempts} attempts</span>}
+              </div>
+              {step.error && <p className="kr-error">{step.error}</p>}
+              <pre className="kr-pre">{pretty(step.output)}</pre>
+            </div>
+          ))}
+        </>
+      )}
+    </div>
+  );
+}

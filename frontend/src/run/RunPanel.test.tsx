@@ -1,0 +1,222 @@
+import { act } from "react";
+import { createRoot, type Root } from "react-dom/client";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { RunSnapshotMessage, RunSummary, Workflow } from "../types";
+import { useRunStore } from "../store/runStore";
+import { RunPanel } from "./RunPanel";
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
+const EVIL = '<img src=x onerror="window.pwned=1">';
+
+const workflow: Workflow = {
+  id: 1, name: "Leads", description: "", template_slug: "lead-enrichment", version: 2,
+  graph: { blocks: [], edges: [] }, webhook_url: "http://testserver/hooks/tok", created_at: at(0), updated_at: at(0),
+};
+
+function runSummary(over: Partial<RunSummary> = {}): RunSummary {
+  return {
+    id: "r1", workflow: 1, workflow_version: 2, status: "running", trigger: "manual",
+    progress: { total: 2, succeeded: 1, failed: 0, running: 1 }, error: "", created_at: at(0),
+    started_at: at(0), finished_at: null, duration: null, last_seq: 5, ...over,
+  };
+}
+
+class FakeSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+  static instances: FakeSocket[] = [];
+  readyState = 0;
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  constructor(public url: string) {
+    FakeSocket.instances.push(this);
+  }
+  send(msg: unknown) {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+  close() {
+    this.readyState = 3;
+    this.onclose?.();
+  }
+}
+
+type Route = (method: string, url: string, body: unknown) => { status: number; body: unknown } | undefined;
+
+let routes: Route;
+const calls: { method: string; url: string; body: unknown }[] = [];
+let root: Root;
+let container: HTMLDivElement;
+
+beforeEach(() => {
+  FakeSocket.instances = [];
+  calls.length = 0;
+  vi.stubGlobal("WebSocket", FakeSocket);
+  vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
+    const method = init.method ?? "GET";
+    const body = init.body ? JSON.parse(String(init.body)) : undefined;
+    calls.push({ method, url, body });
+    const answer = routes(method, url, body) ?? defaults(method, url);
+    return { ok: answer.status < 400, status: answer.status, text: async () => JSON.stringify(answer.body) };
+  });
+  container = document.createElement("div");
+  document.body.appendChild(container);
+  root = createRoot(container);
+});
+
+afterEach(() => {
+  act(() => root.unmount());
+  container.remove();
+  useRunStore.getState().reset();
+  vi.unstubAllGlobals();
+});
+
+function defaults(method: string, url: string): { status: number; body: unknown } {
+  if (method === "GET" && url === "/api/templates/") {
+    return { status: 200, body: [{ slug: "lead-enrichment", name: "Leads", description: "", sample: { leads: [{ name: "Ada" }] } }] };
+  }
+  if (method === "GET" && url.startsWith("/api/workflows/1/runs/")) return { status: 200, body: { count: 0, next: null, previous: null, results: [] } };
+  return { status: 404, body: { error: `no route for ${method} ${url}` } };
+}
+
+const $ = (testId: string) => container.querySelector<HTMLElement>(`[data-testid="${testId}"]`);
+const $$ = (testId: string) => Array.from(container.querySelectorAll<HTMLElement>(`[data-testid="${testId}"]`));
+
+async function flush() {
+  for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+}
+
+function type(el: HTMLElement, value: string) {
+  const setter = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, "value")!.set!;
+  act(() => {
+    setter.call(el, value);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+}
+
+function snapshot(over: Partial<RunSnapshotMessage> = {}): RunSnapshotMessage {
+  return {
+    type: "snapshot", seq: 5, final: false, run: runSummary(),
+    items: [
+      { key: "Loop[0]", loop_block: "loop", parent_key: "", index: 0, status: "succeeded", error: "", failed_block: "",
+        started_at: at(0), finished_at: at(4), duration: 4, data: { name: EVIL } } as RunSnapshotMessage["items"][number],
+      { key: "Loop[1]", loop_block: "loop", parent_key: "", index: 1, status: "running", error: "", failed_block: "",
+        started_at: at(1), finished_at: null, duration: null, data: { email: "b@x.io" } } as RunSnapshotMessage["items"][number],
+    ],
+    steps: [{ item_key: "Loop[0]", block_id: "agent", name: "Agent", status: "succeeded", error: "", attempts: 2,
+      started_at: at(0), finished_at: at(4), duration: 4 }],
+    ...over,
+  };
+}
+
+describe("RunPanel", () => {
+  it("prefills the template sample, runs, follows progress and shows item details as text", async () => {
+    routes = (method, url) => {
+      if (method === "POST" && url === "/api/workflows/1/runs/") return { status: 201, body: runSummary({ status: "queued" }) };
+      if (url.startsWith("/api/runs/r1/items/?key=")) {
+        return { status: 200, body: { count: 1, next: null, previous: null, results: [{
+          ...snapshot().items[0], steps: [{ block_id: "agent", name: "Agent", status: "succeeded", error: "", attempts: 2,
+            started_at: at(0), finished_at: at(4), duration: 4, output: { summary: EVIL } }] }] } };
+      }
+      return undefined;
+    };
+    const onBeforeRun = vi.fn(async () => workflow);
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={onBeforeRun} />));
+    await flush();
+
+    const input = $("run-input") as HTMLTextAreaElement;
+    expect(JSON.parse(input.value)).toEqual({ leads: [{ name: "Ada" }] });
+
+    type(input, "{bad");
+    expect($("input-error")?.textContent).toMatch(/Invalid JSON/);
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(true);
+    type(input, '{"leads": []}');
+    expect($("input-error")).toBeNull();
+
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect(onBeforeRun).toHaveBeenCalledOnce();
+    expect(calls.find((c) => c.method === "POST")?.body).toEqual({ input: { leads: [] } });
+    expect(FakeSocket.instances.at(-1)!.url).toBe(`ws://${location.host}/ws/runs/r1/`);
+    expect($("run-status")?.textContent).toBe("queued");
+
+    act(() => FakeSocket.instances.at(-1)!.send(snapshot()));
+    expect($("run-status")?.textContent).toBe("running");
+    expect($("progress")?.textContent).toBe("1/2");
+    expect($("cancel-button")).not.toBeNull();
+    const rows = $$("item-row");
+    expect(rows.map((r) => r.dataset.itemKey)).toEqual(["Loop[0]", "Loop[1]"]);
+    expect(rows[0].textContent).toContain(EVIL);
+    expect(rows[0].textContent).toContain("2"); // attempts
+    expect(rows[1].textContent).toContain('{"email":"b@x.io"}');
+
+    await act(async () => rows[0].click());
+    await flush();
+    expect($("item-detail")?.textContent).toContain(`"summary": ${JSON.stringify(EVIL)}`);
+    expect(container.querySelector("img")).toBeNull();
+
+    act(() => FakeSocket.instances.at(-1)!.send(snapshot({
+      seq: 9, final: true,
+      run: runSummary({ status: "succeeded", finished_at: at(5), duration: 5, progress: { total: 2, succeeded: 2, failed: 0, running: 0 } }),
+      items: [snapshot().items[0], { ...snapshot().items[1], status: "succeeded", finished_at: at(5), duration: 4 }],
+    })));
+    await flush();
+    expect($("progress")?.textContent).toBe("2/2");
+    expect($("cancel-button")).toBeNull();
+    // 8 s of item time in a 5 s window.
+    expect($("speedup")?.textContent).toBe("1.6× faster than sequential");
+    expect($("max-concurrency")?.textContent).toBe("max 2 running at once");
+  });
+
+  it("lists validation errors when the run is refused", async () => {
+    routes = (method, url) =>
+      method === "POST" && url === "/api/workflows/1/runs/"
+        ? { status: 400, body: { error: "the workflow is not valid", errors: [{ block: "Agent", field: "model", message: "is required" }] } }
+        : undefined;
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    await flush();
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect($("run-errors")?.textContent).toBe("Agent · model: is required");
+    expect($("start-error")?.textContent).toBe("the workflow is not valid");
+    expect(FakeSocket.instances).toHaveLength(0);
+  });
+
+  it("does not run when saving first fails", async () => {
+    routes = () => undefined;
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => null} />));
+    await flush();
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect(calls.some((c) => c.method === "POST")).toBe(false);
+  });
+
+  it("opens a past run from the history and falls back to REST when the websocket closes early", async () => {
+    const done = runSummary({ status: "succeeded", finished_at: at(5), duration: 5, progress: { total: 2, succeeded: 2, failed: 0, running: 0 } });
+    const items = snapshot().items.map((i) => ({ ...i, status: "succeeded", finished_at: at(5), duration: 4, steps: [] }));
+    routes = (_method, url) => {
+      if (url.startsWith("/api/workflows/1/runs/")) return { status: 200, body: { count: 1, next: null, previous: null, results: [done] } };
+      if (url === "/api/runs/r1/") return { status: 200, body: { ...done, outputs: {} } };
+      if (url === "/api/runs/r1/items/?page=1") return { status: 200, body: { count: 2, next: null, previous: null, results: items } };
+      return undefined;
+    };
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    await flush();
+    expect(FakeSocket.instances).toHaveLength(0); // a finished run is not followed automatically
+    act(() => $("tab-history")!.click());
+    await flush();
+    expect($$("history-row").map((r) => r.dataset.runId)).toEqual(["r1"]);
+    act(() => $("history-open")!.click());
+    expect(FakeSocket.instances).toHaveLength(1);
+    act(() => FakeSocket.instances[0].close());
+    await flush();
+    expect($("run-status")?.textContent).toBe("succeeded");
+    expect($("progress")?.textContent).toBe("2/2");
+    expect($$("item-row")).toHaveLength(2);
+    expect($("speedup")).not.toBeNull();
+  });
+});
