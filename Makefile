@@ -39,11 +39,14 @@ run: setup
 	KLYNTOS_SANDBOX=$${KLYNTOS_SANDBOX:-1} $(PY) manage.py run_local
 
 test: setup
+	cd frontend && npm test --silent
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	DATA_DATABASE_URL=$${DATA_DATABASE_URL:-$(TEST_DATA_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	$(PY) -m pytest --create-db -p no:cacheprovider -m "not browser" $(PYTEST_ARGS)
-	cd frontend && npm test --silent
+	# Real Chromium against the app in a subprocess; a run of its own, because Playwright's
+	# sync API leaves an event loop behind that breaks later asyncio tests.
+	$(PY) -m pytest -p no:cacheprovider -m browser tests/e2e
 
 bench: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \

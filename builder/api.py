@@ -75,14 +75,21 @@ class WorkflowDetailView(APIView):
         try:
             if "graph" in data:
                 if "base_version" not in data:
-                    return Response({"error": "base_version is required when saving a graph"}, status=400)
+                    return Response(
+                        {"error": "base_version is required when saving a graph"}, status=400
+                    )
                 workflow = services.workflow_save(
-                    workflow=workflow, graph=data["graph"], base_version=data["base_version"], name=data.get("name")
+                    workflow=workflow,
+                    graph=data["graph"],
+                    base_version=data["base_version"],
+                    name=data.get("name"),
                 )
             elif data.get("name"):
                 workflow = services.workflow_rename(workflow=workflow, name=data["name"])
         except services.StaleVersion as exc:
-            return Response({"error": str(exc), "current_version": exc.current}, status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"error": str(exc), "current_version": exc.current}, status=status.HTTP_409_CONFLICT
+            )
         except services.GraphInvalid as exc:
             return invalid(exc)
         return workflow_response(request, workflow)
@@ -104,16 +111,26 @@ class WorkflowValidateView(APIView):
             graph = workflow.current_version.graph if workflow.current_version else {}
         result = services.graph_validate(owner=request.user, graph=graph)
         return Response(
-            {"ok": result.ok, "errors": [e.as_dict() for e in result.errors], "scopes": result.scopes}
+            {
+                "ok": result.ok,
+                "errors": [e.as_dict() for e in result.errors],
+                "scopes": result.scopes,
+            }
         )
 
 
 class WorkflowDuplicateView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         source = selectors.workflow_get(request.user, pk)
-        graph = source.current_version.graph if source.current_version else {"blocks": [], "edges": []}
-        copy = services.workflow_create(owner=request.user, name=f"{source.name} (copy)", graph=graph,
-                                        description=source.description)
+        graph = (
+            source.current_version.graph if source.current_version else {"blocks": [], "edges": []}
+        )
+        copy = services.workflow_create(
+            owner=request.user,
+            name=f"{source.name} (copy)",
+            graph=graph,
+            description=source.description,
+        )
         return workflow_response(request, copy, status.HTTP_201_CREATED)
 
 
@@ -123,20 +140,33 @@ class WorkflowRunsView(APIView):
         workflow = selectors.workflow_get(request.user, pk)
         form = RunStartSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        options = {k: form.validated_data[k] for k in ("sequential", "max_concurrent") if form.validated_data.get(k)}
+        options = {
+            k: form.validated_data[k]
+            for k in ("sequential", "max_concurrent")
+            if form.validated_data.get(k)
+        }
         try:
-            run, _ = services.run_start(workflow=workflow, input=form.validated_data["input"], options=options)
+            run, _ = services.run_start(
+                workflow=workflow, input=form.validated_data["input"], options=options
+            )
         except services.GraphInvalid as exc:
             return invalid(exc)
         except services.BodyMismatch as exc:
-            return Response({"error": str(exc), "details": exc.problems}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+            return Response(
+                {"error": str(exc), "details": exc.problems},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=RunSummarySerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(selectors.runs_for(request.user).filter(workflow=workflow).select_related("version"), request, self)
+        page = paginator.paginate_queryset(
+            selectors.runs_for(request.user).filter(workflow=workflow).select_related("version"),
+            request,
+            self,
+        )
         return paginator.get_paginated_response(RunSummarySerializer(page, many=True).data)
 
 
@@ -193,15 +223,24 @@ class BlockCatalogueView(APIView):
 
 class TemplateListView(APIView):
     def get(self, request: Request) -> Response:
-        return Response([
-            {"slug": t["slug"], "name": t["name"], "description": t.get("description", ""), "sample": t.get("sample")}
-            for t in gallery.templates().values()
-        ])
+        return Response(
+            [
+                {
+                    "slug": t["slug"],
+                    "name": t["name"],
+                    "description": t.get("description", ""),
+                    "sample": t.get("sample"),
+                }
+                for t in gallery.templates().values()
+            ]
+        )
 
 
 class TemplateInstantiateView(APIView):
     def post(self, request: Request, slug: str) -> Response:
-        workflow = gallery.template_instantiate(owner=request.user, slug=slug, name=request.data.get("name"))
+        workflow = gallery.template_instantiate(
+            owner=request.user, slug=slug, name=request.data.get("name")
+        )
         return workflow_response(request, workflow, status.HTTP_201_CREATED)
 
 
@@ -209,7 +248,12 @@ class SecretListView(APIView):
     """Secret names only; values are write-only and never returned."""
 
     def get(self, request: Request) -> Response:
-        return Response([{"name": s.name, "updated_at": s.updated_at} for s in Secret.objects.filter(owner=request.user)])
+        return Response(
+            [
+                {"name": s.name, "updated_at": s.updated_at}
+                for s in Secret.objects.filter(owner=request.user)
+            ]
+        )
 
     @extend_schema(request=SecretWriteSerializer)
     def post(self, request: Request) -> Response:

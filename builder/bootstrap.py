@@ -28,7 +28,11 @@ def ensure_local_setup() -> LocalSetup:
     if user is None:
         password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(LOCAL_USERNAME, "admin@localhost", password)
-    workflow = Workflow.objects.filter(owner=user, template_slug=LEAD_TEMPLATE).order_by("created_at").first()
+    workflow = (
+        Workflow.objects.filter(owner=user, template_slug=LEAD_TEMPLATE)
+        .order_by("created_at")
+        .first()
+    )
     if workflow is None:
         workflow = template_instantiate(owner=user, slug=LEAD_TEMPLATE)
     else:

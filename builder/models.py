@@ -15,7 +15,9 @@ def new_token() -> str:
 
 
 class Workflow(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows"
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     template_slug = models.SlugField(max_length=100, blank=True)
@@ -42,7 +44,9 @@ class WorkflowVersion(models.Model):
 
     class Meta:
         ordering = ["workflow", "-number"]
-        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")
+        ]
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
@@ -61,14 +65,18 @@ class Webhook(models.Model):
 
     @property
     def signing_secret(self) -> str:
-        return crypto.decrypt(self.signing_secret_encrypted) if self.signing_secret_encrypted else ""
+        return (
+            crypto.decrypt(self.signing_secret_encrypted) if self.signing_secret_encrypted else ""
+        )
 
     def set_signing_secret(self, value: str) -> None:
         self.signing_secret_encrypted = crypto.encrypt(value) if value else ""
 
 
 class Secret(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets"
+    )
     name = models.CharField(max_length=100)
     value_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -45,7 +45,11 @@ def steps_of(run: Run, item_keys: list[str]) -> QuerySet[StepRun]:
 
 
 def webhook_by_token(token: str) -> Webhook | None:
-    return Webhook.objects.select_related("workflow", "workflow__current_version").filter(token=token).first()
+    return (
+        Webhook.objects.select_related("workflow", "workflow__current_version")
+        .filter(token=token)
+        .first()
+    )
 
 
 def env_for_owner(owner_id: Any) -> dict[str, str]:

@@ -25,7 +25,17 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "template_slug", "version", "graph", "webhook_url", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "template_slug",
+            "version",
+            "graph",
+            "webhook_url",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_version(self, obj: Workflow) -> int | None:
         return obj.current_version.number if obj.current_version else None
@@ -45,7 +55,9 @@ class WorkflowSerializer(serializers.ModelSerializer):
 class RunStartSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False, default=dict)
     sequential = serializers.BooleanField(required=False, default=False)
-    max_concurrent = serializers.IntegerField(required=False, min_value=1, max_value=1000, allow_null=True)
+    max_concurrent = serializers.IntegerField(
+        required=False, min_value=1, max_value=1000, allow_null=True
+    )
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -56,8 +68,19 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = [
-            "id", "workflow", "workflow_version", "status", "trigger", "progress", "error", "outputs",
-            "created_at", "started_at", "finished_at", "duration", "last_seq",
+            "id",
+            "workflow",
+            "workflow_version",
+            "status",
+            "trigger",
+            "progress",
+            "error",
+            "outputs",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration",
+            "last_seq",
         ]
 
     def get_progress(self, obj: Run) -> dict[str, int]:
@@ -77,7 +100,18 @@ class RunSummarySerializer(RunSerializer):
 class StepRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = StepRun
-        fields = ["block_id", "name", "status", "output", "error", "attempts", "usage", "started_at", "finished_at", "duration"]
+        fields = [
+            "block_id",
+            "name",
+            "status",
+            "output",
+            "error",
+            "attempts",
+            "usage",
+            "started_at",
+            "finished_at",
+            "duration",
+        ]
 
 
 class ItemRunSerializer(serializers.ModelSerializer):
@@ -85,8 +119,20 @@ class ItemRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ItemRun
-        fields = ["key", "loop_block", "parent_key", "index", "status", "data", "error", "failed_block",
-                  "started_at", "finished_at", "duration", "steps"]
+        fields = [
+            "key",
+            "loop_block",
+            "parent_key",
+            "index",
+            "status",
+            "data",
+            "error",
+            "failed_block",
+            "started_at",
+            "finished_at",
+            "duration",
+            "steps",
+        ]
 
     def get_steps(self, obj: ItemRun) -> list[dict[str, Any]]:
         steps = self.context.get("steps", {}).get(obj.key, [])

@@ -31,7 +31,9 @@ class GraphInvalid(Exception):
 class StaleVersion(Exception):
     def __init__(self, current: int | None) -> None:
         self.current = current
-        super().__init__(f"the workflow was saved since (current version {current}); reload and retry")
+        super().__init__(
+            f"the workflow was saved since (current version {current}); reload and retry"
+        )
 
 
 class IdempotencyConflict(Exception):
@@ -75,10 +77,14 @@ def _require_graph(graph: Any) -> None:
 
 
 @transaction.atomic
-def workflow_create(*, owner: Any, name: str, graph: Any, description: str = "", template_slug: str = "") -> Workflow:
+def workflow_create(
+    *, owner: Any, name: str, graph: Any, description: str = "", template_slug: str = ""
+) -> Workflow:
     """Saves drafts too: a graph only has to be valid to run (the response reports errors)."""
     _require_graph(graph)
-    workflow = Workflow.objects.create(owner=owner, name=name, description=description, template_slug=template_slug)
+    workflow = Workflow.objects.create(
+        owner=owner, name=name, description=description, template_slug=template_slug
+    )
     version = WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph)
     workflow.current_version = version
     workflow.save(update_fields=["current_version"])
@@ -87,14 +93,22 @@ def workflow_create(*, owner: Any, name: str, graph: Any, description: str = "",
 
 
 @transaction.atomic
-def workflow_save(*, workflow: Workflow, graph: Any, base_version: int | None, name: str | None = None) -> Workflow:
+def workflow_save(
+    *, workflow: Workflow, graph: Any, base_version: int | None, name: str | None = None
+) -> Workflow:
     """A new immutable version; refused (409) when `base_version` is not the current one."""
-    locked = Workflow.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=workflow.pk)
+    locked = (
+        Workflow.objects.select_for_update(of=("self",))
+        .select_related("current_version")
+        .get(pk=workflow.pk)
+    )
     current = locked.current_version.number if locked.current_version else None
     if base_version != current:
         raise StaleVersion(current)
     _require_graph(graph)
-    version = WorkflowVersion.objects.create(workflow=locked, number=(current or 0) + 1, graph=graph)
+    version = WorkflowVersion.objects.create(
+        workflow=locked, number=(current or 0) + 1, graph=graph
+    )
     locked.current_version = version
     if name:
         locked.name = name
@@ -128,7 +142,9 @@ def secret_set(*, owner: Any, name: str, value: str) -> Secret:
 
 
 def input_fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def run_create(
@@ -143,7 +159,9 @@ def run_create(
     """A queued run of the workflow's current version; (run, created). With an
     Idempotency-Key the same key and body give the same run, a different body conflicts."""
     if workflow.current_version is None:
-        raise GraphInvalid([ValidationIssue(None, None, "graph", "the workflow has no saved version")])
+        raise GraphInvalid(
+            [ValidationIssue(None, None, "graph", "the workflow has no saved version")]
+        )
     _require_valid(workflow.owner, workflow.current_version.graph)
     _require_body_matches(workflow.current_version.graph, input)
     fingerprint = fingerprint or input_fingerprint(input)
@@ -168,7 +186,9 @@ def run_create(
     except IntegrityError:  # a concurrent request with the same key won the race
         existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
         if existing.input_hash != fingerprint:
-            raise IdempotencyConflict("this Idempotency-Key was used with a different body") from None
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used with a different body"
+            ) from None
         return existing, False
     return run, True
 

@@ -5,15 +5,27 @@ from builder import api
 urlpatterns = [
     path("workflows/", api.WorkflowListView.as_view(), name="workflow-list"),
     path("workflows/<int:pk>/", api.WorkflowDetailView.as_view(), name="workflow-detail"),
-    path("workflows/<int:pk>/validate/", api.WorkflowValidateView.as_view(), name="workflow-validate"),
-    path("workflows/<int:pk>/duplicate/", api.WorkflowDuplicateView.as_view(), name="workflow-duplicate"),
+    path(
+        "workflows/<int:pk>/validate/", api.WorkflowValidateView.as_view(), name="workflow-validate"
+    ),
+    path(
+        "workflows/<int:pk>/duplicate/",
+        api.WorkflowDuplicateView.as_view(),
+        name="workflow-duplicate",
+    ),
     path("workflows/<int:pk>/runs/", api.WorkflowRunsView.as_view(), name="workflow-runs"),
-    path("workflows/<int:pk>/webhook/secret/", api.WebhookSecretView.as_view(), name="webhook-secret"),
+    path(
+        "workflows/<int:pk>/webhook/secret/", api.WebhookSecretView.as_view(), name="webhook-secret"
+    ),
     path("runs/<str:pk>/", api.RunDetailView.as_view(), name="run-detail"),
     path("runs/<str:pk>/items/", api.RunItemsView.as_view(), name="run-items"),
     path("runs/<str:pk>/cancel/", api.RunCancelView.as_view(), name="run-cancel"),
     path("blocks/", api.BlockCatalogueView.as_view(), name="block-catalogue"),
     path("templates/", api.TemplateListView.as_view(), name="template-list"),
-    path("templates/<slug:slug>/instantiate/", api.TemplateInstantiateView.as_view(), name="template-instantiate"),
+    path(
+        "templates/<slug:slug>/instantiate/",
+        api.TemplateInstantiateView.as_view(),
+        name="template-instantiate",
+    ),
     path("secrets/", api.SecretListView.as_view(), name="secret-list"),
 ]

@@ -39,10 +39,15 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
     try:
         if webhook.signing_secret_encrypted:
             verify_signature(
-                webhook.signing_secret, request.headers.get("X-Klyntos-Signature"), raw, now=time.time()
+                webhook.signing_secret,
+                request.headers.get("X-Klyntos-Signature"),
+                raw,
+                now=time.time(),
             )
         body = parse_json_body(
-            raw, content_type=request.headers.get("Content-Type"), max_depth=settings.KLYNTOS_WEBHOOK_MAX_DEPTH
+            raw,
+            content_type=request.headers.get("Content-Type"),
+            max_depth=settings.KLYNTOS_WEBHOOK_MAX_DEPTH,
         )
     except WebhookRequestError as exc:
         return _error(exc.status, exc.message)
@@ -51,15 +56,22 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         return _error(400, "Idempotency-Key is longer than 200 characters")
     try:
         run, created = run_start(
-            workflow=webhook.workflow, input=body, trigger="webhook",
-            idempotency_key=key, fingerprint=input_fingerprint(body),
+            workflow=webhook.workflow,
+            input=body,
+            trigger="webhook",
+            idempotency_key=key,
+            fingerprint=input_fingerprint(body),
         )
     except IdempotencyConflict as exc:
         return _error(409, str(exc))
     except BodyMismatch as exc:
         return _error(422, str(exc), details=exc.problems)
     except GraphInvalid as exc:
-        return _error(409, "the workflow is not valid, fix it before posting", errors=[e.as_dict() for e in exc.errors])
+        return _error(
+            409,
+            "the workflow is not valid, fix it before posting",
+            errors=[e.as_dict() for e in exc.errors],
+        )
     status_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk]))
     response = JsonResponse({"run_id": str(run.pk), "status_url": status_url}, status=202)
     if not created:

@@ -5,7 +5,16 @@ from engine.models import ItemRun, Run, StepRun
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ("id", "workflow", "status", "total", "succeeded", "failed", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "workflow",
+        "status",
+        "total",
+        "succeeded",
+        "failed",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "trigger")
     readonly_fields = [f.name for f in Run._meta.fields]
 

@@ -33,7 +33,9 @@ def provider_credentials() -> dict[str, str]:
 
 def build_services() -> Services:
     factory = OutboundFactory(
-        OutboundConfig(host_overrides=host_overrides(), trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS))
+        OutboundConfig(
+            host_overrides=host_overrides(), trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS)
+        )
     )
     factory.trust_base_url(settings.OPENAI_BASE_URL)
     factory.trust_base_url(settings.SLACK_BASE_URL)

@@ -14,5 +14,7 @@ class RedactSecretsFilter(logging.Filter):
             message = redactor.text(record.getMessage())
             record.msg, record.args = message, None
             if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = redactor.text(logging.Formatter().formatException(record.exc_info))
+                record.exc_text = redactor.text(
+                    logging.Formatter().formatException(record.exc_info)
+                )
         return True

@@ -27,9 +27,13 @@ FINAL_STATUSES = {
 
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+    )
     workflow = models.ForeignKey("builder.Workflow", on_delete=models.CASCADE, related_name="runs")
-    version = models.ForeignKey("builder.WorkflowVersion", on_delete=models.RESTRICT, related_name="runs")
+    version = models.ForeignKey(
+        "builder.WorkflowVersion", on_delete=models.RESTRICT, related_name="runs"
+    )
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=16, default="api")
     input = models.JSONField(default=dict)
@@ -66,7 +70,12 @@ class Run(models.Model):
 
     @property
     def progress(self) -> dict[str, int]:
-        return {"total": self.total, "succeeded": self.succeeded, "failed": self.failed, "running": self.running}
+        return {
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "running": self.running,
+        }
 
 
 class ItemRun(models.Model):
@@ -105,5 +114,7 @@ class StepRun(models.Model):
     class Meta:
         ordering = ["run", "item_key", "started_at"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "item_key", "block_id"], name="unique_step_per_item")
+            models.UniqueConstraint(
+                fields=["run", "item_key", "block_id"], name="unique_step_per_item"
+            )
         ]

@@ -84,7 +84,12 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         )
         services = build_services()
         executor = Executor(
-            parse_graph(spec.graph), REGISTRY, bus=EventBus(sink, redactor), services=services, env=spec.env, options=options
+            parse_graph(spec.graph),
+            REGISTRY,
+            bus=EventBus(sink, redactor),
+            services=services,
+            env=spec.env,
+            options=options,
         )
         store.start()
         outcome = await executor.run(spec.input)
@@ -108,7 +113,9 @@ def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
     return sink
 
 
-async def _close(store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]) -> None:
+async def _close(
+    store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]
+) -> None:
     if store is not None:
         await store.close()
     if services is not None:
@@ -138,7 +145,9 @@ class InProcessExecutor:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="klyntos-executor", daemon=True)
+                thread = threading.Thread(
+                    target=loop.run_forever, name="klyntos-executor", daemon=True
+                )
                 thread.start()
                 self._loop = loop
             return self._loop

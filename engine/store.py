@@ -22,8 +22,29 @@ from engine.models import ItemRun, Run, StepRun
 
 log = logging.getLogger(__name__)
 
-ITEM_FIELDS = ["status", "data", "error", "failed_block", "started_at", "finished_at", "duration", "loop_block", "parent_key", "index"]
-STEP_FIELDS = ["name", "status", "output", "error", "attempts", "usage", "started_at", "finished_at", "duration"]
+ITEM_FIELDS = [
+    "status",
+    "data",
+    "error",
+    "failed_block",
+    "started_at",
+    "finished_at",
+    "duration",
+    "loop_block",
+    "parent_key",
+    "index",
+]
+STEP_FIELDS = [
+    "name",
+    "status",
+    "output",
+    "error",
+    "attempts",
+    "usage",
+    "started_at",
+    "finished_at",
+    "duration",
+]
 
 
 def group_name(run_id: Any) -> str:
@@ -44,7 +65,9 @@ class RunStore:
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
         self._run: dict[str, Any] = {}
         self._progress: dict[str, dict[str, int]] = {}
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}")
+        self._thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
+        )
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
@@ -98,44 +121,70 @@ class RunStore:
             if kind == "run.started":
                 self._run.update(status="running", started_at=_when(event.at))
             elif kind == "run.finished":
-                self._run.update(status=data["status"], error=data.get("error") or "", finished_at=_when(event.at))
+                self._run.update(
+                    status=data["status"],
+                    error=data.get("error") or "",
+                    finished_at=_when(event.at),
+                )
             elif kind == "progress":
                 if not data.get("item"):  # top-level loops drive the run's progress counts
-                    self._progress[data["loop"]] = {k: data[k] for k in ("total", "succeeded", "failed", "running")}
+                    self._progress[data["loop"]] = {
+                        k: data[k] for k in ("total", "succeeded", "failed", "running")
+                    }
             elif kind.startswith("item."):
                 row = self._items.setdefault(data["item"], {"key": data["item"]})
                 if kind == "item.started":
                     row.update(
-                        status="running", loop_block=data["loop"], parent_key=data.get("parent") or "",
-                        index=data["index"], data=data.get("data"), started_at=_when(event.at),
+                        status="running",
+                        loop_block=data["loop"],
+                        parent_key=data.get("parent") or "",
+                        index=data["index"],
+                        data=data.get("data"),
+                        started_at=_when(event.at),
                     )
                 else:
                     row.update(
                         status="succeeded" if kind == "item.finished" else "failed",
-                        error=data.get("error") or "", failed_block=data.get("block") or "",
-                        finished_at=_when(event.at), duration=data.get("duration"),
+                        error=data.get("error") or "",
+                        failed_block=data.get("block") or "",
+                        finished_at=_when(event.at),
+                        duration=data.get("duration"),
                     )
                 items[row["key"]] = row
             elif kind.startswith("step."):
                 key = (data.get("item") or "", data["block"])
-                row = self._steps.setdefault(key, {"item_key": key[0], "block_id": key[1], "name": data["name"]})
+                row = self._steps.setdefault(
+                    key, {"item_key": key[0], "block_id": key[1], "name": data["name"]}
+                )
                 if kind == "step.started":
                     row.update(status="running", started_at=_when(event.at))
                 elif kind == "step.retrying":
-                    row.update(status="retrying", attempts=data["attempt"], error=data.get("error") or "")
+                    row.update(
+                        status="retrying", attempts=data["attempt"], error=data.get("error") or ""
+                    )
                 else:
                     row.update(
                         status="succeeded" if kind == "step.finished" else "failed",
-                        output=data.get("output"), error=data.get("error") or "",
-                        attempts=data.get("attempts") or 1, usage=data.get("usage") or [],
-                        finished_at=_when(event.at), duration=data.get("duration"),
+                        output=data.get("output"),
+                        error=data.get("error") or "",
+                        attempts=data.get("attempts") or 1,
+                        usage=data.get("usage") or [],
+                        finished_at=_when(event.at),
+                        duration=data.get("duration"),
                     )
                 steps[key] = row
         if self._progress:
-            totals = {k: sum(p[k] for p in self._progress.values()) for k in ("total", "succeeded", "failed", "running")}
+            totals = {
+                k: sum(p[k] for p in self._progress.values())
+                for k in ("total", "succeeded", "failed", "running")
+            }
             self._run.update(totals)
         self._run["last_seq"] = batch[-1].seq
-        return {"run": dict(self._run), "items": list(items.values()), "steps": list(steps.values())}
+        return {
+            "run": dict(self._run),
+            "items": list(items.values()),
+            "steps": list(steps.values()),
+        }
 
     # --- database (store thread) ---------------------------------------------------------
 
@@ -145,13 +194,23 @@ class RunStore:
             with transaction.atomic():
                 if delta["items"]:
                     ItemRun.objects.bulk_create(
-                        [ItemRun(run_id=self.run_id, **_defaults_item(row)) for row in delta["items"]],
-                        update_conflicts=True, unique_fields=["run", "key"], update_fields=ITEM_FIELDS,
+                        [
+                            ItemRun(run_id=self.run_id, **_defaults_item(row))
+                            for row in delta["items"]
+                        ],
+                        update_conflicts=True,
+                        unique_fields=["run", "key"],
+                        update_fields=ITEM_FIELDS,
                     )
                 if delta["steps"]:
                     StepRun.objects.bulk_create(
-                        [StepRun(run_id=self.run_id, **_defaults_step(row)) for row in delta["steps"]],
-                        update_conflicts=True, unique_fields=["run", "item_key", "block_id"], update_fields=STEP_FIELDS,
+                        [
+                            StepRun(run_id=self.run_id, **_defaults_step(row))
+                            for row in delta["steps"]
+                        ],
+                        update_conflicts=True,
+                        unique_fields=["run", "item_key", "block_id"],
+                        update_fields=STEP_FIELDS,
                     )
                 Run.objects.filter(pk=self.run_id).update(**delta["run"])
         except Exception:
@@ -183,21 +242,44 @@ async def publish_run_ended(run_id: Any) -> None:
 
 
 def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
-    base = {"status": "running", "data": None, "error": "", "failed_block": "", "started_at": None,
-            "finished_at": None, "duration": None, "loop_block": "", "parent_key": "", "index": 0}
+    base = {
+        "status": "running",
+        "data": None,
+        "error": "",
+        "failed_block": "",
+        "started_at": None,
+        "finished_at": None,
+        "duration": None,
+        "loop_block": "",
+        "parent_key": "",
+        "index": 0,
+    }
     return {**base, **row}
 
 
 def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
-    base = {"status": "running", "output": None, "error": "", "attempts": 0, "usage": [],
-            "started_at": None, "finished_at": None, "duration": None}
+    base = {
+        "status": "running",
+        "output": None,
+        "error": "",
+        "attempts": 0,
+        "usage": [],
+        "started_at": None,
+        "finished_at": None,
+        "duration": None,
+    }
     return {**base, **row}
 
 
 def _wire(delta: dict[str, Any]) -> dict[str, Any]:
     """A delta as JSON-ready data for the websocket (dates as ISO strings, no outputs)."""
+
     def clean(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items() if k != "output"}
+        return {
+            k: v.isoformat() if isinstance(v, dt.datetime) else v
+            for k, v in row.items()
+            if k != "output"
+        }
 
     return {
         "seq": delta["run"].get("last_seq"),
@@ -205,4 +287,3 @@ def _wire(delta: dict[str, Any]) -> dict[str, Any]:
         "items": [clean(r) for r in delta["items"]],
         "steps": [clean(r) for r in delta["steps"]],
     }
-

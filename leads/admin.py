@@ -5,7 +5,16 @@ from leads.models import EnrichedLead
 
 @admin.register(EnrichedLead)
 class EnrichedLeadAdmin(admin.ModelAdmin):
-    list_display = ("lead_id", "name", "company", "title", "company_size", "urgency_level", "qualification_score", "enriched_at")
+    list_display = (
+        "lead_id",
+        "name",
+        "company",
+        "title",
+        "company_size",
+        "urgency_level",
+        "qualification_score",
+        "enriched_at",
+    )
     search_fields = ("lead_id", "name", "company", "email", "title")
     list_filter = ("urgency_level", "qualification_score")
     ordering = ("-qualification_score", "lead_id")

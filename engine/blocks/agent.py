@@ -47,7 +47,14 @@ class AgentBlock(BaseBlock):
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
         fields = dict((config.get("response_format") or {}).get("properties") or {})
-        return obj({**fields, "content": {"type": "string"}, "model": {"type": "string"}, "usage": USAGE_SCHEMA})
+        return obj(
+            {
+                **fields,
+                "content": {"type": "string"},
+                "model": {"type": "string"},
+                "usage": USAGE_SCHEMA,
+            }
+        )
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         schema = config.get("response_format")
@@ -70,7 +77,10 @@ class AgentBlock(BaseBlock):
         if config.get("system_prompt"):
             messages.append({"role": "system", "content": _text(config["system_prompt"])})
         messages.append({"role": "user", "content": _text(config["user_prompt"])})
-        request: dict[str, Any] = {"model": config.get("model") or "gpt-4o-mini", "messages": messages}
+        request: dict[str, Any] = {
+            "model": config.get("model") or "gpt-4o-mini",
+            "messages": messages,
+        }
         if config.get("temperature") is not None:
             request["temperature"] = config["temperature"]
         if config.get("max_tokens"):
@@ -87,7 +97,9 @@ class AgentBlock(BaseBlock):
         except openai.APIStatusError as exc:
             message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc)}"
             if is_retryable_status(exc.status_code):
-                raise TransientError(message, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from exc
+                raise TransientError(
+                    message, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))
+                ) from exc
             raise BlockError(message) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
@@ -118,5 +130,7 @@ def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:
         raise BlockError(f"the model's answer is not JSON ({exc.msg})") from exc
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
     if errors:
-        raise BlockError(f"the model's answer does not match the response format: {errors[0].message}")
+        raise BlockError(
+            f"the model's answer does not match the response format: {errors[0].message}"
+        )
     return dict(data)

@@ -12,7 +12,9 @@ COMMON_PROPERTIES: dict[str, JsonSchema] = {
 }
 
 
-def config_schema(properties: Mapping[str, JsonSchema], required: list[str] | None = None) -> JsonSchema:
+def config_schema(
+    properties: Mapping[str, JsonSchema], required: list[str] | None = None
+) -> JsonSchema:
     return {
         "type": "object",
         "properties": {**properties, **COMMON_PROPERTIES},

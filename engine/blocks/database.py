@@ -18,7 +18,9 @@ class DatabaseBlock(BaseBlock):
     description = "Runs one SQL statement on the workflow data database."
     icon = "database"
     raw_fields = frozenset({"sql"})
-    config_schema = config_schema({"sql": {"type": "string", "minLength": 1, "title": "SQL"}}, required=["sql"])
+    config_schema = config_schema(
+        {"sql": {"type": "string", "minLength": 1, "title": "SQL"}}, required=["sql"]
+    )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
         return obj({"rows": array({"type": "object"}), "rowcount": {"type": "integer"}})

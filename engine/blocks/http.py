@@ -19,7 +19,10 @@ from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-STRING_MAP: JsonSchema = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+STRING_MAP: JsonSchema = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+}
 HOST_FORBIDDEN = set("/?#@\\ \t\r\n%")
 
 
@@ -53,7 +56,9 @@ class HttpBlock(BaseBlock):
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         url = with_query(render_url(ctx.raw_config["url"], ctx), _query(ctx.config.get("query")))
         method = ctx.config.get("method", "GET")
-        headers = {str(k): _header_value(k, v) for k, v in (ctx.config.get("headers") or {}).items()}
+        headers = {
+            str(k): _header_value(k, v) for k, v in (ctx.config.get("headers") or {}).items()
+        }
         body = ctx.config.get("body")
         data: bytes | None = None
         if body is not None and method not in {"GET", "HEAD"}:
@@ -62,11 +67,20 @@ class HttpBlock(BaseBlock):
             else:
                 data = json.dumps(body).encode()
                 headers.setdefault("Content-Type", "application/json")
-        result = await fetch(ctx.services.outbound, method, url, headers=headers, data=data, max_bytes=MAX_RESPONSE_BYTES)
+        result = await fetch(
+            ctx.services.outbound,
+            method,
+            url,
+            headers=headers,
+            data=data,
+            max_bytes=MAX_RESPONSE_BYTES,
+        )
         if result.status >= 400:
             summary = f"{method} {_without_query(result.url)} returned {result.status}"
             if is_retryable_status(result.status):
-                raise TransientError(summary, retry_after=parse_retry_after(result.headers.get("Retry-After")))
+                raise TransientError(
+                    summary, retry_after=parse_retry_after(result.headers.get("Retry-After"))
+                )
             if ctx.config.get("fail_on_status", True):
                 raise BlockError(f"{summary}: {result.body[:200].decode(errors='replace')}")
         return {"status": result.status, "headers": result.headers, "body": decode_body(result)}

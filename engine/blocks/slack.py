@@ -37,7 +37,14 @@ class SlackBlock(BaseBlock):
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
-        return obj({"ok": {"type": "boolean"}, "channel": {"type": "string"}, "ts": {"type": "string"}, "text": {"type": "string"}})
+        return obj(
+            {
+                "ok": {"type": "boolean"},
+                "channel": {"type": "string"},
+                "ts": {"type": "string"},
+                "text": {"type": "string"},
+            }
+        )
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError
@@ -51,7 +58,15 @@ class SlackBlock(BaseBlock):
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
             message = f"Slack returned {status}: {error or exc.response.data}"
             if is_retryable_status(status):
-                retry_after = parse_retry_after(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after"))
+                retry_after = parse_retry_after(
+                    exc.response.headers.get("Retry-After")
+                    or exc.response.headers.get("retry-after")
+                )
                 raise TransientError(message, retry_after=retry_after) from exc
             raise BlockError(message) from exc
-        return {"ok": bool(response.get("ok")), "channel": response.get("channel"), "ts": response.get("ts"), "text": text}
+        return {
+            "ok": bool(response.get("ok")),
+            "channel": response.get("channel"),
+            "ts": response.get("ts"),
+            "text": text,
+        }

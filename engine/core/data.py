@@ -94,7 +94,9 @@ class SqliteData:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                self._path, timeout=30, check_same_thread=False, isolation_level=None
+            )
             conn.create_function("NOW", 0, _now)
             # WAL + NORMAL: a commit per item costs a write, not an fsync of the whole file.
             conn.execute("PRAGMA journal_mode=WAL")

@@ -186,7 +186,9 @@ class Executor:
         raw = dict(block.config)
         try:
             rendered = {
-                key: value if key in spec.raw_fields or key in spec.expression_fields else render(value, scope)
+                key: value
+                if key in spec.raw_fields or key in spec.expression_fields
+                else render(value, scope)
                 for key, value in raw.items()
             }
         except MissingReference as exc:
@@ -198,11 +200,23 @@ class Executor:
             nonlocal attempts_made
             attempts_made = number
             ctx = BlockContext(
-                block.id, block.name, rendered, raw, scope, self.services, number, usage, self.trigger_input
+                block.id,
+                block.name,
+                rendered,
+                raw,
+                scope,
+                self.services,
+                number,
+                usage,
+                self.trigger_input,
             )
             try:
                 return await spec.run(ctx)
-            except (httpx.TimeoutException, httpx.NetworkError, aiohttp.ClientConnectionError) as exc:
+            except (
+                httpx.TimeoutException,
+                httpx.NetworkError,
+                aiohttp.ClientConnectionError,
+            ) as exc:
                 raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
         def on_retry(number: int, delay: float, error: TransientError) -> None:
@@ -219,7 +233,11 @@ class Executor:
         timeout = float(raw.get("timeout") or self.options.block_timeout)
         try:
             output = await call_with_retry(
-                self.options.retry, attempt, attempt_timeout=timeout, on_retry=on_retry, rng=self.rng
+                self.options.retry,
+                attempt,
+                attempt_timeout=timeout,
+                on_retry=on_retry,
+                rng=self.rng,
             )
         except (BlockError, BlockedAddressError, MissingReference) as exc:
             raise StepFailed(block, str(exc)) from None

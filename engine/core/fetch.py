@@ -68,7 +68,9 @@ async def fetch(
                     next_url = urljoin(url, location)  # relative to the URL as written
                     if urlsplit(next_url).hostname != urlsplit(url).hostname:
                         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-                    if response.status == 303 or (response.status in {301, 302} and method not in {"GET", "HEAD"}):
+                    if response.status == 303 or (
+                        response.status in {301, 302} and method not in {"GET", "HEAD"}
+                    ):
                         method, data = "GET", None
                     url = next_url
                     continue
@@ -81,11 +83,19 @@ async def fetch(
                     content_type=response.content_type,
                     charset=response.charset,
                 )
-        except (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError, aiohttp.ClientPayloadError) as exc:
-            raise TransientError(f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}") from exc
+        except (
+            aiohttp.ClientConnectionError,
+            aiohttp.ServerTimeoutError,
+            aiohttp.ClientPayloadError,
+        ) as exc:
+            raise TransientError(
+                f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         except aiohttp.InvalidURL as exc:
             raise BlockError(f"invalid URL {exc}") from exc
-    raise BlockError(f"more than {factory.config.max_redirects} redirects from {_without_query(url)}")
+    raise BlockError(
+        f"more than {factory.config.max_redirects} redirects from {_without_query(url)}"
+    )
 
 
 async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

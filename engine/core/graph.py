@@ -116,7 +116,11 @@ class Graph:
                 for b in self.blocks
             ],
             "edges": [
-                {"source": e.source, "target": e.target, **({"handle": e.handle} if e.handle else {})}
+                {
+                    "source": e.source,
+                    "target": e.target,
+                    **({"handle": e.handle} if e.handle else {}),
+                }
                 for e in self.edges
             ],
         }

@@ -46,7 +46,9 @@ def dispatch_order(items: list[Any], priority: str | None) -> list[int]:
     return order
 
 
-async def run_loop(executor: Executor, block: Block, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
+async def run_loop(
+    executor: Executor, block: Block, scope: Scope, frame: ItemFrame
+) -> dict[str, Any]:
     from engine.core.executor import ItemFrame, StepFailed
 
     try:
@@ -84,7 +86,14 @@ async def run_loop(executor: Executor, block: Block, scope: Scope, frame: ItemFr
             counts["running"] -= 1
             counts["failed"] += 1
             executor.failed_items += 1
-            failures.append({"index": index, "item": item, "block": failure.block.name, "error": failure.message})
+            failures.append(
+                {
+                    "index": index,
+                    "item": item,
+                    "block": failure.block.name,
+                    "error": failure.message,
+                }
+            )
             bus.emit(
                 "item.failed",
                 item=key,
@@ -100,7 +109,13 @@ async def run_loop(executor: Executor, block: Block, scope: Scope, frame: ItemFr
             counts["running"] -= 1
             counts["succeeded"] += 1
             results[index] = {"index": index, "item": item, "outputs": outputs}
-            bus.emit("item.finished", item=key, loop=block.id, index=index, duration=time.monotonic() - started)
+            bus.emit(
+                "item.finished",
+                item=key,
+                loop=block.id,
+                index=index,
+                duration=time.monotonic() - started,
+            )
         progress()
 
     order: Iterator[int] = iter(dispatch_order(items, block.config.get("priority")))

@@ -44,7 +44,9 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {self._walk(k) if isinstance(k, str) else k: self._walk(v) for k, v in value.items()}
+            return {
+                self._walk(k) if isinstance(k, str) else k: self._walk(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self._walk(v) for v in value]
         return value

@@ -23,7 +23,9 @@ class Services:
         """One AsyncOpenAI per key, all sharing the factory's HTTP client."""
         key = api_key or self.openai_api_key or "sk-not-configured"
         if key not in self._openai:
-            self._openai[key] = self.outbound.openai_client(api_key=key, base_url=self.openai_base_url)
+            self._openai[key] = self.outbound.openai_client(
+                api_key=key, base_url=self.openai_base_url
+            )
         return self._openai[key]
 
     def slack(self, token: str | None = None) -> Any:

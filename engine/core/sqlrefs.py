@@ -111,7 +111,9 @@ def _dollar_tag(sql: str, i: int) -> str | None:
         return None
     tag = sql[i : j + 1]
     inner = tag[1:-1]
-    return tag if inner == "" or inner.replace("_", "a").isalnum() and not inner[0].isdigit() else None
+    return (
+        tag if inner == "" or inner.replace("_", "a").isalnum() and not inner[0].isdigit() else None
+    )
 
 
 def check_sql(sql: str) -> list[str]:

@@ -78,7 +78,9 @@ class _Validator:
 
     def error(self, block: Block | None, field_name: str, message: str) -> None:
         self.result.errors.append(
-            ValidationIssue(block.id if block else None, block.name if block else None, field_name, message)
+            ValidationIssue(
+                block.id if block else None, block.name if block else None, field_name, message
+            )
         )
 
     def run(self) -> ValidationResult:
@@ -108,7 +110,9 @@ class _Validator:
                 self.error(block, "type", f"unknown block type '{block.type}'")
                 self.structure_ok = False
             if not NAME_PATTERN.match(block.name):
-                self.error(block, "name", "a name is letters, digits and _ and starts with a letter")
+                self.error(
+                    block, "name", "a name is letters, digits and _ and starts with a letter"
+                )
             elif block.name == "env":
                 self.error(block, "name", "'env' is reserved for secrets")
             elif block.name in seen_names:
@@ -210,7 +214,9 @@ class _Validator:
                     if problem:
                         self.error(block, ".".join(path), f"{ref.text}: {problem}")
 
-    def reference_problem(self, root: str, path: tuple[str, ...], scope: dict[str, JsonSchema]) -> str | None:
+    def reference_problem(
+        self, root: str, path: tuple[str, ...], scope: dict[str, JsonSchema]
+    ) -> str | None:
         if root == "env":
             if len(path) != 1:
                 return "write <env.NAME>"
@@ -221,7 +227,9 @@ class _Validator:
             target = self.graph.by_name(root)
             if target is None:
                 return f"no block or variable named '{root}'"
-            return f"'{root}' is not upstream of this block (connect it, or move it out of its loop)"
+            return (
+                f"'{root}' is not upstream of this block (connect it, or move it out of its loop)"
+            )
         return field_error(scope[root], path, root)
 
     def describe(self, scope: Mapping[str, JsonSchema]) -> list[dict[str, Any]]:

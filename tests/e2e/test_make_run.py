@@ -27,7 +27,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def local_app(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DATA_DATABASE_URL", "REDIS_URL"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DATA_DATABASE_URL", "REDIS_URL"}
+    }
     env.update(
         KLYNTOS_SANDBOX="1",
         KLYNTOS_DATA_DIR=str(tmp_path / "data"),
@@ -38,7 +42,11 @@ def local_app(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]
     addr = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_local", "--addr", addr],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     try:
@@ -58,7 +66,9 @@ def local_app(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]
         process.wait(timeout=20)
 
 
-def test_printed_curl_line_produces_rows_visible_in_the_admin(local_app: tuple[subprocess.Popen[str], list[str]]) -> None:
+def test_printed_curl_line_produces_rows_visible_in_the_admin(
+    local_app: tuple[subprocess.Popen[str], list[str]],
+) -> None:
     _, lines = local_app
     output = "\n".join(lines)
     assert "SANDBOX MODE" in output
@@ -66,14 +76,23 @@ def test_printed_curl_line_produces_rows_visible_in_the_admin(local_app: tuple[s
     curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
     base = re.search(r"Klyntos on (http://[\d.:]+)/", output).group(1)  # type: ignore[union-attr]
 
-    answer = subprocess.run(shlex.split(curl), capture_output=True, text=True, timeout=30, check=True)
+    answer = subprocess.run(
+        shlex.split(curl), capture_output=True, text=True, timeout=30, check=True
+    )
     assert '"run_id"' in answer.stdout, answer.stdout + answer.stderr
 
     with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as client:
         login = client.get("/admin/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
-        client.post("/admin/login/", data={"username": "admin", "password": password, "csrfmiddlewaretoken": token,
-                                           "next": "/admin/"})
+        client.post(
+            "/admin/login/",
+            data={
+                "username": "admin",
+                "password": password,
+                "csrfmiddlewaretoken": token,
+                "next": "/admin/",
+            },
+        )
         deadline = time.monotonic() + 60
         page = ""
         while time.monotonic() < deadline:

@@ -16,7 +16,9 @@ PROVIDER_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "sla
 @pytest.fixture
 def simulator(settings: Any) -> Iterator[RunningSimulator]:
     with run_in_thread(latency_ms=40) as running:
-        settings.KLYNTOS_HOST_OVERRIDES = ",".join(f"{h}={running.base_url}" for h in PROVIDER_HOSTS)
+        settings.KLYNTOS_HOST_OVERRIDES = ",".join(
+            f"{h}={running.base_url}" for h in PROVIDER_HOSTS
+        )
         settings.OPENAI_API_KEY = "sk-test-key"
         settings.SLACK_BOT_TOKEN = "xoxb-test-token"
         yield running

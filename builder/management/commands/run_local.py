@@ -40,9 +40,13 @@ class Command(BaseCommand):
         out = self.stdout
         out.write(f"Klyntos on {base}/  (admin: {base}/admin/, API: {base}/api/docs/)")
         if setup.password:
-            out.write(f"Local login created — user: {setup.username}  password: {setup.password}  (shown once)")
+            out.write(
+                f"Local login created — user: {setup.username}  password: {setup.password}  (shown once)"
+            )
         else:
-            out.write(f"Log in as '{setup.username}' (reset with: python manage.py changepassword {setup.username})")
+            out.write(
+                f"Log in as '{setup.username}' (reset with: python manage.py changepassword {setup.username})"
+            )
         out.write(f"Webhook of '{setup.workflow.name}': {hook}")
         out.write("Post the sample batch:")
         out.write(
@@ -61,7 +65,10 @@ class Command(BaseCommand):
 
     def start_simulator(self) -> subprocess.Popen[bytes] | None:
         url = settings.KLYNTOS_SIMULATOR_URL
-        log.warning("SANDBOX MODE: providers (OpenAI, Clearbit, LinkedIn, Slack) are served by the built-in simulator at %s", url)
+        log.warning(
+            "SANDBOX MODE: providers (OpenAI, Clearbit, LinkedIn, Slack) are served by the built-in simulator at %s",
+            url,
+        )
         if _answers(url):
             return None
         port = url.rsplit(":", 1)[-1].strip("/")

@@ -27,9 +27,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("target", help="template slug, workflow id, or a workflow JSON file")
-        parser.add_argument("--input", required=True, help="JSON file with the webhook body ('-' for stdin)")
-        parser.add_argument("--sequential", action="store_true", help="run every loop one item at a time")
-        parser.add_argument("--max-concurrent", type=int, default=None, help="override every loop's cap")
+        parser.add_argument(
+            "--input", required=True, help="JSON file with the webhook body ('-' for stdin)"
+        )
+        parser.add_argument(
+            "--sequential", action="store_true", help="run every loop one item at a time"
+        )
+        parser.add_argument(
+            "--max-concurrent", type=int, default=None, help="override every loop's cap"
+        )
         parser.add_argument("--user", default="admin", help="owner of the run (created if missing)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -38,13 +44,21 @@ class Command(BaseCommand):
         body = _read_input(options["input"])
         user = _user(options["user"])
         workflow = _workflow(user, options["target"])
-        run_options = {"sequential": options["sequential"], "max_concurrent": options["max_concurrent"]}
+        run_options = {
+            "sequential": options["sequential"],
+            "max_concurrent": options["max_concurrent"],
+        }
         try:
             run, _ = services.run_create(
-                workflow=workflow, input=body, trigger="cli", options={k: v for k, v in run_options.items() if v}
+                workflow=workflow,
+                input=body,
+                trigger="cli",
+                options={k: v for k, v in run_options.items() if v},
             )
         except services.GraphInvalid as exc:
-            raise CommandError("the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)) from None
+            raise CommandError(
+                "the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)
+            ) from None
         progress = Progress(sys.stderr)
         started = time.monotonic()
         asyncio.run(execute_run(run.pk, on_event=progress.update))
@@ -71,7 +85,9 @@ def _read_input(path: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--input {path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise CommandError(
+            f"--input {path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
 
 
 def _user(username: str) -> Any:
@@ -102,8 +118,12 @@ def _workflow(user: Any, target: str) -> Workflow:
             raise CommandError(str(exc)) from None
     if target not in gallery.templates():
         known = ", ".join(sorted(gallery.templates()))
-        raise CommandError(f"'{target}' is not a workflow id, a .json file, or a template ({known})")
-    existing = Workflow.objects.filter(owner=user, template_slug=target).order_by("created_at").first()
+        raise CommandError(
+            f"'{target}' is not a workflow id, a .json file, or a template ({known})"
+        )
+    existing = (
+        Workflow.objects.filter(owner=user, template_slug=target).order_by("created_at").first()
+    )
     if existing is not None:
         gallery.ensure_sandbox_secrets(user, gallery.template_get(target))
         return existing
@@ -134,12 +154,12 @@ class Progress:
         width = 30
         filled = int(width * done / c["total"]) if c["total"] else width
         bar = "█" * filled + "·" * (width - filled)
-        self.stream.write(f"\r{bar} {done}/{c['total']}  ok {c['succeeded']}  failed {c['failed']}  running {c['running']} ")
+        self.stream.write(
+            f"\r{bar} {done}/{c['total']}  ok {c['succeeded']}  failed {c['failed']}  running {c['running']} "
+        )
         self.stream.flush()
 
     def close(self) -> None:
         if self.tty:
             self.draw()
             self.stream.write("\n")
-
-

@@ -61,7 +61,7 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
               {shown.error}
             </p>
           )}
-          <details>
+          <details open>
             <summary>Item data</summary>
             <pre className="kr-pre">{pretty(shown.data)}</pre>
           </details>

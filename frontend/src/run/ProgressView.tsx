@@ -3,6 +3,7 @@ import { useCallback, useMemo, useState } from "react";
 import { isFinalStatus, useRunStore } from "../store/runStore";
 import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
+import { RunOutputs } from "./RunOutputs";
 import { formatDuration, loopStats, measuredSpeedup, topLevelItems } from "./metrics";
 import { TimelineView } from "./TimelineView";
 
@@ -59,6 +60,7 @@ export function ProgressView() {
       <TimelineView items={top} />
       <ItemTable selected={selected} onSelect={onSelect} />
       {selected && <ItemDetailView runId={runId} itemKey={selected} onClose={() => setSelection(null)} />}
+      {finished && <RunOutputs runId={runId} />}
     </div>
   );
 }

@@ -17,7 +17,14 @@ PROVIDER_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "sla
 
 
 def block(id_: str, type_: str, parent: str | None = None, **config: Any) -> dict[str, Any]:
-    return {"id": id_, "type": type_, "name": id_, "parent": parent, "config": config, "position": {}}
+    return {
+        "id": id_,
+        "type": type_,
+        "name": id_,
+        "parent": parent,
+        "config": config,
+        "position": {},
+    }
 
 
 def edge(source: str, target: str) -> dict[str, str]:
@@ -36,7 +43,11 @@ class Recorder:
         self.events.append(event)
 
     def of(self, type_: str, **match: Any) -> list[Event]:
-        return [e for e in self.events if e.type == type_ and all(e.data.get(k) == v for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e.type == type_ and all(e.data.get(k) == v for k, v in match.items())
+        ]
 
 
 async def run_graph(

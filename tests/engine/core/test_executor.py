@@ -17,17 +17,45 @@ def fan_out() -> dict:
         [
             block("webhook", "webhook"),
             block("ai", "agent", user_prompt="About <webhook.body.email>"),
-            block("company", "http", url="https://api.clearbit.com/v2/companies/find?domain=<webhook.body.domain>", headers=AUTH),
-            block("person", "http", url="https://api.linkedin.com/v2/people?email=<webhook.body.email>", headers=AUTH),
-            block("merge", "transform", input={"a": "<ai.content>", "c": "<company.body.metrics.employees>", "p": "<person.body.profile_url>"}, expression="@"),
+            block(
+                "company",
+                "http",
+                url="https://api.clearbit.com/v2/companies/find?domain=<webhook.body.domain>",
+                headers=AUTH,
+            ),
+            block(
+                "person",
+                "http",
+                url="https://api.linkedin.com/v2/people?email=<webhook.body.email>",
+                headers=AUTH,
+            ),
+            block(
+                "merge",
+                "transform",
+                input={
+                    "a": "<ai.content>",
+                    "c": "<company.body.metrics.employees>",
+                    "p": "<person.body.profile_url>",
+                },
+                expression="@",
+            ),
         ],
-        [("webhook", "ai"), ("webhook", "company"), ("webhook", "person"), ("ai", "merge"), ("company", "merge"), ("person", "merge")],
+        [
+            ("webhook", "ai"),
+            ("webhook", "company"),
+            ("webhook", "person"),
+            ("ai", "merge"),
+            ("company", "merge"),
+            ("person", "merge"),
+        ],
     )
 
 
 async def test_independent_blocks_run_at_the_same_time(sim: RunningSimulator) -> None:
     sim.control.configure(latency_ms=150)
-    outcome, rec = await run_graph(fan_out(), {"email": "ada@acme.io", "domain": "acme.io"}, sim=sim)
+    outcome, rec = await run_graph(
+        fan_out(), {"email": "ada@acme.io", "domain": "acme.io"}, sim=sim
+    )
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight_total"] == 3
     merged = outcome.outputs["merge"]["result"]
@@ -36,21 +64,31 @@ async def test_independent_blocks_run_at_the_same_time(sim: RunningSimulator) ->
     assert order[-1] == "merge"
 
 
-async def test_transient_errors_are_retried_and_permanent_ones_are_not(sim: RunningSimulator) -> None:
-    sim.control.configure(failures=[{"endpoint": "clearbit", "status": 503, "times": 1, "retry_after": "0"}])
+async def test_transient_errors_are_retried_and_permanent_ones_are_not(
+    sim: RunningSimulator,
+) -> None:
+    sim.control.configure(
+        failures=[{"endpoint": "clearbit", "status": 503, "times": 1, "retry_after": "0"}]
+    )
     fast = RunOptions(retry=RetryPolicy(max_attempts=3, base_delay=0.01))
-    outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast)
+    outcome, rec = await run_graph(
+        fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast
+    )
     assert outcome.status == "succeeded"
     assert [e.data["attempts"] for e in rec.of("step.finished", name="company")] == [2]
     assert rec.of("step.retrying", name="company")[0].data["delay"] == 0
     sim.control.reset(failures=[{"endpoint": "clearbit", "status": 404}])
-    outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast)
+    outcome, rec = await run_graph(
+        fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim, options=fast
+    )
     assert outcome.status == "failed" and "returned 404" in (outcome.error or "")
     assert sim.control.stats()["requests"]["clearbit"] == 1
 
 
 async def test_retry_after_is_honoured(sim: RunningSimulator) -> None:
-    sim.control.configure(failures=[{"endpoint": "linkedin", "status": 429, "times": 1, "retry_after": "1"}])
+    sim.control.configure(
+        failures=[{"endpoint": "linkedin", "status": 429, "times": 1, "retry_after": "1"}]
+    )
     outcome, rec = await run_graph(fan_out(), {"email": "a@b.io", "domain": "b.io"}, sim=sim)
     assert outcome.status == "succeeded"
     assert rec.of("step.retrying", name="person")[0].data["delay"] == 1.0
@@ -106,7 +144,9 @@ async def redirector() -> AsyncIterator[str]:
         ("public.example", "127.0.0.1"),  # routed to a server that redirects to loopback
     ],
 )
-async def test_http_block_refuses_internal_addresses(redirector: str, domain: str, address: str) -> None:
+async def test_http_block_refuses_internal_addresses(
+    redirector: str, domain: str, address: str
+) -> None:
     from engine.core.outbound import OutboundConfig, OutboundFactory
     from engine.core.services import Services
 
@@ -126,8 +166,13 @@ async def test_http_block_refuses_internal_addresses(redirector: str, domain: st
     from engine.core.graph import parse_graph
 
     rec = Recorder()
-    executor = Executor(parse_graph(g), REGISTRY, bus=EventBus(rec), services=Services(outbound=factory),
-                        options=RunOptions(retry=RetryPolicy(max_attempts=1)))
+    executor = Executor(
+        parse_graph(g),
+        REGISTRY,
+        bus=EventBus(rec),
+        services=Services(outbound=factory),
+        options=RunOptions(retry=RetryPolicy(max_attempts=1)),
+    )
     try:
         outcome = await executor.run(body)
     finally:

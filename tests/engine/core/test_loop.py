@@ -11,7 +11,13 @@ def lookup_loop(max_concurrent: int, **loop_config: object) -> dict:
     return graph(
         [
             block("webhook", "webhook"),
-            block("loop", "loop", items="<webhook.body.items>", max_concurrent=max_concurrent, **loop_config),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                max_concurrent=max_concurrent,
+                **loop_config,
+            ),
             block("fetch", "http", "loop", url=LOOKUP, headers={"Authorization": "Bearer k"}),
         ],
         [("webhook", "loop")],
@@ -47,13 +53,17 @@ async def test_sliding_window_never_waits_for_a_slow_item(sim: RunningSimulator)
     assert [r["index"] for r in outcome.outputs["loop"]["results"]] == list(range(10))
 
 
-async def test_cap_bounds_in_flight_calls_and_sequential_runs_one_at_a_time(sim: RunningSimulator) -> None:
+async def test_cap_bounds_in_flight_calls_and_sequential_runs_one_at_a_time(
+    sim: RunningSimulator,
+) -> None:
     sim.control.configure(latency_ms=50)
     outcome, _ = await run_graph(lookup_loop(4), items(12), sim=sim)
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight"]["clearbit"] == 4
     sim.control.reset(latency_ms=20)
-    outcome, _ = await run_graph(lookup_loop(4), items(5), sim=sim, options=RunOptions(sequential=True))
+    outcome, _ = await run_graph(
+        lookup_loop(4), items(5), sim=sim, options=RunOptions(sequential=True)
+    )
     assert sim.control.stats()["peak_in_flight"]["clearbit"] == 1
 
 
@@ -61,7 +71,13 @@ async def test_one_bad_item_fails_alone_with_its_reason() -> None:
     g = graph(
         [
             block("webhook", "webhook"),
-            block("loop", "loop", items="<webhook.body.items>", variable="row", aggregations={"ids": "results[].item.id"}),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                variable="row",
+                aggregations={"ids": "results[].item.id"},
+            ),
             block("double", "transform", "loop", input={"v": "<row.value>"}, expression="v"),
         ],
         [("webhook", "loop")],
@@ -72,7 +88,12 @@ async def test_one_bad_item_fails_alone_with_its_reason() -> None:
     assert outcome.status == "partially_succeeded"
     assert loop["count"] == 3 and loop["succeeded"] == 2 and loop["ids"] == [1, 3]
     assert loop["failed"] == [
-        {"index": 1, "item": {"id": 2}, "block": "double", "error": "reference <row.value>: 'row' has no field 'value'"}
+        {
+            "index": 1,
+            "item": {"id": 2},
+            "block": "double",
+            "error": "reference <row.value>: 'row' has no field 'value'",
+        }
     ]
     assert [e.data["index"] for e in rec.of("item.failed")] == [1]
 
@@ -107,9 +128,14 @@ async def test_fail_fast_stops_starting_new_items() -> None:
 
 
 async def test_items_that_are_not_a_list_fail_the_loop_clearly() -> None:
-    g = graph([block("webhook", "webhook"), block("loop", "loop", items="<webhook.body.items>")], [("webhook", "loop")])
+    g = graph(
+        [block("webhook", "webhook"), block("loop", "loop", items="<webhook.body.items>")],
+        [("webhook", "loop")],
+    )
     outcome, _ = await run_graph(g, {"items": {"a": 1}})
-    assert outcome.status == "failed" and "items must resolve to a list, got dict" in (outcome.error or "")
+    assert outcome.status == "failed" and "items must resolve to a list, got dict" in (
+        outcome.error or ""
+    )
 
 
 async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulator) -> None:
@@ -117,14 +143,34 @@ async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulat
     g = graph(
         [
             block("webhook", "webhook"),
-            block("companies", "loop", items="<webhook.body.companies>", variable="company", max_concurrent=2),
-            block("people", "loop", "companies", items="<company.people>", variable="person", max_concurrent=3),
-            block("fetch", "http", "people", url="https://api.linkedin.com/v2/people?email=<person.email>",
-                  headers={"Authorization": "Bearer k"}),
+            block(
+                "companies",
+                "loop",
+                items="<webhook.body.companies>",
+                variable="company",
+                max_concurrent=2,
+            ),
+            block(
+                "people",
+                "loop",
+                "companies",
+                items="<company.people>",
+                variable="person",
+                max_concurrent=3,
+            ),
+            block(
+                "fetch",
+                "http",
+                "people",
+                url="https://api.linkedin.com/v2/people?email=<person.email>",
+                headers={"Authorization": "Bearer k"},
+            ),
         ],
         [("webhook", "companies"), ("companies", "people")],
     )
-    body = {"companies": [{"people": [{"email": f"p{c}-{p}@x.io"} for p in range(5)]} for c in range(4)]}
+    body = {
+        "companies": [{"people": [{"email": f"p{c}-{p}@x.io"} for p in range(5)]} for c in range(4)]
+    }
     outcome, rec = await run_graph(g, body, sim=sim)
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight"]["linkedin"] == 6  # 2 companies × 3 people

@@ -4,8 +4,12 @@ from engine.core.refs import MissingReference, Scope, find_references, render, w
 
 
 def scope() -> Scope:
-    top = Scope({"webhook": {"body": {"leads": [{"id": 1, "name": "Ada"}]}}, "env": {"KEY": "s3cret"}})
-    return top.child({"lead": {"id": 7, "name": "Bob", "tags": ["a"], "meta": None}, "loop": {"index": 3}})
+    top = Scope(
+        {"webhook": {"body": {"leads": [{"id": 1, "name": "Ada"}]}}, "env": {"KEY": "s3cret"}}
+    )
+    return top.child(
+        {"lead": {"id": 7, "name": "Bob", "tags": ["a"], "meta": None}, "loop": {"index": 3}}
+    )
 
 
 def test_whole_field_keeps_json_type() -> None:
@@ -41,6 +45,9 @@ def test_substituted_text_is_never_scanned_again() -> None:
 
 
 def test_reference_syntax() -> None:
-    assert [r.text for r in find_references("a <b.c> <img src=x onerror=alert(1)> <d>")] == ["<b.c>", "<d>"]
+    assert [r.text for r in find_references("a <b.c> <img src=x onerror=alert(1)> <d>")] == [
+        "<b.c>",
+        "<d>",
+    ]
     assert whole_reference(" <a.b> ") is not None
     assert whole_reference("x <a.b>") is None

@@ -43,7 +43,10 @@ async def test_retries_transient_errors_then_succeeds() -> None:
         return "ok"
 
     result = await call_with_retry(
-        RetryPolicy(max_attempts=3), attempt, attempt_timeout=1, on_retry=lambda a, d, e: retried.append(d)
+        RetryPolicy(max_attempts=3),
+        attempt,
+        attempt_timeout=1,
+        on_retry=lambda a, d, e: retried.append(d),
     )
     assert result == "ok" and calls == [1, 2, 3] and retried == [0.01, 0.01]
 

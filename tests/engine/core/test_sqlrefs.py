@@ -13,7 +13,12 @@ VALUES ('<lead.id>', '<lead.name>', '<http_clearbit.body.metrics.employees>',
 def scope() -> Scope:
     return Scope(
         {
-            "lead": {"id": "l-1", "name": "x'); DROP TABLE enriched_leads;--", "tags": ["a"], "n": None},
+            "lead": {
+                "id": "l-1",
+                "name": "x'); DROP TABLE enriched_leads;--",
+                "tags": ["a"],
+                "n": None,
+            },
             "http_clearbit": {"body": {"metrics": {"employees": 42}}},
             "agent_analysis": {"qualification_score": 7},
         }
@@ -28,13 +33,17 @@ def test_quoted_references_become_bound_text_parameters() -> None:
 
 
 def test_sqlite_placeholders_and_bare_references_keep_type() -> None:
-    sql, params = compile_sql("SELECT <lead.n>, <lead.tags>, <agent_analysis.qualification_score>", scope(), "sqlite")
+    sql, params = compile_sql(
+        "SELECT <lead.n>, <lead.tags>, <agent_analysis.qualification_score>", scope(), "sqlite"
+    )
     assert sql == "SELECT ?, ?, ?"
     assert params == [None, '["a"]', 7]
 
 
 def test_mixed_literal_binds_whole_text_and_percent_is_escaped_for_psycopg() -> None:
-    sql, params = compile_sql("SELECT 'Hi <lead.id>!' LIKE '10%' -- <not.a.ref>", scope(), "postgresql")
+    sql, params = compile_sql(
+        "SELECT 'Hi <lead.id>!' LIKE '10%' -- <not.a.ref>", scope(), "postgresql"
+    )
     assert sql == "SELECT %s LIKE '10%%' -- <not.a.ref>"
     assert params == ["Hi l-1!"]
 
@@ -68,5 +77,8 @@ def test_template_sql_is_the_brief_verbatim_plus_upsert() -> None:
     template = json.loads(Path("builder/gallery/parallel-lead-enrichment.json").read_text())
     sql = next(b for b in template["graph"]["blocks"] if b["type"] == "database")["config"]["sql"]
     assert "'<lead.name>',\n'<lead.company>'" in sql
-    assert sql.rstrip().startswith("INSERT INTO enriched_leads (") and "ON CONFLICT (lead_id) DO UPDATE" in sql
+    assert (
+        sql.rstrip().startswith("INSERT INTO enriched_leads (")
+        and "ON CONFLICT (lead_id) DO UPDATE" in sql
+    )
     assert check_sql(sql) == []

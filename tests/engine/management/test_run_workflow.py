@@ -19,8 +19,15 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data
 
 def write_leads(tmp_path: Path, n: int) -> Path:
     leads = [
-        {"id": f"c{i}", "name": f"Cli {i}", "company": "Co", "title": "CTO", "email": f"c{i}@co.example",
-         "domain": f"co{i}.example", "message": "hi"}
+        {
+            "id": f"c{i}",
+            "name": f"Cli {i}",
+            "company": "Co",
+            "title": "CTO",
+            "email": f"c{i}@co.example",
+            "domain": f"co{i}.example",
+            "message": "hi",
+        }
         for i in range(n)
     ]
     path = tmp_path / "body.json"
@@ -38,19 +45,29 @@ def test_runs_the_template_by_slug(owner: Any, simulator: RunningSimulator, tmp_
     body = write_leads(tmp_path, 12)
     result = run_command("parallel-lead-enrichment", "--input", str(body), "--user", owner.username)
     assert set(result) == {"run_id", "status", "total", "succeeded", "failed", "wall_seconds"}
-    assert result["status"] == "succeeded" and (result["total"], result["succeeded"], result["failed"]) == (12, 12, 0)
+    assert result["status"] == "succeeded" and (
+        result["total"],
+        result["succeeded"],
+        result["failed"],
+    ) == (12, 12, 0)
     assert Run.objects.get(pk=result["run_id"]).trigger == "cli"
     assert EnrichedLead.objects.count() == 12
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 10
 
 
-def test_sequential_and_max_concurrent_override_the_loop(owner: Any, simulator: RunningSimulator, tmp_path: Path) -> None:
+def test_sequential_and_max_concurrent_override_the_loop(
+    owner: Any, simulator: RunningSimulator, tmp_path: Path
+) -> None:
     body = write_leads(tmp_path, 6)
-    run_command("parallel-lead-enrichment", "--input", str(body), "--user", owner.username, "--sequential")
+    run_command(
+        "parallel-lead-enrichment", "--input", str(body), "--user", owner.username, "--sequential"
+    )
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 1
     simulator.control.reset()
     workflow_id = str(owner.workflows.get().pk)
-    run_command(workflow_id, "--input", str(body), "--user", owner.username, "--max-concurrent", "2")
+    run_command(
+        workflow_id, "--input", str(body), "--user", owner.username, "--max-concurrent", "2"
+    )
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 2
 
 
@@ -58,13 +75,20 @@ def test_runs_a_workflow_file(owner: Any, tmp_path: Path) -> None:
     graph = {
         "blocks": [
             {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
-            {"id": "t", "type": "transform", "name": "t", "config": {"input": "<webhook.body.n>", "expression": "@"}},
+            {
+                "id": "t",
+                "type": "transform",
+                "name": "t",
+                "config": {"input": "<webhook.body.n>", "expression": "@"},
+            },
         ],
         "edges": [{"source": "webhook", "target": "t"}],
     }
     (tmp_path / "flow.json").write_text(json.dumps(graph))
     (tmp_path / "in.json").write_text('{"n": 3}')
-    result = run_command(str(tmp_path / "flow.json"), "--input", str(tmp_path / "in.json"), "--user", owner.username)
+    result = run_command(
+        str(tmp_path / "flow.json"), "--input", str(tmp_path / "in.json"), "--user", owner.username
+    )
     assert result["status"] == "succeeded"
     assert Run.objects.get(pk=result["run_id"]).outputs["t"] == {"result": 3}
 
@@ -73,13 +97,18 @@ def test_runs_a_workflow_file(owner: Any, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["parallel-lead-enrichment", "--input", "/nonexistent.json"], "cannot read --input"),
-        (["no-such-template", "--input", "BODY"], "is not a workflow id, a .json file, or a template"),
+        (
+            ["no-such-template", "--input", "BODY"],
+            "is not a workflow id, a .json file, or a template",
+        ),
         (["parallel-lead-enrichment", "--input", "BAD"], "is not JSON"),
         (["parallel-lead-enrichment", "--input", "BODY", "--max-concurrent", "0"], "at least 1"),
         (["999999", "--input", "BODY"], "has no workflow 999999"),
     ],
 )
-def test_bad_arguments_give_clear_errors(owner: Any, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_arguments_give_clear_errors(
+    owner: Any, tmp_path: Path, args: list[str], message: str
+) -> None:
     body = write_leads(tmp_path, 1)
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
@@ -95,5 +124,12 @@ def test_an_invalid_workflow_lists_its_errors(owner: Any, tmp_path: Path) -> Non
     Secret.objects.filter(owner=owner).delete()
     body = write_leads(tmp_path, 1)
     with pytest.raises(CommandError, match="CLEARBIT_API_KEY' is not one of your secrets"):
-        call_command("run_workflow", "parallel-lead-enrichment", "--input", str(body), "--user", owner.username,
-                     stdout=io.StringIO())
+        call_command(
+            "run_workflow",
+            "parallel-lead-enrichment",
+            "--input",
+            str(body),
+            "--user",
+            owner.username,
+            stdout=io.StringIO(),
+        )

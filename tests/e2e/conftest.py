@@ -1,0 +1,132 @@
+"""Browser tests: the real app (`run_local`: daphne, SQLite, the simulator) in a subprocess,
+driven in Debian's Chromium through Playwright's Python client. Marked `browser`: they run
+in their own pytest invocation (Playwright's sync API leaves an event loop behind)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalApp:
+    process: subprocess.Popen[str]
+    lines: list[str]
+    base_url: str
+    password: str
+    simulator_url: str
+
+
+def start_local_app(data_dir: Path) -> LocalApp:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DATA_DATABASE_URL", "REDIS_URL"}
+    }
+    simulator_url = f"http://127.0.0.1:{free_port()}"
+    env.update(
+        KLYNTOS_SANDBOX="1",
+        KLYNTOS_DATA_DIR=str(data_dir),
+        KLYNTOS_SIMULATOR_URL=simulator_url,
+        DJANGO_SETTINGS_MODULE="klyntos.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    addr = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_local", "--addr", addr],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Listening on TCP address" in line:
+            break
+    output = "\n".join(lines)
+    if "Listening on TCP address" not in output:
+        process.terminate()
+        raise AssertionError(f"the app did not start:\n{output}")
+    password = re.search(r"user: admin\s+password: (\S+)", output)
+    assert password, output
+    return LocalApp(process, lines, f"http://{addr}", password.group(1), simulator_url)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
+    local = start_local_app(tmp_path_factory.mktemp("app"))
+    yield local
+    local.process.terminate()
+    local.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install -y chromium)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(app: LocalApp, browser: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=app.base_url, viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto("/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", app.password)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(re.compile(r".*/$"))
+    yield page
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
