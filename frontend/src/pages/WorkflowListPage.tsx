@@ -8,10 +8,6 @@ function editorUrl(id: number): string {
   return `/workflows/${id}/`;
 }
 
-function csrfToken(): string {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -170,18 +166,7 @@ export function WorkflowListPage() {
   return (
     <div className="wl-page">
       <header className="wl-header">
-        <h1>Klyntos</h1>
-        <nav className="wl-nav">
-          <a href="/admin/" data-testid="admin-link">
-            Admin
-          </a>
-          <form method="post" action="/logout/" className="wl-inline">
-            <input type="hidden" name="csrfmiddlewaretoken" value={csrfToken()} />
-            <button type="submit" className="wl-btn" data-testid="logout">
-              Log out
-            </button>
-          </form>
-        </nav>
+        <h1>Workflows</h1>
       </header>
 
       {error && (
