@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
@@ -19,6 +20,9 @@ from builder.serializers import (
     RunStartSerializer,
     RunSummarySerializer,
     SecretWriteSerializer,
+    SigningSecretSerializer,
+    TemplateInstantiateSerializer,
+    ValidateRequestSerializer,
     WorkflowSerializer,
     WorkflowWriteSerializer,
 )
@@ -96,6 +100,7 @@ class WorkflowDetailView(APIView):
 
     patch = put
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         services.workflow_delete(workflow=selectors.workflow_get(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -104,6 +109,7 @@ class WorkflowDetailView(APIView):
 class WorkflowValidateView(APIView):
     """Validates the posted graph (or the saved one) and lists each block's references."""
 
+    @extend_schema(request=ValidateRequestSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         graph = request.data.get("graph") if isinstance(request.data, dict) else None
@@ -120,6 +126,7 @@ class WorkflowValidateView(APIView):
 
 
 class WorkflowDuplicateView(APIView):
+    @extend_schema(request=None, responses={201: WorkflowSerializer})
     def post(self, request: Request, pk: int) -> Response:
         source = selectors.workflow_get(request.user, pk)
         graph = (
@@ -173,11 +180,13 @@ class WorkflowRunsView(APIView):
 class WebhookSecretView(APIView):
     """Rotates the webhook's signing secret; the new value is shown once, in this answer."""
 
+    @extend_schema(request=None, responses={201: SigningSecretSerializer})
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         secret = services.webhook_rotate_secret(webhook=workflow.webhook)
         return Response({"signing_secret": secret}, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         webhook = selectors.workflow_get(request.user, pk).webhook
         webhook.set_signing_secret("")
@@ -217,11 +226,13 @@ class RunCancelView(APIView):
 
 
 class BlockCatalogueView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(catalogue())
 
 
 class TemplateListView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -237,6 +248,7 @@ class TemplateListView(APIView):
 
 
 class TemplateInstantiateView(APIView):
+    @extend_schema(request=TemplateInstantiateSerializer, responses={201: WorkflowSerializer})
     def post(self, request: Request, slug: str) -> Response:
         workflow = gallery.template_instantiate(
             owner=request.user, slug=slug, name=request.data.get("name")
@@ -247,6 +259,7 @@ class TemplateInstantiateView(APIView):
 class SecretListView(APIView):
     """Secret names only; values are write-only and never returned."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -255,7 +268,7 @@ class SecretListView(APIView):
             ]
         )
 
-    @extend_schema(request=SecretWriteSerializer)
+    @extend_schema(request=SecretWriteSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         form = SecretWriteSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -142,3 +142,17 @@ class ItemRunSerializer(serializers.ModelSerializer):
 class SecretWriteSerializer(serializers.Serializer):
     name = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
     value = serializers.CharField(write_only=True, max_length=10000, trim_whitespace=False)
+
+
+class ValidateRequestSerializer(serializers.Serializer):
+    graph = serializers.JSONField(
+        required=False, help_text="the graph to check; the saved one when omitted"
+    )
+
+
+class SigningSecretSerializer(serializers.Serializer):
+    signing_secret = serializers.CharField(help_text="shown once; only an encrypted copy is kept")
+
+
+class TemplateInstantiateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=200)

@@ -420,8 +420,23 @@ def test_openapi_schema_is_served(api: APIClient) -> None:
     assert response.status_code == 200
     text = response.content.decode()
     assert "openapi:" in text
-    for path in ["/api/workflows/:", "/api/workflows/{id}/:", "/api/runs/{id}/:"]:
-        assert path in text
+    every_route = [
+        "/api/workflows/:",
+        "/api/workflows/{id}/:",
+        "/api/workflows/{id}/validate/:",
+        "/api/workflows/{id}/duplicate/:",
+        "/api/workflows/{id}/runs/:",
+        "/api/workflows/{id}/webhook/secret/:",
+        "/api/runs/{id}/:",
+        "/api/runs/{id}/items/:",
+        "/api/runs/{id}/cancel/:",
+        "/api/blocks/:",
+        "/api/templates/:",
+        "/api/templates/{slug}/instantiate/:",
+        "/api/secrets/:",
+    ]
+    for path in every_route:
+        assert path in text, path
 
 
 @pytest.mark.django_db
