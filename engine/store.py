@@ -47,6 +47,9 @@ STEP_FIELDS = [
 ]
 
 
+RUN_ENDS = {"run.finished", "run.failed"}
+
+
 def group_name(run_id: Any) -> str:
     return f"run.{run_id}"
 
@@ -76,7 +79,7 @@ class RunStore:
 
     def sink(self, event: Event) -> None:
         self._pending.append(event)
-        if event.type == "run.finished":
+        if event.type in RUN_ENDS:
             self._wake.set()
 
     def start(self) -> None:
@@ -120,7 +123,7 @@ class RunStore:
             kind = event.type
             if kind == "run.started":
                 self._run.update(status="running", started_at=_when(event.at))
-            elif kind == "run.finished":
+            elif kind in RUN_ENDS:
                 self._run.update(
                     status=data["status"],
                     error=data.get("error") or "",

@@ -13,6 +13,7 @@ from engine.core.redaction import Redactor
 EventType = Literal[
     "run.started",
     "run.finished",
+    "run.failed",
     "item.started",
     "item.finished",
     "item.failed",

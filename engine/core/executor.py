@@ -96,7 +96,8 @@ class Executor:
         else:
             status = "partially_succeeded" if self.failed_items else "succeeded"
             outcome = RunOutcome(status, outputs, None, self.failed_items)
-        self.bus.emit("run.finished", status=outcome.status, error=outcome.error)
+        ending = "run.failed" if outcome.status == "failed" else "run.finished"
+        self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
 
     async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:

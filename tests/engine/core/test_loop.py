@@ -111,6 +111,8 @@ async def test_every_item_failing_fails_the_run_and_stops_downstream() -> None:
     outcome, rec = await run_graph(g, {"items": [{}, {}]})
     assert outcome.status == "failed" and "all 2 items failed" in (outcome.error or "")
     assert not rec.of("step.started", name="after")
+    assert [e.type for e in rec.events][-1] == "run.failed"
+    assert [e.seq for e in rec.events] == list(range(1, len(rec.events) + 1))
 
 
 async def test_fail_fast_stops_starting_new_items() -> None:
