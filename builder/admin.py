@@ -1,4 +1,7 @@
+from __future__ import annotations
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from builder.models import Secret, Webhook, Workflow, WorkflowVersion
 
@@ -23,5 +26,14 @@ class WebhookAdmin(admin.ModelAdmin):
 
 @admin.register(Secret)
 class SecretAdmin(admin.ModelAdmin):
+    """List and delete only. A secret's value is set through the API (encrypted there); a
+    form without the value would save an empty ciphertext that fails to decrypt later."""
+
     list_display = ("name", "owner", "updated_at")
     exclude = ("value_encrypted",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Secret | None = None) -> bool:
+        return False

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from builder import gallery, selectors, services
 from builder.models import Secret
 from builder.serializers import (
+    ItemFilterSerializer,
     ItemRunSerializer,
     RunSerializer,
     RunStartSerializer,
@@ -201,14 +202,18 @@ class RunDetailView(APIView):
 
 
 class RunItemsView(APIView):
-    @extend_schema(responses=ItemRunSerializer(many=True))
+    @extend_schema(parameters=[ItemFilterSerializer], responses=ItemRunSerializer(many=True))
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
+        # Empty values mean "no filter", as they always have.
+        given = {k: v for k, v in request.query_params.items() if k in ("status", "key") and v}
+        filters = ItemFilterSerializer(data=given)
+        filters.is_valid(raise_exception=True)
         items = selectors.items_of(run)
-        if request.query_params.get("status"):
-            items = items.filter(status=request.query_params["status"])
-        if request.query_params.get("key"):
-            items = items.filter(key=request.query_params["key"])
+        if "status" in filters.validated_data:
+            items = items.filter(status=filters.validated_data["status"])
+        if "key" in filters.validated_data:
+            items = items.filter(key=filters.validated_data["key"])
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(items, request, self) or []
         steps: dict[str, list[Any]] = {}
@@ -250,8 +255,10 @@ class TemplateListView(APIView):
 class TemplateInstantiateView(APIView):
     @extend_schema(request=TemplateInstantiateSerializer, responses={201: WorkflowSerializer})
     def post(self, request: Request, slug: str) -> Response:
+        form = TemplateInstantiateSerializer(data=request.data)  # refuses non-object bodies
+        form.is_valid(raise_exception=True)
         workflow = gallery.template_instantiate(
-            owner=request.user, slug=slug, name=request.data.get("name")
+            owner=request.user, slug=slug, name=form.validated_data.get("name") or None
         )
         return workflow_response(request, workflow, status.HTTP_201_CREATED)
 

@@ -140,7 +140,8 @@ class ItemRunSerializer(serializers.ModelSerializer):
 
 
 class SecretWriteSerializer(serializers.Serializer):
-    name = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    # \Z, not $: $ also matches before a trailing newline.
+    name = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]*\Z", max_length=100)
     value = serializers.CharField(write_only=True, max_length=10000, trim_whitespace=False)
 
 
@@ -155,4 +156,17 @@ class SigningSecretSerializer(serializers.Serializer):
 
 
 class TemplateInstantiateSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=200)
+    # Blank or absent: the template's own name. Workflow.name is varchar(200).
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+# The statuses the run store gives an ItemRun.
+ITEM_STATUSES = ("running", "succeeded", "failed", "cancelled")
+
+
+class ItemFilterSerializer(serializers.Serializer):
+    """Query parameters of a run's item list. CharField refuses NUL characters, which
+    PostgreSQL cannot compare against (a 500 otherwise)."""
+
+    status = serializers.ChoiceField(choices=ITEM_STATUSES, required=False)
+    key = serializers.CharField(required=False, max_length=500, trim_whitespace=False)

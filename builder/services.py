@@ -210,11 +210,13 @@ def run_cancel(*, run: Run, wait: float = 5.0) -> Run:
     if run.is_final:
         return run
     if executor.cancel(run.pk):
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() - started < wait:
             run.refresh_from_db()
             if run.is_final:
                 return run
+            if run.status == RunStatus.QUEUED and time.monotonic() - started > 0.5:
+                break  # cancelled before it began: nothing will record its end
             time.sleep(0.02)
     # Not on this process's executor (or it did not stop in time): end it in the database.
     Run.objects.filter(pk=run.pk).exclude(status__in=FINAL_STATUSES).update(

@@ -1,6 +1,7 @@
 """Pure checks for inbound webhook requests: JSON body parsing and HMAC signatures.
 
-No Django here: the view maps `WebhookRequestError.status` / `.message` to a response.
+No Django here: the view maps `WebhookRequestError.status` / `.message` to a response. The
+REST API parses its bodies with the same `load_json` (builder/parsers.py).
 
 Signature header format (Stripe-style): `t=<unix seconds>,v1=<hex>[,v1=<hex>...]` where
 each v1 is HMAC-SHA256(secret, b"<t>." + raw body). Several v1 entries let a sender sign
@@ -22,6 +23,10 @@ DEFAULT_TOLERANCE = 300
 # never fail once started and the scan stays linear) or a single bracket.
 _STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+# PostgreSQL's jsonb cannot store NUL (\u0000) or a lone UTF-16 surrogate ("\ud800" decodes to
+# one; a valid pair decodes to one astral character and is fine).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_]{1,40}")
 _MAX_TIMESTAMP_DIGITS = 12
 
 
@@ -81,12 +86,42 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> Any:
-    """Decode a webhook body, or raise WebhookRequestError (415 or 400)."""
+def _step(key: str) -> str:
+    """A path step for an error message; escaped to ASCII, because the message is echoed in
+    a response and the key may hold the very character being refused."""
+    if _PLAIN_KEY.fullmatch(key):
+        return f".{key}"
+    return f"[{json.dumps(key[:40])}]"
+
+
+def _unstorable_string(value: Any) -> tuple[str, str] | None:
+    """(where, what) for a string, object key or value, that jsonb cannot store."""
+    stack: list[tuple[str, Any]] = [("body", value)]
+    while stack:
+        where, current = stack.pop()
+        texts: list[tuple[str, str]] = []
+        if isinstance(current, str):
+            texts.append((where, current))
+        elif isinstance(current, dict):
+            for key, item in current.items():
+                texts.append((f"a key of {where}", key))
+                stack.append((where + _step(key), item))
+        elif isinstance(current, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(current))
+        for place, text in texts:
+            found = _UNSTORABLE.search(text)
+            if found:
+                if found.group() == "\x00":
+                    return place, "a NUL character (\\u0000)"
+                return place, "an unpaired surrogate (\\ud800-\\udfff)"
+    return None
+
+
+def load_json(raw: bytes, *, max_depth: int) -> Any:
+    """Decode a JSON body: UTF-8, nested at most `max_depth`, finite numbers, and strings
+    PostgreSQL can store. Raises WebhookRequestError(400) saying what is wrong."""
     if max_depth < 0:
         raise ValueError("max_depth must be >= 0")
-    if not _is_json_media_type(content_type):
-        raise WebhookRequestError(415, "expected application/json")
     if not raw.strip(b" \t\r\n"):
         _bad_request("empty request body")
     try:
@@ -97,7 +132,7 @@ def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> 
     if nesting_exceeds(text, max_depth):
         _bad_request(f"JSON nesting deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         _bad_request(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except ValueError:
@@ -105,6 +140,20 @@ def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> 
         _bad_request("JSON number is too large")
     except RecursionError:  # Only reachable with a max_depth near the recursion limit.
         _bad_request(f"JSON nesting deeper than {max_depth} levels")
+    unstorable = _unstorable_string(value)
+    if unstorable is not None:
+        where, what = unstorable
+        _bad_request(f"JSON strings must not contain {what}; found in {where}")
+    return value
+
+
+def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> Any:
+    """Decode a webhook body, or raise WebhookRequestError (415 or 400)."""
+    if max_depth < 0:
+        raise ValueError("max_depth must be >= 0")
+    if not _is_json_media_type(content_type):
+        raise WebhookRequestError(415, "expected application/json")
+    return load_json(raw, max_depth=max_depth)
 
 
 def _digest(secret: str, raw: bytes, timestamp: int) -> str:

@@ -56,10 +56,12 @@ def data_connection(alias: str = "data") -> DataConnection:
     if config["ENGINE"] in {"django.db.backends.postgresql"}:
         from psycopg.conninfo import make_conninfo
 
+        role = settings.KLYNTOS_DATA_ROLE
         parts = {
             "dbname": config["NAME"],
-            "user": config.get("USER") or None,
-            "password": config.get("PASSWORD") or None,
+            "user": role or config.get("USER") or None,
+            "password": (settings.KLYNTOS_DATA_ROLE_PASSWORD if role else config.get("PASSWORD"))
+            or None,
             "host": config.get("HOST") or None,
             "port": str(config["PORT"]) if config.get("PORT") else None,
         }

@@ -28,7 +28,7 @@ from engine.core.executor import Executor, RunOptions
 from engine.core.graph import parse_graph
 from engine.core.redaction import Redactor
 from engine.core.services import Services
-from engine.models import Run, RunStatus
+from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import RunStore, publish_run_ended
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _load(run_id: Any) -> RunSpec:
 
 @_closing_connections
 def _finish(run_id: Any, values: dict[str, Any]) -> None:
-    Run.objects.filter(pk=run_id).update(**values)
+    Run.objects.filter(pk=run_id).exclude(status__in=FINAL_STATUSES).update(running=0, **values)
 
 
 async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
@@ -75,7 +75,8 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
         redactor = Redactor(spec.env.values())
         secrets_registry.register(spec.env.values())
-        store = RunStore(run_id)
+        task = asyncio.current_task()
+        store = RunStore(run_id, on_cancelled=task.cancel if task is not None else None)
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         options = RunOptions(
             sequential=bool(spec.options.get("sequential")),
@@ -95,14 +96,19 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         outcome = await executor.run(spec.input)
         final = {"outputs": redactor.value(outcome.outputs)}
     except asyncio.CancelledError:
-        final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now(), "running": 0}
+        final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now()}
         raise
     except Exception as exc:  # infrastructure failure: the run fails with the reason
         log.exception("run %s crashed", run_id)
         message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
         final = {"status": RunStatus.FAILED, "error": message, "finished_at": timezone.now()}
     finally:
-        await asyncio.shield(_close(store, services, run_id, final))
+        closing = asyncio.ensure_future(_close(store, services, run_id, final))
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            await closing  # cancelled again while closing: the end must still be recorded
+            raise
 
 
 def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -116,13 +122,15 @@ def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
 async def _close(
     store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]
 ) -> None:
-    if store is not None:
-        await store.close()
-    if services is not None:
-        await services.aclose()
-    if final:
-        await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
-    await publish_run_ended(run_id)
+    try:
+        if services is not None:
+            await services.aclose()
+    finally:
+        if store is not None:
+            await store.close(final)  # the end and the outputs, in one transaction
+        elif final:  # failed before the engine started (e.g. the run could not be loaded)
+            await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+        await publish_run_ended(run_id)
 
 
 class InProcessExecutor:

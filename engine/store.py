@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connections, transaction
+from django.db import DataError, close_old_connections, connections, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from engine.core.events import Event
-from engine.models import ItemRun, Run, StepRun
+from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,10 @@ STEP_FIELDS = [
 
 
 RUN_ENDS = {"run.finished", "run.failed"}
+# How often a run with nothing to write checks whether it was cancelled from elsewhere.
+CANCEL_CHECK_SECONDS = 1.0
+ITEM_ENDS = {"item.finished": "succeeded", "item.failed": "failed", "item.cancelled": "cancelled"}
+STEP_ENDS = {"step.finished": "succeeded", "step.failed": "failed", "step.cancelled": "cancelled"}
 
 
 def group_name(run_id: Any) -> str:
@@ -59,14 +66,30 @@ def _when(ts: float) -> dt.datetime:
 
 
 class RunStore:
-    def __init__(self, run_id: Any, *, interval: float = 0.1, publish: bool = True) -> None:
+    """Folds a run's events into rows and writes them in batches.
+
+    The run's final status is held back until `close()`, which writes it together with the
+    run's outputs in one transaction, so nobody ever sees a finished run without outputs.
+    A batch that cannot be stored is logged and skipped: the run still ends properly.
+    """
+
+    def __init__(
+        self,
+        run_id: Any,
+        *,
+        interval: float = 0.1,
+        publish: bool = True,
+        on_cancelled: Callable[[], None] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.interval = interval
         self.publish = publish
+        self.on_cancelled = on_cancelled
         self._pending: list[Event] = []
         self._items: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
         self._run: dict[str, Any] = {}
+        self._ending: dict[str, Any] = {}
         self._progress: dict[str, dict[str, int]] = {}
         self._thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
@@ -85,23 +108,69 @@ class RunStore:
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever())
 
-    async def close(self) -> None:
+    async def close(self, final: dict[str, Any] | None = None) -> None:
+        """Flush what is left, then store the run's end (held status + `final` values)."""
         self._closed = True
         self._wake.set()
         if self._task is not None:
             await self._task
         await self._flush()
-        await asyncio.get_running_loop().run_in_executor(self._thread, connections.close_all)
-        self._thread.shutdown(wait=True)
+        values = {**self._ending, **(final or {})}
+        values.setdefault("finished_at", timezone.now())
+        values["running"] = 0
+        # The end is a change of its own: it gets the next seq, so listeners never drop it.
+        values["last_seq"] = self._run.get("last_seq", 0) + 1
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, self._write_end, values)
+            if self.publish:
+                self._run.update(values)
+                ending = {
+                    "run": {k: v for k, v in self._run.items() if k != "outputs"},
+                    "items": [],
+                    "steps": [],
+                }
+                await self._send(ending)
+        finally:
+            await loop.run_in_executor(self._thread, connections.close_all)
+            self._thread.shutdown(wait=True)
 
     async def _flush_forever(self) -> None:
+        quiet = 0.0
         while not self._closed:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self._flush()
+            if self._pending:
+                quiet = 0.0
+                await self._flush()
+            else:
+                quiet += self.interval
+                if quiet >= CANCEL_CHECK_SECONDS:  # nothing to write: still look for a cancel
+                    quiet = 0.0
+                    await self._check_live()
+
+    async def _check_live(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            live = await loop.run_in_executor(self._thread, self._is_live)
+        except Exception:
+            log.warning("could not check run %s for a cancel", self.run_id, exc_info=True)
+            return
+        if not live:
+            self._cancelled_elsewhere()
+
+    def _cancelled_elsewhere(self) -> None:
+        """The row was ended by someone else (a cancel from another process): stop, once."""
+        callback, self.on_cancelled = self.on_cancelled, None
+        if callback is not None:
+            callback()
+
+    def _is_live(self) -> bool:
+        close_old_connections()
+        return _live(self.run_id).exists()
 
     async def _flush(self) -> None:
         if not self._pending:
@@ -109,7 +178,15 @@ class RunStore:
         batch, self._pending = self._pending, []
         delta = self._apply(batch)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write, delta)
+        try:
+            live = await loop.run_in_executor(self._thread, self._write, delta)
+        except Exception:  # never let storage kill the run or leave it unfinished
+            log.exception(
+                "could not store events %s..%s of run %s", batch[0].seq, batch[-1].seq, self.run_id
+            )
+            return
+        if not live:
+            self._cancelled_elsewhere()
         if self.publish:
             await self._send(delta)
 
@@ -124,11 +201,11 @@ class RunStore:
             if kind == "run.started":
                 self._run.update(status="running", started_at=_when(event.at))
             elif kind in RUN_ENDS:
-                self._run.update(
-                    status=data["status"],
-                    error=data.get("error") or "",
-                    finished_at=_when(event.at),
-                )
+                self._ending = {
+                    "status": data["status"],
+                    "error": data.get("error") or "",
+                    "finished_at": _when(event.at),
+                }
             elif kind == "progress":
                 if not data.get("item"):  # top-level loops drive the run's progress counts
                     self._progress[data["loop"]] = {
@@ -147,7 +224,7 @@ class RunStore:
                     )
                 else:
                     row.update(
-                        status="succeeded" if kind == "item.finished" else "failed",
+                        status=ITEM_ENDS.get(kind, "failed"),
                         error=data.get("error") or "",
                         failed_block=data.get("block") or "",
                         finished_at=_when(event.at),
@@ -167,7 +244,7 @@ class RunStore:
                     )
                 else:
                     row.update(
-                        status="succeeded" if kind == "step.finished" else "failed",
+                        status=STEP_ENDS.get(kind, "failed"),
                         output=data.get("output"),
                         error=data.get("error") or "",
                         attempts=data.get("attempts") or 1,
@@ -191,34 +268,57 @@ class RunStore:
 
     # --- database (store thread) ---------------------------------------------------------
 
-    def _write(self, delta: dict[str, Any]) -> None:
+    def _write(self, delta: dict[str, Any]) -> bool:
+        """Store one batch; False when the run row was already ended by someone else."""
         close_old_connections()
         try:
-            with transaction.atomic():
-                if delta["items"]:
-                    ItemRun.objects.bulk_create(
-                        [
-                            ItemRun(run_id=self.run_id, **_defaults_item(row))
-                            for row in delta["items"]
-                        ],
-                        update_conflicts=True,
-                        unique_fields=["run", "key"],
-                        update_fields=ITEM_FIELDS,
-                    )
-                if delta["steps"]:
-                    StepRun.objects.bulk_create(
-                        [
-                            StepRun(run_id=self.run_id, **_defaults_step(row))
-                            for row in delta["steps"]
-                        ],
-                        update_conflicts=True,
-                        unique_fields=["run", "item_key", "block_id"],
-                        update_fields=STEP_FIELDS,
-                    )
-                Run.objects.filter(pk=self.run_id).update(**delta["run"])
-        except Exception:
-            log.exception("could not store events of run %s", self.run_id)
-            raise
+            return self._write_rows(delta)
+        except (DataError, ValueError):
+            # PostgreSQL's jsonb refuses NUL characters (and lone surrogates cannot be
+            # encoded): store the batch with those characters replaced rather than lose it.
+            return self._write_rows(_clean_text(delta))
+
+    def _write_rows(self, delta: dict[str, Any]) -> bool:
+        with transaction.atomic():
+            if delta["items"]:
+                ItemRun.objects.bulk_create(
+                    [ItemRun(run_id=self.run_id, **_defaults_item(row)) for row in delta["items"]],
+                    update_conflicts=True,
+                    unique_fields=["run", "key"],
+                    update_fields=ITEM_FIELDS,
+                )
+            if delta["steps"]:
+                StepRun.objects.bulk_create(
+                    [StepRun(run_id=self.run_id, **_defaults_step(row)) for row in delta["steps"]],
+                    update_conflicts=True,
+                    unique_fields=["run", "item_key", "block_id"],
+                    update_fields=STEP_FIELDS,
+                )
+            updated = _live(self.run_id).update(**delta["run"])
+        return bool(updated)
+
+    def _write_end(self, values: dict[str, Any]) -> None:
+        close_old_connections()
+        try:
+            self._write_end_rows(values)
+        except (DataError, ValueError):
+            self._write_end_rows(_clean_text(values))
+
+    def _write_end_rows(self, values: dict[str, Any]) -> None:
+        with transaction.atomic():
+            if not _live(self.run_id).update(**values):
+                # Ended elsewhere (cancelled from another process): keep its status.
+                Run.objects.filter(pk=self.run_id).update(
+                    running=0, **({"outputs": values["outputs"]} if "outputs" in values else {})
+                )
+                Run.objects.filter(pk=self.run_id, finished_at__isnull=True).update(
+                    finished_at=values["finished_at"]
+                )
+            # Work that never reported its end (cancelled with the run) is not running.
+            ItemRun.objects.filter(run_id=self.run_id, status="running").update(status="cancelled")
+            StepRun.objects.filter(run_id=self.run_id, status__in=["running", "retrying"]).update(
+                status="cancelled"
+            )
 
     async def _send(self, delta: dict[str, Any]) -> None:
         layer = get_channel_layer()
@@ -229,6 +329,20 @@ class RunStore:
             await layer.group_send(group_name(self.run_id), message)
         except Exception:  # the channel layer is at-most-once; the database is the truth
             log.warning("could not publish progress of run %s", self.run_id, exc_info=True)
+
+
+def _live(run_id: Any) -> QuerySet[Run]:
+    return Run.objects.filter(pk=run_id).exclude(status__in=FINAL_STATUSES)
+
+
+def _clean_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean_text(k): _clean_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_text(v) for v in value]
+    return value
 
 
 async def publish_run_ended(run_id: Any) -> None:

@@ -97,6 +97,11 @@ DATABASES = {"default": _database(DATABASE_URL), "data": _database(DATA_DATABASE
 if any(db["ENGINE"].endswith("sqlite3") for db in DATABASES.values()):
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_ROUTERS = ["leads.routers.DataRouter"]
+# On PostgreSQL, database blocks connect as this role (created with table privileges only by
+# the `leads` migrations); empty means "as DATA_DATABASE_URL's own user", which must then be
+# a restricted role. The engine refuses a role that can administer the server.
+KLYNTOS_DATA_ROLE = os.environ.get("KLYNTOS_DATA_ROLE", "klyntos_workflow")
+KLYNTOS_DATA_ROLE_PASSWORD = os.environ.get("KLYNTOS_DATA_ROLE_PASSWORD", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -135,6 +140,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only, with the webhook's depth limit and jsonb-storable strings (builder/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["builder.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-record", action="store_true", help="keep counts and peaks, not request bodies"
     )
+    parser.add_argument(
+        "--control-token",
+        default=os.environ.get("KLYNTOS_SIMULATOR_TOKEN") or None,
+        help="require this X-Simulator-Token on /_sim/ control calls (default: $KLYNTOS_SIMULATOR_TOKEN)",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,7 +45,8 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner, port = await start(build_app(config_from_args(args)), args.host, args.port)
+    app = build_app(config_from_args(args), control_token=args.control_token)
+    runner, port = await start(app, args.host, args.port)
     # Exactly one line, printed only once connections are accepted: launchers wait for it.
     print(f"simulator listening on http://{args.host}:{port}", flush=True)
     try:

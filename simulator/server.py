@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -141,8 +142,29 @@ async def _release_on_shutdown(app: web.Application) -> None:
     app[STATE_KEY].release_all()
 
 
-def build_app(config: SimulatorConfig | None = None) -> web.Application:
-    app = web.Application()
+TOKEN_HEADER = "X-Simulator-Token"
+
+
+def _control_guard(token: str) -> Any:
+    """The control API reconfigures the simulator for everyone: in sandbox mode a workflow's
+    HTTP block can reach the simulator through a host override, so control calls need the
+    token the launcher chose (health stays open for readiness checks)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_sim/") and request.path != "/_sim/health":
+            given = request.headers.get(TOKEN_HEADER, "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return web.json_response({"error": "control token required"}, status=403)
+        return await handler(request)
+
+    return guard
+
+
+def build_app(
+    config: SimulatorConfig | None = None, *, control_token: str | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[_control_guard(control_token)] if control_token else [])
     app[STATE_KEY] = SimulatorState(config)
     for method, path, endpoint in PROVIDER_ROUTES:
         app.router.add_route(method, path, provider_handler(PROVIDERS[endpoint]))

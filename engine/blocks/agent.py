@@ -10,12 +10,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 import openai
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
-from engine.core.schemas import JsonSchema, obj
+from engine.core.schemas import (
+    JsonSchema,
+    Unresolvable,
+    obj,
+    properties_of,
+    schema_problems,
+    schema_validator,
+)
 from engine.core.spec import BlockContext
 
 USAGE_SCHEMA = obj(
@@ -46,7 +52,7 @@ class AgentBlock(BaseBlock):
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
-        fields = dict((config.get("response_format") or {}).get("properties") or {})
+        fields = dict(properties_of(config.get("response_format")))
         return obj(
             {
                 **fields,
@@ -60,13 +66,13 @@ class AgentBlock(BaseBlock):
         schema = config.get("response_format")
         if not schema:
             return []
-        try:
-            jsonschema.Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            return [("response_format", f"not a valid JSON schema: {exc.message}")]
-        if schema.get("type") != "object" or not schema.get("properties"):
+        problems = schema_problems(schema)
+        if problems:
+            return [("response_format", problem) for problem in problems]
+        properties = properties_of(schema)
+        if schema.get("type") != "object" or not properties:
             return [("response_format", "must be an object schema with properties")]
-        reserved = {"content", "model", "usage"} & set(schema["properties"])
+        reserved = {"content", "model", "usage"} & set(properties)
         if reserved:
             return [("response_format", f"field names reserved for the block: {sorted(reserved)}")]
         return []
@@ -128,7 +134,14 @@ def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:
         data = json.loads(content)
     except json.JSONDecodeError as exc:
         raise BlockError(f"the model's answer is not JSON ({exc.msg})") from exc
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
+    try:
+        errors = sorted(schema_validator(schema).iter_errors(data), key=str)
+    except Unresolvable as exc:
+        raise BlockError(
+            f"the response format has a $ref that cannot be resolved ({exc})"
+        ) from None
+    except RecursionError:
+        raise BlockError("the response format's $refs refer to each other without end") from None
     if errors:
         raise BlockError(
             f"the model's answer does not match the response format: {errors[0].message}"

@@ -43,12 +43,14 @@ class LoopBlock(BaseBlock):
         if isinstance(items, str) and whole_reference(items) is None:
             problems.append(("items", "items must be one reference, e.g. <webhook.body.leads>"))
         variable = config.get("variable", "item")
-        if not isinstance(variable, str) or not NAME_PATTERN.match(variable):
+        if not isinstance(variable, str) or not NAME_PATTERN.fullmatch(variable):
             problems.append(("variable", "a variable name is letters, digits and _"))
         elif variable in {"env", "loop"}:
             problems.append(("variable", f"'{variable}' is reserved"))
-        for name, expression in (config.get("aggregations") or {}).items():
-            if not NAME_PATTERN.match(str(name)):
+        aggregations = config.get("aggregations")
+        # Anything but an object is the config schema's error, reported there.
+        for name, expression in (aggregations if isinstance(aggregations, Mapping) else {}).items():
+            if not NAME_PATTERN.fullmatch(str(name)):
                 problems.append((f"aggregations.{name}", "a name is letters, digits and _"))
             problems.extend(_expression_problem(f"aggregations.{name}", expression))
         if config.get("priority"):

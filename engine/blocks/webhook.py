@@ -5,23 +5,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.retry import BlockError
-from engine.core.schemas import JsonSchema, obj
+from engine.core.schemas import (
+    JsonSchema,
+    Unresolvable,
+    obj,
+    schema_problems,
+    schema_validator,
+)
 from engine.core.spec import BlockContext
 
 
-def body_errors(schema: Mapping[str, Any] | None, body: Any) -> list[str]:
-    """Messages for each way `body` fails `schema` (empty when it passes or there is none)."""
+def body_errors(schema: Any, body: Any) -> list[str]:
+    """Messages for each way `body` fails `schema` (empty when it passes or there is none).
+
+    A schema that cannot be used (validation normally refuses it first) is reported as a
+    problem too, so callers answer 422 or fail the step instead of crashing.
+    """
     if not schema:
         return []
-    validator = jsonschema.Draft202012Validator(schema)
-    return [
-        f"{'.'.join(str(p) for p in e.absolute_path) or 'body'}: {e.message}"
-        for e in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-    ][:20]
+    problems = schema_problems(schema)
+    if problems:
+        return [f"body_schema: {problem}" for problem in problems]
+    try:
+        errors = sorted(
+            schema_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path)
+        )
+    except Unresolvable as exc:  # e.g. a `$ref` reached through `$dynamicRef`
+        return [f"body_schema: a $ref cannot be resolved ({exc})"]
+    except RecursionError:  # {"$ref": "#"} refers to itself without end
+        return ["body_schema: its $refs refer to each other without end"]
+    messages = [
+        f"{'.'.join(str(p) for p in e.absolute_path) or 'body'}: {e.message}" for e in errors
+    ]
+    return messages[:20]
 
 
 class WebhookBlock(BaseBlock):
@@ -34,16 +52,14 @@ class WebhookBlock(BaseBlock):
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
-        return obj({"body": dict(config.get("body_schema") or {})})
+        schema = config.get("body_schema")
+        return obj({"body": dict(schema) if isinstance(schema, Mapping) else {}})
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         schema = config.get("body_schema")
-        if schema:
-            try:
-                jsonschema.Draft202012Validator.check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                return [("body_schema", f"not a valid JSON schema: {exc.message}")]
-        return []
+        if not schema:
+            return []
+        return [("body_schema", problem) for problem in schema_problems(schema)]
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         errors = body_errors(ctx.raw_config.get("body_schema"), ctx.run_input)

@@ -42,7 +42,17 @@ def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[dict
     return [{c: _json_safe(v) for c, v in zip(columns, record, strict=True)} for record in records]
 
 
+class DataAccessError(Exception):
+    """The data connection is set up in a way that would let workflows escape it."""
+
+
 class PostgresData:
+    """Workflow SQL on PostgreSQL, as a role that can only read and write workflow tables.
+
+    The role must not be a superuser (which could read files or other databases); the
+    `leads` migrations create `KLYNTOS_DATA_ROLE` with table privileges only.
+    """
+
     dialect: Dialect = "postgresql"
 
     def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
@@ -60,6 +70,11 @@ class PostgresData:
                     self._conninfo, min_size=1, max_size=self._max_size, open=False
                 )
                 await pool.open()
+                try:
+                    await _refuse_privileged_role(pool)
+                except BaseException:
+                    await pool.close()
+                    raise
                 self._pool = pool
         return self._pool
 
@@ -79,9 +94,55 @@ class PostgresData:
             self._pool = None
 
 
+async def _refuse_privileged_role(pool: Any) -> None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT current_user, rolsuper OR rolcreaterole OR rolcreatedb "
+            "FROM pg_roles WHERE rolname = current_user"
+        )
+        row = await cursor.fetchone()
+    if row is None or row[1]:
+        name = row[0] if row else "?"
+        raise DataAccessError(
+            f"the data connection's role '{name}' may administer the server; "
+            "connect database blocks as a role that only has table privileges (KLYNTOS_DATA_ROLE)"
+        )
+
+
 def _now() -> str:
     # The text form Django stores for an aware UTC datetime in SQLite.
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# What a workflow statement may do on the embedded SQLite data file: read and write rows.
+# Everything else is refused — above all ATTACH (and VACUUM INTO, which authorizes as an
+# ATTACH), which would open the application's own database file.
+SQLITE_ALLOWED = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_INSERT,
+    sqlite3.SQLITE_UPDATE,
+    sqlite3.SQLITE_DELETE,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
+SQLITE_FORBIDDEN_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+
+
+def _sqlite_authorizer(
+    action: int, arg1: str | None, arg2: str | None, db: str | None, _: Any
+) -> int:
+    if action not in SQLITE_ALLOWED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in SQLITE_FORBIDDEN_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    if db not in (None, "main"):
+        return sqlite3.SQLITE_DENY
+    if action in {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE} and (
+        arg1 or ""
+    ).startswith("sqlite_"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 class SqliteData:
@@ -101,6 +162,7 @@ class SqliteData:
             # WAL + NORMAL: a commit per item costs a write, not an fsync of the whole file.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.set_authorizer(_sqlite_authorizer)
             self._conn = conn
         return self._conn
 

@@ -21,6 +21,8 @@ EventType = Literal[
     "step.retrying",
     "step.finished",
     "step.failed",
+    "step.cancelled",
+    "item.cancelled",
     "progress",
 ]
 

@@ -157,6 +157,9 @@ class Executor:
                 attempts = 1
             else:
                 output, attempts, usage = await self._run_simple(block, scope, frame)
+        except asyncio.CancelledError:
+            self.bus.emit("step.cancelled", item=frame.key, block=block.id, name=block.name)
+            raise
         except StepFailed as failure:
             self.bus.emit(
                 "step.failed",

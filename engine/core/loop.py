@@ -7,6 +7,7 @@ holds back a wave. Item failures are recorded on the item and never cancel sibli
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -33,14 +34,28 @@ def loop_cap(executor: Executor, block: Block) -> int:
 
 
 def dispatch_order(items: list[Any], priority: str | None) -> list[int]:
-    """Indexes in the order items start: by descending priority when configured."""
+    """Indexes in the order items start: by descending priority when configured.
+
+    Items are data from outside: a priority that fails to evaluate, or a number no float can
+    hold (10**400, ±inf, NaN), sorts last instead of failing the run. Anything else that is
+    not a number counts as 0, as before.
+    """
     order = list(range(len(items)))
     if priority:
         expression = jmespath.compile(priority)
 
-        def key(index: int) -> float:
-            value = expression.search(items[index])
-            return -float(value) if isinstance(value, int | float) else 0.0
+        def key(index: int) -> tuple[int, float]:
+            try:
+                value = expression.search(items[index])
+            except (jmespath.exceptions.JMESPathError, TypeError, ValueError):
+                return (1, 0.0)
+            if not isinstance(value, int | float):
+                return (0, 0.0)
+            try:
+                number = float(value)
+            except OverflowError:
+                return (1, 0.0)
+            return (0, -number) if math.isfinite(number) else (1, 0.0)
 
         order.sort(key=key)
     return order
@@ -80,8 +95,15 @@ async def run_loop(
         started = time.monotonic()
         counts["running"] += 1
         bus.emit("item.started", item=key, loop=block.id, parent=frame.key, index=index, data=item)
+        progress()  # so `running` counts items in flight, not only finished ones
         try:
             outputs = await executor.run_level(block.id, item_scope, ItemFrame(key))
+        except asyncio.CancelledError:
+            # The run was cancelled (or a sibling task crashed): the item row must not stay
+            # "running" forever.
+            counts["running"] -= 1
+            bus.emit("item.cancelled", item=key, loop=block.id, index=index)
+            raise
         except StepFailed as failure:
             counts["running"] -= 1
             counts["failed"] += 1

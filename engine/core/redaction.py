@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 MASK = "[redacted]"
 # Shorter values would mask ordinary text everywhere; real keys and tokens are far longer.
@@ -14,8 +15,13 @@ MIN_SECRET_LENGTH = 4
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+        # A secret also travels percent-encoded (in a URL that ends up in an error message).
+        values |= {quote(v, safe="") for v in values}
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted(values, key=len, reverse=True)
+        # How each one reads inside JSON text, where quotes, backslashes and control
+        # characters are escaped: the fast pre-check scans serialised payloads for these.
+        self._json_forms = {json.dumps(v, ensure_ascii=False)[1:-1] for v in self._secrets}
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -38,7 +44,7 @@ class Redactor:
             text = json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             return True
-        return any(secret in text for secret in self._secrets)
+        return any(form in text for form in self._json_forms)
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -1,12 +1,25 @@
-"""Output schemas as JSON Schema, and walking a reference path through them."""
+"""Output schemas as JSON Schema, and walking a reference path through them.
+
+Schemas here may come straight from an author (a webhook's body schema, an agent's response
+format), so every walker accepts anything JSON can hold: a `properties` that is not an object
+or a `type` that is not a string makes that part of the schema open (unknown), never a crash.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import jsonschema
+import referencing.exceptions
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+from referencing.jsonschema import DRAFT202012
+
 JsonSchema = dict[str, Any]
 SCALARS = {"string", "integer", "number", "boolean", "null"}
+
+# What jsonschema raises when a `$ref` cannot be resolved while validating an instance.
+Unresolvable = referencing.exceptions.Unresolvable
 
 
 def obj(properties: Mapping[str, JsonSchema], *, open_: bool = False) -> JsonSchema:
@@ -20,34 +33,56 @@ def array(items: JsonSchema) -> JsonSchema:
     return {"type": "array", "items": items}
 
 
-def is_open(schema: Mapping[str, Any]) -> bool:
+def properties_of(schema: Any) -> Mapping[str, Any]:
+    """The `properties` mapping of a schema, or an empty one when it is not a mapping."""
+    if not isinstance(schema, Mapping):
+        return {}
+    properties = schema.get("properties")
+    return properties if isinstance(properties, Mapping) else {}
+
+
+def _kind(schema: Mapping[str, Any]) -> str | list[str] | None:
+    """The schema's `type` when it is one we can reason about, else None (unknown)."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind
+    if isinstance(kind, list) and kind and all(isinstance(k, str) for k in kind):
+        return kind
+    return None
+
+
+def is_open(schema: Any) -> bool:
     """An open schema accepts any field path below it (e.g. an HTTP response body)."""
-    return "type" not in schema and "properties" not in schema and "items" not in schema
+    if not isinstance(schema, Mapping):
+        return True  # `true`, `false` or garbage: nothing we can check a path against
+    return _kind(schema) is None and "properties" not in schema and "items" not in schema
 
 
-def field_error(schema: Mapping[str, Any], path: tuple[str, ...], root: str) -> str | None:
+def field_error(schema: Any, path: tuple[str, ...], root: str) -> str | None:
     """Why `root.path` does not exist in `schema`, or None when it may exist."""
-    current: Mapping[str, Any] = schema
+    current: Any = schema
     walked = [root]
     for segment in path:
         where = ".".join(walked)
         if is_open(current):
             return None
-        kind = current.get("type")
+        kind = _kind(current)
         if "properties" in current or kind == "object":
-            properties = current.get("properties", {})
+            if "properties" in current and not isinstance(current["properties"], Mapping):
+                return None  # a malformed `properties` says nothing about the fields
+            properties = properties_of(current)
             if segment in properties:
                 current = properties[segment]
             elif current.get("additionalProperties") or "properties" not in current:
                 return None
             else:
-                fields = ", ".join(sorted(properties)) or "none"
+                fields = ", ".join(sorted(str(name) for name in properties)) or "none"
                 return f"'{where}' has no field '{segment}' (fields: {fields})"
         elif kind == "array" or "items" in current:
             if not segment.isdigit():
                 return f"'{where}' is a list; use an index, not '{segment}'"
             current = current.get("items", {})
-        elif kind in SCALARS or isinstance(kind, list):
+        elif isinstance(kind, list) or kind in SCALARS:
             return f"'{where}' is {kind}, it has no field '{segment}'"
         else:
             return None
@@ -55,31 +90,84 @@ def field_error(schema: Mapping[str, Any], path: tuple[str, ...], root: str) -> 
     return None
 
 
-def schema_at(schema: Mapping[str, Any], path: tuple[str, ...]) -> JsonSchema:
+def schema_at(schema: Any, path: tuple[str, ...]) -> JsonSchema:
     """The schema found at `path`, or an open schema when it cannot be known."""
-    current: Mapping[str, Any] = schema
+    current: Any = schema
     for segment in path:
-        if "properties" in current and segment in current["properties"]:
-            current = current["properties"][segment]
-        elif "items" in current and segment.isdigit():
+        properties = properties_of(current)
+        if segment in properties:
+            current = properties[segment]
+        elif isinstance(current, Mapping) and "items" in current and segment.isdigit():
             current = current["items"]
         else:
             return {}
-    return dict(current)
+    return dict(current) if isinstance(current, Mapping) else {}
 
 
-def list_fields(schema: Mapping[str, Any], prefix: str, depth: int = 3) -> list[dict[str, Any]]:
+def list_fields(schema: Any, prefix: str, depth: int = 3) -> list[dict[str, Any]]:
     """Flatten a schema into reference entries for the editor's picker."""
     entries = [{"ref": prefix, "type": _type_name(schema)}]
     if depth <= 0:
         return entries
-    for name, sub in (schema.get("properties") or {}).items():
+    for name, sub in properties_of(schema).items():
         entries.extend(list_fields(sub, f"{prefix}.{name}", depth - 1))
     return entries
 
 
-def _type_name(schema: Mapping[str, Any]) -> str:
+def _type_name(schema: Any) -> str:
     if is_open(schema):
         return "any"
-    kind = schema.get("type", "object" if "properties" in schema else "any")
+    kind = _kind(schema)
+    if kind is None:
+        return "object" if isinstance(schema.get("properties"), Mapping) else "any"
     return kind if isinstance(kind, str) else "|".join(kind)
+
+
+# --- author-supplied JSON schemas ---------------------------------------------------------
+
+
+def schema_validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    """A validator that resolves `$ref`s inside the schema (and the metaschemas) only.
+
+    jsonschema's default registry fetches unknown URLs over HTTP; an author's `$ref` must not
+    make the server request an address of their choosing.
+    """
+    return jsonschema.Draft202012Validator(schema, registry=SPECIFICATIONS)
+
+
+def unresolvable_refs(schema: Mapping[str, Any]) -> list[str]:
+    """Every `$ref` / `$dynamicRef` in `schema` that points nowhere (or outside it)."""
+    root = DRAFT202012.create_resource(schema)
+    problems: list[str] = []
+    stack = [(root, SPECIFICATIONS.resolver_with_root(root))]
+    while stack:
+        resource, resolver = stack.pop()
+        contents = resource.contents
+        if isinstance(contents, Mapping):
+            for keyword in ("$ref", "$dynamicRef"):
+                ref = contents.get(keyword)
+                if not isinstance(ref, str):
+                    continue
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable:
+                    problems.append(ref)
+        # subresources() yields only schema positions (properties, items, $defs, ...), so
+        # a `$ref` key inside `const` or `enum` data is not mistaken for a reference.
+        for sub in resource.subresources():
+            stack.append((sub, resolver.in_subresource(sub)))
+    return problems
+
+
+def schema_problems(schema: Any) -> list[str]:
+    """Why an author's JSON schema cannot be used: not a schema, or an unresolvable `$ref`."""
+    if not isinstance(schema, Mapping):
+        return ["must be a JSON schema object"]
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [f"not a valid JSON schema: {exc.message}"]
+    return [
+        f"$ref '{ref}' cannot be resolved (only references inside this schema work)"
+        for ref in unresolvable_refs(schema)
+    ]

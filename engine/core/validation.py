@@ -19,6 +19,12 @@ from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj
 from engine.core.spec import Registry
 
 RESERVED_NAMES = {"env", "loop"}
+# Run rows store block ids in varchar(100) columns (StepRun.block_id, ItemRun.loop_block);
+# item keys chain loop names and indexes into varchar(500): at most 5 loops of 64-character
+# names fit. Each loop level also multiplies the work of a run, so deeper is refused.
+MAX_ID_LENGTH = 100
+MAX_NAME_LENGTH = 64
+MAX_LOOP_DEPTH = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,13 @@ class _Validator:
         self.env_names = env_names
         self.result = ValidationResult()
         self.structure_ok = True
+        # Blocks whose config fails its JSON schema: their check() and references are
+        # skipped (both assume the schema's shapes) and their outputs are treated as unknown.
+        self.bad_config: set[str] = set()
+        # Per-block memos: without them every loop level recomputes all of its ancestors'
+        # scopes, so validation time doubles with each level of nesting.
+        self.scope_memo: dict[str, dict[str, JsonSchema]] = {}
+        self.item_memo: dict[str, JsonSchema] = {}
 
     def error(self, block: Block | None, field_name: str, message: str) -> None:
         self.result.errors.append(
@@ -106,13 +119,17 @@ class _Validator:
                 self.error(block, "id", f"duplicate block id '{block.id}'")
                 self.structure_ok = False
             seen_ids.add(block.id)
+            if len(block.id) > MAX_ID_LENGTH:
+                self.error(block, "id", f"a block id is at most {MAX_ID_LENGTH} characters")
             if block.type not in self.registry:
                 self.error(block, "type", f"unknown block type '{block.type}'")
                 self.structure_ok = False
-            if not NAME_PATTERN.match(block.name):
+            if not NAME_PATTERN.fullmatch(block.name):
                 self.error(
                     block, "name", "a name is letters, digits and _ and starts with a letter"
                 )
+            elif len(block.name) > MAX_NAME_LENGTH:
+                self.error(block, "name", f"a name is at most {MAX_NAME_LENGTH} characters")
             elif block.name == "env":
                 self.error(block, "name", "'env' is reserved for secrets")
             elif block.name in seen_names:
@@ -147,6 +164,20 @@ class _Validator:
                     break
                 chain.add(parent)
                 parent = self.graph.by_id[parent].parent
+        if self.structure_ok:
+            self.check_loop_depth()
+
+    def check_loop_depth(self) -> None:
+        for block in self.graph.blocks:
+            if block.type != LOOP_TYPE:
+                continue
+            depth = len(self.graph.ancestors(block.id)) + 1
+            if depth > MAX_LOOP_DEPTH:
+                self.error(
+                    block,
+                    "parent",
+                    f"loops nest at most {MAX_LOOP_DEPTH} deep; this one is {depth} deep",
+                )
 
     def check_edges(self) -> None:
         by_id = self.graph.by_id
@@ -191,11 +222,16 @@ class _Validator:
     def check_config(self, block: Block) -> None:
         spec = self.registry[block.type]
         validator = jsonschema.Draft202012Validator(spec.config_schema)
-        for err in sorted(validator.iter_errors(dict(block.config)), key=lambda e: list(e.path)):
+        errors = sorted(validator.iter_errors(dict(block.config)), key=lambda e: list(e.path))
+        for err in errors:
             path = ".".join(str(p) for p in err.absolute_path)
             if not path and err.validator == "required":
                 path = str(err.message).split("'")[1] if "'" in err.message else "config"
             self.error(block, path or "config", err.message)
+        if errors:
+            # check() may rely on the shapes the schema guarantees; the author fixes these first.
+            self.bad_config.add(block.id)
+            return
         for field_name, message in spec.check(block.config):
             self.error(block, field_name, message)
 
@@ -205,6 +241,8 @@ class _Validator:
         spec = self.registry[block.type]
         scope = self.scope_of(block)
         self.result.scopes[block.id] = self.describe(scope)
+        if block.id in self.bad_config:
+            return
         for key, value in block.config.items():
             if key in spec.expression_fields:
                 continue
@@ -241,6 +279,11 @@ class _Validator:
 
     def scope_of(self, block: Block) -> dict[str, JsonSchema]:
         """Names visible at `block`: its upstream siblings, then each enclosing loop's."""
+        if block.id not in self.scope_memo:
+            self.scope_memo[block.id] = self._scope_of(block)
+        return self.scope_memo[block.id]
+
+    def _scope_of(self, block: Block) -> dict[str, JsonSchema]:
         layers: list[dict[str, JsonSchema]] = [self.upstream_outputs(block)]
         innermost = True
         for loop in self.graph.ancestors(block.id):
@@ -262,6 +305,11 @@ class _Validator:
         return {self.graph.block(i).name: self.output_schema(self.graph.block(i)) for i in ids}
 
     def item_schema(self, loop: Block) -> JsonSchema:
+        if loop.id not in self.item_memo:
+            self.item_memo[loop.id] = self._item_schema(loop)
+        return self.item_memo[loop.id]
+
+    def _item_schema(self, loop: Block) -> JsonSchema:
         items = loop.config.get("items")
         if isinstance(items, list):
             return {}
@@ -272,12 +320,15 @@ class _Validator:
         if source is None:
             return {}
         found = schema_at(source, ref.path)
-        return dict(found.get("items", {})) if found.get("type") == "array" else {}
+        item = found.get("items")
+        return dict(item) if found.get("type") == "array" and isinstance(item, Mapping) else {}
 
     def output_schema(self, block: Block) -> JsonSchema:
         if block.id in self.result.outputs:
             return self.result.outputs[block.id]
-        if block.type == LOOP_TYPE:
+        if block.id in self.bad_config:
+            schema: JsonSchema = {}  # unknown: references to it are not checked
+        elif block.type == LOOP_TYPE:
             schema = self.loop_output_schema(block)
         else:
             schema = self.registry[block.type].output_schema(block.config)

@@ -784,3 +784,164 @@ def test_a_secret_a_block_outputs_is_redacted_in_every_response(
     assert outputs == [{"result": "[redacted]"}, {"result": "[redacted]"}]
     for path in [f"/api/runs/{started['id']}/", f"/api/runs/{started['id']}/items/"]:
         assert value not in api.get(path).content.decode()
+
+
+# --- hostile input: always a 4xx, never a 500 ----------------------------------------------
+
+JSON = "application/json"
+
+
+def post_raw(api: APIClient, url: str, raw: bytes, method: str = "post") -> Any:
+    return getattr(api, method)(url, data=raw, content_type=JSON)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [(r"a\u0000b", "NUL character"), (r"\ud800", "unpaired surrogate")],
+)
+def test_strings_jsonb_cannot_store_are_400_on_every_endpoint(
+    api: APIClient, lead_workflow: Any, text: str, fragment: str
+) -> None:
+    pk = lead_workflow.pk
+    graph = {
+        "blocks": [{"id": "a", "type": "agent", "name": "a", "config": {"user_prompt": "TEXT"}}],
+        "edges": [],
+    }
+    bodies = [
+        ("post", f"/api/workflows/{pk}/runs/", {"input": {"leads": [], "note": "TEXT"}}),
+        ("post", "/api/workflows/", {"name": "x", "graph": graph}),
+        ("put", f"/api/workflows/{pk}/", {"base_version": 1, "graph": graph}),
+        ("post", f"/api/workflows/{pk}/validate/", {"graph": graph}),
+        ("post", "/api/secrets/", {"name": "K", "value": "TEXT"}),
+    ]
+    # The escape is spliced into the JSON text, as a client would send it.
+    attempts = [(m, url, json.dumps(body).replace("TEXT", text)) for m, url, body in bodies]
+    for method, url, raw in attempts:
+        data = expect(post_raw(api, url, raw.encode(), method), 400)
+        assert fragment in data["detail"], (url, data)
+    assert Run.objects.count() == 0
+    assert WorkflowVersion.objects.filter(workflow=lead_workflow).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_deeply_nested_rest_body_is_400_before_parsing(
+    api: APIClient, lead_workflow: Any, settings: Any
+) -> None:
+    url = f"/api/workflows/{lead_workflow.pk}/runs/"
+    data = expect(post_raw(api, url, b"[" * 100_000 + b"]" * 100_000), 400)
+    assert data["detail"] == f"JSON nesting deeper than {settings.KLYNTOS_WEBHOOK_MAX_DEPTH} levels"
+    depth = settings.KLYNTOS_WEBHOOK_MAX_DEPTH
+    too_deep = b'{"input": ' + b"[" * depth + b"]" * depth + b"}"
+    expect(post_raw(api, url, too_deep), 400)
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_rest_api_takes_json_only(api: APIClient) -> None:
+    response = api.post("/api/workflows/", {"name": "form post"})  # multipart
+    assert response.status_code == 415
+    assert not Workflow.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_items_filters_are_validated(
+    api: APIClient, lead_workflow: Any, leads: list[dict[str, Any]]
+) -> None:
+    run, _ = services.run_create(workflow=lead_workflow, input={"leads": leads})
+    url = f"/api/runs/{run.pk}/items/"
+    for query in ("status=%00", "status=bogus", "key=a%00"):
+        data = expect(api.get(f"{url}?{query}"), 400)
+        assert set(data) <= {"status", "key"}, data
+    for query in ("status=failed", "status=cancelled", "key=loop[0]", "status=&key="):
+        assert expect(api.get(f"{url}?{query}"), 200)["results"] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"name": "n" * 201}, "name"), (["x"], "non_field_errors"), ("x", "non_field_errors")],
+)
+def test_template_instantiate_validates_its_body(
+    api: APIClient, template: dict[str, Any], body: Any, field: str
+) -> None:
+    data = expect(api.post(f"/api/templates/{TEMPLATE}/instantiate/", body, format="json"), 400)
+    assert field in data
+    assert not Workflow.objects.exists()
+    blank = expect(
+        api.post(f"/api/templates/{TEMPLATE}/instantiate/", {"name": ""}, format="json"), 201
+    )
+    assert blank["name"] == template["name"]
+
+
+HOSTILE_BLOCKS: list[tuple[dict[str, Any], str]] = [
+    (
+        {"type": "agent", "config": {"user_prompt": "hi", "response_format": True}},
+        "response_format",
+    ),
+    (
+        {
+            "type": "agent",
+            "config": {
+                "user_prompt": "hi",
+                "response_format": {"type": "object", "properties": {"a": {"$ref": "#/x"}}},
+            },
+        },
+        "response_format",
+    ),
+    (
+        {"type": "loop", "config": {"items": "<webhook.body.leads>", "aggregations": ["a"]}},
+        "aggregations",
+    ),
+    (
+        {"type": "loop", "config": {"items": "<webhook.body.leads>", "aggregations": "abc"}},
+        "aggregations",
+    ),
+    ({"type": "webhook", "config": {"body_schema": {"properties": ["a"]}}}, "body_schema"),
+    ({"type": "webhook", "config": {"body_schema": {"type": 5}}}, "body_schema"),
+    ({"type": "webhook", "config": {"body_schema": {"$ref": "#/nope"}}}, "body_schema"),
+    (
+        {"type": "webhook", "config": {"body_schema": {"$ref": "http://169.254.169.254/x"}}},
+        "body_schema",
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("hostile", "field"), HOSTILE_BLOCKS)
+def test_hostile_block_configs_never_give_a_500(
+    api: APIClient, client: Any, hostile: dict[str, Any], field: str
+) -> None:
+    trigger = {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}}
+    target = {"id": "b", "name": "b", **hostile}
+    blocks = [target] if hostile["type"] == "webhook" else [trigger, target]
+    reader = {
+        "id": "t",
+        "type": "transform",
+        "name": "t",
+        "config": {"input": "<b.some.field>", "expression": "@"},
+    }
+    graph = {"blocks": [*blocks, reader], "edges": [{"source": "b", "target": "t"}]}
+    if hostile["type"] != "webhook":
+        graph["edges"].append({"source": "webhook", "target": "b"})
+
+    created = expect(api.post("/api/workflows/", {"name": "h", "graph": graph}, format="json"), 201)
+    pk = created["id"]
+    issues = {(e["block"], e["field"]) for e in created["validation"]["errors"]}
+    assert ("b", field) in issues, created["validation"]
+    expect(api.get(f"/api/workflows/{pk}/"), 200)
+    expect(api.get("/api/workflows/"), 200)
+    saved = expect(
+        api.put(f"/api/workflows/{pk}/", {"graph": graph, "base_version": 1}, format="json"), 200
+    )
+    assert saved["version"] == 2 and saved["validation"]["ok"] is False
+    validated = expect(api.post(f"/api/workflows/{pk}/validate/", {}, format="json"), 200)
+    assert validated["ok"] is False
+    refused = expect(
+        api.post(f"/api/workflows/{pk}/runs/", {"input": {"leads": []}}, format="json"), 400
+    )
+    assert ("b", field) in {(e["block"], e["field"]) for e in refused["errors"]}
+    webhook = Workflow.objects.get(pk=pk).webhook
+    hook = client.post(f"/hooks/{webhook.token}", data=b'{"leads": []}', content_type=JSON)
+    assert hook.status_code == 409
+    assert Run.objects.count() == 0

@@ -380,3 +380,38 @@ def test_oversized_body_through_asgi_is_413_and_creates_no_run(
     run_id = json.loads(accepted["body"])["run_id"]
     assert Run.objects.filter(pk=run_id).exists()
     finish_run(run_id)
+
+
+# --- bodies PostgreSQL cannot store, invalid workflows ------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (rb'{"leads": [], "note": "a\u0000b"}', "NUL character"),
+        (rb'{"leads": [], "note": "\ud800"}', "unpaired surrogate"),
+        (rb'{"leads": [], "\u0000": 1}', "NUL character"),
+    ],
+)
+def test_strings_jsonb_cannot_store_are_400(
+    client: Client, lead_workflow: Any, raw: bytes, fragment: str
+) -> None:
+    with creates_no_run():
+        response = post(client, lead_workflow, raw)
+    assert response.status_code == 400, response.content
+    assert fragment in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_an_invalid_workflow_is_409_without_its_validation_errors(
+    client: Client, lead_workflow: Any, body: bytes
+) -> None:
+    from builder.models import Secret
+
+    Secret.objects.filter(owner=lead_workflow.owner).delete()  # the template reads two
+    with creates_no_run():
+        response = post(client, lead_workflow, body)
+    assert response.status_code == 409
+    assert response.json() == {"error": "the workflow is not valid; open it in the editor"}
+    assert b"CLEARBIT_API_KEY" not in response.content

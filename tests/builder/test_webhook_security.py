@@ -355,3 +355,55 @@ def test_error_carries_status_and_message() -> None:
         "expected application/json",
         "expected application/json",
     )
+
+
+# --- strings PostgreSQL's jsonb cannot store -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            rb'{"a": "a\u0000b"}',
+            "JSON strings must not contain a NUL character (\\u0000); found in body.a",
+        ),
+        (
+            rb'["ok", "\ud800"]',
+            "JSON strings must not contain an unpaired surrogate (\\ud800-\\udfff); "
+            "found in body[1]",
+        ),
+        (
+            rb'{"x": {"\u0000k": 1}}',
+            "JSON strings must not contain a NUL character (\\u0000); found in a key of body.x",
+        ),
+        (
+            rb'{"le ads": [{"n": "\udfff tail"}]}',
+            "JSON strings must not contain an unpaired surrogate (\\ud800-\\udfff); "
+            'found in body["le ads"][0].n',
+        ),
+        (
+            rb'{"\ud800": {"\ud800": "\u0000"}}',
+            "JSON strings must not contain an unpaired surrogate (\\ud800-\\udfff); "
+            "found in a key of body",
+        ),
+    ],
+)
+def test_nul_and_lone_surrogates_are_400(raw: bytes, message: str) -> None:
+    with refused(400) as info:
+        parse(raw)
+    assert info.value.message == message
+    info.value.message.encode("utf-8")  # the message itself is always printable and storable
+
+
+def test_escaped_backslashes_and_surrogate_pairs_are_fine() -> None:
+    assert parse(rb'["a\\u0000", "\ud83d\ude00"]') == ["a\\u0000", "\U0001f600"]
+
+
+def test_load_json_applies_the_same_rules_without_a_content_type() -> None:
+    from builder.webhook_security import load_json
+
+    assert load_json(b'{"a": [1]}', max_depth=2) == {"a": [1]}
+    with refused(400):
+        load_json(b"[" * 100_000, max_depth=32)
+    with refused(400):
+        load_json(rb'"\u0000"', max_depth=32)

@@ -45,6 +45,7 @@ class LocalApp:
     base_url: str
     password: str
     simulator_url: str
+    simulator_token: str
 
 
 def start_local_app(data_dir: Path) -> LocalApp:
@@ -60,6 +61,7 @@ def start_local_app(data_dir: Path) -> LocalApp:
         KLYNTOS_SIMULATOR_URL=simulator_url,
         DJANGO_SETTINGS_MODULE="klyntos.settings",
         PYTHONUNBUFFERED="1",
+        KLYNTOS_SIMULATOR_TOKEN="browser-tests-control-token",
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     addr = f"127.0.0.1:{free_port()}"
@@ -87,7 +89,14 @@ def start_local_app(data_dir: Path) -> LocalApp:
         raise AssertionError(f"the app did not start:\n{output}")
     password = re.search(r"user: admin\s+password: (\S+)", output)
     assert password, output
-    return LocalApp(process, lines, f"http://{addr}", password.group(1), simulator_url)
+    return LocalApp(
+        process,
+        lines,
+        f"http://{addr}",
+        password.group(1),
+        simulator_url,
+        env["KLYNTOS_SIMULATOR_TOKEN"],
+    )
 
 
 @pytest.fixture(scope="module")

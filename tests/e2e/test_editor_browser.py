@@ -59,7 +59,7 @@ def configure_simulator(app: LocalApp, **config: Any) -> None:
         app.simulator_url + "/_sim/config",
         data=json.dumps(config).encode(),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "X-Simulator-Token": app.simulator_token},
     )
     urllib.request.urlopen(request, timeout=5).read()
 

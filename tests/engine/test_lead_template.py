@@ -260,3 +260,40 @@ def test_internal_looking_domains_reach_the_lookup_percent_encoded(
         == "domain=a.example%2F..%2F..%2Fadmin%3Fx%3D1%26y"
     )
     assert all(c["path"] == "/v2/companies/find" for c in calls.values())
+
+
+def run_sql(owner: Any, sql: str) -> Run:
+    graph = {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+            {"id": "q", "type": "database", "name": "q", "config": {"sql": sql}},
+        ],
+        "edges": [{"source": "webhook", "target": "q"}],
+    }
+    workflow = workflow_create(owner=owner, name="sql", graph=graph)
+    run, _ = run_create(workflow=workflow, input={})
+    asyncio.run(execute_run(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def test_database_blocks_run_as_a_role_with_table_privileges_only(owner: Any) -> None:
+    assert run_sql(owner, "SELECT current_user AS who").outputs["q"]["rows"] == [
+        {"who": "klyntos_workflow"}
+    ]
+    for sql, message in [
+        ("SELECT pg_read_file('/etc/hostname')", "permission denied"),
+        ("CREATE TABLE stolen (x int)", "permission denied"),
+        ("DROP TABLE enriched_leads", "must be owner"),
+        ("SELECT * FROM auth_user", 'relation "auth_user" does not exist'),
+    ]:
+        run = run_sql(owner, sql)
+        assert run.status == "failed" and message in run.error, (sql, run.error)
+
+
+def test_a_data_connection_that_could_administer_the_server_is_refused(
+    owner: Any, settings: Any
+) -> None:
+    settings.KLYNTOS_DATA_ROLE = ""  # connect as the test user, a superuser
+    run = run_sql(owner, "SELECT 1 AS one")
+    assert run.status == "failed" and "may administer the server" in run.error

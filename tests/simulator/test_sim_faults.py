@@ -233,3 +233,38 @@ def test_invalid_config_is_rejected_without_changes(sim: RunningSimulator) -> No
     config = sim.control.config()
     assert config["latency_ms"] == {"default": 0}
     assert config["failures"] == []
+
+
+def test_control_calls_need_the_token_when_one_is_set() -> None:
+    import asyncio
+    import threading
+
+    from simulator.control import SimulatorControl, SimulatorControlError
+    from simulator.server import build_app, start
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def serve() -> None:
+        runner, port = await start(build_app(control_token="s3cret-token"))
+        box["runner"], box["port"] = runner, port
+        ready.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10)
+    base = f"http://127.0.0.1:{box['port']}"
+    try:
+        assert SimulatorControl(base).health()  # readiness checks stay open
+        try:
+            SimulatorControl(base).configure(hold=[{"endpoint": "openai"}])
+            raise AssertionError("a control call without the token was accepted")
+        except SimulatorControlError as exc:
+            assert "403" in str(exc)
+        assert SimulatorControl(base, token="s3cret-token").configure(latency_ms=1)["latency_ms"]
+    finally:
+        asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)  # type: ignore[union-attr]
+        loop.call_soon_threadsafe(loop.stop)

@@ -4,6 +4,8 @@ start the provider simulator (sandbox mode), print a ready curl line, and serve.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -15,9 +17,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.urls import reverse
+from django.utils import timezone
 
 from builder.bootstrap import LEAD_TEMPLATE, ensure_local_setup
 from builder.gallery import GALLERY_DIR
+from engine.models import Run, RunStatus
 
 log = logging.getLogger("klyntos")
 
@@ -33,6 +37,14 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("migrate", database="data", interactive=False, verbosity=0)
         setup = ensure_local_setup()
+        orphans = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+            status=RunStatus.FAILED,
+            error="interrupted: Klyntos stopped before this run finished",
+            finished_at=timezone.now(),
+            running=0,
+        )
+        if orphans:  # one process owns every run here, so none of these can still be running
+            log.warning("marked %d run(s) interrupted by the last shutdown as failed", orphans)
         simulator = self.start_simulator() if settings.KLYNTOS_SANDBOX else None
         base = f"http://{addr}"
         sample = GALLERY_DIR / f"{LEAD_TEMPLATE}.sample.json"
@@ -72,9 +84,13 @@ class Command(BaseCommand):
         if _answers(url):
             return None
         port = url.rsplit(":", 1)[-1].strip("/")
+        # Control calls need a token, so workflows reaching the simulator cannot reconfigure it.
+        env = {**os.environ}
+        env.setdefault("KLYNTOS_SIMULATOR_TOKEN", secrets.token_urlsafe(16))
         process = subprocess.Popen(
             [sys.executable, "-m", "simulator", "--port", port, "--jitter-ms", "150,450"],
             cwd=Path(settings.BASE_DIR),
+            env=env,
         )
         for _ in range(100):
             if _answers(url):

@@ -59,6 +59,11 @@ class Command(BaseCommand):
             raise CommandError(
                 "the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)
             ) from None
+        except services.BodyMismatch as exc:
+            raise CommandError(
+                f"--input {options['input']} does not match the webhook's body schema:\n"
+                + "\n".join(f"  - {problem}" for problem in exc.problems)
+            ) from None
         progress = Progress(sys.stderr)
         started = time.monotonic()
         asyncio.run(execute_run(run.pk, on_event=progress.update))
@@ -79,15 +84,26 @@ class Command(BaseCommand):
 
 def _read_input(path: str) -> Any:
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        # JSON is UTF-8 (RFC 8259), whatever the locale says; a leading BOM is ignored.
+        raw = _stdin_bytes() if path == "-" else Path(path).read_bytes()
+        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise CommandError(f"cannot read --input {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"--input {path} is not UTF-8 (byte {exc.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(
             f"--input {path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+
+
+def _stdin_bytes() -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)  # absent when stdin was swapped for a StringIO
+    return (
+        stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
+    )
 
 
 def _user(username: str) -> Any:
@@ -107,7 +123,9 @@ def _workflow(user: Any, target: str) -> Workflow:
         if not path.exists():
             raise CommandError(f"no such file: {target}")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{target} is not UTF-8 (byte {exc.start})") from None
         except json.JSONDecodeError as exc:
             raise CommandError(f"{target} is not JSON: {exc.msg}") from None
         graph = data.get("graph", data) if isinstance(data, dict) else data

@@ -193,3 +193,67 @@ async def test_priority_starts_high_priority_items_first() -> None:
     outcome, rec = await run_graph(g, {"items": [{"p": 1}, {"p": 5}, {"p": 3}]})
     assert [e.data["index"] for e in rec.of("item.started")] == [1, 2, 0]
     assert [r["index"] for r in outcome.outputs["loop"]["results"]] == [0, 1, 2]
+
+
+def test_dispatch_order_puts_unrepresentable_priorities_last_instead_of_crashing() -> None:
+    from engine.core.loop import dispatch_order
+
+    items = [{"p": 1}, {"p": -(10**400)}, {"p": 5}, {"p": "x"}, {"p": 10**400}, {"p": 3}]
+    # 10**400 overflows float; "x" is not a number (priority 0, as before).
+    assert dispatch_order(items, "p") == [2, 5, 0, 3, 1, 4]
+    # An expression that fails on an item (abs() of a string) sorts that item last too.
+    assert dispatch_order([{"p": "x"}, {"p": -2}, {"p": 2}], "abs(p)") == [1, 2, 0]
+
+
+async def test_a_huge_priority_value_does_not_fail_the_run() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1, priority="p"),
+            block("t", "transform", "loop", input="<item.p>", expression="@"),
+        ],
+        [("webhook", "loop")],
+    )
+    outcome, rec = await run_graph(g, {"items": [{"p": -(10**400)}, {"p": 2}]})
+    assert outcome.status == "succeeded"
+    assert [e.data["index"] for e in rec.of("item.started")] == [1, 0]
+
+
+async def test_progress_counts_an_item_as_running_while_it_is_in_flight() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1),
+            block("t", "transform", "loop", input="<item>", expression="@"),
+        ],
+        [("webhook", "loop")],
+    )
+    outcome, rec = await run_graph(g, {"items": [1, 2]})
+    assert outcome.status == "succeeded"
+    running = [(e.data["running"], e.data["succeeded"]) for e in rec.of("progress")]
+    assert running == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+
+
+async def test_cancelling_the_run_reports_each_item_in_flight_as_cancelled(
+    sim: RunningSimulator,
+) -> None:
+    sim.control.configure(hold=[{"endpoint": "clearbit", "match": {"domain": "d0.example"}}])
+    recorder = Recorder()
+    task = asyncio.create_task(run_graph(lookup_loop(2), items(2), sim=sim, recorder=recorder))
+    try:
+        await wait_until(lambda: recorder.of("item.finished", index=1))
+        await wait_until(lambda: recorder.of("item.started", index=0))
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the run should have been cancelled")
+    finally:
+        sim.control.release()
+    cancelled = recorder.of("item.cancelled")
+    assert [(e.data["item"], e.data["loop"], e.data["index"]) for e in cancelled] == [
+        ("loop[0]", "loop", 0)
+    ]
+    assert not recorder.of("item.finished", index=0) and not recorder.of("item.failed")

@@ -171,3 +171,221 @@ def test_bad_parent_and_trigger_inside_loop() -> None:
     blocks = [block("webhook", "webhook", "t"), block("t", "transform", input="1", expression="@")]
     errors = errors_of(graph(blocks, []))
     assert any(e[0] == "webhook" and e[1] == "parent" and "not a loop" in e[2] for e in errors)
+
+
+# --- hostile configs: reported, never a crash ----------------------------------------------
+
+HOSTILE_VALUES: list[Any] = [
+    True,
+    5,
+    "abc",
+    ["a"],
+    [1, {"a": 2}],
+    None,
+    {"a": {"b": 1}},
+    {"$ref": "#/nope"},
+    {"$ref": "#"},
+    {"properties": [1]},
+    {"type": 5},
+    {"type": {}},
+    {"type": ["string", 3]},
+    {"type": "object", "properties": {"a": 5, "content": True}},
+    {"type": "object", "properties": {"items": {"type": "array", "items": 5}}},
+]
+
+
+@pytest.mark.parametrize("type_", sorted(REGISTRY))
+def test_any_json_in_any_config_field_is_reported_not_raised(type_: str) -> None:
+    fields = [*REGISTRY[type_].config_schema["properties"], "unknown_field"]
+    for field_name in fields:
+        for value in HOSTILE_VALUES:
+            config = {"items": "<webhook.body.items>"} if type_ == "loop" else {}
+            hostile = {**config, field_name: value}
+            blocks = [
+                block("webhook", "webhook", **(hostile if type_ == "webhook" else {})),
+                block("t", "transform", input="<b.x.y>", expression="@"),
+            ]
+            edges = [("webhook", "t")]
+            if type_ != "webhook":
+                blocks.append(block("b", type_, **hostile))
+                inner = block("c", "transform", "b", input="<item.a.b>", expression="@")
+                blocks.extend([inner] if type_ == "loop" else [])
+                edges = [("webhook", "b"), ("b", "t")]
+            # Must not raise; what it reports is checked by the tests below.
+            errors_of(graph(blocks, edges))
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"user_prompt": "hi", "response_format": True}, "response_format"),
+        ({"user_prompt": "hi", "response_format": ["a"]}, "response_format"),
+    ],
+)
+def test_an_agent_config_failing_its_schema_reports_only_the_schema_error(
+    config: dict[str, Any], field: str
+) -> None:
+    blocks = [block("webhook", "webhook"), block("ai", "agent", **config)]
+    errors = errors_of(graph(blocks, [("webhook", "ai")]))
+    assert [(name, f) for name, f, _ in errors] == [("ai", field)]
+    assert "is not of type 'object'" in errors[0][2]
+
+
+@pytest.mark.parametrize("aggregations", [["a"], "abc", 5])
+def test_loop_aggregations_that_are_not_an_object_are_a_schema_error(aggregations: Any) -> None:
+    blocks = base()
+    blocks[1]["config"]["aggregations"] = aggregations
+    errors = errors_of(graph(blocks, [("webhook", "loop")]))
+    assert [(name, f) for name, f, _ in errors] == [("loop", "aggregations")]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"properties": [1]},
+        {"type": 5},
+        {"type": "object", "properties": {"a": 5}},
+    ],
+)
+def test_malformed_body_schemas_are_reported_and_their_fields_listed_as_unknown(
+    schema: dict[str, Any],
+) -> None:
+    blocks = [
+        block("webhook", "webhook", body_schema=schema),
+        block("t", "transform", input="<webhook.body.a.b>", expression="@"),
+    ]
+    result = validate(parse_graph(graph(blocks, [("webhook", "t")])), REGISTRY, [])
+    assert [(e.block_name, e.field) for e in result.errors] == [("webhook", "body_schema")]
+    assert "not a valid JSON schema" in result.errors[0].message
+    # The picker still lists the body; the malformed part is simply of unknown type.
+    assert {"ref": "webhook", "type": "object"} in result.scopes["t"]
+    assert "webhook.body" in {entry["ref"] for entry in result.scopes["t"]}
+
+
+@pytest.mark.parametrize(
+    ("type_", "field", "config"),
+    [
+        ("webhook", "body_schema", {}),
+        ("agent", "response_format", {"user_prompt": "hi"}),
+    ],
+)
+@pytest.mark.parametrize(
+    "ref", ["#/nope", "#/$defs/missing", "other.json", "http://169.254.169.254/latest"]
+)
+def test_an_unresolvable_ref_is_a_validation_error_naming_block_and_field(
+    type_: str, field: str, config: dict[str, Any], ref: str
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": ref}, "b": {"$ref": "#/$defs/ok"}},
+        "$defs": {"ok": {"type": "string"}},
+    }
+    blocks = [block("webhook", "webhook"), block("b", type_, **config, **{field: schema})]
+    if type_ == "webhook":
+        blocks = [block("b", "webhook", body_schema=schema)]
+    errors = errors_of(graph(blocks, [("webhook", "b")] if type_ != "webhook" else []))
+    assert errors == [
+        ("b", field, f"$ref '{ref}' cannot be resolved (only references inside this schema work)")
+    ]
+
+
+def test_body_errors_report_unusable_schemas_instead_of_raising() -> None:
+    from engine.blocks.webhook import body_errors
+
+    assert body_errors({"$ref": "#/nope"}, {}) == [
+        "body_schema: $ref '#/nope' cannot be resolved (only references inside this schema work)"
+    ]
+    assert body_errors({"$ref": "#"}, {}) == [
+        "body_schema: its $refs refer to each other without end"
+    ]
+    assert body_errors({"type": 5}, {})[0].startswith("body_schema: not a valid JSON schema")
+    assert body_errors({"$defs": {"n": {"type": "integer"}}, "$ref": "#/$defs/n"}, "x") == [
+        "body: 'x' is not of type 'integer'"
+    ]
+
+
+# --- nesting, sizes and names ---------------------------------------------------------------
+
+
+def nested_loops(depth: int) -> dict[str, Any]:
+    blocks = [block("webhook", "webhook")]
+    parent, items = None, "<webhook.body.items>"
+    for level in range(depth):
+        blocks.append(block(f"l{level}", "loop", parent, items=items, variable=f"v{level}"))
+        parent, items = f"l{level}", f"<v{level}.children>"
+    blocks.append(block("t", "transform", parent, input=f"<v{depth - 1}>", expression="@"))
+    return graph(blocks, [("webhook", "l0")])
+
+
+def test_loops_nest_at_most_five_deep() -> None:
+    assert errors_of(nested_loops(5)) == []
+    assert errors_of(nested_loops(7)) == [
+        ("l5", "parent", "loops nest at most 5 deep; this one is 6 deep"),
+        ("l6", "parent", "loops nest at most 5 deep; this one is 7 deep"),
+    ]
+
+
+def test_validation_work_grows_linearly_with_loop_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from engine.core import validation
+
+    calls = []
+    real_schema_at = validation.schema_at
+
+    def counting_schema_at(*args: Any) -> Any:
+        calls.append(args)
+        return real_schema_at(*args)
+
+    monkeypatch.setattr(validation, "schema_at", counting_schema_at)
+    started = time.perf_counter()
+    errors = errors_of(nested_loops(20))
+    assert time.perf_counter() - started < 2
+    assert len(calls) == 20  # each loop's item schema is worked out once
+    assert len(errors) == 15 and all(field == "parent" for _, field, _ in errors)
+
+
+def test_block_ids_and_names_have_length_limits() -> None:
+    long_id = {**block("t", "transform", input="1", expression="@"), "id": "x" * 101}
+    long_name = {**block("u", "transform", input="1", expression="@"), "name": "n" * 65}
+    fits = {**block("v", "transform", input="1", expression="@"), "id": "y" * 100}
+    fits["name"] = "m" * 64
+    errors = errors_of(graph([long_id, long_name, fits], []))
+    assert errors == [
+        ("t", "id", "a block id is at most 100 characters"),
+        ("n" * 65, "name", "a name is at most 64 characters"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda b: b[2].update(name="fetch\n"), ("fetch\n", "name", "a name is letters")),
+        (
+            lambda b: b[1]["config"].update(variable="row\n"),
+            ("loop", "variable", "a variable name is letters"),
+        ),
+        (
+            lambda b: b[1]["config"].update(aggregations={"top\n": "count"}),
+            ("loop", "aggregations.top\n", "a name is letters"),
+        ),
+    ],
+)
+def test_a_trailing_newline_does_not_make_a_valid_name(
+    mutate: Any, expected: tuple[str, str, str]
+) -> None:
+    blocks = base()
+    mutate(blocks)
+    errors = errors_of(graph(blocks, [("webhook", "loop")]))
+    name, field, fragment = expected
+    assert any(e[0] == name and e[1] == field and fragment in e[2] for e in errors), errors
+
+
+def test_an_agent_answer_checked_against_an_unresolvable_format_fails_the_step_cleanly() -> None:
+    from engine.blocks.agent import _structured
+    from engine.core.retry import BlockError
+
+    with pytest.raises(BlockError, match="cannot be resolved"):
+        _structured('{"a": 1}', {"properties": {"a": {"$ref": "#/nope"}}})
+    with pytest.raises(BlockError, match="without end"):
+        _structured('{"a": 1}', {"$ref": "#"})

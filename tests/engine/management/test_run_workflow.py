@@ -133,3 +133,73 @@ def test_an_invalid_workflow_lists_its_errors(owner: Any, tmp_path: Path) -> Non
             owner.username,
             stdout=io.StringIO(),
         )
+
+
+def typed_flow(tmp_path: Path) -> Path:
+    graph = {
+        "blocks": [
+            {
+                "id": "webhook",
+                "type": "webhook",
+                "name": "webhook",
+                "config": {
+                    "body_schema": {
+                        "type": "object",
+                        "properties": {"n": {"type": "integer"}},
+                        "required": ["n"],
+                    }
+                },
+            },
+            {
+                "id": "t",
+                "type": "transform",
+                "name": "t",
+                "config": {"input": "<webhook.body.n>", "expression": "@"},
+            },
+        ],
+        "edges": [{"source": "webhook", "target": "t"}],
+    }
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(graph))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"n": "three"}', r"does not match the webhook's body schema:\n  - n: 'three' is not"),
+        (b'{"n": 3, "note": "caf\xe9"}', r"is not UTF-8 \(byte 21\)"),
+    ],
+)
+def test_an_input_the_webhook_would_refuse_is_a_clear_error(
+    owner: Any, tmp_path: Path, body: bytes, message: str
+) -> None:
+    flow = typed_flow(tmp_path)
+    (tmp_path / "in.json").write_bytes(body)
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "run_workflow",
+            str(flow),
+            "--input",
+            str(tmp_path / "in.json"),
+            "--user",
+            owner.username,
+            stdout=io.StringIO(),
+        )
+    assert Run.objects.count() == 0
+
+
+def test_a_workflow_file_that_is_not_utf8_is_a_clear_error(owner: Any, tmp_path: Path) -> None:
+    flow = tmp_path / "latin1.json"
+    flow.write_bytes(b'{"name": "caf\xe9", "graph": {"blocks": [], "edges": []}}')
+    body = write_leads(tmp_path, 1)
+    with pytest.raises(CommandError, match=r"latin1.json is not UTF-8 \(byte 13\)"):
+        call_command(
+            "run_workflow",
+            str(flow),
+            "--input",
+            str(body),
+            "--user",
+            owner.username,
+            stdout=io.StringIO(),
+        )

@@ -1,0 +1,126 @@
+"""execute_run always ends a run properly: outputs with the final status, open work marked
+cancelled, storage errors logged rather than fatal, and a cancel from another process obeyed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from builder.services import run_create, workflow_create
+from engine.models import ItemRun, Run, StepRun
+from engine.runner import execute_run
+from simulator.testing import RunningSimulator
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+
+def make_run(
+    owner: Any, blocks: list[dict[str, Any]], edges: list[tuple[str, str]], body: Any
+) -> Run:
+    graph = {"blocks": blocks, "edges": [{"source": s, "target": t} for s, t in edges]}
+    workflow = workflow_create(owner=owner, name="runner", graph=graph)
+    run, _ = run_create(workflow=workflow, input=body)
+    return run
+
+
+def held_lookups(owner: Any) -> Run:
+    blocks = [
+        {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+        {
+            "id": "loop",
+            "type": "loop",
+            "name": "loop",
+            "config": {"items": "<webhook.body.items>", "max_concurrent": 3},
+        },
+        {
+            "id": "fetch",
+            "type": "http",
+            "name": "fetch",
+            "parent": "loop",
+            "config": {
+                "url": "https://api.clearbit.com/v2/companies/find?domain=<item.d>",
+                "headers": {"Authorization": "Bearer k"},
+            },
+        },
+    ]
+    return make_run(
+        owner, blocks, [("webhook", "loop")], {"items": [{"d": f"d{i}.io"} for i in range(6)]}
+    )
+
+
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_cancel_written_by_another_process_stops_the_run(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    simulator.control.configure(hold=[{"endpoint": "clearbit"}])
+    run = await sync_to_async(held_lookups)(owner)
+    task = asyncio.create_task(execute_run(run.pk))
+
+    async def three_in_flight() -> bool:
+        return await ItemRun.objects.filter(run_id=run.pk, status="running").acount() == 3
+
+    await wait_for(three_in_flight)
+    # What run_cancel does when the run lives on another process's executor.
+    await Run.objects.filter(pk=run.pk).aupdate(status="cancelled")
+    done, _ = await asyncio.wait([task], timeout=10)  # the store notices and cancels the engine
+    simulator.control.release()
+    assert task in done and task.cancelled()
+
+    stored = await Run.objects.aget(pk=run.pk)
+    assert stored.status == "cancelled" and stored.running == 0 and stored.finished_at is not None
+    assert not await ItemRun.objects.filter(run_id=run.pk, status="running").aexists()
+    assert await ItemRun.objects.filter(run_id=run.pk, status="cancelled").acount() == 3
+    assert not await StepRun.objects.filter(
+        run_id=run.pk, status__in=["running", "retrying"]
+    ).aexists()
+    await sync_to_async(connections.close_all)()
+
+
+async def test_the_final_status_is_stored_with_the_outputs(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    run = await sync_to_async(held_lookups)(owner)
+    statuses: list[tuple[str, bool]] = []
+
+    async def watch() -> None:
+        while True:
+            row = await Run.objects.only("status", "outputs").aget(pk=run.pk)
+            statuses.append((row.status, bool(row.outputs)))
+            if row.status == "succeeded":
+                return
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    await execute_run(run.pk)
+    await asyncio.wait_for(watcher, timeout=5)
+    assert ("succeeded", False) not in statuses
+    await sync_to_async(connections.close_all)()
+
+
+def test_text_the_database_refuses_is_stored_cleaned_and_the_run_still_ends(owner: Any) -> None:
+    blocks = [
+        {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+        # A JSON literal with a NUL character: PostgreSQL's jsonb refuses it as is.
+        {
+            "id": "nul",
+            "type": "transform",
+            "name": "nul",
+            "config": {"input": "x", "expression": '`"a\\u0000b"`'},
+        },
+    ]
+    run = make_run(owner, blocks, [("webhook", "nul")], {})
+    asyncio.run(execute_run(run.pk))
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.outputs["nul"] == {"result": "a\ufffdb"}
+    assert StepRun.objects.get(run=run, block_id="nul").output == {"result": "a\ufffdb"}
