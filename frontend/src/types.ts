@@ -96,7 +96,7 @@ export interface RunSummary {
   last_seq: number;
 }
 
-export type ItemStatus = "running" | "succeeded" | "failed";
+export type ItemStatus = "running" | "succeeded" | "failed" | "cancelled";
 
 export interface ItemState {
   key: string;
@@ -112,7 +112,7 @@ export interface ItemState {
   attempts?: number;
 }
 
-export type StepStatus = "running" | "retrying" | "succeeded" | "failed";
+export type StepStatus = "running" | "retrying" | "succeeded" | "failed" | "cancelled";
 
 export interface StepState {
   item_key: string;

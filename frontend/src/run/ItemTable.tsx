@@ -3,7 +3,7 @@ import { memo, useMemo, useState } from "react";
 import { useRunStore, type RunItem } from "../store/runStore";
 import { attemptsByItem, formatDuration, itemLabel, sortItems } from "./metrics";
 
-type Filter = "all" | "running" | "succeeded" | "failed";
+type Filter = "all" | "running" | "succeeded" | "failed" | "cancelled";
 
 const ItemRow = memo(function ItemRow(props: {
   item: RunItem;
@@ -68,6 +68,7 @@ export function ItemTable(props: { selected: string | null; onSelect: (key: stri
           <option value="running">running</option>
           <option value="succeeded">succeeded</option>
           <option value="failed">failed</option>
+          <option value="cancelled">cancelled</option>
         </select>
       </div>
       <div className="kr-table-wrap">
