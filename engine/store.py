@@ -223,6 +223,13 @@ class RunStore:
                         started_at=_when(event.at),
                     )
                 else:
+                    if "started_at" not in row:  # never started (skipped by a circuit breaker)
+                        row.update(
+                            loop_block=data.get("loop", ""),
+                            parent_key=data.get("parent") or "",
+                            index=data.get("index", 0),
+                            data=data.get("data"),
+                        )
                     row.update(
                         status=ITEM_ENDS.get(kind, "failed"),
                         error=data.get("error") or "",

@@ -27,6 +27,38 @@ class LoopBlock(BaseBlock):
             "execution": {"enum": ["parallel", "sequential"], "default": "parallel"},
             "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
             "fail_fast": {"type": "boolean", "default": False},
+            "retry_failed": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 5,
+                "default": 0,
+                "title": "Retry failed items after the batch (passes)",
+            },
+            "circuit_breaker": {
+                "type": "object",
+                "title": "Circuit breaker: stop starting items when too many fail",
+                "properties": {
+                    "failure_rate": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 1,
+                        "default": 0.2,
+                    },
+                    "min_items": {"type": "integer", "minimum": 1, "default": 10},
+                },
+                "additionalProperties": False,
+            },
+            "adaptive": {
+                "type": "object",
+                "title": "Adaptive concurrency (grows to max_concurrent, falls back on failures)",
+                "properties": {
+                    "start": {"type": "integer", "minimum": 1, "default": 5},
+                    "min": {"type": "integer", "minimum": 1, "default": 2},
+                    "success_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.95},
+                    "window": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                },
+                "additionalProperties": False,
+            },
             "priority": {"type": "string", "title": "Priority (JMESPath over an item)"},
             "aggregations": {
                 "type": "object",
@@ -55,6 +87,14 @@ class LoopBlock(BaseBlock):
             problems.extend(_expression_problem(f"aggregations.{name}", expression))
         if config.get("priority"):
             problems.extend(_expression_problem("priority", config["priority"]))
+        adaptive = config.get("adaptive")
+        if isinstance(adaptive, Mapping) and adaptive:
+            cap = int(config.get("max_concurrent") or 10)
+            start, floor = int(adaptive.get("start", min(5, cap))), int(adaptive.get("min", 2))
+            if not floor <= start <= cap:
+                problems.append(
+                    ("adaptive", f"needs min ≤ start ≤ max_concurrent ({floor} ≤ {start} ≤ {cap})")
+                )
         return problems
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:

@@ -24,6 +24,7 @@ EventType = Literal[
     "step.cancelled",
     "item.cancelled",
     "progress",
+    "loop.concurrency",
 ]
 
 

@@ -16,6 +16,7 @@ import jmespath
 import jmespath.exceptions
 
 from engine.core.graph import Block
+from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
 from engine.core.refs import MissingReference, Scope, render
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ async def run_loop(
     def progress() -> None:
         bus.emit("progress", loop=block.id, item=frame.key, total=total, **counts)
 
-    async def run_item(index: int) -> None:
+    async def run_item(index: int) -> bool:
         item = items[index]
         key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
         iteration = {"index": index, "item": item}
@@ -127,6 +128,8 @@ async def run_loop(
             )
             if fail_fast:
                 stop.set()
+            progress()
+            return False
         else:
             counts["running"] -= 1
             counts["succeeded"] += 1
@@ -138,21 +141,69 @@ async def run_loop(
                 index=index,
                 duration=time.monotonic() - started,
             )
-        progress()
+            progress()
+            return True
 
-    order: Iterator[int] = iter(dispatch_order(items, block.config.get("priority")))
+    gate = ConcurrencyGate(cap, block.config.get("adaptive"))
+    breaker = CircuitBreaker.from_config(block.config.get("circuit_breaker"))
 
-    async def worker() -> None:
-        # Pulling from a shared iterator is the sliding window: no await between next() calls.
-        for index in order:
-            if stop.is_set():
-                return
-            await run_item(index)
+    async def run_window(indexes: list[int]) -> None:
+        order: Iterator[int] = iter(indexes)
+
+        async def worker() -> None:
+            # Pulling from a shared iterator is the sliding window: no await between next().
+            while not stop.is_set():
+                await gate.acquire()
+                index = next(order, None)
+                if index is None or stop.is_set():
+                    await gate.release(None)
+                    return
+                succeeded = False
+                try:
+                    succeeded = await run_item(index)
+                finally:
+                    limit = await gate.release(succeeded)
+                if limit is not None:
+                    bus.emit("loop.concurrency", loop=block.id, item=frame.key, limit=limit)
+                if breaker is not None and breaker.record(succeeded):
+                    stop.set()
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(gate.cap, len(indexes))):
+                group.create_task(worker())
 
     progress()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(cap, total)):
-            group.create_task(worker())
+    pending = dispatch_order(items, block.config.get("priority"))
+    await run_window(pending)
+    # The brief's fail-safe strategy: failed items get another go once the batch is done.
+    for _ in range(int(block.config.get("retry_failed") or 0)):
+        if stop.is_set() or not failures:
+            break
+        again = [f["index"] for f in failures]
+        failures.clear()
+        counts["failed"] -= len(again)
+        executor.failed_items -= len(again)
+        await run_window(again)
+
+    if breaker is not None and breaker.open:
+        started_indexes = {r["index"] for r in results if r} | {f["index"] for f in failures}
+        for index in (i for i in range(total) if i not in started_indexes):
+            failures.append(
+                {"index": index, "item": items[index], "block": None, "error": breaker.reason}
+            )
+            counts["failed"] += 1
+            executor.failed_items += 1
+            key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
+            bus.emit(
+                "item.failed",
+                item=key,
+                loop=block.id,
+                parent=frame.key,
+                index=index,
+                data=items[index],
+                error=breaker.reason,
+            )
+        progress()
 
     failures.sort(key=lambda f: f["index"])
     succeeded = [r for r in results if r is not None]
@@ -167,6 +218,8 @@ async def run_loop(
         "succeeded": len(succeeded),
         "failed": failures,
     }
+    if breaker is not None:
+        output["circuit_open"] = breaker.open
     for name, expression in (block.config.get("aggregations") or {}).items():
         try:
             output[name] = jmespath.search(expression, output)
