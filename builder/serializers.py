@@ -22,6 +22,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     version = serializers.SerializerMethodField()
     graph = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
+    webhook_signed = serializers.SerializerMethodField()
 
     class Meta:
         model = Workflow
@@ -33,6 +34,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "version",
             "graph",
             "webhook_url",
+            "webhook_signed",
             "created_at",
             "updated_at",
         ]
@@ -42,6 +44,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     def get_graph(self, obj: Workflow) -> Any:
         return obj.current_version.graph if obj.current_version else {"blocks": [], "edges": []}
+
+    def get_webhook_signed(self, obj: Workflow) -> bool:
+        """Whether posts must be signed (the secret itself is never returned)."""
+        webhook = getattr(obj, "webhook", None)
+        return bool(webhook and webhook.signing_secret_encrypted)
 
     def get_webhook_url(self, obj: Workflow) -> str | None:
         webhook = getattr(obj, "webhook", None)

@@ -106,6 +106,12 @@ def workflow_save(
     if base_version != current:
         raise StaleVersion(current)
     _require_graph(graph)
+    if locked.current_version is not None and locked.current_version.graph == graph:
+        # Nothing changed (a reflex Ctrl+S): no new version to wade through in the history.
+        if name and name != locked.name:
+            locked.name = name
+            locked.save(update_fields=["name", "updated_at"])
+        return locked
     version = WorkflowVersion.objects.create(
         workflow=locked, number=(current or 0) + 1, graph=graph
     )

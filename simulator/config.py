@@ -96,6 +96,10 @@ class SimulatorConfig:
             parsed["latency_ms"] = parse_latency(data["latency_ms"])
         if "jitter_ms" in data:
             parsed["jitter_ms"] = parse_jitter(data["jitter_ms"])
+        elif "latency_ms" in data:
+            # Asking for a latency means that latency: a jitter set earlier (e.g. by the
+            # launcher) would otherwise win and the new setting would seem to do nothing.
+            parsed["jitter_ms"] = parse_jitter(None)
         if "seed" in data:
             seed = data["seed"]
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -934,7 +934,8 @@ def test_hostile_block_configs_never_give_a_500(
     saved = expect(
         api.put(f"/api/workflows/{pk}/", {"graph": graph, "base_version": 1}, format="json"), 200
     )
-    assert saved["version"] == 2 and saved["validation"]["ok"] is False
+    # (the same graph again: saved without a new version, and still no 500)
+    assert saved["version"] == 1 and saved["validation"]["ok"] is False
     validated = expect(api.post(f"/api/workflows/{pk}/validate/", {}, format="json"), 200)
     assert validated["ok"] is False
     refused = expect(
@@ -945,3 +946,22 @@ def test_hostile_block_configs_never_give_a_500(
     hook = client.post(f"/hooks/{webhook.token}", data=b'{"leads": []}', content_type=JSON)
     assert hook.status_code == 409
     assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_saving_an_unchanged_graph_makes_no_new_version_and_signing_is_reported(
+    api: APIClient, user: Any
+) -> None:
+    graph = {"blocks": [{"id": "w", "type": "webhook", "name": "w", "config": {}}], "edges": []}
+    created = expect(
+        api.post("/api/workflows/", {"name": "same", "graph": graph}, format="json"), 201
+    )
+    again = expect(
+        api.put(
+            f"/api/workflows/{created['id']}/", {"graph": graph, "base_version": 1}, format="json"
+        ),
+        200,
+    )
+    assert again["version"] == 1 and created["webhook_signed"] is False
+    expect(api.post(f"/api/workflows/{created['id']}/webhook/secret/"), 201)
+    assert expect(api.get(f"/api/workflows/{created['id']}/"), 200)["webhook_signed"] is True

@@ -268,3 +268,12 @@ def test_control_calls_need_the_token_when_one_is_set() -> None:
     finally:
         asyncio.run_coroutine_threadsafe(box["runner"].cleanup(), loop).result(10)  # type: ignore[union-attr]
         loop.call_soon_threadsafe(loop.stop)
+
+
+def test_setting_a_latency_replaces_an_earlier_jitter() -> None:
+    from simulator.testing import run_in_thread
+
+    with run_in_thread(jitter_ms=(150, 450)) as sim:
+        config = sim.control.configure(latency_ms=5)
+        assert config["latency_ms"] == 5 or config["latency_ms"] == {"default": 5}
+        assert not config.get("jitter_ms")
