@@ -42,7 +42,10 @@ class Event:
 Sink = Callable[[Event], None]
 
 
-SCALARS = (int, float, bool, type(None))
+# The only fields that carry data from outside (item data, outputs, errors, usage). The rest
+# are block ids and names (validated identifiers), item keys built from them, counts and
+# statuses: no secret value can be in them, so they are not scanned.
+PAYLOAD_FIELDS = frozenset({"data", "output", "error", "usage"})
 
 
 class EventBus:
@@ -57,18 +60,11 @@ class EventBus:
     def seq(self) -> int:
         return self._seq
 
-    def _redact(self, value: Any) -> Any:
-        # Most fields are names, ids and counts: check those directly, serialise only payloads.
-        if isinstance(value, SCALARS):
-            return value
-        if isinstance(value, str):
-            return self._redactor.text(value)
-        return self._redactor.value(value)
-
     def emit(self, type_: EventType, **data: Any) -> Event:
         self._seq += 1
         if self._redactor:
-            data = {key: self._redact(value) for key, value in data.items()}
+            for key in PAYLOAD_FIELDS.intersection(data):
+                data[key] = self._redactor.value(data[key])
         event = Event(self._seq, type_, time.time(), data)
         self._sink(event)
         return event

@@ -31,12 +31,16 @@ class ConcurrencyGate:
         self._changed = asyncio.Condition()
 
     async def acquire(self) -> None:
+        if not self.adaptive:
+            return  # a fixed cap is the number of workers itself: nothing to wait for
         async with self._changed:
             await self._changed.wait_for(lambda: self.active < self.limit)
             self.active += 1
 
     async def release(self, succeeded: bool | None) -> int | None:
         """Free a slot; `succeeded` None means no item ran. Returns a new limit, if any."""
+        if not self.adaptive:
+            return None
         changed = None
         async with self._changed:
             self.active -= 1
