@@ -60,6 +60,8 @@ export interface Workflow {
   version: number | null;
   graph: GraphJson;
   webhook_url: string | null;
+  // Whether posts to the webhook must be signed (the secret itself is never sent).
+  webhook_signed?: boolean;
   created_at: string;
   updated_at: string;
   validation?: { ok: boolean; errors: ValidationError[] };

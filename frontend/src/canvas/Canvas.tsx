@@ -16,10 +16,10 @@ import {
   type OnNodeDrag,
   type Viewport,
 } from "@xyflow/react";
-import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
 import { nodeTypesFor } from "../nodes";
-import { BLOCK_MIME } from "../palette/Palette";
-import { nodeSize, useGraphStore, type BlockNode } from "../store/graphStore";
+import { BLOCK_MIME, GRAB_MIME } from "../palette/Palette";
+import { nodeSize, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
 
 const TYPE_COLORS: Record<string, string> = {
@@ -38,14 +38,32 @@ function isTextTarget(target: EventTarget | null): boolean {
   return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
 }
 
+/** The element's width, following resizes (null before the first measure). */
+function useWidth(ref: RefObject<HTMLElement | null>): number | null {
+  const [width, setWidth] = useState<number | null>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    setWidth(el.getBoundingClientRect().width);
+    if (typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver((entries) => setWidth(entries[0]?.contentRect.width ?? null));
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [ref]);
+  return width;
+}
+
 export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const nodes = useGraphStore((s) => s.nodes);
   const edges = useGraphStore((s) => s.edges);
   const onNodesChange = useGraphStore((s) => s.onNodesChange);
   const onEdgesChange = useGraphStore((s) => s.onEdgesChange);
-  const { screenToFlowPosition } = useReactFlow();
-  const [hint, setHint] = useState<string | null>(null);
+  const notice = useGraphStore((s) => s.notice);
+  const { screenToFlowPosition, getZoom } = useReactFlow();
+  const [hint, setHint] = useState<Notice | null>(null);
   const hintTimer = useRef<number | undefined>(undefined);
+  const canvasRef = useRef<HTMLDivElement>(null);
+  const width = useWidth(canvasRef);
   // Read once: the saved viewport is restored on mount, later moves only write it.
   const [initialViewport] = useState<Viewport | null>(() => useGraphStore.getState().viewport);
   // Fit a loaded graph that has no saved viewport; an empty one starts at 100% (fitting the
@@ -54,11 +72,15 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   const nodeTypes = useMemo(() => nodeTypesFor(catalogue.map((c) => c.type)), [catalogue]);
 
-  const flash = useCallback((message: string) => {
-    setHint(message);
+  // Every notice (refused connection, connections removed by a move, …) shows for a while.
+  useEffect(() => {
+    if (!notice) return;
+    setHint(notice);
     window.clearTimeout(hintTimer.current);
-    hintTimer.current = window.setTimeout(() => setHint(null), 3500);
-  }, []);
+    hintTimer.current = window.setTimeout(() => setHint(null), notice.undo ? 6000 : 3500);
+  }, [notice]);
+
+  const flash = useCallback((message: string) => useGraphStore.getState().notify(message), []);
 
   useEffect(() => () => window.clearTimeout(hintTimer.current), []);
 
@@ -155,15 +177,31 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       const type = event.dataTransfer.getData(BLOCK_MIME);
       if (!type) return;
       event.preventDefault();
-      useGraphStore.getState().dropBlock(type, screenToFlowPosition({ x: event.clientX, y: event.clientY }));
+      let grab: { x: number; y: number } | null = null;
+      try {
+        const parsed = JSON.parse(event.dataTransfer.getData(GRAB_MIME) || "null");
+        const zoom = getZoom() || 1;
+        if (parsed && Number.isFinite(parsed.x) && Number.isFinite(parsed.y)) grab = { x: parsed.x / zoom, y: parsed.y / zoom };
+      } catch {
+        grab = null;
+      }
+      // The new block is centred on the pointer and kept within the visible canvas.
+      const rect = canvasRef.current?.getBoundingClientRect();
+      let bounds = null;
+      if (rect) {
+        const a = screenToFlowPosition({ x: rect.left, y: rect.top });
+        const b = screenToFlowPosition({ x: rect.right, y: rect.bottom });
+        bounds = { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y };
+      }
+      useGraphStore.getState().dropBlock(type, screenToFlowPosition({ x: event.clientX, y: event.clientY }), { grab, bounds });
     },
-    [screenToFlowPosition],
+    [screenToFlowPosition, getZoom],
   );
 
   const onMoveEnd = useCallback((_: unknown, viewport: Viewport) => useGraphStore.getState().setViewport(viewport), []);
 
   return (
-    <div className="canvas" data-testid="canvas" onDragOver={onDragOver} onDrop={onDrop}>
+    <div className="canvas" data-testid="canvas" ref={canvasRef} onDragOver={onDragOver} onDrop={onDrop}>
       <ReactFlow<BlockNode, Edge>
         nodes={nodes}
         edges={edges}
@@ -189,18 +227,34 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       >
         <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
         <Controls position="bottom-left" />
-        <MiniMap
-          position="bottom-right"
-          pannable
-          zoomable
-          nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
-          nodeStrokeWidth={2}
-          style={{ width: 160, height: 110 }}
-        />
+        {width === null || width >= 380 ? (
+          <MiniMap
+            position="bottom-right"
+            pannable
+            zoomable
+            ariaLabel="Mini map: drag to pan, scroll to zoom"
+            nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
+            nodeStrokeWidth={2}
+            style={width !== null && width < 720 ? { width: 112, height: 76 } : { width: 160, height: 110 }}
+          />
+        ) : null}
       </ReactFlow>
       {hint && (
-        <div className="canvas-hint" role="status">
-          {hint}
+        <div className={`canvas-hint ${hint.kind}`} role="status" data-testid="canvas-notice">
+          <span>{hint.text}</span>
+          {hint.undo && (
+            <button
+              type="button"
+              className="link-button"
+              data-action="notice-undo"
+              onClick={() => {
+                useGraphStore.getState().undo();
+                setHint(null);
+              }}
+            >
+              Undo
+            </button>
+          )}
         </div>
       )}
       {nodes.length === 0 && <div className="canvas-empty">Drag a block from the left to start.</div>}

@@ -33,15 +33,24 @@ export function RunStatus({ id }: { id: string }) {
   );
 }
 
-/** Per-item counts of a block inside a loop (running / succeeded / failed). */
+/** Per-item counts of a block inside a loop (running / succeeded / failed, and cancelled if any). */
 export function RunCounts({ id }: { id: string }) {
   const state = useRunStore((s) => s.blocks[id]);
   if (!state) return null;
   return (
-    <div className="run-counts" title="items running / succeeded / failed" data-testid="run-counts">
+    <div
+      className="run-counts"
+      title={`items running / succeeded / failed${state.cancelled ? " / cancelled" : ""}`}
+      data-testid="run-counts"
+    >
       <span className="count-running" data-count="running">⟳ {state.running}</span>
       <span className="count-succeeded" data-count="succeeded">✓ {state.succeeded}</span>
       <span className="count-failed" data-count="failed">✗ {state.failed}</span>
+      {state.cancelled > 0 && (
+        <span className="count-cancelled" data-count="cancelled">
+          ⊘ {state.cancelled}
+        </span>
+      )}
     </div>
   );
 }

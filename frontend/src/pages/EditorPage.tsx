@@ -20,6 +20,12 @@ export function EditorPage({ workflowId }: { workflowId: number }) {
   );
 }
 
+function isTextTarget(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  if (!el || !el.tagName) return false;
+  return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
+}
+
 function problems(count: number): string {
   return `${count} problem${count === 1 ? "" : "s"}`;
 }
@@ -32,6 +38,7 @@ function Editor({ workflowId }: { workflowId: number }) {
   const [saving, setSaving] = useState(false);
   const [conflict, setConflict] = useState(false);
   const [showProblems, setShowProblems] = useState(false);
+  const [problemsOpen, setProblemsOpen] = useState(true);
   const [loadCount, setLoadCount] = useState(0);
   const [runHeight, setRunHeight] = useState(260);
   const [runOpen, setRunOpen] = useState(true);
@@ -90,6 +97,21 @@ function Editor({ workflowId }: { workflowId: number }) {
     const current = workflowRef.current;
     if (!current) return null;
     const store = useGraphStore.getState();
+    // A field whose text does not make a value (unparseable JSON, …) would be silently
+    // dropped: refuse, and say where. The text stays in its field.
+    const invalid = store.invalidFields();
+    if (invalid.length) {
+      const first = invalid[0];
+      store.select(first.blockId);
+      setStatus({
+        kind: "error",
+        text:
+          `Not saved: ${first.block} · ${first.field}: ${first.message}. Fix it or clear the field (your text is kept there)` +
+          (invalid.length > 1 ? ` (and ${invalid.length - 1} more field${invalid.length > 2 ? "s" : ""}: ${invalid.slice(1).map((d) => `${d.block} · ${d.field}`).join(", ")})` : "") +
+          ".",
+      });
+      return null;
+    }
     store.setViewport(getViewport());
     const startedAt = store.revision;
     setSaving(true);
@@ -100,12 +122,14 @@ function Editor({ workflowId }: { workflowId: number }) {
       setWorkflow(saved);
       useGraphStore.getState().markSaved(startedAt);
       const found = saved.validation?.errors ?? [];
+      useGraphStore.getState().revealErrors();
       useGraphStore.getState().setValidation(found);
       setStatus({
         kind: found.length ? "warn" : "ok",
         text: `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}`,
       });
       setShowProblems(found.length > 0);
+      setProblemsOpen(true);
       return saved;
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) {
@@ -134,7 +158,9 @@ function Editor({ workflowId }: { workflowId: number }) {
     const seq = ++validateSeq.current;
     try {
       const result = await api.validate(workflowId, useGraphStore.getState().serialize());
+      useGraphStore.getState().revealErrors();
       if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes);
+      setProblemsOpen(true);
       setStatus(
         result.ok
           ? { kind: "ok", text: "Valid: ready to run" }
@@ -155,7 +181,7 @@ function Editor({ workflowId }: { workflowId: number }) {
       }
     };
     const onLeave = (event: BeforeUnloadEvent) => {
-      if (useGraphStore.getState().dirty) event.preventDefault();
+      if (useGraphStore.getState().dirty || useGraphStore.getState().invalidFields().length) event.preventDefault();
     };
     window.addEventListener("keydown", onKey);
     window.addEventListener("beforeunload", onLeave);
@@ -165,16 +191,43 @@ function Editor({ workflowId }: { workflowId: number }) {
     };
   }, [save]);
 
+  // Esc closes the status message and the problem list (not while typing in a field).
+  const statusShown = Boolean(status) || showProblems;
+  useEffect(() => {
+    if (!statusShown) return;
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== "Escape" || event.defaultPrevented || isTextTarget(event.target)) return;
+      setStatus(null);
+      setShowProblems(false);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [statusShown]);
+
   const startResize = (event: ReactPointerEvent<HTMLDivElement>) => {
+    if (event.button !== 0 || (event.target as HTMLElement).closest("button")) return;
+    // No text selection (nor native drag) while resizing.
+    event.preventDefault();
     const startY = event.clientY;
     const startHeight = runHeight;
-    const move = (e: PointerEvent) => setRunHeight(Math.min(Math.max(startHeight + startY - e.clientY, 120), window.innerHeight - 200));
+    const body = document.body.style;
+    const saved = { userSelect: body.userSelect, cursor: body.cursor };
+    body.userSelect = "none";
+    body.cursor = "ns-resize";
+    const move = (e: PointerEvent) => {
+      e.preventDefault();
+      setRunHeight(Math.min(Math.max(startHeight + startY - e.clientY, 120), window.innerHeight - 200));
+    };
     const up = () => {
+      body.userSelect = saved.userSelect;
+      body.cursor = saved.cursor;
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
+      window.removeEventListener("pointercancel", up);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
+    window.addEventListener("pointercancel", up);
   };
 
   if (loadError) {
@@ -190,7 +243,7 @@ function Editor({ workflowId }: { workflowId: number }) {
   if (!workflow || !catalogue) return <div className="editor-message">Loading…</div>;
 
   return (
-    <div className="editor" style={{ gridTemplateRows: `auto minmax(0, 1fr) ${runOpen ? `${runHeight}px` : "34px"}` }}>
+    <div className="editor" style={{ gridTemplateRows: `auto auto minmax(0, 1fr) ${runOpen ? `${runHeight}px` : "34px"}` }}>
       <header className="editor-header">
         <a className="back-link" href="/" title="All workflows">
           ← Workflows
@@ -214,7 +267,10 @@ function Editor({ workflowId }: { workflowId: number }) {
             className="problems-button"
             data-testid="validation-summary"
             title="Show the problems to fix before running"
-            onClick={() => setShowProblems((v) => !v)}
+            onClick={() => {
+              setShowProblems((v) => !v);
+              setProblemsOpen(true);
+            }}
           >
             {problems(errors.length)}
           </button>
@@ -241,33 +297,49 @@ function Editor({ workflowId }: { workflowId: number }) {
           {saving ? "Saving…" : "Save"}
         </button>
       </header>
-      {(status || (showProblems && errors.length > 0)) && (
-        <div className={`status-bar ${status?.kind ?? "warn"}`}>
-          {status && (
-            <span data-testid="save-status" role="status">
-              {status.text}
-            </span>
-          )}
-          {conflict && (
-            <button type="button" className="btn small" data-action="reload" onClick={() => void load()}>
-              Reload
-            </button>
-          )}
-          <button
-            type="button"
-            className="icon-button dismiss"
-            aria-label="Dismiss"
-            data-action="dismiss-status"
-            onClick={() => {
-              setStatus(null);
-              setShowProblems(false);
-            }}
-          >
-            ×
-          </button>
-          {showProblems && errors.length > 0 && <ProblemList errors={errors} />}
-        </div>
-      )}
+      <div className="status-slot">
+        {(status || (showProblems && errors.length > 0)) && (
+          <div className={`status-bar ${status?.kind ?? "warn"}`} data-testid="status-bar">
+            <div className="status-line">
+              {status && (
+                <span data-testid="save-status" role="status">
+                  {status.text}
+                </span>
+              )}
+              {conflict && (
+                <button type="button" className="btn small" data-action="reload" onClick={() => void load()}>
+                  Reload
+                </button>
+              )}
+              {showProblems && errors.length > 0 && (
+                <button
+                  type="button"
+                  className="link-button"
+                  data-action="toggle-problems"
+                  aria-expanded={problemsOpen}
+                  onClick={() => setProblemsOpen((v) => !v)}
+                >
+                  {problemsOpen ? `▾ Hide ${problems(errors.length)}` : `▸ Show ${problems(errors.length)}`}
+                </button>
+              )}
+              <button
+                type="button"
+                className="icon-button dismiss"
+                aria-label="Dismiss (Esc)"
+                title="Dismiss (Esc)"
+                data-action="dismiss-status"
+                onClick={() => {
+                  setStatus(null);
+                  setShowProblems(false);
+                }}
+              >
+                ×
+              </button>
+            </div>
+            {showProblems && problemsOpen && errors.length > 0 && <ProblemList errors={errors} />}
+          </div>
+        )}
+      </div>
       <div className="editor-body">
         <Palette catalogue={catalogue} />
         <Canvas key={loadCount} catalogue={catalogue} />

@@ -79,38 +79,44 @@ function WorkflowRow(props: { workflow: Workflow; onChanged: () => void; onError
             </button>
           </form>
         ) : (
-          <a href={editorUrl(workflow.id)} data-testid="workflow-link">
+          <a href={editorUrl(workflow.id)} data-testid="workflow-link" className="wl-ellipsis" title={workflow.name}>
             {workflow.name}
           </a>
         )}
-        {workflow.description && <div className="wl-muted">{workflow.description}</div>}
+        {workflow.description && (
+          <div className="wl-muted wl-ellipsis" title={workflow.description}>
+            {workflow.description}
+          </div>
+        )}
       </td>
       <td className="wl-num" data-testid="workflow-version">
         {workflow.version ?? "—"}
       </td>
       <td className="wl-muted">{when(workflow.updated_at)}</td>
       <td className="wl-actions">
-        <a className="wl-btn" href={editorUrl(workflow.id)} data-testid="open-workflow">
-          Open
-        </a>
-        <button
-          type="button"
-          className="wl-btn"
-          data-testid="rename-workflow"
-          disabled={busy || editing}
-          onClick={() => {
-            setName(workflow.name);
-            setEditing(true);
-          }}
-        >
-          Rename
-        </button>
-        <button type="button" className="wl-btn" data-testid="duplicate-workflow" disabled={busy} onClick={() => void act(() => api.duplicateWorkflow(workflow.id))}>
-          Duplicate
-        </button>
-        <button type="button" className="wl-btn wl-danger" data-testid="delete-workflow" disabled={busy} onClick={remove}>
-          Delete
-        </button>
+        <div className="wl-actions-row">
+          <a className="wl-btn" href={editorUrl(workflow.id)} data-testid="open-workflow">
+            Open
+          </a>
+          <button
+            type="button"
+            className="wl-btn"
+            data-testid="rename-workflow"
+            disabled={busy || editing}
+            onClick={() => {
+              setName(workflow.name);
+              setEditing(true);
+            }}
+          >
+            Rename
+          </button>
+          <button type="button" className="wl-btn" data-testid="duplicate-workflow" disabled={busy} onClick={() => void act(() => api.duplicateWorkflow(workflow.id))}>
+            Duplicate
+          </button>
+          <button type="button" className="wl-btn wl-danger" data-testid="delete-workflow" disabled={busy} onClick={remove}>
+            Delete
+          </button>
+        </div>
       </td>
     </tr>
   );
@@ -227,10 +233,12 @@ export function WorkflowListPage() {
           <table className="wl-table" data-testid="workflow-table">
             <thead>
               <tr>
-                <th>Name</th>
+                <th className="wl-name-col">Name</th>
                 <th>Version</th>
                 <th>Updated</th>
-                <th />
+                <th>
+                  <span className="wl-sr">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>

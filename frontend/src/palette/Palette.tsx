@@ -7,6 +7,8 @@ import { useGraphStore } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
 
 export const BLOCK_MIME = "application/klyntos-block";
+/** Where the pointer holds the entry ({x, y} from its top-left), for placing a Loop on drop. */
+export const GRAB_MIME = "application/klyntos-grab";
 
 export function Palette({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const { screenToFlowPosition } = useReactFlow();
@@ -14,6 +16,8 @@ export function Palette({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const onDragStart = (event: DragEvent<HTMLElement>, type: string) => {
     event.dataTransfer.setData(BLOCK_MIME, type);
     event.dataTransfer.setData("text/plain", type);
+    const rect = event.currentTarget.getBoundingClientRect();
+    event.dataTransfer.setData(GRAB_MIME, JSON.stringify({ x: event.clientX - rect.left, y: event.clientY - rect.top }));
     event.dataTransfer.effectAllowed = "move";
   };
 

@@ -33,7 +33,31 @@ const CATALOGUE: CatalogueEntry[] = [
     description: "",
     icon: "sparkles",
     outputs: {},
-    config_schema: { type: "object", properties: { user_prompt: { type: "string" }, response_format: { type: "object" } } },
+    config_schema: {
+      type: "object",
+      properties: { user_prompt: { type: "string" }, response_format: { type: "object" }, metadata: { type: "object" } },
+    },
+  },
+  {
+    type: "loop",
+    label: "Loop",
+    description: "",
+    icon: "repeat",
+    outputs: {},
+    config_schema: {
+      type: "object",
+      properties: {
+        items: { type: ["string", "array"], title: "Items" },
+        circuit_breaker: {
+          type: "object",
+          properties: {
+            failure_rate: { type: "number", exclusiveMinimum: 0, maximum: 1, default: 0.2 },
+            min_items: { type: "integer", minimum: 1, default: 10 },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
   },
 ];
 
@@ -65,6 +89,7 @@ beforeEach(() => {
     blocks: [
       { id: "h", type: "http", name: "fetch", parent: null, position: { x: 0, y: 0 }, config: { url: "ftp://x" } },
       { id: "a", type: "agent", name: "ask", parent: null, position: { x: 300, y: 0 }, config: {} },
+      { id: "l", type: "loop", name: "each", parent: null, position: { x: 0, y: 300 }, config: {} },
     ],
     edges: [],
   });
@@ -75,7 +100,11 @@ beforeEach(() => {
       { block_id: "h", block: "fetch", field: "headers.X", message: "bad header" },
       { block_id: "h", block: "fetch", field: "edges", message: "crosses a loop boundary" },
     ],
-    { h: [{ ref: "webhook.body", type: "object" }, { ref: "webhook.body.id", type: "string" }, { ref: "env.KEY", type: "secret" }] },
+    {
+      h: [{ ref: "webhook.body", type: "object" }, { ref: "webhook.body.id", type: "string" }, { ref: "env.KEY", type: "secret" }],
+      a: [{ ref: "webhook_1", type: "object" }, { ref: "webhook_1.body", type: "any" }, { ref: "env.KEY", type: "secret" }],
+      l: [{ ref: "env.KEY", type: "secret" }, { ref: "webhook_1", type: "object" }, { ref: "webhook_1.body", type: "any" }, { ref: "fetch.rows", type: "array" }],
+    },
   );
   act(() => root.render(<ConfigPanel />));
 });
@@ -159,5 +188,89 @@ describe("ConfigPanel", () => {
       required: ["score"],
       additionalProperties: false,
     });
+  });
+
+  it("keeps JSON that does not parse: error under the field, dirty graph, listed for Save, kept across panels", () => {
+    act(() => useGraphStore.getState().select("a"));
+    const field = () => $("textarea[data-field='metadata']") as HTMLTextAreaElement;
+    type(field(), '{"a": 1}');
+    expect(config("a").metadata).toEqual({ a: 1 });
+    act(() => useGraphStore.getState().markSaved(useGraphStore.getState().revision));
+    expect(useGraphStore.getState().dirty).toBe(false);
+    type(field(), '{"a": 1,');
+    expect($("[data-json-error='metadata']")?.textContent).toMatch(/invalid JSON/);
+    expect(useGraphStore.getState().dirty).toBe(true);
+    expect(config("a").metadata).toEqual({ a: 1 });
+    expect(useGraphStore.getState().invalidFields().map((d) => `${d.block} · ${d.field}`)).toEqual(["ask · metadata"]);
+    // Another block and back: the text is still there.
+    act(() => useGraphStore.getState().select("h"));
+    act(() => useGraphStore.getState().select("a"));
+    expect(field().value).toBe('{"a": 1,');
+    type(field(), '{"a": 2}');
+    expect(useGraphStore.getState().invalidFields()).toEqual([]);
+    expect(config("a").metadata).toEqual({ a: 2 });
+  });
+
+  it("refuses duplicate field names and allowed values of the wrong type in the response format", () => {
+    act(() => useGraphStore.getState().select("a"));
+    const add = () => act(() => ($("[data-field='response_format'] [data-action='add-row']") as HTMLButtonElement).click());
+    add();
+    type(container.querySelectorAll("[data-schema='name']")[0], "score");
+    add();
+    type(container.querySelectorAll("[data-schema='name']")[1], "score");
+    expect($("[data-schema-error='1']")?.textContent).toBe("duplicate field name 'score'");
+    expect($("[data-schema-error='0']")).toBeNull();
+    expect(config("a").response_format).toEqual({
+      type: "object", properties: { score: { type: "string" } }, required: ["score"], additionalProperties: false,
+    });
+    expect(useGraphStore.getState().invalidFields()[0].message).toMatch(/duplicate field name 'score'/);
+    type(container.querySelectorAll("[data-schema='name']")[1], "size");
+    expect($("[data-schema-error='1']")).toBeNull();
+    expect(Object.keys((config("a").response_format as { properties: object }).properties)).toEqual(["score", "size"]);
+
+    const select = container.querySelectorAll("select[data-schema='type']")[0] as HTMLSelectElement;
+    act(() => {
+      select.value = "integer";
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    type(container.querySelectorAll("[data-schema='enum']")[0], "1, two, 3.5");
+    expect($("[data-schema-error='0']")?.textContent).toBe("allowed values must be integers: 'two', '3.5'");
+    expect(useGraphStore.getState().invalidFields()).toHaveLength(1);
+    type(container.querySelectorAll("[data-schema='enum']")[0], "1, 2");
+    expect(useGraphStore.getState().invalidFields()).toEqual([]);
+    expect((config("a").response_format as { properties: Record<string, unknown> }).properties.score).toEqual({ type: "integer", enum: [1, 2] });
+  });
+
+  it("edits an object setting with fixed properties as a group", () => {
+    act(() => useGraphStore.getState().select("l"));
+    const toggle = $("input[data-field='circuit_breaker']") as HTMLInputElement;
+    expect(toggle.type).toBe("checkbox");
+    expect(toggle.checked).toBe(false);
+    expect($("textarea[data-field='circuit_breaker']")).toBeNull();
+    act(() => toggle.click());
+    expect(config("l").circuit_breaker).toEqual({ failure_rate: 0.2, min_items: 10 });
+    const rate = $("input[data-field='circuit_breaker.failure_rate']") as HTMLInputElement;
+    expect(rate.type).toBe("number");
+    expect(rate.placeholder).toBe("default 0.2");
+    type(rate, "0.5");
+    type($("input[data-field='circuit_breaker.min_items']")!, "");
+    expect(config("l").circuit_breaker).toEqual({ failure_rate: 0.5 });
+    act(() => ($("input[data-field='circuit_breaker']") as HTMLInputElement).click());
+    expect("circuit_breaker" in config("l")).toBe(false);
+    expect($("input[data-field='circuit_breaker.failure_rate']")).toBeNull();
+  });
+
+  it("suggests an existing list for a loop's items and completes paths under an open reference", () => {
+    act(() => useGraphStore.getState().select("l"));
+    expect(($("textarea[data-field='items']") as HTMLTextAreaElement).placeholder).toBe("<fetch.rows>");
+    act(() => useGraphStore.getState().select("a"));
+    const prompt = $("[data-field='user_prompt']")!;
+    type(prompt, "Hi <");
+    type(prompt, "Hi <webhook_1.body.le");
+    const typed = $("[data-testid='ref-picker'] [data-ref-typed='true']")!;
+    expect(typed.textContent).toContain("use <webhook_1.body.le>");
+    expect($("[data-testid='ref-picker']")?.textContent).not.toContain("No reference matches");
+    act(() => typed.dispatchEvent(new MouseEvent("mousedown", { bubbles: true })));
+    expect(config("a").user_prompt).toBe("Hi <webhook_1.body.le>");
   });
 });

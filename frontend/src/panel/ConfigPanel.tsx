@@ -9,6 +9,7 @@ import {
   BooleanField,
   EnumField,
   FieldFrame,
+  GroupField,
   JsonField,
   KeyValueField,
   NumberField,
@@ -201,7 +202,19 @@ function ConfigField(props: {
       control = <JsonField {...fieldProps} strictObject rows={8} />;
       break;
     case "schema":
-      control = <SchemaBuilder name={name} value={value} onChange={fieldProps.onChange} invalid={fieldProps.invalid} inputId={inputId} />;
+      control = (
+        <SchemaBuilder
+          blockId={blockId}
+          name={name}
+          value={value}
+          onChange={fieldProps.onChange}
+          invalid={fieldProps.invalid}
+          inputId={inputId}
+        />
+      );
+      break;
+    case "group":
+      control = <GroupField {...fieldProps} />;
       break;
     default:
       control = <AnyField {...fieldProps} />;

@@ -1,12 +1,27 @@
 // A text input or textarea with the reference picker: typing "<" lists the references the
 // server says are in scope for this block (POST /validate → scopes[blockId]): names and types
 // only, never values. Choosing one inserts "<ref>" at the caret.
-import { useLayoutEffect, useRef, useState, type ChangeEvent, type KeyboardEvent } from "react";
+import { useLayoutEffect, useRef, useState, type CSSProperties, type ChangeEvent, type KeyboardEvent } from "react";
 import { useGraphStore } from "../store/graphStore";
 import type { ScopeEntry } from "../types";
-import { filterScope, insertReference, openReference } from "./refs";
+import { filterScope, insertReference, openBase, openReference, typedPathEntry } from "./refs";
 
 const NO_ENTRIES: ScopeEntry[] = [];
+const PICKER_MIN_WIDTH = 280;
+const PICKER_MARGIN = 8;
+
+/** The picker's place under its input: at least 280px wide, but inside the settings panel. */
+function pickerPlacement(input: HTMLElement): CSSProperties | undefined {
+  const box = input.getBoundingClientRect();
+  const panel = (input.closest(".config-panel") ?? document.body).getBoundingClientRect();
+  const room = panel.width - 2 * PICKER_MARGIN;
+  if (!(box.width > 0) || !(room > 0)) return undefined;
+  const width = Math.min(Math.max(box.width, PICKER_MIN_WIDTH), room);
+  let left = 0;
+  if (box.left + width > panel.right - PICKER_MARGIN) left = panel.right - PICKER_MARGIN - width - box.left;
+  if (box.left + left < panel.left + PICKER_MARGIN) left = panel.left + PICKER_MARGIN - box.left;
+  return { left, right: "auto", width };
+}
 
 interface Props {
   blockId: string;
@@ -30,8 +45,18 @@ export function RefInput(props: Props) {
   const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
   const caretAfter = useRef<number | null>(null);
   const listRef = useRef<HTMLUListElement>(null);
+  const [placement, setPlacement] = useState<CSSProperties | undefined>(undefined);
 
-  const matches = open ? filterScope(scope, open.query) : NO_ENTRIES;
+  const found = open ? filterScope(scope, open.query) : NO_ENTRIES;
+  // Below an open-schema reference (type any), the typed path itself is a completion.
+  const typed = open ? typedPathEntry(scope, open.query) : null;
+  const matches = typed ? [typed, ...found] : found;
+  const openPrefix = open && !typed && open.query.endsWith(".") ? openBase(scope, `${open.query}x`) : null;
+
+  const isOpen = Boolean(open);
+  useLayoutEffect(() => {
+    if (isOpen && ref.current) setPlacement(pickerPlacement(ref.current));
+  }, [isOpen]);
 
   useLayoutEffect(() => {
     if (caretAfter.current !== null && ref.current) {
@@ -113,18 +138,24 @@ export function RefInput(props: Props) {
     <div className="ref-input">
       {multiline ? <textarea ref={ref} rows={rows} {...common} /> : <input ref={ref} type="text" {...common} />}
       {open && (
-        <ul className="ref-picker" role="listbox" data-testid="ref-picker" ref={listRef}>
+        <ul className="ref-picker" role="listbox" data-testid="ref-picker" ref={listRef} style={placement}>
           {matches.length === 0 && (
             <li className="ref-empty">
-              {scope.length ? "No reference matches" : "No references in scope: connect an upstream block"}
+              {openPrefix
+                ? `Type a field name: <${openPrefix.ref}> can hold anything`
+                : scope.length
+                  ? "No reference matches"
+                  : "No references in scope: connect an upstream block"}
             </li>
           )}
           {matches.map((entry, index) => (
             <li
-              key={entry.ref}
+              key={entry === typed ? `typed:${entry.ref}` : entry.ref}
               role="option"
               aria-selected={index === active}
               data-ref={entry.ref}
+              data-ref-typed={entry === typed ? "true" : undefined}
+              title={`<${entry.ref}>`}
               className={index === active ? "active" : undefined}
               onMouseDown={(e) => {
                 e.preventDefault(); // keep the focus (and caret) in the field
@@ -132,8 +163,19 @@ export function RefInput(props: Props) {
               }}
               onMouseEnter={() => setActive(index)}
             >
-              <code className="ref-name">{`<${entry.ref}>`}</code>
-              <span className="ref-type">{entry.type}</span>
+              {entry === typed ? (
+                <>
+                  <span className="ref-name">
+                    use <code>{`<${entry.ref}>`}</code>
+                  </span>
+                  <span className="ref-type">path</span>
+                </>
+              ) : (
+                <>
+                  <code className="ref-name">{`<${entry.ref}>`}</code>
+                  <span className="ref-type">{entry.type}</span>
+                </>
+              )}
             </li>
           ))}
         </ul>

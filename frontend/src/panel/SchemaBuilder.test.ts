@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { rowsToSchema, schemaToRows } from "./SchemaBuilder";
+import { rowProblems, rowsToSchema, schemaToRows, type SchemaRow } from "./SchemaBuilder";
 
 describe("response format builder", () => {
   const schema = {
@@ -28,5 +28,27 @@ describe("response format builder", () => {
     expect(schemaToRows({ type: "string" })).toBeNull();
     expect(schemaToRows(undefined)).toEqual([]);
     expect(rowsToSchema([])).toBeUndefined();
+  });
+
+  const row = (over: Partial<SchemaRow>): SchemaRow => ({ name: "", type: "string", enumText: "", min: "", max: "", required: true, ...over });
+
+  it("flags duplicate names and allowed values that do not fit the type, never overwriting", () => {
+    const rows = [
+      row({ name: "score", type: "integer", enumText: "1, 2" }),
+      row({ name: " score ", type: "string" }),
+      row({ name: "n", type: "number", enumText: "1.5, x" }),
+      row({ name: "i", type: "integer", enumText: "1, 2.5", min: "5", max: "1" }),
+      row({ name: "s", type: "string", enumText: "a, 1.5" }),
+    ];
+    expect(rowProblems(rows)).toEqual([
+      null,
+      "duplicate field name 'score'",
+      "allowed values must be numbers: 'x'",
+      "allowed values must be integers: '2.5'; min is greater than max",
+      null,
+    ]);
+    const schema = rowsToSchema(rows)!;
+    expect((schema.properties as Record<string, unknown>).score).toEqual({ type: "integer", enum: [1, 2] });
+    expect(schema.required).toEqual(["score", "n", "i", "s"]);
   });
 });

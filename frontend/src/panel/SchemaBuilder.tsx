@@ -1,6 +1,7 @@
 // The agent's response format: rows of field name + type (+ enum / min / max / required),
 // generating {type: "object", properties, required, additionalProperties: false}; or raw JSON.
-import { useState } from "react";
+import { useEffect, useState } from "react";
+import { draftKey, useGraphStore } from "../store/graphStore";
 import { JsonField } from "./fields";
 import { useDraft } from "./useDraft";
 
@@ -50,49 +51,126 @@ export function schemaToRows(value: unknown): SchemaRow[] | null {
   return rows;
 }
 
+function enumOptions(row: SchemaRow): string[] {
+  return row.enumText
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** What is wrong with each row (null when fine): duplicate names, allowed values of the wrong type, min > max. */
+export function rowProblems(rows: SchemaRow[]): (string | null)[] {
+  const seen = new Set<string>();
+  return rows.map((row) => {
+    const name = row.name.trim();
+    const problems: string[] = [];
+    if (name) {
+      if (seen.has(name)) problems.push(`duplicate field name '${name}'`);
+      seen.add(name);
+    }
+    if (row.type === "integer" || row.type === "number") {
+      const bad = enumOptions(row).filter((o) => {
+        const n = Number(o);
+        return !Number.isFinite(n) || (row.type === "integer" && !Number.isInteger(n));
+      });
+      if (bad.length) {
+        problems.push(
+          `allowed values must be ${row.type === "integer" ? "integers" : "numbers"}: ${bad.map((b) => `'${b}'`).join(", ")}`,
+        );
+      }
+      const min = row.min.trim() === "" ? null : Number(row.min);
+      const max = row.max.trim() === "" ? null : Number(row.max);
+      if (min !== null && max !== null && min > max) problems.push("min is greater than max");
+    }
+    return problems.length ? problems.join("; ") : null;
+  });
+}
+
+/** The first problem of the rows, prefixed with its row, or null. */
+export function firstRowProblem(rows: SchemaRow[]): string | null {
+  const problems = rowProblems(rows);
+  const index = problems.findIndex(Boolean);
+  return index < 0 ? null : `field ${index + 1} (${rows[index].name.trim() || "unnamed"}): ${problems[index]}`;
+}
+
+/**
+ * The schema of the rows (unnamed rows skipped). Rows with problems (`rowProblems`) are not
+ * meant to be written: the editor keeps the last good schema meanwhile. Even so, a duplicate
+ * name never overwrites the first one and `required` lists each name once.
+ */
 export function rowsToSchema(rows: SchemaRow[]): Record<string, unknown> | undefined {
   const named = rows.filter((r) => r.name.trim());
   if (!named.length) return undefined;
   const properties: Record<string, Record<string, unknown>> = {};
+  const required: string[] = [];
   for (const row of named) {
+    const name = row.name.trim();
+    if (name in properties) continue;
     const prop: Record<string, unknown> = { type: row.type };
     const numeric = row.type === "integer" || row.type === "number";
-    const options = row.enumText
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const options = enumOptions(row);
     if (options.length && row.type !== "boolean") {
       prop.enum = numeric ? options.map(Number).filter((n) => Number.isFinite(n)) : options;
     }
     if (numeric && row.min.trim() !== "" && Number.isFinite(Number(row.min))) prop.minimum = Number(row.min);
     if (numeric && row.max.trim() !== "" && Number.isFinite(Number(row.max))) prop.maximum = Number(row.max);
-    properties[row.name.trim()] = prop;
+    properties[name] = prop;
+    if (row.required) required.push(name);
   }
   return {
     type: "object",
     properties,
-    required: named.filter((r) => r.required).map((r) => r.name.trim()),
+    required,
     additionalProperties: false,
   };
 }
 
 export function SchemaBuilder(props: {
+  blockId?: string;
   name: string;
   value: unknown;
   onChange: (value: unknown) => void;
   invalid: boolean;
   inputId: string;
 }) {
-  const { name, value, onChange, invalid, inputId } = props;
+  const { blockId, name, value, onChange, invalid, inputId } = props;
   const representable = schemaToRows(value) !== null;
-  const [mode, setMode] = useState<"fields" | "json">(representable ? "fields" : "json");
-  const { draft: rows, setDraft: setRows, committed } = useDraft<unknown, SchemaRow[]>(value, (v) => schemaToRows(v) ?? []);
+  const [mode, setMode] = useState<"fields" | "json">(() => {
+    const kept = blockId ? useGraphStore.getState().fieldDrafts[draftKey(blockId, name)]?.draft : undefined;
+    if (typeof kept === "string") return "json"; // unparseable JSON was being edited
+    return representable ? "fields" : "json";
+  });
+  const { draft: rows, setDraft: setRows, committed } = useDraft<unknown, SchemaRow[]>(
+    value,
+    (v) => schemaToRows(v) ?? [],
+    () => {
+      const kept = blockId ? useGraphStore.getState().fieldDrafts[draftKey(blockId, name)]?.draft : undefined;
+      return Array.isArray(kept) ? (kept as SchemaRow[]) : undefined;
+    },
+  );
+  const problems = rowProblems(rows);
+  const problem = mode === "fields" ? firstRowProblem(rows) : null;
+
+  // Rows with problems are not written: the config keeps the last good schema, the rows are
+  // kept with the graph store (Save refuses, naming the block and field, until they are fixed).
+  useEffect(() => {
+    if (!blockId || mode !== "fields") return;
+    useGraphStore.getState().setFieldDraft(blockId, name, problem ? { message: problem, draft: rows } : null);
+  }, [blockId, name, mode, problem, rows]);
 
   const update = (next: SchemaRow[]) => {
     setRows(next);
+    if (rowProblems(next).some(Boolean)) return;
     const schema = rowsToSchema(next);
     committed(schema);
     onChange(schema);
+  };
+  const switchMode = (next: "fields" | "json") => {
+    if (next === mode) return;
+    // Leaving a mode drops what it could not write; the other mode starts from the config.
+    if (blockId) useGraphStore.getState().setFieldDraft(blockId, name, null);
+    setRows(schemaToRows(value) ?? []);
+    setMode(next);
   };
   const patch = (i: number, change: Partial<SchemaRow>) => update(rows.map((r, j) => (j === i ? { ...r, ...change } : r)));
 
@@ -106,16 +184,26 @@ export function SchemaBuilder(props: {
           data-action="schema-fields"
           disabled={!representable}
           title={representable ? undefined : "This schema uses features the field builder does not cover"}
-          onClick={() => setMode("fields")}
+          onClick={() => switchMode("fields")}
         >
           Fields
         </button>
-        <button type="button" role="tab" aria-selected={mode === "json"} data-action="schema-json" onClick={() => setMode("json")}>
+        <button type="button" role="tab" aria-selected={mode === "json"} data-action="schema-json" onClick={() => switchMode("json")}>
           JSON
         </button>
       </div>
       {mode === "json" ? (
-        <JsonField name={`${name}.json`} value={value} onChange={onChange} invalid={invalid} inputId={`${inputId}-json`} strictObject rows={10} />
+        <JsonField
+          blockId={blockId}
+          draftField={name}
+          name={`${name}.json`}
+          value={value}
+          onChange={onChange}
+          invalid={invalid}
+          inputId={`${inputId}-json`}
+          strictObject
+          rows={10}
+        />
       ) : (
         <>
           {rows.length > 0 && (
@@ -128,12 +216,14 @@ export function SchemaBuilder(props: {
           )}
           {rows.map((row, i) => {
             const numeric = row.type === "integer" || row.type === "number";
+            const rowProblem = problems[i];
             return (
-              <div className="schema-row" data-schema-row={i} key={i}>
+              <div className={`schema-row${rowProblem ? " has-error" : ""}`} data-schema-row={i} key={i}>
                 <input
                   type="text"
                   name={`${name}.${i}.name`}
                   data-schema="name"
+                  className={rowProblem?.includes("duplicate") ? "input-invalid" : undefined}
                   placeholder="field_name"
                   spellCheck={false}
                   value={row.name}
@@ -157,7 +247,8 @@ export function SchemaBuilder(props: {
                       type="text"
                       name={`${name}.${i}.enum`}
                       data-schema="enum"
-                      placeholder="allowed values: a, b, c (optional)"
+                      className={rowProblem?.includes("allowed values") ? "input-invalid" : undefined}
+                      placeholder={numeric ? "allowed values: 1, 2, 3 (optional)" : "allowed values: a, b, c (optional)"}
                       value={row.enumText}
                       onChange={(e) => patch(i, { enumText: e.target.value })}
                     />
@@ -200,9 +291,19 @@ export function SchemaBuilder(props: {
                 >
                   ×
                 </button>
+                {rowProblem && (
+                  <div className="field-error schema-row-error" data-schema-error={i} role="alert">
+                    {rowProblem}
+                  </div>
+                )}
               </div>
             );
           })}
+          {problem && (
+            <div className="field-hint" data-schema-pending>
+              Not applied: the response format keeps its last valid fields until this is fixed.
+            </div>
+          )}
           <button
             type="button"
             className="link-button"

@@ -1,10 +1,22 @@
 // Config field editors generated from a block's config_schema.
-import { useId, type ReactNode } from "react";
-import type { JsonSchema, ValidationError } from "../types";
+import { useEffect, useId, type ReactNode } from "react";
+import { draftKey, useGraphStore } from "../store/graphStore";
+import type { JsonSchema, ScopeEntry, ValidationError } from "../types";
 import { RefInput } from "./RefInput";
 import { useDraft } from "./useDraft";
 
-export type FieldKind = "text" | "textarea" | "number" | "boolean" | "enum" | "map" | "json" | "any" | "schema";
+export type FieldKind = "text" | "textarea" | "number" | "boolean" | "enum" | "map" | "json" | "any" | "schema" | "group";
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return Boolean(value) && typeof value === "object" && !Array.isArray(value);
+}
+
+/** An object setting with fixed, typed properties (e.g. a loop's circuit_breaker). */
+export function isGroupSchema(schema: JsonSchema): boolean {
+  if (schema.type !== "object" || schema.additionalProperties !== false || !isRecord(schema.properties)) return false;
+  const props = Object.values(schema.properties);
+  return props.length > 0 && props.every((p) => isRecord(p) && (["number", "integer", "boolean", "string"].includes(p.type as string) || Array.isArray(p.enum)));
+}
 
 const TEXTAREA_FIELDS = new Set(["system_prompt", "user_prompt", "sql", "text", "expression", "priority"]);
 
@@ -15,6 +27,7 @@ export function fieldKind(blockType: string, name: string, schema: JsonSchema): 
   if (type === "boolean") return "boolean";
   if (type === "number" || type === "integer") return "number";
   if (type === "string") return TEXTAREA_FIELDS.has(name) ? "textarea" : "text";
+  if (isGroupSchema(schema)) return "group";
   if (type === "object" && schema.additionalProperties && typeof schema.additionalProperties === "object") return "map";
   if (type === "object") return "json";
   return "any";
@@ -223,8 +236,14 @@ function pretty(value: unknown): string {
   return value === undefined ? "" : JSON.stringify(value, null, 2);
 }
 
-/** Raw JSON; `strictObject` requires a JSON object (schemas), otherwise any JSON value. */
+/**
+ * Raw JSON; `strictObject` requires a JSON object (schemas), otherwise any JSON value. Text
+ * that does not parse is kept (in the graph store too, under `blockId` + `draftField`, so it
+ * survives the panel closing): the graph is dirty and Save refuses until it is fixed.
+ */
 export function JsonField({
+  blockId,
+  draftField,
   name,
   value,
   onChange,
@@ -232,9 +251,17 @@ export function JsonField({
   inputId,
   strictObject,
   rows = 6,
-}: Omit<FieldProps, "blockId" | "schema"> & { strictObject?: boolean; rows?: number }) {
-  const { draft, setDraft, committed } = useDraft(value, pretty);
+}: Omit<FieldProps, "blockId" | "schema"> & { blockId?: string; draftField?: string; strictObject?: boolean; rows?: number }) {
+  const field = draftField ?? name;
+  const { draft, setDraft, committed } = useDraft(value, pretty, () => {
+    const kept = blockId ? useGraphStore.getState().fieldDrafts[draftKey(blockId, field)]?.draft : undefined;
+    return typeof kept === "string" ? kept : undefined;
+  });
   const problem = jsonProblem(draft, strictObject);
+  useEffect(() => {
+    if (!blockId) return;
+    useGraphStore.getState().setFieldDraft(blockId, field, problem ? { message: problem, draft } : null);
+  }, [blockId, field, problem, draft]);
   return (
     <>
       <textarea
@@ -245,6 +272,7 @@ export function JsonField({
         className={`mono${invalid || problem ? " input-invalid" : ""}`}
         spellCheck={false}
         value={draft}
+        aria-invalid={problem ? true : undefined}
         onChange={(e) => {
           const text = e.target.value;
           setDraft(text);
@@ -259,8 +287,8 @@ export function JsonField({
         }}
       />
       {problem && (
-        <div className="field-error local" data-json-error={name}>
-          {problem} (not applied yet)
+        <div className="field-error local" data-json-error={name} role="alert">
+          {problem}. Not saved: fix it or clear the field (Save is refused meanwhile).
         </div>
       )}
     </>
@@ -283,9 +311,21 @@ function lenientText(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
+const NO_SCOPE: ScopeEntry[] = [];
+
+/** A loop's Items placeholder: the first list (or untyped value) in scope, else an example. */
+export function itemsPlaceholder(scope: ScopeEntry[]): string {
+  const usable = scope.filter((e) => !e.ref.startsWith("env.") && e.ref !== "loop" && !e.ref.startsWith("loop."));
+  const pick = usable.find((e) => e.type === "array") ?? usable.find((e) => e.type === "any");
+  if (pick) return `<${pick.ref}>`;
+  const body = usable.find((e) => e.ref.endsWith(".body"));
+  return `<${body ? body.ref : "webhook.body"}.items>`;
+}
+
 /** Untyped values (`body`, `input`, loop `items`): JSON, or plain text (references) kept as a string. */
 export function AnyField({ blockId, name, value, onChange, invalid, inputId }: FieldProps) {
   const { draft, setDraft, committed } = useDraft(value, lenientText);
+  const scope = useGraphStore((s) => (name === "items" ? (s.scopes[blockId] ?? NO_SCOPE) : NO_SCOPE));
   const isJson = (() => {
     if (!draft.trim()) return false;
     try {
@@ -306,7 +346,7 @@ export function AnyField({ blockId, name, value, onChange, invalid, inputId }: F
         className="mono"
         invalid={invalid}
         value={draft}
-        placeholder={name === "items" ? "<webhook.body.items>" : 'JSON, e.g. {"id": "<item.id>"}, or one <reference>'}
+        placeholder={name === "items" ? itemsPlaceholder(scope) : 'JSON, e.g. {"id": "<item.id>"}, or one <reference>'}
         onChange={(text) => {
           setDraft(text);
           let next: unknown;
@@ -328,6 +368,88 @@ export function AnyField({ blockId, name, value, onChange, invalid, inputId }: F
         </div>
       )}
     </>
+  );
+}
+
+/**
+ * An object setting with fixed properties: "enabled" (unchecked = the key is absent) and one
+ * typed input per property, its default as placeholder. An enabled group is never empty (the
+ * engine reads an empty object as off): enabling writes the defaults, and clearing the last
+ * value puts them back. A value the group cannot show (unknown keys, not an object) is edited
+ * as raw JSON.
+ */
+export function GroupField(props: FieldProps) {
+  const { blockId, name, schema, value, onChange, invalid, inputId } = props;
+  const properties = schema.properties as Record<string, JsonSchema>;
+  const known = value === undefined || (isRecord(value) && Object.keys(value).every((k) => k in properties));
+  if (!known) {
+    return <JsonField blockId={blockId} name={name} value={value} onChange={onChange} invalid={invalid} inputId={inputId} strictObject rows={4} />;
+  }
+  const enabled = isRecord(value);
+  const current = enabled ? (value as Record<string, unknown>) : {};
+  const defaults: Record<string, unknown> = {};
+  for (const [key, prop] of Object.entries(properties)) if (prop.default !== undefined) defaults[key] = prop.default;
+  const setProperty = (key: string, next: unknown) => {
+    const object = { ...current };
+    if (next === undefined) delete object[key];
+    else object[key] = next;
+    onChange(Object.keys(object).length ? object : { ...defaults });
+  };
+  return (
+    <div className={`field-group${enabled ? "" : " off"}${invalid ? " input-invalid" : ""}`} data-field-group={name}>
+      <label className="checkbox">
+        <input
+          id={inputId}
+          type="checkbox"
+          name={name}
+          data-field={name}
+          checked={enabled}
+          onChange={(e) => onChange(e.target.checked ? { ...defaults } : undefined)}
+        />
+        <span>{enabled ? "enabled" : "off"}</span>
+      </label>
+      {enabled && (
+        <div className="field-group-grid">
+          {Object.entries(properties).map(([key, prop]) => {
+            const id = `${inputId}-${key}`;
+            const childProps: FieldProps = {
+              blockId,
+              name: `${name}.${key}`,
+              schema: prop,
+              value: current[key],
+              invalid: false,
+              inputId: id,
+              onChange: (next) => setProperty(key, next),
+            };
+            const kind = fieldKind("", key, prop);
+            return (
+              <div className="field-group-row" key={key}>
+                <label htmlFor={id} title={typeof prop.description === "string" ? prop.description : undefined}>
+                  {typeof prop.title === "string" ? prop.title : humanize(key)}
+                </label>
+                {kind === "number" ? (
+                  <NumberField {...childProps} />
+                ) : kind === "boolean" ? (
+                  <BooleanField {...childProps} />
+                ) : kind === "enum" ? (
+                  <EnumField {...childProps} />
+                ) : (
+                  <input
+                    id={id}
+                    type="text"
+                    name={childProps.name}
+                    data-field={childProps.name}
+                    value={typeof current[key] === "string" ? (current[key] as string) : ""}
+                    placeholder={prop.default !== undefined ? `default ${String(prop.default)}` : undefined}
+                    onChange={(e) => setProperty(key, e.target.value === "" ? undefined : e.target.value)}
+                  />
+                )}
+              </div>
+            );
+          })}
+        </div>
+      )}
+    </div>
   );
 }
 

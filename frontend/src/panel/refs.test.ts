@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { filterScope, insertReference, openReference } from "./refs";
+import { filterScope, insertReference, openReference, typedPathEntry } from "./refs";
 
 describe("reference picker helpers", () => {
   it("finds the reference being typed at the caret", () => {
@@ -25,5 +25,25 @@ describe("reference picker helpers", () => {
     expect(filterScope(entries, "").length).toBe(4);
     expect(filterScope(entries, "lea").map((e) => e.ref)).toEqual(["lead", "lead.name"]);
     expect(filterScope(entries, "body").map((e) => e.ref)).toEqual(["webhook.body"]);
+  });
+
+  it("offers a typed path below an open-schema reference only", () => {
+    const scope = [
+      { ref: "webhook_1", type: "object" },
+      { ref: "webhook_1.body", type: "any" },
+      { ref: "fetch", type: "object" },
+      { ref: "fetch.status", type: "integer" },
+      { ref: "fetch.rows", type: "array" },
+      { ref: "env.KEY", type: "secret" },
+    ];
+    expect(typedPathEntry(scope, "webhook_1.body.le")).toEqual({ ref: "webhook_1.body.le", type: "any" });
+    expect(typedPathEntry(scope, "webhook_1.body.items.0.name")).toEqual({ ref: "webhook_1.body.items.0.name", type: "any" });
+    expect(typedPathEntry(scope, "webhook_1.body.")).toBeNull(); // nothing typed yet
+    expect(typedPathEntry(scope, "webhook_1.body")).toBeNull(); // listed already
+    expect(typedPathEntry(scope, "webhook_1.bod")).toBeNull(); // webhook_1's fields are listed
+    expect(typedPathEntry(scope, "fetch.status.x")).toBeNull();
+    expect(typedPathEntry(scope, "fetch.rows.0")).toEqual({ ref: "fetch.rows.0", type: "any" });
+    expect(typedPathEntry(scope, "env.KEY.x")).toBeNull();
+    expect(typedPathEntry(scope, "nothing.here")).toBeNull();
   });
 });

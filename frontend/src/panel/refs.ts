@@ -30,3 +30,31 @@ export function filterScope(entries: ScopeEntry[], query: string): ScopeEntry[] 
   const contains = entries.filter((e) => !e.ref.toLowerCase().startsWith(q) && e.ref.toLowerCase().includes(q));
   return [...starts, ...contains];
 }
+
+const PATH = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$/;
+
+/**
+ * The longest entry that `query` goes below (at a dot) when its shape is open: type "any",
+ * an object whose fields are not listed, or a list followed by an index.
+ */
+export function openBase(entries: ScopeEntry[], query: string): ScopeEntry | null {
+  let base: ScopeEntry | null = null;
+  for (const e of entries) {
+    if (query.startsWith(`${e.ref}.`) && (!base || e.ref.length > base.ref.length)) base = e;
+  }
+  if (!base) return null;
+  const rest = query.slice(base.ref.length + 1);
+  const listed = entries.some((e) => e.ref.startsWith(`${base!.ref}.`));
+  if (base.type === "any" || (base.type === "object" && !listed)) return base;
+  if (base.type === "array" && /^\d+(\.|$)/.test(rest)) return base;
+  return null;
+}
+
+/**
+ * The typed path itself as an entry, when it goes below an open-schema reference (e.g.
+ * `webhook_1.body.le` under `webhook_1.body`, type any) and is not listed already.
+ */
+export function typedPathEntry(entries: ScopeEntry[], query: string): ScopeEntry | null {
+  if (!PATH.test(query) || entries.some((e) => e.ref === query)) return null;
+  return openBase(entries, query) ? { ref: query, type: "any" } : null;
+}

@@ -8,8 +8,13 @@ import { useEffect, useRef, useState } from "react";
 export function useDraft<V, D>(
   value: V,
   toDraft: (value: V) => D,
+  /** A draft kept from an earlier mount (e.g. text that did not parse yet), if any. */
+  restore?: () => D | undefined,
 ): { draft: D; setDraft: (draft: D) => void; committed: (value: V) => void } {
-  const [draft, setDraft] = useState<D>(() => toDraft(value));
+  const [draft, setDraft] = useState<D>(() => {
+    const kept = restore?.();
+    return kept !== undefined ? kept : toDraft(value);
+  });
   const last = useRef<string>(JSON.stringify(value ?? null));
   const toDraftRef = useRef(toDraft);
   toDraftRef.current = toDraft;

@@ -20,9 +20,11 @@ export function ProgressView() {
   const selected = selection && selection.runId === runId ? selection.key : null;
 
   const top = useMemo(() => topLevelItems(items), [items]);
-  const stats = useMemo(() => loopStats(run, top), [run, top]);
   const finished = final || isFinalStatus(run?.status);
-  const speedup = useMemo(() => (finished ? measuredSpeedup(top) : null), [finished, top]);
+  const stats = useMemo(() => loopStats(run, top, finished), [run, top, finished]);
+  // No speedup for a cancelled run: its items did not all get their chance.
+  const cancelledRun = run?.status === "cancelled";
+  const speedup = useMemo(() => (finished && !cancelledRun ? measuredSpeedup(top) : null), [finished, cancelledRun, top]);
 
   const onSelect = useCallback((key: string) => runId && setSelection({ runId, key }), [runId]);
 
@@ -35,6 +37,7 @@ export function ProgressView() {
           <span className="kr-bar-ok" style={{ width: pct(stats.succeeded, stats.total) }} />
           <span className="kr-bar-failed" style={{ width: pct(stats.failed, stats.total) }} />
           <span className="kr-bar-running" style={{ width: pct(stats.running, stats.total) }} />
+          <span className="kr-bar-cancelled" style={{ width: pct(stats.cancelled, stats.total) }} />
         </div>
         <div className="kr-row kr-small">
           <strong data-testid="progress">
@@ -44,6 +47,11 @@ export function ProgressView() {
           {stats.failed > 0 && (
             <span className="kr-text-failed" data-testid="progress-failed">
               {stats.failed} failed
+            </span>
+          )}
+          {stats.cancelled > 0 && (
+            <span className="kr-text-cancelled" data-testid="progress-cancelled">
+              {stats.cancelled} cancelled
             </span>
           )}
           <span data-testid="in-flight">{stats.running} in flight</span>

@@ -148,6 +148,7 @@ describe("RunPanel", () => {
     expect($("run-status")?.textContent).toBe("running");
     expect($("progress")?.textContent).toBe("1/2");
     expect($("cancel-button")).not.toBeNull();
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(true); // Cancel is the action now
     const rows = $$("item-row");
     expect(rows.map((r) => r.dataset.itemKey)).toEqual(["Loop[0]", "Loop[1]"]);
     expect(rows[0].textContent).toContain(EVIL);
@@ -167,9 +168,40 @@ describe("RunPanel", () => {
     await flush();
     expect($("progress")?.textContent).toBe("2/2");
     expect($("cancel-button")).toBeNull();
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
     // 8 s of item time in a 5 s window.
     expect($("speedup")?.textContent).toBe("1.6× faster than sequential");
     expect($("max-concurrency")?.textContent).toBe("max 2 running at once");
+  });
+
+  it("follows a run in flight after a reload on the Progress tab, and shows cancelled items", async () => {
+    const live = runSummary({ status: "running", progress: { total: 4, succeeded: 1, failed: 0, running: 1 } });
+    routes = (_method, url) =>
+      url.startsWith("/api/workflows/1/runs/") ? { status: 200, body: { count: 1, next: null, previous: null, results: [live] } } : undefined;
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    act(() => $("tab-input")!.click()); // whatever tab the panel had before the reload
+    expect($("tab-progress")?.getAttribute("aria-selected")).toBe("false");
+    await flush();
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect($("tab-progress")?.getAttribute("aria-selected")).toBe("true");
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(true);
+    const base = snapshot().items[0];
+    act(() => FakeSocket.instances[0].send(snapshot({
+      seq: 9, final: true,
+      run: runSummary({ status: "cancelled", finished_at: at(6), duration: 6, progress: { total: 4, succeeded: 2, failed: 0, running: 0 } }),
+      items: [
+        base,
+        { ...base, key: "Loop[1]", index: 1, started_at: at(1), finished_at: at(5), duration: 4 },
+        { ...base, key: "Loop[2]", index: 2, status: "cancelled", started_at: at(2), finished_at: at(6), duration: 4 },
+        { ...base, key: "Loop[3]", index: 3, status: "cancelled", started_at: null, finished_at: null, duration: null },
+      ],
+    })));
+    await flush();
+    expect($("progress")?.textContent).toBe("2/4");
+    expect($("progress-cancelled")?.textContent).toBe("2 cancelled");
+    expect($("speedup")).toBeNull(); // no speedup figure for a cancelled run
+    expect(container.querySelectorAll(".kr-tl-cancelled")).toHaveLength(1);
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
   });
 
   it("lists validation errors when the run is refused", async () => {
@@ -218,5 +250,39 @@ describe("RunPanel", () => {
     expect($("progress")?.textContent).toBe("2/2");
     expect($$("item-row")).toHaveLength(2);
     expect($("speedup")).not.toBeNull();
+  });
+
+  it("webhook tab: body as a file, signed curl, secret state, confirmation before rotating", async () => {
+    routes = (method, url) =>
+      method === "POST" && url === "/api/workflows/7/webhook/secret/" ? { status: 201, body: { signing_secret: "s3cr3t" } } : undefined;
+    const confirm = vi.fn(() => false);
+    vi.stubGlobal("confirm", confirm);
+    const wf = { ...workflow, id: 7 };
+    act(() => root.render(<RunPanel workflow={wf} onBeforeRun={async () => wf} />));
+    await flush();
+    act(() => $("tab-webhook")!.click());
+    expect($("signing-state")?.textContent).toBe("unknown");
+    const curl = $("curl-command")!.textContent!;
+    expect(curl).toContain("--data-binary @body.json");
+    expect(curl).toContain(': "${KLYNTOS_SIGNING_SECRET:?');
+    expect(curl).toContain('X-Klyntos-Signature: t=$T,v1=$SIG');
+    expect(curl.length).toBeLessThan(600); // the body is not inlined
+    expect($("download-body")).not.toBeNull();
+
+    await act(async () => $("rotate-secret")!.click());
+    expect(confirm).toHaveBeenCalledOnce();
+    expect(calls.some((c) => c.method === "POST")).toBe(false); // declined: nothing rotated
+
+    confirm.mockReturnValue(true);
+    await act(async () => $("rotate-secret")!.click());
+    await flush();
+    expect(confirm).toHaveBeenCalledTimes(2);
+    expect($("signing-secret")?.textContent).toBe("s3cr3t");
+    expect($("signing-state")?.textContent).toBe("set");
+    expect($("curl-command")!.textContent).toContain("KLYNTOS_SIGNING_SECRET='s3cr3t'");
+    // The new secret comes first in the tab, above the command.
+    const panel = container.querySelector(".kr-webhook")!;
+    const order = Array.from(panel.querySelectorAll("[data-testid]")).map((el) => el.getAttribute("data-testid"));
+    expect(order.indexOf("signing-secret")).toBeLessThan(order.indexOf("curl-command"));
   });
 });

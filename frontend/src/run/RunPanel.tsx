@@ -1,5 +1,5 @@
 // The run side of the editor: input, webhook, live progress and history of one workflow.
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError } from "../api/client";
 import type { RunSummary, Workflow } from "../types";
 import { isFinalStatus, useRunStore } from "../store/runStore";
@@ -42,7 +42,14 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const applySnapshot = useRunStore((s) => s.applySnapshot);
 
   const parsed = useMemo(() => parseInput(inputText), [inputText]);
+  // Each tab opens at its top (not at the previous tab's scroll position).
+  const bodyRef = useRef<HTMLDivElement>(null);
+  useLayoutEffect(() => {
+    if (bodyRef.current) bodyRef.current.scrollTop = 0;
+  }, [tab]);
   const active = Boolean(runId) && !final && !isFinalStatus(run?.status);
+  // While the current run is queued or running, Cancel is the action, not another Run.
+  const busy = active && (run?.status === "queued" || run?.status === "running" || !run);
 
   // A run of another workflow (left over from a previous page) is not this panel's.
   useEffect(() => {
@@ -81,6 +88,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         const latest = page.results[0];
         if (ignore || !latest || isFinalStatus(latest.status) || useRunStore.getState().runId) return;
         connect(latest.id, latest);
+        setTab("progress");
       })
       .catch(() => undefined);
     return () => {
@@ -114,7 +122,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   }, []);
 
   const startRun = async () => {
-    if (!parsed.ok || starting) return;
+    if (!parsed.ok || starting || busy) return;
     setStarting(true);
     setProblems([]);
     setStartError("");
@@ -166,8 +174,14 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           type="button"
           className="kr-btn kr-primary"
           data-testid="run-button"
-          disabled={starting || !parsed.ok}
-          title={parsed.ok ? "Save and run with this input" : "Fix the input JSON first"}
+          disabled={starting || !parsed.ok || busy}
+          title={
+            busy
+              ? "A run is in progress: wait for it or cancel it"
+              : parsed.ok
+                ? "Save and run with this input"
+                : "Fix the input JSON first"
+          }
           onClick={startRun}
         >
           {starting ? "Starting…" : "Run"}
@@ -220,7 +234,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           </button>
         ))}
       </nav>
-      <div className="kr-body">
+      <div className="kr-body" ref={bodyRef}>
         {tab === "input" && (
           <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} />
         )}

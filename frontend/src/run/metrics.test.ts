@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
 import { attemptsByItem, formatDuration, itemLabel, loopStats, measuredSpeedup, timeline } from "./metrics";
-import { curlCommand } from "./WebhookTab";
+import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
 
@@ -52,6 +52,35 @@ describe("loop numbers", () => {
     expect(s.speedup).toBe(2);
     expect(measuredSpeedup([])).toBeNull();
   });
+
+  it("leaves cancelled items out of done, throughput, ETA and speedup", () => {
+    const withCancelled = [
+      item(0, 0, 4),
+      item(1, 0, 4),
+      item(2, 1, 9, { status: "cancelled" }),
+      item(3, 2, null, { status: "cancelled", started_at: null }),
+      item(4, 2, null, { status: "cancelled" }),
+    ];
+    const run = { progress: { total: 5, succeeded: 2, failed: 0, running: 0 } } as RunSummary;
+    const stats = loopStats(run, withCancelled);
+    expect(stats.done).toBe(2);
+    expect(stats.cancelled).toBe(3);
+    expect(stats.throughput).toBeCloseTo(2 / 4); // the cancelled item's late end does not count
+    expect(stats.eta).toBe(0); // nothing left to run
+    // Once the run is over, items it never started are cancelled too.
+    const over = loopStats({ progress: { total: 9, succeeded: 2, failed: 0, running: 0 } } as RunSummary, withCancelled, true);
+    expect(over.cancelled).toBe(7);
+    const s = measuredSpeedup(withCancelled)!;
+    expect(s.sequentialSeconds).toBe(8);
+    expect(s.wallSeconds).toBe(4);
+    expect(timeline(withCancelled).bars.map((b) => b.status)).toEqual(["succeeded", "succeeded", "cancelled", "cancelled"]);
+  });
+
+  it("gives no speedup for fewer than two finished items", () => {
+    expect(measuredSpeedup([item(0, 0, 4)])).toBeNull();
+    expect(measuredSpeedup([item(0, 0, 4), item(1, 0, 3, { status: "cancelled" })])).toBeNull();
+    expect(measuredSpeedup([item(0, 0, 4), item(1, 0, 3, { status: "failed" })])).not.toBeNull();
+  });
 });
 
 describe("helpers", () => {
@@ -74,5 +103,19 @@ describe("helpers", () => {
     expect(curlCommand("http://h/hooks/abc", `{"name":"O'Brien"}`)).toBe(
       `curl -X POST -H 'Content-Type: application/json' --data '{"name":"O'\\''Brien"}' http://h/hooks/abc`,
     );
+  });
+
+  it("posts body.json, signed with openssl when there is a secret", () => {
+    expect(curlFileCommand("http://h/hooks/abc")).toBe(
+      "curl -X POST -H 'Content-Type: application/json' --data-binary @body.json http://h/hooks/abc",
+    );
+    const unknown = signedSnippet("http://h/hooks/abc", null);
+    expect(unknown).toContain(': "${KLYNTOS_SIGNING_SECRET:?');
+    expect(unknown).toContain(`openssl dgst -sha256 -hmac "$KLYNTOS_SIGNING_SECRET"`);
+    expect(unknown).toContain(`{ printf '%s.' "$T"; cat body.json; }`);
+    expect(unknown.split("\n").at(-1)).toBe(
+      `curl -X POST -H 'Content-Type: application/json' -H "X-Klyntos-Signature: t=$T,v1=$SIG" --data-binary @body.json http://h/hooks/abc`,
+    );
+    expect(signedSnippet("http://h/x", "it's").split("\n")[0]).toBe(`KLYNTOS_SIGNING_SECRET='it'\\''s'`);
   });
 });

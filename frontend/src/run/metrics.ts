@@ -62,36 +62,53 @@ function itemSeconds(item: RunItem): number | null {
 
 export interface LoopStats {
   total: number;
+  /** Items that finished (succeeded or failed); cancelled ones are not done. */
   done: number;
   succeeded: number;
   failed: number;
   running: number;
-  /** Finished items per second since the first item started. */
+  cancelled: number;
+  /** Finished items per second since the first item started (cancelled ones not counted). */
   throughput: number | null;
-  /** Seconds until every item is done at the current throughput. */
+  /** Seconds until every item still to run is done at the current throughput. */
   eta: number | null;
 }
 
-export function loopStats(run: RunSummary | null, items: RunItem[]): LoopStats {
+/** An item that ran to an end of its own: succeeded or failed (not cancelled, not running). */
+export function isFinished(item: RunItem): boolean {
+  return item.status === "succeeded" || item.status === "failed";
+}
+
+/**
+ * Counts of the run's top-level items. Once the run is over (`final`), items it never
+ * started count as cancelled too.
+ */
+export function loopStats(run: RunSummary | null, items: RunItem[], final = false): LoopStats {
   const p = run?.progress ?? { total: 0, succeeded: 0, failed: 0, running: 0 };
   const done = p.succeeded + p.failed;
   let first = Infinity;
   let last = -Infinity;
   let finished = 0;
+  let cancelled = 0;
   for (const item of items) {
+    if (item.status === "cancelled") {
+      cancelled += 1;
+      continue;
+    }
     const start = toMs(item.started_at);
-    const end = toMs(item.finished_at);
     if (start !== null) first = Math.min(first, start);
-    if (end !== null) {
+    const end = toMs(item.finished_at);
+    if (end !== null && isFinished(item)) {
       last = Math.max(last, end);
       finished += 1;
     }
   }
   const span = (last - first) / 1000;
   const throughput = finished > 0 && span > 0 ? finished / span : null;
-  const remaining = Math.max(0, p.total - done);
+  if (final) cancelled = Math.max(cancelled, p.total - done - p.running);
+  const remaining = Math.max(0, p.total - done - cancelled);
   const eta = throughput && remaining > 0 ? remaining / throughput : remaining === 0 && p.total > 0 ? 0 : null;
-  return { total: p.total, done, succeeded: p.succeeded, failed: p.failed, running: p.running, throughput, eta };
+  return { total: p.total, done, succeeded: p.succeeded, failed: p.failed, running: p.running, cancelled, throughput, eta };
 }
 
 export interface TimelineBar {
@@ -152,12 +169,20 @@ export interface Speedup {
   wallSeconds: number;
 }
 
-/** Sum of item durations over the loop's wall time (first item start → last item finish). */
+/** Fewer finished items than this give no speedup figure ("1.0× faster" is noise). */
+export const SPEEDUP_MIN_ITEMS = 2;
+
+/**
+ * Sum of item durations over the loop's wall time (first item start → last item finish), over
+ * the items that finished (succeeded or failed); null with fewer than two of them.
+ */
 export function measuredSpeedup(items: RunItem[]): Speedup | null {
   let first = Infinity;
   let last = -Infinity;
   let sum = 0;
+  let count = 0;
   for (const item of items) {
+    if (!isFinished(item)) continue;
     const start = toMs(item.started_at);
     const end = toMs(item.finished_at);
     const seconds = itemSeconds(item);
@@ -165,9 +190,10 @@ export function measuredSpeedup(items: RunItem[]): Speedup | null {
     first = Math.min(first, start);
     last = Math.max(last, end);
     sum += seconds;
+    count += 1;
   }
   const wall = (last - first) / 1000;
-  if (!(wall > 0) || sum <= 0) return null;
+  if (count < SPEEDUP_MIN_ITEMS || !(wall > 0) || sum <= 0) return null;
   return { speedup: sum / wall, sequentialSeconds: sum, wallSeconds: wall };
 }
 

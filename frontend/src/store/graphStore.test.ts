@@ -1,6 +1,14 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { GraphJson } from "../types";
-import { BODY_HANDLE, HISTORY_LIMIT, LOOP_PADDING, renameReferences, useGraphStore } from "./graphStore";
+import {
+  BODY_HANDLE,
+  HISTORY_LIMIT,
+  LOOP_PADDING,
+  TRIGGER_IN_LOOP,
+  removedNotice,
+  renameReferences,
+  useGraphStore,
+} from "./graphStore";
 
 const store = () => useGraphStore.getState();
 const node = (id: string) => store().nodes.find((n) => n.id === id);
@@ -133,10 +141,11 @@ describe("connect", () => {
 describe("loops", () => {
   it("dropping a block inside a loop makes it a child with a relative position", () => {
     const loop = store().addBlock("loop", { x: 100, y: 100 });
-    const child = store().dropBlock("http", { x: 250, y: 220 });
+    const child = store().dropBlock("http", { x: 300, y: 220 });
     expect(node(child)?.parentId).toBe(loop);
     expect(node(child)?.extent).toBe("parent");
-    expect(node(child)?.position).toEqual({ x: 150, y: 120 });
+    // Centred on the pointer: (300 - 110, 220 - 32), relative to the loop at (100, 100).
+    expect(node(child)?.position).toEqual({ x: 90, y: 88 });
     const outside = store().dropBlock("http", { x: 2000, y: 2000 });
     expect(node(outside)?.parentId).toBeUndefined();
     expect(store().serialize().blocks.find((b) => b.id === child)?.parent).toBe(loop);
@@ -144,17 +153,52 @@ describe("loops", () => {
 
   it("chooses the innermost loop for nested loops", () => {
     const outer = store().addBlock("loop", { x: 0, y: 0 });
-    const inner = store().dropBlock("loop", { x: 60, y: 60 });
+    const inner = store().dropBlock("loop", { x: 300, y: 200 });
     expect(node(inner)?.parentId).toBe(outer);
+    expect(node(inner)?.position).toEqual({ x: 70, y: 70 }); // centred on the pointer
     // the outer loop grew to hold the inner one
-    expect(node(outer)!.width!).toBeGreaterThanOrEqual(60 + node(inner)!.width! + LOOP_PADDING.right);
-    const deep = store().dropBlock("http", { x: 130, y: 140 });
+    expect(node(outer)!.width!).toBeGreaterThanOrEqual(70 + node(inner)!.width! + LOOP_PADDING.right);
+    const deep = store().dropBlock("http", { x: 300, y: 200 });
     expect(node(deep)?.parentId).toBe(inner);
-    expect(store().absolutePosition(deep)).toEqual({ x: 130, y: 140 });
+    expect(store().absolutePosition(deep)).toEqual({ x: 190, y: 168 });
     // nodes are ordered parents first (React Flow requires it)
     const order = store().nodes.map((n) => n.id);
     expect(order.indexOf(outer)).toBeLessThan(order.indexOf(inner));
     expect(order.indexOf(inner)).toBeLessThan(order.indexOf(deep));
+  });
+
+  it("holds a dropped Loop by its title bar where the palette entry was grabbed, within the view", () => {
+    const loop = store().dropBlock("loop", { x: 400, y: 300 }, { grab: { x: 90, y: 30 } });
+    expect(node(loop)?.position).toEqual({ x: 310, y: 283 });
+    const bounds = { x: 0, y: 0, width: 800, height: 600 };
+    const corner = store().dropBlock("http", { x: 20, y: 590 }, { bounds });
+    expect(node(corner)?.position).toEqual({ x: 8, y: 600 - 8 - 64 });
+  });
+
+  it("says how many connections a move into or out of a loop removed, and refuses triggers", () => {
+    const loop = store().addBlock("loop", { x: 400, y: 0 });
+    const a = store().addBlock("http", { x: 0, y: 0 });
+    const b = store().addBlock("http", { x: 0, y: 200 });
+    const c = store().addBlock("http", { x: 0, y: 400 });
+    store().connect({ source: a, target: b });
+    store().connect({ source: c, target: a });
+    expect(store().notice).toBeNull();
+    store().moveBlock(a, { x: 480, y: 80 });
+    store().dropNode(a, { x: 500, y: 100 });
+    expect(store().edges).toHaveLength(0);
+    expect(store().notice).toMatchObject({ text: removedNotice(2), kind: "info", undo: true });
+    expect(removedNotice(2)).toMatch(/^2 connections removed .*Undo to restore$/);
+    store().undo();
+    expect(store().edges).toHaveLength(2);
+
+    const seq = store().notice!.seq;
+    const hook = store().dropBlock("webhook", { x: 500, y: 100 });
+    expect(node(hook)?.parentId).toBeUndefined();
+    expect(store().notice).toMatchObject({ text: TRIGGER_IN_LOOP, kind: "error" });
+    expect(store().notice!.seq).toBe(seq + 1);
+    store().dropNode(hook, { x: 450, y: 50 });
+    expect(store().notice!.seq).toBe(seq + 2);
+    expect(node(loop)).toBeTruthy();
   });
 
   it("a dragged node is reparented on drop, keeping its place on screen", () => {
@@ -314,5 +358,44 @@ describe("undo/redo", () => {
     const a = store().addBlock("http", { x: 0, y: 0 });
     for (let i = 0; i < HISTORY_LIMIT + 20; i++) store().moveBlock(a, { x: i, y: 0 });
     expect(store().past.length).toBe(HISTORY_LIMIT);
+  });
+});
+
+describe("errors of new blocks and unapplied field text", () => {
+  const err = (block_id: string, field: string) => ({ block_id, block: block_id, field, message: `${field} is wrong` });
+
+  it("hides a new block's errors until its field is edited or the user saves / validates", () => {
+    store().load({
+      blocks: [{ id: "old", type: "http", name: "old", parent: null, position: { x: 0, y: 0 }, config: {} }],
+      edges: [],
+    });
+    const fresh = store().addBlock("http", { x: 300, y: 0 });
+    store().setValidation([err("old", "url"), err(fresh, "url"), err(fresh, "headers.X"), { ...err(fresh, "x"), block_id: null }]);
+    expect(store().errors.map((e) => `${e.block_id}:${e.field}`)).toEqual(["old:url", "null:x"]);
+    expect(store().errorsByBlock[fresh]).toBeUndefined();
+    store().updateConfig(fresh, "headers", { X: "1" });
+    expect(store().errorsByBlock[fresh]?.map((e) => e.field)).toEqual(["headers.X"]);
+    store().revealErrors();
+    expect(store().errorsByBlock[fresh]?.map((e) => e.field)).toEqual(["url", "headers.X"]);
+    expect(store().errors).toHaveLength(4);
+  });
+
+  it("keeps unparseable field text, marks the graph dirty and lists it for Save", () => {
+    store().load({
+      blocks: [{ id: "h", type: "http", name: "fetch", parent: null, position: { x: 0, y: 0 }, config: { body: { a: 1 } } }],
+      edges: [],
+    });
+    expect(store().dirty).toBe(false);
+    const revision = store().revision;
+    store().setFieldDraft("h", "body", { message: "invalid JSON", draft: "{a:" });
+    expect(store().dirty).toBe(true);
+    expect(store().revision).toBe(revision + 1); // a save in flight does not clear dirty
+    expect(store().invalidFields()).toEqual([{ blockId: "h", block: "fetch", field: "body", message: "invalid JSON", draft: "{a:" }]);
+    expect(store().serialize().blocks[0].config).toEqual({ body: { a: 1 } }); // the last good value
+    store().setFieldDraft("h", "body", null);
+    expect(store().invalidFields()).toEqual([]);
+    store().setFieldDraft("h", "body", { message: "invalid JSON", draft: "{" });
+    store().deleteElements(["h"]);
+    expect(store().invalidFields()).toEqual([]);
   });
 });

@@ -41,6 +41,35 @@ interface Snapshot {
   edges: FlowEdge[];
 }
 
+/** A short message over the canvas (refused connection, edges dropped by a move, …). */
+export interface Notice {
+  text: string;
+  kind: "error" | "info";
+  /** Offer an Undo button (the change can be undone in one step). */
+  undo?: boolean;
+  /** Bumped for every notice, so the same text shows again. */
+  seq: number;
+}
+
+/**
+ * A field whose text does not make a value yet (unparseable JSON, a response format with
+ * duplicate names): the last valid value stays in the config, the text is kept here (so it
+ * survives the settings panel closing) and Save refuses until it is fixed or cleared.
+ */
+export interface FieldDraft {
+  blockId: string;
+  field: string;
+  message: string;
+  draft: unknown;
+}
+
+export interface DropOptions {
+  /** Where the pointer held the dragged palette entry (a Loop is held by its title bar there). */
+  grab?: XYPosition | null;
+  /** The visible part of the canvas, in flow coordinates: the new block is kept inside it. */
+  bounds?: { x: number; y: number; width: number; height: number } | null;
+}
+
 export interface GraphState {
   nodes: BlockNode[];
   edges: FlowEdge[];
@@ -57,15 +86,26 @@ export interface GraphState {
   pending: Snapshot | null;
   lastKey: string | null;
   lastTime: number;
+  /** The last validation's errors that are shown (see `quiet`). */
   errors: ValidationError[];
+  /** Every error of the last validation. */
+  allErrors: ValidationError[];
   errorsByBlock: Record<string, ValidationError[]>;
   scopes: Record<string, ScopeEntry[]>;
+  /**
+   * Blocks added in this session whose errors stay hidden until the user edits a field (only
+   * that field's errors then show) or saves / validates: block id → the fields edited so far.
+   */
+  quiet: Record<string, string[]>;
+  fieldDrafts: Record<string, FieldDraft>;
+  notice: Notice | null;
 
   load: (graph: GraphJson | null | undefined) => void;
   serialize: () => GraphJson;
   setCatalogue: (entries: CatalogueEntry[]) => void;
   addBlock: (type: string, position: XYPosition, parent?: string | null) => string;
-  dropBlock: (type: string, point: XYPosition) => string;
+  /** Adds a block centred on `point` (the pointer), inside the innermost loop under it. */
+  dropBlock: (type: string, point: XYPosition, options?: DropOptions) => string;
   canConnect: (connection: ConnectionLike) => string | null;
   connect: (connection: ConnectionLike) => boolean;
   updateConfig: (id: string, field: string, value: unknown) => void;
@@ -85,7 +125,18 @@ export interface GraphState {
   redo: () => void;
   markSaved: (revision: number) => void;
   setValidation: (errors: ValidationError[], scopes?: Record<string, ScopeEntry[]>) => void;
+  /** Shows every error of the last validation (after Save / Validate). */
+  revealErrors: () => void;
   setViewport: (viewport: Viewport) => void;
+  /** Records (or with null clears) a field's text that does not make a value yet. */
+  setFieldDraft: (blockId: string, field: string, draft: { message: string; draft: unknown } | null) => void;
+  /** Drafts of existing blocks that keep Save from saving, with the block's name. */
+  invalidFields: () => (FieldDraft & { block: string })[];
+  notify: (text: string, kind?: Notice["kind"], undo?: boolean) => void;
+}
+
+export function draftKey(blockId: string, field: string): string {
+  return `${blockId}\u0000${field}`;
 }
 
 // --- pure helpers -------------------------------------------------------------------------
@@ -285,8 +336,16 @@ function layoutKey(s: Snapshot): string {
   ]);
 }
 
-/** Moves `id` under `parent` (null = top level) keeping its place on screen; drops edges that became invalid. */
-function reparentIn(nodes: BlockNode[], edges: FlowEdge[], id: string, parent: string | null): Snapshot | null {
+/**
+ * Moves `id` under `parent` (null = top level) keeping its place on screen; drops edges that
+ * became invalid (`removed` says how many).
+ */
+function reparentIn(
+  nodes: BlockNode[],
+  edges: FlowEdge[],
+  id: string,
+  parent: string | null,
+): (Snapshot & { removed: number }) | null {
   const map = byId(nodes);
   const node = map.get(id);
   if (!node) return null;
@@ -310,7 +369,37 @@ function reparentIn(nodes: BlockNode[], edges: FlowEdge[], id: string, parent: s
   const nextEdges = edges.filter(
     (e) => (e.source !== id && e.target !== id) || edgeProblem(next, e.source, e.target, e.sourceHandle) === null,
   );
-  return { nodes: next, edges: nextEdges };
+  return { nodes: next, edges: nextEdges, removed: edges.length - nextEdges.length };
+}
+
+export function removedNotice(count: number): string {
+  return `${count} connection${count === 1 ? "" : "s"} removed (they would cross the loop boundary) — Undo to restore`;
+}
+
+export const TRIGGER_IN_LOOP = "Triggers cannot go inside loops: it stays at the top level";
+
+/** Top-left corner for a new block of `type` so that the pointer holds it at `anchor`. */
+function dropAnchor(type: string, grab?: XYPosition | null): XYPosition {
+  const size = type === LOOP_TYPE ? LOOP_SIZE : NODE_SIZE;
+  if (type === LOOP_TYPE && grab) {
+    // A Loop is a big container: held by its title bar where the palette entry was grabbed,
+    // rather than centred (which would drop half of it over its neighbours).
+    const x = Math.min(Math.max(grab.x, 12), size.width / 2);
+    return { x, y: 17 };
+  }
+  return { x: size.width / 2, y: size.height / 2 };
+}
+
+function clampInto(position: XYPosition, type: string, bounds?: DropOptions["bounds"]): XYPosition {
+  if (!bounds) return position;
+  const size = type === LOOP_TYPE ? LOOP_SIZE : NODE_SIZE;
+  const margin = 8;
+  const clamp = (value: number, low: number, size_: number, span: number) =>
+    size_ + 2 * margin > span ? value : Math.min(Math.max(value, low + margin), low + span - size_ - margin);
+  return {
+    x: clamp(position.x, bounds.x, size.width, bounds.width),
+    y: clamp(position.y, bounds.y, size.height, bounds.height),
+  };
 }
 
 function withSelection(nodes: BlockNode[], id: string | null): BlockNode[] {
@@ -364,6 +453,16 @@ function nodeToBlock(node: BlockNode): BlockJson {
   return block;
 }
 
+/** The errors to show: all but those of quiet blocks' fields the user has not edited yet. */
+function shownErrors(errors: ValidationError[], quiet: Record<string, string[]>): ValidationError[] {
+  if (!Object.keys(quiet).length) return errors;
+  return errors.filter((e) => {
+    const touched = e.block_id ? quiet[e.block_id] : undefined;
+    if (!touched) return true;
+    return touched.some((field) => e.field === field || e.field.startsWith(`${field}.`));
+  });
+}
+
 function groupErrors(errors: ValidationError[]): Record<string, ValidationError[]> {
   const out: Record<string, ValidationError[]> = {};
   for (const e of errors) {
@@ -396,6 +495,16 @@ export const useGraphStore = create<GraphState>()((set, get) => {
 
   const snapshot = (): Snapshot => ({ nodes: get().nodes, edges: get().edges });
 
+  /** Marks a field of a quiet (new) block as edited: its errors show from now on. */
+  const touch = (id: string, field: string): Partial<GraphState> => {
+    const { quiet, allErrors } = get();
+    const fields = quiet[id];
+    if (!fields || fields.includes(field)) return {};
+    const nextQuiet = { ...quiet, [id]: [...fields, field] };
+    const shown = shownErrors(allErrors, nextQuiet);
+    return { quiet: nextQuiet, errors: shown, errorsByBlock: groupErrors(shown) };
+  };
+
   return {
     nodes: [],
     edges: [],
@@ -411,8 +520,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     lastKey: null,
     lastTime: 0,
     errors: [],
+    allErrors: [],
     errorsByBlock: {},
     scopes: {},
+    quiet: {},
+    fieldDrafts: {},
+    notice: null,
 
     load: (graph) => {
       const blocks = Array.isArray(graph?.blocks) ? graph.blocks : [];
@@ -444,8 +557,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         pending: null,
         lastKey: null,
         errors: [],
+        allErrors: [],
         errorsByBlock: {},
         scopes: {},
+        quiet: {},
+        fieldDrafts: {},
+        notice: null,
       });
     },
 
@@ -494,15 +611,21 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       }
       let next = sortParentsFirst([...withSelection(nodes, null), node]);
       if (parentId) next = growParents(next, id);
-      commit({ nodes: next, selectedId: id });
+      // A new block's errors wait until the user edits it (or saves / validates).
+      commit({ nodes: next, selectedId: id, quiet: { ...get().quiet, [id]: [] } });
       return id;
     },
 
-    dropBlock: (type, point) => {
+    dropBlock: (type, point, options = {}) => {
       const nodes = get().nodes;
-      const parent = type === TRIGGER_TYPE ? null : loopAtIn(nodes, point);
+      const under = loopAtIn(nodes, point);
+      const parent = type === TRIGGER_TYPE ? null : under;
+      const anchor = dropAnchor(type, options.grab);
+      const topLeft = clampInto({ x: point.x - anchor.x, y: point.y - anchor.y }, type, options.bounds);
       const origin = parent ? absoluteOf(nodes, parent) : { x: 0, y: 0 };
-      return get().addBlock(type, { x: point.x - origin.x, y: point.y - origin.y }, parent);
+      const id = get().addBlock(type, { x: topLeft.x - origin.x, y: topLeft.y - origin.y }, parent);
+      if (type === TRIGGER_TYPE && under) get().notify(TRIGGER_IN_LOOP);
+      return id;
     },
 
     canConnect: ({ source, target, sourceHandle }) => {
@@ -534,7 +657,7 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       if (value === undefined) delete config[field];
       else config[field] = value;
       commit(
-        { nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n)) },
+        { nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n)), ...touch(id, field) },
         `config:${id}:${field}`,
       );
     },
@@ -554,7 +677,7 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         const config = renameReferences(n.data.config, old, name) as Record<string, unknown>;
         return JSON.stringify(config) === JSON.stringify(n.data.config) ? n : { ...n, data: { ...n.data, config } };
       });
-      commit({ nodes: next });
+      commit({ nodes: next, ...touch(id, "name") });
       return null;
     },
 
@@ -565,10 +688,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       const edgeSet = new Set(edgeIds);
       const nextEdges = edges.filter((e) => !edgeSet.has(e.id) && !doomed.has(e.source) && !doomed.has(e.target));
       if (doomed.size === 0 && nextEdges.length === edges.length) return;
+      const fieldDrafts = Object.fromEntries(Object.entries(get().fieldDrafts).filter(([, d]) => !doomed.has(d.blockId)));
       commit({
         nodes: nodes.filter((n) => !doomed.has(n.id)),
         edges: nextEdges,
         selectedId: selectedId && doomed.has(selectedId) ? null : selectedId,
+        fieldDrafts,
       });
     },
 
@@ -583,7 +708,9 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     reparent: (id, parent) => {
       const result = reparentIn(get().nodes, get().edges, id, parent);
       if (!result) return false;
-      commit(result);
+      const { removed, ...next } = result;
+      commit(next);
+      if (removed) get().notify(removedNotice(removed), "info", true);
       return true;
     },
 
@@ -593,12 +720,17 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       let nodes = state.nodes;
       let edges = state.edges;
       const node = nodes.find((n) => n.id === id);
+      let removed = 0;
+      let triggerRefused = false;
       if (node) {
-        const target = node.type === TRIGGER_TYPE ? null : loopAtIn(nodes, point, id);
+        const under = loopAtIn(nodes, point, id);
+        triggerRefused = node.type === TRIGGER_TYPE && under !== null;
+        const target = node.type === TRIGGER_TYPE ? null : under;
         const moved = reparentIn(nodes, edges, id, target);
         if (moved) {
           nodes = moved.nodes;
           edges = moved.edges;
+          removed = moved.removed;
         } else if (node.parentId) {
           // Stayed in its loop: back inside the rectangle, and clamped to it again.
           nodes = nodes.map((n) =>
@@ -621,6 +753,8 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       } else {
         set({ nodes, edges, pending: null });
       }
+      if (removed) get().notify(removedNotice(removed), "info", true);
+      else if (triggerRefused) get().notify(TRIGGER_IN_LOOP);
     },
 
     releaseExtent: (id) => {
@@ -744,10 +878,43 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       if (get().revision === revision) set({ dirty: false });
     },
 
-    setValidation: (errors, scopes) =>
-      set({ errors, errorsByBlock: groupErrors(errors), ...(scopes ? { scopes } : {}) }),
+    setValidation: (errors, scopes) => {
+      const shown = shownErrors(errors, get().quiet);
+      set({ allErrors: errors, errors: shown, errorsByBlock: groupErrors(shown), ...(scopes ? { scopes } : {}) });
+    },
+
+    revealErrors: () => {
+      const all = get().allErrors;
+      set({ quiet: {}, errors: all, errorsByBlock: groupErrors(all) });
+    },
 
     setViewport: (viewport) => set({ viewport }),
+
+    setFieldDraft: (blockId, field, draft) => {
+      const key = draftKey(blockId, field);
+      const state = get();
+      const had = key in state.fieldDrafts;
+      if (!draft) {
+        if (!had) return;
+        const { [key]: _gone, ...rest } = state.fieldDrafts;
+        void _gone;
+        set({ fieldDrafts: rest });
+        return;
+      }
+      const fieldDrafts = { ...state.fieldDrafts, [key]: { blockId, field, ...draft } };
+      // Unsaved work: dirty (and a new revision, so a save in flight does not clear it).
+      set(had ? { fieldDrafts, dirty: true } : { fieldDrafts, dirty: true, revision: state.revision + 1, ...touch(blockId, field) });
+    },
+
+    invalidFields: () => {
+      const { fieldDrafts, nodes } = get();
+      const map = byId(nodes);
+      return Object.values(fieldDrafts)
+        .filter((d) => map.has(d.blockId))
+        .map((d) => ({ ...d, block: map.get(d.blockId)!.data.name }));
+    },
+
+    notify: (text, kind = "error", undo = false) => set({ notice: { text, kind, undo, seq: (get().notice?.seq ?? 0) + 1 } }),
   };
 });
 

@@ -53,9 +53,9 @@ describe("applySnapshot", () => {
     expect(s.run?.status).toBe("running");
     expect(Object.keys(s.items)).toEqual(["Loop[0]", "Loop[1]", "Loop[2]"]);
     expect(s.steps[stepKey("Loop[0]", "agent")].status).toBe("running");
-    expect(s.blocks.trigger).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0 });
+    expect(s.blocks.trigger).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
     expect(s.blocks.loop.status).toBe("running");
-    expect(s.blocks.agent).toEqual({ status: "running", running: 1, succeeded: 0, failed: 0 });
+    expect(s.blocks.agent).toEqual({ status: "running", running: 1, succeeded: 0, failed: 0, cancelled: 0 });
   });
 });
 
@@ -70,6 +70,7 @@ describe("applyDelta", () => {
     store().applyDelta(delta(12, {
       run: { status: "succeeded", total: 3, succeeded: 3, failed: 0, running: 0, last_seq: 12, finished_at: T0 },
       items: [{ key: "Loop[1]", status: "succeeded" }, { key: "Loop[2]", status: "succeeded" }],
+      steps: [{ item_key: "", block_id: "loop", status: "succeeded" }],
     }));
     const s = store();
     expect(s.seq).toBe(12);
@@ -79,7 +80,7 @@ describe("applyDelta", () => {
     expect(s.run?.finished_at).toBe(T0);
     expect(Object.values(s.items).map((i) => i.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
     expect(s.steps[stepKey("Loop[0]", "agent")]).toMatchObject({ status: "succeeded", attempts: 2, name: "agent" });
-    expect(s.blocks.agent).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0 });
+    expect(s.blocks.agent).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
   });
 
   it("drops stale and duplicate deltas", () => {
@@ -123,7 +124,7 @@ describe("block derivation inside a loop", () => {
     store().applyDelta(delta(11, {
       steps: [0, 1, 2].map((i) => ({ item_key: `Loop[${i}]`, block_id: "agent", name: "agent", status: "running" as const })),
     }));
-    expect(store().blocks.agent).toEqual({ status: "running", running: 3, succeeded: 0, failed: 0 });
+    expect(store().blocks.agent).toEqual({ status: "running", running: 3, succeeded: 0, failed: 0, cancelled: 0 });
 
     store().applyDelta(delta(12, {
       steps: [
@@ -133,21 +134,73 @@ describe("block derivation inside a loop", () => {
       ],
     }));
     // Still running while one item is retrying, even though one failed.
-    expect(store().blocks.agent).toEqual({ status: "running", running: 1, succeeded: 1, failed: 1 });
+    expect(store().blocks.agent).toEqual({ status: "running", running: 1, succeeded: 1, failed: 1, cancelled: 0 });
 
     store().applyDelta(delta(13, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "succeeded" }] }));
-    expect(store().blocks.agent).toEqual({ status: "failed", running: 0, succeeded: 2, failed: 1 });
+    expect(store().blocks.agent).toEqual({ status: "failed", running: 0, succeeded: 2, failed: 1, cancelled: 0 });
 
     // Incremental counts agree with a full derivation.
-    expect(deriveBlocks(store().steps)).toEqual(store().blocks);
+    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
   });
 
   it("reports succeeded when every item succeeded and idle when nothing ran", () => {
     store().applySnapshot(snapshot({
       steps: [step("Loop[0]", "slack", "succeeded"), step("Loop[1]", "slack", "succeeded")],
     }));
-    expect(store().blocks.slack).toEqual({ status: "succeeded", running: 0, succeeded: 2, failed: 0 });
-    expect(store().blocks.never ?? IDLE_BLOCK).toEqual({ status: "idle", running: 0, succeeded: 0, failed: 0 });
+    expect(store().blocks.slack).toEqual({ status: "succeeded", running: 0, succeeded: 2, failed: 0, cancelled: 0 });
+    expect(store().blocks.never ?? IDLE_BLOCK).toEqual({ status: "idle", running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+  });
+});
+
+describe("cancelled steps and running loops", () => {
+  it("shows a block whose steps were cancelled as cancelled, not idle", () => {
+    store().applySnapshot(snapshot({
+      steps: [step("", "loop", "cancelled"), step("Loop[0]", "agent", "succeeded"), step("Loop[1]", "agent", "cancelled"), step("", "slack", "cancelled")],
+    }));
+    expect(store().blocks.agent).toEqual({ status: "cancelled", running: 0, succeeded: 1, failed: 0, cancelled: 1 });
+    expect(store().blocks.slack.status).toBe("cancelled");
+    expect(store().blocks.loop.status).toBe("cancelled");
+    // A body block that succeeded for the items it ran, in a cancelled loop, did not finish either.
+    store().applyDelta(delta(10.5, { steps: [{ item_key: "Loop[0]", block_id: "store", status: "succeeded" }] }));
+    expect(store().blocks.store).toEqual({ status: "cancelled", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
+    // A failure still wins over cancellations.
+    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "failed" }] }));
+    expect(store().blocks.agent).toEqual({ status: "failed", running: 0, succeeded: 1, failed: 1, cancelled: 1 });
+    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
+  });
+
+  it("keeps a loop's body blocks running until the loop's own step finishes", () => {
+    store().applySnapshot(snapshot({
+      steps: [step("", "loop", "running"), step("Loop[0]", "agent", "succeeded"), step("Loop[1]", "agent", "succeeded")],
+    }));
+    // Every started item is done, but the loop still has items to start.
+    expect(store().blocks.agent).toEqual({ status: "running", running: 0, succeeded: 2, failed: 0, cancelled: 0 });
+    const trigger = store().blocks.loop;
+    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "succeeded" }] }));
+    expect(store().blocks.agent.status).toBe("running");
+    expect(store().blocks.loop).toBe(trigger);
+    store().applyDelta(delta(12, { steps: [{ item_key: "", block_id: "loop", status: "succeeded" }] }));
+    expect(store().blocks.agent).toEqual({ status: "succeeded", running: 0, succeeded: 3, failed: 0, cancelled: 0 });
+    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
+  });
+
+  it("holds nested loop bodies running while the outer loop runs", () => {
+    store().applySnapshot(snapshot({
+      items: [
+        item(0),
+        { ...item(0), key: "Loop[0]/Inner[0]", loop_block: "inner", parent_key: "Loop[0]", status: "succeeded" },
+      ],
+      steps: [
+        step("", "loop", "running"),
+        step("Loop[0]", "inner", "succeeded"),
+        step("Loop[0]/Inner[0]", "deep", "succeeded"),
+      ],
+    }));
+    expect(store().blocks.inner.status).toBe("running");
+    expect(store().blocks.deep.status).toBe("running");
+    store().applyDelta(delta(11, { steps: [{ item_key: "", block_id: "loop", status: "succeeded" }] }));
+    expect(store().blocks.inner.status).toBe("succeeded");
+    expect(store().blocks.deep.status).toBe("succeeded");
   });
 });
 
@@ -166,7 +219,7 @@ describe("final snapshot", () => {
     expect(s.seq).toBe(20);
     expect(s.run?.status).toBe("partially_succeeded");
     expect(Object.keys(s.items)).toEqual(["Loop[0]", "Loop[1]"]);
-    expect(s.blocks).toEqual({ agent: { status: "failed", running: 0, succeeded: 1, failed: 1 } });
+    expect(s.blocks).toEqual({ agent: { status: "failed", running: 0, succeeded: 1, failed: 1, cancelled: 0 } });
 
     store().applyDelta(delta(21, { items: [{ key: "Loop[0]", status: "failed" }] }));
     expect(store().items["Loop[0]"].status).toBe("succeeded");

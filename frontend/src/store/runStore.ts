@@ -1,29 +1,37 @@
 // Live state of one run, fed by the run websocket (snapshot, then deltas). Kept apart from the
 // graph store so that run updates never re-render the graph: the canvas reads one block's
 // state with `useBlockRunState(blockId)`, whose value keeps its identity until that block's
-// counts change.
+// state changes.
 //
-// Block status rules (`blocks`, keyed by block id, derived from `steps`):
+// Block status rules (`blocks`, keyed by block id, derived from `steps` and `items`):
 // - counts are over every step row of the block, i.e. over the items of its loop for a block
 //   inside a loop (nested loops included), and 0 or 1 for a top-level block;
 // - a step that is "running" or "retrying" counts as running;
-// - status is "running" while any step runs, else "failed" if any step failed, else
-//   "succeeded" if any step succeeded, else "idle" (no step yet).
+// - status is "running" while any step runs, or while the block's enclosing loop is running
+//   (its body is not done until the loop is: the loop's own step, in the frame of the loop's
+//   items, still runs); else "failed" if any step failed, else "cancelled" if any step was
+//   cancelled (or the enclosing loop was), else "succeeded" if any step succeeded, else
+//   "idle" (no step yet).
+// Counts are kept incrementally per delta; statuses are then resolved over the (few) blocks.
 import { create } from "zustand";
 import type { ItemState, RunDeltaMessage, RunSnapshotMessage, RunSummary, StepState } from "../types";
 import { openRunSocket, type RunSocket, type SocketStatus } from "../api/socket";
 
 export interface BlockRunState {
-  status: "idle" | "running" | "succeeded" | "failed";
+  status: "idle" | "running" | "succeeded" | "failed" | "cancelled";
   running: number;
   succeeded: number;
   failed: number;
+  cancelled: number;
 }
+
+type Counts = Omit<BlockRunState, "status">;
 
 // The wire rows also carry the item's input data (not in the shared ItemState type).
 export type RunItem = ItemState & { data?: unknown };
 
-export const IDLE_BLOCK: BlockRunState = Object.freeze({ status: "idle", running: 0, succeeded: 0, failed: 0 });
+export const IDLE_BLOCK: BlockRunState = Object.freeze({ status: "idle", running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+const NO_COUNTS: Counts = Object.freeze({ running: 0, succeeded: 0, failed: 0, cancelled: 0 });
 
 export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(["succeeded", "partially_succeeded", "failed", "cancelled"]);
 
@@ -37,6 +45,10 @@ export interface RunStoreState {
   items: Record<string, RunItem>;
   steps: Record<string, StepState>;
   blocks: Record<string, BlockRunState>;
+  /** Step counts per block (what `blocks` is resolved from). */
+  counts: Record<string, Counts>;
+  /** The loop block whose items a block's steps belong to (blocks inside a loop only). */
+  loopOf: Record<string, string>;
   applySnapshot: (msg: RunSnapshotMessage) => void;
   applyDelta: (msg: RunDeltaMessage) => void;
   reset: () => void;
@@ -49,30 +61,93 @@ export function stepKey(itemKey: string, blockId: string): string {
   return `${itemKey}|${blockId}`;
 }
 
-type Bucket = "running" | "succeeded" | "failed" | null;
+type Bucket = "running" | "succeeded" | "failed" | "cancelled" | null;
 
 function bucket(status: string | undefined): Bucket {
   if (status === "running" || status === "retrying") return "running";
   if (status === "succeeded") return "succeeded";
   if (status === "failed") return "failed";
+  if (status === "cancelled") return "cancelled";
   return null;
 }
 
-function withStatus(counts: Omit<BlockRunState, "status">): BlockRunState {
-  const status = counts.running > 0 ? "running" : counts.failed > 0 ? "failed" : counts.succeeded > 0 ? "succeeded" : "idle";
-  return { status, ...counts };
+function ownStatus(c: Counts): BlockRunState["status"] {
+  if (c.running > 0) return "running";
+  if (c.failed > 0) return "failed";
+  if (c.cancelled > 0) return "cancelled";
+  if (c.succeeded > 0) return "succeeded";
+  return "idle";
 }
 
-export function deriveBlocks(steps: Record<string, StepState>): Record<string, BlockRunState> {
-  const counts: Record<string, Omit<BlockRunState, "status">> = {};
+function sameState(a: BlockRunState | undefined, b: BlockRunState): boolean {
+  return Boolean(
+    a && a.status === b.status && a.running === b.running && a.succeeded === b.succeeded && a.failed === b.failed && a.cancelled === b.cancelled,
+  );
+}
+
+/**
+ * Block states from counts: a block is running while its enclosing loop is (recursively).
+ * Unchanged blocks keep their object from `previous`.
+ */
+export function resolveBlocks(
+  counts: Record<string, Counts>,
+  loopOf: Record<string, string>,
+  previous: Record<string, BlockRunState> = {},
+): Record<string, BlockRunState> {
+  const out: Record<string, BlockRunState> = {};
+  const resolving = new Set<string>();
+  const resolve = (id: string): BlockRunState["status"] => {
+    const done = out[id];
+    if (done) return done.status;
+    const c = counts[id] ?? NO_COUNTS;
+    let status = ownStatus(c);
+    const loop = loopOf[id];
+    if (status !== "running" && loop && loop !== id && !resolving.has(id)) {
+      resolving.add(id);
+      const outer = resolve(loop);
+      if (outer === "running") status = "running";
+      // Its loop was cancelled: the block did not run for every item.
+      else if (outer === "cancelled" && status === "succeeded") status = "cancelled";
+      resolving.delete(id);
+    }
+    if (!counts[id]) return status; // a loop known only as a parent: not a block state of its own
+    const fresh: BlockRunState = { status, running: c.running, succeeded: c.succeeded, failed: c.failed, cancelled: c.cancelled };
+    out[id] = sameState(previous[id], fresh) ? previous[id] : fresh;
+    return status;
+  };
+  for (const id of Object.keys(counts)) resolve(id);
+  return out;
+}
+
+function countSteps(steps: Record<string, StepState>): Record<string, Counts> {
+  const counts: Record<string, Counts> = {};
   for (const step of Object.values(steps)) {
-    const c = (counts[step.block_id] ??= { running: 0, succeeded: 0, failed: 0 });
+    const c = (counts[step.block_id] ??= { ...NO_COUNTS });
     const b = bucket(step.status);
     if (b) c[b] += 1;
   }
-  const blocks: Record<string, BlockRunState> = {};
-  for (const [id, c] of Object.entries(counts)) blocks[id] = withStatus(c);
-  return blocks;
+  return counts;
+}
+
+/** The loop a step's item belongs to (its `loop_block`), if the item is known. */
+function loopOfStep(step: Pick<StepState, "item_key" | "block_id">, items: Record<string, RunItem>): string | undefined {
+  if (!step.item_key) return undefined;
+  const loop = items[step.item_key]?.loop_block;
+  return loop && loop !== step.block_id ? loop : undefined;
+}
+
+function mapLoops(steps: Record<string, StepState>, items: Record<string, RunItem>): Record<string, string> {
+  const loopOf: Record<string, string> = {};
+  for (const step of Object.values(steps)) {
+    if (loopOf[step.block_id]) continue;
+    const loop = loopOfStep(step, items);
+    if (loop) loopOf[step.block_id] = loop;
+  }
+  return loopOf;
+}
+
+export function deriveBlocks(steps: Record<string, StepState>, items: Record<string, RunItem> = {}): Record<string, BlockRunState> {
+  return resolveBlocks(countSteps(steps), mapLoops(steps, items));
 }
 
 function emptyItem(key: string): RunItem {
@@ -118,6 +193,8 @@ const blank = {
   items: {},
   steps: {},
   blocks: {},
+  counts: {},
+  loopOf: {},
 };
 
 let socket: RunSocket | null = null;
@@ -131,6 +208,8 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
     for (const item of msg.items ?? []) items[item.key] = item;
     const steps: Record<string, StepState> = {};
     for (const step of msg.steps ?? []) steps[stepKey(step.item_key ?? "", step.block_id)] = step;
+    const counts = countSteps(steps);
+    const loopOf = mapLoops(steps, items);
     set({
       runId: msg.run?.id ?? get().runId,
       run: msg.run,
@@ -138,7 +217,9 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
       final: Boolean(msg.final),
       items,
       steps,
-      blocks: deriveBlocks(steps),
+      counts,
+      loopOf,
+      blocks: resolveBlocks(counts, loopOf, get().blocks),
     });
   },
 
@@ -160,10 +241,14 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
 
     let steps = state.steps;
     let blocks = state.blocks;
+    let counts = state.counts;
+    let loopOf = state.loopOf;
     if (msg.steps?.length) {
       steps = { ...steps };
-      // Adjust only the touched blocks, so untouched blocks keep their object identity.
-      const touched: Record<string, Omit<BlockRunState, "status">> = {};
+      counts = { ...counts };
+      // Adjust only the touched blocks' counts; statuses are resolved afterwards, keeping
+      // untouched blocks' object identity.
+      const touched = new Set<string>();
       for (const patch of msg.steps) {
         if (!patch.block_id) continue;
         const itemKey = patch.item_key ?? "";
@@ -171,20 +256,21 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
         const prev = steps[key];
         const next = { ...(prev ?? emptyStep(itemKey, patch.block_id)), ...patch } as StepState;
         steps[key] = next;
-        const c = (touched[next.block_id] ??= { ...(blocks[next.block_id] ?? IDLE_BLOCK) });
+        if (!touched.has(next.block_id)) {
+          touched.add(next.block_id);
+          counts[next.block_id] = { ...(counts[next.block_id] ?? NO_COUNTS) };
+        }
+        const c = counts[next.block_id];
         const before = prev ? bucket(prev.status) : null;
         const after = bucket(next.status);
         if (before) c[before] -= 1;
         if (after) c[after] += 1;
-      }
-      blocks = { ...blocks };
-      for (const [id, c] of Object.entries(touched)) {
-        const old = blocks[id];
-        const fresh = withStatus({ running: c.running, succeeded: c.succeeded, failed: c.failed });
-        if (!old || old.status !== fresh.status || old.running !== fresh.running || old.succeeded !== fresh.succeeded || old.failed !== fresh.failed) {
-          blocks[id] = fresh;
+        if (!loopOf[next.block_id]) {
+          const loop = loopOfStep(next, items);
+          if (loop) loopOf = { ...loopOf, [next.block_id]: loop };
         }
       }
+      blocks = resolveBlocks(counts, loopOf, blocks);
     }
 
     set({
@@ -192,6 +278,8 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
       run: mergeRun(state.run, msg.run, hasSeq ? msg.seq : state.seq),
       items,
       steps,
+      counts,
+      loopOf,
       blocks,
     });
   },
