@@ -54,5 +54,8 @@ async def test_everything_else_is_refused(data: SqliteData, tmp_path: Path, sql:
     with pytest.raises(
         sqlite3.DatabaseError, match="not authorized|authorization denied|may not be modified"
     ):
-        await data.execute(sql.format(app=tmp_path / "app.sqlite3", tmp=tmp_path), [])
+        statement = sql.replace("{app}", str(tmp_path / "app.sqlite3")).replace(
+            "{tmp}", str(tmp_path)
+        )
+        await data.execute(statement, [])
     assert not (tmp_path / "copy.sqlite3").exists()
