@@ -103,7 +103,10 @@ class AgentBlock(BaseBlock):
             }
         client = ctx.services.openai(config.get("api_key") or None)
         try:
-            completion = await client.chat.completions.create(**request)
+            # The raw response: the answer is read from its JSON, skipping the SDK's model
+            # construction (CPU that queues when a loop's items answer at the same moment).
+            raw = await client.chat.completions.with_raw_response.create(**request)
+            completion = raw.http_response.json()
         except openai.APIStatusError as exc:
             message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc)}"
             if is_retryable_status(exc.status_code):
@@ -113,12 +116,18 @@ class AgentBlock(BaseBlock):
             raise BlockError(message) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
-        if not completion.choices:
+        except ValueError as exc:  # a 2xx whose body is not JSON
+            raise TransientError(
+                f"LLM endpoint answered with something other than JSON: {exc}"
+            ) from exc
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        if not choices or not isinstance(choices[0], dict):
             raise TransientError("LLM endpoint returned no choices")
-        content = completion.choices[0].message.content or ""
-        usage = completion.usage.model_dump() if completion.usage else {}
-        ctx.record_usage(provider="openai", model=completion.model, **usage)
-        output: dict[str, Any] = {"content": content, "model": completion.model, "usage": usage}
+        content = (choices[0].get("message") or {}).get("content") or ""
+        usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
+        model = str(completion.get("model") or request["model"])
+        ctx.record_usage(**{**usage, "provider": "openai", "model": model})
+        output: dict[str, Any] = {"content": content, "model": model, "usage": usage}
         if schema:
             output.update(_structured(content, schema))
         return output
