@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -65,7 +64,3 @@ def env_names_for(owner_id: Any) -> list[str]:
     names = set(Secret.objects.filter(owner_id=owner_id).values_list("name", flat=True))
     names.update(allowed_process_env())
     return sorted(names)
-
-
-def sandbox_enabled() -> bool:
-    return bool(settings.KLYNTOS_SANDBOX)

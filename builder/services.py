@@ -174,9 +174,7 @@ def run_create(
     if idempotency_key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
         if existing is not None:
-            if existing.input_hash != fingerprint:
-                raise IdempotencyConflict("this Idempotency-Key was used with a different body")
-            return existing, False
+            return _replayed(existing, fingerprint), False
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -191,12 +189,15 @@ def run_create(
             )
     except IntegrityError:  # a concurrent request with the same key won the race
         existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
-        if existing.input_hash != fingerprint:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was used with a different body"
-            ) from None
-        return existing, False
+        return _replayed(existing, fingerprint), False
     return run, True
+
+
+def _replayed(existing: Run, fingerprint: str) -> Run:
+    """The run an Idempotency-Key already made, provided the body is the same one."""
+    if existing.input_hash != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different body")
+    return existing
 
 
 def run_start(**kwargs: Any) -> tuple[Run, bool]:

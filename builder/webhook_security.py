@@ -229,8 +229,3 @@ def verify_signature(
         matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         _unauthorized("signature does not match")
-
-
-def body_fingerprint(raw: bytes) -> str:
-    """SHA-256 hex of the raw body, compared when an Idempotency-Key is reused."""
-    return hashlib.sha256(raw).hexdigest()

@@ -19,7 +19,6 @@ from builder.services import (
     BodyMismatch,
     GraphInvalid,
     IdempotencyConflict,
-    input_fingerprint,
     run_start,
 )
 from builder.webhook_security import WebhookRequestError, parse_json_body, verify_signature
@@ -60,7 +59,6 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
             input=body,
             trigger="webhook",
             idempotency_key=key,
-            fingerprint=input_fingerprint(body),
         )
     except IdempotencyConflict as exc:
         return _error(409, str(exc))

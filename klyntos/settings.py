@@ -178,9 +178,12 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Request lines carry full URLs (query strings included): not for INFO logs.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # Static files are served from the source folders (no collectstatic step for `make run`).
 WHITENOISE_USE_FINDERS = True
-LOGGING["loggers"]["httpx"] = {"level": "WARNING"}

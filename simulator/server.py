@@ -28,10 +28,6 @@ PROVIDER_ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def state_of(app: web.Application) -> SimulatorState:
-    return app[STATE_KEY]
-
-
 def _failure_response(provider: Provider, rule: FailureRule) -> web.Response:
     headers = dict(rule.headers)
     if rule.retry_after is not None:

@@ -12,6 +12,7 @@ from engine.blocks.base import BaseBlock, config_schema
 from engine.core.graph import NAME_PATTERN
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
+from engine.core.validation import RESERVED_NAMES
 
 
 class LoopBlock(BaseBlock):
@@ -77,7 +78,7 @@ class LoopBlock(BaseBlock):
         variable = config.get("variable", "item")
         if not isinstance(variable, str) or not NAME_PATTERN.fullmatch(variable):
             problems.append(("variable", "a variable name is letters, digits and _"))
-        elif variable in {"env", "loop"}:
+        elif variable in RESERVED_NAMES:
             problems.append(("variable", f"'{variable}' is reserved"))
         aggregations = config.get("aggregations")
         # Anything but an object is the config schema's error, reported there.

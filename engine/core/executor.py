@@ -18,7 +18,7 @@ import aiohttp
 import httpx
 
 from engine.core.events import EventBus
-from engine.core.graph import LOOP_TYPE, Block, Graph
+from engine.core.graph import Block, Graph
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import BlockError, RetryPolicy, TransientError, call_with_retry
 from engine.core.spec import BlockContext, Registry
@@ -81,7 +81,7 @@ class Executor:
         self.failed_items = 0
         self._predecessors = {
             parent: graph.predecessors(parent)
-            for parent in {None, *(b.id for b in graph.blocks if b.type == LOOP_TYPE)}
+            for parent in {None, *(b.id for b in graph.blocks if b.is_loop)}
         }
         self._chains = {parent: _as_chain(preds) for parent, preds in self._predecessors.items()}
 
@@ -150,7 +150,7 @@ class Executor:
         attempts = 0
         usage: list[dict[str, Any]] = []
         try:
-            if block.type == LOOP_TYPE:
+            if block.is_loop:
                 from engine.core.loop import run_loop
 
                 output = await run_loop(self, block, scope, frame)

@@ -7,7 +7,7 @@ blocks that share a parent, or a loop to one of its own children (the body's ent
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,30 +103,6 @@ class Graph:
             stack.extend(preds.get(current, ()))
         return found
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "blocks": [
-                {
-                    "id": b.id,
-                    "type": b.type,
-                    "name": b.name,
-                    "parent": b.parent,
-                    "config": dict(b.config),
-                    "position": dict(b.position),
-                    **dict(b.extra),
-                }
-                for b in self.blocks
-            ],
-            "edges": [
-                {
-                    "source": e.source,
-                    "target": e.target,
-                    **({"handle": e.handle} if e.handle else {}),
-                }
-                for e in self.edges
-            ],
-        }
-
 
 BLOCK_KEYS = {"id", "type", "name", "parent", "config", "position"}
 
@@ -177,7 +153,3 @@ def _parse_edge(index: int, raw: Any) -> Edge:
         raise GraphFormatError(f"edges[{index}] needs string 'source' and 'target'")
     handle = raw.get("handle")
     return Edge(source=source, target=target, handle=handle if isinstance(handle, str) else None)
-
-
-def names_of(blocks: Iterable[Block]) -> list[str]:
-    return [b.name for b in blocks]

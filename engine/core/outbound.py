@@ -138,11 +138,6 @@ class OutboundConfig:
     user_agent: str = "Klyntos/0.1"
 
 
-def _host_port(url: httpx.URL) -> tuple[str, int]:
-    host = _normalize_host(url.raw_host.decode("ascii"))
-    return host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
-
-
 class _SharedAsyncClient(httpx.AsyncClient):
     """The factory's httpx client: borrowers cannot close it.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,4 +51,3 @@ class BlockType(Protocol):
 
 
 Registry = Mapping[str, BlockType]
-OutputSchemaFn = Callable[[Mapping[str, Any]], JsonSchema]

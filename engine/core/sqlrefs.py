@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from engine.core.refs import (
     REF_PATTERN,
-    Reference,
     Scope,
     find_references,
     stringify,
@@ -136,10 +135,6 @@ def check_sql(sql: str) -> list[str]:
 def _strip_comments(text: str) -> str:
     lines = [line.split("--", 1)[0] for line in text.splitlines()]
     return "\n".join(lines)
-
-
-def references_in(sql: str) -> list[Reference]:
-    return find_references(sql)
 
 
 def compile_sql(sql: str, scope: Scope, dialect: Dialect) -> tuple[str, list[Any]]:

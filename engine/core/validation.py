@@ -58,20 +58,8 @@ class ValidationResult:
         return not self.errors
 
 
-class InvalidGraph(ValueError):
-    def __init__(self, errors: list[ValidationIssue]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(str(e) for e in errors))
-
-
 def validate(graph: Graph, registry: Registry, env_names: Iterable[str] = ()) -> ValidationResult:
     return _Validator(graph, registry, set(env_names)).run()
-
-
-def require_valid(graph: Graph, registry: Registry, env_names: Iterable[str] = ()) -> None:
-    result = validate(graph, registry, env_names)
-    if not result.ok:
-        raise InvalidGraph(result.errors)
 
 
 class _Validator:
@@ -193,7 +181,7 @@ class _Validator:
                 self.structure_ok = False
             elif source.parent == target.parent:
                 continue
-            elif target.parent == source.id and source.type == LOOP_TYPE:
+            elif target.parent == source.id and source.is_loop:
                 continue  # a loop's start handle feeding a body block
             else:
                 self.error(
@@ -206,7 +194,7 @@ class _Validator:
                 self.error(target, "edges", "a trigger cannot have inputs")
 
     def check_cycles(self) -> None:
-        parents = {None, *(b.id for b in self.graph.blocks if b.type == LOOP_TYPE)}
+        parents = {None, *(b.id for b in self.graph.blocks if b.is_loop)}
         for parent in parents:
             sorter = graphlib.TopologicalSorter(self.graph.predecessors(parent))
             try:
@@ -328,7 +316,7 @@ class _Validator:
             return self.result.outputs[block.id]
         if block.id in self.bad_config:
             schema: JsonSchema = {}  # unknown: references to it are not checked
-        elif block.type == LOOP_TYPE:
+        elif block.is_loop:
             schema = self.loop_output_schema(block)
         else:
             schema = self.registry[block.type].output_schema(block.config)

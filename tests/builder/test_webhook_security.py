@@ -11,7 +11,6 @@ import pytest
 
 from builder.webhook_security import (
     WebhookRequestError,
-    body_fingerprint,
     nesting_exceeds,
     parse_json_body,
     sign_payload,
@@ -338,14 +337,6 @@ def test_sign_payload_needs_unix_seconds(timestamp: object) -> None:
 
 
 # --- misc ----------------------------------------------------------------------------------------
-
-
-def test_body_fingerprint_is_sha256_hex() -> None:
-    assert (
-        body_fingerprint(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    )
-    assert body_fingerprint(BODY) == hashlib.sha256(BODY).hexdigest()
-    assert body_fingerprint(BODY) != body_fingerprint(BODY + b" ")
 
 
 def test_error_carries_status_and_message() -> None:
