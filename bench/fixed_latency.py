@@ -7,43 +7,22 @@ so C workers ideally finish N items in N·2L/C. Anything above that is engine ov
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.harness import (
-    LoopWindowSink,
-    build_services,
     create_enriched_leads,
     make_leads,
-    run_engine,
+    run_template,
     simulator,
-    template_graph,
 )
-from engine.core.data import SqliteData
 from engine.core.executor import RunOptions
 
 LATENCY_MS = 200
 CONCURRENCY = 10
 WARMUP_ITEMS = 10
 TARGETS = {"speedup": 9.0, "efficiency": 0.95}
-
-
-def _run(base_url: str, db: str, leads: list[dict[str, Any]], options: RunOptions) -> float:
-    services = build_services(base_url, data=SqliteData(db))
-    sink = LoopWindowSink()
-    asyncio.run(
-        run_engine(
-            template_graph(),
-            {"leads": leads},
-            services,
-            options,
-            sink=sink,
-            expected_items=len(leads),
-        )
-    )
-    return sink.wall
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
@@ -58,11 +37,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         create_enriched_leads(db)
         # Pays the one-off costs (lazy imports in openai/httpx, first connections) outside
         # the measured runs, so neither mode is charged for them.
-        _run(sim.base_url, db, make_leads(WARMUP_ITEMS, prefix="warm"), RunOptions())
+        run_template(sim.base_url, db, make_leads(WARMUP_ITEMS, prefix="warm"), RunOptions())
         sim.control.reset()
-        sequential_s = _run(sim.base_url, db, leads, RunOptions(sequential=True))
+        sequential_s = run_template(sim.base_url, db, leads, RunOptions(sequential=True))
         sim.control.reset()
-        parallel_s = _run(sim.base_url, db, leads, RunOptions(max_concurrent=CONCURRENCY))
+        parallel_s = run_template(sim.base_url, db, leads, RunOptions(max_concurrent=CONCURRENCY))
         peak = sim.control.stats()["peak_in_flight_total"]
 
     ideal_parallel_s = n * 2 * latency / CONCURRENCY

@@ -7,6 +7,7 @@ benchmark measures the engine and not the database the events would be written t
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import sqlite3
@@ -20,7 +21,7 @@ from typing import Any
 import psutil
 
 from engine.blocks import REGISTRY
-from engine.core.data import DataConnection
+from engine.core.data import DataConnection, SqliteData
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions, RunOutcome
 from engine.core.graph import parse_graph
@@ -220,3 +221,20 @@ class RssSampler:
     @property
     def growth_mb(self) -> float:
         return (self.peak - self.baseline) / (1024 * 1024)
+
+
+def run_template(base_url: str, db: str, leads: list[dict[str, Any]], options: RunOptions) -> float:
+    """The lead template over `leads` against the simulator; the loop's wall time."""
+    services = build_services(base_url, data=SqliteData(db))
+    sink = LoopWindowSink()
+    asyncio.run(
+        run_engine(
+            template_graph(),
+            {"leads": leads},
+            services,
+            options,
+            sink=sink,
+            expected_items=len(leads),
+        )
+    )
+    return sink.wall

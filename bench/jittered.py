@@ -9,7 +9,6 @@ the measured loop wall.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,16 +17,13 @@ from typing import Any
 
 from bench.harness import (
     BenchError,
-    LoopWindowSink,
-    build_services,
     create_enriched_leads,
     make_leads,
-    run_engine,
+    run_template,
     simulator,
     template_block,
     template_graph,
 )
-from engine.core.data import SqliteData
 from engine.core.executor import RunOptions
 
 JITTER_MS = (20, 380)
@@ -106,20 +102,7 @@ def greedy_makespan(durations: Iterable[float], slots: int) -> float:
 
 
 def _run(base_url: str, db: str, leads: list[dict[str, Any]]) -> float:
-    services = build_services(base_url, data=SqliteData(db))
-    sink = LoopWindowSink()
-    options = RunOptions(max_concurrent=CONCURRENCY)
-    asyncio.run(
-        run_engine(
-            template_graph(),
-            {"leads": leads},
-            services,
-            options,
-            sink=sink,
-            expected_items=len(leads),
-        )
-    )
-    return sink.wall
+    return run_template(base_url, db, leads, RunOptions(max_concurrent=CONCURRENCY))
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:

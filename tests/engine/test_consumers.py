@@ -24,34 +24,13 @@ from engine.snapshots import run_snapshot
 from engine.store import group_name, publish_run_ended
 from klyntos.asgi import application
 from simulator.testing import RunningSimulator
+from tests.engine.graphs import burst_graph
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 TIMEOUT = 10.0
 FINAL = {"succeeded", "partially_succeeded", "failed", "cancelled"}
-
-
-def loop_graph() -> dict[str, Any]:
-    return {
-        "blocks": [
-            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
-            {
-                "id": "loop",
-                "type": "loop",
-                "name": "loop",
-                "config": {"items": "<webhook.body.items>", "max_concurrent": 50},
-            },
-            {
-                "id": "square",
-                "type": "transform",
-                "name": "square",
-                "parent": "loop",
-                "config": {"input": {"v": "<item.v>"}, "expression": "v"},
-            },
-        ],
-        "edges": [{"source": "webhook", "target": "loop"}],
-    }
 
 
 def lookup_graph() -> dict[str, Any]:
@@ -80,7 +59,7 @@ def lookup_graph() -> dict[str, Any]:
 
 
 def new_run(owner: Any, items: list[dict[str, Any]], graph: dict[str, Any] | None = None) -> Run:
-    workflow = workflow_create(owner=owner, name="live", graph=graph or loop_graph())
+    workflow = workflow_create(owner=owner, name="live", graph=graph or burst_graph())
     run, _ = run_create(workflow=workflow, input={"items": items})
     return run
 

@@ -15,30 +15,9 @@ from builder.services import run_create, workflow_create
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import execute_run
 from engine.store import group_name
+from tests.engine.graphs import burst_graph
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
-
-
-def burst_graph() -> dict[str, Any]:
-    return {
-        "blocks": [
-            {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
-            {
-                "id": "loop",
-                "type": "loop",
-                "name": "loop",
-                "config": {"items": "<webhook.body.items>", "max_concurrent": 50},
-            },
-            {
-                "id": "square",
-                "type": "transform",
-                "name": "square",
-                "parent": "loop",
-                "config": {"input": {"v": "<item.v>"}, "expression": "v"},
-            },
-        ],
-        "edges": [{"source": "webhook", "target": "loop"}],
-    }
 
 
 def new_run(owner: Any, items: list[dict[str, Any]]) -> Run:
