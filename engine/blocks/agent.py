@@ -24,6 +24,8 @@ from engine.core.schemas import (
 )
 from engine.core.spec import BlockContext
 
+# How much of an endpoint's error message a step error quotes.
+ERROR_EXCERPT = 300
 USAGE_SCHEMA = obj(
     {
         "prompt_tokens": {"type": "integer"},
@@ -108,7 +110,7 @@ class AgentBlock(BaseBlock):
             raw = await client.chat.completions.with_raw_response.create(**request)
             completion = raw.http_response.json()
         except openai.APIStatusError as exc:
-            message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc)}"
+            message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc, ctx)}"
             if is_retryable_status(exc.status_code):
                 raise TransientError(
                     message, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))
@@ -137,9 +139,9 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: openai.APIStatusError, ctx: BlockContext) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    return str(body.get("message") or exc.message)[:300]
+    return ctx.redactor.excerpt(str(body.get("message") or exc.message), ERROR_EXCERPT)
 
 
 def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,14 @@ from urllib.parse import quote
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.fetch import decode_body, fetch, with_query
-from engine.core.refs import stringify, substitute, whole_reference
+from engine.core.refs import find_references, stringify, substitute, whole_reference
 from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+# How much of an error response's body a step error quotes (characters, masked first).
+ERROR_EXCERPT = 200
 STRING_MAP: JsonSchema = {
     "type": "object",
     "additionalProperties": {"type": ["string", "number", "boolean"]},
@@ -40,6 +42,11 @@ class HttpBlock(BaseBlock):
             "headers": {**STRING_MAP, "title": "Headers"},
             "body": {"title": "Body (JSON)"},
             "fail_on_status": {"type": "boolean", "default": True, "title": "Fail on 4xx"},
+            "follow_redirects": {
+                "type": "boolean",
+                "default": True,
+                "title": "Follow redirects (credentials never leave the first host)",
+            },
         },
         required=["url"],
     )
@@ -74,6 +81,8 @@ class HttpBlock(BaseBlock):
             headers=headers,
             data=data,
             max_bytes=MAX_RESPONSE_BYTES,
+            secret_headers=_secret_headers(ctx, headers),
+            follow_redirects=bool(ctx.config.get("follow_redirects", True)),
         )
         if result.status >= 400:
             summary = f"{method} {_without_query(result.url)} returned {result.status}"
@@ -82,8 +91,25 @@ class HttpBlock(BaseBlock):
                     summary, retry_after=parse_retry_after(result.headers.get("Retry-After"))
                 )
             if ctx.config.get("fail_on_status", True):
-                raise BlockError(f"{summary}: {result.body[:200].decode(errors='replace')}")
+                # Enough bytes for the excerpt plus a secret straddling its end (UTF-8 <= 4/char).
+                head = result.body[: (ERROR_EXCERPT + ctx.redactor.longest) * 4]
+                text = head.decode(errors="replace")
+                raise BlockError(f"{summary}: {ctx.redactor.excerpt(text, ERROR_EXCERPT)}")
         return {"status": result.status, "headers": result.headers, "body": decode_body(result)}
+
+
+def _secret_headers(ctx: BlockContext, headers: Mapping[str, str]) -> set[str]:
+    """Headers that carry a secret: written with an `<env.…>` reference, or holding a
+    secret's value (one that arrived through another block's output)."""
+    written = ctx.raw_config.get("headers") or {}
+    secret = set()
+    for name, value in headers.items():
+        template = written.get(name) if isinstance(written, Mapping) else None
+        if isinstance(template, str) and any(r.root == "env" for r in find_references(template)):
+            secret.add(name)
+        elif ctx.redactor.contains_secret(value):
+            secret.add(name)
+    return secret
 
 
 def _query(params: Any) -> dict[str, str]:

@@ -57,6 +57,10 @@ class EventBus:
         self._seq = start_seq
 
     @property
+    def redactor(self) -> Redactor:
+        return self._redactor
+
+    @property
     def seq(self) -> int:
         return self._seq
 

@@ -213,6 +213,7 @@ class Executor:
                 number,
                 usage,
                 self.trigger_input,
+                self.bus.redactor,
             )
             try:
                 return await spec.run(ctx)

@@ -3,12 +3,14 @@
 httpx stays for the openai SDK; for the HTTP block it doubled the per-request cost (URL
 re-parsing, header models, cookie extraction). Every hop still goes through
 `OutboundFactory.route` (host overrides + SSRF guard) and the session's guarded resolver,
-and redirects are followed here, hop by hop, so each one is checked again.
+and redirects are followed here, hop by hop, so each one is checked again. A redirect that
+leaves the first URL's origin (scheme, host, port) loses every credential header, as in
+browsers and curl: the next host is whoever the first one names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -20,6 +22,9 @@ from engine.core.outbound import OutboundFactory
 from engine.core.retry import BlockError, TransientError
 
 REDIRECTS = {301, 302, 303, 307, 308}
+# Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +52,17 @@ async def fetch(
     headers: Mapping[str, str] | None = None,
     data: bytes | None = None,
     max_bytes: int,
+    secret_headers: Collection[str] = (),
+    follow_redirects: bool = True,
 ) -> FetchResult:
+    """One request; `secret_headers` (names) are sent to the first URL's origin only.
+
+    With `follow_redirects` off a 3xx is the result, like any other response.
+    """
     session = factory.aiohttp_session()
     headers = dict(headers or {})
+    origin = _origin(url)
+    private = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers}
     for _ in range(factory.config.max_redirects + 1):
         target, overridden = await factory.route(url)
         hop_headers = headers
@@ -64,10 +77,11 @@ async def fetch(
                 allow_redirects=False,
             ) as response:
                 location = response.headers.get("Location")
-                if response.status in REDIRECTS and location:
+                if follow_redirects and response.status in REDIRECTS and location:
                     next_url = urljoin(url, location)  # relative to the URL as written
-                    if urlsplit(next_url).hostname != urlsplit(url).hostname:
-                        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    if _origin(next_url) != origin:
+                        # Gone for good: a later hop back to the origin does not restore them.
+                        headers = {k: v for k, v in headers.items() if k.lower() not in private}
                     if response.status == 303 or (
                         response.status in {301, 302} and method not in {"GET", "HEAD"}
                     ):
@@ -110,6 +124,16 @@ async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> byt
             raise BlockError(f"response larger than {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # an unusable port: the next hop fails; it is no one's origin
+        port = -1
+    return scheme, (parts.hostname or "").rstrip(".").lower(), port
 
 
 def _without_query(url: str) -> str:

@@ -23,14 +23,39 @@ class Redactor:
         # characters are escaped: the fast pre-check scans serialised payloads for these.
         self._json_forms = {json.dumps(v, ensure_ascii=False)[1:-1] for v in self._secrets}
 
+    @property
+    def longest(self) -> int:
+        """Length of the longest form of a secret (how far past a cut one can reach)."""
+        return len(self._secrets[0]) if self._secrets else 0
+
     def __bool__(self) -> bool:
         return bool(self._secrets)
+
+    def contains_secret(self, text: str) -> bool:
+        return any(secret in text for secret in self._secrets)
 
     def text(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def excerpt(self, text: str, limit: int) -> str:
+        """At most `limit` characters of `text` with every secret masked: redact, then cut.
+
+        Cutting first would leave the head of a secret that straddles the cut unmatched (and
+        so unmasked): the cut is moved past any secret occurrence that straddles it, only that
+        prefix is redacted (a 10 MB body is never scanned whole), and the result is cut again.
+        """
+        end = min(limit, len(text))
+        moved = True
+        while moved and end < len(text):
+            moved = False
+            for secret in self._secrets:
+                start = text.find(secret, max(0, end - len(secret) + 1))
+                if 0 <= start < end and start + len(secret) > end:
+                    end, moved = start + len(secret), True
+        return self.text(text[:end])[:limit]
 
     def value(self, value: Any) -> Any:
         if not self._secrets or not self._mentions_secret(value):

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.core.redaction import Redactor
 from engine.core.refs import Scope
 
 JsonSchema = dict[str, Any]
@@ -25,6 +26,9 @@ class BlockContext:
     attempt: int
     usage: list[dict[str, Any]] = field(default_factory=list)
     run_input: Any = None
+    # The run's secret values: a block quoting an upstream's text cuts it with
+    # `redactor.excerpt`, which masks before cutting (a cut secret would escape masking).
+    redactor: Redactor = field(default_factory=Redactor)
 
     def record_usage(self, **usage: Any) -> None:
         self.usage.append(usage)
