@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import fixed_latency, overhead
-from bench.harness import REPO, create_enriched_leads, make_leads, simulator
+from bench import overhead
+from bench.harness import REPO, create_enriched_leads, make_leads, run_template, simulator
 from engine.core.executor import RunOptions
 
 
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             def work(count: int, prefix: str) -> float:
                 leads = make_leads(count, prefix=prefix)
-                return fixed_latency._run(sim.base_url, db, leads, RunOptions(max_concurrent=10))
+                return run_template(sim.base_url, db, leads, RunOptions(max_concurrent=10))
         else:
 
             def work(count: int, prefix: str) -> float:

@@ -271,7 +271,7 @@ class SecretListView(APIView):
         return Response(
             [
                 {"name": s.name, "updated_at": s.updated_at}
-                for s in Secret.objects.filter(owner=request.user)
+                for s in Secret.objects.filter(owner_id=request.user.pk)
             ]
         )
 

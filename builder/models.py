@@ -51,7 +51,7 @@ class WorkflowVersion(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise ValueError("workflow versions are immutable; save a new version instead")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.workflow} v{self.number}"

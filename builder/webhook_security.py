@@ -65,12 +65,12 @@ def nesting_exceeds(text: str, max_depth: int) -> bool:
     """
     depth = 0
     for match in _STRUCTURE.finditer(text):
-        token = match.group()
-        if token == "[" or token == "{":
+        bracket = match.group()
+        if bracket in ("[", "{"):
             depth += 1
             if depth > max_depth:
                 return True
-        elif token == "]" or token == "}":
+        elif bracket in ("]", "}"):
             depth -= 1  # Unbalanced closers are json.loads' problem, reported with position.
     return False
 

@@ -23,7 +23,7 @@ def host_overrides() -> dict[str, str]:
     return overrides
 
 
-def provider_credentials() -> dict[str, str]:
+def provider_credentials() -> dict[str, Any]:
     sandbox = settings.KLYNTOS_SANDBOX
     return {
         "openai_api_key": settings.OPENAI_API_KEY or ("sk-sandbox" if sandbox else ""),

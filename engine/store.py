@@ -79,7 +79,7 @@ class RunStore:
         *,
         interval: float = 0.1,
         publish: bool = True,
-        on_cancelled: Callable[[], None] | None = None,
+        on_cancelled: Callable[[], object] | None = None,
     ) -> None:
         self.run_id = run_id
         self.interval = interval
@@ -382,7 +382,7 @@ def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
-    base = {
+    base: dict[str, Any] = {
         "status": "running",
         "output": None,
         "error": "",

@@ -37,7 +37,8 @@ def share_server_loop(app: Any) -> Any:
 application = ProtocolTypeRouter(
     {
         "http": share_server_loop(
-            BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)
+            # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
+            BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)  # type: ignore[arg-type]
         ),
         # Browsers only (Origin must be an allowed host), signed in with the session cookie.
         "websocket": AllowedHostsOriginValidator(

@@ -187,7 +187,7 @@ def install_daphne_body_limit(
     prefixes = tuple(path_prefixes)
     response = _raw_http_response(413, "Content Too Large", too_large_message(max_bytes))
 
-    class BodyLimitedWebRequest(base):  # type: ignore[misc, valid-type]
+    class BodyLimitedWebRequest(base):
         klyntos_base = base
         klyntos_max_bytes = max_bytes
         klyntos_path_prefixes = prefixes
@@ -271,7 +271,7 @@ def install_daphne_body_limit(
             if call_later is None:
                 from twisted.internet import reactor
 
-                call_later = reactor.callLater  # type: ignore[attr-defined]
+                call_later = reactor.callLater
             call_later(_LINGER_SECONDS, give_up)
 
-    http_protocol.WebRequest = BodyLimitedWebRequest  # type: ignore[misc]
+    http_protocol.WebRequest = BodyLimitedWebRequest

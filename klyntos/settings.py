@@ -7,6 +7,7 @@ Every variable is listed in README.md's configuration table.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -79,12 +80,12 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dict[str, Any]:
     config = dj_database_url.parse(url, conn_max_age=0)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Concurrent item writes from the executor wait for the lock instead of failing.
         config.setdefault("OPTIONS", {})["timeout"] = 30
-    return config
+    return dict(config)
 
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'klyntos.sqlite3'}")

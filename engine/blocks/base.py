@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 from engine.core.schemas import JsonSchema
+from engine.core.spec import BlockContext
 
 COMMON_PROPERTIES: dict[str, JsonSchema] = {
     "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "title": "Timeout (s)"},
@@ -23,7 +25,9 @@ def config_schema(
     }
 
 
-class BaseBlock:
+class BaseBlock(ABC):
+    """Every block type derives from this, so the registry satisfies `spec.BlockType`."""
+
     type = ""
     label = ""
     description = ""
@@ -37,6 +41,9 @@ class BaseBlock:
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
+
+    @abstractmethod
+    async def run(self, ctx: BlockContext) -> dict[str, Any]: ...
 
     def describe(self) -> dict[str, Any]:
         """The catalogue entry the palette and the REST API show."""

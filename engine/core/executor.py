@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from engine.core.events import EventBus
+from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import BlockError, RetryPolicy, TransientError, call_with_retry
@@ -77,7 +77,7 @@ class Executor:
         self.services = services
         self.env = dict(env or {})
         self.options = options or RunOptions()
-        self.rng = random.Random()
+        self.rng = random.Random()  # noqa: S311 -- retry jitter, not a secret
         self.failed_items = 0
         self._predecessors = {
             parent: graph.predecessors(parent)
@@ -96,7 +96,7 @@ class Executor:
         else:
             status = "partially_succeeded" if self.failed_items else "succeeded"
             outcome = RunOutcome(status, outputs, None, self.failed_items)
-        ending = "run.failed" if outcome.status == "failed" else "run.finished"
+        ending: EventType = "run.failed" if outcome.status == "failed" else "run.finished"
         self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
 

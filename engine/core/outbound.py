@@ -280,7 +280,8 @@ class OutboundFactory:
         self._override_targets: set[tuple[str, int]] = set()
         for base in self._overrides.values():
             target = urlsplit(base)
-            assert target.hostname is not None
+            if target.hostname is None:
+                raise ValueError(f"host override {base!r} has no host")
             self._override_targets.add(
                 (_normalize_host(target.hostname), target.port or _DEFAULT_PORTS[target.scheme])
             )
@@ -442,7 +443,8 @@ class OutboundFactory:
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
-            http_client=self.httpx_client(),
+            # openai accepts httpx and httpx2 clients at runtime; its annotation names httpx2 only.
+            http_client=self.httpx_client(),  # type: ignore[arg-type]
         )
 
     async def aclose(self) -> None:

@@ -82,7 +82,7 @@ async def call_with_retry(
 
     Each attempt has its own timeout; a timeout counts as transient.
     """
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 -- retry jitter, not a secret
     attempt = 1
     while True:
         try:

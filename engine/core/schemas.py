@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 import referencing.exceptions
-from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # type: ignore[import-untyped]
 from referencing.jsonschema import DRAFT202012
 
 JsonSchema = dict[str, Any]

@@ -149,7 +149,8 @@ def compile_sql(sql: str, scope: Scope, dialect: Dialect) -> tuple[str, list[Any
             continue
         elif piece.kind == "ref":
             ref = whole_reference(piece.text)
-            assert ref is not None
+            if ref is None:  # the tokenizer only marks whole references as "ref"
+                raise AssertionError(f"not a reference: {piece.text!r}")
             params.append(_bare_value(scope.resolve(ref)))
             out.append(placeholder)
         elif find_references(piece.text):

@@ -144,14 +144,14 @@ class _Validator:
         if not self.structure_ok:
             return
         for block in self.graph.blocks:
-            chain, parent = {block.id}, block.parent
-            while parent is not None:
-                if parent in chain:
+            chain, ancestor = {block.id}, block.parent
+            while ancestor is not None:
+                if ancestor in chain:
                     self.error(block, "parent", "loops contain each other in a circle")
                     self.structure_ok = False
                     break
-                chain.add(parent)
-                parent = self.graph.by_id[parent].parent
+                chain.add(ancestor)
+                ancestor = self.graph.by_id[ancestor].parent
         if self.structure_ok:
             self.check_loop_depth()
 

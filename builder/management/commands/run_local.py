@@ -87,7 +87,7 @@ class Command(BaseCommand):
         # Control calls need a token, so workflows reaching the simulator cannot reconfigure it.
         env = {**os.environ}
         env.setdefault("KLYNTOS_SIMULATOR_TOKEN", secrets.token_urlsafe(16))
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 -- a fixed argv of our own module
             [sys.executable, "-m", "simulator", "--port", port, "--jitter-ms", "150,450"],
             cwd=Path(settings.BASE_DIR),
             env=env,
@@ -105,7 +105,7 @@ class Command(BaseCommand):
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_sim/health", timeout=0.5) as response:
+        with urllib.request.urlopen(url.rstrip("/") + "/_sim/health", timeout=0.5) as response:  # noqa: S310 -- our own http:// simulator URL
             return bool(response.status == 200)
     except OSError:
         return False

@@ -17,7 +17,10 @@ export function useDraft<V, D>(
   });
   const last = useRef<string>(JSON.stringify(value ?? null));
   const toDraftRef = useRef(toDraft);
-  toDraftRef.current = toDraft;
+  // Refs are written after render, never during it (the effect below runs after this one).
+  useEffect(() => {
+    toDraftRef.current = toDraft;
+  });
   useEffect(() => {
     const key = JSON.stringify(value ?? null);
     if (key !== last.current) {

@@ -27,7 +27,7 @@ function blockToNode(block: BlockJson): BlockNode {
     id: block.id,
     type: block.type,
     position: { x: Number(block.position?.x) || 0, y: Number(block.position?.y) || 0 },
-    data: { blockType: block.type, name: block.name, config: { ...(block.config ?? {}) }, extra },
+    data: { blockType: block.type, name: block.name, config: { ...block.config }, extra },
   };
   if (block.parent) {
     node.parentId = block.parent;

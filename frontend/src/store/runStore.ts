@@ -174,7 +174,7 @@ function mergeRun(run: RunSummary | null, patch: RunDeltaMessage["run"] | undefi
     ...rest,
     progress: {
       ...run.progress,
-      ...(progress ?? {}),
+      ...progress,
       ...(total !== undefined ? { total } : {}),
       ...(succeeded !== undefined ? { succeeded } : {}),
       ...(failed !== undefined ? { failed } : {}),
