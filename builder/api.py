@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from builder import gallery, selectors, services
 from builder.models import Secret
+from builder.parsers import BodyRequired
 from builder.serializers import (
     ItemFilterSerializer,
     ItemRunSerializer,
@@ -44,7 +45,7 @@ def workflow_response(request: Request, workflow: Any, code: int = 200) -> Respo
     return Response(data, status=code)
 
 
-class WorkflowListView(APIView):
+class WorkflowListView(BodyRequired, APIView):
     @extend_schema(responses=WorkflowSerializer(many=True))
     def get(self, request: Request) -> Response:
         workflows = selectors.workflows_for(request.user).select_related("webhook")
@@ -66,7 +67,7 @@ class WorkflowListView(APIView):
         return workflow_response(request, workflow, status.HTTP_201_CREATED)
 
 
-class WorkflowDetailView(APIView):
+class WorkflowDetailView(BodyRequired, APIView):
     @extend_schema(responses=WorkflowSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return workflow_response(request, selectors.workflow_get(request.user, pk))
@@ -142,7 +143,7 @@ class WorkflowDuplicateView(APIView):
         return workflow_response(request, copy, status.HTTP_201_CREATED)
 
 
-class WorkflowRunsView(APIView):
+class WorkflowRunsView(BodyRequired, APIView):
     @extend_schema(request=RunStartSerializer, responses=RunSerializer)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
@@ -252,7 +253,7 @@ class TemplateListView(APIView):
         )
 
 
-class TemplateInstantiateView(APIView):
+class TemplateInstantiateView(BodyRequired, APIView):
     @extend_schema(request=TemplateInstantiateSerializer, responses={201: WorkflowSerializer})
     def post(self, request: Request, slug: str) -> Response:
         form = TemplateInstantiateSerializer(data=request.data)  # refuses non-object bodies
@@ -263,7 +264,7 @@ class TemplateInstantiateView(APIView):
         return workflow_response(request, workflow, status.HTTP_201_CREATED)
 
 
-class SecretListView(APIView):
+class SecretListView(BodyRequired, APIView):
     """Secret names only; values are write-only and never returned."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -13,6 +13,7 @@ from typing import IO, Any
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 
 from builder.webhook_security import WebhookRequestError, load_json
 
@@ -35,3 +36,18 @@ class SafeJSONParser(JSONParser):
             return load_json(raw, max_depth=settings.KLYNTOS_WEBHOOK_MAX_DEPTH)
         except WebhookRequestError as exc:
             raise ParseError(exc.message) from None
+
+
+class BodyRequired:
+    """APIView mixin for views whose POST/PUT/PATCH take a body: it may not be empty.
+
+    DRF turns an absent body into `{}`, which every all-optional serializer accepts: an
+    empty request would create a default object. `klyntos/request_body.py` has set
+    CONTENT_LENGTH to what really arrived, whatever the framing.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]  # authentication first
+        method = request.method or ""
+        if method in {"POST", "PUT", "PATCH"} and not int(request.META.get("CONTENT_LENGTH") or 0):
+            raise ParseError("a request body is required (a JSON object)")

@@ -19,9 +19,15 @@ from engine.routing import websocket_urlpatterns  # noqa: E402
 from engine.runner import executor  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
 
+API_PREFIXES = ("/api/",)
+
 # Daphne reads a whole request body before calling the app; this guard answers 413 from the
-# connection itself as soon as the declared or received size of a webhook body is too large.
-install_daphne_body_limit(max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)
+# connection itself as soon as the declared or received size of a webhook (or REST API) body
+# is too large.
+install_daphne_body_limit(
+    max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES,
+    more=[(API_PREFIXES, settings.KLYNTOS_REQUEST_MAX_BYTES)],
+)
 
 
 def share_server_loop(app: Any) -> Any:
@@ -37,8 +43,12 @@ def share_server_loop(app: Any) -> Any:
 application = ProtocolTypeRouter(
     {
         "http": share_server_loop(
-            # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
-            BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES)  # type: ignore[arg-type]
+            BodyLimitMiddleware(
+                # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
+                BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES),  # type: ignore[arg-type]
+                max_bytes=settings.KLYNTOS_REQUEST_MAX_BYTES,
+                path_prefixes=API_PREFIXES,
+            )
         ),
         # Browsers only (Origin must be an allowed host), signed in with the session cookie.
         "websocket": AllowedHostsOriginValidator(

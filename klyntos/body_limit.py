@@ -1,4 +1,4 @@
-"""Cap request bodies on webhook paths before Django (or the server) buffers them.
+"""Cap request bodies on webhook (and REST API) paths before Django or the server buffers them.
 
 Two layers, same limit, same 413 response:
 
@@ -169,32 +169,51 @@ def _raw_http_response(status: int, reason: str, message: str) -> bytes:
 
 
 def install_daphne_body_limit(
-    *, max_bytes: int, path_prefixes: tuple[str, ...] = DEFAULT_PATH_PREFIXES
+    *,
+    max_bytes: int,
+    path_prefixes: tuple[str, ...] = DEFAULT_PATH_PREFIXES,
+    more: Iterable[tuple[tuple[str, ...], int]] = (),
 ) -> None:
     """Make daphne answer 413 while an oversized webhook body is still arriving.
+
+    `more` adds (path prefixes, max bytes) rules for other paths (the REST API); the first
+    rule whose prefix matches a path decides its limit.
 
     Swaps `daphne.http_protocol.WebRequest` (which daphne's HTTPFactory instantiates per
     request) for a subclass; call it once at startup in the daphne process, e.g. from
     the ASGI module, after `daphne.server` has been imported (the daphne CLI and its
     runserver do that before loading the application). Calling it again replaces the
-    limit. HTTP/2 streams are left alone (no request line to match); the ASGI middleware
+    limits. HTTP/2 streams are left alone (no request line to match); the ASGI middleware
     still applies to them.
     """
-    _check_config(max_bytes, path_prefixes)
+    rules = [(tuple(path_prefixes), max_bytes), *((tuple(p), n) for p, n in more)]
+    for prefixes_, limit_ in rules:
+        _check_config(limit_, prefixes_)
     from daphne import http_protocol  # Lazy: the ASGI middleware must not need Twisted.
 
     base: Any = getattr(http_protocol.WebRequest, "klyntos_base", http_protocol.WebRequest)
-    prefixes = tuple(path_prefixes)
-    response = _raw_http_response(413, "Content Too Large", too_large_message(max_bytes))
+    prefixes = tuple(p for rule_prefixes, _ in rules for p in rule_prefixes)
+    strictest = min(limit for _, limit in rules)
+    responses = {
+        limit: _raw_http_response(413, "Content Too Large", too_large_message(limit))
+        for _, limit in rules
+    }
+
+    def limit_for(path: str | None) -> int | None:
+        if path is None:  # daphne answers 400 for these anyway: limit them too
+            return strictest
+        return next((limit for ps, limit in rules if path_matches(path, ps)), None)
 
     class BodyLimitedWebRequest(base):
         klyntos_base = base
         klyntos_max_bytes = max_bytes
         klyntos_path_prefixes = prefixes
+        klyntos_rules = tuple(rules)
 
         _klyntos_guarded = False
         _klyntos_rejected = False
         _klyntos_received = 0
+        _klyntos_limit = max_bytes
         _klyntos_path: str | None = None
 
         def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
@@ -204,10 +223,12 @@ def install_daphne_body_limit(
                 try:
                     path = unquote(raw_target.split(b"?", 1)[0].decode("ascii"))
                 except UnicodeDecodeError:
-                    path = None  # daphne answers 400 for these anyway: limit them too.
-                self._klyntos_guarded = path is None or path_matches(path, prefixes)
+                    path = None
+                limit = limit_for(path)
+                self._klyntos_guarded = limit is not None
+                self._klyntos_limit = limit if limit is not None else max_bytes
                 self._klyntos_path = path
-            if self._klyntos_guarded and length is not None and length > max_bytes:
+            if self._klyntos_guarded and length is not None and length > self._klyntos_limit:
                 # No 100 Continue after our 413; no temporary file for a body we refuse.
                 self.requestHeaders.removeHeader(b"Expect")
                 self.content = io.BytesIO()
@@ -220,7 +241,7 @@ def install_daphne_body_limit(
                 return
             if self._klyntos_guarded:
                 self._klyntos_received += len(data)
-                if self._klyntos_received > max_bytes:
+                if self._klyntos_received > self._klyntos_limit:
                     self._klyntos_reject()
                     return
             super().handleContentChunk(data)
@@ -240,9 +261,9 @@ def install_daphne_body_limit(
                 "413: body for %r from %s is over %d bytes",
                 self._klyntos_path,
                 getattr(peer, "host", peer),
-                max_bytes,
+                self._klyntos_limit,
             )
-            transport.write(response)
+            transport.write(responses[self._klyntos_limit])
 
             discarded = 0
 

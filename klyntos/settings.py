@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # REST API bodies read whatever their framing, within KLYNTOS_REQUEST_MAX_BYTES.
+    "klyntos.request_body.RequestBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -163,6 +165,10 @@ KLYNTOS_ENV_ALLOWLIST = env_list("KLYNTOS_ENV_ALLOWLIST")
 KLYNTOS_SECRETS_KEY = os.environ.get("KLYNTOS_SECRETS_KEY", "")
 KLYNTOS_WEBHOOK_MAX_BYTES = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_BYTES", str(1024 * 1024)))
 KLYNTOS_WEBHOOK_MAX_DEPTH = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_DEPTH", "32"))
+# Largest REST API request body, whatever its framing (Content-Length or chunked): 413 past it.
+KLYNTOS_REQUEST_MAX_BYTES = int(os.environ.get("KLYNTOS_REQUEST_MAX_BYTES", str(10 * 1024 * 1024)))
+# Django's own cap on a declared body (a 400 past it) must not undercut the limits above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(KLYNTOS_REQUEST_MAX_BYTES, KLYNTOS_WEBHOOK_MAX_BYTES)
 KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
 
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
