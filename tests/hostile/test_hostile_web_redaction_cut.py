@@ -40,11 +40,11 @@ def leaked_parts(text: str, secret: str = SECRET) -> list[str]:
     return sorted(p for p in pieces if p in text)
 
 
-def echo_near(cut: int, secret_from: str = "x-api-key") -> Any:
+def echo_near(cut: int, header: str = "x-api-key") -> Any:
     """A 400 whose body quotes the request's key so that it straddles position `cut`."""
 
     async def handler(request: web.Request) -> web.Response:
-        key = request.headers.get(secret_from, "")
+        key = request.headers.get(header, "")
         pad = "x" * (cut - 10)
         return web.Response(status=400, text=f"{pad}{key} is not a valid key for this account")
 
