@@ -1,7 +1,11 @@
 """The data connection: where database blocks run, apart from the application's tables.
 
 PostgreSQL goes through a psycopg async pool (its size caps database concurrency); SQLite
-(the embedded default) runs on one connection in a worker thread, one statement at a time.
+(the embedded default) runs on one connection owned by one dedicated worker thread, one
+statement at a time. Neither ever makes the event loop wait: a statement whose caller gave up
+(a block timeout, a cancelled run) is stopped in the database itself — PostgreSQL by psycopg's
+cancel request, SQLite by `interrupt()` plus a progress handler — and closing never waits on
+the worker on the loop thread.
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import math
 import sqlite3
 import threading
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from engine.core.sqlrefs import Dialect
@@ -26,16 +31,44 @@ class DataConnection(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Integers up to this many digits stay numbers; longer ones (numeric(1000)) are kept exact as
+# text, and Python refuses to print ints past 4,300 digits anyway.
+MAX_INTEGER_DIGITS = 18
+
+
 def _json_safe(value: Any) -> Any:
+    """Any value a driver returns as something JSON (and PostgreSQL's jsonb) can hold.
+
+    Exact where JSON can be exact; everything else — including types nobody listed — as text,
+    so that a query result can always be stored and a run always ends."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE[str(value)]
+    if isinstance(value, decimal.Decimal):
+        return _decimal(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
+    if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
-    return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    # uuid, ipaddress (inet/cidr), psycopg ranges, timedelta, anything new: its text form.
+    return str(value)
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _decimal(value: decimal.Decimal) -> Any:
+    if not value.is_finite():
+        return str(value)  # NaN, Infinity, -Infinity
+    if value == value.to_integral_value():
+        return int(value) if value.adjusted() < MAX_INTEGER_DIGITS else format(value, "f")
+    as_float = float(value)
+    return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
 
 
 def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -51,13 +84,23 @@ class PostgresData:
 
     The role must not be a superuser (which could read files or other databases); the
     `leads` migrations create `KLYNTOS_DATA_ROLE` with table privileges only.
+
+    Every statement goes through the extended protocol (`prepare=True`): PostgreSQL itself
+    refuses more than one command per statement, whatever the template tokenizer thought.
+    A connection goes back to the pool with its session settings reset, so that one block's
+    `SET` (search_path, standard_conforming_strings, statement_timeout) never reaches the
+    next block. A statement whose caller gave up is cancelled by psycopg; `statement_timeout`
+    bounds it on the server even if the cancel request is lost.
     """
 
     dialect: Dialect = "postgresql"
 
-    def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
+    def __init__(
+        self, conninfo: str, *, max_size: int = 10, statement_timeout: float = 3600.0
+    ) -> None:
         self._conninfo = conninfo
         self._max_size = max_size
+        self._statement_timeout_ms = int(statement_timeout * 1000)
         self._pool: Any = None
         self._lock = asyncio.Lock()
 
@@ -67,7 +110,13 @@ class PostgresData:
         async with self._lock:
             if self._pool is None:
                 pool = AsyncConnectionPool(
-                    self._conninfo, min_size=1, max_size=self._max_size, open=False
+                    self._conninfo,
+                    min_size=1,
+                    max_size=self._max_size,
+                    open=False,
+                    kwargs={"options": _with_option(self._conninfo, self._statement_timeout_ms)},
+                    configure=_configure_connection,
+                    reset=_reset_session,
                 )
                 await pool.open()
                 try:
@@ -81,7 +130,7 @@ class PostgresData:
     async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            cursor = await conn.execute(sql, list(params))
+            cursor = await conn.execute(sql, list(params), prepare=True)
             rows: list[dict[str, Any]] = []
             if cursor.description:
                 columns = [c.name for c in cursor.description]
@@ -92,6 +141,76 @@ class PostgresData:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+def _with_option(conninfo: str, statement_timeout_ms: int) -> str:
+    """The connection's startup options plus the server-side statement bound (kept by RESET)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    existing = str(conninfo_to_dict(conninfo).get("options") or "")
+    return f"{existing} -c statement_timeout={statement_timeout_ms}".strip()
+
+
+async def _configure_connection(conn: Any) -> None:
+    """Load the types whose Python form would lose information (or fail) as PostgreSQL's text."""
+    from psycopg.types.string import TextLoader
+
+    for name in TEXT_TYPES:
+        conn.adapters.register_loader(name, TextLoader)
+    for name, loader in _fallback_loaders().items():
+        conn.adapters.register_loader(name, loader)
+
+
+# interval '1 mon' is not 30 days, and PostgreSQL's ranges read best as PostgreSQL writes them.
+TEXT_TYPES = (
+    "interval",
+    "int4range",
+    "int8range",
+    "numrange",
+    "daterange",
+    "tsrange",
+    "tstzrange",
+    "int4multirange",
+    "int8multirange",
+    "nummultirange",
+    "datemultirange",
+    "tsmultirange",
+    "tstzmultirange",
+)
+
+
+def _fallback_loaders() -> dict[str, type]:
+    """Date and time loaders that return the text of values Python cannot hold ('infinity',
+    year 10000, '24:00') instead of failing the whole query."""
+    import psycopg
+    from psycopg.types import datetime as pg_datetime
+
+    def tolerant(base: type) -> type:
+        class Tolerant(base):  # type: ignore[misc]
+            def load(self, data: Any) -> Any:
+                try:
+                    return super().load(data)
+                except psycopg.DataError:
+                    return bytes(data).decode()
+
+        return Tolerant
+
+    return {
+        "date": tolerant(pg_datetime.DateLoader),
+        "time": tolerant(pg_datetime.TimeLoader),
+        "timetz": tolerant(pg_datetime.TimetzLoader),
+        "timestamp": tolerant(pg_datetime.TimestampLoader),
+        "timestamptz": tolerant(pg_datetime.TimestamptzLoader),
+    }
+
+
+async def _reset_session(conn: Any) -> None:
+    """Undo whatever the last block SET in this session before the next block gets it."""
+    await conn.set_autocommit(True)
+    try:
+        await conn.execute("RESET ALL")
+    finally:
+        await conn.set_autocommit(False)
 
 
 async def _refuse_privileged_role(pool: Any) -> None:
@@ -145,13 +264,37 @@ def _sqlite_authorizer(
     return sqlite3.SQLITE_OK
 
 
+class _Statement:
+    """One statement handed to the SQLite worker; `cancel()` is safe from any thread."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+
+
+# How many SQLite virtual-machine steps run between two looks at the cancel flag: frequent
+# enough to stop within a millisecond, rare enough to cost nothing on ordinary statements.
+PROGRESS_STEPS = 10_000
+
+
 class SqliteData:
+    """Workflow SQL on the embedded SQLite file, on one connection owned by one thread.
+
+    The event loop only ever hands work to that thread and awaits a future: it never takes a
+    lock the thread holds. When the caller stops waiting (timeout, cancel), the statement is
+    interrupted in SQLite — `interrupt()` stops a running statement, and the progress handler
+    stops one that was about to start — so the thread is free for the next block at once.
+    """
+
     dialect: Dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-data")
+        self._current: _Statement | None = None  # the statement on the worker (worker-owned)
+        self._closed = False
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -163,22 +306,73 @@ class SqliteData:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.set_authorizer(_sqlite_authorizer)
+            conn.set_progress_handler(self._should_stop, PROGRESS_STEPS)
             self._conn = conn
         return self._conn
 
-    def _execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
-        with self._lock:
-            cursor = self._connection().execute(sql, list(params))
-            rows: list[dict[str, Any]] = []
-            if cursor.description:
-                rows = _rows([c[0] for c in cursor.description], cursor.fetchall())
-            return {"rows": rows, "rowcount": cursor.rowcount}
+    def _should_stop(self) -> int:
+        current = self._current
+        return 1 if current is not None and current.cancelled.is_set() else 0
+
+    def _execute(self, sql: str, params: Sequence[Any], statement: _Statement) -> dict[str, Any]:
+        if statement.cancelled.is_set():
+            raise sqlite3.OperationalError("interrupted")
+        self._current = statement
+        try:
+            try:
+                return self._run(sql, params)
+            except sqlite3.OperationalError as exc:
+                # An interrupt meant for the statement before this one, landing as this one
+                # started (a microseconds-wide race), must not fail it: run it again once.
+                if str(exc) != "interrupted" or statement.cancelled.is_set():
+                    raise
+                return self._run(sql, params)
+        finally:
+            self._current = None
+
+    def _run(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+        cursor = self._connection().execute(sql, list(params))
+        rows: list[dict[str, Any]] = []
+        if cursor.description:
+            rows = _rows([c[0] for c in cursor.description], cursor.fetchall())
+        return {"rows": rows, "rowcount": cursor.rowcount}
 
     async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
-        return await asyncio.to_thread(self._execute, sql, params)
+        if self._closed:
+            raise sqlite3.ProgrammingError("the data connection is closed")
+        statement = _Statement()
+        future = self._worker.submit(self._execute, sql, params, statement)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._stop(statement)
+            raise
+
+    def _stop(self, statement: _Statement) -> None:
+        statement.cancelled.set()
+        conn = self._conn
+        if conn is not None and self._current is statement:
+            conn.interrupt()  # thread-safe; ends the running step with "interrupted"
 
     async def aclose(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Close on the worker; a statement still running there is interrupted, not awaited
+        on the loop (the wait below is a future, bounded, and leaves the loop free)."""
+        if self._closed:
+            return
+        self._closed = True
+        current = self._current
+        if current is not None:
+            self._stop(current)
+        closing: Future[None] = self._worker.submit(self._close)
+        self._worker.shutdown(wait=False)
+        await asyncio.wait([asyncio.wrap_future(closing)], timeout=CLOSE_WAIT_SECONDS)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# An interrupted statement returns within milliseconds; past this, closing finishes on the
+# worker by itself and the run does not wait for it.
+CLOSE_WAIT_SECONDS = 5.0

@@ -1,17 +1,24 @@
 """The embedded SQLite data connection lets workflows read and write rows, nothing more."""
 
+import asyncio
+import datetime as dt
+import decimal
+import ipaddress
+import json
+import sqlite3
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.core.data import SqliteData
+from engine.core.data import SqliteData, _json_safe
 
 
 @pytest.fixture
 async def data(tmp_path: Path) -> SqliteData:
     other = tmp_path / "app.sqlite3"
-    import sqlite3
-
     sqlite3.connect(other).execute("CREATE TABLE auth_user (username text)").connection.commit()
     path = tmp_path / "data.sqlite3"
     setup = sqlite3.connect(path)
@@ -49,8 +56,6 @@ async def test_rows_can_be_written_and_read(data: SqliteData) -> None:
     ],
 )
 async def test_everything_else_is_refused(data: SqliteData, tmp_path: Path, sql: str) -> None:
-    import sqlite3
-
     with pytest.raises(
         sqlite3.DatabaseError, match="not authorized|authorization denied|may not be modified"
     ):
@@ -59,3 +64,104 @@ async def test_everything_else_is_refused(data: SqliteData, tmp_path: Path, sql:
         )
         await data.execute(statement, [])
     assert not (tmp_path / "copy.sqlite3").exists()
+
+
+RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
+
+
+async def longest_stall_while(work: Any) -> float:
+    """Run `work` and measure the longest time the event loop could not run a ticker."""
+    longest = 0.0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal longest
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest = max(longest, now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await work
+    finally:
+        stop.set()
+        await ticking
+    return longest
+
+
+async def test_a_statement_past_its_deadline_is_interrupted_and_the_next_one_runs(
+    data: SqliteData,
+) -> None:
+    async def runaway() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await data.execute(RUNAWAY, [])
+
+    assert await longest_stall_while(runaway()) < 0.25
+    started = time.monotonic()
+    assert (await data.execute("SELECT 6 * 7 AS answer", []))["rows"] == [{"answer": 42}]
+    assert time.monotonic() - started < 1  # the worker was free: the runaway was interrupted
+
+
+async def test_closing_while_a_statement_runs_interrupts_it_without_blocking_the_loop(
+    data: SqliteData,
+) -> None:
+    running = asyncio.create_task(data.execute(RUNAWAY, []))
+    await asyncio.sleep(0.3)
+    stall = await longest_stall_while(data.aclose())
+    assert stall < 0.25
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        await running
+
+
+def test_every_value_a_driver_returns_becomes_json() -> None:
+    values = [
+        dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC),
+        dt.date(2024, 5, 1),
+        dt.time(23, 59),
+        dt.timedelta(days=1, hours=2),
+        decimal.Decimal("8.50"),
+        decimal.Decimal("12"),
+        decimal.Decimal("3.14159265358979323846264338"),
+        decimal.Decimal("1E+40"),
+        decimal.Decimal("NaN"),
+        decimal.Decimal("-Infinity"),
+        float("nan"),
+        float("inf"),
+        b"\x00\xff",
+        uuid.UUID(int=1),
+        ipaddress.ip_interface("10.1.2.3/24"),
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_address("::1"),
+        [decimal.Decimal("1.5"), [ipaddress.ip_address("10.0.0.1")]],
+        ("1", "a"),
+        {"k": uuid.UUID(int=2), 3: b"x"},
+        object.__new__(type("Unknown", (), {"__str__": lambda self: "unknown!"})),
+    ]
+    safe = [_json_safe(v) for v in values]
+    assert json.loads(json.dumps(safe, allow_nan=False)) == [
+        "2024-05-01T12:00:00+00:00",
+        "2024-05-01",
+        "23:59:00",
+        "1 day, 2:00:00",
+        8.5,
+        12,
+        "3.14159265358979323846264338",
+        "10000000000000000000000000000000000000000",
+        "NaN",
+        "-Infinity",
+        "NaN",
+        "Infinity",
+        "00ff",
+        "00000000-0000-0000-0000-000000000001",
+        "10.1.2.3/24",
+        "10.0.0.0/8",
+        "::1",
+        [1.5, ["10.0.0.1"]],
+        ["1", "a"],
+        {"k": "00000000-0000-0000-0000-000000000002", "3": "78"},
+        "unknown!",
+    ]
