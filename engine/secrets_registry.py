@@ -1,15 +1,18 @@
-"""Secret values seen by this process, so logs can be redacted by value."""
+"""Secret values seen by this process, so logs can be redacted by value; and, through a
+source the authoring app registers (engine never imports it), an owner's current ones."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from engine.core.redaction import Redactor
 
 _lock = threading.Lock()
 _values: set[str] = set()
 _redactor = Redactor()
+_owner_source: Callable[[Any], Mapping[str, str]] | None = None
 
 
 def register(values: Iterable[str]) -> None:
@@ -23,3 +26,17 @@ def register(values: Iterable[str]) -> None:
 
 def redactor() -> Redactor:
     return _redactor
+
+
+def set_owner_source(source: Callable[[Any], Mapping[str, str]]) -> None:
+    """What `<env.NAME>` reads for an owner (builder registers it when the apps are ready)."""
+    global _owner_source
+    _owner_source = source
+
+
+def owner_redactor(owner_id: Any) -> Redactor:
+    """Masks the owner's current secret values and every value this process has seen."""
+    owned = _owner_source(owner_id).values() if _owner_source is not None else ()
+    with _lock:
+        seen = list(_values)
+    return Redactor([*owned, *seen])
