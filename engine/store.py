@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.db import DataError, close_old_connections, connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from engine.core.data import json_safe
 from engine.core.events import Event
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 
@@ -70,7 +71,8 @@ class RunStore:
 
     The run's final status is held back until `close()`, which writes it together with the
     run's outputs in one transaction, so nobody ever sees a finished run without outputs.
-    A batch that cannot be stored is logged and skipped: the run still ends properly.
+    A batch that cannot be stored is stored with its JSON values as text; one that still
+    cannot is logged and skipped: the run still ends properly.
     """
 
     def __init__(
@@ -280,10 +282,13 @@ class RunStore:
         close_old_connections()
         try:
             return self._write_rows(delta)
-        except (DataError, ValueError):
-            # PostgreSQL's jsonb refuses NUL characters (and lone surrogates cannot be
-            # encoded): store the batch with those characters replaced rather than lose it.
-            return self._write_rows(_clean_text(delta))
+        except Exception:
+            # A value the JSON columns cannot take: PostgreSQL's jsonb refuses NUL characters
+            # and NaN, lone surrogates cannot be encoded, and a type nobody made JSON-safe
+            # cannot be serialised at all. Store the batch with those values as text rather
+            # than lose it.
+            log.warning("storing run %s's batch with its values as text", self.run_id)
+            return self._write_rows(_storable(delta))
 
     def _write_rows(self, delta: dict[str, Any]) -> bool:
         with transaction.atomic():
@@ -308,8 +313,19 @@ class RunStore:
         close_old_connections()
         try:
             self._write_end_rows(values)
-        except (DataError, ValueError):
-            self._write_end_rows(_clean_text(values))
+            return
+        except Exception:
+            log.warning("storing the end of run %s with its outputs as text", self.run_id)
+        try:
+            self._write_end_rows(_storable(values))
+        except Exception:
+            # Even as text the outputs cannot be stored: the run still ends, failed, saying so.
+            log.exception("could not store the outputs of run %s", self.run_id)
+            ending = {k: v for k, v in values.items() if k != "outputs"}
+            ending.update(
+                status="failed", error=f"{values.get('error') or ''} {UNSTORABLE}".strip()
+            )
+            self._write_end_rows(ending)
 
     def _write_end_rows(self, values: dict[str, Any]) -> None:
         with transaction.atomic():
@@ -342,7 +358,28 @@ def _live(run_id: Any) -> QuerySet[Run]:
     return Run.objects.filter(pk=run_id).exclude(status__in=FINAL_STATUSES)
 
 
+UNSTORABLE = "(the run's outputs could not be stored)"
+# Row values that are JSON documents; the rest are model fields (datetimes, numbers, text).
+JSON_FIELDS = frozenset({"data", "output", "usage", "outputs"})
+
+
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    """A delta (or the run's end values) whose JSON documents any database accepts."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in JSON_FIELDS:
+            out[key] = _clean_text(json_safe(value))
+        elif isinstance(value, list) and key in {"items", "steps"}:
+            out[key] = [_storable(r) for r in value]
+        elif isinstance(value, dict) and key == "run":
+            out[key] = _storable(value)
+        else:
+            out[key] = _clean_text(value) if isinstance(value, str) else value
+    return out
+
+
 def _clean_text(value: Any) -> Any:
+    """NUL becomes U+FFFD (jsonb refuses it), lone surrogates too (UTF-8 cannot hold them)."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):

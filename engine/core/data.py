@@ -36,7 +36,7 @@ class DataConnection(Protocol):
 MAX_INTEGER_DIGITS = 18
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Any value a driver returns as something JSON (and PostgreSQL's jsonb) can hold.
 
     Exact where JSON can be exact; everything else — including types nobody listed — as text,
@@ -52,9 +52,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     # uuid, ipaddress (inet/cidr), psycopg ranges, timedelta, anything new: its text form.
     return str(value)
 
@@ -72,7 +72,7 @@ def _decimal(value: decimal.Decimal) -> Any:
 
 
 def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    return [{c: _json_safe(v) for c, v in zip(columns, record, strict=True)} for record in records]
+    return [{c: json_safe(v) for c, v in zip(columns, record, strict=True)} for record in records]
 
 
 class DataAccessError(Exception):

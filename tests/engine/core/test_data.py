@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.core.data import SqliteData, _json_safe
+from engine.core.data import SqliteData, json_safe
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_every_value_a_driver_returns_becomes_json() -> None:
         {"k": uuid.UUID(int=2), 3: b"x"},
         object.__new__(type("Unknown", (), {"__str__": lambda self: "unknown!"})),
     ]
-    safe = [_json_safe(v) for v in values]
+    safe = [json_safe(v) for v in values]
     assert json.loads(json.dumps(safe, allow_nan=False)) == [
         "2024-05-01T12:00:00+00:00",
         "2024-05-01",
