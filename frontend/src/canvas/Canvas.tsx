@@ -16,11 +16,12 @@ import {
   type OnNodeDrag,
   type Viewport,
 } from "@xyflow/react";
-import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
 import { nodeTypesFor } from "../nodes";
 import { BLOCK_MIME, GRAB_MIME } from "../palette/Palette";
 import { nodeSize, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
+import { graphBounds, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
   webhook: "#7c3aed",
@@ -64,11 +65,16 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const hintTimer = useRef<number | undefined>(undefined);
   const canvasRef = useRef<HTMLDivElement>(null);
   const width = useWidth(canvasRef);
-  // Read once: the saved viewport is restored on mount, later moves only write it.
-  const [initialViewport] = useState<Viewport | null>(() => useGraphStore.getState().viewport);
-  // Fit a loaded graph that has no saved viewport; an empty one starts at 100% (fitting the
-  // first dropped block would zoom to the maximum).
-  const [fitOnMount] = useState(() => !initialViewport && useGraphStore.getState().nodes.length > 0);
+  // Read once: the saved viewport is restored on mount, later moves only write it. A graph
+  // without one opens at a readable zoom (canvas/viewport.ts), computed from the canvas size
+  // before React Flow mounts; an empty graph starts at 100%.
+  const [initialViewport, setInitialViewport] = useState<Viewport | null>(() => useGraphStore.getState().viewport);
+  useLayoutEffect(() => {
+    if (initialViewport) return;
+    const rect = canvasRef.current?.getBoundingClientRect();
+    const bounds = graphBounds(useGraphStore.getState().nodes);
+    setInitialViewport(bounds && rect ? openingViewport(bounds, rect.width, rect.height) : { x: 40, y: 40, zoom: 1 });
+  }, [initialViewport]);
 
   const nodeTypes = useMemo(() => nodeTypesFor(catalogue.map((c) => c.type)), [catalogue]);
 
@@ -202,43 +208,43 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   return (
     <div className="canvas" data-testid="canvas" ref={canvasRef} onDragOver={onDragOver} onDrop={onDrop}>
-      <ReactFlow<BlockNode, Edge>
-        nodes={nodes}
-        edges={edges}
-        nodeTypes={nodeTypes}
-        onNodesChange={onNodesChange}
-        onEdgesChange={onEdgesChange}
-        onConnect={onConnect}
-        onConnectEnd={onConnectEnd}
-        isValidConnection={isValidConnection}
-        onDelete={onDelete}
-        onNodeDrag={onNodeDrag}
-        onNodeDragStop={onNodeDragStop}
-        onSelectionDragStop={() => useGraphStore.getState().endGesture()}
-        onMoveEnd={onMoveEnd}
-        defaultViewport={initialViewport ?? { x: 40, y: 40, zoom: 1 }}
-        fitView={fitOnMount}
-        fitViewOptions={{ padding: 0.08 }}
-        deleteKeyCode={["Backspace", "Delete"]}
-        minZoom={0.2}
-        maxZoom={2}
-        defaultEdgeOptions={{ type: "default" }}
-        proOptions={{ hideAttribution: true }}
-      >
-        <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
-        <Controls position="bottom-left" />
-        {width === null || width >= 380 ? (
-          <MiniMap
-            position="bottom-right"
-            pannable
-            zoomable
-            ariaLabel="Mini map: drag to pan, scroll to zoom"
-            nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
-            nodeStrokeWidth={2}
-            style={width !== null && width < 720 ? { width: 112, height: 76 } : { width: 160, height: 110 }}
-          />
-        ) : null}
-      </ReactFlow>
+      {initialViewport && (
+        <ReactFlow<BlockNode, Edge>
+          nodes={nodes}
+          edges={edges}
+          nodeTypes={nodeTypes}
+          onNodesChange={onNodesChange}
+          onEdgesChange={onEdgesChange}
+          onConnect={onConnect}
+          onConnectEnd={onConnectEnd}
+          isValidConnection={isValidConnection}
+          onDelete={onDelete}
+          onNodeDrag={onNodeDrag}
+          onNodeDragStop={onNodeDragStop}
+          onSelectionDragStop={() => useGraphStore.getState().endGesture()}
+          onMoveEnd={onMoveEnd}
+          defaultViewport={initialViewport}
+          deleteKeyCode={["Backspace", "Delete"]}
+          minZoom={0.2}
+          maxZoom={2}
+          defaultEdgeOptions={{ type: "default" }}
+          proOptions={{ hideAttribution: true }}
+        >
+          <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
+          <Controls position="bottom-left" />
+          {width === null || width >= 380 ? (
+            <MiniMap
+              position="bottom-right"
+              pannable
+              zoomable
+              ariaLabel="Mini map: drag to pan, scroll to zoom"
+              nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
+              nodeStrokeWidth={2}
+              style={width !== null && width < 720 ? { width: 112, height: 76 } : { width: 160, height: 110 }}
+            />
+          ) : null}
+        </ReactFlow>
+      )}
       {hint && (
         <div className={`canvas-hint ${hint.kind}`} role="status" data-testid="canvas-notice">
           <span>{hint.text}</span>

@@ -1,0 +1,53 @@
+// Where a graph without a saved viewport opens: fitted when that keeps labels legible, else at
+// the least readable zoom with its start (the trigger, on the left) in view. Fitting the whole
+// template into a 1440×900 window would shrink it to ~0.45, where nothing can be read.
+import type { Viewport } from "@xyflow/react";
+import type { BlockNode } from "../store/model";
+import { nodeSize } from "../store/geometry";
+
+/** Below this zoom a node's 13 px name renders under ~10 px: the editor never opens there. */
+export const READABLE_ZOOM = 0.75;
+/** Opening zoom never exceeds 100 % (a one-block graph is not blown up). */
+export const OPEN_MAX_ZOOM = 1;
+const PADDING = 24;
+
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The box around the top-level nodes (children lie inside their loop's box). */
+export function graphBounds(nodes: BlockNode[]): Rect | null {
+  let left = Infinity;
+  let top = Infinity;
+  let right = -Infinity;
+  let bottom = -Infinity;
+  for (const node of nodes) {
+    if (node.parentId) continue;
+    const { width, height } = nodeSize(node);
+    left = Math.min(left, node.position.x);
+    top = Math.min(top, node.position.y);
+    right = Math.max(right, node.position.x + width);
+    bottom = Math.max(bottom, node.position.y + height);
+  }
+  if (!Number.isFinite(left)) return null;
+  return { x: left, y: top, width: right - left, height: bottom - top };
+}
+
+/**
+ * The opening viewport for `bounds` in a `width`×`height` canvas: the fitting zoom clamped to
+ * [READABLE_ZOOM, OPEN_MAX_ZOOM]; an axis that fits is centred, one that does not starts at
+ * the graph's left (or top) edge.
+ */
+export function openingViewport(bounds: Rect, width: number, height: number): Viewport {
+  const fitX = (width - 2 * PADDING) / Math.max(1, bounds.width);
+  const fitY = (height - 2 * PADDING) / Math.max(1, bounds.height);
+  const zoom = Math.min(OPEN_MAX_ZOOM, Math.max(READABLE_ZOOM, Math.min(fitX, fitY)));
+  const place = (start: number, size: number, room: number) => {
+    const scaled = size * zoom;
+    return scaled + 2 * PADDING <= room ? (room - scaled) / 2 - start * zoom : PADDING - start * zoom;
+  };
+  return { x: place(bounds.x, bounds.width, width), y: place(bounds.y, bounds.height, height), zoom };
+}
