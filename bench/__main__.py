@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import fixed_latency, jittered, overhead
+from bench import fixed_latency, jittered, limits, overhead
 
 Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -17,6 +17,7 @@ BENCHES: dict[str, Bench] = {
     "a": ("fixed_latency", fixed_latency.run, fixed_latency.summary),
     "b": ("jittered_latency", jittered.run, jittered.summary),
     "c": ("overhead", overhead.run, overhead.summary),
+    "d": ("limits", limits.run, limits.summary),
 }
 
 
@@ -26,7 +27,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         choices=sorted(BENCHES),
         action="append",
-        help="a: fixed latency, b: jittered latency, c: overhead (repeatable; default all)",
+        help="a: fixed latency, b: jittered latency, c: overhead, d: limits (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -32,6 +34,10 @@ from engine.blocks import catalogue
 
 
 def invalid(exc: services.GraphInvalid) -> Response:
+    if isinstance(exc, services.GraphOverLimit):
+        return Response(
+            {"error": exc.message, "limit": exc.setting}, status=status.HTTP_400_BAD_REQUEST
+        )
     return Response(
         {"error": "the workflow is not valid", "errors": [e.as_dict() for e in exc.errors]},
         status=status.HTTP_400_BAD_REQUEST,
@@ -40,9 +46,30 @@ def invalid(exc: services.GraphInvalid) -> Response:
 
 def workflow_response(request: Request, workflow: Any, code: int = 200) -> Response:
     data = dict(WorkflowSerializer(workflow, context={"request": request}).data)
-    result = services.graph_validate(owner=request.user, graph=data["graph"])
-    data["validation"] = {"ok": result.ok, "errors": [e.as_dict() for e in result.errors]}
+    version = workflow.current_version
+    # The result stored with the version: a read never validates the graph again.
+    errors = services.version_errors(version, workflow.owner) if version else []
+    data["validation"] = {"ok": not errors, "errors": [e.as_dict() for e in errors]}
     return Response(data, status=code)
+
+
+def scope_lists(
+    scopes: Mapping[str, list[dict[str, Any]]], wanted: list[str] | None
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """The picker's lists, for the blocks asked for (all when none are named), stopping
+    once KLYNTOS_MAX_SCOPE_ENTRIES entries are out: across a long chain they add up to the
+    square of its length. Returns the lists and whether they are complete."""
+    budget = settings.KLYNTOS_MAX_SCOPE_ENTRIES
+    answer: dict[str, list[dict[str, Any]]] = {}
+    for block_id in wanted if wanted is not None else scopes:
+        if block_id not in scopes:
+            continue
+        entries = scopes[block_id]
+        budget -= len(entries)
+        if budget < 0:
+            return answer, False
+        answer[block_id] = entries
+    return answer, True
 
 
 class WorkflowListView(BodyRequired, APIView):
@@ -114,15 +141,22 @@ class WorkflowValidateView(APIView):
     @extend_schema(request=ValidateRequestSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
-        graph = request.data.get("graph") if isinstance(request.data, dict) else None
+        form = ValidateRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        graph = form.validated_data.get("graph")
         if graph is None:
             graph = workflow.current_version.graph if workflow.current_version else {}
-        result = services.graph_validate(owner=request.user, graph=graph)
+        try:
+            result = services.graph_validate(owner=request.user, graph=graph)
+        except services.GraphInvalid as exc:
+            return invalid(exc)
+        scopes, complete = scope_lists(result.scopes, form.validated_data.get("blocks"))
         return Response(
             {
                 "ok": result.ok,
                 "errors": [e.as_dict() for e in result.errors],
-                "scopes": result.scopes,
+                "scopes": scopes,
+                "scopes_complete": complete,
             }
         )
 

@@ -40,6 +40,10 @@ class WorkflowVersion(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     graph = models.JSONField()
+    # The validation result, worked out once when the version is saved (the form of
+    # engine.core.validation.ValidationResult.stored: secret references are resolved when
+    # read). Null for versions saved before it existed: filled in on first use.
+    validation = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -156,6 +156,12 @@ class ValidateRequestSerializer(serializers.Serializer):
     graph = serializers.JSONField(
         required=False, help_text="the graph to check; the saved one when omitted"
     )
+    blocks = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=10000,
+        help_text="block ids whose in-scope references to list; all blocks when omitted",
+    )
 
 
 class SigningSecretSerializer(serializers.Serializer):

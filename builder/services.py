@@ -16,8 +16,10 @@ from builder.models import Secret, Webhook, Workflow, WorkflowVersion
 from builder.selectors import env_names_for
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
+from engine.config import graph_limits
 from engine.core.graph import GraphFormatError, parse_graph
-from engine.core.validation import ValidationIssue, ValidationResult, validate
+from engine.core.limits import GraphTooLarge, check_graph_size
+from engine.core.validation import ValidationIssue, ValidationResult, stored_errors, validate
 from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import publish_run_ended
 
@@ -26,6 +28,15 @@ class GraphInvalid(Exception):
     def __init__(self, errors: list[ValidationIssue]) -> None:
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))
+
+
+class GraphOverLimit(GraphInvalid):
+    """The graph is past a size limit (a setting); refused before any other work."""
+
+    def __init__(self, exc: GraphTooLarge) -> None:
+        self.setting = exc.setting
+        self.message = str(exc)
+        super().__init__([ValidationIssue(None, None, "graph", self.message)])
 
 
 class StaleVersion(Exception):
@@ -55,25 +66,54 @@ def _require_body_matches(graph: Any, body: Any) -> None:
         raise BodyMismatch(problems)
 
 
+def _require_within_limits(graph: Any) -> None:
+    """First thing on any graph a user sends: counting its lists is all a graph past the
+    limits costs."""
+    try:
+        check_graph_size(graph, graph_limits())
+    except GraphTooLarge as exc:
+        raise GraphOverLimit(exc) from None
+
+
 def graph_validate(*, owner: Any, graph: Any) -> ValidationResult:
+    """Validate a graph (GraphOverLimit past the size limits, before anything else)."""
+    _require_within_limits(graph)
     try:
         parsed = parse_graph(graph)
     except GraphFormatError as exc:
-        return ValidationResult(errors=[ValidationIssue(None, None, "graph", str(exc))])
-    return validate(parsed, REGISTRY, env_names_for(owner.pk))
+        return ValidationResult.failed(ValidationIssue(None, None, "graph", str(exc)))
+    return validate(parsed, REGISTRY, env_names_for(owner.pk), graph_limits())
 
 
-def _require_valid(owner: Any, graph: Any) -> None:
-    result = graph_validate(owner=owner, graph=graph)
-    if not result.ok:
-        raise GraphInvalid(result.errors)
+def version_errors(version: WorkflowVersion, owner: Any) -> list[ValidationIssue]:
+    """A saved version's validation errors for the owner's secrets of now, from the result
+    stored with it: reading a workflow never validates it again. A version saved before
+    results were stored is validated once and the result kept."""
+    env_names = env_names_for(owner.pk)
+    errors = stored_errors(version.validation, env_names)
+    if errors is None:
+        result = graph_validate(owner=owner, graph=version.graph)
+        version.validation = result.stored()
+        # Not a change to the version (its graph is immutable): a cache of what it means.
+        WorkflowVersion.objects.filter(pk=version.pk).update(validation=version.validation)
+        errors = result.errors
+    return errors
 
 
-def _require_graph(graph: Any) -> None:
+def _require_valid(version: WorkflowVersion, owner: Any) -> None:
+    errors = version_errors(version, owner)
+    if errors:
+        raise GraphInvalid(errors)
+
+
+def _checked_graph(owner: Any, graph: Any) -> dict[str, Any]:
+    """The stored validation of a graph about to be saved; refuses what is not a graph."""
+    _require_within_limits(graph)
     try:
-        parse_graph(graph)
+        parsed = parse_graph(graph)
     except GraphFormatError as exc:
         raise GraphInvalid([ValidationIssue(None, None, "graph", str(exc))]) from None
+    return validate(parsed, REGISTRY, env_names_for(owner.pk), graph_limits()).stored()
 
 
 @transaction.atomic
@@ -81,11 +121,13 @@ def workflow_create(
     *, owner: Any, name: str, graph: Any, description: str = "", template_slug: str = ""
 ) -> Workflow:
     """Saves drafts too: a graph only has to be valid to run (the response reports errors)."""
-    _require_graph(graph)
+    validation = _checked_graph(owner, graph)
     workflow = Workflow.objects.create(
         owner=owner, name=name, description=description, template_slug=template_slug
     )
-    version = WorkflowVersion.objects.create(workflow=workflow, number=1, graph=graph)
+    version = WorkflowVersion.objects.create(
+        workflow=workflow, number=1, graph=graph, validation=validation
+    )
     workflow.current_version = version
     workflow.save(update_fields=["current_version"])
     Webhook.objects.create(workflow=workflow)
@@ -105,15 +147,16 @@ def workflow_save(
     current = locked.current_version.number if locked.current_version else None
     if base_version != current:
         raise StaleVersion(current)
-    _require_graph(graph)
+    _require_within_limits(graph)
     if locked.current_version is not None and locked.current_version.graph == graph:
         # Nothing changed (a reflex Ctrl+S): no new version to wade through in the history.
         if name and name != locked.name:
             locked.name = name
             locked.save(update_fields=["name", "updated_at"])
         return locked
+    validation = _checked_graph(locked.owner, graph)
     version = WorkflowVersion.objects.create(
-        workflow=locked, number=(current or 0) + 1, graph=graph
+        workflow=locked, number=(current or 0) + 1, graph=graph, validation=validation
     )
     locked.current_version = version
     if name:
@@ -168,7 +211,7 @@ def run_create(
         raise GraphInvalid(
             [ValidationIssue(None, None, "graph", "the workflow has no saved version")]
         )
-    _require_valid(workflow.owner, workflow.current_version.graph)
+    _require_valid(workflow.current_version, workflow.owner)
     _require_body_matches(workflow.current_version.graph, input)
     fingerprint = fingerprint or input_fingerprint(input)
     if idempotency_key:

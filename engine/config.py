@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connections
 
 from engine.core.data import DataConnection, PostgresData, SqliteData
+from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.services import Services
 
@@ -67,6 +68,14 @@ def data_connection(alias: str = "data") -> DataConnection:
         }
         return PostgresData(make_conninfo(**{k: v for k, v in parts.items() if v}))
     raise ValueError(f"unsupported data database engine {config['ENGINE']}")
+
+
+def graph_limits() -> GraphLimits:
+    return GraphLimits(
+        max_blocks=settings.KLYNTOS_MAX_BLOCKS,
+        max_edges=settings.KLYNTOS_MAX_EDGES,
+        max_loop_depth=settings.KLYNTOS_MAX_LOOP_DEPTH,
+    )
 
 
 def allowed_process_env() -> dict[str, str]:

@@ -170,6 +170,13 @@ KLYNTOS_REQUEST_MAX_BYTES = int(os.environ.get("KLYNTOS_REQUEST_MAX_BYTES", str(
 # Django's own cap on a declared body (a 400 past it) must not undercut the limits above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(KLYNTOS_REQUEST_MAX_BYTES, KLYNTOS_WEBHOOK_MAX_BYTES)
 KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
+# Graph size limits, checked before any other work on a saved or posted graph (400 past them).
+# Loops nest at most 5 deep whatever the setting (item keys must fit their column).
+KLYNTOS_MAX_BLOCKS = int(os.environ.get("KLYNTOS_MAX_BLOCKS", "2000"))
+KLYNTOS_MAX_EDGES = int(os.environ.get("KLYNTOS_MAX_EDGES", "10000"))
+KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
+# How many in-scope reference entries one validate answer lists (the editor's picker).
+KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")

@@ -10,7 +10,7 @@ import asyncio
 import graphlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,7 +251,7 @@ class Executor:
         return output, attempts_made, usage
 
 
-def _as_chain(predecessors: dict[str, set[str]]) -> list[str] | None:
+def _as_chain(predecessors: Mapping[str, Set[str]]) -> list[str] | None:
     """The blocks in order when they form one straight line (or a single block), else None."""
     if any(len(p) > 1 for p in predecessors.values()):
         return None

@@ -2,29 +2,34 @@
 
 Each error names the block and the field. The same pass lists, for every block, the
 references in scope there; the editor's reference picker shows exactly that list.
+
+Linear in the size of the graph: predecessors are computed once per level, and what is
+upstream of a block is a bitset built from its parents' bitsets (each level's blocks in
+topological order), so no block's scope is ever copied out as a map. Names are looked up
+on demand; the picker's lists are built only for the blocks someone asks about.
 """
 
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
 from engine.core.graph import LOOP_TYPE, NAME_PATTERN, Block, Graph
+from engine.core.limits import GraphLimits, GraphTooLarge
 from engine.core.refs import find_references, iter_strings, whole_reference
 from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj, schema_at
 from engine.core.spec import Registry
 
 RESERVED_NAMES = {"env", "loop"}
-# Run rows store block ids in varchar(100) columns (StepRun.block_id, ItemRun.loop_block);
-# item keys chain loop names and indexes into varchar(500): at most 5 loops of 64-character
-# names fit. Each loop level also multiplies the work of a run, so deeper is refused.
+# Run rows store block ids in varchar(100) columns (StepRun.block_id, ItemRun.loop_block).
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 64
-MAX_LOOP_DEPTH = 5
+# The stored form's version: a stored result in another format is worked out again.
+STORED_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,9 @@ class ValidationIssue:
     block_name: str | None
     field: str
     message: str
+    # Set on `<env.NAME>` references: an error only while NAME is not one of the owner's
+    # secrets, so a stored result stays right when secrets are added or removed.
+    secret: str | None = None
 
     def __str__(self) -> str:
         where = f"block '{self.block_name}'" if self.block_name else "workflow"
@@ -50,54 +58,121 @@ class ValidationIssue:
 @dataclass
 class ValidationResult:
     errors: list[ValidationIssue] = field(default_factory=list)
-    scopes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    scopes: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
     outputs: dict[str, JsonSchema] = field(default_factory=dict)
+    # Every issue, including the secret-dependent ones that are not errors right now.
+    issues: list[ValidationIssue] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    @classmethod
+    def failed(cls, issue: ValidationIssue) -> ValidationResult:
+        return cls(errors=[issue], issues=[issue])
 
-def validate(graph: Graph, registry: Registry, env_names: Iterable[str] = ()) -> ValidationResult:
-    return _Validator(graph, registry, set(env_names)).run()
+    def stored(self) -> dict[str, Any]:
+        """The secret-independent form kept with a workflow version."""
+        return {
+            "format": STORED_FORMAT,
+            "issues": [{**i.as_dict(), "secret": i.secret} for i in self.issues],
+        }
+
+
+def stored_errors(stored: Any, env_names: Iterable[str]) -> list[ValidationIssue] | None:
+    """The errors a stored result means for these secrets; None when it cannot be used."""
+    if not isinstance(stored, Mapping) or stored.get("format") != STORED_FORMAT:
+        return None
+    names = set(env_names)
+    issues = [
+        ValidationIssue(i["block_id"], i["block"], i["field"], i["message"], i.get("secret"))
+        for i in stored.get("issues", [])
+    ]
+    return [i for i in issues if i.secret is None or i.secret not in names]
+
+
+def validate(
+    graph: Graph,
+    registry: Registry,
+    env_names: Iterable[str] = (),
+    limits: GraphLimits | None = None,
+) -> ValidationResult:
+    return _Validator(graph, registry, set(env_names), limits or GraphLimits()).run()
 
 
 class _Validator:
-    def __init__(self, graph: Graph, registry: Registry, env_names: set[str]) -> None:
+    def __init__(
+        self, graph: Graph, registry: Registry, env_names: set[str], limits: GraphLimits
+    ) -> None:
         self.graph = graph
         self.registry = registry
         self.env_names = env_names
+        self.limits = limits
         self.result = ValidationResult()
         self.structure_ok = True
         # Blocks whose config fails its JSON schema: their check() and references are
         # skipped (both assume the schema's shapes) and their outputs are treated as unknown.
         self.bad_config: set[str] = set()
-        # Per-block memos: without them every loop level recomputes all of its ancestors'
-        # scopes, so validation time doubles with each level of nesting.
-        self.scope_memo: dict[str, dict[str, JsonSchema]] = {}
         self.item_memo: dict[str, JsonSchema] = {}
+        # Upstream as bitsets: each level's blocks get a bit, in topological order.
+        self.level_order: dict[str | None, list[str]] = {}
+        self.bit: dict[str, int] = {}
+        self.upstream_bits: dict[str, int] = {}
+        self.entries_memo: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
-    def error(self, block: Block | None, field_name: str, message: str) -> None:
-        self.result.errors.append(
+    def error(
+        self, block: Block | None, field_name: str, message: str, secret: str | None = None
+    ) -> None:
+        self.result.issues.append(
             ValidationIssue(
-                block.id if block else None, block.name if block else None, field_name, message
+                block.id if block else None,
+                block.name if block else None,
+                field_name,
+                message,
+                secret,
             )
         )
 
     def run(self) -> ValidationResult:
-        self.check_blocks()
-        self.check_parents()
-        self.check_edges()
-        if self.structure_ok:
-            self.check_cycles()
-        if self.structure_ok:
-            for block in self.graph.blocks:
-                self.check_config(block)
-            for block in self.graph.blocks:
-                self.check_references(block)
+        if self.check_size():
+            self.check_blocks()
+            self.check_parents()
+            self.check_edges()
+            if self.structure_ok:
+                self.check_cycles()
+            if self.structure_ok:
+                self.index_upstream()
+                validators: dict[str, jsonschema.Draft202012Validator] = {}
+                for block in self.graph.blocks:
+                    self.check_config(block, validators)
+                for block in self.graph.blocks:
+                    self.check_references(block)
+                self.result.scopes = ScopeLists(self)
+        names = self.env_names
+        self.result.errors = [
+            i for i in self.result.issues if i.secret is None or i.secret not in names
+        ]
         return self.result
 
     # --- structure -----------------------------------------------------------------------
+
+    def check_size(self) -> bool:
+        """The block and edge limits, before any other work (the API checks them earlier
+        still, on the raw JSON; this covers every other caller)."""
+        limits = self.limits
+        try:
+            if len(self.graph.blocks) > limits.max_blocks:
+                raise GraphTooLarge(
+                    "KLYNTOS_MAX_BLOCKS", limits.max_blocks, len(self.graph.blocks), "blocks"
+                )
+            if len(self.graph.edges) > limits.max_edges:
+                raise GraphTooLarge(
+                    "KLYNTOS_MAX_EDGES", limits.max_edges, len(self.graph.edges), "edges"
+                )
+        except GraphTooLarge as exc:
+            self.error(None, "graph", str(exc))
+            return False
+        return True
 
     def check_blocks(self) -> None:
         seen_ids: set[str] = set()
@@ -143,28 +218,46 @@ class _Validator:
                 self.structure_ok = False
         if not self.structure_ok:
             return
-        for block in self.graph.blocks:
-            chain, ancestor = {block.id}, block.parent
-            while ancestor is not None:
-                if ancestor in chain:
-                    self.error(block, "parent", "loops contain each other in a circle")
-                    self.structure_ok = False
-                    break
-                chain.add(ancestor)
-                ancestor = self.graph.by_id[ancestor].parent
+        depth = self.loop_depths()
         if self.structure_ok:
-            self.check_loop_depth()
+            self.check_loop_depth(depth)
 
-    def check_loop_depth(self) -> None:
+    def loop_depths(self) -> dict[str, int]:
+        """Each block's number of enclosing loops (itself included when a loop), in one
+        memoised pass; a circle of parents is an error on each block that reaches it."""
+        by_id = self.graph.by_id
+        depth: dict[str, int] = {}
+        circular: set[str] = set()
         for block in self.graph.blocks:
-            if block.type != LOOP_TYPE:
+            path: list[str] = []
+            on_path: set[str] = set()
+            current: str | None = block.id
+            while current is not None and current not in depth and current not in circular:
+                if current in on_path:
+                    circular.update(path)
+                    break
+                path.append(current)
+                on_path.add(current)
+                current = by_id[current].parent
+            if circular.intersection(path) or current in circular:
+                circular.update(path)
+                self.error(block, "parent", "loops contain each other in a circle")
+                self.structure_ok = False
                 continue
-            depth = len(self.graph.ancestors(block.id)) + 1
-            if depth > MAX_LOOP_DEPTH:
+            below = depth[current] if current is not None else 0
+            for block_id in reversed(path):
+                below += 1 if by_id[block_id].is_loop else 0
+                depth[block_id] = below
+        return depth
+
+    def check_loop_depth(self, depth: dict[str, int]) -> None:
+        most = self.limits.max_loop_depth
+        for block in self.graph.blocks:
+            if block.is_loop and depth[block.id] > most:
                 self.error(
                     block,
                     "parent",
-                    f"loops nest at most {MAX_LOOP_DEPTH} deep; this one is {depth} deep",
+                    f"loops nest at most {most} deep; this one is {depth[block.id]} deep",
                 )
 
     def check_edges(self) -> None:
@@ -198,18 +291,49 @@ class _Validator:
         for parent in parents:
             sorter = graphlib.TopologicalSorter(self.graph.predecessors(parent))
             try:
-                sorter.prepare()
+                self.level_order[parent] = list(sorter.static_order())
             except graphlib.CycleError as exc:
                 cycle = [self.graph.block(i).name for i in exc.args[1]]
                 first = self.graph.block(exc.args[1][0])
                 self.error(first, "edges", "cycle: " + " → ".join(cycle))
                 self.structure_ok = False
 
+    def index_upstream(self) -> None:
+        """Each block's upstream siblings as a bitset: its parents' bitsets OR'd, plus their
+        own bits. Built once, in topological order, so every block reuses its parents'."""
+        for parent, order in self.level_order.items():
+            preds = self.graph.predecessors(parent)
+            for position, block_id in enumerate(order):
+                self.bit[block_id] = 1 << position
+            for block_id in order:
+                bits = 0
+                for pred in preds.get(block_id, ()):
+                    bits |= self.upstream_bits[pred] | self.bit[pred]
+                self.upstream_bits[block_id] = bits
+
+    def is_upstream(self, source: Block, of: Block) -> bool:
+        return (
+            source.parent == of.parent
+            and source.id != of.id
+            and bool(self.upstream_bits.get(of.id, 0) & self.bit.get(source.id, 0))
+        )
+
+    def upstream_blocks(self, block: Block) -> Iterator[Block]:
+        bits, order = self.upstream_bits.get(block.id, 0), self.level_order.get(block.parent, [])
+        while bits:
+            low = bits & -bits
+            yield self.graph.block(order[low.bit_length() - 1])
+            bits ^= low
+
     # --- config --------------------------------------------------------------------------
 
-    def check_config(self, block: Block) -> None:
+    def check_config(
+        self, block: Block, validators: dict[str, jsonschema.Draft202012Validator]
+    ) -> None:
         spec = self.registry[block.type]
-        validator = jsonschema.Draft202012Validator(spec.config_schema)
+        if block.type not in validators:
+            validators[block.type] = jsonschema.Draft202012Validator(spec.config_schema)
+        validator = validators[block.type]
         errors = sorted(validator.iter_errors(dict(block.config)), key=lambda e: list(e.path))
         for err in errors:
             path = ".".join(str(p) for p in err.absolute_path)
@@ -227,8 +351,6 @@ class _Validator:
 
     def check_references(self, block: Block) -> None:
         spec = self.registry[block.type]
-        scope = self.scope_of(block)
-        self.result.scopes[block.id] = self.describe(scope)
         if block.id in self.bad_config:
             return
         for key, value in block.config.items():
@@ -236,64 +358,91 @@ class _Validator:
                 continue
             for path, text in iter_strings(value, (key,)):
                 for ref in find_references(text):
-                    problem = self.reference_problem(ref.root, ref.path, scope)
-                    if problem:
-                        self.error(block, ".".join(path), f"{ref.text}: {problem}")
+                    self.check_reference(block, ".".join(path), ref.text, ref.root, ref.path)
 
-    def reference_problem(
-        self, root: str, path: tuple[str, ...], scope: dict[str, JsonSchema]
-    ) -> str | None:
+    def check_reference(
+        self, block: Block, where: str, text: str, root: str, path: tuple[str, ...]
+    ) -> None:
         if root == "env":
             if len(path) != 1:
-                return "write <env.NAME>"
-            if path[0] not in self.env_names:
-                return f"'{path[0]}' is not one of your secrets nor an allow-listed variable"
-            return None
-        if root not in scope:
-            target = self.graph.by_name(root)
-            if target is None:
-                return f"no block or variable named '{root}'"
-            return (
-                f"'{root}' is not upstream of this block (connect it, or move it out of its loop)"
-            )
-        return field_error(scope[root], path, root)
+                self.error(block, where, f"{text}: write <env.NAME>")
+            else:
+                problem = f"'{path[0]}' is not one of your secrets nor an allow-listed variable"
+                self.error(block, where, f"{text}: {problem}", secret=path[0])
+            return
+        schema = self.lookup(block, root)
+        if schema is None:
+            if self.graph.by_name(root) is None:
+                problem = f"no block or variable named '{root}'"
+            else:
+                problem = (
+                    f"'{root}' is not upstream of this block "
+                    "(connect it, or move it out of its loop)"
+                )
+            self.error(block, where, f"{text}: {problem}")
+            return
+        problem = field_error(schema, path, root)
+        if problem:
+            self.error(block, where, f"{text}: {problem}")
 
-    def describe(self, scope: Mapping[str, JsonSchema]) -> list[dict[str, Any]]:
+    def lookup(self, block: Block, name: str) -> JsonSchema | None:
+        """The schema `name` has at `block`: an upstream sibling's output, else, loop by
+        loop outwards, what that loop's level makes visible (inner names shadow outer ones)."""
+        target = self.graph.by_name(name)
+        if target is not None and self.is_upstream(target, block):
+            return self.output_schema(target)
+        innermost = True
+        for loop in self.graph.ancestors(block.id):
+            if target is not None and self.is_upstream(target, loop):
+                return self.output_schema(target)
+            variable = str(loop.config.get("variable") or "item")
+            if name == "loop" and innermost:
+                return self.iteration_schema(loop)
+            if name == variable:
+                return self.item_schema(loop)
+            if name == loop.name:
+                return self.iteration_schema(loop)
+            innermost = False
+        return None
+
+    def iteration_schema(self, loop: Block) -> JsonSchema:
+        return obj({"index": {"type": "integer"}, "item": self.item_schema(loop)})
+
+    def scope_entries(self, block: Block) -> list[dict[str, Any]]:
+        """The picker's list for `block`: every name visible there, with its fields."""
+        seen: set[str] = set()
         entries: list[dict[str, Any]] = []
-        for name, schema in scope.items():
-            entries.extend(list_fields(schema, name))
+
+        def add(name: str, key: str, schema: JsonSchema) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            memo_key = (key, name)
+            if memo_key not in self.entries_memo:
+                self.entries_memo[memo_key] = list_fields(schema, name)
+            entries.extend(self.entries_memo[memo_key])
+
+        for source in self.upstream_blocks(block):
+            add(source.name, source.id, self.output_schema(source))
+        innermost = True
+        for loop in self.graph.ancestors(block.id):
+            for source in self.upstream_blocks(loop):
+                add(source.name, source.id, self.output_schema(source))
+            if innermost:
+                add("loop", loop.id + "/iteration", self.iteration_schema(loop))
+                innermost = False
+            add(
+                str(loop.config.get("variable") or "item"),
+                loop.id + "/item",
+                self.item_schema(loop),
+            )
+            add(loop.name, loop.id + "/iteration", self.iteration_schema(loop))
         entries.extend({"ref": f"env.{name}", "type": "secret"} for name in sorted(self.env_names))
         return entries
 
-    def scope_of(self, block: Block) -> dict[str, JsonSchema]:
-        """Names visible at `block`: its upstream siblings, then each enclosing loop's."""
-        if block.id not in self.scope_memo:
-            self.scope_memo[block.id] = self._scope_of(block)
-        return self.scope_memo[block.id]
-
-    def _scope_of(self, block: Block) -> dict[str, JsonSchema]:
-        layers: list[dict[str, JsonSchema]] = [self.upstream_outputs(block)]
-        innermost = True
-        for loop in self.graph.ancestors(block.id):
-            item = self.item_schema(loop)
-            iteration = obj({"index": {"type": "integer"}, "item": item})
-            layer = {loop.name: iteration, str(loop.config.get("variable") or "item"): item}
-            if innermost:
-                layer["loop"] = iteration
-                innermost = False
-            layer.update(self.upstream_outputs(loop))
-            layers.append(layer)
-        merged: dict[str, JsonSchema] = {}
-        for layer in reversed(layers):  # inner names shadow outer ones
-            merged.update(layer)
-        return merged
-
-    def upstream_outputs(self, block: Block) -> dict[str, JsonSchema]:
-        ids = self.graph.upstream(block.id)
-        return {self.graph.block(i).name: self.output_schema(self.graph.block(i)) for i in ids}
-
     def item_schema(self, loop: Block) -> JsonSchema:
         if loop.id not in self.item_memo:
+            self.item_memo[loop.id] = {}  # a loop whose items name itself: unknown
             self.item_memo[loop.id] = self._item_schema(loop)
         return self.item_memo[loop.id]
 
@@ -304,7 +453,7 @@ class _Validator:
         ref = whole_reference(items) if isinstance(items, str) else None
         if ref is None or ref.root == "env":
             return {}
-        source = self.scope_of(loop).get(ref.root)
+        source = self.lookup(loop, ref.root)
         if source is None:
             return {}
         found = schema_at(source, ref.path)
@@ -345,3 +494,25 @@ class _Validator:
         if isinstance(aggregations, Mapping):
             properties.update({str(name): {} for name in aggregations})
         return obj(properties)
+
+
+class ScopeLists(Mapping[str, list[dict[str, Any]]]):
+    """Block id → the references in scope there, each list built when asked for: all of
+    them together grow with the square of a chain's length, so nothing builds them all
+    unless a caller iterates (the validate endpoint bounds how many it answers)."""
+
+    def __init__(self, validator: _Validator) -> None:
+        self._validator = validator
+        self._ids = [b.id for b in validator.graph.blocks]
+
+    def __getitem__(self, block_id: str) -> list[dict[str, Any]]:
+        block = self._validator.graph.by_id.get(block_id)
+        if block is None:
+            raise KeyError(block_id)
+        return self._validator.scope_entries(block)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)

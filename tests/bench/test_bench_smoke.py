@@ -51,3 +51,21 @@ def test_quick_overhead_bench_prints_json_lines() -> None:
     assert isinstance(result["pass"], bool)
     assert set(result["targets"]) == {"ratio", "rss_growth_mb"}
     assert "overhead:" in done.stderr  # the human summary
+
+
+def test_quick_limits_bench_prints_its_measures() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "d", "--quick"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (result,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert result["bench"] == "limits" and "error" not in result, result
+    assert result["refused_by"] == "KLYNTOS_MAX_BLOCKS" and result["validate_errors"] == 0
+    assert set(result["ratios"]) == set(result["targets"])
+    assert isinstance(result["pass"], bool)

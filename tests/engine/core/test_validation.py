@@ -389,3 +389,60 @@ def test_an_agent_answer_checked_against_an_unresolvable_format_fails_the_step_c
         _structured('{"a": 1}', {"properties": {"a": {"$ref": "#/nope"}}})
     with pytest.raises(BlockError, match="without end"):
         _structured('{"a": 1}', {"$ref": "#"})
+
+
+# --- the stored form -----------------------------------------------------------------------
+
+
+def test_the_stored_result_resolves_secret_references_when_read() -> None:
+    from engine.core.validation import stored_errors
+
+    graph_json = graph(
+        [
+            block("webhook", "webhook"),
+            block("t", "transform", input="<env.TOKEN> <env.A.B>", expression="@"),
+        ],
+        [("webhook", "t")],
+    )
+    result = validate(parse_graph(graph_json), REGISTRY, [])
+    assert [(e.field, e.secret) for e in result.errors] == [("input", "TOKEN"), ("input", None)]
+    stored = result.stored()
+    assert [e.message for e in stored_errors(stored, [])] == [e.message for e in result.errors]
+    with_secret = stored_errors(stored, ["TOKEN"])
+    assert [e.message for e in with_secret] == ["<env.A.B>: write <env.NAME>"]
+    assert stored_errors({"format": 0, "issues": []}, []) is None
+    assert stored_errors(None, []) is None
+
+
+def test_a_graph_past_the_limits_is_one_error_and_no_other_work() -> None:
+    from engine.core.limits import GraphLimits
+
+    blocks = [block(f"t{i}", "transform", input="1", expression="@") for i in range(4)]
+    result = validate(parse_graph(graph(blocks, [])), REGISTRY, [], GraphLimits(max_blocks=3))
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("graph", "the workflow has 4 blocks; the limit is 3 (KLYNTOS_MAX_BLOCKS)")
+    ]
+    assert len(result.scopes) == 0
+
+
+def test_loop_depth_follows_the_limit_and_circles_of_parents_are_errors() -> None:
+    from engine.core.limits import GraphLimits
+
+    result = validate(parse_graph(nested_loops(3)), REGISTRY, [], GraphLimits(max_loop_depth=2))
+    assert [(e.block_name, e.message) for e in result.errors] == [
+        ("l2", "loops nest at most 2 deep; this one is 3 deep")
+    ]
+    circle = graph(
+        [
+            block("a", "loop", "b", items="<x>"),
+            block("b", "loop", "a", items="<x>"),
+            block("c", "transform", "a", input="1", expression="@"),
+        ],
+        [],
+    )
+    names = {(e.block_name, e.message) for e in validate(parse_graph(circle), REGISTRY).errors}
+    assert names == {
+        ("a", "loops contain each other in a circle"),
+        ("b", "loops contain each other in a circle"),
+        ("c", "loops contain each other in a circle"),
+    }

@@ -1,0 +1,86 @@
+"""Size limits on what a user controls: the graph they save, the values their blocks make.
+
+The graph limits are checked on the raw JSON before anything else looks at it, so a graph
+past them costs one pass over its lists, never a validation. The defaults mirror
+`klyntos/settings.py` (KLYNTOS_MAX_BLOCKS, KLYNTOS_MAX_EDGES, KLYNTOS_MAX_LOOP_DEPTH).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Run rows store item keys (loop names and indexes chained) in varchar(500): five levels of
+# 64-character names fit, a sixth may not. Settings may lower the depth, never raise it.
+LOOP_DEPTH_CEILING = 5
+
+
+@dataclass(frozen=True, slots=True)
+class GraphLimits:
+    max_blocks: int = 2000
+    max_edges: int = 10000
+    max_loop_depth: int = LOOP_DEPTH_CEILING
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_loop_depth <= LOOP_DEPTH_CEILING:
+            raise ValueError(f"max_loop_depth must be between 1 and {LOOP_DEPTH_CEILING}")
+        if self.max_blocks < 1 or self.max_edges < 0:
+            raise ValueError("max_blocks must be at least 1 and max_edges at least 0")
+
+
+class GraphTooLarge(ValueError):
+    """A graph past one of the limits; the message names the limit and its setting."""
+
+    def __init__(self, setting: str, limit: int, actual: int, what: str) -> None:
+        self.setting = setting
+        self.limit = limit
+        self.actual = actual
+        super().__init__(f"the workflow has {actual} {what}; the limit is {limit} ({setting})")
+
+
+def check_graph_size(data: Any, limits: GraphLimits) -> None:
+    """Raise GraphTooLarge when the saved JSON exceeds a limit. Malformed JSON passes
+    through (parsing reports it); this only counts."""
+    if not isinstance(data, Mapping):
+        return
+    blocks, edges = data.get("blocks"), data.get("edges")
+    if isinstance(blocks, list) and len(blocks) > limits.max_blocks:
+        raise GraphTooLarge("KLYNTOS_MAX_BLOCKS", limits.max_blocks, len(blocks), "blocks")
+    if isinstance(edges, list) and len(edges) > limits.max_edges:
+        raise GraphTooLarge("KLYNTOS_MAX_EDGES", limits.max_edges, len(edges), "edges")
+    if isinstance(blocks, list):
+        depth = loop_nesting(blocks)
+        if depth > limits.max_loop_depth:
+            raise GraphTooLarge(
+                "KLYNTOS_MAX_LOOP_DEPTH", limits.max_loop_depth, depth, "levels of nested loops"
+            )
+
+
+def loop_nesting(blocks: list[Any]) -> int:
+    """The deepest nesting of loops in raw block JSON, in one pass (memoised walk up the
+    parents; a circle of parents counts once round and is validation's to report)."""
+    parent_of: dict[str, Any] = {}
+    is_loop: dict[str, bool] = {}
+    for raw in blocks:
+        if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+            parent_of.setdefault(raw["id"], raw.get("parent"))
+            is_loop.setdefault(raw["id"], raw.get("type") == "loop")
+    depth: dict[str, int] = {}
+    deepest = 0
+    for start in parent_of:
+        path: list[str] = []
+        on_path: set[str] = set()
+        current: Any = start
+        while isinstance(current, str) and current in parent_of and current not in depth:
+            if current in on_path:
+                break
+            path.append(current)
+            on_path.add(current)
+            current = parent_of[current]
+        below = depth.get(current, 0) if isinstance(current, str) else 0
+        for block_id in reversed(path):
+            below += 1 if is_loop[block_id] else 0
+            depth[block_id] = below
+        deepest = max(deepest, depth.get(start, 0))
+    return deepest
