@@ -381,9 +381,9 @@ class _Validator:
                 )
             self.error(block, where, f"{text}: {problem}")
             return
-        problem = field_error(schema, path, root)
-        if problem:
-            self.error(block, where, f"{text}: {problem}")
+        missing = field_error(schema, path, root)
+        if missing:
+            self.error(block, where, f"{text}: {missing}")
 
     def lookup(self, block: Block, name: str) -> JsonSchema | None:
         """The schema `name` has at `block`: an upstream sibling's output, else, loop by
