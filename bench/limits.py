@@ -78,7 +78,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     length = 200 if quick else 2000
     measure_validation(50)  # imports and first-call costs out of the way
     seconds, peak_mb, errors = measure_validation(length)
-    refuse_s, setting = measure_refusal(1000 if quick else 10_000)
+    refuse_s, setting = measure_refusal(2001 if quick else 10_000)
     result: dict[str, Any] = {
         "bench": "limits",
         "blocks": length,
