@@ -9,7 +9,7 @@ from engine.blocks.base import BaseBlock, config_schema
 from engine.core.retry import BlockError, TransientError
 from engine.core.schemas import JsonSchema, array, obj
 from engine.core.spec import BlockContext
-from engine.core.sqlrefs import check_sql, compile_sql
+from engine.core.sqlrefs import SqlTemplateError, check_sql, compile_sql
 
 
 class DatabaseBlock(BaseBlock):
@@ -32,7 +32,10 @@ class DatabaseBlock(BaseBlock):
         data = ctx.services.data
         if data is None:
             raise BlockError("no data database is configured (DATA_DATABASE_URL)")
-        sql, params = compile_sql(ctx.raw_config["sql"], ctx.scope, data.dialect)
+        try:
+            sql, params = compile_sql(ctx.raw_config["sql"], ctx.scope, data.dialect)
+        except SqlTemplateError as exc:
+            raise BlockError(f"sql: {exc}") from None
         try:
             return dict(await data.execute(sql, params))
         except Exception as exc:

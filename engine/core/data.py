@@ -144,11 +144,13 @@ class PostgresData:
 
 
 def _with_option(conninfo: str, statement_timeout_ms: int) -> str:
-    """The connection's startup options plus the server-side statement bound (kept by RESET)."""
+    """The connection's startup options plus ours, which RESET ALL returns to: the server-side
+    statement bound, and the string syntax the SQL tokenizer reads (in '...' a backslash is text)."""
     from psycopg.conninfo import conninfo_to_dict
 
     existing = str(conninfo_to_dict(conninfo).get("options") or "")
-    return f"{existing} -c statement_timeout={statement_timeout_ms}".strip()
+    ours = f"-c statement_timeout={statement_timeout_ms} -c standard_conforming_strings=on"
+    return f"{existing} {ours}".strip()
 
 
 async def _configure_connection(conn: Any) -> None:
