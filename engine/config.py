@@ -6,9 +6,8 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 
-from engine.core.data import DataConnection, PostgresData, SqliteData
+from engine.core.data import DataConnection
 from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.services import Services
@@ -32,7 +31,7 @@ def provider_credentials() -> dict[str, Any]:
     }
 
 
-def build_services() -> Services:
+def build_services(data: DataConnection | None = None) -> Services:
     factory = OutboundFactory(
         OutboundConfig(
             host_overrides=host_overrides(), trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS)
@@ -42,32 +41,18 @@ def build_services() -> Services:
     factory.trust_base_url(settings.SLACK_BASE_URL)
     return Services(
         outbound=factory,
-        data=data_connection(),
+        data=data,
         openai_base_url=settings.OPENAI_BASE_URL,
         slack_base_url=settings.SLACK_BASE_URL,
         **provider_credentials(),
     )
 
 
-def data_connection(alias: str = "data") -> DataConnection:
-    """The workflow-data database as Django sees it right now (tests rename it)."""
-    config: dict[str, Any] = connections[alias].settings_dict
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        return SqliteData(str(config["NAME"]))
-    if config["ENGINE"] in {"django.db.backends.postgresql"}:
-        from psycopg.conninfo import make_conninfo
+def data_connection(owner_id: int) -> DataConnection:
+    """Where one owner's database blocks run: that owner's schema or file, nobody else's."""
+    from leads.owner_data import owner_connection
 
-        role = settings.KLYNTOS_DATA_ROLE
-        parts = {
-            "dbname": config["NAME"],
-            "user": role or config.get("USER") or None,
-            "password": (settings.KLYNTOS_DATA_ROLE_PASSWORD if role else config.get("PASSWORD"))
-            or None,
-            "host": config.get("HOST") or None,
-            "port": str(config["PORT"]) if config.get("PORT") else None,
-        }
-        return PostgresData(make_conninfo(**{k: v for k, v in parts.items() if v}))
-    raise ValueError(f"unsupported data database engine {config['ENGINE']}")
+    return owner_connection(owner_id)
 
 
 def graph_limits() -> GraphLimits:

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from engine import secrets_registry
 from engine.blocks import REGISTRY
-from engine.config import build_services
+from engine.config import build_services, data_connection
+from engine.core.data import DataConnection
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions
 from engine.core.graph import parse_graph
@@ -40,6 +41,7 @@ class RunSpec:
     input: Any
     env: dict[str, str]
     options: dict[str, Any]
+    data: DataConnection
 
 
 def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,7 +61,13 @@ def _load(run_id: Any) -> RunSpec:
     from builder.selectors import env_for_owner
 
     run = Run.objects.select_related("version").get(pk=run_id)
-    return RunSpec(run.version.graph, run.input, env_for_owner(run.owner_id), run.options or {})
+    return RunSpec(
+        run.version.graph,
+        run.input,
+        env_for_owner(run.owner_id),
+        run.options or {},
+        data_connection(run.owner_id),  # provisions the owner's data on first use
+    )
 
 
 @_closing_connections
@@ -83,7 +91,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             max_concurrent=spec.options.get("max_concurrent"),
             block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
         )
-        services = build_services()
+        services = build_services(spec.data)
         executor = Executor(
             parse_graph(spec.graph),
             REGISTRY,

@@ -100,11 +100,10 @@ DATABASES = {"default": _database(DATABASE_URL), "data": _database(DATA_DATABASE
 if any(db["ENGINE"].endswith("sqlite3") for db in DATABASES.values()):
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_ROUTERS = ["leads.routers.DataRouter"]
-# On PostgreSQL, database blocks connect as this role (created with table privileges only by
-# the `leads` migrations); empty means "as DATA_DATABASE_URL's own user", which must then be
-# a restricted role. The engine refuses a role that can administer the server.
-KLYNTOS_DATA_ROLE = os.environ.get("KLYNTOS_DATA_ROLE", "klyntos_workflow")
-KLYNTOS_DATA_ROLE_PASSWORD = os.environ.get("KLYNTOS_DATA_ROLE_PASSWORD", "")
+# Each owner's workflow data lives apart (`leads/owner_data.py`): on PostgreSQL a schema and
+# a login role per owner in the data database (DATA_DATABASE_URL's user provisions them, so
+# it needs CREATEROLE; as a superuser it also closes the cluster catalogs), role passwords
+# derived from SECRET_KEY; on SQLite a file per owner next to the data file.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -1,4 +1,9 @@
-"""The sample CRM table the lead template writes to; it lives on the data connection."""
+"""The workflow tables: the sample CRM table the lead template writes to.
+
+Each owner gets their own copy (`leads/owner_data.py`: a schema per owner on PostgreSQL, a
+file per owner on SQLite); the model is the shape those copies are created from, never a
+table of its own.
+"""
 
 from django.db import models
 
@@ -19,6 +24,11 @@ class EnrichedLead(models.Model):
     class Meta:
         db_table = "enriched_leads"
         ordering = ["-qualification_score", "lead_id"]
+        managed = False  # created per owner, not by migrations
 
     def __str__(self) -> str:
         return f"{self.name} ({self.company})"
+
+
+# Created in every owner's schema or file, in this order.
+WORKFLOW_MODELS: list[type[models.Model]] = [EnrichedLead]

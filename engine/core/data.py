@@ -79,11 +79,16 @@ class DataAccessError(Exception):
     """The data connection is set up in a way that would let workflows escape it."""
 
 
-class PostgresData:
-    """Workflow SQL on PostgreSQL, as a role that can only read and write workflow tables.
+# A view in the data database showing the connected role's own attributes (pg_roles itself
+# is closed to workflow roles); `leads/owner_data.py` creates it and grants it to them.
+ROLE_ATTRIBUTES_VIEW = "klyntos_meta.role_attributes"
 
-    The role must not be a superuser (which could read files or other databases); the
-    `leads` migrations create `KLYNTOS_DATA_ROLE` with table privileges only.
+
+class PostgresData:
+    """Workflow SQL on PostgreSQL, as a role that can only read and write its owner's tables.
+
+    The role must not be able to administer the server (a superuser could read files or other
+    databases); `leads/owner_data.py` provisions one role per owner with row privileges only.
 
     Every statement goes through the extended protocol (`prepare=True`): PostgreSQL itself
     refuses more than one command per statement, whatever the template tokenizer thought.
@@ -216,17 +221,25 @@ async def _reset_session(conn: Any) -> None:
 
 
 async def _refuse_privileged_role(pool: Any) -> None:
+    import psycopg
+
     async with pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT current_user, rolsuper OR rolcreaterole OR rolcreatedb "
-            "FROM pg_roles WHERE rolname = current_user"
-        )
-        row = await cursor.fetchone()
+        try:
+            cursor = await conn.execute(
+                "SELECT current_user, rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication "
+                f"OR rolbypassrls FROM {ROLE_ATTRIBUTES_VIEW}"
+            )
+            row = await cursor.fetchone()
+        except psycopg.Error as exc:  # cannot tell: refuse rather than trust
+            raise DataAccessError(
+                f"cannot check the data connection's role ({exc.__class__.__name__}); "
+                "database blocks connect only as a provisioned per-owner role"
+            ) from None
     if row is None or row[1]:
         name = row[0] if row else "?"
         raise DataAccessError(
             f"the data connection's role '{name}' may administer the server; "
-            "connect database blocks as a role that only has table privileges (KLYNTOS_DATA_ROLE)"
+            "connect database blocks as a role that only has table privileges"
         )
 
 

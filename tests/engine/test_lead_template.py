@@ -7,15 +7,19 @@ import json
 from typing import Any
 
 import pytest
+from django.db import connections
+from psycopg.conninfo import make_conninfo
 from rest_framework.test import APIClient
 
 from builder.gallery import template_instantiate
 from builder.services import run_create, secret_set, workflow_create
+from engine.core.data import DataAccessError, PostgresData
 from engine.models import Run
 from engine.runner import execute_run
-from leads.models import EnrichedLead
+from leads.owner_data import role_name
 from simulator import answers
 from simulator.testing import RunningSimulator
+from tests.leads.rows import rows_by_lead
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
@@ -85,7 +89,7 @@ def expected_row(lead: dict[str, Any], request: dict[str, Any]) -> dict[str, Any
     }
 
 
-def stored_rows() -> dict[str, dict[str, Any]]:
+def stored_rows(owner: Any) -> dict[str, dict[str, Any]]:
     fields = [
         "lead_id",
         "name",
@@ -98,7 +102,7 @@ def stored_rows() -> dict[str, dict[str, Any]]:
         "qualification_score",
         "linkedin_url",
     ]
-    return {row["lead_id"]: row for row in EnrichedLead.objects.values(*fields)}
+    return {k: {f: row[f] for f in fields} for k, row in rows_by_lead(owner).items()}
 
 
 def test_hundred_leads_enriched_in_parallel_and_announced_once(
@@ -110,7 +114,7 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
     assert (run.total, run.succeeded, run.failed, run.running) == (100, 100, 0, 0)
 
     requests = analysis_requests(simulator)
-    rows = stored_rows()
+    rows = stored_rows(owner)
     assert len(rows) == 100
     for lead in leads:
         request = requests[lead["email"]]
@@ -145,9 +149,9 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
 def test_rerunning_the_batch_updates_the_same_rows(owner: Any, simulator: RunningSimulator) -> None:
     leads = make_leads(100)
     assert run_template(owner, {"leads": leads}).status == "succeeded"
-    first = dict(EnrichedLead.objects.values_list("lead_id", "enriched_at"))
+    first = {k: row["enriched_at"] for k, row in rows_by_lead(owner).items()}
     assert run_template(owner, {"leads": leads}).status == "succeeded"
-    second = dict(EnrichedLead.objects.values_list("lead_id", "enriched_at"))
+    second = {k: row["enriched_at"] for k, row in rows_by_lead(owner).items()}
     assert len(second) == 100 and second.keys() == first.keys()
     assert all(second[k] > first[k] for k in first)
 
@@ -163,10 +167,8 @@ def test_a_lead_whose_lookup_always_fails_fails_alone(
     run = run_template(owner, {"leads": leads})
     assert run.status == "partially_succeeded"
     assert (run.succeeded, run.failed) == (99, 1)
-    assert (
-        EnrichedLead.objects.count() == 99
-        and not EnrichedLead.objects.filter(lead_id=bad["id"]).exists()
-    )
+    rows = rows_by_lead(owner)
+    assert len(rows) == 99 and bad["id"] not in rows
     received = simulator.control.stats()["received"]
     assert (
         sum(
@@ -201,7 +203,7 @@ def test_hostile_lead_is_stored_verbatim_and_its_text_is_never_resolved(
     }
     run = run_template(owner, {"leads": [lead]})
     assert run.status == "succeeded", run.error
-    assert EnrichedLead.objects.get(lead_id=lead["id"]).name == "x'); DROP TABLE enriched_leads;--"
+    assert rows_by_lead(owner)[lead["id"]]["name"] == "x'); DROP TABLE enriched_leads;--"
     prompts = [
         c["prompt"] for c in simulator.control.stats()["received"] if c["endpoint"] == "openai"
     ]
@@ -279,7 +281,7 @@ def run_sql(owner: Any, sql: str) -> Run:
 
 def test_database_blocks_run_as_a_role_with_table_privileges_only(owner: Any) -> None:
     assert run_sql(owner, "SELECT current_user AS who").outputs["q"]["rows"] == [
-        {"who": "klyntos_workflow"}
+        {"who": role_name(connections["data"].settings_dict["NAME"], owner.pk)}
     ]
     for sql, message in [
         ("SELECT pg_read_file('/etc/hostname')", "permission denied"),
@@ -291,9 +293,20 @@ def test_database_blocks_run_as_a_role_with_table_privileges_only(owner: Any) ->
         assert run.status == "failed" and message in run.error, (sql, run.error)
 
 
-def test_a_data_connection_that_could_administer_the_server_is_refused(
-    owner: Any, settings: Any
-) -> None:
-    settings.KLYNTOS_DATA_ROLE = ""  # connect as the test user, a superuser
-    run = run_sql(owner, "SELECT 1 AS one")
-    assert run.status == "failed" and "may administer the server" in run.error
+def test_a_data_connection_that_could_administer_the_server_is_refused(owner: Any) -> None:
+    assert run_sql(owner, "SELECT 1 AS one").status == "succeeded"  # provisions the database
+    config = connections["data"].settings_dict
+    as_the_test_user = PostgresData(  # a superuser
+        make_conninfo(
+            dbname=config["NAME"], user=config["USER"], host=config["HOST"], port=config["PORT"]
+        )
+    )
+
+    async def attempt() -> None:
+        try:
+            await as_the_test_user.execute("SELECT 1", [])
+        finally:
+            await as_the_test_user.aclose()
+
+    with pytest.raises(DataAccessError, match="may administer the server"):
+        asyncio.run(attempt())

@@ -128,13 +128,22 @@ def active_backends_running(sql: str) -> list[Any]:
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "data"])
-async def test_hostile_sql_postgres_statement_past_its_timeout_is_cancelled_in_the_server() -> None:
+async def test_hostile_sql_postgres_statement_past_its_timeout_is_cancelled_in_the_server(
+    django_user_model: Any,
+) -> None:
     from asgiref.sync import sync_to_async
 
     from engine.config import data_connection
     from engine.core.data import PostgresData
 
-    configured = data_connection()
+    def owner_connection() -> Any:
+        try:
+            owner = django_user_model.objects.create_user("sql-timeout")
+            return data_connection(owner.pk)  # provisions the owner's schema and role
+        finally:
+            connections.close_all()
+
+    configured = await sync_to_async(owner_connection)()
     assert isinstance(configured, PostgresData)
     data = PostgresData(configured._conninfo, max_size=1)  # one session: state would carry over
     try:

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from engine.models import Run
-from leads.models import EnrichedLead
 from simulator.testing import RunningSimulator
+from tests.leads.rows import owner_rows
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
@@ -51,7 +51,7 @@ def test_runs_the_template_by_slug(owner: Any, simulator: RunningSimulator, tmp_
         result["failed"],
     ) == (12, 12, 0)
     assert Run.objects.get(pk=result["run_id"]).trigger == "cli"
-    assert EnrichedLead.objects.count() == 12
+    assert len(owner_rows(owner)) == 12
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 10
 
 
