@@ -77,7 +77,7 @@ class EnrichedLeadAdmin(admin.ModelAdmin):
             raise PermissionDenied
         user = request.user
         search = request.GET.get("q", "").strip()
-        owners = [int(user.pk)]
+        owners = [int(str(user.pk))]
         choices: list[tuple[int, str]] = []
         chosen = None
         if user.is_superuser:
@@ -90,9 +90,9 @@ class EnrichedLeadAdmin(admin.ModelAdmin):
             if raw.isdigit() and int(raw) in owners:
                 chosen = int(raw)
                 owners = [chosen]
-        paginator = Paginator(_Counted(owners, search), PER_PAGE)  # type: ignore[arg-type]
+        paginator: Paginator = Paginator(_Counted(owners, search), PER_PAGE)  # type: ignore[arg-type]
         page = paginator.get_page(request.GET.get("p"))
-        labels = dict(choices) or {int(user.pk): user.get_username()}
+        labels = dict(choices) or {int(str(user.pk)): user.get_username()}
         rows = [
             {
                 "owner": labels.get(row["owner_id"], row["owner_id"]),

@@ -227,7 +227,7 @@ async def _refuse_privileged_role(pool: Any) -> None:
         try:
             cursor = await conn.execute(
                 "SELECT current_user, rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication "
-                f"OR rolbypassrls FROM {ROLE_ATTRIBUTES_VIEW}"
+                "OR rolbypassrls FROM klyntos_meta.role_attributes"  # ROLE_ATTRIBUTES_VIEW
             )
             row = await cursor.fetchone()
         except psycopg.Error as exc:  # cannot tell: refuse rather than trust

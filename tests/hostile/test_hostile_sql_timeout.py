@@ -132,6 +132,7 @@ async def test_hostile_sql_postgres_statement_past_its_timeout_is_cancelled_in_t
     django_user_model: Any,
 ) -> None:
     from asgiref.sync import sync_to_async
+    from django.db import connections
 
     from engine.config import data_connection
     from engine.core.data import PostgresData

@@ -31,7 +31,7 @@ def insert(owners: owner_data.OwnerStore, owner: Any, lead_id: str, name: str, s
         return
     with connections["data"].cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO owner_{owner.pk}.enriched_leads (lead_id, name, company, title, email,"
+            f"INSERT INTO owner_{owner.pk}.enriched_leads (lead_id, name, company, title, email,"  # noqa: S608 - an integer id
             " budget_estimate, urgency_level, linkedin_url, qualification_score, enriched_at)"
             " VALUES (%s, %s, '', '', '', '', '', '', %s, now())",
             values,
