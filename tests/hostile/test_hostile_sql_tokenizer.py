@@ -90,12 +90,24 @@ async def test_hostile_sql_sqlite_refuses_a_second_statement_itself(tmp_path: Pa
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "data"])
-async def test_hostile_sql_postgresql_refuses_a_second_statement_itself() -> None:
+async def test_hostile_sql_postgresql_refuses_a_second_statement_itself(
+    django_user_model: Any,
+) -> None:
     """Whatever the template checks said, PostgreSQL runs one command per block statement,
     and a block cannot change how the next one's strings are read."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from engine.config import data_connection
 
-    configured = data_connection()
+    def owner_connection() -> Any:
+        try:
+            owner = django_user_model.objects.create_user("sql-tokenizer")
+            return data_connection(owner.pk)  # provisions the owner's schema and role
+        finally:
+            connections.close_all()
+
+    configured = await sync_to_async(owner_connection)()
     assert isinstance(configured, PostgresData)
     data = PostgresData(configured._conninfo, max_size=1)
     try:
