@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import fixed_latency, jittered, limits, overhead
+from bench import fixed_latency, jittered, limits, overhead, responsive
 
 Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -18,6 +18,7 @@ BENCHES: dict[str, Bench] = {
     "b": ("jittered_latency", jittered.run, jittered.summary),
     "c": ("overhead", overhead.run, overhead.summary),
     "d": ("limits", limits.run, limits.summary),
+    "e": ("responsive", responsive.run, responsive.summary),
 }
 
 
@@ -27,13 +28,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         choices=sorted(BENCHES),
         action="append",
-        help="a: fixed latency, b: jittered latency, c: overhead, d: limits (repeatable; default all)",
+        help="a: fixed latency, b: jittered latency, c: overhead, d: limits, e: responsiveness"
+        " during a 100,000-item run (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"
     )
     parser.add_argument(
-        "--n", type=int, default=None, help="items for (c) (default 10000, quick 300)"
+        "--n",
+        type=int,
+        default=None,
+        help="items for (c) (default 10000, quick 300) and (e) (default 100000, quick 5000)",
     )
     return parser.parse_args(argv)
 
@@ -45,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in selected:
         name, run, summary = BENCHES[key]
         kwargs: dict[str, Any] = {"quick": args.quick}
-        if key == "c" and args.n:
+        if key in {"c", "e"} and args.n:
             kwargs["n"] = args.n
         # Recorded with each result: a busy neighbour explains a bad number better than we can.
         load = round(os.getloadavg()[0], 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import RunStore, publish_run_ended
 
 log = logging.getLogger(__name__)
+
+# The executor's thread holds the GIL for up to the switch interval at a time (5 ms by
+# default) while a big run keeps it busy; the web server's thread needs the GIL back after
+# every socket or database wait, so shorter turns answer requests sooner (bench e).
+GIL_SWITCH_SECONDS = 0.001
 
 
 @dataclass
@@ -142,24 +148,28 @@ async def _close(
 
 
 class InProcessExecutor:
-    """Runs submitted runs on one background event loop owned by this process."""
+    """Runs submitted runs on one background event loop owned by this process.
+
+    Never the web server's loop: a 100,000-item run keeps its loop busy, and requests must
+    not queue behind it. Publishing to the in-memory channel layer, which needs the web
+    loop, hops there (engine/publish.py).
+    """
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
 
-    def adopt_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run on the web server's own loop: the in-memory channel layer (`make run`) only
-        delivers between coroutines of one loop, so runs and websockets must share it."""
-        if self._loop is None:
-            with self._lock:
-                if self._loop is None:
-                    self._loop = loop
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The executor's loop (started on first use)."""
+        return self._ensure_loop()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
+                if sys.getswitchinterval() > GIL_SWITCH_SECONDS:
+                    sys.setswitchinterval(GIL_SWITCH_SECONDS)
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name="klyntos-executor", daemon=True

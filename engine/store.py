@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -23,6 +22,7 @@ from django.utils import timezone
 from engine.core.data import json_safe
 from engine.core.events import Event
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
+from engine.publish import group_send
 
 log = logging.getLogger(__name__)
 
@@ -344,14 +344,7 @@ class RunStore:
             )
 
     async def _send(self, delta: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        message = {"type": "run.delta", "delta": _wire(delta)}
-        try:
-            await layer.group_send(group_name(self.run_id), message)
-        except Exception:  # the channel layer is at-most-once; the database is the truth
-            log.warning("could not publish progress of run %s", self.run_id, exc_info=True)
+        await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
 
 
 def _live(run_id: Any) -> QuerySet[Run]:
@@ -393,13 +386,7 @@ async def publish_run_ended(run_id: Any) -> None:
     """Tell the run's websocket listeners (engine/consumers.py) that the run's last row update
     is stored, so that they send the final snapshot and close. A run that ends without a
     `run.finished` event (cancelled, or crashed outside the engine) publishes no final delta."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(group_name(run_id), {"type": "run.ended"})
-    except Exception:  # at-most-once, like the deltas: the consumers also watch the database
-        log.warning("could not publish the end of run %s", run_id, exc_info=True)
+    await group_send(group_name(run_id), {"type": "run.ended"})
 
 
 def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:

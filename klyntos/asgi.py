@@ -15,8 +15,8 @@ django_app = get_asgi_application()  # sets Django up: import models only below 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from engine.publish import attach_web_loop  # noqa: E402
 from engine.routing import websocket_urlpatterns  # noqa: E402
-from engine.runner import executor  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
 
 API_PREFIXES = ("/api/",)
@@ -30,29 +30,29 @@ install_daphne_body_limit(
 )
 
 
-def share_server_loop(app: Any) -> Any:
-    """Hands the server's event loop to the in-process executor on the first request."""
+def record_web_loop(app: Any) -> Any:
+    """Tells engine/publish.py which loop the consumers live on (runs execute elsewhere)."""
 
     async def wrapper(scope: Any, receive: Any, send: Any) -> None:
-        executor.adopt_loop(asyncio.get_running_loop())
+        attach_web_loop(asyncio.get_running_loop())
         await app(scope, receive, send)
 
     return wrapper
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": share_server_loop(
-            BodyLimitMiddleware(
+application = record_web_loop(
+    ProtocolTypeRouter(
+        {
+            "http": BodyLimitMiddleware(
                 # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
                 BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES),  # type: ignore[arg-type]
                 max_bytes=settings.KLYNTOS_REQUEST_MAX_BYTES,
                 path_prefixes=API_PREFIXES,
-            )
-        ),
-        # Browsers only (Origin must be an allowed host), signed in with the session cookie.
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+            ),
+            # Browsers only (Origin must be an allowed host), signed in with the session cookie.
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
 )

@@ -85,8 +85,12 @@ TEMPLATES = [
 def _database(url: str) -> dict[str, Any]:
     config = dj_database_url.parse(url, conn_max_age=0)
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        options = config.setdefault("OPTIONS", {})
         # Concurrent item writes from the executor wait for the lock instead of failing.
-        config.setdefault("OPTIONS", {})["timeout"] = 30
+        options["timeout"] = 30
+        # WAL: readers (every request) never wait for the run store's write transactions,
+        # which in the default journal mode lock them out while committing.
+        options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     return dict(config)
 
 

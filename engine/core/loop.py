@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import jmespath
 import jmespath.exceptions
 
+from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
 from engine.core.refs import MissingReference, Scope, render
@@ -167,6 +168,7 @@ async def run_loop(
                     bus.emit("loop.concurrency", loop=block.id, item=frame.key, limit=limit)
                 if breaker is not None and breaker.record(succeeded):
                     stop.set()
+                await give_way()  # items that never suspend must not keep the loop
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(gate.cap, len(indexes))):

@@ -48,7 +48,8 @@ class LocalApp:
     simulator_token: str
 
 
-def start_local_app(data_dir: Path) -> LocalApp:
+def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalApp:
+    extra = env or {}
     env = {
         k: v
         for k, v in os.environ.items()
@@ -63,6 +64,7 @@ def start_local_app(data_dir: Path) -> LocalApp:
         PYTHONUNBUFFERED="1",
         KLYNTOS_SIMULATOR_TOKEN="browser-tests-control-token",
     )
+    env.update(extra)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     addr = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(

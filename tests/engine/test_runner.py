@@ -4,16 +4,23 @@ cancelled, storage errors logged rather than fatal, and a cancel from another pr
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.db import connections
+from rest_framework.authtoken.models import Token
 
 from builder.services import run_create, workflow_create
 from engine.models import ItemRun, Run, StepRun
-from engine.runner import execute_run
+from engine.publish import web_loop
+from engine.runner import execute_run, executor
+from klyntos.asgi import application
 from simulator.testing import RunningSimulator
+from tests.engine.graphs import burst_graph
+from tests.engine.test_consumers import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
@@ -124,3 +131,85 @@ def test_text_the_database_refuses_is_stored_cleaned_and_the_run_still_ends(owne
     assert run.status == "succeeded"
     assert run.outputs["nul"] == {"result": "a\ufffdb"}
     assert StepRun.objects.get(run=run, block_id="nul").output == {"result": "a\ufffdb"}
+
+
+# --- the executor's own loop (issue 12: the web server stays responsive during big runs) ---
+
+
+async def test_runs_execute_on_their_own_loop_and_still_reach_websockets_in_memory(
+    owner: Any, simulator: RunningSimulator, settings: Any
+) -> None:
+    """`make run`'s in-memory channel layer only delivers on the loop the consumers wait on:
+    the executor runs elsewhere and its deltas hop over to that loop."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    run = await sync_to_async(held_lookups)(owner)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    socket = WebsocketCommunicator(
+        application,
+        f"/ws/runs/{run.pk}/",
+        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)],
+    )
+    assert (await socket.connect(timeout=10))[0]
+    first = await socket.receive_json_from(timeout=10)
+    assert first["type"] == "snapshot" and not first["final"]
+    here = asyncio.get_running_loop()
+    assert web_loop() is here  # the ASGI entry recorded the server's loop
+
+    future = executor.submit(run.pk)
+    assert executor.loop is not here
+    await asyncio.wrap_future(future)
+
+    messages = []
+    while True:
+        output = await socket.receive_output(timeout=10)
+        if output["type"] == "websocket.close":
+            break
+        messages.append(json.loads(output["text"]))
+    assert any(m["type"] == "delta" for m in messages), messages
+    assert messages[-1]["type"] == "snapshot" and messages[-1]["final"] is True
+    assert messages[-1]["run"]["status"] == "succeeded"
+    await sync_to_async(connections.close_all)()
+
+
+def cpu_only_run(owner: Any, items: int) -> Run:
+    """A loop of transforms: nothing in it waits for I/O, so nothing in it would suspend."""
+    workflow = workflow_create(owner=owner, name="cpu", graph=burst_graph())
+    run, _ = run_create(
+        workflow=workflow,
+        input={"items": [{"v": i} for i in range(items)]},
+        options={"max_concurrent": 1000},
+    )
+    return run
+
+
+async def test_a_request_is_answered_while_a_cpu_heavy_run_is_in_flight(owner: Any) -> None:
+    token = await sync_to_async(Token.objects.create)(user=owner)
+    run = await sync_to_async(cpu_only_run)(owner, 100_000)
+    executor.submit(run.pk)
+    try:
+
+        async def progressing() -> bool:
+            # The store's flusher gets turns amid items that never suspend (give_way).
+            return await Run.objects.filter(pk=run.pk, succeeded__gt=0).aexists()
+
+        await wait_for(progressing, within=60)
+        request = HttpCommunicator(
+            application,
+            "GET",
+            "/api/workflows/",
+            headers=[(b"host", b"testserver"), (b"authorization", f"Token {token.key}".encode())],
+        )
+        # Generous: the point is an answer during the run, not a latency figure (see bench e).
+        response = await request.get_response(timeout=10)
+        assert response["status"] == 200
+        stored = await Run.objects.aget(pk=run.pk)
+        assert stored.status == "running", "the run ended before the request: make it longer"
+    finally:
+        executor.cancel(run.pk)
+
+        async def ended() -> bool:  # the future is cancelled at once; the run ends after
+            return await Run.objects.filter(pk=run.pk, finished_at__isnull=False).aexists()
+
+        await wait_for(ended, within=60)
+        await asyncio.sleep(0.5)  # the store thread closes its connection after the last write
+        await sync_to_async(connections.close_all)()

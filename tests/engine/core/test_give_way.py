@@ -1,0 +1,72 @@
+"""A loop whose items never suspend still lets the other tasks of its event loop run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.core.give_way import give_way
+from tests.engine.core.graphkit import Recorder, block, graph, run_graph
+
+
+async def test_give_way_yields_only_once_the_slice_is_used_up() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    seen = ticks
+    for _ in range(100):
+        await give_way(slice_seconds=3600)  # this loop's first slice lasts an hour
+    assert ticks == seen
+    task.cancel()
+
+
+async def test_give_way_yields_past_the_slice_and_starts_a_new_one_next_pass() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    seen = ticks
+    await give_way(slice_seconds=0)  # a zero slice is always used up
+    assert ticks > seen
+    task.cancel()
+
+
+async def test_a_loop_of_items_that_never_suspend_lets_other_tasks_run() -> None:
+    body = [
+        block("webhook", "webhook"),
+        block("loop", "loop", items="<webhook.body.items>", max_concurrent=1000),
+        block("square", "transform", "loop", input={"v": "<item>"}, expression="v"),
+    ]
+    recorder = Recorder()
+    seen_done: list[int] = []  # items finished each time the neighbour got a turn
+    finished = False
+
+    async def neighbour() -> None:
+        # Another task on the same loop (the run store's flusher, another run).
+        while not finished:
+            seen_done.append(len(recorder.of("item.finished")))
+            await asyncio.sleep(0.001)
+
+    other = asyncio.create_task(neighbour())
+    await asyncio.sleep(0)
+    outcome, _ = await run_graph(
+        graph(body, [("webhook", "loop")]), {"items": list(range(20000))}, recorder=recorder
+    )
+    finished = True
+    await other
+    assert outcome.status == "succeeded"
+    assert outcome.outputs["loop"]["succeeded"] == 20000
+    # 20,000 items take far longer than one 5 ms slice: the neighbour ran while they did.
+    assert any(0 < n < 20000 for n in seen_done), seen_done
