@@ -113,7 +113,7 @@ class Prober(threading.Thread):
                 self.stop.wait(max(0.0, SAMPLE_EVERY - elapsed))
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _percentile(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
