@@ -216,12 +216,16 @@ def test_sqlite_returns_every_bound_value_unchanged(
 def postgres(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
     """A connection as the workflow role, executing the way `PostgresData` does."""
     import psycopg
+    from django.db import connections
 
     from engine.config import data_connection
     from engine.core.data import PostgresData
 
     with django_db_blocker.unblock():
-        configured = data_connection()
+        try:
+            configured = data_connection(990_002)  # provisions an owner of its own
+        finally:
+            connections.close_all()
     assert isinstance(configured, PostgresData)
     with psycopg.connect(configured._conninfo, autocommit=True) as conn:
         yield conn
