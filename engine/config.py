@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from engine.core.data import DataConnection
+from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.services import Services
@@ -48,11 +49,17 @@ def build_services(data: DataConnection | None = None) -> Services:
     )
 
 
-def data_connection(owner_id: int) -> DataConnection:
-    """Where one owner's database blocks run: that owner's schema or file, nobody else's."""
-    from leads.owner_data import owner_connection
+def data_source(owner_id: int) -> DataSource:
+    """Where one owner's database blocks run: that owner's schema or file, nobody else's
+    (provisioned on first use)."""
+    from leads.owner_data import owner_source
 
-    return owner_connection(owner_id)
+    return owner_source(owner_id)
+
+
+def data_connection(owner_id: int) -> DataConnection:
+    """A connection of one's own to an owner's data, outside the engine's shared pools."""
+    return data_source(owner_id).open()
 
 
 def graph_limits() -> GraphLimits:

@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,8 @@ from django.utils import timezone
 
 from engine import secrets_registry
 from engine.blocks import REGISTRY
-from engine.config import build_services, data_connection
-from engine.core.data import DataConnection
+from engine.config import build_services, data_source
+from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions
 from engine.core.graph import parse_graph
@@ -47,7 +48,7 @@ class RunSpec:
     input: Any
     env: dict[str, str]
     options: dict[str, Any]
-    data: DataConnection
+    data: DataSource
 
 
 def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +73,7 @@ def _load(run_id: Any) -> RunSpec:
         run.input,
         env_for_owner(run.owner_id),
         run.options or {},
-        data_connection(run.owner_id),  # provisions the owner's data on first use
+        data_source(run.owner_id),  # provisions the owner's data on first use
     )
 
 
@@ -97,7 +98,12 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             max_concurrent=spec.options.get("max_concurrent"),
             block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
         )
-        services = build_services(spec.data)
+        data = await data_pools().lease(spec.data)
+        try:
+            services = build_services(data)
+        except BaseException:
+            await data.aclose()
+            raise
         executor = Executor(
             parse_graph(spec.graph),
             REGISTRY,
@@ -147,6 +153,24 @@ async def _close(
         await publish_run_ended(run_id)
 
 
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DataPools] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def data_pools() -> DataPools:
+    """This event loop's per-owner data connections. The executor's loop outlives its runs
+    and keeps idle ones for the next run (at most KLYNTOS_DATA_POOLS, least recently used
+    closed first); any other loop (the CLI's, a test's) ends with its runs, so nothing stays
+    open there."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.get(loop)
+    if pools is None:
+        keep_idle = loop is executor._loop
+        pools = _pools[loop] = DataPools(settings.KLYNTOS_DATA_POOLS, keep_idle=keep_idle)
+    return pools
+
+
 class InProcessExecutor:
     """Runs submitted runs on one background event loop owned by this process.
 
@@ -183,6 +207,14 @@ class InProcessExecutor:
         self._futures[str(run_id)] = future
         future.add_done_callback(lambda _: self._futures.pop(str(run_id), None))
         return future
+
+    def close_data_pools(self, timeout: float = 30) -> None:
+        """Close the idle data connections the executor's loop keeps (from another thread:
+        before dropping a database, at shutdown)."""
+        loop = self._loop
+        pools = _pools.get(loop) if loop is not None else None
+        if loop is not None and pools is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(pools.aclose(), loop).result(timeout)
 
     def cancel(self, run_id: Any) -> bool:
         future = self._futures.get(str(run_id))

@@ -108,6 +108,9 @@ DATABASE_ROUTERS = ["leads.routers.DataRouter"]
 # a login role per owner in the data database (DATA_DATABASE_URL's user provisions them, so
 # it needs CREATEROLE; as a superuser it also closes the cluster catalogs), role passwords
 # derived from SECRET_KEY; on SQLite a file per owner next to the data file.
+# The executor keeps one data connection (a pool on PostgreSQL) per owner open between runs;
+# past this many, the least recently used idle one is closed.
+KLYNTOS_DATA_POOLS = int(os.environ.get("KLYNTOS_DATA_POOLS", "16"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -27,6 +27,7 @@ from django.db import connections, transaction
 from django.db.utils import ConnectionHandler
 
 from engine.core.data import ROLE_ATTRIBUTES_VIEW, DataConnection, PostgresData, SqliteData
+from engine.core.data_pools import DataSource
 from leads.models import WORKFLOW_MODELS, EnrichedLead
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class OwnerStore(Protocol):
 
     def provision(self, owner_id: int) -> None: ...
 
-    def connection(self, owner_id: int) -> DataConnection: ...
+    def source(self, owner_id: int) -> DataSource: ...
 
     def owner_ids(self) -> list[int]: ...
 
@@ -63,11 +64,16 @@ def store() -> OwnerStore:
     raise ValueError(f"unsupported data database engine {config['ENGINE']}")
 
 
-def owner_connection(owner_id: int) -> DataConnection:
-    """The engine's connection for one owner's runs, provisioning the owner on first use."""
+def owner_source(owner_id: int) -> DataSource:
+    """Where one owner's runs connect, provisioning the owner on first use."""
     owners = store()
     owners.provision(owner_id)
-    return owners.connection(owner_id)
+    return owners.source(owner_id)
+
+
+def owner_connection(owner_id: int) -> DataConnection:
+    """A connection of one's own (not shared through the engine's pools) to an owner's data."""
+    return owner_source(owner_id).open()
 
 
 def schema_name(owner_id: int) -> str:
@@ -283,7 +289,7 @@ class PostgresOwners:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL search_path TO public")
 
-    def connection(self, owner_id: int) -> DataConnection:
+    def source(self, owner_id: int) -> DataSource:
         from psycopg.conninfo import make_conninfo
 
         config = connections[self.alias].settings_dict
@@ -296,7 +302,8 @@ class PostgresOwners:
             "port": str(config["PORT"]) if config.get("PORT") else None,
             "options": f"-c search_path={schema_name(owner_id)}",
         }
-        return PostgresData(make_conninfo(**{k: v for k, v in parts.items() if v}))
+        conninfo = make_conninfo(**{k: v for k, v in parts.items() if v})
+        return DataSource(f"postgresql:{self.database}:{owner_id}", lambda: PostgresData(conninfo))
 
     def owner_ids(self) -> list[int]:
         with connections[self.alias].cursor() as cursor:
@@ -371,8 +378,9 @@ class SqliteOwners:
             _create_sqlite_tables(self.path(owner_id), WORKFLOW_MODELS)
             _provisioned.add(key)
 
-    def connection(self, owner_id: int) -> DataConnection:
-        return SqliteData(str(self.path(owner_id)))
+    def source(self, owner_id: int) -> DataSource:
+        path = str(self.path(owner_id))
+        return DataSource(f"sqlite:{path}", lambda: SqliteData(path))
 
     def owner_ids(self) -> list[int]:
         if not self.directory.is_dir():

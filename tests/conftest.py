@@ -6,6 +6,16 @@ import pytest
 from rest_framework.test import APIClient
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):  # noqa: F811 - pytest-django's, extended
+    """The executor keeps owners' data connections open between runs: close them before
+    pytest-django drops the test databases (PostgreSQL refuses while they are open)."""
+    yield
+    from engine.runner import executor
+
+    executor.close_data_pools()
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(username="owner", password="owner-password")

@@ -213,3 +213,26 @@ async def test_a_request_is_answered_while_a_cpu_heavy_run_is_in_flight(owner: A
         await wait_for(ended, within=60)
         await asyncio.sleep(0.5)  # the store thread closes its connection after the last write
         await sync_to_async(connections.close_all)()
+
+
+def test_the_executor_keeps_an_owners_data_connection_for_their_next_run(owner: Any) -> None:
+    from engine.runner import _pools, executor
+
+    blocks = [
+        {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+        {"id": "q", "type": "database", "name": "q", "config": {"sql": "SELECT 1 AS one"}},
+    ]
+    held = []
+    for _ in range(2):
+        run = make_run(owner, blocks, [("webhook", "q")], {})
+        executor.submit(run.pk).result(30)
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.error
+        assert executor._loop is not None
+        pools = _pools[executor._loop]
+        mine = [k for k in pools.keys() if k.endswith(f":{owner.pk}")]
+        assert len(mine) == 1
+        held.append(pools._entries[mine[0]])
+    # The second run leased the pool the first one opened, which stayed open between them.
+    assert held[0] is held[1] and held[0].leases == 0
+    assert held[0].connection._pool is not None  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""Per-owner data connections shared by that owner's runs, a bounded number open at once.
+
+Each owner's database blocks connect as that owner's own role (or to their own SQLite file),
+so connections cannot be shared between owners: one `DataConnection` (a psycopg pool, or a
+SQLite connection on its thread) per owner, leased by each of their runs. At most `limit`
+stay open; when one more is needed the least recently used idle one is closed. Connections
+in use are never closed, so while more than `limit` owners are running at the same moment
+the count runs over until their runs end.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.core.data import DataConnection
+from engine.core.sqlrefs import Dialect
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where one owner's data is: `key` names it (equal keys share a connection) and `open`
+    builds an unopened connection to it (connecting happens on first use)."""
+
+    key: str
+    open: Callable[[], DataConnection]
+
+
+@dataclass
+class _Entry:
+    connection: DataConnection
+    leases: int = 0
+
+
+class DataPools:
+    """All on one event loop: leases and releases never run concurrently with each other."""
+
+    def __init__(self, limit: int, *, keep_idle: bool = True) -> None:
+        if limit < 1:
+            raise ValueError("the data connection limit must be at least 1")
+        self.limit = limit
+        # A process whose loop ends with the run (the CLI, a test) keeps nothing idle.
+        self.keep_idle = keep_idle
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        """Open connections, least recently used first."""
+        return list(self._entries)
+
+    async def lease(self, source: DataSource) -> DataLease:
+        key = source.key
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(source.open())
+        self._entries.move_to_end(key)
+        entry.leases += 1
+        await self._evict()
+        return DataLease(self, key, entry.connection)
+
+    async def _release(self, key: str) -> None:
+        entry = self._entries[key]
+        entry.leases -= 1
+        if entry.leases == 0 and not self.keep_idle:
+            del self._entries[key]
+            await entry.connection.aclose()
+        await self._evict()
+
+    async def _evict(self) -> None:
+        while len(self._entries) > self.limit:
+            idle = next((k for k, e in self._entries.items() if e.leases == 0), None)
+            if idle is None:
+                return  # every one is in use: closed as their runs end
+            entry = self._entries.pop(idle)
+            await entry.connection.aclose()
+
+    async def aclose(self) -> None:
+        entries, self._entries = list(self._entries.values()), OrderedDict()
+        for entry in entries:
+            await entry.connection.aclose()
+
+
+class DataLease:
+    """One run's hold on its owner's connection; closing it hands the connection back."""
+
+    def __init__(self, pools: DataPools, key: str, connection: DataConnection) -> None:
+        self._pools, self._key, self._connection = pools, key, connection
+        self.dialect: Dialect = connection.dialect
+        self._released = False
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+        if self._released:
+            raise RuntimeError("this data connection was handed back")
+        return await self._connection.execute(sql, params)
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._released = True
+            await self._pools._release(self._key)
