@@ -16,6 +16,7 @@ import decimal
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -288,6 +289,8 @@ class _Statement:
         self.cancelled = threading.Event()
 
 
+# How long a statement waits for another connection's write lock before failing "locked".
+BUSY_WAIT_SECONDS = 30.0
 # How many SQLite virtual-machine steps run between two looks at the cancel flag: frequent
 # enough to stop within a millisecond, rare enough to cost nothing on ordinary statements.
 PROGRESS_STEPS = 10_000
@@ -299,7 +302,8 @@ class SqliteData:
     The event loop only ever hands work to that thread and awaits a future: it never takes a
     lock the thread holds. When the caller stops waiting (timeout, cancel), the statement is
     interrupted in SQLite — `interrupt()` stops a running statement, and the progress handler
-    stops one that was about to start — so the thread is free for the next block at once.
+    stops one that was about to start — and a wait for another connection's write lock ends,
+    so the thread is free for the next block at once.
     """
 
     dialect: Dialect = "sqlite"
@@ -313,13 +317,19 @@ class SqliteData:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
+            # No busy timeout in SQLite: its sleep cannot be interrupted, so waiting for
+            # another writer's lock happens in `_execute`, where a cancel is seen.
             conn = sqlite3.connect(
-                self._path, timeout=30, check_same_thread=False, isolation_level=None
+                self._path, timeout=0, check_same_thread=False, isolation_level=None
             )
-            conn.create_function("NOW", 0, _now)
-            # WAL + NORMAL: a commit per item costs a write, not an fsync of the whole file.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.create_function("NOW", 0, _now)
+                # WAL + NORMAL: a commit per item costs a write, not an fsync of the file.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                conn.close()
+                raise
             conn.set_authorizer(_sqlite_authorizer)
             conn.set_progress_handler(self._should_stop, PROGRESS_STEPS)
             self._conn = conn
@@ -333,15 +343,28 @@ class SqliteData:
         if statement.cancelled.is_set():
             raise sqlite3.OperationalError("interrupted")
         self._current = statement
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        pause, stray_interrupt = 0.001, False
         try:
-            try:
-                return self._run(sql, params)
-            except sqlite3.OperationalError as exc:
-                # An interrupt meant for the statement before this one, landing as this one
-                # started (a microseconds-wide race), must not fail it: run it again once.
-                if str(exc) != "interrupted" or statement.cancelled.is_set():
-                    raise
-                return self._run(sql, params)
+            while True:
+                try:
+                    return self._run(sql, params)
+                except sqlite3.OperationalError as exc:
+                    if statement.cancelled.is_set():
+                        raise
+                    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # primary code
+                    if code == sqlite3.SQLITE_INTERRUPT and not stray_interrupt:
+                        # An interrupt meant for the statement before this one, landing as
+                        # this one started (a microseconds-wide race): run it again, once.
+                        stray_interrupt = True
+                        continue
+                    if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                        raise
+                # Another connection holds the write lock (the statement did nothing, it
+                # rolled back): wait a little, unless the caller stopped waiting meanwhile.
+                if statement.cancelled.wait(pause):
+                    raise sqlite3.OperationalError("interrupted")
+                pause = min(pause * 2, 0.05)
         finally:
             self._current = None
 

@@ -165,3 +165,40 @@ def test_every_value_a_driver_returns_becomes_json() -> None:
         {"k": "00000000-0000-0000-0000-000000000002", "3": "78"},
         "unknown!",
     ]
+
+
+def hold_write_lock(path: str) -> sqlite3.Connection:
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("PRAGMA journal_mode=WAL")  # as every data file is (readers never wait)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO enriched_leads (lead_id, name) VALUES ('held', 'by another')")
+    return other
+
+
+async def test_waiting_for_another_writers_lock_stops_when_the_caller_gives_up(
+    data: SqliteData, tmp_path: Path
+) -> None:
+    """SQLite's own busy wait cannot be interrupted; ours can: a timed-out write does not
+    keep the worker (and so the next block) waiting for the lock."""
+    other = hold_write_lock(str(tmp_path / "data.sqlite3"))
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await data.execute("INSERT INTO enriched_leads (lead_id) VALUES ('mine')", [])
+        started = time.monotonic()
+        assert (await data.execute("SELECT 1 AS one", []))["rows"] == [{"one": 1}]
+        assert time.monotonic() - started < 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_a_write_waits_for_another_writers_lock_then_succeeds(
+    data: SqliteData, tmp_path: Path
+) -> None:
+    other = hold_write_lock(str(tmp_path / "data.sqlite3"))
+    asyncio.get_running_loop().call_later(0.3, lambda: (other.execute("COMMIT"), other.close()))
+    written = await data.execute("INSERT INTO enriched_leads (lead_id) VALUES ('mine')", [])
+    assert written["rowcount"] == 1
+    rows = (await data.execute("SELECT lead_id FROM enriched_leads ORDER BY lead_id", []))["rows"]
+    assert rows == [{"lead_id": "held"}, {"lead_id": "mine"}]
