@@ -97,6 +97,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             sequential=bool(spec.options.get("sequential")),
             max_concurrent=spec.options.get("max_concurrent"),
             block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
+            max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
         )
         data = await data_pools().lease(spec.data)
         try:

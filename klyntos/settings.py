@@ -181,6 +181,9 @@ KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
 KLYNTOS_MAX_BLOCKS = int(os.environ.get("KLYNTOS_MAX_BLOCKS", "2000"))
 KLYNTOS_MAX_EDGES = int(os.environ.get("KLYNTOS_MAX_EDGES", "10000"))
 KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
+# The largest value a block may produce, measured as JSON (shared parts counted each time):
+# expressions stop as soon as one of their values passes it; every output is checked too.
+KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 
 from engine.blocks.base import BaseBlock, config_schema
-from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.schemas import (
     JsonSchema,
     Unresolvable,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.blocks.base import BaseBlock, config_schema
-from engine.core.retry import BlockError, TransientError
+from engine.core.errors import BlockError, TransientError
 from engine.core.schemas import JsonSchema, array, obj
 from engine.core.spec import BlockContext
 from engine.core.sqlrefs import SqlTemplateError, check_sql, compile_sql

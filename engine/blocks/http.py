@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.blocks.base import BaseBlock, config_schema
+from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.fetch import decode_body, fetch, with_query
 from engine.core.refs import find_references, stringify, substitute, whole_reference
-from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 

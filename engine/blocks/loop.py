@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
-
 from engine.blocks.base import BaseBlock, config_schema
+from engine.core.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from engine.core.graph import NAME_PATTERN
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
@@ -60,11 +58,16 @@ class LoopBlock(BaseBlock):
                 },
                 "additionalProperties": False,
             },
-            "priority": {"type": "string", "title": "Priority (JMESPath over an item)"},
+            "priority": {
+                "type": "string",
+                "title": "Priority (JMESPath over an item)",
+                "maxLength": MAX_EXPRESSION_LENGTH,
+            },
             "aggregations": {
                 "type": "object",
                 "title": "Aggregations (JMESPath over the results)",
-                "additionalProperties": {"type": "string"},
+                "additionalProperties": {"type": "string", "maxLength": MAX_EXPRESSION_LENGTH},
+                "maxProperties": 100,
             },
         },
         required=["items"],
@@ -104,7 +107,7 @@ class LoopBlock(BaseBlock):
 
 def _expression_problem(field: str, expression: Any) -> list[tuple[str, str]]:
     try:
-        jmespath.compile(str(expression))
-    except jmespath.exceptions.JMESPathError as exc:
+        compile_expression(str(expression))
+    except ExpressionError as exc:
         return [(field, f"invalid JMESPath: {exc}")]
     return []

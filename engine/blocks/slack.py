@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.blocks.base import BaseBlock, config_schema
+from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.refs import Scope, stringify, substitute
-from engine.core.retry import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
-
 from engine.blocks.base import BaseBlock, config_schema
-from engine.core.retry import BlockError
+from engine.core.expressions import (
+    MAX_EXPRESSION_LENGTH,
+    ExpressionError,
+    compile_expression,
+    search_async,
+)
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 
@@ -23,7 +25,12 @@ class TransformBlock(BaseBlock):
     config_schema = config_schema(
         {
             "input": {"title": "Input (references)"},
-            "expression": {"type": "string", "title": "JMESPath expression", "minLength": 1},
+            "expression": {
+                "type": "string",
+                "title": "JMESPath expression",
+                "minLength": 1,
+                "maxLength": MAX_EXPRESSION_LENGTH,
+            },
         },
         required=["input", "expression"],
     )
@@ -33,13 +40,21 @@ class TransformBlock(BaseBlock):
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         try:
-            jmespath.compile(str(config.get("expression", "")))
-        except jmespath.exceptions.JMESPathError as exc:
+            compile_expression(str(config.get("expression", "")))
+        except ExpressionError as exc:
             return [("expression", f"invalid JMESPath: {exc}")]
         return []
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
+        """Evaluated off the event loop, every value it makes held to the output limit."""
         try:
-            return {"result": jmespath.search(ctx.config["expression"], ctx.config.get("input"))}
-        except (jmespath.exceptions.JMESPathError, TypeError, ValueError) as exc:
-            raise BlockError(f"expression failed: {exc}") from exc
+            result = await search_async(
+                ctx.config["expression"],
+                ctx.config.get("input"),
+                max_bytes=ctx.max_output_bytes,
+                what="the expression's result",
+                sizes=ctx.sizes,
+            )
+        except ExpressionError as exc:
+            raise ExpressionError(f"expression failed: {exc}") from None
+        return {"result": result}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.blocks.base import BaseBlock, config_schema
-from engine.core.retry import BlockError
+from engine.core.errors import BlockError
 from engine.core.schemas import (
     JsonSchema,
     Unresolvable,

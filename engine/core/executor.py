@@ -17,10 +17,12 @@ from typing import Any
 import aiohttp
 import httpx
 
+from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
 from engine.core.refs import MissingReference, Scope, render
-from engine.core.retry import BlockError, RetryPolicy, TransientError, call_with_retry
+from engine.core.retry import RetryPolicy, call_with_retry
+from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.spec import BlockContext, Registry
 from engine.core.ssrf import BlockedAddressError
 
@@ -31,6 +33,7 @@ class RunOptions:
     max_concurrent: int | None = None  # overrides every loop's cap
     block_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # every block output, as JSON
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Executor:
         self.options = options or RunOptions()
         self.rng = random.Random()  # noqa: S311 -- retry jitter, not a secret
         self.failed_items = 0
+        # One meter for the run: a loop's output holds its items' outputs, measured already.
+        self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
         self._predecessors = {
             parent: graph.predecessors(parent)
             for parent in {None, *(b.id for b in graph.blocks if b.is_loop)}
@@ -157,6 +162,7 @@ class Executor:
                 attempts = 1
             else:
                 output, attempts, usage = await self._run_simple(block, scope, frame)
+            self.check_output_size(block, output)
         except asyncio.CancelledError:
             self.bus.emit("step.cancelled", item=frame.key, block=block.id, name=block.name)
             raise
@@ -182,6 +188,13 @@ class Executor:
             duration=time.monotonic() - started,
         )
         return output
+
+    def check_output_size(self, block: Block, output: Any) -> None:
+        """Every output is measured before it is recorded (events, rows, later blocks)."""
+        try:
+            self.output_sizes.check(output)
+        except BlockError as exc:
+            raise StepFailed(block, str(exc)) from None
 
     async def _run_simple(
         self, block: Block, scope: Scope, frame: ItemFrame
@@ -214,6 +227,8 @@ class Executor:
                 usage,
                 self.trigger_input,
                 self.bus.redactor,
+                self.options.max_output_bytes,
+                self.output_sizes,
             )
             try:
                 return await spec.run(ctx)

@@ -18,8 +18,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import aiohttp
 import yarl
 
+from engine.core.errors import BlockError, TransientError
 from engine.core.outbound import OutboundFactory
-from engine.core.retry import BlockError, TransientError
 
 REDIRECTS = {301, 302, 303, 307, 308}
 # Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.

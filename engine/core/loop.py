@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import jmespath
-import jmespath.exceptions
-
+from engine.core.errors import BlockError
+from engine.core.expressions import compile_expression, search, search_async
 from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
 from engine.core.refs import MissingReference, Scope, render
+from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES
 
 if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
@@ -35,7 +35,9 @@ def loop_cap(executor: Executor, block: Block) -> int:
     return max(1, int(config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT))
 
 
-def dispatch_order(items: list[Any], priority: str | None) -> list[int]:
+def dispatch_order(
+    items: list[Any], priority: str | None, max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+) -> list[int]:
     """Indexes in the order items start: by descending priority when configured.
 
     Items are data from outside: a priority that fails to evaluate, or a number no float can
@@ -44,12 +46,12 @@ def dispatch_order(items: list[Any], priority: str | None) -> list[int]:
     """
     order = list(range(len(items)))
     if priority:
-        expression = jmespath.compile(priority)
+        expression = compile_expression(priority)
 
         def key(index: int) -> tuple[int, float]:
             try:
-                value = expression.search(items[index])
-            except (jmespath.exceptions.JMESPathError, TypeError, ValueError):
+                value = search(expression, items[index], max_bytes=max_bytes)
+            except BlockError:
                 return (1, 0.0)
             if not isinstance(value, int | float):
                 return (0, 0.0)
@@ -175,7 +177,7 @@ async def run_loop(
                 group.create_task(worker())
 
     progress()
-    pending = dispatch_order(items, block.config.get("priority"))
+    pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
     await run_window(pending)
     # The brief's fail-safe strategy: failed items get another go once the batch is done.
     for _ in range(int(block.config.get("retry_failed") or 0)):
@@ -224,7 +226,13 @@ async def run_loop(
         output["circuit_open"] = breaker.open
     for name, expression in (block.config.get("aggregations") or {}).items():
         try:
-            output[name] = jmespath.search(expression, output)
-        except (jmespath.exceptions.JMESPathError, TypeError, ValueError) as exc:
+            output[name] = await search_async(
+                expression,
+                output,
+                max_bytes=executor.options.max_output_bytes,
+                what="its result",
+                sizes=executor.output_sizes,
+            )
+        except BlockError as exc:
             raise StepFailed(block, f"aggregation '{name}' failed: {exc}") from None
     return output

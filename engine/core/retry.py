@@ -8,48 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from engine.core.errors import BlockError, TransientError, timed_out
+
 T = TypeVar("T")
-
-
-class BlockError(Exception):
-    """A block failed for a reason worth showing to the user as is."""
-
-
-class TransientError(BlockError):
-    """A failure that may pass if tried again (429, 5xx, timeout, connection)."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def is_retryable_status(status: int) -> bool:
-    return status == 429 or 500 <= status <= 599
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +54,7 @@ async def call_with_retry(
             async with asyncio.timeout(attempt_timeout):
                 return await attempt_fn(attempt)
         except TimeoutError:
-            error: TransientError = TransientError(f"timed out after {attempt_timeout:g} s")
+            error: TransientError = timed_out(attempt_timeout)
         except TransientError as exc:
             error = exc
         if attempt >= policy.max_attempts:

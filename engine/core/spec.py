@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from engine.core.redaction import Redactor
 from engine.core.refs import Scope
+from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 
 JsonSchema = dict[str, Any]
 ANY_SCHEMA: JsonSchema = {}
@@ -29,6 +30,11 @@ class BlockContext:
     # The run's secret values: a block quoting an upstream's text cuts it with
     # `redactor.excerpt`, which masks before cutting (a cut secret would escape masking).
     redactor: Redactor = field(default_factory=Redactor)
+    # KLYNTOS_MAX_OUTPUT_BYTES: what the block may produce (expressions are held to it as
+    # they run; the executor measures every output when it is recorded).
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # The run's output meter: a block that measured a value already hands it the size.
+    sizes: SizeMeter | None = None
 
     def record_usage(self, **usage: Any) -> None:
         self.usage.append(usage)

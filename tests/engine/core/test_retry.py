@@ -5,13 +5,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from engine.core.retry import (
-    BlockError,
-    RetryPolicy,
-    TransientError,
-    call_with_retry,
-    parse_retry_after,
-)
+from engine.core.errors import BlockError, TransientError, parse_retry_after
+from engine.core.retry import RetryPolicy, call_with_retry
 
 
 def test_retry_after_seconds_and_http_date() -> None:

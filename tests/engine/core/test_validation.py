@@ -383,7 +383,7 @@ def test_a_trailing_newline_does_not_make_a_valid_name(
 
 def test_an_agent_answer_checked_against_an_unresolvable_format_fails_the_step_cleanly() -> None:
     from engine.blocks.agent import _structured
-    from engine.core.retry import BlockError
+    from engine.core.errors import BlockError
 
     with pytest.raises(BlockError, match="cannot be resolved"):
         _structured('{"a": 1}', {"properties": {"a": {"$ref": "#/nope"}}})

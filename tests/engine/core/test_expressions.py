@@ -1,0 +1,70 @@
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from engine.core import expressions
+from engine.core.errors import SizeLimitError
+from engine.core.expressions import ExpressionError, compile_expression, search, search_async
+
+
+def test_results_match_plain_jmespath() -> None:
+    data = {"results": [{"s": 1, "n": "a"}, {"s": 3, "n": "b"}, {"s": 2, "n": "c"}]}
+    expression = "reverse(sort_by(results, &s))[:2].{name: n, score: s}"
+    assert search(expression, data, max_bytes=10_000) == [
+        {"name": "b", "score": 3},
+        {"name": "c", "score": 2},
+    ]
+    assert search("join(', ', results[*].n)", data, max_bytes=10_000) == "a, b, c"
+    assert search("missing.field", data, max_bytes=10_000) is None
+
+
+def test_every_intermediate_value_is_bounded() -> None:
+    with pytest.raises(SizeLimitError, match="larger than 1000 bytes"):
+        search("@" + " | [@, @]" * 10, "0123456789", max_bytes=1000)
+    # The same expression is fine on data it keeps under the limit.
+    assert search("@" + " | [@, @]" * 3, "x", max_bytes=1000) is not None
+
+
+def test_join_is_bounded_by_the_string_it_would_build() -> None:
+    # The list is 800 bytes; the text it would join into is 2,190.
+    with pytest.raises(SizeLimitError):
+        search("join('----------', @)", ["a"] * 200, max_bytes=1000)
+    assert search("join('-', @)", ["a"] * 200, max_bytes=1000) == "-".join(["a"] * 200)
+
+
+def test_bad_expressions_and_bad_data_are_expression_errors() -> None:
+    with pytest.raises(ExpressionError):
+        compile_expression("results[")
+    with pytest.raises(ExpressionError, match="longer than 4096"):
+        compile_expression("a" * 5000)
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        compile_expression("[" * 2000 + "]" * 2000)
+    with pytest.raises(ExpressionError):
+        search("sum(@)", ["a", "b"], max_bytes=1000)
+
+
+async def test_the_evaluation_stops_when_its_step_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped = threading.Event()
+    real_search = expressions.search
+
+    def slow_search(*args: Any, **kwargs: Any) -> Any:
+        cancel = kwargs["cancel"]
+        try:
+            while True:  # an expression that keeps producing values
+                real_search("@", [1], max_bytes=100, cancel=cancel)
+                time.sleep(0.001)
+        finally:
+            stopped.set()
+
+    monkeypatch.setattr(expressions, "search", slow_search)
+    task = asyncio.ensure_future(search_async("@", [1], max_bytes=100))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(stopped.wait, 5)
