@@ -85,6 +85,11 @@ class DataAccessError(Exception):
 ROLE_ATTRIBUTES_VIEW = "klyntos_meta.role_attributes"
 
 
+# The server-side bound of one statement: the longest timeout a block may set (the `timeout`
+# maximum in engine/blocks/base.py); each block's own timeout is enforced by cancelling.
+STATEMENT_BOUND = 3600.0
+
+
 class PostgresData:
     """Workflow SQL on PostgreSQL, as a role that can only read and write its owner's tables.
 
@@ -102,7 +107,7 @@ class PostgresData:
     dialect: Dialect = "postgresql"
 
     def __init__(
-        self, conninfo: str, *, max_size: int = 10, statement_timeout: float = 3600.0
+        self, conninfo: str, *, max_size: int = 10, statement_timeout: float = STATEMENT_BOUND
     ) -> None:
         self._conninfo = conninfo
         self._max_size = max_size

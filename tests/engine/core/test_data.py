@@ -202,3 +202,10 @@ async def test_a_write_waits_for_another_writers_lock_then_succeeds(
     assert written["rowcount"] == 1
     rows = (await data.execute("SELECT lead_id FROM enriched_leads ORDER BY lead_id", []))["rows"]
     assert rows == [{"lead_id": "held"}, {"lead_id": "mine"}]
+
+
+def test_the_server_side_statement_bound_is_the_longest_block_timeout() -> None:
+    from engine.blocks.base import COMMON_PROPERTIES
+    from engine.core.data import STATEMENT_BOUND
+
+    assert COMMON_PROPERTIES["timeout"]["maximum"] == STATEMENT_BOUND
