@@ -11,6 +11,7 @@ from engine.core.data import DataConnection
 from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
+from engine.core.retry import RetryPolicy
 from engine.core.services import Services
 
 SANDBOX_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "slack.com")
@@ -60,6 +61,15 @@ def data_source(owner_id: int) -> DataSource:
 def data_connection(owner_id: int) -> DataConnection:
     """A connection of one's own to an owner's data, outside the engine's shared pools."""
     return data_source(owner_id).open()
+
+
+def retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.KLYNTOS_RETRY_ATTEMPTS,
+        base_delay=settings.KLYNTOS_RETRY_BASE_DELAY,
+        max_delay=settings.KLYNTOS_RETRY_MAX_DELAY,
+        max_retry_after=settings.KLYNTOS_RETRY_AFTER_MAX,
+    )
 
 
 def graph_limits() -> GraphLimits:

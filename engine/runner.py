@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from engine import secrets_registry
 from engine.blocks import REGISTRY
-from engine.config import build_services, data_source
+from engine.config import build_services, data_source, retry_policy
 from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions
@@ -98,6 +98,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             max_concurrent=spec.options.get("max_concurrent"),
             block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
             max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
+            retry=retry_policy(),
         )
         data = await data_pools().lease(spec.data)
         try:

@@ -184,6 +184,13 @@ KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))
+# The one retry policy for transient failures (429, 5xx, timeouts, connection errors): full
+# jitter between 0 and min(MAX_DELAY, BASE_DELAY * 2^(attempt-1)) seconds, or the server's
+# Retry-After up to RETRY_AFTER_MAX. A block's `retry` option may change the first three.
+KLYNTOS_RETRY_ATTEMPTS = int(os.environ.get("KLYNTOS_RETRY_ATTEMPTS", "3"))
+KLYNTOS_RETRY_BASE_DELAY = float(os.environ.get("KLYNTOS_RETRY_BASE_DELAY", "0.2"))
+KLYNTOS_RETRY_MAX_DELAY = float(os.environ.get("KLYNTOS_RETRY_MAX_DELAY", "10"))
+KLYNTOS_RETRY_AFTER_MAX = float(os.environ.get("KLYNTOS_RETRY_AFTER_MAX", "60"))
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 

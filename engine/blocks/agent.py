@@ -51,6 +51,7 @@ class AgentBlock(BaseBlock):
             "api_key": {"type": "string", "title": "API key (e.g. <env.OPENAI_API_KEY>)"},
         },
         required=["user_prompt"],
+        retry=True,
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:

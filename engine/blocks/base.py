@@ -14,12 +14,30 @@ COMMON_PROPERTIES: dict[str, JsonSchema] = {
 }
 
 
+# For blocks that reach a remote service: their own retry policy for transient failures
+# (429, 5xx, timeouts, connection errors), within the operator's (KLYNTOS_RETRY_*) caps.
+RETRY_PROPERTY: JsonSchema = {
+    "type": "object",
+    "title": "Retries of transient failures (429, 5xx, timeouts, connection errors)",
+    "properties": {
+        "attempts": {"type": "integer", "minimum": 1, "maximum": 10, "title": "Attempts"},
+        "base_delay": {"type": "number", "minimum": 0, "maximum": 60, "title": "First delay (s)"},
+        "max_delay": {"type": "number", "minimum": 0, "maximum": 600, "title": "Longest delay (s)"},
+    },
+    "additionalProperties": False,
+}
+
+
 def config_schema(
-    properties: Mapping[str, JsonSchema], required: list[str] | None = None
+    properties: Mapping[str, JsonSchema],
+    required: list[str] | None = None,
+    *,
+    retry: bool = False,
 ) -> JsonSchema:
+    extra = {"retry": RETRY_PROPERTY} if retry else {}
     return {
         "type": "object",
-        "properties": {**properties, **COMMON_PROPERTIES},
+        "properties": {**properties, **COMMON_PROPERTIES, **extra},
         "required": required or [],
         "additionalProperties": False,
     }

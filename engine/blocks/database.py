@@ -19,7 +19,7 @@ class DatabaseBlock(BaseBlock):
     icon = "database"
     raw_fields = frozenset({"sql"})
     config_schema = config_schema(
-        {"sql": {"type": "string", "minLength": 1, "title": "SQL"}}, required=["sql"]
+        {"sql": {"type": "string", "minLength": 1, "title": "SQL"}}, required=["sql"], retry=True
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:

@@ -49,6 +49,7 @@ class HttpBlock(BaseBlock):
             },
         },
         required=["url"],
+        retry=True,
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:

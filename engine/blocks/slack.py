@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.outbound import transport_errors
 from engine.core.refs import Scope, stringify, substitute
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
@@ -34,6 +35,7 @@ class SlackBlock(BaseBlock):
             "token": {"type": "string", "title": "Bot token (e.g. <env.SLACK_BOT_TOKEN>)"},
         },
         required=["channel", "text"],
+        retry=True,
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
@@ -52,7 +54,8 @@ class SlackBlock(BaseBlock):
         text = render_slack_text(ctx.raw_config["text"], ctx.scope)
         client = ctx.services.slack(ctx.config.get("token") or None)
         try:
-            response = await client.chat_postMessage(channel=ctx.config["channel"], text=text)
+            with transport_errors("Slack unreachable"):
+                response = await client.chat_postMessage(channel=ctx.config["channel"], text=text)
         except SlackApiError as exc:
             status = exc.response.status_code
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None

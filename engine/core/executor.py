@@ -14,9 +14,6 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-import httpx
-
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
@@ -24,7 +21,6 @@ from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import RetryPolicy, call_with_retry
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.spec import BlockContext, Registry
-from engine.core.ssrf import BlockedAddressError
 
 
 @dataclass(frozen=True)
@@ -47,9 +43,10 @@ class RunOutcome:
 class StepFailed(Exception):
     """A block failed for good; carries the block's name for the item's failure record."""
 
-    def __init__(self, block: Block, message: str) -> None:
+    def __init__(self, block: Block, message: str, attempts: int = 1) -> None:
         self.block = block
         self.message = message
+        self.attempts = attempts
         super().__init__(f"{block.name}: {message}")
 
 
@@ -173,7 +170,7 @@ class Executor:
                 block=block.id,
                 name=block.name,
                 error=failure.message,
-                attempts=max(attempts, 1),
+                attempts=max(attempts, failure.attempts),
                 duration=time.monotonic() - started,
             )
             raise
@@ -230,14 +227,9 @@ class Executor:
                 self.options.max_output_bytes,
                 self.output_sizes,
             )
-            try:
-                return await spec.run(ctx)
-            except (
-                httpx.TimeoutException,
-                httpx.NetworkError,
-                aiohttp.ClientConnectionError,
-            ) as exc:
-                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            # Transports classify their own failures (engine/core/errors.py): here only
+            # BlockError, TransientError and TimeoutError mean anything.
+            return await spec.run(ctx)
 
         def on_retry(number: int, delay: float, error: TransientError) -> None:
             self.bus.emit(
@@ -253,16 +245,16 @@ class Executor:
         timeout = float(raw.get("timeout") or self.options.block_timeout)
         try:
             output = await call_with_retry(
-                self.options.retry,
+                self.options.retry.for_block(raw.get("retry")),
                 attempt,
                 attempt_timeout=timeout,
                 on_retry=on_retry,
                 rng=self.rng,
             )
-        except (BlockError, BlockedAddressError, MissingReference) as exc:
-            raise StepFailed(block, str(exc)) from None
+        except (BlockError, MissingReference) as exc:
+            raise StepFailed(block, str(exc), attempts_made) from None
         except Exception as exc:  # an ordinary bug in one block fails that step, not the run
-            raise StepFailed(block, f"{type(exc).__name__}: {exc}") from None
+            raise StepFailed(block, f"{type(exc).__name__}: {exc}", attempts_made) from None
         return output, attempts_made, usage
 
 

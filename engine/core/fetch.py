@@ -19,7 +19,7 @@ import aiohttp
 import yarl
 
 from engine.core.errors import BlockError, TransientError
-from engine.core.outbound import OutboundFactory
+from engine.core.outbound import TRANSPORT_ERRORS, OutboundFactory
 
 REDIRECTS = {301, 302, 303, 307, 308}
 # Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.
@@ -97,11 +97,7 @@ async def fetch(
                     content_type=response.content_type,
                     charset=response.charset,
                 )
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ServerTimeoutError,
-            aiohttp.ClientPayloadError,
-        ) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise TransientError(
                 f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}"
             ) from exc

@@ -23,6 +23,7 @@ to that loop); build one factory per loop and ``await factory.aclose()`` on shut
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import socket
 import types
@@ -39,6 +40,7 @@ from aiohttp import ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
+from engine.core.errors import TransientError
 from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
 
 __all__ = [
@@ -48,6 +50,27 @@ __all__ = [
     "OutboundFactory",
     "parse_host_overrides",
 ]
+
+
+# Failures of the connection itself, in the clients this factory builds (httpx, and aiohttp
+# under it and under slack_sdk): transient. What the server answered is the caller's to
+# classify (errors.is_retryable_status); a refused address (BlockedAddressError) is not.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+)
+
+
+@contextlib.contextmanager
+def transport_errors(what: str) -> typing.Iterator[None]:
+    """Raise the transport's connection failures inside as TransientError naming `what`."""
+    try:
+        yield
+    except TRANSPORT_ERRORS as exc:
+        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
 
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from engine.core.errors import BlockError, TransientError, timed_out
 
@@ -19,10 +19,25 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Defaults mirror KLYNTOS_RETRY_ATTEMPTS, _BASE_DELAY, _MAX_DELAY and _AFTER_MAX."""
+
     max_attempts: int = 3
     base_delay: float = 0.2
     max_delay: float = 10.0
+    # The longest a server's Retry-After is obeyed: a hostile upstream cannot park a step.
     max_retry_after: float = 60.0
+
+    def for_block(self, option: Any) -> RetryPolicy:
+        """This policy with a block's `retry` option applied (its config schema bounds the
+        values; the operator's Retry-After cap always holds)."""
+        if not isinstance(option, Mapping) or not option:
+            return self
+        return replace(
+            self,
+            max_attempts=int(option.get("attempts", self.max_attempts)),
+            base_delay=float(option.get("base_delay", self.base_delay)),
+            max_delay=float(option.get("max_delay", self.max_delay)),
+        )
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Wait before attempt `attempt + 1`; full jitter unless the server said when."""

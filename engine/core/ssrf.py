@@ -23,6 +23,8 @@ from functools import lru_cache
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from engine.core.errors import BlockError
+
 __all__ = [
     "BlockedAddressError",
     "GuardedResolver",
@@ -66,7 +68,7 @@ _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _LEGACY_IPV4_CHARS = re.compile(r"[0-9a-fA-FxX.]+")
 
 
-class BlockedAddressError(Exception):
+class BlockedAddressError(BlockError):
     """An outbound connection was refused by the SSRF guard."""
 
     def __init__(self, host: str, address: str | IPAddress, reason: str) -> None:

@@ -236,3 +236,19 @@ def test_the_executor_keeps_an_owners_data_connection_for_their_next_run(owner: 
     # The second run leased the pool the first one opened, which stayed open between them.
     assert held[0] is held[1] and held[0].leases == 0
     assert held[0].connection._pool is not None  # type: ignore[attr-defined]
+
+
+def test_the_retry_policy_and_output_limit_are_settings() -> None:
+    from django.test import override_settings
+
+    from engine.config import retry_policy
+
+    with override_settings(
+        KLYNTOS_RETRY_ATTEMPTS=5,
+        KLYNTOS_RETRY_BASE_DELAY=0.5,
+        KLYNTOS_RETRY_MAX_DELAY=4,
+        KLYNTOS_RETRY_AFTER_MAX=7,
+    ):
+        policy = retry_policy()
+    assert (policy.max_attempts, policy.base_delay, policy.max_delay) == (5, 0.5, 4)
+    assert policy.max_retry_after == 7

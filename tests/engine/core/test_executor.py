@@ -180,3 +180,72 @@ async def test_http_block_refuses_internal_addresses(
     failures = rec.of("item.failed", index=0)
     assert failures, outcome
     assert "refused" in failures[0].data["error"] and address in failures[0].data["error"]
+
+
+async def test_a_blocks_retry_option_overrides_the_run_policy(sim: RunningSimulator) -> None:
+    url = "https://api.clearbit.com/v2/companies/find?domain=b.io"
+    fast = RunOptions(retry=RetryPolicy(max_attempts=3, base_delay=0.01))
+
+    async def attempts_with(option: dict) -> tuple[str, int]:
+        sim.control.reset(
+            failures=[{"endpoint": "clearbit", "status": 503, "times": 4, "retry_after": "0"}]
+        )
+        g = graph(
+            [block("webhook", "webhook"), block("get", "http", url=url, headers=AUTH, **option)],
+            [("webhook", "get")],
+        )
+        outcome, rec = await run_graph(g, {}, sim=sim, options=fast)
+        (ended,) = rec.of("step.finished", name="get") or rec.of("step.failed", name="get")
+        return outcome.status, ended.data["attempts"]
+
+    assert await attempts_with({}) == ("failed", 3)  # the run's policy
+    assert await attempts_with({"retry": {"attempts": 1}}) == ("failed", 1)
+    assert await attempts_with({"retry": {"attempts": 5, "base_delay": 0.01}}) == ("succeeded", 5)
+
+
+async def test_a_slack_connection_failure_is_transient_and_retried() -> None:
+    # Slack's host routed to a closed port: the transport fails to connect, which the Slack
+    # block (not the scheduler) classifies as transient.
+    import socket
+
+    from engine.core.outbound import OutboundConfig, OutboundFactory
+    from engine.core.services import Services
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    services = Services(
+        outbound=OutboundFactory(
+            OutboundConfig(
+                host_overrides={"slack.com": f"http://127.0.0.1:{closed}"},
+                trusted_hosts=frozenset({f"127.0.0.1:{closed}"}),
+            )
+        ),
+        slack_token="xoxb-test",
+    )
+    from engine.blocks import REGISTRY
+    from engine.core.events import EventBus
+    from engine.core.executor import Executor
+    from engine.core.graph import parse_graph
+
+    rec = Recorder()
+    g = graph(
+        [block("webhook", "webhook"), block("post", "slack", channel="#x", text="hi")],
+        [("webhook", "post")],
+    )
+    executor = Executor(
+        parse_graph(g),
+        REGISTRY,
+        bus=EventBus(rec),
+        services=services,
+        options=RunOptions(retry=RetryPolicy(max_attempts=2, base_delay=0.01)),
+    )
+    try:
+        outcome = await executor.run({})
+    finally:
+        await services.aclose()
+    assert outcome.status == "failed"
+    (retrying,) = rec.of("step.retrying", name="post")
+    assert retrying.data["error"].startswith("Slack unreachable: ClientConnectorError")
+    (failed,) = rec.of("step.failed", name="post")
+    assert failed.data["attempts"] == 2 and "gave up after 2 attempts" in failed.data["error"]
