@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -122,12 +124,16 @@ def _percentile(values: list[float], q: int) -> float:
 def _wait_for_end(client: httpx.Client, workflow_id: int, run_id: str) -> dict[str, Any]:
     """The run's summary once final (the runs list leaves the big outputs out)."""
     deadline = time.monotonic() + RUN_TIMEOUT
+    next_report = time.monotonic() + 10
     while time.monotonic() < deadline:
         listing = client.get(f"/api/workflows/{workflow_id}/runs/").json()
         rows = listing.get("results", listing) if isinstance(listing, dict) else listing
         row = next((r for r in rows if str(r["id"]) == run_id), None)
         if row is not None and row["status"] in FINAL:
             return dict(row)
+        if row is not None and time.monotonic() >= next_report:  # a slow run shows progress
+            print(f"responsive: {row['status']} {row.get('progress')}", file=sys.stderr)
+            next_report = time.monotonic() + 10
         time.sleep(STATUS_EVERY)
     raise BenchError(f"run {run_id} did not finish within {RUN_TIMEOUT:.0f} s")
 
@@ -179,7 +185,11 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
                     prober.join(timeout=120)
         finally:
             app.process.terminate()
-            app.process.wait(timeout=30)
+            try:
+                app.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a stuck server must not hide the real error
+                app.process.kill()
+                app.process.wait(timeout=30)
 
     samples = prober.samples
     if not samples:

@@ -8,6 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from builder.models import Workflow
+from engine.core.limits import MAX_CONCURRENT
 from engine.models import ItemRun, Run, StepRun
 
 
@@ -63,7 +64,7 @@ class RunStartSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False, default=dict)
     sequential = serializers.BooleanField(required=False, default=False)
     max_concurrent = serializers.IntegerField(
-        required=False, min_value=1, max_value=1000, allow_null=True
+        required=False, min_value=1, max_value=MAX_CONCURRENT, allow_null=True
     )
 
 

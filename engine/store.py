@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from engine.core.data import json_safe
 from engine.core.events import Event
+from engine.json_text import json_expression
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.publish import group_send
 
@@ -312,7 +313,11 @@ class RunStore:
     def _write_end(self, values: dict[str, Any]) -> None:
         close_old_connections()
         try:
-            self._write_end_rows(values)
+            # Tens of MB after a big loop: encoded in slices, not one GIL-holding call.
+            encoded = dict(values)
+            if "outputs" in encoded:
+                encoded["outputs"] = json_expression(encoded["outputs"])
+            self._write_end_rows(encoded)
             return
         except Exception:
             log.warning("storing the end of run %s with its outputs as text", self.run_id)

@@ -8,6 +8,7 @@ from typing import Any
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from engine.core.graph import NAME_PATTERN
+from engine.core.limits import MAX_CONCURRENT
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
 from engine.core.validation import RESERVED_NAMES
@@ -24,7 +25,12 @@ class LoopBlock(BaseBlock):
             "items": {"type": ["string", "array"], "title": "Items"},
             "variable": {"type": "string", "title": "Variable name", "default": "item"},
             "execution": {"enum": ["parallel", "sequential"], "default": "parallel"},
-            "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+            "max_concurrent": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_CONCURRENT,
+                "default": 10,
+            },
             "fail_fast": {"type": "boolean", "default": False},
             "retry_failed": {
                 "type": "integer",

@@ -11,6 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# The most items one loop runs at once (its `max_concurrent`, a run's override). The outbound
+# connection pool (engine/core/outbound.py) is as large, so a loop's items never queue for
+# a connection: a pool wait would otherwise eat into their attempt timeouts.
+MAX_CONCURRENT = 1000
+
 # Run rows store item keys (loop names and indexes chained) in varchar(500): five levels of
 # 64-character names fit, a sixth may not. Settings may lower the depth, never raise it.
 LOOP_DEPTH_CEILING = 5

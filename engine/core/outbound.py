@@ -41,6 +41,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from engine.core.errors import TransientError
+from engine.core.limits import MAX_CONCURRENT
 from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
 
 __all__ = [
@@ -156,7 +157,8 @@ class OutboundConfig:
     host_overrides: Mapping[str, str] = field(default_factory=dict)
     trusted_hosts: frozenset[str] = frozenset()  # "host" or "host:port"
     timeout: float = 30.0
-    max_connections: int = 200
+    # A loop's items in flight never wait for a connection (see MAX_CONCURRENT).
+    max_connections: int = MAX_CONCURRENT
     max_redirects: int = 5
     user_agent: str = "Klyntos/0.1"
 

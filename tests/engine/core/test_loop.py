@@ -1,6 +1,7 @@
 import asyncio
 
 from engine.core.executor import RunOptions
+from engine.core.limits import MAX_CONCURRENT
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
 
@@ -257,3 +258,23 @@ async def test_cancelling_the_run_reports_each_item_in_flight_as_cancelled(
         ("loop[0]", "loop", 0)
     ]
     assert not recorder.of("item.finished", index=0) and not recorder.of("item.failed")
+
+
+async def test_a_loop_at_the_largest_cap_never_queues_for_a_connection(
+    sim: RunningSimulator,
+) -> None:
+    """The outbound pool is as large as MAX_CONCURRENT: a wait for a connection would count
+    against the items' attempt timeouts although the server has not seen them yet."""
+    sim.control.configure(hold=[{"endpoint": "clearbit"}])
+    task = asyncio.create_task(
+        run_graph(lookup_loop(MAX_CONCURRENT), items(MAX_CONCURRENT), sim=sim)
+    )
+    try:
+        await wait_until(
+            lambda: sim.control.stats()["held"]["clearbit"] == MAX_CONCURRENT, within=120
+        )
+    finally:
+        sim.control.release()
+    outcome, _ = await task
+    assert outcome.status == "succeeded"
+    assert outcome.outputs["loop"]["succeeded"] == MAX_CONCURRENT
