@@ -188,6 +188,8 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
             try:
                 app.process.wait(timeout=30)
             except subprocess.TimeoutExpired:  # a stuck server must not hide the real error
+                for child in psutil.Process(app.process.pid).children(recursive=True):
+                    child.kill()  # its sandbox simulator
                 app.process.kill()
                 app.process.wait(timeout=30)
 

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
+MAX_KEPT_LINES = 10_000  # of the app's output, for the tests to read
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -46,6 +48,12 @@ class LocalApp:
     password: str
     simulator_url: str
     simulator_token: str
+
+
+def _drain(stream: Any, lines: list[str]) -> None:
+    for line in stream:
+        if len(lines) < MAX_KEPT_LINES:
+            lines.append(line.rstrip())
 
 
 def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalApp:
@@ -91,6 +99,9 @@ def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalA
         raise AssertionError(f"the app did not start:\n{output}")
     password = re.search(r"user: admin\s+password: (\S+)", output)
     assert password, output
+    # Keep reading: the server logs every request, and once the pipe is full its next log
+    # write blocks the server's event loop (the whole app freezes).
+    threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
     return LocalApp(
         process,
         lines,
