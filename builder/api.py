@@ -30,7 +30,9 @@ from builder.serializers import (
     WorkflowSerializer,
     WorkflowWriteSerializer,
 )
+from builder.webhook_security import WebhookRequestError, parse_call_depth
 from engine.blocks import catalogue
+from engine.core.outbound import CALL_DEPTH_HEADER
 
 
 def invalid(exc: services.GraphInvalid) -> Response:
@@ -178,11 +180,26 @@ class WorkflowDuplicateView(APIView):
 
 
 class WorkflowRunsView(BodyRequired, APIView):
-    @extend_schema(request=RunStartSerializer, responses=RunSerializer)
+    @extend_schema(
+        request=RunStartSerializer,
+        responses={
+            201: RunSerializer,
+            400: OpenApiTypes.OBJECT,  # a bad body, an invalid graph, a call depth past the limit
+            404: OpenApiTypes.OBJECT,
+            422: OpenApiTypes.OBJECT,  # the input fails the webhook's body schema
+            429: OpenApiTypes.OBJECT,  # KLYNTOS_RUNS_PER_MINUTE; see the Retry-After header
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         form = RunStartSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        try:
+            depth = parse_call_depth(
+                request.headers.get(CALL_DEPTH_HEADER), max_depth=settings.KLYNTOS_MAX_CALL_DEPTH
+            )
+        except WebhookRequestError as exc:
+            return Response({"error": exc.message}, status=exc.status)
         options = {
             k: form.validated_data[k]
             for k in ("sequential", "max_concurrent")
@@ -190,10 +207,19 @@ class WorkflowRunsView(BodyRequired, APIView):
         }
         try:
             run, _ = services.run_start(
-                workflow=workflow, input=form.validated_data["input"], options=options
+                workflow=workflow,
+                input=form.validated_data["input"],
+                options=options,
+                call_depth=depth,
             )
         except services.GraphInvalid as exc:
             return invalid(exc)
+        except services.RateLimited as exc:
+            return Response(
+                {"error": str(exc)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         except services.BodyMismatch as exc:
             return Response(
                 {"error": str(exc), "details": exc.problems},

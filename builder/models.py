@@ -26,6 +26,10 @@ class Workflow(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The run-start rate limit's token bucket (KLYNTOS_RUNS_PER_MINUTE): tokens left when
+    # last counted, and when. Null: a full bucket. Written with the row locked.
+    run_tokens = models.FloatField(null=True, blank=True)
+    run_tokens_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -75,6 +79,23 @@ class Webhook(models.Model):
 
     def set_signing_secret(self, value: str) -> None:
         self.signing_secret_encrypted = crypto.encrypt(value) if value else ""
+
+
+class WebhookDelivery(models.Model):
+    """A signed delivery seen within its signature's tolerance window: a verbatim replay
+    (same signature) finds this row and gets the first delivery's run, not a new one."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    signature = models.CharField(max_length=64)  # HMAC-SHA256 hex of "<t>.<body>"
+    run = models.ForeignKey("engine.Run", null=True, on_delete=models.SET_NULL, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)  # signature timestamp + tolerance
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webhook", "signature"], name="unique_delivery_signature"
+            )
+        ]
 
 
 class Secret(models.Model):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import math
 import secrets as token_source
 import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
-from builder.models import Secret, Webhook, Workflow, WorkflowVersion
+from builder.models import Secret, Webhook, WebhookDelivery, Workflow, WorkflowVersion
 from builder.selectors import env_names_for
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
@@ -49,6 +53,17 @@ class StaleVersion(Exception):
 
 class IdempotencyConflict(Exception):
     pass
+
+
+class RateLimited(Exception):
+    """The workflow started KLYNTOS_RUNS_PER_MINUTE runs in the last minute (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"this workflow starts at most {settings.KLYNTOS_RUNS_PER_MINUTE} runs a minute;"
+            f" retry in {retry_after} s"
+        )
 
 
 class BodyMismatch(Exception):
@@ -171,8 +186,13 @@ def workflow_rename(*, workflow: Workflow, name: str) -> Workflow:
     return workflow
 
 
+@transaction.atomic
 def workflow_delete(*, workflow: Workflow) -> None:
-    workflow.delete()
+    # The row lock orders the delete after any run start in progress (which holds it too):
+    # a run inserted while the cascade runs would otherwise fail its foreign keys (a 500).
+    locked = Workflow.objects.select_for_update(of=("self",)).filter(pk=workflow.pk).first()
+    if locked is not None:
+        locked.delete()
 
 
 def webhook_rotate_secret(*, webhook: Webhook) -> str:
@@ -204,9 +224,13 @@ def run_create(
     options: dict[str, Any] | None = None,
     idempotency_key: str = "",
     fingerprint: str = "",
+    call_depth: int = 0,
+    delivery: tuple[Webhook, str, datetime.datetime] | None = None,
 ) -> tuple[Run, bool]:
     """A queued run of the workflow's current version; (run, created). With an
-    Idempotency-Key the same key and body give the same run, a different body conflicts."""
+    Idempotency-Key the same key and body give the same run, a different body conflicts;
+    a signed `delivery` (webhook, signature, window end) seen before gives its first run.
+    Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow."""
     if workflow.current_version is None:
         raise GraphInvalid(
             [ValidationIssue(None, None, "graph", "the workflow has no saved version")]
@@ -218,8 +242,18 @@ def run_create(
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _replayed(existing, fingerprint), False
+    if call_depth:
+        options = {**(options or {}), "call_depth": call_depth}
     try:
         with transaction.atomic():
+            # Run starts of one workflow queue on its row: the rate count is exact, a
+            # replayed delivery sees the first one, and a delete waits (workflow_delete).
+            locked = _lock_workflow(workflow.pk)
+            if delivery is not None:
+                replayed = _delivery_seen(*delivery)
+                if replayed is not None:
+                    return replayed, False
+            _take_run_token(locked)
             run = Run.objects.create(
                 owner=workflow.owner,
                 workflow=workflow,
@@ -230,10 +264,59 @@ def run_create(
                 idempotency_key=idempotency_key,
                 input_hash=fingerprint,
             )
+            if delivery is not None:
+                WebhookDelivery.objects.filter(webhook=delivery[0], signature=delivery[1]).update(
+                    run=run
+                )
     except IntegrityError:  # a concurrent request with the same key won the race
+        if not idempotency_key:
+            raise
         existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
         return _replayed(existing, fingerprint), False
     return run, True
+
+
+def _lock_workflow(workflow_id: int) -> Workflow:
+    locked = Workflow.objects.select_for_update(of=("self",)).filter(pk=workflow_id).first()
+    if locked is None:  # deleted while this request was on its way
+        raise Http404("no such workflow")
+    return locked
+
+
+def _take_run_token(workflow: Workflow) -> None:
+    """One token of the workflow's bucket (KLYNTOS_RUNS_PER_MINUTE, refilled continuously);
+    the caller holds the row lock. 0 turns the limit off."""
+    rate = settings.KLYNTOS_RUNS_PER_MINUTE
+    if rate <= 0:
+        return
+    now = timezone.now()
+    tokens = float(rate) if workflow.run_tokens is None else workflow.run_tokens
+    if workflow.run_tokens_at is not None:
+        elapsed = max(0.0, (now - workflow.run_tokens_at).total_seconds())
+        tokens = min(float(rate), tokens + elapsed * rate / 60)
+    if tokens < 1:
+        raise RateLimited(max(1, math.ceil((1 - tokens) * 60 / rate)))
+    # update(), not save(): the workflow's updated_at is about edits, not runs.
+    Workflow.objects.filter(pk=workflow.pk).update(run_tokens=tokens - 1, run_tokens_at=now)
+
+
+def _delivery_seen(webhook: Webhook, signature: str, expires_at: datetime.datetime) -> Run | None:
+    """The run of an earlier delivery with this signature, or None after recording this one.
+
+    Rows past their window are pruned here: a replay that old fails the timestamp check.
+    """
+    WebhookDelivery.objects.filter(webhook=webhook, expires_at__lt=timezone.now()).delete()
+    earlier = (
+        WebhookDelivery.objects.filter(webhook=webhook, signature=signature)
+        .select_related("run")
+        .first()
+    )
+    if earlier is None:
+        WebhookDelivery.objects.create(webhook=webhook, signature=signature, expires_at=expires_at)
+        return None
+    if earlier.run is None:  # the first delivery's run was deleted since
+        raise IdempotencyConflict("this signed delivery was already received")
+    return earlier.run
 
 
 def _replayed(existing: Run, fingerprint: str) -> Run:

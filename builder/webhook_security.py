@@ -18,6 +18,7 @@ import re
 from typing import Any, NoReturn
 
 DEFAULT_TOLERANCE = 300
+CALL_DEPTH_DIGITS = 6
 
 # A JSON string (closed, or running to the end of malformed input, so the pattern can
 # never fail once started and the scan stays linear) or a single bracket.
@@ -213,8 +214,11 @@ def verify_signature(
     *,
     now: float,
     tolerance: int = DEFAULT_TOLERANCE,
-) -> None:
-    """Raise WebhookRequestError(401) unless `header` signs `raw` with `secret` recently."""
+) -> tuple[int, str]:
+    """Raise WebhookRequestError(401) unless `header` signs `raw` with `secret` recently.
+
+    Returns the signed timestamp and the signature (hex) of this delivery: a verbatim
+    replay has the same one, which is how the endpoint recognises it."""
     if header is None or not header.strip():
         _unauthorized("missing signature header")
     timestamp, signatures = _parse_signature_header(header)
@@ -229,3 +233,24 @@ def verify_signature(
         matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         _unauthorized("signature does not match")
+    return timestamp, expected
+
+
+def parse_call_depth(header: str | None, *, max_depth: int) -> int:
+    """The `Klyntos-Call-Depth` of a request (0 when absent): how many runs led to it.
+
+    Runs send their depth + 1 on every outbound call, so a workflow that calls its own
+    webhook is refused (400) past `max_depth` instead of recursing without end.
+    """
+    if header is None or not header.strip():
+        return 0
+    value = header.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > CALL_DEPTH_DIGITS:
+        _bad_request("Klyntos-Call-Depth must be a non-negative integer")
+    depth = int(value)
+    if depth > max_depth:
+        _bad_request(
+            f"Klyntos-Call-Depth {depth} is over the limit of {max_depth} runs calling runs"
+            " (KLYNTOS_MAX_CALL_DEPTH): does a workflow call its own webhook?"
+        )
+    return depth

@@ -6,10 +6,11 @@ creates no run.
 
 from __future__ import annotations
 
+import datetime
 import time
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -19,9 +20,17 @@ from builder.services import (
     BodyMismatch,
     GraphInvalid,
     IdempotencyConflict,
+    RateLimited,
     run_start,
 )
-from builder.webhook_security import WebhookRequestError, parse_json_body, verify_signature
+from builder.webhook_security import (
+    DEFAULT_TOLERANCE,
+    WebhookRequestError,
+    parse_call_depth,
+    parse_json_body,
+    verify_signature,
+)
+from engine.core.outbound import CALL_DEPTH_HEADER
 
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
@@ -35,14 +44,21 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
     if webhook is None or webhook.workflow.current_version is None:
         return _error(404, "no webhook with this token")
     raw = request.body
+    delivery = None
     try:
+        depth = parse_call_depth(
+            request.headers.get(CALL_DEPTH_HEADER), max_depth=settings.KLYNTOS_MAX_CALL_DEPTH
+        )
         if webhook.signing_secret_encrypted:
-            verify_signature(
+            signed_at, signature = verify_signature(
                 webhook.signing_secret,
                 request.headers.get("X-Klyntos-Signature"),
                 raw,
                 now=time.time(),
             )
+            # Remembered until the signature expires: a verbatim replay gets this run.
+            expires = datetime.datetime.fromtimestamp(signed_at + DEFAULT_TOLERANCE, datetime.UTC)
+            delivery = (webhook, signature, expires)
         body = parse_json_body(
             raw,
             content_type=request.headers.get("Content-Type"),
@@ -59,9 +75,17 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
             input=body,
             trigger="webhook",
             idempotency_key=key,
+            call_depth=depth,
+            delivery=delivery,
         )
     except IdempotencyConflict as exc:
         return _error(409, str(exc))
+    except RateLimited as exc:
+        response = _error(429, str(exc))
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except Http404:  # the workflow was deleted while this request was on its way
+        return _error(404, "no webhook with this token")
     except BodyMismatch as exc:
         return _error(422, str(exc), details=exc.problems)
     except GraphInvalid:

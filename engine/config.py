@@ -33,10 +33,13 @@ def provider_credentials() -> dict[str, Any]:
     }
 
 
-def build_services(data: DataConnection | None = None) -> Services:
+def build_services(data: DataConnection | None = None, call_depth: int | None = None) -> Services:
+    """`call_depth`: what outbound requests announce (the run's own depth + 1)."""
     factory = OutboundFactory(
         OutboundConfig(
-            host_overrides=host_overrides(), trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS)
+            host_overrides=host_overrides(),
+            trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS),
+            call_depth=call_depth,
         )
     )
     factory.trust_base_url(settings.OPENAI_BASE_URL)

@@ -102,7 +102,8 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         )
         data = await data_pools().lease(spec.data)
         try:
-            services = build_services(data)
+            # Every call this run makes says one more run led to it (webhook-to-self recursion).
+            services = build_services(data, call_depth=int(spec.options.get("call_depth") or 0) + 1)
         except BaseException:
             await data.aclose()
             raise

@@ -173,6 +173,10 @@ KLYNTOS_WEBHOOK_MAX_BYTES = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_BYTES", str(
 KLYNTOS_WEBHOOK_MAX_DEPTH = int(os.environ.get("KLYNTOS_WEBHOOK_MAX_DEPTH", "32"))
 # Largest REST API request body, whatever its framing (Content-Length or chunked): 413 past it.
 KLYNTOS_REQUEST_MAX_BYTES = int(os.environ.get("KLYNTOS_REQUEST_MAX_BYTES", str(10 * 1024 * 1024)))
+# Runs calling runs (through webhooks or the API) nest at most this deep (400 past it).
+KLYNTOS_MAX_CALL_DEPTH = int(os.environ.get("KLYNTOS_MAX_CALL_DEPTH", "8"))
+# Runs one workflow may start per minute (webhook, API, CLI): 429 with Retry-After past it.
+KLYNTOS_RUNS_PER_MINUTE = int(os.environ.get("KLYNTOS_RUNS_PER_MINUTE", "300"))
 # Django's own cap on a declared body (a 400 past it) must not undercut the limits above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(KLYNTOS_REQUEST_MAX_BYTES, KLYNTOS_WEBHOOK_MAX_BYTES)
 KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))

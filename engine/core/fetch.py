@@ -19,7 +19,7 @@ import aiohttp
 import yarl
 
 from engine.core.errors import BlockError, TransientError
-from engine.core.outbound import TRANSPORT_ERRORS, OutboundFactory
+from engine.core.outbound import CALL_DEPTH_HEADER, TRANSPORT_ERRORS, OutboundFactory
 
 REDIRECTS = {301, 302, 303, 307, 308}
 # Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.
@@ -60,7 +60,8 @@ async def fetch(
     With `follow_redirects` off a 3xx is the result, like any other response.
     """
     session = factory.aiohttp_session()
-    headers = dict(headers or {})
+    # The session sends the run's call depth; a block may not lower it to recurse forever.
+    headers = {k: v for k, v in (headers or {}).items() if k.lower() != CALL_DEPTH_HEADER.lower()}
     origin = _origin(url)
     private = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers}
     for _ in range(factory.config.max_redirects + 1):

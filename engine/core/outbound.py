@@ -45,6 +45,7 @@ from engine.core.limits import MAX_CONCURRENT
 from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
 
 __all__ = [
+    "CALL_DEPTH_HEADER",
     "BlockedAddressError",
     "GuardedTransport",
     "OutboundConfig",
@@ -74,6 +75,9 @@ def transport_errors(what: str) -> typing.Iterator[None]:
 
 
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
+# How many runs led to a request: a run sends its own depth + 1 on every outbound call and
+# the webhook endpoint refuses past KLYNTOS_MAX_CALL_DEPTH (a workflow calling itself).
+CALL_DEPTH_HEADER = "Klyntos-Call-Depth"
 
 HostPort = tuple[str, int | None]
 
@@ -161,6 +165,13 @@ class OutboundConfig:
     max_connections: int = MAX_CONCURRENT
     max_redirects: int = 5
     user_agent: str = "Klyntos/0.1"
+    call_depth: int | None = None  # sent as CALL_DEPTH_HEADER on every request when set
+
+    def default_headers(self) -> dict[str, str]:
+        headers = {"User-Agent": self.user_agent}
+        if self.call_depth is not None:
+            headers[CALL_DEPTH_HEADER] = str(self.call_depth)
+        return headers
 
 
 class _SharedAsyncClient(httpx.AsyncClient):
@@ -422,7 +433,7 @@ class OutboundFactory:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"User-Agent": self.config.user_agent},
+                headers=self.config.default_headers(),
                 timeout=ClientTimeout(total=self.config.timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # shared by all tenants: keep no cookies
                 middlewares=(self._literal_guard,),
@@ -444,7 +455,7 @@ class OutboundFactory:
                 follow_redirects=True,
                 max_redirects=self.config.max_redirects,
                 timeout=httpx.Timeout(self.config.timeout),
-                headers={"User-Agent": self.config.user_agent},
+                headers=self.config.default_headers(),
                 cookies=_no_cookies(),  # shared by all tenants: keep no cookies
                 trust_env=False,  # env proxies would bypass the guarded transport
             )

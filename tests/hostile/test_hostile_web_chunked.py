@@ -14,50 +14,21 @@ import select
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import LocalApp, start_local_app
+from tests.hostile.web_served import Session, served
 
 REQUEST_MAX = 10 * 1024 * 1024  # KLYNTOS_REQUEST_MAX_BYTES' default
 WEBHOOK_MAX = 1024 * 1024  # KLYNTOS_WEBHOOK_MAX_BYTES' default
 
 
-@dataclass
-class Session:
-    app: LocalApp
-    client: httpx.Client
-    cookie: str
-    csrf: str
-
-    @property
-    def port(self) -> int:
-        return int(self.app.base_url.rsplit(":", 1)[1])
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    app = start_local_app(tmp_path_factory.mktemp("chunked"))
-    try:
-        client = httpx.Client(base_url=app.base_url, timeout=30, trust_env=False)
-        login = client.get("/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
-        assert token, login.text[:500]
-        client.post(
-            "/login/",
-            data={"username": "admin", "password": app.password, "csrfmiddlewaretoken": token[1]},
-        )
-        csrf = client.cookies["csrftoken"]
-        cookie = f"sessionid={client.cookies['sessionid']}; csrftoken={csrf}"
-        client.headers.update({"X-CSRFToken": csrf})
-        yield Session(app, client, cookie, csrf)
-        client.close()
-    finally:
-        app.process.terminate()
-        app.process.wait(timeout=20)
+    with served(tmp_path_factory.mktemp("chunked")) as signed_in:
+        yield signed_in
 
 
 def read_response(sock: socket.socket) -> tuple[int, bytes]:

@@ -59,6 +59,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)
             ) from None
+        except services.RateLimited as exc:
+            raise CommandError(str(exc)) from None
         except services.BodyMismatch as exc:
             raise CommandError(
                 f"--input {options['input']} does not match the webhook's body schema:\n"
