@@ -15,6 +15,7 @@ django_app = get_asgi_application()  # sets Django up: import models only below 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from engine.core.give_way import PRIORITY  # noqa: E402
 from engine.publish import attach_web_loop  # noqa: E402
 from engine.routing import websocket_urlpatterns  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
@@ -31,11 +32,16 @@ install_daphne_body_limit(
 
 
 def record_web_loop(app: Any) -> Any:
-    """Tells engine/publish.py which loop the consumers live on (runs execute elsewhere)."""
+    """Tells engine/publish.py which loop the consumers live on (runs execute elsewhere), and
+    marks HTTP requests as priority work while they are served."""
 
     async def wrapper(scope: Any, receive: Any, send: Any) -> None:
         attach_web_loop(asyncio.get_running_loop())
-        await app(scope, receive, send)
+        if scope["type"] != "http":  # a websocket lasts as long as the page: not a request
+            await app(scope, receive, send)
+            return
+        with PRIORITY.running():  # runs back off while a request is served (give_way.py)
+            await app(scope, receive, send)
 
     return wrapper
 

@@ -6,18 +6,57 @@ two passes over its ready queue: the run store's flusher and the other runs on t
 loop would wait for the whole batch. `give_way()` is a time slice shared by every caller on
 one event loop: once `SLICE_SECONDS` are used up, each caller steps back to the end of the
 ready queue (one `sleep(0)`) until the next pass starts a new slice, so a pass lasts at most
-about a slice plus one item per worker, and never the whole batch.
+about a slice plus one item per worker, and never the whole batch. While `PRIORITY` work
+(a web request) is in progress, a used-up slice also sleeps `BACKOFF_SECONDS`, handing the
+GIL — and so the process's CPU — to the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Stretch of CPU after which callers of give_way() let timers, I/O and other tasks run.
 SLICE_SECONDS = 0.005
+# While priority work is in progress, each used-up slice is followed by this much sleep: the
+# GIL is then the priority thread's, and a run keeps at most a fifth of the process's CPU.
+BACKOFF_SECONDS = 0.02
+
+
+class PriorityWork:
+    """Counts work in progress that must not share the CPU evenly with runs: the web
+    server's requests (klyntos/asgi.py). Threads share the GIL fairly, so without this a
+    request competes with every busy run thread for each slice of it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Inside a coroutine on the priority work's own loop (the web server's)."""
+        with self._lock:
+            self._active += 1
+            self._loop = asyncio.get_running_loop()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def busy(self) -> bool:
+        """Priority work is in progress on another loop than the caller's (a run on the
+        server's own loop, as in tests, must not sleep in the request's way)."""
+        return self._active > 0 and self._loop is not asyncio.get_running_loop()
+
+
+PRIORITY = PriorityWork()
 
 
 @dataclass
@@ -37,6 +76,9 @@ async def give_way(slice_seconds: float = SLICE_SECONDS) -> None:
         state = _slices[loop] = _Slice(time.monotonic() + slice_seconds)
     if time.monotonic() < state.until:
         return
+    if PRIORITY.busy():
+        # Blocking on purpose: the sleep releases the GIL to the thread serving a request.
+        time.sleep(BACKOFF_SECONDS)  # noqa: ASYNC251
     if not state.renewing:
         state.renewing = True
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
-from engine.core.give_way import give_way
+from engine.core.give_way import BACKOFF_SECONDS, PRIORITY, give_way
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
 
 
@@ -70,3 +72,32 @@ async def test_a_loop_of_items_that_never_suspend_lets_other_tasks_run() -> None
     assert outcome.outputs["loop"]["succeeded"] == 20000
     # 20,000 items take far longer than one 5 ms slice: the neighbour ran while they did.
     assert any(0 < n < 20000 for n in seen_done), seen_done
+
+
+async def test_runs_back_off_while_priority_work_is_served_on_another_loop() -> None:
+    entered, leave = threading.Event(), threading.Event()
+
+    def web_server() -> None:  # a request in progress on the server's own loop
+        async def request() -> None:
+            with PRIORITY.running():
+                entered.set()
+                await asyncio.to_thread(leave.wait, 10)
+
+        asyncio.run(request())
+
+    server = threading.Thread(target=web_server)
+    server.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        await give_way(slice_seconds=0)  # a used-up slice while a request is served
+        assert time.monotonic() - started >= BACKOFF_SECONDS
+    finally:
+        leave.set()
+        server.join(10)
+    assert not PRIORITY.busy()  # the request is over: runs go at full speed again
+
+
+async def test_a_run_on_the_servers_own_loop_does_not_back_off_for_its_requests() -> None:
+    with PRIORITY.running():
+        assert not PRIORITY.busy()  # same loop: sleeping would only delay the request
