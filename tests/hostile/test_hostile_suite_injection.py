@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -114,31 +113,34 @@ def test_render_substitutes_once(value: str) -> None:
 
 
 @pytest.fixture
-async def sqlite_data(tmp_path: Path) -> AsyncIterator[SqliteData]:
+def sqlite_path(tmp_path: Path) -> Path:
     path = tmp_path / "data.sqlite3"
     setup = sqlite3.connect(path)
     setup.execute("CREATE TABLE enriched_leads (lead_id text unique, name text)")
     setup.execute("INSERT INTO enriched_leads VALUES ('keep', 'Keep me')")
     setup.commit()
     setup.close()
-    data = SqliteData(str(path))
-    yield data
-    await data.aclose()
+    return path
+
+
+def table_rows(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as reader:
+        return reader.execute("SELECT lead_id, name FROM enriched_leads").fetchall()
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-async def test_sqlite_binds_every_reference(sqlite_data: SqliteData, value: str) -> None:
+async def test_sqlite_binds_every_reference(sqlite_path: Path, value: str) -> None:
     sql = "INSERT INTO enriched_leads (lead_id, name) VALUES (<hook.body.id>, '<hook.body.v>');"
     read = "SELECT name, '<hook.body.v>' AS quoted, <hook.body.v> AS bare FROM enriched_leads WHERE lead_id = '<hook.body.id>'"
     outcome, recorder = await run(
         graph([block("write", "database", sql=sql), block("read", "database", sql=read)]),
         {"id": "x1", "v": value},
-        data=sqlite_data,
+        data=SqliteData(str(sqlite_path)),  # the run closes it
     )
     assert outcome.status == "succeeded"
     assert output(recorder, "read")["rows"] == [{"name": value, "quoted": value, "bare": value}]
-    rows = (await sqlite_data.execute("SELECT lead_id, name FROM enriched_leads", []))["rows"]
-    assert {"lead_id": "keep", "name": "Keep me"} in rows and len(rows) == 2
+    rows = table_rows(sqlite_path)
+    assert sorted(rows) == [("keep", "Keep me"), ("x1", value)]
     assert SECRET not in repr(rows)
 
 
@@ -184,13 +186,13 @@ def test_more_than_one_statement_is_a_validation_error(sql: str) -> None:
 
 
 async def test_a_reference_in_identifier_position_cannot_name_a_table(
-    sqlite_data: SqliteData,
+    sqlite_path: Path,
 ) -> None:
     """A value is bound where a value goes; it can never become a table name."""
     outcome, recorder = await run(
         graph([block("read", "database", sql="SELECT * FROM <hook.body.table>")]),
         {"table": "sqlite_master"},
-        data=sqlite_data,
+        data=SqliteData(str(sqlite_path)),
     )
     assert outcome.status == "failed"
     assert "query failed" in recorder.of("step.failed", name="read")[0].data["error"]
