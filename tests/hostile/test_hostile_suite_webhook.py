@@ -283,7 +283,7 @@ def test_a_signature_covers_the_exact_bytes_and_the_timestamp(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("skew", [DEFAULT_TOLERANCE + 1, -(DEFAULT_TOLERANCE + 1), 10**9])
+@pytest.mark.parametrize("skew", [DEFAULT_TOLERANCE + 5, -(DEFAULT_TOLERANCE + 5), 10**9])
 def test_a_replay_outside_the_tolerance_window_is_401(
     client: Client, lead_workflow: Any, signing_secret: str, skew: int
 ) -> None:
