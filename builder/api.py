@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -15,6 +13,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from builder import gallery, selectors, services
+from builder.api_schema import (
+    BlockType,
+    ItemPage,
+    RunPage,
+    SecretName,
+    TemplateSummary,
+    ValidateAnswer,
+    WorkflowAnswerSerializer,
+    answers,
+)
 from builder.models import Secret
 from builder.parsers import BodyRequired
 from builder.serializers import (
@@ -75,12 +83,12 @@ def scope_lists(
 
 
 class WorkflowListView(BodyRequired, APIView):
-    @extend_schema(responses=WorkflowSerializer(many=True))
+    @answers(WorkflowSerializer(many=True))  # no validation in the list
     def get(self, request: Request) -> Response:
         workflows = selectors.workflows_for(request.user).select_related("webhook")
         return Response(WorkflowSerializer(workflows, many=True, context={"request": request}).data)
 
-    @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowSerializer)
+    @answers(WorkflowAnswerSerializer, status=201, request=WorkflowWriteSerializer, body=True)
     def post(self, request: Request) -> Response:
         form = WorkflowWriteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -97,11 +105,11 @@ class WorkflowListView(BodyRequired, APIView):
 
 
 class WorkflowDetailView(BodyRequired, APIView):
-    @extend_schema(responses=WorkflowSerializer)
+    @answers(WorkflowAnswerSerializer, 404)
     def get(self, request: Request, pk: int) -> Response:
         return workflow_response(request, selectors.workflow_get(request.user, pk))
 
-    @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowSerializer)
+    @answers(WorkflowAnswerSerializer, 404, 409, request=WorkflowWriteSerializer, body=True)
     def put(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         form = WorkflowWriteSerializer(data=request.data)
@@ -131,7 +139,7 @@ class WorkflowDetailView(BodyRequired, APIView):
 
     patch = put
 
-    @extend_schema(responses={204: None})
+    @answers(None, 404, status=204)
     def delete(self, request: Request, pk: int) -> Response:
         services.workflow_delete(workflow=selectors.workflow_get(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -140,7 +148,7 @@ class WorkflowDetailView(BodyRequired, APIView):
 class WorkflowValidateView(APIView):
     """Validates the posted graph (or the saved one) and lists each block's references."""
 
-    @extend_schema(request=ValidateRequestSerializer, responses=OpenApiTypes.OBJECT)
+    @answers(ValidateAnswer, 404, request=ValidateRequestSerializer, body=True)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         form = ValidateRequestSerializer(data=request.data)
@@ -164,7 +172,7 @@ class WorkflowValidateView(APIView):
 
 
 class WorkflowDuplicateView(APIView):
-    @extend_schema(request=None, responses={201: WorkflowSerializer})
+    @answers(WorkflowAnswerSerializer, 404, status=201)
     def post(self, request: Request, pk: int) -> Response:
         source = selectors.workflow_get(request.user, pk)
         graph = (
@@ -180,16 +188,7 @@ class WorkflowDuplicateView(APIView):
 
 
 class WorkflowRunsView(BodyRequired, APIView):
-    @extend_schema(
-        request=RunStartSerializer,
-        responses={
-            201: RunSerializer,
-            400: OpenApiTypes.OBJECT,  # a bad body, an invalid graph, a call depth past the limit
-            404: OpenApiTypes.OBJECT,
-            422: OpenApiTypes.OBJECT,  # the input fails the webhook's body schema
-            429: OpenApiTypes.OBJECT,  # KLYNTOS_RUNS_PER_MINUTE; see the Retry-After header
-        },
-    )
+    @answers(RunSerializer, 404, 422, 429, status=201, request=RunStartSerializer, body=True)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         form = RunStartSerializer(data=request.data)
@@ -227,7 +226,7 @@ class WorkflowRunsView(BodyRequired, APIView):
             )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=RunSummarySerializer(many=True))
+    @answers(RunPage, 404)
     def get(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         paginator = PageNumberPagination()
@@ -242,13 +241,13 @@ class WorkflowRunsView(BodyRequired, APIView):
 class WebhookSecretView(APIView):
     """Rotates the webhook's signing secret; the new value is shown once, in this answer."""
 
-    @extend_schema(request=None, responses={201: SigningSecretSerializer})
+    @answers(SigningSecretSerializer, 404, status=201)
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         secret = services.webhook_rotate_secret(webhook=workflow.webhook)
         return Response({"signing_secret": secret}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={204: None})
+    @answers(None, 404, status=204)
     def delete(self, request: Request, pk: int) -> Response:
         webhook = selectors.workflow_get(request.user, pk).webhook
         webhook.set_signing_secret("")
@@ -257,13 +256,13 @@ class WebhookSecretView(APIView):
 
 
 class RunDetailView(APIView):
-    @extend_schema(responses=RunSerializer)
+    @answers(RunSerializer, 404)
     def get(self, request: Request, pk: str) -> Response:
         return Response(RunSerializer(selectors.run_get(request.user, pk)).data)
 
 
 class RunItemsView(APIView):
-    @extend_schema(parameters=[ItemFilterSerializer], responses=ItemRunSerializer(many=True))
+    @answers(ItemPage, 400, 404, parameters=[ItemFilterSerializer])
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
         # Empty values mean "no filter", as they always have.
@@ -285,20 +284,20 @@ class RunItemsView(APIView):
 
 
 class RunCancelView(APIView):
-    @extend_schema(request=None, responses=RunSerializer)
+    @answers(RunSerializer, 404)
     def post(self, request: Request, pk: str) -> Response:
         run = services.run_cancel(run=selectors.run_get(request.user, pk))
         return Response(RunSerializer(run).data)
 
 
 class BlockCatalogueView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @answers(BlockType(many=True))
     def get(self, request: Request) -> Response:
         return Response(catalogue())
 
 
 class TemplateListView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @answers(TemplateSummary(many=True))
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -314,7 +313,9 @@ class TemplateListView(APIView):
 
 
 class TemplateInstantiateView(BodyRequired, APIView):
-    @extend_schema(request=TemplateInstantiateSerializer, responses={201: WorkflowSerializer})
+    @answers(
+        WorkflowAnswerSerializer, 404, status=201, request=TemplateInstantiateSerializer, body=True
+    )
     def post(self, request: Request, slug: str) -> Response:
         form = TemplateInstantiateSerializer(data=request.data)  # refuses non-object bodies
         form.is_valid(raise_exception=True)
@@ -327,7 +328,7 @@ class TemplateInstantiateView(BodyRequired, APIView):
 class SecretListView(BodyRequired, APIView):
     """Secret names only; values are write-only and never returned."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @answers(SecretName(many=True))
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -336,7 +337,7 @@ class SecretListView(BodyRequired, APIView):
             ]
         )
 
-    @extend_schema(request=SecretWriteSerializer, responses={201: OpenApiTypes.OBJECT})
+    @answers(SecretName, status=201, request=SecretWriteSerializer, body=True)
     def post(self, request: Request) -> Response:
         form = SecretWriteSerializer(data=request.data)
         form.is_valid(raise_exception=True)

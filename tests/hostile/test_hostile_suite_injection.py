@@ -145,8 +145,9 @@ async def test_sqlite_binds_every_reference(sqlite_path: Path, value: str) -> No
 
 
 @pytest.fixture
-def postgres_data() -> Any:
-    return data_connection()
+def postgres_data(user: Any) -> Any:
+    """The user's own data connection (their schema, their role)."""
+    return data_connection(user.pk)
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "data"])

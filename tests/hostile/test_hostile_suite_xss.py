@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -160,21 +161,25 @@ def test_a_username_with_markup_is_escaped_in_the_page_header(django_user_model:
         assert marker not in page
 
 
-@pytest.mark.django_db(databases=["default", "data"])
-def test_enriched_rows_from_webhook_data_are_escaped_in_the_admin(admin_client: Client) -> None:
-    from django.utils import timezone
+@pytest.mark.django_db(transaction=True, databases=["default", "data"])
+def test_enriched_rows_from_webhook_data_are_escaped_in_the_admin(
+    admin_client: Client, user: Any
+) -> None:
+    """A lead's name written by a workflow lands in the admin's list of enriched leads."""
+    from leads import owner_data
 
-    from leads.models import EnrichedLead
-
-    EnrichedLead.objects.using("data").create(
-        lead_id="x1", name=PAYLOAD, company=PAYLOAD, enriched_at=timezone.now()
-    )
-    try:
-        page = admin_client.get("/admin/leads/enrichedlead/")
-        assert page.status_code == 200
-        escaped(page.content.decode())
-    finally:
-        EnrichedLead.objects.using("data").filter(lead_id="x1").delete()
+    owners = owner_data.store()
+    owners.provision(user.pk)
+    with connections["data"].cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {owner_data.schema_name(user.pk)}.enriched_leads (lead_id, name,"  # noqa: S608 - an integer id
+            " company, title, email, budget_estimate, urgency_level, linkedin_url,"
+            " qualification_score, enriched_at) VALUES ('x1', %s, %s, '', '', '', '', '', 1, now())",
+            [PAYLOAD, PAYLOAD],
+        )
+    page = admin_client.get("/admin/leads/enrichedlead/")
+    assert page.status_code == 200
+    escaped(page.content.decode())
 
 
 @pytest.mark.django_db
