@@ -16,6 +16,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from builder import services
+from engine.blocks.http import MAX_RESPONSE_BYTES
 from engine.core.events import EventBus
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import execute_run
@@ -112,6 +113,30 @@ def test_a_trickling_upstream_ends_at_the_block_timeout(user: Any, trickling: Up
     assert run.status == "failed"
     step = StepRun.objects.get(run=run, block_id="call")
     assert step.error == "timed out after 0.5 s (gave up after 3 attempts)"
+
+
+@pytest.fixture
+def endless(settings: Any) -> Iterator[Upstream]:
+    """A chunked answer (no Content-Length) that never ends, as fast as it can."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        chunk = b" " * 65536
+        while True:
+            await response.write(chunk)
+
+    for server in serve(handler):
+        yield trusted(settings, server)
+
+
+def test_an_endless_answer_is_cut_at_the_response_limit(user: Any, endless: Upstream) -> None:
+    """Memory stays bounded: the HTTP block stops reading at its limit and fails the step."""
+    run, _ = run_now(user, loop_graph(endless.base_url, timeout=30), {"leads": [{"id": "a"}]})
+    assert run.status == "failed"
+    step = StepRun.objects.get(run=run, block_id="call")
+    assert step.error == f"response larger than {MAX_RESPONSE_BYTES} bytes"
+    assert len(endless.requests) == 1  # too large is not transient: no retry
 
 
 # --- a 5xx storm -----------------------------------------------------------------------------
