@@ -223,6 +223,29 @@ def test_a_1mb_llm_answer_is_stored_whole_and_served(
     assert len(served.json()["outputs"]["ask"]["content"]) == MEGABYTE
 
 
+def test_an_llm_answer_past_the_output_limit_fails_its_step_naming_the_setting(
+    user: Any, verbose_llm: Upstream, settings: Any
+) -> None:
+    """The same 1 MB answer under a 512 KiB KLYNTOS_MAX_OUTPUT_BYTES: bounded, with a clear
+    error, and never stored."""
+    settings.KLYNTOS_MAX_OUTPUT_BYTES = 512 * 1024
+    graph = {
+        "blocks": [
+            {"id": "hook", "type": "webhook", "name": "hook", "config": {}},
+            {"id": "ask", "type": "agent", "name": "ask", "config": {"user_prompt": "Talk."}},
+        ],
+        "edges": [{"source": "hook", "target": "ask"}],
+    }
+    run, _ = run_now(user, graph, {})
+    assert run.status == "failed"
+    step = StepRun.objects.get(run=run, block_id="ask")
+    assert step.error == (
+        f"the block's output is larger than {512 * 1024} bytes (KLYNTOS_MAX_OUTPUT_BYTES)"
+    )
+    assert step.output is None or len(str(step.output)) < 512 * 1024
+    assert len(verbose_llm.requests) == 1  # a size error is not retried
+
+
 # --- 10,000 events a second into the store ---------------------------------------------------
 
 ITEMS = 2500  # four events each: 10,000 events, emitted over one second
