@@ -133,7 +133,7 @@ def serve(handler: Handler) -> Iterator[Upstream]:
     async def start() -> None:
         app = web.Application()
         app.router.add_route("*", r"/{tail:[\s\S]*}", record)  # any path, line breaks too
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # hung handlers
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
