@@ -31,6 +31,7 @@ SAMPLE_EVERY = 0.1  # seconds between two latency probes
 STATUS_EVERY = 1.0  # seconds between two looks at the run's status
 TARGETS = {"p95_ms": 200.0, "max_ms": 1000.0}
 RUN_TIMEOUT = 600.0
+OUTPUT_LIMIT = 128 * 2**20
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -96,6 +97,7 @@ class Prober(threading.Thread):
         self.server = server
         self.peak_rss = server.memory_info().rss
         self.samples: list[float] = []
+        self.at: list[float] = []  # when each sample started (time.time())
         self.errors: list[str] = []
         self.stop = threading.Event()
 
@@ -103,6 +105,7 @@ class Prober(threading.Thread):
         with self.client:
             while not self.stop.is_set():
                 started = time.perf_counter()
+                self.at.append(time.time())
                 try:
                     answer = self.client.get("/api/workflows/")
                     if answer.status_code != 200:
@@ -145,7 +148,12 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
     with simulator(latency_ms=0, no_record=True) as target, tempfile.TemporaryDirectory() as tmp:
         app = start_local_app(
             Path(tmp) / "data",
-            env={"KLYNTOS_HOST_OVERRIDES": f"{BENCH_HOST}={target.base_url}"},
+            env={
+                "KLYNTOS_HOST_OVERRIDES": f"{BENCH_HOST}={target.base_url}",
+                # The only departure from the embedded defaults: 100,000 HTTP results make a
+                # ~41 MB loop output, past the 16 MB default block-output limit.
+                "KLYNTOS_MAX_OUTPUT_BYTES": str(OUTPUT_LIMIT),
+            },
         )
         try:
             server = psutil.Process(app.process.pid)
@@ -214,6 +222,12 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "p50_ms": round(statistics.median(samples) * 1000, 1),
         "p95_ms": round(_percentile(samples, 95) * 1000, 1),
         "max_ms": round(max(samples) * 1000, 1),
+        # The slowest answers and when they came (seconds after the run started), to tell
+        # a stall at the run's end from one in its middle.
+        "slowest": [
+            [round(at - prober.at[0], 1), round(ms * 1000, 1)]
+            for ms, at in sorted(zip(samples, prober.at, strict=True), reverse=True)[:5]
+        ],
         "server_rss_growth_mb": round((prober.peak_rss - rss_before) / 2**20, 1),
         "targets": TARGETS,
     }

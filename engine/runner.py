@@ -31,6 +31,7 @@ from engine.core.executor import Executor, RunOptions
 from engine.core.graph import parse_graph
 from engine.core.redaction import Redactor
 from engine.core.services import Services
+from engine.gc_freeze import GcFreezer
 from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import RunStore, publish_run_ended
 
@@ -186,6 +187,7 @@ class InProcessExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
+        self._freezer = GcFreezer()  # short full GC passes while runs hold millions of objects
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -206,7 +208,9 @@ class InProcessExecutor:
             return self._loop
 
     def submit(self, run_id: Any) -> concurrent.futures.Future[None]:
-        future = asyncio.run_coroutine_threadsafe(execute_run(run_id), self._ensure_loop())
+        future = asyncio.run_coroutine_threadsafe(
+            self._freezer.around(execute_run(run_id)), self._ensure_loop()
+        )
         self._futures[str(run_id)] = future
         future.add_done_callback(lambda _: self._futures.pop(str(run_id), None))
         return future
