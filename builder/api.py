@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from builder import gallery, selectors, services
+from builder import gallery, run_reads, selectors, services
 from builder.api_schema import (
     BlockType,
     ItemPage,
@@ -27,6 +27,7 @@ from builder.models import Secret
 from builder.parsers import BodyRequired
 from builder.serializers import (
     ItemFilterSerializer,
+    ItemListRowSerializer,
     ItemRunSerializer,
     RunSerializer,
     RunStartSerializer,
@@ -34,6 +35,7 @@ from builder.serializers import (
     SecretWriteSerializer,
     SigningSecretSerializer,
     TemplateInstantiateSerializer,
+    TimelineQuerySerializer,
     ValidateRequestSerializer,
     WorkflowSerializer,
     WorkflowWriteSerializer,
@@ -261,26 +263,93 @@ class RunDetailView(APIView):
         return Response(RunSerializer(selectors.run_get(request.user, pk)).data)
 
 
+def _query(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The given query parameters, empty ones left out ("no filter"); `from`/`to` renamed."""
+    renamed = {"from": "window_from", "to": "window_to"}
+    return {
+        renamed.get(k, k): v
+        for k, v in request.query_params.items()
+        if renamed.get(k, k) in names and v != ""
+    }
+
+
 class RunItemsView(APIView):
+    """One page of a run's items (keyset cursor, filters, search), or one item with its
+    steps when `key` is given. Bounded: at most `limit` (<= 200) rows, whatever the run's N."""
+
     @answers(ItemPage, 400, 404, parameters=[ItemFilterSerializer])
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
-        # Empty values mean "no filter", as they always have.
-        given = {k: v for k, v in request.query_params.items() if k in ("status", "key") and v}
-        filters = ItemFilterSerializer(data=given)
+        filters = ItemFilterSerializer(data=_query(request, tuple(ItemFilterSerializer().fields)))
         filters.is_valid(raise_exception=True)
-        items = selectors.items_of(run)
-        if "status" in filters.validated_data:
-            items = items.filter(status=filters.validated_data["status"])
-        if "key" in filters.validated_data:
-            items = items.filter(key=filters.validated_data["key"])
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(items, request, self) or []
-        steps: dict[str, list[Any]] = {}
-        for step in selectors.steps_of(run, [i.key for i in page]):
-            steps.setdefault(step.item_key, []).append(step)
-        data = ItemRunSerializer(page, many=True, context={"steps": steps}).data
-        return paginator.get_paginated_response(data)
+        given = filters.validated_data
+        if "key" in given:  # the detail panel: that one item, with its steps and outputs
+            found = list(selectors.items_of(run).filter(key=given["key"]))
+            steps: dict[str, list[Any]] = {}
+            for step in selectors.steps_of(run, [i.key for i in found]):
+                steps.setdefault(step.item_key, []).append(step)
+            data = ItemRunSerializer(found, many=True, context={"steps": steps}).data
+            return Response({"results": data, "next": None, "count": len(found)})
+        wanted = run_reads.ItemFilters(
+            status=given.get("status"),
+            q=given.get("q"),
+            loop=given.get("loop"),
+            window=(given.get("window_from"), given.get("window_to")),
+            durations=(given.get("min_duration"), given.get("max_duration")),
+        )
+        try:
+            rows, following, count, capped = run_reads.item_page(
+                run,
+                wanted,
+                limit=given.get("limit", run_reads.PAGE_DEFAULT),
+                cursor=given.get("cursor"),
+            )
+        except run_reads.BadParameter as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        body: dict[str, Any] = {
+            "results": ItemListRowSerializer(rows, many=True).data,
+            "next": following,
+            "count": count,
+        }
+        if capped:
+            body["count_capped"] = True
+        return Response(body)
+
+
+class RunTimelineView(APIView):
+    """Items in flight over time and a duration histogram for a window of the run."""
+
+    @extend_schema(parameters=[TimelineQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, pk: str) -> Response:
+        run = selectors.run_get(request.user, pk)
+        form = TimelineQuerySerializer(
+            data=_query(request, tuple(TimelineQuerySerializer().fields))
+        )
+        form.is_valid(raise_exception=True)
+        given = form.validated_data
+        start, end = given.get("window_from"), given.get("window_to")
+        if start is not None and end is not None and end <= start:
+            return Response({"error": "to: must be after from"}, status=400)
+        return Response(
+            run_reads.timeline(
+                run,
+                start=start,
+                end=end,
+                buckets=given.get("buckets", run_reads.BUCKETS_DEFAULT),
+                loop=given.get("loop"),
+            )
+        )
+
+
+class WorkflowLastRunView(APIView):
+    """The workflow's most recent run, running or ended (`null` when it never ran)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        run = selectors.runs_for(request.user).filter(workflow=workflow).select_related("version")
+        last = run.first()
+        return Response({"run": RunSummarySerializer(last).data if last is not None else None})
 
 
 class RunCancelView(APIView):

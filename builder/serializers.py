@@ -175,12 +175,35 @@ class TemplateInstantiateSerializer(serializers.Serializer):
 
 
 # The statuses the run store gives an ItemRun.
-ITEM_STATUSES = ("running", "succeeded", "failed", "cancelled")
+ITEM_STATUSES = ("running", "succeeded", "failed", "cancelled", "not_started")
 
 
 class ItemFilterSerializer(serializers.Serializer):
-    """Query parameters of a run's item list. CharField refuses NUL characters, which
-    PostgreSQL cannot compare against (a 500 otherwise)."""
+    """Query parameters of a run's item list (docs/run-protocol.md). CharField refuses NUL
+    characters, which PostgreSQL cannot compare against (a 500 otherwise)."""
 
     status = serializers.ChoiceField(choices=ITEM_STATUSES, required=False)
     key = serializers.CharField(required=False, max_length=500, trim_whitespace=False)
+    q = serializers.CharField(required=False, max_length=200, trim_whitespace=False)
+    loop = serializers.CharField(required=False, max_length=100)
+    cursor = serializers.CharField(required=False, max_length=2000)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    # `from` is a Python keyword: the view maps the query parameters to these names.
+    window_from = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+    window_to = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+    min_duration = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+    max_duration = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+
+
+class ItemListRowSerializer(ItemRunSerializer):
+    """A row of a page of items: the item without its steps (the detail has them)."""
+
+    class Meta(ItemRunSerializer.Meta):
+        fields = [f for f in ItemRunSerializer.Meta.fields if f != "steps"]
+
+
+class TimelineQuerySerializer(serializers.Serializer):
+    window_from = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+    window_to = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+    buckets = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    loop = serializers.CharField(required=False, max_length=100)

@@ -25,7 +25,7 @@ from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
 from engine.core.validation import ValidationIssue, ValidationResult, stored_errors, validate
 from engine.models import FINAL_STATUSES, Run, RunStatus
-from engine.store import publish_run_ended
+from engine.store import publish_run_ended, publish_workflow_event
 
 
 class GraphInvalid(Exception):
@@ -273,6 +273,8 @@ def run_create(
             raise
         existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
         return _replayed(existing, fingerprint), False
+    # Whoever started it (webhook, api, cli, retry), an open editor hears of it.
+    transaction.on_commit(lambda: _announce(workflow.pk, run.pk))
     return run, True
 
 
@@ -319,6 +321,10 @@ def _delivery_seen(webhook: Webhook, signature: str, expires_at: datetime.dateti
     return earlier.run
 
 
+def _announce(workflow_id: Any, run_id: Any) -> None:
+    async_to_sync(publish_workflow_event)(workflow_id, "run.started", run_id)
+
+
 def _replayed(existing: Run, fingerprint: str) -> Run:
     """The run an Idempotency-Key already made, provided the body is the same one."""
     if existing.input_hash != fingerprint:
@@ -355,6 +361,6 @@ def run_cancel(*, run: Run, wait: float = 5.0) -> Run:
     Run.objects.filter(pk=run.pk).exclude(status__in=FINAL_STATUSES).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), running=0
     )
-    async_to_sync(publish_run_ended)(run.pk)
+    async_to_sync(publish_run_ended)(run.pk, run.workflow_id)
     run.refresh_from_db()
     return run

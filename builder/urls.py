@@ -15,11 +15,15 @@ urlpatterns = [
     ),
     path("workflows/<int:pk>/runs/", api.WorkflowRunsView.as_view(), name="workflow-runs"),
     path(
+        "workflows/<int:pk>/runs/last/", api.WorkflowLastRunView.as_view(), name="workflow-last-run"
+    ),
+    path(
         "workflows/<int:pk>/webhook/secret/", api.WebhookSecretView.as_view(), name="webhook-secret"
     ),
     path("runs/<str:pk>/", api.RunDetailView.as_view(), name="run-detail"),
     path("runs/<str:pk>/items/", api.RunItemsView.as_view(), name="run-items"),
     path("runs/<str:pk>/cancel/", api.RunCancelView.as_view(), name="run-cancel"),
+    path("runs/<str:pk>/timeline/", api.RunTimelineView.as_view(), name="run-timeline"),
     path("blocks/", api.BlockCatalogueView.as_view(), name="block-catalogue"),
     path("templates/", api.TemplateListView.as_view(), name="template-list"),
     path(

@@ -1,12 +1,11 @@
 """The run websocket, `/ws/runs/<id>/`: live state of one run, server → client only.
 
-Messages (frontend/src/types.ts):
-- `{"type": "snapshot", "seq", "final", "run", "items", "steps"}` (engine/snapshots.py) on
-  connect, read from the database; the last message is always a snapshot with `final: true`
-  after which the server closes the socket (code 1000);
-- `{"type": "delta", "seq", "run", "items", "steps"}`: what changed since the previous
-  message, as published by engine/store.py; `seq` only grows; a delta whose `seq` is not
-  above the last one sent (snapshot included) is dropped.
+Messages (docs/run-protocol.md; every frame is bounded, whatever the number of items):
+- a snapshot (engine/snapshots.py) on connect, read from the database; the last message is
+  always a snapshot with `final: true` after which the server closes the socket (code 1000);
+- `{"type": "delta", "seq", "run", "blocks", "loops", "items", "items_omitted", "steps"}`:
+  what changed since the previous message, as published by engine/store.py; `seq` only
+  grows; a delta whose `seq` is not above the last one sent (snapshot included) is dropped.
 
 Refusals happen before the handshake is accepted: 4401 for an anonymous user, 4404 for a
 run that is unknown or belongs to someone else (both look the same to the client).
@@ -30,8 +29,8 @@ from django.db import connections
 from django.http import Http404
 
 from engine.models import FINAL_STATUSES, Run
-from engine.snapshots import run_snapshot
-from engine.store import group_name
+from engine.snapshots import bounded_frame, run_snapshot
+from engine.store import WIRE_ITEMS, group_name
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self._end()
             return
         self.last_seq = seq
-        self._merge(seq, run, delta.get("items") or [], delta.get("steps") or [])
+        self._merge(seq, delta)
         if self.flusher is None or self.flusher.done():
             wait = self.last_delta_at + DELTA_INTERVAL - loop.time()
             if wait <= 0:
@@ -153,16 +152,31 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     # (a layer that delivers in bursts) are merged, so a socket gets <= 1 delta per
     # DELTA_INTERVAL. Rows are whole rows (engine/store.py), so the latest one wins.
 
-    def _merge(self, seq: int, run: dict[str, Any], items: list[Any], steps: list[Any]) -> None:
+    def _merge(self, seq: int, delta: dict[str, Any]) -> None:
         if self.pending is None:
-            self.pending = {"seq": seq, "run": {}, "items": {}, "steps": {}}
+            self.pending = {
+                "seq": seq,
+                "run": {},
+                "blocks": {},
+                "loops": {},
+                "items": {},
+                "items_omitted": 0,
+                "steps": {},
+            }
         pending = self.pending
         pending["seq"] = seq
-        pending["run"].update(run)
-        for row in items:
+        pending["run"].update(delta.get("run") or {})
+        pending["blocks"].update(delta.get("blocks") or {})
+        pending["loops"].update(delta.get("loops") or {})
+        pending["items_omitted"] += int(delta.get("items_omitted") or 0)
+        items = pending["items"]
+        for row in reversed(delta.get("items") or []):  # oldest first: the newest end last
             key = row.get("key")
-            pending["items"][key] = {**pending["items"].get(key, {}), **row}
-        for row in steps:
+            items[key] = {**items.pop(key, {}), **row}
+        while len(items) > WIRE_ITEMS:  # keep the newest; the rest are counted, not sent
+            items.pop(next(iter(items)))
+            pending["items_omitted"] += 1
+        for row in delta.get("steps") or []:
             key = (row.get("item_key"), row.get("block_id"))
             pending["steps"][key] = {**pending["steps"].get(key, {}), **row}
 
@@ -180,15 +194,19 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if pending is None or self.done:
             return
         self.last_delta_at = asyncio.get_running_loop().time()
-        await self.send_json(
+        frame = bounded_frame(
             {
                 "type": "delta",
                 "seq": pending["seq"],
                 "run": pending["run"],
-                "items": list(pending["items"].values()),
+                "blocks": pending["blocks"],
+                "loops": pending["loops"],
+                "items": list(pending["items"].values())[::-1],  # newest first
+                "items_omitted": pending["items_omitted"],
                 "steps": list(pending["steps"].values()),
             }
         )
+        await self.send_json(frame)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -208,22 +226,28 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_snapshot(self, snapshot: dict[str, Any], *, close: bool = False) -> None:
         self.last_seq = max(self.last_seq, snapshot["seq"])
+        ending = snapshot["final"] or close
+        if ending:
+            self.done = True  # before sending: no delta may follow the final snapshot
         await self.send_json(snapshot)
-        if snapshot["final"] or close:
-            self.done = True
+        if ending:
             await self.close()
 
     async def _watch(self) -> None:
-        """Safety net for a lost final delta or a run cancelled without a publish."""
+        """Safety net for a lost final delta or a run cancelled without a publish. It never
+        gives up: a failed check or a full channel is retried at the next interval."""
         loop = asyncio.get_running_loop()
-        try:
-            while not self.done:
-                await asyncio.sleep(WATCH_INTERVAL)
-                if self.done or loop.time() - self.quiet_since < WATCH_INTERVAL:
+        while not self.done:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self.done or loop.time() - self.quiet_since < WATCH_INTERVAL:
+                continue
+            self.quiet_since = loop.time()
+            try:
+                if not await _db(_run_is_final, self.run_id):
                     continue
-                self.quiet_since = loop.time()
-                if await _db(_run_is_final, self.run_id):
-                    # Through our own channel, so it is handled in order with the deltas.
-                    await self.channel_layer.send(self.channel_name, {"type": "run.ended"})
-        except Exception:
-            log.warning("run %s: the stream watcher stopped", self.run_id, exc_info=True)
+            except Exception:
+                log.warning("run %s: could not check the run's status", self.run_id, exc_info=True)
+                continue
+            # Directly, not through the channel layer: a lost or stuck channel must not keep
+            # the stream open. A delta still pending is dropped (the snapshot covers it).
+            await self.run_ended({})

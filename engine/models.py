@@ -46,6 +46,13 @@ class Run(models.Model):
     succeeded = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     running = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    not_started = models.IntegerField(default=0)
+    # Per-block counters ({block id: {succeeded, failed, cancelled, not_started, running,
+    # total}}) and per-loop state (counters + max_concurrent, limit, peak_running), kept by
+    # engine/store.py in the same transactions as the rows they count.
+    blocks = models.JSONField(default=dict)
+    loops = models.JSONField(default=dict)
     last_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -74,6 +81,8 @@ class Run(models.Model):
             "total": self.total,
             "succeeded": self.succeeded,
             "failed": self.failed,
+            "cancelled": self.cancelled,
+            "not_started": self.not_started,
             "running": self.running,
         }
 
@@ -95,6 +104,13 @@ class ItemRun(models.Model):
     class Meta:
         ordering = ["run", "parent_key", "loop_block", "index"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="unique_item_per_run")]
+        indexes = [
+            # The item pages' keyset order, and their status filter (docs/run-protocol.md).
+            models.Index(
+                fields=["run", "parent_key", "loop_block", "index", "id"], name="item_page_order"
+            ),
+            models.Index(fields=["run", "status", "index"], name="item_by_status"),
+        ]
 
 
 class StepRun(models.Model):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from engine import secrets_registry
 from engine.blocks import REGISTRY
 from engine.config import build_services, data_source, retry_policy
+from engine.core.bounded import stored_output
 from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions
@@ -50,6 +51,7 @@ class RunSpec:
     env: dict[str, str]
     options: dict[str, Any]
     data: DataSource
+    workflow_id: Any = None
 
 
 def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,12 +77,15 @@ def _load(run_id: Any) -> RunSpec:
         env_for_owner(run.owner_id),
         run.options or {},
         data_source(run.owner_id),  # provisions the owner's data on first use
+        run.workflow_id,
     )
 
 
 @_closing_connections
-def _finish(run_id: Any, values: dict[str, Any]) -> None:
+def _finish(run_id: Any, values: dict[str, Any]) -> Any:
+    """End a run the engine never ran; returns its workflow's id."""
     Run.objects.filter(pk=run_id).exclude(status__in=FINAL_STATUSES).update(running=0, **values)
+    return Run.objects.filter(pk=run_id).values_list("workflow_id", flat=True).first()
 
 
 async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
@@ -92,7 +97,11 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         redactor = Redactor(spec.env.values())
         secrets_registry.register(spec.env.values())
         task = asyncio.current_task()
-        store = RunStore(run_id, on_cancelled=task.cancel if task is not None else None)
+        store = RunStore(
+            run_id,
+            on_cancelled=task.cancel if task is not None else None,
+            workflow_id=spec.workflow_id,
+        )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         options = RunOptions(
             sequential=bool(spec.options.get("sequential")),
@@ -118,7 +127,12 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         )
         store.start()
         outcome = await executor.run(spec.input)
-        final = {"outputs": redactor.value(outcome.outputs)}
+        loops = {block.name for block in executor.graph.blocks if block.is_loop}
+        bounded = {
+            name: stored_output(output, is_loop=name in loops)
+            for name, output in outcome.outputs.items()
+        }
+        final = {"outputs": redactor.value(bounded)}
     except asyncio.CancelledError:
         final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now()}
         raise
@@ -146,6 +160,7 @@ def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
 async def _close(
     store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]
 ) -> None:
+    workflow_id = store.workflow_id if store is not None else None
     try:
         if services is not None:
             await services.aclose()
@@ -153,8 +168,8 @@ async def _close(
         if store is not None:
             await store.close(final)  # the end and the outputs, in one transaction
         elif final:  # failed before the engine started (e.g. the run could not be loaded)
-            await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
-        await publish_run_ended(run_id)
+            workflow_id = await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+        await publish_run_ended(run_id, workflow_id)
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DataPools] = (

@@ -1,9 +1,9 @@
 """A run's whole state as one JSON-ready message, read from the database (the truth).
 
 The websocket sends it on connect and when the run ends (engine/consumers.py); its shape is
-`RunSnapshotMessage` in frontend/src/types.ts. Dates are ISO strings, like the deltas that
-engine/store.py publishes, and step outputs are left out (they can be large; the REST API
-serves them).
+docs/run-protocol.md's snapshot. Its size does not depend on the number of items: counters,
+not rows, and at most a fixed number of (trimmed) items. Dates are ISO strings, like the
+deltas that engine/store.py publishes; step outputs are left out (the REST API serves them).
 """
 
 from __future__ import annotations
@@ -12,8 +12,27 @@ import datetime as dt
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
 
+from engine.core.bounded import json_size, trim_text
+from engine.core.counters import COUNTS
 from engine.models import ItemRun, Run, StepRun
+from engine.store import ITEM_DATA_BYTES, TEXT_CHARS, WIRE_ITEMS, wire_blocks, wire_item, wire_step
+
+RECENT = WIRE_ITEMS
+FAILED = WIRE_ITEMS
+RUN_ERROR_CHARS = 2000
+FRAME_BYTES = 64 * 1024
+# What a frame may weigh before items are dropped from it: room under FRAME_BYTES.
+FRAME_BUDGET = 60_000
+LIMITS = {
+    "recent": RECENT,
+    "failed": FAILED,
+    "frame_bytes": FRAME_BYTES,
+    "item_data_bytes": ITEM_DATA_BYTES,
+    "text_chars": TEXT_CHARS,
+}
 
 ITEM_FIELDS = (
     "key",
@@ -45,10 +64,6 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
-def _row(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in values.items()}
-
-
 def run_summary(run: Run) -> dict[str, Any]:
     duration = None
     if run.started_at and run.finished_at:
@@ -60,7 +75,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "status": run.status,
         "trigger": run.trigger,
         "progress": run.progress,
-        "error": run.error,
+        "error": trim_text(run.error, RUN_ERROR_CHARS),
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
@@ -69,13 +84,18 @@ def run_summary(run: Run) -> dict[str, Any]:
     }
 
 
-def run_snapshot(run_id: Any) -> dict[str, Any]:
-    """`{"type": "snapshot", "seq", "final", "run", "items", "steps"}` for the run.
+def _graph_blocks(run: Run) -> list[dict[str, Any]]:
+    blocks = (run.version.graph or {}).get("blocks") or []
+    return [b for b in blocks if isinstance(b, dict) and isinstance(b.get("id"), str)]
 
-    The run row and its item and step rows are read in one repeatable-read transaction, so
-    `seq` (the run's `last_seq`) matches the rows exactly: the store commits each batch (rows
-    and `last_seq`) in one transaction, and only publishes it afterwards.
-    Raises `Run.DoesNotExist` for an unknown id.
+
+def run_snapshot(run_id: Any) -> dict[str, Any]:
+    """The bounded snapshot of docs/run-protocol.md: the run, every block's counters, the
+    loops' counters and limits, top-level steps, and at most `RECENT` + `FAILED` items.
+
+    Read in one repeatable-read transaction, so `seq` (the run's `last_seq`) matches the rows
+    exactly: the store commits each batch (rows, counters and `last_seq`) in one transaction,
+    and only publishes it afterwards. Raises `Run.DoesNotExist` for an unknown id.
     """
     connection = connections["default"]
     outermost = not connection.in_atomic_block
@@ -84,15 +104,56 @@ def run_snapshot(run_id: Any) -> dict[str, Any]:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         run = Run.objects.select_related("version").get(pk=run_id)
-        items = ItemRun.objects.filter(run_id=run.pk).order_by(
-            "parent_key", "loop_block", "index", "id"
+        items = ItemRun.objects.filter(run_id=run.pk)
+        recent = list(
+            items.annotate(changed=Coalesce("finished_at", "started_at"))
+            .order_by(F("changed").desc(nulls_last=True), "-id")
+            .values(*ITEM_FIELDS)[:RECENT]
         )
-        steps = StepRun.objects.filter(run_id=run.pk).order_by("item_key", "started_at", "id")
-        return {
-            "type": "snapshot",
-            "seq": run.last_seq,
-            "final": run.is_final,
-            "run": run_summary(run),
-            "items": [_row(values) for values in items.values(*ITEM_FIELDS)],
-            "steps": [_row(values) for values in steps.values(*STEP_FIELDS)],
-        }
+        failed = list(
+            items.filter(status="failed").order_by("index", "id").values(*ITEM_FIELDS)[:FAILED]
+        )
+        steps = StepRun.objects.filter(run_id=run.pk, item_key="").order_by("started_at", "id")
+        rows: dict[str, dict[str, Any]] = {}
+        for row in [*recent, *failed]:
+            rows.setdefault(row["key"], row)
+        blocks = _graph_blocks(run)
+        loop_ids = [b["id"] for b in blocks if b.get("type") == "loop"]
+        return bounded_frame(
+            {
+                "type": "snapshot",
+                "seq": run.last_seq,
+                "final": run.is_final,
+                "run": run_summary(run),
+                "blocks": wire_blocks(
+                    run.blocks or {}, [b["id"] for b in blocks], ended=run.is_final
+                ),
+                "loops": {k: _loop_state(run.loops or {}, k) for k in loop_ids},
+                "steps": [wire_step(values) for values in steps.values(*STEP_FIELDS)],
+                "items": [wire_item(row) for row in rows.values()],
+                "recent": [row["key"] for row in recent],
+                "failed": [row["key"] for row in failed],
+                "limits": LIMITS,
+            }
+        )
+
+
+def _loop_state(loops: dict[str, Any], loop_id: str) -> dict[str, int]:
+    state = loops.get(loop_id) or {}
+    keys = ("total", *COUNTS, "max_concurrent", "limit", "peak_running")
+    return {k: int(state.get(k, 0)) for k in keys}
+
+
+def bounded_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    """Drops items (oldest listed last first) until the frame's JSON is under the budget; the
+    trimming of each item already keeps this rare. Says how many it dropped."""
+    while len(frame["items"]) and json_size(frame) > FRAME_BUDGET:
+        keep = len(frame["items"]) // 2
+        dropped = frame["items"][keep:]
+        frame["items"] = frame["items"][:keep]
+        frame["items_omitted"] = frame.get("items_omitted", 0) + len(dropped)
+        gone = {row["key"] for row in dropped}
+        for name in ("recent", "failed"):
+            if name in frame:
+                frame[name] = [k for k in frame[name] if k not in gone]
+    return frame

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import close_old_connections, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from engine.core.bounded import trim_text, trim_value
+from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
 from engine.core.events import Event
 from engine.json_text import json_expression
@@ -57,10 +59,23 @@ RUN_ENDS = {"run.finished", "run.failed"}
 CANCEL_CHECK_SECONDS = 1.0
 ITEM_ENDS = {"item.finished": "succeeded", "item.failed": "failed", "item.cancelled": "cancelled"}
 STEP_ENDS = {"step.finished": "succeeded", "step.failed": "failed", "step.cancelled": "cancelled"}
+FINAL_ROW = {"succeeded", "failed", "cancelled", "not_started"}
+# Wire bounds (docs/run-protocol.md): items per frame, item data bytes, text characters.
+WIRE_ITEMS = 50
+ITEM_DATA_BYTES = 512
+TEXT_CHARS = 500
+# Rows written per statement when thousands of never-started items are recorded at once.
+ROWS_PER_STATEMENT = 2000
+# Least seconds between two progress notices of one run on its workflow's group.
+WORKFLOW_PROGRESS_INTERVAL = 1.0
 
 
 def group_name(run_id: Any) -> str:
     return f"run.{run_id}"
+
+
+def workflow_group_name(workflow_id: Any) -> str:
+    return f"workflow.{workflow_id}"
 
 
 def _when(ts: float) -> dt.datetime:
@@ -83,8 +98,11 @@ class RunStore:
         interval: float = 0.1,
         publish: bool = True,
         on_cancelled: Callable[[], object] | None = None,
+        workflow_id: Any = None,
     ) -> None:
         self.run_id = run_id
+        self.workflow_id = workflow_id
+        self._workflow_noticed = float("-inf")
         self.interval = interval
         self.publish = publish
         self.on_cancelled = on_cancelled
@@ -93,7 +111,11 @@ class RunStore:
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
         self._run: dict[str, Any] = {}
         self._ending: dict[str, Any] = {}
-        self._progress: dict[str, dict[str, int]] = {}
+        # Latest counts of each loop instance: (loop id, enclosing item key) -> counts.
+        self._progress: dict[tuple[str, str], dict[str, int]] = {}
+        # Step counters per block id, folded from row status changes.
+        self._step_counts: dict[str, dict[str, int]] = {}
+        self._loop_limits: dict[str, dict[str, int]] = {}
         self._thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
         )
@@ -120,18 +142,18 @@ class RunStore:
         await self._flush()
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
-        values["running"] = 0
         # The end is a change of its own: it gets the next seq, so listeners never drop it.
         values["last_seq"] = self._run.get("last_seq", 0) + 1
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._thread, self._write_end, values)
+            counters = await loop.run_in_executor(self._thread, self._write_end, values)
             if self.publish:
-                self._run.update(values)
+                self._run.update(values, **counters)
                 ending = {
                     "run": {k: v for k, v in self._run.items() if k != "outputs"},
                     "items": [],
                     "steps": [],
+                    "blocks": set(counters["blocks"]),
                 }
                 await self._send(ending)
         finally:
@@ -188,16 +210,24 @@ class RunStore:
                 "could not store events %s..%s of run %s", batch[0].seq, batch[-1].seq, self.run_id
             )
             return
+        finally:
+            self._forget_ended(delta)
         if not live:
             self._cancelled_elsewhere()
         if self.publish:
             await self._send(delta)
+            now = loop.time()
+            if now - self._workflow_noticed >= WORKFLOW_PROGRESS_INTERVAL:
+                self._workflow_noticed = now
+                await publish_workflow_event(self.workflow_id, "run.progress", self.run_id)
 
     # --- folding events into row state ---------------------------------------------------
 
     def _apply(self, batch: list[Event]) -> dict[str, Any]:
         items: dict[str, dict[str, Any]] = {}
         steps: dict[tuple[str, str], dict[str, Any]] = {}
+        not_started: list[dict[str, Any]] = []
+        blocks: set[str] = set()
         for event in batch:
             data = event.data
             kind = event.type
@@ -210,10 +240,39 @@ class RunStore:
                     "finished_at": _when(event.at),
                 }
             elif kind == "progress":
-                if not data.get("item"):  # top-level loops drive the run's progress counts
-                    self._progress[data["loop"]] = {
-                        k: data[k] for k in ("total", "succeeded", "failed", "running")
-                    }
+                self._progress[(data["loop"], data.get("item") or "")] = {
+                    k: data.get(k, 0) for k in ("total", *COUNTS)
+                }
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                if data.get("cap"):
+                    limits["max_concurrent"] = data["cap"]
+                    limits["limit"] = limits["limit"] or data["cap"]
+                limits["peak_running"] = max(limits["peak_running"], data.get("running", 0))
+                blocks.add(data["loop"])
+            elif kind == "loop.concurrency":
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["limit"] = data["limit"]
+                blocks.add(data["loop"])
+            elif kind == "items.not_started":
+                at = _when(event.at)
+                prefix = data["prefix"]
+                for index, item_data in zip(data["indexes"], data["data"], strict=True):
+                    not_started.append(
+                        {
+                            "key": f"{prefix}[{index}]",
+                            "status": "not_started",
+                            "loop_block": data["loop"],
+                            "parent_key": data.get("parent") or "",
+                            "index": index,
+                            "data": item_data,
+                            "error": data.get("error") or "",
+                            "finished_at": at,
+                        }
+                    )
             elif kind.startswith("item."):
                 row = self._items.setdefault(data["item"], {"key": data["item"]})
                 if kind == "item.started":
@@ -246,6 +305,7 @@ class RunStore:
                 row = self._steps.setdefault(
                     key, {"item_key": key[0], "block_id": key[1], "name": data["name"]}
                 )
+                before = row.get("status")
                 if kind == "step.started":
                     row.update(status="running", started_at=_when(event.at))
                 elif kind == "step.retrying":
@@ -262,19 +322,80 @@ class RunStore:
                         finished_at=_when(event.at),
                         duration=data.get("duration"),
                     )
+                self._count_step(key[1], before, row["status"])
+                blocks.add(key[1])
                 steps[key] = row
-        if self._progress:
-            totals = {
-                k: sum(p[k] for p in self._progress.values())
-                for k in ("total", "succeeded", "failed", "running")
-            }
-            self._run.update(totals)
+        self._run.update(self._progress_totals())
+        self._run["blocks"] = self._block_counters()
+        self._run["loops"] = self._loop_states()
         self._run["last_seq"] = batch[-1].seq
         return {
             "run": dict(self._run),
             "items": list(items.values()),
             "steps": list(steps.values()),
+            "not_started": not_started,
+            "blocks": blocks,
         }
+
+    def _count_step(self, block_id: str, before: str | None, after: str) -> None:
+        counts = self._step_counts.setdefault(block_id, zero())
+        if before is not None and before in STEP_COUNT:
+            counts[STEP_COUNT[before]] -= 1
+        counts[STEP_COUNT[after]] += 1
+
+    def _loop_counts(self) -> dict[str, dict[str, int]]:
+        """Each loop's item counts, summed over its instances (nested loops)."""
+        summed: dict[str, dict[str, int]] = {}
+        for (loop_id, _), counts in self._progress.items():
+            into = summed.setdefault(loop_id, dict.fromkeys(("total", *COUNTS), 0))
+            for k, v in counts.items():
+                into[k] += v
+        return summed
+
+    def _progress_totals(self) -> dict[str, int]:
+        """The run's progress: its top-level loops (those not inside an item)."""
+        totals = dict.fromkeys(("total", *COUNTS), 0)
+        for (_, parent), counts in self._progress.items():
+            if not parent:
+                for k, v in counts.items():
+                    totals[k] += v
+        return totals
+
+    def _block_counters(self) -> dict[str, dict[str, int]]:
+        """`Run.blocks`: step counts per block, item counts for loops (their own step's
+        status kept as `step_running`/`step_failed` to decide theirs)."""
+        counters = {block_id: dict(c) for block_id, c in self._step_counts.items()}
+        for loop_id, counts in self._loop_counts().items():
+            step = self._step_counts.get(loop_id, zero())
+            counters[loop_id] = {
+                **{k: counts[k] for k in COUNTS},
+                "total": counts["total"],
+                "step_running": step["running"],
+                "step_failed": step["failed"],
+            }
+        return counters
+
+    def _loop_states(self) -> dict[str, dict[str, int]]:
+        states = {}
+        for loop_id, counts in self._loop_counts().items():
+            limits = self._loop_limits.get(loop_id, {})
+            states[loop_id] = {
+                **counts,
+                "max_concurrent": limits.get("max_concurrent", 0),
+                "limit": limits.get("limit", 0),
+                "peak_running": limits.get("peak_running", 0),
+            }
+        return states
+
+    def _forget_ended(self, delta: dict[str, Any]) -> None:
+        """Rows that reached their end are stored: the store stops holding them, so its
+        memory follows the items in flight, not the items done."""
+        for row in delta["items"]:
+            if row.get("status") in FINAL_ROW:
+                self._items.pop(row["key"], None)
+        for row in delta["steps"]:
+            if row.get("status") in FINAL_ROW:
+                self._steps.pop((row["item_key"], row["block_id"]), None)
 
     # --- database (store thread) ---------------------------------------------------------
 
@@ -300,6 +421,17 @@ class RunStore:
                     unique_fields=["run", "key"],
                     update_fields=ITEM_FIELDS,
                 )
+            rows = delta.get("not_started") or []
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                ItemRun.objects.bulk_create(
+                    [
+                        ItemRun(run_id=self.run_id, **_defaults_item(row))
+                        for row in rows[start : start + ROWS_PER_STATEMENT]
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["run", "key"],
+                    update_fields=ITEM_FIELDS,
+                )
             if delta["steps"]:
                 StepRun.objects.bulk_create(
                     [StepRun(run_id=self.run_id, **_defaults_step(row)) for row in delta["steps"]],
@@ -310,19 +442,18 @@ class RunStore:
             updated = _live(self.run_id).update(**delta["run"])
         return bool(updated)
 
-    def _write_end(self, values: dict[str, Any]) -> None:
+    def _write_end(self, values: dict[str, Any]) -> dict[str, Any]:
         close_old_connections()
         try:
             # Tens of MB after a big loop: encoded in slices, not one GIL-holding call.
             encoded = dict(values)
             if "outputs" in encoded:
                 encoded["outputs"] = json_expression(encoded["outputs"])
-            self._write_end_rows(encoded)
-            return
+            return self._write_end_rows(encoded)
         except Exception:
             log.warning("storing the end of run %s with its outputs as text", self.run_id)
         try:
-            self._write_end_rows(_storable(values))
+            return self._write_end_rows(_storable(values))
         except Exception:
             # Even as text the outputs cannot be stored: the run still ends, failed, saying so.
             log.exception("could not store the outputs of run %s", self.run_id)
@@ -330,9 +461,9 @@ class RunStore:
             ending.update(
                 status="failed", error=f"{values.get('error') or ''} {UNSTORABLE}".strip()
             )
-            self._write_end_rows(ending)
+            return self._write_end_rows(ending)
 
-    def _write_end_rows(self, values: dict[str, Any]) -> None:
+    def _write_end_rows(self, values: dict[str, Any]) -> dict[str, Any]:
         with transaction.atomic():
             if not _live(self.run_id).update(**values):
                 # Ended elsewhere (cancelled from another process): keep its status.
@@ -343,10 +474,58 @@ class RunStore:
                     finished_at=values["finished_at"]
                 )
             # Work that never reported its end (cancelled with the run) is not running.
-            ItemRun.objects.filter(run_id=self.run_id, status="running").update(status="cancelled")
+            ItemRun.objects.filter(run_id=self.run_id, status="running").update(
+                status="cancelled", error="cancelled while running: the run ended"
+            )
             StepRun.objects.filter(run_id=self.run_id, status__in=["running", "retrying"]).update(
                 status="cancelled"
             )
+            # The final counters are the rows' own, counted in this transaction.
+            counters = self._recount()
+            Run.objects.filter(pk=self.run_id).update(**counters)
+        return counters
+
+    def _recount(self) -> dict[str, Any]:
+        """Counters from the stored rows (the truth), for the run's end."""
+        loops = self._loop_states()
+        steps: dict[str, dict[str, int]] = {}
+        for block_id, status, n in (
+            StepRun.objects.filter(run_id=self.run_id)
+            .values_list("block_id", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        ):
+            steps.setdefault(block_id, zero())[STEP_COUNT.get(status, "failed")] += n
+        items: dict[str, dict[str, int]] = {}
+        progress = dict.fromkeys(COUNTS, 0)
+        for loop_id, parent, status, n in (
+            ItemRun.objects.filter(run_id=self.run_id)
+            .values_list("loop_block", "parent_key", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        ):
+            counted = status if status in COUNTS else "failed"
+            items.setdefault(loop_id, zero())[counted] += n
+            if not parent:
+                progress[counted] += n
+        blocks: dict[str, dict[str, int]] = dict(steps)
+        for loop_id in {*loops, *items}:
+            counts = items.get(loop_id, zero())
+            state = loops.setdefault(
+                loop_id, {"total": 0, "max_concurrent": 0, "limit": 0, "peak_running": 0}
+            )
+            total = max(state.get("total", 0), sum(counts.values()))
+            state.update(counts, total=total)
+            step = steps.get(loop_id, zero())
+            blocks[loop_id] = {
+                **counts,
+                "total": total,
+                "step_running": 0,
+                "step_failed": step["failed"],
+            }
+        top_total = sum(c["total"] for (_, parent), c in self._progress.items() if not parent)
+        progress["total"] = max(top_total, sum(progress.values()))
+        return {**progress, "blocks": blocks, "loops": loops}
 
     async def _send(self, delta: dict[str, Any]) -> None:
         await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
@@ -367,7 +546,7 @@ def _storable(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if key in JSON_FIELDS:
             out[key] = _clean_text(json_safe(value))
-        elif isinstance(value, list) and key in {"items", "steps"}:
+        elif isinstance(value, list) and key in {"items", "steps", "not_started"}:
             out[key] = [_storable(r) for r in value]
         elif isinstance(value, dict) and key == "run":
             out[key] = _storable(value)
@@ -387,11 +566,22 @@ def _clean_text(value: Any) -> Any:
     return value
 
 
-async def publish_run_ended(run_id: Any) -> None:
+async def publish_run_ended(run_id: Any, workflow_id: Any = None) -> None:
     """Tell the run's websocket listeners (engine/consumers.py) that the run's last row update
     is stored, so that they send the final snapshot and close. A run that ends without a
-    `run.finished` event (cancelled, or crashed outside the engine) publishes no final delta."""
+    `run.finished` event (cancelled, or crashed outside the engine) publishes no final delta.
+    The workflow's listeners (an open editor) hear of it too."""
     await group_send(group_name(run_id), {"type": "run.ended"})
+    await publish_workflow_event(workflow_id, "run.ended", run_id)
+
+
+async def publish_workflow_event(workflow_id: Any, event: str, run_id: Any) -> None:
+    """`run.started` / `run.progress` / `run.ended` of one run to `workflow.<id>`; the
+    workflow socket (engine/workflow_socket.py) reads the run's summary itself."""
+    if workflow_id is None:
+        return
+    message = {"type": "workflow.run", "event": event, "run_id": str(run_id)}
+    await group_send(workflow_group_name(workflow_id), message)
 
 
 def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -424,19 +614,69 @@ def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
     return {**base, **row}
 
 
+def _iso_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()}
+
+
+def wire_item(row: dict[str, Any]) -> dict[str, Any]:
+    """An item row as the socket carries it: data and texts bounded (docs/run-protocol.md)."""
+    out = _iso_row(row)
+    if "data" in out:
+        out["data"] = trim_value(out["data"], ITEM_DATA_BYTES)
+    if out.get("error"):
+        out["error"] = trim_text(out["error"], TEXT_CHARS)
+    return out
+
+
+def wire_step(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in _iso_row(row).items() if k not in ("output", "usage")}
+    if out.get("error"):
+        out["error"] = trim_text(out["error"], TEXT_CHARS)
+    return out
+
+
+def wire_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's changed fields: flat counters (for older clients) and `progress`."""
+    out = {k: v for k, v in _iso_row(run).items() if k not in ("outputs", "blocks", "loops")}
+    if out.get("error"):
+        out["error"] = trim_text(out["error"], 2000)
+    if "total" in out:
+        out["progress"] = {k: out.get(k, 0) for k in ("total", *COUNTS)}
+    return out
+
+
+def wire_blocks(counters: dict[str, Any], ids: Any, *, ended: bool) -> dict[str, Any]:
+    """`BlockState`s of the given block ids from `Run.blocks`-shaped counters."""
+    states = {}
+    for block_id in ids:
+        counts = counters.get(block_id) or {}
+        if "step_running" in counts:  # a loop: its items' counts, its own step's state
+            state = block_state(
+                counts, ended=ended, total=counts.get("total"), running=bool(counts["step_running"])
+            )
+            if counts.get("step_failed"):
+                state["status"] = "failed"
+        else:
+            state = block_state(counts, ended=ended)
+        states[block_id] = state
+    return states
+
+
 def _wire(delta: dict[str, Any]) -> dict[str, Any]:
-    """A delta as JSON-ready data for the websocket (dates as ISO strings, no outputs)."""
-
-    def clean(row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: v.isoformat() if isinstance(v, dt.datetime) else v
-            for k, v in row.items()
-            if k != "output"
-        }
-
+    """A delta as JSON-ready, bounded data for the websocket: the last `WIRE_ITEMS` changed
+    items (newest first), top-level steps only, whole entries of the blocks that changed."""
+    run = delta["run"]
+    changed = list(delta["items"]) + list(delta.get("not_started") or [])
+    shown = changed[-WIRE_ITEMS:][::-1]
+    ended = run.get("status") in FINAL_STATUSES
+    loops = run.get("loops") or {}
+    touched = delta.get("blocks") or set()
     return {
-        "seq": delta["run"].get("last_seq"),
-        "run": clean(delta["run"]),
-        "items": [clean(r) for r in delta["items"]],
-        "steps": [clean(r) for r in delta["steps"]],
+        "seq": run.get("last_seq"),
+        "run": wire_run(run),
+        "blocks": wire_blocks(run.get("blocks") or {}, sorted(touched), ended=ended),
+        "loops": {k: v for k, v in loops.items() if k in touched},
+        "items": [wire_item(r) for r in shown],
+        "items_omitted": len(changed) - len(shown),
+        "steps": [wire_step(r) for r in delta["steps"] if not r.get("item_key")],
     }

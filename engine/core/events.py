@@ -23,6 +23,7 @@ EventType = Literal[
     "step.failed",
     "step.cancelled",
     "item.cancelled",
+    "items.not_started",
     "progress",
     "loop.concurrency",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.bounded import stored_output
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
@@ -179,7 +180,8 @@ class Executor:
             item=frame.key,
             block=block.id,
             name=block.name,
-            output=output,
+            # What the step row keeps: bounded (a loop's results are its items' own rows).
+            output=stored_output(output, is_loop=block.is_loop),
             attempts=attempts,
             usage=usage,
             duration=time.monotonic() - started,

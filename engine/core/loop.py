@@ -84,12 +84,31 @@ async def run_loop(
     total = len(items)
     results: list[dict[str, Any] | None] = [None] * total
     failures: list[dict[str, Any]] = []
-    counts = {"succeeded": 0, "failed": 0, "running": 0}
+    counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0, "not_started": 0}
+    begun: set[int] = set()
     stop = asyncio.Event()
     bus = executor.bus
 
     def progress() -> None:
-        bus.emit("progress", loop=block.id, item=frame.key, total=total, **counts)
+        bus.emit("progress", loop=block.id, item=frame.key, total=total, cap=cap, **counts)
+
+    def record_not_started(reason: str) -> None:
+        """Items that never began are rows too (`not_started`, with the reason), in one event,
+        so the header, the counters and the item list agree after a cancel."""
+        indexes = [i for i in range(total) if i not in begun]
+        if not indexes:
+            return
+        counts["not_started"] += len(indexes)
+        bus.emit(
+            "items.not_started",
+            loop=block.id,
+            parent=frame.key,
+            prefix=f"{frame.key}/{block.name}" if frame.key else block.name,
+            indexes=indexes,
+            data=[items[i] for i in indexes],
+            error=reason,
+        )
+        progress()
 
     async def run_item(index: int) -> bool:
         item = items[index]
@@ -97,6 +116,7 @@ async def run_loop(
         iteration = {"index": index, "item": item}
         item_scope = scope.child({variable: item, "loop": iteration, block.name: iteration})
         started = time.monotonic()
+        begun.add(index)
         counts["running"] += 1
         bus.emit("item.started", item=key, loop=block.id, parent=frame.key, index=index, data=item)
         progress()  # so `running` counts items in flight, not only finished ones
@@ -106,7 +126,14 @@ async def run_loop(
             # The run was cancelled (or a sibling task crashed): the item row must not stay
             # "running" forever.
             counts["running"] -= 1
-            bus.emit("item.cancelled", item=key, loop=block.id, index=index)
+            counts["cancelled"] += 1
+            bus.emit(
+                "item.cancelled",
+                item=key,
+                loop=block.id,
+                index=index,
+                error="cancelled while running: the run was cancelled",
+            )
             raise
         except StepFailed as failure:
             counts["running"] -= 1
@@ -178,20 +205,28 @@ async def run_loop(
 
     progress()
     pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
-    await run_window(pending)
-    # The brief's fail-safe strategy: failed items get another go once the batch is done.
-    for _ in range(int(block.config.get("retry_failed") or 0)):
-        if stop.is_set() or not failures:
-            break
-        again = [f["index"] for f in failures]
-        failures.clear()
-        counts["failed"] -= len(again)
-        executor.failed_items -= len(again)
-        await run_window(again)
+    try:
+        await run_window(pending)
+        # The brief's fail-safe strategy: failed items get another go once the batch is done.
+        for _ in range(int(block.config.get("retry_failed") or 0)):
+            if stop.is_set() or not failures:
+                break
+            again = [f["index"] for f in failures]
+            failures.clear()
+            counts["failed"] -= len(again)
+            executor.failed_items -= len(again)
+            await run_window(again)
+    except asyncio.CancelledError:
+        record_not_started("not started: the run was cancelled before this item began")
+        raise
+    if fail_fast and failures:
+        first_failed = min(f["index"] for f in failures)
+        record_not_started(
+            f"not started: fail_fast stopped the loop after item {first_failed} failed"
+        )
 
     if breaker is not None and breaker.open:
-        started_indexes = {r["index"] for r in results if r} | {f["index"] for f in failures}
-        for index in (i for i in range(total) if i not in started_indexes):
+        for index in (i for i in range(total) if i not in begun):
             failures.append(
                 {"index": index, "item": items[index], "block": None, "error": breaker.reason}
             )

@@ -572,7 +572,14 @@ def test_run_of_five_leads_succeeds_with_progress_and_items(
 
     run = expect(api.get(f"/api/runs/{started['id']}/"), 200)
     assert run["status"] == "succeeded", run
-    assert run["progress"] == {"total": 5, "succeeded": 5, "failed": 0, "running": 0}
+    assert run["progress"] == {
+        "total": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "cancelled": 0,
+        "not_started": 0,
+        "running": 0,
+    }
     assert run["error"] == ""
     assert run["finished_at"] and run["duration"] is not None
     assert len(run["outputs"]["loop"]["top_leads"]) == 5

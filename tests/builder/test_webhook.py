@@ -324,7 +324,14 @@ def test_webhook_run_executes_and_its_status_url_reports_success(
     assert status.status_code == 200
     data = status.json()
     assert data["status"] == "succeeded", data
-    assert data["progress"] == {"total": 5, "succeeded": 5, "failed": 0, "running": 0}
+    assert data["progress"] == {
+        "total": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "cancelled": 0,
+        "not_started": 0,
+        "running": 0,
+    }
     assert providers.control.stats()["requests"]["clearbit"] == 5
 
 

@@ -129,7 +129,16 @@ async def test_owner_follows_a_run_from_snapshot_through_deltas_to_the_final_sna
     seqs = [m["seq"] for m in deltas]
     assert seqs == sorted(set(seqs)) and seqs[0] > first["seq"]
     assert all(m["run"]["status"] == "running" for m in deltas)  # the final one became a snapshot
-    assert {k for m in deltas for k in m} == {"type", "seq", "run", "items", "steps"}
+    assert {k for m in deltas for k in m} == {
+        "type",
+        "seq",
+        "run",
+        "blocks",
+        "loops",
+        "items",
+        "items_omitted",
+        "steps",
+    }
     assert all("output" not in step for m in deltas for step in m["steps"])
 
     assert final["type"] == "snapshot" and final["final"] is True and final["seq"] > seqs[-1]
@@ -139,12 +148,32 @@ async def test_owner_follows_a_run_from_snapshot_through_deltas_to_the_final_sna
         final["seq"] == stored.last_seq
         and final["run"]["status"] == stored.status == "partially_succeeded"
     )
-    assert final["run"]["progress"] == {"total": 6, "succeeded": 5, "failed": 1, "running": 0}
-    assert [(i["index"], i["status"]) for i in final["items"]] == [
+    assert final["run"]["progress"] == {
+        "total": 6,
+        "succeeded": 5,
+        "failed": 1,
+        "cancelled": 0,
+        "not_started": 0,
+        "running": 0,
+    }
+    assert sorted((i["index"], i["status"]) for i in final["items"]) == [
         (i, "failed" if i == 2 else "succeeded") for i in range(6)
     ]
-    assert len(final["steps"]) == await StepRun.objects.filter(run_id=run.pk).acount()
-    assert sum(step["block_id"] == "fetch" for step in final["steps"]) == 6
+    assert final["failed"] == ["loop[2]"] and len(final["recent"]) == 6
+    # Only top-level steps travel; body steps are counted per block.
+    assert {s["block_id"] for s in final["steps"]} == {"webhook", "loop"}
+    assert final["blocks"]["fetch"] == {
+        "succeeded": 5,
+        "failed": 1,
+        "cancelled": 0,
+        "not_started": 0,
+        "running": 0,
+        "total": 6,
+        "status": "partially_succeeded",
+    }
+    assert final["blocks"]["loop"]["status"] == "partially_succeeded"
+    assert final["loops"]["loop"]["max_concurrent"] == 1
+    assert await StepRun.objects.filter(run_id=run.pk, block_id="fetch").acount() == 6
     assert all("output" not in step for step in final["steps"])
     await communicator.disconnect()
     await close_db()
@@ -203,13 +232,21 @@ async def test_a_burst_of_1000_items_is_coalesced_and_ends_with_the_stored_state
     final = messages[-1]
     assert final["type"] == "snapshot" and final["final"] is True
     assert final == await db_snapshot(run.pk)
-    assert len(final["items"]) == 1000
+    assert len(final["items"]) == 51  # the 50 most recent and the failed one
     assert final["run"]["status"] == "partially_succeeded"
-    assert final["run"]["progress"] == {"total": 1000, "succeeded": 999, "failed": 1, "running": 0}
+    assert final["run"]["progress"] == {
+        "total": 1000,
+        "succeeded": 999,
+        "failed": 1,
+        "cancelled": 0,
+        "not_started": 0,
+        "running": 0,
+    }
     stored = {
         k: s async for k, s in ItemRun.objects.filter(run_id=run.pk).values_list("key", "status")
     }
-    assert {i["key"]: i["status"] for i in final["items"]} == stored
+    assert len(stored) == 1000
+    assert all(stored[i["key"]] == i["status"] for i in final["items"])
     assert [i["index"] for i in final["items"] if i["status"] == "failed"] == [7]
     await communicator.disconnect()
     await close_db()
@@ -370,7 +407,7 @@ async def test_a_finished_run_gives_one_final_snapshot_and_a_close(owner: Any) -
     assert snapshot["type"] == "snapshot" and snapshot["final"] is True
     assert snapshot["run"]["status"] == "succeeded" and snapshot["run"]["duration"] is not None
     assert snapshot == await db_snapshot(run.pk)
-    assert [(i["key"], i["status"], i["data"]) for i in snapshot["items"]] == [
+    assert sorted((i["key"], i["status"], i["data"]) for i in snapshot["items"]) == [
         ("loop[0]", "succeeded", {"v": 1}),
         ("loop[1]", "succeeded", {"v": 2}),
     ]

@@ -187,10 +187,10 @@ def test_a_lead_whose_lookup_always_fails_fails_alone(
     item = page["results"][0]
     assert item["index"] == 42 and item["failed_block"] == "http_clearbit"
     assert "returned 500" in item["error"] and "gave up after 3 attempts" in item["error"]
-    assert (
-        client.get(f"/api/runs/{run.pk}/").json()["outputs"]["loop"]["failed"][0]["block"]
-        == "http_clearbit"
-    )
+    # The stored loop output counts its per-item lists; the items are rows of their own.
+    stored = client.get(f"/api/runs/{run.pk}/").json()["outputs"]["loop"]
+    assert stored["failed"] == {"$omitted": True, "count": 1}
+    assert stored["results"] == {"$omitted": True, "count": 99}
 
 
 def test_hostile_lead_is_stored_verbatim_and_its_text_is_never_resolved(

@@ -1,0 +1,213 @@
+"""Bounded reads of a run's items for the editor (docs/run-protocol.md): one page of items
+by keyset cursor with filters and a search, and a timeline (concurrency over time and a
+duration histogram). Each answer's size is fixed by its parameters, never by the run's N.
+The run is already owner-checked (builder/selectors.py)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from engine.models import ItemRun, Run
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+COUNT_CAP = 100_000
+BUCKETS_DEFAULT = 100
+BUCKETS_MAX = 500
+HISTOGRAM_BINS = 30
+ORDER = ("parent_key", "loop_block", "index", "id")
+
+
+class BadParameter(ValueError):
+    """A query parameter the endpoint cannot use; the message names it (400)."""
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    status: str | None = None
+    q: str | None = None
+    loop: str | None = None
+    window: tuple[float | None, float | None] = (None, None)  # seconds since the run started
+    durations: tuple[float | None, float | None] = (None, None)
+
+
+def encode_cursor(row: ItemRun) -> str:
+    values = [row.parent_key, row.loop_block, row.index, row.id]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str, int, int]:
+    try:
+        parent, loop, index, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, TypeError, UnicodeError):
+        raise BadParameter("cursor: not a cursor this endpoint gave") from None
+    if not (
+        isinstance(parent, str)
+        and isinstance(loop, str)
+        and type(index) is int
+        and type(pk) is int
+        and abs(index) < 2**31
+        and abs(pk) < 2**63
+    ):
+        raise BadParameter("cursor: not a cursor this endpoint gave")
+    return parent, loop, index, pk
+
+
+def _after(cursor: tuple[str, str, int, int]) -> Q:
+    """Rows strictly after the cursor in ORDER (a keyset, so page 1,000 costs what page 1 does)."""
+    parent, loop, index, pk = cursor
+    return (
+        Q(parent_key__gt=parent)
+        | Q(parent_key=parent, loop_block__gt=loop)
+        | Q(parent_key=parent, loop_block=loop, index__gt=index)
+        | Q(parent_key=parent, loop_block=loop, index=index, id__gt=pk)
+    )
+
+
+def _origin(run: Run) -> dt.datetime:
+    return run.started_at or run.created_at
+
+
+def filtered_items(run: Run, filters: ItemFilters) -> QuerySet[ItemRun]:
+    items = ItemRun.objects.filter(run_id=run.pk)
+    if filters.status:
+        items = items.filter(status=filters.status)
+    if filters.loop:
+        items = items.filter(loop_block=filters.loop)
+    if filters.q:
+        items = items.filter(Q(key__icontains=filters.q) | Q(data__icontains=filters.q))
+    start, end = filters.window
+    origin = _origin(run)
+    if start is not None:  # in flight at some moment of [start, end): not finished before start
+        items = items.filter(
+            Q(finished_at__isnull=True) | Q(finished_at__gte=origin + dt.timedelta(seconds=start))
+        ).exclude(started_at__isnull=True)
+    if end is not None:
+        items = items.filter(started_at__lt=origin + dt.timedelta(seconds=end))
+    low, high = filters.durations
+    if low is not None:
+        items = items.filter(duration__gte=low)
+    if high is not None:
+        items = items.filter(duration__lt=high)
+    return items
+
+
+def item_page(
+    run: Run, filters: ItemFilters, *, limit: int, cursor: str | None
+) -> tuple[list[ItemRun], str | None, int, bool]:
+    """(rows, next cursor, count of matching items, whether the count stopped at its cap)."""
+    items = filtered_items(run, filters)
+    count = items.order_by()[: COUNT_CAP + 1].count()
+    page = items.order_by(*ORDER)
+    if cursor:
+        page = page.filter(_after(decode_cursor(cursor)))
+    rows = list(page[: limit + 1])
+    following = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], following, min(count, COUNT_CAP), count > COUNT_CAP
+
+
+def _seconds(value: dt.datetime | None, origin: dt.datetime) -> float | None:
+    return None if value is None else (value - origin).total_seconds()
+
+
+def timeline(
+    run: Run,
+    *,
+    start: float | None,
+    end: float | None,
+    buckets: int,
+    loop: str | None,
+) -> dict[str, Any]:
+    """Items in flight per time bucket, plus a histogram of item durations, for a window of
+    the run (seconds since it started). One pass over the run's started items."""
+    origin = _origin(run)
+    last = _seconds(run.finished_at or timezone.now(), origin) or 0.0
+    start = max(0.0, start or 0.0)
+    end = end if end is not None else max(last, start)
+    if end <= start:
+        end = start + 1.0
+    width = (end - start) / buckets
+    started = [0] * buckets
+    finished = [0] * buckets
+    failed = [0] * buckets
+    ended_before = [0] * buckets  # finished before each bucket's start: cumulated below
+    in_flight_at_start = 0
+    durations: list[float] = []
+    rows = ItemRun.objects.filter(run_id=run.pk, started_at__isnull=False)
+    if loop:
+        rows = rows.filter(loop_block=loop)
+    for began_at, ended_at, status, duration in rows.values_list(
+        "started_at", "finished_at", "status", "duration"
+    ).iterator(chunk_size=5000):
+        began = _seconds(began_at, origin) or 0.0
+        ended = _seconds(ended_at, origin)
+        if began >= end or (ended is not None and ended < start):
+            continue
+        if began < start:
+            in_flight_at_start += 1
+        else:
+            started[min(buckets - 1, int((began - start) / width))] += 1
+        if ended is not None and ended < end:
+            b = min(buckets - 1, int((ended - start) / width))
+            finished[b] += 1
+            failed[b] += status == "failed"
+            if b + 1 < buckets:
+                ended_before[b + 1] += 1
+        if duration is not None:
+            durations.append(duration)
+    concurrency = []
+    begun_so_far = in_flight_at_start
+    gone_so_far = 0
+    for b in range(buckets):
+        begun_so_far += started[b]
+        gone_so_far += ended_before[b]
+        concurrency.append(
+            {
+                "t": round(start + b * width, 6),
+                "in_flight": begun_so_far - gone_so_far,
+                "started": started[b],
+                "finished": finished[b],
+                "failed": failed[b],
+            }
+        )
+    return {
+        "started_at": origin.isoformat(),
+        "from": start,
+        "to": end,
+        "bucket_seconds": width,
+        "concurrency": concurrency,
+        "durations": histogram(durations),
+    }
+
+
+def histogram(durations: list[float]) -> dict[str, Any]:
+    durations.sort()
+    if not durations:
+        return {"edges": [], "counts": [], "p50": None, "p95": None, "max": None, "count": 0}
+    top = durations[-1] or 1.0
+    step = top / HISTOGRAM_BINS
+    edges = [round(i * step, 6) for i in range(HISTOGRAM_BINS)] + [top]
+    counts = [0] * HISTOGRAM_BINS
+    for value in durations:
+        counts[min(HISTOGRAM_BINS - 1, bisect.bisect_right(edges, value) - 1)] += 1
+
+    def quantile(q: float) -> float:
+        return durations[min(len(durations) - 1, int(q * len(durations)))]
+
+    return {
+        "edges": edges,
+        "counts": counts,
+        "p50": quantile(0.5),
+        "p95": quantile(0.95),
+        "max": durations[-1],
+        "count": len(durations),
+    }
