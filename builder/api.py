@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,13 +16,13 @@ from rest_framework.views import APIView
 from builder import gallery, run_reads, selectors, services
 from builder.api_schema import (
     BlockType,
-    ItemPage,
     RunPage,
     SecretName,
     TemplateSummary,
     ValidateAnswer,
     WorkflowAnswerSerializer,
     answers,
+    shape,
 )
 from builder.models import Secret
 from builder.parsers import BodyRequired
@@ -263,11 +264,24 @@ class RunDetailView(APIView):
         return Response(RunSerializer(selectors.run_get(request.user, pk)).data)
 
 
+# Free-form JSON answers, shaped as docs/run-protocol.md describes.
+OBJECT_ANSWER = OpenApiResponse(description="JSON object, see docs/run-protocol.md")
+# A page of items (docs/run-protocol.md): an opaque cursor, rows without steps (the `key`
+# detail adds them).
+ItemCursorPage = shape(
+    "ItemCursorPage",
+    count=serializers.IntegerField(),
+    next=serializers.CharField(allow_null=True),
+    count_capped=serializers.BooleanField(required=False),
+    results=ItemListRowSerializer(many=True),
+)
+
+
 def _query(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     """The given query parameters, empty ones left out ("no filter"); `from`/`to` renamed."""
     renamed = {"from": "window_from", "to": "window_to"}
     return {
-        renamed.get(k, k): v
+        renamed.get(k, k): str(v)
         for k, v in request.query_params.items()
         if renamed.get(k, k) in names and v != ""
     }
@@ -277,7 +291,7 @@ class RunItemsView(APIView):
     """One page of a run's items (keyset cursor, filters, search), or one item with its
     steps when `key` is given. Bounded: at most `limit` (<= 200) rows, whatever the run's N."""
 
-    @answers(ItemPage, 400, 404, parameters=[ItemFilterSerializer])
+    @answers(ItemCursorPage, 400, 404, parameters=[ItemFilterSerializer])
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
         filters = ItemFilterSerializer(data=_query(request, tuple(ItemFilterSerializer().fields)))
@@ -319,7 +333,7 @@ class RunItemsView(APIView):
 class RunTimelineView(APIView):
     """Items in flight over time and a duration histogram for a window of the run."""
 
-    @extend_schema(parameters=[TimelineQuerySerializer], responses=OpenApiTypes.OBJECT)
+    @answers(OBJECT_ANSWER, 400, 404, parameters=[TimelineQuerySerializer])
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
         form = TimelineQuerySerializer(
@@ -344,7 +358,7 @@ class RunTimelineView(APIView):
 class WorkflowLastRunView(APIView):
     """The workflow's most recent run, running or ended (`null` when it never ran)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @answers(OBJECT_ANSWER, 404)
     def get(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         run = selectors.runs_for(request.user).filter(workflow=workflow).select_related("version")

@@ -51,7 +51,10 @@ def block_state(
     running: bool = False,
 ) -> dict[str, Any]:
     """A whole `BlockState`: the counts, their total and the status."""
-    values = {**zero(), **{k: int(v) for k, v in (counts or {}).items() if k in COUNTS}}
+    values: dict[str, Any] = {
+        **zero(),
+        **{k: int(v) for k, v in (counts or {}).items() if k in COUNTS},
+    }
     values["total"] = total if total is not None else sum(values[k] for k in COUNTS)
     values["status"] = block_status(values, ended=ended, running=running)
     return values
