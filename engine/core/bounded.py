@@ -48,18 +48,17 @@ def omitted(count: int) -> dict[str, Any]:
     return {"$omitted": True, "count": count}
 
 
-# A stored block output (a step row's, a run's outputs) bigger than this is trimmed.
-STORED_OUTPUT_BYTES = 64 * 1024
 # A loop's per-item lists: stored as a count, the items themselves are rows of their own.
 PER_ITEM_LISTS = ("results", "failed")
 
 
 def stored_output(output: Any, *, is_loop: bool) -> Any:
-    """A block's output as it is stored and served: bounded whatever the number of items."""
+    """A block's output as it is stored and served: a loop's per-item lists become counts,
+    so the answer does not grow with N (other outputs are bounded by
+    KLYNTOS_MAX_OUTPUT_BYTES when they are made)."""
     if is_loop and isinstance(output, dict):
-        output = {
+        return {
             k: omitted(len(v)) if k in PER_ITEM_LISTS and isinstance(v, list) else v
             for k, v in output.items()
         }
-        return {k: trim_value(v, STORED_OUTPUT_BYTES) for k, v in output.items()}
-    return trim_value(output, STORED_OUTPUT_BYTES)
+    return output
