@@ -42,10 +42,12 @@ ROUTES: dict[str, str] = {
     "api/workflows/<int:pk>/validate/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/duplicate/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/runs/last/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/webhook/secret/": OWNED_WORKFLOW,
     "api/runs/<str:pk>/": OWNED_RUN,
     "api/runs/<str:pk>/items/": OWNED_RUN,
     "api/runs/<str:pk>/cancel/": OWNED_RUN,
+    "api/runs/<str:pk>/timeline/": OWNED_RUN,
     "api/blocks/": CATALOGUE,
     "api/templates/": CATALOGUE,
     "api/templates/<slug:slug>/instantiate/": CREATES_OWN,
@@ -53,7 +55,10 @@ ROUTES: dict[str, str] = {
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
 }
-WEBSOCKET_ROUTES: dict[str, str] = {"ws/runs/<str:run_id>/": OWNED_RUN}
+WEBSOCKET_ROUTES: dict[str, str] = {
+    "ws/runs/<str:run_id>/": OWNED_RUN,
+    "ws/workflows/<str:workflow_id>/": OWNED_WORKFLOW,
+}
 # Registered admin models: staff only (the admin site's own login).
 ADMIN_MODELS = {
     "auth.user",
