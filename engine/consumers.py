@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +43,7 @@ WATCH_INTERVAL = 5.0
 DELTA_INTERVAL = 0.1
 
 
-async def _db(fn: Callable[..., Any], *args: Any) -> Any:
+async def db_call(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ORM work on a worker thread and close its connections (never left open)."""
 
     def call() -> Any:
@@ -55,9 +56,15 @@ async def _db(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _owned_run_id(user: Any, run_id: str) -> Any:
-    from builder.selectors import run_get
-
-    return run_get(user, run_id).pk
+    """The run's id if it is one of the user's runs; another user's run does not exist."""
+    try:
+        return (
+            Run.objects.filter(owner=user)
+            .values_list("pk", flat=True)
+            .get(pk=uuid.UUID(str(run_id)))
+        )
+    except (Run.DoesNotExist, ValueError):
+        raise Http404("no such run") from None
 
 
 def _run_is_final(run_id: Any) -> bool:
@@ -82,7 +89,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            self.run_id = await _db(
+            self.run_id = await db_call(
                 _owned_run_id, user, self.scope["url_route"]["kwargs"]["run_id"]
             )
         except Http404:
@@ -213,7 +220,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def _snapshot(self) -> dict[str, Any] | None:
         """The run from the database; None (and the socket closed) if it was deleted."""
         try:
-            return await _db(run_snapshot, self.run_id)
+            return await db_call(run_snapshot, self.run_id)
         except Run.DoesNotExist:
             self.done = True
             await self.close(code=CLOSE_NOT_FOUND)
@@ -243,7 +250,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 continue
             self.quiet_since = loop.time()
             try:
-                if not await _db(_run_is_final, self.run_id):
+                if not await db_call(_run_is_final, self.run_id):
                     continue
             except Exception:
                 log.warning("run %s: could not check the run's status", self.run_id, exc_info=True)

@@ -68,13 +68,11 @@ def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @_closing_connections
 def _load(run_id: Any) -> RunSpec:
-    from builder.selectors import env_for_owner
-
     run = Run.objects.select_related("version").get(pk=run_id)
     return RunSpec(
         run.version.graph,
         run.input,
-        env_for_owner(run.owner_id),
+        secrets_registry.owner_env(run.owner_id),
         run.options or {},
         data_source(run.owner_id),  # provisions the owner's data on first use
         run.workflow_id,

@@ -34,6 +34,16 @@ def set_owner_source(source: Callable[[Any], Mapping[str, str]]) -> None:
     _owner_source = source
 
 
+def owner_env(owner_id: Any) -> dict[str, str]:
+    """What `<env.NAME>` reads for this owner's runs: the registered source's answer, or only
+    the allow-listed process variables when no authoring app is installed."""
+    if _owner_source is None:
+        from engine.config import allowed_process_env
+
+        return allowed_process_env()
+    return dict(_owner_source(owner_id))
+
+
 def owner_redactor(owner_id: Any) -> Redactor:
     """Masks the owner's current secret values and every value this process has seen."""
     owned = _owner_source(owner_id).values() if _owner_source is not None else ()

@@ -577,7 +577,7 @@ async def publish_run_ended(run_id: Any, workflow_id: Any = None) -> None:
 
 async def publish_workflow_event(workflow_id: Any, event: str, run_id: Any) -> None:
     """`run.started` / `run.progress` / `run.ended` of one run to `workflow.<id>`; the
-    workflow socket (engine/workflow_socket.py) reads the run's summary itself."""
+    workflow socket (builder/workflow_socket.py) reads the run's summary itself."""
     if workflow_id is None:
         return
     message = {"type": "workflow.run", "event": event, "run_id": str(run_id)}

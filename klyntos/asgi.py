@@ -17,8 +17,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from engine.core.give_way import PRIORITY  # noqa: E402
 from engine.publish import attach_web_loop  # noqa: E402
-from engine.routing import websocket_urlpatterns  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
+from klyntos.routing import websocket_urlpatterns  # noqa: E402
 
 API_PREFIXES = ("/api/",)
 

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from builder import services
 from builder.models import Secret, Webhook, Workflow, WorkflowVersion
 from engine.models import ItemRun, Run, StepRun
-from engine.routing import websocket_urlpatterns
+from klyntos.routing import websocket_urlpatterns
 
 # How each route is scoped.
 PUBLIC = "public"  # no user data: login, logout, the API schema and its docs page

@@ -15,7 +15,8 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
-from engine.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, _db
+from builder.selectors import workflow_get
+from engine.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, db_call
 from engine.models import Run
 from engine.snapshots import run_summary
 from engine.store import workflow_group_name
@@ -24,8 +25,6 @@ EVENTS = ("run.started", "run.progress", "run.ended")
 
 
 def _owned_workflow_id(user: Any, workflow_id: str) -> Any:
-    from builder.selectors import workflow_get
-
     return workflow_get(user, workflow_id).pk
 
 
@@ -49,7 +48,7 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            self.workflow_id = await _db(
+            self.workflow_id = await db_call(
                 _owned_workflow_id, user, self.scope["url_route"]["kwargs"]["workflow_id"]
             )
         except Http404:
@@ -59,7 +58,7 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(
-            {"type": "hello", "last_run": await _db(last_run_summary, self.workflow_id)}
+            {"type": "hello", "last_run": await db_call(last_run_summary, self.workflow_id)}
         )
 
     async def disconnect(self, code: int) -> None:
@@ -76,6 +75,6 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
         run_id = message.get("run_id")
         if event not in EVENTS or not isinstance(run_id, str):
             return
-        summary = await _db(_summary, self.workflow_id, run_id)
+        summary = await db_call(_summary, self.workflow_id, run_id)
         if summary is not None:
             await self.send_json({"type": event, "run": summary})
