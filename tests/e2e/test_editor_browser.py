@@ -156,6 +156,10 @@ def open_template(page: Any) -> int:
 
 def test_template_runs_from_the_run_panel_on_its_sample(app: LocalApp, page: Any) -> None:
     open_template(page)
+    # The sample arrives with the template list, after the editor opens.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"run-input\"]')?.value.includes('leads')"
+    )
     sample = json.loads(page.locator('[data-testid="run-input"]').input_value())
     leads = sample["leads"]
     assert len(leads) == 20

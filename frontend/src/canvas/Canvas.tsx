@@ -1,6 +1,7 @@
 // The editing surface: React Flow bound to the graph store. Drop blocks from the palette
 // (innermost Loop under the pointer becomes the parent), drag nodes into/out of loops,
-// connect (cycles and loop-boundary crossings refused while dragging), delete, undo/redo.
+// connect (cycles and loop-boundary crossings refused while dragging), delete, undo/redo,
+// copy / cut / paste through the clipboard and duplicate (store/clipboard.ts).
 import {
   Background,
   BackgroundVariant,
@@ -19,7 +20,7 @@ import {
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
 import { nodeTypesFor } from "../nodes";
 import { BLOCK_MIME, GRAB_MIME } from "../palette/Palette";
-import { nodeSize, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
+import { nodeSize, parseClip, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
 import { graphBounds, openingViewport } from "./viewport";
 
@@ -88,6 +89,83 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   const flash = useCallback((message: string) => useGraphStore.getState().notify(message), []);
 
+  // The last pointer position over the canvas (screen coordinates): a paste lands there.
+  const pointer = useRef<{ x: number; y: number } | null>(null);
+  useEffect(() => {
+    const el = canvasRef.current;
+    if (!el) return;
+    const onMove = (event: PointerEvent) => {
+      pointer.current = { x: event.clientX, y: event.clientY };
+    };
+    const onLeave = () => {
+      pointer.current = null;
+    };
+    el.addEventListener("pointermove", onMove);
+    el.addEventListener("pointerleave", onLeave);
+    return () => {
+      el.removeEventListener("pointermove", onMove);
+      el.removeEventListener("pointerleave", onLeave);
+    };
+  }, []);
+
+  // Copy / cut / paste through the system clipboard (JSON text), so blocks travel between
+  // workflows and tabs. Text fields and selected text keep the browser's own behaviour.
+  useEffect(() => {
+    const ours = (event: Event) => {
+      if (isTextTarget(event.target) || isTextTarget(document.activeElement)) return false;
+      const text = window.getSelection()?.toString() ?? "";
+      return text.length === 0;
+    };
+    const hasSelection = () => useGraphStore.getState().selectedIds().length > 0;
+    // Without a text selection the browser disables Copy; cancelling "before" enables it.
+    const onBeforeCopy = (event: Event) => {
+      if (ours(event) && hasSelection()) event.preventDefault();
+    };
+    const onBeforePaste = (event: Event) => {
+      if (ours(event)) event.preventDefault();
+    };
+    const onCopy = (event: ClipboardEvent, cut: boolean) => {
+      if (!ours(event) || !event.clipboardData) return;
+      const store = useGraphStore.getState();
+      const clip = store.copySelection();
+      if (!clip) return;
+      event.clipboardData.setData("text/plain", JSON.stringify(clip));
+      event.preventDefault();
+      if (cut) store.deleteElements(clip.blocks.map((b) => b.id));
+      else store.notify(`Copied ${clip.blocks.length} block${clip.blocks.length === 1 ? "" : "s"}`, "info");
+    };
+    const onPaste = (event: ClipboardEvent) => {
+      if (!ours(event) || !event.clipboardData) return;
+      const clip = parseClip(event.clipboardData.getData("text/plain"));
+      if (clip === null) return;
+      event.preventDefault();
+      if (typeof clip === "string") {
+        flash(`Not pasted: ${clip}`);
+        return;
+      }
+      const rect = canvasRef.current?.getBoundingClientRect();
+      const at = pointer.current;
+      const inside = at && rect && at.x >= rect.left && at.x <= rect.right && at.y >= rect.top && at.y <= rect.bottom;
+      useGraphStore.getState().paste(clip, { at: inside ? screenToFlowPosition(at) : null });
+    };
+    const copy = (event: ClipboardEvent) => onCopy(event, false);
+    const cut = (event: ClipboardEvent) => onCopy(event, true);
+    document.addEventListener("beforecopy", onBeforeCopy);
+    document.addEventListener("beforecut", onBeforeCopy);
+    document.addEventListener("beforepaste", onBeforePaste);
+    document.addEventListener("copy", copy);
+    document.addEventListener("cut", cut);
+    document.addEventListener("paste", onPaste);
+    return () => {
+      document.removeEventListener("beforecopy", onBeforeCopy);
+      document.removeEventListener("beforecut", onBeforeCopy);
+      document.removeEventListener("beforepaste", onBeforePaste);
+      document.removeEventListener("copy", copy);
+      document.removeEventListener("cut", cut);
+      document.removeEventListener("paste", onPaste);
+    };
+  }, [flash, screenToFlowPosition]);
+
   useEffect(() => () => window.clearTimeout(hintTimer.current), []);
 
   // Ctrl/Cmd+Z undo, Shift+Ctrl/Cmd+Z (or Ctrl+Y) redo — not while typing in a field.
@@ -95,7 +173,11 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     const onKey = (event: KeyboardEvent) => {
       if (!(event.ctrlKey || event.metaKey) || event.altKey || isTextTarget(event.target)) return;
       const key = event.key.toLowerCase();
-      if (key === "z" && !event.shiftKey) {
+      if (key === "d" && !event.shiftKey) {
+        // Duplicate (the browser's bookmark shortcut otherwise).
+        event.preventDefault();
+        useGraphStore.getState().duplicate();
+      } else if (key === "z" && !event.shiftKey) {
         event.preventDefault();
         useGraphStore.getState().undo();
       } else if ((key === "z" && event.shiftKey) || key === "y") {

@@ -58,3 +58,26 @@ export function typedPathEntry(entries: ScopeEntry[], query: string): ScopeEntry
   if (!PATH.test(query) || entries.some((e) => e.ref === query)) return null;
   return openBase(entries, query) ? { ref: query, type: "any" } : null;
 }
+
+/** engine/core/refs.py's REF_PATTERN: `<root.path.to.field>`. */
+const REFERENCE = /<([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_-]+)*)>/g;
+
+/**
+ * Rewrites the root of every reference found in `value` (strings at any depth) through
+ * `names` (old → new), all at once: renaming a→b and b→c together never turns a into c.
+ */
+export function renameReferenceRoots(value: unknown, names: ReadonlyMap<string, string>): unknown {
+  if (typeof value === "string") {
+    return value.replace(REFERENCE, (whole, root: string, path: string) => {
+      const name = names.get(root);
+      return name === undefined ? whole : `<${name}${path}>`;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => renameReferenceRoots(v, names));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, renameReferenceRoots(v, names)]),
+    );
+  }
+  return value;
+}

@@ -16,7 +16,7 @@ export interface FlowGraph {
   graphExtra: Record<string, unknown>;
 }
 
-function blockToNode(block: BlockJson): BlockNode {
+export function blockToNode(block: BlockJson): BlockNode {
   const isLoop = block.type === LOOP_TYPE;
   const extra: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(block)) {
@@ -43,7 +43,7 @@ function blockToNode(block: BlockJson): BlockNode {
   return node;
 }
 
-function nodeToBlock(node: BlockNode): BlockJson {
+export function nodeToBlock(node: BlockNode): BlockJson {
   const block: BlockJson & Record<string, unknown> = {
     ...node.data.extra,
     id: node.id,

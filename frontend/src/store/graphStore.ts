@@ -6,6 +6,7 @@ import type { EdgeChange, NodeChange, Viewport, XYPosition } from "@xyflow/react
 import { create } from "zustand";
 import type { CatalogueEntry, GraphJson, ScopeEntry, ValidationError } from "../types";
 import { nameProblem, newBlock, renamed, uniqueName } from "./blocks";
+import { copyBlocks, pasteBlocks, withPasted, type Clip, type PasteOptions } from "./clipboard";
 import {
   connectionProblem,
   edgeFor,
@@ -48,6 +49,7 @@ export {
   type FlowEdge,
 } from "./model";
 export { draftKey, fieldErrors, type FieldDraft } from "./validation";
+export { CLIP_KIND, parseClip, type Clip, type PasteOptions } from "./clipboard";
 
 /** A short message over the canvas (refused connection, edges dropped by a move, …). */
 export interface Notice {
@@ -98,6 +100,14 @@ export interface GraphState extends HistoryState {
   onEdgesChange: (changes: EdgeChange<FlowEdge>[]) => void;
   endGesture: () => void;
   select: (id: string | null) => void;
+  /** The selected blocks (several after a box selection or Shift+click). */
+  selectedIds: () => string[];
+  /** The selected blocks with what they contain and the edges among them, or null. */
+  copySelection: () => Clip | null;
+  /** Adds a copy of the clip (new ids, unique names, references renamed) as one undo step. */
+  paste: (clip: Clip, options?: PasteOptions) => string[];
+  /** Ctrl+D: pastes a copy of the selection next to it, in the same loop. */
+  duplicate: () => string[];
   undo: () => void;
   redo: () => void;
   markSaved: (revision: number) => void;
@@ -371,6 +381,41 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     },
 
     select: (id) => set({ nodes: withSelection(get().nodes, id), selectedId: id }),
+
+    selectedIds: () => {
+      const { nodes, selectedId } = get();
+      const ids = nodes.filter((n) => n.selected).map((n) => n.id);
+      return ids.length ? ids : selectedId && nodes.some((n) => n.id === selectedId) ? [selectedId] : [];
+    },
+
+    copySelection: () => copyBlocks(get().nodes, get().edges, get().selectedIds()),
+
+    paste: (clip, options = {}) => {
+      const { nodes, edges, catalogue } = get();
+      const unknown = [...new Set(clip.blocks.map((b) => b.type))].filter((t) => Object.keys(catalogue).length && !catalogue[t]);
+      if (unknown.length) {
+        get().notify(`Not pasted: unknown block type ${unknown.map((t) => `'${t}'`).join(", ")}`);
+        return [];
+      }
+      if (!clip.blocks.length) return [];
+      const pasted = pasteBlocks(nodes, clip, options);
+      const tops = pasted.nodes.filter((n) => n.selected);
+      commit({
+        nodes: withPasted(nodes, pasted),
+        edges: [...edges, ...pasted.edges],
+        selectedId: tops.length === 1 ? tops[0].id : null,
+      });
+      if (pasted.renamed.size) {
+        const list = [...pasted.renamed].map(([from, to]) => `${from} → ${to}`);
+        get().notify(`Pasted ${pasted.ids.length} block${pasted.ids.length === 1 ? "" : "s"}; renamed ${list.slice(0, 4).join(", ")}${list.length > 4 ? ", …" : ""}`, "info");
+      }
+      return pasted.ids;
+    },
+
+    duplicate: () => {
+      const clip = get().copySelection();
+      return clip ? get().paste(clip, { keepParents: true }) : [];
+    },
 
     undo: () => {
       const patch = undoPatch(get());

@@ -1,0 +1,158 @@
+"""Canvas editing in real Chromium: copy / paste between workflows through the clipboard,
+duplicate, selecting and deleting edges under a loop, deleting a loop with its children."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import LocalApp, screenshot
+from tests.e2e.test_editor_browser import connect, node, saved_graph
+
+pytestmark = pytest.mark.browser
+
+SOURCE_GRAPH: dict[str, Any] = {
+    "blocks": [
+        {
+            "id": "webhook_1",
+            "type": "webhook",
+            "name": "webhook_1",
+            "parent": None,
+            "position": {"x": 0, "y": 160},
+            "config": {},
+        },
+        {
+            "id": "loop_1",
+            "type": "loop",
+            "name": "loop_1",
+            "parent": None,
+            "position": {"x": 300, "y": 40},
+            "style": {"width": 640, "height": 260},
+            "config": {"items": "<webhook_1.body.items>", "variable": "item"},
+        },
+        {
+            "id": "http_1",
+            "type": "http",
+            "name": "http_1",
+            "parent": "loop_1",
+            "position": {"x": 60, "y": 90},
+            "config": {
+                "method": "GET",
+                "url": "https://api.clearbit.com/v2/companies/find?domain=<item.domain>",
+            },
+        },
+        {
+            "id": "agent_1",
+            "type": "agent",
+            "name": "agent_1",
+            "parent": "loop_1",
+            "position": {"x": 360, "y": 90},
+            "config": {"user_prompt": "Company: <http_1.body>"},
+        },
+    ],
+    "edges": [
+        {"source": "webhook_1", "target": "loop_1"},
+        {"source": "loop_1", "target": "http_1", "handle": "body"},
+        {"source": "http_1", "target": "agent_1"},
+    ],
+}
+
+
+def api(page: Any, method: str, path: str, body: Any = None) -> Any:
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.request.fetch(
+        path,
+        method=method,
+        data=json.dumps(body) if body is not None else None,
+        headers={"Content-Type": "application/json", "X-CSRFToken": token},
+    )
+    assert response.ok, response.text()
+    return response.json() if response.status != 204 else None
+
+
+def create_workflow(page: Any, name: str, graph: dict[str, Any]) -> int:
+    return int(api(page, "POST", "/api/workflows/", {"name": name, "graph": graph})["id"])
+
+
+def open_editor(page: Any, workflow_id: int) -> None:
+    page.goto(f"/workflows/{workflow_id}/")
+    page.wait_for_selector('[data-testid="canvas"] .react-flow__pane')
+
+
+def save(page: Any) -> str:
+    page.click('[data-testid="save-button"]')
+    status = page.locator('[data-testid="save-status"]:has-text("Saved v")')
+    status.wait_for()
+    return str(status.inner_text())
+
+
+def pane_point(page: Any, fx: float, fy: float) -> tuple[float, float]:
+    box = page.locator(".react-flow__pane").bounding_box()
+    return box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+
+
+def test_copy_a_loop_with_its_children_into_another_workflow(app: LocalApp, page: Any) -> None:
+    source = create_workflow(page, "Copy source", SOURCE_GRAPH)
+    # The target already has a webhook_1, a loop_1 and an http_1: the pasted names collide.
+    target_graph = json.loads(json.dumps(SOURCE_GRAPH))
+    target_graph["blocks"] = target_graph["blocks"][:3]
+    target_graph["edges"] = target_graph["edges"][:2]
+    target = create_workflow(page, "Paste target", target_graph)
+
+    open_editor(page, source)
+    node(page, "loop_1").click(position={"x": 24, "y": 12})  # the loop's header
+    page.keyboard.press("Control+c")
+    page.wait_for_selector('[data-testid="canvas-notice"]:has-text("Copied 3 blocks")')
+
+    open_editor(page, target)
+    x, y = pane_point(page, 0.3, 0.62)
+    page.mouse.move(x, y)
+    page.keyboard.press("Control+v")
+    node(page, "loop_2").wait_for()
+    assert page.locator(".react-flow__node").count() == 6
+    notice = page.locator('[data-testid="canvas-notice"]')
+    assert "renamed loop_1 → loop_2, http_1 → http_2" in notice.inner_text()
+    notice.wait_for(state="hidden")  # it sits over the canvas, where the pointer goes next
+    connect(page, "webhook_1", "loop_2")  # the pasted loop reads webhook_1's body
+    status = save(page)
+    assert status.endswith("valid"), page.locator('[data-testid="status-bar"]').inner_text()
+    screenshot(page, "pasted-loop")
+
+    graph = saved_graph(page, target)
+    names = [b["name"] for b in graph["blocks"]]
+    assert len(names) == len(set(names)) == 6
+    assert len({b["id"] for b in graph["blocks"]}) == 6
+    blocks = {b["name"]: b for b in graph["blocks"]}
+    assert set(blocks) == {"webhook_1", "loop_1", "http_1", "loop_2", "http_2", "agent_1"}
+    loop, http, agent = blocks["loop_2"], blocks["http_2"], blocks["agent_1"]
+    assert http["parent"] == loop["id"] and agent["parent"] == loop["id"]
+    # The reference inside the pasted blocks follows the rename of http_1 to http_2.
+    assert agent["config"]["user_prompt"] == "Company: <http_2.body>"
+    assert http["config"]["url"].endswith("domain=<item.domain>")
+    edges = {(e["source"], e["target"], e.get("handle")) for e in graph["edges"]}
+    assert (loop["id"], http["id"], "body") in edges
+    assert (http["id"], agent["id"], None) in edges
+    # The server agrees: the graph is valid.
+    answer = api(page, "POST", f"/api/workflows/{target}/validate/", {"graph": graph})
+    assert answer["ok"], answer["errors"]
+
+
+def test_ctrl_d_duplicates_a_block(app: LocalApp, page: Any) -> None:
+    workflow = create_workflow(page, "Duplicate", SOURCE_GRAPH)
+    open_editor(page, workflow)
+    node(page, "agent_1").click()
+    page.keyboard.press("Control+d")
+    node(page, "agent_2").wait_for()
+    assert page.locator(".react-flow__node").count() == 5
+    # The copy is selected, in the same loop, with the same settings.
+    panel = page.locator('[data-testid="config-panel"]')
+    assert panel.locator('input[data-field="name"]').input_value() == "agent_2"
+    save(page)
+    blocks = {b["name"]: b for b in saved_graph(page, workflow)["blocks"]}
+    assert blocks["agent_2"]["parent"] == "loop_1"
+    assert blocks["agent_2"]["config"] == blocks["agent_1"]["config"]
+    assert blocks["agent_2"]["id"] != blocks["agent_1"]["id"]
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", blocks["agent_2"]["id"])
