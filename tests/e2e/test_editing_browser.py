@@ -156,3 +156,98 @@ def test_ctrl_d_duplicates_a_block(app: LocalApp, page: Any) -> None:
     assert blocks["agent_2"]["config"] == blocks["agent_1"]["config"]
     assert blocks["agent_2"]["id"] != blocks["agent_1"]["id"]
     assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", blocks["agent_2"]["id"])
+
+
+def graph_with_an_edge_under_the_loop() -> dict[str, Any]:
+    """webhook_1 feeds loop_1 and http_9 to its right: that edge runs under the loop's body."""
+    graph = json.loads(json.dumps(SOURCE_GRAPH))
+    for block in graph["blocks"]:
+        if block["parent"] == "loop_1":
+            block["position"]["y"] = 50  # above the edge's line
+    graph["blocks"].append(
+        {
+            "id": "http_9",
+            "type": "http",
+            "name": "http_9",
+            "parent": None,
+            "position": {"x": 1100, "y": 160},
+            "config": {"method": "GET", "url": "https://api.clearbit.com/v2/companies/find"},
+        }
+    )
+    graph["edges"].append({"source": "webhook_1", "target": "http_9"})
+    return graph
+
+
+def panel_name(page: Any) -> str:
+    field = page.locator('[data-testid="config-panel"] input[data-field="name"]')
+    return str(field.input_value()) if field.count() else ""
+
+
+def test_an_edge_under_a_loop_is_selected_by_a_click_and_deleted_alone(
+    app: LocalApp, page: Any
+) -> None:
+    workflow = create_workflow(page, "Edge under a loop", graph_with_an_edge_under_the_loop())
+    open_editor(page, workflow)
+    edge = page.locator('[data-testid="rf__edge-e:webhook_1::http_9"]')
+    box = edge.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    loop = page.locator('.react-flow__node[data-id="loop_1"]').bounding_box()
+    assert loop["x"] < x < loop["x"] + loop["width"] and loop["y"] < y < loop["y"] + loop["height"]
+    page.mouse.click(x, y)
+    page.wait_for_selector(
+        '[data-testid="rf__edge-e:webhook_1::http_9"].selected', state="attached"
+    )
+    assert page.locator(".react-flow__node.selected").count() == 0
+    page.keyboard.press("Delete")
+    edge.wait_for(state="detached")
+    assert page.locator('[data-testid="confirm-dialog"]').count() == 0
+    assert page.locator(".react-flow__node").count() == 5
+    assert page.locator(".react-flow__edge").count() == 3
+    save(page)
+    graph = saved_graph(page, workflow)
+    assert len(graph["blocks"]) == 5
+    assert {"source": "webhook_1", "target": "http_9"} not in graph["edges"]
+    # A click on the loop's body away from any edge still selects the loop.
+    page.mouse.click(loop["x"] + loop["width"] - 30, loop["y"] + loop["height"] - 20)
+    page.wait_for_selector('.react-flow__node[data-id="loop_1"].selected')
+    assert panel_name(page) == "loop_1"
+
+
+def test_deleting_a_loop_with_children_asks_first_and_undo_restores_the_selection(
+    app: LocalApp, page: Any
+) -> None:
+    workflow = create_workflow(page, "Loop delete", graph_with_an_edge_under_the_loop())
+    open_editor(page, workflow)
+    node(page, "loop_1").click(position={"x": 24, "y": 12})
+    page.keyboard.press("Delete")
+    dialog = page.locator('[data-testid="confirm-dialog"]')
+    dialog.wait_for()
+    assert "Delete the loop loop_1 and the 2 blocks inside it?" in dialog.inner_text()
+    dialog.locator('[data-action="confirm-cancel"]').click()
+    dialog.wait_for(state="detached")
+    assert page.locator(".react-flow__node").count() == 5
+
+    page.keyboard.press("Delete")
+    dialog.wait_for()
+    screenshot(page, "delete-loop-confirm")
+    dialog.locator('[data-action="confirm-ok"]').click()
+    node(page, "loop_1").wait_for(state="detached")
+    assert page.locator(".react-flow__node").count() == 2  # webhook_1 and http_9
+
+    # Undo brings the loop back selected, with its settings in the panel (no ghost).
+    page.click('[data-action="undo"]')
+    node(page, "agent_1").wait_for()
+    assert page.locator(".react-flow__node").count() == 5
+    page.wait_for_selector('.react-flow__node[data-id="loop_1"].selected')
+    assert panel_name(page) == "loop_1"
+
+    # A plain block is deleted without a question; Undo selects it again.
+    node(page, "http_9").click()
+    page.keyboard.press("Delete")
+    node(page, "http_9").wait_for(state="detached")
+    assert page.locator('[data-testid="confirm-dialog"]').count() == 0
+    assert panel_name(page) == ""
+    page.keyboard.press("Control+z")
+    node(page, "http_9").wait_for()
+    page.wait_for_selector('.react-flow__node[data-id="http_9"].selected')
+    assert panel_name(page) == "http_9"

@@ -13,15 +13,18 @@ import {
   type Edge,
   type FinalConnectionState,
   type IsValidConnection,
+  type OnBeforeDelete,
   type OnDelete,
+  type NodeMouseHandler,
   type OnNodeDrag,
   type Viewport,
 } from "@xyflow/react";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
 import { nodeTypesFor } from "../nodes";
 import { BLOCK_MIME, GRAB_MIME } from "../palette/Palette";
-import { nodeSize, parseClip, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
+import { LOOP_TYPE, nodeSize, parseClip, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
+import { ConfirmDialog, type Question } from "./ConfirmDialog";
 import { graphBounds, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
@@ -89,6 +92,25 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   const flash = useCallback((message: string) => useGraphStore.getState().notify(message), []);
 
+  // Deleting a loop that holds blocks asks first (its children go with it).
+  const [question, setQuestion] = useState<Question | null>(null);
+  const confirmDelete = useCallback(async (ids: string[]): Promise<boolean> => {
+    const loops = useGraphStore.getState().loopsWithChildren(ids);
+    if (!loops.length) return true;
+    const count = loops.reduce((sum, l) => sum + l.count, 0);
+    const what = loops.length === 1 ? `the loop ${loops[0].name}` : `${loops.length} loops`;
+    return new Promise<boolean>((resolve) =>
+      setQuestion({
+        text: `Delete ${what} and the ${count} block${count === 1 ? "" : "s"} inside ${loops.length === 1 ? "it" : "them"}?`,
+        confirm: `Delete ${1 + count > 2 ? `${loops.length + count} blocks` : "both"}`,
+        answer: (ok) => {
+          setQuestion(null);
+          resolve(ok);
+        },
+      }),
+    );
+  }, []);
+
   // The last pointer position over the canvas (screen coordinates): a paste lands there.
   const pointer = useRef<{ x: number; y: number } | null>(null);
   useEffect(() => {
@@ -131,8 +153,10 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       if (!clip) return;
       event.clipboardData.setData("text/plain", JSON.stringify(clip));
       event.preventDefault();
-      if (cut) store.deleteElements(clip.blocks.map((b) => b.id));
-      else store.notify(`Copied ${clip.blocks.length} block${clip.blocks.length === 1 ? "" : "s"}`, "info");
+      if (cut) {
+        const ids = store.selectedIds();
+        void confirmDelete(ids).then((ok) => ok && useGraphStore.getState().deleteElements(ids));
+      } else store.notify(`Copied ${clip.blocks.length} block${clip.blocks.length === 1 ? "" : "s"}`, "info");
     };
     const onPaste = (event: ClipboardEvent) => {
       if (!ours(event) || !event.clipboardData) return;
@@ -164,7 +188,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       document.removeEventListener("cut", cut);
       document.removeEventListener("paste", onPaste);
     };
-  }, [flash, screenToFlowPosition]);
+  }, [flash, screenToFlowPosition, confirmDelete]);
 
   useEffect(() => () => window.clearTimeout(hintTimer.current), []);
 
@@ -218,6 +242,25 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     },
     [flash],
   );
+
+  const onBeforeDelete: OnBeforeDelete<BlockNode, Edge> = useCallback(
+    async ({ nodes: gone }) => confirmDelete(gone.map((n) => n.id)),
+    [confirmDelete],
+  );
+
+  // A loop is a big rectangle over whatever runs beneath it: a click on its body where an
+  // edge lies under the pointer selects that edge (so Delete removes the edge alone).
+  const onNodeClick: NodeMouseHandler<BlockNode> = useCallback((event, node) => {
+    if (node.type !== LOOP_TYPE) return;
+    const target = event.target as HTMLElement;
+    if (target.closest(".loop-head, .react-flow__handle, .react-flow__resize-control")) return;
+    const edge = document
+      .elementsFromPoint(event.clientX, event.clientY)
+      .map((el) => el.closest<SVGGElement>(".react-flow__edge"))
+      .find((el) => el !== null);
+    const id = edge?.getAttribute("data-id");
+    if (id) useGraphStore.getState().selectEdge(id);
+  }, []);
 
   const onDelete: OnDelete<BlockNode, Edge> = useCallback(({ nodes: gone, edges: cut }) => {
     useGraphStore.getState().deleteElements(
@@ -300,7 +343,9 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           onConnect={onConnect}
           onConnectEnd={onConnectEnd}
           isValidConnection={isValidConnection}
+          onBeforeDelete={onBeforeDelete}
           onDelete={onDelete}
+          onNodeClick={onNodeClick}
           onNodeDrag={onNodeDrag}
           onNodeDragStop={onNodeDragStop}
           onSelectionDragStop={() => useGraphStore.getState().endGesture()}
@@ -345,6 +390,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           )}
         </div>
       )}
+      {question && <ConfirmDialog question={question} />}
       {nodes.length === 0 && <div className="canvas-empty">Drag a block from the left to start.</div>}
     </div>
   );

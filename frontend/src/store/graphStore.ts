@@ -100,6 +100,10 @@ export interface GraphState extends HistoryState {
   onEdgesChange: (changes: EdgeChange<FlowEdge>[]) => void;
   endGesture: () => void;
   select: (id: string | null) => void;
+  /** Selects the edge `id` alone (no block selected). */
+  selectEdge: (id: string) => void;
+  /** Loops among `ids` that hold blocks, with how many blocks each holds (deleting asks first). */
+  loopsWithChildren: (ids: string[]) => { name: string; count: number }[];
   /** The selected blocks (several after a box selection or Shift+click). */
   selectedIds: () => string[];
   /** The selected blocks with what they contain and the edges among them, or null. */
@@ -381,6 +385,21 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     },
 
     select: (id) => set({ nodes: withSelection(get().nodes, id), selectedId: id }),
+
+    selectEdge: (id) =>
+      set({
+        nodes: withSelection(get().nodes, null),
+        edges: get().edges.map((e) => (Boolean(e.selected) === (e.id === id) ? e : { ...e, selected: e.id === id })),
+        selectedId: null,
+      }),
+
+    loopsWithChildren: (ids) => {
+      const nodes = get().nodes;
+      return nodes
+        .filter((n) => ids.includes(n.id) && n.type === LOOP_TYPE)
+        .map((loop) => ({ name: loop.data.name, count: nodes.filter((n) => isDescendant(nodes, n.id, loop.id)).length }))
+        .filter((l) => l.count > 0);
+    },
 
     selectedIds: () => {
       const { nodes, selectedId } = get();

@@ -65,6 +65,15 @@ export function stepPatch(state: HistoryState, base: Snapshot): Partial<HistoryS
   };
 }
 
+/**
+ * The selection a restored snapshot carries (what was selected when that state was left):
+ * the panel follows it, so the flags on the canvas and the panel always agree.
+ */
+function selectionOf(snapshot: Snapshot): string | null {
+  const selected = snapshot.nodes.filter((n) => n.selected);
+  return selected.length === 1 ? selected[0].id : null;
+}
+
 export function undoPatch(state: HistoryState): Partial<HistoryState> | null {
   const previous = state.past[state.past.length - 1];
   if (!previous) return null;
@@ -77,7 +86,7 @@ export function undoPatch(state: HistoryState): Partial<HistoryState> | null {
     revision: state.revision + 1,
     pending: null,
     lastKey: null,
-    selectedId: previous.nodes.some((n) => n.id === state.selectedId) ? state.selectedId : null,
+    selectedId: selectionOf(previous),
   };
 }
 
@@ -93,6 +102,6 @@ export function redoPatch(state: HistoryState): Partial<HistoryState> | null {
     revision: state.revision + 1,
     pending: null,
     lastKey: null,
-    selectedId: next.nodes.some((n) => n.id === state.selectedId) ? state.selectedId : null,
+    selectedId: selectionOf(next),
   };
 }
