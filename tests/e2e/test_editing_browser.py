@@ -251,3 +251,85 @@ def test_deleting_a_loop_with_children_asks_first_and_undo_restores_the_selectio
     node(page, "http_9").wait_for()
     page.wait_for_selector('.react-flow__node[data-id="http_9"].selected')
     assert panel_name(page) == "http_9"
+
+
+def boxes_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_menus_shortcut_sheet_palette_search_and_auto_layout(app: LocalApp, page: Any) -> None:
+    workflow = create_workflow(page, "Menus", SOURCE_GRAPH)
+    open_editor(page, workflow)
+
+    page.keyboard.press("?")
+    sheet = page.locator('[data-testid="shortcut-sheet"]')
+    sheet.wait_for()
+    assert "Ctrl+D" in sheet.inner_text() and "Shift+L" in sheet.inner_text()
+    page.keyboard.press("Escape")
+    sheet.wait_for(state="detached")
+
+    # Block menu: duplicate.
+    node(page, "http_1").click(button="right")
+    menu = page.locator('[data-testid="context-menu"][data-menu="block"]')
+    menu.wait_for()
+    menu.locator('[data-menu-item="Duplicate"]').click()
+    node(page, "http_2").wait_for()
+    menu.wait_for(state="detached")
+
+    # Edge menu: delete that connection alone.
+    edge = page.locator('[data-testid="rf__edge-e:http_1::agent_1"]')
+    box = edge.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, button="right")
+    edge_menu = page.locator('[data-testid="context-menu"][data-menu="edge"]')
+    edge_menu.wait_for()
+    edge_menu.locator('[data-menu-item="Delete connection"]').click()
+    edge.wait_for(state="detached")
+    assert page.locator(".react-flow__node").count() == 5
+
+    # Canvas menu: auto-layout, then no two blocks overlap.
+    x, y = pane_point(page, 0.5, 0.92)
+    page.mouse.click(x, y, button="right")
+    canvas_menu = page.locator('[data-testid="context-menu"][data-menu="canvas"]')
+    canvas_menu.wait_for()
+    canvas_menu.locator('[data-menu-item="Auto-layout"]').click()
+    page.wait_for_timeout(300)  # let React Flow re-render the moved nodes
+    boxes = {
+        name: page.locator(f'.react-flow__node:has([data-block-name="{name}"])').last.bounding_box()
+        for name in ("webhook_1", "http_1", "http_2", "agent_1")
+    }
+    names = list(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not boxes_overlap(boxes[a], boxes[b]), (a, b, boxes)
+    loop_box = page.locator('.react-flow__node[data-id="loop_1"]').bounding_box()
+    for name in ("http_1", "http_2", "agent_1"):
+        inner = boxes[name]
+        assert (
+            loop_box["x"] < inner["x"]
+            and inner["x"] + inner["width"] < loop_box["x"] + loop_box["width"]
+        )
+        assert (
+            loop_box["y"] < inner["y"]
+            and inner["y"] + inner["height"] < loop_box["y"] + loop_box["height"]
+        )
+    assert boxes["webhook_1"]["x"] + boxes["webhook_1"]["width"] < loop_box["x"]
+    screenshot(page, "auto-layout")
+
+    # Palette search: one match, Enter adds it.
+    search = page.locator('[data-testid="palette-search"]')
+    search.fill("slack channel")
+    assert page.locator(".palette-item").count() == 1
+    search.press("Enter")
+    node(page, "slack_1").wait_for()
+    search.fill("no such block")
+    assert page.locator(".palette-item").count() == 0
+    assert "No block matches" in page.locator(".palette").inner_text()
+    save(page)
+    graph = saved_graph(page, workflow)
+    assert {b["name"] for b in graph["blocks"]} >= {"http_2", "slack_1"}
+    assert {"source": "http_1", "target": "agent_1"} not in graph["edges"]

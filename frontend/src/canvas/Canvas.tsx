@@ -5,6 +5,7 @@
 import {
   Background,
   BackgroundVariant,
+  ControlButton,
   Controls,
   MiniMap,
   ReactFlow,
@@ -15,6 +16,7 @@ import {
   type IsValidConnection,
   type OnBeforeDelete,
   type OnDelete,
+  type EdgeMouseHandler,
   type NodeMouseHandler,
   type OnNodeDrag,
   type Viewport,
@@ -22,9 +24,11 @@ import {
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent, type RefObject } from "react";
 import { nodeTypesFor } from "../nodes";
 import { BLOCK_MIME, GRAB_MIME } from "../palette/Palette";
-import { LOOP_TYPE, nodeSize, parseClip, useGraphStore, type BlockNode, type Notice } from "../store/graphStore";
+import { LOOP_TYPE, nodeSize, parseClip, useGraphStore, type BlockNode, type Clip, type Notice } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
 import { ConfirmDialog, type Question } from "./ConfirmDialog";
+import { ContextMenu, type Menu, type MenuItem } from "./ContextMenu";
+import { ShortcutSheet } from "./ShortcutSheet";
 import { graphBounds, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
@@ -41,6 +45,20 @@ function isTextTarget(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
   if (!el || !el.tagName) return false;
   return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
+}
+
+/** The edge under a point, even below a node (a loop's body), or null. */
+function edgeAt(x: number, y: number): string | null {
+  const edge = document
+    .elementsFromPoint(x, y)
+    .map((el) => el.closest<SVGGElement>(".react-flow__edge"))
+    .find((el) => el !== null);
+  return edge?.getAttribute("data-id") ?? null;
+}
+
+/** Whether a loop was hit on its body (not its header, handles or resize controls). */
+function onLoopBody(node: BlockNode, target: EventTarget | null): boolean {
+  return node.type === LOOP_TYPE && !(target as HTMLElement | null)?.closest(".loop-head, .react-flow__handle, .react-flow__resize-control");
 }
 
 /** The element's width, following resizes (null before the first measure). */
@@ -66,6 +84,8 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const notice = useGraphStore((s) => s.notice);
   const { screenToFlowPosition, getZoom } = useReactFlow();
   const [hint, setHint] = useState<Notice | null>(null);
+  const [menu, setMenu] = useState<Menu | null>(null);
+  const [sheet, setSheet] = useState(false);
   const hintTimer = useRef<number | undefined>(undefined);
   const canvasRef = useRef<HTMLDivElement>(null);
   const width = useWidth(canvasRef);
@@ -192,10 +212,22 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   useEffect(() => () => window.clearTimeout(hintTimer.current), []);
 
-  // Ctrl/Cmd+Z undo, Shift+Ctrl/Cmd+Z (or Ctrl+Y) redo — not while typing in a field.
+  // Ctrl/Cmd+Z undo, Shift+Ctrl/Cmd+Z (or Ctrl+Y) redo, Ctrl+D duplicate, Shift+L layout,
+  // ? the shortcut sheet — not while typing in a field.
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
-      if (!(event.ctrlKey || event.metaKey) || event.altKey || isTextTarget(event.target)) return;
+      if (isTextTarget(event.target) || event.defaultPrevented) return;
+      if (!event.ctrlKey && !event.metaKey && !event.altKey) {
+        if (event.key === "?") {
+          event.preventDefault();
+          setSheet(true);
+        } else if (event.key === "L" && event.shiftKey) {
+          event.preventDefault();
+          useGraphStore.getState().layout();
+        }
+        return;
+      }
+      if (event.altKey) return;
       const key = event.key.toLowerCase();
       if (key === "d" && !event.shiftKey) {
         // Duplicate (the browser's bookmark shortcut otherwise).
@@ -251,16 +283,119 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   // A loop is a big rectangle over whatever runs beneath it: a click on its body where an
   // edge lies under the pointer selects that edge (so Delete removes the edge alone).
   const onNodeClick: NodeMouseHandler<BlockNode> = useCallback((event, node) => {
-    if (node.type !== LOOP_TYPE) return;
-    const target = event.target as HTMLElement;
-    if (target.closest(".loop-head, .react-flow__handle, .react-flow__resize-control")) return;
-    const edge = document
-      .elementsFromPoint(event.clientX, event.clientY)
-      .map((el) => el.closest<SVGGElement>(".react-flow__edge"))
-      .find((el) => el !== null);
-    const id = edge?.getAttribute("data-id");
+    if (!onLoopBody(node, event.target)) return;
+    const id = edgeAt(event.clientX, event.clientY);
     if (id) useGraphStore.getState().selectEdge(id);
   }, []);
+
+  // The right-click menus. Copy and paste from a menu use the async clipboard API, and this
+  // tab's last copy when the browser does not allow reading it.
+  const lastClip = useRef<Clip | null>(null);
+  const closeMenu = useCallback(() => setMenu(null), []);
+  const openMenu = useCallback((event: { clientX: number; clientY: number }, kind: Menu["kind"], items: MenuItem[]) => {
+    const rect = canvasRef.current?.getBoundingClientRect();
+    if (!rect) return;
+    // Kept inside the canvas.
+    const x = Math.min(event.clientX - rect.left, rect.width - 220);
+    const y = Math.min(event.clientY - rect.top, rect.height - 34 * items.length - 12);
+    setMenu({ x: Math.max(0, x), y: Math.max(0, y), kind, items });
+  }, []);
+
+  const copyToClipboard = useCallback((cut: boolean) => {
+    const store = useGraphStore.getState();
+    const clip = store.copySelection();
+    if (!clip) return;
+    lastClip.current = clip;
+    void navigator.clipboard?.writeText(JSON.stringify(clip)).catch(() => undefined);
+    if (cut) {
+      const ids = store.selectedIds();
+      void confirmDelete(ids).then((ok) => ok && useGraphStore.getState().deleteElements(ids));
+    } else {
+      store.notify(`Copied ${clip.blocks.length} block${clip.blocks.length === 1 ? "" : "s"}`, "info");
+    }
+  }, [confirmDelete]);
+
+  const pasteFromClipboard = useCallback(
+    async (screen: { x: number; y: number }) => {
+      let clip: Clip | string | null = null;
+      try {
+        clip = parseClip((await navigator.clipboard.readText()) ?? "");
+      } catch {
+        clip = null;
+      }
+      if (clip === null) clip = lastClip.current;
+      if (typeof clip === "string") {
+        flash(`Not pasted: ${clip}`);
+        return;
+      }
+      if (!clip) {
+        flash("Nothing to paste: copy blocks first (Ctrl+C)");
+        return;
+      }
+      useGraphStore.getState().paste(clip, { at: screenToFlowPosition(screen) });
+    },
+    [flash, screenToFlowPosition],
+  );
+
+  const deleteSelection = useCallback(async () => {
+    const store = useGraphStore.getState();
+    const ids = store.selectedIds();
+    const edgeIds = store.edges.filter((e) => e.selected).map((e) => e.id);
+    if (ids.length && !(await confirmDelete(ids))) return;
+    useGraphStore.getState().deleteElements(ids, edgeIds);
+  }, [confirmDelete]);
+
+  const edgeMenu = useCallback(
+    (event: { clientX: number; clientY: number }, id: string) => {
+      useGraphStore.getState().selectEdge(id);
+      openMenu(event, "edge", [
+        { label: "Delete connection", shortcut: "Del", danger: true, action: () => useGraphStore.getState().deleteElements([], [id]) },
+      ]);
+    },
+    [openMenu],
+  );
+
+  const onNodeContextMenu: NodeMouseHandler<BlockNode> = useCallback(
+    (event, node) => {
+      event.preventDefault();
+      if (onLoopBody(node, event.target)) {
+        const edge = edgeAt(event.clientX, event.clientY);
+        if (edge) return edgeMenu(event, edge);
+      }
+      const store = useGraphStore.getState();
+      if (!store.selectedIds().includes(node.id)) store.select(node.id);
+      const count = useGraphStore.getState().selectedIds().length;
+      const what = count > 1 ? `${count} blocks` : "";
+      openMenu(event, "block", [
+        { label: what ? `Copy ${what}` : "Copy", shortcut: "Ctrl+C", action: () => copyToClipboard(false) },
+        { label: what ? `Cut ${what}` : "Cut", shortcut: "Ctrl+X", action: () => copyToClipboard(true) },
+        { label: "Duplicate", shortcut: "Ctrl+D", action: () => useGraphStore.getState().duplicate() },
+        { label: what ? `Delete ${what}` : "Delete", shortcut: "Del", danger: true, action: () => void deleteSelection() },
+      ]);
+    },
+    [openMenu, edgeMenu, copyToClipboard, deleteSelection],
+  );
+
+  const onEdgeContextMenu: EdgeMouseHandler<Edge> = useCallback(
+    (event, edge) => {
+      event.preventDefault();
+      edgeMenu(event, edge.id);
+    },
+    [edgeMenu],
+  );
+
+  const onPaneContextMenu = useCallback(
+    (event: MouseEvent | React.MouseEvent) => {
+      event.preventDefault();
+      const screen = { x: event.clientX, y: event.clientY };
+      openMenu(event, "canvas", [
+        { label: "Paste", shortcut: "Ctrl+V", action: () => void pasteFromClipboard(screen) },
+        { label: "Auto-layout", shortcut: "Shift+L", action: () => useGraphStore.getState().layout() },
+        { label: "Keyboard shortcuts", shortcut: "?", action: () => setSheet(true) },
+      ]);
+    },
+    [openMenu, pasteFromClipboard, setSheet],
+  );
 
   const onDelete: OnDelete<BlockNode, Edge> = useCallback(({ nodes: gone, edges: cut }) => {
     useGraphStore.getState().deleteElements(
@@ -346,6 +481,10 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           onBeforeDelete={onBeforeDelete}
           onDelete={onDelete}
           onNodeClick={onNodeClick}
+          onNodeContextMenu={onNodeContextMenu}
+          onEdgeContextMenu={onEdgeContextMenu}
+          onPaneContextMenu={onPaneContextMenu}
+          onMoveStart={closeMenu}
           onNodeDrag={onNodeDrag}
           onNodeDragStop={onNodeDragStop}
           onSelectionDragStop={() => useGraphStore.getState().endGesture()}
@@ -358,7 +497,11 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           proOptions={{ hideAttribution: true }}
         >
           <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
-          <Controls position="bottom-left" />
+          <Controls position="bottom-left">
+            <ControlButton onClick={() => setSheet(true)} title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts" data-action="shortcuts">
+              ?
+            </ControlButton>
+          </Controls>
           {width === null || width >= 380 ? (
             <MiniMap
               position="bottom-right"
@@ -390,6 +533,8 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           )}
         </div>
       )}
+      {menu && <ContextMenu menu={menu} onClose={closeMenu} />}
+      {sheet && <ShortcutSheet onClose={() => setSheet(false)} />}
       {question && <ConfirmDialog question={question} />}
       {nodes.length === 0 && <div className="canvas-empty">Drag a block from the left to start.</div>}
     </div>

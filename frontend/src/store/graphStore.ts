@@ -6,6 +6,7 @@ import type { EdgeChange, NodeChange, Viewport, XYPosition } from "@xyflow/react
 import { create } from "zustand";
 import type { CatalogueEntry, GraphJson, ScopeEntry, ValidationError } from "../types";
 import { nameProblem, newBlock, renamed, uniqueName } from "./blocks";
+import { autoLayout } from "./layout";
 import { copyBlocks, pasteBlocks, withPasted, type Clip, type PasteOptions } from "./clipboard";
 import {
   connectionProblem,
@@ -112,6 +113,8 @@ export interface GraphState extends HistoryState {
   paste: (clip: Clip, options?: PasteOptions) => string[];
   /** Ctrl+D: pastes a copy of the selection next to it, in the same loop. */
   duplicate: () => string[];
+  /** Shift+L: lays out every level in layers along its edges, loops fitted to their body. */
+  layout: () => void;
   undo: () => void;
   redo: () => void;
   markSaved: (revision: number) => void;
@@ -429,6 +432,13 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         get().notify(`Pasted ${pasted.ids.length} block${pasted.ids.length === 1 ? "" : "s"}; renamed ${list.slice(0, 4).join(", ")}${list.length > 4 ? ", …" : ""}`, "info");
       }
       return pasted.ids;
+    },
+
+    layout: () => {
+      const { nodes, edges } = get();
+      if (!nodes.length) return;
+      const next = autoLayout(nodes, edges);
+      if (layoutChanged({ nodes, edges }, { nodes: next, edges })) commit({ nodes: next });
     },
 
     duplicate: () => {

@@ -1,0 +1,62 @@
+// The keyboard shortcuts of the editor, opened with "?" (or from the canvas menu).
+import { useEffect } from "react";
+
+export const SHORTCUTS: [string, string][] = [
+  ["Ctrl+C / Ctrl+X", "Copy / cut the selected blocks (a loop with what it holds)"],
+  ["Ctrl+V", "Paste blocks, here or in another workflow, under the pointer"],
+  ["Ctrl+D", "Duplicate the selection"],
+  ["Delete / Backspace", "Delete the selection (a loop with blocks asks first)"],
+  ["Ctrl+Z / Shift+Ctrl+Z", "Undo / redo"],
+  ["Shift+L", "Auto-layout (loops laid out inside)"],
+  ["Ctrl+S", "Save"],
+  ["Shift+click, Shift+drag", "Select several blocks"],
+  ["Right-click", "Actions for a block, a connection or the canvas"],
+  ["<", "In a text field: insert a reference in scope"],
+  ["?", "This sheet"],
+  ["Esc", "Close a menu, this sheet or the status message"],
+];
+
+export function ShortcutSheet({ onClose }: { onClose: () => void }) {
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape" || event.key === "?") {
+        event.preventDefault();
+        event.stopPropagation();
+        onClose();
+      }
+    };
+    window.addEventListener("keydown", onKey, true);
+    return () => window.removeEventListener("keydown", onKey, true);
+  }, [onClose]);
+  return (
+    <div className="confirm-backdrop" onPointerDown={onClose}>
+      <div
+        className="confirm-dialog shortcut-sheet"
+        role="dialog"
+        aria-modal="true"
+        aria-label="Keyboard shortcuts"
+        data-testid="shortcut-sheet"
+        onPointerDown={(e) => e.stopPropagation()}
+      >
+        <div className="shortcut-title">
+          <strong>Keyboard shortcuts</strong>
+          <button type="button" className="icon-button" aria-label="Close (Esc)" onClick={onClose}>
+            ×
+          </button>
+        </div>
+        <table>
+          <tbody>
+            {SHORTCUTS.map(([keys, what]) => (
+              <tr key={keys}>
+                <td>
+                  <kbd>{keys}</kbd>
+                </td>
+                <td>{what}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
