@@ -49,6 +49,7 @@ def build_services(data: DataConnection | None = None, call_depth: int | None = 
         data=data,
         openai_base_url=settings.OPENAI_BASE_URL,
         slack_base_url=settings.SLACK_BASE_URL,
+        agent_max_prompt_bytes=settings.KLYNTOS_AGENT_MAX_PROMPT_BYTES,
         **provider_credentials(),
     )
 

@@ -188,6 +188,9 @@ KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))
+# The largest prompt (system + user, UTF-8) an Agent block sends: past it the step fails before
+# the provider is called, naming the reference that made the prompt large and its size.
+KLYNTOS_AGENT_MAX_PROMPT_BYTES = int(os.environ.get("KLYNTOS_AGENT_MAX_PROMPT_BYTES", "1000000"))
 # The one retry policy for transient failures (429, 5xx, timeouts, connection errors): full
 # jitter between 0 and min(MAX_DELAY, BASE_DELAY * 2^(attempt-1)) seconds, or the server's
 # Retry-After up to RETRY_AFTER_MAX. A block's `retry` option may change the first three.

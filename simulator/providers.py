@@ -206,10 +206,16 @@ def _precheck_slack(call: Call) -> web.Response | None:
     return None
 
 
+# Slack refuses a message text longer than this (HTTP 200, ok=false, msg_too_long).
+SLACK_MAX_TEXT = 40_000
+
+
 def _answer_slack(state: SimulatorState, call: Call) -> web.Response:
     channel = (call.json or {}).get("channel")
     if not isinstance(channel, str) or not channel.strip():
         return web.json_response({"ok": False, "error": "channel_not_found"})
+    if len(call.text or "") > SLACK_MAX_TEXT:
+        return web.json_response({"ok": False, "error": "msg_too_long"})
     state.slack_counter += 1
     return web.json_response(answers.slack_post(channel, call.text or "", state.slack_counter))
 

@@ -14,6 +14,7 @@ import openai
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.refs import Scope, stringify, substitute
 from engine.core.schemas import (
     JsonSchema,
     Unresolvable,
@@ -22,10 +23,14 @@ from engine.core.schemas import (
     schema_problems,
     schema_validator,
 )
+from engine.core.sizes import readable_bytes, text_bytes
 from engine.core.spec import BlockContext
 
 # How much of an endpoint's error message a step error quotes.
 ERROR_EXCERPT = 300
+PROMPT_FIELDS = ("system_prompt", "user_prompt")
+# How many references a too-large prompt's error names (the largest first).
+NAMED_REFERENCES = 3
 USAGE_SCHEMA = obj(
     {
         "prompt_tokens": {"type": "integer"},
@@ -40,6 +45,10 @@ class AgentBlock(BaseBlock):
     label = "Agent"
     description = "Asks an LLM (any OpenAI-compatible endpoint)."
     icon = "sparkles"
+    # The block renders its prompts itself, measuring what each reference adds (see run).
+    raw_fields = frozenset(PROMPT_FIELDS)
+    # Text sent to a size-limited service: validation warns about lists that grow with a batch.
+    size_limited_fields = frozenset(PROMPT_FIELDS)
     config_schema = config_schema(
         {
             "model": {"type": "string", "default": "gpt-4o-mini", "minLength": 1},
@@ -82,10 +91,11 @@ class AgentBlock(BaseBlock):
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         config = ctx.config
+        system, user = render_prompts(ctx, ctx.services.agent_max_prompt_bytes)
         messages = []
-        if config.get("system_prompt"):
-            messages.append({"role": "system", "content": _text(config["system_prompt"])})
-        messages.append({"role": "user", "content": _text(config["user_prompt"])})
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": user})
         # Messages (and the response format below) travel in extra_body, which the SDK merges
         # into the JSON body unchanged: its typed transform of these params costs over a
         # millisecond of CPU per call, which adds up when a loop's items answer at once.
@@ -136,8 +146,37 @@ class AgentBlock(BaseBlock):
         return output
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def render_prompts(ctx: BlockContext, max_bytes: int) -> tuple[str, str]:
+    """The system and user prompts as text, refused past `max_bytes` (UTF-8, together)
+    before anything is sent: the error names the references that made them large, from
+    the sizes `substitute` measured as it wrote each value in."""
+    sizes: dict[str, int] = {}
+    system, user = (_prompt(ctx.raw_config.get(name), ctx.scope, sizes) for name in PROMPT_FIELDS)
+    total = text_bytes(system) + text_bytes(user)
+    if total > max_bytes:
+        raise BlockError(_too_large(total, max_bytes, sizes))
+    return system, user
+
+
+def _prompt(template: Any, scope: Scope, sizes: dict[str, int]) -> str:
+    if template is None:
+        return ""
+    if not isinstance(template, str):  # a config that skipped validation: its JSON
+        return stringify(template)
+    return substitute(template, scope, lambda value, _: stringify(value), sizes)
+
+
+def _too_large(total: int, limit: int, sizes: dict[str, int]) -> str:
+    message = (
+        f"prompt is {readable_bytes(total)}, over KLYNTOS_AGENT_MAX_PROMPT_BYTES "
+        f"({readable_bytes(limit)})"
+    )
+    largest = sorted(sizes.items(), key=lambda pair: pair[1], reverse=True)[:NAMED_REFERENCES]
+    named = [f"{ref} contributes {readable_bytes(size)}" for ref, size in largest if size]
+    own = total - sum(sizes.values())
+    if own > (largest[0][1] if largest else 0):
+        return "; ".join([message, *named, f"the prompt's own text is {readable_bytes(own)}"])
+    return "; ".join([message, ", ".join(named), "summarise a list with loop aggregations instead"])
 
 
 def _error_message(exc: openai.APIStatusError, ctx: BlockContext) -> str:

@@ -53,6 +53,7 @@ class BaseBlock(ABC):
     config_schema: JsonSchema = config_schema({})
     raw_fields: frozenset[str] = frozenset()
     expression_fields: frozenset[str] = frozenset()
+    size_limited_fields: frozenset[str] = frozenset()
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
         return {}

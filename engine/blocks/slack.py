@@ -1,4 +1,8 @@
-"""Slack message via chat.postMessage; referenced text is escaped for Slack (& < >)."""
+"""Slack message via chat.postMessage; referenced text is escaped for Slack (& < >).
+
+A message longer than Slack's limit is cut with a visible marker rather than refused: at
+the end of a long run, a shortened announcement beats none.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,36 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Slack's own limit on a message's text (chat.postMessage answers msg_too_long past it).
+SLACK_TEXT_LIMIT = 40_000
+
+
 def render_slack_text(template: str, scope: Scope) -> str:
     """The author's own markup stays; every referenced value is escaped."""
     return substitute(template, scope, lambda value, _: slack_escape(stringify(value)))
+
+
+def cut_to_limit(text: str, limit: int = SLACK_TEXT_LIMIT) -> str:
+    """`text` if it fits, else its head and "… (cut: N characters more)", `limit` in all.
+
+    The cut never splits an escape (`&amp;`) or the author's markup (`<url|label>`): every
+    `<` in the text is markup (values arrive escaped), so an unclosed one moves the cut
+    before it, as does an `&` that starts an entity the cut would split."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(_marker(len(text)))
+    head = text[:keep]
+    opened = head.rfind("<")
+    if opened > head.rfind(">"):
+        head = head[:opened]
+    amp = head.rfind("&", max(0, len(head) - 5))
+    if amp >= 0 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + _marker(len(text) - len(head))
+
+
+def _marker(cut: int) -> str:
+    return f"… (cut: {cut} characters more)"
 
 
 class SlackBlock(BaseBlock):
@@ -28,6 +59,7 @@ class SlackBlock(BaseBlock):
     description = "Posts a message to a Slack channel."
     icon = "message"
     raw_fields = frozenset({"text"})
+    size_limited_fields = frozenset({"text"})
     config_schema = config_schema(
         {
             "channel": {"type": "string", "minLength": 1, "title": "Channel"},
@@ -51,7 +83,7 @@ class SlackBlock(BaseBlock):
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError
 
-        text = render_slack_text(ctx.raw_config["text"], ctx.scope)
+        text = cut_to_limit(render_slack_text(ctx.raw_config["text"], ctx.scope))
         client = ctx.services.slack(ctx.config.get("token") or None)
         try:
             with transport_errors("Slack unreachable"):

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.core.sizes import text_bytes
+
 REF_PATTERN = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_\-]+)*)>")
 
 
@@ -121,10 +123,28 @@ def stringify(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def substitute(text: str, scope: Scope, encode: Callable[[Any, int], str]) -> str:
+def substitute(
+    text: str,
+    scope: Scope,
+    encode: Callable[[Any, int], str],
+    sizes: dict[str, int] | None = None,
+) -> str:
     """Replace each reference in text by `encode(value, position)`: how a sink (URL, Slack,
-    SQL literal) writes a value into its own language."""
-    return REF_PATTERN.sub(lambda m: encode(scope.resolve(_from_match(m)), m.start()), text)
+    SQL literal) writes a value into its own language.
+
+    `sizes`, when given, gets the UTF-8 bytes each reference wrote (keyed by its text,
+    summed over repeats): a size-limited sink names what made its text large from the
+    values as they were substituted, never by resolving them again."""
+    if sizes is None:
+        return REF_PATTERN.sub(lambda m: encode(scope.resolve(_from_match(m)), m.start()), text)
+
+    def measured(match: re.Match[str]) -> str:
+        reference = _from_match(match)
+        encoded = encode(scope.resolve(reference), match.start())
+        sizes[reference.text] = sizes.get(reference.text, 0) + text_bytes(encoded)
+        return encoded
+
+    return REF_PATTERN.sub(measured, text)
 
 
 def render_text(text: str, scope: Scope) -> Any:

@@ -8,6 +8,10 @@ from typing import Any
 from engine.core.data import DataConnection
 from engine.core.outbound import OutboundFactory
 
+# KLYNTOS_AGENT_MAX_PROMPT_BYTES: a prompt past this is refused before the provider is called
+# (naming what made it large) instead of the endpoint's bare 413 or context-length error.
+DEFAULT_AGENT_MAX_PROMPT_BYTES = 1_000_000
+
 
 @dataclass
 class Services:
@@ -17,6 +21,7 @@ class Services:
     openai_base_url: str = "https://api.openai.com/v1"
     slack_token: str = ""
     slack_base_url: str = "https://slack.com/api/"
+    agent_max_prompt_bytes: int = DEFAULT_AGENT_MAX_PROMPT_BYTES
     _openai: dict[str, Any] = field(default_factory=dict)
 
     def openai(self, api_key: str | None = None) -> Any:

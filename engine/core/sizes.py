@@ -20,6 +20,19 @@ class Cancelled(BlockError):
     """The evaluation was abandoned (its step timed out or was cancelled)."""
 
 
+def text_bytes(text: str) -> int:
+    """A string's UTF-8 length (lone surrogates, which JSON input may carry, as 3 bytes)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def readable_bytes(size: int) -> str:
+    """A byte count as people read it in an error: 5.2 MB, 40 KB, 512 bytes (decimal)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} byte" if size == 1 else f"{size} bytes"
+
+
 def _scalar_size(value: Any) -> int:
     kind = type(value)
     if kind is str:

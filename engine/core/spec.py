@@ -50,6 +50,9 @@ class BlockType(Protocol):
     raw_fields: frozenset[str]
     # Config fields that are expressions, not text: never scanned for references.
     expression_fields: frozenset[str]
+    # Text fields sent to a service that refuses or cuts large text (an LLM prompt, a Slack
+    # message): validation warns when a list that grows with the batch is placed in them.
+    size_limited_fields: frozenset[str]
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema: ...
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import io
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from psycopg.conninfo import make_conninfo
 from rest_framework.test import APIClient
 
-from builder.gallery import template_instantiate
+from builder.gallery import template_get, template_instantiate
+from builder.models import Workflow
 from builder.services import run_create, secret_set, workflow_create
 from engine.core.data import DataAccessError, PostgresData
 from engine.models import Run
@@ -23,6 +29,7 @@ from tests.leads.rows import rows_by_lead
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
+SUMMARY_SYSTEM = "Summarize these enriched leads. Highlight top prospects."
 ANALYSIS_SYSTEM = (
     "Analyze this lead and provide enrichment: company size estimate, likely budget, urgency level, "
     "qualification score (1-10)."
@@ -44,10 +51,14 @@ def make_leads(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def run_template(owner: Any, body: Any) -> Run:
-    workflow = owner.workflows.filter(template_slug="parallel-lead-enrichment").first()
-    if workflow is None:
-        workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
+def run_template(owner_or_workflow: Any, body: Any) -> Run:
+    if isinstance(owner_or_workflow, Workflow):
+        workflow = owner_or_workflow
+    else:
+        owner = owner_or_workflow
+        workflow = owner.workflows.filter(template_slug="parallel-lead-enrichment").first()
+        if workflow is None:
+            workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
     run, _ = run_create(workflow=workflow, input=body)
     asyncio.run(execute_run(run.pk))
     run.refresh_from_db()
@@ -71,6 +82,23 @@ def analysis_requests(sim: RunningSimulator) -> dict[str, dict[str, Any]]:
             email = user.split("Email: ", 1)[1].split("\n", 1)[0]
             found[email] = request
     return found
+
+
+def summary_request(sim: RunningSimulator) -> dict[str, Any]:
+    """The one request agent_summary sent."""
+    [request] = [
+        call["json"]
+        for call in sim.control.stats()["received"]
+        if call["endpoint"] == "openai" and call["json"]["messages"][0]["content"] == SUMMARY_SYSTEM
+    ]
+    return request
+
+
+def top_five(leads: list[dict[str, Any]], rows: dict[str, dict[str, Any]]) -> list[int]:
+    """The template's top 5: highest score first, ties to the later lead (a stable sort,
+    reversed)."""
+    scores = [rows[lead["id"]]["qualification_score"] for lead in leads]
+    return sorted(range(len(leads)), key=lambda i: (scores[i], i), reverse=True)[:5]
 
 
 def expected_row(lead: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +154,7 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
     slack = [c for c in stats["received"] if c["endpoint"] == "slack"]
     assert len(slack) == 1
     assert slack[0]["json"]["channel"] == "#sales-leads"
-    scores = {lead["id"]: rows[lead["id"]]["qualification_score"] for lead in leads}
-    top5 = sorted(range(100), key=lambda i: (scores[leads[i]["id"]], i), reverse=True)[:5]
+    top5 = top_five(leads, rows)
     text = slack[0]["text"]
     assert text.startswith("🎯 Lead Enrichment Complete\n")
     assert text.index("Top prospects:") < text.index(
@@ -139,11 +166,128 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
     others = set(range(100)) - set(top5)
     assert not any(f'"name": "{leads[i]["name"]}"' in top_part for i in others)
 
+    summary = summary_request(simulator)
+    assert summary["messages"][0]["content"] == SUMMARY_SYSTEM
+    prompt = summary["messages"][1]["content"]
+    assert prompt.startswith("Processed 100 leads: 100 enriched, 0 failed.\n"), prompt
+    assert text.split("\n")[2] == "Processed 100 leads: 100 enriched, 0 failed."
+
     peaks = stats["peak_in_flight"]
     assert peaks["clearbit"] == 10 and peaks["linkedin"] == 10
     assert all(peak <= 10 for peak in peaks.values())
     assert stats["peak_in_flight_total"] > 10  # an item's three calls overlap
     assert stats["requests"] == {"openai": 201, "clearbit": 100, "linkedin": 100, "slack": 1}
+
+
+def test_a_thousand_leads_through_the_cli_succeed_with_one_bounded_summary(
+    owner: Any, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    """Issue 6: the shipped template at 1,000 leads (the whole results were over 1 MB of
+    prompt, which the endpoint refused with a 413): the summary reads the loop's bounded
+    aggregations, the run succeeds and one Slack post names the top 5."""
+    simulator.control.configure(latency_ms=5)
+    leads = make_leads(1000)
+    body = tmp_path / "leads.json"
+    body.write_text(json.dumps({"leads": leads}))
+    out = io.StringIO()
+    call_command(
+        "run_workflow",
+        "parallel-lead-enrichment",
+        "--input",
+        str(body),
+        "--user",
+        owner.username,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert (result["status"], result["total"], result["succeeded"], result["failed"]) == (
+        "succeeded",
+        1000,
+        1000,
+        0,
+    )
+    rows = stored_rows(owner)
+    assert len(rows) == 1000
+
+    summary = summary_request(simulator)
+    prompt = summary["messages"][1]["content"]
+    assert len(prompt.encode()) < 2000  # whatever the batch: counts, the top 5, distributions
+    lines = prompt.split("\n")
+    assert lines[0] == "Processed 1000 leads: 1000 enriched, 0 failed."
+    scores = [row["qualification_score"] for row in rows.values()]
+    assert lines[1] == f"Average qualification score: {sum(scores) / len(scores)}"
+    urgency = {level: 0 for level in ("high", "medium", "low")}
+    for row in rows.values():
+        urgency[row["urgency_level"]] += 1
+    assert lines[2] == f"Urgency levels: {json.dumps(urgency)}"
+    top5 = top_five(leads, rows)
+    expected_top = [
+        {
+            "lead_id": leads[i]["id"],
+            "name": leads[i]["name"],
+            "company": leads[i]["company"],
+            "score": rows[leads[i]["id"]]["qualification_score"],
+        }
+        for i in top5
+    ]
+    assert lines[3] == f"Top 5 leads: {json.dumps(expected_top, ensure_ascii=False)}"
+    assert json.loads(lines[4].split(": ", 1)[1]) == {
+        "count": 0,
+        "by_step": dict.fromkeys(
+            ["agent_analysis", "http_clearbit", "http_linkedin", "agent_merge", "store_lead"], 0
+        ),
+        "examples": [],
+    }
+
+    stats = simulator.control.stats()
+    assert stats["requests"] == {"openai": 2001, "clearbit": 1000, "linkedin": 1000, "slack": 1}
+    [slack] = [c for c in stats["received"] if c["endpoint"] == "slack"]
+    top_part = slack["text"].split("Top prospects:", 1)[1]
+    named = re.findall(r'"name": "([^"]+)"', top_part)
+    assert named == [leads[i]["name"] for i in top5]
+
+
+def test_the_brief_as_written_still_runs_at_20_leads(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """The product brief's summary prompt (the whole `<loop.results>`) saves with a warning
+    and still runs at the sample's size."""
+    run = run_template(workflow_as_in_the_brief(owner), {"leads": make_leads(20)})
+    assert run.status == "succeeded", run.error
+    prompt = summary_request(simulator)["messages"][1]["content"]
+    assert prompt.startswith("Processed 20 leads\nResults: [{")
+    assert len(json.loads(prompt.split("Results: ", 1)[1])) == 20
+    assert simulator.control.stats()["requests"]["slack"] == 1
+
+
+def test_the_briefs_whole_results_past_the_prompt_limit_fail_saying_what_is_too_large(
+    owner: Any, simulator: RunningSimulator, settings: Any
+) -> None:
+    settings.KLYNTOS_AGENT_MAX_PROMPT_BYTES = 10_000
+    run = run_template(workflow_as_in_the_brief(owner), {"leads": make_leads(20)})
+    assert run.status == "failed"
+    assert "agent_summary" in run.error, run.error
+    assert re.search(
+        r"prompt is [\d.]+ KB, over KLYNTOS_AGENT_MAX_PROMPT_BYTES \(10 KB\); "
+        r"<loop.results> contributes [\d.]+ KB",
+        run.error,
+    ), run.error
+    stats = simulator.control.stats()["requests"]
+    assert (stats["openai"], stats["slack"]) == (40, 0)  # the summary was never sent
+
+
+def workflow_as_in_the_brief(owner: Any) -> Any:
+    """The shipped template with the brief's own summary prompt."""
+    graph = copy.deepcopy(template_get("parallel-lead-enrichment")["graph"])
+    summary = next(b for b in graph["blocks"] if b["id"] == "agent_summary")
+    summary["config"]["user_prompt"] = "Processed <loop.count> leads\nResults: <loop.results>"
+    slack = next(b for b in graph["blocks"] if b["id"] == "slack")
+    slack["config"]["text"] = (
+        "🎯 Lead Enrichment Complete\n<agent_summary.content>\nTop prospects: <loop.top_leads>\n"
+        "View dashboard: https://crm.yourapp.com/leads"
+    )
+    return workflow_create(owner=owner, name="Parallel Lead Enrichment (brief)", graph=graph)
 
 
 def test_rerunning_the_batch_updates_the_same_rows(owner: Any, simulator: RunningSimulator) -> None:
@@ -179,6 +323,15 @@ def test_a_lead_whose_lookup_always_fails_fails_alone(
         == 3
     )
     assert sum(1 for c in received if c["endpoint"] == "slack") == 1
+    # The summary hears of the failure from the loop's grouped failures, not the raw lists.
+    prompt = summary_request(simulator)["messages"][1]["content"]
+    assert prompt.startswith("Processed 100 leads: 99 enriched, 1 failed.\n")
+    failures = json.loads(prompt.rsplit("Failures by step, with examples: ", 1)[1])
+    assert failures["count"] == 1 and failures["by_step"]["http_clearbit"] == 1
+    assert sum(failures["by_step"].values()) == 1
+    [example] = failures["examples"]
+    assert (example["lead_id"], example["step"]) == (bad["id"], "http_clearbit")
+    assert "returned 500" in example["error"]
 
     client = APIClient()
     client.force_authenticate(owner)

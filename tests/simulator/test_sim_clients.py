@@ -140,6 +140,16 @@ async def test_slack_form_body_and_errors(sim: RunningSimulator) -> None:
     assert caught.value.response["error"] == "channel_not_found"
 
 
+async def test_slack_refuses_text_over_its_limit_like_slack(sim: RunningSimulator) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=sim.base_url + "/api/")
+    fits = await client.chat_postMessage(channel="C1", text="é" * 40_000)
+    assert fits["ok"] and fits["message"]["text"] == "é" * 40_000
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel="C1", text="x" * 40_001)
+    assert caught.value.response["error"] == "msg_too_long"
+    assert sim.control.stats()["requests"]["slack"] == 2
+
+
 async def test_lookups_match_pure_functions(sim: RunningSimulator) -> None:
     async with httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
         company = await http.get("/v2/companies/find", params={"domain": "acme.com"})
