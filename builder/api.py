@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from builder import gallery, run_reads, selectors, services
+from builder import exports, gallery, run_reads, selectors, services
 from builder.api_schema import (
     BlockType,
     RunPage,
@@ -21,6 +21,7 @@ from builder.api_schema import (
     TemplateSummary,
     ValidateAnswer,
     WorkflowAnswerSerializer,
+    WorkflowExport,
     answers,
     shape,
 )
@@ -188,6 +189,19 @@ class WorkflowDuplicateView(APIView):
             description=source.description,
         )
         return workflow_response(request, copy, status.HTTP_201_CREATED)
+
+
+class WorkflowExportView(APIView):
+    """The saved workflow as a file to import elsewhere: secrets by name only."""
+
+    @answers(WorkflowExport, 404)
+    def get(self, request: Request, pk: int) -> Response:
+        workflow = selectors.workflow_get(request.user, pk)
+        filename = exports.export_filename(workflow.name)
+        return Response(
+            exports.workflow_export(workflow),
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
 
 class WorkflowRunsView(BodyRequired, APIView):
@@ -409,14 +423,17 @@ class TemplateInstantiateView(BodyRequired, APIView):
 
 
 class SecretListView(BodyRequired, APIView):
-    """Secret names only; values are write-only and never returned."""
+    """Secret names only; values are write-only and never returned. Each name comes with the
+    workflows whose saved version reads it (`<env.NAME>`)."""
 
     @answers(SecretName(many=True))
     def get(self, request: Request) -> Response:
+        secrets = list(Secret.objects.filter(owner_id=request.user.pk).order_by("name"))
+        usage = exports.secret_usage(request.user)
         return Response(
             [
-                {"name": s.name, "updated_at": s.updated_at}
-                for s in Secret.objects.filter(owner_id=request.user.pk)
+                {"name": s.name, "updated_at": s.updated_at, "workflows": usage.get(s.name, [])}
+                for s in secrets
             ]
         )
 
@@ -426,3 +443,12 @@ class SecretListView(BodyRequired, APIView):
         form.is_valid(raise_exception=True)
         secret = services.secret_set(owner=request.user, **form.validated_data)
         return Response({"name": secret.name}, status=status.HTTP_201_CREATED)
+
+
+class SecretDetailView(APIView):
+    """One of the caller's secrets, by name (another user's names do not exist for them)."""
+
+    @answers(None, 404, status=204)
+    def delete(self, request: Request, name: str) -> Response:
+        services.secret_delete(secret=selectors.secret_get(request.user, name))
+        return Response(status=status.HTTP_204_NO_CONTENT)

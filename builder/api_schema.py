@@ -37,6 +37,9 @@ ValidationIssue = shape(
     block=serializers.CharField(allow_null=True),
     field=serializers.CharField(allow_null=True),
     message=serializers.CharField(),
+    secret=serializers.CharField(
+        required=False, help_text="the missing secret's name, on an <env.NAME> error"
+    ),
 )
 Validation = shape("Validation", ok=serializers.BooleanField(), errors=ValidationIssue(many=True))
 
@@ -78,10 +81,25 @@ TemplateSummary = shape(
     description=serializers.CharField(allow_blank=True),
     sample=serializers.JSONField(allow_null=True, help_text="a body to post to its webhook"),
 )
+WorkflowRef = shape("WorkflowRef", id=serializers.IntegerField(), name=serializers.CharField())
 SecretName = shape(
     "SecretName",
     name=serializers.CharField(),
     updated_at=serializers.DateTimeField(required=False),
+    workflows=WorkflowRef(
+        many=True, required=False, help_text="the workflows whose saved version reads it"
+    ),
+)
+WorkflowExport = shape(
+    "WorkflowExport",
+    kind=serializers.CharField(help_text="klyntos/workflow"),
+    format=serializers.IntegerField(),
+    name=serializers.CharField(),
+    description=serializers.CharField(allow_blank=True),
+    secrets=serializers.ListField(
+        child=serializers.CharField(), help_text="names of the secrets it reads; never values"
+    ),
+    graph=serializers.DictField(),
 )
 
 

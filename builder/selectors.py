@@ -24,6 +24,13 @@ def workflow_get(user: Any, workflow_id: Any) -> Workflow:
         raise Http404("no such workflow") from None
 
 
+def secret_get(user: Any, name: str) -> Secret:
+    secret = Secret.objects.filter(owner_id=user.pk, name=name).first()
+    if secret is None:
+        raise Http404("no such secret")
+    return secret
+
+
 def runs_for(user: Any) -> QuerySet[Run]:
     return Run.objects.filter(owner=user)
 

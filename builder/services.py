@@ -203,6 +203,10 @@ def webhook_rotate_secret(*, webhook: Webhook) -> str:
     return value
 
 
+def secret_delete(*, secret: Secret) -> None:
+    secret.delete()
+
+
 def secret_set(*, owner: Any, name: str, value: str) -> Secret:
     secret = Secret.objects.filter(owner=owner, name=name).first() or Secret(owner=owner, name=name)
     secret.set_value(value)

@@ -13,6 +13,7 @@ urlpatterns = [
         api.WorkflowDuplicateView.as_view(),
         name="workflow-duplicate",
     ),
+    path("workflows/<int:pk>/export/", api.WorkflowExportView.as_view(), name="workflow-export"),
     path("workflows/<int:pk>/runs/", api.WorkflowRunsView.as_view(), name="workflow-runs"),
     path(
         "workflows/<int:pk>/runs/last/", api.WorkflowLastRunView.as_view(), name="workflow-last-run"
@@ -32,4 +33,5 @@ urlpatterns = [
         name="template-instantiate",
     ),
     path("secrets/", api.SecretListView.as_view(), name="secret-list"),
+    path("secrets/<str:name>/", api.SecretDetailView.as_view(), name="secret-detail"),
 ]

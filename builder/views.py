@@ -1,4 +1,4 @@
-"""The two pages of the editor: Django signs the user in and renders one HTML shell per URL;
+"""The pages of the editor (workflow list, editor, secrets): Django signs the user in and renders one HTML shell per URL;
 the React bundle (frontend/, built into static/dist/) mounts on `#root` and reads which
 screen to show from its data attributes."""
 
@@ -38,6 +38,12 @@ def _app(request: HttpRequest, *, page: str, workflow: Any = None) -> HttpRespon
 @ensure_csrf_cookie  # the SPA posts with X-CSRFToken read from the cookie
 def workflow_list_page(request: HttpRequest) -> HttpResponse:
     return _app(request, page="list")
+
+
+@login_required
+@ensure_csrf_cookie
+def secrets_page(request: HttpRequest) -> HttpResponse:
+    return _app(request, page="secrets")
 
 
 @login_required

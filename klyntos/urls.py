@@ -11,6 +11,7 @@ from builder.webhooks import webhook_receive
 urlpatterns = [
     path("", views.workflow_list_page, name="workflow-list-page"),
     path("workflows/<int:workflow_id>/", views.workflow_editor_page, name="workflow-editor-page"),
+    path("secrets/", views.secrets_page, name="secrets-page"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

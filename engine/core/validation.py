@@ -47,12 +47,16 @@ class ValidationIssue:
         return f"{where}, field '{self.field}': {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        answer = {
             "block_id": self.block_id,
             "block": self.block_name,
             "field": self.field,
             "message": self.message,
         }
+        if self.secret is not None:
+            # The missing secret's name (never a value): the editor links to adding it.
+            answer["secret"] = self.secret
+        return answer
 
 
 @dataclass

@@ -39,6 +39,8 @@ export interface ValidationError {
   block: string | null;
   field: string;
   message: string;
+  /** On an `<env.NAME>` reference to a missing secret: NAME (the editor links to adding it). */
+  secret?: string;
 }
 
 export interface ScopeEntry {

@@ -521,7 +521,7 @@ def test_secrets_are_write_only(api: APIClient, other_api: APIClient) -> None:
     assert created == {"name": "CRM_TOKEN"}
     listed = expect(api.get("/api/secrets/"), 200)
     assert [s["name"] for s in listed] == ["CRM_TOKEN"]
-    assert set(listed[0]) == {"name", "updated_at"}
+    assert set(listed[0]) == {"name", "updated_at", "workflows"}
     assert value not in api.get("/api/secrets/").content.decode()
     assert expect(other_api.get("/api/secrets/"), 200) == []
 

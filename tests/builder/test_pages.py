@@ -48,7 +48,7 @@ def signed_in(user: Any) -> Client:
     return client
 
 
-@pytest.mark.parametrize("path", ["/", "/workflows/{id}/"])
+@pytest.mark.parametrize("path", ["/", "/workflows/{id}/", "/secrets/"])
 def test_anonymous_users_are_sent_to_the_login_page(
     client: Client, workflow: Any, path: str
 ) -> None:
@@ -79,6 +79,17 @@ def test_the_list_page_mounts_the_bundle(built: Path, user: Any) -> None:
     html = response.content.decode()
     assert '<div id="root" data-page="list" data-workflow-id=""></div>' in html
     assert "/static/dist/assets/main.js" in html
+    assert response.cookies["csrftoken"].value
+
+
+def test_the_secrets_page_mounts_the_bundle_and_names_no_value(built: Path, user: Any) -> None:
+    services.secret_set(owner=user, name="CRM_TOKEN", value="crm-page-value-4e1f")
+    response = signed_in(user).get("/secrets/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<div id="root" data-page="secrets" data-workflow-id=""></div>' in html
+    assert 'href="/secrets/"' in html
+    assert "crm-page-value-4e1f" not in html
     assert response.cookies["csrftoken"].value
 
 

@@ -30,10 +30,12 @@ CATALOGUE = "catalogue"  # signed-in users only; the same for everyone
 CREATES_OWN = "creates-own"  # creates an object owned by the caller
 OWNED_WORKFLOW = "owned-workflow"  # one of the user's workflows: 404 for anyone else
 OWNED_RUN = "owned-run"  # one of the user's runs: 404 for anyone else
+OWN_BY_NAME = "own-by-name"  # looked up by name among the caller's own objects only
 
 ROUTES: dict[str, str] = {
     "": PAGE,
     "workflows/<int:workflow_id>/": OWNED_PAGE,
+    "secrets/": PAGE,
     "login/": PUBLIC,
     "logout/": PUBLIC,
     "hooks/<str:token>": TOKEN,
@@ -41,6 +43,7 @@ ROUTES: dict[str, str] = {
     "api/workflows/<int:pk>/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/validate/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/duplicate/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/export/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/last/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/webhook/secret/": OWNED_WORKFLOW,
@@ -52,6 +55,7 @@ ROUTES: dict[str, str] = {
     "api/templates/": CATALOGUE,
     "api/templates/<slug:slug>/instantiate/": CREATES_OWN,
     "api/secrets/": OWN_LIST,
+    "api/secrets/<str:name>/": OWN_BY_NAME,
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
 }
@@ -143,6 +147,7 @@ def fill(route: str, workflow: Any, run: Any) -> str:
         route.replace("<int:pk>", str(workflow.pk))
         .replace("<int:workflow_id>", str(workflow.pk))
         .replace("<str:pk>", str(run.pk))
+        .replace("<str:name>", "VICTIM_KEY")
     )
 
 
@@ -206,6 +211,27 @@ def test_lists_show_only_the_callers_objects(
         "LINKEDIN_API_KEY",
         "VICTIM_KEY",
     ]
+
+
+@pytest.mark.django_db
+def test_a_secret_by_name_is_looked_up_among_the_callers_own(
+    other_api: APIClient, api: APIClient, other_user: Any, victim: tuple[Any, Any]
+) -> None:
+    workflow, _ = victim
+    before = state()
+    assert other_api.delete("/api/secrets/VICTIM_KEY/").status_code == 404
+    assert state() == before
+    # The other user's own secret of the same name is theirs alone: deleting it leaves the
+    # victim's, and their list never names the victim's workflows.
+    assert other_api.post(
+        "/api/secrets/", {"name": "VICTIM_KEY", "value": "other-value"}, format="json"
+    ).json() == {"name": "VICTIM_KEY"}
+    listed = other_api.get("/api/secrets/").json()
+    assert listed[0]["workflows"] == []
+    assert other_api.delete("/api/secrets/VICTIM_KEY/").status_code == 204
+    assert [s["name"] for s in api.get("/api/secrets/").json()][-1] == "VICTIM_KEY"
+    used = {s["name"]: s["workflows"] for s in api.get("/api/secrets/").json()}
+    assert used["CLEARBIT_API_KEY"] == [{"id": workflow.pk, "name": workflow.name}]
 
 
 @pytest.mark.django_db

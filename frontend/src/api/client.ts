@@ -42,6 +42,13 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return data as T;
 }
 
+export interface SecretSummary {
+  name: string;
+  updated_at?: string;
+  /** The workflows whose saved version reads it. */
+  workflows?: { id: number; name: string }[];
+}
+
 interface Page<T> {
   count: number;
   next: string | null;
@@ -53,7 +60,8 @@ export const api = {
   catalogue: () => request<CatalogueEntry[]>("GET", "/api/blocks/"),
   workflows: () => request<Workflow[]>("GET", "/api/workflows/"),
   workflow: (id: number) => request<Workflow>("GET", `/api/workflows/${id}/`),
-  createWorkflow: (name: string, graph?: GraphJson) => request<Workflow>("POST", "/api/workflows/", { name, graph }),
+  createWorkflow: (name: string, graph?: GraphJson, description?: string) =>
+    request<Workflow>("POST", "/api/workflows/", { name, graph, ...(description ? { description } : {}) }),
   saveWorkflow: (id: number, graph: GraphJson, baseVersion: number | null) =>
     request<Workflow>("PUT", `/api/workflows/${id}/`, { graph, base_version: baseVersion }),
   renameWorkflow: (id: number, name: string) => request<Workflow>("PATCH", `/api/workflows/${id}/`, { name }),
@@ -67,5 +75,8 @@ export const api = {
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
   runItems: (runId: string, page = 1) => request<Page<unknown>>("GET", `/api/runs/${runId}/items/?page=${page}`),
   cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
+  secrets: () => request<SecretSummary[]>("GET", "/api/secrets/"),
+  setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),
+  deleteSecret: (name: string) => request<null>("DELETE", `/api/secrets/${encodeURIComponent(name)}/`),
   rotateSecret: (id: number) => request<{ signing_secret: string }>("POST", `/api/workflows/${id}/webhook/secret/`),
 };

@@ -3,6 +3,9 @@
 import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
 import { api, ApiError } from "../api/client";
+import { downloadExport } from "../api/workflowFile";
+import { AddSecretLink } from "../panel/AddSecretLink";
+import { ImportButton } from "./ImportButton";
 import { Canvas } from "../canvas/Canvas";
 import { Palette } from "../palette/Palette";
 import { ConfigPanel } from "../panel/ConfigPanel";
@@ -79,6 +82,13 @@ function Editor({ workflowId }: { workflowId: number }) {
   // The server lists each block's references (for the picker) and the current errors:
   // ask again when the selection changes and after edits, debounced.
   const loaded = workflow !== null;
+  // Coming back to the tab (after adding a secret on the secrets page, say) checks again.
+  const [returns, setReturns] = useState(0);
+  useEffect(() => {
+    const onFocus = () => setReturns((n) => n + 1);
+    window.addEventListener("focus", onFocus);
+    return () => window.removeEventListener("focus", onFocus);
+  }, []);
   useEffect(() => {
     if (!loaded) return;
     const timer = window.setTimeout(async () => {
@@ -91,7 +101,7 @@ function Editor({ workflowId }: { workflowId: number }) {
       }
     }, 400);
     return () => window.clearTimeout(timer);
-  }, [loaded, workflowId, selectedId, revision]);
+  }, [loaded, workflowId, selectedId, revision, returns]);
 
   const save = useCallback(async (): Promise<Workflow | null> => {
     const current = workflowRef.current;
@@ -282,6 +292,19 @@ function Editor({ workflowId }: { workflowId: number }) {
         <button type="button" className="btn" title="Redo (Shift+Ctrl+Z)" disabled={!canRedo} onClick={() => useGraphStore.getState().redo()} data-action="redo">
           Redo
         </button>
+        <ImportButton className="btn" onError={(text) => setStatus({ kind: "error", text })} />
+        <button
+          type="button"
+          className="btn"
+          data-action="export-workflow"
+          title="Download as JSON (secrets by name only); unsaved changes are saved first"
+          onClick={async () => {
+            const saved = await saveIfDirty();
+            if (saved) downloadExport(saved.id);
+          }}
+        >
+          Export
+        </button>
         <button type="button" className="btn" data-action="validate" onClick={() => void validate()}>
           Validate
         </button>
@@ -375,6 +398,7 @@ function ProblemList({ errors }: { errors: ValidationError[] }) {
             <strong>{e.block ?? "workflow"}</strong> · <code>{e.field}</code>
           </button>{" "}
           {e.message}
+          <AddSecretLink error={e} />
         </li>
       ))}
     </ul>

@@ -1,6 +1,8 @@
 // The page at "/": the user's workflows and the template gallery.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api } from "../api/client";
+import { exportUrl } from "../api/workflowFile";
+import { ImportButton } from "./ImportButton";
 import type { TemplateSummary, Workflow } from "../types";
 import "./WorkflowListPage.css";
 
@@ -110,6 +112,9 @@ function WorkflowRow(props: { workflow: Workflow; onChanged: () => void; onError
           >
             Rename
           </button>
+          <a className="wl-btn" href={exportUrl(workflow.id)} download data-testid="export-workflow" title="Download as JSON (secrets by name only)">
+            Export
+          </a>
           <button type="button" className="wl-btn" data-testid="duplicate-workflow" disabled={busy} onClick={() => void act(() => api.duplicateWorkflow(workflow.id))}>
             Duplicate
           </button>
@@ -195,6 +200,7 @@ export function WorkflowListPage() {
           <button type="submit" className="wl-btn wl-primary" data-testid="new-workflow" disabled={creating}>
             New workflow
           </button>
+          <ImportButton className="wl-btn" onError={setError} />
         </form>
       </section>
 

@@ -4,6 +4,7 @@ import { draftKey, useGraphStore } from "../store/graphStore";
 import type { JsonSchema, ScopeEntry, ValidationError } from "../types";
 import { RefInput } from "./RefInput";
 import { useDraft } from "./useDraft";
+import { AddSecretLink } from "./AddSecretLink";
 
 export type FieldKind = "text" | "textarea" | "number" | "boolean" | "enum" | "map" | "json" | "any" | "schema" | "group";
 
@@ -70,6 +71,7 @@ export function FieldFrame(props: {
         <div key={i} className="field-error" data-field-error={name} role="alert">
           {e.field !== name && <code>{e.field.slice(name.length + 1)}: </code>}
           {e.message}
+          <AddSecretLink error={e} />
         </div>
       ))}
     </div>

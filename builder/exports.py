@@ -1,0 +1,67 @@
+"""A workflow as a file, and which secrets workflows use.
+
+An export is the workflow's saved graph with its name and description and the names of the
+secrets it reads (`<env.NAME>`): secrets travel by name only. The graph holds references,
+never values; all the same, any value of the owner's secrets (or of the allow-listed process
+variables they could read) found in the document is masked before it leaves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from builder.models import Workflow
+from builder.selectors import env_for_owner, workflows_for
+from engine.core.redaction import Redactor
+from engine.core.refs import find_references, iter_strings
+
+EXPORT_KIND = "klyntos/workflow"
+EXPORT_FORMAT = 1
+ENV_ROOT = "env"
+
+
+def secret_names_in(graph: Any) -> list[str]:
+    """The NAMEs of every `<env.NAME…>` reference in the graph's block configs, sorted."""
+    names: set[str] = set()
+    blocks = graph.get("blocks") if isinstance(graph, dict) else None
+    for block in blocks if isinstance(blocks, list) else []:
+        config = block.get("config") if isinstance(block, dict) else None
+        for _, text in iter_strings(config or {}):
+            if "<env." not in text:
+                continue
+            for ref in find_references(text):
+                if ref.root == ENV_ROOT and ref.path:
+                    names.add(ref.path[0])
+    return sorted(names)
+
+
+def workflow_export(workflow: Workflow) -> dict[str, Any]:
+    graph = workflow.current_version.graph if workflow.current_version else {}
+    document = {
+        "kind": EXPORT_KIND,
+        "format": EXPORT_FORMAT,
+        "name": workflow.name,
+        "description": workflow.description,
+        "secrets": secret_names_in(graph),
+        "graph": graph or {"blocks": [], "edges": []},
+    }
+    masked: dict[str, Any] = Redactor(env_for_owner(workflow.owner_id).values()).value(document)
+    return masked
+
+
+def export_filename(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:80] or "workflow"
+    return f"{stem}.klyntos.json"
+
+
+def secret_usage(owner: Any, names: Iterable[str] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Every secret name the owner's workflows read (and every one in `names`), with the
+    workflows (id, name) whose saved version reads it."""
+    usage: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for workflow in workflows_for(owner).order_by("name", "pk"):
+        graph = workflow.current_version.graph if workflow.current_version else {}
+        for name in secret_names_in(graph):
+            usage.setdefault(name, []).append({"id": workflow.pk, "name": workflow.name})
+    return usage
