@@ -81,6 +81,8 @@ def graph_limits() -> GraphLimits:
         max_blocks=settings.KLYNTOS_MAX_BLOCKS,
         max_edges=settings.KLYNTOS_MAX_EDGES,
         max_loop_depth=settings.KLYNTOS_MAX_LOOP_DEPTH,
+        max_notes=settings.KLYNTOS_MAX_NOTES,
+        max_note_chars=settings.KLYNTOS_MAX_NOTE_CHARS,
     )
 
 

@@ -185,6 +185,9 @@ KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
 KLYNTOS_MAX_BLOCKS = int(os.environ.get("KLYNTOS_MAX_BLOCKS", "2000"))
 KLYNTOS_MAX_EDGES = int(os.environ.get("KLYNTOS_MAX_EDGES", "10000"))
 KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
+# Sticky notes on the canvas: how many one workflow holds, and the text of one.
+KLYNTOS_MAX_NOTES = int(os.environ.get("KLYNTOS_MAX_NOTES", "200"))
+KLYNTOS_MAX_NOTE_CHARS = int(os.environ.get("KLYNTOS_MAX_NOTE_CHARS", "10000"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))

@@ -1,4 +1,5 @@
-"""The workflow graph: blocks and edges, parsed from the JSON the editor saves.
+"""The workflow graph: blocks and edges, parsed from the JSON the editor saves (its sticky
+`notes` are checked for shape and otherwise left to the editor).
 
 A Loop is the parent of its body blocks (React Flow's sub-flow model); loops nest. Edges join
 blocks that share a parent, or a loop to one of its own children (the body's entry).
@@ -115,7 +116,25 @@ def parse_graph(data: Any) -> Graph:
         raise GraphFormatError("'blocks' and 'edges' must be lists")
     blocks = [_parse_block(i, raw) for i, raw in enumerate(raw_blocks)]
     edges = [_parse_edge(i, raw) for i, raw in enumerate(raw_edges)]
+    _check_notes(data.get("notes"))
     return Graph(tuple(blocks), tuple(edges))
+
+
+def _check_notes(notes: Any) -> None:
+    """Sticky notes are kept with the graph for the editor and never run: only their shape
+    is checked (their count and length are limits.py's)."""
+    if notes is None:
+        return
+    if not isinstance(notes, list):
+        raise GraphFormatError("'notes' must be a list")
+    for index, note in enumerate(notes):
+        if not isinstance(note, Mapping):
+            raise GraphFormatError(f"notes[{index}] must be an object")
+        if not isinstance(note.get("id"), str) or not isinstance(note.get("text"), str):
+            raise GraphFormatError(f"notes[{index}] needs a string 'id' and 'text'")
+        for key in ("position", "size"):
+            if not isinstance(note.get(key, {}), Mapping):
+                raise GraphFormatError(f"notes[{index}].{key} must be an object")
 
 
 def _parse_block(index: int, raw: Any) -> Block:

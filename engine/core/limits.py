@@ -2,7 +2,8 @@
 
 The graph limits are checked on the raw JSON before anything else looks at it, so a graph
 past them costs one pass over its lists, never a validation. The defaults mirror
-`klyntos/settings.py` (KLYNTOS_MAX_BLOCKS, KLYNTOS_MAX_EDGES, KLYNTOS_MAX_LOOP_DEPTH).
+`klyntos/settings.py` (KLYNTOS_MAX_BLOCKS, KLYNTOS_MAX_EDGES, KLYNTOS_MAX_LOOP_DEPTH,
+KLYNTOS_MAX_NOTES, KLYNTOS_MAX_NOTE_CHARS).
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ class GraphLimits:
     max_blocks: int = 2000
     max_edges: int = 10000
     max_loop_depth: int = LOOP_DEPTH_CEILING
+    # Sticky notes on the canvas (the graph's `notes`): how many, and the text of each.
+    max_notes: int = 200
+    max_note_chars: int = 10_000
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_loop_depth <= LOOP_DEPTH_CEILING:
             raise ValueError(f"max_loop_depth must be between 1 and {LOOP_DEPTH_CEILING}")
         if self.max_blocks < 1 or self.max_edges < 0:
             raise ValueError("max_blocks must be at least 1 and max_edges at least 0")
+        if self.max_notes < 0 or self.max_note_chars < 0:
+            raise ValueError("max_notes and max_note_chars must be at least 0")
 
 
 class GraphTooLarge(ValueError):
@@ -54,6 +60,22 @@ def check_graph_size(data: Any, limits: GraphLimits) -> None:
         raise GraphTooLarge("KLYNTOS_MAX_BLOCKS", limits.max_blocks, len(blocks), "blocks")
     if isinstance(edges, list) and len(edges) > limits.max_edges:
         raise GraphTooLarge("KLYNTOS_MAX_EDGES", limits.max_edges, len(edges), "edges")
+    notes = data.get("notes")
+    if isinstance(notes, list):
+        if len(notes) > limits.max_notes:
+            raise GraphTooLarge("KLYNTOS_MAX_NOTES", limits.max_notes, len(notes), "notes")
+        longest = max(
+            (
+                len(n["text"])
+                for n in notes
+                if isinstance(n, Mapping) and isinstance(n.get("text"), str)
+            ),
+            default=0,
+        )
+        if longest > limits.max_note_chars:
+            raise GraphTooLarge(
+                "KLYNTOS_MAX_NOTE_CHARS", limits.max_note_chars, longest, "characters in one note"
+            )
     if isinstance(blocks, list):
         depth = loop_nesting(blocks)
         if depth > limits.max_loop_depth:

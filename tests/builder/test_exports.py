@@ -115,3 +115,53 @@ def test_secrets_list_which_workflows_read_them_and_can_be_deleted(
         "CLEARBIT_API_KEY",
         "LINKEDIN_API_KEY",
     ]
+
+
+@pytest.mark.django_db
+def test_notes_are_saved_exported_and_never_read_as_references(
+    api: APIClient, lead_workflow: Any, settings: Any
+) -> None:
+    graph = copy.deepcopy(lead_workflow.current_version.graph)
+    note = {
+        "id": "note_1",
+        "text": "Uses <env.SOMETHING_ELSE> — just words",
+        "position": {"x": 10, "y": 20},
+        "size": {"width": 220, "height": 120},
+    }
+    graph["notes"] = [note]
+    saved = expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": graph, "base_version": 1},
+            format="json",
+        ),
+        200,
+    )
+    assert saved["graph"]["notes"] == [note]
+    assert saved["validation"] == {"ok": True, "errors": []}
+    document = expect(api.get(f"/api/workflows/{lead_workflow.pk}/export/"), 200)
+    assert document["graph"]["notes"] == [note]
+    assert "SOMETHING_ELSE" not in document["secrets"]
+
+    settings.KLYNTOS_MAX_NOTES = 1
+    refused = expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": {**graph, "notes": [note, {**note, "id": "note_2"}]}, "base_version": 2},
+            format="json",
+        ),
+        400,
+    )
+    assert refused == {
+        "error": "the workflow has 2 notes; the limit is 1 (KLYNTOS_MAX_NOTES)",
+        "limit": "KLYNTOS_MAX_NOTES",
+    }
+    bad = expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": {**graph, "notes": [{"text": "x"}]}, "base_version": 2},
+            format="json",
+        ),
+        400,
+    )
+    assert bad["errors"][0]["message"] == "notes[0] needs a string 'id' and 'text'"

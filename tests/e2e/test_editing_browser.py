@@ -333,3 +333,26 @@ def test_menus_shortcut_sheet_palette_search_and_auto_layout(app: LocalApp, page
     graph = saved_graph(page, workflow)
     assert {b["name"] for b in graph["blocks"]} >= {"http_2", "slack_1"}
     assert {"source": "http_1", "target": "agent_1"} not in graph["edges"]
+
+
+def test_a_sticky_note_is_saved_with_the_graph_and_not_run(app: LocalApp, page: Any) -> None:
+    workflow = create_workflow(page, "Notes", SOURCE_GRAPH)
+    open_editor(page, workflow)
+    x, y = pane_point(page, 0.5, 0.9)
+    page.mouse.click(x, y, button="right")
+    page.locator('[data-testid="context-menu"] [data-menu-item="Add note"]').click()
+    text = page.locator('[data-testid="note-text"]')
+    text.wait_for()
+    text.type("Runs <env.NOT_SET> per lead")  # a note's text is never a reference
+    page.mouse.click(*pane_point(page, 0.9, 0.1))
+    page.locator('[data-testid="note-view"]').wait_for()
+    # Not a block: the settings panel stays empty when it is selected.
+    page.locator('[data-testid="note-view"]').click()
+    assert page.locator('[data-testid="config-panel"] input[data-field="name"]').count() == 0
+    status = save(page)
+    assert status.endswith("valid"), status
+    graph = saved_graph(page, workflow)
+    assert [n["text"] for n in graph["notes"]] == ["Runs <env.NOT_SET> per lead"]
+    assert len(graph["blocks"]) == 4
+    page.reload()
+    page.wait_for_selector('[data-testid="note-view"]:has-text("Runs <env.NOT_SET> per lead")')

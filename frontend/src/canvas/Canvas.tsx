@@ -28,6 +28,7 @@ import { LOOP_TYPE, nodeSize, parseClip, useGraphStore, type BlockNode, type Cli
 import type { CatalogueEntry } from "../types";
 import { ConfirmDialog, type Question } from "./ConfirmDialog";
 import { ContextMenu, type Menu, type MenuItem } from "./ContextMenu";
+import { NoteNode } from "./NoteNode";
 import { ShortcutSheet } from "./ShortcutSheet";
 import { graphBounds, openingViewport } from "./viewport";
 
@@ -100,7 +101,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     setInitialViewport(bounds && rect ? openingViewport(bounds, rect.width, rect.height) : { x: 40, y: 40, zoom: 1 });
   }, [initialViewport]);
 
-  const nodeTypes = useMemo(() => nodeTypesFor(catalogue.map((c) => c.type)), [catalogue]);
+  const nodeTypes = useMemo(() => ({ ...nodeTypesFor(catalogue.map((c) => c.type)), note: NoteNode }), [catalogue]);
 
   // Every notice (refused connection, connections removed by a move, …) shows for a while.
   useEffect(() => {
@@ -391,10 +392,11 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       openMenu(event, "canvas", [
         { label: "Paste", shortcut: "Ctrl+V", action: () => void pasteFromClipboard(screen) },
         { label: "Auto-layout", shortcut: "Shift+L", action: () => useGraphStore.getState().layout() },
+        { label: "Add note", action: () => useGraphStore.getState().addNote(screenToFlowPosition(screen)) },
         { label: "Keyboard shortcuts", shortcut: "?", action: () => setSheet(true) },
       ]);
     },
-    [openMenu, pasteFromClipboard, setSheet],
+    [openMenu, pasteFromClipboard, setSheet, screenToFlowPosition],
   );
 
   const onDelete: OnDelete<BlockNode, Edge> = useCallback(({ nodes: gone, edges: cut }) => {

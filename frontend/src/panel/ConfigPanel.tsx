@@ -2,7 +2,7 @@
 // validation errors under it and the reference picker in text fields.
 import { useEffect, useState } from "react";
 import { BlockIcon } from "../nodes/icons";
-import { fieldErrors, useGraphStore } from "../store/graphStore";
+import { fieldErrors, isNote, useGraphStore } from "../store/graphStore";
 import type { JsonSchema, ValidationError } from "../types";
 import {
   AnyField,
@@ -24,7 +24,7 @@ const NO_ERRORS: ValidationError[] = [];
 
 export function ConfigPanel() {
   const selectedId = useGraphStore((s) => s.selectedId);
-  const exists = useGraphStore((s) => Boolean(s.selectedId && s.nodes.some((n) => n.id === s.selectedId)));
+  const exists = useGraphStore((s) => Boolean(s.selectedId && s.nodes.some((n) => n.id === s.selectedId && !isNote(n))));
   if (!selectedId || !exists) {
     return (
       <aside className="config-panel empty" data-testid="config-panel">

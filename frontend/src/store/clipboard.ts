@@ -9,7 +9,7 @@ import { toFlowEdge } from "./connections";
 import { absoluteOf, growParents, loopAtIn, placeInside } from "./geometry";
 import { blockToNode, nodeToBlock } from "./graphJson";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
-import { byId, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
+import { byId, isNote, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 export const CLIP_KIND = "klyntos/blocks";
 /** The server's KLYNTOS_MAX_BLOCKS default: a longer clip could never be saved anyway. */
@@ -38,7 +38,8 @@ export interface Pasted {
 
 /** The blocks `ids` and all they contain, with the edges among them; null when none. */
 export function copyBlocks(nodes: BlockNode[], edges: FlowEdge[], ids: string[]): Clip | null {
-  const wanted = new Set(ids.filter((id) => nodes.some((n) => n.id === id)));
+  // Notes stay behind: a clip is blocks.
+  const wanted = new Set(ids.filter((id) => nodes.some((n) => n.id === id && !isNote(n))));
   for (const n of nodes) if ([...wanted].some((id) => isDescendant(nodes, n.id, id))) wanted.add(n.id);
   if (!wanted.size) return null;
   const blocks = sortParentsFirst(nodes.filter((n) => wanted.has(n.id))).map((n) => {

@@ -28,7 +28,18 @@ import {
   type HistoryState,
   type Snapshot,
 } from "./history";
-import { byId, LOOP_TYPE, TRIGGER_TYPE, withSelection, type BlockNode, type FlowEdge } from "./model";
+import {
+  byId,
+  isNote,
+  LOOP_TYPE,
+  MAX_NOTE_CHARS,
+  NOTE_SIZE,
+  NOTE_TYPE,
+  TRIGGER_TYPE,
+  withSelection,
+  type BlockNode,
+  type FlowEdge,
+} from "./model";
 import { reparentIn } from "./reparent";
 import { draftKey, groupErrors, invalidDrafts, shownErrors, touchField, type FieldDraft } from "./validation";
 
@@ -43,8 +54,11 @@ export {
   LOOP_PADDING,
   LOOP_SIZE,
   LOOP_TYPE,
+  MAX_NOTE_CHARS,
   NODE_SIZE,
+  NOTE_TYPE,
   TRIGGER_TYPE,
+  isNote,
   type BlockData,
   type BlockNode,
   type FlowEdge,
@@ -113,6 +127,9 @@ export interface GraphState extends HistoryState {
   paste: (clip: Clip, options?: PasteOptions) => string[];
   /** Ctrl+D: pastes a copy of the selection next to it, in the same loop. */
   duplicate: () => string[];
+  /** Adds a sticky note (saved with the graph, never run) with its top-left at `position`. */
+  addNote: (position: XYPosition, text?: string) => string;
+  updateNote: (id: string, text: string) => void;
   /** Shift+L: lays out every level in layers along its edges, loops fitted to their body. */
   layout: () => void;
   undo: () => void;
@@ -299,7 +316,7 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       const node = nodes.find((n) => n.id === id);
       let removed = 0;
       let triggerRefused = false;
-      if (node) {
+      if (node && !isNote(node)) {
         const under = loopAtIn(nodes, point, id);
         triggerRefused = node.type === TRIGGER_TYPE && under !== null;
         const target = node.type === TRIGGER_TYPE ? null : under;
@@ -353,14 +370,14 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       // Keep a loop's size in style too (what is saved), as NodeResizer sets width/height.
       if (kept.some((c) => c.type === "dimensions" && c.setAttributes)) {
         nodes = nodes.map((n) =>
-          n.type === LOOP_TYPE && (n.width !== (n.style as { width?: number })?.width || n.height !== (n.style as { height?: number })?.height)
+          (n.type === LOOP_TYPE || isNote(n)) && (n.width !== (n.style as { width?: number })?.width || n.height !== (n.style as { height?: number })?.height)
             ? { ...n, style: { ...n.style, width: n.width, height: n.height } }
             : n,
         );
       }
       const patch: Partial<GraphState> = { nodes, pending };
       if (kept.some((c) => c.type === "select")) {
-        const selected = nodes.filter((n) => n.selected);
+        const selected = nodes.filter((n) => n.selected && !isNote(n));
         patch.selectedId = selected.length === 1 ? selected[0].id : selected.length ? state.selectedId : null;
         if (patch.selectedId && !selected.some((n) => n.id === patch.selectedId)) patch.selectedId = selected[0].id;
       }
@@ -434,10 +451,38 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       return pasted.ids;
     },
 
+    addNote: (position, text = "") => {
+      const nodes = get().nodes;
+      const id = uniqueName(nodes, NOTE_TYPE);
+      const note: BlockNode = {
+        id,
+        type: NOTE_TYPE,
+        position: { ...position },
+        width: NOTE_SIZE.width,
+        height: NOTE_SIZE.height,
+        style: { ...NOTE_SIZE },
+        zIndex: -1,
+        selected: true,
+        data: { blockType: NOTE_TYPE, name: id, config: { text: text.slice(0, MAX_NOTE_CHARS) }, extra: {} },
+      };
+      commit({ nodes: [...withSelection(nodes, null), note], selectedId: null });
+      return id;
+    },
+
+    updateNote: (id, text) => {
+      const nodes = get().nodes;
+      const note = nodes.find((n) => n.id === id && isNote(n));
+      if (!note || note.data.config.text === text) return;
+      const config = { text: text.slice(0, MAX_NOTE_CHARS) };
+      commit({ nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n)) }, `note:${id}`);
+    },
+
     layout: () => {
       const { nodes, edges } = get();
       if (!nodes.length) return;
-      const next = autoLayout(nodes, edges);
+      // Notes stay where they are.
+      const placed = new Map(autoLayout(nodes.filter((n) => !isNote(n)), edges).map((n) => [n.id, n]));
+      const next = nodes.map((n) => placed.get(n.id) ?? n);
       if (layoutChanged({ nodes, edges }, { nodes: next, edges })) commit({ nodes: next });
     },
 

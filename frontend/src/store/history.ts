@@ -70,7 +70,7 @@ export function stepPatch(state: HistoryState, base: Snapshot): Partial<HistoryS
  * the panel follows it, so the flags on the canvas and the panel always agree.
  */
 function selectionOf(snapshot: Snapshot): string | null {
-  const selected = snapshot.nodes.filter((n) => n.selected);
+  const selected = snapshot.nodes.filter((n) => n.selected && n.type !== "note");
   return selected.length === 1 ? selected[0].id : null;
 }
 

@@ -5,6 +5,11 @@ import type { Edge, Node } from "@xyflow/react";
 export const LOOP_TYPE = "loop";
 export const TRIGGER_TYPE = "webhook";
 export const BODY_HANDLE = "body";
+/** A sticky note on the canvas: saved in the graph's `notes`, never a block, never run. */
+export const NOTE_TYPE = "note";
+export const NOTE_SIZE = { width: 220, height: 120 };
+/** The server's KLYNTOS_MAX_NOTE_CHARS default. */
+export const MAX_NOTE_CHARS = 10000;
 export const NODE_SIZE = { width: 220, height: 64 };
 export const LOOP_SIZE = { width: 460, height: 260 };
 /** Room a loop keeps for its header (top) and its body handle (left). */
@@ -20,6 +25,8 @@ export interface BlockData extends Record<string, unknown> {
 
 export type BlockNode = Node<BlockData>;
 export type FlowEdge = Edge;
+
+export const isNote = (node: { type?: string }) => node.type === NOTE_TYPE;
 
 export const byId = (nodes: BlockNode[]) => new Map(nodes.map((n) => [n.id, n]));
 

@@ -47,3 +47,20 @@ def test_loop_nesting_counts_loops_only_and_survives_circles() -> None:
 def test_the_depth_setting_cannot_pass_what_item_keys_hold() -> None:
     with pytest.raises(ValueError, match="between 1 and 5"):
         GraphLimits(max_loop_depth=6)
+
+
+def test_notes_are_counted_and_their_text_bounded() -> None:
+    limits = GraphLimits(max_notes=2, max_note_chars=5)
+    note = {"id": "n", "text": "12345"}
+    check_graph_size({"blocks": [], "notes": [note, note]}, limits)
+    with pytest.raises(GraphTooLarge, match=r"3 notes; the limit is 2 \(KLYNTOS_MAX_NOTES\)"):
+        check_graph_size({"notes": [note, note, note]}, limits)
+    with pytest.raises(
+        GraphTooLarge,
+        match=r"6 characters in one note; the limit is 5 \(KLYNTOS_MAX_NOTE_CHARS\)",
+    ):
+        check_graph_size({"notes": [{"id": "n", "text": "123456"}]}, limits)
+    # Malformed notes are the parser's to report.
+    check_graph_size({"notes": [1, {"text": 5}]}, limits)
+    with pytest.raises(ValueError, match="max_notes"):
+        GraphLimits(max_notes=-1)
