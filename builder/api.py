@@ -63,7 +63,12 @@ def workflow_response(request: Request, workflow: Any, code: int = 200) -> Respo
     version = workflow.current_version
     # The result stored with the version: a read never validates the graph again.
     errors = services.version_errors(version, workflow.owner) if version else []
-    data["validation"] = {"ok": not errors, "errors": [e.as_dict() for e in errors]}
+    warnings = services.version_warnings(version) if version else []
+    data["validation"] = {
+        "ok": not errors,
+        "errors": [e.as_dict() for e in errors],
+        "warnings": [w.as_dict() for w in warnings],
+    }
     return Response(data, status=code)
 
 
@@ -169,6 +174,7 @@ class WorkflowValidateView(APIView):
             {
                 "ok": result.ok,
                 "errors": [e.as_dict() for e in result.errors],
+                "warnings": [w.as_dict() for w in result.warnings],
                 "scopes": scopes,
                 "scopes_complete": complete,
             }

@@ -41,7 +41,12 @@ ValidationIssue = shape(
         required=False, help_text="the missing secret's name, on an <env.NAME> error"
     ),
 )
-Validation = shape("Validation", ok=serializers.BooleanField(), errors=ValidationIssue(many=True))
+Validation = shape(
+    "Validation",
+    ok=serializers.BooleanField(),
+    errors=ValidationIssue(many=True),
+    warnings=ValidationIssue(many=True, help_text="advice that blocks neither a save nor a run"),
+)
 
 
 class WorkflowAnswerSerializer(WorkflowSerializer):
@@ -57,6 +62,7 @@ ValidateAnswer = shape(
     "ValidateAnswer",
     ok=serializers.BooleanField(),
     errors=ValidationIssue(many=True),
+    warnings=ValidationIssue(many=True, help_text="advice that blocks neither a save nor a run"),
     scopes=serializers.DictField(
         child=serializers.ListField(child=serializers.DictField()),
         help_text="per block id, the references in scope there",

@@ -23,7 +23,13 @@ from engine.blocks.webhook import body_errors
 from engine.config import graph_limits
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
-from engine.core.validation import ValidationIssue, ValidationResult, stored_errors, validate
+from engine.core.validation import (
+    ValidationIssue,
+    ValidationResult,
+    stored_errors,
+    stored_warnings,
+    validate,
+)
 from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import publish_run_ended, publish_workflow_event
 
@@ -113,6 +119,12 @@ def version_errors(version: WorkflowVersion, owner: Any) -> list[ValidationIssue
         WorkflowVersion.objects.filter(pk=version.pk).update(validation=version.validation)
         errors = result.errors
     return errors
+
+
+def version_warnings(version: WorkflowVersion) -> list[ValidationIssue]:
+    """A saved version's warnings (advice that blocks neither a save nor a run), as stored
+    with it; `version_errors` first brings an older stored result up to date."""
+    return stored_warnings(version.validation)
 
 
 def _require_valid(version: WorkflowVersion, owner: Any) -> None:

@@ -1,7 +1,9 @@
 """Validation before any run: structure, config, and every reference's scope and field.
 
 Each error names the block and the field. The same pass lists, for every block, the
-references in scope there; the editor's reference picker shows exactly that list.
+references in scope there; the editor's reference picker shows exactly that list. Warnings
+do not stop a save or a run: they name a whole list that grows with the batch (a loop's
+results, the list a loop runs over) placed in text sent to a size-limited service.
 
 Linear in the size of the graph: predecessors are computed once per level, and what is
 upstream of a block is a bitset built from its parents' bitsets (each level's blocks in
@@ -20,7 +22,7 @@ import jsonschema
 
 from engine.core.graph import LOOP_TYPE, NAME_PATTERN, Block, Graph
 from engine.core.limits import GraphLimits, GraphTooLarge
-from engine.core.refs import find_references, iter_strings, whole_reference
+from engine.core.refs import Reference, find_references, iter_strings, whole_reference
 from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj, schema_at
 from engine.core.spec import Registry
 
@@ -29,7 +31,11 @@ RESERVED_NAMES = {"env", "loop"}
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 64
 # The stored form's version: a stored result in another format is worked out again.
-STORED_FORMAT = 1
+STORED_FORMAT = 2
+# A loop's per-item lists in its output: each grows with the batch.
+GROWING_LOOP_OUTPUTS = ("results", "failed")
+# How many of a loop's aggregations a warning suggests by name.
+SUGGESTED_AGGREGATIONS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,9 @@ class ValidationResult:
     outputs: dict[str, JsonSchema] = field(default_factory=dict)
     # Every issue, including the secret-dependent ones that are not errors right now.
     issues: list[ValidationIssue] = field(default_factory=list)
+    # Advice that blocks neither a save nor a run (a list that grows with the batch in a
+    # prompt or a Slack text).
+    warnings: list[ValidationIssue] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,6 +89,7 @@ class ValidationResult:
         return {
             "format": STORED_FORMAT,
             "issues": [{**i.as_dict(), "secret": i.secret} for i in self.issues],
+            "warnings": [w.as_dict() for w in self.warnings],
         }
 
 
@@ -93,6 +103,16 @@ def stored_errors(stored: Any, env_names: Iterable[str]) -> list[ValidationIssue
         for i in stored.get("issues", [])
     ]
     return [i for i in issues if i.secret is None or i.secret not in names]
+
+
+def stored_warnings(stored: Any) -> list[ValidationIssue]:
+    """The warnings of a stored result (none when it is in an older format)."""
+    if not isinstance(stored, Mapping) or stored.get("format") != STORED_FORMAT:
+        return []
+    return [
+        ValidationIssue(w["block_id"], w["block"], w["field"], w["message"])
+        for w in stored.get("warnings", [])
+    ]
 
 
 def validate(
@@ -123,6 +143,9 @@ class _Validator:
         self.bit: dict[str, int] = {}
         self.upstream_bits: dict[str, int] = {}
         self.entries_memo: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # What each loop runs over, by what its items reference names (see growing_list).
+        self.items_sources: dict[tuple[str, str], list[tuple[tuple[str, ...], Block]]] | None
+        self.items_sources = None
 
     def error(
         self, block: Block | None, field_name: str, message: str, secret: str | None = None
@@ -360,9 +383,12 @@ class _Validator:
         for key, value in block.config.items():
             if key in spec.expression_fields:
                 continue
+            size_limited = key in spec.size_limited_fields
             for path, text in iter_strings(value, (key,)):
                 for ref in find_references(text):
                     self.check_reference(block, ".".join(path), ref.text, ref.root, ref.path)
+                    if size_limited:
+                        self.check_growth(block, ".".join(path), ref)
 
     def check_reference(
         self, block: Block, where: str, text: str, root: str, path: tuple[str, ...]
@@ -390,24 +416,100 @@ class _Validator:
             self.error(block, where, f"{text}: {missing}")
 
     def lookup(self, block: Block, name: str) -> JsonSchema | None:
-        """The schema `name` has at `block`: an upstream sibling's output, else, loop by
-        loop outwards, what that loop's level makes visible (inner names shadow outer ones)."""
+        """The schema `name` has at `block` (see `find`)."""
+        found = self.find(block, name)
+        if found is None:
+            return None
+        kind, source = found
+        if kind == "output":
+            return self.output_schema(source)
+        return self.item_schema(source) if kind == "item" else self.iteration_schema(source)
+
+    def find(self, block: Block, name: str) -> tuple[str, Block] | None:
+        """What `name` stands for at `block`: ("output", an upstream sibling), else, loop by
+        loop outwards, what that loop's level makes visible — ("output", a block upstream of
+        the loop), ("item", the loop) or ("iteration", the loop); inner names shadow outer."""
         target = self.graph.by_name(name)
         if target is not None and self.is_upstream(target, block):
-            return self.output_schema(target)
+            return "output", target
         innermost = True
         for loop in self.graph.ancestors(block.id):
             if target is not None and self.is_upstream(target, loop):
-                return self.output_schema(target)
+                return "output", target
             variable = str(loop.config.get("variable") or "item")
             if name == "loop" and innermost:
-                return self.iteration_schema(loop)
+                return "iteration", loop
             if name == variable:
-                return self.item_schema(loop)
+                return "item", loop
             if name == loop.name:
-                return self.iteration_schema(loop)
+                return "iteration", loop
             innermost = False
         return None
+
+    # --- lists that grow with the batch ----------------------------------------------------
+
+    def check_growth(self, block: Block, where: str, ref: Reference) -> None:
+        """Warns when `ref`, in text bound for a size-limited service, is a whole list that
+        grows with the batch: a loop's results (or failures, or its whole output), or the
+        list a loop runs over (or what holds it)."""
+        if ref.root == "env":
+            return
+        found = self.find(block, ref.root)
+        if found is None:
+            return
+        kind, source = found
+        if kind == "output" and source.is_loop:
+            if not ref.path or (len(ref.path) == 1 and ref.path[0] in GROWING_LOOP_OUTPUTS):
+                self.warn(
+                    block,
+                    where,
+                    f"{ref.text} holds a list with every item of loop '{source.name}', which "
+                    f"grows with the batch: past a few hundred items the prompt or message is "
+                    f"too large (refused or cut). {self.instead(source)}",
+                )
+            return
+        for path, loop in self.items_of().get((kind, source.id), []):
+            if path[: len(ref.path)] == ref.path:
+                self.warn(
+                    block,
+                    where,
+                    f"{ref.text} holds the whole list loop '{loop.name}' runs over, which "
+                    f"grows with the batch: past a few hundred items the prompt or message is "
+                    f"too large (refused or cut). {self.instead(loop)}",
+                )
+                return
+
+    def instead(self, loop: Block) -> str:
+        aggregations = loop.config.get("aggregations")
+        names = (
+            list(aggregations)[:SUGGESTED_AGGREGATIONS] if isinstance(aggregations, Mapping) else []
+        )
+        counts = f"<{loop.name}.count>, <{loop.name}.succeeded>"
+        if names:
+            suggested = ", ".join(f"<{loop.name}.{name}>" for name in names)
+            return f"Use the loop's aggregations after it instead: {suggested}, {counts}."
+        return (
+            f"Add aggregations to loop '{loop.name}' (e.g. the top 5, counts per value) and "
+            f"use those after it instead, or {counts}."
+        )
+
+    def items_of(self) -> dict[tuple[str, str], list[tuple[tuple[str, ...], Block]]]:
+        """Each loop's items reference by what its root stands for at the loop, built once."""
+        if self.items_sources is None:
+            self.items_sources = {}
+            for loop in self.graph.blocks:
+                items = loop.config.get("items") if loop.is_loop else None
+                ref = whole_reference(items) if isinstance(items, str) else None
+                found = self.find(loop, ref.root) if ref is not None else None
+                if ref is not None and found is not None:
+                    key = (found[0], found[1].id)
+                    self.items_sources.setdefault(key, []).append((ref.path, loop))
+        return self.items_sources
+
+    def warn(self, block: Block, field_name: str, message: str) -> None:
+        warning = ValidationIssue(block.id, block.name, field_name, message)
+        if warning not in self.result.warnings:  # the same reference twice in one field
+            self.result.warnings.append(warning)
 
     def iteration_schema(self, loop: Block) -> JsonSchema:
         return obj({"index": {"type": "integer"}, "item": self.item_schema(loop)})

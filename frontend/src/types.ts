@@ -51,6 +51,8 @@ export interface ScopeEntry {
 export interface ValidationResponse {
   ok: boolean;
   errors: ValidationError[];
+  /** Advice that blocks neither a save nor a run (a list that grows with the batch in a prompt). */
+  warnings?: ValidationError[];
   scopes: Record<string, ScopeEntry[]>;
 }
 
@@ -66,7 +68,7 @@ export interface Workflow {
   webhook_signed?: boolean;
   created_at: string;
   updated_at: string;
-  validation?: { ok: boolean; errors: ValidationError[] };
+  validation?: { ok: boolean; errors: ValidationError[]; warnings?: ValidationError[] };
 }
 
 export interface TemplateSummary {

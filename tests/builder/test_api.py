@@ -68,7 +68,7 @@ def test_workflow_crud(api: APIClient, other_api: APIClient) -> None:
     assert created["name"] == "Greeter"
     assert created["version"] == 1
     assert created["graph"] == agent_graph()
-    assert created["validation"] == {"ok": True, "errors": []}
+    assert created["validation"] == {"ok": True, "errors": [], "warnings": []}
     assert created["webhook_url"].startswith("http://testserver/hooks/")
 
     blank = expect(api.post("/api/workflows/", {}, format="json"), 201)
@@ -458,7 +458,7 @@ def test_templates_list_and_instantiate(
     assert data["template_slug"] == TEMPLATE
     assert data["version"] == 1
     assert data["graph"] == template["graph"]
-    assert data["validation"] == {"ok": True, "errors": []}
+    assert data["validation"] == {"ok": True, "errors": [], "warnings": []}
     assert Workflow.objects.get(pk=data["id"]).owner == user
 
     default = expect(api.post(f"/api/templates/{TEMPLATE}/instantiate/", {}, format="json"), 201)
@@ -781,7 +781,7 @@ def test_a_secret_a_block_outputs_is_redacted_in_every_response(
     workflow = expect(
         api.post("/api/workflows/", {"name": "echo", "graph": graph}, format="json"), 201
     )
-    assert workflow["validation"] == {"ok": True, "errors": []}
+    assert workflow["validation"] == {"ok": True, "errors": [], "warnings": []}
     started = expect(
         api.post(
             f"/api/workflows/{workflow['id']}/runs/", {"input": {"ids": [1, 2]}}, format="json"
@@ -977,3 +977,65 @@ def test_saving_an_unchanged_graph_makes_no_new_version_and_signing_is_reported(
     assert again["version"] == 1 and created["webhook_signed"] is False
     expect(api.post(f"/api/workflows/{created['id']}/webhook/secret/"), 201)
     assert expect(api.get(f"/api/workflows/{created['id']}/"), 200)["webhook_signed"] is True
+
+
+def brief_summary_graph(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with the product brief's summary prompt: the whole `<loop.results>`."""
+    graph = copy.deepcopy(template["graph"])
+    summary = next(b for b in graph["blocks"] if b["id"] == "agent_summary")
+    summary["config"]["user_prompt"] = "Processed <loop.count> leads\nResults: <loop.results>"
+    slack = next(b for b in graph["blocks"] if b["id"] == "slack")
+    slack["config"]["text"] += "\nAll leads: <webhook.body.leads>"
+    return graph
+
+
+@REAL_RUN
+def test_a_growing_list_in_a_prompt_or_slack_text_is_a_warning_not_an_error(
+    api: APIClient,
+    providers: Any,
+    finish_run: Any,
+    lead_workflow: Any,
+    template: dict[str, Any],
+    leads: list[dict[str, Any]],
+) -> None:
+    graph = brief_summary_graph(template)
+    checked = expect(
+        api.post(f"/api/workflows/{lead_workflow.pk}/validate/", {"graph": graph}, format="json"),
+        200,
+    )
+    assert checked["ok"] is True and checked["errors"] == []
+    warnings = {(w["block_id"], w["field"]): w["message"] for w in checked["warnings"]}
+    assert set(warnings) == {("agent_summary", "user_prompt"), ("slack", "text")}
+    assert warnings["agent_summary", "user_prompt"].startswith("<loop.results> holds a list")
+    assert "<loop.top_leads>" in warnings["agent_summary", "user_prompt"]
+    assert warnings["slack", "text"].startswith("<webhook.body.leads> holds the whole list")
+    assert all(w["block"] == w["block_id"] for w in checked["warnings"])
+
+    # The workflow saves (the answer and later reads carry the warnings) and runs.
+    saved = expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": graph, "base_version": 1},
+            format="json",
+        ),
+        200,
+    )
+    assert saved["validation"]["ok"] is True
+    assert saved["validation"]["warnings"] == checked["warnings"]
+    read = expect(api.get(f"/api/workflows/{lead_workflow.pk}/"), 200)
+    assert read["validation"] == saved["validation"]
+    started = expect(
+        api.post(
+            f"/api/workflows/{lead_workflow.pk}/runs/", {"input": {"leads": leads}}, format="json"
+        ),
+        201,
+    )
+    assert finish_run(started["id"]).status == "succeeded"
+
+    # The shipped template itself has none.
+    clean = expect(api.post(f"/api/workflows/{lead_workflow.pk}/validate/", {}, format="json"), 200)
+    assert clean["warnings"] != [] and clean["ok"]  # the saved (brief) version still warns
+    fresh = expect(
+        api.post("/api/templates/parallel-lead-enrichment/instantiate/", {}, format="json"), 201
+    )
+    assert fresh["validation"] == {"ok": True, "errors": [], "warnings": []}

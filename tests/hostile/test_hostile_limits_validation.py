@@ -153,7 +153,7 @@ def test_a_saved_workflow_is_read_without_validating_it_again(
     # without validating the graph again.
     services.secret_set(owner=user, name="TOKEN", value="t0ken-value")
     read = api.get(f"/api/workflows/{body['id']}/")
-    assert read.json()["validation"] == {"ok": True, "errors": []}
+    assert read.json()["validation"] == {"ok": True, "errors": [], "warnings": []}
     api.get("/api/workflows/")
     assert validations == [5]
     Secret.objects.filter(owner=user).delete()

@@ -11,6 +11,7 @@ import { Palette } from "../palette/Palette";
 import { ConfigPanel } from "../panel/ConfigPanel";
 import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
+import { problemsLabel } from "../store/validation";
 import type { CatalogueEntry, ValidationError, Workflow } from "../types";
 
 type Status = { kind: "info" | "ok" | "warn" | "error"; text: string };
@@ -30,7 +31,12 @@ function isTextTarget(target: EventTarget | null): boolean {
 }
 
 function problems(count: number): string {
-  return `${count} problem${count === 1 ? "" : "s"}`;
+  return problemsLabel(count, 0);
+}
+
+/** " · 1 warning (runs anyway)", or nothing. */
+function withWarnings(count: number): string {
+  return count ? ` · ${problemsLabel(0, count)} (runs anyway)` : "";
 }
 
 function Editor({ workflowId }: { workflowId: number }) {
@@ -51,6 +57,8 @@ function Editor({ workflowId }: { workflowId: number }) {
   const revision = useGraphStore((s) => s.revision);
   const selectedId = useGraphStore((s) => s.selectedId);
   const errors = useGraphStore((s) => s.errors);
+  const warnings = useGraphStore((s) => s.warnings);
+  const shown = errors.length + warnings.length;
   const canUndo = useGraphStore((s) => s.past.length > 0);
   const canRedo = useGraphStore((s) => s.future.length > 0);
   const { getViewport } = useReactFlow();
@@ -62,7 +70,7 @@ function Editor({ workflowId }: { workflowId: number }) {
       const store = useGraphStore.getState();
       store.setCatalogue(entries);
       store.load(wf.graph);
-      store.setValidation(wf.validation?.errors ?? []);
+      store.setValidation(wf.validation?.errors ?? [], undefined, wf.validation?.warnings ?? []);
       workflowRef.current = wf;
       setCatalogue(entries);
       setWorkflow(wf);
@@ -95,7 +103,7 @@ function Editor({ workflowId }: { workflowId: number }) {
       const seq = ++validateSeq.current;
       try {
         const result = await api.validate(workflowId, useGraphStore.getState().serialize());
-        if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes);
+        if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes, result.warnings ?? []);
       } catch {
         // offline or logged out: the picker keeps the last list
       }
@@ -132,13 +140,14 @@ function Editor({ workflowId }: { workflowId: number }) {
       setWorkflow(saved);
       useGraphStore.getState().markSaved(startedAt);
       const found = saved.validation?.errors ?? [];
+      const advice = saved.validation?.warnings ?? [];
       useGraphStore.getState().revealErrors();
-      useGraphStore.getState().setValidation(found);
+      useGraphStore.getState().setValidation(found, undefined, advice);
       setStatus({
-        kind: found.length ? "warn" : "ok",
-        text: `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}`,
+        kind: found.length || advice.length ? "warn" : "ok",
+        text: `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}${withWarnings(advice.length)}`,
       });
-      setShowProblems(found.length > 0);
+      setShowProblems(found.length + advice.length > 0);
       setProblemsOpen(true);
       return saved;
     } catch (error) {
@@ -169,14 +178,15 @@ function Editor({ workflowId }: { workflowId: number }) {
     try {
       const result = await api.validate(workflowId, useGraphStore.getState().serialize());
       useGraphStore.getState().revealErrors();
-      if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes);
+      const advice = result.warnings ?? [];
+      if (seq === validateSeq.current) useGraphStore.getState().setValidation(result.errors, result.scopes, advice);
       setProblemsOpen(true);
       setStatus(
         result.ok
-          ? { kind: "ok", text: "Valid: ready to run" }
-          : { kind: "warn", text: `${problems(result.errors.length)} to fix before running` },
+          ? { kind: advice.length ? "warn" : "ok", text: `Valid: ready to run${withWarnings(advice.length)}` }
+          : { kind: "warn", text: `${problems(result.errors.length)} to fix before running${withWarnings(advice.length)}` },
       );
-      setShowProblems(!result.ok);
+      setShowProblems(!result.ok || advice.length > 0);
     } catch (error) {
       setStatus({ kind: "error", text: `Validation failed: ${error instanceof Error ? error.message : String(error)}` });
     }
@@ -271,18 +281,18 @@ function Editor({ workflowId }: { workflowId: number }) {
             Unsaved changes
           </span>
         )}
-        {errors.length > 0 && (
+        {shown > 0 && (
           <button
             type="button"
-            className="problems-button"
+            className={`problems-button${errors.length ? "" : " warnings-only"}`}
             data-testid="validation-summary"
-            title="Show the problems to fix before running"
+            title={errors.length ? "Show the problems to fix before running" : "Show the warnings (they do not stop a run)"}
             onClick={() => {
               setShowProblems((v) => !v);
               setProblemsOpen(true);
             }}
           >
-            {problems(errors.length)}
+            {problemsLabel(errors.length, warnings.length)}
           </button>
         )}
         <span className="spacer" />
@@ -321,7 +331,7 @@ function Editor({ workflowId }: { workflowId: number }) {
         </button>
       </header>
       <div className="status-slot">
-        {(status || (showProblems && errors.length > 0)) && (
+        {(status || (showProblems && shown > 0)) && (
           <div className={`status-bar ${status?.kind ?? "warn"}`} data-testid="status-bar">
             <div className="status-line">
               {status && (
@@ -334,7 +344,7 @@ function Editor({ workflowId }: { workflowId: number }) {
                   Reload
                 </button>
               )}
-              {showProblems && errors.length > 0 && (
+              {showProblems && shown > 0 && (
                 <button
                   type="button"
                   className="link-button"
@@ -342,7 +352,7 @@ function Editor({ workflowId }: { workflowId: number }) {
                   aria-expanded={problemsOpen}
                   onClick={() => setProblemsOpen((v) => !v)}
                 >
-                  {problemsOpen ? `▾ Hide ${problems(errors.length)}` : `▸ Show ${problems(errors.length)}`}
+                  {problemsOpen ? `▾ Hide ${problemsLabel(errors.length, warnings.length)}` : `▸ Show ${problemsLabel(errors.length, warnings.length)}`}
                 </button>
               )}
               <button
@@ -359,7 +369,7 @@ function Editor({ workflowId }: { workflowId: number }) {
                 ×
               </button>
             </div>
-            {showProblems && problemsOpen && errors.length > 0 && <ProblemList errors={errors} />}
+            {showProblems && problemsOpen && shown > 0 && <ProblemList errors={errors} warnings={warnings} />}
           </div>
         )}
       </div>
@@ -384,11 +394,19 @@ function Editor({ workflowId }: { workflowId: number }) {
   );
 }
 
-function ProblemList({ errors }: { errors: ValidationError[] }) {
+function ProblemList({ errors, warnings }: { errors: ValidationError[]; warnings: ValidationError[] }) {
+  const listed = [...errors.map((e) => ({ ...e, warning: false })), ...warnings.map((w) => ({ ...w, warning: true }))];
   return (
     <ul className="problem-list" data-testid="validation-list">
-      {errors.map((e, i) => (
-        <li key={i} data-error-block={e.block_id ?? ""} data-error-field={e.field}>
+      {listed.map((e, i) => (
+        <li
+          key={i}
+          className={e.warning ? "warning" : undefined}
+          data-error-block={e.warning ? undefined : (e.block_id ?? "")}
+          data-warning-block={e.warning ? (e.block_id ?? "") : undefined}
+          data-error-field={e.field}
+        >
+          {e.warning && <span className="problem-kind">warning</span>}
           <button
             type="button"
             className="link-button"

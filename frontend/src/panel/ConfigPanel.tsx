@@ -43,6 +43,7 @@ function BlockSettings({ blockId }: { blockId: string }) {
   const parentName = useGraphStore((s) => (parentId ? s.nodes.find((n) => n.id === parentId)?.data.name : undefined));
   const entry = useGraphStore((s) => (data ? s.catalogue[data.blockType] : undefined));
   const errors = useGraphStore((s) => s.errorsByBlock[blockId] ?? NO_ERRORS);
+  const warnings = useGraphStore((s) => s.warningsByBlock[blockId] ?? NO_ERRORS);
   if (!data) return null;
   const node = { data };
   const schema = (entry?.config_schema ?? {}) as JsonSchema;
@@ -100,6 +101,7 @@ function BlockSettings({ blockId }: { blockId: string }) {
           required={required.has(field)}
           value={node.data.config[field]}
           errors={fieldErrors(errors, field)}
+          warnings={fieldErrors(warnings, field)}
         />
       ))}
       {Object.keys(node.data.config)
@@ -164,8 +166,9 @@ function ConfigField(props: {
   required: boolean;
   value: unknown;
   errors: ValidationError[];
+  warnings?: ValidationError[];
 }) {
-  const { blockId, blockType, name, schema, required, value, errors } = props;
+  const { blockId, blockType, name, schema, required, value, errors, warnings } = props;
   const kind = fieldKind(blockType, name, schema);
   const inputId = `field-${blockId}-${name}`;
   const label = typeof schema.title === "string" ? schema.title : humanize(name);
@@ -220,7 +223,7 @@ function ConfigField(props: {
       control = <AnyField {...fieldProps} />;
   }
   return (
-    <FieldFrame name={name} label={label} required={required} inputId={inputId} errors={errors}>
+    <FieldFrame name={name} label={label} required={required} inputId={inputId} errors={errors} warnings={warnings}>
       {control}
     </FieldFrame>
   );

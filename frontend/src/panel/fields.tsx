@@ -55,10 +55,12 @@ export function FieldFrame(props: {
   required: boolean;
   inputId?: string;
   errors: ValidationError[];
+  /** Advice that blocks neither a save nor a run. */
+  warnings?: ValidationError[];
   hint?: ReactNode;
   children: ReactNode;
 }) {
-  const { name, label, required, inputId, errors, hint, children } = props;
+  const { name, label, required, inputId, errors, warnings = [], hint, children } = props;
   return (
     <div className={`field${errors.length ? " has-error" : ""}`} data-field-wrap={name}>
       <label className="field-label" htmlFor={inputId}>
@@ -72,6 +74,11 @@ export function FieldFrame(props: {
           {e.field !== name && <code>{e.field.slice(name.length + 1)}: </code>}
           {e.message}
           <AddSecretLink error={e} />
+        </div>
+      ))}
+      {warnings.map((w, i) => (
+        <div key={`w${i}`} className="field-warning" data-field-warning={name}>
+          {w.message}
         </div>
       ))}
     </div>

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { GraphJson } from "../types";
+import { problemsLabel } from "./validation";
 import {
   BODY_HANDLE,
   HISTORY_LIMIT,
@@ -378,6 +379,25 @@ describe("errors of new blocks and unapplied field text", () => {
     store().revealErrors();
     expect(store().errorsByBlock[fresh]?.map((e) => e.field)).toEqual(["url", "headers.X"]);
     expect(store().errors).toHaveLength(4);
+  });
+
+  it("keeps warnings apart from errors, with the same rule for new blocks", () => {
+    store().load({
+      blocks: [{ id: "old", type: "agent", name: "old", parent: null, position: { x: 0, y: 0 }, config: {} }],
+      edges: [],
+    });
+    const fresh = store().addBlock("agent", { x: 300, y: 0 });
+    store().setValidation([err("old", "model")], undefined, [err("old", "user_prompt"), err(fresh, "user_prompt")]);
+    expect(store().errors.map((e) => e.field)).toEqual(["model"]);
+    expect(store().warnings.map((e) => `${e.block_id}:${e.field}`)).toEqual(["old:user_prompt"]);
+    expect(store().warningsByBlock[fresh]).toBeUndefined();
+    store().updateConfig(fresh, "user_prompt", "<loop.results>");
+    expect(store().warningsByBlock[fresh]?.map((e) => e.field)).toEqual(["user_prompt"]);
+    store().setValidation([], undefined, []);
+    expect(store().warnings).toEqual([]);
+    expect(problemsLabel(2, 1)).toBe("2 problems · 1 warning");
+    expect(problemsLabel(0, 3)).toBe("3 warnings");
+    expect(problemsLabel(1, 0)).toBe("1 problem");
   });
 
   it("keeps unparseable field text, marks the graph dirty and lists it for Save", () => {

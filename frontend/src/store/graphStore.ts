@@ -85,6 +85,11 @@ export interface GraphState extends HistoryState {
   /** Every error of the last validation. */
   allErrors: ValidationError[];
   errorsByBlock: Record<string, ValidationError[]>;
+  /** The last validation's warnings that are shown (same `quiet` rule): never block a save or run. */
+  warnings: ValidationError[];
+  /** Every warning of the last validation. */
+  allWarnings: ValidationError[];
+  warningsByBlock: Record<string, ValidationError[]>;
   scopes: Record<string, ScopeEntry[]>;
   /**
    * Blocks added in this session whose errors stay hidden until the user edits a field (only
@@ -135,7 +140,7 @@ export interface GraphState extends HistoryState {
   undo: () => void;
   redo: () => void;
   markSaved: (revision: number) => void;
-  setValidation: (errors: ValidationError[], scopes?: Record<string, ScopeEntry[]>) => void;
+  setValidation: (errors: ValidationError[], scopes?: Record<string, ScopeEntry[]>, warnings?: ValidationError[]) => void;
   /** Shows every error of the last validation (after Save / Validate). */
   revealErrors: () => void;
   setViewport: (viewport: Viewport) => void;
@@ -155,8 +160,11 @@ export const useGraphStore = create<GraphState>()((set, get) => {
   const snapshot = (): Snapshot => snapshotOf(get());
 
   const touch = (id: string, field: string): Partial<GraphState> => {
-    const { quiet, allErrors } = get();
-    return touchField(quiet, allErrors, id, field);
+    const { quiet, allErrors, allWarnings } = get();
+    const patch = touchField(quiet, allErrors, id, field);
+    if (!patch.quiet) return patch;
+    const warnings = shownErrors(allWarnings, patch.quiet);
+    return { ...patch, warnings, warningsByBlock: groupErrors(warnings) };
   };
 
   return {
@@ -176,6 +184,9 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     errors: [],
     allErrors: [],
     errorsByBlock: {},
+    warnings: [],
+    allWarnings: [],
+    warningsByBlock: {},
     scopes: {},
     quiet: {},
     fieldDrafts: {},
@@ -198,6 +209,9 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         errors: [],
         allErrors: [],
         errorsByBlock: {},
+        warnings: [],
+        allWarnings: [],
+        warningsByBlock: {},
         scopes: {},
         quiet: {},
         fieldDrafts: {},
@@ -505,14 +519,24 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       if (get().revision === revision) set({ dirty: false });
     },
 
-    setValidation: (errors, scopes) => {
-      const shown = shownErrors(errors, get().quiet);
-      set({ allErrors: errors, errors: shown, errorsByBlock: groupErrors(shown), ...(scopes ? { scopes } : {}) });
+    setValidation: (errors, scopes, warnings = []) => {
+      const quiet = get().quiet;
+      const shown = shownErrors(errors, quiet);
+      const shownWarnings = shownErrors(warnings, quiet);
+      set({
+        allErrors: errors,
+        errors: shown,
+        errorsByBlock: groupErrors(shown),
+        allWarnings: warnings,
+        warnings: shownWarnings,
+        warningsByBlock: groupErrors(shownWarnings),
+        ...(scopes ? { scopes } : {}),
+      });
     },
 
     revealErrors: () => {
-      const all = get().allErrors;
-      set({ quiet: {}, errors: all, errorsByBlock: groupErrors(all) });
+      const { allErrors: all, allWarnings } = get();
+      set({ quiet: {}, errors: all, errorsByBlock: groupErrors(all), warnings: allWarnings, warningsByBlock: groupErrors(allWarnings) });
     },
 
     setViewport: (viewport) => set({ viewport }),

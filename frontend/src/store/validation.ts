@@ -1,5 +1,5 @@
-// The server's validation errors as the editor shows them, and field text that does not make a
-// value yet (which keeps Save from saving).
+// The server's validation errors (and warnings, which block neither a save nor a run) as the
+// editor shows them, and field text that does not make a value yet (which keeps Save from saving).
 import type { ValidationError } from "../types";
 import { byId, type BlockNode } from "./model";
 
@@ -66,4 +66,12 @@ export function invalidDrafts(
   return Object.values(fieldDrafts)
     .filter((d) => map.has(d.blockId))
     .map((d) => ({ ...d, block: map.get(d.blockId)!.data.name }));
+}
+
+/** "2 problems", "1 warning", "2 problems · 1 warning": what the header and status bar say. */
+export function problemsLabel(errors: number, warnings: number): string {
+  const parts = [];
+  if (errors) parts.push(`${errors} problem${errors === 1 ? "" : "s"}`);
+  if (warnings) parts.push(`${warnings} warning${warnings === 1 ? "" : "s"}`);
+  return parts.join(" · ");
 }
