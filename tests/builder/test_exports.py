@@ -51,7 +51,7 @@ def test_export_then_import_gives_an_equal_graph_and_no_secret_value(
     )
     assert created["id"] != lead_workflow.pk
     assert created["graph"] == saved
-    assert created["validation"] == {"ok": True, "errors": []}
+    assert created["validation"] == {"ok": True, "errors": [], "warnings": []}
 
 
 @pytest.mark.django_db
