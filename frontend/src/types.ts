@@ -80,11 +80,14 @@ export interface TemplateSummary {
 
 export type RunStatus = "queued" | "running" | "succeeded" | "partially_succeeded" | "failed" | "cancelled";
 
+/** Counters of items (docs/run-protocol.md `Counters`). */
 export interface Progress {
   total: number;
   succeeded: number;
   failed: number;
   running: number;
+  cancelled?: number;
+  not_started?: number;
 }
 
 export interface RunSummary {
@@ -92,6 +95,7 @@ export interface RunSummary {
   workflow: number;
   workflow_version: number;
   status: RunStatus;
+  /** webhook | api | cli | retry */
   trigger: string;
   progress: Progress;
   error: string;
@@ -102,7 +106,40 @@ export interface RunSummary {
   last_seq: number;
 }
 
-export type ItemStatus = "running" | "succeeded" | "failed" | "cancelled";
+export type BlockStatus =
+  | "pending"
+  | "running"
+  | "succeeded"
+  | "partially_succeeded"
+  | "failed"
+  | "cancelled"
+  | "not_started";
+
+/** One block's counters and the status the server computed from them (`BlockState`). */
+export interface BlockState {
+  status: BlockStatus;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  not_started: number;
+  running: number;
+  total: number;
+}
+
+/** A Loop's item counters and concurrency (`LoopState`). */
+export interface LoopState {
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  not_started: number;
+  running: number;
+  max_concurrent: number;
+  limit: number;
+  peak_running: number;
+}
+
+export type ItemStatus = "running" | "succeeded" | "failed" | "cancelled" | "not_started";
 
 export interface ItemState {
   key: string;
@@ -116,9 +153,11 @@ export interface ItemState {
   finished_at: string | null;
   duration: number | null;
   attempts?: number;
+  /** The item (on the socket: trimmed past 512 bytes to `{"$trimmed": true, ...}`). */
+  data?: unknown;
 }
 
-export type StepStatus = "running" | "retrying" | "succeeded" | "failed" | "cancelled";
+export type StepStatus = "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "not_started";
 
 export interface StepState {
   item_key: string;
@@ -132,22 +171,61 @@ export interface StepState {
   duration: number | null;
 }
 
-// What the websocket sends (engine/consumers.py): a snapshot, then deltas with a seq.
+// The run socket (docs/run-protocol.md): a bounded snapshot, then coalesced deltas, then a
+// final snapshot.
 export interface RunSnapshotMessage {
   type: "snapshot";
   seq: number;
   final: boolean;
   run: RunSummary;
+  blocks?: Record<string, BlockState>;
+  loops?: Record<string, LoopState>;
   items: ItemState[];
   steps: StepState[];
+  recent?: string[];
+  failed?: string[];
+  items_omitted?: number;
 }
 
 export interface RunDeltaMessage {
   type: "delta";
   seq: number;
-  run: Partial<RunSummary> & { status?: RunStatus; total?: number; succeeded?: number; failed?: number; running?: number };
+  run: Partial<RunSummary> & { status?: RunStatus };
+  blocks?: Record<string, BlockState>;
+  loops?: Record<string, LoopState>;
   items: Partial<ItemState>[];
   steps: Partial<StepState>[];
+  items_omitted?: number;
 }
 
 export type RunMessage = RunSnapshotMessage | RunDeltaMessage;
+
+// The workflow socket: every run of the workflow, whatever started it.
+export type WorkflowMessage =
+  | { type: "hello"; last_run: RunSummary | null }
+  | { type: "run.started" | "run.progress" | "run.ended"; run: RunSummary };
+
+/** A page of `GET /api/runs/<id>/items/`. */
+export interface ItemPage {
+  results: ItemState[];
+  next: string | null;
+  count: number;
+  count_capped?: boolean;
+}
+
+/** `GET /api/runs/<id>/timeline/`. */
+export interface RunTimeline {
+  started_at: string;
+  from: number;
+  to: number;
+  bucket_seconds: number;
+  concurrency: { t: number; in_flight: number; started: number; finished: number; failed: number }[];
+  durations: {
+    edges: number[];
+    counts: number[];
+    p50: number | null;
+    p95: number | null;
+    max: number | null;
+    count: number;
+  };
+}

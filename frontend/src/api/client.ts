@@ -25,9 +25,10 @@ function csrfToken(): string {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   const response = await fetch(path, {
     method,
+    signal,
     credentials: "same-origin",
     headers: {
       Accept: "application/json",
@@ -73,7 +74,7 @@ export const api = {
   startRun: (id: number, input: unknown) => request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input }),
   runs: (id: number, page = 1) => request<Page<RunSummary>>("GET", `/api/workflows/${id}/runs/?page=${page}`),
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
-  runItems: (runId: string, page = 1) => request<Page<unknown>>("GET", `/api/runs/${runId}/items/?page=${page}`),
+  lastRun: (id: number) => request<{ run: RunSummary | null }>("GET", `/api/workflows/${id}/runs/last/`),
   cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
   secrets: () => request<SecretSummary[]>("GET", "/api/secrets/"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),

@@ -1,14 +1,20 @@
-// The run websocket: server→client only. The server sends a snapshot on every connect, then
-// deltas, then a final snapshot and closes. A close before the final snapshot reconnects
-// with exponential backoff; each reconnect starts again from the server's snapshot.
-import type { RunMessage } from "../types";
+// The editor's two websockets, both server→client only (docs/run-protocol.md):
+// - the run socket: a snapshot on every connect, then deltas, then a final snapshot and a
+//   close. A close before the final snapshot reconnects with exponential backoff; each
+//   reconnect starts again from the server's snapshot, never from a replay.
+// - the workflow socket: `hello` on connect, then a notice for every run of the workflow as
+//   it starts, progresses and ends, whatever started it. It reconnects for as long as the
+//   editor is open (a reconnect's `hello` tells the last run again).
+import type { RunMessage, WorkflowMessage } from "../types";
 
 export type SocketStatus = "idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed";
 
-export interface RunSocketHandlers {
-  onMessage: (msg: RunMessage) => void;
+export interface SocketHandlers<M> {
+  onMessage: (msg: M) => void;
   onStatus?: (status: SocketStatus) => void;
 }
+
+export type RunSocketHandlers = SocketHandlers<RunMessage>;
 
 export interface RunSocketOptions {
   /** Delay before the first reconnect, doubled each time up to `maxDelayMs`. */
@@ -22,34 +28,66 @@ export interface RunSocket {
   close: () => void;
 }
 
-export function runSocketUrl(runId: string): string {
-  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/runs/" + runId + "/";
+function wsUrl(path: string): string {
+  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 }
 
-function parse(data: unknown): RunMessage | null {
+export function runSocketUrl(runId: string): string {
+  return wsUrl("/ws/runs/" + runId + "/");
+}
+
+export function workflowSocketUrl(workflowId: number): string {
+  return wsUrl("/ws/workflows/" + workflowId + "/");
+}
+
+function parseJson(data: unknown): Record<string, unknown> | null {
   if (typeof data !== "string") return null;
   try {
-    const msg = JSON.parse(data) as Record<string, unknown>;
-    if (!msg || typeof msg !== "object") return null;
-    // Tolerate a delta wrapped as {"type": "delta", "delta": {...}}.
-    if (msg.type === "delta" && msg.delta && typeof msg.delta === "object") {
-      return { type: "delta", ...(msg.delta as object) } as RunMessage;
-    }
-    if (msg.type === "snapshot" || msg.type === "delta") return msg as unknown as RunMessage;
+    const msg = JSON.parse(data) as unknown;
+    return msg && typeof msg === "object" ? (msg as Record<string, unknown>) : null;
   } catch {
     // A malformed frame is ignored; the next snapshot restores the truth.
+    return null;
+  }
+}
+
+function parseRun(data: unknown): RunMessage | null {
+  const msg = parseJson(data);
+  if (msg && (msg.type === "snapshot" || msg.type === "delta")) return msg as unknown as RunMessage;
+  return null;
+}
+
+function parseWorkflow(data: unknown): WorkflowMessage | null {
+  const msg = parseJson(data);
+  if (!msg) return null;
+  if (msg.type === "hello") return msg as unknown as WorkflowMessage;
+  if ((msg.type === "run.started" || msg.type === "run.progress" || msg.type === "run.ended") && msg.run && typeof msg.run === "object") {
+    return msg as unknown as WorkflowMessage;
   }
   return null;
 }
 
-export function openRunSocket(runId: string, handlers: RunSocketHandlers, options: RunSocketOptions = {}): RunSocket {
+interface Lifecycle<M> {
+  /** A message after which a close is the normal end (the run socket's final snapshot). */
+  isEnd: (msg: M) => boolean;
+  /** A message that proves the connection healthy (resets the backoff). */
+  isHealthy: (msg: M) => boolean;
+}
+
+function openSocket<M>(
+  url: string,
+  parse: (data: unknown) => M | null,
+  life: Lifecycle<M>,
+  handlers: SocketHandlers<M>,
+  options: RunSocketOptions,
+): RunSocket {
   const baseDelay = options.baseDelayMs ?? 500;
   const maxDelay = options.maxDelayMs ?? 10_000;
   const maxAttempts = options.maxAttempts ?? 30;
   let ws: WebSocket | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let stopped = false;
-  let gotFinal = false;
+  let ended = false;
   let failures = 0;
 
   const status = (s: SocketStatus) => {
@@ -60,7 +98,7 @@ export function openRunSocket(runId: string, handlers: RunSocketHandlers, option
     timer = null;
     if (stopped) return;
     status(failures === 0 ? "connecting" : "reconnecting");
-    const socket = new WebSocket(runSocketUrl(runId));
+    const socket = new WebSocket(url);
     ws = socket;
     socket.onopen = () => {
       if (ws === socket) status("open");
@@ -68,23 +106,21 @@ export function openRunSocket(runId: string, handlers: RunSocketHandlers, option
     socket.onmessage = (event: MessageEvent) => {
       if (ws !== socket || stopped) return;
       const msg = parse(event.data);
-      if (!msg) return;
-      if (msg.type === "snapshot") {
-        failures = 0;
-        if (msg.final) gotFinal = true;
-      }
+      if (msg === null) return;
+      if (life.isHealthy(msg)) failures = 0;
+      if (life.isEnd(msg)) ended = true;
       handlers.onMessage(msg);
     };
     socket.onclose = (event: CloseEvent) => {
       if (ws !== socket) return;
       ws = null;
       if (stopped) return;
-      if (gotFinal) {
+      if (ended) {
         status("closed");
         return;
       }
       failures += 1;
-      // 4401 (signed out) and 4404 (no such run) will not get better by retrying.
+      // 4401 (signed out) and 4404 (not found) will not get better by retrying.
       if (failures > maxAttempts || event?.code === 4401 || event?.code === 4404) {
         status("failed");
         return;
@@ -107,4 +143,28 @@ export function openRunSocket(runId: string, handlers: RunSocketHandlers, option
       if (socket && socket.readyState !== WebSocket.CLOSED && socket.readyState !== WebSocket.CLOSING) socket.close();
     },
   };
+}
+
+export function openRunSocket(runId: string, handlers: RunSocketHandlers, options: RunSocketOptions = {}): RunSocket {
+  return openSocket(
+    runSocketUrl(runId),
+    parseRun,
+    { isEnd: (m) => m.type === "snapshot" && Boolean(m.final), isHealthy: (m) => m.type === "snapshot" },
+    handlers,
+    options,
+  );
+}
+
+export function openWorkflowSocket(
+  workflowId: number,
+  handlers: SocketHandlers<WorkflowMessage>,
+  options: RunSocketOptions = {},
+): RunSocket {
+  return openSocket(
+    workflowSocketUrl(workflowId),
+    parseWorkflow,
+    { isEnd: () => false, isHealthy: (m) => m.type === "hello" },
+    handlers,
+    { maxAttempts: Number.POSITIVE_INFINITY, ...options },
+  );
 }

@@ -2,7 +2,7 @@
 // the block's live run status (from the run store) and its validation errors (graph store).
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import type { ReactNode } from "react";
-import { useRunStore } from "../store/runStore";
+import { statusLabel, useBlockRunState, useRunStore } from "../store/runStore";
 import { useGraphStore, type BlockNode } from "../store/graphStore";
 import { BlockIcon } from "./icons";
 
@@ -23,32 +23,48 @@ export function useBlockMeta(blockType: string): { label: string; icon: string }
 
 /** Status pill. Subscribes to this block only, so a run re-renders just this node. */
 export function RunStatus({ id }: { id: string }) {
-  const status = useRunStore((s) => s.blocks[id]?.status ?? "idle");
+  const status = useBlockStatus(id);
   return (
     <span className="run-status" data-status={status}>
-      <span className={`status-pill status-${status}`} title={`run status: ${status}`}>
-        {status}
+      <span className={`status-pill status-${status}`} title={`run status: ${statusLabel(status)}`}>
+        {statusLabel(status)}
       </span>
     </span>
   );
 }
 
-/** Per-item counts of a block inside a loop (running / succeeded / failed, and cancelled if any). */
+/**
+ * The server's counters of a block inside a loop (one per item) or of a Loop (its items):
+ * ⟳ running, ✓ succeeded, ✗ failed, ⊘ cancelled or never started.
+ */
 export function RunCounts({ id }: { id: string }) {
-  const state = useRunStore((s) => s.blocks[id]);
+  const state = useBlockRunState(id);
   if (!state) return null;
+  const stopped = state.cancelled + state.not_started;
+  const title = [
+    `${state.succeeded} succeeded`,
+    `${state.failed} failed`,
+    `${state.cancelled} cancelled`,
+    `${state.not_started} not started`,
+    `${state.running} running`,
+    `of ${state.total}`,
+  ].join(" · ");
   return (
-    <div
-      className="run-counts"
-      title={`items running / succeeded / failed${state.cancelled ? " / cancelled" : ""}`}
-      data-testid="run-counts"
-    >
-      <span className="count-running" data-count="running">⟳ {state.running}</span>
-      <span className="count-succeeded" data-count="succeeded">✓ {state.succeeded}</span>
-      <span className="count-failed" data-count="failed">✗ {state.failed}</span>
-      {state.cancelled > 0 && (
-        <span className="count-cancelled" data-count="cancelled">
-          ⊘ {state.cancelled}
+    <div className="run-counts" title={title} data-testid="run-counts">
+      {state.running > 0 && (
+        <span className="count-running" data-count="running">
+          ⟳ {state.running}
+        </span>
+      )}
+      <span className="count-succeeded" data-count="succeeded">
+        ✓ {state.succeeded}
+      </span>
+      <span className="count-failed" data-count="failed">
+        ✗ {state.failed}
+      </span>
+      {stopped > 0 && (
+        <span className="count-cancelled" data-count="stopped">
+          ⊘ {stopped}
         </span>
       )}
     </div>

@@ -21,7 +21,7 @@ export function loopSummary(config: Record<string, unknown>): string {
 }
 
 export const LoopNode = memo(function LoopNode(props: BlockNodeProps) {
-  const { id, data, selected, parentId } = props;
+  const { id, data, selected } = props;
   const { label, icon } = useBlockMeta(data.blockType);
   const invalid = useGraphStore((s) => Boolean(s.errorsByBlock[id]?.length));
   const status = useBlockStatus(id);
@@ -57,7 +57,7 @@ export const LoopNode = memo(function LoopNode(props: BlockNodeProps) {
           <span className="block-summary" title={summary}>
             {summary}
           </span>
-          {parentId && <RunCounts id={id} />}
+          <RunCounts id={id} />
           <RunStatus id={id} />
         </div>
         <NodeErrors id={id} />

@@ -1,7 +1,11 @@
-// Past runs of the workflow; opening one replays its stored state in the Progress view.
+// Runs of the workflow, kept live by the workflow socket (store/workflowRuns.ts): a run that
+// starts (from any trigger) or ends refetches the page, a running one's counters update in
+// place. Opening one shows its final snapshot (block states, counters) in the Progress view.
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
 import type { RunSummary } from "../types";
+import { statusLabel } from "../store/runStore";
+import { useWorkflowRuns } from "../store/workflowRuns";
 import { formatDuration } from "./metrics";
 
 function when(iso: string | null): string {
@@ -21,6 +25,8 @@ export function HistoryTab(props: {
   const [runs, setRuns] = useState<RunSummary[] | null>(null);
   const [hasNext, setHasNext] = useState(false);
   const [error, setError] = useState("");
+  const heardVersion = useWorkflowRuns((s) => s.version);
+  const heard = useWorkflowRuns((s) => s.runs);
 
   useEffect(() => {
     let ignore = false;
@@ -38,7 +44,7 @@ export function HistoryTab(props: {
     return () => {
       ignore = true;
     };
-  }, [workflowId, page, refresh]);
+  }, [workflowId, page, refresh, heardVersion]);
 
   if (error) return <p className="kr-error">{error}</p>;
   if (!runs) return <p className="kr-muted">Loading…</p>;
@@ -59,7 +65,7 @@ export function HistoryTab(props: {
             </tr>
           </thead>
           <tbody>
-            {runs.map((run) => (
+            {runs.map((listed) => heard[listed.id] ?? listed).map((run) => (
               <tr
                 key={run.id}
                 data-testid="history-row"
@@ -68,7 +74,9 @@ export function HistoryTab(props: {
               >
                 <td title={run.id}>{when(run.started_at ?? run.created_at)}</td>
                 <td>
-                  <span className={`kr-badge kr-s-${run.status}`}>{run.status}</span>
+                  <span className={`kr-badge kr-s-${run.status}`} data-testid="history-status">
+                    {statusLabel(run.status)}
+                  </span>
                 </td>
                 <td>{run.trigger}</td>
                 <td className="kr-num">

@@ -1,103 +1,203 @@
-// One row per item of the run; a click opens the item's step outputs.
-import { memo, useMemo, useState } from "react";
-import { useRunStore, type RunItem } from "../store/runStore";
-import { attemptsByItem, formatDuration, itemLabel, sortItems } from "./metrics";
+// The run's items, virtualised: only the rows in view (plus a margin) are in the DOM, each
+// ROW_HEIGHT pixels high in a spacer as tall as the whole list, so 10,000 or 100,000 items
+// cost what 40 do. Rows come page by page from the server (run/itemPages.ts) as the list
+// scrolls; filters and search run on the server. While the run changes, the rows in view
+// are re-read at most once per REFRESH_MS. A click opens the item in the side panel.
+import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { statusLabel, useRunStore, type RunItem } from "../store/runStore";
+import { ItemPager, toRowView, type ItemRowView, type PageFetcher } from "./itemPages";
+import { formatDuration } from "./metrics";
+import type { ItemQuery } from "./runApi";
 
-type Filter = "all" | "running" | "succeeded" | "failed" | "cancelled";
+export const ROW_HEIGHT = 28;
+/** Rows rendered above and below the ones in view. */
+export const OVERSCAN = 12;
+const DEFAULT_VIEW_HEIGHT = 320;
+export const REFRESH_MS = 1000;
 
-const ItemRow = memo(function ItemRow(props: {
-  item: RunItem;
-  attempts: number;
-  nested: boolean;
+/** Rows [first, last] to render for a scroll position (clamped to the list). */
+export function visibleRange(scrollTop: number, viewHeight: number, count: number): [number, number] {
+  if (count <= 0) return [0, -1];
+  const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
+  const last = Math.min(count - 1, Math.ceil((scrollTop + viewHeight) / ROW_HEIGHT) + OVERSCAN);
+  return [first, Math.max(first - 1, last)];
+}
+
+const Row = memo(function Row(props: {
+  row: ItemRowView;
+  top: number;
   selected: boolean;
   onSelect: (key: string) => void;
 }) {
-  const { item, attempts, nested, selected, onSelect } = props;
-  const label = itemLabel(item.data);
+  const { row, top, selected, onSelect } = props;
+  const error = row.failed_block && row.error ? `${row.failed_block}: ${row.error}` : row.error;
   return (
-    <tr
+    <div
+      role="row"
       data-testid="item-row"
-      data-item-key={item.key}
-      data-status={item.status}
-      className={selected ? "kr-selected" : undefined}
+      data-item-key={row.key}
+      data-status={row.status}
+      className={selected ? "kr-vrow kr-selected" : "kr-vrow"}
+      style={{ top }}
       tabIndex={0}
-      onClick={() => onSelect(item.key)}
+      onClick={() => onSelect(row.key)}
       onKeyDown={(e) => {
         if (e.key === "Enter" || e.key === " ") {
           e.preventDefault();
-          onSelect(item.key);
+          onSelect(row.key);
         }
       }}
     >
-      <td className="kr-num" title={item.key}>
-        {nested ? item.key : item.index}
-      </td>
-      <td className="kr-label-cell" title={label}>
-        {label}
-      </td>
-      <td>
-        <span className={`kr-badge kr-s-${item.status}`}>{item.status}</span>
-      </td>
-      <td className="kr-num">{formatDuration(item.duration)}</td>
-      <td className="kr-num">{attempts || ""}</td>
-      <td className="kr-err-cell" title={item.error}>
-        {item.failed_block && item.error ? `${item.failed_block}: ${item.error}` : item.error}
-      </td>
-    </tr>
+      <span role="cell" className="kr-num" title={row.key}>
+        {row.parent_key ? row.key : row.index}
+      </span>
+      <span role="cell" className="kr-label-cell" title={row.label}>
+        {row.label}
+      </span>
+      <span role="cell">
+        <span className={`kr-badge kr-s-${row.status}`}>{statusLabel(row.status)}</span>
+      </span>
+      <span role="cell" className="kr-num">
+        {formatDuration(row.duration)}
+      </span>
+      <span role="cell" className="kr-err-cell" title={error}>
+        {error}
+      </span>
+    </div>
   );
 });
 
-export function ItemTable(props: { selected: string | null; onSelect: (key: string) => void }) {
-  const items = useRunStore((s) => s.items);
-  const steps = useRunStore((s) => s.steps);
-  const [filter, setFilter] = useState<Filter>("all");
-  const attempts = useMemo(() => attemptsByItem(steps), [steps]);
-  const rows = useMemo(() => {
-    const all = sortItems(Object.values(items));
-    return filter === "all" ? all : all.filter((i) => i.status === filter);
-  }, [items, filter]);
-  const count = Object.keys(items).length;
+export function ItemTable(props: {
+  runId: string;
+  query: ItemQuery;
+  selected: string | null;
+  onSelect: (key: string) => void;
+  fetcher?: PageFetcher;
+}) {
+  const { runId, query, selected, onSelect, fetcher } = props;
+  const [, setVersion] = useState(0);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [viewHeight, setViewHeight] = useState(DEFAULT_VIEW_HEIGHT);
+  const scroller = useRef<HTMLDivElement>(null);
+  const pagerRef = useRef<ItemPager | null>(null);
+  const queryKey = JSON.stringify(query);
+
+  // One pager per run and query; the old one is disposed (its requests aborted, rows dropped).
+  const [pager, setPager] = useState<ItemPager | null>(null);
+  useEffect(() => {
+    const made = new ItemPager(runId, JSON.parse(queryKey) as ItemQuery, () => setVersion((v) => v + 1), fetcher);
+    pagerRef.current = made;
+    setPager(made);
+    if (scroller.current) scroller.current.scrollTop = 0;
+    setScrollTop(0);
+    return () => {
+      made.dispose();
+      if (pagerRef.current === made) pagerRef.current = null;
+    };
+  }, [runId, queryKey, fetcher]);
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && el.clientHeight > 0) setViewHeight(el.clientHeight);
+  }, [pager]);
+
+  const count = pager?.count ?? 0;
+  const [first, last] = visibleRange(scrollTop, viewHeight, count);
+  const lastWanted = pager?.count === null ? PAGE_HINT : last;
+
+  useEffect(() => {
+    pager?.ensure(lastWanted);
+  }, [pager, lastWanted]);
+
+  // Re-read the rows in view while the run changes (throttled), and once more at its end.
+  const itemsVersion = useRunStore((s) => (s.runId === runId ? s.itemsVersion : 0));
+  const live = useRunStore((s) => (s.runId === runId ? s.items : NO_ITEMS));
+  const final = useRunStore((s) => s.runId === runId && s.final);
+  const range = useRef<[number, number]>([first, last]);
+  useEffect(() => {
+    range.current = [first, last];
+  }, [first, last]);
+  const lastRefresh = useRef(0);
+  useEffect(() => {
+    if (!pager || itemsVersion === 0) return;
+    const timer = setTimeout(() => {
+      lastRefresh.current = now();
+      const [a, b] = range.current;
+      pager.refresh(a, Math.max(a, b));
+    }, final ? 0 : throttle(lastRefresh.current, REFRESH_MS));
+    return () => clearTimeout(timer);
+  }, [pager, itemsVersion, final]);
+
+  const onScroll = useCallback(() => {
+    const el = scroller.current;
+    if (!el) return;
+    setScrollTop(el.scrollTop);
+    if (el.clientHeight > 0) setViewHeight(el.clientHeight);
+  }, []);
+
+  const rows = [];
+  for (let i = first; i <= last; i += 1) {
+    const row = fresher(pager?.row(i), live);
+    rows.push(
+      row ? (
+        <Row key={row.key} row={row} top={i * ROW_HEIGHT} selected={row.key === selected} onSelect={onSelect} />
+      ) : (
+        <div key={`pending-${i}`} className="kr-vrow kr-muted" data-testid="item-row-pending" style={{ top: i * ROW_HEIGHT }}>
+          loading…
+        </div>
+      ),
+    );
+  }
 
   return (
     <div className="kr-items">
-      <div className="kr-row kr-small">
-        <strong>Items</strong>
-        <span className="kr-muted">{count}</span>
-        <select value={filter} data-testid="item-filter" onChange={(e) => setFilter(e.target.value as Filter)}>
-          <option value="all">all</option>
-          <option value="running">running</option>
-          <option value="succeeded">succeeded</option>
-          <option value="failed">failed</option>
-          <option value="cancelled">cancelled</option>
-        </select>
+      <div className="kr-vtable" role="table" data-testid="item-table" aria-rowcount={count}>
+        <div className="kr-vrow kr-vhead" role="row">
+          <span role="columnheader">#</span>
+          <span role="columnheader">Item</span>
+          <span role="columnheader">Status</span>
+          <span role="columnheader">Duration</span>
+          <span role="columnheader">Error</span>
+        </div>
+        <div className="kr-vscroll" ref={scroller} onScroll={onScroll} data-testid="item-scroll">
+          <div className="kr-vspace" style={{ height: count * ROW_HEIGHT }}>
+            {rows}
+          </div>
+        </div>
       </div>
-      <div className="kr-table-wrap">
-        <table className="kr-table" data-testid="item-table">
-          <thead>
-            <tr>
-              <th>#</th>
-              <th>Item</th>
-              <th>Status</th>
-              <th>Duration</th>
-              <th>Attempts</th>
-              <th>Error</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((item) => (
-              <ItemRow
-                key={item.key}
-                item={item}
-                attempts={item.attempts ?? attempts[item.key] ?? 0}
-                nested={Boolean(item.parent_key)}
-                selected={item.key === props.selected}
-                onSelect={props.onSelect}
-              />
-            ))}
-          </tbody>
-        </table>
-        {count === 0 && <p className="kr-muted">No loop items yet.</p>}
+      <div className="kr-row kr-small">
+        <span className="kr-muted" data-testid="item-count">
+          {pager?.count === null || !pager ? "loading…" : `${count}${pager.capped ? "+" : ""} item${count === 1 ? "" : "s"}`}
+        </span>
+        {pager?.error && <span className="kr-error">{pager.error}</span>}
+        {pager && pager.count === 0 && <span className="kr-muted">No items match.</span>}
       </div>
     </div>
   );
 }
+
+const NO_ITEMS: Record<string, RunItem> = {};
+
+/**
+ * A loaded row, or the socket's newer word on it: a row read as running that the socket has
+ * since seen end shows its end at once (the page is re-read within REFRESH_MS anyway).
+ */
+export function fresher(row: ItemRowView | undefined, live: Record<string, RunItem>): ItemRowView | undefined {
+  if (!row || row.status !== "running") return row;
+  const item = live[row.key];
+  if (!item || item.status === "running") return row;
+  const { label: _label, ...rest } = toRowView(item);
+  return { ...row, ...rest };
+}
+
+function now(): number {
+  return Date.now();
+}
+
+/** Milliseconds to wait so that two reads are at least `every` apart. */
+export function throttle(last: number, every: number): number {
+  return Math.max(0, last + every - now());
+}
+
+/** Before the first answer, ask for the first page's worth of rows. */
+const PAGE_HINT = 50;

@@ -1,73 +1,141 @@
-// Live (or replayed) progress of the run in the run store.
-import { useCallback, useMemo, useState } from "react";
+// Live (or replayed) progress of the run in the run store: the server's counters (the same
+// numbers as the header, the canvas and the table's filters), the timeline, and the item
+// table with the item detail in a side panel beside it.
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { isFinalStatus, useRunStore } from "../store/runStore";
 import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
 import { RunOutputs } from "./RunOutputs";
-import { formatDuration, loopStats, measuredSpeedup, topLevelItems } from "./metrics";
+import { formatDuration, runCounters, throughputOf } from "./metrics";
+import type { ItemQuery } from "./runApi";
 import { TimelineView } from "./TimelineView";
 
 function pct(part: number, total: number): string {
   return `${total > 0 ? (100 * part) / total : 0}%`;
 }
 
+const STATUSES = ["running", "succeeded", "failed", "cancelled", "not_started"] as const;
+const SEARCH_DELAY_MS = 300;
+
 export function ProgressView() {
   const runId = useRunStore((s) => s.runId);
   const run = useRunStore((s) => s.run);
-  const items = useRunStore((s) => s.items);
   const final = useRunStore((s) => s.final);
+  const items = useRunStore((s) => s.items);
+  const loops = useRunStore((s) => s.loops);
   const [selection, setSelection] = useState<{ runId: string; key: string } | null>(null);
   const selected = selection && selection.runId === runId ? selection.key : null;
+  const [status, setStatus] = useState("");
+  const [search, setSearch] = useState("");
+  const [q, setQ] = useState("");
+  const [pick, setPick] = useState<{ query: ItemQuery; label: string } | null>(null);
 
-  const top = useMemo(() => topLevelItems(items), [items]);
+  // A new run starts with no filter.
+  useEffect(() => {
+    setStatus("");
+    setSearch("");
+    setQ("");
+    setPick(null);
+  }, [runId]);
+  useEffect(() => {
+    const timer = setTimeout(() => setQ(search.trim()), SEARCH_DELAY_MS);
+    return () => clearTimeout(timer);
+  }, [search]);
+
   const finished = final || isFinalStatus(run?.status);
-  const stats = useMemo(() => loopStats(run, top, finished), [run, top, finished]);
-  // No speedup for a cancelled run: its items did not all get their chance.
-  const cancelledRun = run?.status === "cancelled";
-  const speedup = useMemo(() => (finished && !cancelledRun ? measuredSpeedup(top) : null), [finished, cancelledRun, top]);
+  const c = runCounters(run);
+  const throughput = useMemo(() => throughputOf(run, Object.values(items)), [run, items]);
+  const remaining = Math.max(0, c.total - c.done - c.cancelled - c.not_started);
+  const eta = throughput && remaining > 0 ? remaining / throughput : null;
+  const peak = Math.max(0, ...Object.values(loops).map((l) => l.peak_running));
+  const cap = Math.max(0, ...Object.values(loops).map((l) => l.max_concurrent));
+  const query = useMemo<ItemQuery>(
+    () => ({ ...(status ? { status } : {}), ...(q ? { q } : {}), ...pick?.query }),
+    [status, q, pick],
+  );
 
   const onSelect = useCallback((key: string) => runId && setSelection({ runId, key }), [runId]);
+  const onPick = useCallback((picked: ItemQuery, label: string) => setPick({ query: picked, label }), []);
 
   if (!runId) return <p className="kr-muted">Start a run, or open one from the history.</p>;
 
   return (
     <div className="kr-progress">
       <div className="kr-stats">
-        <div className="kr-bar" role="progressbar" aria-valuemin={0} aria-valuemax={stats.total} aria-valuenow={stats.done}>
-          <span className="kr-bar-ok" style={{ width: pct(stats.succeeded, stats.total) }} />
-          <span className="kr-bar-failed" style={{ width: pct(stats.failed, stats.total) }} />
-          <span className="kr-bar-running" style={{ width: pct(stats.running, stats.total) }} />
-          <span className="kr-bar-cancelled" style={{ width: pct(stats.cancelled, stats.total) }} />
+        <div className="kr-bar" role="progressbar" aria-valuemin={0} aria-valuemax={c.total} aria-valuenow={c.done} data-testid="progress-bar">
+          <span className="kr-bar-ok" style={{ width: pct(c.succeeded, c.total) }} />
+          <span className="kr-bar-failed" style={{ width: pct(c.failed, c.total) }} />
+          <span className="kr-bar-running" style={{ width: pct(c.running, c.total) }} />
+          <span className="kr-bar-cancelled" style={{ width: pct(c.cancelled + c.not_started, c.total) }} />
         </div>
-        <div className="kr-row kr-small">
+        <div className="kr-row kr-small" data-testid="counters">
           <strong data-testid="progress">
-            {stats.done}/{stats.total}
+            {c.done}/{c.total}
           </strong>
           <span>items done</span>
-          {stats.failed > 0 && (
+          <span className="kr-text-ok" data-testid="progress-succeeded">
+            {c.succeeded} succeeded
+          </span>
+          {c.failed > 0 && (
             <span className="kr-text-failed" data-testid="progress-failed">
-              {stats.failed} failed
+              {c.failed} failed
             </span>
           )}
-          {stats.cancelled > 0 && (
+          {c.cancelled > 0 && (
             <span className="kr-text-cancelled" data-testid="progress-cancelled">
-              {stats.cancelled} cancelled
+              {c.cancelled} cancelled
             </span>
           )}
-          <span data-testid="in-flight">{stats.running} in flight</span>
-          {stats.throughput !== null && <span data-testid="throughput">{stats.throughput.toFixed(1)} items/s</span>}
-          {!finished && stats.eta !== null && stats.eta > 0 && <span data-testid="eta">ETA {formatDuration(stats.eta)}</span>}
+          {c.not_started > 0 && (
+            <span className="kr-text-cancelled" data-testid="progress-not-started">
+              {c.not_started} not started
+            </span>
+          )}
+          <span data-testid="in-flight">{c.running} in flight</span>
+          {peak > 0 && (
+            <span data-testid="max-concurrency" title="most items in flight at once so far, and the loop's cap">
+              peak {peak}
+              {cap ? ` of ${cap}` : ""} at once
+            </span>
+          )}
+          {throughput !== null && <span data-testid="throughput">{throughput.toFixed(1)} items/s</span>}
+          {!finished && eta !== null && <span data-testid="eta">ETA {formatDuration(eta)}</span>}
           {run?.duration != null && <span>run took {formatDuration(run.duration)}</span>}
         </div>
-        {speedup && (
-          <p className="kr-speedup" data-testid="speedup" title={`${formatDuration(speedup.sequentialSeconds)} of item time in ${formatDuration(speedup.wallSeconds)}`}>
-            {speedup.speedup.toFixed(1)}× faster than sequential
-          </p>
+      </div>
+      <TimelineView runId={runId} finished={finished} showSpeedup={run?.status !== "cancelled"} onPick={onPick} />
+      <div className="kr-row kr-small kr-filters">
+        <strong>Items</strong>
+        <select value={status} data-testid="item-filter" onChange={(e) => setStatus(e.target.value)}>
+          <option value="">all ({c.total})</option>
+          {STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s.replace("_", " ")} ({s === "running" ? c.running : c[s]})
+            </option>
+          ))}
+        </select>
+        <input
+          type="search"
+          className="kr-search"
+          placeholder="search key or data"
+          maxLength={200}
+          value={search}
+          data-testid="item-search"
+          onChange={(e) => setSearch(e.target.value)}
+        />
+        {pick && (
+          <span className="kr-chip" data-testid="item-pick">
+            {pick.label}
+            <button type="button" className="kr-chip-x" aria-label="clear" onClick={() => setPick(null)}>
+              ×
+            </button>
+          </span>
         )}
       </div>
-      <TimelineView items={top} />
-      <ItemTable selected={selected} onSelect={onSelect} />
-      {selected && <ItemDetailView runId={runId} itemKey={selected} onClose={() => setSelection(null)} />}
+      <div className={selected ? "kr-items-area kr-with-detail" : "kr-items-area"}>
+        <ItemTable runId={runId} query={query} selected={selected} onSelect={onSelect} />
+        {selected && <ItemDetailView runId={runId} itemKey={selected} onClose={() => setSelection(null)} />}
+      </div>
       {finished && <RunOutputs runId={runId} />}
     </div>
   );

@@ -17,8 +17,8 @@ const workflow: Workflow = {
 
 function runSummary(over: Partial<RunSummary> = {}): RunSummary {
   return {
-    id: "r1", workflow: 1, workflow_version: 2, status: "running", trigger: "manual",
-    progress: { total: 2, succeeded: 1, failed: 0, running: 1 }, error: "", created_at: at(0),
+    id: "r1", workflow: 1, workflow_version: 2, status: "running", trigger: "api",
+    progress: { total: 2, succeeded: 1, failed: 0, running: 1, cancelled: 0, not_started: 0 }, error: "", created_at: at(0),
     started_at: at(0), finished_at: null, duration: null, last_seq: 5, ...over,
   };
 }
@@ -79,9 +79,24 @@ function defaults(method: string, url: string): { status: number; body: unknown 
   if (method === "GET" && url === "/api/templates/") {
     return { status: 200, body: [{ slug: "lead-enrichment", name: "Leads", description: "", sample: { leads: [{ name: "Ada" }] } }] };
   }
+  if (method === "GET" && /^\/api\/workflows\/\d+\/runs\/last\/$/.test(url)) return { status: 200, body: { run: null } };
   if (method === "GET" && url.startsWith("/api/workflows/1/runs/")) return { status: 200, body: { count: 0, next: null, previous: null, results: [] } };
+  if (method === "GET" && /^\/api\/runs\/\w+\/timeline\//.test(url)) return { status: 200, body: timelineOf(0) };
+  if (method === "GET" && /^\/api\/runs\/\w+\/items\/\?(status|q|limit)/.test(url)) return { status: 200, body: { results: [], next: null, count: 0 } };
   return { status: 404, body: { error: `no route for ${method} ${url}` } };
 }
+
+function timelineOf(count: number) {
+  // Two items of 4 s each (bars 3.9-4.2 s), both started in the first of 5 one-second buckets
+  // and finished in the last: 8 s of item time in 5 s.
+  const concurrency = Array.from({ length: 5 }, (_, i) => ({ t: i, in_flight: count, started: i === 0 ? count : 0, finished: i === 4 ? count : 0, failed: 0 }));
+  const edges = [0, 3.9, 4.1];
+  return { started_at: at(0), from: 0, to: 5, bucket_seconds: 1, concurrency,
+    durations: { edges, counts: [0, count], p50: 4, p95: 4, max: 4.1, count } };
+}
+
+const runSockets = () => FakeSocket.instances.filter((s) => s.url.includes("/ws/runs/"));
+const workflowSocket = () => FakeSocket.instances.find((s) => s.url.includes("/ws/workflows/"))!;
 
 const $ = (testId: string) => container.querySelector<HTMLElement>(`[data-testid="${testId}"]`);
 const $$ = (testId: string) => Array.from(container.querySelectorAll<HTMLElement>(`[data-testid="${testId}"]`));
@@ -115,18 +130,23 @@ function snapshot(over: Partial<RunSnapshotMessage> = {}): RunSnapshotMessage {
 
 describe("RunPanel", () => {
   it("prefills the template sample, runs, follows progress and shows item details as text", async () => {
+    const page = { results: snapshot().items, next: null, count: 2 };
     routes = (method, url) => {
       if (method === "POST" && url === "/api/workflows/1/runs/") return { status: 201, body: runSummary({ status: "queued" }) };
       if (url.startsWith("/api/runs/r1/items/?key=")) {
-        return { status: 200, body: { count: 1, next: null, previous: null, results: [{
+        return { status: 200, body: { count: 1, next: null, results: [{
           ...snapshot().items[0], steps: [{ block_id: "agent", name: "Agent", status: "succeeded", error: "", attempts: 2,
             started_at: at(0), finished_at: at(4), duration: 4, output: { summary: EVIL } }] }] } };
       }
+      if (url.startsWith("/api/runs/r1/items/?limit=200")) return { status: 200, body: page };
+      if (url.startsWith("/api/runs/r1/timeline/")) return { status: 200, body: timelineOf(2) };
       return undefined;
     };
     const onBeforeRun = vi.fn(async () => workflow);
     act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={onBeforeRun} />));
     await flush();
+    expect(workflowSocket().url).toBe(`ws://${location.host}/ws/workflows/1/`);
+    expect(container.textContent).toContain("No run yet"); // runs/last said null
 
     const input = $("run-input") as HTMLTextAreaElement;
     expect(JSON.parse(input.value)).toEqual({ leads: [{ name: "Ada" }] });
@@ -141,10 +161,15 @@ describe("RunPanel", () => {
     await flush();
     expect(onBeforeRun).toHaveBeenCalledOnce();
     expect(calls.find((c) => c.method === "POST")?.body).toEqual({ input: { leads: [] } });
-    expect(FakeSocket.instances.at(-1)!.url).toBe(`ws://${location.host}/ws/runs/r1/`);
+    expect(runSockets().at(-1)!.url).toBe(`ws://${location.host}/ws/runs/r1/`);
     expect($("run-status")?.textContent).toBe("queued");
+    // The workflow socket announces the run this panel started: no notice, no second socket.
+    act(() => workflowSocket().send({ type: "run.started", run: runSummary({ status: "queued" }) }));
+    expect($("run-notice")).toBeNull();
+    expect(runSockets()).toHaveLength(1);
 
-    act(() => FakeSocket.instances.at(-1)!.send(snapshot()));
+    act(() => runSockets()[0].send(snapshot()));
+    await flush();
     expect($("run-status")?.textContent).toBe("running");
     expect($("progress")?.textContent).toBe("1/2");
     expect($("cancel-button")).not.toBeNull();
@@ -152,15 +177,17 @@ describe("RunPanel", () => {
     const rows = $$("item-row");
     expect(rows.map((r) => r.dataset.itemKey)).toEqual(["Loop[0]", "Loop[1]"]);
     expect(rows[0].textContent).toContain(EVIL);
-    expect(rows[0].textContent).toContain("2"); // attempts
     expect(rows[1].textContent).toContain('{"email":"b@x.io"}');
+    expect($("item-count")?.textContent).toBe("2 items");
 
     await act(async () => rows[0].click());
     await flush();
+    // The detail opens in the side panel beside the table.
+    expect(container.querySelector(".kr-items-area.kr-with-detail [data-testid=item-detail]")).not.toBeNull();
     expect($("item-detail")?.textContent).toContain(`"summary": ${JSON.stringify(EVIL)}`);
     expect(container.querySelector("img")).toBeNull();
 
-    act(() => FakeSocket.instances.at(-1)!.send(snapshot({
+    act(() => runSockets()[0].send(snapshot({
       seq: 9, final: true,
       run: runSummary({ status: "succeeded", finished_at: at(5), duration: 5, progress: { total: 2, succeeded: 2, failed: 0, running: 0 } }),
       items: [snapshot().items[0], { ...snapshot().items[1], status: "succeeded", finished_at: at(5), duration: 4 }],
@@ -171,37 +198,87 @@ describe("RunPanel", () => {
     expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
     // 8 s of item time in a 5 s window.
     expect($("speedup")?.textContent).toBe("1.6× faster than sequential");
-    expect($("max-concurrency")?.textContent).toBe("max 2 running at once");
   });
 
-  it("follows a run in flight after a reload on the Progress tab, and shows cancelled items", async () => {
-    const live = runSummary({ status: "running", progress: { total: 4, succeeded: 1, failed: 0, running: 1 } });
-    routes = (_method, url) =>
-      url.startsWith("/api/workflows/1/runs/") ? { status: 200, body: { count: 1, next: null, previous: null, results: [live] } } : undefined;
+  it("shows the last run after a reload, running or ended (never 'No run yet')", async () => {
+    const ended = runSummary({ status: "partially_succeeded", finished_at: at(6), duration: 6,
+      progress: { total: 4, succeeded: 3, failed: 1, running: 0, cancelled: 0, not_started: 0 } });
+    routes = (_method, url) => (url === "/api/workflows/1/runs/last/" ? { status: 200, body: { run: ended } } : undefined);
     act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
-    act(() => $("tab-input")!.click()); // whatever tab the panel had before the reload
-    expect($("tab-progress")?.getAttribute("aria-selected")).toBe("false");
+    act(() => $("tab-input")!.click());
     await flush();
-    expect(FakeSocket.instances).toHaveLength(1);
-    expect($("tab-progress")?.getAttribute("aria-selected")).toBe("true");
-    expect(($("run-button") as HTMLButtonElement).disabled).toBe(true);
-    const base = snapshot().items[0];
-    act(() => FakeSocket.instances[0].send(snapshot({
+    expect(runSockets()).toHaveLength(1); // its final snapshot paints the canvas
+    expect($("run-status")?.textContent).toBe("partially succeeded");
+    expect(container.textContent).not.toContain("No run yet");
+    expect($("tab-input")?.getAttribute("aria-selected")).toBe("true"); // an ended run does not take the tab
+    // The workflow socket's hello names the same run: nothing reconnects.
+    act(() => workflowSocket().send({ type: "hello", last_run: ended }));
+    expect(runSockets()).toHaveLength(1);
+  });
+
+  it("follows a run started by the webhook, and only offers one while the user looks at another run", async () => {
+    routes = () => undefined;
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    await flush();
+    act(() => workflowSocket().send({ type: "hello", last_run: null }));
+    const hooked = runSummary({ id: "w1", trigger: "webhook", status: "queued" });
+    act(() => workflowSocket().send({ type: "run.started", run: hooked }));
+    expect(runSockets().map((s) => s.url)).toEqual([`ws://${location.host}/ws/runs/w1/`]);
+    expect($("run-notice")?.textContent).toContain("started by the webhook");
+    expect($("run-notice")?.dataset.trigger).toBe("webhook");
+    expect($("run-id")?.dataset.runId).toBe("w1");
+
+    // While w1 runs, a CLI run is offered, not switched to.
+    act(() => workflowSocket().send({ type: "run.started", run: runSummary({ id: "c1", trigger: "cli", status: "queued" }) }));
+    expect(runSockets()).toHaveLength(1);
+    expect($("run-notice")?.textContent).toContain("started by the CLI");
+    act(() => $("run-notice-open")!.click());
+    expect(runSockets().at(-1)!.url).toBe(`ws://${location.host}/ws/runs/c1/`);
+    expect($("run-notice")).toBeNull();
+    await flush();
+  });
+
+  it("asks before cancelling a run with items in flight; the counters say what never started", async () => {
+    routes = (method, url) => {
+      if (url === "/api/workflows/1/runs/last/") return { status: 200, body: { run: runSummary() } };
+      if (method === "POST" && url === "/api/runs/r1/cancel/") return { status: 200, body: runSummary({ status: "cancelled" }) };
+      if (url.startsWith("/api/runs/r1/items/?status=not_started")) {
+        return { status: 200, body: { results: [{ ...snapshot().items[1], key: "Loop[3]", index: 3, status: "not_started",
+          error: "the run was cancelled before this item started", started_at: null }], next: null, count: 1 } };
+      }
+      return undefined;
+    };
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    await flush();
+    expect($("tab-progress")?.getAttribute("aria-selected")).toBe("true"); // a running last run takes the tab
+    act(() => runSockets()[0].send(snapshot()));
+    await act(async () => $("cancel-button")!.click());
+    expect($("cancel-confirm")?.textContent).toContain("1 item in flight");
+    expect(calls.some((c) => c.method === "POST")).toBe(false);
+    await act(async () => $("cancel-confirm-yes")!.click());
+    await flush();
+    expect(calls.filter((c) => c.method === "POST").map((c) => c.url)).toEqual(["/api/runs/r1/cancel/"]);
+    act(() => runSockets()[0].send(snapshot({
       seq: 9, final: true,
-      run: runSummary({ status: "cancelled", finished_at: at(6), duration: 6, progress: { total: 4, succeeded: 2, failed: 0, running: 0 } }),
-      items: [
-        base,
-        { ...base, key: "Loop[1]", index: 1, started_at: at(1), finished_at: at(5), duration: 4 },
-        { ...base, key: "Loop[2]", index: 2, status: "cancelled", started_at: at(2), finished_at: at(6), duration: 4 },
-        { ...base, key: "Loop[3]", index: 3, status: "cancelled", started_at: null, finished_at: null, duration: null },
-      ],
+      run: runSummary({ status: "cancelled", finished_at: at(6), duration: 6,
+        progress: { total: 4, succeeded: 2, failed: 0, running: 0, cancelled: 1, not_started: 1 } }),
     })));
     await flush();
     expect($("progress")?.textContent).toBe("2/4");
-    expect($("progress-cancelled")?.textContent).toBe("2 cancelled");
-    expect($("speedup")).toBeNull(); // no speedup figure for a cancelled run
-    expect(container.querySelectorAll(".kr-tl-cancelled")).toHaveLength(1);
-    expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
+    expect($("progress-cancelled")?.textContent).toBe("1 cancelled");
+    expect($("progress-not-started")?.textContent).toBe("1 not started");
+    const filter = $("item-filter") as HTMLSelectElement;
+    expect(Array.from(filter.options).map((o) => o.textContent)).toEqual([
+      "all (4)", "running (0)", "succeeded (2)", "failed (0)", "cancelled (1)", "not started (1)",
+    ]);
+    act(() => {
+      filter.value = "not_started";
+      filter.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await flush();
+    expect($$("item-row").map((r) => r.dataset.status)).toEqual(["not_started"]);
+    expect($$("item-row")[0].textContent).toContain("not started");
+    expect($("item-count")?.textContent).toBe("1 item");
   });
 
   it("lists validation errors when the run is refused", async () => {
@@ -215,7 +292,7 @@ describe("RunPanel", () => {
     await flush();
     expect($("run-errors")?.textContent).toBe("Agent · model: is required");
     expect($("start-error")?.textContent).toBe("the workflow is not valid");
-    expect(FakeSocket.instances).toHaveLength(0);
+    expect(runSockets()).toHaveLength(0);
   });
 
   it("does not run when saving first fails", async () => {
@@ -227,29 +304,36 @@ describe("RunPanel", () => {
     expect(calls.some((c) => c.method === "POST")).toBe(false);
   });
 
-  it("opens a past run from the history and falls back to REST when the websocket closes early", async () => {
+  it("opens a past run from the history (kept while new runs start) and falls back to REST when the websocket closes early", async () => {
     const done = runSummary({ status: "succeeded", finished_at: at(5), duration: 5, progress: { total: 2, succeeded: 2, failed: 0, running: 0 } });
-    const items = snapshot().items.map((i) => ({ ...i, status: "succeeded", finished_at: at(5), duration: 4, steps: [] }));
+    const items = snapshot().items.map((i) => ({ ...i, status: "succeeded", finished_at: at(5), duration: 4 }));
     routes = (_method, url) => {
+      if (url === "/api/workflows/1/runs/last/") return { status: 200, body: { run: null } };
       if (url.startsWith("/api/workflows/1/runs/")) return { status: 200, body: { count: 1, next: null, previous: null, results: [done] } };
       if (url === "/api/runs/r1/") return { status: 200, body: { ...done, outputs: {} } };
-      if (url === "/api/runs/r1/items/?page=1") return { status: 200, body: { count: 2, next: null, previous: null, results: items } };
+      if (url.startsWith("/api/runs/r1/items/?limit=")) return { status: 200, body: { count: 2, next: null, results: items } };
       return undefined;
     };
     act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
     await flush();
-    expect(FakeSocket.instances).toHaveLength(0); // a finished run is not followed automatically
     act(() => $("tab-history")!.click());
     await flush();
     expect($$("history-row").map((r) => r.dataset.runId)).toEqual(["r1"]);
     act(() => $("history-open")!.click());
-    expect(FakeSocket.instances).toHaveLength(1);
-    act(() => FakeSocket.instances[0].close());
+    expect(runSockets()).toHaveLength(1);
+    act(() => runSockets()[0].close());
     await flush();
     expect($("run-status")?.textContent).toBe("succeeded");
     expect($("progress")?.textContent).toBe("2/2");
     expect($$("item-row")).toHaveLength(2);
-    expect($("speedup")).not.toBeNull();
+    // A webhook run starts meanwhile: the run opened from the History stays, the new one is offered.
+    act(() => workflowSocket().send({ type: "run.started", run: runSummary({ id: "w9", trigger: "webhook", status: "queued" }) }));
+    expect(runSockets()).toHaveLength(1);
+    expect($("run-notice-open")).not.toBeNull();
+    // The History lists it as soon as it is announced.
+    act(() => $("tab-history")!.click());
+    await flush();
+    expect(calls.filter((c) => c.url.startsWith("/api/workflows/1/runs/?page=1")).length).toBeGreaterThanOrEqual(2);
   });
 
   it("webhook tab: body as a file, signed curl, secret state, confirmation before rotating", async () => {

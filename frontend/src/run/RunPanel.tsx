@@ -1,8 +1,12 @@
 // The run side of the editor: input, webhook, live progress and history of one workflow.
+// The workflow socket (store/workflowRuns.ts) tells the panel of every run as it starts,
+// whatever started it: the panel follows it unless the user is looking at another run, and
+// says who started it. After a reload, the last run (running or ended) is shown.
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError } from "../api/client";
-import type { RunSummary, Workflow } from "../types";
-import { isFinalStatus, useRunStore } from "../store/runStore";
+import type { RunSummary, Workflow, WorkflowMessage } from "../types";
+import { isFinalStatus, statusLabel, useRunStore } from "../store/runStore";
+import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workflowRuns";
 import { HistoryTab } from "./HistoryTab";
 import { InputTab, parseInput, type RunProblem } from "./InputTab";
 import { ProgressView } from "./ProgressView";
@@ -33,6 +37,9 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const [startError, setStartError] = useState("");
   const [historyVersion, setHistoryVersion] = useState(0);
   const [cancelling, setCancelling] = useState(false);
+  const [confirmCancel, setConfirmCancel] = useState(false);
+  const starting_ = useRef(false);
+  const notice = useWorkflowRuns((s) => s.notice);
 
   const runId = useRunStore((s) => s.runId);
   const run = useRunStore((s) => s.run);
@@ -79,22 +86,55 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     };
   }, [workflow.template_slug, inputTouched]);
 
-  // Follow a run already in flight (started by a webhook, or before a reload).
+  // The last run, shown after a (re)load: running or ended, never "No run yet" when one exists.
+  const showLast = useCallback(
+    (last: RunSummary | null) => {
+      if (!last || last.workflow !== workflow.id || useRunStore.getState().runId) return;
+      connect(last.id, last);
+      if (!isFinalStatus(last.status)) setTab("progress");
+    },
+    [workflow.id, connect],
+  );
+
+  // Every run of this workflow as it starts: follow it, or offer it in a notice.
+  const onWorkflowMessage = useCallback(
+    (msg: WorkflowMessage) => {
+      if (msg.type === "hello") {
+        showLast(msg.last_run);
+        return;
+      }
+      if (msg.type !== "run.started") return;
+      const state = useRunStore.getState();
+      const decision = followDecision(
+        { runId: state.runId, pinned: state.pinned, final: state.final, status: state.run?.status },
+        msg.run,
+      );
+      if (decision === "already") return;
+      // A run this panel is starting needs no notice: its answer connects to it.
+      if (starting_.current) return;
+      if (decision === "follow") connect(msg.run.id, msg.run);
+      useWorkflowRuns.getState().setNotice({ run: msg.run, followed: decision === "follow" });
+    },
+    [showLast, connect],
+  );
+
+  useEffect(() => {
+    useWorkflowRuns.getState().connect(workflow.id, onWorkflowMessage);
+    return () => useWorkflowRuns.getState().disconnect();
+  }, [workflow.id, onWorkflowMessage]);
+
   useEffect(() => {
     let ignore = false;
     api
-      .runs(workflow.id)
-      .then((page) => {
-        const latest = page.results[0];
-        if (ignore || !latest || isFinalStatus(latest.status) || useRunStore.getState().runId) return;
-        connect(latest.id, latest);
-        setTab("progress");
+      .lastRun(workflow.id)
+      .then((answer) => {
+        if (!ignore) showLast(answer.run);
       })
       .catch(() => undefined);
     return () => {
       ignore = true;
     };
-  }, [workflow.id, connect]);
+  }, [workflow.id, showLast]);
 
   // The websocket closed before telling us anything (or gave up): load the stored state over
   // REST meanwhile. A later websocket snapshot replaces it; an older one never overwrites it.
@@ -124,13 +164,15 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const startRun = async () => {
     if (!parsed.ok || starting || busy) return;
     setStarting(true);
+    starting_.current = true;
     setProblems([]);
     setStartError("");
     try {
       const saved = await onBeforeRun();
       if (!saved) return;
       const started = await api.startRun(saved.id, parsed.value);
-      connect(started.id, started);
+      if (useRunStore.getState().runId !== started.id) connect(started.id, started);
+      useWorkflowRuns.getState().setNotice(null);
       setTab("progress");
       setHistoryVersion((v) => v + 1);
     } catch (err) {
@@ -142,10 +184,19 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
       setTab("input");
     } finally {
       setStarting(false);
+      starting_.current = false;
     }
   };
 
+  // Items in flight are lost work: ask first.
+  const requestCancel = () => {
+    const running = run?.progress.running ?? 0;
+    if (running > 0 || run?.status === "running") setConfirmCancel(true);
+    else void cancel();
+  };
+
   const cancel = async () => {
+    setConfirmCancel(false);
     if (!runId || cancelling) return;
     setCancelling(true);
     try {
@@ -162,8 +213,9 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     }
   };
 
-  const openRun = (summary: RunSummary) => {
-    connect(summary.id, summary);
+  const openRun = (summary: RunSummary, pinned = true) => {
+    connect(summary.id, summary, { pinned });
+    useWorkflowRuns.getState().setNotice(null);
     setTab("progress");
   };
 
@@ -187,17 +239,17 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           {starting ? "Starting…" : "Run"}
         </button>
         {active && (
-          <button type="button" className="kr-btn kr-danger" data-testid="cancel-button" disabled={cancelling} onClick={cancel}>
+          <button type="button" className="kr-btn kr-danger" data-testid="cancel-button" disabled={cancelling || confirmCancel} onClick={requestCancel}>
             {cancelling ? "Cancelling…" : "Cancel"}
           </button>
         )}
         {run ? (
           <span className="kr-runinfo">
-            <span className={`kr-badge kr-s-${run.status}`} data-testid="run-status">
-              {run.status}
+            <span className={`kr-badge kr-s-${run.status}`} data-testid="run-status" data-status={run.status}>
+              {statusLabel(run.status)}
             </span>
-            <span className="kr-muted" title={run.id}>
-              run {run.id.slice(0, 8)}
+            <span className="kr-muted" title={run.id} data-testid="run-id" data-run-id={run.id}>
+              run {run.id.slice(0, 8)} · {run.trigger}
             </span>
           </span>
         ) : (
@@ -209,6 +261,36 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           </span>
         )}
       </header>
+      {confirmCancel && active && (
+        <div className="kr-confirm" role="alertdialog" data-testid="cancel-confirm">
+          <span>
+            Cancel this run? {run?.progress.running ?? 0} item{(run?.progress.running ?? 0) === 1 ? "" : "s"} in flight will be
+            stopped and the items not started yet will not run.
+          </span>
+          <button type="button" className="kr-btn kr-danger" data-testid="cancel-confirm-yes" onClick={() => void cancel()}>
+            Cancel the run
+          </button>
+          <button type="button" className="kr-btn" data-testid="cancel-confirm-no" onClick={() => setConfirmCancel(false)}>
+            Keep running
+          </button>
+        </div>
+      )}
+      {notice && (
+        <div className="kr-notice" role="status" data-testid="run-notice" data-run-id={notice.run.id} data-trigger={notice.run.trigger}>
+          <span>
+            A run was started by {TRIGGER_LABELS[notice.run.trigger] ?? notice.run.trigger}
+            {notice.followed ? " — showing it." : "."}
+          </span>
+          {!notice.followed && (
+            <button type="button" className="kr-btn" data-testid="run-notice-open" onClick={() => openRun(notice.run, false)}>
+              Show it
+            </button>
+          )}
+          <button type="button" className="kr-btn" aria-label="dismiss" data-testid="run-notice-dismiss" onClick={() => useWorkflowRuns.getState().setNotice(null)}>
+            ×
+          </button>
+        </div>
+      )}
       {run?.error && (
         <div className="kr-error" data-testid="run-error">
           {run.error}

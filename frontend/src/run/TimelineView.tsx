@@ -1,48 +1,220 @@
-// One bar per item over time, so overlap (the concurrency actually achieved) is visible.
-import { useMemo } from "react";
-import type { RunItem } from "../store/runStore";
-import { formatDuration, itemLabel, timeline } from "./metrics";
+// The run over time, bounded whatever its N (GET /api/runs/<id>/timeline/): items in flight
+// per time bucket and a histogram of item durations. Dragging across the concurrency chart
+// zooms into that window (re-read from the server at full resolution); a click on a bucket or
+// a histogram bar narrows the item table to the items of that moment or duration.
+import { useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
+import type { RunTimeline } from "../types";
+import { useRunStore } from "../store/runStore";
+import { throttle } from "./ItemTable";
+import { formatDuration } from "./metrics";
+import { fetchTimeline, type ItemQuery } from "./runApi";
 
 const WIDTH = 1000;
-const MAX_HEIGHT = 240;
+const CHART_HEIGHT = 70;
+const HIST_HEIGHT = 50;
+/** A pointer that moved less than this (in chart units) clicked rather than dragged. */
+const DRAG_MIN = 6;
+export const TIMELINE_REFRESH_MS = 2000;
 
-export function TimelineView(props: { items: RunItem[] }) {
-  const data = useMemo(() => timeline(props.items), [props.items]);
-  if (!data.bars.length) return null;
-  const n = data.bars.length;
-  const row = Math.max(1, Math.min(10, MAX_HEIGHT / n));
-  const gap = row >= 4 ? 1 : 0;
-  const height = row * n;
-  const scale = data.span > 0 ? WIDTH / data.span : 0;
+export interface Window {
+  from?: number;
+  to?: number;
+}
+
+/** The bucket under a point at `fraction` (0..1) of the chart's width. */
+export function bucketAt(data: RunTimeline, fraction: number): number {
+  const n = data.concurrency.length;
+  return Math.max(0, Math.min(n - 1, Math.floor(fraction * n)));
+}
+
+/** Seconds since the run started at `fraction` of the chart's width. */
+export function timeAt(data: RunTimeline, fraction: number): number {
+  return data.from + Math.max(0, Math.min(1, fraction)) * (data.to - data.from);
+}
+
+/**
+ * Item-seconds over the loop's wall time (the first bucket an item started in → the end of
+ * the last bucket one finished in), from the histogram's bar middles: the concurrency the run
+ * achieved, i.e. how much faster than one item after the other. Null with < 2 items.
+ */
+export function speedupFromTimeline(data: RunTimeline): { speedup: number; itemSeconds: number; wallSeconds: number } | null {
+  const { edges, counts, count } = data.durations;
+  if (count < 2 || edges.length < 2) return null;
+  let itemSeconds = 0;
+  counts.forEach((n, i) => {
+    itemSeconds += n * (edges[i] + edges[i + 1]) / 2;
+  });
+  const firstStart = data.concurrency.findIndex((b) => b.started > 0);
+  let lastEnd = -1;
+  data.concurrency.forEach((b, i) => {
+    if (b.finished > 0) lastEnd = i;
+  });
+  if (firstStart < 0 || lastEnd < 0) return null;
+  const wallSeconds = (lastEnd + 1 - firstStart) * data.bucket_seconds;
+  if (!(wallSeconds > 0) || itemSeconds <= 0) return null;
+  return { speedup: itemSeconds / wallSeconds, itemSeconds, wallSeconds };
+}
+
+export function TimelineView(props: {
+  runId: string;
+  finished: boolean;
+  showSpeedup: boolean;
+  onPick: (query: ItemQuery, label: string) => void;
+}) {
+  const { runId, finished, showSpeedup, onPick } = props;
+  const [zoom, setZoom] = useState<Window>({});
+  const [data, setData] = useState<RunTimeline | null>(null);
+  const [drag, setDrag] = useState<{ x0: number; x1: number } | null>(null);
+  const itemsVersion = useRunStore((s) => (s.runId === runId ? s.itemsVersion : 0));
+  const lastRead = useRef(0);
+
+  useEffect(() => {
+    setZoom({});
+    setData(null);
+  }, [runId]);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    const wait = finished ? 0 : throttle(lastRead.current, TIMELINE_REFRESH_MS);
+    const timer = setTimeout(() => {
+      lastRead.current = Date.now();
+      fetchTimeline(runId, zoom, 100, controller.signal)
+        .then((answer) => setData(answer))
+        .catch(() => undefined);
+    }, wait);
+    return () => {
+      clearTimeout(timer);
+      controller.abort();
+    };
+  }, [runId, zoom, finished, itemsVersion]);
+
+  if (!data || data.durations.count === 0) return null;
+  const peak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
+  const bw = WIDTH / Math.max(1, data.concurrency.length);
+  const zoomed = zoom.from !== undefined || zoom.to !== undefined;
+  const speedup = showSpeedup && finished && !zoomed ? speedupFromTimeline(data) : null;
+  const hist = data.durations;
+  const histPeak = Math.max(1, ...hist.counts);
+  const hw = WIDTH / Math.max(1, hist.counts.length);
+
+  const fraction = (e: ReactPointerEvent<SVGSVGElement>) => {
+    const rect = e.currentTarget.getBoundingClientRect();
+    return rect.width > 0 ? (e.clientX - rect.left) / rect.width : 0;
+  };
+  const onDown = (e: ReactPointerEvent<SVGSVGElement>) => {
+    const f = fraction(e);
+    e.currentTarget.setPointerCapture?.(e.pointerId);
+    setDrag({ x0: f, x1: f });
+  };
+  const onMove = (e: ReactPointerEvent<SVGSVGElement>) => {
+    if (drag) setDrag({ ...drag, x1: fraction(e) });
+  };
+  const onUp = (e: ReactPointerEvent<SVGSVGElement>) => {
+    if (!drag) return;
+    const x1 = fraction(e);
+    setDrag(null);
+    if (Math.abs(x1 - drag.x0) * WIDTH >= DRAG_MIN) {
+      const [a, b] = [Math.min(drag.x0, x1), Math.max(drag.x0, x1)];
+      setZoom({ from: timeAt(data, a), to: timeAt(data, b) });
+      return;
+    }
+    const bucket = data.concurrency[bucketAt(data, x1)];
+    const from = bucket.t;
+    const to = bucket.t + data.bucket_seconds;
+    onPick({ from, to }, `in flight ${formatDuration(from)}–${formatDuration(to)}`);
+  };
 
   return (
     <div className="kr-timeline" data-testid="timeline">
       <div className="kr-row kr-small">
         <strong>Timeline</strong>
-        <span data-testid="max-concurrency">max {data.maxConcurrent} running at once</span>
-        <span className="kr-muted kr-grow kr-right">{formatDuration(data.span / 1000)}</span>
+        <span className="kr-muted">
+          {formatDuration(data.from)}–{formatDuration(data.to)} · peak {peak} in flight per {formatDuration(data.bucket_seconds)}
+        </span>
+        {zoomed && (
+          <button type="button" className="kr-btn" data-testid="timeline-reset" onClick={() => setZoom({})}>
+            Whole run
+          </button>
+        )}
+        <span className="kr-muted kr-grow kr-right">drag to zoom · click to list the items of that moment</span>
       </div>
       <svg
         className="kr-timeline-svg"
-        viewBox={`0 0 ${WIDTH} ${height}`}
+        data-testid="timeline-chart"
+        viewBox={`0 0 ${WIDTH} ${CHART_HEIGHT}`}
         preserveAspectRatio="none"
-        style={{ height: Math.max(24, Math.min(MAX_HEIGHT, height)) }}
+        style={{ height: CHART_HEIGHT }}
         role="img"
-        aria-label="item timeline"
+        aria-label="items in flight over time"
+        onPointerDown={onDown}
+        onPointerMove={onMove}
+        onPointerUp={onUp}
       >
-        {data.bars.map((bar, i) => (
+        {data.concurrency.map((b, i) => {
+          const h = (b.in_flight / peak) * (CHART_HEIGHT - 2);
+          const hf = b.finished > 0 ? (b.failed / b.finished) * h : 0;
+          return (
+            <g key={i}>
+              <rect className="kr-tl-running" x={i * bw} y={CHART_HEIGHT - h} width={Math.max(1, bw - 0.5)} height={h}>
+                <title>{`${formatDuration(b.t)}: ${b.in_flight} in flight, ${b.started} started, ${b.finished} finished, ${b.failed} failed`}</title>
+              </rect>
+              {hf > 0 && <rect className="kr-tl-failed" x={i * bw} y={CHART_HEIGHT - hf} width={Math.max(1, bw - 0.5)} height={hf} />}
+            </g>
+          );
+        })}
+        {drag && (
           <rect
-            key={bar.key}
-            className={`kr-tl-${bar.status}`}
-            x={bar.start * scale}
-            y={i * row}
-            width={Math.max(2, (bar.end - bar.start) * scale)}
-            height={Math.max(0.5, row - gap)}
-          >
-            <title>{`#${bar.index} ${itemLabel(bar.data)} · ${bar.status} · ${formatDuration((bar.end - bar.start) / 1000)}`}</title>
-          </rect>
-        ))}
+            className="kr-tl-select"
+            x={Math.min(drag.x0, drag.x1) * WIDTH}
+            y={0}
+            width={Math.abs(drag.x1 - drag.x0) * WIDTH}
+            height={CHART_HEIGHT}
+          />
+        )}
       </svg>
+      <div className="kr-row kr-small">
+        <strong>Durations</strong>
+        <span className="kr-muted" data-testid="duration-stats">
+          {hist.count} items · p50 {formatDuration(hist.p50)} · p95 {formatDuration(hist.p95)} · max {formatDuration(hist.max)}
+        </span>
+      </div>
+      <svg
+        className="kr-timeline-svg"
+        data-testid="duration-histogram"
+        viewBox={`0 0 ${WIDTH} ${HIST_HEIGHT}`}
+        preserveAspectRatio="none"
+        style={{ height: HIST_HEIGHT }}
+        role="img"
+        aria-label="item durations"
+      >
+        {hist.counts.map((n, i) => {
+          const h = (n / histPeak) * (HIST_HEIGHT - 2);
+          const low = hist.edges[i];
+          const high = hist.edges[i + 1];
+          return (
+            <rect
+              key={i}
+              className="kr-tl-succeeded kr-clickable"
+              x={i * hw}
+              y={HIST_HEIGHT - Math.max(h, n > 0 ? 1 : 0)}
+              width={Math.max(1, hw - 1)}
+              height={Math.max(h, n > 0 ? 1 : 0)}
+              onClick={() => onPick({ minDuration: low, maxDuration: i === hist.counts.length - 1 ? high + 1e-6 : high }, `took ${formatDuration(low)}–${formatDuration(high)}`)}
+            >
+              <title>{`${formatDuration(low)}–${formatDuration(high)}: ${n} items`}</title>
+            </rect>
+          );
+        })}
+      </svg>
+      {speedup && (
+        <p
+          className="kr-speedup"
+          data-testid="speedup"
+          title={`${formatDuration(speedup.itemSeconds)} of item time in ${formatDuration(speedup.wallSeconds)}`}
+        >
+          {speedup.speedup.toFixed(1)}× faster than sequential
+        </p>
+      )}
     </div>
   );
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
-import { attemptsByItem, formatDuration, itemLabel, loopStats, measuredSpeedup, timeline } from "./metrics";
+import { formatDuration, itemLabel, runCounters, throughputOf } from "./metrics";
 import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
@@ -25,61 +25,21 @@ describe("itemLabel", () => {
   });
 });
 
-describe("loop numbers", () => {
+describe("run numbers", () => {
   const items = [item(0, 0, 4), item(1, 0, 4), item(2, 2, 6, { status: "failed" }), item(3, 4, 8), item(4, 6, null)];
 
-  it("computes throughput and ETA from server timestamps", () => {
-    const run = { progress: { total: 10, succeeded: 3, failed: 1, running: 1 } } as RunSummary;
-    const stats = loopStats(run, items);
-    expect(stats.done).toBe(4);
-    expect(stats.throughput).toBeCloseTo(4 / 8);
-    expect(stats.eta).toBeCloseTo(6 / 0.5);
+  it("reads the server's counters, cancelled and never-started items apart from done", () => {
+    const run = { progress: { total: 10, succeeded: 3, failed: 1, running: 1, cancelled: 2, not_started: 3 } } as RunSummary;
+    expect(runCounters(run)).toEqual({ total: 10, done: 4, succeeded: 3, failed: 1, cancelled: 2, not_started: 3, running: 1 });
+    expect(runCounters(null).total).toBe(0);
   });
 
-  it("builds a timeline with the peak concurrency", () => {
-    const t = timeline(items);
-    expect(t.bars).toHaveLength(5);
-    expect(t.span).toBe(8000);
-    // 0-4: two items; 2-6 overlaps them: three at once. Back-to-back items do not overlap.
-    expect(t.maxConcurrent).toBe(3);
-    expect(t.bars[4]).toMatchObject({ status: "running", start: 6000, end: 8000 });
-  });
-
-  it("measures the speedup over a sequential run", () => {
-    const s = measuredSpeedup(items)!;
-    expect(s.sequentialSeconds).toBe(16);
-    expect(s.wallSeconds).toBe(8);
-    expect(s.speedup).toBe(2);
-    expect(measuredSpeedup([])).toBeNull();
-  });
-
-  it("leaves cancelled items out of done, throughput, ETA and speedup", () => {
-    const withCancelled = [
-      item(0, 0, 4),
-      item(1, 0, 4),
-      item(2, 1, 9, { status: "cancelled" }),
-      item(3, 2, null, { status: "cancelled", started_at: null }),
-      item(4, 2, null, { status: "cancelled" }),
-    ];
-    const run = { progress: { total: 5, succeeded: 2, failed: 0, running: 0 } } as RunSummary;
-    const stats = loopStats(run, withCancelled);
-    expect(stats.done).toBe(2);
-    expect(stats.cancelled).toBe(3);
-    expect(stats.throughput).toBeCloseTo(2 / 4); // the cancelled item's late end does not count
-    expect(stats.eta).toBe(0); // nothing left to run
-    // Once the run is over, items it never started are cancelled too.
-    const over = loopStats({ progress: { total: 9, succeeded: 2, failed: 0, running: 0 } } as RunSummary, withCancelled, true);
-    expect(over.cancelled).toBe(7);
-    const s = measuredSpeedup(withCancelled)!;
-    expect(s.sequentialSeconds).toBe(8);
-    expect(s.wallSeconds).toBe(4);
-    expect(timeline(withCancelled).bars.map((b) => b.status)).toEqual(["succeeded", "succeeded", "cancelled", "cancelled"]);
-  });
-
-  it("gives no speedup for fewer than two finished items", () => {
-    expect(measuredSpeedup([item(0, 0, 4)])).toBeNull();
-    expect(measuredSpeedup([item(0, 0, 4), item(1, 0, 3, { status: "cancelled" })])).toBeNull();
-    expect(measuredSpeedup([item(0, 0, 4), item(1, 0, 3, { status: "failed" })])).not.toBeNull();
+  it("computes throughput from the run's start to the latest item end (server clocks)", () => {
+    const run = { started_at: at(0), progress: { total: 10, succeeded: 3, failed: 1, running: 1 } } as RunSummary;
+    expect(throughputOf(run, items)).toBeCloseTo(4 / 8);
+    expect(throughputOf({ ...run, progress: { ...run.progress, succeeded: 1, failed: 0 } }, items)).toBeNull();
+    // A cancelled item's late end does not count.
+    expect(throughputOf(run, [item(0, 0, 4), item(1, 1, 20, { status: "cancelled" })])).toBeCloseTo(4 / 4);
   });
 });
 
@@ -89,14 +49,6 @@ describe("helpers", () => {
     expect(formatDuration(2.5)).toBe("2.50 s");
     expect(formatDuration(125)).toBe("2m 05s");
     expect(formatDuration(null)).toBe("");
-  });
-
-  it("takes the most attempts of an item's steps", () => {
-    const step = (item_key: string, block_id: string, attempts: number) => ({
-      item_key, block_id, name: block_id, status: "succeeded" as const, error: "", attempts,
-      started_at: null, finished_at: null, duration: null,
-    });
-    expect(attemptsByItem({ a: step("L[0]", "x", 1), b: step("L[0]", "y", 3), c: step("", "t", 5) })).toEqual({ "L[0]": 3 });
   });
 
   it("quotes the curl body for the shell", () => {

@@ -1,7 +1,8 @@
-// REST reads the run panel needs beyond api/client.ts: one item with its step outputs, and a
-// whole run rebuilt as a snapshot when the websocket cannot be reached.
+// REST reads the run panel needs beyond api/client.ts (docs/run-protocol.md): pages of items by
+// cursor with server-side filters and search, one item with its step outputs, the timeline,
+// and the run's stored state as a snapshot when the websocket cannot be reached.
 import { api, request } from "../api/client";
-import type { RunSnapshotMessage, StepState } from "../types";
+import type { ItemPage, RunSnapshotMessage, RunTimeline, StepState } from "../types";
 import { isFinalStatus, type RunItem } from "../store/runStore";
 
 export interface StepDetail extends Omit<StepState, "item_key"> {
@@ -13,35 +14,72 @@ export interface ItemDetail extends RunItem {
   steps: StepDetail[];
 }
 
-interface Page<T> {
-  count: number;
-  next: string | null;
-  results: T[];
+/** What the item list is narrowed to; every filter runs on the server. */
+export interface ItemQuery {
+  status?: string;
+  q?: string;
+  /** Seconds since the run started: items in flight at some moment of [from, to). */
+  from?: number;
+  to?: number;
+  /** Seconds: items whose duration is in [min, max). */
+  minDuration?: number;
+  maxDuration?: number;
+}
+
+/** Rows per page asked of the server (its maximum is 200). */
+export const PAGE_SIZE = 200;
+
+function runPath(runId: string, tail: string): string {
+  return `/api/runs/${encodeURIComponent(runId)}/${tail}`;
+}
+
+export function itemQueryString(query: ItemQuery, cursor: string | null, limit = PAGE_SIZE): string {
+  const params = new URLSearchParams();
+  if (query.status) params.set("status", query.status);
+  if (query.q) params.set("q", query.q);
+  if (query.from !== undefined) params.set("from", String(query.from));
+  if (query.to !== undefined) params.set("to", String(query.to));
+  if (query.minDuration !== undefined) params.set("min_duration", String(query.minDuration));
+  if (query.maxDuration !== undefined) params.set("max_duration", String(query.maxDuration));
+  params.set("limit", String(limit));
+  if (cursor) params.set("cursor", cursor);
+  return params.toString();
+}
+
+export function fetchItemPage(
+  runId: string,
+  query: ItemQuery,
+  cursor: string | null,
+  limit = PAGE_SIZE,
+  signal?: AbortSignal,
+): Promise<ItemPage> {
+  return request<ItemPage>("GET", runPath(runId, `items/?${itemQueryString(query, cursor, limit)}`), undefined, signal);
 }
 
 export async function fetchItem(runId: string, key: string): Promise<ItemDetail | null> {
-  const page = await request<Page<ItemDetail>>(
-    "GET",
-    `/api/runs/${encodeURIComponent(runId)}/items/?key=${encodeURIComponent(key)}`,
-  );
+  const page = await request<{ results: ItemDetail[] }>("GET", runPath(runId, `items/?key=${encodeURIComponent(key)}`));
   return page.results.find((i) => i.key === key) ?? null;
 }
 
-const MAX_PAGES = 200;
+export function fetchTimeline(
+  runId: string,
+  window: { from?: number; to?: number } = {},
+  buckets = 100,
+  signal?: AbortSignal,
+): Promise<RunTimeline> {
+  const params = new URLSearchParams({ buckets: String(buckets) });
+  if (window.from !== undefined) params.set("from", String(window.from));
+  if (window.to !== undefined) params.set("to", String(window.to));
+  return request<RunTimeline>("GET", runPath(runId, `timeline/?${params.toString()}`), undefined, signal);
+}
 
-/** The run's stored state as a snapshot message (REST fallback for a closed websocket). */
+/**
+ * The run's stored state as a snapshot message (REST fallback for a socket that cannot
+ * connect): the summary and the first page of items; block counters come with the socket.
+ */
 export async function fetchRunSnapshot(runId: string): Promise<RunSnapshotMessage> {
   const run = await api.run(runId);
-  const items: RunItem[] = [];
-  const steps: StepState[] = [];
-  for (let page = 1; page <= MAX_PAGES; page += 1) {
-    const data = await request<Page<ItemDetail>>("GET", `/api/runs/${encodeURIComponent(runId)}/items/?page=${page}`);
-    for (const { steps: itemSteps, ...item } of data.results) {
-      items.push(item);
-      for (const { output: _output, usage: _usage, ...step } of itemSteps ?? []) steps.push({ ...step, item_key: item.key });
-    }
-    if (!data.next) break;
-  }
+  const page = await fetchItemPage(runId, {}, null, 50);
   const { outputs: _outputs, ...summary } = run;
-  return { type: "snapshot", seq: run.last_seq, final: isFinalStatus(run.status), run: summary, items, steps };
+  return { type: "snapshot", seq: run.last_seq, final: isFinalStatus(run.status), run: summary, items: page.results, steps: [] };
 }

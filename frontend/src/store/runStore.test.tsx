@@ -1,13 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { RunDeltaMessage, RunSnapshotMessage, RunSummary, StepState } from "../types";
-import { IDLE_BLOCK, deriveBlocks, stepKey, useRunStore, type RunItem } from "./runStore";
+import type { BlockState, RunDeltaMessage, RunSnapshotMessage, RunSummary, StepState } from "../types";
+import { ITEM_WINDOW, statusLabel, useRunStore, type RunItem } from "./runStore";
+import { followDecision, KEPT_RUNS, useWorkflowRuns } from "./workflowRuns";
 
 const T0 = "2025-01-01T00:00:00+00:00";
 
 function run(over: Partial<RunSummary> = {}): RunSummary {
   return {
-    id: "r1", workflow: 1, workflow_version: 3, status: "running", trigger: "manual",
-    progress: { total: 3, succeeded: 0, failed: 0, running: 0 }, error: "",
+    id: "r1", workflow: 1, workflow_version: 3, status: "running", trigger: "api",
+    progress: { total: 3, succeeded: 0, failed: 0, running: 0, cancelled: 0, not_started: 0 }, error: "",
     created_at: T0, started_at: T0, finished_at: null, duration: null, last_seq: 10, ...over,
   };
 }
@@ -26,11 +27,21 @@ function step(itemKey: string, blockId: string, status: StepState["status"], ove
   };
 }
 
+function block(status: BlockState["status"], over: Partial<BlockState> = {}): BlockState {
+  return { status, succeeded: 0, failed: 0, cancelled: 0, not_started: 0, running: 0, total: 0, ...over };
+}
+
 function snapshot(over: Partial<RunSnapshotMessage> = {}): RunSnapshotMessage {
   return {
     type: "snapshot", seq: 10, final: false, run: run(),
     items: [item(0), item(1), item(2)],
-    steps: [step("", "trigger", "succeeded"), step("", "loop", "running"), step("Loop[0]", "agent", "running")],
+    steps: [step("", "trigger", "succeeded"), step("", "loop", "running")],
+    blocks: {
+      trigger: block("succeeded", { succeeded: 1, total: 1 }),
+      loop: block("running", { running: 3, total: 3 }),
+      agent: block("running", { running: 3, total: 3 }),
+    },
+    loops: { loop: { total: 3, succeeded: 0, failed: 0, cancelled: 0, not_started: 0, running: 3, max_concurrent: 10, limit: 10, peak_running: 3 } },
     ...over,
   };
 }
@@ -44,7 +55,7 @@ const store = () => useRunStore.getState();
 beforeEach(() => store().reset());
 
 describe("applySnapshot", () => {
-  it("loads run, items, steps and derives blocks", () => {
+  it("takes the server's block states, loop counters, top-level steps and item window", () => {
     store().applySnapshot(snapshot());
     const s = store();
     expect(s.runId).toBe("r1");
@@ -52,155 +63,64 @@ describe("applySnapshot", () => {
     expect(s.final).toBe(false);
     expect(s.run?.status).toBe("running");
     expect(Object.keys(s.items)).toEqual(["Loop[0]", "Loop[1]", "Loop[2]"]);
-    expect(s.steps[stepKey("Loop[0]", "agent")].status).toBe("running");
-    expect(s.blocks.trigger).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
-    expect(s.blocks.loop.status).toBe("running");
-    expect(s.blocks.agent).toEqual({ status: "running", running: 1, succeeded: 0, failed: 0, cancelled: 0 });
+    expect(s.steps.loop.status).toBe("running");
+    expect(s.blocks.agent).toEqual(block("running", { running: 3, total: 3 }));
+    expect(s.loops.loop.peak_running).toBe(3);
   });
 });
 
 describe("applyDelta", () => {
-  it("applies deltas in order", () => {
+  it("replaces whole block and loop entries and patches items and the run's counters", () => {
     store().applySnapshot(snapshot());
+    const trigger = store().blocks.trigger;
     store().applyDelta(delta(11, {
-      run: { total: 3, succeeded: 1, failed: 0, running: 2, last_seq: 11 },
-      items: [{ key: "Loop[0]", status: "succeeded", finished_at: T0, duration: 1.5 }],
-      steps: [{ item_key: "Loop[0]", block_id: "agent", status: "succeeded", attempts: 2 }],
-    }));
-    store().applyDelta(delta(12, {
-      run: { status: "succeeded", total: 3, succeeded: 3, failed: 0, running: 0, last_seq: 12, finished_at: T0 },
-      items: [{ key: "Loop[1]", status: "succeeded" }, { key: "Loop[2]", status: "succeeded" }],
-      steps: [{ item_key: "", block_id: "loop", status: "succeeded" }],
+      run: { last_seq: 11, progress: { total: 3, succeeded: 2, failed: 1, running: 0, cancelled: 0, not_started: 0 } },
+      blocks: { agent: block("partially_succeeded", { succeeded: 2, failed: 1, total: 3 }) },
+      items: [item(2, { status: "failed", error: "boom" }), item(1, { status: "succeeded" })],
     }));
     const s = store();
-    expect(s.seq).toBe(12);
-    expect(s.run?.status).toBe("succeeded");
-    expect(s.run?.progress).toEqual({ total: 3, succeeded: 3, failed: 0, running: 0 });
-    expect(s.run?.last_seq).toBe(12);
-    expect(s.run?.finished_at).toBe(T0);
-    expect(Object.values(s.items).map((i) => i.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
-    expect(s.steps[stepKey("Loop[0]", "agent")]).toMatchObject({ status: "succeeded", attempts: 2, name: "agent" });
-    expect(s.blocks.agent).toEqual({ status: "succeeded", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
+    expect(s.blocks.agent.status).toBe("partially_succeeded");
+    expect(s.blocks.trigger).toBe(trigger); // untouched: same object, no re-render
+    expect(s.run?.progress).toMatchObject({ succeeded: 2, failed: 1 });
+    expect(s.items["Loop[2]"]).toMatchObject({ status: "failed", error: "boom" });
+    // Newest first on the wire, kept newest last.
+    expect(Object.keys(s.items).slice(-2)).toEqual(["Loop[1]", "Loop[2]"]);
+    expect(s.itemsVersion).toBeGreaterThan(1);
   });
 
   it("drops stale and duplicate deltas", () => {
     store().applySnapshot(snapshot());
-    store().applyDelta(delta(9, { items: [{ key: "Loop[0]", status: "failed" }] }));
-    store().applyDelta(delta(10, { items: [{ key: "Loop[0]", status: "failed" }] }));
-    expect(store().items["Loop[0]"].status).toBe("running");
-    expect(store().seq).toBe(10);
-
-    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[1]", block_id: "agent", status: "running" }] }));
-    const afterFirst = store();
-    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[1]", block_id: "agent", status: "running" }] }));
-    expect(store().blocks.agent.running).toBe(2);
-    expect(store()).toBe(afterFirst);
+    store().applyDelta(delta(12, { items: [item(0, { status: "succeeded" })] }));
+    store().applyDelta(delta(12, { items: [item(0, { status: "failed" })] }));
+    store().applyDelta(delta(9, { items: [item(0, { status: "failed" })] }));
+    expect(store().items["Loop[0]"].status).toBe("succeeded");
+    expect(store().seq).toBe(12);
   });
 
-  it("merges partial item and step rows by key", () => {
-    store().applySnapshot(snapshot({ items: [item(0, { data: { name: "Ada" } })] }));
-    store().applyDelta(delta(11, { items: [{ key: "Loop[0]", status: "failed", error: "boom", failed_block: "agent" }] }));
-    expect(store().items["Loop[0]"]).toMatchObject({
-      key: "Loop[0]", index: 0, loop_block: "loop", started_at: T0, data: { name: "Ada" },
-      status: "failed", error: "boom", failed_block: "agent",
-    });
-    // A row first seen in a delta gets defaults for what it does not say.
-    store().applyDelta(delta(12, { items: [{ key: "Loop[5]", index: 5, loop_block: "loop" }] }));
-    expect(store().items["Loop[5]"]).toMatchObject({ key: "Loop[5]", index: 5, status: "running", error: "" });
-  });
-
-  it("keeps untouched blocks' identity so per-block selectors do not re-render", () => {
+  it("never takes a final status from a delta (the final snapshot brings it)", () => {
     store().applySnapshot(snapshot());
-    const trigger = store().blocks.trigger;
-    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[1]", block_id: "agent", status: "running" }] }));
-    expect(store().blocks.trigger).toBe(trigger);
-  });
-});
-
-describe("block derivation inside a loop", () => {
-  it("counts a loop body block over its items", () => {
-    store().applySnapshot(snapshot({ steps: [] }));
-    expect(store().blocks.agent).toBeUndefined();
-    store().applyDelta(delta(11, {
-      steps: [0, 1, 2].map((i) => ({ item_key: `Loop[${i}]`, block_id: "agent", name: "agent", status: "running" as const })),
-    }));
-    expect(store().blocks.agent).toEqual({ status: "running", running: 3, succeeded: 0, failed: 0, cancelled: 0 });
-
-    store().applyDelta(delta(12, {
-      steps: [
-        { item_key: "Loop[0]", block_id: "agent", status: "succeeded" },
-        { item_key: "Loop[1]", block_id: "agent", status: "failed", error: "429" },
-        { item_key: "Loop[2]", block_id: "agent", status: "retrying", attempts: 1 },
-      ],
-    }));
-    // Still running while one item is retrying, even though one failed.
-    expect(store().blocks.agent).toEqual({ status: "running", running: 1, succeeded: 1, failed: 1, cancelled: 0 });
-
-    store().applyDelta(delta(13, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "succeeded" }] }));
-    expect(store().blocks.agent).toEqual({ status: "failed", running: 0, succeeded: 2, failed: 1, cancelled: 0 });
-
-    // Incremental counts agree with a full derivation.
-    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
+    store().applyDelta(delta(11, { run: { last_seq: 11, status: "succeeded" } }));
+    expect(store().run?.status).toBe("running");
   });
 
-  it("reports succeeded when every item succeeded and idle when nothing ran", () => {
-    store().applySnapshot(snapshot({
-      steps: [step("Loop[0]", "slack", "succeeded"), step("Loop[1]", "slack", "succeeded")],
-    }));
-    expect(store().blocks.slack).toEqual({ status: "succeeded", running: 0, succeeded: 2, failed: 0, cancelled: 0 });
-    expect(store().blocks.never ?? IDLE_BLOCK).toEqual({ status: "idle", running: 0, succeeded: 0, failed: 0, cancelled: 0 });
-  });
-});
-
-describe("cancelled steps and running loops", () => {
-  it("shows a block whose steps were cancelled as cancelled, not idle", () => {
-    store().applySnapshot(snapshot({
-      steps: [step("", "loop", "cancelled"), step("Loop[0]", "agent", "succeeded"), step("Loop[1]", "agent", "cancelled"), step("", "slack", "cancelled")],
-    }));
-    expect(store().blocks.agent).toEqual({ status: "cancelled", running: 0, succeeded: 1, failed: 0, cancelled: 1 });
-    expect(store().blocks.slack.status).toBe("cancelled");
-    expect(store().blocks.loop.status).toBe("cancelled");
-    // A body block that succeeded for the items it ran, in a cancelled loop, did not finish either.
-    store().applyDelta(delta(10.5, { steps: [{ item_key: "Loop[0]", block_id: "store", status: "succeeded" }] }));
-    expect(store().blocks.store).toEqual({ status: "cancelled", running: 0, succeeded: 1, failed: 0, cancelled: 0 });
-    // A failure still wins over cancellations.
-    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "failed" }] }));
-    expect(store().blocks.agent).toEqual({ status: "failed", running: 0, succeeded: 1, failed: 1, cancelled: 1 });
-    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
+  it("bumps the items version for items the frame left out", () => {
+    store().applySnapshot(snapshot());
+    const v = store().itemsVersion;
+    store().applyDelta(delta(11, { items_omitted: 800 }));
+    expect(store().itemsVersion).toBe(v + 1);
+    store().applyDelta(delta(12));
+    expect(store().itemsVersion).toBe(v + 1);
   });
 
-  it("keeps a loop's body blocks running until the loop's own step finishes", () => {
-    store().applySnapshot(snapshot({
-      steps: [step("", "loop", "running"), step("Loop[0]", "agent", "succeeded"), step("Loop[1]", "agent", "succeeded")],
-    }));
-    // Every started item is done, but the loop still has items to start.
-    expect(store().blocks.agent).toEqual({ status: "running", running: 0, succeeded: 2, failed: 0, cancelled: 0 });
-    const trigger = store().blocks.loop;
-    store().applyDelta(delta(11, { steps: [{ item_key: "Loop[2]", block_id: "agent", status: "succeeded" }] }));
-    expect(store().blocks.agent.status).toBe("running");
-    expect(store().blocks.loop).toBe(trigger);
-    store().applyDelta(delta(12, { steps: [{ item_key: "", block_id: "loop", status: "succeeded" }] }));
-    expect(store().blocks.agent).toEqual({ status: "succeeded", running: 0, succeeded: 3, failed: 0, cancelled: 0 });
-    expect(deriveBlocks(store().steps, store().items)).toEqual(store().blocks);
-  });
-
-  it("holds nested loop bodies running while the outer loop runs", () => {
-    store().applySnapshot(snapshot({
-      items: [
-        item(0),
-        { ...item(0), key: "Loop[0]/Inner[0]", loop_block: "inner", parent_key: "Loop[0]", status: "succeeded" },
-      ],
-      steps: [
-        step("", "loop", "running"),
-        step("Loop[0]", "inner", "succeeded"),
-        step("Loop[0]/Inner[0]", "deep", "succeeded"),
-      ],
-    }));
-    expect(store().blocks.inner.status).toBe("running");
-    expect(store().blocks.deep.status).toBe("running");
-    store().applyDelta(delta(11, { steps: [{ item_key: "", block_id: "loop", status: "succeeded" }] }));
-    expect(store().blocks.inner.status).toBe("succeeded");
-    expect(store().blocks.deep.status).toBe("succeeded");
+  it("keeps at most ITEM_WINDOW items, whatever the run's N", () => {
+    store().applySnapshot(snapshot());
+    for (let seq = 11; seq < 11 + 100; seq += 1) {
+      const items = Array.from({ length: 50 }, (_, i) => item((seq - 11) * 50 + i, { status: "succeeded" })).reverse();
+      store().applyDelta(delta(seq, { items }));
+    }
+    const keys = Object.keys(store().items);
+    expect(keys).toHaveLength(ITEM_WINDOW);
+    expect(keys.at(-1)).toBe("Loop[4999]");
   });
 });
 
@@ -212,17 +132,52 @@ describe("final snapshot", () => {
       seq: 20, final: true,
       run: run({ status: "partially_succeeded", last_seq: 20, progress: { total: 2, succeeded: 1, failed: 1, running: 0 } }),
       items: [item(0, { status: "succeeded" }), item(1, { status: "failed", error: "x" })],
-      steps: [step("Loop[0]", "agent", "succeeded"), step("Loop[1]", "agent", "failed")],
+      blocks: { loop: block("partially_succeeded", { succeeded: 1, failed: 1, total: 2 }) },
     }));
     const s = store();
     expect(s.final).toBe(true);
     expect(s.seq).toBe(20);
     expect(s.run?.status).toBe("partially_succeeded");
     expect(Object.keys(s.items)).toEqual(["Loop[0]", "Loop[1]"]);
-    expect(s.blocks).toEqual({ agent: { status: "failed", running: 0, succeeded: 1, failed: 1, cancelled: 0 } });
+    expect(s.blocks).toEqual({ loop: block("partially_succeeded", { succeeded: 1, failed: 1, total: 2 }) });
+    expect(statusLabel(s.blocks.loop.status)).toBe("partially succeeded");
 
     store().applyDelta(delta(21, { items: [{ key: "Loop[0]", status: "failed" }] }));
     expect(store().items["Loop[0]"].status).toBe("succeeded");
+  });
+});
+
+describe("following runs of the workflow", () => {
+  const started = run({ id: "r2", trigger: "webhook", status: "queued" });
+
+  it("follows a new run unless the user looks at another one", () => {
+    expect(followDecision({ runId: null, pinned: false, final: false, status: null }, started)).toBe("follow");
+    expect(followDecision({ runId: "r2", pinned: false, final: false, status: "running" }, started)).toBe("already");
+    // The last run ended: show the new one.
+    expect(followDecision({ runId: "r1", pinned: false, final: true, status: "succeeded" }, started)).toBe("follow");
+    // Opened from the History, or still running: offer it instead.
+    expect(followDecision({ runId: "r1", pinned: true, final: true, status: "failed" }, started)).toBe("notify");
+    expect(followDecision({ runId: "r1", pinned: false, final: false, status: "running" }, started)).toBe("notify");
+  });
+
+  it("keeps the latest summary of at most KEPT_RUNS runs and bumps the version on start and end", () => {
+    const w = useWorkflowRuns.getState();
+    w.heard({ type: "hello", last_run: run() });
+    expect(useWorkflowRuns.getState().lastRun?.id).toBe("r1");
+    const v = useWorkflowRuns.getState().version;
+    w.heard({ type: "run.started", run: started });
+    w.heard({ type: "run.progress", run: { ...started, status: "running" } });
+    expect(useWorkflowRuns.getState().version).toBe(v + 1);
+    expect(useWorkflowRuns.getState().runs.r2.status).toBe("running");
+    w.heard({ type: "run.ended", run: { ...started, status: "succeeded" } });
+    expect(useWorkflowRuns.getState().version).toBe(v + 2);
+    expect(useWorkflowRuns.getState().lastRun?.status).toBe("succeeded");
+    for (let i = 0; i < KEPT_RUNS + 10; i += 1) {
+      w.heard({ type: "run.started", run: run({ id: `x${i}`, created_at: `2025-01-02T00:00:${String(i).padStart(2, "0")}Z` }) });
+    }
+    expect(Object.keys(useWorkflowRuns.getState().runs)).toHaveLength(KEPT_RUNS);
+    expect(useWorkflowRuns.getState().runs.x59).toBeDefined();
+    expect(useWorkflowRuns.getState().lastRun?.id).toBe("x59");
   });
 });
 
