@@ -5,6 +5,7 @@ failed and cancelled runs. Figures (delays, DOM node counts) are printed for the
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LocalApp, screenshot
-from tests.e2e.test_editor_browser import open_template
+from tests.e2e.test_editor_browser import configure_simulator, open_template
 
 pytestmark = pytest.mark.browser
 
@@ -89,3 +90,272 @@ def test_a_webhook_run_shows_in_the_idle_editor_within_2_s(app: LocalApp, page: 
     assert page.locator('[data-testid="run-status"]').get_attribute("data-status") == "succeeded"
     assert page.locator('[data-block-name="loop"][data-status="succeeded"]').count() == 1
     assert dialogs == []
+
+
+def api_post(page: Any, path: str, body: Any) -> dict[str, Any]:
+    """POST with the session's CSRF token (the REST API is session-authenticated)."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    answer = page.request.post(
+        path,
+        data=json.dumps(body),
+        headers={
+            "Content-Type": "application/json",
+            "X-CSRFToken": token,
+        },
+    )
+    assert answer.ok, answer.text()
+    return answer.json()
+
+
+def loop_graph(body: dict[str, Any], max_concurrent: int) -> dict[str, Any]:
+    """webhook → loop over `<webhook.body.items>` → one body block."""
+    return {
+        "blocks": [
+            {
+                "id": "webhook",
+                "type": "webhook",
+                "name": "webhook",
+                "parent": None,
+                "config": {},
+                "position": {"x": 0, "y": 120},
+            },
+            {
+                "id": "loop",
+                "type": "loop",
+                "name": "loop",
+                "parent": None,
+                "config": {"items": "<webhook.body.items>", "max_concurrent": max_concurrent},
+                "position": {"x": 300, "y": 60},
+                "style": {"width": 420, "height": 220},
+            },
+            {**body, "parent": "loop", "position": {"x": 60, "y": 80}},
+        ],
+        "edges": [{"source": "webhook", "target": "loop"}],
+    }
+
+
+def make_workflow(page: Any, name: str, graph: dict[str, Any]) -> dict[str, Any]:
+    workflow = api_post(page, "/api/workflows/", {"name": name, "graph": graph})
+    page.goto(f"/workflows/{workflow['id']}/")
+    page.wait_for_selector('[data-block-name="loop"]')
+    return workflow
+
+
+def dom_nodes(cdp: Any) -> int:
+    cdp.send("HeapProfiler.collectGarbage")
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return int(next(m["value"] for m in metrics if m["name"] == "Nodes"))
+
+
+def test_c_item_table_of_10000_rows_keeps_its_dom_across_tab_switches(
+    app: LocalApp, page: Any
+) -> None:
+    square = {
+        "id": "square",
+        "type": "transform",
+        "name": "square",
+        "config": {"input": {"v": "<item.v>"}, "expression": "v"},
+    }
+    workflow = make_workflow(page, "Ten thousand", loop_graph(square, 50))
+    items = [{"v": i, "name": f"item {i}"} for i in range(10_000)]
+    run_id = post_json(workflow["webhook_url"], {"items": items})["run_id"]
+    page.wait_for_selector(f'[data-testid="run-id"][data-run-id="{run_id}"]')
+    page.wait_for_selector('[data-testid="run-status"][data-status="succeeded"]', timeout=240_000)
+    page.click('[data-testid="tab-progress"]')
+    page.wait_for_selector('[data-testid="item-count"]:has-text("10000 items")')
+    page.wait_for_selector('[data-testid="item-row"][data-item-key="loop[0]"]')
+    assert page.locator('[data-testid="progress"]').inner_text() == "10000/10000"
+    rows = page.locator('[data-testid="item-row"]').count()
+    assert rows < 60, rows  # the rows in view, not 10,000
+    # Scrolling far pages in from the server; the DOM stays as small.
+    page.eval_on_selector('[data-testid="item-scroll"]', "el => { el.scrollTop = 28 * 3000; }")
+    page.wait_for_selector('[data-testid="item-row"][data-item-key="loop[3005]"]', timeout=30_000)
+    assert page.locator('[data-testid="item-row"]').count() < 60
+
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    counts = []
+    # Locators, not wait_for_selector: an element handle would keep its (detached) tree alive.
+    for _ in range(10):
+        page.click('[data-testid="tab-history"]')
+        page.locator('[data-testid="history-row"]').first.wait_for()
+        page.click('[data-testid="tab-progress"]')
+        page.locator('[data-testid="item-row"][data-item-key="loop[0]"]').wait_for()
+        page.locator('[data-testid="timeline-chart"]').wait_for()
+        counts.append(dom_nodes(cdp))
+    print(
+        json.dumps(
+            {
+                "metric": "dom_nodes_after_switches",
+                "first": counts[0],
+                "tenth": counts[-1],
+                "all": counts,
+            }
+        )
+    )
+    assert counts[-1] <= counts[0] * 1.10, counts
+    screenshot(page, "scale-10000-items")
+
+
+def count_of(page: Any, selector: str) -> int:
+    """The number in a counter like "12 cancelled" or "✓ 12" (0 when it is not shown)."""
+    found = page.locator(selector)
+    if found.count() == 0:
+        return 0
+    return int(re.search(r"\d+", found.first.inner_text()).group())  # type: ignore[union-attr]
+
+
+def block_counts(page: Any, name: str) -> dict[str, int]:
+    counts = page.locator(f'[data-block-name="{name}"] [data-testid="run-counts"]').first
+    return {
+        kind: count_of(counts, f'[data-count="{kind}"]')
+        for kind in ("running", "succeeded", "failed", "stopped")
+    }
+
+
+def test_d_a_partly_failed_run_is_partially_succeeded_with_counts_and_history_paints_it(
+    app: LocalApp, page: Any
+) -> None:
+    open_template(page)
+    leads = [lead(i, "Fail A" if i == 3 else "Fail B" if i == 11 else None) for i in range(20)]
+    configure_simulator(
+        app,
+        failures=[
+            {"endpoint": "openai", "match": {"prompt_contains": "Lead: Fail "}, "status": 400}
+        ],
+    )
+    try:
+        page.fill('[data-testid="run-input"]', json.dumps({"leads": leads}))
+        page.click('[data-testid="run-button"]')
+        page.wait_for_selector('[data-testid="progress"]:has-text("20/20")', timeout=90_000)
+        page.locator(
+            '[data-testid="run-status"]:not([data-status="running"]):not([data-status="queued"])'
+        ).wait_for(timeout=60_000)
+    finally:
+        configure_simulator(app, failures=[])
+    first_run = page.locator('[data-testid="run-id"]').get_attribute("data-run-id")
+
+    def painted_as_partly_failed() -> None:
+        loop = page.locator('[data-block-name="loop"]').first
+        assert loop.get_attribute("data-status") == "partially_succeeded"
+        assert "partially succeeded" in loop.locator(".status-pill").first.inner_text()
+        assert block_counts(page, "loop") == {
+            "running": 0,
+            "succeeded": 18,
+            "failed": 2,
+            "stopped": 0,
+        }
+        agent = page.locator('[data-block-name="agent_analysis"]').first
+        assert agent.get_attribute("data-status") == "partially_succeeded"
+        assert block_counts(page, "agent_analysis")["succeeded"] == 18
+        assert block_counts(page, "agent_analysis")["failed"] == 2
+
+    painted_as_partly_failed()
+    assert count_of(page, '[data-testid="progress-failed"]') == 2
+    # Legible at the zoom the editor opened at: the counters render at >= 10 px.
+    failed = page.locator('[data-block-name="agent_analysis"] [data-count="failed"]').first
+    assert failed.bounding_box()["height"] >= 10
+    screenshot(page, "scale-partly-failed")
+
+    # Another run succeeds and repaints the canvas; opening the first from the History
+    # paints the failing block again.
+    page.click('[data-testid="tab-input"]')
+    page.fill('[data-testid="run-input"]', json.dumps({"leads": [lead(99)]}))
+    page.click('[data-testid="run-button"]')
+    page.wait_for_selector('[data-testid="run-status"][data-status="succeeded"]', timeout=60_000)
+    assert (
+        page.locator('[data-block-name="agent_analysis"]').first.get_attribute("data-status")
+        == "succeeded"
+    )
+    page.click('[data-testid="tab-history"]')
+    page.click(
+        f'[data-testid="history-row"][data-run-id="{first_run}"] [data-testid="history-open"]'
+    )
+    page.locator('[data-block-name="agent_analysis"][data-status="partially_succeeded"]').wait_for()
+    painted_as_partly_failed()
+
+
+def test_e_cancel_at_a_quarter_agrees_everywhere_and_lists_never_started_items(
+    app: LocalApp, page: Any
+) -> None:
+    lookup = {
+        "id": "lookup",
+        "type": "http",
+        "name": "lookup",
+        "config": {
+            "method": "GET",
+            "url": "https://api.clearbit.com/v2/companies/find?domain=<item.d>",
+            "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"},
+        },
+    }
+    workflow = make_workflow(page, "Cancel a quarter", loop_graph(lookup, 5))
+    asked = urllib.request.Request(
+        app.simulator_url + "/_sim/config", headers={"X-Simulator-Token": app.simulator_token}
+    )
+    before = json.loads(urllib.request.urlopen(asked, timeout=5).read())["config"]
+    configure_simulator(app, latency_ms=200)
+    try:
+        total = 200
+        body = {"items": [{"d": f"c{i}.example"} for i in range(total)]}
+        page.fill('[data-testid="run-input"]', json.dumps(body))
+        page.click('[data-testid="run-button"]')
+        page.wait_for_function(
+            "() => parseInt(document.querySelector('[data-testid=progress]')?.textContent ?? '0') >= 50",
+            timeout=60_000,
+        )
+        page.click('[data-testid="cancel-button"]')
+        confirm = page.locator('[data-testid="cancel-confirm"]')
+        confirm.wait_for()
+        assert "in flight" in confirm.inner_text()
+        page.click('[data-testid="cancel-confirm-yes"]')
+        page.locator('[data-testid="run-status"][data-status="cancelled"]').wait_for(timeout=30_000)
+        page.locator('[data-testid="connection-status"]').wait_for(state="detached")
+    finally:
+        configure_simulator(app, latency_ms=before["latency_ms"])
+
+    page.click('[data-testid="tab-progress"]')
+    header = {
+        "succeeded": count_of(page, '[data-testid="progress-succeeded"]'),
+        "failed": count_of(page, '[data-testid="progress-failed"]'),
+        "cancelled": count_of(page, '[data-testid="progress-cancelled"]'),
+        "not_started": count_of(page, '[data-testid="progress-not-started"]'),
+    }
+    print(json.dumps({"metric": "cancel_counts", **header}))
+    assert sum(header.values()) == total
+    assert 40 <= header["succeeded"] < total // 2
+    assert header["not_started"] > 0
+    assert page.locator('[data-testid="progress"]').inner_text() == (
+        f"{header['succeeded'] + header['failed']}/{total}"
+    )
+    assert count_of(page, '[data-testid="in-flight"]') == 0
+    # The canvas.
+    assert block_counts(page, "loop") == {
+        "running": 0,
+        "succeeded": header["succeeded"],
+        "failed": header["failed"],
+        "stopped": header["cancelled"] + header["not_started"],
+    }
+    # The filters' own counts, and the table under each filter.
+    options = page.locator('[data-testid="item-filter"] option').all_inner_texts()
+    assert f"all ({total})" in options
+    for status, number in header.items():
+        assert f"{status.replace('_', ' ')} ({number})" in options
+        page.select_option('[data-testid="item-filter"]', status)
+        expected = f"{number} item" + ("" if number == 1 else "s")
+        page.locator(f'[data-testid="item-count"]:text-is("{expected}")').wait_for()
+        if number:
+            page.locator(f'[data-testid="item-row"][data-status="{status}"]').first.wait_for()
+            shown = page.locator('[data-testid="item-row"]')
+            assert (
+                shown.count()
+                == page.locator(f'[data-testid="item-row"][data-status="{status}"]').count()
+            )
+    # The never-started items are listed, with the reason.
+    page.select_option('[data-testid="item-filter"]', "not_started")
+    first = page.locator('[data-testid="item-row"][data-status="not_started"]').first
+    assert "not started" in first.inner_text()
+    assert "cancelled" in first.inner_text()  # the reason
+    page.select_option('[data-testid="item-filter"]', "")
+    page.locator(f'[data-testid="item-count"]:text-is("{total} items")').wait_for()
+    screenshot(page, "scale-cancelled")
+    assert workflow["id"]
