@@ -194,6 +194,31 @@ def test_c_item_table_of_10000_rows_keeps_its_dom_across_tab_switches(
         )
     )
     assert counts[-1] <= counts[0] * 1.10, counts
+    # Search and the timeline narrow the table on the server.
+    page.fill('[data-testid="item-search"]', "item 4242")
+    page.locator('[data-testid="item-count"]:text-is("1 item")').wait_for()
+    assert page.locator('[data-testid="item-row"]').get_attribute("data-item-key") == "loop[4242]"
+    page.fill('[data-testid="item-search"]', "")
+    page.locator('[data-testid="item-count"]:text-is("10000 items")').wait_for()
+    chart = page.locator('[data-testid="timeline-chart"]')
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(*middle)
+    page.locator('[data-testid="item-pick"]').wait_for()
+    page.wait_for_function(
+        "() => /^\\d+ items?$/.test(document.querySelector('[data-testid=item-count]').textContent)"
+        " && document.querySelector('[data-testid=item-count]').textContent !== '10000 items'"
+    )
+    # Dragging across the chart zooms into that window.
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] * 0.2, middle[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, middle[1], steps=5)
+    page.mouse.up()
+    page.locator('[data-testid="timeline-reset"]').wait_for()
     screenshot(page, "scale-10000-items")
 
 
@@ -359,3 +384,64 @@ def test_e_cancel_at_a_quarter_agrees_everywhere_and_lists_never_started_items(
     page.locator(f'[data-testid="item-count"]:text-is("{total} items")').wait_for()
     screenshot(page, "scale-cancelled")
     assert workflow["id"]
+
+
+WATCH_RECONNECTING = """() => {
+  window.__sawReconnecting = false;
+  const look = () => {
+    const el = document.querySelector('[data-testid="connection-status"]');
+    if (el && el.textContent.includes('reconnecting')) window.__sawReconnecting = true;
+  };
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def sim_call(app: LocalApp, path: str, body: Any = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        app.simulator_url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json", "X-Simulator-Token": app.simulator_token},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_the_template_on_1000_leads_from_the_run_panel(app: LocalApp, page: Any) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_template(page)
+    page.evaluate(WATCH_RECONNECTING)
+    sim_call(app, "/_sim/reset", {"record": True})
+    leads = [lead(i) for i in range(1000)]
+    try:
+        page.fill('[data-testid="run-input"]', json.dumps({"leads": leads}))
+        started = time.monotonic()
+        page.click('[data-testid="run-button"]')
+        page.locator('[data-testid="run-status"][data-status="succeeded"]').wait_for(
+            timeout=150_000
+        )
+        seconds = time.monotonic() - started
+        received = sim_call(app, "/_sim/stats")["received"]
+    finally:
+        sim_call(app, "/_sim/reset", {"record": False})
+    print(json.dumps({"metric": "template_1000_leads_seconds", "value": round(seconds, 1)}))
+    assert seconds < 150
+    page.click('[data-testid="tab-progress"]')
+    assert page.locator('[data-testid="progress"]').inner_text() == "1000/1000"
+    bar = page.locator('[data-testid="progress-bar"] .kr-bar-ok')
+    assert bar.evaluate("el => el.style.width") == "100%"
+    assert page.evaluate("() => window.__sawReconnecting") is False
+    assert page.locator('[data-testid="connection-status"]').count() == 0
+    assert errors == []
+    run_id = page.locator('[data-testid="run-id"]').get_attribute("data-run-id")
+    outputs = page.request.get(f"/api/runs/{run_id}/").json()["outputs"]
+    top = [entry["name"] for entry in outputs["loop"]["top_leads"]]
+    assert len(top) == 5
+    posts = [r for r in received if r["endpoint"] == "slack"]
+    assert len(posts) == 1
+    text = json.dumps(posts[0]["json"])
+    for name in top:
+        assert name in text
+    screenshot(page, "scale-template-1000")
