@@ -73,20 +73,46 @@ export function TimelineView(props: {
     setData(null);
   }, [runId]);
 
+  // One reader per run and zoom window. While the run changes, it re-reads at most every
+  // TIMELINE_REFRESH_MS, one request at a time: a new frame never aborts a read under way
+  // (frames come 10 a second, a big run's timeline can take longer than that to compute).
+  const zoomKey = JSON.stringify(zoom);
+  const reader = useRef<{ busy: boolean; again: boolean; controller: AbortController } | null>(null);
   useEffect(() => {
-    const controller = new AbortController();
-    const wait = finished ? 0 : throttle(lastRead.current, TIMELINE_REFRESH_MS);
-    const timer = setTimeout(() => {
-      lastRead.current = Date.now();
-      fetchTimeline(runId, zoom, 100, controller.signal)
-        .then((answer) => setData(answer))
-        .catch(() => undefined);
-    }, wait);
+    const mine = { busy: false, again: false, controller: new AbortController() };
+    reader.current = mine;
     return () => {
-      clearTimeout(timer);
-      controller.abort();
+      mine.controller.abort();
+      if (reader.current === mine) reader.current = null;
     };
-  }, [runId, zoom, finished, itemsVersion]);
+  }, [runId, zoomKey]);
+
+  useEffect(() => {
+    const read = () => {
+      const mine = reader.current;
+      if (!mine) return;
+      if (mine.busy) {
+        mine.again = true;
+        return;
+      }
+      mine.busy = true;
+      lastRead.current = Date.now();
+      fetchTimeline(runId, JSON.parse(zoomKey) as Window, 100, mine.controller.signal)
+        .then((answer) => {
+          if (reader.current === mine) setData(answer);
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          mine.busy = false;
+          if (mine.again && reader.current === mine) {
+            mine.again = false;
+            read();
+          }
+        });
+    };
+    const timer = setTimeout(read, finished ? 0 : throttle(lastRead.current, TIMELINE_REFRESH_MS));
+    return () => clearTimeout(timer);
+  }, [runId, zoomKey, finished, itemsVersion]);
 
   if (!data || data.durations.count === 0) return null;
   const peak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
