@@ -138,7 +138,7 @@ def test_notes_are_saved_exported_and_never_read_as_references(
         200,
     )
     assert saved["graph"]["notes"] == [note]
-    assert saved["validation"] == {"ok": True, "errors": []}
+    assert saved["validation"] == {"ok": True, "errors": [], "warnings": []}
     document = expect(api.get(f"/api/workflows/{lead_workflow.pk}/export/"), 200)
     assert document["graph"]["notes"] == [note]
     assert "SOMETHING_ELSE" not in document["secrets"]
