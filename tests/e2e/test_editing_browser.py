@@ -198,6 +198,9 @@ def test_an_edge_under_a_loop_is_selected_by_a_click_and_deleted_alone(
         '[data-testid="rf__edge-e:webhook_1::http_9"].selected', state="attached"
     )
     assert page.locator(".react-flow__node.selected").count() == 0
+    # Selected, it is drawn above the loop: the user sees what Delete will remove.
+    on_top = "([x, y]) => !!document.elementFromPoint(x, y)?.closest('.react-flow__edge')"
+    assert page.evaluate(on_top, [x, y])
     page.keyboard.press("Delete")
     edge.wait_for(state="detached")
     assert page.locator('[data-testid="confirm-dialog"]').count() == 0

@@ -496,6 +496,8 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           minZoom={0.2}
           maxZoom={2}
           defaultEdgeOptions={{ type: "default" }}
+          // A selected edge is drawn above the blocks, so one picked under a loop shows.
+          elevateEdgesOnSelect
           proOptions={{ hideAttribution: true }}
         >
           <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
