@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ItemPage, ItemState } from "../types";
 import { useRunStore } from "../store/runStore";
 import { ItemTable, OVERSCAN, ROW_HEIGHT, visibleRange } from "./ItemTable";
-import type { PageFetcher } from "./itemPages";
+import { KEPT_PAGES, type ItemPager, type PageFetcher } from "./itemPages";
+import { PAGE_SIZE } from "./runApi";
 import type { ItemQuery } from "./runApi";
 import { bucketAt, speedupFromTimeline, timeAt } from "./TimelineView";
 
@@ -82,6 +83,33 @@ describe("ItemTable", () => {
     expect(later.map((r) => r.dataset.itemKey)).toContain("loop[1000]");
     expect(calls.length).toBe(6);
     expect(container.querySelectorAll('[data-testid="item-row-pending"]')).toHaveLength(0);
+  });
+
+  it("holds a bounded number of rows: pages far from the view are dropped and read again", async () => {
+    const calls: { query: ItemQuery; cursor: string | null }[] = [];
+    const pagers: ItemPager[] = [];
+    const fetcher = server(calls);
+    const spy: PageFetcher = (...args) => fetcher(...args);
+    act(() => root.render(<ItemTable runId="r1" query={{}} selected={null} onSelect={() => undefined} fetcher={spy} onPager={(p) => pagers.push(p)} />));
+    await flush();
+    const scroller = container.querySelector<HTMLElement>('[data-testid="item-scroll"]')!;
+    const scrollTo = async (row: number) => {
+      await act(async () => {
+        scroller.scrollTop = row * ROW_HEIGHT;
+        scroller.dispatchEvent(new Event("scroll"));
+      });
+      await flush();
+      await flush();
+    };
+    await scrollTo(9000);
+    expect(rows().map((r) => r.dataset.itemKey)).toContain("loop[9000]");
+    const pager = pagers.at(-1)!;
+    expect(pager.held).toBeLessThanOrEqual((2 * KEPT_PAGES + 2) * PAGE_SIZE);
+    const before = calls.length;
+    await scrollTo(0);
+    expect(rows()[0].dataset.itemKey).toBe("loop[0]");
+    expect(calls.length).toBe(before + 1); // page 0 read again from its cursor
+    expect(pager.held).toBeLessThanOrEqual((2 * KEPT_PAGES + 2) * PAGE_SIZE);
   });
 
   it("filters and searches on the server, and a new query starts from the top", async () => {

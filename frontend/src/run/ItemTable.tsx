@@ -73,8 +73,10 @@ export function ItemTable(props: {
   selected: string | null;
   onSelect: (key: string) => void;
   fetcher?: PageFetcher;
+  /** Tells a test the pager in use. */
+  onPager?: (pager: ItemPager) => void;
 }) {
-  const { runId, query, selected, onSelect, fetcher } = props;
+  const { runId, query, selected, onSelect, fetcher, onPager } = props;
   const [, setVersion] = useState(0);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewHeight, setViewHeight] = useState(DEFAULT_VIEW_HEIGHT);
@@ -88,13 +90,14 @@ export function ItemTable(props: {
     const made = new ItemPager(runId, JSON.parse(queryKey) as ItemQuery, () => setVersion((v) => v + 1), fetcher);
     pagerRef.current = made;
     setPager(made);
+    onPager?.(made);
     if (scroller.current) scroller.current.scrollTop = 0;
     setScrollTop(0);
     return () => {
       made.dispose();
       if (pagerRef.current === made) pagerRef.current = null;
     };
-  }, [runId, queryKey, fetcher]);
+  }, [runId, queryKey, fetcher, onPager]);
 
   useLayoutEffect(() => {
     const el = scroller.current;
@@ -106,8 +109,8 @@ export function ItemTable(props: {
   const lastWanted = pager?.count === null ? PAGE_HINT : last;
 
   useEffect(() => {
-    pager?.ensure(lastWanted);
-  }, [pager, lastWanted]);
+    pager?.ensure(first, lastWanted);
+  }, [pager, first, lastWanted]);
 
   // Re-read the rows in view while the run changes (throttled), and once more at its end.
   const itemsVersion = useRunStore((s) => (s.runId === runId ? s.itemsVersion : 0));

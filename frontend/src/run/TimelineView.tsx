@@ -155,7 +155,8 @@ export function TimelineView(props: {
       <div className="kr-row kr-small">
         <strong>Timeline</strong>
         <span className="kr-muted">
-          {formatDuration(data.from)}–{formatDuration(data.to)} · peak {peak} in flight per {formatDuration(data.bucket_seconds)}
+          {formatDuration(data.from)}–{formatDuration(data.to)} in {data.concurrency.length} steps of{" "}
+          {formatDuration(data.bucket_seconds)} · up to {peak} in flight in a step
         </span>
         {zoomed && (
           <button type="button" className="kr-btn" data-testid="timeline-reset" onClick={() => setZoom({})}>

@@ -3,6 +3,8 @@
 // the item's data), loaded in order as the table scrolls towards them, and the pages in view
 // are re-read while the run changes. Every page but the last holds exactly PAGE_SIZE rows
 // (the server fills a page whenever more rows follow), so row i lives in page i / PAGE_SIZE.
+// Pages further than KEPT_PAGES from the view drop their rows (keeping their cursor, so they
+// are read again when scrolled back to): the rows held stay bounded whatever N.
 import type { ItemPage, ItemState } from "../types";
 import { itemLabel } from "./metrics";
 import { fetchItemPage, PAGE_SIZE, type ItemQuery } from "./runApi";
@@ -37,9 +39,13 @@ export function toRowView(item: ItemState): ItemRowView {
 
 interface Page {
   cursor: string | null;
-  rows: ItemRowView[];
+  /** null: dropped (far from the view); read again from `cursor` when needed. */
+  rows: ItemRowView[] | null;
   next: string | null;
 }
+
+/** Pages kept on each side of the ones in view. */
+export const KEPT_PAGES = 2;
 
 export type PageFetcher = (runId: string, query: ItemQuery, cursor: string | null, limit: number, signal: AbortSignal) => Promise<ItemPage>;
 
@@ -50,7 +56,7 @@ export class ItemPager {
   error = "";
   private pages: Page[] = [];
   private busy = false;
-  private wanted = 0;
+  private wanted: [number, number] = [0, 0];
   private refreshWanted: [number, number] | null = null;
   private controller = new AbortController();
   private disposed = false;
@@ -62,17 +68,24 @@ export class ItemPager {
     private readonly fetcher: PageFetcher = fetchItemPage,
   ) {}
 
+  /** Rows up to the end of the last page read (dropped pages included). */
   get loaded(): number {
-    return this.pages.reduce((n, p) => n + p.rows.length, 0);
+    const end = this.pages.at(-1);
+    return end ? (this.pages.length - 1) * PAGE_SIZE + (end.rows?.length ?? PAGE_SIZE) : 0;
+  }
+
+  /** Rows held in memory. */
+  get held(): number {
+    return this.pages.reduce((n, p) => n + (p.rows?.length ?? 0), 0);
   }
 
   row(index: number): ItemRowView | undefined {
-    return this.pages[Math.floor(index / PAGE_SIZE)]?.rows[index % PAGE_SIZE];
+    return this.pages[Math.floor(index / PAGE_SIZE)]?.rows?.[index % PAGE_SIZE];
   }
 
-  /** Loads pages in order until row `last` is loaded (or the list ends). */
-  ensure(last: number): void {
-    this.wanted = Math.max(this.wanted, last);
+  /** Makes rows [first, last] available: pages read in order up to them, dropped ones again. */
+  ensure(first: number, last: number): void {
+    this.wanted = [Math.max(0, first), Math.max(first, last)];
     void this.pump();
   }
 
@@ -98,7 +111,8 @@ export class ItemPager {
     this.error = "";
   }
 
-  // One request at a time: refreshes first (what is in view), then loading further pages.
+  // One request at a time: refreshes first (what is in view), then dropped pages in view,
+  // then further pages.
   private async pump(): Promise<void> {
     if (this.busy || this.disposed) return;
     this.busy = true;
@@ -110,14 +124,23 @@ export class ItemPager {
           await this.reread(first, last);
           continue;
         }
+        const [first, last] = this.wanted;
+        const dropped = this.pages.findIndex(
+          (p, i) => p.rows === null && i >= Math.floor(first / PAGE_SIZE) && i <= Math.floor(last / PAGE_SIZE),
+        );
+        if (dropped >= 0) {
+          await this.reread(dropped * PAGE_SIZE, dropped * PAGE_SIZE);
+          continue;
+        }
         const end = this.pages.at(-1);
         const more = !end || end.next !== null;
-        if (!more || this.loaded > this.wanted) break;
+        if (!more || this.loaded > last) break;
         const cursor = end ? end.next : null;
         const answer = await this.fetch(cursor);
         if (this.disposed) return;
         this.take(answer);
         this.pages.push({ cursor, rows: answer.results.map(toRowView), next: answer.next });
+        this.evict();
         this.onChange();
       }
     } catch (err) {
@@ -127,6 +150,16 @@ export class ItemPager {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Drops the rows of pages far from the view (never the last page: it marks the end). */
+  private evict(): void {
+    const [first, last] = this.wanted;
+    const low = Math.floor(first / PAGE_SIZE) - KEPT_PAGES;
+    const high = Math.floor(last / PAGE_SIZE) + KEPT_PAGES;
+    this.pages.forEach((page, i) => {
+      if ((i < low || i > high) && i < this.pages.length - 1) page.rows = null;
+    });
   }
 
   private async reread(first: number, last: number): Promise<void> {
@@ -147,6 +180,7 @@ export class ItemPager {
       if (old && old.next !== answer.next) this.pages.length = p + 1;
       cursor = answer.next;
     }
+    this.evict();
     this.onChange();
   }
 }
