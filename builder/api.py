@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -42,6 +42,7 @@ from builder.serializers import (
     WorkflowSerializer,
     WorkflowWriteSerializer,
 )
+from builder.waiting import WaitRequestError, ask_to_wait, requested_wait
 from builder.webhook_security import WebhookRequestError, parse_call_depth
 from engine.blocks import catalogue
 from engine.core.outbound import CALL_DEPTH_HEADER
@@ -210,8 +211,28 @@ class WorkflowExportView(APIView):
         )
 
 
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    float,
+    description=(
+        "seconds to wait for the run's answer (also `Prefer: wait=<seconds>`), at most "
+        "KLYNTOS_MAX_WAIT_SECONDS: when the run ends in time the answer is what its Response "
+        "block defines (or its last block's output, 200) instead of 201 with the run"
+    ),
+)
+
+
 class WorkflowRunsView(BodyRequired, APIView):
-    @answers(RunSerializer, 404, 422, 429, status=201, request=RunStartSerializer, body=True)
+    @answers(
+        RunSerializer,
+        404,
+        422,
+        429,
+        status=201,
+        request=RunStartSerializer,
+        body=True,
+        parameters=[WAIT_PARAMETER],
+    )
     def post(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         form = RunStartSerializer(data=request.data)
@@ -222,6 +243,14 @@ class WorkflowRunsView(BodyRequired, APIView):
             )
         except WebhookRequestError as exc:
             return Response({"error": exc.message}, status=exc.status)
+        try:
+            wait = requested_wait(
+                request.headers.get("Prefer"),
+                request.query_params.get("wait"),
+                settings.KLYNTOS_MAX_WAIT_SECONDS,
+            )
+        except WaitRequestError as exc:
+            return Response({"error": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         options = {
             k: form.validated_data[k]
             for k in ("sequential", "max_concurrent")
@@ -247,6 +276,8 @@ class WorkflowRunsView(BodyRequired, APIView):
                 {"error": str(exc), "details": exc.problems},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
+        if wait:  # the run's answer instead, when it ends in time (builder/waiting.py)
+            ask_to_wait(request, run.pk, wait)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @answers(RunPage, 404)

@@ -1,4 +1,6 @@
-"""POST /hooks/<token>: starts a run of the workflow behind an unguessable token.
+"""POST /hooks/<token>: starts a run of the workflow behind an unguessable token, and with
+`Prefer: wait=<seconds>` (or `?wait=`) answers with the run's output when it ends in time
+(builder/waiting.py).
 
 Body size is limited earlier, by the ASGI layer (klyntos/body_limit.py). A refused request
 creates no run.
@@ -23,6 +25,7 @@ from builder.services import (
     RateLimited,
     run_start,
 )
+from builder.waiting import WaitRequestError, ask_to_wait, requested_wait
 from builder.webhook_security import (
     DEFAULT_TOLERANCE,
     WebhookRequestError,
@@ -66,6 +69,14 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         )
     except WebhookRequestError as exc:
         return _error(exc.status, exc.message)
+    try:
+        wait = requested_wait(
+            request.headers.get("Prefer"),
+            request.GET.get("wait"),
+            settings.KLYNTOS_MAX_WAIT_SECONDS,
+        )
+    except WaitRequestError as exc:
+        return _error(400, exc.message)
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 200:
         return _error(400, "Idempotency-Key is longer than 200 characters")
@@ -96,4 +107,6 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
     response = JsonResponse({"run_id": str(run.pk), "status_url": status_url}, status=202)
     if not created:
         response["Idempotent-Replayed"] = "true"
+    if wait:  # a replay waits on the same run (its answer at once when it has ended)
+        ask_to_wait(request, run.pk, wait, replayed=not created)
     return response

@@ -15,6 +15,7 @@ django_app = get_asgi_application()  # sets Django up: import models only below 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from builder.waiting import AnswerWhenDone  # noqa: E402
 from engine.core.give_way import PRIORITY  # noqa: E402
 from engine.publish import attach_web_loop  # noqa: E402
 from klyntos.body_limit import BodyLimitMiddleware, install_daphne_body_limit  # noqa: E402
@@ -49,11 +50,15 @@ def record_web_loop(app: Any) -> Any:
 application = record_web_loop(
     ProtocolTypeRouter(
         {
-            "http": BodyLimitMiddleware(
-                # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
-                BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES),  # type: ignore[arg-type]
-                max_bytes=settings.KLYNTOS_REQUEST_MAX_BYTES,
-                path_prefixes=API_PREFIXES,
+            # A request that asked to wait for its run gets the run's answer here, on this
+            # loop, without holding a thread (builder/waiting.py).
+            "http": AnswerWhenDone(
+                BodyLimitMiddleware(
+                    # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
+                    BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES),  # type: ignore[arg-type]
+                    max_bytes=settings.KLYNTOS_REQUEST_MAX_BYTES,
+                    path_prefixes=API_PREFIXES,
+                )
             ),
             # Browsers only (Origin must be an allowed host), signed in with the session cookie.
             "websocket": AllowedHostsOriginValidator(

@@ -177,6 +177,9 @@ KLYNTOS_REQUEST_MAX_BYTES = int(os.environ.get("KLYNTOS_REQUEST_MAX_BYTES", str(
 KLYNTOS_MAX_CALL_DEPTH = int(os.environ.get("KLYNTOS_MAX_CALL_DEPTH", "8"))
 # Runs one workflow may start per minute (webhook, API, CLI): 429 with Retry-After past it.
 KLYNTOS_RUNS_PER_MINUTE = int(os.environ.get("KLYNTOS_RUNS_PER_MINUTE", "300"))
+# The longest a webhook or REST run request may wait for the run's answer (`Prefer: wait=`
+# or `?wait=`, seconds): 400 past it. The wait holds no thread, only the open connection.
+KLYNTOS_MAX_WAIT_SECONDS = float(os.environ.get("KLYNTOS_MAX_WAIT_SECONDS", "30"))
 # Django's own cap on a declared body (a 400 past it) must not undercut the limits above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(KLYNTOS_REQUEST_MAX_BYTES, KLYNTOS_WEBHOOK_MAX_BYTES)
 KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))

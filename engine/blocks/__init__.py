@@ -7,6 +7,7 @@ from engine.blocks.base import BaseBlock
 from engine.blocks.database import DatabaseBlock
 from engine.blocks.http import HttpBlock
 from engine.blocks.loop import LoopBlock
+from engine.blocks.response import ResponseBlock
 from engine.blocks.slack import SlackBlock
 from engine.blocks.transform import TransformBlock
 from engine.blocks.webhook import WebhookBlock
@@ -21,6 +22,7 @@ REGISTRY: dict[str, BaseBlock] = {
         DatabaseBlock(),
         SlackBlock(),
         TransformBlock(),
+        ResponseBlock(),
     )
 }
 

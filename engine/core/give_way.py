@@ -50,6 +50,18 @@ class PriorityWork:
             with self._lock:
                 self._active -= 1
 
+    @contextmanager
+    def set_aside(self) -> Iterator[None]:
+        """Inside `running()`: the request only waits for a while (for a run's answer), so
+        runs go at full speed meanwhile."""
+        with self._lock:
+            self._active -= 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active += 1
+
     def busy(self) -> bool:
         """Priority work is in progress on another loop than the caller's (a run on the
         server's own loop, as in tests, must not sleep in the request's way)."""

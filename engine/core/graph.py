@@ -16,6 +16,8 @@ from typing import Any
 # fullmatch() on it all the same.
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 LOOP_TYPE = "loop"
+# The block whose output answers a caller who waits (engine/blocks/response.py).
+RESPONSE_TYPE = "response"
 
 
 class GraphFormatError(ValueError):

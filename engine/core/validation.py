@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 
-from engine.core.graph import LOOP_TYPE, NAME_PATTERN, Block, Graph
+from engine.core.graph import LOOP_TYPE, NAME_PATTERN, RESPONSE_TYPE, Block, Graph
 from engine.core.limits import GraphLimits, GraphTooLarge
 from engine.core.refs import Reference, find_references, iter_strings, whole_reference
 from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj, schema_at
@@ -231,6 +231,17 @@ class _Validator:
         for trigger in triggers:
             if trigger.parent is not None:
                 self.error(trigger, "parent", "a trigger cannot sit inside a loop")
+        # The run's one answer to a waiting caller: it must run once, at the top level.
+        responses = [b for b in self.graph.blocks if b.type == RESPONSE_TYPE]
+        for extra in responses[1:]:
+            self.error(extra, "type", "a workflow has at most one Response block")
+        for response in responses:
+            if response.parent is not None:
+                self.error(
+                    response,
+                    "parent",
+                    "a Response block cannot sit inside a loop (it answers once)",
+                )
 
     def check_parents(self) -> None:
         for block in self.graph.blocks:

@@ -40,6 +40,7 @@ const TYPE_COLORS: Record<string, string> = {
   database: "#0d9488",
   slack: "#ca8a04",
   transform: "#64748b",
+  response: "#16a34a",
 };
 
 function isTextTarget(target: EventTarget | null): boolean {

@@ -5,6 +5,7 @@ import { DatabaseNode } from "./DatabaseNode";
 import { GenericNode } from "./GenericNode";
 import { HttpNode } from "./HttpNode";
 import { LoopNode } from "./LoopNode";
+import { ResponseNode } from "./ResponseNode";
 import { SlackNode } from "./SlackNode";
 import { TransformNode } from "./TransformNode";
 import { WebhookNode } from "./WebhookNode";
@@ -17,6 +18,7 @@ export const NODE_TYPES = {
   database: DatabaseNode,
   slack: SlackNode,
   transform: TransformNode,
+  response: ResponseNode,
 } satisfies NodeTypes;
 
 export function nodeTypesFor(types: string[]): NodeTypes {
