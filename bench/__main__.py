@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import fixed_latency, jittered, limits, overhead, responsive
+from bench import fixed_latency, jittered, limits, multi_api, overhead, responsive
 
 Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -19,6 +19,7 @@ BENCHES: dict[str, Bench] = {
     "c": ("overhead", overhead.run, overhead.summary),
     "d": ("limits", limits.run, limits.summary),
     "e": ("responsive", responsive.run, responsive.summary),
+    "f": ("multi_api", multi_api.run, multi_api.summary),
 }
 
 
@@ -29,7 +30,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=sorted(BENCHES),
         action="append",
         help="a: fixed latency, b: jittered latency, c: overhead, d: limits, e: responsiveness"
-        " during a 100,000-item run (repeatable; default all)",
+        " during a 100,000-item run, f: five API calls answered in one waiting webhook call"
+        " (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"

@@ -14,7 +14,15 @@ from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_ove
 from engine.core.retry import RetryPolicy
 from engine.core.services import Services
 
-SANDBOX_HOSTS = ("api.openai.com", "api.clearbit.com", "api.linkedin.com", "slack.com")
+# The providers the simulator speaks; `api.sources.example` (a reserved name, never a real
+# host) serves the multi-API template's five public data sources.
+SANDBOX_HOSTS = (
+    "api.openai.com",
+    "api.clearbit.com",
+    "api.linkedin.com",
+    "slack.com",
+    "api.sources.example",
+)
 
 
 def host_overrides() -> dict[str, str]:

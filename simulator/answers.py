@@ -494,3 +494,48 @@ def slack_post(channel: str, text: str, ts_counter: int) -> dict[str, Any]:
         "ts": slack_ts(ts_counter),
         "message": {"text": text, "type": "message"},
     }
+
+
+# ------------------------------------------------------------------- public data sources
+# Five small "public APIs" for the multi-API aggregation template: GET /v1/sources/<name>
+# with one query parameter each. The answer is a function of the name and that parameter.
+
+WEATHER = ("sunny", "cloudy", "light rain", "windy", "snow", "fog")
+SOURCE_PARAMS: dict[str, str] = {
+    "weather": "city",
+    "news": "topic",
+    "stocks": "symbol",
+    "rates": "base",
+    "holidays": "country",
+}
+_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF")
+
+
+def source(name: str, value: str) -> dict[str, Any]:
+    """The answer of source `name` (a key of SOURCE_PARAMS) for its parameter's `value`."""
+    seed = f"{name}|{value}"
+    if name == "weather":
+        return {
+            "city": value,
+            "temperature_c": _hash_int(seed, "t") % 41 - 5,
+            "conditions": _pick(WEATHER, seed, "c"),
+            "wind_kph": _hash_int(seed, "w") % 60,
+        }
+    if name == "news":
+        return {"topic": value, "headlines": [_phrase(seed, f"h{i}") for i in range(3)]}
+    if name == "stocks":
+        cents = 1000 + _hash_int(seed, "p") % 99000
+        change = (_hash_int(seed, "d") % 1001 - 500) / 100
+        return {"symbol": value.upper(), "price": cents / 100, "change_pct": change}
+    if name == "rates":
+        rates = {
+            code: round(0.5 + (_hash_int(seed, code) % 15000) / 10000, 4)
+            for code in _CURRENCIES
+            if code != value.upper()
+        }
+        return {"base": value.upper(), "rates": rates}
+    month, day = 1 + _hash_int(seed, "m") % 12, 1 + _hash_int(seed, "d") % 28
+    return {
+        "country": value.upper(),
+        "next_holiday": {"name": _phrase(seed, "n"), "date": f"2027-{month:02d}-{day:02d}"},
+    }

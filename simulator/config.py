@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ENDPOINTS: tuple[str, ...] = ("openai", "clearbit", "linkedin", "slack")
+ENDPOINTS: tuple[str, ...] = ("openai", "clearbit", "linkedin", "slack", "sources")
 CONFIG_KEYS: tuple[str, ...] = ("latency_ms", "jitter_ms", "seed", "record", "failures", "hold")
 ANY_ENDPOINT = "*"
 

@@ -2,7 +2,7 @@
 
 Each provider is a small table of functions; the generic handler in `server.py` runs them
 in a fixed order (record → hold → latency → precheck → injected failure → answer), so the
-four providers behave identically with respect to stats, holds and failures.
+providers behave identically with respect to stats, holds and failures.
 """
 
 from __future__ import annotations
@@ -224,6 +224,32 @@ def _slack_failure_body(status: int) -> Any:
     return {"ok": False, "error": "ratelimited" if status == 429 else "internal_error"}
 
 
+# ------------------------------------------------------------ public data sources
+
+
+async def _read_sources(request: web.Request) -> Call:
+    call = await _read_get(request, "sources")
+    call.fields["source"] = request.match_info.get("name", "")
+    return call
+
+
+def _precheck_sources(call: Call) -> web.Response | None:
+    name = call.fields.get("source", "")
+    if name not in answers.SOURCE_PARAMS:
+        known = ", ".join(sorted(answers.SOURCE_PARAMS))
+        return _lookup_error(404, "not_found", f"No source named {name!r}; try one of {known}")
+    return None
+
+
+def _answer_sources(state: SimulatorState, call: Call) -> web.Response:
+    name = call.fields["source"]
+    param = answers.SOURCE_PARAMS[name]
+    value = call.query.get(param, "").strip()
+    if not value:
+        return _lookup_error(422, "invalid_request", f"Missing required parameter: {param}")
+    return web.json_response(answers.source(name, value))
+
+
 PROVIDERS: dict[str, Provider] = {
     "openai": Provider(
         "openai", _read_openai, _precheck_openai, _answer_openai, _openai_failure_body
@@ -235,4 +261,7 @@ PROVIDERS: dict[str, Provider] = {
         "linkedin", _read_linkedin, _precheck_lookup, _answer_linkedin, _lookup_failure_body
     ),
     "slack": Provider("slack", _read_slack, _precheck_slack, _answer_slack, _slack_failure_body),
+    "sources": Provider(
+        "sources", _read_sources, _precheck_sources, _answer_sources, _lookup_failure_body
+    ),
 }

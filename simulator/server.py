@@ -25,6 +25,7 @@ PROVIDER_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v2/companies/find", "clearbit"),
     ("GET", "/v2/people", "linkedin"),
     ("POST", "/api/chat.postMessage", "slack"),
+    ("GET", "/v1/sources/{name}", "sources"),
 )
 
 

@@ -159,7 +159,13 @@ async def test_lookups_match_pure_functions(sim: RunningSimulator) -> None:
     assert company.json() == answers.company("acme.com") == again.json()
     assert person.json() == answers.person("jane@acme.com")
     stats = sim.control.stats()
-    assert stats["requests"] == {"openai": 0, "clearbit": 2, "linkedin": 1, "slack": 0}
+    assert stats["requests"] == {
+        "openai": 0,
+        "clearbit": 2,
+        "linkedin": 1,
+        "slack": 0,
+        "sources": 0,
+    }
     assert stats["received"][2]["query"] == {"email": "jane@acme.com"}
     assert stats["received"][2]["json"] is None
 
