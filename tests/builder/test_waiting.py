@@ -5,7 +5,9 @@ executor thread, the real Redis channel layer, and the simulator as the upstream
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from builder import services
+from builder.webhook_security import sign_payload
 from engine.models import Run
 from simulator import answers
 from tests.builder.asgi_kit import asgi_post, post
@@ -162,22 +165,25 @@ def test_an_idempotent_replay_waits_on_the_same_run(providers: Any, workflow: An
     assert (third["status"], third["json"]) == (201, first["json"])
 
 
-def serving_threads() -> int:
-    return sum(1 for t in threading.enumerate() if not t.name.startswith("run-store"))
+def request_threads() -> int:
+    """Threads that run requests' sync code: Django gives each request a thread of its own
+    (asgiref's ThreadSensitiveContext). Not the runs' store threads (`run-store-…`), nor
+    the event loop's shared pool (`asyncio_…`) that brief database reads borrow."""
+    return sum(
+        1 for t in threading.enumerate() if not t.name.startswith(("run-store", "asyncio_"))
+    )
 
 
 @REAL_RUN
 def test_waiting_requests_hold_no_thread(providers: Any, workflow: Any) -> None:
-    """Forty requests wait at once while their runs are held upstream, and the threads that
-    serve requests are not one per waiting request (Django runs each request's sync code on
-    a thread of its own, which a wait inside Django would keep). Each run has its own store
-    thread (engine/store.py): those are the runs', not the requests'."""
+    """Twelve requests wait at once while their runs are held upstream, and no thread is
+    kept for any of them (a wait inside a Django view would keep its request's thread)."""
     providers.control.configure(hold=[{"endpoint": "clearbit"}])
-    count = 40
+    count = 12
     threads: list[int] = []
 
     async def scenario() -> list[dict[str, Any]]:
-        before = serving_threads()
+        before = request_threads()
         calls = [
             asyncio.ensure_future(
                 asgi_post(hook(workflow), {"domain": f"d{i}.io"}, {"Prefer": "wait=15"})
@@ -189,7 +195,7 @@ def test_waiting_requests_hold_no_thread(providers: Any, workflow: Any) -> None:
         )
         await asyncio.sleep(0.5)  # every view has returned; every request is waiting
         assert not any(call.done() for call in calls)
-        threads.append(serving_threads() - before)
+        threads.append(request_threads() - before)
         await sync_to_async(providers.control.release)()
         try:
             return list(await asyncio.gather(*calls))
@@ -197,7 +203,7 @@ def test_waiting_requests_hold_no_thread(providers: Any, workflow: Any) -> None:
             await sync_to_async(connections.close_all)()
 
     responses = async_to_sync(scenario)()
-    assert threads[0] < count // 2, f"{threads[0]} more threads while {count} requests waited"
+    assert threads[0] <= 1, f"{threads[0]} more request threads while {count} requests waited"
     assert [r["status"] for r in responses] == [201] * count
     assert {r["json"]["domain"] for r in responses} == {f"d{i}.io" for i in range(count)}
 
@@ -251,3 +257,22 @@ def test_a_malformed_or_too_long_wait_is_400_and_starts_nothing(
     assert rest.status_code == 400
     assert fragment in rest.json()["error"]
     assert Run.objects.count() == 0
+
+
+@REAL_RUN
+def test_a_signed_call_waits_and_its_verbatim_replay_gets_the_same_answer(
+    providers: Any, workflow: Any
+) -> None:
+    secret = services.webhook_rotate_secret(webhook=workflow.webhook)
+    body = {"domain": "signed.io"}
+    raw = json.dumps(body).encode()  # what asgi_post sends
+    signed = {"X-Klyntos-Signature": sign_payload(secret, raw, int(time.time()))}
+    first = post(hook(workflow), body, {**signed, "Prefer": "wait=10"})
+    assert first["status"] == 201, first
+    assert first["json"]["domain"] == "signed.io"
+    replay = post(hook(workflow), body, {**signed, "Prefer": "wait=10"})
+    assert (replay["status"], replay["json"]) == (201, first["json"])
+    assert replay["headers"]["idempotent-replayed"] == "true"
+    assert Run.objects.count() == 1
+    unsigned = post(hook(workflow), body, {"Prefer": "wait=10"})
+    assert unsigned["status"] == 401  # refused before any wait, as before
