@@ -169,9 +169,7 @@ def request_threads() -> int:
     """Threads that run requests' sync code: Django gives each request a thread of its own
     (asgiref's ThreadSensitiveContext). Not the runs' store threads (`run-store-…`), nor
     the event loop's shared pool (`asyncio_…`) that brief database reads borrow."""
-    return sum(
-        1 for t in threading.enumerate() if not t.name.startswith(("run-store", "asyncio_"))
-    )
+    return sum(1 for t in threading.enumerate() if not t.name.startswith(("run-store", "asyncio_")))
 
 
 @REAL_RUN

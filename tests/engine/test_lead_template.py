@@ -176,7 +176,13 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
     assert peaks["clearbit"] == 10 and peaks["linkedin"] == 10
     assert all(peak <= 10 for peak in peaks.values())
     assert stats["peak_in_flight_total"] > 10  # an item's three calls overlap
-    assert stats["requests"] == {"openai": 201, "clearbit": 100, "linkedin": 100, "slack": 1}
+    assert stats["requests"] == {
+        "openai": 201,
+        "clearbit": 100,
+        "linkedin": 100,
+        "slack": 1,
+        "sources": 0,
+    }
 
 
 def test_a_thousand_leads_through_the_cli_succeed_with_one_bounded_summary(
@@ -241,7 +247,13 @@ def test_a_thousand_leads_through_the_cli_succeed_with_one_bounded_summary(
     }
 
     stats = simulator.control.stats()
-    assert stats["requests"] == {"openai": 2001, "clearbit": 1000, "linkedin": 1000, "slack": 1}
+    assert stats["requests"] == {
+        "openai": 2001,
+        "clearbit": 1000,
+        "linkedin": 1000,
+        "slack": 1,
+        "sources": 0,
+    }
     [slack] = [c for c in stats["received"] if c["endpoint"] == "slack"]
     top_part = slack["text"].split("Top prospects:", 1)[1]
     named = re.findall(r'"name": "([^"]+)"', top_part)
