@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import fixed_latency, jittered, limits, multi_api, overhead, responsive
+from bench import fixed_latency, jittered, limits, multi_api, overhead, responsive, stored_loop
 
 Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -20,6 +20,7 @@ BENCHES: dict[str, Bench] = {
     "d": ("limits", limits.run, limits.summary),
     "e": ("responsive", responsive.run, responsive.summary),
     "f": ("multi_api", multi_api.run, multi_api.summary),
+    "g": ("stored_loop", stored_loop.run, stored_loop.summary),
 }
 
 
@@ -30,8 +31,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=sorted(BENCHES),
         action="append",
         help="a: fixed latency, b: jittered latency, c: overhead, d: limits, e: responsiveness"
-        " during a 100,000-item run, f: five API calls answered in one waiting webhook call"
-        " (repeatable; default all)",
+        " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
+        " g: 100,000 stored items vs bare aiohttp (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"
@@ -40,7 +41,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--n",
         type=int,
         default=None,
-        help="items for (c) (default 10000, quick 300) and (e) (default 100000, quick 5000)",
+        help="items for (c) (default 10000, quick 300), (e) (default 100000, quick 5000) and"
+        " (g) (default 100000, quick 2000)",
     )
     return parser.parse_args(argv)
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in selected:
         name, run, summary = BENCHES[key]
         kwargs: dict[str, Any] = {"quick": args.quick}
-        if key in {"c", "e"} and args.n:
+        if key in {"c", "e", "g"} and args.n:
             kwargs["n"] = args.n
         # Recorded with each result: a busy neighbour explains a bad number better than we can.
         load = round(os.getloadavg()[0], 2)

@@ -53,9 +53,12 @@ class StepFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ItemFrame:
-    """Where a step runs: the chain of loop iterations around it ('' at top level)."""
+    """Where a step runs: the chain of loop iterations around it ('' at top level), and the
+    meter its outputs are measured with (a loop item's own, dropped with the item: the
+    run's would keep every output it measured alive until the run ends)."""
 
     key: str = ""
+    sizes: SizeMeter | None = None
 
 
 TOP = ItemFrame()
@@ -82,6 +85,8 @@ class Executor:
         self.failed_items = 0
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
+        # Per loop block: what its `results` entries keep (engine/core/result_needs.py).
+        self.results_needs: dict[str, Any] = {}
         self._predecessors = {
             parent: graph.predecessors(parent)
             for parent in {None, *(b.id for b in graph.blocks if b.is_loop)}
@@ -160,7 +165,7 @@ class Executor:
                 attempts = 1
             else:
                 output, attempts, usage = await self._run_simple(block, scope, frame)
-            self.check_output_size(block, output)
+            self.check_output_size(block, output, frame)
         except asyncio.CancelledError:
             self.bus.emit("step.cancelled", item=frame.key, block=block.id, name=block.name)
             raise
@@ -188,10 +193,14 @@ class Executor:
         )
         return output
 
-    def check_output_size(self, block: Block, output: Any) -> None:
+    def sizes(self, frame: ItemFrame) -> SizeMeter:
+        """The meter for outputs made in `frame`."""
+        return frame.sizes if frame.sizes is not None else self.output_sizes
+
+    def check_output_size(self, block: Block, output: Any, frame: ItemFrame = TOP) -> None:
         """Every output is measured before it is recorded (events, rows, later blocks)."""
         try:
-            self.output_sizes.check(output)
+            self.sizes(frame).check(output)
         except BlockError as exc:
             raise StepFailed(block, str(exc)) from None
 
@@ -227,7 +236,7 @@ class Executor:
                 self.trigger_input,
                 self.bus.redactor,
                 self.options.max_output_bytes,
-                self.output_sizes,
+                self.sizes(frame),
             )
             # Transports classify their own failures (engine/core/errors.py): here only
             # BlockError, TransientError and TimeoutError mean anything.

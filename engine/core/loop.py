@@ -7,6 +7,7 @@ holds back a wave. Item failures are recorded on the item and never cancel sibli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -18,12 +19,14 @@ from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
 from engine.core.refs import MissingReference, Scope, render
-from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES
+from engine.core.result_needs import Need, prune, results_need
+from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 
 if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
 
 DEFAULT_MAX_CONCURRENT = 10
+_PENDING: Any = object()  # a `results` slot whose item has not succeeded (yet)
 
 
 def loop_cap(executor: Executor, block: Block) -> int:
@@ -33,6 +36,25 @@ def loop_cap(executor: Executor, block: Block) -> int:
     if executor.options.max_concurrent:
         return max(1, executor.options.max_concurrent)
     return max(1, int(config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT))
+
+
+def entry_need(executor: Executor, block: Block) -> Need | None:
+    """What each `results` entry keeps, worked out once per loop block and run."""
+    needs = executor.results_needs
+    if block.id not in needs:
+        parent = executor.graph.by_id.get(block.parent) if block.parent else None
+        enclosing = entry_need(executor, parent) if parent is not None else None
+        try:
+            parsed = {
+                name: compile_expression(expression)
+                for name, expression in (block.config.get("aggregations") or {}).items()
+            }
+        except BlockError:  # fails with its message when evaluated; until then keep all
+            needs[block.id] = Need(whole=True)
+        else:
+            needs[block.id] = results_need(executor.graph, block, parsed, enclosing)
+    need: Need | None = needs[block.id]
+    return need
 
 
 def dispatch_order(
@@ -82,7 +104,11 @@ async def run_loop(
     fail_fast = bool(block.config.get("fail_fast", False))
     cap = loop_cap(executor, block)
     total = len(items)
-    results: list[dict[str, Any] | None] = [None] * total
+    # Per succeeded item, what later blocks can read of `{index, item, outputs}`: all of it
+    # when read whole, a projection, or None when nobody reads `results`.
+    need = entry_need(executor, block)
+    outer_sizes = executor.sizes(frame)
+    results: list[Any] = [_PENDING] * total
     failures: list[dict[str, Any]] = []
     counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0, "not_started": 0}
     begun: set[int] = set()
@@ -120,8 +146,9 @@ async def run_loop(
         counts["running"] += 1
         bus.emit("item.started", item=key, loop=block.id, parent=frame.key, index=index, data=item)
         progress()  # so `running` counts items in flight, not only finished ones
+        sizes = SizeMeter(executor.options.max_output_bytes, "the block's output")
         try:
-            outputs = await executor.run_level(block.id, item_scope, ItemFrame(key))
+            outputs = await executor.run_level(block.id, item_scope, ItemFrame(key, sizes))
         except asyncio.CancelledError:
             # The run was cancelled (or a sibling task crashed): the item row must not stay
             # "running" forever.
@@ -163,7 +190,13 @@ async def run_loop(
         else:
             counts["running"] -= 1
             counts["succeeded"] += 1
-            results[index] = {"index": index, "item": item, "outputs": outputs}
+            entry = {"index": index, "item": item, "outputs": outputs}
+            if need is not None and need.whole:
+                # Measured now, with the item's meter that knows its outputs, so measuring
+                # the loop's output at the end costs nothing more.
+                with contextlib.suppress(BlockError):  # too big: the loop's check says so
+                    outer_sizes.remember(entry, sizes.measure(entry))
+            results[index] = prune(entry, need)
             bus.emit(
                 "item.finished",
                 item=key,
@@ -245,7 +278,7 @@ async def run_loop(
         progress()
 
     failures.sort(key=lambda f: f["index"])
-    succeeded = [r for r in results if r is not None]
+    succeeded = [r for r in results if r is not _PENDING]
     if fail_fast and failures:
         first = failures[0]
         raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
@@ -266,7 +299,7 @@ async def run_loop(
                 output,
                 max_bytes=executor.options.max_output_bytes,
                 what="its result",
-                sizes=executor.output_sizes,
+                sizes=outer_sizes,
             )
         except BlockError as exc:
             raise StepFailed(block, f"aggregation '{name}' failed: {exc}") from None

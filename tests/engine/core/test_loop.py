@@ -39,7 +39,9 @@ async def wait_until(predicate, within: float = 10.0) -> None:
 async def test_sliding_window_never_waits_for_a_slow_item(sim: RunningSimulator) -> None:
     sim.control.configure(hold=[{"endpoint": "clearbit", "match": {"domain": "d0.example"}}])
     recorder = Recorder()
-    task = asyncio.create_task(run_graph(lookup_loop(3), items(10), sim=sim, recorder=recorder))
+    # `results` reaches its readers in input order (the aggregation reads it).
+    g = lookup_loop(3, aggregations={"order": "results[].index"})
+    task = asyncio.create_task(run_graph(g, items(10), sim=sim, recorder=recorder))
     finished = lambda: {e.data["index"] for e in recorder.of("item.finished")}  # noqa: E731
     await wait_until(lambda: {3, 4, 5} <= finished())
     started = {e.data["index"] for e in recorder.of("item.started")}
@@ -51,7 +53,7 @@ async def test_sliding_window_never_waits_for_a_slow_item(sim: RunningSimulator)
     sim.control.release()
     outcome, _ = await task
     assert outcome.status == "succeeded"
-    assert [r["index"] for r in outcome.outputs["loop"]["results"]] == list(range(10))
+    assert outcome.outputs["loop"]["order"] == list(range(10))
 
 
 async def test_cap_bounds_in_flight_calls_and_sequential_runs_one_at_a_time(
@@ -152,6 +154,7 @@ async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulat
                 items="<webhook.body.companies>",
                 variable="company",
                 max_concurrent=2,
+                aggregations={"third": "results[2].outputs.people"},
             ),
             block(
                 "people",
@@ -177,7 +180,8 @@ async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulat
     outcome, rec = await run_graph(g, body, sim=sim)
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight"]["linkedin"] == 6  # 2 companies × 3 people
-    inner = outcome.outputs["companies"]["results"][2]["outputs"]["people"]
+    # The outer loop's reader reaches the inner loop's results through `outputs.people`.
+    inner = outcome.outputs["companies"]["third"]
     assert inner["count"] == 5 and inner["results"][4]["item"] == {"email": "p2-4@x.io"}
     assert "companies[2]/people[4]" in {e.data["item"] for e in rec.of("item.finished")}
 
@@ -186,14 +190,21 @@ async def test_priority_starts_high_priority_items_first() -> None:
     g = graph(
         [
             block("webhook", "webhook"),
-            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1, priority="p"),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                max_concurrent=1,
+                priority="p",
+                aggregations={"order": "results[].index"},
+            ),
             block("t", "transform", "loop", input="<item.p>", expression="@"),
         ],
         [("webhook", "loop")],
     )
     outcome, rec = await run_graph(g, {"items": [{"p": 1}, {"p": 5}, {"p": 3}]})
     assert [e.data["index"] for e in rec.of("item.started")] == [1, 2, 0]
-    assert [r["index"] for r in outcome.outputs["loop"]["results"]] == [0, 1, 2]
+    assert outcome.outputs["loop"]["order"] == [0, 1, 2]
 
 
 def test_dispatch_order_puts_unrepresentable_priorities_last_instead_of_crashing() -> None:
@@ -210,7 +221,14 @@ async def test_a_huge_priority_value_does_not_fail_the_run() -> None:
     g = graph(
         [
             block("webhook", "webhook"),
-            block("loop", "loop", items="<webhook.body.items>", max_concurrent=1, priority="p"),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                max_concurrent=1,
+                priority="p",
+                aggregations={"order": "results[].index"},
+            ),
             block("t", "transform", "loop", input="<item.p>", expression="@"),
         ],
         [("webhook", "loop")],
