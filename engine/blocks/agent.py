@@ -12,6 +12,10 @@ from typing import Any
 
 import openai
 
+# `client.chat` imports this on first use (~0.3 s of module and pydantic model building):
+# paid when the process starts rather than inside the first run's first call.
+import openai.resources.chat  # noqa: F401
+
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.refs import Scope, stringify, substitute

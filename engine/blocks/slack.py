@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Imported when the process starts, not by the first run's Slack step (~0.2 s).
+import slack_sdk.web.async_client  # noqa: F401
+from slack_sdk.errors import SlackApiError
+
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.outbound import transport_errors
@@ -81,8 +85,6 @@ class SlackBlock(BaseBlock):
         )
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
-        from slack_sdk.errors import SlackApiError
-
         text = cut_to_limit(render_slack_text(ctx.raw_config["text"], ctx.scope))
         client = ctx.services.slack(ctx.config.get("token") or None)
         try:
