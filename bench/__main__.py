@@ -9,7 +9,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import fixed_latency, jittered, limits, multi_api, overhead, responsive, stored_loop
+from bench import (
+    fixed_cost,
+    fixed_latency,
+    jittered,
+    limits,
+    multi_api,
+    overhead,
+    responsive,
+    stored_loop,
+    template_scale,
+)
 
 Bench = tuple[str, Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]
 
@@ -21,6 +31,8 @@ BENCHES: dict[str, Bench] = {
     "e": ("responsive", responsive.run, responsive.summary),
     "f": ("multi_api", multi_api.run, multi_api.summary),
     "g": ("stored_loop", stored_loop.run, stored_loop.summary),
+    "h": ("fixed_cost", fixed_cost.run, fixed_cost.summary),
+    "i": ("template_scale", template_scale.run, template_scale.summary),
 }
 
 
@@ -32,7 +44,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         help="a: fixed latency, b: jittered latency, c: overhead, d: limits, e: responsiveness"
         " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
-        " g: 100,000 stored items vs bare aiohttp (repeatable; default all)",
+        " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
+        " on PostgreSQL from the CLI with the sockets watched (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"
