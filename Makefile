@@ -51,6 +51,7 @@ test: setup lint
 bench: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	DATA_DATABASE_URL=$${DATA_DATABASE_URL:-$(TEST_DATA_DATABASE_URL)} \
+	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	$(PY) -m bench
 
 # The gate `make test` (and so CI) passes first: ruff (with the security and async rules),

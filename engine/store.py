@@ -138,15 +138,28 @@ class RunStore:
         self._closed = True
         self._wake.set()
         if self._task is not None:
-            await self._task
-        await self._flush()
+            await self._task  # a batch being written finishes; the flusher writes no more
+        # What is left and the end go to the store thread in one hop: each hop is a wait on
+        # the thread and the database, and the run's end is what everyone waits for.
+        batch, self._pending = self._pending, []
+        delta = self._apply(batch) if batch else None
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
         # The end is a change of its own: it gets the next seq, so listeners never drop it.
         values["last_seq"] = self._run.get("last_seq", 0) + 1
         loop = asyncio.get_running_loop()
         try:
-            counters = await loop.run_in_executor(self._thread, self._write_end, values)
+            try:
+                live, counters = await loop.run_in_executor(
+                    self._thread, self._write_last, delta, values
+                )
+            finally:
+                if delta is not None:
+                    self._forget_ended(delta)
+            if not live:
+                self._cancelled_elsewhere()
+            if self.publish and delta is not None:
+                await self._send(delta)
             if self.publish:
                 self._run.update(values, **counters)
                 ending = {
@@ -168,6 +181,8 @@ class RunStore:
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._closed:
+                return  # close() writes what is left with the run's end
             if self._pending:
                 quiet = 0.0
                 await self._flush()
@@ -441,6 +456,18 @@ class RunStore:
                 )
             updated = _live(self.run_id).update(**delta["run"])
         return bool(updated)
+
+    def _write_last(
+        self, delta: dict[str, Any] | None, values: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]]:
+        """The last batch, then the end; (whether the run was still live, the counters)."""
+        live = True
+        if delta is not None:
+            try:
+                live = self._write(delta)
+            except Exception:  # never let storage keep the run from ending
+                log.exception("could not store the last events of run %s", self.run_id)
+        return live, self._write_end(values)
 
     def _write_end(self, values: dict[str, Any]) -> dict[str, Any]:
         close_old_connections()

@@ -89,6 +89,13 @@ EXPRESSIONS = [
     "sort(results[*].outputs.agent_analysis.urgency_level | [?@])",
     "results[0] | outputs.agent_analysis | keys(@)",
     "results[*].outputs.http.body.tags | [] | reverse(@)",
+    # The shipped template's aggregations.
+    "reverse(sort_by(results[*].{lead_id: item.id, name: item.name,"
+    " score: outputs.agent_analysis.qualification_score}, &score))[:5]",
+    "{high: length(results[?outputs.agent_analysis.urgency_level=='high'].index),"
+    " low: length(results[?outputs.agent_analysis.urgency_level=='low'].index)}",
+    "avg(results[*].outputs.agent_analysis.qualification_score)",
+    "{count: length(failed), examples: failed[:3].{lead_id: item.id, step: block}}",
 ]
 
 
