@@ -165,3 +165,30 @@ def test_an_inner_loop_keeps_what_the_outer_loops_readers_reach() -> None:
     assert results_need(g, g.block("inner"), {}, None) is None
     whole = results_need(g, g.block("inner"), {}, Need(whole=True))
     assert whole is not None and whole.whole
+
+
+def test_the_shipped_template_keeps_per_lead_its_item_score_and_urgency_only() -> None:
+    import json
+    from pathlib import Path
+
+    from engine.core.expressions import compile_expression
+
+    template = Path(__file__).parents[3] / "builder/gallery/parallel-lead-enrichment.json"
+    g = parse_graph(json.loads(template.read_text())["graph"])
+    loop = next(b for b in g.blocks if b.is_loop)
+    aggregations = {k: compile_expression(v) for k, v in loop.config["aggregations"].items()}
+    need = results_need(g, loop, aggregations)
+    entry = {
+        "index": 4,
+        "item": {"id": "l4", "name": "Ada"},
+        "outputs": {
+            "agent_analysis": {"qualification_score": 8, "urgency_level": "high", "x": "y" * 99},
+            "http_clearbit": {"status": 200, "body": {"metrics": {"employees": 40}}},
+            "agent_merge": {"content": "z" * 2000},
+        },
+    }
+    assert prune(entry, need) == {
+        "index": 4,
+        "item": entry["item"],
+        "outputs": {"agent_analysis": {"qualification_score": 8, "urgency_level": "high"}},
+    }
