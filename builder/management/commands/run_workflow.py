@@ -18,7 +18,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builder import gallery, services
 from builder.models import Workflow
-from engine.config import data_source
 from engine.core.events import Event
 from engine.runner import execute_run
 
@@ -45,9 +44,6 @@ class Command(BaseCommand):
         body = _read_input(options["input"])
         user = _user(options["user"])
         workflow = _workflow(user, options["target"])
-        # This process's one-off setup of the owner's data (provisioning, checked once per
-        # process) happens before the run, as in the web server, not inside its first step.
-        data_source(user.pk)
         run_options = {
             "sequential": options["sequential"],
             "max_concurrent": options["max_concurrent"],
