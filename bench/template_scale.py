@@ -82,7 +82,10 @@ class SocketWatch:
                             self.run_id = str(frame["run"]["id"])
                             break
                     if self.run_id is None:
-                        raise BenchError("the workflow socket never announced the run")
+                        raise BenchError(
+                            "the workflow socket closed before announcing the run (code "
+                            f"{workflow_socket.close_code}, {workflow_socket.exception()})"
+                        )
                     async with session.ws_connect(
                         f"{ws_base}/ws/runs/{self.run_id}/", headers=headers, max_msg_size=0
                     ) as run_socket:
