@@ -241,6 +241,7 @@ def block_counts(page: Any, name: str) -> dict[str, int]:
 def test_d_a_partly_failed_run_is_partially_succeeded_with_counts_and_history_paints_it(
     app: LocalApp, page: Any
 ) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
     open_template(page)
     leads = [lead(i, "Fail A" if i == 3 else "Fail B" if i == 11 else None) for i in range(20)]
     configure_simulator(
@@ -277,9 +278,15 @@ def test_d_a_partly_failed_run_is_partially_succeeded_with_counts_and_history_pa
 
     painted_as_partly_failed()
     assert count_of(page, '[data-testid="progress-failed"]') == 2
-    # Legible at the zoom the editor opened at: the counters render at >= 10 px.
+    # Legible at the zoom the editor opens at in a 1440×900 window: the counters' text
+    # renders at >= 10 px.
+    zoom = page.eval_on_selector(
+        ".react-flow__viewport", "el => new DOMMatrix(getComputedStyle(el).transform).a"
+    )
     failed = page.locator('[data-block-name="agent_analysis"] [data-count="failed"]').first
-    assert failed.bounding_box()["height"] >= 10
+    size = failed.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    print(json.dumps({"metric": "canvas_counter_px_at_1440x900", "zoom": zoom, "px": size * zoom}))
+    assert size * zoom >= 11
     screenshot(page, "scale-partly-failed")
 
     # Another run succeeds and repaints the canvas; opening the first from the History
