@@ -226,6 +226,8 @@ def test_deleting_a_loop_with_children_asks_first_and_undo_restores_the_selectio
     dialog = page.locator('[data-testid="confirm-dialog"]')
     dialog.wait_for()
     assert "Delete the loop loop_1 and the 2 blocks inside it?" in dialog.inner_text()
+    page.keyboard.press("Delete")  # again, while asked: still one question
+    assert dialog.count() == 1
     dialog.locator('[data-action="confirm-cancel"]').click()
     dialog.wait_for(state="detached")
     assert page.locator(".react-flow__node").count() == 5
@@ -323,6 +325,25 @@ def test_menus_shortcut_sheet_palette_search_and_auto_layout(app: LocalApp, page
     assert boxes["webhook_1"]["x"] + boxes["webhook_1"]["width"] < loop_box["x"]
     screenshot(page, "auto-layout")
 
+    # Block menu Copy, canvas menu Paste (this tab's copy when the clipboard cannot be read).
+    node(page, "agent_1").click(button="right")
+    menu.wait_for()
+    menu.locator('[data-menu-item="Copy"]').click()
+    page.mouse.click(*pane_point(page, 0.85, 0.15), button="right")
+    canvas_menu.wait_for()
+    canvas_menu.locator('[data-menu-item="Paste"]').click()
+    node(page, "agent_2").wait_for()
+    assert page.locator(".react-flow__node").count() == 6
+
+    # Ctrl+X cuts (the block goes), Ctrl+V brings it back under the pointer, name kept.
+    node(page, "agent_2").click()
+    page.keyboard.press("Control+x")
+    node(page, "agent_2").wait_for(state="detached")
+    page.mouse.move(*pane_point(page, 0.85, 0.3))
+    page.keyboard.press("Control+v")
+    node(page, "agent_2").wait_for()
+    assert page.locator(".react-flow__node").count() == 6
+
     # Palette search: one match, Enter adds it.
     search = page.locator('[data-testid="palette-search"]')
     search.fill("slack channel")
@@ -334,7 +355,7 @@ def test_menus_shortcut_sheet_palette_search_and_auto_layout(app: LocalApp, page
     assert "No block matches" in page.locator(".palette").inner_text()
     save(page)
     graph = saved_graph(page, workflow)
-    assert {b["name"] for b in graph["blocks"]} >= {"http_2", "slack_1"}
+    assert {b["name"] for b in graph["blocks"]} >= {"http_2", "agent_2", "slack_1"}
     assert {"source": "http_1", "target": "agent_1"} not in graph["edges"]
 
 

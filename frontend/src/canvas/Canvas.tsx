@@ -116,9 +116,13 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
 
   // Deleting a loop that holds blocks asks first (its children go with it).
   const [question, setQuestion] = useState<Question | null>(null);
+  const asking = useRef(false);
   const confirmDelete = useCallback(async (ids: string[]): Promise<boolean> => {
     const loops = useGraphStore.getState().loopsWithChildren(ids);
     if (!loops.length) return true;
+    // Delete pressed again while the question is open: the open question answers.
+    if (asking.current) return false;
+    asking.current = true;
     const count = loops.reduce((sum, l) => sum + l.count, 0);
     const what = loops.length === 1 ? `the loop ${loops[0].name}` : `${loops.length} loops`;
     return new Promise<boolean>((resolve) =>
@@ -126,6 +130,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
         text: `Delete ${what} and the ${count} block${count === 1 ? "" : "s"} inside ${loops.length === 1 ? "it" : "them"}?`,
         confirm: `Delete ${1 + count > 2 ? `${loops.length + count} blocks` : "both"}`,
         answer: (ok) => {
+          asking.current = false;
           setQuestion(null);
           resolve(ok);
         },
