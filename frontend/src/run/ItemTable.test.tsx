@@ -1,13 +1,12 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ItemPage, ItemState } from "../types";
 import { useRunStore } from "../store/runStore";
 import { ItemTable, OVERSCAN, ROW_HEIGHT, visibleRange } from "./ItemTable";
 import { KEPT_PAGES, type ItemPager, type PageFetcher } from "./itemPages";
 import { PAGE_SIZE } from "./runApi";
 import type { ItemQuery } from "./runApi";
-import { bucketAt, speedupFromTimeline, timeAt, TimelineView } from "./TimelineView";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -143,56 +142,5 @@ describe("ItemTable", () => {
     expect(visibleRange(0, 320, 0)).toEqual([0, -1]);
     expect(visibleRange(0, 280, 5)).toEqual([0, 4]);
     expect(visibleRange(100 * ROW_HEIGHT, 280, N)).toEqual([100 - OVERSCAN, 110 + OVERSCAN]);
-  });
-});
-
-describe("timeline reading", () => {
-  const data = {
-    started_at: "", from: 10, to: 20, bucket_seconds: 2,
-    concurrency: [0, 1, 2, 3, 4].map((i) => ({ t: 10 + 2 * i, in_flight: 5, started: i === 1 ? 10 : 0, finished: i === 3 ? 10 : 0, failed: 0 })),
-    durations: { edges: [0, 2, 4], counts: [0, 10], p50: 3, p95: 3, max: 4, count: 10 },
-  };
-
-  it("maps a point of the chart to its bucket and time", () => {
-    expect(bucketAt(data, 0)).toBe(0);
-    expect(bucketAt(data, 0.5)).toBe(2);
-    expect(bucketAt(data, 1)).toBe(4);
-    expect(timeAt(data, 0.25)).toBe(12.5);
-  });
-
-  it("measures the speedup as item-seconds over the items' wall time", () => {
-    // 10 items of ~3 s between the start of bucket 1 and the end of bucket 3: 30 s in 6 s.
-    expect(speedupFromTimeline(data)?.speedup).toBe(5);
-    expect(speedupFromTimeline({ ...data, durations: { ...data.durations, count: 1 } })).toBeNull();
-  });
-});
-
-describe("TimelineView", () => {
-  it("draws the server's buckets and histogram; a histogram bar narrows the items to its durations", async () => {
-    const timeline = {
-      started_at: "", from: 0, to: 10, bucket_seconds: 2,
-      concurrency: [0, 1, 2, 3, 4].map((i) => ({ t: 2 * i, in_flight: i + 1, started: i === 0 ? 5 : 0, finished: i === 4 ? 5 : 0, failed: i === 4 ? 1 : 0 })),
-      durations: { edges: [0, 1, 2, 3], counts: [1, 3, 1], p50: 1.5, p95: 2.5, max: 3, count: 5 },
-    };
-    const urls: string[] = [];
-    vi.stubGlobal("fetch", async (url: string) => {
-      urls.push(url);
-      return { ok: true, status: 200, text: async () => JSON.stringify(timeline) };
-    });
-    const onPick = vi.fn();
-    try {
-      act(() => root.render(<TimelineView runId="r1" finished showSpeedup onPick={onPick} />));
-      await flush();
-      expect(urls).toEqual(["/api/runs/r1/timeline/?buckets=100"]);
-      expect(container.querySelectorAll('[data-testid="timeline-chart"] rect.kr-tl-running')).toHaveLength(5);
-      expect(container.querySelectorAll('[data-testid="timeline-chart"] rect.kr-tl-failed')).toHaveLength(1);
-      expect(container.querySelector('[data-testid="duration-stats"]')?.textContent).toBe("5 items · p50 1.50 s · p95 2.50 s · max 3.00 s");
-      const bars = container.querySelectorAll('[data-testid="duration-histogram"] rect');
-      expect(bars).toHaveLength(3);
-      act(() => bars[1].dispatchEvent(new MouseEvent("click", { bubbles: true })));
-      expect(onPick).toHaveBeenCalledWith({ minDuration: 1, maxDuration: 2 }, "took 1.00 s–2.00 s");
-    } finally {
-      vi.unstubAllGlobals();
-    }
   });
 });
