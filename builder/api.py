@@ -439,6 +439,7 @@ class TemplateListView(APIView):
                     "slug": t["slug"],
                     "name": t["name"],
                     "description": t.get("description", ""),
+                    "pattern": t.get("pattern", ""),
                     "sample": t.get("sample"),
                 }
                 for t in gallery.templates().values()

@@ -85,6 +85,9 @@ TemplateSummary = shape(
     slug=serializers.SlugField(),
     name=serializers.CharField(),
     description=serializers.CharField(allow_blank=True),
+    pattern=serializers.CharField(
+        allow_blank=True, help_text="the parallel-processing pattern the template shows"
+    ),
     sample=serializers.JSONField(allow_null=True, help_text="a body to post to its webhook"),
 )
 WorkflowRef = shape("WorkflowRef", id=serializers.IntegerField(), name=serializers.CharField())

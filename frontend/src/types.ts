@@ -75,6 +75,8 @@ export interface TemplateSummary {
   slug: string;
   name: string;
   description: string;
+  /** The parallel-processing pattern the template shows ("" when it says none). */
+  pattern?: string;
   sample: unknown;
 }
 

@@ -49,6 +49,15 @@ def test_the_template_is_valid_and_its_five_calls_are_independent() -> None:
     assert set(template["sample"]) == {"city", "topic", "symbol", "base", "country"}
 
 
+@pytest.mark.django_db
+def test_the_gallery_lists_it_with_its_pattern_and_sample(api: Any) -> None:
+    listed = api.get("/api/templates/").json()
+    entry = next(t for t in listed if t["slug"] == SLUG)
+    assert entry["pattern"].startswith("Fan-out / fan-in")
+    assert entry["sample"] == gallery.template_get(SLUG)["sample"]
+    assert "graph" not in entry
+
+
 @REAL_RUN
 def test_the_sample_answers_the_combined_body_in_one_waiting_call(
     sources: Any, workflow: Any

@@ -22,6 +22,7 @@ def test_the_template_runs_green_from_the_gallery_and_answers_a_waiting_call(
     app: LocalApp, page: Any
 ) -> None:
     page.goto("/")
+    assert "Fan-out / fan-in" in page.inner_text(f'[data-testid="template-pattern-{SLUG}"]')
     page.click(f'[data-testid="template-{SLUG}"]')
     page.wait_for_url(re.compile(r".*/workflows/\d+/$"))
     page.wait_for_selector('[data-block-name="response"]')

@@ -212,6 +212,11 @@ export function WorkflowListPage() {
               <div className="wl-template" key={t.slug}>
                 <strong>{t.name}</strong>
                 <p className="wl-muted">{t.description}</p>
+                {t.pattern && (
+                  <p className="wl-muted" data-testid={`template-pattern-${t.slug}`}>
+                    <em>Pattern:</em> {t.pattern}
+                  </p>
+                )}
                 <button
                   type="button"
                   className="wl-btn"
