@@ -202,6 +202,22 @@ describe("parseClip", () => {
   });
 });
 
+describe("pasting an exported workflow's text", () => {
+  it("pastes its blocks and edges, renamed where they clash", () => {
+    const exported = { kind: "klyntos/workflow", format: 1, name: "x", secrets: [], graph: GRAPH };
+    const clip = parseClip(JSON.stringify(exported));
+    expect(clip).not.toBeNull();
+    expect(typeof clip).not.toBe("string");
+    const ids = store().paste(clip as Clip);
+    expect(ids).toHaveLength(4);
+    const names = store().nodes.map((n) => n.data.name);
+    expect(new Set(names).size).toBe(8);
+    const db = store().nodes.find((n) => n.data.name === "store_lead_1");
+    expect(db?.data.config.sql).toContain("<agent_2.content>");
+    expect(parseClip(JSON.stringify({ ...exported, graph: { blocks: 3 } }))).toBe("the copied blocks are damaged");
+  });
+});
+
 describe("renameReferenceRoots", () => {
   it("renames whole references only, at any depth", () => {
     const names = new Map([["a", "b"]]);

@@ -12,6 +12,8 @@ import { isDescendant, sortParentsFirst } from "./hierarchy";
 import { byId, isNote, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 export const CLIP_KIND = "klyntos/blocks";
+/** What builder/exports.py writes (api/workflowFile.ts reads it as a whole workflow). */
+const WORKFLOW_KIND = "klyntos/workflow";
 /** The server's KLYNTOS_MAX_BLOCKS default: a longer clip could never be saved anyway. */
 export const MAX_CLIP_BLOCKS = 2000;
 /** engine/core/validation.py's MAX_NAME_LENGTH. */
@@ -65,7 +67,12 @@ export function parseClip(text: string): Clip | string | null {
   } catch {
     return null;
   }
-  if (!data || typeof data !== "object" || (data as { kind?: unknown }).kind !== CLIP_KIND) return null;
+  if (!data || typeof data !== "object") return null;
+  const kind = (data as { kind?: unknown }).kind;
+  // An exported workflow's text pastes its blocks too: a graph's top blocks have absolute
+  // positions and its children positions in their loop, as in a clip.
+  if (kind === WORKFLOW_KIND) data = (data as { graph?: unknown }).graph ?? {};
+  else if (kind !== CLIP_KIND) return null;
   const { blocks, edges } = data as { blocks?: unknown; edges?: unknown };
   if (!Array.isArray(blocks) || !Array.isArray(edges)) return "the copied blocks are damaged";
   if (blocks.length > MAX_CLIP_BLOCKS) return `more than ${MAX_CLIP_BLOCKS} blocks cannot be pasted`;
