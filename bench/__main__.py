@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench import (
+    editor_delay,
     fixed_cost,
     fixed_latency,
     jittered,
@@ -33,6 +34,7 @@ BENCHES: dict[str, Bench] = {
     "g": ("stored_loop", stored_loop.run, stored_loop.summary),
     "h": ("fixed_cost", fixed_cost.run, fixed_cost.summary),
     "i": ("template_scale", template_scale.run, template_scale.summary),
+    "j": ("editor_delay", editor_delay.run, editor_delay.summary),
 }
 
 
@@ -45,7 +47,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a: fixed latency, b: jittered latency, c: overhead, d: limits, e: responsiveness"
         " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
         " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
-        " on PostgreSQL from the CLI with the sockets watched (repeatable; default all)",
+        " on PostgreSQL from the CLI with the sockets watched, j: item finished → counted in"
+        " Chromium (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"
