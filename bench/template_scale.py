@@ -149,6 +149,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             watch.done.wait(60)
             stats = sim.control.stats()
             rows_stored = enriched_rows(env)
+            # A socket the server closed: its traceback says why.
+            server_log = app.lines[-40:] if watch.errors else []
         finally:
             app.process.terminate()
             app.process.wait(timeout=30)
@@ -183,6 +185,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "max_frame_bytes": max((f.size for f in frames), default=0),
         "final_frame_bytes": run_frames[-1].size if run_frames else 0,
         "socket_errors": watch.errors,
+        "server_log": server_log,
         "targets": TARGETS,
     }
     result["pass"] = bool(

@@ -114,11 +114,17 @@ KLYNTOS_DATA_POOLS = int(os.environ.get("KLYNTOS_DATA_POOLS", "16"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds a channel-layer read waits for Redis: past the layer's 5 s blocking receive, so an
+# idle socket is never mistaken for a dead server.
+REDIS_READ_TIMEOUT = 30
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s the
+            # layer's idle BZPOPMIN blocks for: an idle socket's receive then fails and its
+            # consumer closes with 1011 (channels_redis#422). Reads wait past the block.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_READ_TIMEOUT}]},
         }
     }
 else:
