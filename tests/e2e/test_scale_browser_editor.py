@@ -89,6 +89,18 @@ def test_a_webhook_run_shows_in_the_idle_editor_within_2_s(app: LocalApp, page: 
     assert page.locator("text=No run yet").count() == 0
     assert page.locator('[data-testid="run-status"]').get_attribute("data-status") == "succeeded"
     assert page.locator('[data-block-name="loop"][data-status="succeeded"]').count() == 1
+
+    # With the run panel collapsed, the editor still follows a new run (the canvas shows it).
+    page.click('[data-action="toggle-run"]')
+    again = post_json(hook, {"leads": [lead(2)]})["run_id"]
+    page.locator(f'[data-testid="run-id"][data-run-id="{again}"]').wait_for(
+        state="attached", timeout=2_000
+    )
+    page.locator('[data-block-name="loop"][data-status="running"]').or_(
+        page.locator('[data-block-name="loop"][data-status="succeeded"]')
+    ).wait_for()
+    page.click('[data-action="toggle-run"]')
+    page.locator(f'[data-testid="run-id"][data-run-id="{again}"]').wait_for()
     assert dialogs == []
 
 

@@ -384,11 +384,10 @@ function Editor({ workflowId }: { workflowId: number }) {
             {runOpen ? "▾ Run" : "▸ Run"}
           </button>
         </div>
-        {runOpen && (
-          <div className="run-dock-body">
-            <RunPanel workflow={workflow} onBeforeRun={saveIfDirty} />
-          </div>
-        )}
+        {/* Kept mounted while collapsed: it follows the workflow's runs (the canvas shows them). */}
+        <div className="run-dock-body" hidden={!runOpen}>
+          <RunPanel workflow={workflow} onBeforeRun={saveIfDirty} />
+        </div>
       </section>
     </div>
   );
