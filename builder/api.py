@@ -460,20 +460,36 @@ class TemplateInstantiateView(BodyRequired, APIView):
         return workflow_response(request, workflow, status.HTTP_201_CREATED)
 
 
+REFERENCED_PARAMETER = OpenApiParameter(
+    "referenced",
+    bool,
+    description=(
+        "also list the names the caller's workflows read but that are not set (neither a "
+        "secret nor an allow-listed process variable), with `missing: true`"
+    ),
+)
+
+
 class SecretListView(BodyRequired, APIView):
     """Secret names only; values are write-only and never returned. Each name comes with the
     workflows whose saved version reads it (`<env.NAME>`)."""
 
-    @answers(SecretName(many=True))
+    @answers(SecretName(many=True), parameters=[REFERENCED_PARAMETER])
     def get(self, request: Request) -> Response:
         secrets = list(Secret.objects.filter(owner_id=request.user.pk).order_by("name"))
         usage = exports.secret_usage(request.user)
-        return Response(
-            [
-                {"name": s.name, "updated_at": s.updated_at, "workflows": usage.get(s.name, [])}
-                for s in secrets
+        answer: list[dict[str, Any]] = [
+            {"name": s.name, "updated_at": s.updated_at, "workflows": usage.get(s.name, [])}
+            for s in secrets
+        ]
+        if request.query_params.get("referenced") in ("1", "true"):
+            available = set(selectors.env_names_for(request.user.pk))
+            answer += [
+                {"name": name, "workflows": workflows, "missing": True}
+                for name, workflows in sorted(usage.items())
+                if name not in available
             ]
-        )
+        return Response(answer)
 
     @answers(SecretName, status=201, request=SecretWriteSerializer, body=True)
     def post(self, request: Request) -> Response:

@@ -98,6 +98,9 @@ SecretName = shape(
     workflows=WorkflowRef(
         many=True, required=False, help_text="the workflows whose saved version reads it"
     ),
+    missing=serializers.BooleanField(
+        required=False, help_text="read by a workflow but not set (with ?referenced=1)"
+    ),
 )
 WorkflowExport = shape(
     "WorkflowExport",

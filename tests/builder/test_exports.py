@@ -165,3 +165,18 @@ def test_notes_are_saved_exported_and_never_read_as_references(
         400,
     )
     assert bad["errors"][0]["message"] == "notes[0] needs a string 'id' and 'text'"
+
+
+@pytest.mark.django_db
+def test_referenced_secrets_that_are_not_set_are_listed_on_request(
+    api: APIClient, other_api: APIClient, lead_workflow: Any
+) -> None:
+    expect(api.delete("/api/secrets/LINKEDIN_API_KEY/"), 204)
+    plain = expect(api.get("/api/secrets/"), 200)
+    assert [s["name"] for s in plain] == ["CLEARBIT_API_KEY"]
+    listed = expect(api.get("/api/secrets/?referenced=1"), 200)
+    ref = [{"id": lead_workflow.pk, "name": lead_workflow.name}]
+    assert listed[1:] == [{"name": "LINKEDIN_API_KEY", "workflows": ref, "missing": True}]
+    assert "missing" not in listed[0]
+    # Owner-scoped: another user's workflows name nothing here.
+    assert expect(other_api.get("/api/secrets/?referenced=1"), 200) == []

@@ -38,7 +38,10 @@ def test_add_a_secret_in_the_screen_then_the_template_validates_and_runs(
     assert created["name"] in row.inner_text()  # the workflows that read it
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator('[data-testid="delete-secret"]').click()
-    row.wait_for(state="detached")
+    # Still read by the workflow: listed as not set, with who reads it.
+    missing = page.locator('[data-secret="CLEARBIT_API_KEY"][data-missing="true"]')
+    missing.wait_for()
+    assert created["name"] in missing.inner_text()
 
     # The editor flags the reference, with a link to add the secret.
     page.goto(f"/workflows/{workflow}/")
@@ -55,7 +58,9 @@ def test_add_a_secret_in_the_screen_then_the_template_validates_and_runs(
     screen.fill('[data-testid="secret-value"]', VALUE)
     screen.click('[data-testid="secret-save"]')
     screen.wait_for_selector('[data-testid="secrets-note"]:has-text("Added CLEARBIT_API_KEY")')
-    added = screen.locator('[data-testid="secret-row"][data-secret="CLEARBIT_API_KEY"]')
+    added = screen.locator(
+        '[data-testid="secret-row"][data-secret="CLEARBIT_API_KEY"]:not([data-missing])'
+    )
     added.wait_for()
     assert screen.locator('[data-testid="secret-value"]').input_value() == ""
     screenshot(screen, "secrets-screen")

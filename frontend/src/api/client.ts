@@ -48,6 +48,8 @@ export interface SecretSummary {
   updated_at?: string;
   /** The workflows whose saved version reads it. */
   workflows?: { id: number; name: string }[];
+  /** Read by a workflow but not set (listed with ?referenced=1). */
+  missing?: boolean;
 }
 
 interface Page<T> {
@@ -76,7 +78,8 @@ export const api = {
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
   lastRun: (id: number) => request<{ run: RunSummary | null }>("GET", `/api/workflows/${id}/runs/last/`),
   cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
-  secrets: () => request<SecretSummary[]>("GET", "/api/secrets/"),
+  /** The secrets, then the names workflows read that are not set (`missing`). */
+  secrets: () => request<SecretSummary[]>("GET", "/api/secrets/?referenced=1"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),
   deleteSecret: (name: string) => request<null>("DELETE", `/api/secrets/${encodeURIComponent(name)}/`),
   rotateSecret: (id: number) => request<{ signing_secret: string }>("POST", `/api/workflows/${id}/webhook/secret/`),

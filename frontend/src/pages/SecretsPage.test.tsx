@@ -24,9 +24,13 @@ beforeEach(() => {
     calls.push({ method, url, body });
     let answer: unknown = null;
     let status = 200;
-    if (url === "/api/secrets/" && method === "GET") {
-      // Like the server: names and who reads them, never values.
-      answer = stored.map((s) => ({ name: s.name, updated_at: "2026-01-01T00:00:00Z", workflows: [{ id: 7, name: "Leads" }] }));
+    if (url === "/api/secrets/?referenced=1" && method === "GET") {
+      // Like the server: names and who reads them, never values; then what is read but not set.
+      const leads = [{ id: 7, name: "Leads" }];
+      answer = stored.map((s) => ({ name: s.name, updated_at: "2026-01-01T00:00:00Z", workflows: leads }));
+      for (const name of ["CLEARBIT_API_KEY", "LINKEDIN_API_KEY"]) {
+        if (!stored.some((s) => s.name === name)) (answer as unknown[]).push({ name, workflows: leads, missing: true });
+      }
     } else if (url === "/api/secrets/" && method === "POST") {
       const { name, value } = body as Stored;
       stored = [...stored.filter((s) => s.name !== name), { name, value }];
@@ -71,6 +75,7 @@ describe("SecretsPage", () => {
     const name = $<HTMLInputElement>('[data-testid="secret-name"]')!;
     const value = $<HTMLInputElement>('[data-testid="secret-value"]')!;
     expect(name.value).toBe("LINKEDIN_API_KEY"); // from ?add=
+    expect($('[data-secret="LINKEDIN_API_KEY"][data-missing="true"]')?.textContent).toContain("not set");
     expect(value.type).toBe("password");
     type(value, "li-typed-value");
     await act(async () => $<HTMLButtonElement>('[data-testid="secret-save"]')!.click());
@@ -78,14 +83,19 @@ describe("SecretsPage", () => {
     expect(calls.some((c) => c.method === "POST" && (c.body as Stored).name === "LINKEDIN_API_KEY")).toBe(true);
     expect($('[data-testid="secrets-note"]')?.textContent).toBe("Added LINKEDIN_API_KEY");
     expect(value.value).toBe("");
-    expect($('[data-secret="LINKEDIN_API_KEY"]')).not.toBeNull();
+    expect($('[data-secret="LINKEDIN_API_KEY"]:not([data-missing])')).not.toBeNull();
+    expect($('[data-missing="true"]')).toBeNull();
     expect(container.innerHTML).not.toContain("li-typed-value");
     expect(container.innerHTML).not.toContain("cb-value-never-shown");
 
     await act(async () => $<HTMLButtonElement>('[data-secret="CLEARBIT_API_KEY"] [data-testid="delete-secret"]')!.click());
     await flush();
     expect(window.confirm).toHaveBeenCalledWith(expect.stringContaining("1 workflow reads it"));
-    expect($('[data-secret="CLEARBIT_API_KEY"]')).toBeNull();
+    // Deleted, it is still read by Leads: listed as not set, with an Add button.
+    expect($('[data-secret="CLEARBIT_API_KEY"]')?.getAttribute("data-missing")).toBe("true");
+    await act(async () => $<HTMLButtonElement>('[data-testid="add-missing"]')!.click());
+    expect(name.value).toBe("CLEARBIT_API_KEY");
+    expect($('[data-testid="secret-save"]')?.textContent).toBe("Add");
   });
 
   it("refuses a bad name before asking the server", async () => {

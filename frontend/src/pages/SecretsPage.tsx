@@ -21,7 +21,17 @@ export function nameProblem(name: string): string | null {
   return null;
 }
 
-function SecretRow({ secret, onChanged, onError }: { secret: SecretSummary; onChanged: (note: string) => void; onError: (m: string) => void }) {
+function SecretRow({
+  secret,
+  onChanged,
+  onError,
+  onAdd,
+}: {
+  secret: SecretSummary;
+  onChanged: (note: string) => void;
+  onError: (m: string) => void;
+  onAdd: (name: string) => void;
+}) {
   const [replacing, setReplacing] = useState(false);
   const [value, setValue] = useState("");
   const [busy, setBusy] = useState(false);
@@ -54,9 +64,10 @@ function SecretRow({ secret, onChanged, onError }: { secret: SecretSummary; onCh
     }
   };
   return (
-    <tr data-testid="secret-row" data-secret={secret.name}>
+    <tr data-testid="secret-row" data-secret={secret.name} data-missing={secret.missing ? "true" : undefined}>
       <td className="wl-name">
         <code>{secret.name}</code>
+        {secret.missing && <strong className="wl-missing"> not set</strong>}
         <div className="wl-muted">
           {secret.workflows?.length ? (
             <>
@@ -77,7 +88,11 @@ function SecretRow({ secret, onChanged, onError }: { secret: SecretSummary; onCh
       </td>
       <td className="wl-muted">{secret.updated_at ? new Date(secret.updated_at).toLocaleString() : ""}</td>
       <td className="wl-actions">
-        {replacing ? (
+        {secret.missing ? (
+          <button type="button" className="wl-btn wl-primary" data-testid="add-missing" onClick={() => onAdd(secret.name)}>
+            Add
+          </button>
+        ) : replacing ? (
           <form className="wl-inline" onSubmit={replace}>
             <input
               type="password"
@@ -132,7 +147,7 @@ export function SecretsPage() {
     if (wanted) valueRef.current?.focus();
   }, [load, wanted]);
 
-  const exists = secrets?.some((s) => s.name === name.trim()) ?? false;
+  const exists = secrets?.some((s) => s.name === name.trim() && !s.missing) ?? false;
   const add = async (event: FormEvent) => {
     event.preventDefault();
     const trimmed = name.trim();
@@ -226,8 +241,12 @@ export function SecretsPage() {
             <tbody>
               {secrets.map((s) => (
                 <SecretRow
-                  key={s.name}
+                  key={`${s.missing ? "missing" : "set"}:${s.name}`}
                   secret={s}
+                  onAdd={(wantedName) => {
+                    setName(wantedName);
+                    valueRef.current?.focus();
+                  }}
                   onError={setError}
                   onChanged={(text) => {
                     setNote(text);
