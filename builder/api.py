@@ -108,6 +108,7 @@ class WorkflowListView(BodyRequired, APIView):
                 name=form.validated_data.get("name") or "Untitled workflow",
                 description=form.validated_data.get("description", ""),
                 graph=form.validated_data.get("graph") or {"blocks": [], "edges": []},
+                message=form.validated_data.get("message", ""),
             )
         except services.GraphInvalid as exc:
             return invalid(exc)
@@ -136,6 +137,13 @@ class WorkflowDetailView(BodyRequired, APIView):
                     graph=data["graph"],
                     base_version=data["base_version"],
                     name=data.get("name"),
+                    message=data.get("message", ""),
+                    author=request.user,
+                    publish=data["publish"],
+                )
+            elif data["publish"]:
+                workflow = services.workflow_publish(
+                    workflow=workflow, message=data.get("message", "")
                 )
             elif data.get("name"):
                 workflow = services.workflow_rename(workflow=workflow, name=data["name"])
@@ -226,6 +234,7 @@ class WorkflowRunsView(BodyRequired, APIView):
     @answers(
         RunSerializer,
         404,
+        409,
         422,
         429,
         status=201,
@@ -262,7 +271,11 @@ class WorkflowRunsView(BodyRequired, APIView):
                 input=form.validated_data["input"],
                 options=options,
                 call_depth=depth,
+                draft=form.validated_data["version"] == "draft",
+                trigger=form.validated_data["trigger"],
             )
+        except services.NotPublished as exc:
+            return Response({"error": exc.errors[0].message}, status=status.HTTP_409_CONFLICT)
         except services.GraphInvalid as exc:
             return invalid(exc)
         except services.RateLimited as exc:

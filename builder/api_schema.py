@@ -115,7 +115,7 @@ WorkflowExport = shape(
 )
 
 
-def _page_of(name: str, item: serializers.BaseSerializer) -> type[serializers.Serializer]:
+def page_of(name: str, item: serializers.BaseSerializer) -> type[serializers.Serializer]:
     """DRF's page-number envelope around `item` (what PageNumberPagination answers)."""
     return shape(
         name,
@@ -126,8 +126,8 @@ def _page_of(name: str, item: serializers.BaseSerializer) -> type[serializers.Se
     )
 
 
-ItemPage = _page_of("ItemPage", ItemRunSerializer(many=True))
-RunPage = _page_of("RunPage", RunSummarySerializer(many=True))
+ItemPage = page_of("ItemPage", ItemRunSerializer(many=True))
+RunPage = page_of("RunPage", RunSummarySerializer(many=True))
 
 # Why each refusal happens, for the schema's descriptions.
 REFUSALS = {

@@ -21,7 +21,13 @@ class Workflow(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     template_slug = models.SlugField(max_length=100, blank=True)
+    # The draft: the newest saved version, what the editor shows and test runs run.
     current_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What production runs (webhooks, the REST API, the CLI): set only by publishing a valid
+    # version, so saving a draft never changes it.
+    published_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,7 +54,14 @@ class WorkflowVersion(models.Model):
     # engine.core.validation.ValidationResult.stored: secret references are resolved when
     # read). Null for versions saved before it existed: filled in on first use.
     validation = models.JSONField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When this version was last made the live one (null: never). Bookkeeping about the
+    # version, like `validation`, written with update(): the graph itself never changes.
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["workflow", "-number"]

@@ -14,7 +14,9 @@ from engine.models import ItemRun, Run, StepRun
 
 
 def workflows_for(user: Any) -> QuerySet[Workflow]:
-    return Workflow.objects.filter(owner=user).select_related("current_version")
+    return Workflow.objects.filter(owner=user).select_related(
+        "current_version", "published_version"
+    )
 
 
 def workflow_get(user: Any, workflow_id: Any) -> Workflow:
@@ -52,7 +54,9 @@ def steps_of(run: Run, item_keys: list[str]) -> QuerySet[StepRun]:
 
 def webhook_by_token(token: str) -> Webhook | None:
     return (
-        Webhook.objects.select_related("workflow", "workflow__current_version")
+        Webhook.objects.select_related(
+            "workflow", "workflow__current_version", "workflow__published_version"
+        )
         .filter(token=token)
         .first()
     )

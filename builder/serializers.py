@@ -17,10 +17,14 @@ class WorkflowWriteSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     graph = serializers.JSONField(required=False)
     base_version = serializers.IntegerField(required=False, allow_null=True)
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    publish = serializers.BooleanField(required=False, default=False)
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
     version = serializers.SerializerMethodField()
+    published_version = serializers.SerializerMethodField()
+    draft_differs = serializers.SerializerMethodField()
     graph = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
     webhook_signed = serializers.SerializerMethodField()
@@ -33,6 +37,8 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "description",
             "template_slug",
             "version",
+            "published_version",
+            "draft_differs",
             "graph",
             "webhook_url",
             "webhook_signed",
@@ -42,6 +48,17 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     def get_version(self, obj: Workflow) -> int | None:
         return obj.current_version.number if obj.current_version else None
+
+    def get_published_version(self, obj: Workflow) -> int | None:
+        """The live version: what webhooks, the REST API and the CLI run."""
+        return obj.published_version.number if obj.published_version else None
+
+    def get_draft_differs(self, obj: Workflow) -> bool:
+        """Whether the draft's graph is not the live one (a new save, or nothing live)."""
+        draft, live = obj.current_version, obj.published_version
+        if draft is None:
+            return False
+        return live is None or (draft.pk != live.pk and draft.graph != live.graph)
 
     def get_graph(self, obj: Workflow) -> Any:
         return obj.current_version.graph if obj.current_version else {"blocks": [], "edges": []}
@@ -62,6 +79,12 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
 class RunStartSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False, default=dict)
+    # "published" (production) or "draft": a test run of the saved draft, marked as such.
+    version = serializers.ChoiceField(
+        choices=["published", "draft"], required=False, default="published"
+    )
+    # Who started it, as History shows it: the editor says so; anything else is "api".
+    trigger = serializers.ChoiceField(choices=["api", "editor"], required=False, default="api")
     sequential = serializers.BooleanField(required=False, default=False)
     max_concurrent = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_CONCURRENT, allow_null=True
@@ -72,6 +95,7 @@ class RunSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     workflow_version = serializers.IntegerField(source="version.number", read_only=True)
     duration = serializers.SerializerMethodField()
+    draft = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -81,6 +105,7 @@ class RunSerializer(serializers.ModelSerializer):
             "workflow_version",
             "status",
             "trigger",
+            "draft",
             "progress",
             "error",
             "outputs",
@@ -93,6 +118,10 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_progress(self, obj: Run) -> dict[str, int]:
         return obj.progress
+
+    def get_draft(self, obj: Run) -> bool:
+        """A test run of a draft version (started from the editor), not production."""
+        return bool((obj.options or {}).get("draft"))
 
     def get_duration(self, obj: Run) -> float | None:
         if obj.started_at and obj.finished_at:

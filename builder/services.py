@@ -57,6 +57,24 @@ class StaleVersion(Exception):
         )
 
 
+class NotPublished(GraphInvalid):
+    """A production run (webhook, REST, CLI) of a workflow with no published version."""
+
+    def __init__(self, draft: int | None) -> None:
+        what = f"v{draft} is a draft" if draft else "there is no saved version"
+        super().__init__(
+            [
+                ValidationIssue(
+                    None,
+                    None,
+                    "graph",
+                    f"the workflow has no published version ({what}): publish it in the"
+                    " editor or with POST /api/workflows/<id>/publish/",
+                )
+            ]
+        )
+
+
 class IdempotencyConflict(Exception):
     pass
 
@@ -145,27 +163,90 @@ def _checked_graph(owner: Any, graph: Any) -> dict[str, Any]:
 
 @transaction.atomic
 def workflow_create(
-    *, owner: Any, name: str, graph: Any, description: str = "", template_slug: str = ""
+    *,
+    owner: Any,
+    name: str,
+    graph: Any,
+    description: str = "",
+    template_slug: str = "",
+    message: str = "",
 ) -> Workflow:
-    """Saves drafts too: a graph only has to be valid to run (the response reports errors)."""
+    """Saves drafts too: a graph only has to be valid to run (the response reports errors).
+    A new workflow's first version is published when it is valid, so a template (or a
+    workflow posted whole through the API) answers its webhook at once; later saves are
+    drafts until published."""
     validation = _checked_graph(owner, graph)
     workflow = Workflow.objects.create(
         owner=owner, name=name, description=description, template_slug=template_slug
     )
     version = WorkflowVersion.objects.create(
-        workflow=workflow, number=1, graph=graph, validation=validation
+        workflow=workflow,
+        number=1,
+        graph=graph,
+        validation=validation,
+        message=message,
+        created_by=owner,
     )
     workflow.current_version = version
-    workflow.save(update_fields=["current_version"])
+    fields = ["current_version"]
+    if not stored_errors(validation, env_names_for(owner.pk)):
+        _mark_published(workflow, version)
+        fields.append("published_version")
+    workflow.save(update_fields=fields)
     Webhook.objects.create(workflow=workflow)
     return workflow
 
 
+def _mark_published(workflow: Workflow, version: WorkflowVersion) -> None:
+    """Makes `version` the live one (the caller saves the workflow's published_version)."""
+    workflow.published_version = version
+    version.published_at = timezone.now()
+    WorkflowVersion.objects.filter(pk=version.pk).update(published_at=version.published_at)
+
+
+@transaction.atomic
+def workflow_publish(
+    *, workflow: Workflow, number: int | None = None, message: str = ""
+) -> Workflow:
+    """Makes a version (the draft when `number` is None) what production runs; refused
+    (GraphInvalid, listing the problems) when that version is not valid. Publishing the
+    live version again only refreshes its time."""
+    locked = Workflow.objects.select_for_update(of=("self",)).get(pk=workflow.pk)
+    if number is None:
+        version = locked.current_version
+    else:
+        version = locked.versions.filter(number=number).first()
+    if version is None:
+        raise Http404("no such version")
+    _require_valid(version, locked.owner)
+    if message and not version.message:
+        version.message = message[:500]
+        WorkflowVersion.objects.filter(pk=version.pk).update(message=version.message)
+    _mark_published(locked, version)
+    locked.save(update_fields=["published_version", "updated_at"])
+    return _reloaded(locked)
+
+
+def _reloaded(workflow: Workflow) -> Workflow:
+    return Workflow.objects.select_related("current_version", "published_version").get(
+        pk=workflow.pk
+    )
+
+
 @transaction.atomic
 def workflow_save(
-    *, workflow: Workflow, graph: Any, base_version: int | None, name: str | None = None
+    *,
+    workflow: Workflow,
+    graph: Any,
+    base_version: int | None,
+    name: str | None = None,
+    message: str = "",
+    author: Any = None,
+    publish: bool = False,
 ) -> Workflow:
-    """A new immutable version; refused (409) when `base_version` is not the current one."""
+    """A new immutable draft version; refused (409) when `base_version` is not the current
+    one. Production keeps running the published version unless `publish` is set (then the
+    saved version must be valid, or nothing is saved)."""
     locked = (
         Workflow.objects.select_for_update(of=("self",))
         .select_related("current_version")
@@ -180,16 +261,43 @@ def workflow_save(
         if name and name != locked.name:
             locked.name = name
             locked.save(update_fields=["name", "updated_at"])
-        return locked
+        if publish:
+            return workflow_publish(workflow=locked, message=message)
+        return _reloaded(locked)
     validation = _checked_graph(locked.owner, graph)
     version = WorkflowVersion.objects.create(
-        workflow=locked, number=(current or 0) + 1, graph=graph, validation=validation
+        workflow=locked,
+        number=(current or 0) + 1,
+        graph=graph,
+        validation=validation,
+        message=message[:500],
+        created_by=author,
     )
     locked.current_version = version
     if name:
         locked.name = name
-    locked.save(update_fields=["current_version", "name", "updated_at"])
-    return locked
+    fields = ["current_version", "name", "updated_at"]
+    if publish:
+        _require_valid(version, locked.owner)  # raises: the transaction saves nothing
+        _mark_published(locked, version)
+        fields.append("published_version")
+    locked.save(update_fields=fields)
+    return _reloaded(locked)
+
+
+def version_restore(*, workflow: Workflow, number: int, author: Any = None) -> Workflow:
+    """Version `number`'s graph saved as the new draft (the live version is untouched)."""
+    version = workflow.versions.filter(number=number).first()
+    if version is None:
+        raise Http404("no such version")
+    current = workflow.current_version.number if workflow.current_version else None
+    return workflow_save(
+        workflow=workflow,
+        graph=version.graph,
+        base_version=current,
+        message=f"restored from v{number}",
+        author=author,
+    )
 
 
 def workflow_rename(*, workflow: Workflow, name: str) -> Workflow:
@@ -242,17 +350,24 @@ def run_create(
     fingerprint: str = "",
     call_depth: int = 0,
     delivery: tuple[Webhook, str, datetime.datetime] | None = None,
+    draft: bool = False,
 ) -> tuple[Run, bool]:
-    """A queued run of the workflow's current version; (run, created). With an
+    """A queued run of the workflow's published version (its draft for a test run from the
+    editor: `draft`, marked so in the run's options); (run, created). With an
     Idempotency-Key the same key and body give the same run, a different body conflicts;
     a signed `delivery` (webhook, signature, window end) seen before gives its first run.
     Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow."""
-    if workflow.current_version is None:
-        raise GraphInvalid(
-            [ValidationIssue(None, None, "graph", "the workflow has no saved version")]
-        )
-    _require_valid(workflow.current_version, workflow.owner)
-    _require_body_matches(workflow.current_version.graph, input)
+    version = workflow.current_version if draft else workflow.published_version
+    if version is None:
+        if workflow.current_version is None:
+            raise GraphInvalid(
+                [ValidationIssue(None, None, "graph", "the workflow has no saved version")]
+            )
+        # Never published: when its draft is not valid, that is the reason to give.
+        _require_valid(workflow.current_version, workflow.owner)
+        raise NotPublished(workflow.current_version.number)
+    _require_valid(version, workflow.owner)
+    _require_body_matches(version.graph, input)
     fingerprint = fingerprint or input_fingerprint(input)
     if idempotency_key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
@@ -260,6 +375,8 @@ def run_create(
             return _replayed(existing, fingerprint), False
     if call_depth:
         options = {**(options or {}), "call_depth": call_depth}
+    if draft:
+        options = {**(options or {}), "draft": True}
     try:
         with transaction.atomic():
             # Run starts of one workflow queue on its row: the rate count is exact, a
@@ -273,7 +390,7 @@ def run_create(
             run = Run.objects.create(
                 owner=workflow.owner,
                 workflow=workflow,
-                version=workflow.current_version,
+                version=version,
                 input=input,
                 trigger=trigger,
                 options=options or {},

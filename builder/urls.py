@@ -1,6 +1,6 @@
 from django.urls import path
 
-from builder import api
+from builder import api, versions_api
 
 urlpatterns = [
     path("workflows/", api.WorkflowListView.as_view(), name="workflow-list"),
@@ -14,6 +14,31 @@ urlpatterns = [
         name="workflow-duplicate",
     ),
     path("workflows/<int:pk>/export/", api.WorkflowExportView.as_view(), name="workflow-export"),
+    path(
+        "workflows/<int:pk>/publish/",
+        versions_api.WorkflowPublishView.as_view(),
+        name="workflow-publish",
+    ),
+    path(
+        "workflows/<int:pk>/versions/",
+        versions_api.VersionListView.as_view(),
+        name="workflow-versions",
+    ),
+    path(
+        "workflows/<int:pk>/versions/diff/",
+        versions_api.VersionDiffView.as_view(),
+        name="workflow-version-diff",
+    ),
+    path(
+        "workflows/<int:pk>/versions/<int:number>/",
+        versions_api.VersionDetailView.as_view(),
+        name="workflow-version",
+    ),
+    path(
+        "workflows/<int:pk>/versions/<int:number>/restore/",
+        versions_api.VersionRestoreView.as_view(),
+        name="workflow-version-restore",
+    ),
     path("workflows/<int:pk>/runs/", api.WorkflowRunsView.as_view(), name="workflow-runs"),
     path(
         "workflows/<int:pk>/runs/last/", api.WorkflowLastRunView.as_view(), name="workflow-last-run"

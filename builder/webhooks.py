@@ -22,6 +22,7 @@ from builder.services import (
     BodyMismatch,
     GraphInvalid,
     IdempotencyConflict,
+    NotPublished,
     RateLimited,
     run_start,
 )
@@ -99,6 +100,8 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         return _error(404, "no webhook with this token")
     except BodyMismatch as exc:
         return _error(422, str(exc), details=exc.problems)
+    except NotPublished:
+        return _error(409, "the workflow has no published version; publish it in the editor")
     except GraphInvalid:
         # Whoever holds the token may be a third party: the errors name blocks and the
         # owner's secrets, so they stay in the editor.

@@ -61,7 +61,12 @@ export interface Workflow {
   name: string;
   description: string;
   template_slug: string;
+  // The draft: the newest saved version, what the editor shows and test runs run.
   version: number | null;
+  // The live version: what the webhook, the REST API and the CLI run (null: never published).
+  published_version?: number | null;
+  // Whether the draft's graph is not the live one.
+  draft_differs?: boolean;
   graph: GraphJson;
   webhook_url: string | null;
   // Whether posts to the webhook must be signed (the secret itself is never sent).
@@ -69,6 +74,44 @@ export interface Workflow {
   created_at: string;
   updated_at: string;
   validation?: { ok: boolean; errors: ValidationError[]; warnings?: ValidationError[] };
+}
+
+export interface VersionSummary {
+  number: number;
+  message: string;
+  created_at: string;
+  created_by: string | null;
+  published_at: string | null;
+  live: boolean;
+  draft: boolean;
+}
+
+export interface FieldChange {
+  path: string;
+  change: "added" | "removed" | "changed";
+  before: unknown;
+  after: unknown;
+}
+
+export interface BlockLabel {
+  id: string;
+  name: string;
+  type: string;
+}
+
+export interface VersionDiff {
+  from: number;
+  to: number;
+  blocks: {
+    added: BlockLabel[];
+    removed: BlockLabel[];
+    changed: (BlockLabel & { fields: FieldChange[] })[];
+    moved: BlockLabel[];
+  };
+  edges: {
+    added: { source: string; target: string; handle?: string }[];
+    removed: { source: string; target: string; handle?: string }[];
+  };
 }
 
 export interface TemplateSummary {
@@ -99,6 +142,8 @@ export interface RunSummary {
   status: RunStatus;
   /** webhook | api | cli | retry */
   trigger: string;
+  // A test run of a draft version (from the editor), not production.
+  draft?: boolean;
   progress: Progress;
   error: string;
   created_at: string;

@@ -45,6 +45,11 @@ ROUTES: dict[str, str] = {
     "api/workflows/<int:pk>/duplicate/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/export/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/publish/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/versions/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/versions/diff/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/versions/<int:number>/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/versions/<int:number>/restore/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/last/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/webhook/secret/": OWNED_WORKFLOW,
     "api/runs/<str:pk>/": OWNED_RUN,
@@ -148,6 +153,7 @@ def fill(route: str, workflow: Any, run: Any) -> str:
         .replace("<int:workflow_id>", str(workflow.pk))
         .replace("<str:pk>", str(run.pk))
         .replace("<str:name>", "VICTIM_KEY")
+        .replace("<int:number>", "1")  # a version the victim's workflow has
     )
 
 

@@ -123,7 +123,7 @@ def test_a_workflow_calling_its_own_webhook_stops_at_the_depth_limit(tmp_path: P
         }
         saved = session.client.put(
             f"/api/workflows/{workflow['id']}/",
-            json={"graph": graph, "base_version": workflow["version"]},
+            json={"graph": graph, "base_version": workflow["version"], "publish": True},
         )
         assert saved.status_code == 200, saved.text
         started = session.client.post(f"/api/workflows/{workflow['id']}/runs/", json={"input": {}})

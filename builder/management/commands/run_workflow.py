@@ -37,6 +37,11 @@ class Command(BaseCommand):
             "--max-concurrent", type=int, default=None, help="override every loop's cap"
         )
         parser.add_argument("--user", default="admin", help="owner of the run (created if missing)")
+        parser.add_argument(
+            "--draft",
+            action="store_true",
+            help="run the saved draft (a test run) instead of the published version",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_concurrent"] is not None and options["max_concurrent"] < 1:
@@ -54,7 +59,10 @@ class Command(BaseCommand):
                 input=body,
                 trigger="cli",
                 options={k: v for k, v in run_options.items() if v},
+                draft=options["draft"],
             )
+        except services.NotPublished as exc:
+            raise CommandError(f"{exc.errors[0].message} (or pass --draft)") from None
         except services.GraphInvalid as exc:
             raise CommandError(
                 "the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)

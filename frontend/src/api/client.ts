@@ -5,6 +5,8 @@ import type {
   RunSummary,
   TemplateSummary,
   ValidationResponse,
+  VersionDiff,
+  VersionSummary,
   Workflow,
 } from "../types";
 
@@ -73,7 +75,15 @@ export const api = {
   validate: (id: number, graph: GraphJson) => request<ValidationResponse>("POST", `/api/workflows/${id}/validate/`, { graph }),
   templates: () => request<TemplateSummary[]>("GET", "/api/templates/"),
   fromTemplate: (slug: string) => request<Workflow>("POST", `/api/templates/${slug}/instantiate/`, {}),
-  startRun: (id: number, input: unknown) => request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input }),
+  // The editor's Run button tests the saved draft; production (webhook, API) runs the live version.
+  startRun: (id: number, input: unknown) =>
+    request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input, version: "draft", trigger: "editor" }),
+  publish: (id: number, message = "", version?: number) =>
+    request<Workflow>("POST", `/api/workflows/${id}/publish/`, { message, ...(version ? { version } : {}) }),
+  versions: (id: number, page = 1) => request<Page<VersionSummary>>("GET", `/api/workflows/${id}/versions/?page=${page}`),
+  versionDiff: (id: number, from: number, to: number) =>
+    request<VersionDiff>("GET", `/api/workflows/${id}/versions/diff/?from=${from}&to=${to}`),
+  restoreVersion: (id: number, number: number) => request<Workflow>("POST", `/api/workflows/${id}/versions/${number}/restore/`),
   runs: (id: number, page = 1) => request<Page<RunSummary>>("GET", `/api/workflows/${id}/runs/?page=${page}`),
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
   lastRun: (id: number) => request<{ run: RunSummary | null }>("GET", `/api/workflows/${id}/runs/last/`),

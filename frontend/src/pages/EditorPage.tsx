@@ -13,6 +13,8 @@ import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
 import { problemsLabel } from "../store/validation";
 import type { CatalogueEntry, ValidationError, Workflow } from "../types";
+import { liveStatus } from "../versions/liveStatus";
+import { VersionsPanel } from "../versions/VersionsPanel";
 
 type Status = { kind: "info" | "ok" | "warn" | "error"; text: string };
 
@@ -51,6 +53,8 @@ function Editor({ workflowId }: { workflowId: number }) {
   const [loadCount, setLoadCount] = useState(0);
   const [runHeight, setRunHeight] = useState(260);
   const [runOpen, setRunOpen] = useState(true);
+  const [versionsOpen, setVersionsOpen] = useState(false);
+  const [publishing, setPublishing] = useState(false);
   const workflowRef = useRef<Workflow | null>(null);
   const validateSeq = useRef(0);
   const dirty = useGraphStore((s) => s.dirty);
@@ -167,6 +171,35 @@ function Editor({ workflowId }: { workflowId: number }) {
     }
   }, [getViewport]);
 
+  // Publish: save what is on the canvas first, then make that draft what production runs.
+  // The server refuses an invalid graph and lists its problems.
+  const publish = useCallback(async () => {
+    setPublishing(true);
+    try {
+      const saved = useGraphStore.getState().dirty || !workflowRef.current?.version ? await save() : workflowRef.current;
+      if (!saved) return;
+      const published = await api.publish(saved.id);
+      workflowRef.current = published;
+      setWorkflow(published);
+      setStatus({ kind: "ok", text: `Published v${published.published_version}: the webhook and the API now run it` });
+      setShowProblems(false);
+    } catch (error) {
+      const found = error instanceof ApiError ? ((error.body as { errors?: ValidationError[] } | null)?.errors ?? []) : [];
+      if (found.length) {
+        useGraphStore.getState().revealErrors();
+        useGraphStore.getState().setValidation(found);
+        setShowProblems(true);
+        setProblemsOpen(true);
+      }
+      setStatus({
+        kind: "error",
+        text: `Not published: ${found.length ? `${problems(found.length)} to fix first` : error instanceof Error ? error.message : String(error)}`,
+      });
+    } finally {
+      setPublishing(false);
+    }
+  }, [save]);
+
   const saveIfDirty = useCallback(async (): Promise<Workflow | null> => {
     if (useGraphStore.getState().dirty || !workflowRef.current?.version) return save();
     return workflowRef.current;
@@ -276,6 +309,14 @@ function Editor({ workflowId }: { workflowId: number }) {
         <span className="version" data-testid="workflow-version">
           {workflow.version ? `v${workflow.version}` : "not saved yet"}
         </span>
+        {(() => {
+          const live = liveStatus(workflow);
+          return (
+            <span className={`live-status ${live.kind}`} data-testid="live-status" title="Production (webhook, API) runs the live version; Save writes a draft">
+              {live.text}
+            </span>
+          );
+        })()}
         {dirty && (
           <span className="dirty" data-testid="dirty-indicator">
             Unsaved changes
@@ -329,7 +370,37 @@ function Editor({ workflowId }: { workflowId: number }) {
         >
           {saving ? "Saving…" : "Save"}
         </button>
+        <button
+          type="button"
+          className="btn"
+          data-action="publish"
+          disabled={publishing || saving}
+          title="Make this draft what the webhook and the API run"
+          onClick={() => void publish()}
+        >
+          {publishing ? "Publishing…" : "Publish"}
+        </button>
+        <button type="button" className="btn" data-action="versions" aria-expanded={versionsOpen} onClick={() => setVersionsOpen((v) => !v)}>
+          Versions
+        </button>
       </header>
+      {versionsOpen && (
+        <VersionsPanel
+          workflow={workflow}
+          dirty={dirty}
+          onClose={() => setVersionsOpen(false)}
+          onChanged={(changed, reloadGraph) => {
+            if (reloadGraph) {
+              void load();
+              setStatus({ kind: "ok", text: `Restored as draft v${changed.version}` });
+              return;
+            }
+            workflowRef.current = changed;
+            setWorkflow(changed);
+            setStatus({ kind: "ok", text: `Published v${changed.published_version}` });
+          }}
+        />
+      )}
       <div className="status-slot">
         {(status || (showProblems && shown > 0)) && (
           <div className={`status-bar ${status?.kind ?? "warn"}`} data-testid="status-bar">

@@ -160,7 +160,7 @@ describe("RunPanel", () => {
     await act(async () => $("run-button")!.click());
     await flush();
     expect(onBeforeRun).toHaveBeenCalledOnce();
-    expect(calls.find((c) => c.method === "POST")?.body).toEqual({ input: { leads: [] } });
+    expect(calls.find((c) => c.method === "POST")?.body).toEqual({ input: { leads: [] }, version: "draft", trigger: "editor" });
     expect(runSockets().at(-1)!.url).toBe(`ws://${location.host}/ws/runs/r1/`);
     expect($("run-status")?.textContent).toBe("queued");
     // The workflow socket announces the run this panel started: no notice, no second socket.
