@@ -391,8 +391,8 @@ function Editor({ workflowId }: { workflowId: number }) {
           onClose={() => setVersionsOpen(false)}
           onChanged={(changed, reloadGraph) => {
             if (reloadGraph) {
-              void load();
-              setStatus({ kind: "ok", text: `Restored as draft v${changed.version}` });
+              // After the reload: load() clears the status bar when it is done.
+              void load().then(() => setStatus({ kind: "ok", text: `Restored as draft v${changed.version}` }));
               return;
             }
             workflowRef.current = changed;
