@@ -30,6 +30,11 @@ class Workflow(models.Model):
     published_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The published version's schedule trigger (empty cron: none), copied when it is
+    # published so the scheduler finds due workflows with one indexed query.
+    schedule_cron = models.CharField(max_length=200, blank=True)
+    schedule_timezone = models.CharField(max_length=64, blank=True)
+    schedule_next_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # The run-start rate limit's token bucket (KLYNTOS_RUNS_PER_MINUTE): tokens left when

@@ -17,6 +17,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from builder.models import Secret, Webhook, WebhookDelivery, Workflow, WorkflowVersion
+from builder.schedules import sync_schedule
 from builder.selectors import env_names_for
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
@@ -190,18 +191,19 @@ def workflow_create(
     workflow.current_version = version
     fields = ["current_version"]
     if not stored_errors(validation, env_names_for(owner.pk)):
-        _mark_published(workflow, version)
-        fields.append("published_version")
+        fields += _mark_published(workflow, version)
     workflow.save(update_fields=fields)
     Webhook.objects.create(workflow=workflow)
     return workflow
 
 
-def _mark_published(workflow: Workflow, version: WorkflowVersion) -> None:
-    """Makes `version` the live one (the caller saves the workflow's published_version)."""
+def _mark_published(workflow: Workflow, version: WorkflowVersion) -> list[str]:
+    """Makes `version` the live one, its schedule trigger (if any) the workflow's schedule;
+    returns the workflow fields the caller saves."""
     workflow.published_version = version
     version.published_at = timezone.now()
     WorkflowVersion.objects.filter(pk=version.pk).update(published_at=version.published_at)
+    return ["published_version", *sync_schedule(workflow, version.graph, version.published_at)]
 
 
 @transaction.atomic
@@ -222,8 +224,8 @@ def workflow_publish(
     if message and not version.message:
         version.message = message[:500]
         WorkflowVersion.objects.filter(pk=version.pk).update(message=version.message)
-    _mark_published(locked, version)
-    locked.save(update_fields=["published_version", "updated_at"])
+    fields = _mark_published(locked, version)
+    locked.save(update_fields=[*fields, "updated_at"])
     return _reloaded(locked)
 
 
@@ -279,8 +281,7 @@ def workflow_save(
     fields = ["current_version", "name", "updated_at"]
     if publish:
         _require_valid(version, locked.owner)  # raises: the transaction saves nothing
-        _mark_published(locked, version)
-        fields.append("published_version")
+        fields += _mark_published(locked, version)
     locked.save(update_fields=fields)
     return _reloaded(locked)
 

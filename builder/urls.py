@@ -1,6 +1,6 @@
 from django.urls import path
 
-from builder import api, versions_api
+from builder import api, schedules_api, versions_api
 
 urlpatterns = [
     path("workflows/", api.WorkflowListView.as_view(), name="workflow-list"),
@@ -59,4 +59,9 @@ urlpatterns = [
     ),
     path("secrets/", api.SecretListView.as_view(), name="secret-list"),
     path("secrets/<str:name>/", api.SecretDetailView.as_view(), name="secret-detail"),
+    path(
+        "schedules/preview/",
+        schedules_api.SchedulePreviewView.as_view(),
+        name="schedule-preview",
+    ),
 ]

@@ -91,6 +91,7 @@ def graph_limits() -> GraphLimits:
         max_loop_depth=settings.KLYNTOS_MAX_LOOP_DEPTH,
         max_notes=settings.KLYNTOS_MAX_NOTES,
         max_note_chars=settings.KLYNTOS_MAX_NOTE_CHARS,
+        min_schedule_seconds=settings.KLYNTOS_SCHEDULE_MIN_SECONDS,
     )
 
 

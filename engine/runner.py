@@ -236,6 +236,11 @@ class InProcessExecutor:
         if loop is not None and pools is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(pools.aclose(), loop).result(timeout)
 
+    def drain(self, timeout: float) -> int:
+        """Waits up to `timeout` s for the runs in flight to end; returns how many still run."""
+        _, not_done = concurrent.futures.wait(list(self._futures.values()), timeout)
+        return len(not_done)
+
     def cancel(self, run_id: Any) -> bool:
         future = self._futures.get(str(run_id))
         return bool(future and future.cancel())

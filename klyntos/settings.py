@@ -197,6 +197,14 @@ KLYNTOS_MAX_LOOP_DEPTH = int(os.environ.get("KLYNTOS_MAX_LOOP_DEPTH", "5"))
 # Sticky notes on the canvas: how many one workflow holds, and the text of one.
 KLYNTOS_MAX_NOTES = int(os.environ.get("KLYNTOS_MAX_NOTES", "200"))
 KLYNTOS_MAX_NOTE_CHARS = int(os.environ.get("KLYNTOS_MAX_NOTE_CHARS", "10000"))
+# Schedule triggers: the shortest interval a cron expression may have (validation error
+# below it; six-field expressions with seconds need it lowered), how often the scheduler
+# looks for due schedules, and how many due schedules one look fires.
+KLYNTOS_SCHEDULE_MIN_SECONDS = int(os.environ.get("KLYNTOS_SCHEDULE_MIN_SECONDS", "60"))
+KLYNTOS_SCHEDULER_POLL_SECONDS = float(os.environ.get("KLYNTOS_SCHEDULER_POLL_SECONDS", "1"))
+KLYNTOS_SCHEDULER_BATCH = int(os.environ.get("KLYNTOS_SCHEDULER_BATCH", "100"))
+# How long a stopping process (the scheduler command) waits for the runs it executes.
+KLYNTOS_DRAIN_SECONDS = float(os.environ.get("KLYNTOS_DRAIN_SECONDS", "30"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))

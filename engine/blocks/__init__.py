@@ -8,6 +8,7 @@ from engine.blocks.database import DatabaseBlock
 from engine.blocks.http import HttpBlock
 from engine.blocks.loop import LoopBlock
 from engine.blocks.response import ResponseBlock
+from engine.blocks.schedule import ScheduleBlock
 from engine.blocks.slack import SlackBlock
 from engine.blocks.transform import TransformBlock
 from engine.blocks.webhook import WebhookBlock
@@ -16,6 +17,7 @@ REGISTRY: dict[str, BaseBlock] = {
     block.type: block
     for block in (
         WebhookBlock(),
+        ScheduleBlock(),
         LoopBlock(),
         AgentBlock(),
         HttpBlock(),

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
+from engine.core.limits import GraphLimits
 from engine.core.schemas import JsonSchema
 from engine.core.spec import BlockContext
 
@@ -59,6 +60,9 @@ class BaseBlock(ABC):
         return {}
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return []
+
+    def check_limits(self, config: Mapping[str, Any], limits: GraphLimits) -> list[tuple[str, str]]:
         return []
 
     @abstractmethod

@@ -30,6 +30,8 @@ class GraphLimits:
     # Sticky notes on the canvas (the graph's `notes`): how many, and the text of each.
     max_notes: int = 200
     max_note_chars: int = 10_000
+    # A schedule trigger fires at most this often (KLYNTOS_SCHEDULE_MIN_SECONDS).
+    min_schedule_seconds: int = 60
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_loop_depth <= LOOP_DEPTH_CEILING:

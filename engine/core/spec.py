@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.core.limits import GraphLimits
 from engine.core.redaction import Redactor
 from engine.core.refs import Scope
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
@@ -58,6 +59,10 @@ class BlockType(Protocol):
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Checks beyond the JSON schema: (field, message) pairs."""
+        ...
+
+    def check_limits(self, config: Mapping[str, Any], limits: GraphLimits) -> list[tuple[str, str]]:
+        """Checks against the operator's limits (settings): (field, message) pairs."""
         ...
 
     def run(self, ctx: BlockContext) -> Awaitable[dict[str, Any]]: ...

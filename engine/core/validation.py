@@ -27,6 +27,8 @@ from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj
 from engine.core.spec import Registry
 
 RESERVED_NAMES = {"env", "loop"}
+# Blocks that start a run: no inputs, never inside a loop, one per workflow.
+TRIGGER_TYPES = frozenset({"webhook", "schedule"})
 # Run rows store block ids in varchar(100) columns (StepRun.block_id, ItemRun.loop_block).
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 64
@@ -225,9 +227,18 @@ class _Validator:
             elif block.name in seen_names:
                 self.error(block, "name", f"duplicate name '{block.name}'")
             seen_names.setdefault(block.name, block)
-        triggers = [b for b in self.graph.blocks if b.type == "webhook"]
-        for extra in triggers[1:]:
+        triggers = [b for b in self.graph.blocks if b.type in TRIGGER_TYPES]
+        for extra in [b for b in triggers if b.type == "webhook"][1:]:
             self.error(extra, "type", "a workflow has at most one webhook trigger")
+        schedules = [b for b in triggers if b.type == "schedule"]
+        for extra in schedules[1:]:
+            self.error(extra, "type", "a workflow has at most one schedule trigger")
+        if schedules and len(schedules) < len(triggers):
+            self.error(
+                schedules[0],
+                "type",
+                "a workflow has one trigger: a webhook or a schedule, not both",
+            )
         for trigger in triggers:
             if trigger.parent is not None:
                 self.error(trigger, "parent", "a trigger cannot sit inside a loop")
@@ -307,6 +318,8 @@ class _Validator:
                 self.error(source or target, "edges", f"edge refers to missing block '{missing}'")
                 self.structure_ok = False
                 continue
+            if target.type in TRIGGER_TYPES:  # checked first: same-level edges skip the rest
+                self.error(target, "edges", "a trigger cannot have inputs")
             if source.id == target.id:
                 self.error(source, "edges", "a block cannot connect to itself")
                 self.structure_ok = False
@@ -321,8 +334,6 @@ class _Validator:
                     f"edge from '{source.name}' crosses a loop boundary; connect to the loop itself",
                 )
                 self.structure_ok = False
-            if target.type == "webhook":
-                self.error(target, "edges", "a trigger cannot have inputs")
 
     def check_cycles(self) -> None:
         parents = {None, *(b.id for b in self.graph.blocks if b.is_loop)}
@@ -383,6 +394,8 @@ class _Validator:
             self.bad_config.add(block.id)
             return
         for field_name, message in spec.check(block.config):
+            self.error(block, field_name, message)
+        for field_name, message in spec.check_limits(block.config, self.limits):
             self.error(block, field_name, message)
 
     # --- references ----------------------------------------------------------------------

@@ -61,6 +61,7 @@ ROUTES: dict[str, str] = {
     "api/templates/<slug:slug>/instantiate/": CREATES_OWN,
     "api/secrets/": OWN_LIST,
     "api/secrets/<str:name>/": OWN_BY_NAME,
+    "api/schedules/preview/": CATALOGUE,
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
 }

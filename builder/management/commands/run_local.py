@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from builder.bootstrap import LEAD_TEMPLATE, ensure_local_setup
 from builder.gallery import GALLERY_DIR
+from builder.schedules import Scheduler
 from engine.models import Run, RunStatus
 
 log = logging.getLogger("klyntos")
@@ -69,9 +70,12 @@ class Command(BaseCommand):
             if simulator:
                 simulator.terminate()
             return
+        # Schedule triggers fire from this process (one run per tick, whatever else runs one).
+        scheduler = Scheduler().start()
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
+            scheduler.stop()
             if simulator:
                 simulator.terminate()
 

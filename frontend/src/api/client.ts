@@ -83,6 +83,8 @@ export const api = {
   versions: (id: number, page = 1) => request<Page<VersionSummary>>("GET", `/api/workflows/${id}/versions/?page=${page}`),
   versionDiff: (id: number, from: number, to: number) =>
     request<VersionDiff>("GET", `/api/workflows/${id}/versions/diff/?from=${from}&to=${to}`),
+  schedulePreview: (cron: string, timezone: string) =>
+    request<{ next: string[]; explain: string }>("POST", "/api/schedules/preview/", { cron, timezone }),
   restoreVersion: (id: number, number: number) => request<Workflow>("POST", `/api/workflows/${id}/versions/${number}/restore/`),
   runs: (id: number, page = 1) => request<Page<RunSummary>>("GET", `/api/workflows/${id}/runs/?page=${page}`),
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),

@@ -34,6 +34,7 @@ import { graphBounds, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
   webhook: "#7c3aed",
+  schedule: "#9333ea",
   loop: "#0ea5e9",
   agent: "#db2777",
   http: "#2563eb",

@@ -1,6 +1,7 @@
 // Small inline SVG icons for the catalogue's icon names (no icon font, no emoji).
 const PATHS: Record<string, string[]> = {
   webhook: ["M13 2 4 14h7l-1 8 9-12h-7l1-8z"],
+  schedule: ["M12 2a10 10 0 1 0 0 20a10 10 0 1 0 0-20z", "M12 6v6l4 2"],
   repeat: ["m17 2 4 4-4 4", "M3 11v-1a4 4 0 0 1 4-4h14", "m7 22-4-4 4-4", "M21 13v1a4 4 0 0 1-4 4H3"],
   sparkles: [
     "M12 3l1.9 5.1L19 10l-5.1 1.9L12 17l-1.9-5.1L5 10l5.1-1.9z",

@@ -6,12 +6,14 @@ import { GenericNode } from "./GenericNode";
 import { HttpNode } from "./HttpNode";
 import { LoopNode } from "./LoopNode";
 import { ResponseNode } from "./ResponseNode";
+import { ScheduleNode } from "./ScheduleNode";
 import { SlackNode } from "./SlackNode";
 import { TransformNode } from "./TransformNode";
 import { WebhookNode } from "./WebhookNode";
 
 export const NODE_TYPES = {
   webhook: WebhookNode,
+  schedule: ScheduleNode,
   loop: LoopNode,
   agent: AgentNode,
   http: HttpNode,

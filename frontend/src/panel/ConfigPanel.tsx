@@ -18,6 +18,7 @@ import {
   humanize,
   type FieldProps,
 } from "./fields";
+import { SchedulePreview } from "./SchedulePreview";
 import { SchemaBuilder } from "./SchemaBuilder";
 
 const NO_ERRORS: ValidationError[] = [];
@@ -118,6 +119,7 @@ function BlockSettings({ blockId }: { blockId: string }) {
             errors={fieldErrors(errors, field)}
           />
         ))}
+      {node.data.blockType === "schedule" && <SchedulePreview config={node.data.config} />}
     </aside>
   );
 }

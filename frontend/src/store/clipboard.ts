@@ -9,7 +9,7 @@ import { toFlowEdge } from "./connections";
 import { absoluteOf, growParents, loopAtIn, placeInside } from "./geometry";
 import { blockToNode, nodeToBlock } from "./graphJson";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
-import { byId, isNote, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
+import { byId, isNote, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 export const CLIP_KIND = "klyntos/blocks";
 /** What builder/exports.py writes (api/workflowFile.ts reads it as a whole workflow). */
@@ -156,7 +156,7 @@ export function pasteBlocks(nodes: BlockNode[], clip: Clip, options: PasteOption
 
   const inClip = new Set(clip.blocks.map((b) => b.id));
   const tops = clip.blocks.filter((b) => !b.parent || !inClip.has(b.parent));
-  const hasTrigger = tops.some((b) => b.type === TRIGGER_TYPE);
+  const hasTrigger = tops.some((b) => isTrigger(b.type));
   const left = Math.min(...tops.map((b) => Number(b.position?.x) || 0));
   const top = Math.min(...tops.map((b) => Number(b.position?.y) || 0));
   const existing = byId(nodes);
@@ -176,7 +176,7 @@ export function pasteBlocks(nodes: BlockNode[], clip: Clip, options: PasteOption
     } else {
       position = { x: x + PASTE_OFFSET.x, y: y + PASTE_OFFSET.y };
       const original = block.parent ? existing.get(block.parent) : undefined;
-      if (options.keepParents && original?.type === LOOP_TYPE && block.type !== TRIGGER_TYPE) parent = original.id;
+      if (options.keepParents && original?.type === LOOP_TYPE && !isTrigger(block.type)) parent = original.id;
     }
     if (isTop && parent) {
       const origin = absoluteOf(nodes, parent);

@@ -1,6 +1,6 @@
 // Which edges may exist (no cycles, no loop-boundary crossings, no inputs into the trigger) and
 // the messages shown to the user when a connection or a move is refused or drops edges.
-import { BODY_HANDLE, byId, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
+import { BODY_HANDLE, byId, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 export interface ConnectionLike {
   source: string | null;
@@ -30,7 +30,7 @@ export function edgeProblem(nodes: BlockNode[], source: string, target: string, 
   const t = map.get(target);
   if (!s || !t) return "unknown block";
   if (s.id === t.id) return "a block cannot connect to itself";
-  if (t.type === TRIGGER_TYPE) return "a trigger cannot have inputs";
+  if (isTrigger(t.type)) return "a trigger cannot have inputs";
   const intoBody = s.type === LOOP_TYPE && t.parentId === s.id;
   if (handle === BODY_HANDLE && !intoBody) return "a loop's body handle feeds the blocks inside that loop";
   if (intoBody) return null;

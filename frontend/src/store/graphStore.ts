@@ -30,12 +30,12 @@ import {
 } from "./history";
 import {
   byId,
+  isTrigger,
   isNote,
   LOOP_TYPE,
   MAX_NOTE_CHARS,
   NOTE_SIZE,
   NOTE_TYPE,
-  TRIGGER_TYPE,
   withSelection,
   type BlockNode,
   type FlowEdge,
@@ -228,7 +228,7 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       const map = byId(nodes);
       let parentId = parent;
       let pos = { ...position };
-      if (parentId && (map.get(parentId)?.type !== LOOP_TYPE || type === TRIGGER_TYPE)) {
+      if (parentId && (map.get(parentId)?.type !== LOOP_TYPE || isTrigger(type))) {
         // Triggers stay at the top level; a non-loop cannot hold blocks.
         const origin = map.has(parentId) ? absoluteOf(nodes, parentId) : { x: 0, y: 0 };
         pos = { x: pos.x + origin.x, y: pos.y + origin.y };
@@ -246,12 +246,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     dropBlock: (type, point, options = {}) => {
       const nodes = get().nodes;
       const under = loopAtIn(nodes, point);
-      const parent = type === TRIGGER_TYPE ? null : under;
+      const parent = isTrigger(type) ? null : under;
       const anchor = dropAnchor(type, options.grab);
       const topLeft = clampInto({ x: point.x - anchor.x, y: point.y - anchor.y }, type, options.bounds);
       const origin = parent ? absoluteOf(nodes, parent) : { x: 0, y: 0 };
       const id = get().addBlock(type, { x: topLeft.x - origin.x, y: topLeft.y - origin.y }, parent);
-      if (type === TRIGGER_TYPE && under) get().notify(TRIGGER_IN_LOOP);
+      if (isTrigger(type) && under) get().notify(TRIGGER_IN_LOOP);
       return id;
     },
 
@@ -332,8 +332,8 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       let triggerRefused = false;
       if (node && !isNote(node)) {
         const under = loopAtIn(nodes, point, id);
-        triggerRefused = node.type === TRIGGER_TYPE && under !== null;
-        const target = node.type === TRIGGER_TYPE ? null : under;
+        triggerRefused = isTrigger(node.type) && under !== null;
+        const target = isTrigger(node.type) ? null : under;
         const moved = reparentIn(nodes, edges, id, target);
         if (moved) {
           nodes = moved.nodes;

@@ -4,6 +4,9 @@ import type { Edge, Node } from "@xyflow/react";
 
 export const LOOP_TYPE = "loop";
 export const TRIGGER_TYPE = "webhook";
+// Blocks that start a run: no inputs, never inside a loop.
+export const TRIGGER_TYPES: ReadonlySet<string> = new Set([TRIGGER_TYPE, "schedule"]);
+export const isTrigger = (type: string | undefined): boolean => TRIGGER_TYPES.has(type ?? "");
 export const BODY_HANDLE = "body";
 /** A sticky note on the canvas: saved in the graph's `notes`, never a block, never run. */
 export const NOTE_TYPE = "note";

@@ -3,7 +3,7 @@ import { edgeProblem } from "./connections";
 import { absoluteOf, growParents, placeInside } from "./geometry";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
 import type { Snapshot } from "./history";
-import { byId, LOOP_TYPE, TRIGGER_TYPE, type BlockNode, type FlowEdge } from "./model";
+import { byId, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 /**
  * Moves `id` under `parent` (null = top level) keeping its place on screen; drops edges that
@@ -21,7 +21,7 @@ export function reparentIn(
   if (parent !== null) {
     const target = map.get(parent);
     if (!target || target.type !== LOOP_TYPE || parent === id || isDescendant(nodes, parent, id)) return null;
-    if (node.type === TRIGGER_TYPE) return null;
+    if (isTrigger(node.type)) return null;
   }
   if ((node.parentId ?? null) === parent) return null;
   const absolute = absoluteOf(nodes, id);
