@@ -19,7 +19,7 @@ from engine.models import Run
 # Runs execute on the executor thread (own connections); the database block writes to `data`.
 REAL_RUN = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 TEMPLATE = "parallel-lead-enrichment"
-BLOCK_TYPES = {"webhook", "loop", "agent", "http", "database", "slack", "transform", "response"}
+BLOCK_TYPES = {"webhook", "loop", "agent", "http", "database", "slack", "transform", "response", "schedule"}
 
 
 def expect(response: Any, status: int) -> Any:
@@ -399,10 +399,10 @@ def test_starting_an_invalid_workflow_is_400_with_errors(api: APIClient) -> None
 
 
 @pytest.mark.django_db
-def test_block_catalogue_lists_the_eight_types(api: APIClient) -> None:
+def test_block_catalogue_lists_the_nine_types(api: APIClient) -> None:
     blocks = expect(api.get("/api/blocks/"), 200)
     assert {b["type"] for b in blocks} == BLOCK_TYPES
-    assert len(blocks) == 8
+    assert len(blocks) == 9
     for block in blocks:
         assert block["config_schema"]["type"] == "object", block["type"]
         assert isinstance(block["config_schema"]["properties"], dict), block["type"]
