@@ -19,7 +19,17 @@ from engine.models import Run
 # Runs execute on the executor thread (own connections); the database block writes to `data`.
 REAL_RUN = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 TEMPLATE = "parallel-lead-enrichment"
-BLOCK_TYPES = {"webhook", "loop", "agent", "http", "database", "slack", "transform", "response", "schedule"}
+BLOCK_TYPES = {
+    "webhook",
+    "loop",
+    "agent",
+    "http",
+    "database",
+    "slack",
+    "transform",
+    "response",
+    "schedule",
+}
 
 
 def expect(response: Any, status: int) -> Any:
