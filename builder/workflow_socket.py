@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.http import Http404
 
 from builder.selectors import workflow_get
-from engine.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, db_call
+from engine.consumers import db_call, owned_object_id
 from engine.models import Run
 from engine.snapshots import run_summary
 from engine.store import workflow_group_name
@@ -43,16 +42,8 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        try:
-            self.workflow_id = await db_call(
-                _owned_workflow_id, user, self.scope["url_route"]["kwargs"]["workflow_id"]
-            )
-        except Http404:
-            await self.close(code=CLOSE_NOT_FOUND)
+        self.workflow_id = await owned_object_id(self, _owned_workflow_id, "workflow_id")
+        if self.workflow_id is None:
             return
         self.group = workflow_group_name(self.workflow_id)
         await self.channel_layer.group_add(self.group, self.channel_name)

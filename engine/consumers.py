@@ -55,6 +55,22 @@ async def db_call(fn: Callable[..., Any], *args: Any) -> Any:
     return await sync_to_async(call, thread_sensitive=False)()
 
 
+async def owned_object_id(
+    consumer: AsyncJsonWebsocketConsumer, owned_id: Callable[[Any, str], Any], url_kwarg: str
+) -> Any | None:
+    """The id of the object a socket asks for, when it is the signed-in user's; otherwise
+    the socket is closed (4401 anonymous, 4404 not theirs) and None comes back."""
+    user = consumer.scope.get("user")
+    if user is None or not user.is_authenticated:
+        await consumer.close(code=CLOSE_UNAUTHENTICATED)
+        return None
+    try:
+        return await db_call(owned_id, user, consumer.scope["url_route"]["kwargs"][url_kwarg])
+    except Http404:
+        await consumer.close(code=CLOSE_NOT_FOUND)
+        return None
+
+
 def _owned_run_id(user: Any, run_id: str) -> Any:
     """The run's id if it is one of the user's runs; another user's run does not exist."""
     try:
@@ -84,16 +100,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     flusher: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        try:
-            self.run_id = await db_call(
-                _owned_run_id, user, self.scope["url_route"]["kwargs"]["run_id"]
-            )
-        except Http404:
-            await self.close(code=CLOSE_NOT_FOUND)
+        self.run_id = await owned_object_id(self, _owned_run_id, "run_id")
+        if self.run_id is None:
             return
         # Join the group before reading the snapshot: a batch stored after the read is
         # published after it, so it reaches us; one stored before is in the snapshot and its
