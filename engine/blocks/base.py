@@ -65,6 +65,10 @@ class BaseBlock(ABC):
     def check_limits(self, config: Mapping[str, Any], limits: GraphLimits) -> list[tuple[str, str]]:
         return []
 
+    def advice(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Warnings (the graph still saves and runs): (field, message) pairs."""
+        return []
+
     @abstractmethod
     async def run(self, ctx: BlockContext) -> dict[str, Any]: ...
 

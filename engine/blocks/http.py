@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
@@ -17,6 +17,7 @@ from engine.core.fetch import decode_body, fetch, with_query
 from engine.core.refs import find_references, stringify, substitute, whole_reference
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
+from engine.core.ssrf import ADDRESS_HINT, address_refusal, literal_address
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 # How much of an error response's body a step error quotes (characters, masked first).
@@ -60,6 +61,23 @@ class HttpBlock(BaseBlock):
         if whole_reference(url) is None and not url.lower().startswith(("http://", "https://")):
             return [("url", "the URL must start with http:// or https://")]
         return []
+
+    def advice(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """A URL whose host is written as a loopback or private address (or localhost) is
+        refused at run time by the SSRF guard: say so while editing, not on every item."""
+        host = literal_host(str(config.get("url", "")))
+        if host is None:
+            return []
+        if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+            reason: str | None = "loopback"
+        else:
+            address = literal_address(host)
+            reason = address_refusal(address) if address is not None else None
+        if reason is None:
+            return []
+        return [
+            ("url", f"{host} is a {reason} address, refused when the block runs: {ADDRESS_HINT}")
+        ]
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         url = with_query(render_url(ctx.raw_config["url"], ctx), _query(ctx.config.get("query")))
@@ -151,3 +169,16 @@ def _header_value(name: Any, value: Any) -> str:
 
 def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+def literal_host(url: str) -> str | None:
+    """The host of a URL written out in full (None when a reference decides it)."""
+    if not url.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # e.g. an unclosed [ in an IPv6 host: check() and the run say more
+        return None
+    if not host or find_references(host):
+        return None
+    return host

@@ -65,6 +65,10 @@ class BlockType(Protocol):
         """Checks against the operator's limits (settings): (field, message) pairs."""
         ...
 
+    def advice(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Warnings, not errors: (field, message) pairs."""
+        ...
+
     def run(self, ctx: BlockContext) -> Awaitable[dict[str, Any]]: ...
 
 

@@ -68,6 +68,14 @@ _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _LEGACY_IPV4_CHARS = re.compile(r"[0-9a-fA-FxX.]+")
 
 
+# What to do instead, said by the refusal and by validation's warning on a literal address.
+ADDRESS_HINT = (
+    "outbound requests reach public hosts only; use the provider's real host name (sandbox"
+    " mode routes known providers to the simulator), or have the operator list this host in"
+    " KLYNTOS_TRUSTED_HOSTS"
+)
+
+
 class BlockedAddressError(BlockError):
     """An outbound connection was refused by the SSRF guard."""
 
@@ -75,7 +83,9 @@ class BlockedAddressError(BlockError):
         self.host = host
         self.address = str(address)
         self.reason = reason
-        super().__init__(f"refused to connect to {self.address} ({reason}) for host {host!r}")
+        super().__init__(
+            f"refused to connect to {self.address} ({reason}) for host {host!r}: {ADDRESS_HINT}"
+        )
 
     def __reduce__(self) -> tuple[type[BlockedAddressError], tuple[str, str, str]]:
         return (type(self), (self.host, self.address, self.reason))

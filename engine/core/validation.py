@@ -397,6 +397,8 @@ class _Validator:
             self.error(block, field_name, message)
         for field_name, message in spec.check_limits(block.config, self.limits):
             self.error(block, field_name, message)
+        for field_name, message in spec.advice(block.config):
+            self.warn(block, field_name, message)
 
     # --- references ----------------------------------------------------------------------
 

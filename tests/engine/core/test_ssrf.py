@@ -9,7 +9,13 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
+from engine.core.ssrf import (
+    ADDRESS_HINT,
+    BlockedAddressError,
+    GuardedResolver,
+    address_refusal,
+    literal_address,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +87,9 @@ def test_names_are_not_literals(host: str) -> None:
 
 def test_blocked_address_error_message_and_attributes() -> None:
     err = BlockedAddressError("evil.example", ipaddress.ip_address("127.0.0.1"), "loopback")
-    assert str(err) == "refused to connect to 127.0.0.1 (loopback) for host 'evil.example'"
+    assert str(err) == (
+        f"refused to connect to 127.0.0.1 (loopback) for host 'evil.example': {ADDRESS_HINT}"
+    )
     assert (err.host, err.address, err.reason) == ("evil.example", "127.0.0.1", "loopback")
     clone = pickle.loads(pickle.dumps(err))
     assert str(clone) == str(err) and clone.address == "127.0.0.1"
