@@ -152,3 +152,20 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def select_block(page: Any, name: str) -> Any:
+    """Click a block until the settings panel shows it (a click can land while the canvas is
+    still fitting the view on a loaded machine), and return the panel."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    panel = page.locator(f'[data-testid="config-panel"][data-selected-block="{name}"]')
+    for _ in range(5):
+        page.locator(f'[data-block-name="{name}"]').first.click()
+        try:
+            panel.wait_for(timeout=4_000)
+            return panel
+        except PlaywrightTimeout:
+            continue
+    panel.wait_for()
+    return panel

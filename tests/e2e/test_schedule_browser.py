@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, start_local_app
-from tests.e2e.test_editor_browser import drop_block, new_workflow, node
+from tests.e2e.conftest import LocalApp, screenshot, select_block, start_local_app
+from tests.e2e.test_editor_browser import drop_block, new_workflow
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +30,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
 def test_a_published_schedule_fires_once_per_tick_under_make_run(app: LocalApp, page: Any) -> None:
     workflow_id = new_workflow(page, "Every two seconds")
     drop_block(page, "schedule", 120, 200)
-    node(page, "schedule_1").click()
-    cron = page.locator('[data-testid="config-panel"] [data-field="cron"]')
+    cron = select_block(page, "schedule_1").locator('[data-field="cron"]')
     cron.fill("0 9 * * 1-5")
     preview = page.locator('[data-testid="schedule-preview"]')
     preview.locator('[data-testid="schedule-next"]').nth(4).wait_for()

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot
+from tests.e2e.conftest import LocalApp, screenshot, select_block
 
 pytestmark = pytest.mark.browser
 TEMPLATE = "parallel-lead-enrichment"
@@ -25,14 +25,20 @@ def from_template(page: Any) -> int:
 
 
 def set_summary_prompt(page: Any, text: str) -> None:
-    page.locator('[data-block-name="agent_summary"]').first.click()
-    field = page.locator('[data-testid="config-panel"] [data-field="user_prompt"]')
-    field.fill(text)
+    select_block(page, "agent_summary").locator('[data-field="user_prompt"]').fill(text)
 
 
 def save(page: Any, version: int) -> None:
     page.click('[data-testid="save-button"]')
     page.wait_for_selector(f'[data-testid="save-status"]:has-text("Saved v{version}")')
+
+
+def wait_for_text(page: Any, testid: str, text: str) -> None:
+    """Wait until a lasting element says `text` (status notices come and go)."""
+    page.wait_for_function(
+        "([id, text]) => document.querySelector(`[data-testid=${id}]`)?.innerText === text",
+        arg=[testid, text],
+    )
 
 
 def live_status(page: Any) -> str:
@@ -47,15 +53,11 @@ def test_a_draft_never_changes_what_the_webhook_runs(app: LocalApp, page: Any) -
     save(page, 2)
     assert live_status(page) == "v1 live · draft v2 differs"
     page.click('[data-action="publish"]')
-    page.wait_for_selector('[data-testid="save-status"]:has-text("Published v2")')
-    assert live_status(page) == "v2 live"
+    wait_for_text(page, "live-status", "v2 live")
 
     set_summary_prompt(page, "Summarise <nowhere.text>")
     save(page, 3)
-    page.wait_for_function(
-        "document.querySelector('[data-testid=live-status]').innerText"
-        " === 'v2 live · draft v3 differs'"
-    )
+    wait_for_text(page, "live-status", "v2 live · draft v3 differs")
 
     workflow = page.request.get(f"/api/workflows/{workflow_id}/").json()
     sample = next(t for t in page.request.get("/api/templates/").json() if t["slug"] == TEMPLATE)
@@ -99,11 +101,10 @@ def test_versions_diff_and_restore(app: LocalApp, page: Any) -> None:
     panel.locator(
         '[data-testid="version-row"][data-version="1"] [data-action="restore-version"]'
     ).click()
-    page.wait_for_selector('[data-testid="save-status"]:has-text("Restored as draft v4")')
+    wait_for_text(page, "workflow-version", "v4")  # the header, once the editor reloaded
     restored = page.request.get(f"/api/workflows/{workflow_id}/").json()
     assert restored["version"] == 4 and restored["graph"] == first
     assert restored["published_version"] == 1 and restored["draft_differs"] is False
-    page.locator('[data-block-name="agent_summary"]').first.click()
-    prompt = page.locator('[data-testid="config-panel"] [data-field="user_prompt"]')
+    prompt = select_block(page, "agent_summary").locator('[data-field="user_prompt"]')
     summary = next(b for b in first["blocks"] if b["id"] == "agent_summary")
     assert prompt.input_value() == summary["config"]["user_prompt"]
