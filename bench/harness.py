@@ -59,6 +59,46 @@ class BenchError(RuntimeError):
     """The workflow did not do the work being timed, so its timing means nothing."""
 
 
+# The host the loop benches call: routed to their local server by a host override.
+BENCH_HOST = "bench.internal"
+
+
+def one_get_loop_graph(concurrency: int, url: str, authorization: str) -> dict[str, Any]:
+    """webhook → loop(parallel, `concurrency`) { one GET of `url` }, as the editor saves it."""
+    return {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "parent": None, "config": {}},
+            {
+                "id": "loop",
+                "type": "loop",
+                "name": "loop",
+                "parent": None,
+                "config": {
+                    "items": "<webhook.body.items>",
+                    "variable": "item",
+                    "execution": "parallel",
+                    "max_concurrent": concurrency,
+                },
+            },
+            {
+                "id": "fetch",
+                "type": "http",
+                "name": "fetch",
+                "parent": "loop",
+                "config": {
+                    "method": "GET",
+                    "url": url,
+                    "headers": {"Authorization": authorization},
+                },
+            },
+        ],
+        "edges": [
+            {"source": "webhook", "target": "loop"},
+            {"source": "loop", "target": "fetch", "handle": "body"},
+        ],
+    }
+
+
 def template_graph() -> dict[str, Any]:
     return copy.deepcopy(json.loads(TEMPLATE.read_text())["graph"])
 

@@ -20,16 +20,17 @@ import aiohttp
 import psutil
 
 from bench.harness import (
+    BENCH_HOST,
     BenchError,
     LoopWindowSink,
     RssSampler,
     build_services,
+    one_get_loop_graph,
     run_engine,
     simulator,
 )
 from engine.core.executor import RunOptions
 
-BENCH_HOST = "bench.internal"
 CONCURRENCY = 50
 TOKEN_ENV = "BENCH_API_TOKEN"
 ENV = {TOKEN_ENV: "bench-overhead-secret-token"}
@@ -40,38 +41,9 @@ ROUNDS = 3
 
 def overhead_graph() -> dict[str, Any]:
     """webhook → loop(parallel, 50) { one GET }, as the editor would save it."""
-    return {
-        "blocks": [
-            {"id": "webhook", "type": "webhook", "name": "webhook", "parent": None, "config": {}},
-            {
-                "id": "loop",
-                "type": "loop",
-                "name": "loop",
-                "parent": None,
-                "config": {
-                    "items": "<webhook.body.items>",
-                    "variable": "item",
-                    "execution": "parallel",
-                    "max_concurrent": CONCURRENCY,
-                },
-            },
-            {
-                "id": "fetch",
-                "type": "http",
-                "name": "fetch",
-                "parent": "loop",
-                "config": {
-                    "method": "GET",
-                    "url": f"https://{BENCH_HOST}{PATH}?domain=<item.domain>",
-                    "headers": {"Authorization": f"Bearer <env.{TOKEN_ENV}>"},
-                },
-            },
-        ],
-        "edges": [
-            {"source": "webhook", "target": "loop"},
-            {"source": "loop", "target": "fetch", "handle": "body"},
-        ],
-    }
+    return one_get_loop_graph(
+        CONCURRENCY, f"https://{BENCH_HOST}{PATH}?domain=<item.domain>", f"Bearer <env.{TOKEN_ENV}>"
+    )
 
 
 def make_items(n: int) -> list[dict[str, str]]:

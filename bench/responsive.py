@@ -23,9 +23,8 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.harness import BenchError, simulator
+from bench.harness import BENCH_HOST, BenchError, one_get_loop_graph, simulator
 
-BENCH_HOST = "bench.internal"
 CONCURRENCY = 1000
 SAMPLE_EVERY = 0.1  # seconds between two latency probes
 STATUS_EVERY = 1.0  # seconds between two looks at the run's status
@@ -36,38 +35,11 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 def responsive_graph() -> dict[str, Any]:
     """webhook → loop(parallel, 1000) { one GET }, as the editor would save it."""
-    return {
-        "blocks": [
-            {"id": "webhook", "type": "webhook", "name": "webhook", "parent": None, "config": {}},
-            {
-                "id": "loop",
-                "type": "loop",
-                "name": "loop",
-                "parent": None,
-                "config": {
-                    "items": "<webhook.body.items>",
-                    "variable": "item",
-                    "execution": "parallel",
-                    "max_concurrent": CONCURRENCY,
-                },
-            },
-            {
-                "id": "fetch",
-                "type": "http",
-                "name": "fetch",
-                "parent": "loop",
-                "config": {
-                    "method": "GET",
-                    "url": f"https://{BENCH_HOST}/v2/companies/find?domain=d<item>.example",
-                    "headers": {"Authorization": "Bearer bench-responsive"},
-                },
-            },
-        ],
-        "edges": [
-            {"source": "webhook", "target": "loop"},
-            {"source": "loop", "target": "fetch", "handle": "body"},
-        ],
-    }
+    return one_get_loop_graph(
+        CONCURRENCY,
+        f"https://{BENCH_HOST}/v2/companies/find?domain=d<item>.example",
+        "Bearer bench-responsive",
+    )
 
 
 def _login(client: httpx.Client, password: str) -> str:

@@ -24,9 +24,16 @@ import time
 from typing import Any
 
 from bench.databases import fresh_databases
-from bench.harness import REPO, BenchError, LoopWindowSink, RssSampler, simulator
+from bench.harness import (
+    BENCH_HOST,
+    REPO,
+    BenchError,
+    LoopWindowSink,
+    RssSampler,
+    one_get_loop_graph,
+    simulator,
+)
 
-BENCH_HOST = "bench.internal"
 CONCURRENCY = 50  # as (c), so the two ratios compare
 PATH = "/v2/companies/find"
 WARMUP_ITEMS = 500
@@ -36,38 +43,9 @@ WORKER_TIMEOUT = 1800.0
 
 def stored_graph() -> dict[str, Any]:
     """webhook → loop(parallel, 50) { one GET }, as the editor would save it."""
-    return {
-        "blocks": [
-            {"id": "webhook", "type": "webhook", "name": "webhook", "parent": None, "config": {}},
-            {
-                "id": "loop",
-                "type": "loop",
-                "name": "loop",
-                "parent": None,
-                "config": {
-                    "items": "<webhook.body.items>",
-                    "variable": "item",
-                    "execution": "parallel",
-                    "max_concurrent": CONCURRENCY,
-                },
-            },
-            {
-                "id": "fetch",
-                "type": "http",
-                "name": "fetch",
-                "parent": "loop",
-                "config": {
-                    "method": "GET",
-                    "url": f"https://{BENCH_HOST}{PATH}?domain=<item.domain>",
-                    "headers": {"Authorization": "Bearer bench-stored"},
-                },
-            },
-        ],
-        "edges": [
-            {"source": "webhook", "target": "loop"},
-            {"source": "loop", "target": "fetch", "handle": "body"},
-        ],
-    }
+    return one_get_loop_graph(
+        CONCURRENCY, f"https://{BENCH_HOST}{PATH}?domain=<item.domain>", "Bearer bench-stored"
+    )
 
 
 def _stored_run(workflow: Any, items: list[dict[str, str]]) -> tuple[Any, float, float]:

@@ -24,7 +24,8 @@ def drop_all_owner_data() -> None:
     owners = owner_data.store()
     if not isinstance(owners, owner_data.PostgresOwners):
         return
+    quote = connections[owners.alias].ops.quote_name  # an identifier: it cannot be bound
     with connections[owners.alias].cursor() as cursor:
         for owner in owners.owner_ids():
-            cursor.execute(f"DROP SCHEMA {owner_data.schema_name(owner)} CASCADE")
+            cursor.execute(f"DROP SCHEMA {quote(owner_data.schema_name(owner))} CASCADE")
     owner_data.forget_provisioned()
