@@ -169,3 +169,42 @@ def select_block(page: Any, name: str) -> Any:
             continue
     panel.wait_for()
     return panel
+
+
+def save_draft(page: Any, version: int | None = None) -> str:
+    """Press Save and return the status once the save has ended ("Saved vN …" or "Not
+    saved: …"). With `version`, the save must have made that version: a failure says what
+    the editor said instead and what the server holds, rather than timing out on a
+    selector."""
+    page.wait_for_selector('[data-testid="save-button"]:not([disabled])')
+    page.click('[data-testid="save-button"]')
+    page.wait_for_function(
+        """() => {
+            const text = document.querySelector('[data-testid="save-status"]')?.innerText ?? "";
+            return text.startsWith("Saved v") || text.startsWith("Not saved");
+        }""",
+        timeout=30_000,
+    )
+    text = str(page.locator('[data-testid="save-status"]').inner_text())
+    if version is not None:
+        assert text.startswith(f"Saved v{version} "), (
+            f"expected Saved v{version}, the editor says {text!r}; "
+            f"unsaved changes shown: {page.locator('[data-testid=dirty-indicator]').count() > 0}"
+        )
+    else:
+        assert text.startswith("Saved v"), text
+    return text
+
+
+def fill_field(panel: Any, field: str, text: str) -> None:
+    """Type into a block's field and wait until the editor holds it as an unsaved change."""
+    control = panel.locator(f'[data-field="{field}"]')
+    control.fill(text)
+    page = panel.page
+    page.wait_for_function(
+        """([field, text]) => {
+            const el = document.querySelector(`[data-testid="config-panel"] [data-field="${field}"]`);
+            return el?.value === text && document.querySelector('[data-testid="dirty-indicator"]');
+        }""",
+        arg=[field, text],
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot
+from tests.e2e.conftest import LocalApp, save_draft, screenshot
 from tests.e2e.test_editor_browser import connect, node, saved_graph
 
 pytestmark = pytest.mark.browser
@@ -83,10 +83,7 @@ def open_editor(page: Any, workflow_id: int) -> None:
 
 
 def save(page: Any) -> str:
-    page.click('[data-testid="save-button"]')
-    status = page.locator('[data-testid="save-status"]:has-text("Saved v")')
-    status.wait_for()
-    return str(status.inner_text())
+    return save_draft(page)
 
 
 def pane_point(page: Any, fx: float, fy: float) -> tuple[float, float]:

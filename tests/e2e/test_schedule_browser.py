@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, select_block, start_local_app
+from tests.e2e.conftest import LocalApp, save_draft, screenshot, select_block, start_local_app
 from tests.e2e.test_editor_browser import drop_block, new_workflow
 
 pytestmark = pytest.mark.browser
@@ -41,8 +41,7 @@ def test_a_published_schedule_fires_once_per_tick_under_make_run(app: LocalApp, 
     cron.fill("*/2 * * * * *")
     preview.locator('[data-testid="schedule-next"]').nth(4).wait_for()
     screenshot(page, "schedule-panel")
-    page.click('[data-testid="save-button"]')
-    page.wait_for_selector('[data-testid="save-status"]:has-text("Saved v")')
+    save_draft(page)
     runs_url = f"/api/workflows/{workflow_id}/runs/"
     page.click('[data-action="publish"]')
     page.wait_for_selector('[data-testid="save-status"]:has-text("Published")')

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, select_block
+from tests.e2e.conftest import LocalApp, fill_field, save_draft, screenshot, select_block
 
 pytestmark = pytest.mark.browser
 TEMPLATE = "parallel-lead-enrichment"
@@ -25,12 +25,11 @@ def from_template(page: Any) -> int:
 
 
 def set_summary_prompt(page: Any, text: str) -> None:
-    select_block(page, "agent_summary").locator('[data-field="user_prompt"]').fill(text)
+    fill_field(select_block(page, "agent_summary"), "user_prompt", text)
 
 
 def save(page: Any, version: int) -> None:
-    page.click('[data-testid="save-button"]')
-    page.wait_for_selector(f'[data-testid="save-status"]:has-text("Saved v{version}")')
+    save_draft(page, version)
 
 
 def wait_for_text(page: Any, testid: str, text: str) -> None:
