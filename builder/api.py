@@ -206,15 +206,22 @@ class WorkflowDuplicateView(APIView):
         return workflow_response(request, copy, status.HTTP_201_CREATED)
 
 
-class WorkflowExportView(APIView):
-    """The saved workflow as a file to import elsewhere: secrets by name only."""
+PINS_PARAMETER = OpenApiParameter(
+    "pins", bool, description="keep the blocks' pinned test data (left out by default)"
+)
 
-    @answers(WorkflowExport, 404)
+
+class WorkflowExportView(APIView):
+    """The saved workflow as a file to import elsewhere: secrets by name only, pinned test
+    data only with `?pins=1`."""
+
+    @answers(WorkflowExport, 404, parameters=[PINS_PARAMETER])
     def get(self, request: Request, pk: int) -> Response:
         workflow = selectors.workflow_get(request.user, pk)
         filename = exports.export_filename(workflow.name)
+        pins = request.query_params.get("pins") in ("1", "true")
         return Response(
-            exports.workflow_export(workflow),
+            exports.workflow_export(workflow, pins=pins),
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 

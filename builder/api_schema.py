@@ -79,6 +79,9 @@ BlockType = shape(
     icon=serializers.CharField(),
     config_schema=serializers.DictField(help_text="JSON schema of the block's config"),
     outputs=serializers.DictField(help_text="JSON schema of its outputs"),
+    test_effect=serializers.CharField(
+        allow_blank=True, help_text="what testing the block alone really does"
+    ),
 )
 TemplateSummary = shape(
     "TemplateSummary",

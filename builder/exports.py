@@ -1,7 +1,8 @@
 """A workflow as a file, and which secrets workflows use.
 
 An export is the workflow's saved graph with its name and description and the names of the
-secrets it reads (`<env.NAME>`): secrets travel by name only. The graph holds references,
+secrets it reads (`<env.NAME>`): secrets travel by name only. Pinned test data (a block's
+`pin`: outputs of the owner's runs, often personal data) stays home unless asked for. The graph holds references,
 never values; all the same, any value of the owner's secrets (or of the allow-listed process
 variables they could read) found in the document is masked before it leaves.
 """
@@ -37,8 +38,23 @@ def secret_names_in(graph: Any) -> list[str]:
     return sorted(names)
 
 
-def workflow_export(workflow: Workflow) -> dict[str, Any]:
+def without_pins(graph: Any) -> Any:
+    """The graph with no block's `pin`."""
+    blocks = graph.get("blocks") if isinstance(graph, dict) else None
+    if not isinstance(blocks, list):
+        return graph
+    return {
+        **graph,
+        "blocks": [
+            {k: v for k, v in b.items() if k != "pin"} if isinstance(b, dict) else b for b in blocks
+        ],
+    }
+
+
+def workflow_export(workflow: Workflow, *, pins: bool = False) -> dict[str, Any]:
     graph = workflow.current_version.graph if workflow.current_version else {}
+    if not pins:
+        graph = without_pins(graph)
     document = {
         "kind": EXPORT_KIND,
         "format": EXPORT_FORMAT,

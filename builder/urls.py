@@ -1,6 +1,6 @@
 from django.urls import path
 
-from builder import api, schedules_api, versions_api
+from builder import api, block_tests_api, schedules_api, versions_api
 
 urlpatterns = [
     path("workflows/", api.WorkflowListView.as_view(), name="workflow-list"),
@@ -38,6 +38,11 @@ urlpatterns = [
         "workflows/<int:pk>/versions/<int:number>/restore/",
         versions_api.VersionRestoreView.as_view(),
         name="workflow-version-restore",
+    ),
+    path(
+        "workflows/<int:pk>/blocks/<str:block_id>/test/",
+        block_tests_api.BlockTestView.as_view(),
+        name="workflow-block-test",
     ),
     path("workflows/<int:pk>/runs/", api.WorkflowRunsView.as_view(), name="workflow-runs"),
     path(

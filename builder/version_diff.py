@@ -1,7 +1,8 @@
 """What changed between two saved graphs, for the editor's version diff: blocks added,
 removed, changed (each changed field as a dotted path with its two values) or only moved,
-and edges added or removed. Blocks are matched by id, the way references and edges name
-them."""
+edges added or removed, and pinned test data (a block's `pin`, never run) added, removed or
+replaced, listed apart so a pin never reads as a change of what runs. Blocks are matched by
+id, the way references and edges name them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 # A prompt or a schema can be long: each side of a changed field is cut for display.
 MAX_VALUE_CHARS = 2000
 LAYOUT_KEYS = frozenset({"position", "size", "width", "height"})
+PIN_KEY = "pin"
 
 
 def graph_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -19,7 +21,7 @@ def graph_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str,
     new = _blocks(after)
     changed, moved = [], []
     for block_id in old.keys() & new.keys():
-        fields = list(_changed_fields(old[block_id], new[block_id], ""))
+        fields = list(_changed_fields(_unpinned(old[block_id]), _unpinned(new[block_id]), ""))
         content = [f for f in fields if f["path"].split(".")[0] not in LAYOUT_KEYS]
         if content:
             changed.append({**_label(new[block_id]), "fields": content})
@@ -37,7 +39,27 @@ def graph_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str,
             "added": [_edge_dict(e) for e in sorted(new_edges - old_edges)],
             "removed": [_edge_dict(e) for e in sorted(old_edges - new_edges)],
         },
+        "pins": _pin_changes(old, new),
     }
+
+
+def _unpinned(block: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != PIN_KEY}
+
+
+def _pin_changes(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Blocks whose pin appeared, went (the block kept), or holds other data now."""
+    answer: dict[str, list[dict[str, Any]]] = {"added": [], "removed": [], "changed": []}
+    for block_id in sorted(old.keys() | new.keys()):
+        before = old[block_id].get(PIN_KEY) if block_id in old else None
+        after = new[block_id].get(PIN_KEY) if block_id in new else None
+        if before == after or block_id not in new or block_id not in old:
+            continue  # a removed or added block says so itself
+        kind = "added" if before is None else "removed" if after is None else "changed"
+        answer[kind].append(_label(new[block_id]))
+    return answer
 
 
 def _blocks(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -93,6 +93,12 @@ VersionDiff = shape(
         moved=BlockLabel(many=True),
     )(),
     edges=shape("EdgeDiff", added=EdgeLabel(many=True), removed=EdgeLabel(many=True))(),
+    pins=shape(
+        "PinDiff",
+        added=BlockLabel(many=True),
+        removed=BlockLabel(many=True),
+        changed=BlockLabel(many=True),
+    )(),
 )
 
 

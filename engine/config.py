@@ -92,6 +92,7 @@ def graph_limits() -> GraphLimits:
         max_notes=settings.KLYNTOS_MAX_NOTES,
         max_note_chars=settings.KLYNTOS_MAX_NOTE_CHARS,
         min_schedule_seconds=settings.KLYNTOS_SCHEDULE_MIN_SECONDS,
+        max_pin_bytes=settings.KLYNTOS_MAX_PIN_BYTES,
     )
 
 

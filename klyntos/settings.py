@@ -208,6 +208,15 @@ KLYNTOS_DRAIN_SECONDS = float(os.environ.get("KLYNTOS_DRAIN_SECONDS", "30"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))
+# Testing one block from the editor: the whole test (attempts and retries) stops after this
+# many seconds, and the inputs it is given (values by name, the trigger input) are at most
+# this many bytes of JSON (400 past it).
+KLYNTOS_BLOCK_TEST_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TEST_TIMEOUT", "120"))
+KLYNTOS_BLOCK_TEST_MAX_INPUT_BYTES = int(
+    os.environ.get("KLYNTOS_BLOCK_TEST_MAX_INPUT_BYTES", str(1024 * 1024))
+)
+# Pinned test data kept with a draft (each block's `pin`), as JSON, all pins together.
+KLYNTOS_MAX_PIN_BYTES = int(os.environ.get("KLYNTOS_MAX_PIN_BYTES", str(2 * 1024 * 1024)))
 # The largest prompt (system + user, UTF-8) an Agent block sends: past it the step fails before
 # the provider is called, naming the reference that made the prompt large and its size.
 KLYNTOS_AGENT_MAX_PROMPT_BYTES = int(os.environ.get("KLYNTOS_AGENT_MAX_PROMPT_BYTES", "1000000"))

@@ -49,6 +49,7 @@ class AgentBlock(BaseBlock):
     label = "Agent"
     description = "Asks an LLM (any OpenAI-compatible endpoint)."
     icon = "sparkles"
+    test_effect = "calls the model provider for real: one request, billed as usual"
     # The block renders its prompts itself, measuring what each reference adds (see run).
     raw_fields = frozenset(PROMPT_FIELDS)
     # Text sent to a size-limited service: validation warns about lists that grow with a batch.

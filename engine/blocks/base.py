@@ -55,6 +55,9 @@ class BaseBlock(ABC):
     raw_fields: frozenset[str] = frozenset()
     expression_fields: frozenset[str] = frozenset()
     size_limited_fields: frozenset[str] = frozenset()
+    # What testing this block alone from the editor really does, said before it runs
+    # (empty: nothing beyond computing its output).
+    test_effect = ""
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:
         return {}
@@ -81,4 +84,5 @@ class BaseBlock(ABC):
             "icon": self.icon,
             "config_schema": self.config_schema,
             "outputs": self.output_schema({}),
+            "test_effect": self.test_effect,
         }

@@ -17,6 +17,7 @@ class DatabaseBlock(BaseBlock):
     label = "Database query"
     description = "Runs one SQL statement on the workflow data database."
     icon = "database"
+    test_effect = "runs the statement on your data for real: an INSERT or UPDATE writes rows"
     raw_fields = frozenset({"sql"})
     config_schema = config_schema(
         {"sql": {"type": "string", "minLength": 1, "title": "SQL"}}, required=["sql"], retry=True

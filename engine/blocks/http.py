@@ -34,6 +34,7 @@ class HttpBlock(BaseBlock):
     label = "HTTP request"
     description = "Calls an HTTP API."
     icon = "globe"
+    test_effect = "sends the request for real: a POST, PUT or DELETE changes things there"
     raw_fields = frozenset({"url"})
     config_schema = config_schema(
         {

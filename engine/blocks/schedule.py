@@ -20,6 +20,7 @@ class ScheduleBlock(BaseBlock):
     label = "Schedule"
     description = "Starts the workflow on a cron schedule (e.g. every night at 02:00)."
     icon = "schedule"
+    test_effect = "gives the input a tick would give; nothing is sent"
     config_schema = config_schema(
         {
             "cron": {

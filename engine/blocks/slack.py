@@ -62,6 +62,7 @@ class SlackBlock(BaseBlock):
     label = "Slack message"
     description = "Posts a message to a Slack channel."
     icon = "message"
+    test_effect = "posts the message to the channel for real"
     raw_fields = frozenset({"text"})
     size_limited_fields = frozenset({"text"})
     config_schema = config_schema(

@@ -47,6 +47,7 @@ class WebhookBlock(BaseBlock):
     label = "Webhook"
     description = "Starts the workflow when JSON is posted to its URL."
     icon = "webhook"
+    test_effect = "checks the input you give against the body schema; nothing is sent"
     config_schema = config_schema(
         {"body_schema": {"type": "object", "title": "Body JSON schema"}},
     )

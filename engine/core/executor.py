@@ -21,7 +21,7 @@ from engine.core.graph import Block, Graph
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import RetryPolicy, call_with_retry
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
-from engine.core.spec import BlockContext, Registry
+from engine.core.spec import BlockContext, BlockType, Registry
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,12 @@ class Executor:
         ending: EventType = "run.failed" if outcome.status == "failed" else "run.finished"
         self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
+
+    async def run_one(self, block: Block, scope: Scope, trigger_input: Any = None) -> Any:
+        """One block alone in `scope`, exactly as a run runs it (rendering, attempts, retries,
+        events): the editor's "test this block" (engine/core/single_step.py)."""
+        self.trigger_input = trigger_input
+        return await self.run_block(block, scope, TOP)
 
     async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
         """Run the blocks directly under `parent`; the first failure cancels the rest."""
@@ -210,12 +216,7 @@ class Executor:
         spec = self.registry[block.type]
         raw = dict(block.config)
         try:
-            rendered = {
-                key: value
-                if key in spec.raw_fields or key in spec.expression_fields
-                else render(value, scope)
-                for key, value in raw.items()
-            }
+            rendered = render_config(spec, raw, scope)
         except MissingReference as exc:
             raise StepFailed(block, str(exc)) from None
         attempts_made = 0
@@ -267,6 +268,17 @@ class Executor:
         except Exception as exc:  # an ordinary bug in one block fails that step, not the run
             raise StepFailed(block, f"{type(exc).__name__}: {exc}", attempts_made) from None
         return output, attempts_made, usage
+
+
+def render_config(spec: BlockType, config: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+    """A block's config with its references substituted, except the fields the block
+    renders itself (`raw_fields`) and expressions; raises MissingReference."""
+    return {
+        key: value
+        if key in spec.raw_fields or key in spec.expression_fields
+        else render(value, scope)
+        for key, value in config.items()
+    }
 
 
 def _as_chain(predecessors: Mapping[str, Set[str]]) -> list[str] | None:

@@ -1,5 +1,6 @@
 """The workflow graph: blocks and edges, parsed from the JSON the editor saves (its sticky
-`notes` are checked for shape and otherwise left to the editor).
+`notes`, and each block's `pin` of test data, are checked for shape and otherwise left to
+the editor: a run never reads them).
 
 A Loop is the parent of its body blocks (React Flow's sub-flow model); loops nest. Edges join
 blocks that share a parent, or a loop to one of its own children (the body's entry).
@@ -152,6 +153,9 @@ def _parse_block(index: int, raw: Any) -> Block:
     position = raw.get("position") or {}
     if not isinstance(config, Mapping) or not isinstance(position, Mapping):
         raise GraphFormatError(f"blocks[{index}].config and .position must be objects")
+    pin = raw.get("pin")
+    if pin is not None and not isinstance(pin, Mapping):
+        raise GraphFormatError(f"blocks[{index}].pin must be an object or null")
     extra = {k: v for k, v in raw.items() if k not in BLOCK_KEYS}
     return Block(
         id=raw["id"],

@@ -3,11 +3,12 @@
 The graph limits are checked on the raw JSON before anything else looks at it, so a graph
 past them costs one pass over its lists, never a validation. The defaults mirror
 `klyntos/settings.py` (KLYNTOS_MAX_BLOCKS, KLYNTOS_MAX_EDGES, KLYNTOS_MAX_LOOP_DEPTH,
-KLYNTOS_MAX_NOTES, KLYNTOS_MAX_NOTE_CHARS).
+KLYNTOS_MAX_NOTES, KLYNTOS_MAX_NOTE_CHARS, KLYNTOS_MAX_PIN_BYTES).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ class GraphLimits:
     max_note_chars: int = 10_000
     # A schedule trigger fires at most this often (KLYNTOS_SCHEDULE_MIN_SECONDS).
     min_schedule_seconds: int = 60
+    # Test data pinned to blocks (each block's `pin`), all together, as JSON.
+    max_pin_bytes: int = 2 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_loop_depth <= LOOP_DEPTH_CEILING:
@@ -79,11 +82,24 @@ def check_graph_size(data: Any, limits: GraphLimits) -> None:
                 "KLYNTOS_MAX_NOTE_CHARS", limits.max_note_chars, longest, "characters in one note"
             )
     if isinstance(blocks, list):
+        pinned = pin_bytes(blocks)
+        if pinned > limits.max_pin_bytes:
+            raise GraphTooLarge(
+                "KLYNTOS_MAX_PIN_BYTES", limits.max_pin_bytes, pinned, "bytes of pinned test data"
+            )
         depth = loop_nesting(blocks)
         if depth > limits.max_loop_depth:
             raise GraphTooLarge(
                 "KLYNTOS_MAX_LOOP_DEPTH", limits.max_loop_depth, depth, "levels of nested loops"
             )
+
+
+def pin_bytes(blocks: list[Any]) -> int:
+    """The JSON size of every block's pinned test data (`pin`), together."""
+    pins = [b["pin"] for b in blocks if isinstance(b, Mapping) and b.get("pin") is not None]
+    if not pins:
+        return 0
+    return len(json.dumps(pins, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
 def loop_nesting(blocks: list[Any]) -> int:

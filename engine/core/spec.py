@@ -54,6 +54,9 @@ class BlockType(Protocol):
     # Text fields sent to a service that refuses or cuts large text (an LLM prompt, a Slack
     # message): validation warns when a list that grows with the batch is placed in them.
     size_limited_fields: frozenset[str]
+    # What testing the block alone from the editor really does (a Slack post, a row
+    # written), shown before the test runs; empty when it only computes its output.
+    test_effect: str
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema: ...
 

@@ -180,3 +180,28 @@ def test_referenced_secrets_that_are_not_set_are_listed_on_request(
     assert "missing" not in listed[0]
     # Owner-scoped: another user's workflows name nothing here.
     assert expect(other_api.get("/api/secrets/?referenced=1"), 200) == []
+
+
+@pytest.mark.django_db
+def test_pins_stay_home_unless_asked_for_and_import_keeps_them(
+    api: APIClient, lead_workflow: Any
+) -> None:
+    graph = copy.deepcopy(lead_workflow.current_version.graph)
+    graph["blocks"][2]["pin"] = {"output": {"content": "pinned", "qualification_score": 7}}
+    expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": graph, "base_version": 1},
+            format="json",
+        ),
+        200,
+    )
+    plain = expect(api.get(f"/api/workflows/{lead_workflow.pk}/export/"), 200)
+    assert all("pin" not in b for b in plain["graph"]["blocks"])
+    assert plain["graph"] == exports.without_pins(graph)
+    kept = expect(api.get(f"/api/workflows/{lead_workflow.pk}/export/?pins=1"), 200)
+    assert kept["graph"] == graph
+    created = expect(
+        api.post("/api/workflows/", {"name": "copy", "graph": kept["graph"]}, format="json"), 201
+    )
+    assert created["graph"]["blocks"][2]["pin"] == graph["blocks"][2]["pin"]

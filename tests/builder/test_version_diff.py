@@ -22,6 +22,7 @@ def test_identical_graphs_have_no_changes() -> None:
     assert graph_diff(graph, graph) == {
         "blocks": {"added": [], "removed": [], "changed": [], "moved": []},
         "edges": {"added": [], "removed": []},
+        "pins": {"added": [], "removed": [], "changed": []},
     }
 
 
@@ -67,3 +68,22 @@ def test_long_values_are_cut_for_display() -> None:
 
 def test_malformed_graphs_diff_as_empty() -> None:
     assert graph_diff({"blocks": "nope"}, {"edges": [1, None]})["blocks"]["added"] == []
+
+
+def test_pins_are_listed_apart_and_never_as_a_change_of_the_block() -> None:
+    plain = block("a", user_prompt="hi")
+    pinned = {**block("a", user_prompt="hi"), "pin": {"output": {"content": "x"}}}
+    repinned = {**pinned, "pin": {"output": {"content": "y"}}}
+    other = {**block("b"), "pin": {"output": {}}}
+    diff = graph_diff(
+        {"blocks": [plain, other], "edges": []}, {"blocks": [pinned, block("b")], "edges": []}
+    )
+    assert diff["blocks"]["changed"] == [] and diff["blocks"]["moved"] == []
+    label_a = {"id": "a", "name": "a", "type": "agent"}
+    label_b = {"id": "b", "name": "b", "type": "agent"}
+    assert diff["pins"] == {"added": [label_a], "removed": [label_b], "changed": []}
+    again = graph_diff({"blocks": [pinned], "edges": []}, {"blocks": [repinned], "edges": []})
+    assert again["pins"]["changed"] == [label_a]
+    # A block added with its pin is an added block, nothing more.
+    added = graph_diff({"blocks": [], "edges": []}, {"blocks": [pinned], "edges": []})
+    assert added["blocks"]["added"] == [label_a] and added["pins"]["added"] == []

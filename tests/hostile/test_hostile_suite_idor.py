@@ -51,6 +51,7 @@ ROUTES: dict[str, str] = {
     "api/workflows/<int:pk>/versions/<int:number>/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/versions/<int:number>/restore/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/runs/last/": OWNED_WORKFLOW,
+    "api/workflows/<int:pk>/blocks/<str:block_id>/test/": OWNED_WORKFLOW,
     "api/workflows/<int:pk>/webhook/secret/": OWNED_WORKFLOW,
     "api/runs/<str:pk>/": OWNED_RUN,
     "api/runs/<str:pk>/items/": OWNED_RUN,
@@ -155,6 +156,7 @@ def fill(route: str, workflow: Any, run: Any) -> str:
         .replace("<str:pk>", str(run.pk))
         .replace("<str:name>", "VICTIM_KEY")
         .replace("<int:number>", "1")  # a version the victim's workflow has
+        .replace("<str:block_id>", "agent_analysis")  # a block the victim's workflow has
     )
 
 

@@ -1,0 +1,72 @@
+"""Runs one block alone for the editor's "test this block" (engine/core/single_step.py) with
+what the owner's runs have: their secrets as `<env.…>`, their data connection, the
+operator's retry policy, timeouts and output limit, and the one outbound factory (the SSRF
+guard and the sandbox's host overrides apply as in a run)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+
+from engine import secrets_registry
+from engine.blocks import REGISTRY
+from engine.config import build_services, data_source, retry_policy
+from engine.core.executor import RunOptions
+from engine.core.graph import Block, Graph
+from engine.core.refs import Scope
+from engine.core.single_step import (
+    ENV_ROOT,
+    NotTestable,
+    StepTest,
+    check_inputs,
+    run_step_test,
+    untestable_reason,
+)
+
+
+def run_single_step(
+    *,
+    owner_id: Any,
+    graph: Graph,
+    block: Block,
+    values: Mapping[str, Any],
+    trigger_input: Any = None,
+) -> StepTest:
+    """Synchronous (called from a request's thread, which has no event loop of its own): the
+    test gets a loop of its own, closed with its connections when it ends. Bounded by
+    KLYNTOS_BLOCK_TEST_TIMEOUT on top of the block's own attempt timeouts."""
+    env = secrets_registry.owner_env(owner_id)
+    # Refusals before anything is opened or provisioned.
+    reason = untestable_reason(block)
+    if reason is not None:
+        raise NotTestable(reason)
+    check_inputs(block, REGISTRY[block.type], Scope({ENV_ROOT: env}).child(values))
+    secrets_registry.register(env.values())  # so logs mask them, as for a run
+    source = data_source(owner_id)  # provisions the owner's data on first use (ORM: here)
+    options = RunOptions(
+        block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
+        max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
+        retry=retry_policy(),
+    )
+
+    async def test() -> StepTest:
+        services = build_services(source.open(), call_depth=1)
+        try:
+            return await run_step_test(
+                graph,
+                block,
+                REGISTRY,
+                services=services,
+                env=env,
+                values=values,
+                trigger_input=trigger_input,
+                options=options,
+                within=settings.KLYNTOS_BLOCK_TEST_TIMEOUT,
+            )
+        finally:
+            await services.aclose()
+
+    return asyncio.run(test())
