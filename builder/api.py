@@ -31,6 +31,7 @@ from builder.serializers import (
     ItemFilterSerializer,
     ItemListRowSerializer,
     ItemRunSerializer,
+    RunCostSummarySerializer,
     RunSerializer,
     RunStartSerializer,
     RunSummarySerializer,
@@ -44,6 +45,7 @@ from builder.serializers import (
 )
 from builder.waiting import WaitRequestError, ask_to_wait, requested_wait
 from builder.webhook_security import WebhookRequestError, parse_call_depth
+from engine import run_costs
 from engine.blocks import catalogue
 from engine.core.outbound import CALL_DEPTH_HEADER
 
@@ -309,7 +311,10 @@ class WorkflowRunsView(BodyRequired, APIView):
             request,
             self,
         )
-        return paginator.get_paginated_response(RunSummarySerializer(page, many=True).data)
+        found = run_costs.summaries(page or [])
+        return paginator.get_paginated_response(
+            RunSummarySerializer(page, many=True, context={"summaries": found}).data
+        )
 
 
 class WebhookSecretView(APIView):
@@ -333,6 +338,26 @@ class RunDetailView(APIView):
     @answers(RunSerializer, 404)
     def get(self, request: Request, pk: str) -> Response:
         return Response(RunSerializer(selectors.run_get(request.user, pk)).data)
+
+
+RunCostAnswer = shape(
+    "RunCostAnswer",
+    id=serializers.UUIDField(),
+    status=serializers.CharField(),
+    summary=RunCostSummarySerializer(),
+)
+
+
+class RunSummaryView(APIView):
+    """A run's cost line alone (wall and sequential time, speedup, tokens, dollars): what
+    the editor re-reads while a run goes on, without the run's outputs."""
+
+    @answers(RunCostAnswer, 404)
+    def get(self, request: Request, pk: str) -> Response:
+        run = selectors.run_get(request.user, pk)
+        return Response(
+            {"id": str(run.pk), "status": run.status, "summary": run_costs.summary(run)}
+        )
 
 
 # Free-form JSON answers, shaped as docs/run-protocol.md describes.
@@ -373,7 +398,13 @@ class RunItemsView(APIView):
             steps: dict[str, list[Any]] = {}
             for step in selectors.steps_of(run, [i.key for i in found]):
                 steps.setdefault(step.item_key, []).append(step)
-            data = ItemRunSerializer(found, many=True, context={"steps": steps}).data
+            costs = {
+                key: run_costs.usage_cost([step.usage for step in listed])
+                for key, listed in steps.items()
+            }
+            data = ItemRunSerializer(
+                found, many=True, context={"steps": steps, "costs": costs}
+            ).data
             return Response({"results": data, "next": None, "count": len(found)})
         wanted = run_reads.ItemFilters(
             status=given.get("status"),
@@ -391,8 +422,9 @@ class RunItemsView(APIView):
             )
         except run_reads.BadParameter as exc:
             return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        costs = run_costs.item_costs(run, [row.key for row in rows])
         body: dict[str, Any] = {
-            "results": ItemListRowSerializer(rows, many=True).data,
+            "results": ItemListRowSerializer(rows, many=True, context={"costs": costs}).data,
             "next": following,
             "count": count,
         }

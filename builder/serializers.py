@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from builder.models import Workflow
+from engine import run_costs
 from engine.core.limits import MAX_CONCURRENT
 from engine.models import ItemRun, Run, StepRun
 
@@ -91,11 +93,47 @@ class RunStartSerializer(serializers.Serializer):
     )
 
 
+class TokenCountsSerializer(serializers.Serializer):
+    prompt = serializers.IntegerField()
+    completion = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class ModelPriceSerializer(serializers.Serializer):
+    input = serializers.FloatField(help_text="USD per 1M prompt tokens")
+    output = serializers.FloatField(help_text="USD per 1M completion tokens")
+
+
+class ModelUsageSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    calls = serializers.IntegerField()
+    price = ModelPriceSerializer(allow_null=True)
+    cost_usd = serializers.FloatField(allow_null=True)
+
+
+class RunCostSummarySerializer(serializers.Serializer):
+    """The schema of a run's `summary` (engine/run_costs.py computes it)."""
+
+    wall_seconds = serializers.FloatField(allow_null=True)
+    sequential_seconds = serializers.FloatField()
+    items_measured = serializers.IntegerField()
+    speedup = serializers.FloatField(allow_null=True)
+    tokens = TokenCountsSerializer()
+    llm_calls = serializers.IntegerField()
+    cost_usd = serializers.FloatField(allow_null=True)
+    unpriced_models = serializers.ListField(child=serializers.CharField())
+    models = ModelUsageSerializer(many=True)
+
+
 class RunSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     workflow_version = serializers.IntegerField(source="version.number", read_only=True)
     duration = serializers.SerializerMethodField()
     draft = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -113,6 +151,7 @@ class RunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "duration",
+            "summary",
             "last_seq",
         ]
 
@@ -128,6 +167,13 @@ class RunSerializer(serializers.ModelSerializer):
             return (obj.finished_at - obj.started_at).total_seconds()
         return None
 
+    @extend_schema_field(RunCostSummarySerializer)
+    def get_summary(self, obj: Run) -> dict[str, Any]:
+        """Wall and sequential time, speedup, tokens and dollars; a list passes its page's
+        summaries in the context (run_costs.summaries: a few queries for the whole page)."""
+        known = self.context.get("summaries") or {}
+        return known[obj.pk] if obj.pk in known else run_costs.summary(obj)
+
 
 class RunSummarySerializer(RunSerializer):
     class Meta(RunSerializer.Meta):
@@ -135,6 +181,9 @@ class RunSummarySerializer(RunSerializer):
 
 
 class StepRunSerializer(serializers.ModelSerializer):
+    tokens = serializers.SerializerMethodField()
+    cost_usd = serializers.SerializerMethodField()
+
     class Meta:
         model = StepRun
         fields = [
@@ -145,14 +194,25 @@ class StepRunSerializer(serializers.ModelSerializer):
             "error",
             "attempts",
             "usage",
+            "tokens",
+            "cost_usd",
             "started_at",
             "finished_at",
             "duration",
         ]
 
+    def get_tokens(self, obj: StepRun) -> int:
+        return int(run_costs.usage_cost([obj.usage])["tokens"])
+
+    def get_cost_usd(self, obj: StepRun) -> float | None:
+        """USD of the step's LLM calls at the current prices; null when its model has none."""
+        return run_costs.usage_cost([obj.usage])["cost_usd"]
+
 
 class ItemRunSerializer(serializers.ModelSerializer):
     steps = serializers.SerializerMethodField()
+    tokens = serializers.SerializerMethodField()
+    cost_usd = serializers.SerializerMethodField()
 
     class Meta:
         model = ItemRun
@@ -168,8 +228,22 @@ class ItemRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "duration",
+            "tokens",
+            "cost_usd",
             "steps",
         ]
+
+    def _cost(self, obj: ItemRun) -> dict[str, Any]:
+        """The item's own steps' tokens and dollars, from the view's `costs` context
+        (run_costs.item_costs: one query for a page)."""
+        found = self.context.get("costs", {}).get(obj.key)
+        return found if found is not None else {"tokens": 0, "cost_usd": 0.0}
+
+    def get_tokens(self, obj: ItemRun) -> int:
+        return int(self._cost(obj)["tokens"])
+
+    def get_cost_usd(self, obj: ItemRun) -> float | None:
+        return self._cost(obj)["cost_usd"]
 
     def get_steps(self, obj: ItemRun) -> list[dict[str, Any]]:
         steps = self.context.get("steps", {}).get(obj.key, [])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -11,6 +13,7 @@ from engine.core.data import DataConnection
 from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
+from engine.core.prices import PriceTable
 from engine.core.retry import RetryPolicy
 from engine.core.services import Services
 
@@ -99,3 +102,18 @@ def graph_limits() -> GraphLimits:
 def allowed_process_env() -> dict[str, str]:
     """Process variables the operator allow-listed by name (and that are set)."""
     return {name: os.environ[name] for name in settings.KLYNTOS_ENV_ALLOWLIST if name in os.environ}
+
+
+def price_table() -> PriceTable:
+    """KLYNTOS_MODEL_PRICES over the defaults; when the simulator answers the LLM endpoint
+    (sandbox mode), models nobody priced cost nothing instead of OpenAI's list prices."""
+    host = urlsplit(settings.OPENAI_BASE_URL).hostname or ""
+    simulated = (
+        settings.KLYNTOS_SANDBOX and host_overrides().get(host) == settings.KLYNTOS_SIMULATOR_URL
+    )
+    return _price_table(settings.KLYNTOS_MODEL_PRICES, simulated)
+
+
+@functools.lru_cache(maxsize=8)
+def _price_table(configured: str, simulated: bool) -> PriceTable:
+    return PriceTable.build(configured, simulated=simulated)

@@ -230,6 +230,10 @@ KLYNTOS_RETRY_AFTER_MAX = float(os.environ.get("KLYNTOS_RETRY_AFTER_MAX", "60"))
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 
+# Prices per model, USD per 1M tokens, over the built-in OpenAI list (engine/core/prices.py):
+# JSON, {"model": {"input": 0.15, "output": 0.6}}. A malformed table stops the process.
+KLYNTOS_MODEL_PRICES = os.environ.get("KLYNTOS_MODEL_PRICES", "")
+
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
 SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")

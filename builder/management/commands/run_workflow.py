@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builder import gallery, services
 from builder.models import Workflow
+from engine import run_costs
 from engine.core.events import Event
 from engine.runner import execute_run
 
@@ -79,6 +80,7 @@ class Command(BaseCommand):
         asyncio.run(execute_run(run.pk, on_event=progress.update))
         progress.close()
         run.refresh_from_db()
+        costs = _cost_summary(run)
         summary = {
             "run_id": str(run.pk),
             "status": run.status,
@@ -86,10 +88,33 @@ class Command(BaseCommand):
             "succeeded": run.succeeded,
             "failed": run.failed,
             "wall_seconds": round(time.monotonic() - started, 3),
+            "summary": costs,
         }
         if run.error:
             self.stderr.write(f"error: {run.error}")
+        self.stderr.write(cost_line(costs))
         self.stdout.write(json.dumps(summary))
+
+
+def _cost_summary(run: Any) -> dict[str, Any]:
+    """The run's own cost line (engine/run_costs.py), as the REST API gives it."""
+    found = run_costs.summary(run)
+    keys = ("wall_seconds", "sequential_seconds", "speedup", "tokens", "llm_calls", "cost_usd")
+    return {key: found[key] for key in (*keys, "unpriced_models")}
+
+
+def cost_line(found: dict[str, Any]) -> str:
+    """'wall 2.31 s · sequential 24.1 s · 10.4× faster · 45,120 tokens · $0.0123'."""
+    parts = [f"wall {found['wall_seconds'] or 0:.2f} s"]
+    parts.append(f"sequential {found['sequential_seconds']:.2f} s")
+    if found["speedup"] is not None:
+        parts.append(f"{found['speedup']:.1f}× faster")
+    parts.append(f"{found['tokens']['total']:,} tokens")
+    if found["cost_usd"] is not None:
+        parts.append(f"${found['cost_usd']:.4f}")
+    if found["unpriced_models"]:
+        parts.append("no price for " + ", ".join(found["unpriced_models"]))
+    return " · ".join(parts)
 
 
 def _read_input(path: str) -> Any:

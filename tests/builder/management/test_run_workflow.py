@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from engine import run_costs
 from engine.models import Run
 from simulator.testing import RunningSimulator
 from tests.leads.rows import owner_rows
@@ -35,22 +37,41 @@ def write_leads(tmp_path: Path, n: int) -> Path:
     return path
 
 
-def run_command(*args: str) -> dict[str, Any]:
+def run_command(*args: str, stderr: io.StringIO | None = None) -> dict[str, Any]:
     out = io.StringIO()
-    call_command("run_workflow", *args, stdout=out, stderr=io.StringIO())
+    call_command("run_workflow", *args, stdout=out, stderr=stderr or io.StringIO())
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 def test_runs_the_template_by_slug(owner: Any, simulator: RunningSimulator, tmp_path: Path) -> None:
     body = write_leads(tmp_path, 12)
-    result = run_command("parallel-lead-enrichment", "--input", str(body), "--user", owner.username)
-    assert set(result) == {"run_id", "status", "total", "succeeded", "failed", "wall_seconds"}
+    err = io.StringIO()
+    result = run_command(
+        "parallel-lead-enrichment", "--input", str(body), "--user", owner.username, stderr=err
+    )
+    line = r"wall [\d.]+ s · sequential [\d.]+ s · [\d.]+× faster · [\d,]+ tokens · \$\d+\.\d{4}"
+    assert re.search(line, err.getvalue()), err.getvalue()
+    assert set(result) == {
+        "run_id",
+        "status",
+        "total",
+        "succeeded",
+        "failed",
+        "wall_seconds",
+        "summary",
+    }
     assert result["status"] == "succeeded" and (
         result["total"],
         result["succeeded"],
         result["failed"],
     ) == (12, 12, 0)
     assert Run.objects.get(pk=result["run_id"]).trigger == "cli"
+    # The run's cost line, as the REST API reads it (tests/builder/test_run_summary.py).
+    run = Run.objects.select_related("version").get(pk=result["run_id"])
+    found = run_costs.summary(run)
+    assert result["summary"] == {key: found[key] for key in result["summary"]}
+    assert result["summary"]["tokens"]["total"] > 0 and result["summary"]["llm_calls"] == 25
+    assert result["summary"]["speedup"] > 1 and result["summary"]["cost_usd"] > 0
     assert len(owner_rows(owner)) == 12
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 10
 

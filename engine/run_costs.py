@@ -1,0 +1,221 @@
+"""A run's summary: its wall time, the measured sequential time, the speedup, the tokens its
+LLM calls used and what they cost.
+
+Summed in SQL from the stored rows, for one run or a page of runs at once: nothing here reads
+one row per item into Python, so a 10,000-item run costs three aggregate queries. An ended
+run's sums never change while its `last_seq` stays the same, so they are kept in the cache
+under that; dollars are worked out on every read from the current price table
+(`engine.config.price_table`), so configuring prices later prices earlier runs too.
+
+The sequential time is what the run would have taken one thing after another: the durations
+of its top-level items (an outer item of nested loops includes its inner items) plus those of
+its top-level steps other than loops (a loop's step lasts as long as all its items together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from engine.config import price_table
+from engine.core.prices import MAX_TOKENS, PriceTable, Tokens, model_name, tally
+from engine.models import ItemRun, Run, StepRun
+
+MODELS_SHOWN = 20  # a summary lists the models that used most tokens, the rest are summed
+CACHE_SECONDS = 24 * 3600
+
+
+def summaries(runs: Sequence[Run]) -> dict[Any, dict[str, Any]]:
+    """Each run's summary by its pk (a page of runs: a fixed number of queries in all)."""
+    prices = price_table()
+    known: dict[Any, dict[str, Any]] = {}
+    for run in runs:
+        if run.is_final and (found := cache.get(_cache_key(run))) is not None:
+            known[run.pk] = found
+    missing = [run for run in runs if run.pk not in known]
+    for run in missing:
+        known[run.pk] = {"sequential": 0.0, "items": 0, "models": {}}
+    if missing:
+        _add_sequential(missing, known)
+        _add_usage(missing, known)
+        for run in missing:
+            if run.is_final:
+                cache.set(_cache_key(run), known[run.pk], CACHE_SECONDS)
+    return {run.pk: _summary(run, known[run.pk], prices) for run in runs}
+
+
+def summary(run: Run) -> dict[str, Any]:
+    return summaries([run])[run.pk]
+
+
+def _cache_key(run: Run) -> str:
+    return f"klyntos:run-sums:{run.pk}:{run.last_seq}"
+
+
+def _loop_ids(run: Run) -> set[str]:
+    blocks = (run.version.graph or {}).get("blocks") or []
+    return {b["id"] for b in blocks if isinstance(b, dict) and b.get("type") == "loop"}
+
+
+def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
+    ids = [run.pk for run in runs]
+    items = (
+        ItemRun.objects.filter(run_id__in=ids, parent_key="")
+        .values("run_id")
+        .annotate(seconds=Sum("duration"), measured=Count("duration"))
+        .order_by()
+    )
+    for row in items:
+        known[row["run_id"]]["sequential"] += row["seconds"] or 0.0
+        known[row["run_id"]]["items"] = row["measured"]
+    loops = {run.pk: _loop_ids(run) for run in runs}
+    steps = StepRun.objects.filter(run_id__in=ids, item_key="", duration__isnull=False)
+    for run_id, block_id, seconds in steps.values_list("run_id", "block_id", "duration"):
+        if block_id not in loops[run_id]:
+            known[run_id]["sequential"] += seconds
+
+
+# Token counts of every usage entry of the runs' steps, by run and model, in the database.
+# A count that is not a JSON number is 0, and each is held to [0, MAX_TOKENS], as
+# engine/core/prices.tally does for a single step.
+_POSTGRES = """
+SELECT s.run_id, u.value ->> 'model', SUM({prompt}), SUM({completion}), SUM({total}), COUNT(*)
+FROM {steps} s
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(s.usage) = 'array' THEN s.usage ELSE '[]'::jsonb END
+) u
+WHERE s.run_id IN ({ids}) AND jsonb_typeof(u.value) = 'object'
+GROUP BY 1, 2
+"""
+_POSTGRES_COUNT = (
+    "CASE WHEN jsonb_typeof(u.value -> '{field}') = 'number' "
+    "THEN TRUNC(LEAST(GREATEST((u.value ->> '{field}')::numeric, 0), {cap})) ELSE 0 END"
+)
+_SQLITE = """
+SELECT s.run_id, json_extract(u.value, '$.model'), SUM({prompt}), SUM({completion}),
+    SUM({total}), COUNT(*)
+FROM {steps} s, json_each(
+    CASE WHEN json_valid(s.usage) AND json_type(s.usage) = 'array' THEN s.usage ELSE '[]' END
+) u
+WHERE s.run_id IN ({ids}) AND u.type = 'object'
+GROUP BY 1, 2
+"""
+_SQLITE_COUNT = (
+    "CASE WHEN json_type(u.value, '$.{field}') IN ('integer', 'real') "
+    "THEN CAST(MIN(MAX(json_extract(u.value, '$.{field}'), 0), {cap}) AS INTEGER) ELSE 0 END"
+)
+
+
+def usage_sql(vendor: str, count: int) -> str:
+    """The query summing `count` runs' usage on `vendor`'s database (postgresql or sqlite)."""
+    postgres = vendor == "postgresql"
+    template, counted = (_POSTGRES, _POSTGRES_COUNT) if postgres else (_SQLITE, _SQLITE_COUNT)
+
+    def field(name: str) -> str:
+        return counted.format(field=name, cap=MAX_TOKENS)
+
+    total = counted.replace("ELSE 0 END", "ELSE ({prompt}) + ({completion}) END").format(
+        field="total_tokens",
+        cap=MAX_TOKENS,
+        prompt=field("prompt_tokens"),
+        completion=field("completion_tokens"),
+    )
+    return template.format(
+        prompt=field("prompt_tokens"),
+        completion=field("completion_tokens"),
+        total=total,
+        steps=StepRun._meta.db_table,
+        ids=", ".join(["%s"] * count),
+    )
+
+
+def _add_usage(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
+    pk_field = Run._meta.get_field("id")
+    # As the database holds them (SQLite: hex text), which is what its rows hand back.
+    ids = [pk_field.get_db_prep_value(run.pk, connection) for run in runs]
+    by_db_id = {db_id: run.pk for db_id, run in zip(ids, runs, strict=True)}
+    with connection.cursor() as cursor:
+        cursor.execute(usage_sql(connection.vendor, len(ids)), ids)
+        for run_id, model, prompt, completion, total, calls in cursor.fetchall():
+            models = known[by_db_id[run_id]]["models"]
+            tokens = models.setdefault(model_name(model), [0, 0, 0, 0])
+            for i, value in enumerate((prompt, completion, total, calls)):
+                tokens[i] += int(value or 0)
+
+
+def _summary(run: Run, sums: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
+    end = run.finished_at or (timezone.now() if run.started_at else None)
+    wall = (end - run.started_at).total_seconds() if run.started_at and end else None
+    sequential = float(sums["sequential"])
+    models = {name: Tokens(*counts) for name, counts in sums["models"].items()}
+    return {
+        "wall_seconds": wall,
+        "sequential_seconds": sequential,
+        "items_measured": sums["items"],
+        "speedup": sequential / wall if wall and wall > 0 and sequential > 0 else None,
+        **costs(models, prices),
+    }
+
+
+def costs(models: dict[str, Tokens], prices: PriceTable) -> dict[str, Any]:
+    """Tokens and dollars over some calls (a run's, an item's, a step's): `cost_usd` sums
+    the priced models (None when tokens were used and no model has a price);
+    `unpriced_models` names the rest."""
+    total = Tokens()
+    cost: float | None = None
+    unpriced: list[str] = []
+    listed: list[dict[str, Any]] = []
+    for name, tokens in sorted(models.items(), key=lambda pair: -pair[1].total):
+        total.add(tokens)
+        price = prices.price(name)
+        spent = None if price is None else price.cost(tokens.prompt, tokens.completion)
+        if spent is None:
+            unpriced.append(name)
+        else:
+            cost = (cost or 0.0) + spent
+        if len(listed) < MODELS_SHOWN:
+            listed.append(
+                {
+                    "model": name,
+                    "prompt_tokens": tokens.prompt,
+                    "completion_tokens": tokens.completion,
+                    "total_tokens": tokens.total,
+                    "calls": tokens.calls,
+                    "price": None if price is None else price.as_dict(),
+                    "cost_usd": spent,
+                }
+            )
+    return {
+        "tokens": {"prompt": total.prompt, "completion": total.completion, "total": total.total},
+        "llm_calls": total.calls,
+        "cost_usd": 0.0 if not models else cost,
+        "unpriced_models": unpriced[:MODELS_SHOWN],
+        "models": listed,
+    }
+
+
+def usage_cost(usage_lists: Iterable[Any], prices: PriceTable | None = None) -> dict[str, Any]:
+    """Tokens and dollars of some steps' stored `usage` (an item's steps, or one step)."""
+    models: dict[str, Tokens] = {}
+    for usage in usage_lists:
+        tally(usage, models)
+    found = costs(models, prices or price_table())
+    return {"tokens": found["tokens"]["total"], "cost_usd": found["cost_usd"]}
+
+
+def item_costs(run: Run, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Tokens and dollars of each listed item's own steps (an inner loop's items are rows of
+    their own). One query, bounded by the keys given (a page of items)."""
+    usages: dict[str, list[Any]] = {key: [] for key in keys}
+    rows = StepRun.objects.filter(run_id=run.pk, item_key__in=list(keys)).values_list(
+        "item_key", "usage"
+    )
+    for key, usage in rows:
+        usages[key].append(usage)
+    prices = price_table()
+    return {key: usage_cost(found, prices) for key, found in usages.items()}
