@@ -140,7 +140,7 @@ export interface RunSummary {
   workflow: number;
   workflow_version: number;
   status: RunStatus;
-  /** webhook | api | cli | retry */
+  /** editor | api | webhook | schedule | cli | retry */
   trigger: string;
   // A test run of a draft version (from the editor), not production.
   draft?: boolean;
@@ -150,7 +150,31 @@ export interface RunSummary {
   started_at: string | null;
   finished_at: string | null;
   duration: number | null;
+  /** The cost line (REST answers only, never on the sockets). */
+  summary?: CostSummary;
   last_seq: number;
+}
+
+/** A run's cost line (docs/run-protocol.md `CostSummary`), summed by the server from its rows. */
+export interface CostSummary {
+  wall_seconds: number | null;
+  sequential_seconds: number;
+  items_measured: number;
+  speedup: number | null;
+  tokens: { prompt: number; completion: number; total: number };
+  llm_calls: number;
+  /** USD of the priced models' tokens; null when none has a price. */
+  cost_usd: number | null;
+  unpriced_models: string[];
+  models: {
+    model: string;
+    prompt_tokens: number;
+    completion_tokens: number;
+    total_tokens: number;
+    calls: number;
+    price: { input: number; output: number } | null;
+    cost_usd: number | null;
+  }[];
 }
 
 export type BlockStatus =
@@ -202,6 +226,9 @@ export interface ItemState {
   attempts?: number;
   /** The item (on the socket: trimmed past 512 bytes to `{"$trimmed": true, ...}`). */
   data?: unknown;
+  /** Its own steps' LLM tokens and their USD (REST item pages only; null: no price). */
+  tokens?: number;
+  cost_usd?: number | null;
 }
 
 export type StepStatus = "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "not_started";

@@ -6,12 +6,35 @@ import { api } from "../api/client";
 import type { RunSummary } from "../types";
 import { statusLabel } from "../store/runStore";
 import { useWorkflowRuns } from "../store/workflowRuns";
-import { formatDuration } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
 
 function when(iso: string | null): string {
   if (!iso) return "";
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+/** Who started a run, in words (the column shows the server's own name for it). */
+export const TRIGGER_TITLES: Record<string, string> = {
+  editor: "the editor's Run button (a test run of the draft)",
+  api: "POST /api/workflows/<id>/runs/",
+  webhook: "a POST to the workflow's webhook",
+  schedule: "the workflow's schedule trigger",
+  cli: "manage.py run_workflow",
+  retry: "a retry of an earlier run's failed items",
+};
+
+function historyCost(run: RunSummary): string {
+  const summary = run.summary;
+  if (!summary || summary.tokens.total === 0) return "";
+  return summary.cost_usd === null ? "no price" : formatUsd(summary.cost_usd);
+}
+
+function costTitle(run: RunSummary): string | undefined {
+  const summary = run.summary;
+  if (!summary || summary.tokens.total === 0) return undefined;
+  const unpriced = summary.unpriced_models.length ? `; no price for ${summary.unpriced_models.join(", ")}` : "";
+  return `${formatTokens(summary.tokens.total)} in ${summary.llm_calls} LLM calls${unpriced}`;
 }
 
 export function HistoryTab(props: {
@@ -61,11 +84,13 @@ export function HistoryTab(props: {
               <th>Trigger</th>
               <th>Items ok/failed/total</th>
               <th>Duration</th>
+              <th title="sequential time ÷ wall time">Speedup</th>
+              <th title="LLM tokens × price">Cost</th>
               <th />
             </tr>
           </thead>
           <tbody>
-            {runs.map((listed) => heard[listed.id] ?? listed).map((run) => (
+            {runs.map((listed) => (heard[listed.id] ? { ...listed, ...heard[listed.id] } : listed)).map((run) => (
               <tr
                 key={run.id}
                 data-testid="history-row"
@@ -78,11 +103,20 @@ export function HistoryTab(props: {
                     {statusLabel(run.status)}
                   </span>
                 </td>
-                <td>{run.trigger}</td>
+                <td data-testid="history-trigger" title={TRIGGER_TITLES[run.trigger]}>
+                  {run.trigger}
+                  {run.draft ? " (draft)" : ""}
+                </td>
                 <td className="kr-num">
                   {run.progress.succeeded}/{run.progress.failed}/{run.progress.total}
                 </td>
                 <td className="kr-num">{formatDuration(run.duration)}</td>
+                <td className="kr-num" data-testid="history-speedup">
+                  {formatSpeedup(run.summary?.speedup)}
+                </td>
+                <td className="kr-num" data-testid="history-cost" title={costTitle(run)}>
+                  {historyCost(run)}
+                </td>
                 <td>
                   <button type="button" className="kr-btn" data-testid="history-open" onClick={() => onOpen(run)}>
                     Open

@@ -1,7 +1,7 @@
 // One item's data and step outputs, fetched on demand (the websocket carries no outputs).
 import { useEffect, useState } from "react";
 import { useRunStore } from "../store/runStore";
-import { formatDuration } from "./metrics";
+import { formatDuration, formatTokens, formatUsd } from "./metrics";
 import { fetchItem, type ItemDetail } from "./runApi";
 
 function pretty(value: unknown): string {
@@ -47,6 +47,11 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
     <div className="kr-detail" data-testid="item-detail" data-item-key={itemKey}>
       <div className="kr-row">
         <strong className="kr-grow">{itemKey}</strong>
+        {shown && Boolean(shown.tokens) && (
+          <span className="kr-small" data-testid="item-detail-cost">
+            {formatTokens(shown.tokens)} · {shown.cost_usd === null ? "no price" : formatUsd(shown.cost_usd)}
+          </span>
+        )}
         {loading && <span className="kr-muted">loading…</span>}
         <button type="button" className="kr-btn" onClick={onClose} data-testid="item-detail-close">
           Close
@@ -73,6 +78,11 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
                 <span className={`kr-badge kr-s-${step.status}`}>{step.status}</span>
                 <span>{formatDuration(step.duration)}</span>
                 {step.attempts > 1 && <span>{step.attempts} attempts</span>}
+                {Boolean(step.tokens) && (
+                  <span data-testid="step-cost">
+                    {formatTokens(step.tokens)} · {step.cost_usd === null ? "no price" : formatUsd(step.cost_usd)}
+                  </span>
+                )}
               </div>
               {step.error && <p className="kr-error">{step.error}</p>}
               <pre className="kr-pre">{pretty(step.output)}</pre>

@@ -6,7 +6,7 @@
 import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { statusLabel, useRunStore, type RunItem } from "../store/runStore";
 import { ItemPager, toRowView, type ItemRowView, type PageFetcher } from "./itemPages";
-import { formatDuration } from "./metrics";
+import { formatDuration, formatTokens, formatUsd } from "./metrics";
 import type { ItemQuery } from "./runApi";
 
 export const ROW_HEIGHT = 28;
@@ -59,6 +59,9 @@ const Row = memo(function Row(props: {
       </span>
       <span role="cell" className="kr-num">
         {formatDuration(row.duration)}
+      </span>
+      <span role="cell" className="kr-num" data-testid="item-cost" title={row.tokens ? formatTokens(row.tokens) : undefined}>
+        {row.tokens ? (row.cost_usd === null ? "no price" : formatUsd(row.cost_usd)) : ""}
       </span>
       <span role="cell" className="kr-err-cell" title={error}>
         {error}
@@ -160,6 +163,7 @@ export function ItemTable(props: {
           <span role="columnheader">Item</span>
           <span role="columnheader">Status</span>
           <span role="columnheader">Duration</span>
+          <span role="columnheader" title="the item's own LLM calls: tokens × price">Cost</span>
           <span role="columnheader">Error</span>
         </div>
         <div className="kr-vscroll" ref={scroller} onScroll={onScroll} data-testid="item-scroll">
@@ -189,7 +193,8 @@ export function fresher(row: ItemRowView | undefined, live: Record<string, RunIt
   if (!row || row.status !== "running") return row;
   const item = live[row.key];
   if (!item || item.status === "running") return row;
-  const { label: _label, ...rest } = toRowView(item);
+  // The socket carries no tokens: the page's stay until it is re-read.
+  const { label: _label, tokens: _tokens, cost_usd: _cost, ...rest } = toRowView(item);
   return { ...row, ...rest };
 }
 

@@ -3,6 +3,7 @@
 // table with the item detail in a side panel beside it.
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { isFinalStatus, useRunStore } from "../store/runStore";
+import { CostLine } from "./CostLine";
 import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
 import { RunOutputs } from "./RunOutputs";
@@ -103,7 +104,8 @@ export function ProgressView() {
           {run?.duration != null && <span>run took {formatDuration(run.duration)}</span>}
         </div>
       </div>
-      <TimelineView runId={runId} finished={finished} showSpeedup={run?.status !== "cancelled"} onPick={onPick} />
+      <CostLine runId={runId} finished={finished} />
+      <TimelineView runId={runId} finished={finished} onPick={onPick} />
       <div className="kr-row kr-small kr-filters">
         <strong>Items</strong>
         <select value={status} data-testid="item-filter" onChange={(e) => setStatus(e.target.value)}>

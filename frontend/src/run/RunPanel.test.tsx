@@ -1,7 +1,7 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { RunSnapshotMessage, RunSummary, Workflow } from "../types";
+import type { CostSummary, RunSnapshotMessage, RunSummary, Workflow } from "../types";
 import { useRunStore } from "../store/runStore";
 import { RunPanel } from "./RunPanel";
 
@@ -82,8 +82,20 @@ function defaults(method: string, url: string): { status: number; body: unknown 
   if (method === "GET" && /^\/api\/workflows\/\d+\/runs\/last\/$/.test(url)) return { status: 200, body: { run: null } };
   if (method === "GET" && url.startsWith("/api/workflows/1/runs/")) return { status: 200, body: { count: 0, next: null, previous: null, results: [] } };
   if (method === "GET" && /^\/api\/runs\/\w+\/timeline\//.test(url)) return { status: 200, body: timelineOf(0) };
+  if (method === "GET" && /^\/api\/runs\/\w+\/summary\/$/.test(url)) {
+    return { status: 200, body: { id: "r1", status: "running", summary: costSummary({ speedup: null, sequential_seconds: 0 }) } };
+  }
   if (method === "GET" && /^\/api\/runs\/\w+\/items\/\?(status|q|limit)/.test(url)) return { status: 200, body: { results: [], next: null, count: 0 } };
   return { status: 404, body: { error: `no route for ${method} ${url}` } };
+}
+
+function costSummary(over: Partial<CostSummary> = {}): CostSummary {
+  return {
+    wall_seconds: 5, sequential_seconds: 8, items_measured: 2, speedup: 1.6,
+    tokens: { prompt: 1000, completion: 234, total: 1234 }, llm_calls: 4, cost_usd: 0.00029,
+    unpriced_models: [], models: [{ model: "gpt-4o-mini", prompt_tokens: 1000, completion_tokens: 234, total_tokens: 1234,
+      calls: 4, price: { input: 0.15, output: 0.6 }, cost_usd: 0.00029 }], ...over,
+  };
 }
 
 function timelineOf(count: number) {
@@ -130,8 +142,10 @@ function snapshot(over: Partial<RunSnapshotMessage> = {}): RunSnapshotMessage {
 
 describe("RunPanel", () => {
   it("prefills the template sample, runs, follows progress and shows item details as text", async () => {
-    const page = { results: snapshot().items, next: null, count: 2 };
+    const page = { results: [{ ...snapshot().items[0], tokens: 1500, cost_usd: 0.000412 }, snapshot().items[1]], next: null, count: 2 };
+    let ended = false;
     routes = (method, url) => {
+      if (url === "/api/runs/r1/summary/" && ended) return { status: 200, body: { id: "r1", status: "succeeded", summary: costSummary() } };
       if (method === "POST" && url === "/api/workflows/1/runs/") return { status: 201, body: runSummary({ status: "queued" }) };
       if (url.startsWith("/api/runs/r1/items/?key=")) {
         return { status: 200, body: { count: 1, next: null, results: [{
@@ -178,6 +192,10 @@ describe("RunPanel", () => {
     expect(rows.map((r) => r.dataset.itemKey)).toEqual(["Loop[0]", "Loop[1]"]);
     expect(rows[0].textContent).toContain(EVIL);
     expect(rows[1].textContent).toContain('{"email":"b@x.io"}');
+    // Each item's own LLM calls: tokens in the title, dollars in the cell.
+    const costs = $$("item-cost");
+    expect(costs.map((c) => c.textContent)).toEqual(["$0.0004", ""]);
+    expect(costs[0].title).toBe("1,500 tokens");
     expect($("item-count")?.textContent).toBe("2 items");
 
     await act(async () => rows[0].click());
@@ -187,6 +205,7 @@ describe("RunPanel", () => {
     expect($("item-detail")?.textContent).toContain(`"summary": ${JSON.stringify(EVIL)}`);
     expect(container.querySelector("img")).toBeNull();
 
+    ended = true;
     act(() => runSockets()[0].send(snapshot({
       seq: 9, final: true,
       run: runSummary({ status: "succeeded", finished_at: at(5), duration: 5, progress: { total: 2, succeeded: 2, failed: 0, running: 0 } }),
@@ -196,8 +215,12 @@ describe("RunPanel", () => {
     expect($("progress")?.textContent).toBe("2/2");
     expect($("cancel-button")).toBeNull();
     expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
-    // 8 s of item time in a 5 s window.
+    // The server's cost line, read again at the end: 8 s of item time in 5 s of wall time.
     expect($("speedup")?.textContent).toBe("1.6× faster than sequential");
+    expect($("cost-line")?.textContent).toBe(
+      "wall 5.00 s" + "sequential 8.00 s" + "1.6× faster than sequential" + "1,234 tokens in 4 LLM calls" + "$0.0003",
+    );
+    expect($("cost-usd")?.title).toBe("gpt-4o-mini: 1,000 in + 234 out, 4 calls at $0.15/$0.6 per 1M in/out = $0.0003");
   });
 
   it("shows the last run after a reload, running or ended (never 'No run yet')", async () => {

@@ -1,7 +1,7 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { bucketAt, speedupFromTimeline, timeAt, TimelineView } from "./TimelineView";
+import { bucketAt, timeAt, TimelineView } from "./TimelineView";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -36,12 +36,6 @@ describe("timeline reading", () => {
     expect(bucketAt(data, 1)).toBe(4);
     expect(timeAt(data, 0.25)).toBe(12.5);
   });
-
-  it("measures the speedup as item-seconds over the items' wall time", () => {
-    // 10 items of ~3 s between the start of bucket 1 and the end of bucket 3: 30 s in 6 s.
-    expect(speedupFromTimeline(data)?.speedup).toBe(5);
-    expect(speedupFromTimeline({ ...data, durations: { ...data.durations, count: 1 } })).toBeNull();
-  });
 });
 
 describe("TimelineView", () => {
@@ -58,7 +52,7 @@ describe("TimelineView", () => {
     });
     const onPick = vi.fn();
     try {
-      act(() => root.render(<TimelineView runId="r1" finished showSpeedup onPick={onPick} />));
+      act(() => root.render(<TimelineView runId="r1" finished onPick={onPick} />));
       await flush();
       expect(urls).toEqual(["/api/runs/r1/timeline/?buckets=100"]);
       expect(container.querySelectorAll('[data-testid="timeline-chart"] rect.kr-tl-running')).toHaveLength(5);

@@ -32,36 +32,12 @@ export function timeAt(data: RunTimeline, fraction: number): number {
   return data.from + Math.max(0, Math.min(1, fraction)) * (data.to - data.from);
 }
 
-/**
- * Item-seconds over the loop's wall time (the first bucket an item started in → the end of
- * the last bucket one finished in), from the histogram's bar middles: the concurrency the run
- * achieved, i.e. how much faster than one item after the other. Null with < 2 items.
- */
-export function speedupFromTimeline(data: RunTimeline): { speedup: number; itemSeconds: number; wallSeconds: number } | null {
-  const { edges, counts, count } = data.durations;
-  if (count < 2 || edges.length < 2) return null;
-  let itemSeconds = 0;
-  counts.forEach((n, i) => {
-    itemSeconds += n * (edges[i] + edges[i + 1]) / 2;
-  });
-  const firstStart = data.concurrency.findIndex((b) => b.started > 0);
-  let lastEnd = -1;
-  data.concurrency.forEach((b, i) => {
-    if (b.finished > 0) lastEnd = i;
-  });
-  if (firstStart < 0 || lastEnd < 0) return null;
-  const wallSeconds = (lastEnd + 1 - firstStart) * data.bucket_seconds;
-  if (!(wallSeconds > 0) || itemSeconds <= 0) return null;
-  return { speedup: itemSeconds / wallSeconds, itemSeconds, wallSeconds };
-}
-
 export function TimelineView(props: {
   runId: string;
   finished: boolean;
-  showSpeedup: boolean;
   onPick: (query: ItemQuery, label: string) => void;
 }) {
-  const { runId, finished, showSpeedup, onPick } = props;
+  const { runId, finished, onPick } = props;
   const [zoom, setZoom] = useState<Window>({});
   const [data, setData] = useState<RunTimeline | null>(null);
   const [drag, setDrag] = useState<{ x0: number; x1: number } | null>(null);
@@ -118,7 +94,6 @@ export function TimelineView(props: {
   const peak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
   const bw = WIDTH / Math.max(1, data.concurrency.length);
   const zoomed = zoom.from !== undefined || zoom.to !== undefined;
-  const speedup = showSpeedup && finished && !zoomed ? speedupFromTimeline(data) : null;
   const hist = data.durations;
   const histPeak = Math.max(1, ...hist.counts);
   const hw = WIDTH / Math.max(1, hist.counts.length);
@@ -233,15 +208,6 @@ export function TimelineView(props: {
           );
         })}
       </svg>
-      {speedup && (
-        <p
-          className="kr-speedup"
-          data-testid="speedup"
-          title={`${formatDuration(speedup.itemSeconds)} of item time in ${formatDuration(speedup.wallSeconds)}`}
-        >
-          {speedup.speedup.toFixed(1)}× faster than sequential
-        </p>
-      )}
     </div>
   );
 }

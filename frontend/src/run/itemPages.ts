@@ -19,6 +19,9 @@ export interface ItemRowView {
   duration: number | null;
   error: string;
   failed_block: string;
+  /** Its own steps' LLM tokens and USD (null: no price); undefined until a page says. */
+  tokens?: number;
+  cost_usd?: number | null;
 }
 
 const ERROR_CHARS = 300;
@@ -34,6 +37,8 @@ export function toRowView(item: ItemState): ItemRowView {
     duration: item.duration,
     error: item.error ? item.error.slice(0, ERROR_CHARS) : "",
     failed_block: item.failed_block,
+    tokens: item.tokens,
+    cost_usd: item.cost_usd,
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
-import { formatDuration, itemLabel, runCounters, throughputOf } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, throughputOf } from "./metrics";
 import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
@@ -69,5 +69,19 @@ describe("helpers", () => {
       `curl -X POST -H 'Content-Type: application/json' -H "X-Klyntos-Signature: t=$T,v1=$SIG" --data-binary @body.json http://h/hooks/abc`,
     );
     expect(signedSnippet("http://h/x", "it's").split("\n")[0]).toBe(`KLYNTOS_SIGNING_SECRET='it'\\''s'`);
+  });
+});
+
+describe("cost formatting", () => {
+  it("writes dollars to the cent from $1 and to four decimals below", () => {
+    expect(formatUsd(0)).toBe("$0.00");
+    expect(formatUsd(0.00004)).toBe("<$0.0001");
+    expect(formatUsd(0.01234)).toBe("$0.0123");
+    expect(formatUsd(12.345)).toBe("$12.35");
+    expect(formatUsd(null)).toBe("");
+    expect(formatTokens(45120)).toBe("45,120 tokens");
+    expect(formatTokens(1)).toBe("1 token");
+    expect(formatSpeedup(9.96)).toBe("10.0×");
+    expect(formatSpeedup(null)).toBe("");
   });
 });

@@ -85,3 +85,20 @@ export function throughputOf(run: RunSummary | null, items: RunItem[]): number |
   const span = (latest - start) / 1000;
   return span > 0 ? c.done / span : null;
 }
+
+/** US dollars: cents from $1, four decimals below (an item's LLM calls cost fractions of a cent). */
+export function formatUsd(usd: number | null | undefined): string {
+  if (usd === null || usd === undefined || !Number.isFinite(usd)) return "";
+  if (usd === 0) return "$0.00";
+  if (usd < 0.0001) return "<$0.0001";
+  return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+}
+
+export function formatTokens(tokens: number | null | undefined): string {
+  if (tokens === null || tokens === undefined) return "";
+  return `${tokens.toLocaleString("en-US")} token${tokens === 1 ? "" : "s"}`;
+}
+
+export function formatSpeedup(speedup: number | null | undefined): string {
+  return speedup === null || speedup === undefined ? "" : `${speedup.toFixed(1)}×`;
+}

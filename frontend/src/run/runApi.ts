@@ -2,12 +2,14 @@
 // cursor with server-side filters and search, one item with its step outputs, the timeline,
 // and the run's stored state as a snapshot when the websocket cannot be reached.
 import { api, request } from "../api/client";
-import type { ItemPage, RunSnapshotMessage, RunTimeline, StepState } from "../types";
+import type { CostSummary, ItemPage, RunSnapshotMessage, RunStatus, RunTimeline, StepState } from "../types";
 import { isFinalStatus, type RunItem } from "../store/runStore";
 
 export interface StepDetail extends Omit<StepState, "item_key"> {
   output: unknown;
   usage?: unknown;
+  tokens?: number;
+  cost_usd?: number | null;
 }
 
 export interface ItemDetail extends RunItem {
@@ -71,6 +73,11 @@ export function fetchTimeline(
   if (window.from !== undefined) params.set("from", String(window.from));
   if (window.to !== undefined) params.set("to", String(window.to));
   return request<RunTimeline>("GET", runPath(runId, `timeline/?${params.toString()}`), undefined, signal);
+}
+
+/** The run's cost line alone (no outputs): re-read while the run goes on. */
+export function fetchCostSummary(runId: string, signal?: AbortSignal): Promise<{ id: string; status: RunStatus; summary: CostSummary }> {
+  return request("GET", runPath(runId, "summary/"), undefined, signal);
 }
 
 /**

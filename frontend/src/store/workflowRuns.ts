@@ -113,8 +113,10 @@ export function followDecision(
 }
 
 export const TRIGGER_LABELS: Record<string, string> = {
+  editor: "the editor",
   webhook: "the webhook",
   api: "the API",
+  schedule: "the schedule",
   cli: "the CLI",
   retry: "a retry",
 };

@@ -1,0 +1,74 @@
+// The run's cost line (docs/run-protocol.md `CostSummary`): its wall time, the measured
+// sequential time (its items' durations one after the other), the speedup, the tokens its LLM
+// calls used and their dollars, as the server summed them from the stored rows. Read when the
+// run is opened, every COST_REFRESH_MS while it goes on, and once more when it ends.
+import { useEffect, useState } from "react";
+import type { CostSummary } from "../types";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
+import { fetchCostSummary } from "./runApi";
+
+export const COST_REFRESH_MS = 3000;
+
+function perModel(summary: CostSummary): string {
+  return summary.models
+    .map((m) => {
+      const price = m.price ? ` at $${m.price.input}/$${m.price.output} per 1M in/out = ${formatUsd(m.cost_usd)}` : " (no price)";
+      return `${m.model}: ${m.prompt_tokens.toLocaleString("en-US")} in + ${m.completion_tokens.toLocaleString("en-US")} out, ${m.calls} calls${price}`;
+    })
+    .join("\n");
+}
+
+export function CostLine(props: { runId: string; finished: boolean }) {
+  const { runId, finished } = props;
+  const [read, setRead] = useState<{ runId: string; summary: CostSummary } | null>(null);
+
+  useEffect(() => {
+    let ignore = false;
+    const controller = new AbortController();
+    const load = () => {
+      fetchCostSummary(runId, controller.signal)
+        .then((answer) => {
+          if (!ignore) setRead({ runId, summary: answer.summary });
+        })
+        .catch(() => undefined);
+    };
+    load();
+    const timer = finished ? undefined : setInterval(load, COST_REFRESH_MS);
+    return () => {
+      ignore = true;
+      controller.abort();
+      clearInterval(timer);
+    };
+  }, [runId, finished]);
+
+  const summary = read && read.runId === runId ? read.summary : null;
+  if (!summary || summary.wall_seconds === null) return null;
+  const priced = summary.cost_usd !== null;
+  return (
+    <div className="kr-row kr-small kr-cost" data-testid="cost-line">
+      <span data-testid="cost-wall" title="from the run's start to its end (or now)">
+        wall {formatDuration(summary.wall_seconds)}
+      </span>
+      <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations, plus the steps outside loops, one after the other`}>
+        sequential {formatDuration(summary.sequential_seconds) || "0 ms"}
+      </span>
+      {summary.speedup !== null && (
+        <strong className="kr-speedup" data-testid="speedup" title="sequential time ÷ wall time">
+          {formatSpeedup(summary.speedup)} faster than sequential
+        </strong>
+      )}
+      <span data-testid="cost-tokens" title={perModel(summary)}>
+        {formatTokens(summary.tokens.total)}
+        {summary.llm_calls > 0 ? ` in ${summary.llm_calls} LLM call${summary.llm_calls === 1 ? "" : "s"}` : ""}
+      </span>
+      <strong data-testid="cost-usd" title={perModel(summary) || "no LLM calls"}>
+        {priced ? formatUsd(summary.cost_usd) : "no price"}
+      </strong>
+      {summary.unpriced_models.length > 0 && (
+        <span className="kr-muted" data-testid="cost-unpriced" title="set KLYNTOS_MODEL_PRICES to price them">
+          {priced ? "+ " : ""}no price for {summary.unpriced_models.join(", ")}
+        </span>
+      )}
+    </div>
+  );
+}
