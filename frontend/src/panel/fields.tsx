@@ -191,6 +191,7 @@ function rowsOf(value: unknown): Row[] {
 /** Key/value rows for object maps (headers, query, aggregations). */
 export function KeyValueField({ blockId, name, value, onChange, invalid, inputId }: FieldProps) {
   const { draft: rows, setDraft: setRows, committed } = useDraft<unknown, Row[]>(value, rowsOf);
+  const example = exampleRef(useGraphStore((s) => s.scopes[blockId] ?? NO_SCOPE));
   const update = (next: Row[]) => {
     setRows(next);
     const object: Record<string, string> = {};
@@ -218,7 +219,7 @@ export function KeyValueField({ blockId, name, value, onChange, invalid, inputId
             field={`${name}.${i}.value`}
             data-kv="value"
             className={name === "aggregations" ? "kv-value mono" : "kv-value"}
-            placeholder={name === "aggregations" ? "JMESPath over results" : "value or <reference>"}
+            placeholder={name === "aggregations" ? "JMESPath over results" : example ? `value or <${example}>` : "value"}
             value={row.value}
             onChange={(text) => update(rows.map((r, j) => (j === i ? { ...r, value: text } : r)))}
           />
@@ -322,19 +323,43 @@ function lenientText(value: unknown): string {
 
 const NO_SCOPE: ScopeEntry[] = [];
 
-/** A loop's Items placeholder: the first list (or untyped value) in scope, else an example. */
+// Placeholders name what this block can really read (its own workflow's block and item names),
+// never a generic `<webhook.body>` that may not exist here.
+function usableScope(scope: ScopeEntry[]): ScopeEntry[] {
+  return scope.filter((e) => !e.ref.startsWith("env.") && e.ref !== "loop" && !e.ref.startsWith("loop."));
+}
+
+/** A loop's Items placeholder: the first list (or untyped value) in scope, else a field of a body. */
 export function itemsPlaceholder(scope: ScopeEntry[]): string {
-  const usable = scope.filter((e) => !e.ref.startsWith("env.") && e.ref !== "loop" && !e.ref.startsWith("loop."));
+  const usable = usableScope(scope);
   const pick = usable.find((e) => e.type === "array") ?? usable.find((e) => e.type === "any");
   if (pick) return `<${pick.ref}>`;
   const body = usable.find((e) => e.ref.endsWith(".body"));
-  return `<${body ? body.ref : "webhook.body"}.items>`;
+  return body ? `<${body.ref}.items>` : "one <reference> to a list";
+}
+
+const SCALARS = new Set(["string", "integer", "number", "boolean"]);
+
+/** A reference in this block's scope to show in an example (a field such as `lead.email`
+ * first), or null when nothing is in scope. */
+export function exampleRef(scope: ScopeEntry[]): string | null {
+  const usable = usableScope(scope);
+  const fields = usable.filter((e) => e.ref.includes("."));
+  return (fields.find((e) => SCALARS.has(e.type)) ?? fields[0] ?? usable[0])?.ref ?? null;
+}
+
+/** An untyped field's placeholder: JSON built from a reference in scope. */
+export function jsonPlaceholder(scope: ScopeEntry[]): string {
+  const example = exampleRef(scope);
+  if (!example) return "JSON, or one <reference>";
+  const key = example.split(".").at(-1) ?? "value";
+  return `JSON, e.g. {"${key}": "<${example}>"}, or one <reference>`;
 }
 
 /** Untyped values (`body`, `input`, loop `items`): JSON, or plain text (references) kept as a string. */
 export function AnyField({ blockId, name, value, onChange, invalid, inputId }: FieldProps) {
   const { draft, setDraft, committed } = useDraft(value, lenientText);
-  const scope = useGraphStore((s) => (name === "items" ? (s.scopes[blockId] ?? NO_SCOPE) : NO_SCOPE));
+  const scope = useGraphStore((s) => s.scopes[blockId] ?? NO_SCOPE);
   const isJson = (() => {
     if (!draft.trim()) return false;
     try {
@@ -355,7 +380,7 @@ export function AnyField({ blockId, name, value, onChange, invalid, inputId }: F
         className="mono"
         invalid={invalid}
         value={draft}
-        placeholder={name === "items" ? itemsPlaceholder(scope) : 'JSON, e.g. {"id": "<item.id>"}, or one <reference>'}
+        placeholder={name === "items" ? itemsPlaceholder(scope) : jsonPlaceholder(scope)}
         onChange={(text) => {
           setDraft(text);
           let next: unknown;
