@@ -2,6 +2,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { CostSummary, RunSummary } from "../types";
+import { useWorkflowRuns } from "../store/workflowRuns";
 import { HistoryTab } from "./HistoryTab";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
@@ -19,6 +20,7 @@ afterEach(() => {
   act(() => root.unmount());
   container.remove();
   vi.unstubAllGlobals();
+  useWorkflowRuns.setState({ runs: {}, version: 0 });
 });
 
 async function flush() {
@@ -68,5 +70,20 @@ describe("HistoryTab", () => {
     expect(cells("history-speedup").map((c) => c.textContent)).toEqual(["10.0×", "12.3×", "10.0×", "", "10.0×", "10.0×"]);
     expect(cells("history-cost").map((c) => c.textContent)).toEqual(["$0.0020", "$2.50", "no price", "", "$0.0020", "$0.0020"]);
     expect(cells("history-cost")[2].title).toBe("10,000 tokens in 201 LLM calls; no price for house-model");
+  });
+
+  it("leaves out a running row's cost line once the socket says it ended, until the page is read again", async () => {
+    const listed = run("r1", "webhook", { status: "running", finished_at: null, duration: null, summary: summary({ cost_usd: 0.0001, speedup: 0.1 }) });
+    vi.stubGlobal("fetch", async () => ({
+      ok: true, status: 200, text: async () => JSON.stringify({ count: 1, next: null, previous: null, results: [listed] }),
+    }));
+    act(() => root.render(<HistoryTab workflowId={1} refresh={0} currentRunId={null} onOpen={() => undefined} />));
+    await flush();
+    const cost = () => container.querySelector('[data-testid="history-cost"]')?.textContent;
+    expect(cost()).toBe("$0.0001");
+    // run.progress (no refetch) carries the final status before the page is read again.
+    act(() => useWorkflowRuns.setState({ runs: { r1: { ...listed, status: "succeeded", summary: undefined } } }));
+    expect(container.querySelector('[data-testid="history-status"]')?.textContent).toBe("succeeded");
+    expect(cost()).toBe("");
   });
 });

@@ -4,7 +4,7 @@
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
 import type { RunSummary } from "../types";
-import { statusLabel } from "../store/runStore";
+import { isFinalStatus, statusLabel } from "../store/runStore";
 import { useWorkflowRuns } from "../store/workflowRuns";
 import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
 
@@ -23,6 +23,15 @@ export const TRIGGER_TITLES: Record<string, string> = {
   cli: "manage.py run_workflow",
   retry: "a retry of an earlier run's failed items",
 };
+
+/** A listed run patched with what the workflow socket said of it since: counters and status.
+ * Its cost line stays the list's, left out once the socket says the run ended (the page is
+ * read again then; until that answer the list's line would be the running run's). */
+function withHeard(listed: RunSummary, heard: RunSummary | undefined): RunSummary {
+  if (!heard) return listed;
+  const ended = isFinalStatus(heard.status) && !isFinalStatus(listed.status);
+  return { ...listed, ...heard, summary: ended ? undefined : listed.summary };
+}
 
 function historyCost(run: RunSummary): string {
   const summary = run.summary;
@@ -90,7 +99,7 @@ export function HistoryTab(props: {
             </tr>
           </thead>
           <tbody>
-            {runs.map((listed) => (heard[listed.id] ? { ...listed, ...heard[listed.id] } : listed)).map((run) => (
+            {runs.map((listed) => withHeard(listed, heard[listed.id])).map((run) => (
               <tr
                 key={run.id}
                 data-testid="history-row"
