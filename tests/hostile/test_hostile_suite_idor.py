@@ -21,7 +21,7 @@ from engine.models import ItemRun, Run, StepRun
 from klyntos.routing import websocket_urlpatterns
 
 # How each route is scoped.
-PUBLIC = "public"  # no user data: login, logout, the API schema and its docs page
+PUBLIC = "public"  # no user data: login, logout, the API schema and its docs page, the icon
 TOKEN = "token"  # the unguessable webhook token is the credential
 PAGE = "page"  # signed-in users only; shows no object
 OWNED_PAGE = "owned-page"  # a page about one of the user's workflows
@@ -57,6 +57,7 @@ ROUTES: dict[str, str] = {
     "api/runs/<str:pk>/items/": OWNED_RUN,
     "api/runs/<str:pk>/cancel/": OWNED_RUN,
     "api/runs/<str:pk>/timeline/": OWNED_RUN,
+    "api/runs/<str:pk>/summary/": OWNED_RUN,
     "api/blocks/": CATALOGUE,
     "api/templates/": CATALOGUE,
     "api/templates/<slug:slug>/instantiate/": CREATES_OWN,
@@ -65,6 +66,7 @@ ROUTES: dict[str, str] = {
     "api/schedules/preview/": CATALOGUE,
     "api/schema/": PUBLIC,
     "api/docs/": PUBLIC,
+    "favicon.ico": PUBLIC,
 }
 WEBSOCKET_ROUTES: dict[str, str] = {
     "ws/runs/<str:run_id>/": OWNED_RUN,
