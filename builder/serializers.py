@@ -153,6 +153,7 @@ class RunSerializer(serializers.ModelSerializer):
             "duration",
             "summary",
             "last_seq",
+            "providers",
         ]
 
     def get_progress(self, obj: Run) -> dict[str, int]:

@@ -8,6 +8,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
+        from engine.config import provider_settings
         from engine.core.prices import PriceError, parse_prices
 
         # A price table nobody can use is a startup error, not dollars silently missing.
@@ -15,3 +16,9 @@ class EngineConfig(AppConfig):
             parse_prices(settings.KLYNTOS_MODEL_PRICES)
         except PriceError as exc:
             raise ImproperlyConfigured(f"KLYNTOS_MODEL_PRICES: {exc}") from None
+        # A bad KLYNTOS_PROVIDER_* value stops the process when it starts, naming the
+        # entry, rather than failing the first run that calls a provider.
+        try:
+            provider_settings()
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None

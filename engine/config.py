@@ -14,6 +14,12 @@ from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.prices import PriceTable
+from engine.core.providers import (
+    ProviderRegistry,
+    ProviderSettings,
+    parse_provider_limits,
+    registry_for_loop,
+)
 from engine.core.retry import RetryPolicy
 from engine.core.services import Services
 
@@ -51,7 +57,8 @@ def build_services(data: DataConnection | None = None, call_depth: int | None = 
             host_overrides=host_overrides(),
             trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS),
             call_depth=call_depth,
-        )
+        ),
+        providers=provider_registry(),
     )
     factory.trust_base_url(settings.OPENAI_BASE_URL)
     factory.trust_base_url(settings.SLACK_BASE_URL)
@@ -63,6 +70,32 @@ def build_services(data: DataConnection | None = None, call_depth: int | None = 
         agent_max_prompt_bytes=settings.KLYNTOS_AGENT_MAX_PROMPT_BYTES,
         **provider_credentials(),
     )
+
+
+def provider_settings() -> ProviderSettings:
+    """KLYNTOS_PROVIDER_* as the engine's settings; ValueError naming what is wrong."""
+    if not 0 < settings.KLYNTOS_PROVIDER_AIMD_START <= 1:
+        raise ValueError("KLYNTOS_PROVIDER_AIMD_START must be a fraction in (0, 1]")
+    for name in ("KLYNTOS_PROVIDER_AIMD_FLOOR", "KLYNTOS_PROVIDER_COMPLETION_TOKENS"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1")
+    for name in ("KLYNTOS_PROVIDER_WINDOW_SECONDS", "KLYNTOS_PROVIDER_PROBE_SECONDS"):
+        if not getattr(settings, name) > 0:
+            raise ValueError(f"{name} must be a positive number of seconds")
+    return ProviderSettings(
+        limits=parse_provider_limits(settings.KLYNTOS_PROVIDER_LIMITS),
+        window=settings.KLYNTOS_PROVIDER_WINDOW_SECONDS,
+        aimd_start=settings.KLYNTOS_PROVIDER_AIMD_START,
+        aimd_floor=settings.KLYNTOS_PROVIDER_AIMD_FLOOR,
+        probe_seconds=settings.KLYNTOS_PROVIDER_PROBE_SECONDS,
+        completion_tokens=settings.KLYNTOS_PROVIDER_COMPLETION_TOKENS,
+        max_pause=settings.KLYNTOS_RETRY_AFTER_MAX,
+    )
+
+
+def provider_registry() -> ProviderRegistry:
+    """The running loop's provider registry (every run on it shares it), as configured."""
+    return registry_for_loop(provider_settings())
 
 
 def data_source(owner_id: int) -> DataSource:

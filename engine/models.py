@@ -53,6 +53,9 @@ class Run(models.Model):
     # engine/store.py in the same transactions as the rows they count.
     blocks = models.JSONField(default=dict)
     loops = models.JSONField(default=dict)
+    # Per provider key this run called under an adaptive limit: {limit, cap, reason}, the last
+    # `provider.limit` it heard (engine/core/providers.py).
+    providers = models.JSONField(default=dict)
     last_seq = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

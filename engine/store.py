@@ -272,6 +272,11 @@ class RunStore:
                 )
                 limits["limit"] = data["limit"]
                 blocks.add(data["loop"])
+            elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
+                self._run["providers"] = {
+                    **self._run.get("providers", {}),
+                    data["provider"]: {k: data.get(k) for k in ("limit", "cap", "reason")},
+                }
             elif kind == "items.not_started":
                 at = _when(event.at)
                 prefix = data["prefix"]
@@ -327,6 +332,10 @@ class RunStore:
                     row.update(
                         status="retrying", attempts=data["attempt"], error=data.get("error") or ""
                     )
+                elif kind == "step.waiting":  # for its provider (engine/core/providers.py)
+                    row.update(status="waiting", error=data.get("message") or "")
+                elif kind == "step.waited":
+                    row.update(status="running", error="")
                 else:
                     row.update(
                         status=STEP_ENDS.get(kind, "failed"),

@@ -227,6 +227,23 @@ KLYNTOS_RETRY_ATTEMPTS = int(os.environ.get("KLYNTOS_RETRY_ATTEMPTS", "3"))
 KLYNTOS_RETRY_BASE_DELAY = float(os.environ.get("KLYNTOS_RETRY_BASE_DELAY", "0.2"))
 KLYNTOS_RETRY_MAX_DELAY = float(os.environ.get("KLYNTOS_RETRY_MAX_DELAY", "10"))
 KLYNTOS_RETRY_AFTER_MAX = float(os.environ.get("KLYNTOS_RETRY_AFTER_MAX", "60"))
+# Provider governance, shared by every run in the process (engine/core/providers.py):
+# "host=N" caps calls in flight to a host; "host=concurrency:N;rpm:N;tpm:N;start:F;floor:N"
+# adds requests and tokens per minute and the AIMD start (a fraction of the cap) and floor;
+# a "host/model" key governs one model of an LLM endpoint. Checked when the process starts.
+KLYNTOS_PROVIDER_LIMITS = os.environ.get("KLYNTOS_PROVIDER_LIMITS", "")
+# AIMD for every key with a cap: start at this fraction of it, never below the floor.
+KLYNTOS_PROVIDER_AIMD_START = float(os.environ.get("KLYNTOS_PROVIDER_AIMD_START", "0.5"))
+KLYNTOS_PROVIDER_AIMD_FLOOR = int(os.environ.get("KLYNTOS_PROVIDER_AIMD_FLOOR", "1"))
+# After a 429 or a timeout, how long the limit stays under the one that failed.
+KLYNTOS_PROVIDER_PROBE_SECONDS = float(os.environ.get("KLYNTOS_PROVIDER_PROBE_SECONDS", "30"))
+# What "per minute" means, in seconds, for rpm and tpm (shortened by tests and benchmarks).
+KLYNTOS_PROVIDER_WINDOW_SECONDS = float(os.environ.get("KLYNTOS_PROVIDER_WINDOW_SECONDS", "60"))
+# Tokens an LLM answer is assumed to take before its endpoint has answered once (without
+# the block's max_tokens); later estimates use the longest recent answer.
+KLYNTOS_PROVIDER_COMPLETION_TOKENS = int(
+    os.environ.get("KLYNTOS_PROVIDER_COMPLETION_TOKENS", "256")
+)
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENDPOINTS: tuple[str, ...] = ("openai", "clearbit", "linkedin", "slack", "sources")
-CONFIG_KEYS: tuple[str, ...] = ("latency_ms", "jitter_ms", "seed", "record", "failures", "hold")
+CONFIG_KEYS: tuple[str, ...] = (
+    "latency_ms",
+    "jitter_ms",
+    "seed",
+    "record",
+    "failures",
+    "hold",
+    "limits",
+)
 ANY_ENDPOINT = "*"
 
 
@@ -67,6 +75,29 @@ class HoldRule:
 
 
 @dataclass
+class LimitRule:
+    """A provider's own rate limits on one endpoint, answered with 429 like the real ones.
+
+    `max_in_flight`: a request arriving while more than this many are in flight gets 429.
+    `tokens_per_window` (openai): an answer that would bring the tokens answered in the last
+    `window_s` seconds past it gets 429 instead. The stats report the peak either way.
+    """
+
+    max_in_flight: int | None = None
+    tokens_per_window: int | None = None
+    window_s: float = 60.0
+    retry_after: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_in_flight": self.max_in_flight,
+            "tokens_per_window": self.tokens_per_window,
+            "window_s": self.window_s,
+            "retry_after": self.retry_after,
+        }
+
+
+@dataclass
 class SimulatorConfig:
     latency_ms: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
     jitter_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -74,6 +105,7 @@ class SimulatorConfig:
     record: bool = True
     failures: list[FailureRule] = field(default_factory=list)
     hold: list[HoldRule] = field(default_factory=list)
+    limits: dict[str, LimitRule] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None) -> SimulatorConfig:
@@ -111,6 +143,8 @@ class SimulatorConfig:
             parsed["failures"] = [parse_failure(item) for item in data["failures"] or []]
         if "hold" in data:
             parsed["hold"] = [parse_hold(item) for item in data["hold"] or []]
+        if "limits" in data:
+            parsed["limits"] = parse_limits(data["limits"])
         for key, value in parsed.items():
             setattr(self, key, value)
 
@@ -125,6 +159,7 @@ class SimulatorConfig:
             "record": self.record,
             "failures": [rule.to_dict() for rule in self.failures],
             "hold": [rule.to_dict() for rule in self.hold],
+            "limits": {name: rule.to_dict() for name, rule in self.limits.items()},
         }
 
 
@@ -226,3 +261,42 @@ def parse_hold(item: Any) -> HoldRule:
         endpoint=_check_endpoint(item.get("endpoint", ANY_ENDPOINT), allow_any=True),
         match=_match(item.get("match")),
     )
+
+
+def _positive_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be null or a positive integer, got {value!r}")
+    return value
+
+
+def parse_limits(value: Any) -> dict[str, LimitRule]:
+    """`{"clearbit": {"max_in_flight": 6}, "openai": {"tokens_per_window": 20000,
+    "window_s": 60}}`; null or {} lifts every limit."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("limits must be an object of endpoint → limits")
+    rules: dict[str, LimitRule] = {}
+    for name, item in value.items():
+        endpoint = _check_endpoint(name)
+        if isinstance(item, LimitRule):
+            rules[endpoint] = copy.deepcopy(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"limits for {endpoint} must be an object")
+        unknown = set(item) - {"max_in_flight", "tokens_per_window", "window_s", "retry_after"}
+        if unknown:
+            raise ConfigError(f"unknown limit keys: {', '.join(sorted(unknown))}")
+        window = _non_negative(item.get("window_s", 60.0), "window_s")
+        if window <= 0:
+            raise ConfigError("window_s must be positive")
+        retry_after = item.get("retry_after")
+        rules[endpoint] = LimitRule(
+            max_in_flight=_positive_int(item.get("max_in_flight"), "max_in_flight"),
+            tokens_per_window=_positive_int(item.get("tokens_per_window"), "tokens_per_window"),
+            window_s=window,
+            retry_after=None if retry_after is None else str(retry_after),
+        )
+    return rules

@@ -108,7 +108,19 @@ def _answer_openai(state: SimulatorState, call: Call) -> web.Response:
             None,
             "stream",
         )
-    return web.json_response(answers.chat_completion(body))
+    completion = answers.chat_completion(body)
+    if not state.take_tokens("openai", completion["usage"]["total_tokens"]):
+        refused = _openai_error(
+            429,
+            "Rate limit reached for tokens per window (simulated)",
+            "tokens",
+            "rate_limit_exceeded",
+        )
+        retry_after = state.retry_after("openai")
+        if retry_after is not None:
+            refused.headers["Retry-After"] = retry_after
+        return refused
+    return web.json_response(completion)
 
 
 def _openai_failure_body(status: int) -> Any:

@@ -39,6 +39,10 @@ def _failure_response(provider: Provider, rule: FailureRule) -> web.Response:
     return web.json_response(body, status=rule.status, headers=headers)
 
 
+def _throttled(provider: Provider, retry_after: str | None) -> web.Response:
+    return _failure_response(provider, FailureRule(status=429, retry_after=retry_after))
+
+
 def provider_handler(provider: Provider) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
@@ -51,6 +55,9 @@ def provider_handler(provider: Provider) -> Handler:
         try:
             call: Call = await provider.read(request)
             entry = state.record_start(call)
+            if state.over_in_flight(endpoint):  # a provider's own limit answers at once
+                status = 429
+                return _throttled(provider, state.retry_after(endpoint))
             await state.wait_hold(call)
             latency = state.latency_ms(endpoint)
             if latency > 0:

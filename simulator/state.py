@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,13 @@ class SimulatorState:
         self.peak_in_flight_total = self.in_flight_total
         self.received: list[dict[str, Any]] = []
         self.slack_counter = 0
+        # Provider rate limits (config `limits`): 429s answered, tokens answered, and the
+        # most tokens answered within any one window.
+        self.throttled: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        self.tokens: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        self.peak_tokens_in_window: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        self._token_log: dict[str, deque[tuple[float, int]]] = {e: deque() for e in ENDPOINTS}
+        self._token_sum: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
 
     def configure(self, data: Mapping[str, Any]) -> None:
         updated = self.config.copy()
@@ -94,10 +102,12 @@ class SimulatorState:
             self.rng.seed(self.config.seed)
 
     def reset(self, data: Mapping[str, Any] | None = None) -> None:
-        """Clear stats, failures and holds; latency/jitter/seed/record stay unless given."""
+        """Clear stats, failures, holds and limits; latency/jitter/seed/record stay unless
+        given."""
         self.release_all()
         self.config.failures = []
         self.config.hold = []
+        self.config.limits = {}
         self._clear_stats()
         self.rng.seed(self.config.seed)  # same seed → same jitter sequence after every reset
         if data:
@@ -128,6 +138,44 @@ class SimulatorState:
         if "default" in jitter:
             return self.rng.uniform(*jitter["default"])
         return fixed.get("default", 0.0)
+
+    # ---------------------------------------------------------------- rate limits
+
+    def over_in_flight(self, endpoint: str) -> bool:
+        """More requests in flight on `endpoint` (this one counted) than its limit allows."""
+        rule = self.config.limits.get(endpoint)
+        if rule is None or rule.max_in_flight is None:
+            return False
+        if self.in_flight[endpoint] > rule.max_in_flight:
+            self.throttled[endpoint] += 1
+            return True
+        return False
+
+    def take_tokens(self, endpoint: str, tokens: int) -> bool:
+        """Count an answer of `tokens`; False (and nothing counted) when it would pass the
+        endpoint's tokens per window."""
+        rule = self.config.limits.get(endpoint)
+        window = rule.window_s if rule is not None else 60.0
+        now = time.monotonic()
+        log, total = self._token_log[endpoint], self._token_sum[endpoint]
+        while log and log[0][0] <= now - window:
+            total -= log.popleft()[1]
+        self._token_sum[endpoint] = total
+        if rule is not None and rule.tokens_per_window is not None:
+            if total + tokens > rule.tokens_per_window:
+                self.throttled[endpoint] += 1
+                return False
+        log.append((now, tokens))
+        self._token_sum[endpoint] = total + tokens
+        self.tokens[endpoint] += tokens
+        self.peak_tokens_in_window[endpoint] = max(
+            self.peak_tokens_in_window[endpoint], total + tokens
+        )
+        return True
+
+    def retry_after(self, endpoint: str) -> str | None:
+        rule = self.config.limits.get(endpoint)
+        return rule.retry_after if rule is not None else None
 
     # ---------------------------------------------------------------- recording
 
@@ -210,5 +258,8 @@ class SimulatorState:
             "peak_in_flight_total": self.peak_in_flight_total,
             "held": dict(self.held),
             "injected": dict(self.injected),
+            "throttled": dict(self.throttled),
+            "tokens": dict(self.tokens),
+            "peak_tokens_in_window": dict(self.peak_tokens_in_window),
             "received": list(self.received),
         }

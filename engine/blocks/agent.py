@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -120,24 +121,42 @@ class AgentBlock(BaseBlock):
                 "json_schema": {"name": f"{ctx.block_name}_response", "schema": schema},
             }
         client = ctx.services.openai(config.get("api_key") or None)
-        try:
-            # The raw response: the answer is read from its JSON, skipping the SDK's model
-            # construction (CPU that queues when a loop's items answer at the same moment).
-            raw = await client.chat.completions.with_raw_response.create(**request)
-            completion = raw.http_response.json()
-        except openai.APIStatusError as exc:
-            message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc, ctx)}"
-            if is_retryable_status(exc.status_code):
+        # The call counts against the endpoint's host and its host/model key (caps, rates,
+        # tokens reserved from an estimate and settled from `usage`, AIMD).
+        prompt_chars = len(system) + len(user)
+        provider = ctx.services.outbound.providers.call(
+            urlsplit(ctx.services.openai_base_url).hostname or "",
+            model=request["model"],
+            prompt_chars=prompt_chars,
+            max_tokens=config.get("max_tokens"),
+        )
+        async with provider:
+            try:
+                # The raw response: the answer is read from its JSON, skipping the SDK's model
+                # construction (CPU that queues when a loop's items answer at the same moment).
+                raw = await client.chat.completions.with_raw_response.create(**request)
+                provider.observe(raw.http_response.status_code, raw.http_response.headers)
+                completion = raw.http_response.json()
+            except openai.APIStatusError as exc:
+                provider.observe(exc.status_code, exc.response.headers)
+                message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc, ctx)}"
+                if is_retryable_status(exc.status_code):
+                    raise TransientError(
+                        message,
+                        retry_after=parse_retry_after(exc.response.headers.get("retry-after")),
+                        status=exc.status_code,
+                    ) from exc
+                raise BlockError(message) from exc
+            except openai.APITimeoutError as exc:
+                raise TransientError(f"LLM endpoint timed out: {exc}", timeout=True) from exc
+            except openai.APIConnectionError as exc:
+                raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
+            except ValueError as exc:  # a 2xx whose body is not JSON
                 raise TransientError(
-                    message, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))
+                    f"LLM endpoint answered with something other than JSON: {exc}"
                 ) from exc
-            raise BlockError(message) from exc
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
-        except ValueError as exc:  # a 2xx whose body is not JSON
-            raise TransientError(
-                f"LLM endpoint answered with something other than JSON: {exc}"
-            ) from exc
+            if isinstance(completion, dict) and isinstance(completion.get("usage"), dict):
+                provider.settle(completion["usage"], prompt_chars)
         choices = completion.get("choices") if isinstance(completion, dict) else None
         if not choices or not isinstance(choices[0], dict):
             raise TransientError("LLM endpoint returned no choices")

@@ -108,7 +108,9 @@ class HttpBlock(BaseBlock):
             summary = f"{method} {_without_query(result.url)} returned {result.status}"
             if is_retryable_status(result.status):
                 raise TransientError(
-                    summary, retry_after=parse_retry_after(result.headers.get("Retry-After"))
+                    summary,
+                    retry_after=parse_retry_after(result.headers.get("Retry-After")),
+                    status=result.status,
                 )
             if ctx.config.get("fail_on_status", True):
                 # Enough bytes for the excerpt plus a secret straddling its end (UTF-8 <= 4/char).

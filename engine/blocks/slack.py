@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 # Imported when the process starts, not by the first run's Slack step (~0.2 s).
 import slack_sdk.web.async_client  # noqa: F401
@@ -88,20 +89,28 @@ class SlackBlock(BaseBlock):
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         text = cut_to_limit(render_slack_text(ctx.raw_config["text"], ctx.scope))
         client = ctx.services.slack(ctx.config.get("token") or None)
-        try:
-            with transport_errors("Slack unreachable"):
-                response = await client.chat_postMessage(channel=ctx.config["channel"], text=text)
-        except SlackApiError as exc:
-            status = exc.response.status_code
-            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-            message = f"Slack returned {status}: {error or exc.response.data}"
-            if is_retryable_status(status):
-                retry_after = parse_retry_after(
-                    exc.response.headers.get("Retry-After")
-                    or exc.response.headers.get("retry-after")
-                )
-                raise TransientError(message, retry_after=retry_after) from exc
-            raise BlockError(message) from exc
+        provider = ctx.services.outbound.providers.call(
+            urlsplit(ctx.services.slack_base_url).hostname or ""
+        )
+        async with provider:
+            try:
+                with transport_errors("Slack unreachable"):
+                    response = await client.chat_postMessage(
+                        channel=ctx.config["channel"], text=text
+                    )
+                provider.observe(response.status_code, response.headers)
+            except SlackApiError as exc:
+                status = exc.response.status_code
+                provider.observe(status, exc.response.headers)
+                error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+                message = f"Slack returned {status}: {error or exc.response.data}"
+                if is_retryable_status(status):
+                    retry_after = parse_retry_after(
+                        exc.response.headers.get("Retry-After")
+                        or exc.response.headers.get("retry-after")
+                    )
+                    raise TransientError(message, retry_after=retry_after, status=status) from exc
+                raise BlockError(message) from exc
         return {
             "ok": bool(response.get("ok")),
             "channel": response.get("channel"),

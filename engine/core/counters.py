@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 COUNTS = ("succeeded", "failed", "cancelled", "not_started", "running")
-# Step row statuses as counted: a retrying step is still running.
+# Step row statuses as counted: a retrying step, or one waiting for its provider, still runs.
 STEP_COUNT = {
     "running": "running",
     "retrying": "running",
+    "waiting": "running",
     "succeeded": "succeeded",
     "failed": "failed",
     "cancelled": "cancelled",

@@ -17,11 +17,25 @@ class BlockError(Exception):
 
 
 class TransientError(BlockError):
-    """A failure that may pass if tried again (429, 5xx, timeout, connection)."""
+    """A failure that may pass if tried again (429, 5xx, timeout, connection).
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    `status` is the provider's answer when there was one and `timeout` says the call ran out
+    of time: provider governance (providers.py) halves on 429 and timeouts, shrinks gently
+    on other 5xx and connection failures.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        timeout: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
+        self.timeout = timeout
 
 
 class SizeLimitError(BlockError):
@@ -35,7 +49,8 @@ class SizeLimitError(BlockError):
 
 def timed_out(seconds: float | None) -> TransientError:
     """What an attempt that ran past its timeout is: transient."""
-    return TransientError(f"timed out after {seconds:g} s" if seconds else "timed out")
+    message = f"timed out after {seconds:g} s" if seconds else "timed out"
+    return TransientError(message, timeout=True)
 
 
 def is_retryable_status(status: int) -> bool:

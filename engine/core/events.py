@@ -19,6 +19,8 @@ EventType = Literal[
     "item.failed",
     "step.started",
     "step.retrying",
+    "step.waiting",
+    "step.waited",
     "step.finished",
     "step.failed",
     "step.cancelled",
@@ -26,6 +28,7 @@ EventType = Literal[
     "items.not_started",
     "progress",
     "loop.concurrency",
+    "provider.limit",
 ]
 
 
@@ -43,10 +46,11 @@ class Event:
 Sink = Callable[[Event], None]
 
 
-# The only fields that carry data from outside (item data, outputs, errors, usage). The rest
-# are block ids and names (validated identifiers), item keys built from them, counts and
-# statuses: no secret value can be in them, so they are not scanned.
-PAYLOAD_FIELDS = frozenset({"data", "output", "error", "usage"})
+# The only fields that carry data from outside (item data, outputs, errors, usage, and a
+# provider's host, which a URL made of a secret decides). The rest are block ids and names
+# (validated identifiers), item keys built from them, counts and statuses: no secret value
+# can be in them, so they are not scanned.
+PAYLOAD_FIELDS = frozenset({"data", "output", "error", "usage", "provider", "message"})
 
 
 class EventBus:

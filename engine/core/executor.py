@@ -18,6 +18,7 @@ from engine.core.bounded import stored_output
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
+from engine.core.providers import CURRENT_STEP, StepTag
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import RetryPolicy, call_with_retry
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
@@ -255,6 +256,8 @@ class Executor:
             )
 
         timeout = float(raw.get("timeout") or self.options.block_timeout)
+        # Provider governance (providers.py) tells this step when its calls wait.
+        step = CURRENT_STEP.set(StepTag(frame.key, block.id, block.name, self.bus))
         try:
             output = await call_with_retry(
                 self.options.retry.for_block(raw.get("retry")),
@@ -267,6 +270,8 @@ class Executor:
             raise StepFailed(block, str(exc), attempts_made) from None
         except Exception as exc:  # an ordinary bug in one block fails that step, not the run
             raise StepFailed(block, f"{type(exc).__name__}: {exc}", attempts_made) from None
+        finally:
+            CURRENT_STEP.reset(step)
         return output, attempts_made, usage
 
 

@@ -69,41 +69,47 @@ async def fetch(
         hop_headers = headers
         if overridden:
             hop_headers = {**headers, "Host": yarl.URL(target, encoded=True).raw_authority}
-        try:
-            async with session.request(
-                method,
-                yarl.URL(target, encoded=True),  # keep the caller's encoding byte for byte
-                headers=hop_headers,
-                data=data,
-                allow_redirects=False,
-            ) as response:
-                location = response.headers.get("Location")
-                if follow_redirects and response.status in REDIRECTS and location:
-                    next_url = urljoin(url, location)  # relative to the URL as written
-                    if _origin(next_url) != origin:
-                        # Gone for good: a later hop back to the origin does not restore them.
-                        headers = {k: v for k, v in headers.items() if k.lower() not in private}
-                    if response.status == 303 or (
-                        response.status in {301, 302} and method not in {"GET", "HEAD"}
-                    ):
-                        method, data = "GET", None
-                    url = next_url
-                    continue
-                body = await _read_limited(response, max_bytes)
-                return FetchResult(
-                    status=response.status,
-                    headers=dict(response.headers),
-                    body=body,
-                    url=url,
-                    content_type=response.content_type,
-                    charset=response.charset,
-                )
-        except TRANSPORT_ERRORS as exc:
-            raise TransientError(
-                f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        except aiohttp.InvalidURL as exc:
-            raise BlockError(f"invalid URL {exc}") from exc
+        # Each hop is a call to its host (as written, before overrides) under that
+        # provider's caps and rates, shared with every run on this loop.
+        provider = factory.providers.call(urlsplit(url).hostname or "")
+        async with provider:
+            try:
+                async with session.request(
+                    method,
+                    yarl.URL(target, encoded=True),  # keep the caller's encoding byte for byte
+                    headers=hop_headers,
+                    data=data,
+                    allow_redirects=False,
+                ) as response:
+                    provider.observe(response.status, response.headers)
+                    location = response.headers.get("Location")
+                    if follow_redirects and response.status in REDIRECTS and location:
+                        next_url = urljoin(url, location)  # relative to the URL as written
+                        if _origin(next_url) != origin:
+                            # Gone for good: a later hop back to the origin does not restore them.
+                            headers = {k: v for k, v in headers.items() if k.lower() not in private}
+                        if response.status == 303 or (
+                            response.status in {301, 302} and method not in {"GET", "HEAD"}
+                        ):
+                            method, data = "GET", None
+                        url = next_url
+                        continue
+                    body = await _read_limited(response, max_bytes)
+                    return FetchResult(
+                        status=response.status,
+                        headers=dict(response.headers),
+                        body=body,
+                        url=url,
+                        content_type=response.content_type,
+                        charset=response.charset,
+                    )
+            except TRANSPORT_ERRORS as exc:
+                raise TransientError(
+                    f"{method} {_without_query(url)} failed: {type(exc).__name__}: {exc}",
+                    timeout=isinstance(exc, TimeoutError),
+                ) from exc
+            except aiohttp.InvalidURL as exc:
+                raise BlockError(f"invalid URL {exc}") from exc
     raise BlockError(
         f"more than {factory.config.max_redirects} redirects from {_without_query(url)}"
     )

@@ -42,6 +42,7 @@ from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exception
 
 from engine.core.errors import TransientError
 from engine.core.limits import MAX_CONCURRENT
+from engine.core.providers import ProviderRegistry, registry_for_loop
 from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
 
 __all__ = [
@@ -71,7 +72,8 @@ def transport_errors(what: str) -> typing.Iterator[None]:
     try:
         yield
     except TRANSPORT_ERRORS as exc:
-        raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        timeout = isinstance(exc, TimeoutError | httpx.TimeoutException)
+        raise TransientError(f"{what}: {type(exc).__name__}: {exc}", timeout=timeout) from exc
 
 
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
@@ -304,8 +306,11 @@ class OutboundFactory:
     ``RuntimeError``.
     """
 
-    def __init__(self, config: OutboundConfig | None = None) -> None:
+    def __init__(
+        self, config: OutboundConfig | None = None, providers: ProviderRegistry | None = None
+    ) -> None:
         self.config = config or OutboundConfig()
+        self._providers = providers
         self._overrides: dict[str, str] = {}
         for host, base in self.config.host_overrides.items():
             entry = f"{host}={base}"
@@ -327,6 +332,14 @@ class OutboundFactory:
         self._resolver: GuardedResolver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+
+    @property
+    def providers(self) -> ProviderRegistry:
+        """Provider governance for every call made through this factory: the one given, or
+        the running loop's (shared by every run on it)."""
+        if self._providers is None:
+            self._providers = registry_for_loop()
+        return self._providers
 
     # -- routing and trust -------------------------------------------------------
 

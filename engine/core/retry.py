@@ -7,6 +7,7 @@ by raising `TransientError`. The engine is the only layer that retries (SDK retr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -15,6 +16,12 @@ from typing import Any, TypeVar
 from engine.core.errors import BlockError, TransientError, timed_out
 
 T = TypeVar("T")
+
+# The running attempt's timeout: time spent waiting for a provider's budget is not the
+# attempt's (providers.py holds it while waiting), and a cancel it caused is a timeout.
+ATTEMPT_TIMEOUT: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "attempt_timeout", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +73,12 @@ async def call_with_retry(
     attempt = 1
     while True:
         try:
-            async with asyncio.timeout(attempt_timeout):
-                return await attempt_fn(attempt)
+            async with asyncio.timeout(attempt_timeout) as deadline:
+                token = ATTEMPT_TIMEOUT.set(deadline)
+                try:
+                    return await attempt_fn(attempt)
+                finally:
+                    ATTEMPT_TIMEOUT.reset(token)
         except TimeoutError:
             error: TransientError = timed_out(attempt_timeout)
         except TransientError as exc:

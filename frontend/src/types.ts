@@ -231,7 +231,7 @@ export interface ItemState {
   cost_usd?: number | null;
 }
 
-export type StepStatus = "running" | "retrying" | "succeeded" | "failed" | "cancelled" | "not_started";
+export type StepStatus = "running" | "retrying" | "waiting" | "succeeded" | "failed" | "cancelled" | "not_started";
 
 export interface StepState {
   item_key: string;

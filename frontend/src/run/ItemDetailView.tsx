@@ -84,7 +84,10 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
                   </span>
                 )}
               </div>
-              {step.error && <p className="kr-error">{step.error}</p>}
+              {step.error && (
+                // A step waiting for its provider says why ("waiting for api.openai.com: tokens/min").
+                <p className={step.status === "waiting" ? "kr-muted" : "kr-error"}>{step.error}</p>
+              )}
               <pre className="kr-pre">{pretty(step.output)}</pre>
             </div>
           ))}

@@ -1,0 +1,789 @@
+"""Provider governance: caps, rates and AIMD per provider, shared by every run on a loop.
+
+A provider key is the upstream host as written in the URL, before host overrides
+(`api.clearbit.com`); an Agent's call also counts against `host/model`
+(`api.openai.com/gpt-4o-mini`), the key its adaptive limit lives on. Every outbound call of a
+block goes through `ProviderRegistry.call` (fetch.py for the HTTP block, the Agent and Slack
+blocks themselves), so two runs started together share one budget instead of each getting
+the provider's whole cap.
+
+Per key (KLYNTOS_PROVIDER_LIMITS, `parse_provider_limits`): a concurrency cap, requests per
+minute and tokens per minute. A call waits, first come first served, until every key it
+counts against lets it through; it never holds anything else while it waits (the loop slot
+it runs in was taken before, and it takes no loop slot after), so nested loops cannot
+deadlock on it, and the wait is not part of the attempt's timeout.
+
+Rates are windows, not buckets: a call's share (1 request, its tokens) counts from the
+moment it is let through until `window` seconds after it ended, so whatever window a
+provider measures, the calls it sees in it were counted together here. LLM tokens are
+reserved from an estimate and settled from the answer's `usage`.
+
+AIMD runs on the call's most specific key: it starts at `start` × the cap, adds one slot per
+window of successes (`limit` successes) while the limit is in use, halves on a 429 or a
+timeout (never under `floor`), remembers the limit that failed and stays under it for
+`probe_seconds`, shrinks by a tenth on other 5xx and connection failures, and honours
+Retry-After for everyone on the key. 4xx answers (the item's own data) count for nothing.
+`x-ratelimit-*` headers tighten the configured rates when they say less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import math
+import re
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+from engine.core.errors import BlockError, TransientError, parse_retry_after
+from engine.core.retry import ATTEMPT_TIMEOUT
+
+__all__ = [
+    "CURRENT_STEP",
+    "KeyLimits",
+    "ProviderCall",
+    "ProviderRegistry",
+    "ProviderSettings",
+    "StepTag",
+    "parse_provider_limits",
+    "registry_for_loop",
+]
+
+
+class _Bus(Protocol):
+    def emit(self, type_: Any, **data: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepTag:
+    """The step a call belongs to (set by the executor for each attempt): who hears that
+    it waits and what the provider's limit is."""
+
+    item: str
+    block: str
+    name: str
+    bus: _Bus
+
+
+CURRENT_STEP: contextvars.ContextVar[StepTag | None] = contextvars.ContextVar(
+    "provider_step", default=None
+)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+LIMIT_FIELDS = ("concurrency", "rpm", "tpm", "start", "floor")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+_MODEL_FORBIDDEN = set(",;= \t\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """One key's configured limits; None is unlimited (or the global AIMD setting)."""
+
+    concurrency: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    start: float | None = None
+    floor: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    limits: Mapping[str, KeyLimits] = field(default_factory=dict)
+    # What "per minute" means in seconds (tests and benchmarks shorten it).
+    window: float = 60.0
+    aimd_start: float = 0.5  # of the cap, for keys with one
+    aimd_floor: int = 1
+    # How long the limit stays under the one that last failed before it may probe past it.
+    probe_seconds: float = 30.0
+    # An Agent call's completion estimate before its key has answered (no max_tokens).
+    completion_tokens: int = 256
+    # The longest a Retry-After pauses a key (KLYNTOS_RETRY_AFTER_MAX).
+    max_pause: float = 60.0
+
+
+def parse_provider_limits(text: str) -> dict[str, KeyLimits]:
+    """`host=10,host2=concurrency:5;rpm:600;tpm:100000,host/model=tpm:20000`.
+
+    A bare number is a concurrency cap. Fields: concurrency, rpm, tpm (positive integers),
+    start (a fraction in (0, 1]) and floor (a positive integer) for AIMD. Raises ValueError
+    naming the entry and what is wrong with it.
+    """
+    limits: dict[str, KeyLimits] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        key, sep, spec = entry.partition("=")
+        if not sep or not spec.strip():
+            raise ValueError(
+                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: expected 'host=N' or "
+                "'host=concurrency:N;rpm:N;tpm:N'"
+            )
+        key = provider_key(key)
+        if not _valid_key(key):
+            raise ValueError(
+                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {key!r} is not a host name "
+                "(or host/model)"
+            )
+        if key in limits:
+            raise ValueError(f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {key} is listed twice")
+        limits[key] = _parse_spec(spec.strip(), entry)
+    return limits
+
+
+def _parse_spec(spec: str, entry: str) -> KeyLimits:
+    if spec.isdigit():
+        return KeyLimits(concurrency=_positive(spec, "concurrency", entry))
+    values: dict[str, Any] = {}
+    for part in spec.split(";"):
+        name, sep, value = (p.strip() for p in part.partition(":"))
+        if not sep or name not in LIMIT_FIELDS:
+            raise ValueError(
+                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {part.strip()!r} is not one of "
+                f"{', '.join(f + ':N' for f in LIMIT_FIELDS)}"
+            )
+        if name in values:
+            raise ValueError(f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {name} given twice")
+        if name == "start":
+            try:
+                fraction = float(value)
+            except ValueError:
+                fraction = -1.0
+            if not 0 < fraction <= 1:
+                raise ValueError(
+                    f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: start must be a fraction "
+                    f"in (0, 1], got {value!r}"
+                )
+            values[name] = fraction
+        else:
+            values[name] = _positive(value, name, entry)
+    return KeyLimits(**values)
+
+
+def _positive(value: str, name: str, entry: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {name} must be a positive integer, "
+            f"got {value!r}"
+        )
+    return int(value)
+
+
+def provider_key(host: str, model: str | None = None) -> str:
+    """`host` lower-cased without a trailing dot, `/model` appended when given."""
+    host, _, named = host.strip().partition("/")
+    host = host.lower().rstrip(".")
+    model = model if model is not None else (named or None)
+    return f"{host}/{model.strip()}" if model else host
+
+
+def _valid_key(key: str) -> bool:
+    host, _, model = key.partition("/")
+    if not _HOST.match(host):
+        return False
+    return "/" not in key or bool(model) and not _MODEL_FORBIDDEN.intersection(model)
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+class _Window:
+    """What one rate has used: reservations of calls in flight, plus each ended call's share
+    until `window` seconds after it ended (and pauses a provider's headers asked for)."""
+
+    __slots__ = ("_heap", "_sum", "reserved")
+
+    def __init__(self) -> None:
+        self.reserved = 0.0
+        self._heap: list[tuple[float, float]] = []
+        self._sum = 0.0
+
+    def used(self, now: float) -> float:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            self._sum -= heapq.heappop(heap)[1]
+        if not heap:
+            self._sum = 0.0  # no float drift once everything has expired
+        return self.reserved + self._sum
+
+    def add(self, until: float, amount: float) -> None:
+        if amount > 0:
+            heapq.heappush(self._heap, (until, amount))
+            self._sum += amount
+
+    def free_at(self, excess: float) -> float | None:
+        """When `excess` of what is counted now will have expired; None when only calls in
+        flight can free it (their end is not known)."""
+        freed = 0.0
+        for until, amount in sorted(self._heap):
+            freed += amount
+            if freed >= excess - 1e-9:
+                return until
+        return None
+
+
+# --- state per key -------------------------------------------------------------------------
+
+
+class _KeyState:
+    def __init__(self, key: str, limits: KeyLimits, settings: ProviderSettings) -> None:
+        self.key = key
+        self.in_flight = 0
+        self.paused_until = 0.0
+        self.requests = _Window()
+        self.tokens = _Window()
+        # Per-minute rates a provider's headers announced (they only ever tighten).
+        self.header_rpm: float | None = None
+        self.header_tpm: float | None = None
+        self.epoch = 0
+        self.successes = 0
+        # Bumped whenever the adaptive limit is in use (full, or a call queued for it): a
+        # call that ends after a bump since it began saw the limit in use.
+        self.full = 0
+        self.ceiling: int | None = None
+        self.ceiling_at = 0.0
+        # Learned from answers: the most tokens per prompt character, recent completions.
+        self.tokens_per_char = 0.25
+        self.completions: deque[int] = deque(maxlen=50)
+        self.apply(limits, settings)
+
+    def apply(self, limits: KeyLimits, settings: ProviderSettings) -> None:
+        self.limits = limits
+        self.cap = limits.concurrency
+        self.floor = max(1, limits.floor or settings.aimd_floor)
+        start = limits.start or settings.aimd_start
+        # The adaptive limit; None until a key without a cap meets its first 429.
+        self.limit: int | None = (
+            None
+            if self.cap is None
+            else max(min(self.floor, self.cap), math.ceil(self.cap * start))
+        )
+        self.ceiling = None
+        self.successes = 0
+
+    def concurrency(self) -> int | None:
+        return self.limit
+
+    def rpm(self, window: float) -> float | None:
+        return _tighter(self.limits.rpm, self.header_rpm, window)
+
+    def tpm(self, window: float) -> float | None:
+        return _tighter(self.limits.tpm, self.header_tpm, window)
+
+    def snapshot(self, now: float, window: float) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "cap": self.cap,
+            "in_flight": self.in_flight,
+            "requests_in_window": self.requests.used(now),
+            "tokens_in_window": self.tokens.used(now),
+            "rpm": self.rpm(window),
+            "tpm": self.tpm(window),
+            "paused_for": max(0.0, self.paused_until - now),
+        }
+
+
+def _tighter(configured: int | None, announced: float | None, window: float) -> float | None:
+    """The rate for one window: the setting (per window: the window is what "a minute"
+    means), or less when the provider's headers (per real minute) said less."""
+    values = [float(configured)] if configured else []
+    if announced is not None:
+        values.append(max(1.0, announced * window / 60.0))
+    return min(values) if values else None
+
+
+@dataclass(slots=True)
+class _Blocked:
+    reason: str  # concurrency | requests/min | tokens/min | retry-after
+    key: str
+    until: float | None  # when it may pass; None: when a call in flight ends
+
+
+@dataclass(slots=True)
+class Permit:
+    states: tuple[_KeyState, ...]
+    tokens: int
+    epoch: int
+    in_flight: int  # on the adaptive key, this call included, when it was let through
+    full: int  # the adaptive key's `full` count when it was let through
+
+
+@dataclass(slots=True)
+class _Waiter:
+    states: tuple[_KeyState, ...]
+    tokens: int
+    future: asyncio.Future[Permit]
+
+
+# --- the registry --------------------------------------------------------------------------
+
+
+class ProviderRegistry:
+    """Every provider key's limits and state on one event loop."""
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        self.settings = settings or ProviderSettings()
+        self._states: dict[str, _KeyState] = {}
+        self._queues: dict[str, deque[_Waiter]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        # The limit each run's bus last heard per key, so each run hears it once per change.
+        self._heard: weakref.WeakKeyDictionary[Any, dict[str, int | None]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def configure(self, settings: ProviderSettings) -> None:
+        """New settings (a changed setting in tests): keys with new limits start over."""
+        if settings == self.settings:
+            return
+        self.settings = settings
+        for key, state in self._states.items():
+            limits = self._limits(key)
+            if limits != state.limits:
+                state.apply(limits, settings)
+        self._pump()
+
+    def _limits(self, key: str) -> KeyLimits:
+        return self.settings.limits.get(key, KeyLimits())
+
+    def state(self, key: str) -> _KeyState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _KeyState(key, self._limits(key), self.settings)
+        return state
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        now = _now()
+        return {k: s.snapshot(now, self.settings.window) for k, s in self._states.items()}
+
+    def call(
+        self,
+        host: str,
+        *,
+        model: str | None = None,
+        prompt_chars: int = 0,
+        max_tokens: int | None = None,
+    ) -> ProviderCall:
+        """One call to `host` (an Agent's: with its model and prompt size), as an async
+        context manager: `async with registry.call(host) as call: ... call.observe(...)`."""
+        keys = [provider_key(host)]
+        if model:
+            keys.append(provider_key(host, model))
+        states = tuple(self.state(k) for k in keys)
+        tokens = self.estimate(states[-1], prompt_chars, max_tokens) if model else 0
+        return ProviderCall(self, states, tokens)
+
+    def estimate(self, state: _KeyState, prompt_chars: int, max_tokens: int | None) -> int:
+        """Tokens to reserve: the prompt at the most tokens per character seen on the key,
+        plus `max_tokens`, else the longest recent completion, else the setting."""
+        prompt = math.ceil(prompt_chars * state.tokens_per_char)
+        if max_tokens:
+            completion = max_tokens
+        elif state.completions:
+            completion = max(state.completions)
+        else:
+            completion = self.settings.completion_tokens
+        return max(1, prompt + completion)
+
+    # -- letting calls through ----------------------------------------------------------
+
+    async def acquire(self, states: tuple[_KeyState, ...], tokens: int) -> Permit:
+        self._check_fits(states, tokens)
+        queue = self._queues.get(states[-1].key)
+        blocked = self._blocked(states, tokens, _now()) if not queue else None
+        if not queue and blocked is None:
+            return self._grant(states, tokens)
+        if blocked is None:
+            blocked = self._blocked(queue[0].states, queue[0].tokens, _now()) if queue else None
+        future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(states, tokens, future)
+        self._queues.setdefault(states[-1].key, deque()).append(waiter)
+        states[-1].full += 1
+        tag = CURRENT_STEP.get()
+        reason = blocked.reason if blocked else "queued"
+        where = blocked.key if blocked else states[-1].key
+        if tag is not None:
+            tag.bus.emit(
+                "step.waiting",
+                item=tag.item,
+                block=tag.block,
+                name=tag.name,
+                provider=where,
+                reason=reason,
+                message=f"waiting for {where}: {reason}",
+            )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Waiting for a provider is not the attempt's time: hold its timeout meanwhile.
+        deadline = ATTEMPT_TIMEOUT.get()
+        left = None
+        if deadline is not None and deadline.when() is not None and not deadline.expired():
+            left = max(0.0, (deadline.when() or 0.0) - started)
+            deadline.reschedule(None)
+        self._pump()
+        try:
+            permit = await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release(future.result(), "neutral")  # let through as it was cancelled
+            else:
+                future.cancel()
+                self._pump()
+            raise
+        finally:
+            if deadline is not None and left is not None and not deadline.expired():
+                deadline.reschedule(loop.time() + left)
+        if tag is not None:
+            tag.bus.emit(
+                "step.waited",
+                item=tag.item,
+                block=tag.block,
+                name=tag.name,
+                provider=where,
+                seconds=round(loop.time() - started, 3),
+            )
+        return permit
+
+    def _check_fits(self, states: tuple[_KeyState, ...], tokens: int) -> None:
+        for state in states:
+            tpm = state.tpm(self.settings.window)
+            if tokens and tpm is not None and tokens > tpm:
+                raise BlockError(
+                    f"this call needs about {tokens} tokens, more than {state.key}'s budget "
+                    f"of {tpm:g} tokens per {self.settings.window:g} s "
+                    "(KLYNTOS_PROVIDER_LIMITS tpm, or the provider's own limit)"
+                )
+
+    def _blocked(self, states: tuple[_KeyState, ...], tokens: int, now: float) -> _Blocked | None:
+        window = self.settings.window
+        for state in states:
+            if state.paused_until > now:
+                return _Blocked("retry-after", state.key, state.paused_until)
+            limit = state.concurrency()
+            if limit is not None and state.in_flight >= limit:
+                return _Blocked("concurrency", state.key, None)
+            rpm = state.rpm(window)
+            if rpm is not None:
+                used = state.requests.used(now)
+                if used + 1 > rpm + 1e-9:
+                    until = state.requests.free_at(used + 1 - rpm)
+                    return _Blocked("requests/min", state.key, until)
+            tpm = state.tpm(window)
+            if tokens and tpm is not None:
+                used = state.tokens.used(now)
+                if used + tokens > tpm + 1e-9:
+                    until = state.tokens.free_at(used + tokens - tpm)
+                    return _Blocked("tokens/min", state.key, until)
+        return None
+
+    def _grant(self, states: tuple[_KeyState, ...], tokens: int) -> Permit:
+        for state in states:
+            state.in_flight += 1
+            state.requests.reserved += 1
+            state.tokens.reserved += tokens
+        own = states[-1]
+        limit = own.concurrency()
+        full = own.full
+        if limit is not None and (own.in_flight >= limit or self._queues.get(own.key)):
+            own.full += 1
+        self._announce(own, CURRENT_STEP.get())
+        return Permit(states, tokens, own.epoch, own.in_flight, full)
+
+    def _pump(self) -> None:
+        """Let waiting calls through, first come first served per key, while they fit; set
+        a timer for the earliest moment a blocked one may fit by time alone."""
+        now = _now()
+        wake = math.inf
+        for key in list(self._queues):
+            queue = self._queues[key]
+            while queue:
+                head = queue[0]
+                if head.future.done():  # cancelled while waiting
+                    queue.popleft()
+                    continue
+                try:
+                    self._check_fits(head.states, head.tokens)  # headers may have tightened
+                except BlockError as exc:
+                    queue.popleft()
+                    head.future.set_exception(exc)
+                    continue
+                blocked = self._blocked(head.states, head.tokens, now)
+                if blocked is not None:
+                    if blocked.until is not None:
+                        wake = min(wake, blocked.until)
+                    break
+                queue.popleft()
+                head.future.set_result(self._grant(head.states, head.tokens))
+            if not queue:
+                del self._queues[key]
+        if wake < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            loop = asyncio.get_running_loop()
+            self._timer_at = wake
+            self._timer = loop.call_at(wake, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self._pump()
+
+    # -- what happened --------------------------------------------------------------------
+
+    def release(
+        self,
+        permit: Permit,
+        outcome: str,
+        *,
+        used_tokens: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """The call ended: free its slot, count its share in the windows, adapt."""
+        now = _now()
+        until = now + self.settings.window
+        in_flight = max(permit.in_flight, permit.states[-1].in_flight)  # this call included
+        for state in permit.states:
+            state.in_flight -= 1
+            state.requests.reserved -= 1
+            state.requests.add(until, 1)
+            state.tokens.reserved -= permit.tokens
+            state.tokens.add(until, permit.tokens if used_tokens is None else used_tokens)
+            if retry_after is not None and retry_after > 0:
+                pause = min(retry_after, self.settings.max_pause)
+                state.paused_until = max(state.paused_until, now + pause)
+        self._adapt(permit, outcome, now, in_flight)
+        self._pump()
+
+    def _adapt(self, permit: Permit, outcome: str, now: float, in_flight: int) -> None:
+        state = permit.states[-1]
+        before = state.limit
+        reason = ""
+        if outcome == "ok":
+            if state.limit is None or state.full == permit.full:
+                return  # the limit was not in use while this call ran: it teaches nothing
+            state.successes += 1
+            if state.successes < state.limit:
+                return
+            state.successes = 0
+            if state.cap is not None and state.limit >= state.cap:
+                return
+            if (
+                state.ceiling is not None
+                and state.limit >= state.ceiling
+                and now - state.ceiling_at < self.settings.probe_seconds
+            ):
+                return
+            state.limit += 1
+            reason = "a window of successes"
+        elif outcome in ("throttled", "timeout", "server_error", "unreachable"):
+            if permit.epoch != state.epoch:
+                return  # let through before the last cut: that cut already counted it
+            current = state.limit if state.limit is not None else in_flight
+            if outcome in ("throttled", "timeout"):
+                # What failed is more than the provider takes: stay under it for a while.
+                state.ceiling = max(state.floor, in_flight - 1)
+                state.ceiling_at = now
+                state.limit = max(state.floor, min(current // 2, state.ceiling))
+                reason = "429" if outcome == "throttled" else "timeout"
+            else:
+                state.limit = max(state.floor, min(current - 1, int(current * 0.9)))
+                reason = "5xx" if outcome == "server_error" else "unreachable"
+            state.epoch += 1
+            state.successes = 0
+        else:
+            return
+        if state.limit != before:
+            self._announce(state, CURRENT_STEP.get(), reason)
+
+    def _announce(self, state: _KeyState, tag: StepTag | None, reason: str = "") -> None:
+        """`provider.limit` to the run of `tag` when it has not heard this limit yet."""
+        if tag is None or (state.limit is None and state.cap is None):
+            return
+        heard = self._heard.setdefault(tag.bus, {})
+        if state.key in heard and heard[state.key] == state.limit:
+            return
+        heard[state.key] = state.limit
+        tag.bus.emit(
+            "provider.limit",
+            item=tag.item,
+            block=tag.block,
+            provider=state.key,
+            limit=state.limit,
+            cap=state.cap,
+            reason=reason or "in use",
+        )
+
+    def observe_headers(
+        self, states: Iterable[_KeyState], headers: Mapping[str, str], status: int
+    ) -> float | None:
+        """Tighten rates from `x-ratelimit-*` headers; the Retry-After to honour, if any."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        now = _now()
+        window = self.settings.window
+        for state in states:
+            for kind, window_of in (("requests", state.requests), ("tokens", state.tokens)):
+                limit = _number(lowered.get(f"x-ratelimit-limit-{kind}"))
+                if kind == "requests" and limit is None:
+                    limit = _number(lowered.get("x-ratelimit-limit"))
+                if limit is not None and limit > 0:
+                    current = state.header_rpm if kind == "requests" else state.header_tpm
+                    tighter = limit if current is None else min(current, limit)
+                    if kind == "requests":
+                        state.header_rpm = tighter
+                    else:
+                        state.header_tpm = tighter
+                remaining = _number(lowered.get(f"x-ratelimit-remaining-{kind}"))
+                reset = _duration(lowered.get(f"x-ratelimit-reset-{kind}"))
+                if kind == "requests" and remaining is None:
+                    remaining = _number(lowered.get("x-ratelimit-remaining"))
+                    reset = _duration(lowered.get("x-ratelimit-reset"))
+                rate = state.rpm(window) if kind == "requests" else state.tpm(window)
+                if remaining is None or reset is None or rate is None:
+                    continue
+                # The provider counts more than this window does: count the difference
+                # until the provider's own reset.
+                missing = (rate - window_of.used(now)) - remaining
+                if missing > 0:
+                    window_of.add(now + min(reset, self.settings.max_pause), missing)
+        if status == 429 or status >= 500:
+            return parse_retry_after(lowered.get("retry-after"))
+        return None
+
+    def learn_usage(self, state: _KeyState, prompt_chars: int, usage: Mapping[str, Any]) -> int:
+        """What an answer's `usage` teaches; returns the tokens the call used."""
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        if isinstance(prompt, int) and prompt_chars > 0:
+            state.tokens_per_char = max(state.tokens_per_char, prompt / prompt_chars)
+        if isinstance(completion, int):
+            state.completions.append(completion)
+        total = usage.get("total_tokens")
+        if isinstance(total, int):
+            return total
+        return sum(v for v in (prompt, completion) if isinstance(v, int))
+
+
+class ProviderCall:
+    """One call's passage: waits for its keys on enter, releases and adapts on exit.
+
+    The outcome comes from what the block saw (`observe(status, headers)`) and what it
+    raised: a timeout or a 429 halves, other 5xx and connection failures shrink gently,
+    anything else (a 4xx, a refused address, a cancelled run) counts for nothing.
+    """
+
+    def __init__(self, registry: ProviderRegistry, states: tuple[_KeyState, ...], tokens: int):
+        self.registry = registry
+        self.states = states
+        self.tokens = tokens
+        self.status: int | None = None
+        self.retry_after: float | None = None
+        self.used_tokens: int | None = None
+        self._permit: Permit | None = None
+
+    @property
+    def key(self) -> str:
+        return self.states[-1].key
+
+    async def __aenter__(self) -> ProviderCall:
+        self._permit = await self.registry.acquire(self.states, self.tokens)
+        return self
+
+    def observe(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        if headers:
+            self.retry_after = self.registry.observe_headers(self.states, headers, status)
+
+    def settle(self, usage: Mapping[str, Any], prompt_chars: int = 0) -> None:
+        """An LLM answer's `usage`: the tokens the call really used."""
+        self.used_tokens = self.registry.learn_usage(self.states[-1], prompt_chars, usage)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        permit, self._permit = self._permit, None
+        if permit is None:
+            return
+        outcome = outcome_of(self.status, exc)
+        retry_after = self.retry_after
+        if retry_after is None and isinstance(exc, TransientError):
+            retry_after = exc.retry_after
+        self.registry.release(
+            permit, outcome, used_tokens=self.used_tokens, retry_after=retry_after
+        )
+
+
+def outcome_of(status: int | None, exc: BaseException | None) -> str:
+    """ok | throttled | timeout | server_error | unreachable | neutral."""
+    transient = exc if isinstance(exc, TransientError) else None
+    status = status or (transient.status if transient else None)
+    if isinstance(exc, TimeoutError) or (transient is not None and transient.timeout):
+        return "timeout"
+    if isinstance(exc, asyncio.CancelledError):
+        deadline = ATTEMPT_TIMEOUT.get()
+        return "timeout" if deadline is not None and deadline.expired() else "neutral"
+    if status == 429:
+        return "throttled"
+    if status is not None and status >= 500:
+        return "server_error"
+    if transient is not None:
+        return "unreachable" if status is None else "neutral"
+    if exc is not None or (status is not None and status >= 400):
+        return "neutral"
+    return "ok"
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def _duration(value: str | None) -> float | None:
+    """`1s`, `6m0s`, `20ms`, `0.5` (seconds) → seconds."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    plain = _number(value)
+    if plain is not None:
+        return plain
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+_registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProviderRegistry] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def registry_for_loop(settings: ProviderSettings | None = None) -> ProviderRegistry:
+    """The running loop's registry, shared by every run on it; `settings` (re)configure it."""
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None:
+        registry = _registries[loop] = ProviderRegistry(settings)
+    elif settings is not None:
+        registry.configure(settings)
+    return registry

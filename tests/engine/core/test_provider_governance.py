@@ -1,0 +1,129 @@
+"""Provider governance end to end: runs on one loop share each provider's caps, rates and
+adaptive limit, against the simulator's own rate limits (simulator `limits`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.core.executor import RunOptions
+from engine.core.providers import KeyLimits, ProviderSettings, registry_for_loop
+from engine.core.retry import RetryPolicy
+from simulator.testing import RunningSimulator
+from tests.engine.core.graphkit import Recorder, block, graph, run_graph
+
+LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+
+
+def lookup_loop(max_concurrent: int) -> dict[str, Any]:
+    return graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=max_concurrent),
+            block("fetch", "http", "loop", url=LOOKUP, headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "loop")],
+    )
+
+
+def agent_loop(max_concurrent: int) -> dict[str, Any]:
+    return graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=max_concurrent),
+            block(
+                "ask",
+                "agent",
+                "loop",
+                model="gpt-4o-mini",
+                system_prompt="Rate this company for a sales team in one short paragraph.",
+                user_prompt="Company: <item.domain>. Notes: <item.notes>",
+            ),
+        ],
+        [("webhook", "loop")],
+    )
+
+
+def items(n: int, run: str = "a") -> dict[str, Any]:
+    return {
+        "items": [
+            {"domain": f"{run}{i}.example", "notes": f"lead {i} of run {run} " * 3}
+            for i in range(n)
+        ]
+    }
+
+
+async def test_two_runs_share_a_provider_cap(sim: RunningSimulator) -> None:
+    sim.control.configure(latency_ms=20)
+    registry_for_loop(ProviderSettings(limits={"api.clearbit.com": KeyLimits(concurrency=4)}))
+    first, second = Recorder(), Recorder()
+    (one, _), (two, _) = await asyncio.gather(
+        run_graph(lookup_loop(10), items(60, "a"), sim=sim, recorder=first),
+        run_graph(lookup_loop(10), items(60, "b"), sim=sim, recorder=second),
+    )
+    assert one.status == two.status == "succeeded"
+    stats = sim.control.stats()
+    assert stats["requests"]["clearbit"] == 120
+    assert stats["peak_in_flight"]["clearbit"] == 4  # 20 asked for, 4 allowed, all used
+    # Items that waited said so, naming the provider and why.
+    waits = first.of("step.waiting") + second.of("step.waiting")
+    assert len(waits) > 60
+    assert {w.data["message"] for w in waits} == {"waiting for api.clearbit.com: concurrency"}
+    assert len(first.of("step.waited")) == len(first.of("step.waiting"))
+    # Both runs heard the adaptive limit as it grew from half the cap to the cap.
+    for recorder in (first, second):
+        limits = [e.data["limit"] for e in recorder.of("provider.limit")]
+        assert limits[-1] == 4 and all(limit <= 4 for limit in limits)
+
+
+async def test_aimd_settles_under_a_provider_that_refuses_past_six_in_flight(
+    sim: RunningSimulator,
+) -> None:
+    """The simulator answers 429 whenever more than 6 calls are in flight: the limit
+    settles at <= 6 within 10 s, no item fails, and 429s after settling are < 5 %."""
+    sim.control.configure(latency_ms=30, limits={"clearbit": {"max_in_flight": 6}})
+    registry_for_loop(ProviderSettings(limits={"api.clearbit.com": KeyLimits(concurrency=20)}))
+    recorder = Recorder()
+    options = RunOptions(retry=RetryPolicy(max_attempts=5, base_delay=0.05))
+    outcome, _ = await run_graph(
+        lookup_loop(20), items(400), sim=sim, recorder=recorder, options=options
+    )
+    assert outcome.status == "succeeded"
+    assert outcome.failed_items == 0
+    changes = recorder.of("provider.limit")
+    began = changes[0].at  # the run's first call to the provider
+    cuts = [e for e in changes if e.data["reason"] in ("429", "timeout")]
+    assert cuts, "the simulator's limit was never met"
+    settled_at = cuts[-1].at  # the last cut: from here on the limit only holds or grows
+    assert settled_at - began <= 10.0
+    assert all(e.data["limit"] <= 6 for e in changes if e.at >= settled_at)
+    received = sim.control.stats()["received"]
+    late = [r for r in received if r["endpoint"] == "clearbit" and r["started"] > settled_at]
+    refused = sum(1 for r in late if r["status"] == 429)
+    assert len(late) > 200
+    assert refused / len(late) < 0.05
+
+
+async def test_a_token_budget_shared_by_two_runs_is_never_passed(sim: RunningSimulator) -> None:
+    """20,000 tokens per window on the LLM endpoint (the window shortened to 2 s), two runs:
+    the simulator enforces the same budget, answers no 429, and sees <= the budget in any
+    window while reaching >= 90 % of it."""
+    budget, window = 20_000, 2.0
+    sim.control.configure(
+        latency_ms=20,
+        limits={"openai": {"tokens_per_window": budget, "window_s": window}},
+    )
+    registry_for_loop(
+        ProviderSettings(limits={"api.openai.com": KeyLimits(tpm=budget)}, window=window)
+    )
+    big = {"items": [{"domain": f"x{i}.example", "notes": "word " * 120} for i in range(150)]}
+    (one, _), (two, _) = await asyncio.gather(
+        run_graph(agent_loop(10), big, sim=sim),
+        run_graph(agent_loop(10), big, sim=sim),
+    )
+    assert one.status == two.status == "succeeded"
+    stats = sim.control.stats()
+    assert stats["throttled"]["openai"] == 0
+    assert stats["requests"]["openai"] == 300
+    assert stats["tokens"]["openai"] > 2 * budget  # enough demand to need the budget
+    assert budget * 0.9 <= stats["peak_tokens_in_window"]["openai"] <= budget
