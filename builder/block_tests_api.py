@@ -1,7 +1,8 @@
-"""Test one block (the editor's "Test this block"): `GET` says what the test would be given
-(each input's value and where it comes from: a pin, the last run or a chosen one); `POST`
-runs that block alone, for real, and answers its output, attempts, duration, error and the
-config as resolved, secrets masked. Owner-scoped: another user's workflow is a 404."""
+"""Test one block (the editor's "Test this block"): `GET` (or `POST` with `dry_run`, for the
+editor's unsaved graph) says what the test would be given (each input's value and where it
+comes from: the body, a pin, the last run or a chosen one); `POST` runs that block alone,
+for real, and answers its output, attempts, duration, error and the config as resolved,
+secrets masked. Owner-scoped: another user's workflow is a 404."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ class BlockTestSerializer(serializers.Serializer):
         required=False, help_text="take missing inputs from this run (default: the last one)"
     )
     pins = serializers.BooleanField(default=True, help_text="use pinned values (default yes)")
+    dry_run = serializers.BooleanField(
+        default=False, help_text="answer what the test would be given (as GET) without running"
+    )
 
 
 BlockRef = shape(
@@ -72,17 +76,22 @@ BlockTestPlan = shape(
     run=serializers.UUIDField(allow_null=True),
     **_INPUT_FIELDS,
 )
+# What a test answers; with `dry_run`, the plan instead (no status, output, …: not run).
 BlockTestResult = shape(
     "BlockTestResult",
     block=BlockRef(),
-    status=serializers.ChoiceField(choices=["succeeded", "failed"]),
-    output=serializers.JSONField(allow_null=True),
-    error=serializers.CharField(allow_null=True),
-    attempts=serializers.IntegerField(),
-    duration=serializers.FloatField(),
-    usage=serializers.ListField(child=serializers.DictField()),
-    retries=serializers.ListField(child=serializers.DictField()),
-    config=serializers.DictField(help_text="the config as resolved, secrets masked"),
+    status=serializers.ChoiceField(choices=["succeeded", "failed"], required=False),
+    output=serializers.JSONField(allow_null=True, required=False),
+    error=serializers.CharField(allow_null=True, required=False),
+    attempts=serializers.IntegerField(required=False),
+    duration=serializers.FloatField(required=False),
+    usage=serializers.ListField(child=serializers.DictField(), required=False),
+    retries=serializers.ListField(child=serializers.DictField(), required=False),
+    config=serializers.DictField(
+        required=False, help_text="the config as resolved, secrets masked"
+    ),
+    testable=serializers.BooleanField(required=False),
+    reason=serializers.CharField(allow_blank=True, required=False),
     effect=serializers.CharField(allow_blank=True),
     run=serializers.UUIDField(allow_null=True),
     **_INPUT_FIELDS,
@@ -153,6 +162,13 @@ def _answer(
     return masked
 
 
+def _plan(
+    workflow: Workflow, graph: Graph, block: Block, run: Run | None, inputs: Inputs
+) -> dict[str, Any]:
+    reason = untestable_reason(block) or ""
+    return _answer(workflow.owner_id, block, inputs, run, testable=not reason, reason=reason)
+
+
 class BlockTestView(BodyRequired, APIView):
     @answers(BlockTestPlan, 400, 404, parameters=[RUN_PARAMETER])
     def get(self, request: Request, pk: int, block_id: str) -> Response:
@@ -163,11 +179,7 @@ class BlockTestView(BodyRequired, APIView):
         except _Refused as refused:
             return Response(refused.body, status=refused.code)
         run = _run(request.user, workflow, request.query_params.get("run") or None)
-        inputs = gather(graph, block, run=run)
-        reason = untestable_reason(block) or ""
-        return Response(
-            _answer(workflow.owner_id, block, inputs, run, testable=not reason, reason=reason)
-        )
+        return Response(_plan(workflow, graph, block, run, gather(graph, block, run=run)))
 
     @answers(BlockTestResult, 400, 404, request=BlockTestSerializer, body=True)
     def post(self, request: Request, pk: int, block_id: str) -> Response:
@@ -196,6 +208,18 @@ class BlockTestView(BodyRequired, APIView):
             )
         graph = _graph(workflow, data.get("graph"))
         block = _block(graph, block_id)
+        run = _run(request.user, workflow, data.get("run"))
+        inputs = gather(
+            graph,
+            block,
+            given=given["inputs"],
+            given_trigger=given["trigger_input"],
+            has_trigger="trigger_input" in data,
+            use_pins=data["pins"],
+            run=run,
+        )
+        if data["dry_run"]:
+            return Response(_plan(workflow, graph, block, run, inputs))
         reason = untestable_reason(block)
         if reason:
             raise _Refused({"error": f"{block.name}: {reason}", "block": block.id})
@@ -208,16 +232,6 @@ class BlockTestView(BodyRequired, APIView):
                     "errors": [{"block": block.id, "field": f, "message": m} for f, m in problems],
                 }
             )
-        run = _run(request.user, workflow, data.get("run"))
-        inputs = gather(
-            graph,
-            block,
-            given=given["inputs"],
-            given_trigger=given["trigger_input"],
-            has_trigger="trigger_input" in data,
-            use_pins=data["pins"],
-            run=run,
-        )
         try:
             result = run_single_step(
                 owner_id=workflow.owner_id,

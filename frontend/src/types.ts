@@ -32,6 +32,8 @@ export interface CatalogueEntry {
   icon: string;
   config_schema: JsonSchema;
   outputs: JsonSchema;
+  /** What testing the block alone really does (a Slack post, a row written); "" when nothing. */
+  test_effect?: string;
 }
 
 export interface ValidationError {
@@ -112,6 +114,49 @@ export interface VersionDiff {
     added: { source: string; target: string; handle?: string }[];
     removed: { source: string; target: string; handle?: string }[];
   };
+  /** Pinned test data (never run), listed apart from the blocks' changes. */
+  pins?: { added: BlockLabel[]; removed: BlockLabel[]; changed: BlockLabel[] };
+}
+
+/** Test data saved on a block with the draft (its `pin`); runs never read it. */
+export interface BlockPin {
+  /** Stands for the block's output in tests of the blocks after it. */
+  output?: unknown;
+  /** A loop's: the item its body is tested with, and its index. */
+  item?: unknown;
+  index?: number;
+  /** The run it was taken from, if any. */
+  run?: string | null;
+}
+
+export interface TestSource {
+  kind: "output" | "item" | "iteration" | "unknown";
+  block: string | null;
+  from?: "given" | "pin" | "run" | "missing";
+}
+
+/** What a test of one block would be given (GET, or POST with dry_run). */
+export interface BlockTestPlan {
+  block: { id: string; name: string; type: string };
+  testable?: boolean;
+  reason?: string;
+  effect: string;
+  run: string | null;
+  inputs: Record<string, unknown>;
+  sources: Record<string, TestSource>;
+  notes: string[];
+  trigger_input: unknown;
+  trigger_from: string;
+}
+
+export interface BlockTestResult extends BlockTestPlan {
+  status: "succeeded" | "failed";
+  output: unknown;
+  error: string | null;
+  attempts: number;
+  duration: number;
+  retries: { attempt: number; delay: number; error: string }[];
+  config: Record<string, unknown>;
 }
 
 export interface TemplateSummary {

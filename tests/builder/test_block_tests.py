@@ -324,3 +324,25 @@ def test_published_runs_never_use_pins(api: APIClient, finish_run: Any) -> None:
     unpinned = expect(api.post(url, {"pins": False}, "json"), 200)
     assert unpinned["output"] == {"result": "real"}
     assert unpinned["sources"]["pick"]["from"] == "run"
+
+
+@pytest.mark.django_db
+def test_a_dry_run_plans_for_the_posted_graph_without_running(
+    api: APIClient, lead_workflow: Any
+) -> None:
+    """The editor asks with its unsaved graph: its new references and its pins count."""
+    graph = draft_graph(lead_workflow)
+    block_of(graph, "agent_analysis")["pin"] = {"output": {"content": "pinned"}}
+    merge = block_of(graph, "agent_merge")
+    merge["config"] = {**merge["config"], "user_prompt": "<agent_analysis.content> <lead.name>"}
+    plan = expect(
+        api.post(url_of(lead_workflow, "agent_merge"), {"graph": graph, "dry_run": True}, "json"),
+        200,
+    )
+    assert plan["testable"] is True and plan["run"] is None
+    assert plan["inputs"] == {"agent_analysis": {"content": "pinned"}}
+    assert plan["sources"] == {
+        "agent_analysis": {"kind": "output", "block": "agent_analysis", "from": "pin"},
+        "lead": {"kind": "item", "block": "loop", "from": "missing"},
+    }
+    assert "status" not in plan

@@ -1,5 +1,7 @@
 // Thin fetch wrapper for the REST API: session cookie + CSRF token, JSON in and out.
 import type {
+  BlockTestPlan,
+  BlockTestResult,
   CatalogueEntry,
   GraphJson,
   RunSummary,
@@ -61,6 +63,8 @@ interface Page<T> {
   results: T[];
 }
 
+const blockTestUrl = (id: number, blockId: string) => `/api/workflows/${id}/blocks/${encodeURIComponent(blockId)}/test/`;
+
 export const api = {
   catalogue: () => request<CatalogueEntry[]>("GET", "/api/blocks/"),
   workflows: () => request<Workflow[]>("GET", "/api/workflows/"),
@@ -94,5 +98,11 @@ export const api = {
   secrets: () => request<SecretSummary[]>("GET", "/api/secrets/?referenced=1"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),
   deleteSecret: (name: string) => request<null>("DELETE", `/api/secrets/${encodeURIComponent(name)}/`),
+  /** What a test of one block would be given, for the editor's (unsaved) graph. */
+  blockTestPlan: (id: number, blockId: string, graph: GraphJson) =>
+    request<BlockTestPlan>("POST", blockTestUrl(id, blockId), { graph, dry_run: true }),
+  /** Runs that block alone, for real, with these inputs (missing ones from pins, then the last run). */
+  testBlock: (id: number, blockId: string, body: { graph: GraphJson; inputs?: Record<string, unknown>; trigger_input?: unknown }) =>
+    request<BlockTestResult>("POST", blockTestUrl(id, blockId), body),
   rotateSecret: (id: number) => request<{ signing_secret: string }>("POST", `/api/workflows/${id}/webhook/secret/`),
 };

@@ -107,6 +107,11 @@ export function BlockShell(props: BlockNodeProps & { summary: string; children?:
           <BlockIcon name={icon} size={14} />
         </span>
         <span className="block-label">{label}</span>
+        {data.extra.pin !== undefined && (
+          <span className="block-pinned" data-testid="block-pinned" title="Pinned test data: tests of the blocks after it use it; runs never do">
+            📌
+          </span>
+        )}
         <RunStatus id={id} />
       </div>
       <div className="block-name" data-testid="block-name">

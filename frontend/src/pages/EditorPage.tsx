@@ -447,7 +447,7 @@ function Editor({ workflowId }: { workflowId: number }) {
       <div className="editor-body">
         <Palette catalogue={catalogue} />
         <Canvas key={loadCount} catalogue={catalogue} />
-        <ConfigPanel />
+        <ConfigPanel workflowId={workflowId} />
       </div>
       <section className={`run-dock${runOpen ? "" : " collapsed"}`} aria-label="Run">
         <div className="run-dock-bar" onPointerDown={runOpen ? startResize : undefined}>

@@ -18,12 +18,14 @@ import {
   humanize,
   type FieldProps,
 } from "./fields";
+import { BlockTest } from "./BlockTest";
 import { SchedulePreview } from "./SchedulePreview";
 import { SchemaBuilder } from "./SchemaBuilder";
 
 const NO_ERRORS: ValidationError[] = [];
 
-export function ConfigPanel() {
+/** `workflowId`: the saved workflow, for testing the selected block (none: no test section). */
+export function ConfigPanel({ workflowId }: { workflowId?: number } = {}) {
   const selectedId = useGraphStore((s) => s.selectedId);
   const exists = useGraphStore((s) => Boolean(s.selectedId && s.nodes.some((n) => n.id === s.selectedId && !isNote(n))));
   if (!selectedId || !exists) {
@@ -34,10 +36,10 @@ export function ConfigPanel() {
       </aside>
     );
   }
-  return <BlockSettings key={selectedId} blockId={selectedId} />;
+  return <BlockSettings key={selectedId} blockId={selectedId} workflowId={workflowId} />;
 }
 
-function BlockSettings({ blockId }: { blockId: string }) {
+function BlockSettings({ blockId, workflowId }: { blockId: string; workflowId?: number }) {
   // Data and parent only: a drag (new position) does not re-render the panel.
   const data = useGraphStore((s) => s.nodes.find((n) => n.id === blockId)?.data);
   const parentId = useGraphStore((s) => s.nodes.find((n) => n.id === blockId)?.parentId);
@@ -120,6 +122,7 @@ function BlockSettings({ blockId }: { blockId: string }) {
           />
         ))}
       {node.data.blockType === "schedule" && <SchedulePreview config={node.data.config} />}
+      {workflowId !== undefined && <BlockTest workflowId={workflowId} blockId={blockId} />}
     </aside>
   );
 }

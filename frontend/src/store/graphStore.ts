@@ -4,7 +4,7 @@
 import { applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
 import type { EdgeChange, NodeChange, Viewport, XYPosition } from "@xyflow/react";
 import { create } from "zustand";
-import type { CatalogueEntry, GraphJson, ScopeEntry, ValidationError } from "../types";
+import type { BlockPin, CatalogueEntry, GraphJson, ScopeEntry, ValidationError } from "../types";
 import { nameProblem, newBlock, renamed, uniqueName } from "./blocks";
 import { autoLayout } from "./layout";
 import { copyBlocks, pasteBlocks, withPasted, type Clip, type PasteOptions } from "./clipboard";
@@ -108,6 +108,8 @@ export interface GraphState extends HistoryState {
   canConnect: (connection: ConnectionLike) => string | null;
   connect: (connection: ConnectionLike) => boolean;
   updateConfig: (id: string, field: string, value: unknown) => void;
+  /** Sets (or, with null, clears) a block's pinned test data: saved with the draft, never run. */
+  setPin: (id: string, pin: BlockPin | null) => void;
   rename: (id: string, name: string) => string | null;
   deleteElements: (nodeIds: string[], edgeIds?: string[]) => void;
   moveBlock: (id: string, position: XYPosition) => void;
@@ -275,6 +277,16 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         { nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n)), ...touch(id, field) },
         `config:${id}:${field}`,
       );
+    },
+
+    setPin: (id, pin) => {
+      const nodes = get().nodes;
+      const node = nodes.find((n) => n.id === id);
+      if (!node) return;
+      const { pin: _old, ...extra } = node.data.extra;
+      void _old;
+      if (pin) extra.pin = pin;
+      commit({ nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, extra } } : n)) });
     },
 
     rename: (id, raw) => {

@@ -1,5 +1,6 @@
 // The difference between two versions as the server computes it: blocks added, removed,
-// changed (each field with its two values) or only moved, and edges added or removed.
+// changed (each field with its two values) or only moved, edges added or removed, and pinned
+// test data (never run) listed apart.
 import type { FieldChange, VersionDiff } from "../types";
 
 function shown(value: unknown): string {
@@ -21,7 +22,16 @@ function Field({ field }: { field: FieldChange }) {
 
 export function DiffView({ diff }: { diff: VersionDiff }) {
   const { blocks, edges } = diff;
+  const pins = diff.pins ?? { added: [], removed: [], changed: [] };
+  const pinLines = (
+    [
+      ["pinned", pins.added],
+      ["unpinned", pins.removed],
+      ["pin changed", pins.changed],
+    ] as const
+  ).filter(([, list]) => list.length > 0);
   const empty =
+    !pinLines.length &&
     !blocks.added.length &&
     !blocks.removed.length &&
     !blocks.changed.length &&
@@ -52,6 +62,11 @@ export function DiffView({ diff }: { diff: VersionDiff }) {
               <Field key={f.path} field={f} />
             ))}
           </ul>
+        </div>
+      ))}
+      {pinLines.map(([label, list]) => (
+        <div key={label} className="diff-block moved muted" data-testid="diff-pins">
+          Test data {label} (never run): {list.map((b) => b.name).join(", ")}
         </div>
       ))}
       {blocks.moved.length > 0 && (
