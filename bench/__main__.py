@@ -17,6 +17,7 @@ from bench import (
     limits,
     multi_api,
     overhead,
+    providers,
     responsive,
     stored_loop,
     template_scale,
@@ -35,6 +36,7 @@ BENCHES: dict[str, Bench] = {
     "h": ("fixed_cost", fixed_cost.run, fixed_cost.summary),
     "i": ("template_scale", template_scale.run, template_scale.summary),
     "j": ("editor_delay", editor_delay.run, editor_delay.summary),
+    "p": ("providers", providers.run, providers.summary),
 }
 
 
@@ -48,7 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
         " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
         " on PostgreSQL from the CLI with the sockets watched, j: item finished → counted in"
-        " Chromium (repeatable; default all)",
+        " Chromium, p: provider AIMD settling and a shared token budget (repeatable; default"
+        " all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"

@@ -222,7 +222,9 @@ class _Window:
         """When `excess` of what is counted now will have expired; None when only calls in
         flight can free it (their end is not known)."""
         freed = 0.0
-        for until, amount in sorted(self._heap):
+        heap = list(self._heap)  # popped in order: usually only the first few are needed
+        while heap:
+            until, amount = heapq.heappop(heap)
             freed += amount
             if freed >= excess - 1e-9:
                 return until
@@ -548,17 +550,39 @@ class ProviderRegistry:
         now = _now()
         until = now + self.settings.window
         in_flight = max(permit.in_flight, permit.states[-1].in_flight)  # this call included
+        window = self.settings.window
         for state in permit.states:
             state.in_flight -= 1
             state.requests.reserved -= 1
-            state.requests.add(until, 1)
             state.tokens.reserved -= permit.tokens
-            state.tokens.add(until, permit.tokens if used_tokens is None else used_tokens)
+            # Shares are remembered only where a rate needs them (memory follows the rates).
+            if state.rpm(window) is not None:
+                state.requests.add(until, 1)
+            if state.tpm(window) is not None:
+                state.tokens.add(until, permit.tokens if used_tokens is None else used_tokens)
             if retry_after is not None and retry_after > 0:
                 pause = min(retry_after, self.settings.max_pause)
                 state.paused_until = max(state.paused_until, now + pause)
         self._adapt(permit, outcome, now, in_flight)
+        for state in permit.states:
+            self._forget_if_idle(state, now)
         self._pump()
+
+    def _forget_if_idle(self, state: _KeyState, now: float) -> None:
+        """A key with no settings and nothing learned is dropped when idle: a workflow
+        calling each lead's own website must not keep a state per site."""
+        if (
+            state.in_flight == 0
+            and state.limit is None
+            and state.limits == KeyLimits()
+            and state.header_rpm is None
+            and state.header_tpm is None
+            and state.paused_until <= now
+            and not state.completions
+            and state.key not in self._queues
+            and self._states.get(state.key) is state
+        ):
+            del self._states[state.key]
 
     def _adapt(self, permit: Permit, outcome: str, now: float, in_flight: int) -> None:
         state = permit.states[-1]

@@ -127,3 +127,34 @@ async def test_a_token_budget_shared_by_two_runs_is_never_passed(sim: RunningSim
     assert stats["requests"]["openai"] == 300
     assert stats["tokens"]["openai"] > 2 * budget  # enough demand to need the budget
     assert budget * 0.9 <= stats["peak_tokens_in_window"]["openai"] <= budget
+
+
+async def test_nested_loops_under_a_cap_of_one_never_deadlock(sim: RunningSimulator) -> None:
+    """A provider slot is held only around one call, never while a loop slot is awaited:
+    an outer loop of 4 items, each an inner loop of 4 calls to one host capped at 1."""
+    registry_for_loop(
+        ProviderSettings(limits={"api.clearbit.com": KeyLimits(concurrency=1, start=1.0)})
+    )
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block(
+                "outer", "loop", items="<webhook.body.groups>", variable="group", max_concurrent=4
+            ),
+            block("inner", "loop", "outer", items="<group.items>", max_concurrent=4),
+            block(
+                "fetch",
+                "http",
+                "inner",
+                url=LOOKUP,
+                headers={"Authorization": "Bearer k"},
+            ),
+        ],
+        [("webhook", "outer")],
+    )
+    body = {"groups": [items(4, f"g{g}") for g in range(4)]}
+    outcome, _ = await asyncio.wait_for(run_graph(g, body, sim=sim), 30)
+    assert outcome.status == "succeeded"
+    stats = sim.control.stats()
+    assert stats["requests"]["clearbit"] == 16
+    assert stats["peak_in_flight"]["clearbit"] == 1

@@ -333,3 +333,12 @@ async def test_an_uncapped_host_learns_a_limit_from_its_first_429() -> None:
     assert reg.state("h.example").limit == 6
     for c in calls[:-1]:
         await c.__aexit__(None, None, None)
+
+
+async def test_hosts_without_settings_leave_no_state_behind() -> None:
+    """A workflow calling each lead's own website keeps no state per site."""
+    reg = registry(**{"kept.example": KeyLimits(concurrency=5)})
+    for i in range(100):
+        await finish(reg, f"site{i}.example", 200)
+    await finish(reg, "kept.example", 200)
+    assert set(reg.snapshot()) == {"kept.example"}

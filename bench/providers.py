@@ -1,0 +1,224 @@
+"""(p) Provider governance: AIMD against a provider that refuses past 6 in flight, and a
+token budget shared by two runs (engine/core/providers.py, issue 9).
+
+- `aimd_capped`: cap 20 on the host (AIMD starts at 10), a loop of 20 in flight, the
+  simulator answering 429 whenever more than 6 calls are in flight (30 ms answers).
+  `time_to_settle_s` runs from the first call to the last cut of the limit (after it the
+  limit never passes 6); `calls_wasted` is every 429 the simulator answered;
+  `after_settle_429_pct` the share of calls answered 429 after settling (target < 5 %);
+  `efficiency` the items/s reached over the ideal 6 in flight / latency.
+- `aimd_uncapped`: the same with no cap configured: the host's first 429 gives it a limit.
+- `tokens`: two runs of Agent calls on one endpoint with a budget of 20,000 tokens per 2 s
+  window (the minute shortened, KLYNTOS_PROVIDER_WINDOW_SECONDS), the simulator enforcing
+  the same budget: 429s (target 0) and the most tokens it saw in one window over the budget
+  (target between 0.9 and 1.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.harness import BENCH_ENV, LoopWindowSink, build_services, run_engine, simulator
+from engine.core.events import Event
+from engine.core.executor import RunOptions
+from engine.core.providers import KeyLimits, ProviderSettings, registry_for_loop
+from engine.core.retry import RetryPolicy
+
+LATENCY_MS = 30
+REFUSE_PAST = 6
+BUDGET = 20_000
+WINDOW_S = 2.0
+TARGETS = {"time_to_settle_s": 10.0, "after_settle_429_pct": 5.0}
+LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+
+
+class Sink(LoopWindowSink):
+    """Counts events like every bench's sink, and keeps the provider's limit changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limits: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        if event.type == "provider.limit":
+            self.limits.append(event)
+
+
+def loop_graph(concurrency: int, inner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "blocks": [
+            {"id": "webhook", "type": "webhook", "name": "webhook", "parent": None, "config": {}},
+            {
+                "id": "loop",
+                "type": "loop",
+                "name": "loop",
+                "parent": None,
+                "config": {"items": "<webhook.body.items>", "max_concurrent": concurrency},
+            },
+            {**inner, "parent": "loop"},
+        ],
+        "edges": [{"source": "webhook", "target": "loop"}],
+    }
+
+
+LOOKUP_BLOCK = {
+    "id": "fetch",
+    "type": "http",
+    "name": "fetch",
+    "config": {"url": LOOKUP, "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"}},
+}
+AGENT_BLOCK = {
+    "id": "ask",
+    "type": "agent",
+    "name": "ask",
+    "config": {
+        "model": "gpt-4o-mini",
+        "system_prompt": "Rate this company for a sales team in one short paragraph.",
+        "user_prompt": "Company: <item.domain>. Notes: <item.notes>",
+    },
+}
+
+
+def aimd(base_url: str, control: Any, n: int, cap: int | None) -> dict[str, Any]:
+    control.reset(
+        latency_ms=LATENCY_MS, limits={"clearbit": {"max_in_flight": REFUSE_PAST}}, record=True
+    )
+    limits = {"api.clearbit.com": KeyLimits(concurrency=cap)} if cap else {}
+    sink = Sink()
+    options = RunOptions(retry=RetryPolicy(max_attempts=6, base_delay=0.05))
+    items = {"items": [{"domain": f"d{i:05d}.example"} for i in range(n)]}
+
+    async def main() -> float:
+        registry_for_loop(ProviderSettings(limits=limits))
+        began = time.time()
+        await run_engine(
+            loop_graph(20, LOOKUP_BLOCK),
+            items,
+            build_services(base_url),
+            options,
+            sink=sink,
+            expected_items=n,
+        )
+        return time.time() - began
+
+    wall = asyncio.run(main())
+    stats = control.stats()
+    calls = [r for r in stats["received"] if r["endpoint"] == "clearbit"]
+    first = min(r["started"] for r in calls)
+    cuts = [e for e in sink.limits if e.data["reason"] in ("429", "timeout")]
+    settled_at = cuts[-1].at if cuts else first
+    late = [r for r in calls if r["started"] > settled_at]
+    late_refused = sum(1 for r in late if r["status"] == 429)
+    after = [e.data["limit"] for e in sink.limits if e.at >= settled_at]
+    ideal = REFUSE_PAST / (LATENCY_MS / 1000)
+    return {
+        "items": n,
+        "wall_s": round(wall, 3),
+        "time_to_settle_s": round(settled_at - first, 3),
+        "settled_limit": after[-1] if after else None,
+        "max_limit_after_settle": max(after) if after else None,
+        "limit_path": [e.data["limit"] for e in sink.limits][:30],
+        "calls": len(calls),
+        "calls_wasted": stats["throttled"]["clearbit"],
+        "after_settle_calls": len(late),
+        "after_settle_429_pct": round(100 * late_refused / max(1, len(late)), 2),
+        "items_per_s": round(n / wall, 1),
+        "efficiency": round(n / wall / ideal, 3),
+    }
+
+
+def tokens(base_url: str, control: Any, n: int) -> dict[str, Any]:
+    control.reset(
+        latency_ms=20,
+        limits={"openai": {"tokens_per_window": BUDGET, "window_s": WINDOW_S}},
+        record=False,
+    )
+    items = {"items": [{"domain": f"x{i}.example", "notes": "word " * 120} for i in range(n)]}
+
+    async def main() -> float:
+        registry_for_loop(
+            ProviderSettings(limits={"api.openai.com": KeyLimits(tpm=BUDGET)}, window=WINDOW_S)
+        )
+        began = time.time()
+        await asyncio.gather(
+            *(
+                run_engine(
+                    loop_graph(10, AGENT_BLOCK),
+                    items,
+                    build_services(base_url),
+                    RunOptions(),
+                    env=BENCH_ENV,
+                    expected_items=n,
+                )
+                for _ in range(2)
+            )
+        )
+        return time.time() - began
+
+    wall = asyncio.run(main())
+    stats = control.stats()
+    peak = stats["peak_tokens_in_window"]["openai"]
+    total = stats["tokens"]["openai"]
+    return {
+        "items_per_run": n,
+        "wall_s": round(wall, 3),
+        "budget_per_window": BUDGET,
+        "window_s": WINDOW_S,
+        "tokens": total,
+        "tokens_429": stats["throttled"]["openai"],
+        "peak_window_over_budget": round(peak / BUDGET, 3),
+        "mean_rate_over_budget": round(total / wall * WINDOW_S / BUDGET, 3),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = 200 if quick else 1000
+    with simulator(latency_ms=0) as sim:
+        capped = aimd(sim.base_url, sim.control, n, cap=20)
+        uncapped = aimd(sim.base_url, sim.control, n, cap=None)
+        budget = tokens(sim.base_url, sim.control, 60 if quick else 150)
+    passed = (
+        all(
+            s["time_to_settle_s"] <= TARGETS["time_to_settle_s"]
+            and s["after_settle_429_pct"] < TARGETS["after_settle_429_pct"]
+            and (s["max_limit_after_settle"] or 0) <= REFUSE_PAST
+            for s in (capped, uncapped)
+        )
+        and budget["tokens_429"] == 0
+        and 0.9 <= budget["peak_window_over_budget"] <= 1.0
+    )
+    return {
+        "bench": "providers",
+        "aimd_capped": capped,
+        "aimd_uncapped": uncapped,
+        "tokens": budget,
+        "targets": {
+            **TARGETS,
+            "max_limit_after_settle": REFUSE_PAST,
+            "tokens_429": 0,
+            "peak_window_over_budget": [0.9, 1.0],
+        },
+        "pass": passed,
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = ["providers:"]
+    for name in ("aimd_capped", "aimd_uncapped"):
+        s = result[name]
+        lines.append(
+            f"  {name}: time to settle {s['time_to_settle_s']} s (limit {s['settled_limit']}), "
+            f"{s['calls_wasted']} calls wasted of {s['calls']} "
+            f"({s['after_settle_429_pct']} % 429 after settling), "
+            f"{s['items_per_s']} items/s = {s['efficiency']} of 6 in flight"
+        )
+    t = result["tokens"]
+    lines.append(
+        f"  tokens: {t['tokens_429']} 429s, busiest window {t['peak_window_over_budget']} of the "
+        f"budget, mean rate {t['mean_rate_over_budget']} of it"
+    )
+    lines.append(f"  pass: {result['pass']}")
+    return "\n".join(lines)
