@@ -1,7 +1,12 @@
 """Runs one block alone for the editor's "test this block" (engine/core/single_step.py) with
 what the owner's runs have: their secrets as `<env.…>`, their data connection, the
 operator's retry policy, timeouts and output limit, and the one outbound factory (the SSRF
-guard and the sandbox's host overrides apply as in a run)."""
+guard and the sandbox's host overrides apply as in a run).
+
+The test runs on the in-process executor's event loop, beside this process's runs: it
+leases the owner's data connection from the same pools and its calls count against the
+same provider limits (engine/core/providers.py), so a test during a big run cannot push a
+provider past its cap."""
 
 from __future__ import annotations
 
@@ -26,6 +31,9 @@ from engine.core.single_step import (
     untestable_reason,
 )
 
+# Past the test's own bound: what closing its connections may take.
+CLOSE_GRACE_SECONDS = 15.0
+
 
 def run_single_step(
     *,
@@ -35,11 +43,12 @@ def run_single_step(
     values: Mapping[str, Any],
     trigger_input: Any = None,
 ) -> StepTest:
-    """Synchronous (called from a request's thread, which has no event loop of its own): the
-    test gets a loop of its own, closed with its connections when it ends. Bounded by
-    KLYNTOS_BLOCK_TEST_TIMEOUT on top of the block's own attempt timeouts."""
+    """Synchronous (a request's thread waits for it); bounded by KLYNTOS_BLOCK_TEST_TIMEOUT
+    on top of the block's own attempt timeouts. Refusals (a loop, a missing value) come
+    before anything is opened or provisioned."""
+    from engine.runner import data_pools, executor
+
     env = secrets_registry.owner_env(owner_id)
-    # Refusals before anything is opened or provisioned.
     reason = untestable_reason(block)
     if reason is not None:
         raise NotTestable(reason)
@@ -51,9 +60,15 @@ def run_single_step(
         max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
         retry=retry_policy(),
     )
+    within = settings.KLYNTOS_BLOCK_TEST_TIMEOUT
 
     async def test() -> StepTest:
-        services = build_services(source.open(), call_depth=1)
+        data = await data_pools().lease(source)
+        try:
+            services = build_services(data, call_depth=1)
+        except BaseException:
+            await data.aclose()
+            raise
         try:
             return await run_step_test(
                 graph,
@@ -64,9 +79,10 @@ def run_single_step(
                 values=values,
                 trigger_input=trigger_input,
                 options=options,
-                within=settings.KLYNTOS_BLOCK_TEST_TIMEOUT,
+                within=within,
             )
         finally:
-            await services.aclose()
+            await services.aclose()  # hands the data connection back
 
-    return asyncio.run(test())
+    future = asyncio.run_coroutine_threadsafe(test(), executor.loop)
+    return future.result(within + CLOSE_GRACE_SECONDS)

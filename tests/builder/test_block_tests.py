@@ -5,9 +5,12 @@ owner scoping, limits, and published runs that never read pins."""
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from builder import services
@@ -346,3 +349,47 @@ def test_a_dry_run_plans_for_the_posted_graph_without_running(
         "lead": {"kind": "item", "block": "loop", "from": "missing"},
     }
     assert "status" not in plan
+
+
+@REAL_RUN
+def test_a_test_waits_for_the_provider_cap_its_process_runs_hold(
+    api: APIClient,
+    providers: Any,
+    finish_run: Any,
+    lead_workflow: Any,
+    leads: list[Any],
+    settings: Any,
+    wait_for: Any,
+) -> None:
+    """A test runs beside the process's runs: with a cap of 1 on Clearbit, a test of the
+    Clearbit block waits while a run's call holds the slot, then goes."""
+    settings.KLYNTOS_PROVIDER_LIMITS = "api.clearbit.com=1"
+    providers.control.configure(hold=[{"endpoint": "clearbit"}])
+    started = expect(
+        api.post(
+            f"/api/workflows/{lead_workflow.pk}/runs/", {"input": {"leads": leads[:1]}}, "json"
+        ),
+        201,
+    )
+    wait_for(lambda: providers.control.stats()["requests"].get("clearbit") == 1, what="held")
+    answers: list[Any] = []
+
+    def test_in_a_thread() -> None:
+        try:
+            body = {"inputs": {"lead": leads[1]}}
+            answers.append(api.post(url_of(lead_workflow, "http_clearbit"), body, "json"))
+        finally:
+            connections.close_all()  # the test database is dropped at the end
+
+    tester = threading.Thread(target=test_in_a_thread)
+    tester.start()
+    time.sleep(1.0)
+    assert providers.control.stats()["requests"]["clearbit"] == 1  # the test waits its turn
+    assert tester.is_alive()
+    providers.control.configure(hold=[])
+    providers.control.release("clearbit")
+    tester.join(30)
+    answer = expect(answers[0], 200)
+    assert answer["status"] == "succeeded", answer
+    assert providers.control.stats()["requests"]["clearbit"] == 2
+    assert finish_run(started["id"]).status == "succeeded"
