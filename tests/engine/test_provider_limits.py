@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from rest_framework.test import APIClient
+
 from builder.gallery import template_instantiate
 from builder.services import run_create
 from engine.models import Run, StepRun
@@ -95,6 +97,10 @@ def test_provider_cap_4_on_clearbit_holds_across_two_template_runs(
         assert run.providers["api.clearbit.com"]["cap"] == 4
         assert run.providers["api.clearbit.com"]["limit"] <= 4
     assert not StepRun.objects.filter(status="waiting").exists()
+    client = APIClient()
+    client.force_authenticate(owner)
+    answer = client.get(f"/api/runs/{runs[0].pk}/").json()
+    assert answer["providers"]["api.clearbit.com"]["cap"] == 4
 
 
 def test_a_bad_provider_limits_setting_stops_the_process_at_start() -> None:

@@ -158,3 +158,24 @@ async def test_nested_loops_under_a_cap_of_one_never_deadlock(sim: RunningSimula
     stats = sim.control.stats()
     assert stats["requests"]["clearbit"] == 16
     assert stats["peak_in_flight"]["clearbit"] == 1
+
+
+async def test_slack_posts_go_through_the_slack_hosts_cap(sim: RunningSimulator) -> None:
+    sim.control.configure(latency_ms=30)
+    registry_for_loop(ProviderSettings(limits={"slack.com": KeyLimits(concurrency=1, start=1.0)}))
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=5),
+            block("post", "slack", "loop", channel="#sales", text="hello <item.domain>"),
+        ],
+        [("webhook", "loop")],
+    )
+    recorder = Recorder()
+    outcome, _ = await run_graph(g, items(5), sim=sim, recorder=recorder)
+    assert outcome.status == "succeeded"
+    stats = sim.control.stats()
+    assert (stats["requests"]["slack"], stats["peak_in_flight"]["slack"]) == (5, 1)
+    assert {e.data["message"] for e in recorder.of("step.waiting")} == {
+        "waiting for slack.com: concurrency"
+    }
