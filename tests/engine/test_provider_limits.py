@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rest_framework.test import APIClient
 
 from builder.gallery import template_instantiate
