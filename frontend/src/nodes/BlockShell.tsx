@@ -87,6 +87,16 @@ export function NodeErrors({ id }: { id: string }) {
   );
 }
 
+/** A block (or loop) with pinned test data: tests use it, runs never do. */
+export function PinMarker({ pinned }: { pinned: boolean }) {
+  if (!pinned) return null;
+  return (
+    <span className="block-pinned" data-testid="block-pinned" title="Pinned test data: tests of the blocks after it use it; runs never do">
+      📌
+    </span>
+  );
+}
+
 export function BlockShell(props: BlockNodeProps & { summary: string; children?: ReactNode; hasInput?: boolean }) {
   const { id, data, selected, parentId, summary, children, hasInput = true } = props;
   const { label, icon } = useBlockMeta(data.blockType);
@@ -107,11 +117,7 @@ export function BlockShell(props: BlockNodeProps & { summary: string; children?:
           <BlockIcon name={icon} size={14} />
         </span>
         <span className="block-label">{label}</span>
-        {data.extra.pin !== undefined && (
-          <span className="block-pinned" data-testid="block-pinned" title="Pinned test data: tests of the blocks after it use it; runs never do">
-            📌
-          </span>
-        )}
+        <PinMarker pinned={data.extra.pin !== undefined} />
         <RunStatus id={id} />
       </div>
       <div className="block-name" data-testid="block-name">

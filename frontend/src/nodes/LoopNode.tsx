@@ -4,7 +4,7 @@
 import { Handle, NodeResizer, Position } from "@xyflow/react";
 import { memo } from "react";
 import { BODY_HANDLE, useGraphStore } from "../store/graphStore";
-import { NodeErrors, RunCounts, RunStatus, oneLine, useBlockMeta, useBlockStatus, type BlockNodeProps } from "./BlockShell";
+import { NodeErrors, PinMarker, RunCounts, RunStatus, oneLine, useBlockMeta, useBlockStatus, type BlockNodeProps } from "./BlockShell";
 import { BlockIcon } from "./icons";
 
 export function loopSummary(config: Record<string, unknown>): string {
@@ -58,6 +58,7 @@ export const LoopNode = memo(function LoopNode(props: BlockNodeProps) {
             {summary}
           </span>
           <RunCounts id={id} />
+          <PinMarker pinned={data.extra.pin !== undefined} />
           <RunStatus id={id} />
         </div>
         <NodeErrors id={id} />
