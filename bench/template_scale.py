@@ -32,6 +32,7 @@ from bench.responsive import _login
 
 LATENCY_MS = 50
 CONCURRENCY = 10  # the template's max_concurrent
+LIST_PRICE = json.dumps({"gpt-4o-mini": {"input": 0.15, "output": 0.6}})  # USD per 1M tokens
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 TARGETS = {
     "efficiency": 0.85,
@@ -128,7 +129,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         fresh_databases("f") as databases,
         tempfile.TemporaryDirectory(prefix="klyntos-bench-f-") as tmp,
     ):
-        env = klyntos_env(databases, sim.base_url, REDIS_URL=redis_url)
+        # The simulator bills nothing; priced at OpenAI's list price, the cost line says
+        # what the same tokens would cost there.
+        env = klyntos_env(
+            databases, sim.base_url, REDIS_URL=redis_url, KLYNTOS_MODEL_PRICES=LIST_PRICE
+        )
         migrate(env)
         app = start_local_app(
             Path(tmp) / "data",
@@ -178,6 +183,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "ideal_s": round(ideal, 2),
         "efficiency": round(ideal / wall, 4),
+        # The brief's cost line, measured on this run (engine/run_costs.py via the CLI).
+        "cost_line": cli.summary.get("summary"),
         "peak_rss_mb": round(cli.peak_rss / 2**20, 1),
         "run_socket_messages": len(run_frames),
         "messages_per_s": round(len(run_frames) / span, 2) if span else 0.0,
@@ -213,5 +220,18 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['efficiency']:.3f} (≥{TARGETS['efficiency']}), peak RSS "
         f"{result['peak_rss_mb']:.0f} MB (≤500); socket: largest frame "
         f"{result['max_frame_bytes']} B, {result['busiest_second_messages']} msgs in the "
-        f"busiest second {'PASS' if result['pass'] else 'FAIL'}"
+        f"busiest second; {_cost_line(result['cost_line'])} "
+        f"{'PASS' if result['pass'] else 'FAIL'}"
+    )
+
+
+def _cost_line(line: dict[str, Any] | None) -> str:
+    """'sequential 2000s, wall 210s: 9.5× faster, 1,234,567 tokens, $0.2345'."""
+    if not line:
+        return "no cost line"
+    dollars = "no price" if line["cost_usd"] is None else f"${line['cost_usd']:.4f}"
+    speedup = "-" if line["speedup"] is None else f"{line['speedup']:.1f}×"
+    return (
+        f"sequential {line['sequential_seconds']:.0f}s, wall {line['wall_seconds'] or 0:.0f}s: "
+        f"{speedup} faster, {line['tokens']['total']:,} tokens, {dollars}"
     )
