@@ -307,7 +307,10 @@ class WorkflowRunsView(BodyRequired, APIView):
         workflow = selectors.workflow_get(request.user, pk)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(
-            selectors.runs_for(request.user).filter(workflow=workflow).select_related("version"),
+            selectors.runs_for(request.user)
+            .filter(workflow=workflow)
+            .select_related("version")
+            .prefetch_related("retries"),
             request,
             self,
         )
@@ -474,6 +477,27 @@ class RunCancelView(APIView):
     def post(self, request: Request, pk: str) -> Response:
         run = services.run_cancel(run=selectors.run_get(request.user, pk))
         return Response(RunSerializer(run).data)
+
+
+class RunRetryFailedView(APIView):
+    """A linked run that repeats only what failed (services.run_retry_failed)."""
+
+    @answers(RunSerializer, 400, 404, 409, 429, status=201)
+    def post(self, request: Request, pk: str) -> Response:
+        source = selectors.run_get(request.user, pk)
+        try:
+            run = services.run_retry_failed(run=source)
+        except services.NothingToRetry as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except services.GraphInvalid as exc:
+            return invalid(exc)
+        except services.RateLimited as exc:
+            return Response(
+                {"error": str(exc)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 class BlockCatalogueView(APIView):

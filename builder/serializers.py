@@ -134,6 +134,9 @@ class RunSerializer(serializers.ModelSerializer):
     duration = serializers.SerializerMethodField()
     draft = serializers.SerializerMethodField()
     summary = serializers.SerializerMethodField()
+    # The link both ways between a run and its retries (POST /api/runs/<id>/retry-failed/).
+    retry_of = serializers.UUIDField(source="retry_of_id", read_only=True, allow_null=True)
+    retries = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -144,6 +147,9 @@ class RunSerializer(serializers.ModelSerializer):
             "status",
             "trigger",
             "draft",
+            "retry_of",
+            "retries",
+            "resumes",
             "progress",
             "error",
             "outputs",
@@ -158,6 +164,11 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_progress(self, obj: Run) -> dict[str, int]:
         return obj.progress
+
+    def get_retries(self, obj: Run) -> list[str]:
+        """The runs that retried this one's failures, oldest first."""
+        retries = sorted(obj.retries.all(), key=lambda r: r.created_at)  # prefetched in lists
+        return [str(r.pk) for r in retries]
 
     def get_draft(self, obj: Run) -> bool:
         """A test run of a draft version (started from the editor), not production."""

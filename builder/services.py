@@ -80,6 +80,10 @@ class IdempotencyConflict(Exception):
     pass
 
 
+class NothingToRetry(Exception):
+    """Retry-failed of a run that has not ended, or that has nothing failed (409)."""
+
+
 class RateLimited(Exception):
     """The workflow started KLYNTOS_RUNS_PER_MINUTE runs in the last minute (429)."""
 
@@ -474,6 +478,43 @@ def run_start(**kwargs: Any) -> tuple[Run, bool]:
     if created:
         transaction.on_commit(lambda: executor.submit(run.pk))
     return run, created
+
+
+RETRYABLE = {RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+KEPT_OPTIONS = ("sequential", "max_concurrent", "draft")
+
+
+def run_retry_failed(*, run: Run) -> Run:
+    """A linked run of the same version and input that reuses `run`'s succeeded steps: its
+    failed (and cancelled, never started) items run again from their failed step, and what
+    reads the loops (the batch summary) runs again over the whole batch; no succeeded step
+    is repeated (engine/memo_rows.memo_for_retry). Started like any run: rate-limited, and
+    handed to the executor once committed."""
+    from engine.runner import executor
+
+    if run.status not in RETRYABLE:
+        raise NothingToRetry(
+            "the run has not ended yet"
+            if not run.is_final
+            else f"nothing to retry: the run {run.status.replace('_', ' ')}"
+        )
+    _require_valid(run.version, run.owner)
+    with transaction.atomic():
+        locked = _lock_workflow(run.workflow_id)
+        _take_run_token(locked)
+        retry = Run.objects.create(
+            owner=run.owner,
+            workflow_id=run.workflow_id,
+            version_id=run.version_id,
+            input=run.input,
+            trigger="retry",
+            options={k: v for k, v in (run.options or {}).items() if k in KEPT_OPTIONS},
+            input_hash=run.input_hash,
+            retry_of=run,
+        )
+        transaction.on_commit(lambda: _announce(run.workflow_id, retry.pk))
+        transaction.on_commit(lambda: executor.submit(retry.pk))
+    return retry
 
 
 def run_cancel(*, run: Run, wait: float = 5.0) -> Run:

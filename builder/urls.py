@@ -55,6 +55,7 @@ urlpatterns = [
     path("runs/<str:pk>/items/", api.RunItemsView.as_view(), name="run-items"),
     path("runs/<str:pk>/summary/", api.RunSummaryView.as_view(), name="run-summary"),
     path("runs/<str:pk>/cancel/", api.RunCancelView.as_view(), name="run-cancel"),
+    path("runs/<str:pk>/retry-failed/", api.RunRetryFailedView.as_view(), name="run-retry-failed"),
     path("runs/<str:pk>/timeline/", api.RunTimelineView.as_view(), name="run-timeline"),
     path("blocks/", api.BlockCatalogueView.as_view(), name="block-catalogue"),
     path("templates/", api.TemplateListView.as_view(), name="template-list"),

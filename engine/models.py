@@ -57,12 +57,25 @@ class Run(models.Model):
     # `provider.limit` it heard (engine/core/providers.py).
     providers = models.JSONField(default=dict)
     last_seq = models.BigIntegerField(default=0)
+    # The process executing the run holds a lease and renews it (engine/leases.py); a run
+    # whose lease ran out is resumed by whoever finds it, never failed for being interrupted.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    resumes = models.IntegerField(default=0)
+    # A run started by "retry failed items" reuses the succeeded steps of this one.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The resumer's look for runs nobody holds.
+            models.Index(fields=["status", "lease_expires"], name="run_lease"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["workflow", "idempotency_key"],
@@ -126,6 +139,9 @@ class StepRun(models.Model):
     error = models.TextField(blank=True)
     attempts = models.IntegerField(default=0)
     usage = models.JSONField(default=list)
+    # The stored output had a secret masked: it is not what the block made, so a resumed run
+    # or a retry runs the step again rather than reuse it.
+    redacted = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
     duration = models.FloatField(null=True)

@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,17 +23,19 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from engine import secrets_registry
+from engine import leases, secrets_registry
 from engine.blocks import REGISTRY
 from engine.config import build_services, data_source, retry_policy
 from engine.core.bounded import stored_output
 from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
-from engine.core.executor import Executor, RunOptions
-from engine.core.graph import parse_graph
+from engine.core.executor import Executor, Interrupted, RunOptions
+from engine.core.graph import Graph, parse_graph
+from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.core.services import Services
 from engine.gc_freeze import GcFreezer
+from engine.memo_rows import memo_for_resume, memo_for_retry
 from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import RunStore, publish_run_ended
 
@@ -46,12 +49,19 @@ GIL_SWITCH_SECONDS = 0.001
 
 @dataclass
 class RunSpec:
-    graph: dict[str, Any]
+    graph: Graph
     input: Any
     env: dict[str, str]
     options: dict[str, Any]
     data: DataSource
     workflow_id: Any = None
+    # Where the run's events go on from (a resumed run continues its own numbering).
+    last_seq: int = 0
+    memo: Memo | None = None
+
+    @property
+    def resumed(self) -> bool:
+        return self.last_seq > 0
 
 
 def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,16 +76,37 @@ def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# `final` of an execution that stops without ending the run (it is resumed later).
+SUSPEND: dict[str, Any] = {}
+
+
+@_closing_connections
+def _claim(run_id: Any, owner: str) -> bool:
+    return leases.claim(run_id, owner)
+
+
 @_closing_connections
 def _load(run_id: Any) -> RunSpec:
+    """The claimed run: its frozen graph, input and owner's secrets, and — when it ran
+    before (resumed) or repeats another run's failures (a retry) — what is done already."""
     run = Run.objects.select_related("version").get(pk=run_id)
+    graph = parse_graph(run.version.graph)
+    memo = None
+    if run.last_seq > 0:  # events were stored: an execution before this one was interrupted
+        memo = memo_for_resume(run.pk, graph)
+        Run.objects.filter(pk=run.pk).update(resumes=run.resumes + 1)
+        log.warning("resuming run %s: %d stored results reused", run.pk, memo.size)
+    elif run.retry_of_id is not None:
+        memo = memo_for_retry(run.retry_of_id, graph)
     return RunSpec(
-        run.version.graph,
+        graph,
         run.input,
         secrets_registry.owner_env(run.owner_id),
         run.options or {},
         data_source(run.owner_id),  # provisions the owner's data on first use
         run.workflow_id,
+        run.last_seq,
+        memo,
     )
 
 
@@ -87,10 +118,22 @@ def _finish(run_id: Any, values: dict[str, Any]) -> Any:
 
 
 async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
+    """Claim the run (nothing to do when another execution holds it), run it — resumed from
+    its stored rows when it ran before — and store its end; a graceful stop stores what is
+    done and gives the run back instead."""
+    owner = leases.new_owner()
     store: RunStore | None = None
     services: Services | None = None
+    engine: Executor | None = None
     final: dict[str, Any] = {}
+    claimed = False
     try:
+        # A cancel while claiming still ends the run (the claim may have happened).
+        claimed = True
+        claimed = await sync_to_async(_claim, thread_sensitive=False)(run_id, owner)
+        if not claimed:
+            log.info("run %s is executed elsewhere or has ended", run_id)
+            return
         spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
         redactor = Redactor(spec.env.values())
         secrets_registry.register(spec.env.values())
@@ -99,6 +142,8 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             run_id,
             on_cancelled=task.cancel if task is not None else None,
             workflow_id=spec.workflow_id,
+            lease_owner=owner,
+            start_seq=spec.last_seq,
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         options = RunOptions(
@@ -115,36 +160,48 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         except BaseException:
             await data.aclose()
             raise
-        executor = Executor(
-            parse_graph(spec.graph),
+        engine = Executor(
+            spec.graph,
             REGISTRY,
-            bus=EventBus(sink, redactor),
+            bus=EventBus(sink, redactor, start_seq=spec.last_seq),
             services=services,
             env=spec.env,
             options=options,
+            memo=spec.memo,
         )
+        spec.memo = None  # the executor takes its entries out as it uses them
+        executor.started(engine)
         store.start()
-        outcome = await executor.run(spec.input)
-        loops = {block.name for block in executor.graph.blocks if block.is_loop}
+        outcome = await engine.run(spec.input, resumed=spec.resumed)
+        loops = {block.name for block in engine.graph.blocks if block.is_loop}
         bounded = {
             name: stored_output(output, is_loop=name in loops)
             for name, output in outcome.outputs.items()
         }
         final = {"outputs": redactor.value(bounded)}
+    except Interrupted:
+        final = SUSPEND
     except asyncio.CancelledError:
-        final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now()}
+        # Past the drain time the process cancels what is left: that is a stop, not a cancel.
+        if executor.stopping:
+            final = SUSPEND
+        else:
+            final = {"status": RunStatus.CANCELLED, "finished_at": timezone.now()}
         raise
     except Exception as exc:  # infrastructure failure: the run fails with the reason
         log.exception("run %s crashed", run_id)
         message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
         final = {"status": RunStatus.FAILED, "error": message, "finished_at": timezone.now()}
     finally:
-        closing = asyncio.ensure_future(_close(store, services, run_id, final))
-        try:
-            await asyncio.shield(closing)
-        except asyncio.CancelledError:
-            await closing  # cancelled again while closing: the end must still be recorded
-            raise
+        if engine is not None:
+            executor.ended(engine)
+        if claimed:  # else nothing of this run is ours to store
+            closing = asyncio.ensure_future(_close(store, services, run_id, final))
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await closing  # cancelled again while closing: the end must still be recorded
+                raise
 
 
 def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -163,11 +220,15 @@ async def _close(
         if services is not None:
             await services.aclose()
     finally:
-        if store is not None:
-            await store.close(final)  # the end and the outputs, in one transaction
-        elif final:  # failed before the engine started (e.g. the run could not be loaded)
-            workflow_id = await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
-        await publish_run_ended(run_id, workflow_id)
+        if final is SUSPEND:
+            if store is not None:
+                await store.suspend()
+        else:
+            if store is not None:
+                await store.close(final)  # the end and the outputs, in one transaction
+            elif final:  # failed before the engine started (e.g. the run could not be loaded)
+                workflow_id = await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+            await publish_run_ended(run_id, workflow_id)
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DataPools] = (
@@ -200,6 +261,10 @@ class InProcessExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
+        # The engines running on the loop (to interrupt them on a graceful stop).
+        self._engines: set[Executor] = set()
+        self._finished: dict[str, threading.Event] = {}
+        self.stopping = False
         self._freezer = GcFreezer()  # short full GC passes while runs hold millions of objects
 
     @property
@@ -220,12 +285,63 @@ class InProcessExecutor:
                 self._loop = loop
             return self._loop
 
+    def started(self, engine: Executor) -> None:
+        self._engines.add(engine)
+        if self.stopping:
+            engine.interrupt()
+
+    def ended(self, engine: Executor) -> None:
+        self._engines.discard(engine)
+
+    def running_ids(self) -> set[str]:
+        return set(self._futures)
+
+    def stop(self, drain: float) -> int:
+        """The graceful stop: start no more items, let the items in flight finish for up to
+        `drain` seconds, then cancel what is left. Every run stores what it did and gives
+        its lease back (engine/leases.py), to be resumed by the next start or another
+        process. Returns how many runs were still going when the drain time ran out."""
+        self.stopping = True
+        loop = self._loop
+        if loop is None or not self._futures:
+            return 0
+
+        def interrupt_all() -> None:
+            for engine in list(self._engines):
+                engine.interrupt()
+
+        loop.call_soon_threadsafe(interrupt_all)
+        left = self.drain(drain)
+        if left:
+            for future in list(self._futures.values()):
+                future.cancel()
+        # A cancelled future is done at once; the run's coroutine still stores its rows and
+        # gives its lease back: wait for that.
+        deadline = time.monotonic() + 10
+        for finished in list(self._finished.values()):
+            finished.wait(max(0.0, deadline - time.monotonic()))
+        self._finished = {k: v for k, v in self._finished.items() if not v.is_set()}
+        return left
+
     def submit(self, run_id: Any) -> concurrent.futures.Future[None]:
-        future = asyncio.run_coroutine_threadsafe(
-            self._freezer.around(execute_run(run_id)), self._ensure_loop()
-        )
+        finished = threading.Event()  # set when the run's coroutine has really returned
+
+        async def execution() -> None:
+            try:
+                await self._freezer.around(execute_run(run_id))
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(execution(), self._ensure_loop())
         self._futures[str(run_id)] = future
-        future.add_done_callback(lambda _: self._futures.pop(str(run_id), None))
+        self._finished[str(run_id)] = finished
+
+        def forget(_: Any) -> None:
+            self._futures.pop(str(run_id), None)
+            if finished.is_set():
+                self._finished.pop(str(run_id), None)
+
+        future.add_done_callback(forget)
         return future
 
     def close_data_pools(self, timeout: float = 30) -> None:

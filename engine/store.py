@@ -19,6 +19,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from engine import leases
 from engine.core.bounded import trim_text, trim_value
 from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
@@ -48,6 +49,7 @@ STEP_FIELDS = [
     "error",
     "attempts",
     "usage",
+    "redacted",
     "started_at",
     "finished_at",
     "duration",
@@ -99,8 +101,13 @@ class RunStore:
         publish: bool = True,
         on_cancelled: Callable[[], object] | None = None,
         workflow_id: Any = None,
+        lease_owner: str | None = None,
+        start_seq: int = 0,
     ) -> None:
         self.run_id = run_id
+        # The execution's lease (engine/leases.py): every write renews it, and a run whose
+        # lease went to another process is that process's to write from then on.
+        self.lease_owner = lease_owner
         self.workflow_id = workflow_id
         self._workflow_noticed = float("-inf")
         self.interval = interval
@@ -109,7 +116,7 @@ class RunStore:
         self._pending: list[Event] = []
         self._items: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
-        self._run: dict[str, Any] = {}
+        self._run: dict[str, Any] = {"last_seq": start_seq}
         self._ending: dict[str, Any] = {}
         # Latest counts of each loop instance: (loop id, enclosing item key) -> counts.
         self._progress: dict[tuple[str, str], dict[str, int]] = {}
@@ -160,7 +167,7 @@ class RunStore:
                 self._cancelled_elsewhere()
             if self.publish and delta is not None:
                 await self._send(delta)
-            if self.publish:
+            if self.publish and counters:
                 self._run.update(values, **counters)
                 ending = {
                     "run": {k: v for k, v in self._run.items() if k != "outputs"},
@@ -172,6 +179,34 @@ class RunStore:
         finally:
             await loop.run_in_executor(self._thread, connections.close_all)
             self._thread.shutdown(wait=True)
+
+    async def suspend(self) -> None:
+        """Store what is left and give the run back unfinished (a graceful stop): no end is
+        written; the next process that looks resumes the run from these rows."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        batch, self._pending = self._pending, []
+        delta = self._apply(batch) if batch else None
+        loop = asyncio.get_running_loop()
+        try:
+            if delta is not None:
+                try:
+                    await loop.run_in_executor(self._thread, self._write, delta)
+                except Exception:
+                    log.exception("could not store the last events of run %s", self.run_id)
+            await loop.run_in_executor(self._thread, self._release)
+            if self.publish and delta is not None:
+                await self._send(delta)
+        finally:
+            await loop.run_in_executor(self._thread, connections.close_all)
+            self._thread.shutdown(wait=True)
+
+    def _release(self) -> None:
+        close_old_connections()
+        if self.lease_owner:
+            leases.release(self.run_id, self.lease_owner)
 
     async def _flush_forever(self) -> None:
         quiet = 0.0
@@ -210,7 +245,15 @@ class RunStore:
 
     def _is_live(self) -> bool:
         close_old_connections()
-        return _live(self.run_id).exists()
+        if self.lease_owner:  # the quiet path's heartbeat
+            return bool(self._live().update(lease_expires=leases.expiry()))
+        return self._live().exists()
+
+    def _live(self) -> QuerySet[Run]:
+        """The run row while this execution may still write it."""
+        if self.lease_owner:
+            return leases.held(self.run_id, self.lease_owner)
+        return _live(self.run_id)
 
     async def _flush(self) -> None:
         if not self._pending:
@@ -247,7 +290,9 @@ class RunStore:
             data = event.data
             kind = event.type
             if kind == "run.started":
-                self._run.update(status="running", started_at=_when(event.at))
+                self._run["status"] = "running"
+                if not data.get("resumed"):  # a resumed run keeps when it first started
+                    self._run["started_at"] = _when(event.at)
             elif kind in RUN_ENDS:
                 self._ending = {
                     "status": data["status"],
@@ -343,6 +388,7 @@ class RunStore:
                         error=data.get("error") or "",
                         attempts=data.get("attempts") or 1,
                         usage=data.get("usage") or [],
+                        redacted=bool(data.get("redacted")),
                         finished_at=_when(event.at),
                         duration=data.get("duration"),
                     )
@@ -463,7 +509,10 @@ class RunStore:
                     unique_fields=["run", "item_key", "block_id"],
                     update_fields=STEP_FIELDS,
                 )
-            updated = _live(self.run_id).update(**delta["run"])
+            run = delta["run"]
+            if self.lease_owner:
+                run = {**run, "lease_expires": leases.expiry()}
+            updated = self._live().update(**run)
         return bool(updated)
 
     def _write_last(
@@ -501,7 +550,14 @@ class RunStore:
 
     def _write_end_rows(self, values: dict[str, Any]) -> dict[str, Any]:
         with transaction.atomic():
-            if not _live(self.run_id).update(**values):
+            if self.lease_owner:
+                values = {**values, "lease_owner": "", "lease_expires": None}
+            if not self._live().update(**values):
+                if not Run.objects.filter(pk=self.run_id, status__in=FINAL_STATUSES).exists():
+                    # Our lease ran out and another process executes the run now: its rows
+                    # and its end are that process's to write.
+                    log.warning("run %s went on elsewhere; this execution stops", self.run_id)
+                    return {}
                 # Ended elsewhere (cancelled from another process): keep its status.
                 Run.objects.filter(pk=self.run_id).update(
                     running=0, **({"outputs": values["outputs"]} if "outputs" in values else {})
@@ -643,6 +699,7 @@ def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
         "error": "",
         "attempts": 0,
         "usage": [],
+        "redacted": False,
         "started_at": None,
         "finished_at": None,
         "duration": None,

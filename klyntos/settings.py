@@ -203,8 +203,13 @@ KLYNTOS_MAX_NOTE_CHARS = int(os.environ.get("KLYNTOS_MAX_NOTE_CHARS", "10000"))
 KLYNTOS_SCHEDULE_MIN_SECONDS = int(os.environ.get("KLYNTOS_SCHEDULE_MIN_SECONDS", "60"))
 KLYNTOS_SCHEDULER_POLL_SECONDS = float(os.environ.get("KLYNTOS_SCHEDULER_POLL_SECONDS", "1"))
 KLYNTOS_SCHEDULER_BATCH = int(os.environ.get("KLYNTOS_SCHEDULER_BATCH", "100"))
-# How long a stopping process (the scheduler command) waits for the runs it executes.
+# How long a stopping process (`make run` on SIGTERM or Ctrl-C, the scheduler command) lets
+# the items in flight finish; what is left is resumed by the next start or another process.
 KLYNTOS_DRAIN_SECONDS = float(os.environ.get("KLYNTOS_DRAIN_SECONDS", "30"))
+# A run's executor holds a lease on it, renewed as it stores rows; a run whose lease ran out
+# (its process was killed) is resumed by the first process that looks, every POLL seconds.
+KLYNTOS_RUN_LEASE_SECONDS = float(os.environ.get("KLYNTOS_RUN_LEASE_SECONDS", "30"))
+KLYNTOS_RUN_RESUME_POLL_SECONDS = float(os.environ.get("KLYNTOS_RUN_RESUME_POLL_SECONDS", "5"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))

@@ -73,7 +73,11 @@ class EventBus:
         self._seq += 1
         if self._redactor:
             for key in PAYLOAD_FIELDS.intersection(data):
-                data[key] = self._redactor.value(data[key])
+                before = data[key]
+                data[key] = self._redactor.value(before)
+                if key == "output" and data[key] is not before:
+                    # A masked output is not what the block made: never reused (memo.py).
+                    data["redacted"] = True
         event = Event(self._seq, type_, time.time(), data)
         self._sink(event)
         return event

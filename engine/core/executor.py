@@ -18,6 +18,7 @@ from engine.core.bounded import stored_output
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
+from engine.core.memo import Memo
 from engine.core.providers import CURRENT_STEP, StepTag
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.retry import RetryPolicy, call_with_retry
@@ -40,6 +41,11 @@ class RunOutcome:
     outputs: dict[str, Any]
     error: str | None = None
     failed_items: int = 0
+
+
+class Interrupted(Exception):  # noqa: N818 -- a stop, not an error
+    """The process is stopping: loops start no more items and the run is left to be resumed
+    (by the next start or another worker), neither failed nor cancelled."""
 
 
 class StepFailed(Exception):
@@ -75,6 +81,7 @@ class Executor:
         services: Any,
         env: Mapping[str, str] | None = None,
         options: RunOptions | None = None,
+        memo: Memo | None = None,
     ) -> None:
         self.graph = graph
         self.registry = registry
@@ -84,6 +91,11 @@ class Executor:
         self.options = options or RunOptions()
         self.rng = random.Random()  # noqa: S311 -- retry jitter, not a secret
         self.failed_items = 0
+        # What an earlier execution of this run (or the run a retry repeats) already did.
+        self.memo = memo or Memo()
+        self.reused_steps = 0
+        # Set by `interrupt()`: loops start no more items, the run ends as Interrupted.
+        self.stopping = False
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
         # Per loop block: what its `results` entries keep (engine/core/result_needs.py).
@@ -94,9 +106,13 @@ class Executor:
         }
         self._chains = {parent: _as_chain(preds) for parent, preds in self._predecessors.items()}
 
-    async def run(self, trigger_input: Any) -> RunOutcome:
+    def interrupt(self) -> None:
+        """Stop starting items; the items in flight finish (graceful stop)."""
+        self.stopping = True
+
+    async def run(self, trigger_input: Any, *, resumed: bool = False) -> RunOutcome:
         self.trigger_input = trigger_input
-        self.bus.emit("run.started", total_blocks=len(self.graph.blocks))
+        self.bus.emit("run.started", total_blocks=len(self.graph.blocks), resumed=resumed)
         scope = Scope({"env": self.env})
         try:
             outputs = await self.run_level(None, scope, TOP)
@@ -148,6 +164,8 @@ class Executor:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     block = running.pop(task)
+                    if task.exception() is not None and running:
+                        await _settle(running)
                     output = task.result()
                     scope.set(block.name, output)
                     outputs[block.name] = output
@@ -162,6 +180,9 @@ class Executor:
     async def run_block(self, block: Block, scope: Scope, frame: ItemFrame) -> Any:
         started = time.monotonic()
         self.bus.emit("step.started", item=frame.key, block=block.id, name=block.name)
+        stored = None if block.is_loop else self.memo.take_step(frame.key, block.id)
+        if stored is not None:
+            return self._reuse(block, stored, frame)
         attempts = 0
         usage: list[dict[str, Any]] = []
         try:
@@ -199,6 +220,23 @@ class Executor:
             duration=time.monotonic() - started,
         )
         return output
+
+    def _reuse(self, block: Block, stored: Any, frame: ItemFrame) -> Any:
+        """A step that succeeded before: its stored output, recorded again, never re-run."""
+        self.check_output_size(block, stored.output, frame)
+        self.reused_steps += 1
+        self.bus.emit(
+            "step.finished",
+            item=frame.key,
+            block=block.id,
+            name=block.name,
+            output=stored.output,
+            attempts=stored.attempts,
+            usage=stored.usage,
+            duration=stored.duration,
+            reused=True,
+        )
+        return stored.output
 
     def sizes(self, frame: ItemFrame) -> SizeMeter:
         """The meter for outputs made in `frame`."""
@@ -284,6 +322,17 @@ def render_config(spec: BlockType, config: Mapping[str, Any], scope: Scope) -> d
         else render(value, scope)
         for key, value in config.items()
     }
+
+
+async def _settle(running: dict[asyncio.Task[Any], Block]) -> None:
+    """A sibling failed, so nothing more starts at this level; the steps still in flight
+    finish rather than being cancelled: their calls are made (and paid) already, and their
+    stored outputs spare a retry from making them again. A loop in flight is cancelled (its
+    items could take long); a failure among them adds nothing to the first one."""
+    for task, block in running.items():
+        if block.is_loop:
+            task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 def _as_chain(predecessors: Mapping[str, Set[str]]) -> list[str] | None:

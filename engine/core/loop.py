@@ -90,7 +90,7 @@ def dispatch_order(
 async def run_loop(
     executor: Executor, block: Block, scope: Scope, frame: ItemFrame
 ) -> dict[str, Any]:
-    from engine.core.executor import ItemFrame, StepFailed
+    from engine.core.executor import Interrupted, ItemFrame, StepFailed
 
     try:
         items = render(block.config.get("items"), scope)
@@ -136,9 +136,32 @@ async def run_loop(
         )
         progress()
 
-    async def run_item(index: int) -> bool:
+    def record_failure(index: int, block_name: str | None, error: str) -> None:
+        failures.append({"index": index, "item": items[index], "block": block_name, "error": error})
+        counts["failed"] += 1
+        executor.failed_items += 1
+
+    async def run_item(index: int) -> bool | None:
+        """True when the item succeeded, False when it failed, None when the process is
+        stopping and the item was left unfinished (it resumes from its first unfinished step)."""
         item = items[index]
         key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
+        earlier = executor.memo.take_failure(key)
+        if earlier is not None:  # resumed run: this item's failure was recorded and stands
+            begun.add(index)
+            record_failure(index, earlier.block, earlier.error)
+            bus.emit(
+                "item.failed",
+                item=key,
+                loop=block.id,
+                parent=frame.key,
+                index=index,
+                data=item,
+                block=earlier.block,
+                error=earlier.error,
+            )
+            progress()
+            return False
         iteration = {"index": index, "item": item}
         item_scope = scope.child({variable: item, "loop": iteration, block.name: iteration})
         started = time.monotonic()
@@ -162,18 +185,12 @@ async def run_loop(
                 error="cancelled while running: the run was cancelled",
             )
             raise
+        except Interrupted:
+            counts["running"] -= 1
+            return None
         except StepFailed as failure:
             counts["running"] -= 1
-            counts["failed"] += 1
-            executor.failed_items += 1
-            failures.append(
-                {
-                    "index": index,
-                    "item": item,
-                    "block": failure.block.name,
-                    "error": failure.message,
-                }
-            )
+            record_failure(index, failure.block.name, failure.message)
             bus.emit(
                 "item.failed",
                 item=key,
@@ -215,17 +232,20 @@ async def run_loop(
 
         async def worker() -> None:
             # Pulling from a shared iterator is the sliding window: no await between next().
-            while not stop.is_set():
+            while not stop.is_set() and not executor.stopping:
                 await gate.acquire()
                 index = next(order, None)
-                if index is None or stop.is_set():
+                if index is None or stop.is_set() or executor.stopping:
                     await gate.release(None)
                     return
-                succeeded = False
+                outcome: bool | None = False
                 try:
-                    succeeded = await run_item(index)
+                    outcome = await run_item(index)
                 finally:
-                    limit = await gate.release(succeeded)
+                    limit = await gate.release(outcome)
+                if outcome is None:
+                    return
+                succeeded = outcome
                 if limit is not None:
                     bus.emit("loop.concurrency", loop=block.id, item=frame.key, limit=limit)
                 if breaker is not None and breaker.record(succeeded):
@@ -242,7 +262,7 @@ async def run_loop(
         await run_window(pending)
         # The brief's fail-safe strategy: failed items get another go once the batch is done.
         for _ in range(int(block.config.get("retry_failed") or 0)):
-            if stop.is_set() or not failures:
+            if stop.is_set() or not failures or executor.stopping:
                 break
             again = [f["index"] for f in failures]
             failures.clear()
@@ -250,8 +270,11 @@ async def run_loop(
             executor.failed_items -= len(again)
             await run_window(again)
     except asyncio.CancelledError:
-        record_not_started("not started: the run was cancelled before this item began")
+        if not executor.stopping:  # a stop past the drain time is no cancel: it resumes
+            record_not_started("not started: the run was cancelled before this item began")
         raise
+    if executor.stopping:
+        raise Interrupted
     if fail_fast and failures:
         first_failed = min(f["index"] for f in failures)
         record_not_started(
@@ -260,12 +283,8 @@ async def run_loop(
 
     if breaker is not None and breaker.open:
         for index in (i for i in range(total) if i not in begun):
-            failures.append(
-                {"index": index, "item": items[index], "block": None, "error": breaker.reason}
-            )
-            counts["failed"] += 1
-            executor.failed_items += 1
             key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
+            record_failure(index, None, breaker.reason)
             bus.emit(
                 "item.failed",
                 item=key,

@@ -189,6 +189,11 @@ export interface RunSummary {
   trigger: string;
   // A test run of a draft version (from the editor), not production.
   draft?: boolean;
+  /** The run whose failed items this one retried, and the runs that retried this one. */
+  retry_of?: string | null;
+  retries?: string[];
+  /** How many times the run was resumed after its process stopped. */
+  resumes?: number;
   progress: Progress;
   error: string;
   created_at: string;

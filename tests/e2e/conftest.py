@@ -56,7 +56,10 @@ def _drain(stream: Any, lines: list[str]) -> None:
             lines.append(line.rstrip())
 
 
-def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalApp:
+def start_local_app(
+    data_dir: Path, env: dict[str, str] | None = None, *, restart: bool = False
+) -> LocalApp:
+    """`make run` in `data_dir`; `restart` for a second start there (no new password)."""
     extra = env or {}
     env = {
         k: v
@@ -98,7 +101,7 @@ def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalA
         process.terminate()
         raise AssertionError(f"the app did not start:\n{output}")
     password = re.search(r"user: admin\s+password: (\S+)", output)
-    assert password, output
+    assert password or restart, output
     # Keep reading: the server logs every request, and once the pipe is full its next log
     # write blocks the server's event loop (the whole app freezes).
     threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
@@ -106,7 +109,7 @@ def start_local_app(data_dir: Path, env: dict[str, str] | None = None) -> LocalA
         process,
         lines,
         f"http://{addr}",
-        password.group(1),
+        password.group(1) if password else "",
         simulator_url,
         env["KLYNTOS_SIMULATOR_TOKEN"],
     )

@@ -17,12 +17,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.urls import reverse
-from django.utils import timezone
 
 from builder.bootstrap import LEAD_TEMPLATE, ensure_local_setup
 from builder.gallery import GALLERY_DIR
 from builder.schedules import Scheduler
-from engine.models import Run, RunStatus
+from engine.resumer import Resumer
 
 log = logging.getLogger("klyntos")
 
@@ -38,14 +37,6 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("migrate", database="data", interactive=False, verbosity=0)
         setup = ensure_local_setup()
-        orphans = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-            status=RunStatus.FAILED,
-            error="interrupted: Klyntos stopped before this run finished",
-            finished_at=timezone.now(),
-            running=0,
-        )
-        if orphans:  # one process owns every run here, so none of these can still be running
-            log.warning("marked %d run(s) interrupted by the last shutdown as failed", orphans)
         simulator = self.start_simulator() if settings.KLYNTOS_SANDBOX else None
         base = f"http://{addr}"
         sample = GALLERY_DIR / f"{LEAD_TEMPLATE}.sample.json"
@@ -72,12 +63,32 @@ class Command(BaseCommand):
             return
         # Schedule triggers fire from this process (one run per tick, whatever else runs one).
         scheduler = Scheduler().start()
+        # Runs an earlier process left unfinished (killed, or stopped past its drain time)
+        # go on from their stored rows: now, and whenever a lease runs out later.
+        resumer = Resumer().start()
         try:
+            # The server stops on SIGTERM and Ctrl-C (it handles both) and returns here.
             call_command("runserver", addr, use_reloader=False)
         finally:
             scheduler.stop()
+            resumer.stop()
+            self.drain()
             if simulator:
                 simulator.terminate()
+
+    def drain(self) -> None:
+        """The graceful stop: items in flight finish (up to KLYNTOS_DRAIN_SECONDS), the
+        rest of every run is stored as it is and resumes on the next start."""
+        from engine.runner import executor
+
+        if executor.running_ids():
+            log.warning(
+                "stopping: letting the items in flight finish (up to %ss)",
+                settings.KLYNTOS_DRAIN_SECONDS,
+            )
+        left = executor.stop(settings.KLYNTOS_DRAIN_SECONDS)
+        if left:
+            log.warning("%d run(s) stopped before their items in flight finished", left)
 
     def start_simulator(self) -> subprocess.Popen[bytes] | None:
         url = settings.KLYNTOS_SIMULATOR_URL

@@ -94,6 +94,7 @@ export const api = {
   run: (runId: string) => request<RunSummary & { outputs: Record<string, unknown> }>("GET", `/api/runs/${runId}/`),
   lastRun: (id: number) => request<{ run: RunSummary | null }>("GET", `/api/workflows/${id}/runs/last/`),
   cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
+  retryFailed: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/retry-failed/`),
   /** The secrets, then the names workflows read that are not set (`missing`). */
   secrets: () => request<SecretSummary[]>("GET", "/api/secrets/?referenced=1"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),

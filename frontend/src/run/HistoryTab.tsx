@@ -7,6 +7,7 @@ import type { RunSummary } from "../types";
 import { isFinalStatus, statusLabel } from "../store/runStore";
 import { useWorkflowRuns } from "../store/workflowRuns";
 import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
+import { RunLinks } from "./RetryFailed";
 
 function when(iso: string | null): string {
   if (!iso) return "";
@@ -115,6 +116,7 @@ export function HistoryTab(props: {
                 <td data-testid="history-trigger" title={TRIGGER_TITLES[run.trigger]}>
                   {run.trigger}
                   {run.draft ? " (draft)" : ""}
+                  <RunLinks run={run} />
                 </td>
                 <td className="kr-num">
                   {run.progress.succeeded}/{run.progress.failed}/{run.progress.total}

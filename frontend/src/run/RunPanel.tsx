@@ -10,6 +10,7 @@ import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workfl
 import { HistoryTab } from "./HistoryTab";
 import { InputTab, parseInput, type RunProblem } from "./InputTab";
 import { ProgressView } from "./ProgressView";
+import { RetryFailedButton } from "./RetryFailed";
 import { fetchRunSnapshot } from "./runApi";
 import { WebhookTab } from "./WebhookTab";
 import "./run.css";
@@ -238,6 +239,17 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         >
           {starting ? "Starting…" : "Run"}
         </button>
+        {!active && run && isFinalStatus(run.status) && (
+          <RetryFailedButton
+            run={run}
+            onStarted={(started) => {
+              connect(started.id, started);
+              setTab("progress");
+              setHistoryVersion((v) => v + 1);
+            }}
+            onError={setStartError}
+          />
+        )}
         {active && (
           <button type="button" className="kr-btn kr-danger" data-testid="cancel-button" disabled={cancelling || confirmCancel} onClick={requestCancel}>
             {cancelling ? "Cancelling…" : "Cancel"}

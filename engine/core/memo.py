@@ -1,0 +1,76 @@
+"""What a run already did, so that doing it again costs nothing: the memo of a resumed run
+(its own stored rows) or of a retry (the rows of the run it retries).
+
+A succeeded step's stored output is its memo: the executor returns it instead of running
+the block. A step whose stored output had a secret masked is not in the memo (it is not what
+the block made), nor is a loop's step (its stored output keeps counts, not results: the loop
+runs again and each of its items finds its own steps here). An item's recorded failure is
+kept as it is on resume; a retry runs failed items again from their failed step.
+
+Entries are taken out as they are used, so the memo's memory shrinks as the run goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.graph import Graph
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStep:
+    output: Any
+    attempts: int = 1
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    block: str | None
+    error: str
+
+
+@dataclass
+class Memo:
+    steps: dict[tuple[str, str], StoredStep] = field(default_factory=dict)
+    # Items whose failure stands (resume); a retry leaves this empty.
+    failures: dict[str, ItemFailure] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps or self.failures)
+
+    def take_step(self, item_key: str, block_id: str) -> StoredStep | None:
+        return self.steps.pop((item_key, block_id), None)
+
+    def take_failure(self, item_key: str) -> ItemFailure | None:
+        return self.failures.pop(item_key, None)
+
+    @property
+    def size(self) -> int:
+        return len(self.steps) + len(self.failures)
+
+
+def downstream_of_loops(graph: Graph) -> set[str]:
+    """Blocks that read, directly or through siblings, a loop at their own level.
+
+    A retry runs failed items again, so every loop's output changes and what was computed
+    from it must be computed again (the summary of a batch covers the whole batch); the
+    steps before the loops, and inside the items, are reused as they are.
+    """
+    found: set[str] = set()
+    for parent in {None, *(b.id for b in graph.blocks if b.is_loop)}:
+        predecessors = graph.predecessors(parent)
+        successors: dict[str, list[str]] = {block_id: [] for block_id in predecessors}
+        for block_id, preds in predecessors.items():
+            for pred in preds:
+                successors[pred].append(block_id)
+        frontier = [b for b in predecessors if graph.block(b).is_loop]
+        while frontier:
+            block_id = frontier.pop()
+            for following in successors[block_id]:
+                if following not in found:
+                    found.add(following)
+                    frontier.append(following)
+    return found

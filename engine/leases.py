@@ -1,0 +1,119 @@
+"""Who executes a run: a lease on the Run row, renewed while the run goes on.
+
+Every execution claims the run first (one UPDATE that only succeeds when nobody else holds a
+live lease), the run's store renews it with its writes (engine/store.py), and an execution
+that stops early releases it. A run whose lease ran out — its process was killed, its
+machine lost — is found by `resumable()` and executed again from its stored rows by whoever
+finds it (`make run` at start and every few seconds after, any worker): it is never marked
+failed for having been interrupted.
+
+An owner is `host:pid:token`, one token per execution, so two executions in one process
+never share a lease. A lease held by a process of this host that no longer exists has run
+out whatever its time says (`make run` killed with -9 and started again resumes at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from engine.models import FINAL_STATUSES, Run, RunStatus
+
+HOST = socket.gethostname()[:80]
+
+
+def new_owner() -> str:
+    return f"{HOST}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def lease_seconds() -> float:
+    return float(settings.KLYNTOS_RUN_LEASE_SECONDS)
+
+
+def expiry() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=lease_seconds())
+
+
+def _unfinished() -> Any:
+    return Run.objects.exclude(status__in=FINAL_STATUSES)
+
+
+def claim(run_id: Any, owner: str) -> bool:
+    """Take the run if nobody holds a live lease on it (the first claim, or a resume)."""
+    now = timezone.now()
+    free = Q(lease_owner="") | Q(lease_expires__lt=now) | Q(lease_owner__in=dead_owners(run_id))
+    return bool(
+        _unfinished()
+        .filter(free, pk=run_id)
+        .update(lease_owner=owner, lease_expires=expiry(), status=RunStatus.RUNNING)
+    )
+
+
+def release(run_id: Any, owner: str) -> None:
+    """Give the run back unfinished (a graceful stop): the next finder resumes it at once."""
+    Run.objects.filter(pk=run_id, lease_owner=owner).update(
+        lease_owner="", lease_expires=timezone.now(), running=0
+    )
+
+
+def held(run_id: Any, owner: str) -> Any:
+    """The run, while `owner` still holds it and it has not ended."""
+    return _unfinished().filter(pk=run_id, lease_owner=owner)
+
+
+def resumable(limit: int = 100, *, exclude: set[str] | frozenset[str] = frozenset()) -> list[Any]:
+    """Unfinished runs nobody executes: their lease ran out, their process is gone, or they
+    were never claimed by a process that stopped before starting them (queued for longer
+    than a lease)."""
+    now = timezone.now()
+    stale_queue = now - dt.timedelta(seconds=lease_seconds())
+    candidates = (
+        _unfinished()
+        .filter(
+            Q(lease_expires__lt=now)
+            | Q(lease_owner="", created_at__lt=stale_queue)
+            | Q(lease_owner__startswith=f"{HOST}:")
+        )
+        .order_by("created_at")
+        .values_list("pk", "lease_owner", "lease_expires")[: limit * 4]
+    )
+    found = []
+    for pk, owner, expires in candidates:
+        if str(pk) in exclude:
+            continue
+        gone = bool(owner) and _process_gone(owner)
+        if gone or not owner or (expires is not None and expires < now):
+            found.append(pk)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def dead_owners(run_id: Any) -> list[str]:
+    owner = Run.objects.filter(pk=run_id).values_list("lease_owner", flat=True).first()
+    return [owner] if owner and _process_gone(owner) else []
+
+
+def _process_gone(owner: str) -> bool:
+    """True for an owner of this host whose process no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this process: its executions renew their own leases
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

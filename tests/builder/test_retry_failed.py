@@ -1,0 +1,108 @@
+"""Retry failed items in one call (issue 8 item 7): a linked run reuses the succeeded
+steps of the first, re-runs each failed item from its failed step, and summarises the whole
+batch again; no succeeded step — no paid LLM call — is repeated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from builder.gallery import template_instantiate
+from engine.models import ItemRun, Run, StepRun
+from engine.runner import executor
+from simulator.testing import RunningSimulator
+from tests.engine.conftest import owner, simulator
+from tests.engine.test_lead_template import (
+    ANALYSIS_SYSTEM,
+    SUMMARY_SYSTEM,
+    make_leads,
+    run_template,
+)
+from tests.leads.rows import rows_by_lead
+
+__all__ = ["owner", "simulator"]
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+MERGE_SYSTEM = "Combine this data into a complete lead profile with a qualification recommendation."
+LEADS = 100
+FAILING = [3, 14, 25, 36, 47, 58, 69, 80, 91, 99]
+
+
+def openai_calls(sim: RunningSimulator, system: str) -> list[dict[str, Any]]:
+    return [
+        c["json"]
+        for c in sim.control.stats()["received"]
+        if c["endpoint"] == "openai" and c["json"]["messages"][0]["content"] == system
+    ]
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_retry_failed_repeats_only_the_failed_steps_and_summarises_the_whole_batch(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    leads = make_leads(LEADS)
+    simulator.control.configure(
+        failures=[
+            {"endpoint": "clearbit", "match": {"domain": leads[i]["domain"]}, "status": 404}
+            for i in FAILING
+        ]
+    )
+    first = run_template(owner, {"leads": leads})
+    assert first.status == "partially_succeeded" and first.failed == len(FAILING)
+    assert len(rows_by_lead(owner)) == LEADS - len(FAILING)
+
+    simulator.control.reset(latency_ms=40)  # the provider is fixed; counts start again
+    api = client_for(owner)
+    answer = api.post(f"/api/runs/{first.pk}/retry-failed/")
+    assert answer.status_code == 201, answer.content
+    retry_id = answer.json()["id"]
+    assert answer.json()["retry_of"] == str(first.pk) and answer.json()["trigger"] == "retry"
+    executor.wait(retry_id, timeout=60)
+    retry = Run.objects.get(pk=retry_id)
+    assert retry.status == "succeeded", retry.error
+    assert (retry.total, retry.succeeded, retry.failed) == (LEADS, LEADS, 0)
+
+    stats = simulator.control.stats()["requests"]
+    assert stats.get("clearbit") == len(FAILING)
+    assert len(openai_calls(simulator, MERGE_SYSTEM)) == len(FAILING)
+    assert openai_calls(simulator, ANALYSIS_SYSTEM) == []  # no paid call repeated
+    assert stats.get("linkedin", 0) == 0 and stats.get("slack") == 1
+    [summary] = openai_calls(simulator, SUMMARY_SYSTEM)
+    assert (
+        f"Processed {LEADS} leads: {LEADS} enriched, 0 failed." in summary["messages"][1]["content"]
+    )
+    assert len(rows_by_lead(owner)) == LEADS
+    # The linked run holds every item and step, reused ones included.
+    assert ItemRun.objects.filter(run_id=retry_id, status="succeeded").count() == LEADS
+    assert StepRun.objects.filter(run_id=retry_id, block_id="agent_analysis").count() == LEADS
+
+    # History shows the link both ways.
+    listed = api.get(f"/api/workflows/{first.workflow_id}/runs/").json()["results"]
+    by_id = {r["id"]: r for r in listed}
+    assert by_id[str(first.pk)]["retries"] == [retry_id]
+    assert by_id[retry_id]["retry_of"] == str(first.pk)
+    # Nothing failed any more: a retry of the retry has nothing to do.
+    again = api.post(f"/api/runs/{retry_id}/retry-failed/")
+    assert again.status_code == 409 and "nothing to retry" in again.json()["error"]
+
+
+def test_retry_failed_refuses_a_running_run_and_another_users_run(
+    owner: Any, other_user: Any, simulator: RunningSimulator
+) -> None:
+    workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
+    from builder.services import run_create
+
+    run, _ = run_create(workflow=workflow, input={"leads": make_leads(2)})
+    api = client_for(owner)
+    answer = api.post(f"/api/runs/{run.pk}/retry-failed/")
+    assert answer.status_code == 409 and "not ended" in answer.json()["error"]
+    assert client_for(other_user).post(f"/api/runs/{run.pk}/retry-failed/").status_code == 404
+    assert not Run.objects.filter(retry_of=run).exists()
