@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('builder', '0005_workflow_schedule'),
-        ('engine', '0003_run_counters'),
+        ('engine', '0004_run_providers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
