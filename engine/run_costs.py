@@ -80,7 +80,8 @@ def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
             known[run_id]["sequential"] += seconds
 
 
-# Token counts of every usage entry of the runs' steps, by run and model, in the database.
+# Token counts of every usage entry of the runs' steps, by run and model, in the database
+# (steps without LLM calls, most of them, are skipped before their JSON is read).
 # A count that is not a JSON number is 0, and each is held to [0, MAX_TOKENS], as
 # engine/core/prices.tally does for a single step.
 _POSTGRES = """
@@ -89,7 +90,7 @@ FROM {steps} s
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(s.usage) = 'array' THEN s.usage ELSE '[]'::jsonb END
 ) u
-WHERE s.run_id IN ({ids}) AND jsonb_typeof(u.value) = 'object'
+WHERE s.run_id IN ({ids}) AND s.usage <> '[]'::jsonb AND jsonb_typeof(u.value) = 'object'
 GROUP BY 1, 2
 """
 _POSTGRES_COUNT = (
@@ -99,10 +100,8 @@ _POSTGRES_COUNT = (
 _SQLITE = """
 SELECT s.run_id, json_extract(u.value, '$.model'), SUM({prompt}), SUM({completion}),
     SUM({total}), COUNT(*)
-FROM {steps} s, json_each(
-    CASE WHEN json_valid(s.usage) AND json_type(s.usage) = 'array' THEN s.usage ELSE '[]' END
-) u
-WHERE s.run_id IN ({ids}) AND u.type = 'object'
+FROM {steps} s, json_each(CASE WHEN json_type(s.usage) = 'array' THEN s.usage ELSE '[]' END) u
+WHERE s.run_id IN ({ids}) AND s.usage <> '[]' AND u.type = 'object'
 GROUP BY 1, 2
 """
 _SQLITE_COUNT = (
