@@ -75,6 +75,7 @@ def provider_handler(provider: Provider) -> Handler:
             state.exit(endpoint)
             if entry is not None:
                 entry["finished"] = time.time()
+                entry["end_seq"] = state.next_seq()
                 entry["latency_ms"] = latency
                 entry["status"] = status
 

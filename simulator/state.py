@@ -89,6 +89,9 @@ class SimulatorState:
         self.peak_tokens_in_window: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._token_log: dict[str, deque[tuple[float, int]]] = {e: deque() for e in ENDPOINTS}
         self._token_sum: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        # Orders every request's start and end on the one event loop: clock readings can tie,
+        # these never do, so concurrency over any subset of `received` is exact.
+        self.sequence = 0
 
     def configure(self, data: Mapping[str, Any]) -> None:
         updated = self.config.copy()
@@ -193,12 +196,18 @@ class SimulatorState:
             "text": call.text,
             "authorization": call.authorization,
             "started": time.time(),
+            "start_seq": self.next_seq(),
+            "end_seq": None,
             "finished": None,
             "latency_ms": None,
             "status": None,
         }
         self.received.append(entry)
         return entry
+
+    def next_seq(self) -> int:
+        self.sequence += 1
+        return self.sequence
 
     # ---------------------------------------------------------------- failures
 

@@ -151,3 +151,29 @@ def run_in_process(
     except BaseException:
         stopper()
         raise
+
+
+def peak_concurrency(
+    received: list[dict[str, Any]], group: Callable[[dict[str, Any]], Any] | None = None
+) -> tuple[int, int, int]:
+    """From recorded requests (`stats()["received"]`, ordered by their `start_seq`/`end_seq`):
+    the most in flight at once, the most in flight within one group (`group(entry)`, e.g.
+    a company's domain), and the most groups with a request in flight at once."""
+    events = sorted(
+        [(e["start_seq"], 1, e) for e in received] + [(e["end_seq"], -1, e) for e in received],
+        key=lambda event: event[0],
+    )
+    in_flight, peak, peak_in_group, peak_groups = 0, 0, 0, 0
+    groups: dict[Any, int] = {}
+    for _, step, entry in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+        if group is None:
+            continue
+        key = group(entry)
+        groups[key] = groups.get(key, 0) + step
+        peak_in_group = max(peak_in_group, groups[key])
+        if not groups[key]:
+            del groups[key]
+        peak_groups = max(peak_groups, len(groups))
+    return peak, peak_in_group, peak_groups
