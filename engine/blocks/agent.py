@@ -36,6 +36,10 @@ ERROR_EXCERPT = 300
 PROMPT_FIELDS = ("system_prompt", "user_prompt")
 # How many references a too-large prompt's error names (the largest first).
 NAMED_REFERENCES = 3
+# Images one call may carry (OpenAI-style `image_url` content parts), and the URL forms
+# accepted: the provider fetches them, so only http(s) URLs and inline `data:image/` ones.
+MAX_IMAGES = 16
+IMAGE_PREFIXES = ("https://", "http://", "data:image/")
 USAGE_SCHEMA = obj(
     {
         "prompt_tokens": {"type": "integer"},
@@ -63,6 +67,13 @@ class AgentBlock(BaseBlock):
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "max_tokens": {"type": "integer", "minimum": 1},
             "response_format": {"type": "object", "title": "Response JSON schema"},
+            "images": {
+                "type": ["string", "array"],
+                "title": "Images (URLs sent with the user prompt as image parts)",
+                "items": {"type": "string"},
+                "maxItems": MAX_IMAGES,
+            },
+            "image_detail": {"enum": ["auto", "low", "high"], "title": "Image detail"},
             "api_key": {"type": "string", "title": "API key (e.g. <env.OPENAI_API_KEY>)"},
         },
         required=["user_prompt"],
@@ -98,10 +109,19 @@ class AgentBlock(BaseBlock):
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         config = ctx.config
         system, user = render_prompts(ctx, ctx.services.agent_max_prompt_bytes)
+        images = image_urls(config.get("images"))
+        if images and text_bytes(system) + text_bytes(user) + sum(map(len, images)) > (
+            ctx.services.agent_max_prompt_bytes
+        ):
+            raise BlockError(
+                f"prompt and images are over KLYNTOS_AGENT_MAX_PROMPT_BYTES "
+                f"({readable_bytes(ctx.services.agent_max_prompt_bytes)}): pass images as URLs "
+                f"rather than inline data"
+            )
         messages = []
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": user})
+        messages.append({"role": "user", "content": user_content(user, images, config)})
         # Messages (and the response format below) travel in extra_body, which the SDK merges
         # into the JSON body unchanged: its typed transform of these params costs over a
         # millisecond of CPU per call, which adds up when a loop's items answer at once.
@@ -168,6 +188,37 @@ class AgentBlock(BaseBlock):
         if schema:
             output.update(_structured(content, schema))
         return output
+
+
+def image_urls(value: Any) -> list[str]:
+    """The rendered `images` field as a list of URLs: one URL, a list of them, or a whole
+    reference to either. Anything else fails the step, saying what it got."""
+    if value is None or value == "" or value == []:
+        return []
+    urls = value if isinstance(value, list) else [value]
+    if len(urls) > MAX_IMAGES:
+        raise BlockError(f"images: {len(urls)} images, at most {MAX_IMAGES} per call")
+    for index, url in enumerate(urls):
+        if not isinstance(url, str) or not url.startswith(IMAGE_PREFIXES):
+            shown = url[:60] if isinstance(url, str) else type(url).__name__
+            raise BlockError(
+                f"images[{index}]: expected an http(s) or data:image/ URL, got {shown!r}"
+            )
+    return list(urls)
+
+
+def user_content(text: str, images: list[str], config: Mapping[str, Any]) -> Any:
+    """The user message's content: the text alone, or text then one part per image."""
+    if not images:
+        return text
+    detail = config.get("image_detail")
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    for url in images:
+        image: dict[str, Any] = {"url": url}
+        if detail:
+            image["detail"] = detail
+        parts.append({"type": "image_url", "image_url": image})
+    return parts
 
 
 def render_prompts(ctx: BlockContext, max_bytes: int) -> tuple[str, str]:
