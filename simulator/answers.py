@@ -116,6 +116,32 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+# Prompt tokens one image costs (OpenAI's flat price for a low-detail image).
+IMAGE_TOKENS = 85
+IMAGE_URL_PREFIXES = ("https://", "http://", "data:image/")
+
+
+def image_urls(request: Mapping[str, Any]) -> list[str]:
+    """The URL of every `image_url` content part, in message order (invalid ones included)."""
+    found: list[str] = []
+    for message in request.get("messages") or []:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, Mapping) and part.get("type") == "image_url":
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, Mapping) else image
+                found.append(url if isinstance(url, str) else "")
+    return found
+
+
+def invalid_image(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with the request's first unusable image part, as OpenAI words it."""
+    for url in image_urls(request):
+        if not url.startswith(IMAGE_URL_PREFIXES):
+            return f"Invalid image URL: {url[:80]!r}. Expected a URL or a base64 data URL."
+    return None
+
+
 def message_texts(messages: Iterable[Any]) -> list[str]:
     return [content_text(m.get("content")) for m in messages if isinstance(m, Mapping)]
 
@@ -146,6 +172,7 @@ def chat_completion(request: Mapping[str, Any]) -> dict[str, Any]:
     content = chat_content(request, seed)
     messages = request.get("messages")
     prompt_tokens = sum(_word_count(t) for t in message_texts(messages or []))
+    prompt_tokens += IMAGE_TOKENS * len(image_urls(request))
     completion_tokens = _word_count(content)
     return {
         "id": f"chatcmpl-sim{seed[:24]}",
@@ -199,10 +226,23 @@ def _last_user_text(request: Mapping[str, Any]) -> str:
     return ""
 
 
+def describe_image(url: str) -> str:
+    """A deterministic caption of the image at `url` (a function of the URL alone)."""
+    seed = sha256_hex(url)
+    return (
+        f"a {_pick(_ADJECTIVES, seed, 'look')} {_pick(_NOUNS, seed, 'subject')} "
+        f"({_hash_int(seed, 'w') % 3000 + 200}x{_hash_int(seed, 'h') % 3000 + 200})"
+    )
+
+
 def _plain_text(request: Mapping[str, Any], seed: str) -> str:
     snippet = " ".join(_last_user_text(request).split())[:80]
     confidence = 1 + _hash_int(seed, "confidence") % 10
     step = _pick(_NEXT_STEPS, seed, "step")
+    images = image_urls(request)
+    if images:
+        seen = "; ".join(f"image {i + 1} shows {describe_image(u)}" for i, u in enumerate(images))
+        return f'Summary ({seed[:6]}): For "{snippet}": {seen}. Confidence is {confidence}/10.'
     return (
         f'Summary ({seed[:6]}): The request about "{snippet}" was reviewed. '
         f"Key point: {_phrase(seed, 'point')}. "

@@ -99,6 +99,11 @@ def _answer_openai(state: SimulatorState, call: Call) -> web.Response:
         return _openai_error(
             400, "'messages' must be a non-empty array", "invalid_request_error", None, "messages"
         )
+    image_problem = answers.invalid_image(body)
+    if image_problem:
+        return _openai_error(
+            400, image_problem, "invalid_request_error", "invalid_image_url", "messages"
+        )
     if body.get("stream"):
         # Streaming is not part of the template's contract; fail loudly, not subtly.
         return _openai_error(
