@@ -28,16 +28,14 @@ from django.db.utils import ConnectionHandler
 
 from engine.core.data import ROLE_ATTRIBUTES_VIEW, DataConnection, PostgresData, SqliteData
 from engine.core.data_pools import DataSource
-from leads.models import WORKFLOW_MODELS, EnrichedLead
+from leads.models import WORKFLOW_MODELS
+from leads.tables import LEADS, Table
 
 log = logging.getLogger(__name__)
 
 DATA_ALIAS = "data"
 SCHEMA_PATTERN = re.compile(r"^owner_(\d+)$")
 FILE_PATTERN = re.compile(r"^owner-(\d+)\.sqlite3$")
-# What the admin lists and searches (the model's columns, minus the surrogate key).
-COLUMNS = [f.column for f in EnrichedLead._meta.fields if not f.primary_key]
-SEARCHED = ["lead_id", "name", "company", "email", "title"]
 
 
 class OwnerStore(Protocol):
@@ -47,10 +45,10 @@ class OwnerStore(Protocol):
 
     def source(self, owner_id: int) -> DataSource: ...
 
-    def owner_ids(self) -> list[int]: ...
+    def owner_ids(self, table: Table = LEADS) -> list[int]: ...
 
     def rows(
-        self, owner_ids: Sequence[int], search: str, offset: int, limit: int
+        self, owner_ids: Sequence[int], search: str, offset: int, limit: int, table: Table = LEADS
     ) -> tuple[list[dict[str, Any]], int]: ...
 
 
@@ -97,11 +95,6 @@ def role_password(role: str) -> str:
 def _search_terms(search: str) -> tuple[str, str]:
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return search, f"%{escaped}%"
-
-
-def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    score = row.get("qualification_score")
-    return (score is None, -(score or 0), row["lead_id"], row["owner_id"])
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
@@ -305,51 +298,59 @@ class PostgresOwners:
         conninfo = make_conninfo(**{k: v for k, v in parts.items() if v})
         return DataSource(f"postgresql:{self.database}:{owner_id}", lambda: PostgresData(conninfo))
 
-    def owner_ids(self) -> list[int]:
+    def owner_ids(self, table: Table = LEADS) -> list[int]:
+        """Owners whose schema has `table` (an owner provisioned before a table was added
+        gets it on their next run)."""
         with connections[self.alias].cursor() as cursor:
             cursor.execute(
                 "SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid "
                 "WHERE c.relname = %s AND n.nspname ~ '^owner_[0-9]+$'",
-                [EnrichedLead._meta.db_table],
+                [table.name],
             )
             names = [row[0] for row in cursor.fetchall()]
         return sorted(int(SCHEMA_PATTERN.match(name).group(1)) for name in names)  # type: ignore[union-attr]
 
     def rows(
-        self, owner_ids: Sequence[int], search: str, offset: int, limit: int
+        self, owner_ids: Sequence[int], search: str, offset: int, limit: int, table: Table = LEADS
     ) -> tuple[list[dict[str, Any]], int]:
         from psycopg import sql
 
-        present = set(self.owner_ids())
+        present = set(self.owner_ids(table))
         chosen = [o for o in owner_ids if o in present]
         if not chosen:
             return [], 0
         text, pattern = _search_terms(search)
         where = sql.SQL(" OR ").join(
-            sql.SQL("{} ILIKE {}").format(sql.Identifier(c), sql.Placeholder()) for c in SEARCHED
+            sql.SQL("{} ILIKE {}").format(sql.Identifier(c), sql.Placeholder())
+            for c in table.searched
         )
         parts, params = [], []
         for owner in chosen:
             parts.append(
                 sql.SQL("SELECT {} AS owner_id, {} FROM {} WHERE {} = '' OR {}").format(
                     sql.Literal(owner),
-                    sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS),
-                    sql.Identifier(schema_name(owner), EnrichedLead._meta.db_table),
+                    sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
+                    sql.Identifier(schema_name(owner), table.name),
                     sql.Placeholder(),
                     where,
                 )
             )
-            params += [text] + [pattern] * len(SEARCHED)
+            params += [text] + [pattern] * len(table.searched)
         union = sql.SQL(" UNION ALL ").join(parts)
+        order = sql.SQL(", ").join(
+            sql.SQL("{} {} NULLS LAST").format(
+                sql.Identifier(column), sql.SQL("DESC" if descending else "ASC")
+            )
+            for column, descending in table.order
+        )
         raw = self._raw()
         with raw.cursor() as cursor:
             cursor.execute(sql.SQL("SELECT count(*) FROM ({}) t").format(union), params)
             total = int(cursor.fetchone()[0])
             cursor.execute(
-                sql.SQL(
-                    "SELECT * FROM ({}) t ORDER BY qualification_score DESC NULLS LAST, "
-                    "lead_id, owner_id LIMIT %s OFFSET %s"
-                ).format(union),
+                sql.SQL("SELECT * FROM ({}) t ORDER BY {}, owner_id LIMIT %s OFFSET %s").format(
+                    union, order
+                ),
                 [*params, limit, offset],
             )
             names = [c.name for c in cursor.description]
@@ -382,36 +383,40 @@ class SqliteOwners:
         path = str(self.path(owner_id))
         return DataSource(f"sqlite:{path}", lambda: SqliteData(path))
 
-    def owner_ids(self) -> list[int]:
+    def owner_ids(self, table: Table = LEADS) -> list[int]:
+        # Every file has every table: `rows` provisions a file's missing tables first.
         if not self.directory.is_dir():
             return []
         found = (FILE_PATTERN.match(p.name) for p in self.directory.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
     def rows(
-        self, owner_ids: Sequence[int], search: str, offset: int, limit: int
+        self, owner_ids: Sequence[int], search: str, offset: int, limit: int, table: Table = LEADS
     ) -> tuple[list[dict[str, Any]], int]:
-        present = set(self.owner_ids())
+        present = set(self.owner_ids(table))
         text, pattern = _search_terms(search)
-        where = " OR ".join(f"\"{c}\" LIKE ? ESCAPE '\\'" for c in SEARCHED)
-        columns = ", ".join(f'"{c}"' for c in COLUMNS)
-        table = EnrichedLead._meta.db_table
+        where = " OR ".join(f"\"{c}\" LIKE ? ESCAPE '\\'" for c in table.searched)
+        columns = ", ".join(f'"{c}"' for c in table.columns)
+        order = ", ".join(
+            f'"{c}" IS NULL, "{c}" {"DESC" if descending else "ASC"}'
+            for c, descending in table.order
+        )
         found: list[dict[str, Any]] = []
         total = 0
         for owner in (o for o in owner_ids if o in present):
+            self.provision(owner)  # a file made before `table` existed gets it now
             uri = f"{self.path(owner).as_uri()}?mode=ro"
             with closing(sqlite3.connect(uri, uri=True)) as conn:
-                params = [text, *([pattern] * len(SEARCHED))]
-                filtered = f"FROM \"{table}\" WHERE ? = '' OR {where}"
+                params = [text, *([pattern] * len(table.searched))]
+                filtered = f"FROM \"{table.name}\" WHERE ? = '' OR {where}"
                 total += conn.execute(f"SELECT count(*) {filtered}", params).fetchone()[0]
                 cursor = conn.execute(
-                    f"SELECT {columns} {filtered} ORDER BY qualification_score IS NULL, "
-                    "qualification_score DESC, lead_id LIMIT ?",
+                    f"SELECT {columns} {filtered} ORDER BY {order} LIMIT ?",
                     [*params, offset + limit],
                 )
                 names = [c[0] for c in cursor.description]
                 found += [{"owner_id": owner, **dict(zip(names, r, strict=True))} for r in cursor]
-        found.sort(key=_sort_key)
+        found.sort(key=table.sort_key)
         return found[offset : offset + limit], total
 
 

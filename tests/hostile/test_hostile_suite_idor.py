@@ -86,6 +86,8 @@ ADMIN_MODELS = {
     "engine.itemrun",
     "engine.steprun",
     "leads.enrichedlead",
+    "leads.personalisedemail",
+    "leads.imagedescription",
 }
 
 
