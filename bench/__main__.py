@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import (
     editor_delay,
+    emails,
     fixed_cost,
     fixed_latency,
     jittered,
@@ -37,6 +38,7 @@ BENCHES: dict[str, Bench] = {
     "i": ("template_scale", template_scale.run, template_scale.summary),
     "j": ("editor_delay", editor_delay.run, editor_delay.summary),
     "p": ("providers", providers.run, providers.summary),
+    "k": ("emails", emails.run, emails.summary),
 }
 
 
@@ -50,8 +52,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
         " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
         " on PostgreSQL from the CLI with the sockets watched, j: item finished → counted in"
-        " Chromium, p: provider AIMD settling and a shared token budget (repeatable; default"
-        " all)",
+        " Chromium, k: 1,000 personalised emails vs N·L/C, p: provider AIMD settling and a"
+        " shared token budget (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"

@@ -98,15 +98,20 @@ class _RowWatcher(threading.Thread):
 
 
 def run_template(env: dict[str, str], leads: list[dict[str, Any]]) -> CliRun:
-    """One CLI run of the template over `leads`; its summary, peak RSS and row."""
+    """One CLI run of the lead template over `leads`; its summary, peak RSS and row."""
+    return run_cli(env, TEMPLATE_SLUG, {"leads": leads})
+
+
+def run_cli(env: dict[str, str], slug: str, payload: Any) -> CliRun:
+    """One CLI run of template `slug` on `payload`; its summary, peak RSS and row."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
-        json.dump({"leads": leads}, body)
+        json.dump(payload, body)
     try:
         began = time.time()
         watcher = _RowWatcher(env["DATABASE_URL"], began)
         watcher.start()
         process = subprocess.Popen(  # noqa: S603 -- manage.py with our own arguments
-            [sys.executable, "manage.py", "run_workflow", TEMPLATE_SLUG, "--input", body.name],
+            [sys.executable, "manage.py", "run_workflow", slug, "--input", body.name],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
