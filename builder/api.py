@@ -517,6 +517,7 @@ class TemplateListView(APIView):
                     "description": t.get("description", ""),
                     "pattern": t.get("pattern", ""),
                     "sample": t.get("sample"),
+                    "preview": gallery.template_preview(t["graph"]),
                 }
                 for t in gallery.templates().values()
             ]

@@ -92,6 +92,10 @@ TemplateSummary = shape(
         allow_blank=True, help_text="the parallel-processing pattern the template shows"
     ),
     sample=serializers.JSONField(allow_null=True, help_text="a body to post to its webhook"),
+    preview=serializers.DictField(
+        help_text="a picture of its graph: `width`, `height`, `blocks` (name, type, x, y, "
+        "width, height) and `edges` (source, target)"
+    ),
 )
 WorkflowRef = shape("WorkflowRef", id=serializers.IntegerField(), name=serializers.CharField())
 SecretName = shape(

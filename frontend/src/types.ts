@@ -166,6 +166,15 @@ export interface TemplateSummary {
   /** The parallel-processing pattern the template shows ("" when it says none). */
   pattern?: string;
   sample: unknown;
+  /** A picture of its graph: block boxes at their canvas positions and the edges between them. */
+  preview?: TemplatePreview;
+}
+
+export interface TemplatePreview {
+  width: number;
+  height: number;
+  blocks: { id: string; name: string; type: string; x: number; y: number; width: number; height: number }[];
+  edges: { source: string; target: string }[];
 }
 
 export type RunStatus = "queued" | "running" | "succeeded" | "partially_succeeded" | "failed" | "cancelled";

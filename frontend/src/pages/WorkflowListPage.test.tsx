@@ -28,7 +28,21 @@ beforeEach(() => {
     let answer: unknown = null;
     let status = 200;
     if (url === "/api/workflows/" && method === "GET") answer = workflows;
-    else if (url === "/api/templates/") answer = [{ slug: "lead-enrichment", name: "Lead enrichment", description: "d", sample: {} }];
+    else if (url === "/api/templates/")
+      answer = [
+        {
+          slug: "lead-enrichment", name: "Lead enrichment", description: "d", sample: {},
+          preview: {
+            width: 800, height: 300,
+            blocks: [
+              { id: "w", name: "webhook", type: "webhook", x: 0, y: 100, width: 180, height: 56 },
+              { id: "l", name: "loop", type: "loop", x: 260, y: 0, width: 500, height: 300 },
+              { id: "a", name: "<b>agent</b>", type: "agent", x: 300, y: 100, width: 180, height: 56 },
+            ],
+            edges: [{ source: "w", target: "l" }],
+          },
+        },
+      ];
     else if (method === "PATCH") {
       workflows = workflows.map((w) => (url === `/api/workflows/${w.id}/` ? { ...w, name: (body as { name: string }).name } : w));
       answer = workflows[0];
@@ -66,6 +80,12 @@ describe("WorkflowListPage", () => {
     expect($("workflow-link", old)?.getAttribute("href")).toBe("/workflows/1/");
     expect($("workflow-link", old)?.textContent).toBe("Old <b>one</b>");
     expect($("template-lead-enrichment")).not.toBeNull();
+    const picture = $("template-picture-lead-enrichment")!;
+    expect(Array.from(picture.querySelectorAll("[data-picture-block]")).map((g) => g.getAttribute("data-picture-block"))).toEqual([
+      "loop", "webhook", "<b>agent</b>",
+    ]);
+    expect(picture.querySelectorAll("line")).toHaveLength(1);
+    expect(picture.querySelector("b")).toBeNull(); // a name is text, never markup
     expect($("new-workflow")).not.toBeNull();
 
     act(() => $("rename-workflow", old)!.click());

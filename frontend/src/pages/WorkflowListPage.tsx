@@ -4,6 +4,7 @@ import { api } from "../api/client";
 import { exportUrl } from "../api/workflowFile";
 import { ImportButton } from "./ImportButton";
 import type { TemplateSummary, Workflow } from "../types";
+import { TemplatePicture } from "./TemplatePicture";
 import "./WorkflowListPage.css";
 
 function editorUrl(id: number): string {
@@ -211,6 +212,7 @@ export function WorkflowListPage() {
             {templates.map((t) => (
               <div className="wl-template" key={t.slug}>
                 <strong>{t.name}</strong>
+                {t.preview && <TemplatePicture slug={t.slug} preview={t.preview} />}
                 <p className="wl-muted">{t.description}</p>
                 {t.pattern && (
                   <p className="wl-muted" data-testid={`template-pattern-${t.slug}`}>
