@@ -95,7 +95,7 @@ def test_the_sample_answers_one_report_and_the_comparison(user: Any, providers: 
 
 @REAL_RUN
 def test_50_contracts_are_read_10_at_a_time_into_one_report(user: Any, providers: Any) -> None:
-    providers.control.configure(latency_ms={"openai": 40})
+    providers.control.configure(latency_ms={"openai": 100})
     body = documents(50)
     answered = run_sample(user, body)
     stats = providers.control.stats()

@@ -135,7 +135,7 @@ def test_the_sample_writes_one_row_per_recipient_in_the_owners_table(
 def test_1000_recipients_give_1000_rows_exported_as_csv_from_the_admin(
     owners: owner_data.OwnerStore, staff: Any, django_user_model: Any, providers: Any
 ) -> None:
-    providers.control.configure(latency_ms={"openai": 50})
+    providers.control.configure(latency_ms={"openai": 200})
     body = recipients(1000)
     run = run_template(staff, body)
     assert run.status == "succeeded", run.error

@@ -94,7 +94,7 @@ def test_the_sample_answers_one_reduced_object_to_a_waiting_call(user: Any, prov
 def test_1000_reviews_map_in_parallel_and_reduce_to_one_small_output(
     user: Any, providers: Any
 ) -> None:
-    providers.control.configure(latency_ms={"openai": 20})
+    providers.control.configure(latency_ms={"openai": 100})
     body = reviews(1000)
     run = run_template(user, body)
     assert run.status == "succeeded", run.error

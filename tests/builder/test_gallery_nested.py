@@ -108,7 +108,7 @@ def test_the_sample_runs_and_reports_every_company_and_employee(user: Any, provi
 @REAL_RUN
 def test_at_1000_employees_each_loops_cap_holds_at_the_simulator(user: Any, providers: Any) -> None:
     outer, inner = caps()
-    providers.control.configure(latency_ms={"linkedin": 40, "clearbit": 40})
+    providers.control.configure(latency_ms={"linkedin": 60, "clearbit": 60})
     body = companies(50, 20)
     run = run_template(user, body)
     assert run.status == "succeeded", run.error
