@@ -186,7 +186,30 @@ def timeline(
         "bucket_seconds": width,
         "concurrency": concurrency,
         "durations": histogram(durations),
+        "providers": provider_limits(run, origin, start, end),
     }
+
+
+def provider_limits(
+    run: Run, origin: dt.datetime, start: float, end: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Each provider's adaptive limit over the window (seconds since the run started): the
+    changes inside it, after the one in force when it opens."""
+    lines: dict[str, list[dict[str, Any]]] = {}
+    zero = origin.timestamp()
+    for key, state in (run.providers or {}).items():
+        opening: dict[str, Any] | None = None
+        inside: list[dict[str, Any]] = []
+        for at, limit in (state or {}).get("history") or []:
+            t = round(at - zero, 6)
+            if t <= start:
+                opening = {"t": start, "limit": limit}
+            elif t <= end:
+                inside.append({"t": t, "limit": limit})
+        points = ([opening] if opening else []) + inside
+        if points:
+            lines[key] = points
+    return lines
 
 
 def histogram(durations: list[float]) -> dict[str, Any]:

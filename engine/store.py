@@ -24,6 +24,7 @@ from engine.core.bounded import trim_text, trim_value
 from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
 from engine.core.events import Event
+from engine.core.providers import fold_limit
 from engine.json_text import json_expression
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.publish import group_send
@@ -318,10 +319,7 @@ class RunStore:
                 limits["limit"] = data["limit"]
                 blocks.add(data["loop"])
             elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
-                self._run["providers"] = {
-                    **self._run.get("providers", {}),
-                    data["provider"]: {k: data.get(k) for k in ("limit", "cap", "reason")},
-                }
+                self._run["providers"] = fold_limit(self._run.get("providers", {}), data, event.at)
             elif kind == "items.not_started":
                 at = _when(event.at)
                 prefix = data["prefix"]

@@ -411,6 +411,7 @@ class ProviderRegistry:
         tag = CURRENT_STEP.get()
         reason = blocked.reason if blocked else "queued"
         where = blocked.key if blocked else states[-1].key
+        self._announce(states[-1], tag)  # the limit it waits under
         if tag is not None:
             tag.bus.emit(
                 "step.waiting",
@@ -743,6 +744,21 @@ class ProviderCall:
         self.registry.release(
             permit, outcome, used_tokens=self.used_tokens, retry_after=retry_after
         )
+
+
+# Limit changes a run keeps per provider (Run.providers[key]["history"]), the latest ones.
+HISTORY = 200
+
+
+def fold_limit(providers: Mapping[str, Any], data: Mapping[str, Any], at: float) -> dict[str, Any]:
+    """`Run.providers` after a `provider.limit` event: the key's limit, cap and reason now,
+    and its last HISTORY `[at, limit]` changes (the run's timeline draws them). A new dict:
+    the store's thread may be writing the previous one."""
+    key = data["provider"]
+    before = providers.get(key) or {}
+    history = [*before.get("history", []), [at, data.get("limit")]][-HISTORY:]
+    entry = {k: data.get(k) for k in ("limit", "cap", "reason")}
+    return {**providers, key: {**entry, "history": history}}
 
 
 def outcome_of(status: int | None, exc: BaseException | None) -> str:

@@ -361,4 +361,6 @@ export interface RunTimeline {
     max: number | null;
     count: number;
   };
+  /** Each provider's adaptive limit over the window (engine/core/providers.py). */
+  providers?: Record<string, { t: number; limit: number | null }[]>;
 }

@@ -88,3 +88,9 @@ def test_an_item_waiting_for_its_provider_shows_why(app: LocalApp, page: Any) ->
         control(app, "/_sim/release")
     page.wait_for_selector('[data-testid="progress"]:has-text("3/3")', timeout=60_000)
     page.wait_for_selector('[data-testid="run-status"]:has-text("succeeded")')
+    # The timeline draws the provider's limit the run met.
+    page.wait_for_selector('[data-testid="timeline-limit"]', state="attached", timeout=20_000)
+    legend = page.locator('[data-testid="timeline-limits"]').inner_text()
+    assert legend == "api.clearbit.com limit 1"
+    page.locator('[data-testid="timeline"]').scroll_into_view_if_needed()
+    screenshot(page, "provider-limit-timeline")

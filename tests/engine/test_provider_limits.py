@@ -100,6 +100,15 @@ def test_provider_cap_4_on_clearbit_holds_across_two_template_runs(
     client.force_authenticate(owner)
     answer = client.get(f"/api/runs/{runs[0].pk}/").json()
     assert answer["providers"]["api.clearbit.com"]["cap"] == 4
+    # The run's timeline draws the limit it met: from AIMD's start (half the cap) up to 4.
+    timeline = client.get(f"/api/runs/{runs[0].pk}/timeline/").json()
+    line = timeline["providers"]["api.clearbit.com"]
+    assert (
+        line[0]["limit"] == 2
+        and line[-1]["limit"] == answer["providers"]["api.clearbit.com"]["limit"]
+    )
+    assert all(timeline["from"] <= point["t"] <= timeline["to"] for point in line)
+    assert [p["t"] for p in line] == sorted(p["t"] for p in line)
 
 
 def test_a_bad_provider_limits_setting_stops_the_process_at_start() -> None:

@@ -1,7 +1,7 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { bucketAt, timeAt, TimelineView } from "./TimelineView";
+import { bucketAt, limitPath, timeAt, TimelineView } from "./TimelineView";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -62,6 +62,34 @@ describe("TimelineView", () => {
       expect(bars).toHaveLength(3);
       act(() => bars[1].dispatchEvent(new MouseEvent("click", { bubbles: true })));
       expect(onPick).toHaveBeenCalledWith({ minDuration: 1, maxDuration: 2 }, "took 1.00 s–2.00 s");
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
+describe("provider limits on the timeline", () => {
+  const timeline = {
+    started_at: "", from: 0, to: 10, bucket_seconds: 2,
+    concurrency: [0, 1, 2, 3, 4].map((i) => ({ t: 2 * i, in_flight: 4, started: i === 0 ? 4 : 0, finished: i === 4 ? 4 : 0, failed: 0 })),
+    durations: { edges: [0, 1], counts: [4], p50: 1, p95: 1, max: 1, count: 4 },
+    providers: { "api.clearbit.com": [{ t: 0, limit: 10 }, { t: 5, limit: 5 }] },
+  };
+
+  it("draws each provider's limit as a step line on the in-flight scale", () => {
+    // 10 is the chart's top (68 of 70 units), 5 half of it; the line holds to the right edge.
+    expect(limitPath(timeline, timeline.providers["api.clearbit.com"], 10)).toBe("M0.0 2.0 H500.0 V36.0 H1000");
+  });
+
+  it("shows the limit line and its latest value", async () => {
+    vi.stubGlobal("fetch", async () => ({ ok: true, status: 200, text: async () => JSON.stringify(timeline) }));
+    try {
+      act(() => root.render(<TimelineView runId="r2" finished onPick={vi.fn()} />));
+      await flush();
+      const line = container.querySelector('[data-testid="timeline-limit"]');
+      expect(line?.getAttribute("d")).toBe("M0.0 2.0 H500.0 V36.0 H1000");
+      expect(line?.textContent).toBe("api.clearbit.com: adaptive limit 5");
+      expect(container.querySelector('[data-testid="timeline-limits"]')?.textContent).toBe("api.clearbit.com limit 5");
     } finally {
       vi.unstubAllGlobals();
     }

@@ -32,6 +32,15 @@ export function timeAt(data: RunTimeline, fraction: number): number {
   return data.from + Math.max(0, Math.min(1, fraction)) * (data.to - data.from);
 }
 
+/** A provider's limit over the chart as a step line (its value holds until the next change). */
+export function limitPath(data: RunTimeline, points: { t: number; limit: number | null }[], peak: number): string {
+  const span = Math.max(1e-9, data.to - data.from);
+  const x = (t: number) => (Math.max(0, Math.min(1, (t - data.from) / span)) * WIDTH).toFixed(1);
+  const y = (n: number | null) => (CHART_HEIGHT - ((n ?? 0) / Math.max(1, peak)) * (CHART_HEIGHT - 2)).toFixed(1);
+  const steps = points.map((p, i) => (i === 0 ? `M${x(p.t)} ${y(p.limit)}` : `H${x(p.t)} V${y(p.limit)}`));
+  return `${steps.join(" ")} H${WIDTH}`;
+}
+
 export function TimelineView(props: {
   runId: string;
   finished: boolean;
@@ -91,7 +100,10 @@ export function TimelineView(props: {
   }, [runId, zoomKey, finished, itemsVersion]);
 
   if (!data || data.durations.count === 0) return null;
-  const peak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
+  const inFlightPeak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
+  // Provider limits share the chart's scale: calls allowed against items in flight.
+  const limits = Object.entries(data.providers ?? {}).filter(([, points]) => points.length > 0);
+  const peak = Math.max(inFlightPeak, ...limits.flatMap(([, points]) => points.map((p) => p.limit ?? 0)));
   const bw = WIDTH / Math.max(1, data.concurrency.length);
   const zoomed = zoom.from !== undefined || zoom.to !== undefined;
   const hist = data.durations;
@@ -131,8 +143,13 @@ export function TimelineView(props: {
         <strong>Timeline</strong>
         <span className="kr-muted">
           {formatDuration(data.from)}–{formatDuration(data.to)} in {data.concurrency.length} steps of{" "}
-          {formatDuration(data.bucket_seconds)} · up to {peak} in flight in a step
+          {formatDuration(data.bucket_seconds)} · up to {inFlightPeak} in flight in a step
         </span>
+        {limits.length > 0 && (
+          <span className="kr-tl-limit-legend" data-testid="timeline-limits">
+            {limits.map(([key, points]) => `${key} limit ${points[points.length - 1].limit ?? "none"}`).join(" · ")}
+          </span>
+        )}
         {zoomed && (
           <button type="button" className="kr-btn" data-testid="timeline-reset" onClick={() => setZoom({})}>
             Whole run
@@ -164,6 +181,11 @@ export function TimelineView(props: {
             </g>
           );
         })}
+        {limits.map(([key, points]) => (
+          <path key={key} className="kr-tl-limit" data-testid="timeline-limit" d={limitPath(data, points, peak)}>
+            <title>{`${key}: adaptive limit ${points[points.length - 1].limit ?? "none"}`}</title>
+          </path>
+        ))}
         {drag && (
           <rect
             className="kr-tl-select"
