@@ -83,7 +83,11 @@ class LoopBlock(BaseBlock):
         problems: list[tuple[str, str]] = []
         items = config.get("items")
         if isinstance(items, str) and whole_reference(items) is None:
-            problems.append(("items", "items must be one reference, e.g. <webhook.body.leads>"))
+            # No example name: a generic one (`<webhook.body.leads>`) rarely exists in the
+            # workflow at hand; the field's placeholder shows one from its own scope.
+            problems.append(
+                ("items", "items must be one reference to a list: type < to pick one in scope")
+            )
         variable = config.get("variable", "item")
         if not isinstance(variable, str) or not NAME_PATTERN.fullmatch(variable):
             problems.append(("variable", "a variable name is letters, digits and _"))
