@@ -579,3 +579,28 @@ def source(name: str, value: str) -> dict[str, Any]:
         "country": value.upper(),
         "next_holiday": {"name": _phrase(seed, "n"), "date": f"2027-{month:02d}-{day:02d}"},
     }
+
+
+# ------------------------------------------------------------------------ web pages
+# Pages for the web-page summariser template: GET /pages/<slug> answers an HTML article that
+# is a function of the slug alone.
+
+_TOPICS = ("remote work", "battery storage", "urban farming", "open-source funding", "rail travel")
+
+
+def page_title(slug: str) -> str:
+    return f"{_phrase(slug, 'title')}: notes on {_pick(_TOPICS, slug, 'topic')}"
+
+
+def page(slug: str) -> str:
+    """The HTML of page `slug`: a title, a heading and three paragraphs."""
+    title = page_title(slug)
+    paragraphs = "".join(
+        f"<p>{_phrase(slug, f'p{i}a')} meets {_phrase(slug, f'p{i}b').lower()}; "
+        f"{_hash_int(slug, f'n{i}') % 90 + 10} % of readers agree.</p>"
+        for i in range(3)
+    )
+    return (
+        f"<!doctype html><html><head><title>{title}</title></head>"
+        f"<body><article><h1>{title}</h1>{paragraphs}</article></body></html>"
+    )

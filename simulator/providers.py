@@ -267,6 +267,23 @@ def _answer_sources(state: SimulatorState, call: Call) -> web.Response:
     return web.json_response(answers.source(name, value))
 
 
+# ------------------------------------------------------------------------ web pages
+
+
+async def _read_pages(request: web.Request) -> Call:
+    call = await _read_get(request, "sources")
+    call.fields["page"] = request.match_info.get("slug", "")
+    return call
+
+
+def _precheck_pages(call: Call) -> web.Response | None:
+    return None
+
+
+def _answer_pages(state: SimulatorState, call: Call) -> web.Response:
+    return web.Response(text=answers.page(call.fields["page"]), content_type="text/html")
+
+
 PROVIDERS: dict[str, Provider] = {
     "openai": Provider(
         "openai", _read_openai, _precheck_openai, _answer_openai, _openai_failure_body
@@ -281,4 +298,6 @@ PROVIDERS: dict[str, Provider] = {
     "sources": Provider(
         "sources", _read_sources, _precheck_sources, _answer_sources, _lookup_failure_body
     ),
+    # Web pages are served (and counted) as one more public source, on its host.
+    "pages": Provider("sources", _read_pages, _precheck_pages, _answer_pages, _lookup_failure_body),
 }

@@ -26,6 +26,7 @@ PROVIDER_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v2/people", "linkedin"),
     ("POST", "/api/chat.postMessage", "slack"),
     ("GET", "/v1/sources/{name}", "sources"),
+    ("GET", "/pages/{slug}", "pages"),
 )
 
 

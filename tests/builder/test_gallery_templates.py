@@ -25,6 +25,8 @@ def test_the_gallery_has_the_briefs_use_cases() -> None:
         "personalised-emails",
         "contract-analysis",
         "image-batch",
+        "support-triage",
+        "web-summariser",
     }
 
 

@@ -18,7 +18,15 @@ pytestmark = pytest.mark.browser
 
 # The brief's use cases (issue 11) and issue 10's extra patterns; the lead and multi-API
 # templates have browser tests of their own.
-SLUGS = ["nested-fan-out", "map-reduce", "personalised-emails", "contract-analysis", "image-batch"]
+SLUGS = [
+    "nested-fan-out",
+    "map-reduce",
+    "personalised-emails",
+    "contract-analysis",
+    "image-batch",
+    "support-triage",
+    "web-summariser",
+]
 
 
 @pytest.mark.parametrize("slug", SLUGS)

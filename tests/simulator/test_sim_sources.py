@@ -47,3 +47,13 @@ async def test_failures_can_target_one_source(sim: RunningSimulator) -> None:
         assert (await client.get("/v1/sources/news", params={"topic": "x"})).status_code == 503
         ok = await client.get("/v1/sources/rates", params={"base": "usd"})
         assert ok.status_code == 200
+
+
+async def test_pages_are_html_of_their_slug_counted_as_sources(sim: RunningSimulator) -> None:
+    async with httpx.AsyncClient(base_url=sim.base_url) as client:
+        first = await client.get("/pages/solar-roofs")
+        again = await client.get("/pages/solar-roofs")
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+    assert first.text == again.text == answers.page("solar-roofs")
+    assert f"<title>{answers.page_title('solar-roofs')}</title>" in first.text
+    assert sim.control.stats()["requests"]["sources"] == 2
