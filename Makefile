@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/klyntos
 TEST_DATA_DATABASE_URL ?= postgres://root@127.0.0.1:5432/klyntos_data
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup run test bench lint frontend frontend-test
+.PHONY: setup run cluster test bench lint frontend frontend-test
 
 setup: $(STAMP) frontend
 
@@ -37,6 +37,18 @@ $(STAMP): requirements.lock
 
 run: setup
 	KLYNTOS_SANDBOX=$${KLYNTOS_SANDBOX:-1} $(PY) manage.py run_local
+
+# The web process and two workers on PostgreSQL and Redis (DATABASE_URL, DATA_DATABASE_URL,
+# REDIS_URL; the defaults are this machine's local servers). Ctrl-C stops all three.
+CLUSTER_DB ?= postgres://root@127.0.0.1:5432/klyntos
+cluster: setup
+	@export DATABASE_URL=$${DATABASE_URL:-$(CLUSTER_DB)} DATA_DATABASE_URL=$${DATA_DATABASE_URL:-$(CLUSTER_DB)_data} \
+	  REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} KLYNTOS_EXECUTOR=workers KLYNTOS_SANDBOX=$${KLYNTOS_SANDBOX:-1}; \
+	$(PY) manage.py ensure_databases && \
+	trap 'kill 0' INT TERM EXIT; \
+	$(PY) manage.py run_local & sleep 3; \
+	$(PY) manage.py worker --name worker-1 & $(PY) manage.py worker --name worker-2 & \
+	wait
 
 test: setup lint
 	cd frontend && npm test --silent

@@ -237,6 +237,7 @@ class ItemRunSerializer(serializers.ModelSerializer):
             "data",
             "error",
             "failed_block",
+            "worker",
             "started_at",
             "finished_at",
             "duration",

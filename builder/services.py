@@ -33,6 +33,7 @@ from engine.core.validation import (
 )
 from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.store import publish_run_ended, publish_workflow_event
+from engine.submit import submit_run
 
 
 class GraphInvalid(Exception):
@@ -471,12 +472,12 @@ def _replayed(existing: Run, fingerprint: str) -> Run:
 
 
 def run_start(**kwargs: Any) -> tuple[Run, bool]:
-    """Create the run and hand it to the in-process executor once the row is committed."""
-    from engine.runner import executor
-
-    run, created = run_create(**kwargs)
-    if created:
-        transaction.on_commit(lambda: executor.submit(run.pk))
+    """Create the run and hand it to its executor (KLYNTOS_EXECUTOR): the in-process one once
+    the row is committed, or a worker's job deferred in the same transaction."""
+    with transaction.atomic():
+        run, created = run_create(**kwargs)
+        if created:
+            submit_run(run.pk)
     return run, created
 
 
@@ -490,8 +491,6 @@ def run_retry_failed(*, run: Run) -> Run:
     reads the loops (the batch summary) runs again over the whole batch; no succeeded step
     is repeated (engine/memo_rows.memo_for_retry). Started like any run: rate-limited, and
     handed to the executor once committed."""
-    from engine.runner import executor
-
     if run.status not in RETRYABLE:
         raise NothingToRetry(
             "the run has not ended yet"
@@ -513,7 +512,7 @@ def run_retry_failed(*, run: Run) -> Run:
             retry_of=run,
         )
         transaction.on_commit(lambda: _announce(run.workflow_id, retry.pk))
-        transaction.on_commit(lambda: executor.submit(retry.pk))
+        submit_run(retry.pk)
     return retry
 
 

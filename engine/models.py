@@ -113,6 +113,8 @@ class ItemRun(models.Model):
     data = models.JSONField(null=True)
     error = models.TextField(blank=True)
     failed_block = models.CharField(max_length=100, blank=True)
+    # The process that ran the item (host:pid): which worker, when several share the runs.
+    worker = models.CharField(max_length=120, blank=True)
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
     duration = models.FloatField(null=True)

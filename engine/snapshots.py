@@ -43,6 +43,7 @@ ITEM_FIELDS = (
     "data",
     "error",
     "failed_block",
+    "worker",
     "started_at",
     "finished_at",
     "duration",

@@ -36,6 +36,7 @@ ITEM_FIELDS = [
     "data",
     "error",
     "failed_block",
+    "worker",
     "started_at",
     "finished_at",
     "duration",
@@ -109,6 +110,8 @@ class RunStore:
         # The execution's lease (engine/leases.py): every write renews it, and a run whose
         # lease went to another process is that process's to write from then on.
         self.lease_owner = lease_owner
+        # host:pid of the executing process, recorded on the items it runs.
+        self.worker = lease_owner.rsplit(":", 1)[0] if lease_owner else ""
         self.workflow_id = workflow_id
         self._workflow_noticed = float("-inf")
         self.interval = interval
@@ -345,7 +348,9 @@ class RunStore:
                         parent_key=data.get("parent") or "",
                         index=data["index"],
                         data=data.get("data"),
-                        started_at=_when(event.at),
+                        # An item done before keeps its own start (memo.DoneItem).
+                        started_at=_when(data.get("started_at") or event.at),
+                        worker=data.get("worker", self.worker),
                     )
                 else:
                     if "started_at" not in row:  # never started (skipped by a circuit breaker)
@@ -359,7 +364,7 @@ class RunStore:
                         status=ITEM_ENDS.get(kind, "failed"),
                         error=data.get("error") or "",
                         failed_block=data.get("block") or "",
-                        finished_at=_when(event.at),
+                        finished_at=_when(data.get("finished_at") or event.at),
                         duration=data.get("duration"),
                     )
                 items[row["key"]] = row
@@ -680,6 +685,7 @@ def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
         "data": None,
         "error": "",
         "failed_block": "",
+        "worker": "",
         "started_at": None,
         "finished_at": None,
         "duration": None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("KLYNTOS_DATA_DIR", BASE_DIR / ".data"))
@@ -104,6 +105,25 @@ DATABASES = {"default": _database(DATABASE_URL), "data": _database(DATA_DATABASE
 if any(db["ENGINE"].endswith("sqlite3") for db in DATABASES.values()):
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_ROUTERS = ["leads.routers.DataRouter"]
+ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Who executes runs: `inline` (the embedded default: the web process, on its own loop
+# thread) or `workers` (Procrastinate jobs in PostgreSQL, executed by `manage.py worker`
+# processes on any machine; the web process executes nothing).
+KLYNTOS_EXECUTOR = os.environ.get("KLYNTOS_EXECUTOR", "inline")
+if KLYNTOS_EXECUTOR not in {"inline", "workers"}:
+    raise ImproperlyConfigured(
+        f"KLYNTOS_EXECUTOR must be 'inline' or 'workers', not {KLYNTOS_EXECUTOR!r}"
+    )
+if KLYNTOS_EXECUTOR == "workers" and not ON_POSTGRESQL:
+    raise ImproperlyConfigured(
+        "KLYNTOS_EXECUTOR=workers needs PostgreSQL (DATABASE_URL=postgres://…): the job queue"
+        " lives there"
+    )
+# The job queue (Procrastinate) is installed wherever PostgreSQL is; SQLite has no use for it.
+if ON_POSTGRESQL:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("engine"), "procrastinate.contrib.django")
+PROCRASTINATE_IMPORT_PATHS = ["engine.jobs"]
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = ""
 # Each owner's workflow data lives apart (`leads/owner_data.py`): on PostgreSQL a schema and
 # a login role per owner in the data database (DATA_DATABASE_URL's user provisions them, so
 # it needs CREATEROLE; as a superuser it also closes the cluster catalogs), role passwords

@@ -167,7 +167,18 @@ async def run_loop(
         started = time.monotonic()
         begun.add(index)
         counts["running"] += 1
-        bus.emit("item.started", item=key, loop=block.id, parent=frame.key, index=index, data=item)
+        # An item that succeeded before (resumed run, retry) keeps who ran it and when.
+        done = executor.memo.take_done(key)
+        extra = {"worker": done.worker, "started_at": done.started_at} if done else {}
+        bus.emit(
+            "item.started",
+            item=key,
+            loop=block.id,
+            parent=frame.key,
+            index=index,
+            data=item,
+            **extra,
+        )
         progress()  # so `running` counts items in flight, not only finished ones
         sizes = SizeMeter(executor.options.max_output_bytes, "the block's output")
         try:
@@ -214,13 +225,12 @@ async def run_loop(
                 with contextlib.suppress(BlockError):  # too big: the loop's check says so
                     outer_sizes.remember(entry, sizes.measure(entry))
             results[index] = prune(entry, need)
-            bus.emit(
-                "item.finished",
-                item=key,
-                loop=block.id,
-                index=index,
-                duration=time.monotonic() - started,
-            )
+            duration = time.monotonic() - started
+            if done is not None and done.duration is not None and done.started_at is not None:
+                extra = {"duration": done.duration, "finished_at": done.started_at + done.duration}
+            else:
+                extra = {"duration": duration}
+            bus.emit("item.finished", item=key, loop=block.id, index=index, **extra)
             progress()
             return True
 

@@ -32,11 +32,22 @@ class ItemFailure:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class DoneItem:
+    """An item that succeeded before: who ran it and when, which its row keeps saying."""
+
+    worker: str = ""
+    started_at: float | None = None  # epoch seconds
+    duration: float | None = None
+
+
 @dataclass
 class Memo:
     steps: dict[tuple[str, str], StoredStep] = field(default_factory=dict)
     # Items whose failure stands (resume); a retry leaves this empty.
     failures: dict[str, ItemFailure] = field(default_factory=dict)
+    # Items that succeeded before, by key.
+    done: dict[str, DoneItem] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.steps or self.failures)
@@ -46,6 +57,9 @@ class Memo:
 
     def take_failure(self, item_key: str) -> ItemFailure | None:
         return self.failures.pop(item_key, None)
+
+    def take_done(self, item_key: str) -> DoneItem | None:
+        return self.done.pop(item_key, None)
 
     @property
     def size(self) -> int:

@@ -109,6 +109,7 @@ async def test_a_graceful_stop_gives_the_run_back_and_a_resume_repeats_no_call(
     assert not await ItemRun.objects.filter(run_id=run.pk, status="running").aexists()
     assert not await StepRun.objects.filter(run_id=run.pk, block_id="after").aexists()
     assert run.pk in await sync_to_async(leases.resumable)()
+    first = await ItemRun.objects.aget(run_id=run.pk, key="loop[0]")
 
     await execute_run(run.pk)  # the next start
     resumed = await Run.objects.aget(pk=run.pk)
@@ -117,6 +118,14 @@ async def test_a_graceful_stop_gives_the_run_back_and_a_resume_repeats_no_call(
     assert resumed.started_at == stopped.started_at  # one run, started once
     assert resumed.outputs["loop"]["succeeded"] == ITEMS
     assert resumed.outputs["after"]["status"] == 200
+    # An item done before the stop keeps when and where it ran.
+    again = await ItemRun.objects.aget(run_id=run.pk, key="loop[0]")
+    assert (again.started_at, again.duration, again.worker) == (
+        first.started_at,
+        first.duration,
+        first.worker,
+    )
+    assert first.worker and first.duration is not None
     # No call was made twice: every in-flight item finished before the stop.
     assert calls_by_domain(simulator, "clearbit") == {f"d{i}.io": 1 for i in range(ITEMS)}
     people = calls_by_domain(simulator, "linkedin")

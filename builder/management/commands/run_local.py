@@ -64,15 +64,18 @@ class Command(BaseCommand):
         # Schedule triggers fire from this process (one run per tick, whatever else runs one).
         scheduler = Scheduler().start()
         # Runs an earlier process left unfinished (killed, or stopped past its drain time)
-        # go on from their stored rows: now, and whenever a lease runs out later.
-        resumer = Resumer().start()
+        # go on from their stored rows: now, and whenever a lease runs out later. With
+        # KLYNTOS_EXECUTOR=workers this process executes nothing: the workers do that.
+        inline = settings.KLYNTOS_EXECUTOR == "inline"
+        resumer = Resumer().start() if inline else None
         try:
             # The server stops on SIGTERM and Ctrl-C (it handles both) and returns here.
             call_command("runserver", addr, use_reloader=False)
         finally:
             scheduler.stop()
-            resumer.stop()
-            self.drain()
+            if resumer is not None:
+                resumer.stop()
+                self.drain()
             if simulator:
                 simulator.terminate()
 

@@ -1,0 +1,22 @@
+"""Runs as jobs (KLYNTOS_EXECUTOR=workers): starting a run defers a `klyntos.run` job in the
+transaction that creates the Run row (engine/submit.py), and `manage.py worker` processes on
+any machine execute them. A job hands its run to the worker's in-process executor, so a run
+executes exactly as it does inline: it claims its lease first (engine/leases.py), and a
+worker that dies leaves a lease that runs out and a job that stalls — another worker resumes
+the run from its rows, and retries the stalled job (which then finds the run held or ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from procrastinate.contrib.django import app
+
+QUEUE = "klyntos-runs"
+
+
+@app.task(name="klyntos.run", queue=QUEUE)
+async def run_job(run_id: str) -> None:
+    from engine.runner import executor
+
+    await asyncio.wrap_future(executor.submit(run_id))
