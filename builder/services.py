@@ -512,6 +512,10 @@ def run_retry_failed(*, run: Run) -> Run:
             retry_of=run,
         )
         transaction.on_commit(lambda: _announce(run.workflow_id, retry.pk))
+        # The source run's summary changed too (its `retries`): open editors read it again.
+        transaction.on_commit(
+            lambda: async_to_sync(publish_workflow_event)(run.workflow_id, "run.progress", run.pk)
+        )
         submit_run(retry.pk)
     return retry
 

@@ -75,6 +75,12 @@ def run_summary(run: Run) -> dict[str, Any]:
         "workflow_version": run.version.number,
         "status": run.status,
         "trigger": run.trigger,
+        "draft": bool((run.options or {}).get("draft")),
+        "retry_of": str(run.retry_of_id) if run.retry_of_id else None,
+        "retries": [
+            str(pk) for pk in run.retries.order_by("created_at").values_list("pk", flat=True)
+        ],
+        "resumes": run.resumes,
         "progress": run.progress,
         "error": trim_text(run.error, RUN_ERROR_CHARS),
         "created_at": _iso(run.created_at),
@@ -82,6 +88,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
         "duration": duration,
         "last_seq": run.last_seq,
+        "providers": run.providers,
     }
 
 

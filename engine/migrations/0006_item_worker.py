@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0004_run_leases_and_retries'),
+        ('engine', '0005_run_leases_and_retries'),
     ]
 
     operations = [
