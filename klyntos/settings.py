@@ -294,6 +294,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Request lines carry full URLs (query strings included): not for INFO logs.
         "httpx": {"level": "WARNING"},
+        # The job queue says it loaded its tasks at every start of every command.
+        "procrastinate.blueprints": {"level": "WARNING"},
     },
 }
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -89,6 +90,8 @@ ADMIN_MODELS = {
     "leads.personalisedemail",
     "leads.imagedescription",
 }
+if settings.ON_POSTGRESQL:  # the job queue's admin (KLYNTOS_EXECUTOR=workers), staff only
+    ADMIN_MODELS.add("procrastinate.procrastinatejob")
 
 
 def url_conf_routes() -> Iterator[tuple[str, URLPattern]]:

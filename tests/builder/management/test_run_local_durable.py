@@ -158,9 +158,11 @@ def test_kill_9_halfway_then_start_again_finishes_the_same_run(
     assert run == {**run, "status": "succeeded", "succeeded": LEADS, "failed": 0, "resumes": 1}
     assert stored_leads(tmp_path) == LEADS
     assert calls(simulator, "slack") == 1
-    # Only the calls in flight at the kill (the loop's cap's worth) were made again.
-    assert LEADS <= calls(simulator, "clearbit") <= LEADS + CAP
-    assert LEADS <= calls(simulator, "linkedin") <= LEADS + CAP
+    # Made again: the calls in flight at the kill (the loop's cap's worth) and those that
+    # ended in the store's last unwritten batch (it writes every 100 ms; up to a
+    # cap's worth more at this latency): at least once, never the whole batch again.
+    assert LEADS <= calls(simulator, "clearbit") <= LEADS + 2 * CAP
+    assert LEADS <= calls(simulator, "linkedin") <= LEADS + 2 * CAP
 
 
 @pytest.mark.django_db
