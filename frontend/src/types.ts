@@ -279,6 +279,8 @@ export interface ItemState {
   status: ItemStatus;
   error: string;
   failed_block: string;
+  /** The process that ran it (host:pid): which worker, when several share the runs. */
+  worker?: string;
   started_at: string | null;
   finished_at: string | null;
   duration: number | null;

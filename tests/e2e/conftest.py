@@ -101,7 +101,9 @@ def start_local_app(
         process.terminate()
         raise AssertionError(f"the app did not start:\n{output}")
     password = re.search(r"user: admin\s+password: (\S+)", output)
-    assert password or restart, output
+    if not (password or restart):
+        process.terminate()  # never leave a server behind a failed start
+        raise AssertionError(f"no login was printed:\n{output}")
     # Keep reading: the server logs every request, and once the pipe is full its next log
     # write blocks the server's event loop (the whole app freezes).
     threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()

@@ -16,7 +16,7 @@ function item(index: number): ItemState {
   return {
     key: `loop[${index}]`, loop_block: "loop", parent_key: "", index, status: index % 10 === 7 ? "failed" : "succeeded",
     error: index % 10 === 7 ? "boom" : "", failed_block: index % 10 === 7 ? "agent" : "", started_at: null,
-    finished_at: null, duration: 0.5, data: { name: `lead ${index}` },
+    finished_at: null, duration: 0.5, data: { name: `lead ${index}` }, worker: `host-${index % 2}:${4000 + (index % 2)}`,
   };
 }
 
@@ -66,6 +66,9 @@ describe("ItemTable", () => {
     const first = rows();
     expect(first.length).toBeLessThanOrEqual(Math.ceil(320 / ROW_HEIGHT) + 2 * OVERSCAN + 1);
     expect(first[0].dataset.itemKey).toBe("loop[0]");
+    // Which worker ran each item (KLYNTOS_EXECUTOR=workers), in a column of its own.
+    expect(first[0].querySelector('[data-testid="item-worker"]')?.textContent).toBe("host-0:4000");
+    expect(first[1].querySelector('[data-testid="item-worker"]')?.textContent).toBe("host-1:4001");
     expect(calls).toHaveLength(1); // one page of 200 covers the view
     const space = container.querySelector<HTMLElement>(".kr-vspace")!;
     expect(space.style.height).toBe(`${N * ROW_HEIGHT}px`);

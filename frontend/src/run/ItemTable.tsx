@@ -63,6 +63,9 @@ const Row = memo(function Row(props: {
       <span role="cell" className="kr-num" data-testid="item-cost" title={row.tokens ? formatTokens(row.tokens) : undefined}>
         {row.tokens ? (row.cost_usd === null ? "no price" : formatUsd(row.cost_usd)) : ""}
       </span>
+      <span role="cell" className="kr-worker-cell" data-testid="item-worker" title={row.worker}>
+        {row.worker ?? ""}
+      </span>
       <span role="cell" className="kr-err-cell" title={error}>
         {error}
       </span>
@@ -164,6 +167,7 @@ export function ItemTable(props: {
           <span role="columnheader">Status</span>
           <span role="columnheader">Duration</span>
           <span role="columnheader" title="the item's own LLM calls: tokens × price">Cost</span>
+          <span role="columnheader" title="the process that ran the item (host:pid)">Worker</span>
           <span role="columnheader">Error</span>
         </div>
         <div className="kr-vscroll" ref={scroller} onScroll={onScroll} data-testid="item-scroll">

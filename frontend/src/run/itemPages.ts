@@ -19,6 +19,8 @@ export interface ItemRowView {
   duration: number | null;
   error: string;
   failed_block: string;
+  /** host:pid of the process that ran it. */
+  worker?: string;
   /** Its own steps' LLM tokens and USD (null: no price); undefined until a page says. */
   tokens?: number;
   cost_usd?: number | null;
@@ -37,6 +39,7 @@ export function toRowView(item: ItemState): ItemRowView {
     duration: item.duration,
     error: item.error ? item.error.slice(0, ERROR_CHARS) : "",
     failed_block: item.failed_block,
+    worker: item.worker,
     tokens: item.tokens,
     cost_usd: item.cost_usd,
   };
