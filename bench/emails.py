@@ -110,6 +110,10 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "llm_calls": stats["requests"]["openai"],
         "peak_in_flight": stats["peak_in_flight"]["openai"],
         "peak_rss_mb": round(measured.peak_rss / 2**20, 1),
+        # Where the wall went: the run's start to its last item's end, and from there to its
+        # final status (the stored rows' clock).
+        "items_s": _seconds(measured.row, "started_at", "last_item_at"),
+        "tail_s": _seconds(measured.row, "last_item_at", "finished_at"),
         # CPU the CLI process used (start-up included): wall cannot beat it on a busy machine.
         "cli_cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
     }
@@ -120,6 +124,12 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         and result["peak_in_flight"] == c
     )
     return result
+
+
+def _seconds(row: dict[str, Any], start: str, end: str) -> float | None:
+    if row.get(start) is None or row.get(end) is None:
+        return None
+    return round(float(row[end]) - float(row[start]), 3)
 
 
 def summary(result: dict[str, Any]) -> str:
