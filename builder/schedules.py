@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from engine.core.cron import CronError, Schedule
+from engine.polling import Poller
 
 if TYPE_CHECKING:
     from builder.models import Workflow
@@ -120,31 +120,15 @@ def _fire(pk: int, now: dt.datetime) -> Run | None:
     return run if created else None
 
 
-class Scheduler:
+class Scheduler(Poller):
     """Looks for due schedules every KLYNTOS_SCHEDULER_POLL_SECONDS on a thread of its own
     (`make run` starts one; `manage.py scheduler` runs one in any other process)."""
 
+    name = "klyntos-scheduler"
+    what = "scheduler's look for due schedules"
+
     def __init__(self, poll_seconds: float | None = None) -> None:
-        self.poll = poll_seconds or settings.KLYNTOS_SCHEDULER_POLL_SECONDS
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
+        super().__init__(poll_seconds or settings.KLYNTOS_SCHEDULER_POLL_SECONDS)
 
-    def start(self) -> Scheduler:
-        self.thread = threading.Thread(target=self.serve, name="klyntos-scheduler", daemon=True)
-        self.thread.start()
-        return self
-
-    def serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                fire_due()
-            except Exception:  # a database hiccup must not end the schedules
-                log.exception("the scheduler's look for due schedules failed")
-            finally:
-                connections.close_all()
-            self.stopping.wait(self.poll)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
+    def look(self) -> None:
+        fire_due()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from django.conf import settings
-from django.db import connections
 
 from engine import leases
+from engine.polling import Poller
 
 log = logging.getLogger(__name__)
 
@@ -25,31 +24,15 @@ def resume_interrupted(limit: int = 100) -> int:
     return len(found)
 
 
-class Resumer:
+class Resumer(Poller):
     """Looks for interrupted runs at start and every KLYNTOS_RUN_RESUME_POLL_SECONDS, on a
-    thread of its own (`make run` starts one; so does every worker)."""
+    thread of its own (`make run` starts one)."""
+
+    name = "klyntos-resumer"
+    what = "look for interrupted runs"
 
     def __init__(self, poll_seconds: float | None = None) -> None:
-        self.poll = poll_seconds or settings.KLYNTOS_RUN_RESUME_POLL_SECONDS
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
+        super().__init__(poll_seconds or settings.KLYNTOS_RUN_RESUME_POLL_SECONDS)
 
-    def start(self) -> Resumer:
-        self.thread = threading.Thread(target=self.serve, name="klyntos-resumer", daemon=True)
-        self.thread.start()
-        return self
-
-    def serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                resume_interrupted()
-            except Exception:  # a database hiccup must not end the look-out
-                log.exception("the look for interrupted runs failed")
-            finally:
-                connections.close_all()
-            self.stopping.wait(self.poll)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
+    def look(self) -> None:
+        resume_interrupted()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from typing import Any
@@ -42,8 +43,6 @@ class Command(BaseCommand):
             raise CommandError("workers need PostgreSQL: set DATABASE_URL=postgres://…")
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
-        import os
-
         name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stdout.write(f"worker {name}: executing runs, {concurrency} at a time (Ctrl-C stops)")
         self.stdout.flush()
