@@ -20,3 +20,17 @@ async def run_job(run_id: str) -> None:
     from engine.runner import executor
 
     await asyncio.wrap_future(executor.submit(run_id))
+
+
+# Chunks of a distributed loop (engine/distribute.py) have a queue of their own, taken by a
+# worker's own share of job slots: a coordinator waiting for its chunks never holds the slot
+# a chunk needs.
+CHUNK_QUEUE = "klyntos-chunks"
+CHUNK_TASK = "klyntos.loop_chunk"
+
+
+@app.task(name=CHUNK_TASK, queue=CHUNK_QUEUE)
+async def chunk_job(chunk_id: int) -> None:
+    from engine.runner import executor
+
+    await asyncio.wrap_future(executor.submit_chunk(chunk_id))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from engine.core.graph import Graph
 from engine.core.memo import DoneItem, ItemFailure, Memo, StoredStep, downstream_of_loops
 from engine.models import ItemRun, StepRun
@@ -11,9 +13,12 @@ from engine.models import ItemRun, StepRun
 CHUNK = 2000
 
 
-def _steps(run_id: Any, skip: set[str]) -> dict[tuple[str, str], StoredStep]:
+def _steps(
+    run_id: Any, skip: set[str], where: Q | None = None
+) -> dict[tuple[str, str], StoredStep]:
     rows = (
         StepRun.objects.filter(run_id=run_id, status="succeeded", redacted=False)
+        .filter(where or Q())
         .exclude(block_id__in=skip)
         .values_list("item_key", "block_id", "output", "attempts", "usage", "duration")
         .order_by()
@@ -24,8 +29,8 @@ def _steps(run_id: Any, skip: set[str]) -> dict[tuple[str, str], StoredStep]:
     }
 
 
-def _done(run_id: Any) -> dict[str, DoneItem]:
-    rows = ItemRun.objects.filter(run_id=run_id, status="succeeded").values_list(
+def _done(run_id: Any, where: Q | None = None) -> dict[str, DoneItem]:
+    rows = ItemRun.objects.filter(where or Q(), run_id=run_id, status="succeeded").values_list(
         "key", "worker", "started_at", "duration"
     )
     return {
@@ -42,14 +47,43 @@ def memo_for_resume(run_id: Any, graph: Graph) -> Memo:
     """Everything the run stored as done stays done: succeeded steps are reused, recorded
     item failures stand; items in flight at the stop restart from their first unfinished
     step, items never started start."""
-    failures = {
+    return Memo(_steps(run_id, _loops(graph)), _failures(run_id), _done(run_id))
+
+
+def _failures(run_id: Any, where: Q | None = None) -> dict[str, ItemFailure]:
+    return {
         key: ItemFailure(block or None, error)
-        for key, block, error in ItemRun.objects.filter(run_id=run_id, status="failed")
+        for key, block, error in ItemRun.objects.filter(
+            where or Q(), run_id=run_id, status="failed"
+        )
         .values_list("key", "failed_block", "error")
         .order_by()
         .iterator(CHUNK)
     }
-    return Memo(_steps(run_id, _loops(graph)), failures, _done(run_id))
+
+
+def memo_for_loop(run_id: Any, graph: Graph, loop_name: str) -> Memo:
+    """What a distributed loop's chunks did: every item's succeeded steps, failures and done
+    items (the items' keys all start with the loop's name at the top level)."""
+    within = Q(item_key__startswith=f"{loop_name}[")
+    items = Q(key__startswith=f"{loop_name}[")
+    found = _steps(run_id, _loops(graph), within)
+    return Memo(found, _failures(run_id, items), _done(run_id, items))
+
+
+def memo_for_chunk(run_id: Any, graph: Graph, item_keys: list[str], again: bool) -> Memo:
+    """A chunk's memo: the top-level steps it starts from and — when the chunk ran before
+    (`again`) — what its own items did (they and their inner loops' items)."""
+    steps = Q(item_key="")
+    items = Q(pk__in=[])
+    if again:
+        for key in item_keys:
+            steps |= Q(item_key=key) | Q(item_key__startswith=f"{key}/")
+            items |= Q(key=key) | Q(key__startswith=f"{key}/")
+    found = _steps(run_id, _loops(graph), steps)
+    if not again:
+        return Memo(found)
+    return Memo(found, _failures(run_id, items), _done(run_id, items))
 
 
 def memo_for_retry(source_id: Any, graph: Graph) -> Memo:

@@ -155,3 +155,46 @@ class StepRun(models.Model):
                 fields=["run", "item_key", "block_id"], name="unique_step_per_item"
             )
         ]
+
+
+class LoopChunk(models.Model):
+    """One slice of a loop's items, executed as a job on any worker (engine/distribute.py).
+
+    The run's executor (the coordinator) creates a loop's chunks and defers their jobs in one
+    transaction, then waits for every chunk to be `done`: the fan-in is these rows, counted
+    in the database, so a failed item (terminal like any other) never blocks it. A chunk is
+    executed under a lease like a run; one whose lease ran out, or that was given back by a
+    stopping worker, is deferred again by the coordinator and resumes from its items' rows.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"  # its job is deferred
+        RUNNING = "running"  # a worker holds its lease
+        RELEASED = "released"  # given back unfinished (a graceful stop): to be deferred again
+        DONE = "done"  # every item of it is terminal and stored
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
+    loop_block = models.CharField(max_length=100)
+    number = models.IntegerField()
+    # Its items' indexes, in the loop's dispatch order (engine/core/loop.dispatch_order).
+    indexes = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires = models.DateTimeField(null=True)
+    worker = models.CharField(max_length=120, blank=True)
+    executions = models.IntegerField(default=0)
+    error = models.TextField(blank=True)  # why its last execution ended without finishing
+    # The chunk's item counts as its executor stored them (the coordinator's live progress).
+    succeeded = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    not_started = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "loop_block", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "loop_block", "number"], name="unique_chunk_per_loop"
+            )
+        ]

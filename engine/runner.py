@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,29 +146,24 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             start_seq=spec.last_seq,
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
-        options = RunOptions(
-            sequential=bool(spec.options.get("sequential")),
-            max_concurrent=spec.options.get("max_concurrent"),
-            block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
-            max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
-            retry=retry_policy(),
-        )
-        data = await data_pools().lease(spec.data)
-        try:
-            # Every call this run makes says one more run led to it (webhook-to-self recursion).
-            services = build_services(data, call_depth=int(spec.options.get("call_depth") or 0) + 1)
-        except BaseException:
-            await data.aclose()
-            raise
+        services = await run_services(spec)
+        distributor = None
+        if settings.KLYNTOS_EXECUTOR == "workers":  # big loops go out to the workers in chunks
+            from engine.distribute import WorkerDistributor
+
+            distributor = WorkerDistributor(run_id, spec.graph, store)
         engine = Executor(
             spec.graph,
             REGISTRY,
             bus=EventBus(sink, redactor, start_seq=spec.last_seq),
             services=services,
             env=spec.env,
-            options=options,
+            options=run_options(spec),
             memo=spec.memo,
+            distributor=distributor,
         )
+        if distributor is not None:
+            distributor.engine = engine
         spec.memo = None  # the executor takes its entries out as it uses them
         executor.started(engine)
         store.start()
@@ -202,6 +197,27 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             except asyncio.CancelledError:
                 await closing  # cancelled again while closing: the end must still be recorded
                 raise
+
+
+def run_options(spec: RunSpec) -> RunOptions:
+    return RunOptions(
+        sequential=bool(spec.options.get("sequential")),
+        max_concurrent=spec.options.get("max_concurrent"),
+        block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
+        max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
+        retry=retry_policy(),
+    )
+
+
+async def run_services(spec: RunSpec) -> Services:
+    """The run's services on the owner's leased data connection."""
+    data = await data_pools().lease(spec.data)
+    try:
+        # Every call this run makes says one more run led to it (webhook-to-self recursion).
+        return build_services(data, call_depth=int(spec.options.get("call_depth") or 0) + 1)
+    except BaseException:
+        await data.aclose()
+        raise
 
 
 def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -266,6 +282,12 @@ class InProcessExecutor:
         self._finished: dict[str, threading.Event] = {}
         self.stopping = False
         self._freezer = GcFreezer()  # short full GC passes while runs hold millions of objects
+        self.chunk_items: asyncio.Semaphore | None = None
+
+    def limit_chunk_items(self, count: int) -> None:
+        """At most `count` items of distributed loops' chunks in flight in this process (a
+        worker's `--concurrency`): what one worker takes on, whatever the loops' caps."""
+        self.chunk_items = asyncio.Semaphore(count)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -324,22 +346,33 @@ class InProcessExecutor:
         return left
 
     def submit(self, run_id: Any) -> concurrent.futures.Future[None]:
-        finished = threading.Event()  # set when the run's coroutine has really returned
+        return self._submit(str(run_id), lambda: execute_run(run_id))
+
+    def submit_chunk(self, chunk_id: int) -> concurrent.futures.Future[None]:
+        """A chunk of a distributed loop's items (engine/distribute.py)."""
+        from engine.distribute import execute_chunk
+
+        return self._submit(f"chunk:{chunk_id}", lambda: execute_chunk(chunk_id))
+
+    def _submit(
+        self, key: str, execute: Callable[[], Coroutine[Any, Any, None]]
+    ) -> concurrent.futures.Future[None]:
+        finished = threading.Event()  # set when the coroutine has really returned
 
         async def execution() -> None:
             try:
-                await self._freezer.around(execute_run(run_id))
+                await self._freezer.around(execute())
             finally:
                 finished.set()
 
         future = asyncio.run_coroutine_threadsafe(execution(), self._ensure_loop())
-        self._futures[str(run_id)] = future
-        self._finished[str(run_id)] = finished
+        self._futures[key] = future
+        self._finished[key] = finished
 
         def forget(_: Any) -> None:
-            self._futures.pop(str(run_id), None)
+            self._futures.pop(key, None)
             if finished.is_set():
-                self._finished.pop(str(run_id), None)
+                self._finished.pop(key, None)
 
         future.add_done_callback(forget)
         return future

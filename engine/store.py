@@ -184,6 +184,12 @@ class RunStore:
             await loop.run_in_executor(self._thread, connections.close_all)
             self._thread.shutdown(wait=True)
 
+    async def flush(self) -> None:
+        """Store every event so far, and wait until every batch handed over is written."""
+        await self._flush()
+        # The store thread writes batches in order: a no-op behind them ends after them.
+        await asyncio.get_running_loop().run_in_executor(self._thread, lambda: None)
+
     async def suspend(self) -> None:
         """Store what is left and give the run back unfinished (a graceful stop): no end is
         written; the next process that looks resumes the run from these rows."""
@@ -253,7 +259,7 @@ class RunStore:
             return bool(self._live().update(lease_expires=leases.expiry()))
         return self._live().exists()
 
-    def _live(self) -> QuerySet[Run]:
+    def _live(self) -> QuerySet[Any]:
         """The run row while this execution may still write it."""
         if self.lease_owner:
             return leases.held(self.run_id, self.lease_owner)
@@ -512,11 +518,13 @@ class RunStore:
                     unique_fields=["run", "item_key", "block_id"],
                     update_fields=STEP_FIELDS,
                 )
-            run = delta["run"]
-            if self.lease_owner:
-                run = {**run, "lease_expires": leases.expiry()}
-            updated = self._live().update(**run)
-        return bool(updated)
+            return self._write_run(delta["run"])
+
+    def _write_run(self, run: dict[str, Any]) -> bool:
+        """The run row's part of a batch (in its transaction); False when no longer ours."""
+        if self.lease_owner:
+            run = {**run, "lease_expires": leases.expiry()}
+        return bool(self._live().update(**run))
 
     def _write_last(
         self, delta: dict[str, Any] | None, values: dict[str, Any]

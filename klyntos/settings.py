@@ -230,6 +230,13 @@ KLYNTOS_DRAIN_SECONDS = float(os.environ.get("KLYNTOS_DRAIN_SECONDS", "30"))
 # (its process was killed) is resumed by the first process that looks, every POLL seconds.
 KLYNTOS_RUN_LEASE_SECONDS = float(os.environ.get("KLYNTOS_RUN_LEASE_SECONDS", "30"))
 KLYNTOS_RUN_RESUME_POLL_SECONDS = float(os.environ.get("KLYNTOS_RUN_RESUME_POLL_SECONDS", "5"))
+# On workers, a top-level loop of more items than this is spread over the workers in chunks
+# of this many items (jobs of their own); the run's executor looks at its chunks every POLL
+# seconds (live progress, chunks of dead workers deferred again).
+KLYNTOS_LOOP_CHUNK_SIZE = int(os.environ.get("KLYNTOS_LOOP_CHUNK_SIZE", "50"))
+if not 1 <= KLYNTOS_LOOP_CHUNK_SIZE <= 100_000:
+    raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000")
+KLYNTOS_CHUNK_POLL_SECONDS = float(os.environ.get("KLYNTOS_CHUNK_POLL_SECONDS", "0.5"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))

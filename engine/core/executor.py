@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.bounded import stored_output
+from engine.core.distribution import ChunkSpan, Distributor
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
@@ -82,6 +83,8 @@ class Executor:
         env: Mapping[str, str] | None = None,
         options: RunOptions | None = None,
         memo: Memo | None = None,
+        distributor: Distributor | None = None,
+        item_gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.graph = graph
         self.registry = registry
@@ -93,6 +96,10 @@ class Executor:
         self.failed_items = 0
         # What an earlier execution of this run (or the run a retry repeats) already did.
         self.memo = memo or Memo()
+        # Spreads big top-level loops over workers (engine/core/distribution.py), if any.
+        self.distributor = distributor
+        # Held by each loop item while it runs: what the process takes on (a worker's share).
+        self.item_gate = item_gate
         self.reused_steps = 0
         # Set by `interrupt()`: loops start no more items, the run ends as Interrupted.
         self.stopping = False
@@ -130,6 +137,35 @@ class Executor:
         events): the editor's "test this block" (engine/core/single_step.py)."""
         self.trigger_input = trigger_input
         return await self.run_block(block, scope, TOP)
+
+    async def run_chunk(self, span: ChunkSpan, trigger_input: Any) -> None:
+        """One chunk of a distributed loop: its items only, in the scope the coordinator's
+        top-level steps made (their stored outputs, in the memo). Nothing else runs: the
+        loop's own step, its composition and the blocks after it are the coordinator's."""
+        from engine.core.loop import run_loop
+
+        self.trigger_input = trigger_input
+        block = self.graph.block(span.block_id)
+        scope = Scope({"env": self.env})
+        for block_id in self.top_upstream(block.id):
+            before = self.graph.block(block_id)
+            stored = self.memo.take_step("", block_id)
+            if stored is None:
+                raise StepFailed(block, f"'{before.name}' has no stored output to start from")
+            scope.set(before.name, stored.output)
+        await run_loop(self, block, scope, TOP, span=span)
+
+    def top_upstream(self, block_id: str) -> set[str]:
+        """Every top-level block that `block_id` waits for, directly or not."""
+        predecessors = self._predecessors[None]
+        upstream: set[str] = set()
+        frontier = list(predecessors[block_id])
+        while frontier:
+            found = frontier.pop()
+            if found not in upstream:
+                upstream.add(found)
+                frontier.extend(predecessors[found])
+        return upstream
 
     async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
         """Run the blocks directly under `parent`; the first failure cancels the rest."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.core.distribution import ChunkSpan
 from engine.core.errors import BlockError
 from engine.core.expressions import compile_expression, search, search_async
 from engine.core.give_way import give_way
@@ -87,9 +88,32 @@ def dispatch_order(
     return order
 
 
+def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int, cap: int) -> bool:
+    """Whether this loop's items go out in chunks to other workers: a top-level loop, when a
+    distributor wants it, whose settings hold per item rather than across the batch (a
+    fail-fast stop, a breaker and adaptive concurrency count the batch's outcomes as they
+    happen, so those loops run on the coordinator), and whose chunks can rebuild its scope
+    from stored outputs (a loop's stored output keeps counts, not results)."""
+    config = block.config
+    if executor.distributor is None or frame.key or cap <= 1:
+        return False
+    if config.get("fail_fast") or config.get("circuit_breaker") or config.get("adaptive"):
+        return False
+    if any(executor.graph.block(b).is_loop for b in executor.top_upstream(block.id)):
+        return False
+    return executor.distributor.wants(block, total)
+
+
 async def run_loop(
-    executor: Executor, block: Block, scope: Scope, frame: ItemFrame
+    executor: Executor,
+    block: Block,
+    scope: Scope,
+    frame: ItemFrame,
+    *,
+    span: ChunkSpan | None = None,
 ) -> dict[str, Any]:
+    """Run the loop's items and compose its output; with `span`, run only that chunk of
+    a distributed loop (engine/core/distribution.py) and compose nothing."""
     from engine.core.executor import Interrupted, ItemFrame, StepFailed
 
     try:
@@ -121,7 +145,8 @@ async def run_loop(
     def record_not_started(reason: str) -> None:
         """Items that never began are rows too (`not_started`, with the reason), in one event,
         so the header, the counters and the item list agree after a cancel."""
-        indexes = [i for i in range(total) if i not in begun]
+        mine = range(total) if span is None else pending
+        indexes = [i for i in mine if i not in begun]
         if not indexes:
             return
         counts["not_started"] += len(indexes)
@@ -250,7 +275,11 @@ async def run_loop(
                     return
                 outcome: bool | None = False
                 try:
-                    outcome = await run_item(index)
+                    if executor.item_gate is None:
+                        outcome = await run_item(index)
+                    else:
+                        async with executor.item_gate:
+                            outcome = await run_item(index)
                 finally:
                     limit = await gate.release(outcome)
                 if outcome is None:
@@ -266,8 +295,21 @@ async def run_loop(
             for _ in range(min(gate.cap, len(indexes))):
                 group.create_task(worker())
 
-    progress()
     pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
+    if span is not None:
+        pending = list(span.indexes)
+    elif executor.distributor is not None and distributable(executor, block, frame, total, cap):
+
+        def report(chunk_counts: dict[str, int]) -> None:
+            bus.emit(
+                "progress", loop=block.id, item=frame.key, total=total, cap=cap, **chunk_counts
+            )
+
+        # Every item runs elsewhere; what they did comes back as a memo, and the window
+        # below then only reuses it: outputs and aggregations as if run here.
+        fanned = await executor.distributor.fan_out(block, items, pending, report)
+        executor.memo.absorb(fanned)
+    progress()
     try:
         await run_window(pending)
         # The brief's fail-safe strategy: failed items get another go once the batch is done.
@@ -285,6 +327,8 @@ async def run_loop(
         raise
     if executor.stopping:
         raise Interrupted
+    if span is not None:
+        return {}
     if fail_fast and failures:
         first_failed = min(f["index"] for f in failures)
         record_not_started(

@@ -61,6 +61,12 @@ class Memo:
     def take_done(self, item_key: str) -> DoneItem | None:
         return self.done.pop(item_key, None)
 
+    def absorb(self, other: Memo) -> None:
+        """Add what another execution did (a distributed loop's chunks)."""
+        self.steps.update(other.steps)
+        self.failures.update(other.failures)
+        self.done.update(other.done)
+
     @property
     def size(self) -> int:
         return len(self.steps) + len(self.failures)

@@ -34,7 +34,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--concurrency", type=int, default=10, help="runs executed at once (default 10)"
+            "--concurrency",
+            type=int,
+            default=10,
+            help="runs coordinated, chunks taken and loop items run at once (default 10)",
         )
         parser.add_argument("--name", default="", help="the worker's name (default host:pid)")
 
@@ -44,7 +47,10 @@ class Command(BaseCommand):
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.stdout.write(f"worker {name}: executing runs, {concurrency} at a time (Ctrl-C stops)")
+        self.stdout.write(
+            f"worker {name}: executing runs and chunks of loops, {concurrency} of each and"
+            f" {concurrency} loop items at a time (Ctrl-C stops)"
+        )
         self.stdout.flush()
         asyncio.run(serve(name, concurrency))
         self.stdout.write(f"worker {name}: stopped")
@@ -53,9 +59,11 @@ class Command(BaseCommand):
 async def serve(name: str, concurrency: int) -> None:
     from procrastinate.contrib.django import app
 
-    from engine.jobs import QUEUE
+    from engine.jobs import CHUNK_QUEUE, QUEUE
     from engine.runner import executor
 
+    # What `--concurrency` means for chunks: loop items in flight in this process at once.
+    executor.limit_chunk_items(concurrency)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,17 +71,25 @@ async def serve(name: str, concurrency: int) -> None:
     # Listen/notify needs a connection of its own, not Django's (RECIPES.md).
     with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
         async with app.open_async():
-            worker = asyncio.create_task(
-                app.run_worker_async(
-                    queues=[QUEUE],
-                    name=name,
-                    concurrency=concurrency,
-                    install_signal_handlers=False,
-                    delete_jobs="successful",  # finished jobs are pruned
-                    stalled_worker_timeout=STALLED_SECONDS,
-                    listen_notify=True,
+            # Runs and chunks take separate job slots: a run waiting for its loop's chunks
+            # never holds the slot one of them needs.
+            workers = [
+                asyncio.create_task(
+                    app.run_worker_async(
+                        queues=[queue],
+                        name=worker_name,
+                        concurrency=slots,
+                        install_signal_handlers=False,
+                        delete_jobs="successful",  # finished jobs are pruned
+                        stalled_worker_timeout=STALLED_SECONDS,
+                        listen_notify=True,
+                    )
                 )
-            )
+                for queue, worker_name, slots in (
+                    (QUEUE, name, concurrency),
+                    (CHUNK_QUEUE, f"{name}/chunks", concurrency),
+                )
+            ]
             look_out = asyncio.create_task(keep_looking(app, stopping))
             await stopping.wait()
             log.warning("stopping: letting the items in flight finish")
@@ -82,8 +98,9 @@ async def serve(name: str, concurrency: int) -> None:
             if left:
                 log.warning("%d run(s) stopped before their items in flight finished", left)
             look_out.cancel()
-            worker.cancel()
-            for task in (look_out, worker):
+            for task in workers:
+                task.cancel()
+            for task in (look_out, *workers):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 

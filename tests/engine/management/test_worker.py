@@ -35,7 +35,9 @@ LEASE = 3
 POLL = 1
 
 
-def start_workers(simulator: RunningSimulator, count: int = 2) -> list[subprocess.Popen[str]]:
+def start_workers(
+    simulator: RunningSimulator, count: int = 2, **extra: str
+) -> list[subprocess.Popen[str]]:
     if not django_settings.ON_POSTGRESQL or not django_settings.REDIS_URL:
         pytest.fail("workers need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
     env = {
@@ -48,6 +50,7 @@ def start_workers(simulator: RunningSimulator, count: int = 2) -> list[subproces
         "KLYNTOS_RUN_LEASE_SECONDS": str(LEASE),
         "KLYNTOS_RUN_RESUME_POLL_SECONDS": str(POLL),
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     processes = [
@@ -70,6 +73,7 @@ def start_workers(simulator: RunningSimulator, count: int = 2) -> list[subproces
             lines.append(line)
         # Keep reading, so that the worker never blocks on a full pipe.
         threading.Thread(target=lambda s=process.stdout, k=lines: k.extend(s), daemon=True).start()
+
     return processes
 
 
