@@ -148,7 +148,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         services = await run_services(spec)
         distributor = None
-        if settings.KLYNTOS_EXECUTOR == "workers":  # big loops go out to the workers in chunks
+        if executor.distributes:  # on a worker, big loops go out to the workers in chunks
             from engine.distribute import WorkerDistributor
 
             distributor = WorkerDistributor(run_id, spec.graph, store)
@@ -283,11 +283,15 @@ class InProcessExecutor:
         self.stopping = False
         self._freezer = GcFreezer()  # short full GC passes while runs hold millions of objects
         self.chunk_items: asyncio.Semaphore | None = None
+        # A worker's executor (`manage.py worker`) spreads big loops over the workers.
+        self.distributes = False
 
-    def limit_chunk_items(self, count: int) -> None:
-        """At most `count` items of distributed loops' chunks in flight in this process (a
-        worker's `--concurrency`): what one worker takes on, whatever the loops' caps."""
-        self.chunk_items = asyncio.Semaphore(count)
+    def serve_as_worker(self, concurrency: int) -> None:
+        """This process is a worker: its runs spread big loops over the workers in chunks,
+        and at most `concurrency` items of chunks are in flight here at once (a worker's
+        `--concurrency`: what one worker takes on, whatever the loops' caps)."""
+        self.distributes = True
+        self.chunk_items = asyncio.Semaphore(concurrency)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

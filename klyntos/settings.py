@@ -233,7 +233,7 @@ KLYNTOS_RUN_RESUME_POLL_SECONDS = float(os.environ.get("KLYNTOS_RUN_RESUME_POLL_
 # On workers, a top-level loop of more items than this is spread over the workers in chunks
 # of this many items (jobs of their own); the run's executor looks at its chunks every POLL
 # seconds (live progress, chunks of dead workers deferred again).
-KLYNTOS_LOOP_CHUNK_SIZE = int(os.environ.get("KLYNTOS_LOOP_CHUNK_SIZE", "50"))
+KLYNTOS_LOOP_CHUNK_SIZE = int(os.environ.get("KLYNTOS_LOOP_CHUNK_SIZE", "100"))
 if not 1 <= KLYNTOS_LOOP_CHUNK_SIZE <= 100_000:
     raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000")
 KLYNTOS_CHUNK_POLL_SECONDS = float(os.environ.get("KLYNTOS_CHUNK_POLL_SECONDS", "0.5"))

@@ -19,6 +19,7 @@ from engine.core.expressions import compile_expression, search, search_async
 from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
+from engine.core.memo import Memo
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
@@ -102,6 +103,54 @@ def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int
     if any(executor.graph.block(b).is_loop for b in executor.top_upstream(block.id)):
         return False
     return executor.distributor.wants(block, total)
+
+
+def compose_from_memo(
+    executor: Executor,
+    block: Block,
+    frame: ItemFrame,
+    items: list[Any],
+    memo: Memo,
+    need: Need | None,
+    results: list[Any],
+    failures: list[dict[str, Any]],
+) -> bool:
+    """A distributed loop's `results` and `failed` straight from what its chunks stored,
+    without running or recording anything again (their rows are written already): when
+    every item is in the memo and its body has no inner loop (whose output is rebuilt by
+    running it). False, with nothing changed, when it cannot."""
+    body = executor.graph.children(block.id)
+    if any(b.is_loop for b in body):
+        return False
+    keys = [
+        f"{frame.key}/{block.name}[{i}]" if frame.key else f"{block.name}[{i}]"
+        for i in range(len(items))
+    ]
+    for key in keys:
+        if key in memo.failures:
+            continue
+        if any((key, b.id) not in memo.steps for b in body):
+            return False
+    for index, key in enumerate(keys):
+        failure = memo.take_failure(key)
+        if failure is not None:
+            failures.append(
+                {
+                    "index": index,
+                    "item": items[index],
+                    "block": failure.block,
+                    "error": failure.error,
+                }
+            )
+            continue
+        outputs = {}
+        for b in body:
+            stored = memo.take_step(key, b.id)
+            assert stored is not None  # noqa: S101 -- checked above
+            outputs[b.name] = stored.output
+        results[index] = prune({"index": index, "item": items[index], "outputs": outputs}, need)
+    executor.failed_items += len(failures)
+    return True
 
 
 async def run_loop(
@@ -308,12 +357,17 @@ async def run_loop(
         # Every item runs elsewhere; what they did comes back as a memo, and the window
         # below then only reuses it: outputs and aggregations as if run here.
         fanned = await executor.distributor.fan_out(block, items, pending, report)
-        executor.memo.absorb(fanned)
+        if compose_from_memo(executor, block, frame, items, fanned, need, results, failures):
+            counts.update(succeeded=total - len(failures), failed=len(failures))
+            begun.update(range(total))
+            pending = []  # done, and retried within their chunks already
+        else:  # inner loops (their outputs are rebuilt by running): reuse item by item
+            executor.memo.absorb(fanned)
     progress()
     try:
         await run_window(pending)
         # The brief's fail-safe strategy: failed items get another go once the batch is done.
-        for _ in range(int(block.config.get("retry_failed") or 0)):
+        for _ in range(int(block.config.get("retry_failed") or 0) if pending else 0):
             if stop.is_set() or not failures or executor.stopping:
                 break
             again = [f["index"] for f in failures]

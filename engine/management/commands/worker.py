@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -48,8 +49,8 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1")
         name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stdout.write(
-            f"worker {name}: executing runs and chunks of loops, {concurrency} of each and"
-            f" {concurrency} loop items at a time (Ctrl-C stops)"
+            f"worker {name}: executing {concurrency} runs and {concurrency} loop items at a time"
+            f" ({chunk_slots(concurrency)} chunks of loops; Ctrl-C stops)"
         )
         self.stdout.flush()
         asyncio.run(serve(name, concurrency))
@@ -62,8 +63,7 @@ async def serve(name: str, concurrency: int) -> None:
     from engine.jobs import CHUNK_QUEUE, QUEUE
     from engine.runner import executor
 
-    # What `--concurrency` means for chunks: loop items in flight in this process at once.
-    executor.limit_chunk_items(concurrency)
+    executor.serve_as_worker(concurrency)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,7 +87,7 @@ async def serve(name: str, concurrency: int) -> None:
                 )
                 for queue, worker_name, slots in (
                     (QUEUE, name, concurrency),
-                    (CHUNK_QUEUE, f"{name}/chunks", concurrency),
+                    (CHUNK_QUEUE, f"{name}/chunks", chunk_slots(concurrency)),
                 )
             ]
             look_out = asyncio.create_task(keep_looking(app, stopping))
@@ -103,6 +103,13 @@ async def serve(name: str, concurrency: int) -> None:
             for task in (look_out, *workers):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def chunk_slots(concurrency: int) -> int:
+    """Chunks taken at once: enough to keep `concurrency` items in flight (a chunk runs many
+    items at once) with one more to cover another's tail, and no more — each chunk writes
+    its rows on a database connection of its own."""
+    return max(2, math.ceil(concurrency / settings.KLYNTOS_LOOP_CHUNK_SIZE) + 1)
 
 
 async def keep_looking(app: Any, stopping: asyncio.Event) -> None:

@@ -1,0 +1,319 @@
+"""(w) Runs on workers (issue 8): what the queue costs, how a run scales over workers, and
+how many database statements an item takes.
+
+- **queue**: one run of N items at zero latency, executed inline (the in-process executor,
+  as `make run`) and then by one `manage.py worker` (the run deferred as a job, its loop
+  spread in chunks); items/s of the worker over items/s inline (target ≥ 0.8).
+- **scale**: 2,000 items at L = 1 s under a loop cap of 100, one worker with
+  `--concurrency 50` against two (target ≥ 1.85×: the second worker doubles what the
+  cluster takes on, and the cap lets it).
+- **statements**: database statements per item, counted at the client (every psycopg cursor
+  of the processes involved: the web side that starts the run and the worker), inline and
+  on a worker, while the queue run executes.
+
+Everything runs on fresh PostgreSQL databases against the simulator in its own process. The
+workers are this module too (`--serve`): `manage.py worker`'s `serve` with statement
+counting, reported on SIGUSR1 (so idle polling before and after the run is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.databases import fresh_databases
+from bench.harness import BENCH_HOST, REPO, BenchError, one_get_loop_graph, simulator
+
+TARGETS = {"queue_ratio": 0.8, "scale_ratio": 1.85}
+CAP = 100
+SCALE_ITEMS = 2_000
+SCALE_LATENCY_MS = 1_000
+WORKER_CONCURRENCY = 50
+TIMEOUT = 900.0
+
+# --- statement counting (this module's processes only) -----------------------------------
+
+_counted = 0
+_quiet = threading.local()  # set on a thread whose statements are the bench's own
+
+
+def count_statements() -> None:
+    """Count every statement psycopg sends from this process (sync and async cursors)."""
+    import psycopg
+
+    def wrap(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
+        if asyncio.iscoroutinefunction(original):
+
+            async def counted_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                _tally(name, args)
+                return await original(self, *args, **kwargs)
+
+            setattr(cls, name, counted_async)
+        else:
+
+            def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+                _tally(name, args)
+                return original(self, *args, **kwargs)
+
+            setattr(cls, name, counted)
+
+    for cls in (psycopg.Cursor, psycopg.AsyncCursor):
+        wrap(cls, "execute")
+        wrap(cls, "executemany")
+
+
+def _tally(name: str, args: tuple[Any, ...]) -> None:
+    global _counted
+    if not getattr(_quiet, "on", False):
+        _counted += len(args[1]) if name == "executemany" and len(args) > 1 else 1
+
+
+# --- a worker process --------------------------------------------------------------------
+
+
+def serve(concurrency: int, report: str) -> None:
+    """`manage.py worker` with statement counting; SIGUSR1 writes the count to `report`."""
+    import django
+
+    django.setup()
+    count_statements()
+    from engine.management.commands.worker import serve as worker_serve
+
+    def dump(*_: Any) -> None:
+        Path(report).write_text(str(_counted))
+
+    signal.signal(signal.SIGUSR1, dump)
+    print("worker ready", flush=True)
+    asyncio.run(worker_serve(f"bench-{os.getpid()}", concurrency))
+
+
+class Workers:
+    def __init__(self, count: int, concurrency: int, tmp: Path) -> None:
+        self.reports = [tmp / f"worker-{i}.count" for i in range(count)]
+        self.processes = [
+            subprocess.Popen(  # noqa: S603 -- our own module, fixed argv
+                [sys.executable, "-m", "bench.workers", "--serve", str(concurrency), str(report)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for report in self.reports
+        ]
+        for process in self.processes:
+            assert process.stdout is not None
+            seen: list[str] = []
+            while not any("Starting worker on queues klyntos-chunks" in line for line in seen):
+                line = process.stdout.readline()
+                if not line:
+                    raise BenchError("a worker did not start: " + "".join(seen)[-2000:])
+                seen.append(line)
+            threading.Thread(target=lambda s=process.stdout: list(s), daemon=True).start()
+
+    def statements(self) -> int:
+        for report in self.reports:
+            report.unlink(missing_ok=True)
+        for process in self.processes:
+            process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not all(r.exists() for r in self.reports):
+            if time.monotonic() > deadline:
+                raise BenchError("a worker did not report its statements")
+            time.sleep(0.05)
+        time.sleep(0.05)  # written whole
+        return sum(int(r.read_text() or 0) for r in self.reports)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+# --- the driver (the web side) -----------------------------------------------------------
+
+
+def _timed_run(workflow: Any, n: int) -> tuple[float, Any]:
+    """Start a run of n items as the webhook would and wait for its end: (seconds, run)."""
+    from builder import services
+    from engine.models import FINAL_STATUSES, Run
+
+    items = [{"domain": f"d{i}.bench"} for i in range(n)]
+    started = time.perf_counter()
+    run, _ = services.run_start(workflow=workflow, input={"items": items})
+    _quiet.on = True  # the polling below is the bench's, not the run's
+    try:
+        while Run.objects.filter(pk=run.pk).values_list("status", flat=True)[0] not in (
+            FINAL_STATUSES
+        ):
+            time.sleep(0.05)
+    finally:
+        _quiet.on = False
+    took = time.perf_counter() - started
+    run.refresh_from_db()
+    if run.status != "succeeded" or run.succeeded != n:
+        raise BenchError(f"run {run.status}: {run.succeeded} of {n} succeeded; {run.error}")
+    return took, run
+
+
+def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
+    import django
+
+    django.setup()
+    count_statements()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from builder import services
+    from engine.models import ItemRun
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("migrate", database="data", interactive=False, verbosity=0)
+    user = get_user_model().objects.create_user(f"bench-{part}")
+    url = f"https://{BENCH_HOST}/v2/companies/find?domain=<item.domain>"
+    graph = one_get_loop_graph(CAP, url, "Bearer bench-workers")
+    workflow = services.workflow_create(owner=user, name=f"bench w {part}", graph=graph)
+    result: dict[str, Any] = {}
+    if part == "queue":
+        settings.KLYNTOS_EXECUTOR = "inline"
+        _timed_run(workflow, min(n, 200))  # warm-up: imports, the owner's data, connections
+        before = _counted
+        inline_s, _ = _timed_run(workflow, n)
+        inline_statements = _counted - before
+        settings.KLYNTOS_EXECUTOR = "workers"
+        workers = Workers(1, WORKER_CONCURRENCY, tmp)
+        try:
+            _timed_run(workflow, min(n, 200))
+            worker_before, before = workers.statements(), _counted
+            worker_s, run = _timed_run(workflow, n)
+            worker_statements = workers.statements() - worker_before + _counted - before
+        finally:
+            workers.stop()
+        result.update(
+            inline_s=inline_s,
+            worker_s=worker_s,
+            inline_statements=inline_statements,
+            worker_statements=worker_statements,
+            chunks=run.chunks.count(),
+            workers_used=ItemRun.objects.filter(run=run).values("worker").distinct().count(),
+        )
+    else:
+        settings.KLYNTOS_EXECUTOR = "workers"
+        for count in (1, 2):
+            workers = Workers(count, WORKER_CONCURRENCY, tmp)
+            try:
+                took, run = _timed_run(workflow, n)
+            finally:
+                workers.stop()
+            used = ItemRun.objects.filter(run=run).values("worker").distinct().count()
+            result[f"workers_{count}_s"] = took
+            result[f"workers_{count}_used"] = used
+    return result
+
+
+# --- the bench ---------------------------------------------------------------------------
+
+
+def _drive(part: str, n: int, env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(  # noqa: S603 -- our own module, fixed argv
+        [sys.executable, "-m", "bench.workers", "--drive", part, "--n", str(n)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{part} driver failed ({done.returncode}): {done.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
+    queue_n = n or (500 if quick else 2_000)
+    scale_n = 400 if quick else SCALE_ITEMS
+    with simulator(latency_ms=0, no_record=True) as sim, fresh_databases("w") as databases:
+        env = {
+            **os.environ,
+            **databases,
+            "DJANGO_SETTINGS_MODULE": "klyntos.settings",
+            "KLYNTOS_HOST_OVERRIDES": f"{BENCH_HOST}={sim.base_url}",
+            "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14",
+            "PYTHONUNBUFFERED": "1",
+        }
+        queue = _drive("queue", queue_n, env)
+        sim.control.configure(latency_ms=SCALE_LATENCY_MS)
+        scale = _drive("scale", scale_n, env)
+    queue_ratio = queue["inline_s"] / queue["worker_s"]
+    scale_ratio = scale["workers_1_s"] / scale["workers_2_s"]
+    result = {
+        "bench": "workers",
+        "queue_n": queue_n,
+        "inline_items_per_s": round(queue_n / queue["inline_s"], 1),
+        "worker_items_per_s": round(queue_n / queue["worker_s"], 1),
+        "queue_ratio": round(queue_ratio, 3),
+        "chunks": queue["chunks"],
+        "statements_per_item_inline": round(queue["inline_statements"] / queue_n, 2),
+        "statements_per_item_worker": round(queue["worker_statements"] / queue_n, 2),
+        "scale_n": scale_n,
+        "latency_s": SCALE_LATENCY_MS / 1000,
+        "cap": CAP,
+        "concurrency_per_worker": WORKER_CONCURRENCY,
+        "one_worker_s": round(scale["workers_1_s"], 2),
+        "two_workers_s": round(scale["workers_2_s"], 2),
+        "two_workers_used": scale["workers_2_used"],
+        "ideal_two_workers_s": scale_n * SCALE_LATENCY_MS / 1000 / CAP,
+        "scale_ratio": round(scale_ratio, 3),
+        "targets": TARGETS,
+    }
+    result["pass"] = queue_ratio >= TARGETS["queue_ratio"] and scale_ratio >= TARGETS["scale_ratio"]
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    return (
+        f"workers: queue {result['worker_items_per_s']:.0f} vs inline "
+        f"{result['inline_items_per_s']:.0f} items/s → {result['queue_ratio']:.2f} (≥0.8); "
+        f"scale {result['one_worker_s']:.1f} s → {result['two_workers_s']:.1f} s with 2 workers "
+        f"= {result['scale_ratio']:.2f}× (≥1.85); statements/item inline "
+        f"{result['statements_per_item_inline']}, worker {result['statements_per_item_worker']} "
+        f"{'PASS' if result['pass'] else 'FAIL'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.workers")
+    parser.add_argument("--serve", nargs=2, metavar=("CONCURRENCY", "REPORT"))
+    parser.add_argument("--drive", choices=["queue", "scale"])
+    parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), args.serve[1])
+    elif args.drive:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-w-"))
+        print(json.dumps(drive(args.drive, args.n or SCALE_ITEMS, tmp)), flush=True)
+    else:
+        result = run(quick=args.quick, n=args.n)
+        print(summary(result), file=sys.stderr)
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
