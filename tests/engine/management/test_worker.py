@@ -183,3 +183,13 @@ def test_a_run_on_a_killed_worker_is_resumed_by_the_other(
     assert sum(clearbit.values()) <= 40 + 3  # only what was in flight at the kill (cap 3)
     # Within the lease plus the look-out's interval, plus the remaining items' own time.
     assert took < LEASE + POLL + 40 * 0.3 + 10, took
+
+
+def test_a_worker_refuses_a_concurrency_below_one_and_sqlite(settings: Any) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--concurrency must be at least 1"):
+        call_command("worker", "--concurrency", "0")
+    settings.ON_POSTGRESQL = False
+    with pytest.raises(CommandError, match="workers need PostgreSQL"):
+        call_command("worker")
