@@ -149,7 +149,10 @@ def run_snapshot(run_id: Any) -> dict[str, Any]:
 def _loop_state(loops: dict[str, Any], loop_id: str) -> dict[str, int]:
     state = loops.get(loop_id) or {}
     keys = ("total", *COUNTS, "max_concurrent", "limit", "peak_running")
-    return {k: int(state.get(k, 0)) for k in keys}
+    out = {k: int(state.get(k, 0)) for k in keys}
+    if state.get("batches"):  # waves: "batch 3/5"
+        out.update(batch=int(state.get("batch", 0)), batches=int(state["batches"]))
+    return out
 
 
 def bounded_frame(frame: dict[str, Any]) -> dict[str, Any]:

@@ -327,6 +327,12 @@ class RunStore:
                 )
                 limits["limit"] = data["limit"]
                 blocks.add(data["loop"])
+            elif kind == "loop.batch":  # waves (`batch_size`): which batch is running
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["batch"], limits["batches"] = data["batch"], data["batches"]
+                blocks.add(data["loop"])
             elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
                 self._run["providers"] = fold_limit(self._run.get("providers", {}), data, event.at)
             elif kind == "items.not_started":
@@ -463,6 +469,8 @@ class RunStore:
                 "max_concurrent": limits.get("max_concurrent", 0),
                 "limit": limits.get("limit", 0),
                 "peak_running": limits.get("peak_running", 0),
+                # Waves only: the batch under way and how many (an inner loop: its latest).
+                **{k: limits[k] for k in ("batch", "batches") if k in limits},
             }
         return states
 

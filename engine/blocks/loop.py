@@ -8,7 +8,7 @@ from typing import Any
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from engine.core.graph import NAME_PATTERN
-from engine.core.limits import MAX_CONCURRENT
+from engine.core.limits import MAX_BATCH_SIZE, MAX_CONCURRENT
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
 from engine.core.validation import RESERVED_NAMES
@@ -30,6 +30,13 @@ class LoopBlock(BaseBlock):
                 "minimum": 1,
                 "maximum": MAX_CONCURRENT,
                 "default": 10,
+            },
+            "batch_size": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_BATCH_SIZE,
+                "title": "Batch size (waves: each batch ends before the next starts; empty: "
+                "a sliding window)",
             },
             "fail_fast": {"type": "boolean", "default": False},
             "retry_failed": {

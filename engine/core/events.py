@@ -28,6 +28,7 @@ EventType = Literal[
     "items.not_started",
     "progress",
     "loop.concurrency",
+    "loop.batch",
     "provider.limit",
 ]
 

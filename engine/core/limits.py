@@ -18,6 +18,11 @@ from typing import Any
 # a connection: a pool wait would otherwise eat into their attempt timeouts.
 MAX_CONCURRENT = 1000
 
+# The largest wave a loop's `batch_size` asks for (waves run one after the other, each
+# through the sliding window of `max_concurrent`, so a batch holds nothing per item; the
+# bound only keeps the number sane: a batch past the item count is one wave).
+MAX_BATCH_SIZE = 100_000
+
 # Run rows store item keys (loop names and indexes chained) in varchar(500): five levels of
 # 64-character names fit, a sixth may not. Settings may lower the depth, never raise it.
 LOOP_DEPTH_CEILING = 5

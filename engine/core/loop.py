@@ -1,7 +1,9 @@
-"""The Loop block: runs its body once per item on a sliding window.
+"""The Loop block: runs its body once per item on a sliding window, or in waves.
 
 `max_concurrent` workers pull the next item the moment they finish one, so a slow item never
-holds back a wave. Item failures are recorded on the item and never cancel siblings.
+holds back a wave. With `batch_size` the items run in waves instead: the window runs over one
+batch at a time and no item of batch k+1 starts before every item of batch k has ended.
+Item failures are recorded on the item and never cancel siblings (nor later batches).
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int
     """Whether this loop's items go out in chunks to other workers: a top-level loop, when a
     distributor wants it, whose settings hold per item rather than across the batch (a
     fail-fast stop, a breaker and adaptive concurrency count the batch's outcomes as they
-    happen, so those loops run on the coordinator), and whose chunks can rebuild its scope
-    from stored outputs (a loop's stored output keeps counts, not results)."""
+    happen, and waves (`batch_size`) order the whole batch, so those loops run on the
+    coordinator), and whose chunks can rebuild its scope from stored outputs (a loop's
+    stored output keeps counts, not results)."""
     config = block.config
     if executor.distributor is None or frame.key or cap <= 1:
         return False
     if config.get("fail_fast") or config.get("circuit_breaker") or config.get("adaptive"):
+        return False
+    if config.get("batch_size"):
         return False
     if any(executor.graph.block(b).is_loop for b in executor.top_upstream(block.id)):
         return False
@@ -344,6 +349,27 @@ async def run_loop(
             for _ in range(min(gate.cap, len(indexes))):
                 group.create_task(worker())
 
+    batch_size = int(block.config.get("batch_size") or 0)
+
+    async def run_waves(indexes: list[int]) -> None:
+        """The sliding window over all of `indexes`, or over one batch at a time."""
+        if batch_size <= 0:
+            await run_window(indexes)
+            return
+        waves = [indexes[i : i + batch_size] for i in range(0, len(indexes), batch_size)]
+        for number, wave in enumerate(waves, 1):
+            if stop.is_set() or executor.stopping:
+                return
+            bus.emit(
+                "loop.batch",
+                loop=block.id,
+                item=frame.key,
+                batch=number,
+                batches=len(waves),
+                size=len(wave),
+            )
+            await run_window(wave)
+
     pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
     if span is not None:
         pending = list(span.indexes)
@@ -365,7 +391,7 @@ async def run_loop(
             executor.memo.absorb(fanned)
     progress()
     try:
-        await run_window(pending)
+        await run_waves(pending)
         # The brief's fail-safe strategy: failed items get another go once the batch is done.
         for _ in range(int(block.config.get("retry_failed") or 0) if pending else 0):
             if stop.is_set() or not failures or executor.stopping:
@@ -374,7 +400,7 @@ async def run_loop(
             failures.clear()
             counts["failed"] -= len(again)
             executor.failed_items -= len(again)
-            await run_window(again)
+            await run_waves(again)
     except asyncio.CancelledError:
         if not executor.stopping:  # a stop past the drain time is no cancel: it resumes
             record_not_started("not started: the run was cancelled before this item began")

@@ -267,6 +267,9 @@ export interface LoopState {
   max_concurrent: number;
   limit: number;
   peak_running: number;
+  /** Waves (the loop's `batch_size`): the batch under way and how many. */
+  batch?: number;
+  batches?: number;
 }
 
 export type ItemStatus = "running" | "succeeded" | "failed" | "cancelled" | "not_started";

@@ -77,3 +77,40 @@ def test_cancelling_marks_the_run_cancelled(owner: Any) -> None:
     asyncio.run(cancel_soon())
     run.refresh_from_db()
     assert run.status == "cancelled" and run.finished_at is not None
+
+
+def test_waves_are_visible_in_the_stored_rows_and_the_loop_state(
+    owner: Any, simulator: Any
+) -> None:
+    """`batch_size` 10 on 50 items: from the stored rows, no item of batch k+1 started
+    before every item of batch k ended; the loop's state says which batch (folded events)."""
+    simulator.control.configure(
+        latency_ms=5,
+        jitter_ms=[0, 30],
+        failures=[{"endpoint": "clearbit", "match": {"domain": "d12.example"}, "status": 404}],
+    )
+    graph = burst_graph()
+    graph["blocks"][1]["config"].update(max_concurrent=4, batch_size=10)
+    graph["blocks"][2] = {
+        "id": "fetch",
+        "type": "http",
+        "name": "fetch",
+        "parent": "loop",
+        "config": {
+            "url": "https://api.clearbit.com/v2/companies/find?domain=<item.domain>",
+            "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"},
+        },
+    }
+    workflow = workflow_create(owner=owner, name="waves", graph=graph)
+    items = [{"domain": f"d{i}.example"} for i in range(50)]
+    run, _ = run_create(workflow=workflow, input={"items": items})
+    asyncio.run(execute_run(run.pk))
+    run.refresh_from_db()
+    assert (run.status, run.succeeded, run.failed) == ("partially_succeeded", 49, 1)
+    rows = list(ItemRun.objects.filter(run=run).values("index", "started_at", "finished_at"))
+    assert len(rows) == 50
+    for k in range(4):
+        ended = max(r["finished_at"] for r in rows if r["index"] // 10 == k)
+        started = min(r["started_at"] for r in rows if r["index"] // 10 == k + 1)
+        assert started >= ended, (k, started, ended)
+    assert run.loops["loop"]["batch"] == 5 and run.loops["loop"]["batches"] == 5

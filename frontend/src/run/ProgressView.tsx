@@ -50,6 +50,7 @@ export function ProgressView() {
   const eta = throughput && remaining > 0 ? remaining / throughput : null;
   const peak = Math.max(0, ...Object.values(loops).map((l) => l.peak_running));
   const cap = Math.max(0, ...Object.values(loops).map((l) => l.max_concurrent));
+  const waves = Object.values(loops).find((l) => (l.batches ?? 0) > 0);
   const query = useMemo<ItemQuery>(
     () => ({ ...(status ? { status } : {}), ...(q ? { q } : {}), ...pick?.query }),
     [status, q, pick],
@@ -97,6 +98,11 @@ export function ProgressView() {
             <span data-testid="max-concurrency" title="most items in flight at once so far, and the loop's cap">
               peak {peak}
               {cap ? ` of ${cap}` : ""} at once
+            </span>
+          )}
+          {waves && (
+            <span data-testid="batch" title="waves: each batch ends before the next starts">
+              batch {waves.batch}/{waves.batches}
             </span>
           )}
           {throughput !== null && <span data-testid="throughput">{throughput.toFixed(1)} items/s</span>}
