@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ TIMEOUT = 900.0
 # --- statement counting (this module's processes only) -----------------------------------
 
 _counted = 0
+_by_thread: Counter[str] = Counter()
 _quiet = threading.local()  # set on a thread whose statements are the bench's own
 
 
@@ -76,7 +78,9 @@ def count_statements() -> None:
 def _tally(name: str, args: tuple[Any, ...]) -> None:
     global _counted
     if not getattr(_quiet, "on", False):
-        _counted += len(args[1]) if name == "executemany" and len(args) > 1 else 1
+        n = len(args[1]) if name == "executemany" and len(args) > 1 else 1
+        _counted += n
+        _by_thread[threading.current_thread().name.rstrip("0123456789_-")] += n
 
 
 # --- a worker process --------------------------------------------------------------------
@@ -192,9 +196,10 @@ def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
     if part == "queue":
         settings.KLYNTOS_EXECUTOR = "inline"
         _timed_run(workflow, min(n, 200))  # warm-up: imports, the owner's data, connections
-        before = _counted
+        before, threads = _counted, Counter(_by_thread)
         inline_s, _ = _timed_run(workflow, n)
         inline_statements = _counted - before
+        result["inline_statements_by_thread"] = dict(_by_thread - threads)
         settings.KLYNTOS_EXECUTOR = "workers"
         workers = Workers(1, WORKER_CONCURRENCY, tmp)
         try:
@@ -271,6 +276,7 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "chunks": queue["chunks"],
         "statements_per_item_inline": round(queue["inline_statements"] / queue_n, 2),
         "statements_per_item_worker": round(queue["worker_statements"] / queue_n, 2),
+        "inline_statements_by_thread": queue["inline_statements_by_thread"],
         "scale_n": scale_n,
         "latency_s": SCALE_LATENCY_MS / 1000,
         "cap": CAP,
