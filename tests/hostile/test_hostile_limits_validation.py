@@ -17,7 +17,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from bench.limits import chain_graph as chain
-from builder import services
+from builder import services, webhook_security
 from builder.models import Secret, WorkflowVersion
 from engine.blocks import REGISTRY
 from engine.core.graph import parse_graph
@@ -74,6 +74,32 @@ def test_ten_thousand_blocks_answer_400_naming_the_limit_without_validating(
     body = expect_limit(response, "KLYNTOS_MAX_BLOCKS")
     assert "10000 blocks" in body["error"] and "2000" in body["error"]
     assert validations == []
+    assert WorkflowVersion.objects.count() == 0
+
+
+def test_a_huge_body_is_not_walked_value_by_value_before_the_limit(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The body check for strings jsonb cannot store walked every value of a 1.6 MB graph
+    # (~0.5 s of the 1 s budget); they can only come from `\u` escapes, so a body without
+    # one is not walked, and one with one still answers 400 naming where.
+    walks: list[Any] = []
+    real = webhook_security._unstorable_string
+    monkeypatch.setattr(
+        webhook_security, "_unstorable_string", lambda value: walks.append(1) or real(value)
+    )
+    expect_limit(
+        api.post("/api/workflows/", {"name": "huge", "graph": chain(10_000)}, format="json"),
+        "KLYNTOS_MAX_BLOCKS",
+    )
+    assert walks == []
+    for raw, found in [
+        ('{"name": "a\\u0000b", "graph": {}}', "NUL character"),
+        ('{"name": "\\ud800", "graph": {}}', "unpaired surrogate"),
+    ]:
+        refused = api.post("/api/workflows/", raw, content_type="application/json")
+        assert refused.status_code == 400 and found in refused.content.decode(), refused.content
+    assert len(walks) == 2
     assert WorkflowVersion.objects.count() == 0
 
 
