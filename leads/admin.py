@@ -1,7 +1,9 @@
 """The workflow tables in the admin: every owner's rows live in their own schema or file, so
 each list is read through `owner_data` rather than one model table. A user sees their own
 rows; a superuser sees everyone's, with the owner as a column and a filter. Each list
-exports what it shows (the search and owner filter applied, every page) as CSV."""
+exports what it shows (the search and owner filter applied, every page) as CSV. A workflow
+binds real values into its rows (a key an upstream echoed, a caller's body), so every cell
+is shown and exported masked by value with its owner's secrets, like run data."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from engine import secrets_registry
+from engine.core.redaction import Redactor
 from leads import owner_data
 from leads.models import EnrichedLead, ImageDescription, PersonalisedEmail
 from leads.tables import EMAILS, IMAGES, LEADS, Table
@@ -59,6 +63,18 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return "" if value is None else value
+
+
+class _Masks:
+    """Each owner's redactor, built once per page or export."""
+
+    def __init__(self) -> None:
+        self.by_owner: dict[Any, Redactor] = {}
+
+    def cell(self, owner: Any, value: Any) -> Any:
+        if owner not in self.by_owner:
+            self.by_owner[owner] = secrets_registry.owner_redactor(owner)
+        return self.by_owner[owner].value(value)
 
 
 class OwnerTableAdmin(admin.ModelAdmin):
@@ -120,10 +136,11 @@ class OwnerTableAdmin(admin.ModelAdmin):
         paginator: Paginator = Paginator(_Counted(owners, search, self.table), PER_PAGE)  # type: ignore[arg-type]
         page = paginator.get_page(request.GET.get("p"))
         labels = dict(choices) or {int(str(user.pk)): user.get_username()}
+        masks = _Masks()
         rows = [
             {
                 "owner": labels.get(row["owner_id"], row["owner_id"]),
-                "cells": [row[c] for c in self.listed],
+                "cells": [masks.cell(row["owner_id"], row[c]) for c in self.listed],
             }
             for row in page.object_list
         ]
@@ -155,6 +172,7 @@ class OwnerTableAdmin(admin.ModelAdmin):
         labels = dict(choices)
         columns = self.table.columns
         show_owner = bool(request.user.is_superuser)
+        masks = _Masks()
 
         def lines() -> Iterator[str]:
             writer = csv.writer(_Echo())
@@ -164,7 +182,8 @@ class OwnerTableAdmin(admin.ModelAdmin):
                 rows, _ = owner_data.store().rows(owners, search, offset, EXPORT_CHUNK, self.table)
                 for row in rows:
                     owner = [labels.get(row["owner_id"], row["owner_id"])] if show_owner else []
-                    yield writer.writerow(owner + [csv_cell(row[c]) for c in columns])
+                    cells = [csv_cell(masks.cell(row["owner_id"], row[c])) for c in columns]
+                    yield writer.writerow(owner + cells)
                 if len(rows) < EXPORT_CHUNK:
                     return
                 offset += EXPORT_CHUNK

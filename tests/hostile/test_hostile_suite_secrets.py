@@ -1,9 +1,8 @@
 """Secrets echoed back by upstreams: an API that answers "invalid key sk-…" (as OpenAI
 does) or reflects the Authorization header in its error body. The key must be masked in
 every place the text goes: engine events, websocket frames, the rows and the REST API, the
-admin, and the logs.
-
-(There is no export feature yet; when one lands, add it to the places checked here.)
+admin, the logs, and the workflow tables' admin lists and CSV exports (a key a workflow
+wrote into one of its own rows).
 """
 
 from __future__ import annotations
@@ -236,3 +235,66 @@ def test_a_log_line_quoting_an_upstream_body_is_masked(
     assert "upstream answered" in written and "call failed" in written
     assert "RuntimeError: upstream said [redacted]" in written
     assert not leaks(written)
+
+
+@pytest.fixture
+def reflecting_upstream(settings: Any) -> Iterator[Upstream]:
+    """Answers 200 with the Authorization header it was sent, as an echo API does."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"header": request.headers.get("Authorization", "")})
+
+    for server in serve(handler):
+        settings.KLYNTOS_TRUSTED_HOSTS = [server.hostport]
+        yield server
+
+
+def test_a_key_written_into_a_workflow_table_is_masked_in_its_admin_list_and_export(
+    user: Any, reflecting_upstream: Upstream, django_user_model: Any
+) -> None:
+    """The database block binds the real values (the workflow needs them); what the admin
+    shows of the owner's rows, on the list and in the CSV export, is masked like run data."""
+    user.is_staff = True
+    user.save()
+    services.secret_set(owner=user, name="CRM_KEY", value=CRM_KEY)
+    services.secret_set(owner=user, name="LLM_KEY", value=LLM_KEY)
+    sql = (
+        "INSERT INTO enriched_leads (lead_id, name, company, title, email, budget_estimate,"
+        " urgency_level, linkedin_url, enriched_at) VALUES "
+        "('echo', '<crm.body.header>', 'Echo Co', '<hook.body.note>', '', '', '', '', NOW())"
+    )
+    graph = {
+        "blocks": [
+            {"id": "hook", "type": "webhook", "name": "hook", "config": {}},
+            {
+                "id": "crm",
+                "type": "http",
+                "name": "crm",
+                "config": {
+                    "url": f"{reflecting_upstream.base_url}/echo",
+                    "headers": {"Authorization": "Bearer <env.CRM_KEY>"},
+                },
+            },
+            {"id": "save", "type": "database", "name": "save", "config": {"sql": sql}},
+        ],
+        "edges": [{"source": "hook", "target": "crm"}, {"source": "crm", "target": "save"}],
+    }
+    workflow = services.workflow_create(owner=user, name="writes", graph=graph)
+    run, _ = services.run_create(workflow=workflow, input={"note": f"caller says {LLM_KEY}"})
+    asyncio.run(execute_run(run.pk))
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "root-pw-1")
+    # The row among whatever other tests left in other owners' data: searched, and for the
+    # superuser (who sees every owner) filtered to its owner.
+    for viewer, query in ((user, {"q": "echo"}), (root, {"q": "echo", "owner": user.pk})):
+        client = Client()
+        client.force_login(viewer)
+        for url in ["/admin/leads/enrichedlead/", "/admin/leads/enrichedlead/export.csv"]:
+            page = client.get(url, query)
+            assert page.status_code == 200, url
+            text = b"".join(page.streaming_content if page.streaming else [page.content]).decode()
+            assert "Echo Co" in text, (url, text[:2000])
+            assert "Bearer [redacted]" in text and "caller says [redacted]" in text, url
+            assert not leaks(text), (viewer, url)
