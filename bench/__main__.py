@@ -20,6 +20,7 @@ from bench import (
     overhead,
     providers,
     responsive,
+    slots,
     stored_loop,
     template_scale,
     workers,
@@ -41,6 +42,7 @@ BENCHES: dict[str, Bench] = {
     "p": ("providers", providers.run, providers.summary),
     "k": ("emails", emails.run, emails.summary),
     "w": ("workers", workers.run, workers.summary),
+    "s": ("slots", slots.run, slots.summary),
 }
 
 
@@ -55,8 +57,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
         " on PostgreSQL from the CLI with the sockets watched, j: item finished → counted in"
         " Chromium, k: 1,000 personalised emails vs N·L/C, p: provider AIMD settling and a"
-        " shared token budget, w: runs on workers (the queue's cost, 2 workers vs 1,"
-        " statements per item) (repeatable; default all)",
+        " shared token budget, s: database statements per item for caps held across workers,"
+        " w: runs on workers (the queue's cost, 2 workers vs 1, statements per item)"
+        " (repeatable; default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small N: a smoke run, not a measurement"

@@ -10,6 +10,7 @@ class EngineConfig(AppConfig):
     def ready(self) -> None:
         from engine.config import provider_settings
         from engine.core.prices import PriceError, parse_prices
+        from engine.slots import check_settings as check_slot_settings
 
         # A price table nobody can use is a startup error, not dollars silently missing.
         try:
@@ -20,5 +21,6 @@ class EngineConfig(AppConfig):
         # entry, rather than failing the first run that calls a provider.
         try:
             provider_settings()
+            check_slot_settings()
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None

@@ -22,6 +22,7 @@ from engine.core.providers import (
 )
 from engine.core.retry import RetryPolicy
 from engine.core.services import Services
+from engine.slots import cluster_wide, slots_for_loop
 
 # The providers the simulator speaks; `api.sources.example` (a reserved name, never a real
 # host) serves the multi-API template's five public data sources.
@@ -50,8 +51,14 @@ def provider_credentials() -> dict[str, Any]:
     }
 
 
-def build_services(data: DataConnection | None = None, call_depth: int | None = None) -> Services:
-    """`call_depth`: what outbound requests announce (the run's own depth + 1)."""
+def build_services(
+    data: DataConnection | None = None,
+    call_depth: int | None = None,
+    run_id: Any = None,
+) -> Services:
+    """`call_depth`: what outbound requests announce (the run's own depth + 1). `run_id`:
+    the run the services are for; with workers its loops' caps hold across processes
+    (`Services.slots`, engine/core/slots.py)."""
     factory = OutboundFactory(
         OutboundConfig(
             host_overrides=host_overrides(),
@@ -68,6 +75,8 @@ def build_services(data: DataConnection | None = None, call_depth: int | None = 
         openai_base_url=settings.OPENAI_BASE_URL,
         slack_base_url=settings.SLACK_BASE_URL,
         agent_max_prompt_bytes=settings.KLYNTOS_AGENT_MAX_PROMPT_BYTES,
+        slots=slots_for_loop() if cluster_wide() else None,
+        run_id=str(run_id) if run_id is not None else "",
         **provider_credentials(),
     )
 
@@ -94,8 +103,11 @@ def provider_settings() -> ProviderSettings:
 
 
 def provider_registry() -> ProviderRegistry:
-    """The running loop's provider registry (every run on it shares it), as configured."""
-    return registry_for_loop(provider_settings())
+    """The running loop's provider registry (every run on it shares it), as configured;
+    with workers its concurrency caps hold across processes too (engine/slots.py)."""
+    registry = registry_for_loop(provider_settings())
+    registry.cluster = slots_for_loop() if cluster_wide() else None
+    return registry
 
 
 def data_source(owner_id: int) -> DataSource:

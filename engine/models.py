@@ -198,3 +198,27 @@ class LoopChunk(models.Model):
                 fields=["run", "loop_block", "number"], name="unique_chunk_per_loop"
             )
         ]
+
+
+class Slot(models.Model):
+    """One of a capped key's slots (engine/slots.py): free when `owner` is empty or its lease
+    (`expires`) ran out; held by one hold of one process otherwise. Rows are made as a key
+    first needs them and removed once long free."""
+
+    pk = models.CompositePrimaryKey("key", "number")
+    key = models.TextField()
+    number = models.IntegerField()
+    # The hold's token ('' when free) and its process (`host:pid:token`, for the heartbeat).
+    owner = models.CharField(max_length=200, blank=True)
+    process = models.CharField(max_length=200, blank=True)
+    # Held: when the lease runs out unless renewed. Free: when it was given back.
+    expires = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The heartbeat's renewal of one process's holds.
+            models.Index(fields=["process"], name="slot_held_by", condition=~models.Q(owner="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.number} of {self.key}"

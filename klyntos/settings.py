@@ -276,6 +276,14 @@ KLYNTOS_PROVIDER_WINDOW_SECONDS = float(os.environ.get("KLYNTOS_PROVIDER_WINDOW_
 KLYNTOS_PROVIDER_COMPLETION_TOKENS = int(
     os.environ.get("KLYNTOS_PROVIDER_COMPLETION_TOKENS", "256")
 )
+# With workers, loop caps and provider concurrency caps hold across every worker through
+# slot leases in PostgreSQL (engine/slots.py): a held slot's lease, renewed by its process
+# every third of it (a killed worker's slots free when it runs out); the longest a holder
+# waiting for a slot goes without looking again (NOTIFY wakes it sooner); the connections
+# each worker uses for slots.
+KLYNTOS_SLOT_LEASE_SECONDS = float(os.environ.get("KLYNTOS_SLOT_LEASE_SECONDS", "30"))
+KLYNTOS_SLOT_POLL_SECONDS = float(os.environ.get("KLYNTOS_SLOT_POLL_SECONDS", "1"))
+KLYNTOS_SLOT_CONNECTIONS = int(os.environ.get("KLYNTOS_SLOT_CONNECTIONS", "8"))
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 

@@ -25,6 +25,7 @@ from engine.core.memo import Memo
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
+from engine.core.slots import item_slot
 
 if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
@@ -329,10 +330,16 @@ async def run_loop(
                     return
                 outcome: bool | None = False
                 try:
-                    if executor.item_gate is None:
-                        outcome = await run_item(index)
-                    else:
-                        async with executor.item_gate:
+                    # The process's share first (a worker's items in flight), then, with
+                    # workers, one of the loop's slots held across processes
+                    # (engine/core/slots.py): both waited for before the item starts.
+                    async with (
+                        executor.item_gate or contextlib.nullcontext(),
+                        item_slot(executor.services, block.id, frame.key, cap),
+                    ):
+                        if stop.is_set() or executor.stopping:
+                            outcome = None  # not begun: it starts on resume (or never)
+                        else:
                             outcome = await run_item(index)
                 finally:
                     limit = await gate.release(outcome)

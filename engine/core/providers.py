@@ -36,12 +36,14 @@ import re
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
 from engine.core.errors import BlockError, TransientError, parse_retry_after
 from engine.core.retry import ATTEMPT_TIMEOUT
+from engine.core.slots import Slots, hold_caps
 
 __all__ = [
     "CURRENT_STEP",
@@ -332,6 +334,8 @@ class ProviderRegistry:
 
     def __init__(self, settings: ProviderSettings | None = None) -> None:
         self.settings = settings or ProviderSettings()
+        # Workers: caps held across processes too (engine/core/slots.py, `ProviderCall`).
+        self.cluster: Slots | None = None
         self._states: dict[str, _KeyState] = {}
         self._queues: dict[str, deque[_Waiter]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -710,6 +714,7 @@ class ProviderCall:
         self.retry_after: float | None = None
         self.used_tokens: int | None = None
         self._permit: Permit | None = None
+        self._cluster: AsyncExitStack | None = None
 
     @property
     def key(self) -> str:
@@ -717,6 +722,15 @@ class ProviderCall:
 
     async def __aenter__(self) -> ProviderCall:
         self._permit = await self.registry.acquire(self.states, self.tokens)
+        cluster = self.registry.cluster
+        caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
+        if cluster is not None and caps:  # the caps hold across all workers too
+            try:
+                self._cluster = await hold_caps(cluster, caps, CURRENT_STEP.get())
+            except BaseException:
+                permit, self._permit = self._permit, None
+                self.registry.release(permit, "neutral")
+                raise
         return self
 
     def observe(self, status: int, headers: Mapping[str, str] | None = None) -> None:
@@ -734,6 +748,9 @@ class ProviderCall:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        held, self._cluster = self._cluster, None
+        if held is not None:
+            await held.aclose()
         permit, self._permit = self._permit, None
         if permit is None:
             return

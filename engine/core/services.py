@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.core.data import DataConnection
 from engine.core.outbound import OutboundFactory
+from engine.core.slots import Slots
 
 # KLYNTOS_AGENT_MAX_PROMPT_BYTES: a prompt past this is refused before the provider is called
 # (naming what made it large) instead of the endpoint's bare 413 or context-length error.
@@ -22,6 +23,10 @@ class Services:
     slack_token: str = ""
     slack_base_url: str = "https://slack.com/api/"
     agent_max_prompt_bytes: int = DEFAULT_AGENT_MAX_PROMPT_BYTES
+    # Caps held across processes (engine/core/slots.py): with workers, each loop item holds a
+    # slot of its loop's key in this run; None inline (the loop's window is the cap).
+    slots: Slots | None = None
+    run_id: str = ""
     _openai: dict[str, Any] = field(default_factory=dict)
 
     def openai(self, api_key: str | None = None) -> Any:

@@ -1,0 +1,328 @@
+"""Slot leases in PostgreSQL (engine/slots.py): real connections and real processes contend
+for a key's slots against the test database; a holder killed with -9 frees its slot when its
+lease runs out; cancelling gives back; nested loops on real slots finish; and with two real
+workers, a provider cap holds across both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings as django_settings
+
+from builder.gallery import template_instantiate
+from builder.services import run_start
+from engine.config import build_services, provider_registry
+from engine.models import FINAL_STATUSES, Run, Slot
+from engine.slots import ClusterSlots, check_settings, conninfo
+from simulator.testing import RunningSimulator, peak_concurrency
+from tests.engine.core.graphkit import block, graph
+from tests.engine.core.test_slots import run_with
+from tests.engine.management.test_worker import start_workers, stop_workers, wait_until
+from tests.engine.test_provider_limits import leads_of
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One process holding slots of `key`: `count` holders, each takes a slot, notes when it held
+# it (after the take returned, before the give-back: inside the real holding time) and holds
+# it `seconds`. Prints one JSON line per hold, then "done".
+HOLDER = """
+import asyncio, json, sys, time
+from engine.slots import ClusterSlots
+
+async def main(info, key, cap, count, seconds, lease):
+    slots = ClusterSlots(info, lease=lease, poll=0.2)
+    async def one():
+        async with slots.hold(key, cap) as number:
+            began = time.time()
+            await asyncio.sleep(seconds)
+            print(json.dumps({"number": number, "from": began, "to": time.time()}), flush=True)
+    await asyncio.gather(*(one() for _ in range(count)))
+    print(json.dumps({"stats": slots.stats.__dict__}), flush=True)
+    await slots.aclose()
+
+info, key, cap, count, seconds, lease = sys.argv[1:]
+asyncio.run(main(info, key, int(cap), int(count), float(seconds), float(lease)))
+"""
+
+# Takes one slot, says so, and holds it until killed.
+SQUATTER = """
+import asyncio, sys
+from engine.slots import ClusterSlots
+
+async def main(info, key, lease):
+    slots = ClusterSlots(info, lease=lease, poll=0.2)
+    async with slots.hold(key, 1):
+        print("held", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+def python(script: str, *args: Any) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.Popen(  # noqa: S603 -- our own script
+        [sys.executable, "-c", script, *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    now = peak = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def needs_postgresql() -> None:
+    if not django_settings.ON_POSTGRESQL:
+        pytest.fail("slot leases need PostgreSQL (DATABASE_URL)")
+
+
+def test_two_processes_never_hold_more_than_the_cap() -> None:
+    needs_postgresql()
+    holders = [python(HOLDER, conninfo(), "contended", 3, 15, 0.05, 30) for _ in range(2)]
+    outputs = [holder.communicate(timeout=120) for holder in holders]
+    spans: list[tuple[float, float]] = []
+    statements = 0
+    for holder, (out, err) in zip(holders, outputs, strict=True):
+        assert holder.returncode == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        spans += [(line["from"], line["to"]) for line in lines if "number" in line]
+        assert all(0 <= line["number"] < 3 for line in lines if "number" in line)
+        stats = lines[-1]["stats"]
+        statements += stats["takes"] + stats["gives"]
+    assert len(spans) == 30
+    assert most_at_once(spans) == 3  # the cap reached, never passed, across both processes
+    assert not Slot.objects.exclude(owner="").exists()  # every slot given back
+    # Each hold is a take and a give-back, plus the tries of holders that had to wait.
+    assert 60 <= statements < 30 * 8, statements
+
+
+def test_a_holder_killed_with_minus_9_frees_its_slot_when_its_lease_runs_out() -> None:
+    needs_postgresql()
+    lease = 2.0
+    squatter = python(SQUATTER, conninfo(), "killed", lease)
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().strip() == "held", squatter.stderr
+        took = async_to_sync(wait_for_the_slot)(squatter, lease)
+    finally:
+        squatter.kill()
+        squatter.wait()
+    # Not before the kill (its heartbeat renewed the lease past its length), and within the
+    # lease plus a poll after it.
+    assert lease - 0.5 <= took < lease + 3, took
+
+
+async def wait_for_the_slot(squatter: subprocess.Popen[str], lease: float) -> float:
+    slots = ClusterSlots(conninfo(), lease=lease, poll=0.2)
+    try:
+        with pytest.raises(TimeoutError):  # alive for longer than a lease: still held
+            await asyncio.wait_for(slots.acquire("killed", 1), lease * 1.5)
+        squatter.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        async with slots.hold("killed", 1) as number:
+            assert number == 0
+            return time.monotonic() - killed
+    finally:
+        await slots.aclose()
+
+
+def test_cancelling_gives_back_what_was_held_and_what_was_waited_for() -> None:
+    needs_postgresql()
+
+    async def scenario() -> None:
+        one, two = (ClusterSlots(conninfo(), lease=5, poll=0.2) for _ in range(2))
+        try:
+            # A holder cancelled while holding gives its slot back at once.
+            entered = asyncio.Event()
+
+            async def hold_forever() -> None:
+                async with one.hold("cancel", 1):
+                    entered.set()
+                    await asyncio.sleep(3600)
+
+            holder = asyncio.create_task(hold_forever())
+            await entered.wait()
+            # A waiter cancelled while waiting leaves nothing behind.
+            waiter = asyncio.create_task(two.acquire("cancel", 1))
+            await asyncio.sleep(0.3)
+            assert not waiter.done()
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            holder.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await holder
+            assert one.holding() == two.holding() == 0
+            async with asyncio.timeout(2):  # free now: no lease to wait for
+                async with two.hold("cancel", 1) as number:
+                    assert number == 0
+            # Cancelled while its take is in flight: whatever it took is given back.
+            for _ in range(20):
+                taking = asyncio.create_task(one.acquire("in-flight", 1))
+                await asyncio.sleep(0.001)
+                taking.cancel()
+                try:
+                    number, owner = await taking
+                except asyncio.CancelledError:
+                    continue
+                await one.release("in-flight", number, owner)
+        finally:
+            await one.aclose()
+            await two.aclose()
+
+    async_to_sync(scenario)()
+    assert not Slot.objects.exclude(owner="").exists()
+
+
+def test_nested_loops_on_postgresql_slots_finish(simulator: RunningSimulator) -> None:
+    """Caps of 1 on an outer and an inner loop, two executions of the same run (two
+    workers of a chunked loop) on slots in PostgreSQL: an outer item holds its own slot and
+    its inner items take slots of their own key, so nothing deadlocks and no key ever has
+    more than its cap."""
+    needs_postgresql()
+    simulator.control.configure(latency_ms=5)
+    lookup = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+    nested = graph(
+        [
+            block("webhook", "webhook"),
+            block("outer", "loop", items="<webhook.body.groups>", max_concurrent=1),
+            block("inner", "loop", "outer", items="<item.members>", max_concurrent=1),
+            block("fetch", "http", "inner", url=lookup, headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "outer")],
+    )
+
+    def body(prefix: str) -> dict[str, Any]:
+        return {
+            "groups": [
+                {"members": [{"domain": f"{prefix}{g}m{m}.io"} for m in range(3)]} for g in range(3)
+            ]
+        }
+
+    async def both() -> list[Any]:
+        slots = [ClusterSlots(conninfo(), lease=5, poll=0.2) for _ in range(2)]
+        try:
+            return await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        run_with(nested, body(p), simulator, s, "run-n")
+                        for p, s in zip("ab", slots, strict=True)
+                    )
+                ),
+                60,
+            )
+        finally:
+            for s in slots:
+                await s.aclose()
+
+    outcomes = async_to_sync(both)()
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded"]
+    peak, _, _ = peak_concurrency(simulator.control.stats()["received"])
+    assert peak == 1  # every level's cap of 1 held across both executions
+    keys = set(Slot.objects.values_list("key", flat=True))
+    assert keys == {
+        "loop:run-n:outer:",
+        *(f"loop:run-n:inner:outer[{g}]" for g in range(3)),
+    }
+    assert not Slot.objects.exclude(owner="").exists()
+
+
+def test_services_hold_slots_with_workers_and_none_inline(settings: Any) -> None:
+    needs_postgresql()
+
+    async def built() -> tuple[Any, Any, Any]:
+        services = build_services(run_id="r-1")
+        registry = provider_registry()
+        try:
+            return services.slots, services.run_id, registry.cluster
+        finally:
+            await services.aclose()
+
+    settings.KLYNTOS_EXECUTOR = "inline"
+    assert async_to_sync(built)() == (None, "r-1", None)
+    settings.KLYNTOS_EXECUTOR = "workers"
+    slots, run_id, cluster = async_to_sync(built)()
+    assert isinstance(slots, ClusterSlots) and cluster is slots and run_id == "r-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("KLYNTOS_SLOT_LEASE_SECONDS", 0, "KLYNTOS_SLOT_LEASE_SECONDS must be a positive"),
+        ("KLYNTOS_SLOT_POLL_SECONDS", 60, "KLYNTOS_SLOT_POLL_SECONDS must not be longer"),
+        ("KLYNTOS_SLOT_CONNECTIONS", 0, "KLYNTOS_SLOT_CONNECTIONS must be between 1 and 100"),
+    ],
+)
+def test_a_slot_setting_that_cannot_work_is_refused(
+    settings: Any, name: str, value: float, message: str
+) -> None:
+    setattr(settings, name, value)
+    with pytest.raises(ValueError, match=message):
+        check_settings()
+
+
+def test_a_provider_cap_holds_across_two_workers(
+    owner: Any, simulator: RunningSimulator, settings: Any, monkeypatch: Any
+) -> None:
+    """Issue 8's acceptance on workers: provider cap 4 on the Clearbit host, two runs of 100
+    leads started together on two worker processes: the upstream never sees more than 4
+    Clearbit calls in flight, and sees 4."""
+    settings.KLYNTOS_EXECUTOR = "workers"
+    monkeypatch.setenv("KLYNTOS_PROVIDER_LIMITS", "api.clearbit.com=4")
+    monkeypatch.setenv("KLYNTOS_SLOT_POLL_SECONDS", "0.5")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", settings.SLACK_BOT_TOKEN)  # the simulator's
+    monkeypatch.setenv("OPENAI_API_KEY", settings.OPENAI_API_KEY)
+    simulator.control.configure(latency_ms=40)
+    workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
+    workers = start_workers(simulator, concurrency=1)  # one run each
+    try:
+        runs = [
+            run_start(workflow=workflow, input={"leads": leads_of(name, 100)})[0]
+            for name in ("a", "b")
+        ]
+        wait_until(
+            lambda: (
+                Run.objects.filter(pk__in=[r.pk for r in runs], status__in=FINAL_STATUSES).count()
+                == 2
+            ),
+            240,
+            "two runs of 100 leads on two workers",
+        )
+    finally:
+        stop_workers(workers)
+    for run in Run.objects.filter(pk__in=[r.pk for r in runs]):
+        assert run.status == "succeeded", run.error
+        assert (run.total, run.succeeded) == (100, 100)
+    received = simulator.control.stats()["received"]
+    clearbit = [r for r in received if r.get("endpoint") == "clearbit"]
+    assert len(clearbit) == 200
+    peak, _, _ = peak_concurrency(clearbit)
+    assert peak == 4, peak
+    ran = set(
+        Run.objects.filter(pk__in=[r.pk for r in runs])
+        .values_list("items__worker", flat=True)
+        .distinct()
+    )
+    assert len(ran) == 2, ran  # both workers ran items: the cap was shared, not one's alone
+    assert not Slot.objects.exclude(owner="").exists()
