@@ -71,12 +71,47 @@ asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
 """
 
 
+# One execution of a run's loop (what a chunk's worker runs): the core's executor with slots
+# in PostgreSQL, on the simulator; starts on "go" so that two processes overlap.
+EXECUTION = """
+import asyncio, json, sys
+from engine.blocks import REGISTRY
+from engine.core.events import EventBus
+from engine.core.executor import Executor
+from engine.core.graph import parse_graph
+from engine.core.outbound import OutboundConfig, OutboundFactory
+from engine.core.services import Services
+from engine.slots import ClusterSlots
+
+async def main(info, base_url, graph, body, run_id):
+    slots = ClusterSlots(info, lease=10, poll=0.2)
+    outbound = OutboundFactory(OutboundConfig(host_overrides={"api.clearbit.com": base_url}))
+    services = Services(outbound=outbound, slots=slots, run_id=run_id)
+    engine = Executor(
+        parse_graph(json.loads(graph)), REGISTRY, bus=EventBus(lambda e: None), services=services
+    )
+    async with slots.hold("warm-up", 1):  # connections open before the start
+        pass
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    try:
+        outcome = await engine.run(json.loads(body))
+    finally:
+        await services.aclose()
+        await slots.aclose()
+    print(outcome.status, flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
 def python(script: str, *args: Any) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     return subprocess.Popen(  # noqa: S603 -- our own script
         [sys.executable, "-c", script, *map(str, args)],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,6 +150,54 @@ def test_two_processes_never_hold_more_than_the_cap() -> None:
     assert not Slot.objects.exclude(owner="").exists()  # every slot given back
     # Each hold is a take and a give-back, plus the tries of holders that had to wait.
     assert 60 <= statements < 30 * 8, statements
+
+
+def test_a_loop_cap_holds_across_two_processes_running_one_run(
+    simulator: RunningSimulator,
+) -> None:
+    """Two processes execute items of the same run's loop (cap 3) at once, as two workers
+    executing chunks of it do: the upstream sees the loop's cap, not the cap per process."""
+    needs_postgresql()
+    simulator.control.configure(latency_ms=80)
+    lookup = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+    loop = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.items>", max_concurrent=3),
+            block("fetch", "http", "loop", url=lookup, headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "loop")],
+    )
+    executions = [
+        python(
+            EXECUTION,
+            conninfo(),
+            simulator.base_url,
+            json.dumps(loop),
+            json.dumps({"items": [{"domain": f"{p}{i}.io"} for i in range(12)]}),
+            "run-x",
+        )
+        for p in "ab"
+    ]
+    try:
+        for execution in executions:
+            assert execution.stdout is not None and execution.stdin is not None
+            assert execution.stdout.readline().strip() == "ready", execution.stderr
+        for execution in executions:
+            assert execution.stdin is not None
+            execution.stdin.write("go\n")
+            execution.stdin.flush()
+        outputs = [execution.communicate(timeout=120) for execution in executions]
+    finally:
+        for execution in executions:
+            execution.kill()
+    assert [out.strip() for out, _ in outputs] == ["succeeded", "succeeded"], outputs
+    received = simulator.control.stats()["received"]
+    assert len(received) == 24
+    peak, _, _ = peak_concurrency(received)
+    assert peak == 3, peak
+    assert set(Slot.objects.values_list("key", flat=True)) >= {"loop:run-x:loop:"}
+    assert not Slot.objects.exclude(owner="").exists()
 
 
 def test_a_holder_killed_with_minus_9_frees_its_slot_when_its_lease_runs_out() -> None:
@@ -283,19 +366,21 @@ def test_a_slot_setting_that_cannot_work_is_refused(
 
 
 def test_a_provider_cap_holds_across_two_workers(
-    owner: Any, simulator: RunningSimulator, settings: Any, monkeypatch: Any
+    owner: Any, simulator: RunningSimulator, settings: Any
 ) -> None:
     """Issue 8's acceptance on workers: provider cap 4 on the Clearbit host, two runs of 100
     leads started together on two worker processes: the upstream never sees more than 4
     Clearbit calls in flight, and sees 4."""
     settings.KLYNTOS_EXECUTOR = "workers"
-    monkeypatch.setenv("KLYNTOS_PROVIDER_LIMITS", "api.clearbit.com=4")
-    monkeypatch.setenv("KLYNTOS_SLOT_POLL_SECONDS", "0.5")
-    monkeypatch.setenv("SLACK_BOT_TOKEN", settings.SLACK_BOT_TOKEN)  # the simulator's
-    monkeypatch.setenv("OPENAI_API_KEY", settings.OPENAI_API_KEY)
     simulator.control.configure(latency_ms=40)
     workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
-    workers = start_workers(simulator, concurrency=1)  # one run each
+    workers = start_workers(
+        simulator,
+        KLYNTOS_PROVIDER_LIMITS="api.clearbit.com=4",
+        KLYNTOS_SLOT_POLL_SECONDS="0.5",
+        SLACK_BOT_TOKEN=settings.SLACK_BOT_TOKEN,  # the simulator's
+        OPENAI_API_KEY=settings.OPENAI_API_KEY,
+    )
     try:
         runs = [
             run_start(workflow=workflow, input={"leads": leads_of(name, 100)})[0]

@@ -36,7 +36,7 @@ POLL = 1
 
 
 def start_workers(
-    simulator: RunningSimulator, count: int = 2, concurrency: int = 4, **extra: str
+    simulator: RunningSimulator, count: int = 2, **extra: str
 ) -> list[subprocess.Popen[str]]:
     if not django_settings.ON_POSTGRESQL or not django_settings.REDIS_URL:
         pytest.fail("workers need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
@@ -55,10 +55,7 @@ def start_workers(
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     processes = [
         subprocess.Popen(
-            [
-                *(sys.executable, "manage.py", "worker", "--concurrency", str(concurrency)),
-                *("--name", f"w{i}"),
-            ],
+            [sys.executable, "manage.py", "worker", "--concurrency", "4", "--name", f"w{i}"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
