@@ -5,8 +5,11 @@ A key (`loop:<run>:<loop>:<enclosing item>`, `provider:<host>`) has `cap` slots,
 UPDATE of the lowest free row below the cap, picked `FOR UPDATE SKIP LOCKED` (so two takers
 never pick the same row and never wait for each other's locks), and — when every existing
 row is held — an INSERT of the lowest missing number in the same statement (`ON CONFLICT DO
-NOTHING`: two processes making the same row, one gets it). Giving it back is one statement
-that also NOTIFYs `klyntos_slots` with the key's hash. A slot is free when its owner is empty
+NOTHING`: two processes making the same row, one gets it); a take that gets nothing marks
+the key wanted in the same statement (its row of number -1, for `WANTED_POLLS` polls: a
+waiter tries again at least once a poll, so the mark lasts while anyone waits). Giving it
+back is one statement that also NOTIFYs `klyntos_slots` with the key's hash when the key is
+wanted (a NOTIFY serialises commits: slots nobody waits for cost none). A slot is free when its owner is empty
 or its lease ran out: each process renews every slot it holds with one UPDATE per
 KLYNTOS_SLOT_LEASE_SECONDS / 3, so a process killed with -9 frees its slots when their
 lease ends.
@@ -40,6 +43,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
+from psycopg import OperationalError
 
 from engine.core.slots import Notice
 
@@ -50,6 +54,11 @@ FIRST_POLL = 0.05
 GC_AFTER = 600.0  # seconds a row stays once free (or once its lease ran out)
 GC_EVERY = 60.0
 GC_BATCH = 5000
+# A miss marks its key wanted for this many polls (a waiter tries at least once a poll, so
+# the mark lasts while anyone waits): give-backs NOTIFY only keys someone waits for.
+WANTED_POLLS = 3
+# Takes that may fail in a row (connection lost, pool exhausted) before the hold fails.
+MAX_FAILURES = 10
 
 TAKE = """
 WITH taken AS (
@@ -57,7 +66,8 @@ WITH taken AS (
         expires = now() + %(lease)s * interval '1 second'
     WHERE (key, number) = (
         SELECT key, number FROM engine_slot
-        WHERE key = %(key)s AND number < %(cap)s AND (owner = '' OR expires < now())
+        WHERE key = %(key)s AND number >= 0 AND number < %(cap)s
+          AND (owner = '' OR expires < now())
         ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED
     )
     RETURNING number
@@ -70,6 +80,11 @@ WITH taken AS (
     ORDER BY n LIMIT 1
     ON CONFLICT DO NOTHING
     RETURNING number
+), wanted AS (
+    INSERT INTO engine_slot (key, number, owner, process, expires)
+    SELECT %(key)s, -1, '', '', now() + %(wanted)s * interval '1 second'
+    WHERE NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM made)
+    ON CONFLICT (key, number) DO UPDATE SET expires = EXCLUDED.expires
 )
 SELECT number FROM taken UNION ALL SELECT number FROM made
 """
@@ -81,6 +96,9 @@ WITH freed AS (
     RETURNING key
 )
 SELECT pg_notify(%(channel)s, %(hash)s) FROM freed
+WHERE EXISTS (
+    SELECT 1 FROM engine_slot WHERE key = %(key)s AND number = -1 AND expires > now()
+)
 """
 
 RENEW = """
@@ -150,7 +168,7 @@ class ClusterSlots:
         *,
         lease: float = 30.0,
         poll: float = 1.0,
-        connections: int = 8,
+        connections: int = 4,
         name: str = "",
     ) -> None:
         self._conninfo = conninfo
@@ -168,6 +186,7 @@ class ClusterSlots:
         self._open_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._failures = 0  # takes failed in a row (the database away)
 
     # -- the contract -------------------------------------------------------------------
 
@@ -273,6 +292,7 @@ class ClusterSlots:
             "owner": owner,
             "process": self.process,
             "lease": self.lease,
+            "wanted": self.poll * WANTED_POLLS,
         }
         self.stats.takes += 1
         task = asyncio.ensure_future(self._execute(TAKE, params, fetch=True))
@@ -285,6 +305,13 @@ class ClusterSlots:
                 for (number,) in taken or ():
                     await self.release(key, number, owner)
             raise
+        except OperationalError:  # the database is away: try again like a miss, a while
+            self._failures += 1
+            if self._failures > MAX_FAILURES:
+                raise
+            log.warning("could not take a slot of %s; trying again", key, exc_info=True)
+            return None
+        self._failures = 0
         if not rows:
             return None
         self.stats.taken += 1

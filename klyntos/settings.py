@@ -283,7 +283,7 @@ KLYNTOS_PROVIDER_COMPLETION_TOKENS = int(
 # each worker uses for slots.
 KLYNTOS_SLOT_LEASE_SECONDS = float(os.environ.get("KLYNTOS_SLOT_LEASE_SECONDS", "30"))
 KLYNTOS_SLOT_POLL_SECONDS = float(os.environ.get("KLYNTOS_SLOT_POLL_SECONDS", "1"))
-KLYNTOS_SLOT_CONNECTIONS = int(os.environ.get("KLYNTOS_SLOT_CONNECTIONS", "8"))
+KLYNTOS_SLOT_CONNECTIONS = int(os.environ.get("KLYNTOS_SLOT_CONNECTIONS", "4"))
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))
 

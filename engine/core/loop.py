@@ -333,9 +333,15 @@ async def run_loop(
                     # The process's share first (a worker's items in flight), then, with
                     # workers, one of the loop's slots held across processes
                     # (engine/core/slots.py): both waited for before the item starts.
+                    key = (
+                        f"{frame.key}/{block.name}[{index}]"
+                        if frame.key
+                        else f"{block.name}[{index}]"
+                    )
+                    settled = executor.memo.settled(key)  # reused as it is: no slot needed
                     async with (
                         executor.item_gate or contextlib.nullcontext(),
-                        item_slot(executor.services, block.id, frame.key, cap),
+                        item_slot(executor.services, block.id, frame.key, cap, needed=not settled),
                     ):
                         if stop.is_set() or executor.stopping:
                             outcome = None  # not begun: it starts on resume (or never)

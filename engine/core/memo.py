@@ -61,6 +61,11 @@ class Memo:
     def take_done(self, item_key: str) -> DoneItem | None:
         return self.done.pop(item_key, None)
 
+    def settled(self, item_key: str) -> bool:
+        """Whether the item ended before (succeeded or failed for good): it reuses what it
+        did and calls nobody (a step whose stored output was masked aside)."""
+        return item_key in self.done or item_key in self.failures
+
     def absorb(self, other: Memo) -> None:
         """Add what another execution did (a distributed loop's chunks)."""
         self.steps.update(other.steps)

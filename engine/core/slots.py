@@ -73,14 +73,15 @@ def provider_slot_key(provider: str) -> str:
 
 
 def item_slot(
-    services: Any, loop_block_id: str, enclosing_item: str, cap: int
+    services: Any, loop_block_id: str, enclosing_item: str, cap: int, *, needed: bool = True
 ) -> AbstractAsyncContextManager[Any]:
     """What a loop item holds while it runs: a slot of its loop's key when the run's services
     have a slot holder and a run id (workers), else nothing (inline: the loop's window is the
-    cap)."""
+    cap; or an item that is not `needed`: one a resumed run or a distributed loop's
+    composition only reuses)."""
     slots: Slots | None = getattr(services, "slots", None)
     run_id = getattr(services, "run_id", "")
-    if slots is None or not run_id:
+    if slots is None or not run_id or not needed:
         return contextlib.nullcontext()
     return slots.hold(loop_key(str(run_id), loop_block_id, enclosing_item), cap)
 

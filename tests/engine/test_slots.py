@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 from builder.gallery import template_instantiate
 from builder.services import run_start
 from engine.config import build_services, provider_registry
-from engine.models import FINAL_STATUSES, Run, Slot
+from engine.models import FINAL_STATUSES, ItemRun, Run, Slot, StepRun
 from engine.slots import ClusterSlots, check_settings, conninfo
 from simulator.testing import RunningSimulator, peak_concurrency
 from tests.engine.core.graphkit import block, graph
@@ -370,13 +370,17 @@ def test_a_provider_cap_holds_across_two_workers(
 ) -> None:
     """Issue 8's acceptance on workers: provider cap 4 on the Clearbit host, two runs of 100
     leads started together on two worker processes: the upstream never sees more than 4
-    Clearbit calls in flight, and sees 4."""
+    Clearbit calls in flight, and sees 4. Each worker's own limit is 4 (AIMD starts at the
+    cap) and each takes 4 items at once, so without the cluster's slots it would see 8."""
     settings.KLYNTOS_EXECUTOR = "workers"
     simulator.control.configure(latency_ms=40)
+    # Clearbit answers nothing until released: the calls let through pile up to the cap,
+    # and the items past it wait, saying why, in their stored step rows.
+    simulator.control.configure(hold=[{"endpoint": "clearbit"}])
     workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
     workers = start_workers(
         simulator,
-        KLYNTOS_PROVIDER_LIMITS="api.clearbit.com=4",
+        KLYNTOS_PROVIDER_LIMITS="api.clearbit.com=concurrency:4;start:1",
         KLYNTOS_SLOT_POLL_SECONDS="0.5",
         SLACK_BOT_TOKEN=settings.SLACK_BOT_TOKEN,  # the simulator's
         OPENAI_API_KEY=settings.OPENAI_API_KEY,
@@ -386,6 +390,23 @@ def test_a_provider_cap_holds_across_two_workers(
             run_start(workflow=workflow, input={"leads": leads_of(name, 100)})[0]
             for name in ("a", "b")
         ]
+        wait_until(lambda: simulator.control.stats()["held"]["clearbit"] == 4, 120, "4 held")
+        wait_until(
+            lambda: StepRun.objects.filter(
+                run__in=runs,
+                status="waiting",
+                error__startswith="waiting for api.clearbit.com: cluster",
+            ).exists(),
+            60,
+            "an item waiting for the cluster's slot, saying so",
+        )
+        time.sleep(1)  # the items waiting stay waiting: nobody passes the cap
+        assert simulator.control.stats()["held"]["clearbit"] == 4
+        workers_in_flight = set(
+            ItemRun.objects.filter(run__in=runs, status="running").values_list("worker", flat=True)
+        )
+        assert len(workers_in_flight) == 2, workers_in_flight  # the cap shared by both
+        simulator.control.release()
         wait_until(
             lambda: (
                 Run.objects.filter(pk__in=[r.pk for r in runs], status__in=FINAL_STATUSES).count()
@@ -395,6 +416,7 @@ def test_a_provider_cap_holds_across_two_workers(
             "two runs of 100 leads on two workers",
         )
     finally:
+        simulator.control.release()
         stop_workers(workers)
     for run in Run.objects.filter(pk__in=[r.pk for r in runs]):
         assert run.status == "succeeded", run.error
@@ -404,10 +426,5 @@ def test_a_provider_cap_holds_across_two_workers(
     assert len(clearbit) == 200
     peak, _, _ = peak_concurrency(clearbit)
     assert peak == 4, peak
-    ran = set(
-        Run.objects.filter(pk__in=[r.pk for r in runs])
-        .values_list("items__worker", flat=True)
-        .distinct()
-    )
-    assert len(ran) == 2, ran  # both workers ran items: the cap was shared, not one's alone
+    assert not StepRun.objects.filter(run__in=runs, status="waiting").exists()
     assert not Slot.objects.exclude(owner="").exists()

@@ -13,6 +13,7 @@ from engine.blocks import REGISTRY
 from engine.core.events import EventBus
 from engine.core.executor import Executor, RunOutcome
 from engine.core.graph import parse_graph
+from engine.core.memo import DoneItem, ItemFailure, Memo, StoredStep
 from engine.core.outbound import OutboundConfig, OutboundFactory
 from engine.core.providers import (
     CURRENT_STEP,
@@ -35,9 +36,11 @@ class RecordingSlots(LocalSlots):
     def __init__(self) -> None:
         super().__init__()
         self.asked: dict[str, int] = {}
+        self.holds = 0
 
     def hold(self, key: str, cap: int, notice: Notice | None = None) -> Any:
         self.asked[key] = cap
+        self.holds += 1
         return super().hold(key, cap, notice)
 
 
@@ -59,6 +62,7 @@ async def run_with(
     slots: Any,
     run_id: str,
     recorder: Recorder | None = None,
+    memo: Memo | None = None,
 ) -> RunOutcome:
     services = Services(
         outbound=OutboundFactory(
@@ -72,6 +76,7 @@ async def run_with(
         REGISTRY,
         bus=EventBus(recorder or Recorder()),
         services=services,
+        memo=memo,
     )
     try:
         return await engine.run(body)
@@ -139,6 +144,21 @@ async def test_nested_loops_hold_a_key_per_enclosing_item_and_finish(
         **{loop_key("run-n", "inner", f"outer[{g}]"): 1 for g in range(3)},
     }
     assert all(peak == 1 for peak in slots.peaks.values())
+
+
+async def test_items_that_ended_before_hold_no_slot(sim: RunningSimulator) -> None:
+    """A resumed run (or a distributed loop's composition) reuses what its settled items
+    did: only the item that still has work holds a slot."""
+    memo = Memo(
+        steps={("loop[0]", "fetch"): StoredStep(output={"status": 200, "body": {}})},
+        done={"loop[0]": DoneItem()},
+        failures={"loop[1]": ItemFailure(block="fetch", error="it failed before")},
+    )
+    slots = RecordingSlots()
+    outcome = await run_with(lookups(3), domains(3), sim, slots, "run-r", memo=memo)
+    assert outcome.status == "partially_succeeded"
+    assert slots.holds == 1
+    assert len(sim.control.stats()["received"]) == 1
 
 
 async def test_without_slots_or_a_run_id_an_item_holds_nothing() -> None:
