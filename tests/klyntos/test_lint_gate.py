@@ -63,3 +63,35 @@ def test_security_and_async_rules_apply_to_product_code() -> None:
 def test_tests_may_assert() -> None:
     assert "S101" not in _ruff_codes("def test_x() -> None:\n    assert 1\n", "tests/test_x.py")
     assert "S101" in _ruff_codes("def f() -> None:\n    assert 1\n", "engine/core/example.py")
+
+
+def _ci_run_with_make_exiting(code: int, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`.ci/run` with a `make` that exits `code`, and stand-ins saying PostgreSQL and Redis
+    are up (and installing nothing), so the script goes straight to `make test`."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    stand_ins = {
+        "make": f'echo "make $*" >> "{tmp_path}/calls"\nexit {code}',
+        "pg_isready": "exit 0",
+        "redis-cli": "echo PONG",
+        "apt-get": "exit 0",
+        "npm": "exit 0",
+    }
+    for name, body in stand_ins.items():
+        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / name).chmod(0o755)
+    (tmp_path / "calls").unlink(missing_ok=True)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    return subprocess.run(
+        [str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_ci_run_fails_when_make_test_fails(tmp_path: Path) -> None:
+    # `make test` stops at `lint` with make's exit status 2 when a checker fails.
+    failed = _ci_run_with_make_exiting(2, tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert (tmp_path / "calls").read_text() == "make test\n"
+    assert _ci_run_with_make_exiting(0, tmp_path).returncode == 0
+    # pytest's "no tests collected" is a failure too.
+    assert _ci_run_with_make_exiting(5, tmp_path).returncode == 1
