@@ -8,7 +8,8 @@ so the slot is all the item waits for) runs with the loop's cap 10:
 - two holders: two executions of the same run's loop (a chunked loop's two workers), each
   with its own pool and listener, contend for the same 10 slots.
 Statements are counted by the holders (takes, including the tries of waiting holders, and
-give-backs; heartbeats apart). Target: 2 statements per item without contention.
+give-backs; heartbeats apart). Target: 2 statements per item without contention (plus at
+most one per item among the first `cap`, racing to make a new key's rows).
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ async def _measure(conninfo: str, n: int) -> dict[str, Any]:
         "statements_per_item_one_holder": round(one_statements / n, 3),
         "statements_per_item_two_holders": round(two_statements / n, 3),
         "waits_two_holders": waits,
-        "target_statements_per_item": 2.0,
-        "pass": one_statements / n <= 2.0 + 1e-9,
+        # Two per item; the first takes of a new key may race for the rows they make (at
+        # most one retry each of the loop's first `cap` items).
+        "target_statements_per_item": round(2.0 + CAP / n, 3),
+        "pass": one_statements / n <= 2.0 + CAP / n + 1e-9,
     }
 
 

@@ -373,21 +373,34 @@ class ClusterSlots:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                if self._live:
-                    self.stats.renewals += 1
-                    await self._execute(
-                        RENEW,
-                        {"lease": self.lease, "process": self.process, "owners": list(self._live)},
-                    )
+                await self.renew()
                 now = asyncio.get_running_loop().time()
                 if now - collected >= GC_EVERY:
                     collected = now
-                    self.stats.collections += 1
-                    await self._execute(COLLECT, {"age": GC_AFTER, "batch": GC_BATCH})
+                    await self.collect()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("slot heartbeat failed", exc_info=True)
+
+    async def renew(self) -> int:
+        """Every hold of this process gets a whole lease again (one statement); how many."""
+        if not self._live:
+            return 0
+        await self._open()
+        self.stats.renewals += 1
+        renewed: int = await self._execute(
+            RENEW, {"lease": self.lease, "process": self.process, "owners": list(self._live)}
+        )
+        return renewed
+
+    async def collect(self, age: float = GC_AFTER) -> int:
+        """Delete rows free (or whose lease ran out) for longer than `age` seconds, a batch
+        at most; how many."""
+        await self._open()
+        self.stats.collections += 1
+        deleted: int = await self._execute(COLLECT, {"age": age, "batch": GC_BATCH})
+        return deleted
 
     async def aclose(self) -> None:
         self._closed = True

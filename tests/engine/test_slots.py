@@ -6,6 +6,7 @@ workers, a provider cap holds across both."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
+from django.utils import timezone
 
 from builder.gallery import template_instantiate
 from builder.services import run_start
@@ -276,6 +278,52 @@ def test_cancelling_gives_back_what_was_held_and_what_was_waited_for() -> None:
 
     async_to_sync(scenario)()
     assert not Slot.objects.exclude(owner="").exists()
+
+
+def test_the_heartbeat_renews_only_live_holds_and_old_free_rows_are_collected() -> None:
+    needs_postgresql()
+
+    async def scenario() -> tuple[int, int, int]:
+        slots = ClusterSlots(conninfo(), lease=60, poll=0.2)
+        try:
+            number, owner = await slots.acquire("renewed", 2)
+            lost, lost_owner = await slots.acquire("renewed", 2)
+            await slots.release("renewed", lost, lost_owner)
+            # Another process's hold, and a hold whose lease this process gave up on: the
+            # renewal leaves both alone.
+            await asyncio.to_thread(
+                Slot.objects.filter(key="renewed", number=lost).update,
+                owner="elsewhere:1",
+                process="elsewhere",
+                expires=timezone.now() + dt.timedelta(seconds=5),
+            )
+            await asyncio.to_thread(
+                Slot.objects.filter(key="renewed", number=number).update,
+                expires=timezone.now() + dt.timedelta(seconds=5),
+            )
+            renewed = await slots.renew()
+            # Free for an hour, expired an hour ago, free a moment ago: the first two go.
+            hour_ago = timezone.now() - dt.timedelta(hours=1)
+            await asyncio.to_thread(
+                Slot.objects.bulk_create,
+                [
+                    Slot(key="old", number=0, owner="", process="", expires=hour_ago),
+                    Slot(key="old", number=1, owner="dead:1", process="dead", expires=hour_ago),
+                    Slot(key="old", number=2, owner="", process="", expires=timezone.now()),
+                ],
+            )
+            collected = await slots.collect(age=600)
+            await slots.release("renewed", number, owner)
+            return number, renewed, collected
+        finally:
+            await slots.aclose()
+
+    number, renewed, collected = async_to_sync(scenario)()
+    assert renewed == 1
+    assert collected == 2
+    assert list(Slot.objects.filter(key="old").values_list("number", flat=True)) == [2]
+    elsewhere = Slot.objects.get(key="renewed", owner="elsewhere:1")
+    assert elsewhere.expires < timezone.now() + dt.timedelta(seconds=10)  # not renewed
 
 
 def test_nested_loops_on_postgresql_slots_finish(simulator: RunningSimulator) -> None:
