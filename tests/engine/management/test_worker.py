@@ -36,7 +36,7 @@ POLL = 1
 
 
 def start_workers(
-    simulator: RunningSimulator, count: int = 2, **extra: str
+    simulator: RunningSimulator, count: int = 2, concurrency: int = 4, **extra: str
 ) -> list[subprocess.Popen[str]]:
     if not django_settings.ON_POSTGRESQL or not django_settings.REDIS_URL:
         pytest.fail("workers need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
@@ -50,12 +50,23 @@ def start_workers(
         "KLYNTOS_RUN_LEASE_SECONDS": str(LEASE),
         "KLYNTOS_RUN_RESUME_POLL_SECONDS": str(POLL),
         "PYTHONUNBUFFERED": "1",
+        # The provider keys the suite's own runs get (tests/engine/conftest.py).
+        "OPENAI_API_KEY": django_settings.OPENAI_API_KEY or "sk-test-key",
+        "SLACK_BOT_TOKEN": django_settings.SLACK_BOT_TOKEN or "xoxb-test-token",
         **extra,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     processes = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "worker", "--concurrency", "4", "--name", f"w{i}"],
+            [
+                sys.executable,
+                "manage.py",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--name",
+                f"w{i}",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -132,18 +143,21 @@ def test_workers_execute_the_runs_the_web_side_defers_and_report_live(
     assert sum(calls_by_domain(simulator, "clearbit").values()) == 6 * 12
 
 
-async def listen(owner: Any, run_id: Any) -> dict[str, Any]:
-    """An editor's socket on this (web) process, following a run executed by a worker."""
+async def listen(owner: Any, run_id: Any, within: float = 60) -> dict[str, Any]:
+    """An editor's socket on this (web) process, following a run executed by a worker: how
+    many deltas it heard, the run's succeeded counts they carried, and whether it ended."""
     cookie = await asyncio.to_thread(session_cookie, owner.username, "pw-owner-123")
     socket = await open_socket(run_id, cookie)
     connected, _ = await socket.connect(timeout=10)
     assert connected
-    heard = {"deltas": 0, "ended": False}
-    deadline = asyncio.get_running_loop().time() + 60
+    heard: dict[str, Any] = {"deltas": 0, "ended": False, "progress": []}
+    deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
-        message = await socket.receive_json_from(timeout=60)
+        message = await socket.receive_json_from(timeout=within)
         if message.get("type") == "delta":
             heard["deltas"] += 1
+            if isinstance(message.get("run"), dict) and "succeeded" in message["run"]:
+                heard["progress"].append(message["run"]["succeeded"])
         if message.get("type") == "snapshot" and message.get("final"):
             heard["ended"] = True
             break
