@@ -88,6 +88,18 @@ describe("applyDelta", () => {
     expect(s.itemsVersion).toBeGreaterThan(1);
   });
 
+  it("tells the item table to re-read its rows when only a loop's counters moved", () => {
+    // A loop spread over workers: the run's deltas carry its counts, not its items.
+    store().applySnapshot(snapshot());
+    const before = store().itemsVersion;
+    store().applyDelta(delta(11, {
+      loops: { loop: { total: 3, succeeded: 1, failed: 0, cancelled: 0, not_started: 0, running: 2, max_concurrent: 10, limit: 10, peak_running: 3 } },
+    }));
+    expect(store().itemsVersion).toBe(before + 1);
+    store().applyDelta(delta(12, { run: { last_seq: 12 } }));
+    expect(store().itemsVersion).toBe(before + 1); // nothing about items: no re-read
+  });
+
   it("drops stale and duplicate deltas", () => {
     store().applySnapshot(snapshot());
     store().applyDelta(delta(12, { items: [item(0, { status: "succeeded" })] }));

@@ -150,7 +150,10 @@ export const useRunStore = create<RunStoreState>()((set, get) => ({
       }
       items = capWindow(items);
     }
-    const itemsChanged = Boolean(msg.items?.length) || Boolean(msg.items_omitted);
+    // A loop's counters moving means item rows changed even when the delta carries none: a
+    // loop spread over workers reports counts only, its items are read page by page.
+    const loopsMoved = Boolean(msg.loops && Object.keys(msg.loops).length);
+    const itemsChanged = Boolean(msg.items?.length) || Boolean(msg.items_omitted) || loopsMoved;
 
     let steps = state.steps;
     if (msg.steps?.length) {
