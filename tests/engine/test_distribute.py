@@ -111,6 +111,19 @@ def test_a_killed_worker_s_chunks_are_taken_up_by_the_other_and_every_item_runs_
     assert took < LEASE + 2 * POLL + ITEMS * 0.2 + 20, took
 
 
+def template_workers(simulator: RunningSimulator, settings: Any) -> list[Any]:
+    """Two workers that take 10 items each at once, chunks of 100 (1,000 leads: 10)."""
+    settings.KLYNTOS_EXECUTOR = "workers"
+    simulator.control.configure(latency_ms=30)
+    return start_workers(simulator, concurrency=10, KLYNTOS_LOOP_CHUNK_SIZE="100")
+
+
+def template_run(owner: Any) -> Run:
+    workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
+    run, _ = services.run_start(workflow=workflow, input={"leads": make_leads(LEADS)})
+    return run
+
+
 def test_1000_leads_through_the_template_on_two_workers_hold_the_loop_cap_cluster_wide(
     owner: Any, simulator: RunningSimulator, settings: Any
 ) -> None:
@@ -118,13 +131,9 @@ def test_1000_leads_through_the_template_on_two_workers_hold_the_loop_cap_cluste
     shipped template. Each lookup sees exactly the loop's cap (10) in flight at its peak —
     not 10 per worker — both workers ran items, every lead succeeded and was stored once,
     one Slack post, and an editor connected here heard live progress."""
-    settings.KLYNTOS_EXECUTOR = "workers"
-    simulator.control.configure(latency_ms=30)
-    leads = make_leads(LEADS)
-    workers = start_workers(simulator, concurrency=10, KLYNTOS_LOOP_CHUNK_SIZE="100")
+    workers = template_workers(simulator, settings)
     try:
-        workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
-        run, _ = services.run_start(workflow=workflow, input={"leads": leads})
+        run = template_run(owner)
         heard = async_to_sync(listen)(owner, run.pk, within=600)
         wait_until(lambda: Run.objects.get(pk=run.pk).finished_at is not None, 120, "the end")
     finally:
@@ -154,13 +163,9 @@ def test_kill_9_of_the_coordinating_worker_at_half_of_1000_leads_loses_nothing(
     """The issue's acceptance: kill -9 one of two workers at ~50 % — here the one that
     coordinates the run (and runs chunks): the other resumes the run once its lease ran
     out, takes up the dead worker's chunks, and every lead succeeds once."""
-    settings.KLYNTOS_EXECUTOR = "workers"
-    simulator.control.configure(latency_ms=30)
-    leads = make_leads(LEADS)
-    workers = start_workers(simulator, concurrency=10, KLYNTOS_LOOP_CHUNK_SIZE="100")
+    workers = template_workers(simulator, settings)
     try:
-        workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
-        run, _ = services.run_start(workflow=workflow, input={"leads": leads})
+        run = template_run(owner)
         wait_until(
             lambda: ItemRun.objects.filter(run=run, status="succeeded").count() >= LEADS // 2,
             300,
