@@ -128,7 +128,7 @@ async def execute_chunk(chunk_id: int) -> None:
     try:
         spec, loop, memo = await _in_thread(_load_chunk)(claim)
         secrets_registry.register(spec.env.values())
-        services = await run_services(spec)
+        services = await run_services(spec, claim.run_id)
         engine = Executor(
             spec.graph,
             REGISTRY,

@@ -146,7 +146,7 @@ async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None =
             start_seq=spec.last_seq,
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
-        services = await run_services(spec)
+        services = await run_services(spec, run_id)
         distributor = None
         if executor.distributes:  # on a worker, big loops go out to the workers in chunks
             from engine.distribute import WorkerDistributor
@@ -209,12 +209,14 @@ def run_options(spec: RunSpec) -> RunOptions:
     )
 
 
-async def run_services(spec: RunSpec) -> Services:
-    """The run's services on the owner's leased data connection."""
+async def run_services(spec: RunSpec, run_id: Any) -> Services:
+    """The run's services on the owner's leased data connection; with workers its loops'
+    caps hold across processes (the run's slot keys, engine/core/slots.py)."""
     data = await data_pools().lease(spec.data)
     try:
         # Every call this run makes says one more run led to it (webhook-to-self recursion).
-        return build_services(data, call_depth=int(spec.options.get("call_depth") or 0) + 1)
+        depth = int(spec.options.get("call_depth") or 0) + 1
+        return build_services(data, call_depth=depth, run_id=run_id)
     except BaseException:
         await data.aclose()
         raise

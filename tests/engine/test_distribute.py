@@ -112,9 +112,10 @@ def test_a_killed_worker_s_chunks_are_taken_up_by_the_other_and_every_item_runs_
 
 
 def template_workers(simulator: RunningSimulator, settings: Any) -> list[Any]:
-    """Two workers that take 10 items each at once, chunks of 100 (1,000 leads: 10)."""
+    """Two workers that take 10 items each at once, chunks of 100 (1,000 leads: 10). Calls
+    take 100 ms: long beside a slot's hand-over (a statement), so the cap is reached."""
     settings.KLYNTOS_EXECUTOR = "workers"
-    simulator.control.configure(latency_ms=30)
+    simulator.control.configure(latency_ms=100)
     return start_workers(simulator, concurrency=10, KLYNTOS_LOOP_CHUNK_SIZE="100")
 
 
