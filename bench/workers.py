@@ -105,6 +105,7 @@ def serve(concurrency: int, report: str) -> None:
 class Workers:
     def __init__(self, count: int, concurrency: int, tmp: Path) -> None:
         self.reports = [tmp / f"worker-{i}.count" for i in range(count)]
+        self.lines: list[str] = []  # what the workers print (Procrastinate's job lines)
         self.processes = [
             subprocess.Popen(  # noqa: S603 -- our own module, fixed argv
                 [sys.executable, "-m", "bench.workers", "--serve", str(concurrency), str(report)],
@@ -123,7 +124,9 @@ class Workers:
                 if not line:
                     raise BenchError("a worker did not start: " + "".join(seen)[-2000:])
                 seen.append(line)
-            threading.Thread(target=lambda s=process.stdout: list(s), daemon=True).start()
+            threading.Thread(
+                target=lambda s=process.stdout: self.lines.extend(s), daemon=True
+            ).start()
 
     def statements(self) -> int:
         for report in self.reports:
@@ -137,6 +140,14 @@ class Workers:
             time.sleep(0.05)
         time.sleep(0.05)  # written whole
         return sum(int(r.read_text() or 0) for r in self.reports)
+
+    def job_seconds(self, task: str) -> list[float]:
+        """How long each job of `task` lasted, from Procrastinate's own log lines."""
+        found = []
+        for line in self.lines:
+            if f"Job {task}[" in line and " lasted " in line:
+                found.append(float(line.rsplit(" lasted ", 1)[1].split(" s", 1)[0]))
+        return found
 
     def stop(self) -> None:
         for process in self.processes:
@@ -209,6 +220,8 @@ def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
             worker_statements = workers.statements() - worker_before + _counted - before
         finally:
             workers.stop()
+        chunk_s = workers.job_seconds("klyntos.loop_chunk")[-run.chunks.count() :]
+        result["chunk_job_s"] = [round(x, 3) for x in chunk_s]
         result.update(
             inline_s=inline_s,
             worker_s=worker_s,
@@ -260,6 +273,8 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
             "DJANGO_SETTINGS_MODULE": "klyntos.settings",
             "KLYNTOS_HOST_OVERRIDES": f"{BENCH_HOST}={sim.base_url}",
             "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14",
+            # As a deployment of workers sets it: loop caps held across them (slot leases).
+            "KLYNTOS_EXECUTOR": "workers",
             "PYTHONUNBUFFERED": "1",
         }
         queue = _drive("queue", queue_n, env)
@@ -277,6 +292,7 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "statements_per_item_inline": round(queue["inline_statements"] / queue_n, 2),
         "statements_per_item_worker": round(queue["worker_statements"] / queue_n, 2),
         "inline_statements_by_thread": queue["inline_statements_by_thread"],
+        "chunk_job_s": queue["chunk_job_s"],
         "scale_n": scale_n,
         "latency_s": SCALE_LATENCY_MS / 1000,
         "cap": CAP,
