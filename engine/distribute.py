@@ -99,7 +99,7 @@ def _load_chunk(claim: chunks.ChunkClaim) -> tuple[Any, Block, Memo]:
     graph = parse_graph(run.version.graph)
     loop = graph.block(claim.loop_block)
     keys = [f"{loop.name}[{index}]" for index in claim.indexes]
-    memo = memo_for_chunk(run.pk, graph, keys, again=claim.executions > 0)
+    memo = memo_for_chunk(run.pk, graph, keys, again=claim.executions > 0, retry_of=run.retry_of_id)
     spec = RunSpec(
         graph,
         run.input,

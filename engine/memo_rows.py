@@ -71,19 +71,29 @@ def memo_for_loop(run_id: Any, graph: Graph, loop_name: str) -> Memo:
     return Memo(found, _failures(run_id, items), _done(run_id, items))
 
 
-def memo_for_chunk(run_id: Any, graph: Graph, item_keys: list[str], again: bool) -> Memo:
+def memo_for_chunk(
+    run_id: Any, graph: Graph, item_keys: list[str], again: bool, retry_of: Any = None
+) -> Memo:
     """A chunk's memo: the top-level steps it starts from and — when the chunk ran before
-    (`again`) — what its own items did (they and their inner loops' items)."""
-    steps = Q(item_key="")
+    (`again`) — what its own items did (they and their inner loops' items). A retry's chunk
+    also reuses what its items did in the run it retries (as `memo_for_retry` does)."""
+    mine = Q(pk__in=[])
     items = Q(pk__in=[])
+    for key in item_keys:
+        mine |= Q(item_key=key) | Q(item_key__startswith=f"{key}/")
+        items |= Q(key=key) | Q(key__startswith=f"{key}/")
+    memo = Memo()
+    if retry_of is not None:
+        skip = _loops(graph) | downstream_of_loops(graph)
+        memo = Memo(_steps(retry_of, skip, mine), {}, _done(retry_of, items))
+    # This run's own rows come last: they are the newer word on each step.
+    memo.steps.update(
+        _steps(run_id, _loops(graph), Q(item_key="") | (mine if again else Q(pk__in=[])))
+    )
     if again:
-        for key in item_keys:
-            steps |= Q(item_key=key) | Q(item_key__startswith=f"{key}/")
-            items |= Q(key=key) | Q(key__startswith=f"{key}/")
-    found = _steps(run_id, _loops(graph), steps)
-    if not again:
-        return Memo(found)
-    return Memo(found, _failures(run_id, items), _done(run_id, items))
+        memo.failures.update(_failures(run_id, items))
+        memo.done.update(_done(run_id, items))
+    return memo
 
 
 def memo_for_retry(source_id: Any, graph: Graph) -> Memo:

@@ -192,3 +192,35 @@ def test_kill_9_of_the_coordinating_worker_at_half_of_1000_leads_loses_nothing(
         assert LEADS <= stats[endpoint] <= LEADS + 2 * 10, (endpoint, stats[endpoint])
     assert took < LEASE + POLL + 120, took
     print(f"kill -9 at half: finished {took:.1f} s after; calls {stats}")  # for the notes
+
+
+def test_a_retry_of_a_distributed_run_repeats_only_the_failed_items_steps(
+    owner: Any, simulator: RunningSimulator, settings: Any
+) -> None:
+    """Retry failed on workers: the retry's loop goes out in chunks too, and each chunk
+    reuses what its items did in the run it retries."""
+    settings.KLYNTOS_EXECUTOR = "workers"
+    failing = [5, 27, 60, 99, 118]
+    simulator.control.configure(
+        latency_ms=20,
+        failures=[
+            {"endpoint": "clearbit", "match": {"domain": f"d{i}.io"}, "status": 404}
+            for i in failing
+        ],
+    )
+    workers = start_workers(simulator, KLYNTOS_LOOP_CHUNK_SIZE=str(CHUNK))
+    try:
+        first = started(owner, ITEMS)
+        wait_until(lambda: Run.objects.get(pk=first.pk).finished_at is not None, 120, "first")
+        assert Run.objects.get(pk=first.pk).failed == len(failing)
+        simulator.control.reset(latency_ms=20)  # the provider is fixed; counts start again
+        retry = services.run_retry_failed(run=Run.objects.get(pk=first.pk))
+        wait_until(lambda: Run.objects.get(pk=retry.pk).finished_at is not None, 120, "retry")
+    finally:
+        stop_workers(workers)
+    done = Run.objects.get(pk=retry.pk)
+    assert (done.status, done.succeeded, done.failed) == ("succeeded", ITEMS, 0), done.error
+    assert LoopChunk.objects.filter(run=done).count() == ITEMS // CHUNK
+    clearbit = calls_by_domain(simulator, "clearbit")
+    assert clearbit == Counter({f"d{i}.io": 1 for i in failing})  # nothing else repeated
+    assert [q.get("n") for q in after_calls(simulator)] == [str(ITEMS)]
