@@ -1,5 +1,6 @@
-"""(p) Provider governance: AIMD against a provider that refuses past 6 in flight, and a
-token budget shared by two runs (engine/core/providers.py, issue 9).
+"""(p) Provider governance: AIMD against a provider that refuses past 6 in flight, a token
+budget shared by two runs, and the breaker through an outage (engine/core/providers.py,
+issue 9).
 
 - `aimd_capped`: cap 20 on the host (AIMD starts at 10), a loop of 20 in flight, the
   simulator answering 429 whenever more than 6 calls are in flight (30 ms answers).
@@ -12,6 +13,14 @@ token budget shared by two runs (engine/core/providers.py, issue 9).
   window (the minute shortened, KLYNTOS_PROVIDER_WINDOW_SECONDS), the simulator enforcing
   the same budget: 429s (target 0) and the most tokens it saw in one window over the budget
   (target between 0.9 and 1.0).
+- `breaker`: 300 leads, 10 in flight, Clearbit answering 500 to 30 % of calls during an
+  outage (time scaled down: 2 s instead of 20 s, a first cool-down of 0.25 s instead of
+  5 s, breaker over the last 20 calls, at least 10, opening at 20 % failed).
+  `time_to_trip_s` runs from the outage's first 500 to the breaker opening;
+  `time_to_settle_s` from the outage's last 500 to the breaker's last close (by probes);
+  `calls_wasted` counts the calls the provider failed (including failed probes),
+  `calls_while_open` the calls that started while it was open (target 0), and
+  `items_failed` the items that failed (target 0).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any
 from bench.harness import BENCH_ENV, LoopWindowSink, build_services, run_engine, simulator
 from engine.core.events import Event
 from engine.core.executor import RunOptions
-from engine.core.providers import KeyLimits, ProviderSettings, registry_for_loop
+from engine.core.providers import BreakerPolicy, KeyLimits, ProviderSettings, registry_for_loop
 from engine.core.retry import RetryPolicy
 
 LATENCY_MS = 30
@@ -31,6 +40,10 @@ REFUSE_PAST = 6
 BUDGET = 20_000
 WINDOW_S = 2.0
 TARGETS = {"time_to_settle_s": 10.0, "after_settle_429_pct": 5.0}
+OUTAGE_S = 2.0
+OUTAGE_RATE = 0.3
+# A call granted just before the breaker opened reaches the simulator a moment later.
+GRACE_S = 0.05
 LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
 
 
@@ -40,11 +53,14 @@ class Sink(LoopWindowSink):
     def __init__(self) -> None:
         super().__init__()
         self.limits: list[Event] = []
+        self.breaker: list[Event] = []
 
     def __call__(self, event: Event) -> None:
         super().__call__(event)
         if event.type == "provider.limit":
             self.limits.append(event)
+        elif event.type == "provider.breaker":
+            self.breaker.append(event)
 
 
 def loop_graph(concurrency: int, inner: dict[str, Any]) -> dict[str, Any]:
@@ -174,12 +190,68 @@ def tokens(base_url: str, control: Any, n: int) -> dict[str, Any]:
     }
 
 
+def breaker(base_url: str, control: Any, n: int) -> dict[str, Any]:
+    outage = {
+        "endpoint": "clearbit",
+        "status": 500,
+        "rate": OUTAGE_RATE,
+        "for_s": OUTAGE_S,
+        "after": 30,
+    }
+    control.reset(latency_ms=20, seed=11, failures=[outage], record=True)
+    policy = BreakerPolicy(
+        window=20, min_calls=10, failure_rate=0.2, cool_down=0.25, cool_down_max=2.0, probes=3
+    )
+    sink = Sink()
+    options = RunOptions(retry=RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1))
+    items = {"items": [{"domain": f"b{i:05d}.example"} for i in range(n)]}
+
+    async def main() -> float:
+        registry_for_loop(ProviderSettings(breaker=policy))
+        began = time.time()
+        await run_engine(
+            loop_graph(10, LOOKUP_BLOCK), items, build_services(base_url), options, sink=sink
+        )
+        return time.time() - began
+
+    wall = asyncio.run(main())
+    calls = [r for r in control.stats()["received"] if r["endpoint"] == "clearbit"]
+    failed = sorted((r for r in calls if r["status"] == 500), key=lambda r: r["finished"])
+    changes = sink.breaker
+    opens = [e.at for e in changes if e.data["state"] == "open"]
+    closes = [e.at for e in changes if e.data["state"] == "closed"]
+    periods, opened = [], None
+    for event in changes:
+        if event.data["state"] == "open" and opened is None:
+            opened = event.at
+        elif event.data["state"] != "open" and opened is not None:
+            periods.append((opened, event.at))
+            opened = None
+    while_open = sum(1 for r in calls for a, b in periods if a + GRACE_S < r["started"] < b)
+    return {
+        "items": n,
+        "wall_s": round(wall, 3),
+        "trips": len(opens),
+        "time_to_trip_s": round(opens[0] - failed[0]["finished"], 3) if opens and failed else None,
+        "time_to_settle_s": (
+            round(closes[-1] - failed[-1]["finished"], 3) if closes and failed else None
+        ),
+        "open_s": round(sum(b - a for a, b in periods), 3),
+        "calls": len(calls),
+        "calls_wasted": len(failed),
+        "calls_while_open": while_open,
+        "items_failed": n - sink.by_type.get("item.finished", 0),
+        "ended_closed": bool(changes) and changes[-1].data["state"] == "closed",
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n = 200 if quick else 1000
     with simulator(latency_ms=0) as sim:
         capped = aimd(sim.base_url, sim.control, n, cap=20)
         uncapped = aimd(sim.base_url, sim.control, n, cap=None)
         budget = tokens(sim.base_url, sim.control, 60 if quick else 150)
+        outage = breaker(sim.base_url, sim.control, 300)
     passed = (
         all(
             s["time_to_settle_s"] <= TARGETS["time_to_settle_s"]
@@ -189,17 +261,24 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
         and budget["tokens_429"] == 0
         and 0.9 <= budget["peak_window_over_budget"] <= 1.0
+        and outage["trips"] > 0
+        and outage["calls_while_open"] == 0
+        and outage["items_failed"] == 0
+        and outage["ended_closed"]
     )
     return {
         "bench": "providers",
         "aimd_capped": capped,
         "aimd_uncapped": uncapped,
         "tokens": budget,
+        "breaker": outage,
         "targets": {
             **TARGETS,
             "max_limit_after_settle": REFUSE_PAST,
             "tokens_429": 0,
             "peak_window_over_budget": [0.9, 1.0],
+            "breaker_calls_while_open": 0,
+            "breaker_items_failed": 0,
         },
         "pass": passed,
     }
@@ -219,6 +298,13 @@ def summary(result: dict[str, Any]) -> str:
     lines.append(
         f"  tokens: {t['tokens_429']} 429s, busiest window {t['peak_window_over_budget']} of the "
         f"budget, mean rate {t['mean_rate_over_budget']} of it"
+    )
+    b = result["breaker"]
+    lines.append(
+        f"  breaker: trips in {b['time_to_trip_s']} s, settles (closed by probes) "
+        f"{b['time_to_settle_s']} s after the outage's last 500, {b['trips']} trips, "
+        f"open {b['open_s']} s, {b['calls_wasted']} calls wasted of {b['calls']}, "
+        f"{b['calls_while_open']} started while open, {b['items_failed']} items failed"
     )
     lines.append(f"  pass: {result['pass']}")
     return "\n".join(lines)

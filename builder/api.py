@@ -31,6 +31,7 @@ from builder.serializers import (
     ItemFilterSerializer,
     ItemListRowSerializer,
     ItemRunSerializer,
+    PausedProviderSerializer,
     RunCostSummarySerializer,
     RunSerializer,
     RunStartSerializer,
@@ -348,6 +349,7 @@ RunCostAnswer = shape(
     id=serializers.UUIDField(),
     status=serializers.CharField(),
     summary=RunCostSummarySerializer(),
+    paused=PausedProviderSerializer(many=True),
 )
 
 
@@ -359,7 +361,12 @@ class RunSummaryView(APIView):
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.run_get(request.user, pk)
         return Response(
-            {"id": str(run.pk), "status": run.status, "summary": run_costs.summary(run)}
+            {
+                "id": str(run.pk),
+                "status": run.status,
+                "summary": run_costs.summary(run),
+                "paused": services.run_paused(run),
+            }
         )
 
 
@@ -476,6 +483,34 @@ class RunCancelView(APIView):
     @answers(RunSerializer, 404)
     def post(self, request: Request, pk: str) -> Response:
         run = services.run_cancel(run=selectors.run_get(request.user, pk))
+        return Response(RunSerializer(run).data)
+
+
+ResumeProviderRequest = shape(
+    "ResumeProviderRequest",
+    provider=serializers.CharField(
+        required=False, help_text="the provider key; optional when the run waits for one only"
+    ),
+)
+
+
+class RunResumeProviderView(APIView):
+    """Resume a provider whose breaker paused the run (services.run_resume_provider)."""
+
+    @answers(RunSerializer, 400, 404, 409, request=ResumeProviderRequest, body=True)
+    def post(self, request: Request, pk: str) -> Response:
+        run = selectors.run_get(request.user, pk)
+        data = request.data if isinstance(request.data, Mapping) else {}
+        provider = data.get("provider")
+        if provider is not None and not isinstance(provider, str):
+            return Response(
+                {"error": "provider must be a provider key such as api.clearbit.com"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            run = services.run_resume_provider(run=run, provider=provider or None)
+        except services.NotPaused as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(RunSerializer(run).data)
 
 

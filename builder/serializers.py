@@ -11,6 +11,7 @@ from rest_framework import serializers
 from builder.models import Workflow
 from engine import run_costs
 from engine.core.limits import MAX_CONCURRENT
+from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
 
 
@@ -128,8 +129,21 @@ class RunCostSummarySerializer(serializers.Serializer):
     models = ModelUsageSerializer(many=True)
 
 
+class PausedProviderSerializer(serializers.Serializer):
+    """A provider whose breaker pauses the run (engine/core/providers.py)."""
+
+    provider = serializers.CharField()
+    state = serializers.ChoiceField(choices=["open", "half_open"])
+    mode = serializers.ChoiceField(choices=["auto", "manual"])
+    reason = serializers.CharField()
+    message = serializers.CharField()
+    since = serializers.FloatField(help_text="when it opened, seconds since the epoch")
+
+
 class RunSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    # The providers whose breaker pauses the run (a manual one: until Resume).
+    paused = serializers.SerializerMethodField()
     workflow_version = serializers.IntegerField(source="version.number", read_only=True)
     duration = serializers.SerializerMethodField()
     draft = serializers.SerializerMethodField()
@@ -160,10 +174,15 @@ class RunSerializer(serializers.ModelSerializer):
             "summary",
             "last_seq",
             "providers",
+            "paused",
         ]
 
     def get_progress(self, obj: Run) -> dict[str, int]:
         return obj.progress
+
+    @extend_schema_field(PausedProviderSerializer(many=True))
+    def get_paused(self, obj: Run) -> list[dict[str, Any]]:
+        return [] if obj.is_final else paused(obj.providers)
 
     def get_retries(self, obj: Run) -> list[str]:
         """The runs that retried this one's failures, oldest first."""

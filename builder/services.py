@@ -24,6 +24,7 @@ from engine.blocks.webhook import body_errors
 from engine.config import graph_limits
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
+from engine.core.providers import paused as paused_providers
 from engine.core.validation import (
     ValidationIssue,
     ValidationResult,
@@ -83,6 +84,10 @@ class IdempotencyConflict(Exception):
 
 class NothingToRetry(Exception):
     """Retry-failed of a run that has not ended, or that has nothing failed (409)."""
+
+
+class NotPaused(Exception):
+    """Resume of a provider the run does not wait for (409)."""
 
 
 class RateLimited(Exception):
@@ -518,6 +523,40 @@ def run_retry_failed(*, run: Run) -> Run:
         )
         submit_run(retry.pk)
     return retry
+
+
+def run_paused(run: Run) -> list[dict[str, Any]]:
+    """The providers a run waits for: their breaker open or probing (none once it ended)."""
+    return [] if run.is_final else paused_providers(run.providers)
+
+
+def run_resume_provider(*, run: Run, provider: str | None, wait: float = 2.0) -> Run:
+    """Resume a provider whose breaker paused the run (a manual breaker stays open until
+    then): the breaker closes for every run on this process's executor, which shares it.
+    `provider` may be left out when the run waits for one provider only."""
+    from engine.runner import executor
+
+    waiting = [p["provider"] for p in run_paused(run)]
+    if provider is None and len(waiting) == 1:
+        provider = waiting[0]
+    if provider is None or provider not in waiting:
+        named = f"on {provider}" if provider else "on a provider"
+        raise NotPaused(
+            f"this run is not paused {named}"
+            + (f" (it waits for {', '.join(waiting)})" if waiting else "")
+        )
+    if not executor.resume_provider(provider):
+        raise NotPaused(
+            f"{provider}'s breaker is not open on this server (it closed already, or the run "
+            "executes in another process)"
+        )
+    started = time.monotonic()
+    while time.monotonic() - started < wait:  # the run's store writes the change shortly
+        run.refresh_from_db()
+        if provider not in {p["provider"] for p in run_paused(run)}:
+            break
+        time.sleep(0.02)
+    return run
 
 
 def run_cancel(*, run: Run, wait: float = 5.0) -> Run:

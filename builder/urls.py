@@ -56,6 +56,11 @@ urlpatterns = [
     path("runs/<str:pk>/summary/", api.RunSummaryView.as_view(), name="run-summary"),
     path("runs/<str:pk>/cancel/", api.RunCancelView.as_view(), name="run-cancel"),
     path("runs/<str:pk>/retry-failed/", api.RunRetryFailedView.as_view(), name="run-retry-failed"),
+    path(
+        "runs/<str:pk>/resume-provider/",
+        api.RunResumeProviderView.as_view(),
+        name="run-resume-provider",
+    ),
     path("runs/<str:pk>/timeline/", api.RunTimelineView.as_view(), name="run-timeline"),
     path("blocks/", api.BlockCatalogueView.as_view(), name="block-catalogue"),
     path("templates/", api.TemplateListView.as_view(), name="template-list"),

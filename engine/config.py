@@ -17,6 +17,7 @@ from engine.core.prices import PriceTable
 from engine.core.providers import (
     ProviderRegistry,
     ProviderSettings,
+    parse_breaker,
     parse_provider_limits,
     registry_for_loop,
 )
@@ -99,6 +100,7 @@ def provider_settings() -> ProviderSettings:
         probe_seconds=settings.KLYNTOS_PROVIDER_PROBE_SECONDS,
         completion_tokens=settings.KLYNTOS_PROVIDER_COMPLETION_TOKENS,
         max_pause=settings.KLYNTOS_RETRY_AFTER_MAX,
+        breaker=parse_breaker(settings.KLYNTOS_BREAKER),
     )
 
 

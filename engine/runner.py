@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from engine import leases, secrets_registry
 from engine.blocks import REGISTRY
-from engine.config import build_services, data_source, retry_policy
+from engine.config import build_services, data_source, provider_registry, retry_policy
 from engine.core.bounded import stored_output
 from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
@@ -395,6 +395,18 @@ class InProcessExecutor:
         """Waits up to `timeout` s for the runs in flight to end; returns how many still run."""
         _, not_done = concurrent.futures.wait(list(self._futures.values()), timeout)
         return len(not_done)
+
+    def resume_provider(self, key: str, timeout: float = 5.0) -> bool:
+        """Close `key`'s breaker in the registry of the executor's loop (shared by every run
+        on it): a manual breaker's Resume. False when it was not open here."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return False
+
+        async def resume() -> bool:
+            return provider_registry().resume(key)
+
+        return asyncio.run_coroutine_threadsafe(resume(), loop).result(timeout)
 
     def cancel(self, run_id: Any) -> bool:
         future = self._futures.get(str(run_id))

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 
 from engine.core.bounded import json_size, trim_text
 from engine.core.counters import COUNTS
+from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
 from engine.store import ITEM_DATA_BYTES, TEXT_CHARS, WIRE_ITEMS, wire_blocks, wire_item, wire_step
 
@@ -89,6 +90,9 @@ def run_summary(run: Run) -> dict[str, Any]:
         "duration": duration,
         "last_seq": run.last_seq,
         "providers": run.providers,
+        # The providers whose breaker pauses the run (the editor derives it from `providers`
+        # as deltas change them).
+        "paused": [] if run.is_final else paused(run.providers),
     }
 
 

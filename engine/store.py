@@ -24,7 +24,7 @@ from engine.core.bounded import trim_text, trim_value
 from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
 from engine.core.events import Event
-from engine.core.providers import fold_limit
+from engine.core.providers import fold_breaker, fold_limit
 from engine.json_text import json_expression
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.publish import group_send
@@ -335,6 +335,10 @@ class RunStore:
                 blocks.add(data["loop"])
             elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
                 self._run["providers"] = fold_limit(self._run.get("providers", {}), data, event.at)
+            elif kind == "provider.breaker":  # a provider's breaker opened, probes or closed
+                self._run["providers"] = fold_breaker(
+                    self._run.get("providers", {}), data, event.at
+                )
             elif kind == "items.not_started":
                 at = _when(event.at)
                 prefix = data["prefix"]
@@ -365,7 +369,9 @@ class RunStore:
                         worker=data.get("worker", self.worker),
                     )
                 else:
-                    if "started_at" not in row:  # never started (skipped by a circuit breaker)
+                    if (
+                        "started_at" not in row
+                    ):  # never started here (a failure an earlier execution recorded)
                         row.update(
                             loop_block=data.get("loop", ""),
                             parent_key=data.get("parent") or "",

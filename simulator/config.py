@@ -34,7 +34,10 @@ class FailureRule:
     """Answer matching requests with `status` instead of the real answer.
 
     `times=None` fails every matching request; an int fails only the first N of them
-    (`remaining` counts down as they are served).
+    (`remaining` counts down as they are served). `after=N` lets the first N matching
+    requests through before the rule starts; `rate` fails only that share of the matching
+    requests (drawn from the seeded generator); `for_s` ends the rule that many seconds
+    after it started (its first matching request past `after`): an outage window.
     """
 
     endpoint: str = ANY_ENDPOINT
@@ -45,6 +48,11 @@ class FailureRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     remaining: int | None = None
+    after: int = 0
+    rate: float = 1.0
+    for_s: float | None = None
+    seen: int = 0  # matching requests so far
+    started: float | None = None  # time.monotonic() when the rule started
 
     def __post_init__(self) -> None:
         if self.remaining is None:
@@ -60,6 +68,9 @@ class FailureRule:
             "body": self.body,
             "headers": self.headers,
             "remaining": self.remaining,
+            "after": self.after,
+            "rate": self.rate,
+            "for_s": self.for_s,
         }
 
 
@@ -225,7 +236,18 @@ def parse_failure(item: Any) -> FailureRule:
         return copy.deepcopy(item)
     if not isinstance(item, Mapping):
         raise ConfigError("each failure must be an object")
-    unknown = set(item) - {"endpoint", "match", "status", "times", "retry_after", "body", "headers"}
+    unknown = set(item) - {
+        "endpoint",
+        "match",
+        "status",
+        "times",
+        "retry_after",
+        "body",
+        "headers",
+        "after",
+        "rate",
+        "for_s",
+    }
     if unknown:
         raise ConfigError(f"unknown failure keys: {', '.join(sorted(unknown))}")
     status = item.get("status", 500)
@@ -238,7 +260,19 @@ def parse_failure(item: Any) -> FailureRule:
     headers = item.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("failure headers must be an object")
+    after = item.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ConfigError(f"failure after must be a non-negative integer, got {after!r}")
+    rate = item.get("rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+        raise ConfigError(f"failure rate must be a number in (0, 1], got {rate!r}")
+    for_s = item.get("for_s")
+    if for_s is not None:
+        for_s = _non_negative(for_s, "failure for_s")
     return FailureRule(
+        after=after,
+        rate=float(rate),
+        for_s=for_s,
         endpoint=_check_endpoint(item.get("endpoint", ANY_ENDPOINT), allow_any=True),
         match=_match(item.get("match")),
         status=status,

@@ -216,11 +216,22 @@ class SimulatorState:
         for rule in self.config.failures:
             if not _applies(rule.endpoint, call.endpoint) or rule.remaining == 0:
                 continue
-            if matches(rule.match, call):
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                self.injected[call.endpoint] += 1
-                return rule
+            if not matches(rule.match, call):
+                continue
+            rule.seen += 1
+            if rule.seen <= rule.after:
+                continue
+            now = time.monotonic()
+            if rule.started is None:
+                rule.started = now
+            if rule.for_s is not None and now - rule.started >= rule.for_s:
+                continue  # the outage window is over
+            if rule.rate < 1 and self.rng.random() >= rule.rate:
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+            self.injected[call.endpoint] += 1
+            return rule
         return None
 
     # ---------------------------------------------------------------- holds

@@ -2,6 +2,12 @@
 
 With a JSON-schema response format the answer's fields become outputs of their own
 (`<agent_analysis.budget_estimate>`); `content` always holds the text.
+
+Failover: `failover` lists more models (each with its own API key if needed) answering in
+the same response format. A call goes to the first of the block's model and those whose
+provider key (`host/model`) lets calls through now — breaker not open, no Retry-After pause,
+budget not exhausted — and a 429 moves the same attempt on to the next one. Each call's
+usage records the key that answered (`endpoint`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ ERROR_EXCERPT = 300
 PROMPT_FIELDS = ("system_prompt", "user_prompt")
 # How many references a too-large prompt's error names (the largest first).
 NAMED_REFERENCES = 3
+# Models a failover list may hold (after the block's own).
+MAX_FAILOVER = 5
 # Images one call may carry (OpenAI-style `image_url` content parts), and the URL forms
 # accepted: the provider fetches them, so only http(s) URLs and inline `data:image/` ones.
 MAX_IMAGES = 16
@@ -75,6 +83,24 @@ class AgentBlock(BaseBlock):
             },
             "image_detail": {"enum": ["auto", "low", "high"], "title": "Image detail"},
             "api_key": {"type": "string", "title": "API key (e.g. <env.OPENAI_API_KEY>)"},
+            "failover": {
+                "type": "array",
+                "title": (
+                    "Failover models, in order, with the same response format: used when the "
+                    'model before is paused, out of budget or answers 429 (e.g. [{"model": '
+                    '"gpt-4o"}])'
+                ),
+                "maxItems": MAX_FAILOVER,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "model": {"type": "string", "minLength": 1},
+                        "api_key": {"type": "string"},
+                    },
+                    "required": ["model"],
+                    "additionalProperties": False,
+                },
+            },
         },
         required=["user_prompt"],
         retry=True,
@@ -92,19 +118,7 @@ class AgentBlock(BaseBlock):
         )
 
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
-        schema = config.get("response_format")
-        if not schema:
-            return []
-        problems = schema_problems(schema)
-        if problems:
-            return [("response_format", problem) for problem in problems]
-        properties = properties_of(schema)
-        if schema.get("type") != "object" or not properties:
-            return [("response_format", "must be an object schema with properties")]
-        reserved = {"content", "model", "usage"} & set(properties)
-        if reserved:
-            return [("response_format", f"field names reserved for the block: {sorted(reserved)}")]
-        return []
+        return _failover_problems(config) + _format_problems(config)
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         config = ctx.config
@@ -118,6 +132,34 @@ class AgentBlock(BaseBlock):
                 f"({readable_bytes(ctx.services.agent_max_prompt_bytes)}): pass images as URLs "
                 f"rather than inline data"
             )
+        host = urlsplit(ctx.services.openai_base_url).hostname or ""
+        registry = ctx.services.outbound.providers
+        endpoints = _endpoints(config)
+        # The first whose provider lets calls through now goes first; the rest follow in
+        # order for a 429. None free (all paused): wait for the first.
+        free = [e for e in endpoints if registry.available(host, e[0])]
+        order = free + [e for e in endpoints if e not in free]
+        for index, (model, api_key) in enumerate(order):
+            try:
+                return await self._complete(ctx, system, user, images, model, api_key)
+            except TransientError as exc:
+                if index + 1 < len(order) and (
+                    exc.status == 429 or not registry.available(host, model)
+                ):
+                    continue  # the next model takes this item now
+                raise
+        raise AssertionError("unreachable: the last endpoint raises")
+
+    async def _complete(
+        self,
+        ctx: BlockContext,
+        system: str,
+        user: str,
+        images: list[str],
+        model: str,
+        api_key: str | None,
+    ) -> dict[str, Any]:
+        config = ctx.config
         messages = []
         if system:
             messages.append({"role": "system", "content": system})
@@ -126,7 +168,7 @@ class AgentBlock(BaseBlock):
         # into the JSON body unchanged: its typed transform of these params costs over a
         # millisecond of CPU per call, which adds up when a loop's items answer at once.
         request: dict[str, Any] = {
-            "model": config.get("model") or "gpt-4o-mini",
+            "model": model,
             "messages": [],
             "extra_body": {"messages": messages},
         }
@@ -140,7 +182,7 @@ class AgentBlock(BaseBlock):
                 "type": "json_schema",
                 "json_schema": {"name": f"{ctx.block_name}_response", "schema": schema},
             }
-        client = ctx.services.openai(config.get("api_key") or None)
+        client = ctx.services.openai(api_key)
         # The call counts against the endpoint's host and its host/model key (caps, rates,
         # tokens reserved from an estimate and settled from `usage`, AIMD).
         prompt_chars = len(system) + len(user)
@@ -183,11 +225,59 @@ class AgentBlock(BaseBlock):
         content = (choices[0].get("message") or {}).get("content") or ""
         usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
         model = str(completion.get("model") or request["model"])
-        ctx.record_usage(**{**usage, "provider": "openai", "model": model})
+        # `endpoint`: the provider key that answered (a failover's choice shows here).
+        ctx.record_usage(
+            **{**usage, "provider": "openai", "model": model, "endpoint": provider.key}
+        )
         output: dict[str, Any] = {"content": content, "model": model, "usage": usage}
         if schema:
             output.update(_structured(content, schema))
         return output
+
+
+def _format_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    schema = config.get("response_format")
+    if not schema:
+        return []
+    problems = schema_problems(schema)
+    if problems:
+        return [("response_format", problem) for problem in problems]
+    properties = properties_of(schema)
+    if schema.get("type") != "object" or not properties:
+        return [("response_format", "must be an object schema with properties")]
+    reserved = {"content", "model", "usage"} & set(properties)
+    if reserved:
+        return [("response_format", f"field names reserved for the block: {sorted(reserved)}")]
+    return []
+
+
+def _endpoints(config: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(model, API key) in order: the block's own, then its failover list's."""
+    api_key = config.get("api_key") or None
+    endpoints: list[tuple[str, str | None]] = [(config.get("model") or "gpt-4o-mini", api_key)]
+    failover = config.get("failover")
+    for entry in failover if isinstance(failover, list) else []:
+        if isinstance(entry, Mapping) and entry.get("model"):
+            endpoints.append((str(entry["model"]), entry.get("api_key") or api_key))
+    return endpoints
+
+
+def _failover_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The shape is the config schema's; here: each model once, the block's own first."""
+    failover = config.get("failover")
+    if not isinstance(failover, list):
+        return []
+    own = config.get("model") or "gpt-4o-mini"
+    seen = {own}
+    for index, entry in enumerate(failover):
+        model = entry.get("model") if isinstance(entry, Mapping) else None
+        if not isinstance(model, str) or not model:
+            continue
+        if model in seen:
+            why = "the block's own model" if model == own else "listed before"
+            return [(f"failover.{index}.model", f"'{model}' is {why}: each model is tried once")]
+        seen.add(model)
+    return []
 
 
 def image_urls(value: Any) -> list[str]:

@@ -9,6 +9,8 @@ from engine.blocks.base import BaseBlock, config_schema
 from engine.core.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from engine.core.graph import NAME_PATTERN
 from engine.core.limits import MAX_BATCH_SIZE, MAX_CONCURRENT
+from engine.core.loop_policies import breaker_policy
+from engine.core.providers import BREAKER_MODES, MAX_BREAKER_WINDOW
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
 from engine.core.validation import RESERVED_NAMES
@@ -48,15 +50,44 @@ class LoopBlock(BaseBlock):
             },
             "circuit_breaker": {
                 "type": "object",
-                "title": "Circuit breaker: stop starting items when too many fail",
+                "title": (
+                    "Provider breaker for the calls of its items: pause a failing provider "
+                    "(default KLYNTOS_BREAKER)"
+                ),
                 "properties": {
+                    "mode": {"enum": list(BREAKER_MODES), "default": "auto"},
                     "failure_rate": {
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "maximum": 1,
-                        "default": 0.2,
+                        "default": 0.25,
                     },
-                    "min_items": {"type": "integer", "minimum": 1, "default": 10},
+                    "min_calls": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_BREAKER_WINDOW,
+                        "default": 10,
+                    },
+                    "window": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_BREAKER_WINDOW,
+                        "default": 20,
+                    },
+                    "cool_down": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 86400,
+                        "default": 5,
+                    },
+                    "probes": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+                    # Saved before the breaker moved to the providers: read as min_calls.
+                    "min_items": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_BREAKER_WINDOW,
+                        "title": "min_items (older name of min_calls)",
+                    },
                 },
                 "additionalProperties": False,
             },
@@ -108,6 +139,12 @@ class LoopBlock(BaseBlock):
             problems.extend(_expression_problem(f"aggregations.{name}", expression))
         if config.get("priority"):
             problems.extend(_expression_problem("priority", config["priority"]))
+        breaker = config.get("circuit_breaker")
+        if isinstance(breaker, Mapping) and breaker:
+            try:
+                breaker_policy(breaker)
+            except ValueError as exc:
+                problems.append(("circuit_breaker", str(exc).removeprefix("circuit_breaker: ")))
         adaptive = config.get("adaptive")
         if isinstance(adaptive, Mapping) and adaptive:
             cap = int(config.get("max_concurrent") or 10)

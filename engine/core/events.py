@@ -30,6 +30,7 @@ EventType = Literal[
     "loop.concurrency",
     "loop.batch",
     "provider.limit",
+    "provider.breaker",
 ]
 
 

@@ -20,8 +20,9 @@ from engine.core.errors import BlockError
 from engine.core.expressions import compile_expression, search, search_async
 from engine.core.give_way import give_way
 from engine.core.graph import Block
-from engine.core.loop_policies import CircuitBreaker, ConcurrencyGate
+from engine.core.loop_policies import ConcurrencyGate, breaker_policy
 from engine.core.memo import Memo
+from engine.core.providers import BREAKER_POLICY
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
@@ -315,12 +316,21 @@ async def run_loop(
             return True
 
     gate = ConcurrencyGate(cap, block.config.get("adaptive"))
-    breaker = CircuitBreaker.from_config(block.config.get("circuit_breaker"))
+    # The loop's `circuit_breaker` is the provider breaker's policy for its items' calls.
+    try:
+        breaker = breaker_policy(
+            block.config.get("circuit_breaker"),
+            executor.services.outbound.providers.settings.breaker,
+        )
+    except ValueError as exc:
+        raise StepFailed(block, str(exc)) from None
 
     async def run_window(indexes: list[int]) -> None:
         order: Iterator[int] = iter(indexes)
 
         async def worker() -> None:
+            if breaker is not None:
+                BREAKER_POLICY.set(breaker)  # this worker task's own context
             # Pulling from a shared iterator is the sliding window: no await between next().
             while not stop.is_set() and not executor.stopping:
                 await gate.acquire()
@@ -351,11 +361,8 @@ async def run_loop(
                     limit = await gate.release(outcome)
                 if outcome is None:
                     return
-                succeeded = outcome
                 if limit is not None:
                     bus.emit("loop.concurrency", loop=block.id, item=frame.key, limit=limit)
-                if breaker is not None and breaker.record(succeeded):
-                    stop.set()
                 await give_way()  # items that never suspend must not keep the loop
 
         async with asyncio.TaskGroup() as group:
@@ -428,21 +435,6 @@ async def run_loop(
             f"not started: fail_fast stopped the loop after item {first_failed} failed"
         )
 
-    if breaker is not None and breaker.open:
-        for index in (i for i in range(total) if i not in begun):
-            key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
-            record_failure(index, None, breaker.reason)
-            bus.emit(
-                "item.failed",
-                item=key,
-                loop=block.id,
-                parent=frame.key,
-                index=index,
-                data=items[index],
-                error=breaker.reason,
-            )
-        progress()
-
     failures.sort(key=lambda f: f["index"])
     succeeded = [r for r in results if r is not _PENDING]
     if fail_fast and failures:
@@ -456,8 +448,6 @@ async def run_loop(
         "succeeded": len(succeeded),
         "failed": failures,
     }
-    if breaker is not None:
-        output["circuit_open"] = breaker.open
     for name, expression in (block.config.get("aggregations") or {}).items():
         try:
             output[name] = await search_async(

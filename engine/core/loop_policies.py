@@ -1,8 +1,9 @@
-"""How a loop adjusts to what its items meet: adaptive concurrency and a circuit breaker.
+"""How a loop adjusts to what its items meet: adaptive concurrency, and its
+`circuit_breaker` setting, which is the policy of the provider breaker for its items' calls.
 
-Both follow the brief: start at 5 concurrent, grow toward the cap while the recent success
-rate stays above 95 %, fall back to 2 as soon as an item fails; stop starting items once more
-than 20 % of them fail.
+Adaptive concurrency follows the brief: start at 5 concurrent, grow toward the cap while the
+recent success rate stays above 95 %, fall back to 2 as soon as an item fails. The breaker is
+not the loop's: it lives per provider (engine/core/providers.py) and pauses instead of failing.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from engine.core import providers
+from engine.core.providers import BreakerPolicy
 
 
 class ConcurrencyGate:
@@ -62,37 +65,22 @@ class ConcurrencyGate:
         return self.limit if self.limit != before else None
 
 
-@dataclass
-class CircuitBreaker:
-    failure_rate: float = 0.2
-    min_items: int = 10
-    done: int = 0
-    failed: int = 0
-    open: bool = False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> CircuitBreaker | None:
-        if not config:
-            return None
-        return cls(float(config.get("failure_rate", 0.2)), int(config.get("min_items", 10)))
-
-    def record(self, succeeded: bool) -> bool:
-        """Count one finished item; True when this one opened the circuit."""
-        self.done += 1
-        self.failed += 0 if succeeded else 1
-        if (
-            not self.open
-            and self.done >= self.min_items
-            and self.failed / self.done > self.failure_rate
-        ):
-            self.open = True
-            return True
-        return False
-
-    @property
-    def reason(self) -> str:
-        rate = self.failed / self.done if self.done else 0.0
-        return (
-            f"skipped: circuit breaker opened after {self.failed} of {self.done} items failed "
-            f"({rate:.0%} > {self.failure_rate:.0%})"
-        )
+def breaker_policy(
+    config: Mapping[str, Any] | None, base: BreakerPolicy | None = None
+) -> BreakerPolicy | None:
+    """A loop's `circuit_breaker` as the provider breaker's policy for its items' calls
+    (engine/core/providers.py): None when not set. A workflow saved before the breaker moved
+    to the providers counted items (`min_items`): that is its `min_calls` now, and the count
+    window grows to hold it. Raises ValueError naming the setting that is wrong."""
+    if not config:
+        return None
+    values = {k: v for k, v in config.items() if k != "min_items"}
+    if "min_items" in config and "min_calls" not in config:
+        values["min_calls"] = config["min_items"]
+    base = base or BreakerPolicy()
+    if "min_calls" in values and "window" not in values:
+        try:
+            values["window"] = max(base.window, int(values["min_calls"]))
+        except (TypeError, ValueError):
+            pass  # the policy's own check names it
+    return providers.breaker_policy(values, base, "circuit_breaker")

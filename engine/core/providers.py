@@ -24,6 +24,17 @@ timeout (never under `floor`), remembers the limit that failed and stays under i
 `probe_seconds`, shrinks by a tenth on other 5xx and connection failures, and honours
 Retry-After for everyone on the key. 4xx answers (the item's own data) count for nothing.
 `x-ratelimit-*` headers tighten the configured rates when they say less.
+
+The breaker (KLYNTOS_BREAKER, `BreakerPolicy`) also lives on the call's most specific key: over
+its last `window` counted calls (5xx, 429, timeouts and connection failures count as failed,
+successes as succeeded, 4xx and cancels not at all), once `min_calls` were counted and at
+least `failure_rate` of them failed, it opens. Open, it lets no call through: calls wait (none
+is failed by it), each waiting step hears `step.waiting` with the reason and each run with a
+waiting step hears `provider.breaker` (state, reason, mode). In auto mode it stays open for a
+cool-down that doubles on each trip up to `cool_down_max`, then lets `probes` calls through
+(half-open) and closes when they all succeed, or opens again on a failed one; in manual mode
+it stays open until `resume(key)`. A loop's `circuit_breaker` sets the policy for the calls
+its items make (`BREAKER_POLICY`).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import heapq
+import itertools
 import math
 import re
 import weakref
@@ -42,16 +54,19 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from engine.core.errors import BlockError, TransientError, parse_retry_after
-from engine.core.retry import ATTEMPT_TIMEOUT
+from engine.core.retry import ATTEMPT_STATE, ATTEMPT_TIMEOUT
 from engine.core.slots import Slots, hold_caps
 
 __all__ = [
+    "BREAKER_POLICY",
     "CURRENT_STEP",
+    "BreakerPolicy",
     "KeyLimits",
     "ProviderCall",
     "ProviderRegistry",
     "ProviderSettings",
     "StepTag",
+    "parse_breaker",
     "parse_provider_limits",
     "registry_for_loop",
 ]
@@ -95,6 +110,104 @@ class KeyLimits:
     floor: int | None = None
 
 
+BREAKER_MODES = ("auto", "manual", "off")
+# The longest count window a breaker keeps (a bound on its memory per key).
+MAX_BREAKER_WINDOW = 1000
+FAILED_OUTCOMES = frozenset({"throttled", "timeout", "server_error", "unreachable"})
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a provider's breaker opens and how it closes (KLYNTOS_BREAKER; a loop's
+    `circuit_breaker` for the calls of its items)."""
+
+    mode: str = "auto"  # auto: cool-down then probes | manual: until resumed | off
+    window: int = 20  # the last N counted calls
+    min_calls: int = 10  # counted calls before it may open
+    failure_rate: float = 0.25  # opens when at least this share of the window failed
+    cool_down: float = 5.0  # seconds open after a first trip (auto), doubled on each trip
+    cool_down_max: float = 120.0
+    probes: int = 3  # half-open calls that must succeed to close
+
+
+BREAKER_FIELDS = tuple(BreakerPolicy.__dataclass_fields__)
+
+# The policy of the calls made in this context (a loop's `circuit_breaker`), over the setting.
+BREAKER_POLICY: contextvars.ContextVar[BreakerPolicy | None] = contextvars.ContextVar(
+    "breaker_policy", default=None
+)
+
+
+def parse_breaker(text: str, base: BreakerPolicy | None = None) -> BreakerPolicy:
+    """`mode:auto;window:20;min_calls:10;failure_rate:0.25;cool_down:5;cool_down_max:120;
+    probes:3` (any subset, over `base`); raises ValueError naming the part that is wrong."""
+    values: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        name, sep, value = (x.strip() for x in part.partition(":"))
+        if not sep or name not in BREAKER_FIELDS:
+            raise ValueError(
+                f"KLYNTOS_BREAKER: {part!r} is not one of "
+                f"{', '.join(f + ':…' for f in BREAKER_FIELDS)}"
+            )
+        values[name] = value
+    return breaker_policy(values, base, "KLYNTOS_BREAKER")
+
+
+def breaker_policy(
+    values: Mapping[str, Any], base: BreakerPolicy | None = None, where: str = "breaker"
+) -> BreakerPolicy:
+    """A policy from named values (text or numbers) over `base`; ValueError on a bad one."""
+    base = base or BreakerPolicy()
+    parsed: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "mode":
+            if value not in BREAKER_MODES:
+                raise ValueError(f"{where}: mode must be one of {', '.join(BREAKER_MODES)}")
+            parsed[name] = value
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if name in ("window", "min_calls", "probes"):
+            if not number.is_integer() or not 1 <= number <= MAX_BREAKER_WINDOW:
+                raise ValueError(
+                    f"{where}: {name} must be a whole number from 1 to {MAX_BREAKER_WINDOW}, "
+                    f"got {value!r}"
+                )
+            parsed[name] = int(number)
+        elif name == "failure_rate":
+            if not 0 < number <= 1:
+                raise ValueError(f"{where}: failure_rate must be in (0, 1], got {value!r}")
+            parsed[name] = number
+        elif name in ("cool_down", "cool_down_max"):
+            if not 0 < number <= 86_400:
+                raise ValueError(f"{where}: {name} must be seconds in (0, 86400], got {value!r}")
+            parsed[name] = number
+        else:
+            raise ValueError(f"{where}: unknown setting {name!r}")
+    merged = {**_policy_dict(base), **parsed}
+    if "cool_down_max" not in parsed:  # a longer first cool-down raises the longest one
+        merged["cool_down_max"] = max(merged["cool_down_max"], merged["cool_down"])
+    policy = BreakerPolicy(**merged)
+    if policy.min_calls > policy.window:
+        raise ValueError(
+            f"{where}: min_calls ({policy.min_calls}) must not exceed window ({policy.window})"
+        )
+    if policy.cool_down > policy.cool_down_max:
+        raise ValueError(
+            f"{where}: cool_down ({policy.cool_down:g}) must not exceed cool_down_max "
+            f"({policy.cool_down_max:g})"
+        )
+    return policy
+
+
+def _policy_dict(policy: BreakerPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in BREAKER_FIELDS}
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     limits: Mapping[str, KeyLimits] = field(default_factory=dict)
@@ -108,6 +221,7 @@ class ProviderSettings:
     completion_tokens: int = 256
     # The longest a Retry-After pauses a key (KLYNTOS_RETRY_AFTER_MAX).
     max_pause: float = 60.0
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
 def parse_provider_limits(text: str) -> dict[str, KeyLimits]:
@@ -233,6 +347,53 @@ class _Window:
         return None
 
 
+# --- the breaker ---------------------------------------------------------------------------
+
+
+class _Breaker:
+    """One key's breaker: closed (counting), open (nothing passes), half_open (probes)."""
+
+    __slots__ = (
+        "closed_at",
+        "generation",
+        "heard",
+        "outcomes",
+        "policy",
+        "probes_in_flight",
+        "probes_ok",
+        "reason",
+        "since",
+        "state",
+        "trips",
+        "until",
+    )
+
+    def __init__(self) -> None:
+        self.state = "closed"
+        self.outcomes: deque[bool] = deque(maxlen=MAX_BREAKER_WINDOW)  # True: failed
+        self.trips = 0
+        self.since = 0.0
+        self.until: float | None = None  # when an open auto breaker turns half-open
+        self.closed_at = -math.inf
+        self.reason = ""
+        self.policy = BreakerPolicy()  # the policy it opened under
+        self.probes_in_flight = 0
+        self.probes_ok = 0
+        # Bumped on every change: a call let through before it counts for nothing after it.
+        self.generation = 0
+        # The runs (their buses) told it is open, and the generation they heard last: they
+        # hear every change until it closes.
+        self.heard: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+    def pristine(self) -> bool:
+        return self.state == "closed" and not any(self.outcomes) and self.trips == 0
+
+    def counted(self, window: int) -> tuple[int, int]:
+        """(failed, counted) over the last `window` counted calls."""
+        recent = list(itertools.islice(reversed(self.outcomes), window))
+        return sum(recent), len(recent)
+
+
 # --- state per key -------------------------------------------------------------------------
 
 
@@ -256,6 +417,7 @@ class _KeyState:
         # Learned from answers: the most tokens per prompt character, recent completions.
         self.tokens_per_char = 0.25
         self.completions: deque[int] = deque(maxlen=50)
+        self.breaker = _Breaker()
         self.apply(limits, settings)
 
     def apply(self, limits: KeyLimits, settings: ProviderSettings) -> None:
@@ -291,6 +453,7 @@ class _KeyState:
             "rpm": self.rpm(window),
             "tpm": self.tpm(window),
             "paused_for": max(0.0, self.paused_until - now),
+            "breaker": self.breaker.state,
         }
 
 
@@ -305,7 +468,7 @@ def _tighter(configured: int | None, announced: float | None, window: float) -> 
 
 @dataclass(slots=True)
 class _Blocked:
-    reason: str  # concurrency | requests/min | tokens/min | retry-after
+    reason: str  # breaker | concurrency | requests/min | tokens/min | retry-after
     key: str
     until: float | None  # when it may pass; None: when a call in flight ends
 
@@ -317,6 +480,9 @@ class Permit:
     epoch: int
     in_flight: int  # on the adaptive key, this call included, when it was let through
     full: int  # the adaptive key's `full` count when it was let through
+    policy: BreakerPolicy | None = None  # the call's breaker policy (None: the setting)
+    generation: int = 0  # the breaker's generation when it was let through
+    probe: bool = False  # one of a half-open breaker's probe calls
 
 
 @dataclass(slots=True)
@@ -324,6 +490,8 @@ class _Waiter:
     states: tuple[_KeyState, ...]
     tokens: int
     future: asyncio.Future[Permit]
+    tag: StepTag | None = None
+    policy: BreakerPolicy | None = None
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -384,7 +552,41 @@ class ProviderRegistry:
             keys.append(provider_key(host, model))
         states = tuple(self.state(k) for k in keys)
         tokens = self.estimate(states[-1], prompt_chars, max_tokens) if model else 0
-        return ProviderCall(self, states, tokens)
+        return ProviderCall(self, states, tokens, BREAKER_POLICY.get())
+
+    def available(self, host: str, model: str | None = None) -> bool:
+        """Whether a call to `host` (and `model`) would be let through by its breaker, its
+        Retry-After pause and its rates right now (a failover picks the first that is)."""
+        keys = [provider_key(host)]
+        if model:
+            keys.append(provider_key(host, model))
+        states = tuple(self._states[k] for k in keys if k in self._states)
+        if not states:
+            return True
+        blocked = self._blocked(states, 0, _now())
+        return blocked is None or blocked.reason == "concurrency"
+
+    def resume(self, key: str) -> bool:
+        """Close `key`'s breaker (a manual one's Resume); False when it was not open."""
+        state = self._states.get(provider_key(key))
+        if state is None or state.breaker.state == "closed":
+            return False
+        state.breaker.trips = 0
+        self._close(state, _now(), "resumed")
+        self._pump()
+        return True
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Every breaker that is not closed: its state, mode and reason."""
+        return {
+            key: {
+                "state": s.breaker.state,
+                "mode": s.breaker.policy.mode,
+                "reason": s.breaker.reason,
+            }
+            for key, s in self._states.items()
+            if s.breaker.state != "closed"
+        }
 
     def estimate(self, state: _KeyState, prompt_chars: int, max_tokens: int | None) -> int:
         """Tokens to reserve: the prompt at the most tokens per character seen on the key,
@@ -400,32 +602,40 @@ class ProviderRegistry:
 
     # -- letting calls through ----------------------------------------------------------
 
-    async def acquire(self, states: tuple[_KeyState, ...], tokens: int) -> Permit:
+    async def acquire(
+        self,
+        states: tuple[_KeyState, ...],
+        tokens: int,
+        policy: BreakerPolicy | None = None,
+    ) -> Permit:
         self._check_fits(states, tokens)
         queue = self._queues.get(states[-1].key)
         blocked = self._blocked(states, tokens, _now()) if not queue else None
         if not queue and blocked is None:
-            return self._grant(states, tokens)
+            return self._grant(states, tokens, policy)
         if blocked is None:
             blocked = self._blocked(queue[0].states, queue[0].tokens, _now()) if queue else None
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(states, tokens, future)
+        tag = CURRENT_STEP.get()
+        waiter = _Waiter(states, tokens, future, tag, policy)
         self._queues.setdefault(states[-1].key, deque()).append(waiter)
         states[-1].full += 1
-        tag = CURRENT_STEP.get()
         reason = blocked.reason if blocked else "queued"
         where = blocked.key if blocked else states[-1].key
         self._announce(states[-1], tag)  # the limit it waits under
         if tag is not None:
-            tag.bus.emit(
-                "step.waiting",
-                item=tag.item,
-                block=tag.block,
-                name=tag.name,
-                provider=where,
-                reason=reason,
-                message=f"waiting for {where}: {reason}",
-            )
+            if reason == "breaker":
+                self._tell_paused(states[-1], tag)
+            else:
+                tag.bus.emit(
+                    "step.waiting",
+                    item=tag.item,
+                    block=tag.block,
+                    name=tag.name,
+                    provider=where,
+                    reason=reason,
+                    message=f"waiting for {where}: {reason}",
+                )
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Waiting for a provider is not the attempt's time: hold its timeout meanwhile.
@@ -470,6 +680,17 @@ class ProviderRegistry:
 
     def _blocked(self, states: tuple[_KeyState, ...], tokens: int, now: float) -> _Blocked | None:
         window = self.settings.window
+        breaker = states[-1].breaker  # the breaker lives on the call's most specific key
+        if breaker.state == "open":
+            if breaker.until is not None and now >= breaker.until:
+                self._half_open(states[-1], now)
+            else:
+                return _Blocked("breaker", states[-1].key, breaker.until)
+        if (
+            breaker.state == "half_open"
+            and breaker.probes_in_flight + breaker.probes_ok >= breaker.policy.probes
+        ):
+            return _Blocked("breaker", states[-1].key, None)
         for state in states:
             if state.paused_until > now:
                 return _Blocked("retry-after", state.key, state.paused_until)
@@ -490,7 +711,9 @@ class ProviderRegistry:
                     return _Blocked("tokens/min", state.key, until)
         return None
 
-    def _grant(self, states: tuple[_KeyState, ...], tokens: int) -> Permit:
+    def _grant(
+        self, states: tuple[_KeyState, ...], tokens: int, policy: BreakerPolicy | None = None
+    ) -> Permit:
         for state in states:
             state.in_flight += 1
             state.requests.reserved += 1
@@ -501,7 +724,13 @@ class ProviderRegistry:
         if limit is not None and (own.in_flight >= limit or self._queues.get(own.key)):
             own.full += 1
         self._announce(own, CURRENT_STEP.get())
-        return Permit(states, tokens, own.epoch, own.in_flight, full)
+        breaker = own.breaker
+        probe = breaker.state == "half_open"
+        if probe:
+            breaker.probes_in_flight += 1
+        return Permit(
+            states, tokens, own.epoch, own.in_flight, full, policy, breaker.generation, probe
+        )
 
     def _pump(self) -> None:
         """Let waiting calls through, first come first served per key, while they fit; set
@@ -527,7 +756,7 @@ class ProviderRegistry:
                         wake = min(wake, blocked.until)
                     break
                 queue.popleft()
-                head.future.set_result(self._grant(head.states, head.tokens))
+                head.future.set_result(self._grant(head.states, head.tokens, head.policy))
             if not queue:
                 del self._queues[key]
         if wake < self._timer_at:
@@ -569,6 +798,7 @@ class ProviderRegistry:
                 pause = min(retry_after, self.settings.max_pause)
                 state.paused_until = max(state.paused_until, now + pause)
         self._adapt(permit, outcome, now, in_flight)
+        self._count(permit, outcome, now)
         for state in permit.states:
             self._forget_if_idle(state, now)
         self._pump()
@@ -584,6 +814,7 @@ class ProviderRegistry:
             and state.header_tpm is None
             and state.paused_until <= now
             and not state.completions
+            and state.breaker.pristine()
             and state.key not in self._queues
             and self._states.get(state.key) is state
         ):
@@ -629,6 +860,130 @@ class ProviderRegistry:
             return
         if state.limit != before:
             self._announce(state, CURRENT_STEP.get(), reason)
+
+    # -- the breaker ----------------------------------------------------------------------
+
+    def _count(self, permit: Permit, outcome: str, now: float) -> None:
+        """What the breaker of the call's most specific key makes of its outcome."""
+        state = permit.states[-1]
+        breaker = state.breaker
+        if permit.generation != breaker.generation:
+            return  # let through before the breaker last changed: it counts for nothing
+        if permit.probe:
+            breaker.probes_in_flight -= 1
+        if outcome != "ok" and outcome not in FAILED_OUTCOMES:
+            return  # a 4xx, a cancel: the item's own business
+        failed = outcome in FAILED_OUTCOMES
+        if breaker.state == "half_open":
+            if not permit.probe:
+                return
+            if failed:
+                self._open(state, breaker.policy, now, f"a probe call failed ({_WHAT[outcome]})")
+            else:
+                breaker.probes_ok += 1
+                if breaker.probes_ok >= breaker.policy.probes:
+                    self._close(state, now, f"{breaker.probes_ok} probe calls succeeded")
+            return
+        policy = permit.policy or self.settings.breaker
+        if breaker.state != "closed" or policy.mode == "off":
+            return
+        breaker.outcomes.append(failed)
+        if not failed:
+            return
+        bad, counted = breaker.counted(policy.window)
+        if counted >= policy.min_calls and bad / counted >= policy.failure_rate - 1e-9:
+            self._open(state, policy, now, f"{bad} of {counted} calls failed")
+
+    def _open(self, state: _KeyState, policy: BreakerPolicy, now: float, reason: str) -> None:
+        breaker = state.breaker
+        if breaker.state == "closed" and now - breaker.closed_at >= policy.cool_down_max:
+            breaker.trips = 0  # closed long enough: the next cool-down starts short again
+        breaker.trips += 1
+        cool_down = min(policy.cool_down * 2 ** (breaker.trips - 1), policy.cool_down_max)
+        breaker.state = "open"
+        breaker.since = now
+        breaker.until = now + cool_down if policy.mode == "auto" else None
+        breaker.reason = reason
+        breaker.policy = policy
+        breaker.generation += 1
+        breaker.probes_in_flight = breaker.probes_ok = 0
+        breaker.outcomes.clear()
+        self._tell_all(state)  # runs that heard it before (a probe failed)
+        # Who hears it: the run whose call opened it, and every step queued on the key.
+        tags = [CURRENT_STEP.get()]
+        tags.extend(w.tag for w in self._queues.get(state.key, ()) if not w.future.done())
+        for tag in tags:
+            if tag is not None:
+                self._tell_paused(state, tag, waiting=tag is not tags[0])
+
+    def _half_open(self, state: _KeyState, now: float) -> None:
+        breaker = state.breaker
+        breaker.state = "half_open"
+        breaker.until = None
+        breaker.generation += 1
+        breaker.probes_in_flight = breaker.probes_ok = 0
+        self._tell_all(state)
+
+    def _close(self, state: _KeyState, now: float, why: str) -> None:
+        breaker = state.breaker
+        breaker.state = "closed"
+        breaker.closed_at = now
+        breaker.until = None
+        breaker.reason = why
+        breaker.generation += 1
+        breaker.probes_in_flight = breaker.probes_ok = 0
+        breaker.outcomes.clear()
+        self._tell_all(state)
+        breaker.heard.clear()
+
+    def paused_message(self, state: _KeyState) -> str:
+        """What a step paused by `state`'s breaker says."""
+        breaker = state.breaker
+        if breaker.state == "half_open":
+            return f"paused: {state.key} breaker half-open, probing ({breaker.reason})"
+        message = f"paused: {state.key} breaker open: {breaker.reason}"
+        if breaker.until is None:
+            return f"{message} (manual: waits for Resume)"
+        return message
+
+    def _breaker_event(self, state: _KeyState, tag: StepTag | None, bus: _Bus) -> None:
+        breaker = state.breaker
+        cool_down = None if breaker.until is None else round(breaker.until - breaker.since, 3)
+        bus.emit(
+            "provider.breaker",
+            item=tag.item if tag else "",
+            block=tag.block if tag else "",
+            provider=state.key,
+            state=breaker.state,
+            mode=breaker.policy.mode,
+            reason=breaker.reason,
+            trips=breaker.trips,
+            cool_down=cool_down if breaker.state == "open" else None,
+            message=self.paused_message(state) if breaker.state != "closed" else "",
+        )
+
+    def _tell_paused(self, state: _KeyState, tag: StepTag, *, waiting: bool = True) -> None:
+        """`tag`'s run hears the breaker (once per change) and, when it waits, its step."""
+        breaker = state.breaker
+        if breaker.heard.get(tag.bus) != breaker.generation:
+            breaker.heard[tag.bus] = breaker.generation
+            self._breaker_event(state, tag, tag.bus)
+        if waiting:
+            tag.bus.emit(
+                "step.waiting",
+                item=tag.item,
+                block=tag.block,
+                name=tag.name,
+                provider=state.key,
+                reason="breaker",
+                message=self.paused_message(state),
+            )
+
+    def _tell_all(self, state: _KeyState) -> None:
+        breaker = state.breaker
+        for bus in list(breaker.heard.keys()):
+            breaker.heard[bus] = breaker.generation
+            self._breaker_event(state, None, bus)
 
     def _announce(self, state: _KeyState, tag: StepTag | None, reason: str = "") -> None:
         """`provider.limit` to the run of `tag` when it has not heard this limit yet."""
@@ -706,10 +1061,17 @@ class ProviderCall:
     anything else (a 4xx, a refused address, a cancelled run) counts for nothing.
     """
 
-    def __init__(self, registry: ProviderRegistry, states: tuple[_KeyState, ...], tokens: int):
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        states: tuple[_KeyState, ...],
+        tokens: int,
+        policy: BreakerPolicy | None = None,
+    ):
         self.registry = registry
         self.states = states
         self.tokens = tokens
+        self.policy = policy
         self.status: int | None = None
         self.retry_after: float | None = None
         self.used_tokens: int | None = None
@@ -721,7 +1083,7 @@ class ProviderCall:
         return self.states[-1].key
 
     async def __aenter__(self) -> ProviderCall:
-        self._permit = await self.registry.acquire(self.states, self.tokens)
+        self._permit = await self.registry.acquire(self.states, self.tokens, self.policy)
         cluster = self.registry.cluster
         caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
         if cluster is not None and caps:  # the caps hold across all workers too
@@ -761,6 +1123,13 @@ class ProviderCall:
         self.registry.release(
             permit, outcome, used_tokens=self.used_tokens, retry_after=retry_after
         )
+        attempt = ATTEMPT_STATE.get()
+        if (
+            attempt is not None
+            and outcome in FAILED_OUTCOMES
+            and permit.states[-1].breaker.state != "closed"
+        ):
+            attempt.paused = True  # the breaker pauses the item: not an attempt it spent
 
 
 # Limit changes a run keeps per provider (Run.providers[key]["history"]), the latest ones.
@@ -775,7 +1144,41 @@ def fold_limit(providers: Mapping[str, Any], data: Mapping[str, Any], at: float)
     before = providers.get(key) or {}
     history = [*before.get("history", []), [at, data.get("limit")]][-HISTORY:]
     entry = {k: data.get(k) for k in ("limit", "cap", "reason")}
-    return {**providers, key: {**entry, "history": history}}
+    kept = {"breaker": before["breaker"]} if "breaker" in before else {}
+    return {**providers, key: {**entry, "history": history, **kept}}
+
+
+_WHAT = {
+    "throttled": "429",
+    "timeout": "timeout",
+    "server_error": "5xx",
+    "unreachable": "unreachable",
+}
+
+
+def fold_breaker(
+    providers: Mapping[str, Any], data: Mapping[str, Any], at: float
+) -> dict[str, Any]:
+    """`Run.providers` after a `provider.breaker` event: the key's breaker now (state, mode,
+    reason, trips, since) and its last HISTORY `[at, state]` changes. A new dict."""
+    key = data["provider"]
+    before = dict(providers.get(key) or {})
+    previous = before.get("breaker") or {}
+    history = [*previous.get("history", []), [at, data.get("state")]][-HISTORY:]
+    breaker = {k: data.get(k) for k in ("state", "mode", "reason", "trips", "message")}
+    breaker["since"] = at
+    return {**providers, key: {**before, "breaker": {**breaker, "history": history}}}
+
+
+def paused(providers: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The providers a run waits for (their breaker open or probing), from `Run.providers`."""
+    return [
+        {"provider": key, **{k: b.get(k) for k in ("state", "mode", "reason", "message", "since")}}
+        for key, entry in sorted((providers or {}).items())
+        if isinstance(entry, Mapping)
+        and isinstance(b := entry.get("breaker"), Mapping)
+        and b.get("state") in ("open", "half_open")
+    ]
 
 
 def outcome_of(status: int | None, exc: BaseException | None) -> str:

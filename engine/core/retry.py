@@ -24,6 +24,22 @@ ATTEMPT_TIMEOUT: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.Co
 )
 
 
+class AttemptState:
+    """What provider governance tells the retry loop about the running attempt."""
+
+    __slots__ = ("paused",)
+
+    def __init__(self) -> None:
+        # Its provider's breaker is open after it failed: the item waits for the provider
+        # instead of spending its attempts.
+        self.paused = False
+
+
+ATTEMPT_STATE: contextvars.ContextVar[AttemptState | None] = contextvars.ContextVar(
+    "attempt_state", default=None
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Defaults mirror KLYNTOS_RETRY_ATTEMPTS, _BASE_DELAY, _MAX_DELAY and _AFTER_MAX."""
@@ -67,23 +83,31 @@ async def call_with_retry(
 ) -> T:
     """Run `attempt_fn(attempt)` until it succeeds, fails for good, or attempts run out.
 
-    Each attempt has its own timeout; a timeout counts as transient.
+    Each attempt has its own timeout; a timeout counts as transient. An attempt that failed
+    while its provider's breaker opened (`AttemptState.paused`) is not counted: the item
+    waits for the provider rather than running out of attempts.
     """
     rng = rng or random.Random()  # noqa: S311 -- retry jitter, not a secret
     attempt = 1
+    paused = 0
     while True:
+        current = AttemptState()
         try:
             async with asyncio.timeout(attempt_timeout) as deadline:
                 token = ATTEMPT_TIMEOUT.set(deadline)
+                state_token = ATTEMPT_STATE.set(current)
                 try:
                     return await attempt_fn(attempt)
                 finally:
+                    ATTEMPT_STATE.reset(state_token)
                     ATTEMPT_TIMEOUT.reset(token)
         except TimeoutError:
             error: TransientError = timed_out(attempt_timeout)
         except TransientError as exc:
             error = exc
-        if attempt >= policy.max_attempts:
+        if current.paused:
+            paused += 1  # the provider's breaker is open after it: an attempt not counted
+        if attempt - paused >= policy.max_attempts:
             if attempt > 1:
                 raise BlockError(f"{error} (gave up after {attempt} attempts)") from error
             raise error

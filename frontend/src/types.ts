@@ -212,6 +212,36 @@ export interface RunSummary {
   /** The cost line (REST answers only, never on the sockets). */
   summary?: CostSummary;
   last_seq: number;
+  /** What the run met per provider key: its adaptive limit and its breaker. */
+  providers?: Record<string, ProviderState>;
+  /** The providers whose breaker pauses the run (REST answers; derived from `providers`). */
+  paused?: PausedProvider[];
+}
+
+/** A provider's breaker as a run met it (engine/core/providers.py `fold_breaker`). */
+export interface ProviderBreaker {
+  state: "open" | "half_open" | "closed";
+  mode: "auto" | "manual" | "off";
+  reason: string;
+  message: string;
+  trips?: number;
+  since: number;
+}
+
+export interface ProviderState {
+  limit?: number | null;
+  cap?: number | null;
+  reason?: string;
+  breaker?: ProviderBreaker;
+}
+
+export interface PausedProvider {
+  provider: string;
+  state: "open" | "half_open";
+  mode: "auto" | "manual";
+  reason: string;
+  message: string;
+  since: number;
 }
 
 /** A run's cost line (docs/run-protocol.md `CostSummary`), summed by the server from its rows. */

@@ -58,6 +58,7 @@ ROUTES: dict[str, str] = {
     "api/runs/<str:pk>/items/": OWNED_RUN,
     "api/runs/<str:pk>/cancel/": OWNED_RUN,
     "api/runs/<str:pk>/retry-failed/": OWNED_RUN,
+    "api/runs/<str:pk>/resume-provider/": OWNED_RUN,
     "api/runs/<str:pk>/timeline/": OWNED_RUN,
     "api/runs/<str:pk>/summary/": OWNED_RUN,
     "api/blocks/": CATALOGUE,

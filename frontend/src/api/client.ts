@@ -95,6 +95,9 @@ export const api = {
   lastRun: (id: number) => request<{ run: RunSummary | null }>("GET", `/api/workflows/${id}/runs/last/`),
   cancelRun: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/cancel/`),
   retryFailed: (runId: string) => request<RunSummary>("POST", `/api/runs/${runId}/retry-failed/`),
+  /** Close a provider's breaker that pauses the run (a manual one waits for this). */
+  resumeProvider: (runId: string, provider: string) =>
+    request<RunSummary>("POST", `/api/runs/${runId}/resume-provider/`, { provider }),
   /** The secrets, then the names workflows read that are not set (`missing`). */
   secrets: () => request<SecretSummary[]>("GET", "/api/secrets/?referenced=1"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),

@@ -10,6 +10,7 @@ import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workfl
 import { HistoryTab } from "./HistoryTab";
 import { InputTab, parseInput, type RunProblem } from "./InputTab";
 import { ProgressView } from "./ProgressView";
+import { PausedProviders } from "./Paused";
 import { RetryFailedButton } from "./RetryFailed";
 import { fetchRunSnapshot } from "./runApi";
 import { WebhookTab } from "./WebhookTab";
@@ -263,6 +264,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
             <span className="kr-muted" title={run.id} data-testid="run-id" data-run-id={run.id}>
               run {run.id.slice(0, 8)} · {run.trigger}
             </span>
+            {active && <PausedProviders run={run} onError={setStartError} />}
           </span>
         ) : (
           <span className="kr-muted">No run yet</span>

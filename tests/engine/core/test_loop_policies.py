@@ -1,6 +1,9 @@
 """The brief's resilience patterns on the loop: retry failed items after the batch,
-a circuit breaker, adaptive concurrency."""
+the provider breaker's policy for its items (`circuit_breaker`), adaptive concurrency."""
 
+from engine.core.executor import RunOptions
+from engine.core.providers import BreakerPolicy, ProviderSettings, registry_for_loop
+from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import block, graph, run_graph
 
@@ -38,18 +41,22 @@ async def test_failed_items_are_retried_after_the_batch(sim: RunningSimulator) -
     assert starts.count(3) == 2 and starts.count(5) == 3 and starts.count(0) == 1
 
 
-async def test_circuit_breaker_stops_starting_items_and_says_why(sim: RunningSimulator) -> None:
-    sim.control.configure(failures=[fail(f"d{i}.example") for i in (0, 2, 4, 6)])
+async def test_a_saved_circuit_breaker_is_the_provider_breakers_policy(
+    sim: RunningSimulator,
+) -> None:
+    """A workflow saved with the old per-loop breaker (`min_items`) still runs: its settings
+    are the provider breaker's for the loop's calls, which pauses instead of skipping."""
+    sim.control.configure(failures=[{"endpoint": "clearbit", "status": 503, "times": 5}])
     config = {"max_concurrent": 1, "circuit_breaker": {"failure_rate": 0.2, "min_items": 5}}
-    outcome, rec = await run_graph(lookup_loop(**config), items(20), sim=sim)
+    options = RunOptions(retry=RetryPolicy(max_attempts=5, base_delay=0.01))
+    registry_for_loop(ProviderSettings(breaker=BreakerPolicy(cool_down=0.05)))
+    outcome, rec = await run_graph(lookup_loop(**config), items(20), sim=sim, options=options)
     loop = outcome.outputs["loop"]
-    assert loop["circuit_open"] is True
-    assert len(rec.of("item.started")) == 5  # 3 of 5 failed (60% > 20%): nothing more starts
-    assert loop["succeeded"] == 2 and len(loop["failed"]) == 18
-    skipped = [f for f in loop["failed"] if f["block"] is None]
-    assert [f["index"] for f in skipped] == list(range(5, 20))
-    assert "circuit breaker opened after 3 of 5 items failed (60% > 20%)" in skipped[0]["error"]
-    assert {e.data["index"] for e in rec.of("item.failed")} >= set(range(5, 20))
+    assert outcome.status == "succeeded" and loop["succeeded"] == 20
+    assert "circuit_open" not in loop
+    opened = rec.of("provider.breaker", state="open")
+    assert [e.data["reason"] for e in opened] == ["5 of 5 calls failed"]
+    assert rec.of("provider.breaker")[-1].data["state"] == "closed"
 
 
 async def test_adaptive_concurrency_grows_on_success_and_falls_back_on_failure(
@@ -86,3 +93,9 @@ def test_adaptive_settings_are_validated() -> None:
         e.field == "circuit_breaker.failure_rate"
         for e in validate(parse_graph(unknown), REGISTRY).errors
     )
+    saved = lookup_loop(circuit_breaker={"failure_rate": 0.2, "min_items": 30})
+    assert validate(parse_graph(saved), REGISTRY).errors == []  # old names still load
+    wide = lookup_loop(circuit_breaker={"min_calls": 30, "window": 10})
+    errors = validate(parse_graph(wide), REGISTRY).errors
+    assert [(e.block_name, e.field) for e in errors] == [("loop", "circuit_breaker")]
+    assert errors[0].message == "min_calls (30) must not exceed window (10)"
