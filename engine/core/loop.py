@@ -96,10 +96,11 @@ def dispatch_order(
 def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int, cap: int) -> bool:
     """Whether this loop's items go out in chunks to other workers: a top-level loop, when a
     distributor wants it, whose settings hold per item rather than across the batch (a
-    fail-fast stop, a breaker and adaptive concurrency count the batch's outcomes as they
-    happen, and waves (`batch_size`) order the whole batch, so those loops run on the
-    coordinator), and whose chunks can rebuild its scope from stored outputs (a loop's
-    stored output keeps counts, not results)."""
+    fail-fast stop and adaptive concurrency count the batch's outcomes as they happen, a
+    `circuit_breaker` policy keeps its calls on one process's provider breaker, and waves
+    (`batch_size`) order the whole batch, so those loops run on the coordinator), and whose
+    chunks can rebuild its scope from stored outputs (a loop's stored output keeps counts,
+    not results)."""
     config = block.config
     if executor.distributor is None or frame.key or cap <= 1:
         return False
