@@ -17,7 +17,8 @@ issue 9).
   outage (time scaled down: 2 s instead of 20 s, a first cool-down of 0.25 s instead of
   5 s, breaker over the last 20 calls, at least 10, opening at 20 % failed).
   `time_to_trip_s` runs from the outage's first 500 to the breaker opening;
-  `time_to_settle_s` from the outage's last 500 to the breaker's last close (by probes);
+  `time_to_settle_s` from that opening to its last close (by probes), through the trips
+  between; `closed_after_outage_s` from the outage's end to that close;
   `calls_wasted` counts the calls the provider failed (including failed probes),
   `calls_while_open` the calls that started while it was open (target 0), and
   `items_failed` the items that failed (target 0).
@@ -233,8 +234,9 @@ def breaker(base_url: str, control: Any, n: int) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "trips": len(opens),
         "time_to_trip_s": round(opens[0] - failed[0]["finished"], 3) if opens and failed else None,
-        "time_to_settle_s": (
-            round(closes[-1] - failed[-1]["finished"], 3) if closes and failed else None
+        "time_to_settle_s": round(closes[-1] - opens[0], 3) if closes and opens else None,
+        "closed_after_outage_s": (
+            round(closes[-1] - (failed[0]["started"] + OUTAGE_S), 3) if closes and failed else None
         ),
         "open_s": round(sum(b - a for a, b in periods), 3),
         "calls": len(calls),
@@ -302,7 +304,8 @@ def summary(result: dict[str, Any]) -> str:
     b = result["breaker"]
     lines.append(
         f"  breaker: trips in {b['time_to_trip_s']} s, settles (closed by probes) "
-        f"{b['time_to_settle_s']} s after the outage's last 500, {b['trips']} trips, "
+        f"{b['time_to_settle_s']} s later ({b['closed_after_outage_s']} s after the "
+        f"{OUTAGE_S:g} s outage ended), {b['trips']} trips, "
         f"open {b['open_s']} s, {b['calls_wasted']} calls wasted of {b['calls']}, "
         f"{b['calls_while_open']} started while open, {b['items_failed']} items failed"
     )

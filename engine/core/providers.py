@@ -27,7 +27,8 @@ Retry-After for everyone on the key. 4xx answers (the item's own data) count for
 
 The breaker (KLYNTOS_BREAKER, `BreakerPolicy`) also lives on the call's most specific key: over
 its last `window` counted calls (5xx, 429, timeouts and connection failures count as failed,
-successes as succeeded, 4xx and cancels not at all), once `min_calls` were counted and at
+successes as succeeded, 4xx and cancels not at all; a 429 on a call let through before
+AIMD's last cut is that cut's, not counted), once `min_calls` were counted and at
 least `failure_rate` of them failed, it opens. Open, it lets no call through: calls wait (none
 is failed by it), each waiting step hears `step.waiting` with the reason and each run with a
 waiting step hears `provider.breaker` (state, reason, mode). In auto mode it stays open for a
@@ -797,8 +798,12 @@ class ProviderRegistry:
             if retry_after is not None and retry_after > 0:
                 pause = min(retry_after, self.settings.max_pause)
                 state.paused_until = max(state.paused_until, now + pause)
+        # A 429 on a call let through before AIMD's last cut is the overload that cut already
+        # answered (a burst of our own concurrency): AIMD's to handle, not the breaker's.
+        stale = outcome == "throttled" and permit.epoch != permit.states[-1].epoch
         self._adapt(permit, outcome, now, in_flight)
-        self._count(permit, outcome, now)
+        if not stale:
+            self._count(permit, outcome, now)
         for state in permit.states:
             self._forget_if_idle(state, now)
         self._pump()
