@@ -6,7 +6,8 @@ With a JSON-schema response format the answer's fields become outputs of their o
 Failover: `failover` lists more models (each with its own API key if needed) answering in
 the same response format. A call goes to the first of the block's model and those whose
 provider key (`host/model`) lets calls through now — breaker not open, no Retry-After pause,
-budget not exhausted — and a 429 moves the same attempt on to the next one. Each call's
+budget not exhausted — and a 429, or its key pausing while the call waits for a slot, moves
+the same attempt on to the next one (only the last one waits for a paused key). Each call's
 usage records the key that answered (`endpoint`).
 """
 
@@ -25,6 +26,7 @@ import openai.resources.chat  # noqa: F401
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
+from engine.core.providers import ProviderPaused
 from engine.core.refs import Scope, stringify, substitute
 from engine.core.schemas import (
     JsonSchema,
@@ -140,8 +142,13 @@ class AgentBlock(BaseBlock):
         free = [e for e in endpoints if registry.available(host, e[0])]
         order = free + [e for e in endpoints if e not in free]
         for index, (model, api_key) in enumerate(order):
+            last = index + 1 == len(order)
             try:
-                return await self._complete(ctx, system, user, images, model, api_key)
+                return await self._complete(
+                    ctx, system, user, images, model, api_key, or_next=not last
+                )
+            except ProviderPaused:
+                continue  # paused while it waited: the next model takes this item
             except TransientError as exc:
                 if index + 1 < len(order) and (
                     exc.status == 429 or not registry.available(host, model)
@@ -158,6 +165,8 @@ class AgentBlock(BaseBlock):
         images: list[str],
         model: str,
         api_key: str | None,
+        *,
+        or_next: bool = False,
     ) -> dict[str, Any]:
         config = ctx.config
         messages = []
@@ -191,6 +200,7 @@ class AgentBlock(BaseBlock):
             model=request["model"],
             prompt_chars=prompt_chars,
             max_tokens=config.get("max_tokens"),
+            or_next=or_next,
         )
         async with provider:
             try:

@@ -46,6 +46,7 @@ import heapq
 import itertools
 import math
 import re
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -64,6 +65,7 @@ __all__ = [
     "BreakerPolicy",
     "KeyLimits",
     "ProviderCall",
+    "ProviderPaused",
     "ProviderRegistry",
     "ProviderSettings",
     "StepTag",
@@ -114,6 +116,8 @@ class KeyLimits:
 BREAKER_MODES = ("auto", "manual", "off")
 # The longest count window a breaker keeps (a bound on its memory per key).
 MAX_BREAKER_WINDOW = 1000
+# The changes a breaker remembers (`ProviderRegistry.breaker_changes`).
+BREAKER_CHANGES = 100
 FAILED_OUTCOMES = frozenset({"throttled", "timeout", "server_error", "unreachable"})
 
 
@@ -355,6 +359,7 @@ class _Breaker:
     """One key's breaker: closed (counting), open (nothing passes), half_open (probes)."""
 
     __slots__ = (
+        "changes",
         "closed_at",
         "generation",
         "heard",
@@ -382,6 +387,8 @@ class _Breaker:
         self.probes_ok = 0
         # Bumped on every change: a call let through before it counts for nothing after it.
         self.generation = 0
+        # Its last changes, (wall time, state, reason): what tests and the bench read.
+        self.changes: deque[tuple[float, str, str]] = deque(maxlen=BREAKER_CHANGES)
         # The runs (their buses) told it is open, and the generation they heard last: they
         # hear every change until it closes.
         self.heard: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -493,6 +500,16 @@ class _Waiter:
     future: asyncio.Future[Permit]
     tag: StepTag | None = None
     policy: BreakerPolicy | None = None
+    or_next: bool = False  # give up (ProviderPaused) rather than wait for a paused key
+
+
+class ProviderPaused(Exception):
+    """A call that may go elsewhere (an Agent's failover) found its provider paused (breaker,
+    Retry-After, rates) instead of waiting for it."""
+
+
+# Why a call waits that a failover does not wait for.
+_PAUSED_REASONS = frozenset({"breaker", "retry-after", "requests/min", "tokens/min"})
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -545,15 +562,18 @@ class ProviderRegistry:
         model: str | None = None,
         prompt_chars: int = 0,
         max_tokens: int | None = None,
+        or_next: bool = False,
     ) -> ProviderCall:
         """One call to `host` (an Agent's: with its model and prompt size), as an async
-        context manager: `async with registry.call(host) as call: ... call.observe(...)`."""
+        context manager: `async with registry.call(host) as call: ... call.observe(...)`.
+        `or_next`: raise ProviderPaused instead of waiting for a paused key (a failover has
+        somewhere else to go)."""
         keys = [provider_key(host)]
         if model:
             keys.append(provider_key(host, model))
         states = tuple(self.state(k) for k in keys)
         tokens = self.estimate(states[-1], prompt_chars, max_tokens) if model else 0
-        return ProviderCall(self, states, tokens, BREAKER_POLICY.get())
+        return ProviderCall(self, states, tokens, BREAKER_POLICY.get(), or_next)
 
     def available(self, host: str, model: str | None = None) -> bool:
         """Whether a call to `host` (and `model`) would be let through by its breaker, its
@@ -564,8 +584,14 @@ class ProviderRegistry:
         states = tuple(self._states[k] for k in keys if k in self._states)
         if not states:
             return True
+        own = states[-1]
+        probing = own.breaker.state != "closed"
+        if probing and self._queues.get(own.key):
+            return False  # the calls queued there wait for the probes
         blocked = self._blocked(states, 0, _now())
-        return blocked is None or blocked.reason == "concurrency"
+        if blocked is None:
+            return True
+        return blocked.reason == "concurrency" and not probing  # a slot is worth waiting for
 
     def resume(self, key: str) -> bool:
         """Close `key`'s breaker (a manual one's Resume); False when it was not open."""
@@ -576,6 +602,11 @@ class ProviderRegistry:
         self._close(state, _now(), "resumed")
         self._pump()
         return True
+
+    def breaker_changes(self, key: str) -> list[tuple[float, str, str]]:
+        """`key`'s breaker's last changes: (time.time(), state, reason), oldest first."""
+        state = self._states.get(provider_key(key))
+        return list(state.breaker.changes) if state is not None else []
 
     def breakers(self) -> dict[str, dict[str, Any]]:
         """Every breaker that is not closed: its state, mode and reason."""
@@ -608,6 +639,7 @@ class ProviderRegistry:
         states: tuple[_KeyState, ...],
         tokens: int,
         policy: BreakerPolicy | None = None,
+        or_next: bool = False,
     ) -> Permit:
         self._check_fits(states, tokens)
         queue = self._queues.get(states[-1].key)
@@ -616,9 +648,11 @@ class ProviderRegistry:
             return self._grant(states, tokens, policy)
         if blocked is None:
             blocked = self._blocked(queue[0].states, queue[0].tokens, _now()) if queue else None
+        if or_next and blocked is not None and blocked.reason in _PAUSED_REASONS:
+            raise ProviderPaused(f"{blocked.key}: {blocked.reason}")
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
         tag = CURRENT_STEP.get()
-        waiter = _Waiter(states, tokens, future, tag, policy)
+        waiter = _Waiter(states, tokens, future, tag, policy, or_next)
         self._queues.setdefault(states[-1].key, deque()).append(waiter)
         states[-1].full += 1
         reason = blocked.reason if blocked else "queued"
@@ -752,6 +786,10 @@ class ProviderRegistry:
                     head.future.set_exception(exc)
                     continue
                 blocked = self._blocked(head.states, head.tokens, now)
+                if blocked is not None and head.or_next and blocked.reason in _PAUSED_REASONS:
+                    queue.popleft()  # it has somewhere else to go
+                    head.future.set_exception(ProviderPaused(f"{blocked.key}: {blocked.reason}"))
+                    continue
                 if blocked is not None:
                     if blocked.until is not None:
                         wake = min(wake, blocked.until)
@@ -913,13 +951,18 @@ class ProviderRegistry:
         breaker.generation += 1
         breaker.probes_in_flight = breaker.probes_ok = 0
         breaker.outcomes.clear()
+        breaker.changes.append((time.time(), "open", reason))
         self._tell_all(state)  # runs that heard it before (a probe failed)
-        # Who hears it: the run whose call opened it, and every step queued on the key.
-        tags = [CURRENT_STEP.get()]
-        tags.extend(w.tag for w in self._queues.get(state.key, ()) if not w.future.done())
-        for tag in tags:
-            if tag is not None:
-                self._tell_paused(state, tag, waiting=tag is not tags[0])
+        # Every step queued on the key waits for it now. A run hears of it when one of its
+        # steps waits (the call that opened it, as it tries again): a run whose Agent fails
+        # over to its next model is not paused.
+        for waiter in self._queues.get(state.key, ()):
+            if waiter.future.done():
+                continue
+            if waiter.or_next:  # it has somewhere else to go
+                waiter.future.set_exception(ProviderPaused(f"{state.key}: breaker"))
+            elif waiter.tag is not None:
+                self._tell_paused(state, waiter.tag)
 
     def _half_open(self, state: _KeyState, now: float) -> None:
         breaker = state.breaker
@@ -927,6 +970,7 @@ class ProviderRegistry:
         breaker.until = None
         breaker.generation += 1
         breaker.probes_in_flight = breaker.probes_ok = 0
+        breaker.changes.append((time.time(), "half_open", breaker.reason))
         self._tell_all(state)
 
     def _close(self, state: _KeyState, now: float, why: str) -> None:
@@ -938,6 +982,7 @@ class ProviderRegistry:
         breaker.generation += 1
         breaker.probes_in_flight = breaker.probes_ok = 0
         breaker.outcomes.clear()
+        breaker.changes.append((time.time(), "closed", why))
         self._tell_all(state)
         breaker.heard.clear()
 
@@ -967,22 +1012,21 @@ class ProviderRegistry:
             message=self.paused_message(state) if breaker.state != "closed" else "",
         )
 
-    def _tell_paused(self, state: _KeyState, tag: StepTag, *, waiting: bool = True) -> None:
-        """`tag`'s run hears the breaker (once per change) and, when it waits, its step."""
+    def _tell_paused(self, state: _KeyState, tag: StepTag) -> None:
+        """`tag`'s run hears the breaker (once per change), and its step that it waits."""
         breaker = state.breaker
         if breaker.heard.get(tag.bus) != breaker.generation:
             breaker.heard[tag.bus] = breaker.generation
             self._breaker_event(state, tag, tag.bus)
-        if waiting:
-            tag.bus.emit(
-                "step.waiting",
-                item=tag.item,
-                block=tag.block,
-                name=tag.name,
-                provider=state.key,
-                reason="breaker",
-                message=self.paused_message(state),
-            )
+        tag.bus.emit(
+            "step.waiting",
+            item=tag.item,
+            block=tag.block,
+            name=tag.name,
+            provider=state.key,
+            reason="breaker",
+            message=self.paused_message(state),
+        )
 
     def _tell_all(self, state: _KeyState) -> None:
         breaker = state.breaker
@@ -1072,11 +1116,13 @@ class ProviderCall:
         states: tuple[_KeyState, ...],
         tokens: int,
         policy: BreakerPolicy | None = None,
+        or_next: bool = False,
     ):
         self.registry = registry
         self.states = states
         self.tokens = tokens
         self.policy = policy
+        self.or_next = or_next
         self.status: int | None = None
         self.retry_after: float | None = None
         self.used_tokens: int | None = None
@@ -1088,7 +1134,9 @@ class ProviderCall:
         return self.states[-1].key
 
     async def __aenter__(self) -> ProviderCall:
-        self._permit = await self.registry.acquire(self.states, self.tokens, self.policy)
+        self._permit = await self.registry.acquire(
+            self.states, self.tokens, self.policy, self.or_next
+        )
         cluster = self.registry.cluster
         caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
         if cluster is not None and caps:  # the caps hold across all workers too
