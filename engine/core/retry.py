@@ -84,8 +84,9 @@ async def call_with_retry(
     """Run `attempt_fn(attempt)` until it succeeds, fails for good, or attempts run out.
 
     Each attempt has its own timeout; a timeout counts as transient. An attempt that failed
-    while its provider's breaker opened (`AttemptState.paused`) is not counted: the item
-    waits for the provider rather than running out of attempts.
+    while its provider's breaker opened (`AttemptState.paused`) is not counted, up to
+    `max_attempts` of them: the item waits for the provider rather than running out of
+    attempts.
     """
     rng = rng or random.Random()  # noqa: S311 -- retry jitter, not a secret
     attempt = 1
@@ -105,8 +106,10 @@ async def call_with_retry(
             error: TransientError = timed_out(attempt_timeout)
         except TransientError as exc:
             error = exc
-        if current.paused:
-            paused += 1  # the provider's breaker is open after it: an attempt not counted
+        if current.paused and paused < policy.max_attempts:
+            # The provider's breaker is open after it: not counted (at most max_attempts of
+            # them, so an item whose own data keeps failing its provider still ends).
+            paused += 1
         if attempt - paused >= policy.max_attempts:
             if attempt > 1:
                 raise BlockError(f"{error} (gave up after {attempt} attempts)") from error

@@ -79,7 +79,7 @@ def test_lead_template_on_100_leads_reports_speedup_and_cost_equal_to_its_rows(
 
     # The same line from the summary endpoint and in History.
     alone = expect(api.get(f"/api/runs/{run.pk}/summary/"), 200)
-    assert alone == {"id": str(run.pk), "status": "succeeded", "summary": summary}
+    assert alone == {"id": str(run.pk), "status": "succeeded", "summary": summary, "paused": []}
     listed = expect(api.get(f"/api/workflows/{lead_workflow.pk}/runs/"), 200)["results"]
     assert listed[0]["summary"] == summary
 

@@ -6,7 +6,7 @@ from email.utils import format_datetime
 import pytest
 
 from engine.core.errors import BlockError, TransientError, parse_retry_after
-from engine.core.retry import RetryPolicy, call_with_retry
+from engine.core.retry import ATTEMPT_STATE, RetryPolicy, call_with_retry
 
 
 def test_retry_after_seconds_and_http_date() -> None:
@@ -65,3 +65,23 @@ async def test_timeouts_count_as_transient_and_give_up() -> None:
     policy = RetryPolicy(max_attempts=2, base_delay=0.001)
     with pytest.raises(BlockError, match="timed out.*gave up after 2 attempts"):
         await call_with_retry(policy, attempt, attempt_timeout=0.02)
+
+
+async def test_attempts_after_which_the_breaker_is_open_are_not_counted_up_to_a_bound() -> None:
+    """A provider's breaker open after an attempt (providers.py sets AttemptState.paused):
+    that attempt is not one of the item's, but at most max_attempts of them are free."""
+    calls: list[int] = []
+
+    async def attempt(n: int) -> str:
+        calls.append(n)
+        state = ATTEMPT_STATE.get()
+        assert state is not None
+        state.paused = n != 3  # every attempt but the third met an open breaker
+        raise TransientError("503")
+
+    with pytest.raises(BlockError, match=r"gave up after 6 attempts"):
+        await call_with_retry(
+            RetryPolicy(max_attempts=3, base_delay=0.001), attempt, attempt_timeout=None
+        )
+    # 3 counted (the third, then the two over the bound of 3 free ones) + 3 free.
+    assert calls == [1, 2, 3, 4, 5, 6]
