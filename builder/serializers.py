@@ -115,6 +115,19 @@ class ModelUsageSerializer(serializers.Serializer):
     cost_usd = serializers.FloatField(allow_null=True)
 
 
+class CacheSavingsSerializer(serializers.Serializer):
+    """What the result cache did in a run (blocks with `cache`)."""
+
+    hits = serializers.IntegerField(help_text="steps answered from the cache, no call made")
+    misses = serializers.IntegerField(help_text="steps that called, then kept their output")
+    calls_saved = serializers.IntegerField()
+    llm_calls_saved = serializers.IntegerField()
+    tokens_saved = serializers.IntegerField()
+    saved_usd = serializers.FloatField(
+        allow_null=True, help_text="what the hits' original calls cost, at today's prices"
+    )
+
+
 class RunCostSummarySerializer(serializers.Serializer):
     """The schema of a run's `summary` (engine/run_costs.py computes it)."""
 
@@ -127,6 +140,7 @@ class RunCostSummarySerializer(serializers.Serializer):
     cost_usd = serializers.FloatField(allow_null=True)
     unpriced_models = serializers.ListField(child=serializers.CharField())
     models = ModelUsageSerializer(many=True)
+    cache = CacheSavingsSerializer()
 
 
 class PausedProviderSerializer(serializers.Serializer):

@@ -107,6 +107,7 @@ def _load_chunk(claim: chunks.ChunkClaim) -> tuple[Any, Block, Memo]:
         run.options or {},
         data_source(run.owner_id),
         run.workflow_id,
+        owner_id=run.owner_id,  # the owner's result cache
     )
     return spec, loop, memo
 

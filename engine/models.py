@@ -141,6 +141,10 @@ class StepRun(models.Model):
     error = models.TextField(blank=True)
     attempts = models.IntegerField(default=0)
     usage = models.JSONField(default=list)
+    # The result cache (a block's `cache`): "hit" (the output was reused, no call; what the
+    # original call used is `saved_usage`), "miss" (called, then kept), "" (not cached).
+    cache = models.CharField(max_length=8, blank=True, default="")
+    saved_usage = models.JSONField(default=list)
     # The stored output had a secret masked: it is not what the block made, so a resumed run
     # or a retry runs the step again rather than reuse it.
     redacted = models.BooleanField(default=False)
@@ -222,3 +226,24 @@ class Slot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.number} of {self.key}"
+
+
+class CachedResult(models.Model):
+    """A block's output kept by the result cache (engine/result_cache.py), per owner: the
+    key hashes the block type and its resolved config with secrets named, never valued."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cached_results"
+    )
+    key = models.CharField(max_length=64)
+    block_type = models.CharField(max_length=32)
+    output = models.JSONField(null=True)
+    usage = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="unique_cached_result")
+        ]
+        indexes = [models.Index(fields=["owner", "expires_at"], name="cached_result_expiry")]

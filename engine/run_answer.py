@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connections
 
 from engine.blocks.response import DEFAULT_ERROR_STATUS, DEFAULT_STATUS
+from engine.core.executor import is_skipped_output
 from engine.core.graph import RESPONSE_TYPE, Graph, parse_graph
 from engine.models import FINAL_STATUSES, Run, RunStatus, StepRun
 
@@ -46,6 +47,8 @@ class Ended:
 def compose(graph: Graph, ended: Ended) -> Answer:
     responder = next((b for b in graph.blocks if b.type == RESPONSE_TYPE), None)
     succeeded = ended.status in {RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED}
+    if responder is not None and is_skipped_output(ended.outputs.get(responder.name)):
+        responder = None  # skipped by its run_if: answered as if the workflow had none
     if responder is not None:
         output = ended.outputs.get(responder.name)
         if succeeded and isinstance(output, Mapping):
@@ -59,10 +62,24 @@ def compose(graph: Graph, ended: Ended) -> Answer:
 
 
 def _last_output(graph: Graph, outputs: Mapping[str, Any]) -> Any:
-    """The output of the top-level block nothing follows; of each, by name, when several."""
+    """The output of the top-level block nothing follows; of each, by name, when several.
+    A block skipped by its `run_if` stands aside for the blocks it follows (the lead
+    template without failures answers its summary's Slack post, not the skipped notice)."""
     predecessors = graph.predecessors(None)
     followed = {source for preds in predecessors.values() for source in preds}
-    last = [graph.block(b).name for b in predecessors if b not in followed]
+    ends = [b for b in predecessors if b not in followed]
+    seen: set[str] = set()
+    last: list[str] = []
+    while ends:
+        block_id = ends.pop(0)
+        if block_id in seen:
+            continue
+        seen.add(block_id)
+        name = graph.block(block_id).name
+        if is_skipped_output(outputs.get(name)) and predecessors[block_id]:
+            ends.extend(sorted(predecessors[block_id]))
+        elif name not in last:
+            last.append(name)
     if len(last) == 1:
         return outputs.get(last[0])
     return {name: outputs.get(name) for name in last}

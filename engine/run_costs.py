@@ -39,7 +39,14 @@ def summaries(runs: Sequence[Run]) -> dict[Any, dict[str, Any]]:
             known[run.pk] = found
     missing = [run for run in runs if run.pk not in known]
     for run in missing:
-        known[run.pk] = {"sequential": 0.0, "items": 0, "models": {}}
+        known[run.pk] = {
+            "sequential": 0.0,
+            "items": 0,
+            "models": {},
+            "saved_models": {},
+            "hits": 0,
+            "misses": 0,
+        }
     if missing:
         _add_sequential(missing, known)
         _add_usage(missing, known)
@@ -54,7 +61,7 @@ def summary(run: Run) -> dict[str, Any]:
 
 
 def _cache_key(run: Run) -> str:
-    return f"klyntos:run-sums:{run.pk}:{run.last_seq}"
+    return f"klyntos:run-sums:2:{run.pk}:{run.last_seq}"
 
 
 def _loop_ids(run: Run) -> set[str]:
@@ -85,24 +92,25 @@ def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
 # A count that is not a JSON number is 0, and each is held to [0, MAX_TOKENS], as
 # engine/core/prices.tally does for a single step.
 _POSTGRES = """
-SELECT s.run_id, u.value ->> 'model', SUM({prompt}), SUM({completion}), SUM({total}), COUNT(*)
+SELECT {kind}s.run_id, u.value ->> 'model', SUM({prompt}), SUM({completion}), SUM({total}), COUNT(*)
 FROM {steps} s
 CROSS JOIN LATERAL jsonb_array_elements(
-    CASE WHEN jsonb_typeof(s.usage) = 'array' THEN s.usage ELSE '[]'::jsonb END
+    CASE WHEN jsonb_typeof(s.{column}) = 'array' THEN s.{column} ELSE '[]'::jsonb END
 ) u
-WHERE s.run_id IN ({ids}) AND s.usage <> '[]'::jsonb AND jsonb_typeof(u.value) = 'object'
-GROUP BY 1, 2
+WHERE s.run_id IN ({ids}) AND s.{column} <> '[]'::jsonb AND jsonb_typeof(u.value) = 'object'
+GROUP BY {group}
 """
 _POSTGRES_COUNT = (
     "CASE WHEN jsonb_typeof(u.value -> '{field}') = 'number' "
     "THEN TRUNC(LEAST(GREATEST((u.value ->> '{field}')::numeric, 0), {cap})) ELSE 0 END"
 )
 _SQLITE = """
-SELECT s.run_id, json_extract(u.value, '$.model'), SUM({prompt}), SUM({completion}),
+SELECT {kind}s.run_id, json_extract(u.value, '$.model'), SUM({prompt}), SUM({completion}),
     SUM({total}), COUNT(*)
-FROM {steps} s, json_each(CASE WHEN json_type(s.usage) = 'array' THEN s.usage ELSE '[]' END) u
-WHERE s.run_id IN ({ids}) AND s.usage <> '[]' AND u.type = 'object'
-GROUP BY 1, 2
+FROM {steps} s,
+    json_each(CASE WHEN json_type(s.{column}) = 'array' THEN s.{column} ELSE '[]' END) u
+WHERE s.run_id IN ({ids}) AND s.{column} <> '[]' AND u.type = 'object'
+GROUP BY {group}
 """
 _SQLITE_COUNT = (
     "CASE WHEN json_type(u.value, '$.{field}') IN ('integer', 'real') "
@@ -110,8 +118,33 @@ _SQLITE_COUNT = (
 )
 
 
-def usage_sql(vendor: str, count: int) -> str:
-    """The query summing `count` runs' usage on `vendor`'s database (postgresql or sqlite)."""
+# The result cache's steps per run: hits and misses (`kind` is the step's `cache`).
+_CACHE_COUNTS = """
+SELECT s.cache, s.run_id, NULL, 0, 0, 0, COUNT(*)
+FROM {steps} s
+WHERE s.run_id IN ({ids}) AND s.cache IN ('hit', 'miss')
+GROUP BY 1, 2
+"""
+
+
+def sums_sql(vendor: str, count: int) -> str:
+    """One statement for `count` runs: their usage by model (`usage`), what the cache's hits
+    saved by model (`saved`), and their hit and miss counts; rows of (kind, run id, model,
+    prompt, completion, total, calls). Takes the run ids three times."""
+    parts = (
+        usage_sql(vendor, count, "usage", kind="usage"),
+        usage_sql(vendor, count, "saved_usage", kind="saved"),
+        _CACHE_COUNTS.format(steps=StepRun._meta.db_table, ids=", ".join(["%s"] * count)),
+    )
+    return "UNION ALL".join(parts)
+
+
+def usage_sql(vendor: str, count: int, column: str = "usage", kind: str = "") -> str:
+    """The query summing `count` runs' usage on `vendor`'s database (postgresql or sqlite);
+    `column` "saved_usage" sums what the result cache's hits saved instead; `kind` names
+    the rows in a first column (for `sums_sql`)."""
+    if column not in ("usage", "saved_usage") or kind not in ("", "usage", "saved"):
+        raise ValueError(f"not a usage column: {column} ({kind})")
     postgres = vendor == "postgresql"
     template, counted = (_POSTGRES, _POSTGRES_COUNT) if postgres else (_SQLITE, _SQLITE_COUNT)
 
@@ -130,6 +163,9 @@ def usage_sql(vendor: str, count: int) -> str:
         total=total,
         steps=StepRun._meta.db_table,
         ids=", ".join(["%s"] * count),
+        column=column,
+        kind=f"'{kind}', " if kind else "",
+        group="2, 3" if kind else "1, 2",
     )
 
 
@@ -139,12 +175,30 @@ def _add_usage(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
     ids = [pk_field.get_db_prep_value(run.pk, connection) for run in runs]
     by_db_id = {db_id: run.pk for db_id, run in zip(ids, runs, strict=True)}
     with connection.cursor() as cursor:
-        cursor.execute(usage_sql(connection.vendor, len(ids)), ids)
-        for run_id, model, prompt, completion, total, calls in cursor.fetchall():
-            models = known[by_db_id[run_id]]["models"]
+        cursor.execute(sums_sql(connection.vendor, len(ids)), ids * 3)
+        for kind, run_id, model, prompt, completion, total, calls in cursor.fetchall():
+            sums = known[by_db_id[run_id]]
+            if kind in ("hit", "miss"):
+                sums["hits" if kind == "hit" else "misses"] += int(calls or 0)
+                continue
+            models = sums["models" if kind == "usage" else "saved_models"]
             tokens = models.setdefault(model_name(model), [0, 0, 0, 0])
             for i, value in enumerate((prompt, completion, total, calls)):
                 tokens[i] += int(value or 0)
+
+
+def _cache_line(sums: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
+    saved = costs(
+        {name: Tokens(*counts) for name, counts in sums.get("saved_models", {}).items()}, prices
+    )
+    return {
+        "hits": sums.get("hits", 0),
+        "misses": sums.get("misses", 0),
+        "calls_saved": sums.get("hits", 0),
+        "llm_calls_saved": saved["llm_calls"],
+        "tokens_saved": saved["tokens"]["total"],
+        "saved_usd": saved["cost_usd"],
+    }
 
 
 def _summary(run: Run, sums: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
@@ -158,6 +212,7 @@ def _summary(run: Run, sums: dict[str, Any], prices: PriceTable) -> dict[str, An
         "items_measured": sums["items"],
         "speedup": sequential / wall if wall and wall > 0 and sequential > 0 else None,
         **costs(models, prices),
+        "cache": _cache_line(sums, prices),
     }
 
 

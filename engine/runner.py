@@ -37,6 +37,7 @@ from engine.core.services import Services
 from engine.gc_freeze import GcFreezer
 from engine.memo_rows import memo_for_resume, memo_for_retry
 from engine.models import FINAL_STATUSES, Run, RunStatus
+from engine.result_cache import DbResultCache
 from engine.store import RunStore, publish_run_ended
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class RunSpec:
     # Where the run's events go on from (a resumed run continues its own numbering).
     last_seq: int = 0
     memo: Memo | None = None
+    owner_id: Any = None
 
     @property
     def resumed(self) -> bool:
@@ -107,6 +109,7 @@ def _load(run_id: Any) -> RunSpec:
         run.workflow_id,
         run.last_seq,
         memo,
+        run.owner_id,
     )
 
 
@@ -216,7 +219,10 @@ async def run_services(spec: RunSpec, run_id: Any) -> Services:
     try:
         # Every call this run makes says one more run led to it (webhook-to-self recursion).
         depth = int(spec.options.get("call_depth") or 0) + 1
-        return build_services(data, call_depth=depth, run_id=run_id)
+        services = build_services(data, call_depth=depth, run_id=run_id)
+        if spec.owner_id is not None:  # the owner's result cache (blocks with `cache`)
+            services.result_cache = DbResultCache(spec.owner_id)
+        return services
     except BaseException:
         await data.aclose()
         raise

@@ -295,6 +295,13 @@ KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "500
 # JSON, {"model": {"input": 0.15, "output": 0.6}}. A malformed table stops the process.
 KLYNTOS_MODEL_PRICES = os.environ.get("KLYNTOS_MODEL_PRICES", "")
 
+# The result cache (a block's `cache: {ttl}`, engine/result_cache.py): a block's ttl is held
+# to at most this many seconds, and outputs larger than this many bytes (as JSON) are not kept.
+KLYNTOS_RESULT_CACHE_MAX_TTL = int(os.environ.get("KLYNTOS_RESULT_CACHE_MAX_TTL", "2592000"))
+KLYNTOS_RESULT_CACHE_MAX_BYTES = int(
+    os.environ.get("KLYNTOS_RESULT_CACHE_MAX_BYTES", str(1024 * 1024))
+)
+
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
 SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")

@@ -106,6 +106,7 @@ class AgentBlock(BaseBlock):
         },
         required=["user_prompt"],
         retry=True,
+        cache=True,
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:

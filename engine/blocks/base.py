@@ -7,11 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.core.limits import GraphLimits
+from engine.core.result_cache import MAX_TTL_SECONDS
 from engine.core.schemas import JsonSchema
 from engine.core.spec import BlockContext
 
 COMMON_PROPERTIES: dict[str, JsonSchema] = {
     "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "title": "Timeout (s)"},
+    # A branch that runs only when there is something for it (engine/core/executor.py).
+    "run_if": {
+        "type": "string",
+        "maxLength": 1000,
+        "title": "Run only if (one reference, e.g. <loop.failed>; skipped when it is empty)",
+    },
 }
 
 
@@ -29,13 +36,34 @@ RETRY_PROPERTY: JsonSchema = {
 }
 
 
+# For blocks whose output depends only on their resolved config (agent, HTTP): reuse it for
+# `ttl` seconds instead of calling again (engine/core/result_cache.py).
+CACHE_PROPERTY: JsonSchema = {
+    "type": "object",
+    "title": "Cache the result (same resolved config within ttl: no call)",
+    "properties": {
+        "ttl": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TTL_SECONDS,
+            "title": "Keep for (s)",
+        },
+    },
+    "required": ["ttl"],
+    "additionalProperties": False,
+}
+
+
 def config_schema(
     properties: Mapping[str, JsonSchema],
     required: list[str] | None = None,
     *,
     retry: bool = False,
+    cache: bool = False,
 ) -> JsonSchema:
     extra = {"retry": RETRY_PROPERTY} if retry else {}
+    if cache:
+        extra["cache"] = CACHE_PROPERTY
     return {
         "type": "object",
         "properties": {**properties, **COMMON_PROPERTIES, **extra},

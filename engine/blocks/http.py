@@ -52,6 +52,7 @@ class HttpBlock(BaseBlock):
         },
         required=["url"],
         retry=True,
+        cache=True,
     )
 
     def output_schema(self, config: Mapping[str, Any]) -> JsonSchema:

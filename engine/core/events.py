@@ -52,7 +52,9 @@ Sink = Callable[[Event], None]
 # provider's host, which a URL made of a secret decides). The rest are block ids and names
 # (validated identifiers), item keys built from them, counts and statuses: no secret value
 # can be in them, so they are not scanned.
-PAYLOAD_FIELDS = frozenset({"data", "output", "error", "usage", "provider", "message"})
+PAYLOAD_FIELDS = frozenset(
+    {"data", "output", "error", "usage", "saved_usage", "provider", "message"}
+)
 
 
 class EventBus:

@@ -22,6 +22,7 @@ from engine.core.graph import Block, Graph
 from engine.core.memo import Memo
 from engine.core.providers import CURRENT_STEP, StepTag
 from engine.core.refs import MissingReference, Scope, render
+from engine.core.result_cache import cache_key, cache_ttl
 from engine.core.retry import RetryPolicy, call_with_retry
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.spec import BlockContext, BlockType, Registry
@@ -112,6 +113,8 @@ class Executor:
             for parent in {None, *(b.id for b in graph.blocks if b.is_loop)}
         }
         self._chains = {parent: _as_chain(preds) for parent, preds in self._predecessors.items()}
+        # (item key, block id) of the steps skipped by `run_if`, so what follows them skips.
+        self._skipped: set[tuple[str, str]] = set()
 
     def interrupt(self) -> None:
         """Stop starting items; the items in flight finish (graceful stop)."""
@@ -216,11 +219,15 @@ class Executor:
     async def run_block(self, block: Block, scope: Scope, frame: ItemFrame) -> Any:
         started = time.monotonic()
         self.bus.emit("step.started", item=frame.key, block=block.id, name=block.name)
+        skipped = self._skip_reason(block, scope, frame)
+        if skipped is not None:
+            return self._skip(block, skipped, frame)
         stored = None if block.is_loop else self.memo.take_step(frame.key, block.id)
         if stored is not None:
             return self._reuse(block, stored, frame)
         attempts = 0
         usage: list[dict[str, Any]] = []
+        cached: dict[str, Any] = {}
         try:
             if block.is_loop:
                 from engine.core.loop import run_loop
@@ -228,7 +235,7 @@ class Executor:
                 output = await run_loop(self, block, scope, frame)
                 attempts = 1
             else:
-                output, attempts, usage = await self._run_simple(block, scope, frame)
+                output, attempts, usage, cached = await self._run_simple(block, scope, frame)
             self.check_output_size(block, output, frame)
         except asyncio.CancelledError:
             self.bus.emit("step.cancelled", item=frame.key, block=block.id, name=block.name)
@@ -254,6 +261,43 @@ class Executor:
             attempts=attempts,
             usage=usage,
             duration=time.monotonic() - started,
+            **cached,
+        )
+        return output
+
+    def _skip_reason(self, block: Block, scope: Scope, frame: ItemFrame) -> str | None:
+        """Why `block` does not run here: its `run_if` reference is empty (null, false, 0,
+        "", [], {} or absent), or a block it follows at its level was skipped (a branch is
+        skipped whole). None when it runs."""
+        if self._skipped:
+            for before in self._predecessors[block.parent].get(block.id, ()):
+                if (frame.key, before) in self._skipped:
+                    return f"skipped: {self.graph.block(before).name} was skipped"
+        condition = block.config.get("run_if")
+        if not isinstance(condition, str) or not condition.strip():
+            return None
+        try:
+            value = render(condition, scope)
+        except MissingReference:
+            value = None
+        if value is None or value is False or value in (0, "", [], {}):
+            return f"skipped: run_if {condition.strip()} is empty"
+        return None
+
+    def _skip(self, block: Block, reason: str, frame: ItemFrame) -> dict[str, Any]:
+        """A skipped block's step ends at once, succeeded, with `{skipped, reason}` as its
+        output; the blocks after it at its level are skipped in turn."""
+        self._skipped.add((frame.key, block.id))
+        output = skipped_output(reason)
+        self.bus.emit(
+            "step.finished",
+            item=frame.key,
+            block=block.id,
+            name=block.name,
+            output=output,
+            attempts=0,
+            usage=[],
+            duration=0.0,
         )
         return output
 
@@ -287,13 +331,30 @@ class Executor:
 
     async def _run_simple(
         self, block: Block, scope: Scope, frame: ItemFrame
-    ) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], int, list[dict[str, Any]], dict[str, Any]]:
+        """The output, attempts made, the calls' usage, and what the result cache did
+        (`{"cache": "hit", "saved_usage": …}` or `{"cache": "miss"}`; empty when unused)."""
         spec = self.registry[block.type]
         raw = dict(block.config)
         try:
             rendered = render_config(spec, raw, scope)
         except MissingReference as exc:
             raise StepFailed(block, str(exc)) from None
+        cache = getattr(self.services, "result_cache", None)
+        ttl = cache_ttl(raw, block.type) if cache is not None else None
+        key = ""
+        if cache is not None and ttl is not None:
+            try:
+                resolved = {
+                    k: render(raw[k], scope) if k in spec.raw_fields else v
+                    for k, v in rendered.items()
+                }
+            except MissingReference as exc:
+                raise StepFailed(block, str(exc)) from None
+            key = cache_key(block.type, resolved, self.env)
+            hit = await cache.get(key)
+            if hit is not None:
+                return hit.output, 0, [], {"cache": "hit", "saved_usage": hit.usage}
         attempts_made = 0
         usage: list[dict[str, Any]] = []
 
@@ -346,15 +407,37 @@ class Executor:
             raise StepFailed(block, f"{type(exc).__name__}: {exc}", attempts_made) from None
         finally:
             CURRENT_STEP.reset(step)
-        return output, attempts_made, usage
+        if cache is None or ttl is None:
+            return output, attempts_made, usage, {}
+        if self.bus.redactor.value(output) is not output:
+            # It holds a secret's value (an upstream echoed it): never kept in the cache.
+            return output, attempts_made, usage, {"cache": "miss"}
+        await cache.put(key, block.type, output, usage, ttl)
+        return output, attempts_made, usage, {"cache": "miss"}
+
+
+def skipped_output(reason: str) -> dict[str, Any]:
+    """What a step skipped by `run_if` outputs (and how a reader tells it apart)."""
+    return {"skipped": True, "reason": reason}
+
+
+def is_skipped_output(output: Any) -> bool:
+    return (
+        isinstance(output, dict)
+        and output.keys() == {"skipped", "reason"}
+        and output["skipped"] is True
+        and isinstance(output["reason"], str)
+        and output["reason"].startswith("skipped: ")
+    )
 
 
 def render_config(spec: BlockType, config: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
     """A block's config with its references substituted, except the fields the block
-    renders itself (`raw_fields`) and expressions; raises MissingReference."""
+    renders itself (`raw_fields`), expressions and `run_if` (read before the block runs);
+    raises MissingReference."""
     return {
         key: value
-        if key in spec.raw_fields or key in spec.expression_fields
+        if key in spec.raw_fields or key in spec.expression_fields or key == "run_if"
         else render(value, scope)
         for key, value in config.items()
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.core.data import DataConnection
 from engine.core.outbound import OutboundFactory
+from engine.core.result_cache import ResultCache
 from engine.core.slots import Slots
 
 # KLYNTOS_AGENT_MAX_PROMPT_BYTES: a prompt past this is refused before the provider is called
@@ -27,6 +28,8 @@ class Services:
     # slot of its loop's key in this run; None inline (the loop's window is the cap).
     slots: Slots | None = None
     run_id: str = ""
+    # Where blocks with `cache` keep their outputs (engine/core/result_cache.py); None: off.
+    result_cache: ResultCache | None = None
     _openai: dict[str, Any] = field(default_factory=dict)
 
     def openai(self, api_key: str | None = None) -> Any:

@@ -393,6 +393,14 @@ class _Validator:
             # check() may rely on the shapes the schema guarantees; the author fixes these first.
             self.bad_config.add(block.id)
             return
+        run_if = block.config.get("run_if")
+        if isinstance(run_if, str) and whole_reference(run_if) is None:
+            self.error(
+                block,
+                "run_if",
+                "run_if must be one reference (e.g. <loop.failed>): the block runs only when "
+                "its value is not empty",
+            )
         for field_name, message in spec.check(block.config):
             self.error(block, field_name, message)
         for field_name, message in spec.check_limits(block.config, self.limits):

@@ -264,6 +264,15 @@ export interface CostSummary {
     price: { input: number; output: number } | null;
     cost_usd: number | null;
   }[];
+  /** The result cache (blocks with `cache`): hits made no call; what they saved. */
+  cache?: {
+    hits: number;
+    misses: number;
+    calls_saved: number;
+    llm_calls_saved: number;
+    tokens_saved: number;
+    saved_usd: number | null;
+  };
 }
 
 export type BlockStatus =

@@ -19,8 +19,10 @@ from rest_framework.test import APIClient
 from builder.gallery import template_get, template_instantiate
 from builder.models import Workflow
 from builder.services import run_create, secret_set, workflow_create
+from engine import run_costs
 from engine.core.data import DataAccessError, PostgresData
-from engine.models import Run
+from engine.models import CachedResult, Run, StepRun
+from engine.run_answer import read_answer
 from engine.runner import execute_run
 from leads.owner_data import role_name
 from simulator import answers
@@ -334,7 +336,8 @@ def test_a_lead_whose_lookup_always_fails_fails_alone(
         )
         == 3
     )
-    assert sum(1 for c in received if c["endpoint"] == "slack") == 1
+    # The summary, then the failed lead on its own (failures as data).
+    assert sum(1 for c in received if c["endpoint"] == "slack") == 2
     # The summary hears of the failure from the loop's grouped failures, not the raw lists.
     prompt = summary_request(simulator)["messages"][1]["content"]
     assert prompt.startswith("Processed 100 leads: 99 enriched, 1 failed.\n")
@@ -475,3 +478,111 @@ def test_a_data_connection_that_could_administer_the_server_is_refused(owner: An
 
     with pytest.raises(DataAccessError, match="may administer the server"):
         asyncio.run(attempt())
+
+
+def test_failed_leads_get_a_second_slack_message_with_each_lead_and_reason(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """Failures as data (issue 9 item 8): the summary goes to Slack, then one more message
+    lists every failed lead with its step and reason, escaped for Slack."""
+    leads = make_leads(30)
+    leads[7]["name"] = "Eve <script> & Co"  # escaped in the Slack text
+    bad = {3: "clearbit", 7: "linkedin", 21: "clearbit"}
+    simulator.control.configure(
+        failures=[
+            {
+                "endpoint": endpoint,
+                "match": {"domain": leads[i]["domain"]}
+                if endpoint == "clearbit"
+                else {"email": leads[i]["email"]},
+                "status": 404,
+            }
+            for i, endpoint in bad.items()
+        ]
+    )
+    run = run_template(owner, {"leads": leads})
+    assert run.status == "partially_succeeded"
+    assert (run.succeeded, run.failed) == (27, 3)
+    posts = [c for c in simulator.control.stats()["received"] if c["endpoint"] == "slack"]
+    assert len(posts) == 2
+    assert posts[0]["text"].startswith("🎯 Lead Enrichment Complete\n")
+    second = posts[1]["text"]
+    assert second.startswith("⚠️ 3 of 30 leads failed enrichment:\n")
+    lines = second.split("\n")[1:]
+    assert len(lines) == 3
+    for line, (i, endpoint) in zip(lines, bad.items(), strict=True):
+        step = f"http_{endpoint}"
+        name = leads[i]["name"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        assert line.startswith(f"• {name} ({leads[i]['id']}) at {step}: "), line
+        assert "returned 404" in line
+    assert "<script>" not in second
+    assert run.outputs["slack_failures"]["ok"] is True
+
+
+def test_without_failures_only_the_summary_is_posted(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    run = run_template(owner, {"leads": make_leads(10)})
+    assert run.status == "succeeded"
+    posts = [c for c in simulator.control.stats()["received"] if c["endpoint"] == "slack"]
+    assert len(posts) == 1 and posts[0]["text"].startswith("🎯 Lead Enrichment Complete")
+    assert run.outputs["slack_failures"] == {
+        "skipped": True,
+        "reason": "skipped: run_if <loop.failed> is empty",
+    }
+    # A caller who waited gets the summary's post, not the skipped notice.
+    answer = read_answer(run.pk)
+    assert answer is not None and answer.status == 200
+    assert json.loads(answer.body)["ts"] == run.outputs["slack"]["ts"]
+
+
+def test_the_same_hundred_leads_twice_make_no_second_analysis_call(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """Result cache (issue 9 item 5): with `cache` on the analysis, the second run of the
+    same leads answers every analysis from the cache and reports the dollars it saved."""
+    graph = copy.deepcopy(template_get("parallel-lead-enrichment")["graph"])
+    analysis = next(b for b in graph["blocks"] if b["id"] == "agent_analysis")
+    analysis["config"]["cache"] = {"ttl": 3600}
+    workflow = workflow_create(owner=owner, name="cached", graph=graph)
+    leads = make_leads(100)
+
+    def analysis_calls() -> int:
+        return sum(1 for c in simulator.control.stats()["received"] if is_analysis(c))
+
+    first = run_template(workflow, {"leads": leads})
+    assert first.status == "succeeded", first.error
+    assert analysis_calls() == 100
+    second = run_template(workflow, {"leads": leads})
+    assert second.status == "succeeded", second.error
+    assert analysis_calls() == 100  # none more
+    steps = StepRun.objects.filter(run=second, block_id="agent_analysis")
+    assert steps.count() == 100
+    assert set(steps.values_list("cache", flat=True)) == {"hit"}
+    assert set(
+        StepRun.objects.filter(run=first, block_id="agent_analysis").values_list("cache", flat=True)
+    ) == {"miss"}
+    # Same analyses, so the same rows and summary inputs.
+    firsts = dict(
+        StepRun.objects.filter(run=first, block_id="agent_analysis").values_list(
+            "item_key", "output"
+        )
+    )
+    assert dict(steps.values_list("item_key", "output")) == firsts
+
+    summary = run_costs.summary(second)
+    cache = summary["cache"]
+    assert (cache["hits"], cache["misses"], cache["calls_saved"]) == (100, 0, 100)
+    assert cache["llm_calls_saved"] == 100 and cache["tokens_saved"] > 0
+    assert cache["saved_usd"] > 0
+    # What it spent is the merge and summary calls only: 101, not 201.
+    assert summary["llm_calls"] == 101
+    assert run_costs.summary(first)["cache"]["hits"] == 0
+    # The cached entries belong to the owner and hold no secret value.
+    entries = CachedResult.objects.filter(owner=owner)
+    assert entries.count() == 100
+    assert all(e.block_type == "agent" for e in entries)
+
+
+def is_analysis(call: dict[str, Any]) -> bool:
+    return call["endpoint"] == "openai" and "response_format" in (call["json"] or {})

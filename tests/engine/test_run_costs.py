@@ -188,3 +188,27 @@ def test_item_costs_are_each_items_own_steps(owner: Any) -> None:
     assert found["loop[0]"] == {"tokens": 150, "cost_usd": pytest.approx(one)}
     assert found["loop[1]"] == {"tokens": 300, "cost_usd": pytest.approx(2 * one)}
     assert found["loop[9]"] == {"tokens": 0, "cost_usd": 0.0}
+
+
+def test_the_sqlite_sums_add_the_caches_hits_and_what_they_saved() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE engine_steprun (run_id char(32), usage text, saved_usage text, cache text)"
+    )
+    used = [{"model": "m", "prompt_tokens": 10, "completion_tokens": 2}]
+    rows = [
+        ("a" * 32, json.dumps(used), "[]", "miss"),
+        ("a" * 32, "[]", json.dumps(used), "hit"),
+        ("a" * 32, "[]", json.dumps(used), "hit"),
+        ("a" * 32, "[]", "[]", ""),
+        ("b" * 32, "[]", json.dumps(used), "hit"),
+    ]
+    db.executemany("INSERT INTO engine_steprun VALUES (?, ?, ?, ?)", rows)
+    sql = run_costs.sums_sql("sqlite", 1).replace("%s", "?")
+    got = sorted(tuple(row) for row in db.execute(sql, ["a" * 32] * 3))
+    assert got == [
+        ("hit", "a" * 32, None, 0, 0, 0, 2),
+        ("miss", "a" * 32, None, 0, 0, 0, 1),
+        ("saved", "a" * 32, "m", 20, 4, 24, 2),
+        ("usage", "a" * 32, "m", 10, 2, 12, 1),
+    ]

@@ -64,6 +64,12 @@ export function CostLine(props: { runId: string; finished: boolean }) {
       <strong data-testid="cost-usd" title={perModel(summary) || "no LLM calls"}>
         {priced ? formatUsd(summary.cost_usd) : "no price"}
       </strong>
+      {summary.cache && summary.cache.hits > 0 && (
+        <span data-testid="cost-cache" title={`result cache: ${summary.cache.hits} hits, ${summary.cache.misses} misses; ${formatTokens(summary.cache.tokens_saved)} not spent`}>
+          {summary.cache.calls_saved} call{summary.cache.calls_saved === 1 ? "" : "s"} from cache
+          {summary.cache.saved_usd !== null ? `, ${formatUsd(summary.cache.saved_usd)} saved` : ""}
+        </span>
+      )}
       {summary.unpriced_models.length > 0 && (
         <span className="kr-muted" data-testid="cost-unpriced" title="set KLYNTOS_MODEL_PRICES to price them">
           {priced ? "+ " : ""}no price for {summary.unpriced_models.join(", ")}

@@ -145,7 +145,10 @@ describe("RunPanel", () => {
     const page = { results: [{ ...snapshot().items[0], tokens: 1500, cost_usd: 0.000412 }, snapshot().items[1]], next: null, count: 2 };
     let ended = false;
     routes = (method, url) => {
-      if (url === "/api/runs/r1/summary/" && ended) return { status: 200, body: { id: "r1", status: "succeeded", summary: costSummary() } };
+      if (url === "/api/runs/r1/summary/" && ended) {
+        const cache = { hits: 3, misses: 1, calls_saved: 3, llm_calls_saved: 3, tokens_saved: 900, saved_usd: 0.0002 };
+        return { status: 200, body: { id: "r1", status: "succeeded", summary: costSummary({ cache }) } };
+      }
       if (method === "POST" && url === "/api/workflows/1/runs/") return { status: 201, body: runSummary({ status: "queued" }) };
       if (url.startsWith("/api/runs/r1/items/?key=")) {
         return { status: 200, body: { count: 1, next: null, results: [{
@@ -182,10 +185,12 @@ describe("RunPanel", () => {
     expect($("run-notice")).toBeNull();
     expect(runSockets()).toHaveLength(1);
 
-    act(() => runSockets()[0].send(snapshot()));
+    const waves = { total: 2, succeeded: 1, failed: 0, cancelled: 0, not_started: 0, running: 1, max_concurrent: 10, limit: 10, peak_running: 1, batch: 2, batches: 5 };
+    act(() => runSockets()[0].send(snapshot({ loops: { loop: waves } })));
     await flush();
     expect($("run-status")?.textContent).toBe("running");
     expect($("progress")?.textContent).toBe("1/2");
+    expect($("batch")?.textContent).toBe("batch 2/5"); // waves (the loop's batch_size)
     expect($("cancel-button")).not.toBeNull();
     expect(($("run-button") as HTMLButtonElement).disabled).toBe(true); // Cancel is the action now
     const rows = $$("item-row");
@@ -218,7 +223,8 @@ describe("RunPanel", () => {
     // The server's cost line, read again at the end: 8 s of item time in 5 s of wall time.
     expect($("speedup")?.textContent).toBe("1.6× faster than sequential");
     expect($("cost-line")?.textContent).toBe(
-      "wall 5.00 s" + "sequential 8.00 s" + "1.6× faster than sequential" + "1,234 tokens in 4 LLM calls" + "$0.0003",
+      "wall 5.00 s" + "sequential 8.00 s" + "1.6× faster than sequential" + "1,234 tokens in 4 LLM calls" + "$0.0003" +
+        "3 calls from cache, $0.0002 saved",
     );
     expect($("cost-usd")?.title).toBe("gpt-4o-mini: 1,000 in + 234 out, 4 calls at $0.15/$0.6 per 1M in/out = $0.0003");
   });

@@ -59,6 +59,7 @@ async def run_graph(
     options: RunOptions | None = None,
     data: Any = None,
     recorder: Recorder | None = None,
+    result_cache: Any = None,
 ) -> tuple[RunOutcome, Recorder]:
     recorder = recorder or Recorder()
     overrides = {host: sim.base_url for host in PROVIDER_HOSTS} if sim else {}
@@ -67,6 +68,7 @@ async def run_graph(
         data=data,
         openai_api_key="sk-test",
         slack_token="xoxb-test",
+        result_cache=result_cache,
     )
     env = env or {}
     executor = Executor(
