@@ -150,6 +150,10 @@ class WorkflowDetailView(BodyRequired, APIView):
                 )
             elif data.get("name"):
                 workflow = services.workflow_rename(workflow=workflow, name=data["name"])
+            if "budget_usd" in data:
+                workflow = services.workflow_set_budget(
+                    workflow=workflow, budget_usd=data["budget_usd"]
+                )
         except services.StaleVersion as exc:
             return Response(
                 {"error": str(exc), "current_version": exc.current}, status=status.HTTP_409_CONFLICT
@@ -272,8 +276,8 @@ class WorkflowRunsView(BodyRequired, APIView):
             return Response({"error": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         options = {
             k: form.validated_data[k]
-            for k in ("sequential", "max_concurrent")
-            if form.validated_data.get(k)
+            for k in ("sequential", "max_concurrent", "budget_usd")
+            if form.validated_data.get(k) is not None and form.validated_data.get(k) is not False
         }
         try:
             run, _ = services.run_start(

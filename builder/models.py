@@ -39,6 +39,9 @@ class Workflow(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The run-start rate limit's token bucket (KLYNTOS_RUNS_PER_MINUTE): tokens left when
     # last counted, and when. Null: a full bucket. Written with the row locked.
+    # The dollar budget of each of its runs (a run's own `budget_usd` option wins; neither:
+    # KLYNTOS_RUN_BUDGET_USD). Reached, a run starts no more loop items (engine/core/loop.py).
+    budget_usd = models.FloatField(null=True, blank=True)
     run_tokens = models.FloatField(null=True, blank=True)
     run_tokens_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from builder.models import Workflow
 from engine import run_costs
-from engine.core.limits import MAX_CONCURRENT
+from engine.core.limits import MAX_BUDGET_USD, MAX_CONCURRENT
 from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
 
@@ -22,6 +22,10 @@ class WorkflowWriteSerializer(serializers.Serializer):
     base_version = serializers.IntegerField(required=False, allow_null=True)
     message = serializers.CharField(max_length=500, required=False, allow_blank=True)
     publish = serializers.BooleanField(required=False, default=False)
+    # The workflow's dollar budget per run (null: none); see Workflow.budget_usd.
+    budget_usd = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_BUDGET_USD
+    )
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -45,6 +49,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "graph",
             "webhook_url",
             "webhook_signed",
+            "budget_usd",
             "created_at",
             "updated_at",
         ]
@@ -91,6 +96,10 @@ class RunStartSerializer(serializers.Serializer):
     sequential = serializers.BooleanField(required=False, default=False)
     max_concurrent = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_CONCURRENT, allow_null=True
+    )
+    # This run's dollar budget, over the workflow's (Workflow.budget_usd).
+    budget_usd = serializers.FloatField(
+        required=False, min_value=0, max_value=MAX_BUDGET_USD, allow_null=True
     )
 
 

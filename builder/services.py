@@ -351,6 +351,25 @@ def input_fingerprint(value: Any) -> str:
     ).hexdigest()
 
 
+def run_budget(workflow: Workflow, options: dict[str, Any] | None) -> float | None:
+    """The run's dollar budget: its own `budget_usd` option, else the workflow's, else
+    KLYNTOS_RUN_BUDGET_USD; None when none is set. Kept in the run's options."""
+    own = (options or {}).get("budget_usd")
+    if own is not None:
+        return float(own)
+    if workflow.budget_usd is not None:
+        return float(workflow.budget_usd)
+    default = settings.KLYNTOS_RUN_BUDGET_USD
+    return float(default) if default is not None else None
+
+
+def workflow_set_budget(*, workflow: Workflow, budget_usd: float | None) -> Workflow:
+    """The workflow's dollar budget per run (None: none)."""
+    Workflow.objects.filter(pk=workflow.pk).update(budget_usd=budget_usd)
+    workflow.refresh_from_db()
+    return workflow
+
+
 def run_create(
     *,
     workflow: Workflow,
@@ -388,6 +407,9 @@ def run_create(
         options = {**(options or {}), "call_depth": call_depth}
     if draft:
         options = {**(options or {}), "draft": True}
+    budget = run_budget(workflow, options)
+    if budget is not None:
+        options = {**(options or {}), "budget_usd": budget}
     try:
         with transaction.atomic():
             # Run starts of one workflow queue on its row: the rate count is exact, a
@@ -487,7 +509,7 @@ def run_start(**kwargs: Any) -> tuple[Run, bool]:
 
 
 RETRYABLE = {RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
-KEPT_OPTIONS = ("sequential", "max_concurrent", "draft")
+KEPT_OPTIONS = ("sequential", "max_concurrent", "draft", "budget_usd")
 
 
 def run_retry_failed(*, run: Run) -> Run:

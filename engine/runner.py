@@ -25,7 +25,13 @@ from django.utils import timezone
 
 from engine import leases, secrets_registry
 from engine.blocks import REGISTRY
-from engine.config import build_services, data_source, provider_registry, retry_policy
+from engine.config import (
+    build_services,
+    data_source,
+    price_table,
+    provider_registry,
+    retry_policy,
+)
 from engine.core.bounded import stored_output
 from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
@@ -209,7 +215,13 @@ def run_options(spec: RunSpec) -> RunOptions:
         block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
         max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
         retry=retry_policy(),
+        budget_usd=_budget(spec.options.get("budget_usd")),
+        prices=price_table(),
     )
+
+
+def _budget(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 async def run_services(spec: RunSpec, run_id: Any) -> Services:

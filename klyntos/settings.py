@@ -302,6 +302,14 @@ KLYNTOS_RESULT_CACHE_MAX_BYTES = int(
     os.environ.get("KLYNTOS_RESULT_CACHE_MAX_BYTES", str(1024 * 1024))
 )
 
+# A dollar budget for every run whose workflow and start set none (empty: no budget).
+# Reached, a run starts no more loop items; the items in flight finish (engine/core/loop.py).
+KLYNTOS_RUN_BUDGET_USD = (
+    float(os.environ["KLYNTOS_RUN_BUDGET_USD"])
+    if os.environ.get("KLYNTOS_RUN_BUDGET_USD")
+    else None
+)
+
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
 SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")

@@ -29,6 +29,7 @@ EventType = Literal[
     "progress",
     "loop.concurrency",
     "loop.batch",
+    "run.budget",
     "provider.limit",
     "provider.breaker",
 ]

@@ -20,6 +20,7 @@ from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
 from engine.core.memo import Memo
+from engine.core.prices import PriceTable, tally
 from engine.core.providers import CURRENT_STEP, StepTag
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_cache import cache_key, cache_ttl
@@ -35,6 +36,10 @@ class RunOptions:
     block_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # every block output, as JSON
+    # A dollar budget for the run: once its steps' priced usage reaches it, loops start no
+    # more items (the items in flight finish; the rest are recorded not started).
+    budget_usd: float | None = None
+    prices: PriceTable | None = None  # what the budget prices usage with
 
 
 @dataclass
@@ -104,6 +109,10 @@ class Executor:
         self.reused_steps = 0
         # Set by `interrupt()`: loops start no more items, the run ends as Interrupted.
         self.stopping = False
+        # The run's dollar budget: what its steps spent so far, and whether it was reached.
+        self.spent_usd = 0.0
+        self.over_budget = False
+        self.budget_not_started = 0
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
         # Per loop block: what its `results` entries keep (engine/core/result_needs.py).
@@ -129,8 +138,11 @@ class Executor:
         except StepFailed as failure:
             outcome = RunOutcome("failed", {}, str(failure), self.failed_items)
         else:
-            status = "partially_succeeded" if self.failed_items else "succeeded"
-            outcome = RunOutcome(status, outputs, None, self.failed_items)
+            stopped = self.budget_not_started
+            status = "partially_succeeded" if self.failed_items or stopped else "succeeded"
+            outcome = RunOutcome(
+                status, outputs, self.budget_reason(stopped) if stopped else None, self.failed_items
+            )
         ending: EventType = "run.failed" if outcome.status == "failed" else "run.finished"
         self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
@@ -236,6 +248,7 @@ class Executor:
                 attempts = 1
             else:
                 output, attempts, usage, cached = await self._run_simple(block, scope, frame)
+                self.spend(usage)
             self.check_output_size(block, output, frame)
         except asyncio.CancelledError:
             self.bus.emit("step.cancelled", item=frame.key, block=block.id, name=block.name)
@@ -264,6 +277,27 @@ class Executor:
             **cached,
         )
         return output
+
+    def spend(self, usage: list[dict[str, Any]]) -> None:
+        """Add a step's calls to what the run spent; past the budget, loops stop starting
+        items (engine/core/loop.py). Models without a price count $0."""
+        budget, prices = self.options.budget_usd, self.options.prices
+        if budget is None or prices is None or not usage:
+            return
+        for model, tokens in tally(usage).items():
+            self.spent_usd += prices.cost(model, tokens.prompt, tokens.completion) or 0.0
+        if not self.over_budget and self.spent_usd >= budget:
+            self.over_budget = True
+            self.bus.emit("run.budget", budget_usd=budget, spent_usd=round(self.spent_usd, 6))
+
+    def budget_reason(self, not_started: int | None = None) -> str:
+        said = (
+            f"the run's budget of ${self.options.budget_usd:g} was reached "
+            f"(${self.spent_usd:.4f} spent)"
+        )
+        if not_started is None:
+            return f"not started: {said}"
+        return f"{said}: {not_started} item{'s' if not_started != 1 else ''} not started"
 
     def _skip_reason(self, block: Block, scope: Scope, frame: ItemFrame) -> str | None:
         """Why `block` does not run here: its `run_if` reference is empty (null, false, 0,

@@ -23,6 +23,10 @@ MAX_CONCURRENT = 1000
 # bound only keeps the number sane: a batch past the item count is one wave).
 MAX_BATCH_SIZE = 100_000
 
+# The largest dollar budget a run or a workflow may ask for (`budget_usd`): a budget is a
+# brake, so the bound only refuses numbers that are surely a typo.
+MAX_BUDGET_USD = 1_000_000.0
+
 # Run rows store item keys (loop names and indexes chained) in varchar(500): five levels of
 # 64-character names fit, a sixth may not. Settings may lower the depth, never raise it.
 LOOP_DEPTH_CEILING = 5

@@ -106,8 +106,8 @@ def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int
         return False
     if config.get("fail_fast") or config.get("circuit_breaker") or config.get("adaptive"):
         return False
-    if config.get("batch_size"):
-        return False
+    if config.get("batch_size") or executor.options.budget_usd is not None:
+        return False  # waves order the whole batch; a budget counts the run's spending
     if any(executor.graph.block(b).is_loop for b in executor.top_upstream(block.id)):
         return False
     return executor.distributor.wants(block, total)
@@ -335,6 +335,9 @@ async def run_loop(
             # Pulling from a shared iterator is the sliding window: no await between next().
             while not stop.is_set() and not executor.stopping:
                 await gate.acquire()
+                if executor.over_budget:  # the run's budget: no more items start
+                    await gate.release(None)
+                    return
                 index = next(order, None)
                 if index is None or stop.is_set() or executor.stopping:
                     await gate.release(None)
@@ -379,7 +382,7 @@ async def run_loop(
             return
         waves = [indexes[i : i + batch_size] for i in range(0, len(indexes), batch_size)]
         for number, wave in enumerate(waves, 1):
-            if stop.is_set() or executor.stopping:
+            if stop.is_set() or executor.stopping or executor.over_budget:
                 return
             bus.emit(
                 "loop.batch",
@@ -428,6 +431,10 @@ async def run_loop(
         raise
     if executor.stopping:
         raise Interrupted
+    if executor.over_budget and len(begun) < total:
+        executor.budget_not_started += total - len(begun)
+        record_not_started(executor.budget_reason())
+        begun.update(range(total))  # recorded: nothing else may record them again
     if span is not None:
         return {}
     if fail_fast and failures:
@@ -441,7 +448,8 @@ async def run_loop(
     if fail_fast and failures:
         first = failures[0]
         raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
-    if total and not succeeded:
+    # Every item failed (a run's budget may have left some not started: not a failure).
+    if total and not succeeded and len(failures) == total:
         raise StepFailed(block, f"all {total} items failed; first: {failures[0]['error']}")
     output: dict[str, Any] = {
         "results": succeeded,

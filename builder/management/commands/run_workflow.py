@@ -20,6 +20,7 @@ from builder import gallery, services
 from builder.models import Workflow
 from engine import run_costs
 from engine.core.events import Event
+from engine.core.limits import MAX_BUDGET_USD
 from engine.runner import execute_run
 
 
@@ -37,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-concurrent", type=int, default=None, help="override every loop's cap"
         )
+        parser.add_argument(
+            "--budget-usd",
+            type=float,
+            default=None,
+            help="stop starting loop items once the run has spent this many dollars",
+        )
         parser.add_argument("--user", default="admin", help="owner of the run (created if missing)")
         parser.add_argument(
             "--draft",
@@ -47,19 +54,23 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_concurrent"] is not None and options["max_concurrent"] < 1:
             raise CommandError("--max-concurrent must be at least 1")
+        budget = options["budget_usd"]
+        if budget is not None and not 0 <= budget <= MAX_BUDGET_USD:
+            raise CommandError(f"--budget-usd must be between 0 and {MAX_BUDGET_USD:g}")
         body = _read_input(options["input"])
         user = _user(options["user"])
         workflow = _workflow(user, options["target"])
         run_options = {
             "sequential": options["sequential"],
             "max_concurrent": options["max_concurrent"],
+            "budget_usd": budget,
         }
         try:
             run, _ = services.run_create(
                 workflow=workflow,
                 input=body,
                 trigger="cli",
-                options={k: v for k, v in run_options.items() if v},
+                options={k: v for k, v in run_options.items() if v is not None and v is not False},
                 draft=options["draft"],
             )
         except services.NotPublished as exc:
