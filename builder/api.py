@@ -276,7 +276,7 @@ class WorkflowRunsView(BodyRequired, APIView):
             return Response({"error": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         options = {
             k: form.validated_data[k]
-            for k in ("sequential", "max_concurrent", "budget_usd")
+            for k in ("sequential", "max_concurrent", "budget_usd", "sample_items")
             if form.validated_data.get(k) is not None and form.validated_data.get(k) is not False
         }
         try:

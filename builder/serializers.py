@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from builder.models import Workflow
 from engine import run_costs
-from engine.core.limits import MAX_BUDGET_USD, MAX_CONCURRENT
+from engine.core.limits import MAX_BUDGET_USD, MAX_CONCURRENT, MAX_SAMPLE_ITEMS
 from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
 
@@ -97,6 +97,10 @@ class RunStartSerializer(serializers.Serializer):
     max_concurrent = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_CONCURRENT, allow_null=True
     )
+    # An estimate: each top-level loop runs its first N items (the summary extrapolates).
+    sample_items = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_SAMPLE_ITEMS, allow_null=True
+    )
     # This run's dollar budget, over the workflow's (Workflow.budget_usd).
     budget_usd = serializers.FloatField(
         required=False, min_value=0, max_value=MAX_BUDGET_USD, allow_null=True
@@ -137,6 +141,25 @@ class CacheSavingsSerializer(serializers.Serializer):
     )
 
 
+class LoopEstimateSerializer(serializers.Serializer):
+    loop = serializers.CharField()
+    sampled = serializers.IntegerField()
+    items = serializers.IntegerField()
+    per_item_usd = serializers.FloatField()
+    estimated_usd = serializers.FloatField()
+    error_usd = serializers.FloatField()
+
+
+class EstimateSerializer(serializers.Serializer):
+    """A sample run's estimate of the whole batch (runs started with `sample_items`)."""
+
+    sample_items = serializers.IntegerField()
+    fixed_usd = serializers.FloatField()
+    estimated_usd = serializers.FloatField()
+    error_usd = serializers.FloatField(help_text="±, about 95 % (1.96 standard errors)")
+    loops = LoopEstimateSerializer(many=True)
+
+
 class RunCostSummarySerializer(serializers.Serializer):
     """The schema of a run's `summary` (engine/run_costs.py computes it)."""
 
@@ -150,6 +173,7 @@ class RunCostSummarySerializer(serializers.Serializer):
     unpriced_models = serializers.ListField(child=serializers.CharField())
     models = ModelUsageSerializer(many=True)
     cache = CacheSavingsSerializer()
+    estimate = EstimateSerializer(required=False)
 
 
 class PausedProviderSerializer(serializers.Serializer):

@@ -217,6 +217,7 @@ def run_options(spec: RunSpec) -> RunOptions:
         retry=retry_policy(),
         budget_usd=_budget(spec.options.get("budget_usd")),
         prices=price_table(),
+        sample_items=int(spec.options.get("sample_items") or 0) or None,
     )
 
 

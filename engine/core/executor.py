@@ -40,6 +40,9 @@ class RunOptions:
     # more items (the items in flight finish; the rest are recorded not started).
     budget_usd: float | None = None
     prices: PriceTable | None = None  # what the budget prices usage with
+    # An estimate: each top-level loop runs only its first N items (the rest not started);
+    # engine/run_costs.estimate extrapolates the run's cost to every item.
+    sample_items: int | None = None
 
 
 @dataclass

@@ -27,6 +27,9 @@ MAX_BATCH_SIZE = 100_000
 # brake, so the bound only refuses numbers that are surely a typo.
 MAX_BUDGET_USD = 1_000_000.0
 
+# The most items an estimate runs per loop (`sample_items`) before extrapolating.
+MAX_SAMPLE_ITEMS = 1000
+
 # Run rows store item keys (loop names and indexes chained) in varchar(500): five levels of
 # 64-character names fit, a sixth may not. Settings may lower the depth, never raise it.
 LOOP_DEPTH_CEILING = 5

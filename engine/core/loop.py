@@ -108,6 +108,8 @@ def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int
         return False
     if config.get("batch_size") or executor.options.budget_usd is not None:
         return False  # waves order the whole batch; a budget counts the run's spending
+    if executor.options.sample_items:
+        return False  # an estimate's few items
     if any(executor.graph.block(b).is_loop for b in executor.top_upstream(block.id)):
         return False
     return executor.distributor.wants(block, total)
@@ -395,6 +397,10 @@ async def run_loop(
             await run_window(wave)
 
     pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
+    # An estimate (RunOptions.sample_items): a top-level loop runs its first items only.
+    sample = executor.options.sample_items if not frame.key and span is None else None
+    if sample and sample < len(pending):
+        pending = pending[:sample]
     if span is not None:
         pending = list(span.indexes)
     elif executor.distributor is not None and distributable(executor, block, frame, total, cap):
@@ -435,6 +441,9 @@ async def run_loop(
         executor.budget_not_started += total - len(begun)
         record_not_started(executor.budget_reason())
         begun.update(range(total))  # recorded: nothing else may record them again
+    if sample and len(begun) < total:
+        record_not_started(f"not started: an estimate runs the first {sample} items only")
+        begun.update(range(total))
     if span is not None:
         return {}
     if fail_fast and failures:

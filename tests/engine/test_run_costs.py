@@ -3,6 +3,7 @@ queries whatever the number of items, and the same sums on SQLite as on PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
@@ -212,3 +213,31 @@ def test_the_sqlite_sums_add_the_caches_hits_and_what_they_saved() -> None:
         ("saved", "a" * 32, "m", 20, 4, 24, 2),
         ("usage", "a" * 32, "m", 10, 2, 12, 1),
     ]
+
+
+def test_an_estimate_from_five_leads_is_within_15_percent_of_the_whole_batch(
+    owner: Any, simulator: Any, settings: Any
+) -> None:
+    """Issue 9 item 7: the lead template's cost for 100 leads, estimated from its first 5
+    (`sample_items`), against what the 100 then cost."""
+    from builder.gallery import template_instantiate
+    from engine.runner import execute_run
+    from tests.engine.test_lead_template import make_leads
+
+    settings.KLYNTOS_MODEL_PRICES = '{"gpt-4o-mini": {"input": 0.15, "output": 0.6}}'
+    workflow = template_instantiate(owner=owner, slug="parallel-lead-enrichment")
+    leads = {"leads": make_leads(100)}
+    sample, _ = run_create(workflow=workflow, input=leads, options={"sample_items": 5})
+    asyncio.run(execute_run(sample.pk))
+    sample.refresh_from_db()
+    assert sample.status == "succeeded" and (sample.succeeded, sample.not_started) == (5, 95)
+    found = run_costs.summary(sample)["estimate"]
+    [loop] = found["loops"]
+    assert (loop["sampled"], loop["items"], found["sample_items"]) == (5, 100, 5)
+    whole, _ = run_create(workflow=workflow, input=leads)
+    asyncio.run(execute_run(whole.pk))
+    whole.refresh_from_db()
+    actual = run_costs.summary(whole)["cost_usd"]
+    assert actual > 0
+    assert abs(found["estimated_usd"] - actual) <= 0.15 * actual, (found, actual)
+    assert found["error_usd"] >= 0

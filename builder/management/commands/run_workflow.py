@@ -20,7 +20,7 @@ from builder import gallery, services
 from builder.models import Workflow
 from engine import run_costs
 from engine.core.events import Event
-from engine.core.limits import MAX_BUDGET_USD
+from engine.core.limits import MAX_BUDGET_USD, MAX_SAMPLE_ITEMS
 from engine.runner import execute_run
 
 
@@ -44,6 +44,13 @@ class Command(BaseCommand):
             default=None,
             help="stop starting loop items once the run has spent this many dollars",
         )
+        parser.add_argument(
+            "--estimate",
+            type=int,
+            default=None,
+            metavar="N",
+            help="run each top-level loop's first N items only and estimate the whole cost",
+        )
         parser.add_argument("--user", default="admin", help="owner of the run (created if missing)")
         parser.add_argument(
             "--draft",
@@ -54,6 +61,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_concurrent"] is not None and options["max_concurrent"] < 1:
             raise CommandError("--max-concurrent must be at least 1")
+        sample = options["estimate"]
+        if sample is not None and not 1 <= sample <= MAX_SAMPLE_ITEMS:
+            raise CommandError(f"--estimate must be between 1 and {MAX_SAMPLE_ITEMS}")
         budget = options["budget_usd"]
         if budget is not None and not 0 <= budget <= MAX_BUDGET_USD:
             raise CommandError(f"--budget-usd must be between 0 and {MAX_BUDGET_USD:g}")
@@ -64,6 +74,7 @@ class Command(BaseCommand):
             "sequential": options["sequential"],
             "max_concurrent": options["max_concurrent"],
             "budget_usd": budget,
+            "sample_items": sample,
         }
         try:
             run, _ = services.run_create(
@@ -104,6 +115,12 @@ class Command(BaseCommand):
         if run.error:
             self.stderr.write(f"error: {run.error}")
         self.stderr.write(cost_line(costs))
+        if "estimate" in costs:
+            found = costs["estimate"]
+            self.stderr.write(
+                f"estimate for every item: ${found['estimated_usd']:.4f} "
+                f"± ${found['error_usd']:.4f} (from {found['sample_items']} items per loop)"
+            )
         self.stdout.write(json.dumps(summary))
 
 
@@ -111,7 +128,8 @@ def _cost_summary(run: Any) -> dict[str, Any]:
     """The run's own cost line (engine/run_costs.py), as the REST API gives it."""
     found = run_costs.summary(run)
     keys = ("wall_seconds", "sequential_seconds", "speedup", "tokens", "llm_calls", "cost_usd")
-    return {key: found[key] for key in (*keys, "unpriced_models")}
+    extra = ("estimate",) if "estimate" in found else ()
+    return {key: found[key] for key in (*keys, "unpriced_models", *extra)}
 
 
 def cost_line(found: dict[str, Any]) -> str:
