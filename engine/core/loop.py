@@ -359,7 +359,7 @@ async def run_loop(
                         executor.item_gate or contextlib.nullcontext(),
                         item_slot(executor.services, block.id, frame.key, cap, needed=not settled),
                     ):
-                        if stop.is_set() or executor.stopping:
+                        if stop.is_set() or executor.stopping or executor.over_budget:
                             outcome = None  # not begun: it starts on resume (or never)
                         else:
                             outcome = await run_item(index)
