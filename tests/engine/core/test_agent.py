@@ -70,5 +70,11 @@ async def test_non_json_and_empty_answers_are_retried_then_read(odd_llm: str) ->
     assert "other than JSON" in reasons[0] and "no choices" in reasons[1]
     finished = recorder.of("step.finished", name="ai")[0].data
     assert finished["attempts"] == 3 and finished["usage"] == [
-        {"model": "m", "total_tokens": 3, "provider": "openai"}
+        # The provider key the call counted against (the one a failover moved to, if any).
+        {
+            "model": "m",
+            "total_tokens": 3,
+            "provider": "openai",
+            "endpoint": "api.openai.com/gpt-4o-mini",
+        }
     ]
