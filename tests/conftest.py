@@ -16,6 +16,19 @@ def django_db_setup(django_db_setup):  # noqa: F811 - pytest-django's, extended
     executor.close_data_pools()
 
 
+@pytest.fixture(autouse=True)
+def providers_learn_nothing_across_tests():
+    """The in-process executor's loop outlives each test, and its provider registry learns
+    (AIMD limits after 5xx/429, breakers): a test that injects failures must not leave a
+    provider capped or paused for the tests after it."""
+    yield
+    from engine.core.providers import forget_registry
+    from engine.runner import executor
+
+    if executor._loop is not None:
+        forget_registry(executor._loop)
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(username="owner", password="owner-password")

@@ -71,6 +71,7 @@ __all__ = [
     "StepTag",
     "parse_breaker",
     "parse_provider_limits",
+    "forget_registry",
     "registry_for_loop",
 ]
 
@@ -1289,6 +1290,13 @@ def _now() -> float:
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProviderRegistry] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def forget_registry(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop what a loop's registry learned (limits, breakers): its next run starts afresh.
+    Runs in flight keep the registry they hold. For a process whose runs must not inherit
+    each other's lessons, like a test suite's."""
+    _registries.pop(loop, None)
 
 
 def registry_for_loop(settings: ProviderSettings | None = None) -> ProviderRegistry:

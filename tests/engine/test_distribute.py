@@ -85,12 +85,10 @@ def test_a_killed_worker_s_chunks_are_taken_up_by_the_other_and_every_item_runs_
             120,
             "half of the run",
         )
-        holder = (
-            ItemRun.objects.filter(run=run, status="running")
-            .values_list("worker", flat=True)
-            .first()
-        )
-        victim = next(w for w in workers if holder and holder.endswith(f":{w.pid}"))
+        running = ItemRun.objects.filter(run=run, status="running").values_list("worker")
+        wait_until(lambda: running.exists(), 60, "an item in flight")  # between two items
+        holder = running.first()[0]  # type: ignore[index]
+        victim = next(w for w in workers if holder.endswith(f":{w.pid}"))
         victim.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded", 180, "the run")

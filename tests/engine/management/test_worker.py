@@ -48,6 +48,8 @@ def start_workers(
         "KLYNTOS_EXECUTOR": "workers",
         "KLYNTOS_HOST_OVERRIDES": ",".join(f"{h}={simulator.base_url}" for h in PROVIDER_HOSTS),
         "KLYNTOS_RUN_LEASE_SECONDS": str(LEASE),
+        # A killed worker's loop slots free with their lease, like its runs.
+        "KLYNTOS_SLOT_LEASE_SECONDS": str(LEASE),
         "KLYNTOS_RUN_RESUME_POLL_SECONDS": str(POLL),
         "PYTHONUNBUFFERED": "1",
         # The provider keys the suite's own runs get (tests/engine/conftest.py).
