@@ -92,6 +92,11 @@ def _database(url: str) -> dict[str, Any]:
         # WAL: readers (every request) never wait for the run store's write transactions,
         # which in the default journal mode lock them out while committing.
         options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        # In WAL mode a transaction that read before another connection committed cannot
+        # become a writer: SQLite answers "database is locked" at once, without the busy
+        # timeout (a save during a run failed that way). IMMEDIATE takes the write lock at
+        # BEGIN, where the timeout applies.
+        options["transaction_mode"] = "IMMEDIATE"
     return dict(config)
 
 

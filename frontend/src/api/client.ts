@@ -42,9 +42,25 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  const data = text ? parsed(text) : null;
+  if (data === NOT_JSON) {
+    // An error page (a proxy's, or the server's own 500) is not the API's answer: say what
+    // came back instead of a JSON parse error.
+    const what = `the server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
+    throw new ApiError(response.status, { error: response.ok ? `${what} with a body that is not JSON` : what });
+  }
   if (!response.ok) throw new ApiError(response.status, data);
   return data as T;
+}
+
+const NOT_JSON = Symbol("not JSON");
+
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
 }
 
 export interface SecretSummary {
