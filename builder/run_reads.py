@@ -187,6 +187,7 @@ def timeline(
         "concurrency": concurrency,
         "durations": histogram(durations),
         "providers": provider_limits(run, origin, start, end),
+        "paused": breaker_periods(run, origin, start, end),
     }
 
 
@@ -210,6 +211,30 @@ def provider_limits(
         if points:
             lines[key] = points
     return lines
+
+
+def breaker_periods(
+    run: Run, origin: dt.datetime, start: float, end: float
+) -> dict[str, list[dict[str, Any]]]:
+    """Each provider's breaker periods that overlap the window (seconds since the run
+    started): open (no call starts) or half_open (probes only), from the breaker history the
+    run folded (`fold_breaker`). A period still going at the run's end has `to` null."""
+    periods: dict[str, list[dict[str, Any]]] = {}
+    zero = origin.timestamp()
+    for key, state in (run.providers or {}).items():
+        history = ((state or {}).get("breaker") or {}).get("history") or []
+        spans: list[dict[str, Any]] = []
+        for i, (at, what) in enumerate(history):
+            if what not in ("open", "half_open"):
+                continue
+            begins = round(at - zero, 6)
+            ends = round(history[i + 1][0] - zero, 6) if i + 1 < len(history) else None
+            if begins >= end or (ends is not None and ends <= start):
+                continue
+            spans.append({"from": max(begins, start), "to": ends, "state": what})
+        if spans:
+            periods[key] = spans
+    return periods
 
 
 def histogram(durations: list[float]) -> dict[str, Any]:

@@ -407,4 +407,13 @@ export interface RunTimeline {
   };
   /** Each provider's adaptive limit over the window (engine/core/providers.py). */
   providers?: Record<string, { t: number; limit: number | null }[]>;
+  /** Each provider's breaker periods in the window: open (no call starts) or half_open
+   * (probe calls only); `to` null while it lasts. */
+  paused?: Record<string, BreakerPeriod[]>;
+}
+
+export interface BreakerPeriod {
+  from: number;
+  to: number | null;
+  state: "open" | "half_open";
 }

@@ -91,6 +91,10 @@ def test_a_manual_breaker_pauses_the_run_until_its_owner_resumes(
     assert run.status == "succeeded" and run.failed == 0
     assert run.providers[KEY]["breaker"]["state"] == "closed"
     assert run.providers[KEY]["breaker"]["reason"] == "resumed"
+    # The timeline draws the pause: one open period, from the trip to the Resume.
+    [period] = expect(api.get(f"/api/runs/{run_id}/timeline/"), 200)["paused"][KEY]
+    assert period["state"] == "open" and period["to"] is not None
+    assert period["to"] - period["from"] >= 1.0  # it stayed open through the wait above
     # Once ended, nothing to resume.
     ended = api.post(f"/api/runs/{run_id}/resume-provider/", {}, format="json")
     assert ended.status_code == 409

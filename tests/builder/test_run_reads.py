@@ -108,3 +108,31 @@ def test_the_workflow_socket_announces_a_run_from_any_trigger(user: Any) -> None
     assert messages[0] == {"type": "hello", "last_run": None}
     assert messages[1]["type"] == "run.started" and messages[1]["run"]["trigger"] == "cli"
     assert messages[-1]["run"]["status"] == "succeeded"
+
+
+def test_the_timeline_lists_breaker_periods_clipped_to_its_window(
+    user: Any, api: APIClient
+) -> None:
+    run = finished_run(user, 20)
+    run.refresh_from_db()
+    zero = run.started_at.timestamp()
+    history = [[zero + 1, "open"], [zero + 3, "half_open"], [zero + 3.5, "closed"]]
+    history += [[zero + 6, "open"]]  # still open when the run ended
+    run.providers = {
+        "api.clearbit.com": {"breaker": {"state": "open", "history": history}},
+        "slack.com": {"limit": 4, "history": [[zero, 4]]},
+    }
+    run.save(update_fields=["providers"])
+    whole = api.get(f"/api/runs/{run.pk}/timeline/", {"from": 0, "to": 10}).json()
+    assert whole["paused"] == {
+        "api.clearbit.com": [
+            {"from": 1.0, "to": 3.0, "state": "open"},
+            {"from": 3.0, "to": 3.5, "state": "half_open"},
+            {"from": 6.0, "to": None, "state": "open"},
+        ]
+    }
+    window = api.get(f"/api/runs/{run.pk}/timeline/", {"from": 2, "to": 5}).json()
+    assert window["paused"]["api.clearbit.com"] == [
+        {"from": 2.0, "to": 3.0, "state": "open"},
+        {"from": 3.0, "to": 3.5, "state": "half_open"},
+    ]

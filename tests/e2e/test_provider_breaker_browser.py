@@ -58,3 +58,13 @@ def test_a_paused_run_shows_its_provider_and_resumes_with_the_button(
     page.wait_for_selector('[data-testid="progress"]:has-text("6/6")', timeout=60_000)
     page.wait_for_selector('[data-testid="run-status"]:has-text("succeeded")')
     assert page.locator('[data-testid="progress-failed"]').count() == 0
+    # The timeline draws the pause as a band from the trip to the Resume.
+    page.wait_for_selector('[data-testid="timeline-pause"]', state="attached", timeout=20_000)
+    band = page.locator('[data-testid="timeline-pause"]').first
+    assert band.get_attribute("class") == "kr-tl-paused kr-tl-open"
+    assert "api.clearbit.com: breaker open, no call started from" in band.text_content()
+    assert page.locator('[data-testid="timeline-paused"]').inner_text() == (
+        "api.clearbit.com breaker open 1×"
+    )
+    page.locator('[data-testid="timeline"]').scroll_into_view_if_needed()
+    screenshot(page, "provider-breaker-timeline")

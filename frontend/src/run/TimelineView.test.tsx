@@ -1,7 +1,7 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { bucketAt, limitPath, timeAt, TimelineView } from "./TimelineView";
+import { bucketAt, limitPath, pausedBand, timeAt, TimelineView } from "./TimelineView";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -90,6 +90,47 @@ describe("provider limits on the timeline", () => {
       expect(line?.getAttribute("d")).toBe("M0.0 2.0 H500.0 V36.0 H1000");
       expect(line?.textContent).toBe("api.clearbit.com: adaptive limit 5");
       expect(container.querySelector('[data-testid="timeline-limits"]')?.textContent).toBe("api.clearbit.com limit 5");
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
+describe("breaker periods on the timeline", () => {
+  const timeline = {
+    started_at: "", from: 0, to: 10, bucket_seconds: 2,
+    concurrency: [0, 1, 2, 3, 4].map((i) => ({ t: 2 * i, in_flight: 4, started: i === 0 ? 4 : 0, finished: i === 4 ? 4 : 0, failed: 0 })),
+    durations: { edges: [0, 1], counts: [4], p50: 1, p95: 1, max: 1, count: 4 },
+    paused: {
+      "api.clearbit.com": [
+        { from: 2, to: 4, state: "open" as const },
+        { from: 4, to: 4.5, state: "half_open" as const },
+        { from: 8, to: null, state: "open" as const },
+      ],
+    },
+  };
+
+  it("places each period as a band clipped to the window", () => {
+    const [first, , last] = timeline.paused["api.clearbit.com"];
+    expect(pausedBand(timeline, first)).toEqual([200, 200]);
+    expect(pausedBand(timeline, last)).toEqual([800, 200]); // still open: to the right edge
+    expect(pausedBand({ ...timeline, from: 3 }, first)).toEqual([0, expect.closeTo(142.857, 2)]);
+  });
+
+  it("draws the bands behind the bars with what each one means", async () => {
+    vi.stubGlobal("fetch", async () => ({ ok: true, status: 200, text: async () => JSON.stringify(timeline) }));
+    try {
+      act(() => root.render(<TimelineView runId="r3" finished onPick={vi.fn()} />));
+      await flush();
+      const bands = container.querySelectorAll('[data-testid="timeline-pause"]');
+      expect(bands).toHaveLength(3);
+      expect(bands[0].getAttribute("class")).toBe("kr-tl-paused kr-tl-open");
+      expect(bands[1].getAttribute("class")).toBe("kr-tl-paused kr-tl-half_open");
+      expect(bands[0].textContent).toBe("api.clearbit.com: breaker open, no call started from 2.00 s to 4.00 s");
+      expect(bands[2].textContent).toBe("api.clearbit.com: breaker open, no call started from 8.00 s until the end of the window");
+      // Behind the bars: the bands come first in the chart.
+      expect(container.querySelector('[data-testid="timeline-chart"] > *')?.getAttribute("data-testid")).toBe("timeline-pause");
+      expect(container.querySelector('[data-testid="timeline-paused"]')?.textContent).toBe("api.clearbit.com breaker open 2×");
     } finally {
       vi.unstubAllGlobals();
     }

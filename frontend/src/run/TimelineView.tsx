@@ -3,7 +3,7 @@
 // zooms into that window (re-read from the server at full resolution); a click on a bucket or
 // a histogram bar narrows the item table to the items of that moment or duration.
 import { useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
-import type { RunTimeline } from "../types";
+import type { BreakerPeriod, RunTimeline } from "../types";
 import { useRunStore } from "../store/runStore";
 import { throttle } from "./ItemTable";
 import { formatDuration } from "./metrics";
@@ -39,6 +39,21 @@ export function limitPath(data: RunTimeline, points: { t: number; limit: number 
   const y = (n: number | null) => (CHART_HEIGHT - ((n ?? 0) / Math.max(1, peak)) * (CHART_HEIGHT - 2)).toFixed(1);
   const steps = points.map((p, i) => (i === 0 ? `M${x(p.t)} ${y(p.limit)}` : `H${x(p.t)} V${y(p.limit)}`));
   return `${steps.join(" ")} H${WIDTH}`;
+}
+
+/** A breaker period as a band across the chart: [x, width] in chart units, clipped to the
+ * window (a period still going reaches the right edge). */
+export function pausedBand(data: RunTimeline, period: BreakerPeriod): [number, number] {
+  const span = Math.max(1e-9, data.to - data.from);
+  const x = (t: number) => Math.max(0, Math.min(1, (t - data.from) / span)) * WIDTH;
+  const left = x(period.from);
+  return [left, Math.max(1, (period.to === null ? WIDTH : x(period.to)) - left)];
+}
+
+function pausedTitle(key: string, period: BreakerPeriod): string {
+  const what = period.state === "open" ? "breaker open, no call started" : "breaker half-open, probe calls only";
+  const until = period.to === null ? "until the end of the window" : `to ${formatDuration(period.to)}`;
+  return `${key}: ${what} from ${formatDuration(period.from)} ${until}`;
 }
 
 export function TimelineView(props: {
@@ -104,6 +119,7 @@ export function TimelineView(props: {
   // Provider limits share the chart's scale: calls allowed against items in flight.
   const limits = Object.entries(data.providers ?? {}).filter(([, points]) => points.length > 0);
   const peak = Math.max(inFlightPeak, ...limits.flatMap(([, points]) => points.map((p) => p.limit ?? 0)));
+  const paused = Object.entries(data.paused ?? {}).flatMap(([key, periods]) => periods.map((p) => ({ key, ...p })));
   const bw = WIDTH / Math.max(1, data.concurrency.length);
   const zoomed = zoom.from !== undefined || zoom.to !== undefined;
   const hist = data.durations;
@@ -150,6 +166,13 @@ export function TimelineView(props: {
             {limits.map(([key, points]) => `${key} limit ${points[points.length - 1].limit ?? "none"}`).join(" · ")}
           </span>
         )}
+        {paused.length > 0 && (
+          <span className="kr-tl-paused-legend" data-testid="timeline-paused">
+            {Object.entries(data.paused ?? {})
+              .map(([key, periods]) => `${key} breaker open ${periods.filter((p) => p.state === "open").length}×`)
+              .join(" · ")}
+          </span>
+        )}
         {zoomed && (
           <button type="button" className="kr-btn" data-testid="timeline-reset" onClick={() => setZoom({})}>
             Whole run
@@ -169,6 +192,14 @@ export function TimelineView(props: {
         onPointerMove={onMove}
         onPointerUp={onUp}
       >
+        {paused.map((p) => {
+          const [x, width] = pausedBand(data, p);
+          return (
+            <rect key={`${p.key}-${p.from}`} className={`kr-tl-paused kr-tl-${p.state}`} data-testid="timeline-pause" x={x} y={0} width={width} height={CHART_HEIGHT}>
+              <title>{pausedTitle(p.key, p)}</title>
+            </rect>
+          );
+        })}
         {data.concurrency.map((b, i) => {
           const h = (b.in_flight / peak) * (CHART_HEIGHT - 2);
           const hf = b.finished > 0 ? (b.failed / b.finished) * h : 0;
