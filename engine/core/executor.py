@@ -295,7 +295,7 @@ class Executor:
 
     def budget_reason(self, not_started: int | None = None) -> str:
         said = (
-            f"the run's budget of ${self.options.budget_usd:g} was reached "
+            f"the run's budget of ${plain_dollars(self.options.budget_usd or 0.0)} was reached "
             f"(${self.spent_usd:.4f} spent)"
         )
         if not_started is None:
@@ -512,3 +512,8 @@ def _as_chain(predecessors: Mapping[str, Set[str]]) -> list[str] | None:
             return None
         current = following[0]
     return order if len(order) == len(predecessors) else None
+
+
+def plain_dollars(value: float) -> str:
+    """Dollars as a person writes them: 2.5, 0.000001 (never 1e-06), at most 6 decimals."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"

@@ -73,6 +73,8 @@ export interface Workflow {
   webhook_url: string | null;
   // Whether posts to the webhook must be signed (the secret itself is never sent).
   webhook_signed?: boolean;
+  // Dollars each run may spend (null: none; a run's own budget_usd wins).
+  budget_usd?: number | null;
   created_at: string;
   updated_at: string;
   validation?: { ok: boolean; errors: ValidationError[]; warnings?: ValidationError[] };

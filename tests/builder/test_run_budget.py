@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from builder.gallery import template_instantiate
 from builder.services import run_create
 from engine import run_costs
+from engine.core.executor import plain_dollars
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import execute_run
 from simulator.testing import RunningSimulator
@@ -70,7 +71,7 @@ def test_a_budget_stops_dispatch_at_most_the_items_in_flight_past_it(
     assert not_started.count() == 100 - len(spent)
     reasons = set(not_started.values_list("error", flat=True))
     assert len(reasons) == 1 and reasons.pop().startswith(
-        f"not started: the run's budget of ${budget:g} was reached ($"
+        f"not started: the run's budget of ${plain_dollars(budget)} was reached ($"
     )
     assert f"{100 - len(spent)} items not started" in stopped.error
     assert stopped.not_started == 100 - len(spent)

@@ -143,3 +143,47 @@ def test_the_editor_shows_the_runs_cost_line_item_dollars_and_history(
     icon = page.request.get("/favicon.ico")
     assert icon.ok and icon.headers["content-type"].startswith("image/svg+xml")
     assert missing == []
+
+
+def test_a_budget_set_in_the_editor_stops_the_next_run_starting_items(
+    app: LocalApp, page: Any
+) -> None:
+    page.goto("/")
+    page.click('[data-testid="template-parallel-lead-enrichment"]')
+    page.wait_for_url(re.compile(r".*/workflows/\d+/$"))
+    workflow_id = int(re.search(r"/workflows/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
+    page.wait_for_selector('[data-block-name="agent_merge"]')
+
+    field = page.locator('[data-testid="budget-input"]')
+    field.fill("-1")
+    assert page.locator('[data-testid="budget-error"]').inner_text() == (
+        "Budget: a budget cannot be negative"
+    )
+    assert page.locator('[data-testid="budget-save"]').is_disabled()
+    field.fill("$0.000001")  # less than one lead costs: the first window runs, then no more
+    page.click('[data-testid="budget-save"]')
+    page.wait_for_selector(
+        '[data-testid="budget-status"]:has-text("Budget set: $0.000001 per run")'
+    )
+    assert page.request.get(f"/api/workflows/{workflow_id}/").json()["budget_usd"] == 1e-06
+    page.reload()
+    page.wait_for_selector('[data-block-name="agent_merge"]')
+    assert page.locator('[data-testid="budget-input"]').input_value() == "0.000001"
+
+    page.fill('[data-testid="run-input"]', json.dumps({"leads": leads(40)}))
+    page.click('[data-testid="run-button"]')
+    page.wait_for_selector(
+        '[data-testid="run-status"]:has-text("partially succeeded")', timeout=120_000
+    )
+    run = page.request.get(f"/api/workflows/{workflow_id}/runs/last/").json()["run"]
+    items = page.request.get(f"/api/runs/{run['id']}/items/?status=not_started&limit=1").json()
+    # At most the first window (the loop's cap of 10) ran before the budget was known spent.
+    assert 30 <= items["count"] < 40
+    assert "budget" in items["results"][0]["error"]
+    screenshot(page, "budget-stopped-run")
+
+    page.click('[data-testid="tab-input"]')
+    page.locator('[data-testid="budget-input"]').fill("")
+    page.click('[data-testid="budget-save"]')
+    page.wait_for_selector('[data-testid="budget-status"]:has-text("No budget")')
+    assert page.request.get(f"/api/workflows/{workflow_id}/").json()["budget_usd"] is None

@@ -90,6 +90,7 @@ export const api = {
   saveWorkflow: (id: number, graph: GraphJson, baseVersion: number | null) =>
     request<Workflow>("PUT", `/api/workflows/${id}/`, { graph, base_version: baseVersion }),
   renameWorkflow: (id: number, name: string) => request<Workflow>("PATCH", `/api/workflows/${id}/`, { name }),
+  setBudget: (id: number, budgetUsd: number | null) => request<Workflow>("PATCH", `/api/workflows/${id}/`, { budget_usd: budgetUsd }),
   deleteWorkflow: (id: number) => request<null>("DELETE", `/api/workflows/${id}/`),
   duplicateWorkflow: (id: number) => request<Workflow>("POST", `/api/workflows/${id}/duplicate/`),
   validate: (id: number, graph: GraphJson) => request<ValidationResponse>("POST", `/api/workflows/${id}/validate/`, { graph }),

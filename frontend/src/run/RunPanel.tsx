@@ -7,6 +7,7 @@ import { api, ApiError } from "../api/client";
 import type { RunSummary, Workflow, WorkflowMessage } from "../types";
 import { isFinalStatus, statusLabel, useRunStore } from "../store/runStore";
 import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workflowRuns";
+import { BudgetField } from "./BudgetField";
 import { HistoryTab } from "./HistoryTab";
 import { InputTab, parseInput, type RunProblem } from "./InputTab";
 import { ProgressView } from "./ProgressView";
@@ -332,7 +333,10 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
       </nav>
       <div className="kr-body" ref={bodyRef}>
         {tab === "input" && (
-          <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} />
+          <>
+            <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} />
+            <BudgetField workflow={workflow} />
+          </>
         )}
         {tab === "webhook" && <WebhookTab workflow={workflow} input={parsed.ok ? parsed.value : null} inputText={inputText} />}
         {tab === "progress" && <ProgressView />}

@@ -3,7 +3,7 @@ the items in flight finish and the rest are recorded not started with the reason
 
 from __future__ import annotations
 
-from engine.core.executor import RunOptions
+from engine.core.executor import RunOptions, plain_dollars
 from engine.core.prices import Price, PriceTable, tally
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
@@ -61,7 +61,9 @@ async def test_a_budget_stops_dispatch_at_most_the_items_in_flight_past_it(
     assert all(e.seq < reached.seq for e in rec.of("item.started"))
     [not_started] = rec.of("items.not_started")
     assert len(not_started.data["indexes"]) == 60 - len(spent)
-    assert not_started.data["error"].startswith(f"not started: the run's budget of ${budget:g}")
+    assert not_started.data["error"].startswith(
+        f"not started: the run's budget of ${plain_dollars(budget)}"
+    )
     assert outcome.status == "partially_succeeded"
     assert outcome.error is not None and f"{60 - len(spent)} items not started" in outcome.error
     assert outcome.outputs["loop"]["succeeded"] == len(spent)
