@@ -410,6 +410,13 @@ class InProcessExecutor:
         if loop is not None and pools is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(pools.aclose(), loop).result(timeout)
 
+    def close_slots(self, timeout: float = 30) -> None:
+        """Give back the cluster slots the executor's loop keeps for its next holders (at a
+        worker's stop: they would otherwise stay held until their lease runs out)."""
+        from engine.slots import close_loop_slots
+
+        close_loop_slots(self._loop, timeout)
+
     def drain(self, timeout: float) -> int:
         """Waits up to `timeout` s for the runs in flight to end; returns how many still run."""
         _, not_done = concurrent.futures.wait(list(self._futures.values()), timeout)

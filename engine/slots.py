@@ -7,18 +7,26 @@ never pick the same row and never wait for each other's locks), and — when eve
 row is held — an INSERT of the lowest missing number in the same statement (`ON CONFLICT DO
 NOTHING`: two processes making the same row, one gets it); a take that gets nothing marks
 the key wanted in the same statement (its row of number -1, for `WANTED_POLLS` polls: a
-waiter tries again at least once a poll, so the mark lasts while anyone waits). Giving it
-back is one statement that also NOTIFYs `klyntos_slots` with the key's hash when the key is
-wanted (a NOTIFY serialises commits: slots nobody waits for cost none). A slot is free when its owner is empty
-or its lease ran out: each process renews every slot it holds with one UPDATE per
+waiter tries again at least once a poll, so the mark lasts while anyone waits) and NOTIFYs
+`klyntos_slots` that this process wants the key. A slot is free when its owner is empty or
+its lease ran out: each process renews every slot it holds with one UPDATE per
 KLYNTOS_SLOT_LEASE_SECONDS / 3, so a process killed with -9 frees its slots when their
 lease ends.
 
+A process keeps the slots it took: a hold that ends hands its slot to the next holder of
+the same key in this process, or keeps it idle for `LINGER` seconds for the next one, so a
+loop whose items follow each other on one worker takes a slot per item in flight, not per
+item (bench w, s). Idle slots are given back in one statement (with a NOTIFY of the key's
+hash when someone wants it), after `LINGER`, at close, and at once when another process
+says it wants the key; for `WANTED_POLLS` polls after such a notice, this process's holds
+of that key give their slot back as they end instead of keeping it, so the other process's
+waiters get their turn.
+
 A holder that finds nothing free waits in line behind the other holders of this process for
 the same key; the head of the line tries again when a NOTIFY for its key arrives (one
-listening connection per process) or a slot of the key is given back here, and otherwise
-every 50 ms doubling up to KLYNTOS_SLOT_POLL_SECONDS (a slot freed by a lease running out
-sends no NOTIFY). Statements run on a psycopg async pool of their own
+listening connection per process), a slot of the key is handed over or given back here,
+and otherwise every 50 ms doubling up to KLYNTOS_SLOT_POLL_SECONDS (a slot freed by a lease
+running out sends no NOTIFY). Statements run on a psycopg async pool of their own
 (KLYNTOS_SLOT_CONNECTIONS), never on the event loop's thread's blocking calls.
 
 Rows free for longer than `GC_AFTER` are deleted by the heartbeat now and then, so run keys
@@ -36,7 +44,7 @@ import os
 import secrets
 import socket
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +67,11 @@ GC_BATCH = 5000
 WANTED_POLLS = 3
 # Takes that may fail in a row (connection lost, pool exhausted) before the hold fails.
 MAX_FAILURES = 10
+# Seconds a slot this process holds but nobody here uses is kept for the next holder.
+LINGER = 0.25
+# What a NOTIFY says: `<key hash>` a slot of the key was given back; `want:<key hash>:<process
+# hash>` a process missed a take of the key.
+WANT = "want:"
 
 TAKE = """
 WITH taken AS (
@@ -85,19 +98,23 @@ WITH taken AS (
     SELECT %(key)s, -1, '', '', now() + %(wanted)s * interval '1 second'
     WHERE NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM made)
     ON CONFLICT (key, number) DO UPDATE SET expires = EXCLUDED.expires
-)
-SELECT number FROM taken UNION ALL SELECT number FROM made
-"""
-
-GIVE_BACK = """
-WITH freed AS (
-    UPDATE engine_slot SET owner = '', process = '', expires = now()
-    WHERE key = %(key)s AND number = %(number)s AND owner = %(owner)s
     RETURNING key
 )
-SELECT pg_notify(%(channel)s, %(hash)s) FROM freed
+SELECT number FROM taken UNION ALL SELECT number FROM made
+UNION ALL SELECT -1 FROM (SELECT pg_notify(%(channel)s, %(want)s) AS told FROM wanted) AS miss
+"""
+
+# Any number of slots (of any keys) in one statement; a NOTIFY per key someone wants.
+GIVE_BACK = """
+WITH freed AS (
+    UPDATE engine_slot AS s SET owner = '', process = '', expires = now()
+    FROM unnest(%(keys)s::text[], %(numbers)s::int[], %(owners)s::text[]) AS g(key, number, owner)
+    WHERE s.key = g.key AND s.number = g.number AND s.owner = g.owner
+    RETURNING s.key
+)
+SELECT pg_notify(%(channel)s, left(md5(f.key), 16)) FROM (SELECT DISTINCT key FROM freed) AS f
 WHERE EXISTS (
-    SELECT 1 FROM engine_slot WHERE key = %(key)s AND number = -1 AND expires > now()
+    SELECT 1 FROM engine_slot AS w WHERE w.key = f.key AND w.number = -1 AND w.expires > now()
 )
 """
 
@@ -137,11 +154,13 @@ def conninfo() -> str:
 
 @dataclass
 class SlotStats:
-    """Statements sent, by kind (bench (c): statements per item)."""
+    """Statements sent, by kind (bench (c): statements per item), and holds served here."""
 
     takes: int = 0  # take attempts (one statement each)
     taken: int = 0
-    gives: int = 0  # give-backs (one statement each)
+    gives: int = 0  # give-back statements (each of any number of slots)
+    given: int = 0  # slots given back
+    reused: int = 0  # holds served by a slot this process kept (no statement)
     renewals: int = 0
     collections: int = 0
     waits: int = 0  # holds that had to wait
@@ -170,21 +189,32 @@ class ClusterSlots:
         poll: float = 1.0,
         connections: int = 4,
         name: str = "",
+        linger: float = LINGER,
     ) -> None:
         self._conninfo = conninfo
         self.lease = lease
         self.poll = poll
+        self.linger = min(linger, poll)
         self._size = connections
         host = socket.gethostname()[:80]
         self.process = name or f"{host}:{os.getpid()}:{secrets.token_hex(6)}"
+        self._want = f"{WANT}%s:{key_hash(self.process)}"  # what this process's misses say
         self._tokens = itertools.count(1)
-        self._live: set[str] = set()  # the owner tokens of this process's holds
+        self._live: set[str] = set()  # the owner tokens of this process's slots (renewed)
         self._lines: dict[str, _Line] = {}
         self._lines_by_hash: dict[str, _Line] = {}
+        # Slots this process holds that no hold uses: key → number → (owner, idle since).
+        self._idle: dict[str, dict[int, tuple[str, float]]] = {}
+        self._idle_by_hash: dict[str, str] = {}  # key hash → key, for keys with idle slots
+        self._idle_now = asyncio.Event()  # set while `_idle` has anything
+        self._held: Counter[str] = Counter()  # slots held here per key, in use or idle
+        # Key hash → until when another process waits for it (its holds here give back).
+        self._contended: dict[str, float] = {}
         self.stats = SlotStats()
         self._pool: Any = None
         self._open_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._chores: set[asyncio.Task[None]] = set()  # give-backs asked for by a notice
         self._closed = False
         self._failures = 0  # takes failed in a row (the database away)
 
@@ -203,42 +233,130 @@ class ClusterSlots:
     async def acquire(self, key: str, cap: int, notice: Notice | None = None) -> tuple[int, str]:
         """Wait for one of the key's slots; (its number, the hold's owner token)."""
         await self._open()
-        owner = f"{self.process}:{next(self._tokens)}"
-        self._live.add(owner)  # renewed from the moment the statement may take it
-        try:
-            if key not in self._lines:  # nobody here waits for this key: try at once
+        if key not in self._lines:  # nobody here waits for this key: try at once
+            kept = self._reuse(key, cap)
+            if kept is not None:
+                return kept
+        if key not in self._lines and self._held[key] < cap:
+            owner = self._new_owner()
+            try:
                 number = await self._take(key, cap, owner)
-                if number is not None:
-                    return number, owner
-            return await self._wait(key, cap, owner, notice), owner
-        except BaseException:
+            except BaseException:
+                self._live.discard(owner)
+                raise
+            if number is not None:
+                return number, owner
             self._live.discard(owner)
-            raise
+        return await self._wait(key, cap, notice)
 
     async def release(self, key: str, number: int, owner: str) -> None:
-        self._live.discard(owner)  # no longer renewed, even if the statement fails
-        params = {
-            "key": key,
-            "number": number,
-            "owner": owner,
-            "channel": CHANNEL,
-            "hash": key_hash(key),
-        }
-        self.stats.gives += 1
-        try:
-            await self._execute(GIVE_BACK, params)
-        except Exception:  # its lease runs out instead
-            log.exception("could not give back slot %s of %s", number, key)
+        """The hold ends: its slot goes to the next holder here (kept for `linger` when
+        nobody waits yet), or back to the database when another process wants the key."""
+        loop = asyncio.get_running_loop()
         line = self._lines.get(key)
+        hashed = key_hash(key)
+        if (
+            not self._closed
+            and owner in self._live
+            and self._contended.get(hashed, 0.0) <= loop.time()
+        ):
+            self._idle.setdefault(key, {})[number] = (owner, loop.time())
+            self._idle_by_hash[hashed] = key
+            self._idle_now.set()
+            if line is not None:
+                line.wake.set()  # the head of the line takes it
+            return
+        await self._give_back([(key, number, owner)])
         if line is not None:
             line.wake.set()  # a waiter here need not wait for the NOTIFY
 
     def holding(self) -> int:
-        return len(self._live)
+        """Holds in use (slots kept idle for the next holder are not)."""
+        return len(self._live) - sum(len(idle) for idle in self._idle.values())
+
+    def kept(self) -> int:
+        """Slots this process holds idle for its next holders."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    # -- kept slots -----------------------------------------------------------------------
+
+    def _new_owner(self) -> str:
+        owner = f"{self.process}:{next(self._tokens)}"
+        self._live.add(owner)  # renewed from the moment a statement may take it
+        return owner
+
+    def _reuse(self, key: str, cap: int) -> tuple[int, str] | None:
+        """A slot of the key this process holds idle, if any (below `cap`)."""
+        idle = self._idle.get(key)
+        while idle:
+            number, (owner, _) = idle.popitem()
+            if not idle:
+                self._forget_idle(key)
+            if number < cap:
+                self.stats.reused += 1
+                return number, owner
+            self._spawn(self._give_back([(key, number, owner)]))  # a smaller cap now
+        return None
+
+    def _forget_idle(self, key: str) -> None:
+        self._idle.pop(key, None)
+        self._idle_by_hash.pop(key_hash(key), None)
+        if not self._idle:
+            self._idle_now.clear()
+
+    def _take_idle(self, key: str | None = None, older: float | None = None) -> list[Any]:
+        """Remove idle slots (of `key`, or all; idle since before `older`) to give back."""
+        found = []
+        for k in [key] if key is not None else list(self._idle):
+            idle = self._idle.get(k, {})
+            for number, (owner, since) in list(idle.items()):
+                if older is None or since <= older:
+                    del idle[number]
+                    found.append((k, number, owner))
+            if not idle:
+                self._forget_idle(k)
+        return found
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _sweep(self) -> None:
+        """Give back slots idle for `linger` (one statement for all of them)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._idle_now.wait()
+            await asyncio.sleep(self.linger)
+            stale = self._take_idle(older=loop.time() - self.linger)
+            if stale:
+                await self._give_back(stale)
+            now = loop.time()
+            if len(self._contended) > 1000:
+                self._contended = {h: t for h, t in self._contended.items() if t > now}
+
+    async def _give_back(self, slots: list[tuple[str, int, str]]) -> None:
+        for key, _, owner in slots:
+            self._live.discard(owner)  # no longer renewed, even if the statement fails
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+        params = {
+            "keys": [key for key, _, _ in slots],
+            "numbers": [number for _, number, _ in slots],
+            "owners": [owner for _, _, owner in slots],
+            "channel": CHANNEL,
+        }
+        self.stats.gives += 1
+        self.stats.given += len(slots)
+        try:
+            await self._execute(GIVE_BACK, params)
+        except Exception:  # their leases run out instead
+            log.exception("could not give back %d slot(s) of %s", len(slots), slots[0][0])
 
     # -- waiting --------------------------------------------------------------------------
 
-    async def _wait(self, key: str, cap: int, owner: str, notice: Notice | None) -> int:
+    async def _wait(self, key: str, cap: int, notice: Notice | None) -> tuple[int, str]:
         loop = asyncio.get_running_loop()
         line = self._lines.get(key)
         if line is None:
@@ -252,20 +370,28 @@ class ClusterSlots:
         if notice is not None:
             notice.waiting(key, cap)
         started = loop.time()
-        got = False
+        owner = ""
+        got: tuple[int, str] | None = None
         try:
             await turn
             delay = FIRST_POLL
             while True:
                 line.wake.clear()
-                number = await self._take(key, cap, owner)
-                if number is not None:
-                    got = True
-                    return number
+                got = self._reuse(key, cap)  # handed over by a hold that ended here
+                if got is not None:
+                    return got
+                if self._held[key] < cap:  # else the cap is all here: wait for a hand-over
+                    owner = owner or self._new_owner()
+                    number = await self._take(key, cap, owner)
+                    if number is not None:
+                        got = (number, owner)
+                        return got
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(line.wake.wait(), delay)
                 delay = min(delay * 2, self.poll)
         finally:
+            if owner and (got is None or got[1] != owner):
+                self._live.discard(owner)
             with contextlib.suppress(ValueError):
                 line.turns.remove(turn)
             if line.turns:
@@ -276,9 +402,19 @@ class ClusterSlots:
                 del self._lines[key]
                 self._lines_by_hash.pop(key_hash(key), None)
             if notice is not None:
-                notice.waited(key, loop.time() - started, got)
+                notice.waited(key, loop.time() - started, got is not None)
 
     def _notified(self, payload: str) -> None:
+        if payload.startswith(WANT):
+            hashed, _, process = payload[len(WANT) :].partition(":")
+            if process == key_hash(self.process):
+                return  # this process's own miss
+            loop = asyncio.get_running_loop()
+            self._contended[hashed] = loop.time() + self.poll * WANTED_POLLS
+            key = self._idle_by_hash.get(hashed)
+            if key is not None:  # another process waits: what this one keeps goes back
+                self._spawn(self._give_back(self._take_idle(key)))
+            return
         line = self._lines_by_hash.get(payload)
         if line is not None:
             line.wake.set()
@@ -293,6 +429,8 @@ class ClusterSlots:
             "process": self.process,
             "lease": self.lease,
             "wanted": self.poll * WANTED_POLLS,
+            "channel": CHANNEL,
+            "want": self._want % key_hash(key),
         }
         self.stats.takes += 1
         task = asyncio.ensure_future(self._execute(TAKE, params, fetch=True))
@@ -302,8 +440,10 @@ class ClusterSlots:
             # The statement may still take a slot: give it back once it has.
             with contextlib.suppress(Exception):
                 taken = await task
-                for (number,) in taken or ():
-                    await self.release(key, number, owner)
+                self._held[key] += sum(1 for (number,) in taken or () if number >= 0)
+                back = [(key, number, owner) for (number,) in taken or () if number >= 0]
+                if back:
+                    await self._give_back(back)
             raise
         except OperationalError:  # the database is away: try again like a miss, a while
             self._failures += 1
@@ -312,10 +452,12 @@ class ClusterSlots:
             log.warning("could not take a slot of %s; trying again", key, exc_info=True)
             return None
         self._failures = 0
-        if not rows:
+        numbers = [int(number) for (number,) in rows if number >= 0]
+        if not numbers:
             return None
         self.stats.taken += 1
-        return int(rows[0][0])
+        self._held[key] += 1
+        return numbers[0]
 
     async def _execute(self, sql: str, params: dict[str, Any], fetch: bool = False) -> Any:
         async with self._pool.connection() as conn:
@@ -348,6 +490,7 @@ class ClusterSlots:
             self._tasks = [
                 asyncio.create_task(self._listen(), name="klyntos-slots-listen"),
                 asyncio.create_task(self._heartbeat(), name="klyntos-slots-heartbeat"),
+                asyncio.create_task(self._sweep(), name="klyntos-slots-sweep"),
             ]
 
     async def _listen(self) -> None:
@@ -410,6 +553,12 @@ class ClusterSlots:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for chore in list(self._chores):
+            with contextlib.suppress(Exception):
+                await chore
+        kept = self._take_idle()
+        if kept and self._pool is not None:
+            await self._give_back(kept)  # what this process kept goes back at once
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

@@ -97,6 +97,7 @@ async def serve(name: str, concurrency: int) -> None:
             left = await asyncio.to_thread(executor.stop, settings.KLYNTOS_DRAIN_SECONDS)
             if left:
                 log.warning("%d run(s) stopped before their items in flight finished", left)
+            await asyncio.to_thread(executor.close_slots)
             look_out.cancel()
             for task in workers:
                 task.cancel()
