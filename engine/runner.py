@@ -127,6 +127,12 @@ def _finish(run_id: Any, values: dict[str, Any]) -> Any:
 
 
 async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
+    """`_execute_run` with the loop's garbage-collector settings for runs (gc_freeze.py),
+    whoever calls it: the executor, the CLI, a benchmark."""
+    await GcFreezer.of_loop().around(_execute_run(run_id, on_event=on_event))
+
+
+async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
     """Claim the run (nothing to do when another execution holds it), run it — resumed from
     its stored rows when it ran before — and store its end; a graceful stop stores what is
     done and gives the run back instead."""
@@ -302,7 +308,6 @@ class InProcessExecutor:
         self._engines: set[Executor] = set()
         self._finished: dict[str, threading.Event] = {}
         self.stopping = False
-        self._freezer = GcFreezer()  # short full GC passes while runs hold millions of objects
         self.chunk_items: asyncio.Semaphore | None = None
         # A worker's executor (`manage.py worker`) spreads big loops over the workers.
         self.distributes = False
@@ -386,7 +391,9 @@ class InProcessExecutor:
 
         async def execution() -> None:
             try:
-                await self._freezer.around(execute())
+                # Short full GC passes while runs hold millions of objects (a run's own
+                # `execute_run` nests in the same freezer; a chunk's execution needs this one).
+                await GcFreezer.of_loop().around(execute())
             finally:
                 finished.set()
 

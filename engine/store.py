@@ -28,6 +28,7 @@ from engine.core.providers import fold_breaker, fold_limit
 from engine.json_text import json_expression
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.publish import group_send
+from engine.upsert import Upsert
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ ITEM_DATA_BYTES = 512
 TEXT_CHARS = 500
 # Rows written per statement when thousands of never-started items are recorded at once.
 ROWS_PER_STATEMENT = 2000
+# One statement per batch and table (engine/upsert.py); a row lacking a field takes the
+# model's default (an item's index: 0).
+ITEM_ROWS = Upsert(ItemRun, unique=["run", "key"], update=ITEM_FIELDS, defaults={"index": 0})
+STEP_ROWS = Upsert(StepRun, unique=["run", "item_key", "block_id"], update=STEP_FIELDS)
 # Least seconds between two progress notices of one run on its workflow's group.
 WORKFLOW_PROGRESS_INTERVAL = 1.0
 
@@ -513,30 +518,12 @@ class RunStore:
     def _write_rows(self, delta: dict[str, Any]) -> bool:
         with transaction.atomic():
             if delta["items"]:
-                ItemRun.objects.bulk_create(
-                    [ItemRun(run_id=self.run_id, **_defaults_item(row)) for row in delta["items"]],
-                    update_conflicts=True,
-                    unique_fields=["run", "key"],
-                    update_fields=ITEM_FIELDS,
-                )
+                ITEM_ROWS.upsert(self.run_id, delta["items"])
             rows = delta.get("not_started") or []
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                ItemRun.objects.bulk_create(
-                    [
-                        ItemRun(run_id=self.run_id, **_defaults_item(row))
-                        for row in rows[start : start + ROWS_PER_STATEMENT]
-                    ],
-                    update_conflicts=True,
-                    unique_fields=["run", "key"],
-                    update_fields=ITEM_FIELDS,
-                )
+                ITEM_ROWS.upsert(self.run_id, rows[start : start + ROWS_PER_STATEMENT])
             if delta["steps"]:
-                StepRun.objects.bulk_create(
-                    [StepRun(run_id=self.run_id, **_defaults_step(row)) for row in delta["steps"]],
-                    update_conflicts=True,
-                    unique_fields=["run", "item_key", "block_id"],
-                    update_fields=STEP_FIELDS,
-                )
+                STEP_ROWS.upsert(self.run_id, delta["steps"])
             return self._write_run(delta["run"])
 
     def _write_run(self, run: dict[str, Any]) -> bool:
@@ -704,40 +691,6 @@ async def publish_workflow_event(workflow_id: Any, event: str, run_id: Any) -> N
         return
     message = {"type": "workflow.run", "event": event, "run_id": str(run_id)}
     await group_send(workflow_group_name(workflow_id), message)
-
-
-def _defaults_item(row: dict[str, Any]) -> dict[str, Any]:
-    base = {
-        "status": "running",
-        "data": None,
-        "error": "",
-        "failed_block": "",
-        "worker": "",
-        "started_at": None,
-        "finished_at": None,
-        "duration": None,
-        "loop_block": "",
-        "parent_key": "",
-        "index": 0,
-    }
-    return {**base, **row}
-
-
-def _defaults_step(row: dict[str, Any]) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "status": "running",
-        "output": None,
-        "error": "",
-        "attempts": 0,
-        "usage": [],
-        "cache": "",
-        "saved_usage": [],
-        "redacted": False,
-        "started_at": None,
-        "finished_at": None,
-        "duration": None,
-    }
-    return {**base, **row}
 
 
 def _iso_row(row: dict[str, Any]) -> dict[str, Any]:

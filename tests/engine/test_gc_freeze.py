@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from engine.gc_freeze import GcFreezer
+from engine.gc_freeze import RUN_GEN0_THRESHOLD, GcFreezer
 
 
 async def test_objects_are_frozen_while_runs_are_in_flight_and_unfrozen_after_the_last() -> None:
@@ -31,4 +31,28 @@ async def test_a_cancelled_run_unfreezes_too() -> None:
     assert gc.get_freeze_count() > 0
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
+    assert gc.get_freeze_count() == 0
+
+
+async def test_the_youngest_generation_is_collected_less_often_while_runs_are_in_flight() -> None:
+    before = gc.get_threshold()
+    freezer = GcFreezer(every=0.01)
+    may_end = asyncio.Event()
+    run = asyncio.create_task(freezer.around(may_end.wait()))
+    await asyncio.sleep(0.02)
+    assert gc.get_threshold() == (max(before[0], RUN_GEN0_THRESHOLD), *before[1:])
+    may_end.set()
+    await run
+    assert gc.get_threshold() == before
+
+
+async def test_each_loop_has_one_freezer_that_nested_runs_share() -> None:
+    freezer = GcFreezer.of_loop()
+    assert GcFreezer.of_loop() is freezer
+    may_end = asyncio.Event()
+    outer = asyncio.create_task(freezer.around(GcFreezer.of_loop().around(may_end.wait())))
+    await asyncio.sleep(0.02)
+    assert gc.get_freeze_count() > 0
+    may_end.set()
+    await outer
     assert gc.get_freeze_count() == 0
