@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from engine.core.graph import Graph
 from engine.core.memo import DoneItem, ItemFailure, Memo, StoredStep, downstream_of_loops
-from engine.models import ItemRun, StepRun
+from engine.models import ItemRun, Run, StepRun
 
 CHUNK = 2000
 
@@ -47,7 +47,14 @@ def memo_for_resume(run_id: Any, graph: Graph) -> Memo:
     """Everything the run stored as done stays done: succeeded steps are reused, recorded
     item failures stand; items in flight at the stop restart from their first unfinished
     step, items never started start."""
-    return Memo(_steps(run_id, _loops(graph)), _failures(run_id), _done(run_id))
+    memo = Memo(_steps(run_id, _loops(graph)), _failures(run_id), _done(run_id))
+    loops = Run.objects.filter(pk=run_id).values_list("loops", flat=True).first() or {}
+    memo.loop_states = {
+        loop_id: state["state"]
+        for loop_id, state in loops.items()
+        if isinstance(state, dict) and state.get("state")
+    }
+    return memo
 
 
 def _failures(run_id: Any, where: Q | None = None) -> dict[str, ItemFailure]:

@@ -334,6 +334,11 @@ class RunStore:
                 )
                 limits["limit"] = data["limit"]
                 blocks.add(data["loop"])
+            elif kind == "loop.state":  # a top-level loop's decisions, for its resume
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["state"] = data["state"]
             elif kind == "loop.batch":  # waves (`batch_size`): which batch is running
                 limits = self._loop_limits.setdefault(
                     data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
@@ -485,8 +490,9 @@ class RunStore:
                 "max_concurrent": limits.get("max_concurrent", 0),
                 "limit": limits.get("limit", 0),
                 "peak_running": limits.get("peak_running", 0),
-                # Waves only: the batch under way and how many (an inner loop: its latest).
-                **{k: limits[k] for k in ("batch", "batches") if k in limits},
+                # Waves only: the batch under way and how many (an inner loop: its latest);
+                # a top-level loop's LoopState, read back when the run resumes.
+                **{k: limits[k] for k in ("batch", "batches", "state") if k in limits},
             }
         return states
 

@@ -29,6 +29,7 @@ EventType = Literal[
     "progress",
     "loop.concurrency",
     "loop.batch",
+    "loop.state",
     "run.budget",
     "provider.limit",
     "provider.breaker",

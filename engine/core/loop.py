@@ -21,6 +21,7 @@ from engine.core.expressions import compile_expression, search, search_async
 from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import ConcurrencyGate, breaker_policy
+from engine.core.loop_state import LoopState
 from engine.core.memo import Memo
 from engine.core.providers import BREAKER_POLICY
 from engine.core.refs import MissingReference, Scope, render
@@ -173,7 +174,7 @@ async def run_loop(
 ) -> dict[str, Any]:
     """Run the loop's items and compose its output; with `span`, run only that chunk of
     a distributed loop (engine/core/distribution.py) and compose nothing."""
-    from engine.core.executor import Interrupted, ItemFrame, StepFailed
+    from engine.core.executor import StepFailed
 
     try:
         items = render(block.config.get("items"), scope)
@@ -182,74 +183,151 @@ async def run_loop(
     if not isinstance(items, list):
         kind = "null" if items is None else type(items).__name__
         raise StepFailed(block, f"items must resolve to a list, got {kind}")
+    return await LoopRun(executor, block, scope, frame, items, span).run()
 
-    variable = str(block.config.get("variable") or "item")
-    fail_fast = bool(block.config.get("fail_fast", False))
-    cap = loop_cap(executor, block)
-    total = len(items)
-    # Per succeeded item, what later blocks can read of `{index, item, outputs}`: all of it
-    # when read whole, a projection, or None when nobody reads `results`.
-    need = entry_need(executor, block)
-    outer_sizes = executor.sizes(frame)
-    results: list[Any] = [_PENDING] * total
-    failures: list[dict[str, Any]] = []
-    counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0, "not_started": 0}
-    begun: set[int] = set()
-    stop = asyncio.Event()
-    bus = executor.bus
 
-    def progress() -> None:
-        bus.emit("progress", loop=block.id, item=frame.key, total=total, cap=cap, **counts)
+class LoopRun:
+    """One execution of a Loop block over its items: the sliding window (or waves), the
+    retry passes over failed items, and its composed output. What it decides as it goes and
+    its rows do not say — adaptive concurrency's limit, the retry passes done, the batch
+    begun — is its `LoopState`, published as `loop.state` (a top-level loop's is kept with
+    the run, `Run.loops[<id>].state`) and restored when the run resumes, so a resume goes on
+    from there instead of starting over."""
 
-    def record_not_started(reason: str) -> None:
-        """Items that never began are rows too (`not_started`, with the reason), in one event,
-        so the header, the counters and the item list agree after a cancel."""
-        mine = range(total) if span is None else pending
-        indexes = [i for i in mine if i not in begun]
+    def __init__(
+        self,
+        executor: Executor,
+        block: Block,
+        scope: Scope,
+        frame: ItemFrame,
+        items: list[Any],
+        span: ChunkSpan | None,
+    ) -> None:
+        from engine.core.executor import StepFailed
+
+        self.executor = executor
+        self.block = block
+        self.scope = scope
+        self.frame = frame
+        self.items = items
+        self.span = span
+        self.bus = executor.bus
+        config = block.config
+        self.variable = str(config.get("variable") or "item")
+        self.fail_fast = bool(config.get("fail_fast", False))
+        self.batch_size = int(config.get("batch_size") or 0)
+        self.retry_passes = int(config.get("retry_failed") or 0)
+        self.cap = loop_cap(executor, block)
+        self.total = len(items)
+        # Per succeeded item, what later blocks can read of `{index, item, outputs}`: all of
+        # it when read whole, a projection, or None when nobody reads `results`.
+        self.need = entry_need(executor, block)
+        self.outer_sizes = executor.sizes(frame)
+        self.results: list[Any] = [_PENDING] * self.total
+        self.failures: list[dict[str, Any]] = []
+        self.counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0}
+        self.counts["not_started"] = 0
+        self.begun: set[int] = set()
+        self.pending: list[int] = []
+        self.stop = asyncio.Event()
+        self.gate = ConcurrencyGate(self.cap, config.get("adaptive"))
+        # Only a top-level loop's state is kept with the run: an inner loop runs again with
+        # its item when the item resumes.
+        self.keeps_state = not frame.key and span is None
+        restored = executor.memo.take_loop_state(block.id) if self.keeps_state else None
+        self.state = restored or LoopState()
+        if restored is not None and restored.limit is not None:
+            self.gate.restore(restored.limit)
+        # The loop's `circuit_breaker` is the provider breaker's policy for its items' calls.
+        try:
+            self.breaker = breaker_policy(
+                config.get("circuit_breaker"),
+                executor.services.outbound.providers.settings.breaker,
+            )
+        except ValueError as exc:
+            raise StepFailed(block, str(exc)) from None
+
+    # -- what it tells ------------------------------------------------------------------
+
+    def item_key(self, index: int) -> str:
+        name = self.block.name
+        return f"{self.frame.key}/{name}[{index}]" if self.frame.key else f"{name}[{index}]"
+
+    def progress(self) -> None:
+        self.bus.emit(
+            "progress",
+            loop=self.block.id,
+            item=self.frame.key,
+            total=self.total,
+            cap=self.cap,
+            **self.counts,
+        )
+
+    def save_state(self) -> None:
+        """Publish the state after a decision (the store keeps a top-level loop's)."""
+        if self.keeps_state:
+            self.bus.emit("loop.state", loop=self.block.id, state=self.state.as_dict())
+
+    def record_not_started(self, reason: str) -> None:
+        """Items that never began are rows too (`not_started`, with the reason), in one
+        event, so the header, the counters and the item list agree after a cancel."""
+        mine = range(self.total) if self.span is None else self.pending
+        indexes = [i for i in mine if i not in self.begun]
         if not indexes:
             return
-        counts["not_started"] += len(indexes)
-        bus.emit(
+        self.counts["not_started"] += len(indexes)
+        frame, block = self.frame, self.block
+        self.bus.emit(
             "items.not_started",
             loop=block.id,
             parent=frame.key,
             prefix=f"{frame.key}/{block.name}" if frame.key else block.name,
             indexes=indexes,
-            data=[items[i] for i in indexes],
+            data=[self.items[i] for i in indexes],
             error=reason,
         )
-        progress()
+        self.progress()
 
-    def record_failure(index: int, block_name: str | None, error: str) -> None:
-        failures.append({"index": index, "item": items[index], "block": block_name, "error": error})
-        counts["failed"] += 1
-        executor.failed_items += 1
+    def record_failure(self, index: int, block_name: str | None, error: str) -> None:
+        self.failures.append(
+            {"index": index, "item": self.items[index], "block": block_name, "error": error}
+        )
+        self.counts["failed"] += 1
+        self.executor.failed_items += 1
 
-    async def run_item(index: int) -> bool | None:
+    # -- one item -----------------------------------------------------------------------
+
+    async def run_item(self, index: int) -> bool | None:
         """True when the item succeeded, False when it failed, None when the process is
-        stopping and the item was left unfinished (it resumes from its first unfinished step)."""
-        item = items[index]
-        key = f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]"
+        stopping and the item was left unfinished (it resumes from its first unfinished
+        step)."""
+        from engine.core.executor import Interrupted, ItemFrame, StepFailed
+
+        executor, block, bus, counts = self.executor, self.block, self.bus, self.counts
+        item = self.items[index]
+        key = self.item_key(index)
         earlier = executor.memo.take_failure(key)
         if earlier is not None:  # resumed run: this item's failure was recorded and stands
-            begun.add(index)
-            record_failure(index, earlier.block, earlier.error)
+            self.begun.add(index)
+            self.record_failure(index, earlier.block, earlier.error)
             bus.emit(
                 "item.failed",
                 item=key,
                 loop=block.id,
-                parent=frame.key,
+                parent=self.frame.key,
                 index=index,
                 data=item,
                 block=earlier.block,
                 error=earlier.error,
             )
-            progress()
+            self.progress()
             return False
         iteration = {"index": index, "item": item}
-        item_scope = scope.child({variable: item, "loop": iteration, block.name: iteration})
+        item_scope = self.scope.child(
+            {self.variable: item, "loop": iteration, block.name: iteration}
+        )
         started = time.monotonic()
-        begun.add(index)
+        self.begun.add(index)
         counts["running"] += 1
         # An item that succeeded before (resumed run, retry) keeps who ran it and when.
         done = executor.memo.take_done(key)
@@ -258,12 +336,12 @@ async def run_loop(
             "item.started",
             item=key,
             loop=block.id,
-            parent=frame.key,
+            parent=self.frame.key,
             index=index,
             data=item,
             **extra,
         )
-        progress()  # so `running` counts items in flight, not only finished ones
+        self.progress()  # so `running` counts items in flight, not only finished ones
         sizes = SizeMeter(executor.options.max_output_bytes, "the block's output")
         try:
             outputs = await executor.run_level(block.id, item_scope, ItemFrame(key, sizes))
@@ -285,7 +363,7 @@ async def run_loop(
             return None
         except StepFailed as failure:
             counts["running"] -= 1
-            record_failure(index, failure.block.name, failure.message)
+            self.record_failure(index, failure.block.name, failure.message)
             bus.emit(
                 "item.failed",
                 item=key,
@@ -295,186 +373,227 @@ async def run_loop(
                 error=failure.message,
                 duration=time.monotonic() - started,
             )
-            if fail_fast:
-                stop.set()
-            progress()
+            if self.fail_fast:
+                self.stop.set()
+            self.progress()
             return False
+        counts["running"] -= 1
+        counts["succeeded"] += 1
+        entry = {"index": index, "item": item, "outputs": outputs}
+        if self.need is not None and self.need.whole:
+            # Measured now, with the item's meter that knows its outputs, so measuring the
+            # loop's output at the end costs nothing more.
+            with contextlib.suppress(BlockError):  # too big: the loop's check says so
+                self.outer_sizes.remember(entry, sizes.measure(entry))
+        self.results[index] = prune(entry, self.need)
+        duration = time.monotonic() - started
+        if done is not None and done.duration is not None and done.started_at is not None:
+            extra = {"duration": done.duration, "finished_at": done.started_at + done.duration}
         else:
-            counts["running"] -= 1
-            counts["succeeded"] += 1
-            entry = {"index": index, "item": item, "outputs": outputs}
-            if need is not None and need.whole:
-                # Measured now, with the item's meter that knows its outputs, so measuring
-                # the loop's output at the end costs nothing more.
-                with contextlib.suppress(BlockError):  # too big: the loop's check says so
-                    outer_sizes.remember(entry, sizes.measure(entry))
-            results[index] = prune(entry, need)
-            duration = time.monotonic() - started
-            if done is not None and done.duration is not None and done.started_at is not None:
-                extra = {"duration": done.duration, "finished_at": done.started_at + done.duration}
-            else:
-                extra = {"duration": duration}
-            bus.emit("item.finished", item=key, loop=block.id, index=index, **extra)
-            progress()
-            return True
+            extra = {"duration": duration}
+        bus.emit("item.finished", item=key, loop=block.id, index=index, **extra)
+        self.progress()
+        return True
 
-    gate = ConcurrencyGate(cap, block.config.get("adaptive"))
-    # The loop's `circuit_breaker` is the provider breaker's policy for its items' calls.
-    try:
-        breaker = breaker_policy(
-            block.config.get("circuit_breaker"),
-            executor.services.outbound.providers.settings.breaker,
-        )
-    except ValueError as exc:
-        raise StepFailed(block, str(exc)) from None
+    # -- the window and the waves -------------------------------------------------------
 
-    async def run_window(indexes: list[int]) -> None:
+    def halted(self) -> bool:
+        return self.stop.is_set() or self.executor.stopping
+
+    async def run_window(self, indexes: list[int]) -> None:
         order: Iterator[int] = iter(indexes)
 
-        async def worker() -> None:
-            if breaker is not None:
-                BREAKER_POLICY.set(breaker)  # this worker task's own context
-            # Pulling from a shared iterator is the sliding window: no await between next().
-            while not stop.is_set() and not executor.stopping:
-                await gate.acquire()
-                if executor.over_budget:  # the run's budget: no more items start
-                    await gate.release(None)
-                    return
-                index = next(order, None)
-                if index is None or stop.is_set() or executor.stopping:
-                    await gate.release(None)
-                    return
-                outcome: bool | None = False
-                try:
-                    # The process's share first (a worker's items in flight), then, with
-                    # workers, one of the loop's slots held across processes
-                    # (engine/core/slots.py): both waited for before the item starts.
-                    key = (
-                        f"{frame.key}/{block.name}[{index}]"
-                        if frame.key
-                        else f"{block.name}[{index}]"
-                    )
-                    settled = executor.memo.settled(key)  # reused as it is: no slot needed
-                    async with (
-                        executor.item_gate or contextlib.nullcontext(),
-                        item_slot(executor.services, block.id, frame.key, cap, needed=not settled),
-                    ):
-                        if stop.is_set() or executor.stopping or executor.over_budget:
-                            outcome = None  # not begun: it starts on resume (or never)
-                        else:
-                            outcome = await run_item(index)
-                finally:
-                    limit = await gate.release(outcome)
-                if outcome is None:
-                    return
-                if limit is not None:
-                    bus.emit("loop.concurrency", loop=block.id, item=frame.key, limit=limit)
-                await give_way()  # items that never suspend must not keep the loop
-
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(gate.cap, len(indexes))):
-                group.create_task(worker())
+            for _ in range(min(self.gate.cap, len(indexes))):
+                group.create_task(self._window_worker(order))
 
-    batch_size = int(block.config.get("batch_size") or 0)
-
-    async def run_waves(indexes: list[int]) -> None:
-        """The sliding window over all of `indexes`, or over one batch at a time."""
-        if batch_size <= 0:
-            await run_window(indexes)
-            return
-        waves = [indexes[i : i + batch_size] for i in range(0, len(indexes), batch_size)]
-        for number, wave in enumerate(waves, 1):
-            if stop.is_set() or executor.stopping or executor.over_budget:
+    async def _window_worker(self, order: Iterator[int]) -> None:
+        executor, gate = self.executor, self.gate
+        if self.breaker is not None:
+            BREAKER_POLICY.set(self.breaker)  # this worker task's own context
+        # Pulling from a shared iterator is the sliding window: no await between next().
+        while not self.halted():
+            await gate.acquire()
+            if executor.over_budget:  # the run's budget: no more items start
+                await gate.release(None)
                 return
-            bus.emit(
+            index = next(order, None)
+            if index is None or self.halted():
+                await gate.release(None)
+                return
+            outcome: bool | None = False
+            try:
+                # The process's share first (a worker's items in flight), then, with
+                # workers, one of the loop's slots held across processes
+                # (engine/core/slots.py): both waited for before the item starts.
+                settled = executor.memo.settled(self.item_key(index))  # reused: no slot
+                async with (
+                    executor.item_gate or contextlib.nullcontext(),
+                    item_slot(
+                        executor.services,
+                        self.block.id,
+                        self.frame.key,
+                        self.cap,
+                        needed=not settled,
+                    ),
+                ):
+                    if self.halted() or executor.over_budget:
+                        outcome = None  # not begun: it starts on resume (or never)
+                    else:
+                        outcome = await self.run_item(index)
+            finally:
+                limit = await gate.release(outcome)
+            if outcome is None:
+                return
+            if limit is not None:
+                self.bus.emit(
+                    "loop.concurrency", loop=self.block.id, item=self.frame.key, limit=limit
+                )
+                self.state.limit = limit
+                self.save_state()
+            await give_way()  # items that never suspend must not keep the loop
+
+    async def run_waves(self, indexes: list[int]) -> None:
+        """The sliding window over all of `indexes`, or over one batch at a time."""
+        if self.batch_size <= 0:
+            await self.run_window(indexes)
+            return
+        size = self.batch_size
+        waves = [indexes[i : i + size] for i in range(0, len(indexes), size)]
+        for number, wave in enumerate(waves, 1):
+            if self.halted() or self.executor.over_budget:
+                return
+            self.bus.emit(
                 "loop.batch",
-                loop=block.id,
-                item=frame.key,
+                loop=self.block.id,
+                item=self.frame.key,
                 batch=number,
                 batches=len(waves),
                 size=len(wave),
             )
-            await run_window(wave)
+            await self.run_window(wave)
 
-    pending = dispatch_order(items, block.config.get("priority"), executor.options.max_output_bytes)
-    # An estimate (RunOptions.sample_items): a top-level loop runs its first items only.
-    sample = executor.options.sample_items if not frame.key and span is None else None
-    if sample and sample < len(pending):
-        pending = pending[:sample]
-    if span is not None:
-        pending = list(span.indexes)
-    elif executor.distributor is not None and distributable(executor, block, frame, total, cap):
+    # -- the whole loop -----------------------------------------------------------------
+
+    async def fan_out(self) -> None:
+        """Every item runs elsewhere; what they did comes back as a memo, and the window
+        then only reuses it: outputs and aggregations as if run here."""
+        executor, block, frame = self.executor, self.block, self.frame
+        assert executor.distributor is not None  # noqa: S101 -- checked by distributable
 
         def report(chunk_counts: dict[str, int]) -> None:
-            bus.emit(
-                "progress", loop=block.id, item=frame.key, total=total, cap=cap, **chunk_counts
+            self.bus.emit(
+                "progress",
+                loop=block.id,
+                item=frame.key,
+                total=self.total,
+                cap=self.cap,
+                **chunk_counts,
             )
 
-        # Every item runs elsewhere; what they did comes back as a memo, and the window
-        # below then only reuses it: outputs and aggregations as if run here.
-        fanned = await executor.distributor.fan_out(block, items, pending, report)
-        if compose_from_memo(executor, block, frame, items, fanned, need, results, failures):
-            counts.update(succeeded=total - len(failures), failed=len(failures))
-            begun.update(range(total))
-            pending = []  # done, and retried within their chunks already
+        fanned = await executor.distributor.fan_out(block, self.items, self.pending, report)
+        composed = compose_from_memo(
+            executor, block, frame, self.items, fanned, self.need, self.results, self.failures
+        )
+        if composed:
+            self.counts.update(succeeded=self.total - len(self.failures), failed=len(self.failures))
+            self.begun.update(range(self.total))
+            self.pending = []  # done, and retried within their chunks already
         else:  # inner loops (their outputs are rebuilt by running): reuse item by item
             executor.memo.absorb(fanned)
-    progress()
-    try:
-        await run_waves(pending)
-        # The brief's fail-safe strategy: failed items get another go once the batch is done.
-        for _ in range(int(block.config.get("retry_failed") or 0) if pending else 0):
-            if stop.is_set() or not failures or executor.stopping:
-                break
-            again = [f["index"] for f in failures]
-            failures.clear()
-            counts["failed"] -= len(again)
-            executor.failed_items -= len(again)
-            await run_waves(again)
-    except asyncio.CancelledError:
-        if not executor.stopping:  # a stop past the drain time is no cancel: it resumes
-            record_not_started("not started: the run was cancelled before this item began")
-        raise
-    if executor.stopping:
-        raise Interrupted
-    if executor.over_budget and len(begun) < total:
-        executor.budget_not_started += total - len(begun)
-        record_not_started(executor.budget_reason())
-        begun.update(range(total))  # recorded: nothing else may record them again
-    if sample and len(begun) < total:
-        record_not_started(f"not started: an estimate runs the first {sample} items only")
-        begun.update(range(total))
-    if span is not None:
-        return {}
-    if fail_fast and failures:
-        first_failed = min(f["index"] for f in failures)
-        record_not_started(
-            f"not started: fail_fast stopped the loop after item {first_failed} failed"
-        )
 
-    failures.sort(key=lambda f: f["index"])
-    succeeded = [r for r in results if r is not _PENDING]
-    if fail_fast and failures:
-        first = failures[0]
-        raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
-    # Every item failed (a run's budget may have left some not started: not a failure).
-    if total and not succeeded and len(failures) == total:
-        raise StepFailed(block, f"all {total} items failed; first: {failures[0]['error']}")
-    output: dict[str, Any] = {
-        "results": succeeded,
-        "count": total,
-        "succeeded": len(succeeded),
-        "failed": failures,
-    }
-    for name, expression in (block.config.get("aggregations") or {}).items():
+    async def run(self) -> dict[str, Any]:
+        from engine.core.executor import Interrupted, StepFailed
+
+        executor, block = self.executor, self.block
+        self.pending = dispatch_order(
+            self.items, block.config.get("priority"), executor.options.max_output_bytes
+        )
+        # An estimate (RunOptions.sample_items): a top-level loop runs its first items only.
+        sample = executor.options.sample_items if not self.frame.key and self.span is None else None
+        if sample and sample < len(self.pending):
+            self.pending = self.pending[:sample]
+        if self.span is not None:
+            self.pending = list(self.span.indexes)
+        elif executor.distributor is not None and distributable(
+            executor, block, self.frame, self.total, self.cap
+        ):
+            await self.fan_out()
+        if self.state:  # restored: kept with the run again (its new store starts empty)
+            self.save_state()
+        self.progress()
         try:
-            output[name] = await search_async(
-                expression,
-                output,
-                max_bytes=executor.options.max_output_bytes,
-                what="its result",
-                sizes=outer_sizes,
+            await self.run_waves(self.pending)
+            await self.retry_failed_items()
+        except asyncio.CancelledError:
+            if not executor.stopping:  # a stop past the drain time is no cancel: it resumes
+                self.record_not_started("not started: the run was cancelled before this item began")
+            raise
+        if executor.stopping:
+            raise Interrupted
+        if executor.over_budget and len(self.begun) < self.total:
+            executor.budget_not_started += self.total - len(self.begun)
+            self.record_not_started(executor.budget_reason())
+            self.begun.update(range(self.total))  # recorded: nothing may record them again
+        if sample and len(self.begun) < self.total:
+            self.record_not_started(f"not started: an estimate runs the first {sample} items only")
+            self.begun.update(range(self.total))
+        if self.span is not None:
+            return {}
+        if self.fail_fast and self.failures:
+            first_failed = min(f["index"] for f in self.failures)
+            self.record_not_started(
+                f"not started: fail_fast stopped the loop after item {first_failed} failed"
             )
-        except BlockError as exc:
-            raise StepFailed(block, f"aggregation '{name}' failed: {exc}") from None
-    return output
+        self.failures.sort(key=lambda f: f["index"])
+        succeeded = [r for r in self.results if r is not _PENDING]
+        if self.fail_fast and self.failures:
+            first = self.failures[0]
+            raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
+        # Every item failed (a run's budget may have left some not started: no failure).
+        if self.total and not succeeded and len(self.failures) == self.total:
+            raise StepFailed(
+                block, f"all {self.total} items failed; first: {self.failures[0]['error']}"
+            )
+        return await self.compose(succeeded)
+
+    async def retry_failed_items(self) -> None:
+        """The brief's fail-safe strategy: failed items get another go once the batch is
+        done, `retry_failed` passes at most — counted across resumes (`LoopState.passes`),
+        so a run that stops and resumes never retries an item more often than that."""
+        if not self.pending:
+            return
+        while self.state.passes < self.retry_passes:
+            if self.stop.is_set() or not self.failures or self.executor.stopping:
+                return
+            again = [f["index"] for f in self.failures]
+            self.failures.clear()
+            self.counts["failed"] -= len(again)
+            self.executor.failed_items -= len(again)
+            await self.run_waves(again)
+            if self.executor.stopping:
+                return  # the pass did not finish: it runs again on resume
+            self.state.passes += 1
+            self.save_state()
+
+    async def compose(self, succeeded: list[Any]) -> dict[str, Any]:
+        from engine.core.executor import StepFailed
+
+        output: dict[str, Any] = {
+            "results": succeeded,
+            "count": self.total,
+            "succeeded": len(succeeded),
+            "failed": self.failures,
+        }
+        for name, expression in (self.block.config.get("aggregations") or {}).items():
+            try:
+                output[name] = await search_async(
+                    expression,
+                    output,
+                    max_bytes=self.executor.options.max_output_bytes,
+                    what="its result",
+                    sizes=self.outer_sizes,
+                )
+            except BlockError as exc:
+                raise StepFailed(self.block, f"aggregation '{name}' failed: {exc}") from None
+        return output

@@ -33,6 +33,11 @@ class ConcurrencyGate:
         self.active = 0
         self._changed = asyncio.Condition()
 
+    def restore(self, limit: int) -> None:
+        """Go on from a limit it had reached before the run stopped (within its bounds)."""
+        if self.adaptive:
+            self.limit = max(self.floor, min(self.cap, limit))
+
     async def acquire(self) -> None:
         if not self.adaptive:
             return  # a fixed cap is the number of workers itself: nothing to wait for

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.graph import Graph
+from engine.core.loop_state import LoopState
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,11 @@ class Memo:
     failures: dict[str, ItemFailure] = field(default_factory=dict)
     # Items that succeeded before, by key.
     done: dict[str, DoneItem] = field(default_factory=dict)
+    # A resumed run's top-level loops' state (`LoopState.as_dict()`), by loop block id.
+    loop_states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.failures)
+        return bool(self.steps or self.failures or self.loop_states)
 
     def take_step(self, item_key: str, block_id: str) -> StoredStep | None:
         return self.steps.pop((item_key, block_id), None)
@@ -60,6 +63,9 @@ class Memo:
 
     def take_done(self, item_key: str) -> DoneItem | None:
         return self.done.pop(item_key, None)
+
+    def take_loop_state(self, loop_id: str) -> LoopState | None:
+        return LoopState.from_dict(self.loop_states.pop(loop_id, None))
 
     def settled(self, item_key: str) -> bool:
         """Whether the item ended before (succeeded or failed for good): it reuses what it

@@ -26,7 +26,7 @@ ITEMS = 30
 CAP = 3
 
 
-def lookups(owner: Any, items: int = ITEMS) -> Run:
+def lookups(owner: Any, items: int = ITEMS, **loop_config: Any) -> Run:
     """Per item: a Clearbit lookup, then a LinkedIn lookup that reads it; after the loop one
     Slack-like step (a LinkedIn call) that must run once."""
     blocks = [
@@ -35,7 +35,7 @@ def lookups(owner: Any, items: int = ITEMS) -> Run:
             "id": "loop",
             "type": "loop",
             "name": "loop",
-            "config": {"items": "<webhook.body.items>", "max_concurrent": CAP},
+            "config": {"items": "<webhook.body.items>", "max_concurrent": CAP, **loop_config},
         },
         {
             "id": "company",
@@ -209,6 +209,49 @@ async def test_a_recorded_item_failure_stands_on_resume(
     failed = await ItemRun.objects.aget(run_id=run.pk, status="failed")
     assert failed.index == 3 and "404" in failed.error and failed.failed_block == "company"
     assert calls_by_domain(simulator, "clearbit")["d3.io"] == 1  # not tried again
+    await sync_to_async(connections.close_all)()
+
+
+async def test_a_resume_goes_on_from_the_loops_state_and_spends_no_retry_pass_twice(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """The loop's state (LoopState: its finished retry passes) is kept with the run and read
+    back: stopped after the loop, during the step after it, the resume does not retry the
+    failed item a second time."""
+    simulator.control.configure(
+        failures=[{"endpoint": "clearbit", "match": {"domain": "d3.io"}, "status": 404}],
+        hold=[{"endpoint": "linkedin", "match": {"domain": "after.io"}}],
+    )
+    run = await sync_to_async(lookups)(owner, 10, retry_failed=1)
+    task = asyncio.create_task(execute_run(run.pk))
+
+    async def after_held_and_state_kept() -> bool:
+        if not simulator.control.stats()["held"].get("linkedin"):
+            return False
+        loops = (await Run.objects.aget(pk=run.pk)).loops
+        return (loops.get("loop") or {}).get("state") == {"limit": None, "passes": 1}
+
+    await wait_for(after_held_and_state_kept)
+    assert calls_by_domain(simulator, "clearbit")["d3.io"] == 2  # the first go and one pass
+    executor.stopping = True  # past the drain time: the held step is cancelled
+    try:
+        interrupt_engines()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        executor.stopping = False
+        simulator.control.configure(failures=[], hold=[])
+        simulator.control.release()
+
+    await execute_run(run.pk)
+    resumed = await Run.objects.aget(pk=run.pk)
+    assert resumed.status == "partially_succeeded" and resumed.resumes == 1
+    assert resumed.failed == 1
+    failed = await ItemRun.objects.aget(run_id=run.pk, status="failed")
+    assert failed.index == 3 and "404" in failed.error
+    assert calls_by_domain(simulator, "clearbit")["d3.io"] == 2  # its one pass was spent
+    assert resumed.loops["loop"]["state"] == {"limit": None, "passes": 1}
     await sync_to_async(connections.close_all)()
 
 

@@ -8,6 +8,7 @@ from engine.blocks import REGISTRY
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, RunOptions, RunOutcome
 from engine.core.graph import parse_graph
+from engine.core.memo import Memo
 from engine.core.outbound import OutboundConfig, OutboundFactory
 from engine.core.redaction import Redactor
 from engine.core.services import Services
@@ -60,6 +61,7 @@ async def run_graph(
     data: Any = None,
     recorder: Recorder | None = None,
     result_cache: Any = None,
+    memo: Memo | None = None,
 ) -> tuple[RunOutcome, Recorder]:
     recorder = recorder or Recorder()
     overrides = {host: sim.base_url for host in PROVIDER_HOSTS} if sim else {}
@@ -78,6 +80,7 @@ async def run_graph(
         services=services,
         env=env,
         options=options,
+        **({"memo": memo} if memo is not None else {}),
     )
     try:
         outcome = await executor.run(body)

@@ -2,6 +2,9 @@
 the provider breaker's policy for its items (`circuit_breaker`), adaptive concurrency."""
 
 from engine.core.executor import RunOptions
+from engine.core.loop_policies import ConcurrencyGate
+from engine.core.loop_state import LoopState
+from engine.core.memo import ItemFailure, Memo
 from engine.core.providers import BreakerPolicy, ProviderSettings, registry_for_loop
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
@@ -105,3 +108,53 @@ def test_adaptive_settings_are_validated() -> None:
     errors = validate(parse_graph(wide), REGISTRY).errors
     assert [(e.block_name, e.field) for e in errors] == [("loop", "circuit_breaker")]
     assert errors[0].message == "min_calls (30) must not exceed window (10)"
+
+
+async def test_a_resumed_loop_goes_on_from_its_adaptive_limit(sim: RunningSimulator) -> None:
+    """Started at 2 and growing by one per 4 successes, 16 items never reach 8 in flight;
+    resumed at the limit it had reached (its LoopState), they do at once."""
+    sim.control.configure(latency_ms=30)
+    config = {"max_concurrent": 8, "adaptive": {"start": 2, "min": 1, "window": 4}}
+    memo = Memo(loop_states={"loop": {"limit": 8, "passes": 0}})
+    outcome, rec = await run_graph(lookup_loop(**config), items(16), sim=sim, memo=memo)
+    assert outcome.status == "succeeded"
+    assert sim.control.stats()["peak_in_flight"]["clearbit"] == 8
+    # Published again at once: the resumed run's new store keeps it too.
+    assert rec.of("loop.state")[0].data == {"loop": "loop", "state": {"limit": 8, "passes": 0}}
+
+
+async def test_a_fresh_adaptive_loop_starts_low() -> None:
+    gate = ConcurrencyGate(8, {"start": 2, "min": 1})
+    assert gate.limit == 2
+    gate.restore(50)  # never past the cap
+    assert gate.limit == 8
+    gate.restore(0)  # never under the floor
+    assert gate.limit == 1
+    fixed = ConcurrencyGate(8, None)
+    fixed.restore(3)  # a fixed cap is the cap
+    assert fixed.limit == 8
+
+
+async def test_retry_passes_finished_before_a_resume_are_not_run_again(
+    sim: RunningSimulator,
+) -> None:
+    """The run stopped after its retry pass: item 3's recorded failure stands and the one
+    pass it had is spent, so the resume calls nobody for it."""
+    memo = Memo(
+        failures={"loop[3]": ItemFailure("fetch", "HTTP 404")},
+        loop_states={"loop": {"limit": None, "passes": 1}},
+    )
+    outcome, rec = await run_graph(lookup_loop(retry_failed=1), items(6), sim=sim, memo=memo)
+    assert outcome.status == "partially_succeeded"
+    assert [f["index"] for f in outcome.outputs["loop"]["failed"]] == [3]
+    assert 3 not in [e.data["index"] for e in rec.of("item.started")]
+    domains = [r["query"]["domain"] for r in sim.control.stats()["received"]]
+    assert sorted(domains) == [f"d{i}.example" for i in (0, 1, 2, 4, 5)]
+
+
+def test_a_stored_loop_state_is_read_only_when_it_is_one() -> None:
+    assert LoopState.from_dict({"limit": 4, "passes": 2}) == LoopState(4, 2)
+    assert LoopState.from_dict({"limit": None}) == LoopState(None, 0)
+    for wrong in (None, [], {"limit": 0}, {"limit": "4"}, {"passes": -1}, {"passes": 1.5}):
+        assert LoopState.from_dict(wrong) is None, wrong
+    assert not LoopState() and LoopState(passes=1)
