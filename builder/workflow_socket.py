@@ -15,7 +15,8 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from builder.selectors import workflow_get
-from engine.consumers import db_call, owned_object_id
+from engine.consumers import owned_object_id
+from engine.db_calls import db_call
 from engine.models import Run
 from engine.snapshots import run_summary
 from engine.store import workflow_group_name

@@ -99,10 +99,10 @@ class ChunkLook:
 def look(run_id: Any, loop_block: str, items: list[Any], loop_name: str) -> ChunkLook:
     """The coordinator's look: the loop's counts so far, whether every chunk is done, and —
     for chunks given back or whose worker died — a new job (or, past MAX_EXECUTIONS, their
-    remaining items failed, so the fan-in is never blocked)."""
+    remaining items failed, so the fan-in is never blocked). Called on the coordinator's
+    `DbThread`, whose connection serves every look."""
     from engine.jobs import chunk_job
 
-    close_old_connections()
     now = timezone.now()
     counts = dict.fromkeys(COUNTS, 0)
     done = True

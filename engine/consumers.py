@@ -24,11 +24,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import connections
 from django.http import Http404
 
+from engine.db_calls import db_call
 from engine.models import FINAL_STATUSES, Run
 from engine.snapshots import bounded_frame, run_snapshot
 from engine.store import WIRE_ITEMS, group_name
@@ -41,18 +40,6 @@ CLOSE_NOT_FOUND = 4404
 WATCH_INTERVAL = 5.0
 # Least seconds between two deltas on one socket (the store's own flush interval).
 DELTA_INTERVAL = 0.1
-
-
-async def db_call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ORM work on a worker thread and close its connections (never left open)."""
-
-    def call() -> Any:
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    return await sync_to_async(call, thread_sensitive=False)()
 
 
 async def owned_object_id(

@@ -21,9 +21,7 @@ import asyncio
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
 
 from engine import chunks, leases, secrets_registry
 from engine.blocks import REGISTRY
@@ -33,23 +31,12 @@ from engine.core.executor import Executor, Interrupted
 from engine.core.graph import Block, Graph, parse_graph
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
+from engine.db_calls import DbThread, db_call
 from engine.memo_rows import memo_for_chunk, memo_for_loop
 from engine.models import Run
 from engine.store import RunStore
 
 log = logging.getLogger(__name__)
-
-
-def _in_thread(fn: Any) -> Any:
-    """ORM work off the event loop, leaving no connection open behind."""
-
-    def closing(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    return sync_to_async(closing, thread_sensitive=False)
 
 
 class WorkerDistributor:
@@ -70,11 +57,13 @@ class WorkerDistributor:
     ) -> Memo:
         # The chunks start from the stored outputs of the blocks before the loop.
         await self.store.flush()
-        count = await _in_thread(chunks.create)(self.run_id, block.id, order, self.size)
+        count = await db_call(chunks.create, self.run_id, block.id, order, self.size)
         log.info("run %s: loop %s out in %d chunks", self.run_id, block.name, count)
+        # One connection for every look (a poll each KLYNTOS_CHUNK_POLL_SECONDS).
+        looking = DbThread(f"chunk-look-{str(self.run_id)[:8]}")
         try:
             while True:
-                look = await _in_thread(chunks.look)(self.run_id, block.id, items, block.name)
+                look = await looking.call(chunks.look, self.run_id, block.id, items, block.name)
                 progress(look.counts)
                 if look.done:
                     break
@@ -83,10 +72,14 @@ class WorkerDistributor:
                 await asyncio.sleep(chunks.poll_seconds())
         except asyncio.CancelledError:
             if self.engine is None or not self.engine.stopping:
-                record = _in_thread(chunks.record_not_started)
-                await asyncio.shield(record(self.run_id, block.id, block.name, items))
+                record = db_call(
+                    chunks.record_not_started, self.run_id, block.id, block.name, items
+                )
+                await asyncio.shield(record)
             raise
-        memo: Memo = await _in_thread(memo_for_loop)(self.run_id, self.graph, block.name)
+        finally:
+            await asyncio.shield(looking.aclose())
+        memo: Memo = await db_call(memo_for_loop, self.run_id, self.graph, block.name)
         return memo
 
 
@@ -118,7 +111,7 @@ async def execute_chunk(chunk_id: int) -> None:
     from engine.runner import executor, run_options, run_services
 
     owner = leases.new_owner()
-    claim = await _in_thread(chunks.claim)(chunk_id, owner)
+    claim = await db_call(chunks.claim, chunk_id, owner)
     if claim is None:
         return
     store = chunks.ChunkStore(claim.run_id, chunk_id, claim.loop_block, owner)
@@ -127,7 +120,7 @@ async def execute_chunk(chunk_id: int) -> None:
     engine: Executor | None = None
     services = None
     try:
-        spec, loop, memo = await _in_thread(_load_chunk)(claim)
+        spec, loop, memo = await db_call(_load_chunk, claim)
         secrets_registry.register(spec.env.values())
         services = await run_services(spec, claim.run_id)
         engine = Executor(

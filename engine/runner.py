@@ -18,9 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from engine import leases, secrets_registry
@@ -40,6 +38,7 @@ from engine.core.graph import Graph, parse_graph
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.core.services import Services
+from engine.db_calls import db_call
 from engine.gc_freeze import GcFreezer
 from engine.memo_rows import memo_for_resume, memo_for_retry
 from engine.models import FINAL_STATUSES, Run, RunStatus
@@ -72,28 +71,10 @@ class RunSpec:
         return self.last_seq > 0
 
 
-def _closing_connections(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """For ORM work on pool threads: leave no connection open behind (tests drop databases)."""
-
-    def wrapper(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    return wrapper
-
-
 # `final` of an execution that stops without ending the run (it is resumed later).
 SUSPEND: dict[str, Any] = {}
 
 
-@_closing_connections
-def _claim(run_id: Any, owner: str) -> bool:
-    return leases.claim(run_id, owner)
-
-
-@_closing_connections
 def _load(run_id: Any) -> RunSpec:
     """The claimed run: its frozen graph, input and owner's secrets, and — when it ran
     before (resumed) or repeats another run's failures (a retry) — what is done already."""
@@ -119,7 +100,6 @@ def _load(run_id: Any) -> RunSpec:
     )
 
 
-@_closing_connections
 def _finish(run_id: Any, values: dict[str, Any]) -> Any:
     """End a run the engine never ran; returns its workflow's id."""
     Run.objects.filter(pk=run_id).exclude(status__in=FINAL_STATUSES).update(running=0, **values)
@@ -145,11 +125,11 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
     try:
         # A cancel while claiming still ends the run (the claim may have happened).
         claimed = True
-        claimed = await sync_to_async(_claim, thread_sensitive=False)(run_id, owner)
+        claimed = await db_call(leases.claim, run_id, owner)
         if not claimed:
             log.info("run %s is executed elsewhere or has ended", run_id)
             return
-        spec = await sync_to_async(_load, thread_sensitive=False)(run_id)
+        spec = await db_call(_load, run_id)
         redactor = Redactor(spec.env.values())
         secrets_registry.register(spec.env.values())
         task = asyncio.current_task()
@@ -270,7 +250,7 @@ async def _close(
             if store is not None:
                 await store.close(final)  # the end and the outputs, in one transaction
             elif final:  # failed before the engine started (e.g. the run could not be loaded)
-                workflow_id = await sync_to_async(_finish, thread_sensitive=False)(run_id, final)
+                workflow_id = await db_call(_finish, run_id, final)
             await publish_run_ended(run_id, workflow_id)
 
 

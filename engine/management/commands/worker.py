@@ -20,10 +20,8 @@ import signal
 import socket
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
 log = logging.getLogger("klyntos.worker")
 # A worker whose last heartbeat is older than this is taken for dead (its jobs are retried).
@@ -114,12 +112,13 @@ def chunk_slots(concurrency: int) -> int:
 
 
 async def keep_looking(app: Any, stopping: asyncio.Event) -> None:
+    from engine.db_calls import db_call
     from engine.resumer import resume_interrupted
 
     poll = settings.KLYNTOS_RUN_RESUME_POLL_SECONDS
     while not stopping.is_set():
         try:
-            await sync_to_async(_resume, thread_sensitive=False)(resume_interrupted)
+            await db_call(resume_interrupted)
             for job in await app.job_manager.get_stalled_jobs(
                 seconds_since_heartbeat=STALLED_SECONDS
             ):
@@ -129,10 +128,3 @@ async def keep_looking(app: Any, stopping: asyncio.Event) -> None:
             log.exception("the look for interrupted runs failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), poll)
-
-
-def _resume(resume: Any) -> None:
-    try:
-        resume()
-    finally:
-        connections.close_all()
