@@ -22,7 +22,8 @@ from django.utils import timezone
 from engine import leases
 from engine.core.counters import COUNTS
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
-from engine.store import RunStore
+from engine.publish import group_send
+from engine.store import RunStore, group_name, wire_items
 
 Status = LoopChunk.Status
 # A chunk whose executions keep ending unfinished (a crash, an error outside its items) is
@@ -218,14 +219,26 @@ def record_not_started(run_id: Any, loop_block: str, loop_name: str, items: list
 
 
 class ChunkStore(RunStore):
-    """A chunk's rows: its items and steps, under the chunk's lease (module docstring)."""
+    """A chunk's rows: its items and steps, under the chunk's lease (module docstring).
+
+    Each batch's items also go to the run's socket group as a `run.items` message (the last
+    `WIRE_ITEMS` items changed, like a delta's): the run's consumer sends them with the
+    coordinator's next delta (engine/consumers.py), so an editor's item list and table
+    follow the items wherever they run. The run's counters, seq and workflow notices stay
+    the coordinator's."""
 
     def __init__(self, run_id: Any, chunk_id: int, loop_block: str, lease_owner: str) -> None:
-        super().__init__(run_id, publish=False, lease_owner=lease_owner)
+        super().__init__(run_id, publish=True, lease_owner=lease_owner)
         self.chunk_id = chunk_id
         self.loop_block = loop_block
         # How the execution ended, written by `suspend()`: done, or given back (with why).
         self.outcome: tuple[str, str] = (Status.RELEASED, "")
+
+    async def _send(self, delta: dict[str, Any]) -> None:
+        items, omitted = wire_items(delta)
+        if items:
+            message = {"type": "run.items", "items": items, "items_omitted": omitted}
+            await group_send(group_name(self.run_id), message)
 
     def _counts(self) -> dict[str, int]:
         counts = self._progress.get((self.loop_block, ""), {})

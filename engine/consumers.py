@@ -141,6 +141,14 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             else:
                 self.flusher = asyncio.create_task(self._flush_later(wait))
 
+    async def run_items(self, message: dict[str, Any]) -> None:
+        """Items of a distributed loop's chunk, from the worker executing it (its store has
+        no seq of the run's): they wait in the pending delta and go with the coordinator's
+        next one, whose counts moved with them."""
+        if self.done:
+            return
+        self._merge(None, message)
+
     async def run_ended(self, message: dict[str, Any]) -> None:
         """The run's final row update is stored (including a cancellation): end the stream."""
         if not self.done:
@@ -154,7 +162,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     # (a layer that delivers in bursts) are merged, so a socket gets <= 1 delta per
     # DELTA_INTERVAL. Rows are whole rows (engine/store.py), so the latest one wins.
 
-    def _merge(self, seq: int, delta: dict[str, Any]) -> None:
+    def _merge(self, seq: int | None, delta: dict[str, Any]) -> None:
+        """`seq` None: rows that carry no seq of the run's (a chunk's items)."""
         if self.pending is None:
             self.pending = {
                 "seq": seq,
@@ -166,7 +175,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 "steps": {},
             }
         pending = self.pending
-        pending["seq"] = seq
+        if seq is not None:
+            pending["seq"] = seq
         pending["run"].update(delta.get("run") or {})
         pending["blocks"].update(delta.get("blocks") or {})
         pending["loops"].update(delta.get("loops") or {})
@@ -192,6 +202,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self._flush()
 
     async def _flush(self) -> None:
+        if self.pending is not None and self.pending["seq"] is None:
+            return  # only a chunk's items so far: they go with the next delta
         pending, self.pending = self.pending, None
         if pending is None or self.done:
             return

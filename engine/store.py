@@ -747,12 +747,19 @@ def wire_blocks(counters: dict[str, Any], ids: Any, *, ended: bool) -> dict[str,
     return states
 
 
+def wire_items(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The last `WIRE_ITEMS` items a batch changed, newest first, as the socket carries them,
+    and how many others it changed."""
+    changed = list(delta["items"]) + list(delta.get("not_started") or [])
+    shown = changed[-WIRE_ITEMS:][::-1]
+    return [wire_item(r) for r in shown], len(changed) - len(shown)
+
+
 def _wire(delta: dict[str, Any]) -> dict[str, Any]:
     """A delta as JSON-ready, bounded data for the websocket: the last `WIRE_ITEMS` changed
     items (newest first), top-level steps only, whole entries of the blocks that changed."""
     run = delta["run"]
-    changed = list(delta["items"]) + list(delta.get("not_started") or [])
-    shown = changed[-WIRE_ITEMS:][::-1]
+    items, omitted = wire_items(delta)
     ended = run.get("status") in FINAL_STATUSES
     loops = run.get("loops") or {}
     touched = delta.get("blocks") or set()
@@ -761,7 +768,7 @@ def _wire(delta: dict[str, Any]) -> dict[str, Any]:
         "run": wire_run(run),
         "blocks": wire_blocks(run.get("blocks") or {}, sorted(touched), ended=ended),
         "loops": {k: v for k, v in loops.items() if k in touched},
-        "items": [wire_item(r) for r in shown],
-        "items_omitted": len(changed) - len(shown),
+        "items": items,
+        "items_omitted": omitted,
         "steps": [wire_step(r) for r in delta["steps"] if not r.get("item_key")],
     }

@@ -333,6 +333,42 @@ async def test_deltas_arriving_in_a_burst_are_merged(owner: Any, monkeypatch: An
     await close_db()
 
 
+async def test_a_chunk_s_items_go_with_the_coordinator_s_next_delta_bounded(owner: Any) -> None:
+    """Workers executing a distributed loop's chunks publish their items (`run.items`, no seq
+    of the run's): nothing is sent for them alone; the coordinator's next delta carries
+    them, the newest WIRE_ITEMS of however many, the rest counted."""
+    run = await running_run(owner, last_seq=10)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+
+    def item(i: int, status: str, worker: str) -> dict[str, Any]:
+        return {"key": f"loop[{i}]", "index": i, "status": status, "worker": worker}
+
+    layer = get_channel_layer()
+    group = group_name(run.pk)
+    await layer.group_send(
+        group, {"type": "run.items", "items": [item(0, "running", "w0")], "items_omitted": 0}
+    )
+    assert await communicator.receive_nothing(timeout=0.3)  # no seq: nothing on its own
+    for chunk, worker in ((0, "w0"), (1, "w1")):  # two chunks of 300 items on two workers
+        for start in range(chunk * 300, chunk * 300 + 300, 50):
+            rows = [item(i, "succeeded", worker) for i in range(start, start + 50)][::-1]
+            await layer.group_send(group, {"type": "run.items", "items": rows, "items_omitted": 0})
+    await layer.group_send(group, delta(11, succeeded=600))
+    got = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert got["type"] == "delta" and got["seq"] == 11 and got["run"]["succeeded"] == 600
+    assert len(got["items"]) == consumers.WIRE_ITEMS
+    assert got["items_omitted"] == 600 - consumers.WIRE_ITEMS
+    assert got["items"][0] == item(599, "succeeded", "w1")  # newest first
+    assert all(i["status"] == "succeeded" for i in got["items"])  # loop[0] ended too
+    assert len(json.dumps(got)) < 65_536
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+    await close_db()
+
+
 async def test_a_final_delta_becomes_the_final_snapshot(owner: Any) -> None:
     run = await running_run(owner, last_seq=5)
     cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")

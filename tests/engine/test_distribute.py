@@ -155,6 +155,11 @@ def test_1000_leads_through_the_template_on_two_workers_hold_the_loop_cap_cluste
     assert simulator.control.stats()["requests"].get("slack") == 1
     assert heard["deltas"] >= 3 and heard["ended"], heard
     assert heard["progress"] and max(heard["progress"]) > 0  # counts moved while it ran
+    # The items too, though the chunks ran them on the workers: rows from both workers'
+    # chunks reached the editor live, in frames that stay bounded (issue 6).
+    assert len(heard["workers"]) == 2, heard["workers"]
+    assert len(heard["items"]) >= 100, len(heard["items"])
+    assert heard["largest"] < 65_536
 
 
 def test_kill_9_of_the_coordinating_worker_at_half_of_1000_leads_loses_nothing(

@@ -6,6 +6,7 @@ editor connected here hears their progress through Redis, and when a worker is k
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -152,14 +153,26 @@ async def listen(owner: Any, run_id: Any, within: float = 60) -> dict[str, Any]:
     socket = await open_socket(run_id, cookie)
     connected, _ = await socket.connect(timeout=10)
     assert connected
-    heard: dict[str, Any] = {"deltas": 0, "ended": False, "progress": []}
+    heard: dict[str, Any] = {
+        "deltas": 0,
+        "ended": False,
+        "progress": [],
+        "items": set(),  # keys of the items deltas carried
+        "workers": set(),  # who ran them, as the rows said
+        "largest": 0,  # bytes of the largest frame
+    }
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         message = await socket.receive_json_from(timeout=within)
+        heard["largest"] = max(heard["largest"], len(json.dumps(message)))
         if message.get("type") == "delta":
             heard["deltas"] += 1
             if isinstance(message.get("run"), dict) and "succeeded" in message["run"]:
                 heard["progress"].append(message["run"]["succeeded"])
+            for row in message.get("items") or []:
+                heard["items"].add(row.get("key"))
+                if row.get("worker"):
+                    heard["workers"].add(row["worker"])
         if message.get("type") == "snapshot" and message.get("final"):
             heard["ended"] = True
             break
