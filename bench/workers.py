@@ -10,6 +10,10 @@ how many database statements an item takes.
 - **statements**: database statements per item, counted at the client (every psycopg cursor
   of the processes involved: the web side that starts the run and the worker), inline and
   on a worker, while the queue run executes.
+- **big**: one loop of 10,000 items on one worker at zero latency (100 chunks): its wall
+  time, the coordinator's tail once the last item ended (the poll, loading the ~10,000
+  stored steps the loop composes from, composing, the block after, the run's end; the load
+  alone from the worker's log) and the worker's memory (resident before, peak after).
 
 Everything runs on fresh PostgreSQL databases against the simulator in its own process. The
 workers are this module too (`--serve`): `manage.py worker`'s `serve` with statement
@@ -38,6 +42,7 @@ from bench.harness import BENCH_HOST, REPO, BenchError, one_get_loop_graph, simu
 TARGETS = {"queue_ratio": 0.8, "scale_ratio": 1.85}
 CAP = 100
 SCALE_ITEMS = 2_000
+BIG_ITEMS = 10_000
 SCALE_LATENCY_MS = 1_000
 WORKER_CONCURRENCY = 50
 TIMEOUT = 900.0
@@ -149,6 +154,12 @@ class Workers:
                 found.append(float(line.rsplit(" lasted ", 1)[1].split(" s", 1)[0]))
         return found
 
+    def memory_mb(self, field: str) -> float:
+        """`VmRSS` (resident now) or `VmHWM` (peak) of the first worker, in MB."""
+        status = Path(f"/proc/{self.processes[0].pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
+
     def stop(self) -> None:
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
@@ -230,6 +241,32 @@ def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
             chunks=run.chunks.count(),
             workers_used=ItemRun.objects.filter(run=run).values("worker").distinct().count(),
         )
+    elif part == "big":
+        from django.db.models import Max
+
+        settings.KLYNTOS_EXECUTOR = "workers"
+        workers = Workers(1, WORKER_CONCURRENCY, tmp)
+        try:
+            _timed_run(workflow, 200)  # warm-up (a loop of 2 chunks)
+            before_mb = workers.memory_mb("VmRSS")
+            took, run = _timed_run(workflow, n)
+            peak_mb = workers.memory_mb("VmHWM")
+        finally:
+            workers.stop()
+        last_item = ItemRun.objects.filter(run=run).aggregate(at=Max("finished_at"))["at"]
+        loads = [
+            float(line.rsplit(" loaded in ", 1)[1].split(" s", 1)[0])
+            for line in workers.lines
+            if "stored steps loaded in" in line
+        ]
+        result.update(
+            big_s=took,
+            chunks=run.chunks.count(),
+            tail_s=(run.finished_at - last_item).total_seconds(),
+            memo_load_s=loads[-1] if loads else None,
+            rss_before_mb=round(before_mb, 1),
+            peak_rss_mb=round(peak_mb, 1),
+        )
     else:
         settings.KLYNTOS_EXECUTOR = "workers"
         for count in (1, 2):
@@ -266,6 +303,7 @@ def _drive(part: str, n: int, env: dict[str, str]) -> dict[str, Any]:
 def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
     queue_n = n or (500 if quick else 2_000)
     scale_n = 400 if quick else SCALE_ITEMS
+    big_n = 2_000 if quick else BIG_ITEMS
     with simulator(latency_ms=0, no_record=True) as sim, fresh_databases("w") as databases:
         env = {
             **os.environ,
@@ -278,6 +316,7 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
             "PYTHONUNBUFFERED": "1",
         }
         queue = _drive("queue", queue_n, env)
+        big = _drive("big", big_n, env)
         sim.control.configure(latency_ms=SCALE_LATENCY_MS)
         scale = _drive("scale", scale_n, env)
     queue_ratio = queue["inline_s"] / queue["worker_s"]
@@ -293,6 +332,13 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "statements_per_item_worker": round(queue["worker_statements"] / queue_n, 2),
         "inline_statements_by_thread": queue["inline_statements_by_thread"],
         "chunk_job_s": queue["chunk_job_s"],
+        "big_n": big_n,
+        "big_items_per_s": round(big_n / big["big_s"], 1),
+        "big_chunks": big["chunks"],
+        "big_tail_s": round(big["tail_s"], 2),
+        "big_memo_load_s": big["memo_load_s"],
+        "big_worker_rss_before_mb": big["rss_before_mb"],
+        "big_worker_peak_rss_mb": big["peak_rss_mb"],
         "scale_n": scale_n,
         "latency_s": SCALE_LATENCY_MS / 1000,
         "cap": CAP,
@@ -314,7 +360,10 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['inline_items_per_s']:.0f} items/s → {result['queue_ratio']:.2f} (≥0.8); "
         f"scale {result['one_worker_s']:.1f} s → {result['two_workers_s']:.1f} s with 2 workers "
         f"= {result['scale_ratio']:.2f}× (≥1.85); statements/item inline "
-        f"{result['statements_per_item_inline']}, worker {result['statements_per_item_worker']} "
+        f"{result['statements_per_item_inline']}, worker {result['statements_per_item_worker']}; "
+        f"{result['big_n']} items on one worker {result['big_items_per_s']:.0f} items/s, tail "
+        f"{result['big_tail_s']} s (steps loaded in {result['big_memo_load_s']} s), worker RSS "
+        f"{result['big_worker_rss_before_mb']:.0f} → peak {result['big_worker_peak_rss_mb']:.0f} MB "
         f"{'PASS' if result['pass'] else 'FAIL'}"
     )
 
@@ -322,7 +371,7 @@ def summary(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workers")
     parser.add_argument("--serve", nargs=2, metavar=("CONCURRENCY", "REPORT"))
-    parser.add_argument("--drive", choices=["queue", "scale"])
+    parser.add_argument("--drive", choices=["queue", "scale", "big"])
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

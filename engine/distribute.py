@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -79,7 +80,16 @@ class WorkerDistributor:
             raise
         finally:
             await asyncio.shield(looking.aclose())
+        loaded = time.perf_counter()
         memo: Memo = await db_call(memo_for_loop, self.run_id, self.graph, block.name)
+        log.info(
+            "run %s: loop %s's %d items done; %d stored steps loaded in %.2f s",
+            self.run_id,
+            block.name,
+            len(items),
+            len(memo.steps),
+            time.perf_counter() - loaded,
+        )
         return memo
 
 
