@@ -22,6 +22,12 @@ issue 9).
   `calls_wasted` counts the calls the provider failed (including failed probes),
   `calls_while_open` the calls that started while it was open (target 0), and
   `items_failed` the items that failed (target 0).
+- `fair`: fair share between runs (issue 9 item 4): a 1,000-item run (50 items in flight
+  asked for), then 2 s later a 10-item run, both on Clearbit capped at 10 (30 ms answers).
+  Twice, interleaved with the big run alone. `small_ratio` is the small run's worse wall
+  time over its solo time (the median of three solo runs; target <= 2); `big_loss_pct` the
+  big run's throughput lost to the small run, from its mean wall time beside it over its
+  mean wall time alone (target <= 10 %).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ REFUSE_PAST = 6
 BUDGET = 20_000
 WINDOW_S = 2.0
 TARGETS = {"time_to_settle_s": 10.0, "after_settle_429_pct": 5.0}
+FAIR_TARGETS = {"small_ratio": 2.0, "big_loss_pct": 10.0}
 OUTAGE_S = 2.0
 OUTAGE_RATE = 0.3
 # A call granted just before the breaker opened reaches the simulator a moment later.
@@ -247,6 +254,54 @@ def breaker(base_url: str, control: Any, n: int) -> dict[str, Any]:
     }
 
 
+def fair(base_url: str, control: Any, n: int, delay: float) -> dict[str, Any]:
+    control.reset(latency_ms=LATENCY_MS, record=False)
+    limits = {"api.clearbit.com": KeyLimits(concurrency=10, start=1.0)}
+
+    def leads(name: str, count: int) -> dict[str, Any]:
+        return {"items": [{"domain": f"{name}{i:05d}.example"} for i in range(count)]}
+
+    async def timed(name: str, count: int, concurrency: int, wait: float = 0.0) -> float:
+        await asyncio.sleep(wait)
+        began = time.monotonic()
+        await run_engine(
+            loop_graph(concurrency, LOOKUP_BLOCK),
+            leads(name, count),
+            build_services(base_url),
+            RunOptions(),
+            expected_items=count,
+        )
+        return time.monotonic() - began
+
+    async def main() -> tuple[list[float], list[float], list[float], list[float]]:
+        registry_for_loop(ProviderSettings(limits=limits))
+        solo = [await timed("s", 10, 10) for _ in range(3)]
+        alone, beside, small = [], [], []
+        for _ in range(2):  # interleaved: the machine's noise hits both alike
+            alone.append(await timed("b", n, 50))
+            big, late = await asyncio.gather(timed("b", n, 50), timed("s", 10, 10, delay))
+            beside.append(big)
+            small.append(late)
+        return solo, alone, beside, small
+
+    solo, alone, beside, small = asyncio.run(main())
+    solo_s = sorted(solo)[1]
+    big_alone, big = sum(alone) / len(alone), sum(beside) / len(beside)
+    return {
+        "big_items": n,
+        "small_items": 10,
+        "small_started_after_s": delay,
+        "small_solo_s": round(solo_s, 3),
+        "small_beside_big_s": [round(x, 3) for x in small],
+        "small_ratio": round(max(small) / solo_s, 2),  # the worse of the two
+        "big_alone_s": [round(x, 3) for x in alone],
+        "big_beside_small_s": [round(x, 3) for x in beside],
+        "big_items_per_s_alone": round(n / big_alone, 1),
+        "big_items_per_s_beside": round(n / big, 1),
+        "big_loss_pct": round(100 * max(0.0, 1 - big_alone / big), 2),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n = 200 if quick else 1000
     with simulator(latency_ms=0) as sim:
@@ -254,6 +309,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         uncapped = aimd(sim.base_url, sim.control, n, cap=None)
         budget = tokens(sim.base_url, sim.control, 60 if quick else 150)
         outage = breaker(sim.base_url, sim.control, 300)
+        shared = fair(sim.base_url, sim.control, 300 if quick else 1000, 1.0 if quick else 2.0)
     passed = (
         all(
             s["time_to_settle_s"] <= TARGETS["time_to_settle_s"]
@@ -267,6 +323,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         and outage["calls_while_open"] == 0
         and outage["items_failed"] == 0
         and outage["ended_closed"]
+        and shared["small_ratio"] <= FAIR_TARGETS["small_ratio"]
+        and shared["big_loss_pct"] <= FAIR_TARGETS["big_loss_pct"]
     )
     return {
         "bench": "providers",
@@ -274,7 +332,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "aimd_uncapped": uncapped,
         "tokens": budget,
         "breaker": outage,
+        "fair": shared,
         "targets": {
+            **FAIR_TARGETS,
             **TARGETS,
             "max_limit_after_settle": REFUSE_PAST,
             "tokens_429": 0,
@@ -308,6 +368,14 @@ def summary(result: dict[str, Any]) -> str:
         f"{OUTAGE_S:g} s outage ended), {b['trips']} trips, "
         f"open {b['open_s']} s, {b['calls_wasted']} calls wasted of {b['calls']}, "
         f"{b['calls_while_open']} started while open, {b['items_failed']} items failed"
+    )
+    f = result["fair"]
+    lines.append(
+        f"  fair: a {f['small_items']}-item run {f['small_started_after_s']:g} s into a "
+        f"{f['big_items']}-item run (cap 10): {max(f['small_beside_big_s'])} s vs "
+        f"{f['small_solo_s']} s alone = {f['small_ratio']}x its solo time (target <= 2); "
+        f"the big run {f['big_items_per_s_beside']} vs {f['big_items_per_s_alone']} items/s "
+        f"alone = {f['big_loss_pct']} % lost (target <= 10 %)"
     )
     lines.append(f"  pass: {result['pass']}")
     return "\n".join(lines)

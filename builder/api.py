@@ -49,6 +49,7 @@ from builder.webhook_security import WebhookRequestError, parse_call_depth
 from engine import run_costs
 from engine.blocks import catalogue
 from engine.core.outbound import CALL_DEPTH_HEADER
+from engine.models import RunStatus
 
 
 def invalid(exc: services.GraphInvalid) -> Response:
@@ -276,7 +277,15 @@ class WorkflowRunsView(BodyRequired, APIView):
             return Response({"error": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         options = {
             k: form.validated_data[k]
-            for k in ("sequential", "max_concurrent", "budget_usd", "sample_items")
+            for k in (
+                "sequential",
+                "max_concurrent",
+                "budget_usd",
+                "sample_items",
+                "weight",
+                "priority",
+                "defer",
+            )
             if form.validated_data.get(k) is not None and form.validated_data.get(k) is not False
         }
         try:
@@ -292,6 +301,8 @@ class WorkflowRunsView(BodyRequired, APIView):
             return Response({"error": exc.errors[0].message}, status=status.HTTP_409_CONFLICT)
         except services.GraphInvalid as exc:
             return invalid(exc)
+        except services.CannotDefer as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except services.RateLimited as exc:
             return Response(
                 {"error": str(exc)},
@@ -303,7 +314,7 @@ class WorkflowRunsView(BodyRequired, APIView):
                 {"error": str(exc), "details": exc.problems},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        if wait:  # the run's answer instead, when it ends in time (builder/waiting.py)
+        if wait and run.status != RunStatus.DEFERRED:  # its answer, when it ends in time
             ask_to_wait(request, run.pk, wait)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -120,9 +120,20 @@ def _fire(pk: int, now: dt.datetime) -> Run | None:
     return run if created else None
 
 
+def start_deferred() -> list[Any]:
+    """Queue the deferred runs whose off-peak window has opened (builder.services)."""
+    from builder import services
+
+    started = services.run_start_deferred()
+    if started:
+        log.info("off-peak window open: started %d deferred run(s)", len(started))
+    return started
+
+
 class Scheduler(Poller):
-    """Looks for due schedules every KLYNTOS_SCHEDULER_POLL_SECONDS on a thread of its own
-    (`make run` starts one; `manage.py scheduler` runs one in any other process)."""
+    """Looks for due schedules, and deferred runs whose off-peak window has opened, every
+    KLYNTOS_SCHEDULER_POLL_SECONDS on a thread of its own (`make run` starts one;
+    `manage.py scheduler` runs one in any other process)."""
 
     name = "klyntos-scheduler"
     what = "scheduler's look for due schedules"
@@ -132,3 +143,4 @@ class Scheduler(Poller):
 
     def look(self) -> None:
         fire_due()
+        start_deferred()

@@ -10,7 +10,15 @@ from rest_framework import serializers
 
 from builder.models import Workflow
 from engine import run_costs
-from engine.core.limits import MAX_BUDGET_USD, MAX_CONCURRENT, MAX_SAMPLE_ITEMS
+from engine.core.limits import (
+    MAX_BUDGET_USD,
+    MAX_CONCURRENT,
+    MAX_RUN_PRIORITY,
+    MAX_RUN_WEIGHT,
+    MAX_SAMPLE_ITEMS,
+    MIN_RUN_WEIGHT,
+)
+from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
 
@@ -105,6 +113,16 @@ class RunStartSerializer(serializers.Serializer):
     budget_usd = serializers.FloatField(
         required=False, min_value=0, max_value=MAX_BUDGET_USD, allow_null=True
     )
+    # Its share of the providers it shares with other runs: weight (default 1) and
+    # priority (higher first, default 0), engine/core/providers.py.
+    weight = serializers.FloatField(
+        required=False, min_value=MIN_RUN_WEIGHT, max_value=MAX_RUN_WEIGHT, allow_null=True
+    )
+    priority = serializers.IntegerField(
+        required=False, min_value=-MAX_RUN_PRIORITY, max_value=MAX_RUN_PRIORITY, allow_null=True
+    )
+    # "off_peak": outside KLYNTOS_OFF_PEAK_HOURS the run waits `deferred` until they begin.
+    defer = serializers.ChoiceField(choices=[DEFER_OFF_PEAK], required=False, allow_null=True)
 
 
 class TokenCountsSerializer(serializers.Serializer):
@@ -217,6 +235,7 @@ class RunSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "deferred_until",
             "duration",
             "summary",
             "last_seq",

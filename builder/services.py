@@ -21,9 +21,10 @@ from builder.schedules import sync_schedule
 from builder.selectors import env_names_for
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
-from engine.config import graph_limits
+from engine.config import graph_limits, off_peak_window
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
+from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.providers import paused as paused_providers
 from engine.core.validation import (
     ValidationIssue,
@@ -88,6 +89,10 @@ class NothingToRetry(Exception):
 
 class NotPaused(Exception):
     """Resume of a provider the run does not wait for (409)."""
+
+
+class CannotDefer(Exception):
+    """A start asking to be deferred when there is nowhere to defer it to (400)."""
 
 
 class RateLimited(Exception):
@@ -381,12 +386,15 @@ def run_create(
     call_depth: int = 0,
     delivery: tuple[Webhook, str, datetime.datetime] | None = None,
     draft: bool = False,
+    now: datetime.datetime | None = None,
 ) -> tuple[Run, bool]:
     """A queued run of the workflow's published version (its draft for a test run from the
     editor: `draft`, marked so in the run's options); (run, created). With an
     Idempotency-Key the same key and body give the same run, a different body conflicts;
     a signed `delivery` (webhook, signature, window end) seen before gives its first run.
-    Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow."""
+    Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow. With the option
+    `defer: "off_peak"` outside the off-peak window, the run is `deferred` until the window
+    opens (`deferred_until`; `now` is the clock, for tests); CannotDefer without a window."""
     version = workflow.current_version if draft else workflow.published_version
     if version is None:
         if workflow.current_version is None:
@@ -410,6 +418,7 @@ def run_create(
     budget = run_budget(workflow, options)
     if budget is not None:
         options = {**(options or {}), "budget_usd": budget}
+    deferred_until = _deferred_until((options or {}).get("defer"), now or timezone.now())
     try:
         with transaction.atomic():
             # Run starts of one workflow queue on its row: the rate count is exact, a
@@ -429,6 +438,8 @@ def run_create(
                 options=options or {},
                 idempotency_key=idempotency_key,
                 input_hash=fingerprint,
+                status=RunStatus.DEFERRED if deferred_until else RunStatus.QUEUED,
+                deferred_until=deferred_until,
             )
             if delivery is not None:
                 WebhookDelivery.objects.filter(webhook=delivery[0], signature=delivery[1]).update(
@@ -442,6 +453,42 @@ def run_create(
     # Whoever started it (webhook, api, cli, retry), an open editor hears of it.
     transaction.on_commit(lambda: _announce(workflow.pk, run.pk))
     return run, True
+
+
+def _deferred_until(defer: Any, now: datetime.datetime) -> datetime.datetime | None:
+    """When a run started at `now` with the option `defer` starts: None for now."""
+    if not defer:
+        return None
+    if defer != DEFER_OFF_PEAK:
+        raise CannotDefer(f"defer must be {DEFER_OFF_PEAK!r}, got {defer!r}")
+    window = off_peak_window()
+    if window is None:
+        raise CannotDefer(
+            "no off-peak window is configured (KLYNTOS_OFF_PEAK_HOURS): nothing to defer to"
+        )
+    until = window.next_start(now)
+    return until if until > now else None
+
+
+def run_start_deferred(*, now: datetime.datetime | None = None, limit: int = 100) -> list[Any]:
+    """Queue and hand to the executor every deferred run whose time has come (the
+    scheduler's look, in the web process or `manage.py scheduler`); their ids, oldest
+    first. A run cancelled meanwhile is no longer deferred: it stays cancelled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Run.objects.select_for_update(skip_locked=True)
+            .filter(status=RunStatus.DEFERRED, deferred_until__lte=now)
+            .order_by("deferred_until", "created_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if due:
+            Run.objects.filter(pk__in=due, status=RunStatus.DEFERRED).update(
+                status=RunStatus.QUEUED
+            )
+            for run_id in due:
+                submit_run(run_id)
+    return due
 
 
 def _lock_workflow(workflow_id: int) -> Workflow:
@@ -503,13 +550,13 @@ def run_start(**kwargs: Any) -> tuple[Run, bool]:
     the row is committed, or a worker's job deferred in the same transaction."""
     with transaction.atomic():
         run, created = run_create(**kwargs)
-        if created:
+        if created and run.status != RunStatus.DEFERRED:  # a deferred one: the scheduler
             submit_run(run.pk)
     return run, created
 
 
 RETRYABLE = {RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
-KEPT_OPTIONS = ("sequential", "max_concurrent", "draft", "budget_usd")
+KEPT_OPTIONS = ("sequential", "max_concurrent", "draft", "budget_usd", "weight", "priority")
 
 
 def run_retry_failed(*, run: Run) -> Run:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from builder.selectors import webhook_by_token
 from builder.services import (
     BodyMismatch,
+    CannotDefer,
     GraphInvalid,
     IdempotencyConflict,
     NotPublished,
@@ -34,7 +35,9 @@ from builder.webhook_security import (
     parse_json_body,
     verify_signature,
 )
+from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.outbound import CALL_DEPTH_HEADER
+from engine.models import RunStatus
 
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
@@ -81,6 +84,10 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 200:
         return _error(400, "Idempotency-Key is longer than 200 characters")
+    # `?defer=off_peak`: outside the off-peak window the run waits for it (deferred).
+    defer = request.GET.get("defer", "")
+    if defer and defer != DEFER_OFF_PEAK:
+        return _error(400, f"defer must be {DEFER_OFF_PEAK!r}")
     try:
         run, created = run_start(
             workflow=webhook.workflow,
@@ -89,7 +96,10 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
             idempotency_key=key,
             call_depth=depth,
             delivery=delivery,
+            options={"defer": defer} if defer else None,
         )
+    except CannotDefer as exc:
+        return _error(400, str(exc))
     except IdempotencyConflict as exc:
         return _error(409, str(exc))
     except RateLimited as exc:
@@ -107,9 +117,15 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
         # owner's secrets, so they stay in the editor.
         return _error(409, "the workflow is not valid; open it in the editor")
     status_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk]))
-    response = JsonResponse({"run_id": str(run.pk), "status_url": status_url}, status=202)
+    answer: dict[str, object] = {"run_id": str(run.pk), "status_url": status_url}
+    deferred = run.status == RunStatus.DEFERRED
+    if deferred and run.deferred_until is not None:
+        answer["deferred_until"] = run.deferred_until.isoformat()
+    response = JsonResponse(answer, status=202)
     if not created:
         response["Idempotent-Replayed"] = "true"
-    if wait:  # a replay waits on the same run (its answer at once when it has ended)
+    if (
+        wait and not deferred
+    ):  # a replay waits on the same run (its answer at once when it has ended)
         ask_to_wait(request, run.pk, wait, replayed=not created)
     return response

@@ -8,7 +8,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from engine.config import provider_settings
+        from engine.config import off_peak_window, provider_settings
         from engine.core.prices import PriceError, parse_prices
         from engine.slots import check_settings as check_slot_settings
 
@@ -22,5 +22,6 @@ class EngineConfig(AppConfig):
         try:
             provider_settings()
             check_slot_settings()
+            off_peak_window()
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None

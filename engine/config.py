@@ -12,6 +12,7 @@ from django.conf import settings
 from engine.core.data import DataConnection
 from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
+from engine.core.off_peak import OffPeak
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.prices import PriceTable
 from engine.core.providers import (
@@ -92,6 +93,14 @@ def provider_settings() -> ProviderSettings:
     for name in ("KLYNTOS_PROVIDER_WINDOW_SECONDS", "KLYNTOS_PROVIDER_PROBE_SECONDS"):
         if not getattr(settings, name) > 0:
             raise ValueError(f"{name} must be a positive number of seconds")
+    aging = settings.KLYNTOS_PRIORITY_AGING_SECONDS
+    if not 0 <= aging <= 86_400:
+        raise ValueError(
+            "KLYNTOS_PRIORITY_AGING_SECONDS must be seconds from 0 (strict priority) to 86400"
+        )
+    burst = settings.KLYNTOS_PROVIDER_NEW_RUN_BURST
+    if not 0 <= burst <= 100:
+        raise ValueError("KLYNTOS_PROVIDER_NEW_RUN_BURST must be from 0 (no burst) to 100")
     return ProviderSettings(
         limits=parse_provider_limits(settings.KLYNTOS_PROVIDER_LIMITS),
         window=settings.KLYNTOS_PROVIDER_WINDOW_SECONDS,
@@ -101,7 +110,15 @@ def provider_settings() -> ProviderSettings:
         completion_tokens=settings.KLYNTOS_PROVIDER_COMPLETION_TOKENS,
         max_pause=settings.KLYNTOS_RETRY_AFTER_MAX,
         breaker=parse_breaker(settings.KLYNTOS_BREAKER),
+        priority_aging=aging,
+        new_run_burst=burst,
     )
+
+
+def off_peak_window() -> OffPeak | None:
+    """KLYNTOS_OFF_PEAK_HOURS in KLYNTOS_OFF_PEAK_TZ (None: not set); OffPeakError (a
+    ValueError) naming the setting that is wrong."""
+    return OffPeak.parse(settings.KLYNTOS_OFF_PEAK_HOURS, settings.KLYNTOS_OFF_PEAK_TZ)
 
 
 def provider_registry() -> ProviderRegistry:

@@ -139,7 +139,7 @@ async def execute_chunk(chunk_id: int) -> None:
             bus=EventBus(store.sink, Redactor(spec.env.values())),
             services=services,
             env=spec.env,
-            options=run_options(spec),
+            options=run_options(spec, claim.run_id),
             memo=memo,
             item_gate=executor.chunk_items,
         )

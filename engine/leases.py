@@ -42,7 +42,9 @@ def expiry() -> dt.datetime:
 
 
 def _unfinished() -> Any:
-    return Run.objects.exclude(status__in=FINAL_STATUSES)
+    """Runs a process may execute: not ended, and not deferred to the off-peak window (the
+    scheduler queues those when it opens: nothing claims or resumes them before)."""
+    return Run.objects.exclude(status__in=[*FINAL_STATUSES, RunStatus.DEFERRED])
 
 
 def claim(run_id: Any, owner: str) -> bool:

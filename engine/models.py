@@ -9,6 +9,8 @@ from django.db import models
 
 
 class RunStatus(models.TextChoices):
+    # Waiting for the off-peak window (`Run.deferred_until`); the scheduler queues it then.
+    DEFERRED = "deferred"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -68,6 +70,8 @@ class Run(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # A deferred run (`defer: "off_peak"`): when it starts (the off-peak window's opening).
+    deferred_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -35,6 +35,7 @@ from engine.core.data_pools import DataPools, DataSource
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, Interrupted, RunOptions
 from engine.core.graph import Graph, parse_graph
+from engine.core.limits import MAX_RUN_PRIORITY, MAX_RUN_WEIGHT, MIN_RUN_WEIGHT
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.core.services import Services
@@ -153,7 +154,7 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
             bus=EventBus(sink, redactor, start_seq=spec.last_seq),
             services=services,
             env=spec.env,
-            options=run_options(spec),
+            options=run_options(spec, run_id),
             memo=spec.memo,
             distributor=distributor,
         )
@@ -194,7 +195,7 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
                 raise
 
 
-def run_options(spec: RunSpec) -> RunOptions:
+def run_options(spec: RunSpec, run_id: Any = None) -> RunOptions:
     return RunOptions(
         sequential=bool(spec.options.get("sequential")),
         max_concurrent=spec.options.get("max_concurrent"),
@@ -204,7 +205,22 @@ def run_options(spec: RunSpec) -> RunOptions:
         budget_usd=_budget(spec.options.get("budget_usd")),
         prices=price_table(),
         sample_items=int(spec.options.get("sample_items") or 0) or None,
+        weight=_weight(spec.options.get("weight")),
+        priority=_priority(spec.options.get("priority")),
+        run_key=str(run_id) if run_id is not None else "",
     )
+
+
+def _weight(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return min(MAX_RUN_WEIGHT, max(MIN_RUN_WEIGHT, float(value)))
+    return 1.0
+
+
+def _priority(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(MAX_RUN_PRIORITY, max(-MAX_RUN_PRIORITY, value))
+    return 0
 
 
 def _budget(value: Any) -> float | None:

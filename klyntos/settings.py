@@ -281,6 +281,18 @@ KLYNTOS_PROVIDER_WINDOW_SECONDS = float(os.environ.get("KLYNTOS_PROVIDER_WINDOW_
 KLYNTOS_PROVIDER_COMPLETION_TOKENS = int(
     os.environ.get("KLYNTOS_PROVIDER_COMPLETION_TOKENS", "256")
 )
+# Runs waiting for one provider key: a higher `priority` goes first, but a waiting call gains
+# one priority level per this many seconds it has waited (up to the highest waiting), so a
+# low-priority run is never starved; 0 makes priority strict (engine/core/providers.py).
+KLYNTOS_PRIORITY_AGING_SECONDS = float(os.environ.get("KLYNTOS_PRIORITY_AGING_SECONDS", "60"))
+# A run new to a provider key (fewer calls let through there lately than this many times the
+# key's concurrency limit) goes before the runs already using it; 0: no such burst.
+KLYNTOS_PROVIDER_NEW_RUN_BURST = float(os.environ.get("KLYNTOS_PROVIDER_NEW_RUN_BURST", "1"))
+# The off-peak window a run started with `defer: "off_peak"` waits for: "HH:MM-HH:MM" local
+# hours (past midnight allowed: "22:00-06:00") in an IANA time zone. Empty: no window, and a
+# deferred start is refused. Checked when the process starts (engine/core/off_peak.py).
+KLYNTOS_OFF_PEAK_HOURS = os.environ.get("KLYNTOS_OFF_PEAK_HOURS", "")
+KLYNTOS_OFF_PEAK_TZ = os.environ.get("KLYNTOS_OFF_PEAK_TZ", "UTC")
 # With workers, loop caps and provider concurrency caps hold across every worker through
 # slot leases in PostgreSQL (engine/slots.py): a held slot's lease, renewed by its process
 # every third of it (a killed worker's slots free when it runs out); the longest a holder

@@ -21,7 +21,7 @@ from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
 from engine.core.memo import Memo
 from engine.core.prices import PriceTable, tally
-from engine.core.providers import CURRENT_STEP, StepTag
+from engine.core.providers import CURRENT_STEP, RunShare, StepTag, run_share
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_cache import cache_key, cache_ttl
 from engine.core.retry import RetryPolicy, call_with_retry
@@ -43,6 +43,11 @@ class RunOptions:
     # An estimate: each top-level loop runs only its first N items (the rest not started);
     # engine/run_costs.estimate extrapolates the run's cost to every item.
     sample_items: int | None = None
+    # The run's share of the providers it shares with other runs (providers.py RunShare):
+    # its weight among waiting runs, and its priority (higher first).
+    weight: float = 1.0
+    priority: int = 0
+    run_key: str = ""  # the run's id: its executors in one process share one RunShare
 
 
 @dataclass
@@ -118,6 +123,12 @@ class Executor:
         self.budget_not_started = 0
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
+        # This run's claim on the providers every run shares (fair share, priority).
+        self.share = (
+            run_share(self.options.run_key, self.options.weight, self.options.priority)
+            if self.options.run_key
+            else RunShare(self.options.weight, self.options.priority)
+        )
         # Per loop block: what its `results` entries keep (engine/core/result_needs.py).
         self.results_needs: dict[str, Any] = {}
         self._predecessors = {
@@ -429,7 +440,7 @@ class Executor:
 
         timeout = float(raw.get("timeout") or self.options.block_timeout)
         # Provider governance (providers.py) tells this step when its calls wait.
-        step = CURRENT_STEP.set(StepTag(frame.key, block.id, block.name, self.bus))
+        step = CURRENT_STEP.set(StepTag(frame.key, block.id, block.name, self.bus, self.share))
         try:
             output = await call_with_retry(
                 self.options.retry.for_block(raw.get("retry")),

@@ -27,6 +27,12 @@ MAX_BATCH_SIZE = 100_000
 # brake, so the bound only refuses numbers that are surely a typo.
 MAX_BUDGET_USD = 1_000_000.0
 
+# A run's share of the providers it shares with other runs (`weight`, `priority`, issue 9
+# item 4): weights from a hundredth to a hundred, priorities from -100 to 100 (higher first).
+MIN_RUN_WEIGHT = 0.01
+MAX_RUN_WEIGHT = 100.0
+MAX_RUN_PRIORITY = 100
+
 # The most items an estimate runs per loop (`sample_items`) before extrapolating.
 MAX_SAMPLE_ITEMS = 1000
 

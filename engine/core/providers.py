@@ -8,10 +8,25 @@ blocks themselves), so two runs started together share one budget instead of eac
 the provider's whole cap.
 
 Per key (KLYNTOS_PROVIDER_LIMITS, `parse_provider_limits`): a concurrency cap, requests per
-minute and tokens per minute. A call waits, first come first served, until every key it
-counts against lets it through; it never holds anything else while it waits (the loop slot
+minute and tokens per minute. A call waits until every key it counts against lets it
+through (in the order below); it never holds anything else while it waits (the loop slot
 it runs in was taken before, and it takes no loop slot after), so nested loops cannot
 deadlock on it, and the wait is not part of the attempt's timeout.
+
+Runs share a key fairly (`RunShare`: each run's weight and priority, `StepTag.share`). A key's
+waiting calls queue per run, first come first served within a run (so a loop's item
+`priority`, which orders the items it starts, orders its calls too); when the key can let one
+through, the run chosen is, in order: the highest priority (a run's `priority`, plus one level
+for every `priority_aging` seconds its oldest waiting call has waited, up to the highest
+priority waiting: a low-priority run waits at most gap × aging before it competes as an
+equal; 0 is strict priority); then a run new to the key (fewer calls let through there
+lately than `new_run_burst` × the key's concurrency limit: like a scheduler's credit to a
+task that just woke, a bounded burst); then the fewest permits in flight on the key per
+unit of weight; then the fewest calls let through recently per unit of weight (a count that
+halves every `window`: what shares a rate when calls are too short to overlap); then the
+oldest waiting call. A 10-item run started beside a 1,000-item one therefore takes the next
+permits that free until it has had the key's limit's worth, then holds its weight's share,
+instead of queueing behind the big run's backlog.
 
 Rates are windows, not buckets: a call's share (1 request, its tokens) counts from the
 moment it is let through until `window` seconds after it ended, so whatever window a
@@ -49,7 +64,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -68,10 +83,12 @@ __all__ = [
     "ProviderPaused",
     "ProviderRegistry",
     "ProviderSettings",
+    "RunShare",
     "StepTag",
     "parse_breaker",
     "parse_provider_limits",
     "forget_registry",
+    "run_share",
     "registry_for_loop",
 ]
 
@@ -80,15 +97,41 @@ class _Bus(Protocol):
     def emit(self, type_: Any, **data: Any) -> Any: ...
 
 
+@dataclass(eq=False)
+class RunShare:
+    """A run's claim on the providers it shares with other runs (one object per run: its
+    identity is the run's): `weight` (a run with weight 2 gets twice the permits of a run
+    with weight 1 when both wait) and `priority` (higher first)."""
+
+    weight: float = 1.0
+    priority: int = 0
+
+
+# The share of calls made outside any run's step (tests, a block tested alone).
+NO_RUN = RunShare()
+
+_shares: weakref.WeakValueDictionary[str, RunShare] = weakref.WeakValueDictionary()
+
+
+def run_share(run: str, weight: float = 1.0, priority: int = 0) -> RunShare:
+    """The share of run `run` in this process: the executors of one run (its coordinator and
+    the chunks of its loops a worker runs) count as one run; kept while one holds it."""
+    share = _shares.get(run)
+    if share is None:
+        share = _shares[run] = RunShare(weight, priority)
+    return share
+
+
 @dataclass(frozen=True, slots=True)
 class StepTag:
     """The step a call belongs to (set by the executor for each attempt): who hears that
-    it waits and what the provider's limit is."""
+    it waits and what the provider's limit is, and the run's share of the providers."""
 
     item: str
     block: str
     name: str
     bus: _Bus
+    share: RunShare = NO_RUN
 
 
 CURRENT_STEP: contextvars.ContextVar[StepTag | None] = contextvars.ContextVar(
@@ -228,6 +271,13 @@ class ProviderSettings:
     # The longest a Retry-After pauses a key (KLYNTOS_RETRY_AFTER_MAX).
     max_pause: float = 60.0
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    # A waiting call gains one priority level per this many seconds waited (0: strict
+    # priority, a lower-priority run waits for as long as a higher one has calls waiting).
+    priority_aging: float = 60.0
+    # A run new to a key (fewer calls let through there lately than this many times the
+    # key's concurrency limit) goes before the runs already using it: a small run's first
+    # calls do not wait for its fair share to build up (0: no such burst).
+    new_run_burst: float = 1.0
 
 
 def parse_provider_limits(text: str) -> dict[str, KeyLimits]:
@@ -427,7 +477,15 @@ class _KeyState:
         self.tokens_per_char = 0.25
         self.completions: deque[int] = deque(maxlen=50)
         self.breaker = _Breaker()
+        # Each run's use of the key (fair share); forgotten with the run.
+        self.shares: weakref.WeakKeyDictionary[RunShare, _Use] = weakref.WeakKeyDictionary()
         self.apply(limits, settings)
+
+    def use(self, share: RunShare) -> _Use:
+        use = self.shares.get(share)
+        if use is None:
+            use = self.shares[share] = _Use()
+        return use
 
     def apply(self, limits: KeyLimits, settings: ProviderSettings) -> None:
         self.limits = limits
@@ -476,6 +534,22 @@ def _tighter(configured: int | None, announced: float | None, window: float) -> 
 
 
 @dataclass(slots=True)
+class _Use:
+    """One run's use of one key: its permits in flight, and the calls let through recently
+    (a count halving every window, as of `at`)."""
+
+    in_flight: int = 0
+    served: float = 0.0
+    at: float = 0.0
+
+    def recent(self, now: float, half_life: float) -> float:
+        if self.served and now > self.at:
+            self.served *= 0.5 ** ((now - self.at) / half_life)
+        self.at = now
+        return self.served
+
+
+@dataclass(slots=True)
 class _Blocked:
     reason: str  # breaker | concurrency | requests/min | tokens/min | retry-after
     key: str
@@ -492,6 +566,7 @@ class Permit:
     policy: BreakerPolicy | None = None  # the call's breaker policy (None: the setting)
     generation: int = 0  # the breaker's generation when it was let through
     probe: bool = False  # one of a half-open breaker's probe calls
+    share: RunShare = NO_RUN  # the run it counts for
 
 
 @dataclass(slots=True)
@@ -502,6 +577,53 @@ class _Waiter:
     tag: StepTag | None = None
     policy: BreakerPolicy | None = None
     or_next: bool = False  # give up (ProviderPaused) rather than wait for a paused key
+    share: RunShare = NO_RUN
+    since: float = 0.0  # when it began to wait (loop time)
+    seq: int = 0  # arrival order on the registry
+
+
+class _Queue:
+    """One key's waiting calls: first come first served within each run; which run goes
+    next is `ProviderRegistry._next`'s choice (fair share and priority)."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs: dict[RunShare, deque[_Waiter]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.runs)
+
+    def __iter__(self) -> Iterator[_Waiter]:
+        """Every waiting call, oldest first."""
+        return iter(sorted((w for q in self.runs.values() for w in q), key=lambda w: w.seq))
+
+    def append(self, waiter: _Waiter) -> None:
+        self.runs.setdefault(waiter.share, deque()).append(waiter)
+
+    def heads(self) -> list[_Waiter]:
+        """The oldest waiting call of each run (calls cancelled while waiting are dropped)."""
+        heads = []
+        for share in list(self.runs):
+            queue = self.runs[share]
+            while queue and queue[0].future.done():
+                queue.popleft()
+            if queue:
+                heads.append(queue[0])
+            else:
+                del self.runs[share]
+        return heads
+
+    def oldest(self) -> _Waiter | None:
+        heads = self.heads()
+        return min(heads, key=lambda w: w.seq) if heads else None
+
+    def remove(self, waiter: _Waiter) -> None:
+        """`waiter`, the head of its run's queue, leaves."""
+        queue = self.runs[waiter.share]
+        queue.popleft()
+        if not queue:
+            del self.runs[waiter.share]
 
 
 class ProviderPaused(Exception):
@@ -524,7 +646,8 @@ class ProviderRegistry:
         # Workers: caps held across processes too (engine/core/slots.py, `ProviderCall`).
         self.cluster: Slots | None = None
         self._states: dict[str, _KeyState] = {}
-        self._queues: dict[str, deque[_Waiter]] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._arrivals = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         # The limit each run's bus last heard per key, so each run hears it once per change.
@@ -644,17 +767,22 @@ class ProviderRegistry:
     ) -> Permit:
         self._check_fits(states, tokens)
         queue = self._queues.get(states[-1].key)
+        tag = CURRENT_STEP.get()
+        share = tag.share if tag is not None else NO_RUN
         blocked = self._blocked(states, tokens, _now()) if not queue else None
         if not queue and blocked is None:
-            return self._grant(states, tokens, policy)
-        if blocked is None:
-            blocked = self._blocked(queue[0].states, queue[0].tokens, _now()) if queue else None
+            return self._grant(states, tokens, policy, share)
+        if blocked is None and queue:
+            oldest = queue.oldest()
+            if oldest is not None:
+                blocked = self._blocked(oldest.states, oldest.tokens, _now())
         if or_next and blocked is not None and blocked.reason in _PAUSED_REASONS:
             raise ProviderPaused(f"{blocked.key}: {blocked.reason}")
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
-        tag = CURRENT_STEP.get()
-        waiter = _Waiter(states, tokens, future, tag, policy, or_next)
-        self._queues.setdefault(states[-1].key, deque()).append(waiter)
+        waiter = _Waiter(
+            states, tokens, future, tag, policy, or_next, share, _now(), next(self._arrivals)
+        )
+        self._queues.setdefault(states[-1].key, _Queue()).append(waiter)
         states[-1].full += 1
         reason = blocked.reason if blocked else "queued"
         where = blocked.key if blocked else states[-1].key
@@ -748,12 +876,20 @@ class ProviderRegistry:
         return None
 
     def _grant(
-        self, states: tuple[_KeyState, ...], tokens: int, policy: BreakerPolicy | None = None
+        self,
+        states: tuple[_KeyState, ...],
+        tokens: int,
+        policy: BreakerPolicy | None = None,
+        share: RunShare = NO_RUN,
     ) -> Permit:
+        now = _now()
         for state in states:
             state.in_flight += 1
             state.requests.reserved += 1
             state.tokens.reserved += tokens
+            use = state.use(share)
+            use.in_flight += 1
+            use.served = use.recent(now, self.settings.window) + 1
         own = states[-1]
         limit = own.concurrency()
         full = own.full
@@ -765,38 +901,73 @@ class ProviderRegistry:
         if probe:
             breaker.probes_in_flight += 1
         return Permit(
-            states, tokens, own.epoch, own.in_flight, full, policy, breaker.generation, probe
+            states, tokens, own.epoch, own.in_flight, full, policy, breaker.generation, probe, share
         )
 
+    def _next(self, key: str, queue: _Queue, now: float) -> _Waiter | None:
+        """The call `key` lets through next: the head of the run with the highest priority
+        (aged by its wait), then new to the key, then with the fewest permits in flight per
+        weight, then the fewest calls let through recently per weight, then the oldest."""
+        heads = queue.heads()
+        if not heads:
+            return None
+        if len(heads) == 1:
+            return heads[0]
+        state = self._states.get(key)
+        aging = self.settings.priority_aging
+        half_life = self.settings.window
+        # Aging lifts a run at most to the highest priority waiting: runs of one priority
+        # still share by weight, however long their calls have waited.
+        top = max(w.share.priority for w in heads)
+
+        limit = state.concurrency() if state is not None else None
+        burst = self.settings.new_run_burst * limit if limit else 0.0
+
+        def rank(waiter: _Waiter) -> tuple[float, int, float, float, int]:
+            share = waiter.share
+            priority = float(share.priority)
+            if aging > 0 and priority < top:
+                priority = min(float(top), priority + (now - waiter.since) // aging)
+            use = state.shares.get(share) if state is not None else None
+            weight = share.weight if share.weight > 0 else 1.0
+            in_flight = use.in_flight if use is not None else 0
+            recent = use.recent(now, half_life) if use is not None else 0.0
+            new = recent + 0.5 < burst  # new to the key: its first calls go first
+            return (-priority, 0 if new else 1, in_flight / weight, recent / weight, waiter.seq)
+
+        return min(heads, key=rank)
+
     def _pump(self) -> None:
-        """Let waiting calls through, first come first served per key, while they fit; set
-        a timer for the earliest moment a blocked one may fit by time alone."""
+        """Let waiting calls through while they fit, each key's next chosen by fair share and
+        priority (`_next`); set a timer for the earliest moment a blocked one may fit by
+        time alone."""
         now = _now()
         wake = math.inf
         for key in list(self._queues):
             queue = self._queues[key]
             while queue:
-                head = queue[0]
-                if head.future.done():  # cancelled while waiting
-                    queue.popleft()
-                    continue
+                head = self._next(key, queue, now)
+                if head is None:
+                    break
                 try:
                     self._check_fits(head.states, head.tokens)  # headers may have tightened
                 except BlockError as exc:
-                    queue.popleft()
+                    queue.remove(head)
                     head.future.set_exception(exc)
                     continue
                 blocked = self._blocked(head.states, head.tokens, now)
                 if blocked is not None and head.or_next and blocked.reason in _PAUSED_REASONS:
-                    queue.popleft()  # it has somewhere else to go
+                    queue.remove(head)  # it has somewhere else to go
                     head.future.set_exception(ProviderPaused(f"{blocked.key}: {blocked.reason}"))
                     continue
                 if blocked is not None:
                     if blocked.until is not None:
                         wake = min(wake, blocked.until)
                     break
-                queue.popleft()
-                head.future.set_result(self._grant(head.states, head.tokens, head.policy))
+                queue.remove(head)
+                head.future.set_result(
+                    self._grant(head.states, head.tokens, head.policy, head.share)
+                )
             if not queue:
                 del self._queues[key]
         if wake < self._timer_at:
@@ -829,6 +1000,9 @@ class ProviderRegistry:
             state.in_flight -= 1
             state.requests.reserved -= 1
             state.tokens.reserved -= permit.tokens
+            use = state.shares.get(permit.share)
+            if use is not None:
+                use.in_flight -= 1
             # Shares are remembered only where a rate needs them (memory follows the rates).
             if state.rpm(window) is not None:
                 state.requests.add(until, 1)

@@ -179,7 +179,14 @@ export interface TemplatePreview {
   edges: { source: string; target: string }[];
 }
 
-export type RunStatus = "queued" | "running" | "succeeded" | "partially_succeeded" | "failed" | "cancelled";
+export type RunStatus =
+  | "deferred"
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "partially_succeeded"
+  | "failed"
+  | "cancelled";
 
 /** Counters of items (docs/run-protocol.md `Counters`). */
 export interface Progress {
@@ -210,6 +217,8 @@ export interface RunSummary {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** A run deferred to the off-peak window (`defer: "off_peak"`): when it starts. */
+  deferred_until?: string | null;
   duration: number | null;
   /** The cost line (REST answers only, never on the sockets). */
   summary?: CostSummary;

@@ -34,6 +34,13 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"KLYNTOS_EXECUTOR": "threads"}, "KLYNTOS_EXECUTOR must be 'inline' or 'workers'"),
         ({"KLYNTOS_EXECUTOR": "workers"}, "KLYNTOS_EXECUTOR=workers needs PostgreSQL"),
         ({"KLYNTOS_LOOP_CHUNK_SIZE": "0"}, "KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000"),
+        ({"KLYNTOS_OFF_PEAK_HOURS": "22-6"}, "KLYNTOS_OFF_PEAK_HOURS must be 'HH:MM-HH:MM'"),
+        (
+            {"KLYNTOS_OFF_PEAK_HOURS": "22:00-06:00", "KLYNTOS_OFF_PEAK_TZ": "Mars/Olympus"},
+            "KLYNTOS_OFF_PEAK_TZ: 'Mars/Olympus' is not an IANA time zone",
+        ),
+        ({"KLYNTOS_PRIORITY_AGING_SECONDS": "-1"}, "KLYNTOS_PRIORITY_AGING_SECONDS must be"),
+        ({"KLYNTOS_PROVIDER_NEW_RUN_BURST": "-1"}, "KLYNTOS_PROVIDER_NEW_RUN_BURST must be"),
     ],
 )
 def test_a_setting_that_cannot_work_stops_start_up_naming_it(

@@ -20,7 +20,15 @@ from builder import gallery, services
 from builder.models import Workflow
 from engine import run_costs
 from engine.core.events import Event
-from engine.core.limits import MAX_BUDGET_USD, MAX_SAMPLE_ITEMS
+from engine.core.limits import (
+    MAX_BUDGET_USD,
+    MAX_RUN_PRIORITY,
+    MAX_RUN_WEIGHT,
+    MAX_SAMPLE_ITEMS,
+    MIN_RUN_WEIGHT,
+)
+from engine.core.off_peak import DEFER_OFF_PEAK
+from engine.models import RunStatus
 from engine.runner import execute_run
 
 
@@ -45,6 +53,25 @@ class Command(BaseCommand):
             help="stop starting loop items once the run has spent this many dollars",
         )
         parser.add_argument(
+            "--weight",
+            type=float,
+            default=None,
+            help="the run's share of the providers it shares with other runs (default 1)",
+        )
+        parser.add_argument(
+            "--priority",
+            type=int,
+            default=None,
+            help="among runs waiting for a provider, higher goes first (default 0)",
+        )
+        parser.add_argument(
+            "--defer",
+            choices=[DEFER_OFF_PEAK],
+            default=None,
+            help="outside KLYNTOS_OFF_PEAK_HOURS, store the run deferred to the window and exit "
+            "(the scheduler starts it then)",
+        )
+        parser.add_argument(
             "--estimate",
             type=int,
             default=None,
@@ -67,6 +94,15 @@ class Command(BaseCommand):
         budget = options["budget_usd"]
         if budget is not None and not 0 <= budget <= MAX_BUDGET_USD:
             raise CommandError(f"--budget-usd must be between 0 and {MAX_BUDGET_USD:g}")
+        weight, priority = options["weight"], options["priority"]
+        if weight is not None and not MIN_RUN_WEIGHT <= weight <= MAX_RUN_WEIGHT:
+            raise CommandError(
+                f"--weight must be between {MIN_RUN_WEIGHT:g} and {MAX_RUN_WEIGHT:g}"
+            )
+        if priority is not None and not -MAX_RUN_PRIORITY <= priority <= MAX_RUN_PRIORITY:
+            raise CommandError(
+                f"--priority must be between {-MAX_RUN_PRIORITY} and {MAX_RUN_PRIORITY}"
+            )
         body = _read_input(options["input"])
         user = _user(options["user"])
         workflow = _workflow(user, options["target"])
@@ -75,6 +111,9 @@ class Command(BaseCommand):
             "max_concurrent": options["max_concurrent"],
             "budget_usd": budget,
             "sample_items": sample,
+            "weight": weight,
+            "priority": priority,
+            "defer": options["defer"],
         }
         try:
             run, _ = services.run_create(
@@ -90,13 +129,20 @@ class Command(BaseCommand):
             raise CommandError(
                 "the workflow is not valid:\n" + "\n".join(f"  - {e}" for e in exc.errors)
             ) from None
-        except services.RateLimited as exc:
+        except (services.RateLimited, services.CannotDefer) as exc:
             raise CommandError(str(exc)) from None
         except services.BodyMismatch as exc:
             raise CommandError(
                 f"--input {options['input']} does not match the webhook's body schema:\n"
                 + "\n".join(f"  - {problem}" for problem in exc.problems)
             ) from None
+        if run.status == RunStatus.DEFERRED:  # the scheduler starts it when the window opens
+            when = run.deferred_until.isoformat() if run.deferred_until else ""
+            self.stderr.write(f"deferred until {when} (the off-peak window)")
+            self.stdout.write(
+                json.dumps({"run_id": str(run.pk), "status": run.status, "deferred_until": when})
+            )
+            return
         progress = Progress(sys.stderr)
         started = time.monotonic()
         asyncio.run(execute_run(run.pk, on_event=progress.update))

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from builder.schedules import Scheduler, fire_due
+from builder.schedules import Scheduler, fire_due, start_deferred
 
 
 class Command(BaseCommand):
@@ -29,13 +29,16 @@ class Command(BaseCommand):
 
         if once:
             runs = fire_due()
-            for run in runs:
-                executor.wait(run.pk)
-            self.stdout.write(f"started {len(runs)} scheduled run(s)")
+            deferred = start_deferred()
+            for run_id in [*(run.pk for run in runs), *deferred]:
+                executor.wait(run_id)
+            self.stdout.write(
+                f"started {len(runs)} scheduled run(s) and {len(deferred)} deferred run(s)"
+            )
             return
         scheduler = Scheduler()
         signal.signal(signal.SIGTERM, lambda *_: scheduler.stopping.set())
-        self.stdout.write("scheduler: looking for due schedules (Ctrl-C to stop)")
+        self.stdout.write("scheduler: looking for due schedules and deferred runs (Ctrl-C to stop)")
         self.stdout.flush()
         try:
             scheduler.serve()

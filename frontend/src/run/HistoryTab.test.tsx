@@ -86,4 +86,21 @@ describe("HistoryTab", () => {
     expect(container.querySelector('[data-testid="history-status"]')?.textContent).toBe("succeeded");
     expect(cost()).toBe("");
   });
+
+  it("says until when a deferred run waits for the off-peak window", async () => {
+    const until = new Date(Date.UTC(2026, 11, 3, 21, 0, 0)).toISOString();
+    const waiting = run("r-deferred", "api", {
+      status: "deferred", started_at: null, finished_at: null, duration: null, deferred_until: until, summary: undefined,
+      progress: { total: 0, succeeded: 0, failed: 0, running: 0 },
+    });
+    vi.stubGlobal("fetch", async () => ({
+      ok: true, status: 200, text: async () => JSON.stringify({ count: 1, next: null, previous: null, results: [waiting] }),
+    }));
+    act(() => root.render(<HistoryTab workflowId={1} refresh={0} currentRunId={null} onOpen={() => undefined} />));
+    await flush();
+    expect(container.querySelector('[data-testid="history-status"]')?.textContent).toBe("deferred");
+    expect(container.querySelector('[data-testid="history-deferred"]')?.textContent).toBe(
+      ` until ${new Date(until).toLocaleString()}`,
+    );
+  });
 });

@@ -112,6 +112,12 @@ export function HistoryTab(props: {
                   <span className={`kr-badge kr-s-${run.status}`} data-testid="history-status">
                     {statusLabel(run.status)}
                   </span>
+                  {run.status === "deferred" && run.deferred_until ? (
+                    <span className="kr-muted" data-testid="history-deferred" title="the off-peak window (KLYNTOS_OFF_PEAK_HOURS)">
+                      {" "}
+                      until {when(run.deferred_until)}
+                    </span>
+                  ) : null}
                 </td>
                 <td data-testid="history-trigger" title={TRIGGER_TITLES[run.trigger]}>
                   {run.trigger}

@@ -59,7 +59,8 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   }, [tab]);
   const active = Boolean(runId) && !final && !isFinalStatus(run?.status);
   // While the current run is queued or running, Cancel is the action, not another Run.
-  const busy = active && (run?.status === "queued" || run?.status === "running" || !run);
+  const busy =
+    active && (run?.status === "deferred" || run?.status === "queued" || run?.status === "running" || !run);
 
   // A run of another workflow (left over from a previous page) is not this panel's.
   useEffect(() => {

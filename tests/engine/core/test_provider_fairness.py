@@ -1,0 +1,162 @@
+"""Fair share and priority between runs waiting for one provider key (engine/core/providers.py,
+issue 9 item 4): which run's call a freed permit goes to."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.core.providers import (
+    CURRENT_STEP,
+    KeyLimits,
+    ProviderRegistry,
+    ProviderSettings,
+    RunShare,
+    StepTag,
+    run_share,
+)
+
+KEY = "h.example"
+
+
+class Bus:
+    def emit(self, type_: str, **data: Any) -> None:
+        pass
+
+
+class Calls:
+    """Calls to KEY that hold their permit until released by name, recording the order in
+    which they were let through."""
+
+    def __init__(self, cap: int, aging: float = 60.0, burst: float = 0.0) -> None:
+        self.reg = ProviderRegistry(
+            ProviderSettings(
+                limits={KEY: KeyLimits(concurrency=cap, start=1.0)},
+                priority_aging=aging,
+                new_run_burst=burst,
+            )
+        )
+        self.order: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self, share: RunShare, *names: str) -> None:
+        for name in names:
+            self.gates[name] = asyncio.Event()
+            self.tasks[name] = asyncio.create_task(self._call(share, name))
+            await asyncio.sleep(0)  # arrives (and queues) before the next one
+
+    async def _call(self, share: RunShare, name: str) -> None:
+        CURRENT_STEP.set(StepTag(name, "fetch", "fetch", Bus(), share))
+        async with self.reg.call(KEY) as call:
+            self.order.append(name)
+            await self.gates[name].wait()
+            call.observe(200)
+
+    async def release(self, *names: str) -> None:
+        for name in names:
+            self.gates[name].set()
+            await self.tasks[name]
+            for _ in range(3):
+                await asyncio.sleep(0)  # the freed permit's new holder records itself
+
+    async def drain(self) -> None:
+        while pending := [n for n in self.gates if not self.gates[n].is_set()]:
+            await self.release(*[n for n in pending if n in self.order][:1] or pending[:1])
+
+
+async def test_a_freed_permit_goes_to_the_run_with_the_fewest_in_flight() -> None:
+    """A big run holds the whole cap with more waiting; a small run arriving later gets each
+    freed permit until both hold half of it, not after the big run's backlog."""
+    calls = Calls(cap=4)
+    big, small = RunShare(), RunShare()
+    await calls.start(big, *(f"a{i}" for i in range(10)))
+    await calls.start(small, "b0", "b1", "b2", "b3")
+    assert calls.order == ["a0", "a1", "a2", "a3"]
+    await calls.release("a0")
+    await calls.release("a1")
+    assert calls.order[4:] == ["b0", "b1"]  # the small run had none in flight
+    await calls.release("a2")
+    assert calls.order[6:] == ["a4"]  # two each: the big run's turn
+    await calls.release("b0")
+    assert calls.order[7:] == ["b2"]  # within a run, first come first served
+    await calls.drain()
+    assert sorted(calls.order) == sorted(calls.gates)
+
+
+async def test_a_run_new_to_the_key_takes_the_next_permits_up_to_the_limits_worth() -> None:
+    """With the burst (the default: one limit's worth), the small run's first calls go before
+    the big run's backlog; once it has had as many as the limit, it holds its fair share."""
+    calls = Calls(cap=4, burst=1.0)
+    big, small = RunShare(), RunShare()
+    await calls.start(big, *(f"a{i}" for i in range(12)))
+    await calls.release("a0", "a1", "a2", "a3")  # the big run has had 8 calls let through
+    await calls.start(small, *(f"b{i}" for i in range(6)))
+    await calls.release("a4", "a5", "a6", "a7")
+    assert calls.order[8:] == ["b0", "b1", "b2", "b3"]  # four freed, four to the new run
+    await calls.release("b0")
+    assert calls.order[12:] == ["a8"]  # no longer new: the fewest in flight (0 to 3)
+    await calls.release("b1")
+    assert calls.order[13:] == ["a9"]  # 1 to 2: still the big run's turn
+    await calls.release("b2")
+    assert calls.order[14:] == ["b4"]  # 2 each, and the small run has had fewer calls
+    await calls.drain()
+
+
+async def test_weight_sets_the_share_of_the_cap() -> None:
+    calls = Calls(cap=4)
+    big, heavy = RunShare(weight=1), RunShare(weight=3)
+    await calls.start(big, *(f"a{i}" for i in range(10)))
+    await calls.start(heavy, *(f"b{i}" for i in range(10)))
+    for name in ("a0", "a1", "a2", "a3"):
+        await calls.release(name)
+    # Three permits for the run of weight 3 for each one of the run of weight 1.
+    assert calls.order[4:] == ["b0", "b1", "b2", "a4"]
+    await calls.drain()
+
+
+async def test_a_higher_priority_run_goes_first_strictly_without_aging() -> None:
+    calls = Calls(cap=1, aging=0)
+    low, high = RunShare(priority=0), RunShare(priority=5)
+    await calls.start(low, "a0", "a1", "a2")
+    await calls.start(high, "b0", "b1")
+    await calls.drain()
+    assert calls.order == ["a0", "b0", "b1", "a1", "a2"]
+
+
+async def test_a_lower_priority_call_ages_into_an_equal_share() -> None:
+    """One priority level per `priority_aging` seconds waited: a low-priority call that has
+    waited longer than the gap × aging competes as an equal (and being older, goes first);
+    aging never lifts a run past the highest priority waiting."""
+    calls = Calls(cap=1, aging=0.02)
+    holder, low, high = RunShare(), RunShare(priority=0), RunShare(priority=1)
+    await calls.start(holder, "h")
+    await calls.start(low, "a0")
+    await asyncio.sleep(0.1)  # five levels' worth: lifted to 1, the highest waiting
+    await calls.start(high, "b0", "b1")
+    await calls.release("h")
+    assert calls.order == ["h", "a0"]
+    await calls.drain()
+    assert calls.order == ["h", "a0", "b0", "b1"]
+
+
+async def test_the_executors_of_one_run_share_one_share() -> None:
+    one = run_share("run-1", weight=2, priority=3)
+    assert run_share("run-1") is one and (one.weight, one.priority) == (2, 3)
+    assert run_share("run-2") is not one
+
+
+async def test_per_run_use_is_released_and_forgotten_with_the_run() -> None:
+    calls = Calls(cap=2)
+    share = RunShare()
+    await calls.start(share, "a0", "a1", "a2")
+    state = calls.reg.state(KEY)
+    assert state.shares[share].in_flight == 2
+    await calls.drain()
+    assert state.shares[share].in_flight == 0
+    del share
+    calls.tasks.clear()
+    import gc
+
+    gc.collect()
+    assert len(state.shares) == 0
