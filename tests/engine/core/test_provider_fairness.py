@@ -160,3 +160,26 @@ async def test_per_run_use_is_released_and_forgotten_with_the_run() -> None:
 
     gc.collect()
     assert len(state.shares) == 0
+
+
+async def test_priority_and_weight_act_on_rate_waits_too() -> None:
+    """No cap, a rate of 1 call per 0.05 s window: as the window moves on, the waiting call
+    let through is the higher-priority run's, then by weight of recent calls."""
+    reg = ProviderRegistry(
+        ProviderSettings(limits={KEY: KeyLimits(rpm=1)}, window=0.05, priority_aging=0)
+    )
+    order: list[str] = []
+
+    async def call(share: RunShare, name: str) -> None:
+        CURRENT_STEP.set(StepTag(name, "fetch", "fetch", Bus(), share))
+        async with reg.call(KEY) as c:
+            order.append(name)
+            c.observe(200)
+
+    low, high = RunShare(priority=0), RunShare(priority=1)
+    tasks = []
+    for share, name in ((low, "l0"), (low, "l1"), (low, "l2"), (high, "h0"), (high, "h1")):
+        tasks.append(asyncio.create_task(call(share, name)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == ["l0", "h0", "h1", "l1", "l2"]

@@ -228,3 +228,44 @@ async def test_a_small_run_beside_a_big_one_finishes_near_its_solo_time(
     ]
     assert len(ahead) <= 10, len(ahead)
     assert timings["b"] > timings["s"] + 0.5  # the big run was still running throughout
+
+
+async def test_a_runs_calls_keep_its_loops_item_priority_beside_another_run(
+    sim: RunningSimulator,
+) -> None:
+    """Fair share picks which run goes next; within a run, calls go in the order its loop
+    started its items, so the loop's `priority` holds on the shared provider."""
+    sim.control.reset(latency_ms=20, record=True)
+    registry_for_loop(
+        ProviderSettings(limits={"api.clearbit.com": KeyLimits(concurrency=2, start=1.0)})
+    )
+    ranked = graph(
+        [
+            block("webhook", "webhook"),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                max_concurrent=20,
+                priority="rank",
+            ),
+            block("fetch", "http", "loop", url=LOOKUP, headers={"Authorization": "Bearer k"}),
+        ],
+        [("webhook", "loop")],
+    )
+    body = {"items": [{"domain": f"p{i}.example", "rank": i % 7} for i in range(20)]}
+    (one, _), (two, _) = await asyncio.gather(
+        run_graph(ranked, body, sim=sim), run_graph(lookup_loop(20), items(20, "o"), sim=sim)
+    )
+    assert one.status == two.status == "succeeded"
+    calls = sorted(sim.control.stats()["received"], key=lambda r: r["start_seq"])
+    ranks = [
+        int(r["raw_query"][len("domain=p") :].split(".")[0]) % 7
+        for r in calls
+        if r["raw_query"].startswith("domain=p")
+    ]
+    assert len(ranks) == 20
+    assert ranks == sorted(ranks, reverse=True)
+    # And the two runs shared the cap: the ranked run was not served last.
+    owners = ["p" if r["raw_query"].startswith("domain=p") else "o" for r in calls]
+    assert "p" in owners[:6] and "o" in owners[:6]
