@@ -87,6 +87,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
+        "deferred_until": _iso(run.deferred_until),
         "duration": duration,
         "last_seq": run.last_seq,
         "providers": run.providers,
