@@ -232,6 +232,26 @@ class Slot(models.Model):
         return f"slot {self.number} of {self.key}"
 
 
+class ProviderBreaker(models.Model):
+    """A provider key's breaker as the workers last decided it (engine/breaker_sharing.py):
+    every worker applies the changes other workers wrote, so all pause and resume together.
+    `version` comes from one sequence, so a reader asks for what is newer than it saw."""
+
+    key = models.TextField(primary_key=True)
+    state = models.CharField(max_length=20)  # open | closed
+    reason = models.CharField(max_length=500, blank=True)
+    trips = models.IntegerField(default=0)
+    # Open, auto mode: the end of its cool-down (epoch seconds); manual: none, until Resume.
+    until = models.FloatField(null=True, blank=True)
+    policy = models.JSONField(default=dict)  # the BreakerPolicy it opened under
+    process = models.CharField(max_length=200)  # who decided it (`host:pid`, `web:…`)
+    version = models.BigIntegerField(db_index=True)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} breaker {self.state}"
+
+
 class CachedResult(models.Model):
     """A block's output kept by the result cache (engine/result_cache.py), per owner: the
     key hashes the block type and its resolved config with secrets named, never valued."""

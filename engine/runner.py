@@ -314,6 +314,12 @@ class InProcessExecutor:
         `--concurrency`: what one worker takes on, whatever the loops' caps)."""
         self.distributes = True
         self.chunk_items = asyncio.Semaphore(concurrency)
+        from engine.slots import cluster_wide
+
+        if cluster_wide():  # every worker pauses and resumes a provider together
+            from engine.breaker_sharing import share_breakers
+
+            asyncio.run_coroutine_threadsafe(share_breakers(), self.loop).result(30)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -416,8 +422,10 @@ class InProcessExecutor:
     def close_slots(self, timeout: float = 30) -> None:
         """Give back the cluster slots the executor's loop keeps for its next holders (at a
         worker's stop: they would otherwise stay held until their lease runs out)."""
+        from engine.breaker_sharing import stop_sharing
         from engine.slots import close_loop_slots
 
+        stop_sharing(self._loop)
         close_loop_slots(self._loop, timeout)
 
     def drain(self, timeout: float) -> int:
@@ -427,15 +435,24 @@ class InProcessExecutor:
 
     def resume_provider(self, key: str, timeout: float = 5.0) -> bool:
         """Close `key`'s breaker in the registry of the executor's loop (shared by every run
-        on it): a manual breaker's Resume. False when it was not open here."""
+        on it): a manual breaker's Resume; with workers, the workers' breakers too, which
+        each applies within KLYNTOS_BREAKER_SYNC_SECONDS (engine/breaker_sharing.py). False
+        when it was open nowhere."""
+        from engine.slots import cluster_wide
+
+        resumed = False
         loop = self._loop
-        if loop is None or not loop.is_running():
-            return False
+        if loop is not None and loop.is_running():
 
-        async def resume() -> bool:
-            return provider_registry().resume(key)
+            async def resume() -> bool:
+                return provider_registry().resume(key)
 
-        return asyncio.run_coroutine_threadsafe(resume(), loop).result(timeout)
+            resumed = asyncio.run_coroutine_threadsafe(resume(), loop).result(timeout)
+        if cluster_wide():
+            from engine.breaker_sharing import resume_everywhere
+
+            resumed = resume_everywhere(key) or resumed
+        return resumed
 
     def cancel(self, run_id: Any) -> bool:
         future = self._futures.get(str(run_id))

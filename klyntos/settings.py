@@ -300,6 +300,9 @@ KLYNTOS_OFF_PEAK_TZ = os.environ.get("KLYNTOS_OFF_PEAK_TZ", "UTC")
 # each worker uses for slots.
 KLYNTOS_SLOT_LEASE_SECONDS = float(os.environ.get("KLYNTOS_SLOT_LEASE_SECONDS", "30"))
 KLYNTOS_SLOT_POLL_SECONDS = float(os.environ.get("KLYNTOS_SLOT_POLL_SECONDS", "1"))
+# With workers: how often each worker reads the provider breakers the others opened or
+# closed (engine/breaker_sharing.py), and writes its own.
+KLYNTOS_BREAKER_SYNC_SECONDS = float(os.environ.get("KLYNTOS_BREAKER_SYNC_SECONDS", "0.5"))
 KLYNTOS_SLOT_CONNECTIONS = int(os.environ.get("KLYNTOS_SLOT_CONNECTIONS", "4"))
 # The breaker per provider key (engine/core/providers.py), "name:value;…" over the defaults:
 # mode (auto | manual | off), window (last N counted calls), min_calls, failure_rate (opens

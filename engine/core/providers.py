@@ -93,6 +93,13 @@ __all__ = [
 ]
 
 
+class BreakerShare(Protocol):
+    """Where a process tells the other processes of a breaker change it decided, and hears
+    theirs (engine/breaker_sharing.py, with workers): `publish` is called on the loop."""
+
+    def publish(self, key: str, change: dict[str, Any]) -> None: ...
+
+
 class _Bus(Protocol):
     def emit(self, type_: Any, **data: Any) -> Any: ...
 
@@ -645,6 +652,9 @@ class ProviderRegistry:
         self.settings = settings or ProviderSettings()
         # Workers: caps held across processes too (engine/core/slots.py, `ProviderCall`).
         self.cluster: Slots | None = None
+        # Workers: breakers opened and closed together in every process (`apply_shared`).
+        self.sharing: BreakerShare | None = None
+        self._applying_shared = False
         self._states: dict[str, _KeyState] = {}
         self._queues: dict[str, _Queue] = {}
         self._arrivals = itertools.count()
@@ -726,6 +736,50 @@ class ProviderRegistry:
         self._close(state, _now(), "resumed")
         self._pump()
         return True
+
+    def apply_shared(self, key: str, change: Mapping[str, Any]) -> None:
+        """Another process's breaker change for `key` (engine/breaker_sharing.py): `open`
+        opens this process's breaker too, with the same policy, reason and end of cool-down
+        (so no process keeps calling a provider another found failing); `closed` closes it
+        (probes that succeeded there, or a Resume). Told to nobody again."""
+        state = self.state(provider_key(key))
+        breaker = state.breaker
+        self._applying_shared = True
+        try:
+            if change.get("state") == "open" and breaker.state == "closed":
+                try:
+                    policy = BreakerPolicy(**(change.get("policy") or {}))
+                except TypeError:
+                    policy = self.settings.breaker
+                now = _now()
+                self._open(state, policy, now, str(change.get("reason") or "opened elsewhere"))
+                until = change.get("until")  # wall time; None: manual, until a Resume
+                if until is not None and policy.mode == "auto":  # the same end of cool-down
+                    breaker.until = now + max(0.0, float(until) - time.time())
+                breaker.trips = max(breaker.trips, int(change.get("trips") or 1))
+                self._pump()  # queued calls wake at the end of the cool-down
+            elif change.get("state") == "closed" and breaker.state != "closed":
+                self._close(state, _now(), str(change.get("reason") or "closed elsewhere"))
+                self._pump()
+        finally:
+            self._applying_shared = False
+
+    def _share(self, state: _KeyState) -> None:
+        """Tell the other processes of a change decided here (not of one heard from them)."""
+        if self.sharing is None or self._applying_shared:
+            return
+        breaker = state.breaker
+        until = breaker.until
+        self.sharing.publish(
+            state.key,
+            {
+                "state": breaker.state,
+                "reason": breaker.reason,
+                "trips": breaker.trips,
+                "until": None if until is None else time.time() + max(0.0, until - _now()),
+                "policy": _policy_dict(breaker.policy),
+            },
+        )
 
     def breaker_changes(self, key: str) -> list[tuple[float, str, str]]:
         """`key`'s breaker's last changes: (time.time(), state, reason), oldest first."""
@@ -1127,6 +1181,7 @@ class ProviderRegistry:
         breaker.probes_in_flight = breaker.probes_ok = 0
         breaker.outcomes.clear()
         breaker.changes.append((time.time(), "open", reason))
+        self._share(state)
         self._tell_all(state)  # runs that heard it before (a probe failed)
         # Every step queued on the key waits for it now. A run hears of it when one of its
         # steps waits (the call that opened it, as it tries again): a run whose Agent fails
@@ -1158,6 +1213,7 @@ class ProviderRegistry:
         breaker.probes_in_flight = breaker.probes_ok = 0
         breaker.outcomes.clear()
         breaker.changes.append((time.time(), "closed", why))
+        self._share(state)
         self._tell_all(state)
         breaker.heard.clear()
 
