@@ -16,7 +16,7 @@ def drop_version_sequence(apps, schema_editor):  # noqa: ANN001, ARG001
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("engine", "0009_result_cache"),
+        ("engine", "0010_run_deferred"),
     ]
 
     operations = [
