@@ -11,9 +11,9 @@ how many database statements an item takes.
   of the processes involved: the web side that starts the run and the worker), inline and
   on a worker, while the queue run executes.
 - **big**: one loop of 10,000 items on one worker at zero latency (100 chunks): its wall
-  time, the coordinator's tail once the last item ended (the poll, loading the ~10,000
-  stored steps the loop composes from, composing, the block after, the run's end; the load
-  alone from the worker's log) and the worker's memory (resident before, peak after).
+  time, the coordinator's tail once the last item ended (the poll, reading the items'
+  stored steps back a slice at a time and composing, the run's end) and the worker's memory
+  (resident before, peak after).
 
 Everything runs on fresh PostgreSQL databases against the simulator in its own process. The
 workers are this module too (`--serve`): `manage.py worker`'s `serve` with statement
@@ -254,16 +254,10 @@ def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
         finally:
             workers.stop()
         last_item = ItemRun.objects.filter(run=run).aggregate(at=Max("finished_at"))["at"]
-        loads = [
-            float(line.rsplit(" loaded in ", 1)[1].split(" s", 1)[0])
-            for line in workers.lines
-            if "stored steps loaded in" in line
-        ]
         result.update(
             big_s=took,
             chunks=run.chunks.count(),
             tail_s=(run.finished_at - last_item).total_seconds(),
-            memo_load_s=loads[-1] if loads else None,
             rss_before_mb=round(before_mb, 1),
             peak_rss_mb=round(peak_mb, 1),
         )
@@ -336,7 +330,6 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "big_items_per_s": round(big_n / big["big_s"], 1),
         "big_chunks": big["chunks"],
         "big_tail_s": round(big["tail_s"], 2),
-        "big_memo_load_s": big["memo_load_s"],
         "big_worker_rss_before_mb": big["rss_before_mb"],
         "big_worker_peak_rss_mb": big["peak_rss_mb"],
         "scale_n": scale_n,
@@ -362,7 +355,7 @@ def summary(result: dict[str, Any]) -> str:
         f"= {result['scale_ratio']:.2f}× (≥1.85); statements/item inline "
         f"{result['statements_per_item_inline']}, worker {result['statements_per_item_worker']}; "
         f"{result['big_n']} items on one worker {result['big_items_per_s']:.0f} items/s, tail "
-        f"{result['big_tail_s']} s (steps loaded in {result['big_memo_load_s']} s), worker RSS "
+        f"{result['big_tail_s']} s, worker RSS "
         f"{result['big_worker_rss_before_mb']:.0f} → peak {result['big_worker_peak_rss_mb']:.0f} MB "
         f"{'PASS' if result['pass'] else 'FAIL'}"
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +33,7 @@ from engine.core.graph import Block, Graph, parse_graph
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.db_calls import DbThread, db_call
-from engine.memo_rows import memo_for_chunk, memo_for_loop
+from engine.memo_rows import memo_for_chunk, memo_for_items, memo_for_loop
 from engine.models import Run
 from engine.store import RunStore
 
@@ -55,7 +55,7 @@ class WorkerDistributor:
 
     async def fan_out(
         self, block: Block, items: list[Any], order: list[int], progress: Any
-    ) -> Memo:
+    ) -> None:
         # The chunks start from the stored outputs of the blocks before the loop.
         await self.store.flush()
         count = await db_call(chunks.create, self.run_id, block.id, order, self.size)
@@ -80,17 +80,11 @@ class WorkerDistributor:
             raise
         finally:
             await asyncio.shield(looking.aclose())
-        loaded = time.perf_counter()
-        memo: Memo = await db_call(memo_for_loop, self.run_id, self.graph, block.name)
-        log.info(
-            "run %s: loop %s's %d items done; %d stored steps loaded in %.2f s",
-            self.run_id,
-            block.name,
-            len(items),
-            len(memo.steps),
-            time.perf_counter() - loaded,
-        )
-        return memo
+
+    async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
+        if indexes is None:
+            return await db_call(memo_for_loop, self.run_id, self.graph, block.name)
+        return await db_call(memo_for_items, self.run_id, block.name, list(indexes))
 
 
 def _load_chunk(claim: chunks.ChunkClaim) -> tuple[Any, Block, Memo]:

@@ -78,6 +78,16 @@ def memo_for_loop(run_id: Any, graph: Graph, loop_name: str) -> Memo:
     return Memo(found, _failures(run_id, items), _done(run_id, items))
 
 
+def memo_for_items(run_id: Any, loop_name: str, indexes: list[int]) -> Memo:
+    """What some of a distributed top-level loop's items did (a slice the loop composes):
+    their own succeeded steps and their failures (not their inner loops' items)."""
+    keys = [f"{loop_name}[{index}]" for index in indexes]
+    return Memo(
+        _steps(run_id, set(), Q(item_key__in=keys)),
+        _failures(run_id, Q(key__in=keys)),
+    )
+
+
 def memo_for_chunk(
     run_id: Any, graph: Graph, item_keys: list[str], again: bool, retry_of: Any = None
 ) -> Memo:

@@ -116,6 +116,12 @@ def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int
     return executor.distributor.wants(block, total)
 
 
+# A distributed loop composes its output from its items' stored steps this many items at a
+# time, so the coordinator holds one slice's whole outputs (plus the pruned `results`), not
+# the whole batch's.
+COMPOSE_SLICE = 1000
+
+
 def compose_from_memo(
     executor: Executor,
     block: Block,
@@ -125,24 +131,28 @@ def compose_from_memo(
     need: Need | None,
     results: list[Any],
     failures: list[dict[str, Any]],
+    indexes: range | None = None,
 ) -> bool:
-    """A distributed loop's `results` and `failed` straight from what its chunks stored,
-    without running or recording anything again (their rows are written already): when
-    every item is in the memo and its body has no inner loop (whose output is rebuilt by
-    running it). False, with nothing changed, when it cannot."""
+    """A distributed loop's `results` and `failed` (for the items of `indexes`, default all)
+    straight from what its chunks stored, without running or recording anything again
+    (their rows are written already): when every one of those items is in the memo and the
+    loop's body has no inner loop (whose output is rebuilt by running it). False, with
+    nothing changed, when it cannot."""
     body = executor.graph.children(block.id)
     if any(b.is_loop for b in body):
         return False
+    indexes = range(len(items)) if indexes is None else indexes
     keys = [
-        f"{frame.key}/{block.name}[{i}]" if frame.key else f"{block.name}[{i}]"
-        for i in range(len(items))
+        (index, f"{frame.key}/{block.name}[{index}]" if frame.key else f"{block.name}[{index}]")
+        for index in indexes
     ]
-    for key in keys:
+    for _, key in keys:
         if key in memo.failures:
             continue
         if any((key, b.id) not in memo.steps for b in body):
             return False
-    for index, key in enumerate(keys):
+    failed = 0
+    for index, key in keys:
         failure = memo.take_failure(key)
         if failure is not None:
             failures.append(
@@ -153,6 +163,7 @@ def compose_from_memo(
                     "error": failure.error,
                 }
             )
+            failed += 1
             continue
         outputs = {}
         for b in body:
@@ -160,7 +171,7 @@ def compose_from_memo(
             assert stored is not None  # noqa: S101 -- checked above
             outputs[b.name] = stored.output
         results[index] = prune({"index": index, "item": items[index], "outputs": outputs}, need)
-    executor.failed_items += len(failures)
+    executor.failed_items += failed
     return True
 
 
@@ -491,16 +502,42 @@ class LoopRun:
                 **chunk_counts,
             )
 
-        fanned = await executor.distributor.fan_out(block, self.items, self.pending, report)
-        composed = compose_from_memo(
-            executor, block, frame, self.items, fanned, self.need, self.results, self.failures
-        )
-        if composed:
+        distributor = executor.distributor
+        await distributor.fan_out(block, self.items, self.pending, report)
+        if await self.compose_stored():
             self.counts.update(succeeded=self.total - len(self.failures), failed=len(self.failures))
             self.begun.update(range(self.total))
             self.pending = []  # done, and retried within their chunks already
         else:  # inner loops (their outputs are rebuilt by running): reuse item by item
-            executor.memo.absorb(fanned)
+            executor.memo.absorb(await distributor.stored(block, None))
+
+    async def compose_stored(self) -> bool:
+        """`results` and `failed` from the items' stored steps, `COMPOSE_SLICE` items at a
+        time; False, with nothing composed, when an item's steps are not all stored (or the
+        body has an inner loop)."""
+        executor, block = self.executor, self.block
+        assert executor.distributor is not None  # noqa: S101 -- fanned out
+        if any(b.is_loop for b in executor.graph.children(block.id)):
+            return False
+        for start in range(0, self.total, COMPOSE_SLICE):
+            indexes = range(start, min(start + COMPOSE_SLICE, self.total))
+            stored = await executor.distributor.stored(block, indexes)
+            if not compose_from_memo(
+                executor,
+                block,
+                self.frame,
+                self.items,
+                stored,
+                self.need,
+                self.results,
+                self.failures,
+                indexes,
+            ):
+                executor.failed_items -= len(self.failures)
+                self.failures.clear()
+                self.results[:] = [_PENDING] * self.total
+                return False
+        return True
 
     async def run(self) -> dict[str, Any]:
         from engine.core.executor import Interrupted, StepFailed

@@ -5,9 +5,11 @@ the memo the loop composes from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from engine.blocks import REGISTRY
+from engine.core import loop as loop_module
 from engine.core.distribution import ChunkSpan
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, StepFailed
@@ -32,6 +34,8 @@ class InProcessDistributor:
         self.top: dict[str, Any] = {}  # the coordinator's top-level outputs, by block id
         self.chunks: list[tuple[int, ...]] = []
         self.chunk_events: list[Event] = []
+        self.memo = Memo()  # what the chunks stored, as their rows would say it
+        self.slices: list[int] = []  # how many items each read of the stored steps asked for
 
     def heard(self, event: Event) -> None:
         if event.type == "step.finished" and not event.data.get("item"):
@@ -42,8 +46,8 @@ class InProcessDistributor:
 
     async def fan_out(
         self, block: Block, items: list[Any], order: list[int], progress: Any
-    ) -> Memo:
-        memo = Memo()
+    ) -> None:
+        memo = self.memo
         for start in range(0, len(order), self.size):
             span = ChunkSpan(block.id, tuple(order[start : start + self.size]))
             self.chunks.append(span.indexes)
@@ -67,7 +71,17 @@ class InProcessDistributor:
                 elif event.type == "item.finished":
                     memo.done[data["item"]] = DoneItem()
             progress({"succeeded": len(memo.done), "failed": len(memo.failures)})
-        return memo
+
+    async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
+        if indexes is None:
+            self.slices.append(-1)
+            return Memo(dict(self.memo.steps), dict(self.memo.failures), dict(self.memo.done))
+        self.slices.append(len(indexes))
+        keys = {f"{block.name}[{i}]" for i in indexes}
+        return Memo(
+            {k: v for k, v in self.memo.steps.items() if k[0] in keys},
+            {k: v for k, v in self.memo.failures.items() if k in keys},
+        )
 
 
 def doubling_loop(**loop_config: Any) -> dict[str, Any]:
@@ -130,6 +144,48 @@ async def test_a_distributed_loop_composes_what_the_loop_in_place_computes() -> 
     assert len([e for e in distributor.chunk_events if e.type == "item.started"]) == 50
     assert not recorder.of("item.started")
     assert [e.data["succeeded"] for e in recorder.of("progress")][-1] == 43
+
+
+async def test_a_big_loop_composes_a_slice_of_items_at_a_time(monkeypatch: Any) -> None:
+    """The coordinator reads its items' stored steps COMPOSE_SLICE items at a time (its
+    memory holds one slice's outputs, whatever the batch), and composes the same output."""
+    monkeypatch.setattr(loop_module, "COMPOSE_SLICE", 16)
+    g = doubling_loop()
+    local, _ = await run_graph(g, body(70))
+    outcome, (distributor, recorder) = await distributed(g, body(70), 8)
+    assert outcome.outputs == local.outputs and outcome.failed_items == local.failed_items
+    assert distributor.slices == [16, 16, 16, 16, 6]
+    assert not recorder.of("item.started")
+
+
+async def test_a_slice_missing_a_step_falls_back_to_reusing_every_item() -> None:
+    """An item whose steps are not all stored (a masked output is never reused) cannot be
+    composed: nothing composed stays, the loop reuses every item's stored steps and runs
+    what is missing, and the output is the same."""
+    g = doubling_loop()
+    local, _ = await run_graph(g, body(40))
+    distributor = InProcessDistributor(g, body(40), 8)
+    original = distributor.stored
+
+    async def stored(block: Block, indexes: Sequence[int] | None) -> Memo:
+        memo = await original(block, indexes)
+        memo.steps.pop(("loop[33]", "double"), None)  # item 33's step was not stored
+        return memo
+
+    distributor.stored = stored  # type: ignore[method-assign]
+    recorder = Recorder()
+
+    def sink(event: Event) -> None:
+        recorder(event)
+        distributor.heard(event)
+
+    executor = Executor(
+        parse_graph(g), REGISTRY, bus=EventBus(sink), services=services(), distributor=distributor
+    )
+    outcome = await executor.run(body(40))
+    assert outcome.outputs == local.outputs and outcome.failed_items == local.failed_items == 6
+    ran = [e for e in recorder.of("step.finished") if not e.data.get("reused")]
+    assert [e.data["item"] for e in ran if e.data.get("item")] == ["loop[33]"]
 
 
 async def test_a_loop_with_an_inner_loop_reuses_its_items_steps_instead() -> None:
