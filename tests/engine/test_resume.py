@@ -88,6 +88,20 @@ def interrupt_engines() -> None:
         engine.interrupt()
 
 
+async def stop_past_the_drain_time(task: asyncio.Task[Any], simulator: RunningSimulator) -> None:
+    """What the process does once the drain time is over: it cancels what is left (the
+    steps in flight), then the held calls are let go."""
+    executor.stopping = True
+    try:
+        interrupt_engines()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        executor.stopping = False
+        simulator.control.release()
+
+
 async def test_a_graceful_stop_gives_the_run_back_and_a_resume_repeats_no_call(
     owner: Any, simulator: RunningSimulator
 ) -> None:
@@ -147,15 +161,7 @@ async def test_a_stop_past_the_drain_time_reruns_only_the_items_in_flight(
         return bool(simulator.control.stats()["held"].get("linkedin"))
 
     await wait_for(held)
-    executor.stopping = True  # past the drain time the process cancels what is left
-    try:
-        interrupt_engines()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    finally:
-        executor.stopping = False
-        simulator.control.release()
+    await stop_past_the_drain_time(task, simulator)
     stopped = await Run.objects.aget(pk=run.pk)
     assert stopped.status == "running" and stopped.lease_owner == ""
     item = await ItemRun.objects.aget(run_id=run.pk, key="loop[12]")
@@ -233,16 +239,8 @@ async def test_a_resume_goes_on_from_the_loops_state_and_spends_no_retry_pass_tw
 
     await wait_for(after_held_and_state_kept)
     assert calls_by_domain(simulator, "clearbit")["d3.io"] == 2  # the first go and one pass
-    executor.stopping = True  # past the drain time: the held step is cancelled
-    try:
-        interrupt_engines()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    finally:
-        executor.stopping = False
-        simulator.control.configure(failures=[], hold=[])
-        simulator.control.release()
+    await stop_past_the_drain_time(task, simulator)  # the held step is cancelled
+    simulator.control.configure(failures=[], hold=[])
 
     await execute_run(run.pk)
     resumed = await Run.objects.aget(pk=run.pk)
