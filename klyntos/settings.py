@@ -281,9 +281,9 @@ KLYNTOS_PROVIDER_WINDOW_SECONDS = float(os.environ.get("KLYNTOS_PROVIDER_WINDOW_
 KLYNTOS_PROVIDER_COMPLETION_TOKENS = int(
     os.environ.get("KLYNTOS_PROVIDER_COMPLETION_TOKENS", "256")
 )
-# Runs waiting for one provider key: a higher `priority` goes first, but a waiting call gains
-# one priority level per this many seconds it has waited (up to the highest waiting), so a
-# low-priority run is never starved; 0 makes priority strict (engine/core/providers.py).
+# Runs waiting for one provider key: a higher `priority` goes first, but a call that has
+# waited this many seconds competes as an equal of the highest priority waiting, so no run is
+# starved by others' priority; 0 makes priority strict (engine/core/providers.py).
 KLYNTOS_PRIORITY_AGING_SECONDS = float(os.environ.get("KLYNTOS_PRIORITY_AGING_SECONDS", "60"))
 # A run new to a provider key (fewer calls let through there lately than this many times the
 # key's concurrency limit) goes before the runs already using it; 0: no such burst.

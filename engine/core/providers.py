@@ -16,10 +16,10 @@ deadlock on it, and the wait is not part of the attempt's timeout.
 Runs share a key fairly (`RunShare`: each run's weight and priority, `StepTag.share`). A key's
 waiting calls queue per run, first come first served within a run (so a loop's item
 `priority`, which orders the items it starts, orders its calls too); when the key can let one
-through, the run chosen is, in order: the highest priority (a run's `priority`, plus one level
-for every `priority_aging` seconds its oldest waiting call has waited, up to the highest
-priority waiting: a low-priority run waits at most gap × aging before it competes as an
-equal; 0 is strict priority); then a run new to the key (fewer calls let through there
+through, the run chosen is, in order: the highest priority (a run's `priority`; but a call
+that has waited `priority_aging` seconds competes as an equal of the highest priority
+waiting, so no run's call waits longer than that behind higher-priority runs, whatever the
+gap; 0 is strict priority); then a run new to the key (fewer calls let through there
 lately than `new_run_burst` × the key's concurrency limit: like a scheduler's credit to a
 task that just woke, a bounded burst); then the fewest permits in flight on the key per
 unit of weight; then the fewest calls let through recently per unit of weight (a count that
@@ -278,8 +278,9 @@ class ProviderSettings:
     # The longest a Retry-After pauses a key (KLYNTOS_RETRY_AFTER_MAX).
     max_pause: float = 60.0
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
-    # A waiting call gains one priority level per this many seconds waited (0: strict
-    # priority, a lower-priority run waits for as long as a higher one has calls waiting).
+    # A call that has waited this many seconds competes as an equal of the highest priority
+    # waiting (0: strict priority, a lower-priority run waits as long as a higher one has
+    # calls waiting).
     priority_aging: float = 60.0
     # A run new to a key (fewer calls let through there lately than this many times the
     # key's concurrency limit) goes before the runs already using it: a small run's first
@@ -970,8 +971,8 @@ class ProviderRegistry:
         state = self._states.get(key)
         aging = self.settings.priority_aging
         half_life = self.settings.window
-        # Aging lifts a run at most to the highest priority waiting: runs of one priority
-        # still share by weight, however long their calls have waited.
+        # A call waiting `aging` seconds competes at the highest priority waiting (never
+        # above it: runs of one priority still share by weight however long they waited).
         top = max(w.share.priority for w in heads)
 
         limit = state.concurrency() if state is not None else None
@@ -980,8 +981,8 @@ class ProviderRegistry:
         def rank(waiter: _Waiter) -> tuple[float, int, float, float, int]:
             share = waiter.share
             priority = float(share.priority)
-            if aging > 0 and priority < top:
-                priority = min(float(top), priority + (now - waiter.since) // aging)
+            if aging > 0 and priority < top and now - waiter.since >= aging:
+                priority = float(top)
             use = state.shares.get(share) if state is not None else None
             weight = share.weight if share.weight > 0 else 1.0
             in_flight = use.in_flight if use is not None else 0

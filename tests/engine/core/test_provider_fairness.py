@@ -124,20 +124,22 @@ async def test_a_higher_priority_run_goes_first_strictly_without_aging() -> None
     assert calls.order == ["a0", "b0", "b1", "a1", "a2"]
 
 
-async def test_a_lower_priority_call_ages_into_an_equal_share() -> None:
-    """One priority level per `priority_aging` seconds waited: a low-priority call that has
-    waited longer than the gap × aging competes as an equal (and being older, goes first);
-    aging never lifts a run past the highest priority waiting."""
-    calls = Calls(cap=1, aging=0.02)
-    holder, low, high = RunShare(), RunShare(priority=0), RunShare(priority=1)
+async def test_a_lower_priority_call_that_waited_the_aging_time_competes_as_an_equal() -> None:
+    """The starvation guard: a call that has waited `priority_aging` seconds competes at the
+    highest priority waiting (then fair share decides: the older, emptier run goes first);
+    one that has not, waits behind higher priorities, whatever the gap."""
+    calls = Calls(cap=1, aging=0.1)
+    holder, low, high = RunShare(), RunShare(priority=-100), RunShare(priority=100)
     await calls.start(holder, "h")
     await calls.start(low, "a0")
-    await asyncio.sleep(0.1)  # five levels' worth: lifted to 1, the highest waiting
     await calls.start(high, "b0", "b1")
     await calls.release("h")
-    assert calls.order == ["h", "a0"]
+    assert calls.order == ["h", "b0"]  # a0 has not waited 0.1 s yet
+    await asyncio.sleep(0.15)
+    await calls.release("b0")
+    assert calls.order == ["h", "b0", "a0"]  # aged: an equal, and b1 is younger
     await calls.drain()
-    assert calls.order == ["h", "a0", "b0", "b1"]
+    assert calls.order == ["h", "b0", "a0", "b1"]
 
 
 async def test_the_executors_of_one_run_share_one_share() -> None:
