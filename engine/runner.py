@@ -76,6 +76,14 @@ class RunSpec:
 SUSPEND: dict[str, Any] = {}
 
 
+def _claim_and_load(run_id: Any, owner: str) -> RunSpec | None:
+    """The run claimed and loaded on one connection (None: not ours to execute). Each
+    `db_call` opens a connection of its own, a good part of a run's fixed cost."""
+    if not leases.claim(run_id, owner):
+        return None
+    return _load(run_id)
+
+
 def _load(run_id: Any) -> RunSpec:
     """The claimed run: its frozen graph, input and owner's secrets, and — when it ran
     before (resumed) or repeats another run's failures (a retry) — what is done already."""
@@ -126,11 +134,12 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
     try:
         # A cancel while claiming still ends the run (the claim may have happened).
         claimed = True
-        claimed = await db_call(leases.claim, run_id, owner)
-        if not claimed:
+        loaded = await db_call(_claim_and_load, run_id, owner)
+        if loaded is None:
+            claimed = False
             log.info("run %s is executed elsewhere or has ended", run_id)
             return
-        spec = await db_call(_load, run_id)
+        spec = loaded
         redactor = Redactor(spec.env.values())
         secrets_registry.register(spec.env.values())
         task = asyncio.current_task()

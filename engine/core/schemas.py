@@ -7,6 +7,8 @@ or a `type` that is not a string makes that part of the schema open (unknown), n
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -160,9 +162,25 @@ def unresolvable_refs(schema: Mapping[str, Any]) -> list[str]:
 
 
 def schema_problems(schema: Any) -> list[str]:
-    """Why an author's JSON schema cannot be used: not a schema, or an unresolvable `$ref`."""
+    """Why an author's JSON schema cannot be used: not a schema, or an unresolvable `$ref`.
+
+    Checking against the metaschema takes tens of ms, and a webhook checks its body schema on
+    every run (a part of the run's fixed cost): the answer is remembered per schema text."""
     if not isinstance(schema, Mapping):
         return ["must be a JSON schema object"]
+    try:
+        text = json.dumps(schema)
+    except (TypeError, ValueError):  # not JSON (a caller's own object): checked as it is
+        return _schema_problems(schema)
+    return list(_schema_problems_of_text(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problems_of_text(text: str) -> tuple[str, ...]:
+    return tuple(_schema_problems(json.loads(text)))
+
+
+def _schema_problems(schema: Mapping[str, Any]) -> list[str]:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
