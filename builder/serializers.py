@@ -212,6 +212,9 @@ class RunSerializer(serializers.ModelSerializer):
     workflow_version = serializers.IntegerField(source="version.number", read_only=True)
     duration = serializers.SerializerMethodField()
     draft = serializers.SerializerMethodField()
+    # Its share of the providers it shares with other runs (weight 1, priority 0 unless set).
+    weight = serializers.SerializerMethodField()
+    priority = serializers.SerializerMethodField()
     summary = serializers.SerializerMethodField()
     # The link both ways between a run and its retries (POST /api/runs/<id>/retry-failed/).
     retry_of = serializers.UUIDField(source="retry_of_id", read_only=True, allow_null=True)
@@ -226,6 +229,8 @@ class RunSerializer(serializers.ModelSerializer):
             "status",
             "trigger",
             "draft",
+            "weight",
+            "priority",
             "retry_of",
             "retries",
             "resumes",
@@ -258,6 +263,12 @@ class RunSerializer(serializers.ModelSerializer):
     def get_draft(self, obj: Run) -> bool:
         """A test run of a draft version (started from the editor), not production."""
         return bool((obj.options or {}).get("draft"))
+
+    def get_weight(self, obj: Run) -> float:
+        return float((obj.options or {}).get("weight") or 1.0)
+
+    def get_priority(self, obj: Run) -> int:
+        return int((obj.options or {}).get("priority") or 0)
 
     def get_duration(self, obj: Run) -> float | None:
         if obj.started_at and obj.finished_at:

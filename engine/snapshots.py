@@ -77,6 +77,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "status": run.status,
         "trigger": run.trigger,
         "draft": bool((run.options or {}).get("draft")),
+        "weight": float((run.options or {}).get("weight") or 1.0),
+        "priority": int((run.options or {}).get("priority") or 0),
         "retry_of": str(run.retry_of_id) if run.retry_of_id else None,
         "retries": [
             str(pk) for pk in run.retries.order_by("created_at").values_list("pk", flat=True)

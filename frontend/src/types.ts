@@ -207,6 +207,9 @@ export interface RunSummary {
   trigger: string;
   // A test run of a draft version (from the editor), not production.
   draft?: boolean;
+  /** Its share of the providers it shares with other runs (`weight`, `priority`). */
+  weight?: number;
+  priority?: number;
   /** The run whose failed items this one retried, and the runs that retried this one. */
   retry_of?: string | null;
   retries?: string[];

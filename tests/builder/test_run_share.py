@@ -36,12 +36,15 @@ def test_weight_and_priority_are_run_options_bounded_and_kept(owner: Any) -> Non
     assert started.status_code == 201, started.json()
     run = Run.objects.get(pk=started.json()["id"])
     assert (run.options["weight"], run.options["priority"]) == (2.5, -3)
+    shown = client.get(f"/api/runs/{run.pk}/").json()
+    assert (shown["weight"], shown["priority"]) == (2.5, -3)
     for bad in ({"weight": 0}, {"weight": 101}, {"priority": 101}, {"priority": 1.5}):
         answer = client.post(url, {"input": {"leads": []}, **bad}, format="json")
         assert answer.status_code == 400 and set(bad) <= set(answer.json()), answer.json()
     plain = client.post(url, {"input": {"leads": []}}, format="json")
     options = Run.objects.get(pk=plain.json()["id"]).options
     assert "weight" not in options and "priority" not in options
+    assert (plain.json()["weight"], plain.json()["priority"]) == (1.0, 0)
 
 
 def test_the_executor_takes_the_runs_share_from_its_options() -> None:
