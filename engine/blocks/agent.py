@@ -18,9 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import openai
+
+# `client.chat` imports this on first use (~0.3 s of module and pydantic model building):
+# paid when the process starts rather than inside the first run's first call.
+import openai.resources.chat  # noqa: F401
+
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
-from engine.core.fetch import FetchResult, fetch
 from engine.core.providers import ProviderPaused
 from engine.core.refs import Scope, stringify, substitute
 from engine.core.schemas import (
@@ -36,8 +41,6 @@ from engine.core.spec import BlockContext
 
 # How much of an endpoint's error message a step error quotes.
 ERROR_EXCERPT = 300
-# The largest answer read from the endpoint (a completion is text and a little JSON).
-MAX_ANSWER_BYTES = 16 * 1024 * 1024
 PROMPT_FIELDS = ("system_prompt", "user_prompt")
 # How many references a too-large prompt's error names (the largest first).
 NAMED_REFERENCES = 3
@@ -171,27 +174,25 @@ class AgentBlock(BaseBlock):
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": user_content(user, images, config)})
-        # The request goes straight to the endpoint through the factory's guarded aiohttp
-        # session (engine/core/fetch.py), as the HTTP block's do: the openai SDK's request
-        # building, typed transforms and httpx models cost ~0.7 ms of CPU per call, about a
-        # tenth of a lead's CPU in the template, for a JSON POST.
-        request: dict[str, Any] = {"model": model, "messages": messages}
+        # Messages (and the response format below) travel in extra_body, which the SDK merges
+        # into the JSON body unchanged: its typed transform of these params costs over a
+        # millisecond of CPU per call, which adds up when a loop's items answer at once.
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": [],
+            "extra_body": {"messages": messages},
+        }
         if config.get("temperature") is not None:
             request["temperature"] = config["temperature"]
         if config.get("max_tokens"):
             request["max_tokens"] = config["max_tokens"]
         schema = ctx.raw_config.get("response_format")
         if schema:
-            request["response_format"] = {
+            request["extra_body"]["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": f"{ctx.block_name}_response", "schema": schema},
             }
-        url, key = ctx.services.openai_chat(api_key)
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        client = ctx.services.openai(api_key)
         # The call counts against the endpoint's host and its host/model key (caps, rates,
         # tokens reserved from an estimate and settled from `usage`, AIMD).
         prompt_chars = len(system) + len(user)
@@ -204,32 +205,26 @@ class AgentBlock(BaseBlock):
         )
         async with provider:
             try:
-                answer = await fetch(
-                    ctx.services.outbound,
-                    "POST",
-                    url,
-                    headers=headers,
-                    data=json.dumps(request).encode(),
-                    max_bytes=MAX_ANSWER_BYTES,
-                    provider=provider,
-                )
-            except TransientError as exc:
-                what = "timed out" if exc.timeout else "unreachable"
-                raise TransientError(f"LLM endpoint {what}: {exc}", timeout=exc.timeout) from exc
-            provider.observe(answer.status, answer.headers)
-            if not 200 <= answer.status < 300:
-                message = f"LLM endpoint returned {answer.status}: {_error_message(answer, ctx)}"
-                if is_retryable_status(answer.status):
-                    retry_after = next(
-                        (v for k, v in answer.headers.items() if k.lower() == "retry-after"), None
-                    )
+                # The raw response: the answer is read from its JSON, skipping the SDK's model
+                # construction (CPU that queues when a loop's items answer at the same moment).
+                raw = await client.chat.completions.with_raw_response.create(**request)
+                provider.observe(raw.http_response.status_code, raw.http_response.headers)
+                completion = raw.http_response.json()
+            except openai.APIStatusError as exc:
+                provider.observe(exc.status_code, exc.response.headers)
+                message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc, ctx)}"
+                if is_retryable_status(exc.status_code):
                     raise TransientError(
-                        message, retry_after=parse_retry_after(retry_after), status=answer.status
-                    )
-                raise BlockError(message)
-            try:
-                completion = json.loads(answer.body)
-            except ValueError as exc:  # a 2xx whose body is not JSON (or not UTF-8)
+                        message,
+                        retry_after=parse_retry_after(exc.response.headers.get("retry-after")),
+                        status=exc.status_code,
+                    ) from exc
+                raise BlockError(message) from exc
+            except openai.APITimeoutError as exc:
+                raise TransientError(f"LLM endpoint timed out: {exc}", timeout=True) from exc
+            except openai.APIConnectionError as exc:
+                raise TransientError(f"LLM endpoint unreachable: {exc}") from exc
+            except ValueError as exc:  # a 2xx whose body is not JSON
                 raise TransientError(
                     f"LLM endpoint answered with something other than JSON: {exc}"
                 ) from exc
@@ -360,20 +355,9 @@ def _too_large(total: int, limit: int, sizes: dict[str, int]) -> str:
     return "; ".join([message, ", ".join(named), "summarise a list with loop aggregations instead"])
 
 
-def _error_message(answer: FetchResult, ctx: BlockContext) -> str:
-    """The endpoint's own message (`{"error": {"message": …}}`), else its answer, as the
-    openai SDK words it ("Error code: 413 - {…}")."""
-    text = answer.body.decode("utf-8", "replace").strip()
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed, message = None, text or f"Error code: {answer.status}"
-    else:
-        message = f"Error code: {answer.status} - {parsed}"
-    body = parsed.get("error", parsed) if isinstance(parsed, dict) else None
-    if isinstance(body, dict) and body.get("message"):
-        message = str(body["message"])
-    return ctx.redactor.excerpt(message, ERROR_EXCERPT)
+def _error_message(exc: openai.APIStatusError, ctx: BlockContext) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return ctx.redactor.excerpt(str(body.get("message") or exc.message), ERROR_EXCERPT)
 
 
 def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,6 @@
-"""Plain HTTP requests for the HTTP and Agent blocks, straight on the factory's guarded
-aiohttp session.
+"""Plain HTTP requests for the HTTP block, straight on the factory's guarded aiohttp session.
 
-httpx (the shared client's) doubled the per-request cost of the HTTP block (URL
+httpx stays for the openai SDK; for the HTTP block it doubled the per-request cost (URL
 re-parsing, header models, cookie extraction). Every hop still goes through
 `OutboundFactory.route` (host overrides + SSRF guard) and the session's guarded resolver,
 and redirects are followed here, hop by hop, so each one is checked again. A redirect that
@@ -12,9 +11,8 @@ browsers and curl: the next host is whoever the first one names.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
@@ -22,9 +20,6 @@ import yarl
 
 from engine.core.errors import BlockError, TransientError
 from engine.core.outbound import CALL_DEPTH_HEADER, TRANSPORT_ERRORS, OutboundFactory
-
-if TYPE_CHECKING:
-    from engine.core.providers import ProviderCall
 
 REDIRECTS = {301, 302, 303, 307, 308}
 # Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.
@@ -59,13 +54,10 @@ async def fetch(
     max_bytes: int,
     secret_headers: Collection[str] = (),
     follow_redirects: bool = True,
-    provider: ProviderCall | None = None,
 ) -> FetchResult:
     """One request; `secret_headers` (names) are sent to the first URL's origin only.
 
-    With `follow_redirects` off a 3xx is the result, like any other response. `provider`: a
-    call the caller already holds (an Agent's, counted with its model and prompt), which then
-    observes the result itself; otherwise each hop is a call of its own to its host.
+    With `follow_redirects` off a 3xx is the result, like any other response.
     """
     session = factory.aiohttp_session()
     # The session sends the run's call depth; a block may not lower it to recurse forever.
@@ -79,12 +71,8 @@ async def fetch(
             hop_headers = {**headers, "Host": yarl.URL(target, encoded=True).raw_authority}
         # Each hop is a call to its host (as written, before overrides) under that
         # provider's caps and rates, shared with every run on this loop.
-        call: AbstractAsyncContextManager[ProviderCall | None] = (
-            factory.providers.call(urlsplit(url).hostname or "")
-            if provider is None
-            else nullcontext()
-        )
-        async with call as own:
+        provider = factory.providers.call(urlsplit(url).hostname or "")
+        async with provider:
             try:
                 async with session.request(
                     method,
@@ -93,8 +81,7 @@ async def fetch(
                     data=data,
                     allow_redirects=False,
                 ) as response:
-                    if own is not None:
-                        own.observe(response.status, response.headers)
+                    provider.observe(response.status, response.headers)
                     location = response.headers.get("Location")
                     if follow_redirects and response.status in REDIRECTS and location:
                         next_url = urljoin(url, location)  # relative to the URL as written

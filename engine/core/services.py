@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.data import DataConnection
@@ -30,18 +30,16 @@ class Services:
     run_id: str = ""
     # Where blocks with `cache` keep their outputs (engine/core/result_cache.py); None: off.
     result_cache: ResultCache | None = None
-    _openai_trusted: bool = False
+    _openai: dict[str, Any] = field(default_factory=dict)
 
-    def openai_chat(self, api_key: str | None = None) -> tuple[str, str]:
-        """The chat completions URL and the API key a call uses (the block's, else the
-        operator's). The operator's base URL is trusted by the SSRF guard unless a host
-        override already routes it, as for the SDK client (`OutboundFactory.openai_client`)."""
-        if not self._openai_trusted:
-            if not self.outbound.rewrite_url(self.openai_base_url)[1]:
-                self.outbound.trust_base_url(self.openai_base_url)
-            self._openai_trusted = True
+    def openai(self, api_key: str | None = None) -> Any:
+        """One AsyncOpenAI per key, all sharing the factory's HTTP client."""
         key = api_key or self.openai_api_key or "sk-not-configured"
-        return self.openai_base_url.rstrip("/") + "/chat/completions", key
+        if key not in self._openai:
+            self._openai[key] = self.outbound.openai_client(
+                api_key=key, base_url=self.openai_base_url
+            )
+        return self._openai[key]
 
     def slack(self, token: str | None = None) -> Any:
         from slack_sdk.web.async_client import AsyncWebClient
