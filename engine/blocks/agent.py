@@ -356,8 +356,16 @@ def _too_large(total: int, limit: int, sizes: dict[str, int]) -> str:
 
 
 def _error_message(exc: openai.APIStatusError, ctx: BlockContext) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    return ctx.redactor.excerpt(str(body.get("message") or exc.message), ERROR_EXCERPT)
+    """The endpoint's own words: its error's `message`, else its whole answer, which the
+    SDK's message leaves out for answers not shaped like OpenAI's errors."""
+    body = exc.body
+    if isinstance(body, dict) and body.get("message"):
+        text = str(body["message"])
+    elif body and str(body) not in exc.message:
+        text = f"{exc.message} - {body}" if isinstance(body, dict | list) else str(body)
+    else:
+        text = exc.message
+    return ctx.redactor.excerpt(text, ERROR_EXCERPT)
 
 
 def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:
