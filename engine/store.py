@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import close_old_connections, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -221,7 +221,7 @@ class RunStore:
             self._thread.shutdown(wait=True)
 
     def _release(self) -> None:
-        close_old_connections()
+        drop_broken_connections()
         if self.lease_owner:
             leases.release(self.run_id, self.lease_owner)
 
@@ -261,7 +261,7 @@ class RunStore:
             callback()
 
     def _is_live(self) -> bool:
-        close_old_connections()
+        drop_broken_connections()
         if self.lease_owner:  # the quiet path's heartbeat
             return bool(self._live().update(lease_expires=leases.expiry()))
         return self._live().exists()
@@ -510,10 +510,11 @@ class RunStore:
 
     def _write(self, delta: dict[str, Any]) -> bool:
         """Store one batch; False when the run row was already ended by someone else."""
-        close_old_connections()
+        drop_broken_connections()
         try:
             return self._write_rows(delta)
         except Exception:
+            drop_broken_connections()  # the kept connection died: the retry gets a new one
             # A value the JSON columns cannot take: PostgreSQL's jsonb refuses NUL characters
             # and NaN, lone surrogates cannot be encoded, and a type nobody made JSON-safe
             # cannot be serialised at all. Store the batch with those values as text rather
@@ -551,7 +552,7 @@ class RunStore:
         return live, self._write_end(values)
 
     def _write_end(self, values: dict[str, Any]) -> dict[str, Any]:
-        close_old_connections()
+        drop_broken_connections()
         try:
             # Tens of MB after a big loop: encoded in slices, not one GIL-holding call.
             encoded = dict(values)
@@ -559,6 +560,7 @@ class RunStore:
                 encoded["outputs"] = json_expression(encoded["outputs"])
             return self._write_end_rows(encoded)
         except Exception:
+            drop_broken_connections()
             log.warning("storing the end of run %s with its outputs as text", self.run_id)
         try:
             return self._write_end_rows(_storable(values))
@@ -644,6 +646,23 @@ class RunStore:
 
     async def _send(self, delta: dict[str, Any]) -> None:
         await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
+
+
+def drop_broken_connections() -> None:
+    """`close_old_connections` without its age rule, for the store's own thread: its
+    connection serves every batch of the run (with CONN_MAX_AGE 0 a new one per batch cost the
+    store thread and the run's end ~5–30 ms each), and one that failed and is no longer usable
+    (the database restarted), or left inside a transaction, is closed for a new one."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None:
+            continue
+        if conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]:
+            conn.close()
+        elif conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
 from engine.gc_freeze import RUN_GEN0_THRESHOLD, GcFreezer
 
@@ -56,3 +57,23 @@ async def test_each_loop_has_one_freezer_that_nested_runs_share() -> None:
     may_end.set()
     await outer
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_cycle_that_died_before_a_freeze_is_freed_not_frozen() -> None:
+    import weakref
+
+    class Node:
+        other: Any = None
+
+    freezer = GcFreezer(every=0.01)
+    may_end = asyncio.Event()
+    run = asyncio.create_task(freezer.around(may_end.wait()))
+    await asyncio.sleep(0.02)
+    first, second = Node(), Node()
+    first.other, second.other = second, first  # a cycle: reference counting never frees it
+    gone = weakref.ref(first)
+    del first, second
+    await asyncio.sleep(0.05)  # a few freezes later, with gen-0 passes rare meanwhile
+    assert gone() is None
+    may_end.set()
+    await run

@@ -114,3 +114,40 @@ def test_waves_are_visible_in_the_stored_rows_and_the_loop_state(
         started = min(r["started_at"] for r in rows if r["index"] // 10 == k + 1)
         assert started >= ended, (k, started, ended)
     assert run.loops["loop"]["batch"] == 5 and run.loops["loop"]["batches"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_store_thread_keeps_its_connection_and_replaces_a_broken_one() -> None:
+    """Every batch used to open a new connection (CONN_MAX_AGE 0); a kept one that the
+    database dropped must still be replaced, or the next batch would be lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import OperationalError, connection
+
+    from engine.store import drop_broken_connections
+
+    def backend() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return int(cursor.fetchone()[0])
+
+    def kept_twice() -> tuple[int, int]:
+        first = backend()
+        drop_broken_connections()
+        return first, backend()
+
+    def after_the_drop() -> int:
+        with pytest.raises(OperationalError):
+            backend()
+        drop_broken_connections()
+        try:
+            return backend()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:  # the store's: one thread, its connection
+        first, kept = thread.submit(kept_twice).result()
+        with connection.cursor() as cursor:  # this thread's own connection
+            cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
+        replaced = thread.submit(after_the_drop).result()
+    assert kept == first and replaced != kept
