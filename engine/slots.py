@@ -608,7 +608,7 @@ def cluster_wide() -> bool:
 
 
 def check_settings() -> None:
-    """ValueError naming a KLYNTOS_SLOT_* setting that cannot work."""
+    """ValueError naming a KLYNTOS_SLOT_* (or the breakers' sync) setting that cannot work."""
     for name in ("KLYNTOS_SLOT_LEASE_SECONDS", "KLYNTOS_SLOT_POLL_SECONDS"):
         if not getattr(settings, name) > 0:
             raise ValueError(f"{name} must be a positive number of seconds")
@@ -616,3 +616,6 @@ def check_settings() -> None:
         raise ValueError("KLYNTOS_SLOT_POLL_SECONDS must not be longer than the lease")
     if not 1 <= settings.KLYNTOS_SLOT_CONNECTIONS <= 100:
         raise ValueError("KLYNTOS_SLOT_CONNECTIONS must be between 1 and 100")
+    # The workers' shared breakers (engine/breaker_sharing.py) ride on the same tables.
+    if not 0.05 <= settings.KLYNTOS_BREAKER_SYNC_SECONDS <= 60:
+        raise ValueError("KLYNTOS_BREAKER_SYNC_SECONDS must be seconds from 0.05 to 60")

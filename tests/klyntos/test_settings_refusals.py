@@ -41,6 +41,7 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ),
         ({"KLYNTOS_PRIORITY_AGING_SECONDS": "-1"}, "KLYNTOS_PRIORITY_AGING_SECONDS must be"),
         ({"KLYNTOS_PROVIDER_NEW_RUN_BURST": "-1"}, "KLYNTOS_PROVIDER_NEW_RUN_BURST must be"),
+        ({"KLYNTOS_BREAKER_SYNC_SECONDS": "0"}, "KLYNTOS_BREAKER_SYNC_SECONDS must be seconds"),
     ],
 )
 def test_a_setting_that_cannot_work_stops_start_up_naming_it(
