@@ -4,12 +4,13 @@ single call, and the Resume posted to the web side (this process) reaches both w
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from builder import services
-from engine.models import ItemRun, Run
+from engine.models import ItemRun, ProviderBreaker, Run
 from simulator.testing import RunningSimulator
 from tests.engine.management.test_worker import start_workers, started, stop_workers, wait_until
 
@@ -44,6 +45,14 @@ def test_a_breaker_one_worker_opens_pauses_the_other_and_one_resume_reaches_both
     try:
         first = started(owner, 12)
         wait_until(lambda: paused_on(first) == [KEY], 60, "the first run to pause")
+        # Shared within KLYNTOS_BREAKER_SYNC_SECONDS of being written: a call another worker
+        # starts inside that window is expected, so the second run starts after it.
+        wait_until(
+            lambda: ProviderBreaker.objects.filter(key=KEY, state="open").exists(),
+            30,
+            "the open breaker to be written",
+        )
+        time.sleep(1.0)  # five sync intervals: the other worker has applied it
         calls = clearbit_calls(simulator)
         second = started(owner, 12)
         wait_until(lambda: paused_on(second) == [KEY], 60, "the second run to pause")
