@@ -452,6 +452,18 @@ class _Breaker:
         # hear every change until it closes.
         self.heard: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
+    def enter(self, state: str, reason: str, until: float | None = None) -> None:
+        """The bookkeeping of every change: the new state, its reason and end (an open auto
+        breaker's end of cool-down), a new generation (calls let through before count for
+        nothing after), no probes yet, no outcomes counted, and the change remembered."""
+        self.state = state
+        self.reason = reason
+        self.until = until
+        self.generation += 1
+        self.probes_in_flight = self.probes_ok = 0
+        self.outcomes.clear()  # empty already when it half-opens: nothing counts while open
+        self.changes.append((time.time(), state, reason))
+
     def pristine(self) -> bool:
         return self.state == "closed" and not any(self.outcomes) and self.trips == 0
 
@@ -1173,15 +1185,9 @@ class ProviderRegistry:
             breaker.trips = 0  # closed long enough: the next cool-down starts short again
         breaker.trips += 1
         cool_down = min(policy.cool_down * 2 ** (breaker.trips - 1), policy.cool_down_max)
-        breaker.state = "open"
         breaker.since = now
-        breaker.until = now + cool_down if policy.mode == "auto" else None
-        breaker.reason = reason
         breaker.policy = policy
-        breaker.generation += 1
-        breaker.probes_in_flight = breaker.probes_ok = 0
-        breaker.outcomes.clear()
-        breaker.changes.append((time.time(), "open", reason))
+        breaker.enter("open", reason, now + cool_down if policy.mode == "auto" else None)
         self._share(state)
         self._tell_all(state)  # runs that heard it before (a probe failed)
         # Every step queued on the key waits for it now. A run hears of it when one of its
@@ -1197,23 +1203,13 @@ class ProviderRegistry:
 
     def _half_open(self, state: _KeyState, now: float) -> None:
         breaker = state.breaker
-        breaker.state = "half_open"
-        breaker.until = None
-        breaker.generation += 1
-        breaker.probes_in_flight = breaker.probes_ok = 0
-        breaker.changes.append((time.time(), "half_open", breaker.reason))
+        breaker.enter("half_open", breaker.reason)
         self._tell_all(state)
 
     def _close(self, state: _KeyState, now: float, why: str) -> None:
         breaker = state.breaker
-        breaker.state = "closed"
         breaker.closed_at = now
-        breaker.until = None
-        breaker.reason = why
-        breaker.generation += 1
-        breaker.probes_in_flight = breaker.probes_ok = 0
-        breaker.outcomes.clear()
-        breaker.changes.append((time.time(), "closed", why))
+        breaker.enter("closed", why)
         self._share(state)
         self._tell_all(state)
         breaker.heard.clear()
