@@ -20,9 +20,12 @@ from urllib.parse import urlsplit
 
 import openai
 
-# `client.chat` imports this on first use (~0.3 s of module and pydantic model building):
-# paid when the process starts rather than inside the first run's first call.
-import openai.resources.chat  # noqa: F401
+# `client.chat` imports these on first use (~30-60 ms of module and pydantic model building,
+# on the event loop, in the first run's first call): paid when the process starts instead.
+# `openai.resources.chat` alone is a lazy package that imports nothing until an attribute
+# is read, so the modules themselves are named.
+import openai.resources.chat.chat  # noqa: F401
+import openai.resources.chat.completions.completions  # noqa: F401
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after

@@ -19,6 +19,7 @@ from engine.core.distribution import ChunkSpan, Distributor
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
+from engine.core.loop import run_loop
 from engine.core.memo import Memo
 from engine.core.prices import PriceTable, tally
 from engine.core.providers import CURRENT_STEP, RunShare, StepTag, run_share
@@ -171,8 +172,6 @@ class Executor:
         """One chunk of a distributed loop: its items only, in the scope the coordinator's
         top-level steps made (their stored outputs, in the memo). Nothing else runs: the
         loop's own step, its composition and the blocks after it are the coordinator's."""
-        from engine.core.loop import run_loop
-
         self.trigger_input = trigger_input
         block = self.graph.block(span.block_id)
         scope = Scope({"env": self.env})
@@ -256,8 +255,6 @@ class Executor:
         cached: dict[str, Any] = {}
         try:
             if block.is_loop:
-                from engine.core.loop import run_loop
-
                 output = await run_loop(self, block, scope, frame)
                 attempts = 1
             else:

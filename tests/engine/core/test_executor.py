@@ -249,3 +249,46 @@ async def test_a_slack_connection_failure_is_transient_and_retried() -> None:
     assert retrying.data["error"].startswith("Slack unreachable: ClientConnectorError")
     (failed,) = rec.of("step.failed", name="post")
     assert failed.data["attempts"] == 2 and "gave up after 2 attempts" in failed.data["error"]
+
+
+# What a process has imported once it can run (the runner imports these when it starts),
+# then the lead template run through the engine and a statement checked for PostgreSQL:
+# printed, the modules the run imported on the way.
+FIRST_RUN = """
+import asyncio, json, sys, tempfile
+import engine.blocks, engine.core.executor
+from bench.harness import create_enriched_leads, make_leads, run_template
+from engine.core.executor import RunOptions
+from engine.core.refs import Scope
+from engine.core.sqlrefs import compile_sql
+
+with tempfile.TemporaryDirectory() as folder:
+    create_enriched_leads(folder + "/data.sqlite3")
+    before = set(sys.modules)
+    run_template(sys.argv[1], folder + "/data.sqlite3", make_leads(3), RunOptions())
+    compile_sql("SELECT <x.y>", Scope({"x": {"y": 1}}), "postgresql")
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_run_imports_nothing_the_process_did_not_import_at_start(
+    sim: RunningSimulator,
+) -> None:
+    # An import on the first run's way (openai's chat resources, the loop, pglast) runs on
+    # the event loop between the request and the first upstream call: tens of ms each.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run(  # noqa: S603 -- this interpreter on our own script
+        [sys.executable, "-c", FIRST_RUN, sim.base_url],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
