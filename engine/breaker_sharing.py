@@ -13,8 +13,26 @@ the row (`resume_everywhere`), which every worker applies.
 
 Each worker still probes on its own after the cool-down: a worker that died while its
 breaker was open never leaves the others paused (manual breakers wait for a Resume, as
-everywhere). Rates and AIMD limits stay per worker; concurrency caps are shared through the
-slot tables (engine/slots.py).
+everywhere). Concurrency caps are shared through the slot tables (engine/slots.py).
+
+The same look shares the rest of a key's governance:
+- **Adaptive limits** (AIMD): a limit a worker sets is written to the key's `ProviderLimit`
+  row (a version from the same sequence) and applied by every other worker
+  (`ProviderRegistry.apply_limit`), a cut at once; a step up is written only when it stays
+  under the ceiling of a cut made less than KLYNTOS_PROVIDER_PROBE_SECONDS ago (a worker
+  that had not heard of the cut does not undo it). The key's cluster slots are held under
+  the limit (`ProviderCall`), so the limit bounds the calls in flight on all workers at once.
+- **Requests and tokens per minute**: a key's rate is split into grants, one
+  `ProviderGrant` row per worker, that never add up to more than the rate (each grant is
+  decided under an advisory lock of the key). A worker spends only what it was granted;
+  when its calls need more it asks (`ProviderRegistry.rate_plan`: at least a tenth of the
+  rate, so a call costs no statement of its own), and a worker that got less than it asked
+  marks its row wanted: the others then keep no more than their fair share (the rate over
+  the workers sharing it) and give back the rest as their windows empty. What a worker's
+  windows still count is never given back (those calls count at the provider until the
+  window after they end), and a grant outlives its worker by a window (`expires`, renewed
+  by each look). Inline (one process) none of this runs: the registry's windows are the
+  rates.
 """
 
 from __future__ import annotations
@@ -26,10 +44,11 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from engine.core.providers import ProviderRegistry, provider_key
 from engine.polling import Poller
@@ -55,6 +74,72 @@ FROM engine_providerbreaker
 WHERE state = 'open' AND (until IS NULL OR until > extract(epoch FROM now()))
 """
 LATEST = "SELECT coalesce(max(version), 0) FROM engine_providerbreaker"
+
+LIMIT_CUT = """
+INSERT INTO engine_providerlimit (key, "limit", ceiling, cut_at, process, version, updated_at)
+VALUES (%s, %s, %s, extract(epoch FROM now()), %s, nextval('engine_providerbreaker_version'),
+    now())
+ON CONFLICT (key) DO UPDATE SET "limit" = EXCLUDED."limit",
+    ceiling = coalesce(EXCLUDED.ceiling, engine_providerlimit.ceiling),
+    cut_at = EXCLUDED.cut_at, process = EXCLUDED.process, version = EXCLUDED.version,
+    updated_at = now()
+"""
+# A step up, unless it passes the ceiling of a cut made less than the probe time ago.
+LIMIT_UP = """
+INSERT INTO engine_providerlimit (key, "limit", ceiling, cut_at, process, version, updated_at)
+VALUES (%(key)s, %(limit)s, NULL, NULL, %(process)s, nextval('engine_providerbreaker_version'),
+    now())
+ON CONFLICT (key) DO UPDATE SET "limit" = EXCLUDED."limit", process = EXCLUDED.process,
+    version = EXCLUDED.version, updated_at = now()
+WHERE engine_providerlimit."limit" < EXCLUDED."limit" AND (
+    engine_providerlimit.ceiling IS NULL OR EXCLUDED."limit" <= engine_providerlimit.ceiling
+    OR engine_providerlimit.cut_at < extract(epoch FROM now()) - %(probe)s)
+"""
+LIMITS_CHANGED = """
+SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
+FROM engine_providerlimit WHERE version > %s ORDER BY version
+"""
+
+GRANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('klyntos-rate:' || %s, 0))"
+# What the other live workers hold of a key, and how many of them share it (hold or want).
+GRANT_OTHERS = """
+SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0), count(*)
+FROM engine_providergrant
+WHERE key = %(key)s AND process <> %(process)s AND expires > now()
+    AND (requests > 0 OR tokens > 0 OR wanted_at > now() - make_interval(secs => %(recent)s))
+"""
+GRANT_SET = """
+INSERT INTO engine_providergrant (key, process, requests, tokens, wanted_at, expires)
+VALUES (%(key)s, %(process)s, %(requests)s, %(tokens)s,
+    CASE WHEN %(wanted)s THEN now() END, now() + make_interval(secs => %(lease)s))
+ON CONFLICT (key, process) DO UPDATE SET requests = EXCLUDED.requests,
+    tokens = EXCLUDED.tokens, wanted_at = EXCLUDED.wanted_at, expires = EXCLUDED.expires
+"""
+GRANT_DROP = "DELETE FROM engine_providergrant WHERE key = %s AND process = %s"
+# Each look: this worker's grants renewed, and how many others share each key it holds.
+GRANT_RENEW = """
+WITH mine AS (
+    UPDATE engine_providergrant SET expires = now() + make_interval(secs => %(lease)s)
+    WHERE process = %(process)s RETURNING key
+)
+SELECT g.key, count(*) FROM engine_providergrant g JOIN mine ON mine.key = g.key
+WHERE g.process <> %(process)s AND g.expires > now()
+    AND (g.requests > 0 OR g.tokens > 0 OR g.wanted_at > now() - make_interval(secs => %(recent)s))
+GROUP BY g.key
+"""
+GRANT_EXPIRED = "DELETE FROM engine_providergrant WHERE expires < now() - interval '1 minute'"
+
+
+# The least time between two looks, however often a look is woken.
+MIN_GAP = 0.02
+# ... and after a look that got less of a rate than it asked for.
+REFUSED_GAP = 0.2
+
+T = TypeVar("T")
+
+
+async def _on_loop(function: Callable[[], T]) -> T:
+    return function()
 
 
 def process_name() -> str:
@@ -87,8 +172,16 @@ class BreakerSharing(Poller):
         self.registry = registry
         self.process = process or process_name()
         self.seen: int | None = None  # the last version read (None: not started)
+        self.limits_seen = 0  # the same for adaptive limits
         self._outbox: deque[tuple[str, dict[str, Any]]] = deque()
+        self._limits: dict[str, dict[str, Any]] = {}  # the latest limit per key, to write
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._holds_grants = False
+        self._refused = False
+        self._looks = 0
+        # Grants decided (a transaction of four statements each; tests count them per call).
+        self.grants = 0
 
     def publish(self, key: str, change: dict[str, Any]) -> None:
         """Called on the loop (the registry's `_share`): written by the next look."""
@@ -96,10 +189,54 @@ class BreakerSharing(Poller):
             with self._lock:
                 self._outbox.append((key, change))
 
+    def publish_limit(self, key: str, change: dict[str, Any]) -> None:
+        """Called on the loop (the registry's `_share_limit`): the next look writes the
+        latest limit of each key (a cut wakes it at once)."""
+        with self._lock:
+            before = self._limits.get(key)
+            if before is not None and before.get("cut"):  # a step up keeps the cut's ceiling
+                change = {
+                    **change,
+                    "cut": True,
+                    "ceiling": change.get("ceiling") or before.get("ceiling"),
+                }
+            self._limits[key] = change
+        if change.get("cut"):
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Called on the loop: a key's calls need more of its rate than this worker holds."""
+        self._wake.set()
+
+    def serve(self) -> None:
+        """A look every `poll` seconds, or at once when woken (a grant wanted, a cut), but
+        at most one per MIN_GAP."""
+        while not self.stopping.is_set():
+            try:
+                self.look()
+            except Exception:  # a database hiccup must not end the look-out
+                log.exception("the %s failed", self.what)
+            finally:
+                connections.close_all()
+            # Refused a grant: the others give back at their next look, ask again after it.
+            gap = min(self.poll, REFUSED_GAP) if self._refused else MIN_GAP
+            self._refused = False
+            if self.stopping.wait(gap):
+                break
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self._wake.set()
+        super().stop(timeout)
+
     def look(self) -> None:
         with self._lock:
             outgoing = list(self._outbox)
             self._outbox.clear()
+            limits = list(self._limits.items())
+            self._limits.clear()
         with connection.cursor() as cursor:
             if self.seen is None:  # a worker that starts late joins the breakers open now
                 cursor.execute(LATEST)
@@ -107,6 +244,7 @@ class BreakerSharing(Poller):
                 cursor.execute(OPEN_NOW)
                 for row in cursor.fetchall():
                     self._apply(*_change(row)[:3])
+            self._share_limits(cursor, limits)
             for key, change in outgoing:
                 cursor.execute(
                     UPSERT,
@@ -126,6 +264,83 @@ class BreakerSharing(Poller):
                 self.seen = max(self.seen, version)
                 if process != self.process:
                     self._apply(key, change, process)
+        self._share_rates()
+
+    def _share_limits(self, cursor: Any, limits: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write the limits decided here, apply the others' (every one at the first look)."""
+        for key, change in limits:
+            if change.get("cut"):
+                cursor.execute(
+                    LIMIT_CUT, [key, change["limit"], change.get("ceiling"), self.process]
+                )
+            else:
+                probe = self.registry.settings.probe_seconds
+                params = {"key": key, "limit": change["limit"], "process": self.process}
+                cursor.execute(LIMIT_UP, {**params, "probe": probe})
+        cursor.execute(LIMITS_CHANGED, [self.limits_seen])
+        for key, limit, ceiling, cut_age, process, version in cursor.fetchall():
+            self.limits_seen = max(self.limits_seen, version)
+            if process != self.process and not self.loop.is_closed():
+                age = None if cut_age is None else float(cut_age)
+                self.loop.call_soon_threadsafe(self.registry.apply_limit, key, limit, ceiling, age)
+
+    def _share_rates(self) -> None:
+        """Settle this worker's grants with the database: give back and ask for what
+        `rate_plan` says, renew what it keeps, learn who else shares its keys."""
+        if self.loop.is_closed():
+            return
+        plan = asyncio.run_coroutine_threadsafe(_on_loop(self.registry.rate_plan), self.loop)
+        lease = self.registry.settings.window + 3 * self.poll + 1.0
+        recent = max(1.0, 4 * self.poll)
+        base: dict[str, Any] = {"process": self.process, "lease": lease, "recent": recent}
+        for entry in plan.result(30):
+            key, keep, ask, rates = entry["key"], entry["keep"], entry["ask"], entry["rates"]
+            got, others = [0.0, 0.0], 1
+            try:
+                others = self._grant(key, keep, ask, rates, got, base)
+            finally:  # its calls are told, even of nothing (they ask again)
+                self.loop.call_soon_threadsafe(self.registry.rate_granted, key, got, others)
+            self._refused = self._refused or any(got[k] + 1e-9 < ask[k] for k in (0, 1))
+        if self._holds_grants:
+            with connection.cursor() as cursor:
+                cursor.execute(GRANT_RENEW, base)
+                peers = {key: 1 + int(count) for key, count in cursor.fetchall()}
+                self._looks += 1
+                if self._looks % 500 == 0:  # now and then: grants of workers long gone
+                    cursor.execute(GRANT_EXPIRED)
+            self.loop.call_soon_threadsafe(self.registry.rate_peers, peers)
+
+    def _grant(
+        self,
+        key: str,
+        keep: list[float],
+        ask: list[float],
+        rates: tuple[float | None, float | None],
+        got: list[float],
+        base: dict[str, Any],
+    ) -> int:
+        """One key's grant decided under its lock: this worker keeps `keep`, and gets (into
+        `got`) what it asks for of the rate that the others leave. Returns how many workers
+        share the key now (this one included)."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(GRANT_LOCK, [key])
+            cursor.execute(GRANT_OTHERS, {**base, "key": key})
+            others_requests, others_tokens, others = cursor.fetchone()
+            for kind, others_hold in enumerate((others_requests, others_tokens)):
+                rate = rates[kind]
+                if ask[kind] > 0 and rate is not None:
+                    room = float(rate) - float(others_hold) - keep[kind]
+                    got[kind] = max(0.0, min(ask[kind], room))
+            wanted = any(got[k] + 1e-9 < ask[k] for k in (0, 1))
+            amounts = [keep[0] + got[0], keep[1] + got[1]]
+            if any(amounts) or wanted:
+                values = {"requests": amounts[0], "tokens": amounts[1], "wanted": wanted}
+                cursor.execute(GRANT_SET, {**base, "key": key, **values})
+                self._holds_grants = True
+            else:
+                cursor.execute(GRANT_DROP, [key, self.process])
+            self.grants += 1
+        return 1 + int(others)
 
     def _apply(self, key: str, change: dict[str, Any], process: str) -> None:
         if process == self.process or self.loop.is_closed():

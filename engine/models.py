@@ -252,6 +252,48 @@ class ProviderBreaker(models.Model):
         return f"{self.key} breaker {self.state}"
 
 
+class ProviderLimit(models.Model):
+    """A provider key's adaptive (AIMD) limit as the workers last decided it
+    (engine/breaker_sharing.py): a cut one worker makes bounds every worker, and the cluster
+    slots of the key are held under it. `version` comes from the breakers' sequence."""
+
+    key = models.TextField(primary_key=True)
+    limit = models.IntegerField()
+    # The limit that last failed (a 429 or a timeout): increases stay under it for a while.
+    ceiling = models.IntegerField(null=True, blank=True)
+    cut_at = models.FloatField(null=True, blank=True)  # epoch seconds of the last cut
+    process = models.CharField(max_length=200)
+    version = models.BigIntegerField(db_index=True)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} limit {self.limit}"
+
+
+class ProviderGrant(models.Model):
+    """What one worker may spend of a provider key's requests and tokens per window
+    (engine/breaker_sharing.py): the grants of a key never add up to more than its rate, a
+    worker asks for more when its share is spent and gives back what it does not use. A
+    grant stays until `expires` (renewed while its worker lives), since the calls it paid for
+    count in the provider's window after they end."""
+
+    key = models.TextField()
+    process = models.CharField(max_length=200)
+    requests = models.FloatField(default=0)
+    tokens = models.FloatField(default=0)
+    # Set while the worker asked for more than it got: holders share with it (fair share).
+    wanted_at = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "process"], name="provider_grant_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} grant to {self.process}"
+
+
 class CachedResult(models.Model):
     """A block's output kept by the result cache (engine/result_cache.py), per owner: the
     key hashes the block type and its resolved config with secrets named, never valued."""

@@ -64,7 +64,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -72,7 +72,7 @@ from typing import Any, Protocol
 
 from engine.core.errors import BlockError, TransientError, parse_retry_after
 from engine.core.retry import ATTEMPT_STATE, ATTEMPT_TIMEOUT
-from engine.core.slots import Slots, hold_caps
+from engine.core.slots import CLUSTER_REASON, Slots, hold_caps
 
 __all__ = [
     "BREAKER_POLICY",
@@ -94,10 +94,16 @@ __all__ = [
 
 
 class BreakerShare(Protocol):
-    """Where a process tells the other processes of a breaker change it decided, and hears
-    theirs (engine/breaker_sharing.py, with workers): `publish` is called on the loop."""
+    """Where a process tells the other processes of what it decided for a provider, and hears
+    theirs (engine/breaker_sharing.py, with workers); called on the loop. `publish`: a breaker
+    change; `publish_limit`: an adaptive limit it set; `wake`: a key's rate wants more than
+    this process was granted (`ProviderRegistry.rate_plan`, `rate_granted`)."""
 
     def publish(self, key: str, change: dict[str, Any]) -> None: ...
+
+    def publish_limit(self, key: str, change: dict[str, Any]) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 class _Bus(Protocol):
@@ -170,6 +176,9 @@ MAX_BREAKER_WINDOW = 1000
 # The changes a breaker remembers (`ProviderRegistry.breaker_changes`).
 BREAKER_CHANGES = 100
 FAILED_OUTCOMES = frozenset({"throttled", "timeout", "server_error", "unreachable"})
+# Workers: the least part of a key's rate a process asks for at once (a grant serves several
+# calls, so a call costs no statement of its own).
+GRANT_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +506,12 @@ class _KeyState:
         self.tokens_per_char = 0.25
         self.completions: deque[int] = deque(maxlen=50)
         self.breaker = _Breaker()
+        # Workers: what this process was granted of the key's requests and tokens per window
+        # (its share of the cluster's rates), what its waiting calls lack beyond that, and
+        # how many processes share the key when others want more than they got (else 1).
+        self.held = [0.0, 0.0]
+        self.short = [0.0, 0.0]
+        self.peers = 1
         # Each run's use of the key (fair share); forgotten with the run.
         self.shares: weakref.WeakKeyDictionary[RunShare, _Use] = weakref.WeakKeyDictionary()
         self.apply(limits, settings)
@@ -541,6 +556,7 @@ class _KeyState:
             "tpm": self.tpm(window),
             "paused_for": max(0.0, self.paused_until - now),
             "breaker": self.breaker.state,
+            "granted": {"requests": self.held[0], "tokens": self.held[1]},
         }
 
 
@@ -738,7 +754,8 @@ class ProviderRegistry:
         blocked = self._blocked(states, 0, _now())
         if blocked is None:
             return True
-        return blocked.reason == "concurrency" and not probing  # a slot is worth waiting for
+        # A slot, or a grant of the cluster's rate, is worth waiting for.
+        return blocked.reason in ("concurrency", CLUSTER_REASON) and not probing
 
     def resume(self, key: str) -> bool:
         """Close `key`'s breaker (a manual one's Resume); False when it was not open."""
@@ -934,13 +951,101 @@ class ProviderRegistry:
                 if used + 1 > rpm + 1e-9:
                     until = state.requests.free_at(used + 1 - rpm)
                     return _Blocked("requests/min", state.key, until)
+                if self.sharing is not None:
+                    blocked = self._granted(state, 0, rpm, used, 1)
+                    if blocked is not None:
+                        return blocked
             tpm = state.tpm(window)
             if tokens and tpm is not None:
                 used = state.tokens.used(now)
                 if used + tokens > tpm + 1e-9:
                     until = state.tokens.free_at(used + tokens - tpm)
                     return _Blocked("tokens/min", state.key, until)
+                if self.sharing is not None:
+                    blocked = self._granted(state, 1, tpm, used, tokens)
+                    if blocked is not None:
+                        return blocked
         return None
+
+    def _granted(
+        self, state: _KeyState, kind: int, rate: float, used: float, need: float
+    ) -> _Blocked | None:
+        """Workers: None when this process's grant of the key's rate (`kind` 0: requests, 1:
+        tokens) has room for `need` more. While other processes wait for theirs it spends no
+        more than its fair share (`rate` / the processes sharing the key, or one call): past
+        it, the call waits for this process's window to free. Short of its grant otherwise,
+        it notes how much and wakes the sharing's look to ask for it."""
+        fair = max(rate / state.peers, need) if state.peers > 1 else rate
+        room = min(state.held[kind], fair)
+        if used + need <= room + 1e-9:
+            return None
+        reason = ("requests/min", "tokens/min")[kind]
+        if state.held[kind] >= fair - 1e-9:  # its fair share is spent: its window frees it
+            window = (state.requests, state.tokens)[kind]
+            return _Blocked(reason, state.key, window.free_at(used + need - room))
+        state.short[kind] = max(state.short[kind], used + need - state.held[kind])
+        if self.sharing is not None:
+            self.sharing.wake()
+        return _Blocked(CLUSTER_REASON, state.key, None)
+
+    def rate_plan(self) -> list[dict[str, Any]]:
+        """Workers (on the loop, for the sharing's look): per key with a rate, what this
+        process keeps of its grants and what it asks for more. It keeps at least what its
+        windows count now (those calls still count at the provider); it gives back what
+        exceeds its fair share when others wait (`peers` > 1), everything when the key is
+        idle; it asks for what its waiting calls lack, at least a tenth of the rate at once
+        (so a grant serves several calls). What it gives back is taken off here first: a
+        grant only grows here after the database granted it, and only shrinks there after
+        it shrank here, so the grants of a key never add up to more than its rate."""
+        now = _now()
+        window = self.settings.window
+        plan = []
+        for key, state in self._states.items():
+            rates = (state.rpm(window), state.tpm(window))
+            if rates == (None, None) and not any(state.held):
+                continue
+            windows = (state.requests, state.tokens)
+            keep = [0.0, 0.0]
+            ask = [0.0, 0.0]
+            for kind, rate in enumerate(rates):
+                if rate is None:
+                    continue
+                used = windows[kind].used(now)
+                held = state.held[kind]
+                if state.peers > 1:  # others wait: down to the fair share, or what counts
+                    held = min(held, max(used, rate / state.peers))
+                elif not used and key not in self._queues:
+                    held = 0.0  # idle: its share goes back
+                keep[kind] = min(held, max(used, rate))  # a rate headers lowered since
+                short = state.short[kind]
+                if short > 0:
+                    want = max(short, rate * GRANT_SHARE)
+                    if state.peers > 1:
+                        want = max(short, min(want, rate / state.peers - keep[kind]))
+                    ask[kind] = max(0.0, min(want, rate - keep[kind]))
+            state.short = [0.0, 0.0]
+            if keep == state.held and not any(ask):
+                continue
+            state.held = keep
+            plan.append({"key": key, "keep": keep, "ask": ask, "rates": rates})
+        return plan
+
+    def rate_granted(self, key: str, got: Sequence[float], peers: int) -> None:
+        """Workers: the database granted `got` more of `key`'s requests and tokens (nothing,
+        when others hold the rate), and `peers` processes share it now."""
+        state = self._states.get(key)
+        if state is None:
+            return
+        state.held = [state.held[0] + got[0], state.held[1] + got[1]]
+        state.peers = max(1, peers)
+        self._pump()
+
+    def rate_peers(self, peers: Mapping[str, int]) -> None:
+        """Workers: how many processes share each key this process holds a grant of (1:
+        nobody else waits for it)."""
+        for key, state in self._states.items():
+            state.peers = max(1, peers.get(key, 1))
+        self._pump()
 
     def _grant(
         self,
@@ -1145,6 +1250,36 @@ class ProviderRegistry:
             return
         if state.limit != before:
             self._announce(state, CURRENT_STEP.get(), reason)
+            cut = before is None or state.limit < before
+            failed = reason in ("429", "timeout")
+            self._share_limit(state, cut, state.ceiling if failed else None)
+
+    def _share_limit(self, state: _KeyState, cut: bool, ceiling: int | None) -> None:
+        """Workers: tell the other processes of an adaptive limit decided here: a cut (with
+        the limit that failed, on a 429 or a timeout), or a step up."""
+        if self.sharing is None or self._applying_shared or state.limit is None:
+            return
+        self.sharing.publish_limit(
+            state.key, {"limit": state.limit, "cut": cut, "ceiling": ceiling}
+        )
+
+    def apply_limit(self, key: str, limit: int, ceiling: int | None, cut_age: float | None) -> None:
+        """Another process's adaptive limit for `key` (engine/breaker_sharing.py): this
+        process's limit becomes it (the cluster slots of the key are held under it too), a
+        cut like one decided here (calls let through before it count for nothing, the limit
+        that failed is a ceiling for `probe_seconds` since the cut). Told to nobody again."""
+        state = self.state(provider_key(key))
+        if state.limit == limit:
+            return
+        now = _now()
+        if state.limit is None or limit < state.limit:
+            state.epoch += 1  # a 429 of a call let through before is that cut's
+        if ceiling is not None and cut_age is not None:
+            state.ceiling = max(state.floor, ceiling)
+            state.ceiling_at = now - max(0.0, cut_age)
+        state.limit = max(1, limit)
+        state.successes = 0
+        self._pump()
 
     # -- the breaker ----------------------------------------------------------------------
 
@@ -1365,16 +1500,28 @@ class ProviderCall:
         self._permit = await self.registry.acquire(
             self.states, self.tokens, self.policy, self.or_next
         )
-        cluster = self.registry.cluster
-        caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
+        registry = self.registry
+        cluster = registry.cluster
+        if registry.sharing is not None:  # the adaptive limits are the cluster's: held so
+            caps = [(s.key, s.limit) for s in self.states if s.limit is not None]
+        else:
+            caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
         if cluster is not None and caps:  # the caps hold across all workers too
             try:
-                self._cluster = await hold_caps(cluster, caps, CURRENT_STEP.get())
+                self._cluster = await hold_caps(
+                    cluster, caps, CURRENT_STEP.get(), on_wait=self._limit_in_use
+                )
             except BaseException:
                 permit, self._permit = self._permit, None
                 self.registry.release(permit, "neutral")
                 raise
         return self
+
+    def _limit_in_use(self, key: str) -> None:
+        """A wait for a cluster slot: the key's limit is in use (AIMD may step it up)."""
+        for state in self.states:
+            if state.key == key:
+                state.full += 1
 
     def observe(self, status: int, headers: Mapping[str, str] | None = None) -> None:
         self.status = status

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Protocol
 
@@ -105,12 +105,17 @@ class _StepNotice:
     """A provider call's wait for a cluster slot: `step.waiting`/`step.waited` on its step,
     and its attempt's timeout held meanwhile (like the registry's own waits)."""
 
-    def __init__(self, tag: _Tag | None, provider: str) -> None:
+    def __init__(
+        self, tag: _Tag | None, provider: str, on_wait: Callable[[str], None] | None = None
+    ) -> None:
         self.tag = tag
         self.provider = provider
+        self.on_wait = on_wait
         self._left: float | None = None
 
     def waiting(self, key: str, cap: int) -> None:
+        if self.on_wait is not None:
+            self.on_wait(self.provider)
         deadline = ATTEMPT_TIMEOUT.get()
         when = deadline.when() if deadline is not None else None
         if deadline is not None and when is not None and not deadline.expired():
@@ -147,14 +152,18 @@ class _StepNotice:
 
 
 async def hold_caps(
-    slots: Slots, caps: Sequence[tuple[str, int]], tag: _Tag | None
+    slots: Slots,
+    caps: Sequence[tuple[str, int]],
+    tag: _Tag | None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> AsyncExitStack:
     """Holds a slot of `provider:<key>` for each (provider key, cap); the returned stack
-    gives them back (`await stack.aclose()`)."""
+    gives them back (`await stack.aclose()`). `on_wait(provider key)`: a hold must wait."""
     stack = AsyncExitStack()
     try:
         for provider, cap in caps:
-            hold = slots.hold(provider_slot_key(provider), cap, _StepNotice(tag, provider))
+            notice = _StepNotice(tag, provider, on_wait)
+            hold = slots.hold(provider_slot_key(provider), cap, notice)
             await stack.enter_async_context(hold)
     except BaseException:
         await stack.aclose()

@@ -14,8 +14,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from engine.breaker_sharing import BreakerSharing, resume_everywhere
-from engine.core.providers import BreakerPolicy, ProviderRegistry, ProviderSettings
-from engine.models import ProviderBreaker
+from engine.core.providers import BreakerPolicy, KeyLimits, ProviderRegistry, ProviderSettings
+from engine.models import ProviderBreaker, ProviderGrant, ProviderLimit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,3 +114,83 @@ async def test_a_resume_for_the_cluster_closes_every_workers_breaker(share: Any)
     assert breaker(a).reason == breaker(b).reason == "resumed"
     assert not await sync_to_async(resume_everywhere)(KEY)  # nothing open any more
     assert not await sync_to_async(resume_everywhere)("api.nowhere.example")
+
+
+LLM = "api.openai.com"
+
+
+async def spend(reg: ProviderRegistry, tokens: int, stop: float, ended: list[Any]) -> None:
+    """Calls of `tokens` each, one after another, until loop time `stop`; each end is
+    recorded (loop time, tokens) — what a provider counting answers would see."""
+    state = reg.state(LLM)
+    loop = asyncio.get_running_loop()
+    while loop.time() < stop:
+        permit = await reg.acquire((state,), tokens)
+        await asyncio.sleep(0.01)
+        reg.release(permit, "ok", used_tokens=tokens)
+        ended.append((loop.time(), tokens))
+
+
+def busiest_window(ended: list[tuple[float, int]], window: float) -> int:
+    """The most tokens answered within any `window` seconds."""
+    ended = sorted(ended)
+    best, total, first = 0, 0, 0
+    for at, tokens in ended:
+        total += tokens
+        while ended[first][0] <= at - window:
+            total -= ended[first][1]
+            first += 1
+        best = max(best, total)
+    return best
+
+
+async def test_two_workers_share_one_token_budget_and_never_pass_it(share: Any) -> None:
+    """tokens/min held cluster-wide: two processes' registries, each with calls enough for
+    the whole budget, together never let through more than the budget in any window, and
+    both get calls through (grants move to where they are wanted)."""
+    budget, window = 2_000, 1.0
+    settings = ProviderSettings(limits={LLM: KeyLimits(tpm=budget)}, window=window)
+    a, b = ProviderRegistry(settings), ProviderRegistry(settings)
+    sharing_a, sharing_b = share(a, "worker-a"), share(b, "worker-b")
+    ended: dict[str, list[Any]] = {"a": [], "b": []}
+    stop = asyncio.get_running_loop().time() + 4 * window
+    await asyncio.gather(
+        *(spend(a, 100, stop, ended["a"]) for _ in range(4)),
+        *(spend(b, 100, stop, ended["b"]) for _ in range(4)),
+    )
+    both = ended["a"] + ended["b"]
+    assert sum(t for _, t in both) > 2 * budget  # demand past the budget, for several windows
+    assert busiest_window(both, window) <= budget
+    assert ended["a"] and ended["b"]  # each got its share, not one the whole budget
+    # Grants of several calls each, not a statement per call.
+    assert sharing_a.grants + sharing_b.grants < len(both) / 2
+    grants = [g async for g in ProviderGrant.objects.filter(key=LLM)]
+    assert sum(g.tokens for g in grants) <= budget
+
+
+async def test_a_limit_one_worker_cuts_bounds_the_other(share: Any) -> None:
+    """AIMD held cluster-wide: a 429 on one process halves the key's limit, and the other
+    process lets through no more than the halved limit from then on."""
+    settings = ProviderSettings(limits={KEY: KeyLimits(concurrency=8, start=1.0)})
+    a, b = ProviderRegistry(settings), ProviderRegistry(settings)
+    share(a, "worker-a")
+    share(b, "worker-b")
+    state_a, state_b = a.state(KEY), b.state(KEY)
+    assert state_a.limit == state_b.limit == 8
+    permits = [await a.acquire((state_a,), 0) for _ in range(8)]
+    a.release(permits.pop(), "throttled")  # the provider refused past what it takes
+    for permit in permits:
+        a.release(permit, "neutral")
+    assert state_a.limit == 4
+    await until(lambda: state_b.limit == 4, "worker b to take the halved limit")
+    row = await ProviderLimit.objects.aget(key=KEY)
+    assert (row.limit, row.process) == (4, "worker-a") and row.ceiling == 7
+
+    held = [await b.acquire((state_b,), 0) for _ in range(4)]
+    fifth = asyncio.ensure_future(b.acquire((state_b,), 0))
+    await asyncio.sleep(0.2)
+    assert not fifth.done()  # the other's cut holds here
+    b.release(held.pop(), "ok")
+    held.append(await fifth)
+    for permit in held:
+        b.release(permit, "neutral")
