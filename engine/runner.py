@@ -217,6 +217,7 @@ def run_options(spec: RunSpec, run_id: Any = None) -> RunOptions:
         weight=_weight(spec.options.get("weight")),
         priority=_priority(spec.options.get("priority")),
         run_key=str(run_id) if run_id is not None else "",
+        owner_key=str(spec.owner_id) if spec.owner_id is not None else "",
     )
 
 

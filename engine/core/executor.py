@@ -22,7 +22,7 @@ from engine.core.graph import Block, Graph
 from engine.core.loop import run_loop
 from engine.core.memo import Memo
 from engine.core.prices import PriceTable, tally
-from engine.core.providers import CURRENT_STEP, RunShare, StepTag, run_share
+from engine.core.providers import CURRENT_STEP, RunShare, StepTag, owner_share, run_share
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_cache import cache_key, cache_ttl
 from engine.core.retry import RetryPolicy, call_with_retry
@@ -45,10 +45,12 @@ class RunOptions:
     # engine/run_costs.estimate extrapolates the run's cost to every item.
     sample_items: int | None = None
     # The run's share of the providers it shares with other runs (providers.py RunShare):
-    # its weight among waiting runs, and its priority (higher first).
+    # its weight among its owner's waiting runs, its priority among them (higher first),
+    # and its owner (owners share a provider equally, whatever their runs' weight).
     weight: float = 1.0
     priority: int = 0
     run_key: str = ""  # the run's id: its executors in one process share one RunShare
+    owner_key: str = ""  # the run's owner ('' : runs of no owner, one group)
 
 
 @dataclass
@@ -125,10 +127,11 @@ class Executor:
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
         # This run's claim on the providers every run shares (fair share, priority).
+        options = self.options
         self.share = (
-            run_share(self.options.run_key, self.options.weight, self.options.priority)
-            if self.options.run_key
-            else RunShare(self.options.weight, self.options.priority)
+            run_share(options.run_key, options.weight, options.priority, options.owner_key)
+            if options.run_key
+            else RunShare(options.weight, options.priority, owner_share(options.owner_key))
         )
         # Per loop block: what its `results` entries keep (engine/core/result_needs.py).
         self.results_needs: dict[str, Any] = {}

@@ -13,10 +13,13 @@ through (in the order below); it never holds anything else while it waits (the l
 it runs in was taken before, and it takes no loop slot after), so nested loops cannot
 deadlock on it, and the wait is not part of the attempt's timeout.
 
-Runs share a key fairly (`RunShare`: each run's weight and priority, `StepTag.share`). A key's
-waiting calls queue per run, first come first served within a run (so a loop's item
+Runs share a key fairly (`RunShare`: each run's weight, priority and owner, `StepTag.share`).
+A key's waiting calls queue per run, first come first served within a run (so a loop's item
 `priority`, which orders the items it starts, orders its calls too); when the key can let one
-through, the run chosen is, in order: the highest priority (a run's `priority`; but a call
+through, the owner chosen is the one new to the key (its burst, below), then with the fewest
+permits in flight, then the fewest calls let through recently: owners share a key equally,
+whatever weight or priority their runs were given. Among that owner's runs, the run chosen
+is, in order: the highest priority (a run's `priority`; but a call
 that has waited `priority_aging` seconds competes as an equal of the highest priority
 waiting, so no run's call waits longer than that behind higher-priority runs, whatever the
 gap; 0 is strict priority); then a run new to the key (fewer calls let through there
@@ -83,11 +86,13 @@ __all__ = [
     "ProviderPaused",
     "ProviderRegistry",
     "ProviderSettings",
+    "OwnerShare",
     "RunShare",
     "StepTag",
     "parse_breaker",
     "parse_provider_limits",
     "forget_registry",
+    "owner_share",
     "run_share",
     "registry_for_loop",
 ]
@@ -111,13 +116,41 @@ class _Bus(Protocol):
 
 
 @dataclass(eq=False)
+class OwnerShare:
+    """The runs of one owner (one object per owner in a process: its identity is the
+    owner's). A key is shared between owners first, equally, whatever their runs' weight
+    and priority: those only order one owner's runs between themselves."""
+
+    owner: str = ""
+
+
+# The owner of runs that have none (tests, the core embedded without accounts).
+NO_OWNER = OwnerShare()
+
+_owners: weakref.WeakValueDictionary[str, OwnerShare] = weakref.WeakValueDictionary()
+
+
+def owner_share(owner: str) -> OwnerShare:
+    """The share of owner `owner` in this process ('' : `NO_OWNER`); kept while a run of
+    theirs holds it."""
+    if not owner:
+        return NO_OWNER
+    share = _owners.get(owner)
+    if share is None:
+        share = _owners[owner] = OwnerShare(owner)
+    return share
+
+
+@dataclass(eq=False)
 class RunShare:
     """A run's claim on the providers it shares with other runs (one object per run: its
     identity is the run's): `weight` (a run with weight 2 gets twice the permits of a run
-    with weight 1 when both wait) and `priority` (higher first)."""
+    of the same owner with weight 1 when both wait), `priority` (higher first among the
+    owner's runs) and its `owner` (owners share a key equally, whatever their runs say)."""
 
     weight: float = 1.0
     priority: int = 0
+    owner: OwnerShare = NO_OWNER
 
 
 # The share of calls made outside any run's step (tests, a block tested alone).
@@ -126,12 +159,12 @@ NO_RUN = RunShare()
 _shares: weakref.WeakValueDictionary[str, RunShare] = weakref.WeakValueDictionary()
 
 
-def run_share(run: str, weight: float = 1.0, priority: int = 0) -> RunShare:
+def run_share(run: str, weight: float = 1.0, priority: int = 0, owner: str = "") -> RunShare:
     """The share of run `run` in this process: the executors of one run (its coordinator and
     the chunks of its loops a worker runs) count as one run; kept while one holds it."""
     share = _shares.get(run)
     if share is None:
-        share = _shares[run] = RunShare(weight, priority)
+        share = _shares[run] = RunShare(weight, priority, owner_share(owner))
     return share
 
 
@@ -512,14 +545,21 @@ class _KeyState:
         self.held = [0.0, 0.0]
         self.short = [0.0, 0.0]
         self.peers = 1
-        # Each run's use of the key (fair share); forgotten with the run.
+        # Each run's and each owner's use of the key (fair share); forgotten with them.
         self.shares: weakref.WeakKeyDictionary[RunShare, _Use] = weakref.WeakKeyDictionary()
+        self.owners: weakref.WeakKeyDictionary[OwnerShare, _Use] = weakref.WeakKeyDictionary()
         self.apply(limits, settings)
 
     def use(self, share: RunShare) -> _Use:
         use = self.shares.get(share)
         if use is None:
             use = self.shares[share] = _Use()
+        return use
+
+    def owner_use(self, owner: OwnerShare) -> _Use:
+        use = self.owners.get(owner)
+        if use is None:
+            use = self.owners[owner] = _Use()
         return use
 
     def apply(self, limits: KeyLimits, settings: ProviderSettings) -> None:
@@ -1059,9 +1099,9 @@ class ProviderRegistry:
             state.in_flight += 1
             state.requests.reserved += 1
             state.tokens.reserved += tokens
-            use = state.use(share)
-            use.in_flight += 1
-            use.served = use.recent(now, self.settings.window) + 1
+            for use in (state.use(share), state.owner_use(share.owner)):
+                use.in_flight += 1
+                use.served = use.recent(now, self.settings.window) + 1
         own = states[-1]
         limit = own.concurrency()
         full = own.full
@@ -1077,9 +1117,12 @@ class ProviderRegistry:
         )
 
     def _next(self, key: str, queue: _Queue, now: float) -> _Waiter | None:
-        """The call `key` lets through next: the head of the run with the highest priority
-        (aged by its wait), then new to the key, then with the fewest permits in flight per
-        weight, then the fewest calls let through recently per weight, then the oldest."""
+        """The call `key` lets through next. Between owners, equally: the owner new to the
+        key, then with the fewest permits in flight, then the fewest calls let through
+        recently (no run's weight or priority counts here: an owner cannot take more of a
+        shared key by setting them). Between one owner's runs: the highest priority (aged by
+        its wait), then new to the key, then the fewest permits in flight per weight, then
+        the fewest calls let through recently per weight; then the oldest."""
         heads = queue.heads()
         if not heads:
             return None
@@ -1088,24 +1131,43 @@ class ProviderRegistry:
         state = self._states.get(key)
         aging = self.settings.priority_aging
         half_life = self.settings.window
-        # A call waiting `aging` seconds competes at the highest priority waiting (never
-        # above it: runs of one priority still share by weight however long they waited).
-        top = max(w.share.priority for w in heads)
+        # A call waiting `aging` seconds competes at the highest priority its owner has
+        # waiting (never above it: runs of one priority still share by weight however long
+        # they waited).
+        top: dict[OwnerShare, int] = {}
+        for waiter in heads:
+            owner = waiter.share.owner
+            top[owner] = max(top.get(owner, waiter.share.priority), waiter.share.priority)
 
         limit = state.concurrency() if state is not None else None
         burst = self.settings.new_run_burst * limit if limit else 0.0
 
-        def rank(waiter: _Waiter) -> tuple[float, int, float, float, int]:
-            share = waiter.share
-            priority = float(share.priority)
-            if aging > 0 and priority < top and now - waiter.since >= aging:
-                priority = float(top)
-            use = state.shares.get(share) if state is not None else None
-            weight = share.weight if share.weight > 0 else 1.0
+        def usage(use: _Use | None) -> tuple[int, float, bool]:
             in_flight = use.in_flight if use is not None else 0
             recent = use.recent(now, half_life) if use is not None else 0.0
-            new = recent + 0.5 < burst  # new to the key: its first calls go first
-            return (-priority, 0 if new else 1, in_flight / weight, recent / weight, waiter.seq)
+            return in_flight, recent, recent + 0.5 < burst  # new: its first calls go first
+
+        def rank(waiter: _Waiter) -> tuple[Any, ...]:
+            share = waiter.share
+            owner_in, owner_recent, owner_new = usage(
+                state.owners.get(share.owner) if state is not None else None
+            )
+            priority = float(share.priority)
+            highest = top[share.owner]
+            if aging > 0 and priority < highest and now - waiter.since >= aging:
+                priority = float(highest)
+            in_flight, recent, new = usage(state.shares.get(share) if state is not None else None)
+            weight = share.weight if share.weight > 0 else 1.0
+            return (
+                0 if owner_new else 1,
+                owner_in,
+                owner_recent,
+                -priority,
+                0 if new else 1,
+                in_flight / weight,
+                recent / weight,
+                waiter.seq,
+            )
 
         return min(heads, key=rank)
 
@@ -1172,9 +1234,9 @@ class ProviderRegistry:
             state.in_flight -= 1
             state.requests.reserved -= 1
             state.tokens.reserved -= permit.tokens
-            use = state.shares.get(permit.share)
-            if use is not None:
-                use.in_flight -= 1
+            for use in (state.shares.get(permit.share), state.owners.get(permit.share.owner)):
+                if use is not None:
+                    use.in_flight -= 1
             # Shares are remembered only where a rate needs them (memory follows the rates).
             if state.rpm(window) is not None:
                 state.requests.add(until, 1)

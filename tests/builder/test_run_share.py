@@ -48,11 +48,15 @@ def test_weight_and_priority_are_run_options_bounded_and_kept(owner: Any) -> Non
 
 
 def test_the_executor_takes_the_runs_share_from_its_options() -> None:
-    spec = RunSpec(graph=None, input={}, env={}, options={"weight": 3, "priority": 7}, data=None)  # type: ignore[arg-type]
+    spec = RunSpec(
+        graph=None, input={}, env={}, options={"weight": 3, "priority": 7}, data=None, owner_id=5
+    )  # type: ignore[arg-type]
     options = run_options(spec, 42)
     assert (options.weight, options.priority, options.run_key) == (3.0, 7, "42")
+    assert options.owner_key == "5"  # weight and priority count within the owner's runs
     defaults = run_options(RunSpec(graph=None, input={}, env={}, options={}, data=None))  # type: ignore[arg-type]
     assert (defaults.weight, defaults.priority, defaults.run_key) == (1.0, 0, "")
+    assert defaults.owner_key == ""
 
 
 def test_the_cli_takes_weight_and_priority(owner: Any, tmp_path: Any) -> None:

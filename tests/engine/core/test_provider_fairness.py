@@ -13,6 +13,7 @@ from engine.core.providers import (
     ProviderSettings,
     RunShare,
     StepTag,
+    owner_share,
     run_share,
 )
 
@@ -185,3 +186,55 @@ async def test_priority_and_weight_act_on_rate_waits_too() -> None:
         await asyncio.sleep(0)
     await asyncio.gather(*tasks)
     assert order == ["l0", "h0", "h1", "l1", "l2"]
+
+
+async def test_owners_share_a_key_equally_whatever_weight_their_runs_claim() -> None:
+    """Weight is relative within an owner: a run given weight 100 by one owner gets no more
+    of a shared key than another owner's run of weight 1 (before, 100 permits to 1)."""
+    calls = Calls(cap=4)
+    greedy = RunShare(weight=100, owner=owner_share("owner-a"))
+    modest = RunShare(weight=1, owner=owner_share("owner-b"))
+    await calls.start(greedy, *(f"a{i}" for i in range(10)))
+    await calls.start(modest, *(f"b{i}" for i in range(10)))
+    for name in ("a0", "a1", "a2", "a3"):
+        await calls.release(name)
+    assert calls.order[4:] == ["b0", "b1", "a4", "a5"]  # two each, as with equal weights
+    await calls.drain()
+
+
+async def test_weight_still_divides_one_owners_share_between_their_runs() -> None:
+    """Owner a's two runs (weights 3 and 1) split owner a's half of the key 3 to 1; owner b
+    keeps its half."""
+    calls = Calls(cap=8)
+    owner_a = owner_share("owner-a")
+    heavy, light = RunShare(weight=3, owner=owner_a), RunShare(weight=1, owner=owner_a)
+    other = RunShare(owner=owner_share("owner-b"))
+    await calls.start(heavy, *(f"h{i}" for i in range(20)))
+    await calls.start(light, *(f"l{i}" for i in range(20)))
+    await calls.start(other, *(f"o{i}" for i in range(10)))
+    assert calls.order == [f"h{i}" for i in range(8)]  # first come while the cap was free
+    for i in range(8):
+        await calls.release(f"h{i}")
+    state = calls.reg.state(KEY)
+    held = {share: state.shares[share].in_flight for share in (heavy, light, other)}
+    assert held[other] == 4  # the owners' halves
+    assert (held[heavy], held[light]) == (3, 1)  # owner a's half by weight
+    await calls.drain()
+
+
+async def test_priority_orders_one_owners_runs_not_other_owners() -> None:
+    """Priority 100 puts an owner's run before their own lower runs, never before another
+    owner with fewer calls in flight."""
+    calls = Calls(cap=2, aging=0)
+    owner_a = owner_share("owner-a")
+    low = RunShare(priority=0, owner=owner_a)
+    urgent = RunShare(priority=100, owner=owner_a)
+    other = RunShare(priority=0, owner=owner_share("owner-b"))
+    await calls.start(low, "l0", "l1")  # owner a holds the cap
+    await calls.start(other, "o0", "o1")
+    await calls.start(urgent, "u0", "u1")
+    await calls.release("l0")
+    assert calls.order[2:] == ["o0"]  # owner b had none in flight: its turn, whatever 100
+    await calls.release("l1")
+    assert calls.order[3:] == ["u0"]  # one each; owner a's next is its priority-100 run
+    await calls.drain()
