@@ -129,12 +129,12 @@ def provider_registry() -> ProviderRegistry:
     return registry
 
 
-def data_source(owner_id: int) -> DataSource:
+def data_source(owner_id: int, *, provision_now: bool = True) -> DataSource:
     """Where one owner's database blocks run: that owner's schema or file, nobody else's
-    (provisioned on first use)."""
+    (provisioned on first use: now, or before the first statement, leads/owner_data.py)."""
     from leads.owner_data import owner_source
 
-    return owner_source(owner_id)
+    return owner_source(owner_id, provision_now=provision_now)
 
 
 def data_connection(owner_id: int) -> DataConnection:

@@ -101,7 +101,9 @@ def _load(run_id: Any) -> RunSpec:
         run.input,
         secrets_registry.owner_env(run.owner_id),
         run.options or {},
-        data_source(run.owner_id),  # provisions the owner's data on first use
+        # The owner's data is provisioned (on first use) while the run starts: only the
+        # run's first statement waits for it, not its first steps (engine/core/data_pools.py).
+        data_source(run.owner_id, provision_now=False),
         run.workflow_id,
         run.last_seq,
         memo,

@@ -11,6 +11,8 @@ created from the `leads` models (`WORKFLOW_MODELS`), so they keep the models' sh
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -62,11 +64,24 @@ def store() -> OwnerStore:
     raise ValueError(f"unsupported data database engine {config['ENGINE']}")
 
 
-def owner_source(owner_id: int) -> DataSource:
-    """Where one owner's runs connect, provisioning the owner on first use."""
+def owner_source(owner_id: int, *, provision_now: bool = True) -> DataSource:
+    """Where one owner's runs connect, provisioning the owner on first use: now, or (not
+    `provision_now`: a run's load) as the source's `prepare`, on a thread from the run's
+    lease of it on, which only the run's first statement waits for (engine/core/data_pools.py)."""
     owners = store()
-    owners.provision(owner_id)
-    return owners.source(owner_id)
+    if provision_now:
+        owners.provision(owner_id)
+        return owners.source(owner_id)
+    return dataclasses.replace(
+        owners.source(owner_id), prepare=functools.partial(_provision_on_thread, owners, owner_id)
+    )
+
+
+def _provision_on_thread(owners: OwnerStore, owner_id: int) -> None:
+    try:
+        owners.provision(owner_id)
+    finally:
+        connections.close_all()  # this pool thread's own: none is left open behind
 
 
 def owner_connection(owner_id: int) -> DataConnection:

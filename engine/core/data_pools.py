@@ -6,10 +6,16 @@ SQLite connection on its thread) per owner, leased by each of their runs. At mos
 stay open; when one more is needed the least recently used idle one is closed. Connections
 in use are never closed, so while more than `limit` owners are running at the same moment
 the count runs over until their runs end.
+
+A source may need work before its first statement (an owner's provisioning: blocking ORM
+work). It starts on a thread when a run first leases the source and only the first
+statement waits for it, so a run's first steps — its first upstream calls — do not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +23,8 @@ from typing import Any
 
 from engine.core.data import DataConnection
 from engine.core.sqlrefs import Dialect
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,12 +34,46 @@ class DataSource:
 
     key: str
     open: Callable[[], DataConnection]
+    # Blocking work the first statement needs done (provisioning the owner's schema or
+    # file): run on a thread from the first lease on; None when there is nothing to do.
+    prepare: Callable[[], None] | None = None
 
 
 @dataclass
 class _Entry:
     connection: DataConnection
     leases: int = 0
+    prepare: Callable[[], None] | None = None
+    preparing: asyncio.Future[None] | None = None
+
+    def start_preparing(self) -> asyncio.Future[None] | None:
+        """On a thread, unless it runs already or is done; a failed attempt starts again.
+        The attempt under way (None: nothing to prepare)."""
+        if self.prepare is None:
+            return None
+        running = self.preparing
+        if running is not None and not (
+            running.done() and (running.cancelled() or running.exception() is not None)
+        ):
+            return running
+        self.preparing = asyncio.ensure_future(asyncio.to_thread(self.prepare))
+        self.preparing.add_done_callback(_report_failure)
+        return self.preparing
+
+    async def prepared(self) -> None:
+        """Once the first statement may run (raises what preparing raised)."""
+        preparing = self.start_preparing()
+        if preparing is None:
+            return
+        # Shielded: a statement given up on (a timeout) does not stop it for the others.
+        await asyncio.shield(preparing)
+        if self.preparing is preparing:
+            self.prepare = self.preparing = None
+
+
+def _report_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:  # retrieved: no stray warning
+        log.warning("preparing a data connection failed: %r", done.exception())
 
 
 class DataPools:
@@ -57,10 +99,13 @@ class DataPools:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry(source.open())
+        if source.prepare is not None and entry.prepare is None:
+            entry.prepare = source.prepare  # each run's lease prepares (idempotent work)
+        entry.start_preparing()
         self._entries.move_to_end(key)
         entry.leases += 1
         await self._evict()
-        return DataLease(self, key, entry.connection)
+        return DataLease(self, key, entry)
 
     async def _release(self, key: str) -> None:
         entry = self._entries[key]
@@ -87,15 +132,16 @@ class DataPools:
 class DataLease:
     """One run's hold on its owner's connection; closing it hands the connection back."""
 
-    def __init__(self, pools: DataPools, key: str, connection: DataConnection) -> None:
-        self._pools, self._key, self._connection = pools, key, connection
-        self.dialect: Dialect = connection.dialect
+    def __init__(self, pools: DataPools, key: str, entry: _Entry) -> None:
+        self._pools, self._key, self._entry = pools, key, entry
+        self.dialect: Dialect = entry.connection.dialect
         self._released = False
 
     async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
         if self._released:
             raise RuntimeError("this data connection was handed back")
-        return await self._connection.execute(sql, params)
+        await self._entry.prepared()
+        return await self._entry.connection.execute(sql, params)
 
     async def aclose(self) -> None:
         if not self._released:
