@@ -381,13 +381,17 @@ class InProcessExecutor:
         if left:
             for future in list(self._futures.values()):
                 future.cancel()
-        # A cancelled future is done at once; the run's coroutine still stores its rows and
-        # gives its lease back: wait for that.
-        deadline = time.monotonic() + 10
+        self.wait_returned(10)
+        return left
+
+    def wait_returned(self, timeout: float) -> None:
+        """Waits up to `timeout` s for the coroutines of the runs submitted here to return. A
+        cancelled future is done at once, but its run's coroutine still stores its rows and
+        gives its lease back."""
+        deadline = time.monotonic() + timeout
         for finished in list(self._finished.values()):
             finished.wait(max(0.0, deadline - time.monotonic()))
         self._finished = {k: v for k, v in self._finished.items() if not v.is_set()}
-        return left
 
     def submit(self, run_id: Any) -> concurrent.futures.Future[None]:
         return self._submit(str(run_id), lambda: execute_run(run_id))

@@ -17,6 +17,21 @@ def django_db_setup(django_db_setup):  # noqa: F811 - pytest-django's, extended
 
 
 @pytest.fixture(autouse=True)
+def runs_end_within_their_test():
+    """A test that starts runs through REST or a webhook may end before they do; their store
+    would go on writing rows while pytest-django empties the tables for the next test (the
+    flush then fails on their locks, or they insert under a run already deleted). Wait for
+    them, and cancel what is still going after a while (cancelled runs store their end)."""
+    yield
+    from engine.runner import executor
+
+    if executor.drain(30):
+        for future in list(executor._futures.values()):
+            future.cancel()
+    executor.wait_returned(15)
+
+
+@pytest.fixture(autouse=True)
 def providers_learn_nothing_across_tests():
     """The in-process executor's loop outlives each test, and its provider registry learns
     (AIMD limits after 5xx/429, breakers): a test that injects failures must not leave a
