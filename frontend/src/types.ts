@@ -198,6 +198,13 @@ export interface Progress {
   not_started?: number;
 }
 
+/** What a run start may add to its input (POST /api/workflows/<id>/runs/): only what is set. */
+export interface RunStartOptions {
+  weight?: number; // 0.01–100, among the owner's own runs
+  priority?: number; // -100–100, among the owner's own runs
+  defer?: "off_peak";
+}
+
 export interface RunSummary {
   id: string;
   workflow: number;

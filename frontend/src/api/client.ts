@@ -4,6 +4,7 @@ import type {
   BlockTestResult,
   CatalogueEntry,
   GraphJson,
+  RunStartOptions,
   RunSummary,
   TemplateSummary,
   ValidationResponse,
@@ -97,8 +98,9 @@ export const api = {
   templates: () => request<TemplateSummary[]>("GET", "/api/templates/"),
   fromTemplate: (slug: string) => request<Workflow>("POST", `/api/templates/${slug}/instantiate/`, {}),
   // The editor's Run button tests the saved draft; production (webhook, API) runs the live version.
-  startRun: (id: number, input: unknown) =>
-    request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input, version: "draft", trigger: "editor" }),
+  // `options`: the run's weight and priority among the owner's runs, `defer: "off_peak"`.
+  startRun: (id: number, input: unknown, options: RunStartOptions = {}) =>
+    request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input, version: "draft", trigger: "editor", ...options }),
   publish: (id: number, message = "", version?: number) =>
     request<Workflow>("POST", `/api/workflows/${id}/publish/`, { message, ...(version ? { version } : {}) }),
   versions: (id: number, page = 1) => request<Page<VersionSummary>>("GET", `/api/workflows/${id}/versions/?page=${page}`),

@@ -399,3 +399,37 @@ describe("RunPanel", () => {
     expect(order.indexOf("signing-secret")).toBeLessThan(order.indexOf("curl-command"));
   });
 });
+
+// Last: the panel keeps what was typed per workflow (module state) for the tests after it.
+describe("RunPanel advanced options", () => {
+  it("starts a run with the advanced options set, and not while one is out of bounds", async () => {
+    routes = (method, url) =>
+      method === "POST" && url === "/api/workflows/1/runs/" ? { status: 201, body: runSummary({ status: "deferred" }) } : undefined;
+    const onBeforeRun = vi.fn(async () => workflow);
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={onBeforeRun} />));
+    await flush();
+    const field = (testId: string, value: string) => {
+      const input = $(testId) as HTMLInputElement;
+      const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!;
+      act(() => {
+        setter.call(input, value);
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    };
+    act(() => $("tab-input")!.click());
+    type($("run-input")!, '{"leads": [{"name": "Ada"}]}');
+    field("run-priority", "-101");
+    expect($("run-priority-error")?.textContent).toBe("Priority: from -100 to 100");
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(true);
+    field("run-priority", "-5");
+    field("run-weight", "2.5");
+    act(() => ($("run-off-peak") as HTMLInputElement).click());
+    expect(($("run-button") as HTMLButtonElement).disabled).toBe(false);
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect(calls.find((c) => c.method === "POST")?.body).toEqual({
+      input: { leads: [{ name: "Ada" }] }, version: "draft", trigger: "editor", weight: 2.5, priority: -5, defer: "off_peak",
+    });
+    expect($("run-status")?.dataset.status).toBe("deferred");
+  });
+});

@@ -10,6 +10,7 @@ import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workfl
 import { BudgetField } from "./BudgetField";
 import { HistoryTab } from "./HistoryTab";
 import { InputTab, parseInput, type RunProblem } from "./InputTab";
+import { NO_ADVANCED, parseAdvanced, RunAdvanced, type AdvancedText } from "./RunAdvanced";
 import { ProgressView } from "./ProgressView";
 import { PausedProviders } from "./Paused";
 import { RetryFailedButton } from "./RetryFailed";
@@ -27,7 +28,7 @@ const TABS: { id: Tab; label: string }[] = [
 ];
 
 // What the user typed, per workflow, survives the panel being collapsed (unmounted).
-const drafts = new Map<number, { text: string; touched: boolean; tab: Tab }>();
+const drafts = new Map<number, { text: string; touched: boolean; tab: Tab; advanced: AdvancedText }>();
 
 export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise<Workflow | null> }) {
   const { workflow, onBeforeRun } = props;
@@ -35,6 +36,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const [tab, setTab] = useState<Tab>(draft?.tab ?? "input");
   const [inputText, setInputText] = useState(draft?.text ?? "{}");
   const [inputTouched, setInputTouched] = useState(draft?.touched ?? false);
+  const [advanced, setAdvanced] = useState<AdvancedText>(draft?.advanced ?? NO_ADVANCED);
   const [starting, setStarting] = useState(false);
   const [problems, setProblems] = useState<RunProblem[]>([]);
   const [startError, setStartError] = useState("");
@@ -52,6 +54,8 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const applySnapshot = useRunStore((s) => s.applySnapshot);
 
   const parsed = useMemo(() => parseInput(inputText), [inputText]);
+  const parsedAdvanced = useMemo(() => parseAdvanced(advanced), [advanced]);
+  const startable = parsed.ok && parsedAdvanced.ok;
   // Each tab opens at its top (not at the previous tab's scroll position).
   const bodyRef = useRef<HTMLDivElement>(null);
   useLayoutEffect(() => {
@@ -69,8 +73,8 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   }, [workflow.id]);
 
   useEffect(() => {
-    drafts.set(workflow.id, { text: inputText, touched: inputTouched, tab });
-  }, [workflow.id, inputText, inputTouched, tab]);
+    drafts.set(workflow.id, { text: inputText, touched: inputTouched, tab, advanced });
+  }, [workflow.id, inputText, inputTouched, tab, advanced]);
 
   // Prefill the template's sample input until the user edits the input.
   useEffect(() => {
@@ -166,7 +170,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   }, []);
 
   const startRun = async () => {
-    if (!parsed.ok || starting || busy) return;
+    if (!parsed.ok || !parsedAdvanced.ok || starting || busy) return;
     setStarting(true);
     starting_.current = true;
     setProblems([]);
@@ -174,7 +178,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     try {
       const saved = await onBeforeRun();
       if (!saved) return;
-      const started = await api.startRun(saved.id, parsed.value);
+      const started = await api.startRun(saved.id, parsed.value, parsedAdvanced.value);
       if (useRunStore.getState().runId !== started.id) connect(started.id, started);
       useWorkflowRuns.getState().setNotice(null);
       setTab("progress");
@@ -230,13 +234,15 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           type="button"
           className="kr-btn kr-primary"
           data-testid="run-button"
-          disabled={starting || !parsed.ok || busy}
+          disabled={starting || !startable || busy}
           title={
             busy
               ? "A run is in progress: wait for it or cancel it"
-              : parsed.ok
-                ? "Save and run with this input"
-                : "Fix the input JSON first"
+              : !parsed.ok
+                ? "Fix the input JSON first"
+                : !parsedAdvanced.ok
+                  ? "Fix the advanced options first"
+                  : "Save and run with this input"
           }
           onClick={startRun}
         >
@@ -336,6 +342,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         {tab === "input" && (
           <>
             <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} />
+            <RunAdvanced text={advanced} onChange={setAdvanced} parsed={parsedAdvanced} />
             <BudgetField workflow={workflow} />
           </>
         )}
