@@ -102,6 +102,11 @@ class PostgresData:
     `SET` (search_path, standard_conforming_strings, statement_timeout) never reaches the
     next block. A statement whose caller gave up is cancelled by psycopg; `statement_timeout`
     bounds it on the server even if the cancel request is lost.
+
+    Connections are in autocommit: a block's one statement is its own transaction, as it was
+    between a BEGIN and a COMMIT, without those two round trips on every step (a loop's
+    database step waited for four: BEGIN, the statement, COMMIT, RESET ALL). A transaction a
+    statement leaves open (`BEGIN`) is rolled back by the pool when the connection returns.
     """
 
     dialect: Dialect = "postgresql"
@@ -125,7 +130,10 @@ class PostgresData:
                     min_size=1,
                     max_size=self._max_size,
                     open=False,
-                    kwargs={"options": _with_option(self._conninfo, self._statement_timeout_ms)},
+                    kwargs={
+                        "options": _with_option(self._conninfo, self._statement_timeout_ms),
+                        "autocommit": True,
+                    },
                     configure=_configure_connection,
                     reset=_reset_session,
                 )
@@ -219,11 +227,7 @@ def _fallback_loaders() -> dict[str, type]:
 
 async def _reset_session(conn: Any) -> None:
     """Undo whatever the last block SET in this session before the next block gets it."""
-    await conn.set_autocommit(True)
-    try:
-        await conn.execute("RESET ALL")
-    finally:
-        await conn.set_autocommit(False)
+    await conn.execute("RESET ALL")
 
 
 async def _refuse_privileged_role(pool: Any) -> None:

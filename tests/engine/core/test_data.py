@@ -209,3 +209,37 @@ def test_the_server_side_statement_bound_is_the_longest_block_timeout() -> None:
     from engine.core.data import STATEMENT_BOUND
 
     assert COMMON_PROPERTIES["timeout"]["maximum"] == STATEMENT_BOUND
+
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "data"])
+async def test_a_postgres_statement_is_its_own_transaction_with_no_begin_before_it(
+    django_user_model: Any,
+) -> None:
+    # Autocommit: no BEGIN and COMMIT round trips around each block's one statement.
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from engine.config import data_connection
+    from engine.core.data import PostgresData
+
+    def owner_connection() -> Any:
+        try:
+            owner = django_user_model.objects.create_user("autocommit")
+            return data_connection(owner.pk)  # provisions the owner's schema and role
+        finally:
+            connections.close_all()
+
+    configured = await sync_to_async(owner_connection)()
+    assert isinstance(configured, PostgresData)
+    data = PostgresData(configured._conninfo, max_size=1)  # one session for every statement
+    try:
+        # PostgreSQL runs VACUUM only outside a transaction block (the owner's role owns no
+        # table, so it skips each with a warning and changes nothing).
+        assert await data.execute("VACUUM", []) == {"rows": [], "rowcount": -1}
+        # A transaction a statement leaves open ends with it, before the next statement.
+        await data.execute("BEGIN", [])
+        assert await data.execute("VACUUM", []) == {"rows": [], "rowcount": -1}
+        assert (await data.execute("SELECT 6 * 7 AS answer", []))["rows"] == [{"answer": 42}]
+    finally:
+        await data.aclose()
