@@ -211,7 +211,6 @@ def test_the_server_side_statement_bound_is_the_longest_block_timeout() -> None:
     assert COMMON_PROPERTIES["timeout"]["maximum"] == STATEMENT_BOUND
 
 
-
 @pytest.mark.django_db(transaction=True, databases=["default", "data"])
 async def test_a_postgres_statement_is_its_own_transaction_with_no_begin_before_it(
     django_user_model: Any,
