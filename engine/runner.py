@@ -267,10 +267,10 @@ async def _close(
     store: RunStore | None, services: Services | None, run_id: Any, final: dict[str, Any]
 ) -> None:
     workflow_id = store.workflow_id if store is not None else None
+    # The run's clients and data lease close while its end is stored, not before: the end is
+    # what everyone waits for (a closed session or pool changes nothing stored).
+    closing = asyncio.ensure_future(services.aclose()) if services is not None else None
     try:
-        if services is not None:
-            await services.aclose()
-    finally:
         if final is SUSPEND:
             if store is not None:
                 await store.suspend()
@@ -280,6 +280,9 @@ async def _close(
             elif final:  # failed before the engine started (e.g. the run could not be loaded)
                 workflow_id = await db_call(_finish, run_id, final)
             await publish_run_ended(run_id, workflow_id)
+    finally:
+        if closing is not None:
+            await closing
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DataPools] = (

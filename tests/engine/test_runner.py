@@ -114,6 +114,33 @@ async def test_the_final_status_is_stored_with_the_outputs(
     await sync_to_async(connections.close_all)()
 
 
+async def test_a_runs_end_is_stored_while_its_clients_close_not_after_them(owner: Any) -> None:
+    # Closing a run's HTTP session and data lease is no part of its end: the end is stored
+    # meanwhile (these clients close only once the end is readable; before, the end waited).
+    from engine.core.outbound import OutboundFactory
+    from engine.core.services import Services
+    from engine.runner import _close
+    from engine.store import RunStore
+
+    webhook = {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}}
+    run = await sync_to_async(make_run)(owner, [webhook], [], {})
+
+    class ClosingOnceEnded(Services):
+        async def aclose(self) -> None:
+            while True:
+                if (await Run.objects.only("status").aget(pk=run.pk)).status == "succeeded":
+                    return await super().aclose()
+                await asyncio.sleep(0.01)
+
+    store = RunStore(run.pk, workflow_id=run.workflow_id, publish=False)
+    store.start()
+    services = ClosingOnceEnded(outbound=OutboundFactory())
+    ending = _close(store, services, run.pk, {"status": "succeeded", "outputs": {}})
+    await asyncio.wait_for(ending, timeout=30)
+    assert services.outbound._closed
+    await sync_to_async(connections.close_all)()
+
+
 def test_text_the_database_refuses_is_stored_cleaned_and_the_run_still_ends(owner: Any) -> None:
     blocks = [
         {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
