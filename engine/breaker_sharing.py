@@ -16,23 +16,32 @@ breaker was open never leaves the others paused (manual breakers wait for a Resu
 everywhere). Concurrency caps are shared through the slot tables (engine/slots.py).
 
 The same look shares the rest of a key's governance:
-- **Adaptive limits** (AIMD): a limit a worker sets is written to the key's `ProviderLimit`
-  row (a version from the same sequence) and applied by every other worker
-  (`ProviderRegistry.apply_limit`), a cut at once; a step up is written only when it stays
-  under the ceiling of a cut made less than KLYNTOS_PROVIDER_PROBE_SECONDS ago (a worker
-  that had not heard of the cut does not undo it). The key's cluster slots are held under
-  the limit (`ProviderCall`), so the limit bounds the calls in flight on all workers at once.
+- **Adaptive limits** (AIMD), of keys with settings only (a lead's own website that times
+  out writes no row): a limit a worker sets is written to the key's `ProviderLimit` row (a
+  version from the same sequence) and applied by every other worker
+  (`ProviderRegistry.apply_limit`), a cut at once. A cut is written only when it lowers the
+  row's limit or the row's cut is older than KLYNTOS_PROVIDER_PROBE_SECONDS, a step up only
+  when it stays under the ceiling of a cut younger than that (a worker that had not heard of
+  the cut does not undo it); a refused write is corrected here from the row. The key's
+  cluster slots are held under the limit (`ProviderCall`), so the limit bounds the calls in
+  flight on all workers at once. A look that fails puts back what it was to write.
 - **Requests and tokens per minute**: a key's rate is split into grants, one
   `ProviderGrant` row per worker, that never add up to more than the rate (each grant is
   decided under an advisory lock of the key). A worker spends only what it was granted;
   when its calls need more it asks (`ProviderRegistry.rate_plan`: at least a tenth of the
   rate, so a call costs no statement of its own), and a worker that got less than it asked
-  marks its row wanted: the others then keep no more than their fair share (the rate over
-  the workers sharing it) and give back the rest as their windows empty. What a worker's
-  windows still count is never given back (those calls count at the provider until the
-  window after they end), and a grant outlives its worker by a window (`expires`, renewed
-  by each look). Inline (one process) none of this runs: the registry's windows are the
-  rates.
+  marks its row wanted: while its `wanted_at` is recent the others keep no more than their
+  fair share (what the workers that want no more hold is left out, the rest split between
+  the wanting ones) and give back the rest as their windows empty; a worker that only holds
+  a grant is no peer. What a worker's windows still count is never given back (those calls
+  count at the provider until the window after they end), and a grant outlives its worker
+  by a window (`expires`, renewed by each look while it has not expired: an expired grant
+  is spent no more, and is cut to what the others left). Inline (one process) none of this
+  runs: the registry's windows are the rates.
+
+The look-out keeps its database connection between looks (they come every 20-200 ms while
+grants are wanted) and replaces it only when broken; a process is named by
+`engine.polling.process_name()` (host, PID, a token drawn at start), as the slots name it.
 """
 
 from __future__ import annotations
@@ -40,18 +49,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from engine.core.providers import ProviderRegistry, provider_key
-from engine.polling import Poller
+from engine.polling import Poller, process_name
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +82,19 @@ WHERE state = 'open' AND (until IS NULL OR until > extract(epoch FROM now()))
 """
 LATEST = "SELECT coalesce(max(version), 0) FROM engine_providerbreaker"
 
+# A cut, unless the row holds a cut as deep or deeper made less than the probe time ago (a
+# late cut from a worker that had not heard of it must not undo it).
 LIMIT_CUT = """
 INSERT INTO engine_providerlimit (key, "limit", ceiling, cut_at, process, version, updated_at)
-VALUES (%s, %s, %s, extract(epoch FROM now()), %s, nextval('engine_providerbreaker_version'),
-    now())
+VALUES (%(key)s, %(limit)s, %(ceiling)s, extract(epoch FROM now()), %(process)s,
+    nextval('engine_providerbreaker_version'), now())
 ON CONFLICT (key) DO UPDATE SET "limit" = EXCLUDED."limit",
     ceiling = coalesce(EXCLUDED.ceiling, engine_providerlimit.ceiling),
     cut_at = EXCLUDED.cut_at, process = EXCLUDED.process, version = EXCLUDED.version,
     updated_at = now()
+WHERE EXCLUDED."limit" < engine_providerlimit."limit" OR engine_providerlimit.cut_at IS NULL
+    OR engine_providerlimit.cut_at < extract(epoch FROM now()) - %(probe)s
+RETURNING version
 """
 # A step up, unless it passes the ceiling of a cut made less than the probe time ago.
 LIMIT_UP = """
@@ -94,19 +106,34 @@ ON CONFLICT (key) DO UPDATE SET "limit" = EXCLUDED."limit", process = EXCLUDED.p
 WHERE engine_providerlimit."limit" < EXCLUDED."limit" AND (
     engine_providerlimit.ceiling IS NULL OR EXCLUDED."limit" <= engine_providerlimit.ceiling
     OR engine_providerlimit.cut_at < extract(epoch FROM now()) - %(probe)s)
+RETURNING version
 """
 LIMITS_CHANGED = """
 SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
 FROM engine_providerlimit WHERE version > %s ORDER BY version
 """
+# What a key's row says after a write of this worker's was refused: applied here.
+LIMIT_NOW = """
+SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
+FROM engine_providerlimit WHERE key = %s
+"""
 
 GRANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('klyntos-rate:' || %s, 0))"
-# What the other live workers hold of a key, and how many of them share it (hold or want).
+# A key's live grants: what the other workers hold, how many of them want more (asked
+# recently and got less), what those that want no more hold, and whether this worker's own
+# grant is still live (not expired: else others may have taken it).
 GRANT_OTHERS = """
-SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0), count(*)
-FROM engine_providergrant
-WHERE key = %(key)s AND process <> %(process)s AND expires > now()
-    AND (requests > 0 OR tokens > 0 OR wanted_at > now() - make_interval(secs => %(recent)s))
+SELECT coalesce(sum(requests) FILTER (WHERE other), 0),
+    coalesce(sum(tokens) FILTER (WHERE other), 0),
+    count(*) FILTER (WHERE other AND wanting),
+    coalesce(sum(requests) FILTER (WHERE other AND NOT wanting), 0),
+    coalesce(sum(tokens) FILTER (WHERE other AND NOT wanting), 0),
+    coalesce(bool_or(NOT other), false)
+FROM (
+    SELECT requests, tokens, process <> %(process)s AS other,
+        coalesce(wanted_at > now() - make_interval(secs => %(recent)s), false) AS wanting
+    FROM engine_providergrant WHERE key = %(key)s AND expires > now()
+) g
 """
 GRANT_SET = """
 INSERT INTO engine_providergrant (key, process, requests, tokens, wanted_at, expires)
@@ -116,21 +143,29 @@ ON CONFLICT (key, process) DO UPDATE SET requests = EXCLUDED.requests,
     tokens = EXCLUDED.tokens, wanted_at = EXCLUDED.wanted_at, expires = EXCLUDED.expires
 """
 GRANT_DROP = "DELETE FROM engine_providergrant WHERE key = %s AND process = %s"
-# Each look: this worker's grants renewed, and how many others share each key it holds.
+# Each look: this worker's live grants renewed (an expired one is not: others may have
+# taken it meanwhile), and per key renewed, how many others want more and what the others
+# that want no more hold.
 GRANT_RENEW = """
 WITH mine AS (
     UPDATE engine_providergrant SET expires = now() + make_interval(secs => %(lease)s)
-    WHERE process = %(process)s RETURNING key
+    WHERE process = %(process)s AND expires > now() RETURNING key
+), others AS (
+    SELECT key, requests, tokens,
+        coalesce(wanted_at > now() - make_interval(secs => %(recent)s), false) AS wanting
+    FROM engine_providergrant
+    WHERE process <> %(process)s AND expires > now() AND key IN (SELECT key FROM mine)
 )
-SELECT g.key, count(*) FROM engine_providergrant g JOIN mine ON mine.key = g.key
-WHERE g.process <> %(process)s AND g.expires > now()
-    AND (g.requests > 0 OR g.tokens > 0 OR g.wanted_at > now() - make_interval(secs => %(recent)s))
-GROUP BY g.key
+SELECT mine.key, count(o.key) FILTER (WHERE o.wanting),
+    coalesce(sum(o.requests) FILTER (WHERE NOT o.wanting), 0),
+    coalesce(sum(o.tokens) FILTER (WHERE NOT o.wanting), 0)
+FROM mine LEFT JOIN others o ON o.key = mine.key
+GROUP BY mine.key
 """
 GRANT_EXPIRED = "DELETE FROM engine_providergrant WHERE expires < now() - interval '1 minute'"
 
 
-# The least time between two looks, however often a look is woken.
+# The least time between two looks, however often a look is woken (`BreakerSharing.pause`).
 MIN_GAP = 0.02
 # ... and after a look that got less of a rate than it asked for.
 REFUSED_GAP = 0.2
@@ -140,10 +175,6 @@ T = TypeVar("T")
 
 async def _on_loop(function: Callable[[], T]) -> T:
     return function()
-
-
-def process_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _change(row: tuple[Any, ...]) -> tuple[str, dict[str, Any], str, int]:
@@ -159,6 +190,7 @@ class BreakerSharing(Poller):
 
     name = "klyntos-breakers"
     what = "breaker sync"
+    keep_connection = True  # woken every 20-200 ms while grants are wanted
 
     def __init__(
         self,
@@ -176,7 +208,6 @@ class BreakerSharing(Poller):
         self._outbox: deque[tuple[str, dict[str, Any]]] = deque()
         self._limits: dict[str, dict[str, Any]] = {}  # the latest limit per key, to write
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._holds_grants = False
         self._refused = False
         self._looks = 0
@@ -202,34 +233,15 @@ class BreakerSharing(Poller):
                 }
             self._limits[key] = change
         if change.get("cut"):
-            self._wake.set()
+            self.wake()
 
-    def wake(self) -> None:
-        """Called on the loop: a key's calls need more of its rate than this worker holds."""
-        self._wake.set()
-
-    def serve(self) -> None:
-        """A look every `poll` seconds, or at once when woken (a grant wanted, a cut), but
-        at most one per MIN_GAP."""
-        while not self.stopping.is_set():
-            try:
-                self.look()
-            except Exception:  # a database hiccup must not end the look-out
-                log.exception("the %s failed", self.what)
-            finally:
-                connections.close_all()
-            # Refused a grant: the others give back at their next look, ask again after it.
-            gap = min(self.poll, REFUSED_GAP) if self._refused else MIN_GAP
-            self._refused = False
-            if self.stopping.wait(gap):
-                break
-            self._wake.wait(self.poll)
-            self._wake.clear()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self._wake.set()
-        super().stop(timeout)
+    def pause(self) -> float:
+        """A look every `poll` seconds, or at once when woken (`wake`: a grant wanted, a
+        cut), but at most one per MIN_GAP; after a refused grant, one per REFUSED_GAP (the
+        others give back at their next look: ask again after it)."""
+        gap = min(self.poll, REFUSED_GAP) if self._refused else MIN_GAP
+        self._refused = False
+        return gap
 
     def look(self) -> None:
         with self._lock:
@@ -237,6 +249,29 @@ class BreakerSharing(Poller):
             self._outbox.clear()
             limits = list(self._limits.items())
             self._limits.clear()
+        try:
+            self._write_and_read(outgoing, limits)
+        except BaseException:
+            self._requeue(outgoing, limits)
+            raise
+        self._share_rates()
+
+    def _requeue(
+        self, outgoing: list[tuple[str, dict[str, Any]]], limits: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """A look that failed: what it was to write is written by the next one (a change
+        decided since goes after it; a limit decided since replaces it)."""
+        with self._lock:
+            self._outbox.extendleft(reversed(outgoing))
+            for key, change in limits:
+                if key not in self._limits:
+                    self._limits[key] = change
+                elif change.get("cut") and not self._limits[key].get("cut"):
+                    self._limits[key] = {**self._limits[key], "cut": True}
+
+    def _write_and_read(
+        self, outgoing: list[tuple[str, dict[str, Any]]], limits: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         with connection.cursor() as cursor:
             if self.seen is None:  # a worker that starts late joins the breakers open now
                 cursor.execute(LATEST)
@@ -264,25 +299,36 @@ class BreakerSharing(Poller):
                 self.seen = max(self.seen, version)
                 if process != self.process:
                     self._apply(key, change, process)
-        self._share_rates()
 
     def _share_limits(self, cursor: Any, limits: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write the limits decided here, apply the others' (every one at the first look)."""
+        """Write the limits decided here, apply the others' (every one at the first look).
+        A write the row refused (a deeper cut made there meanwhile, a step up over a recent
+        cut's ceiling) is corrected here: the row's limit and ceiling are applied."""
+        probe = self.registry.settings.probe_seconds
         for key, change in limits:
+            params = {"key": key, "limit": change["limit"], "process": self.process}
             if change.get("cut"):
                 cursor.execute(
-                    LIMIT_CUT, [key, change["limit"], change.get("ceiling"), self.process]
+                    LIMIT_CUT, {**params, "ceiling": change.get("ceiling"), "probe": probe}
                 )
             else:
-                probe = self.registry.settings.probe_seconds
-                params = {"key": key, "limit": change["limit"], "process": self.process}
                 cursor.execute(LIMIT_UP, {**params, "probe": probe})
+            if cursor.fetchone() is None:  # refused: the row's limit holds here too
+                cursor.execute(LIMIT_NOW, [key])
+                row = cursor.fetchone()
+                if row is not None:
+                    self._apply_limit(row)
         cursor.execute(LIMITS_CHANGED, [self.limits_seen])
-        for key, limit, ceiling, cut_age, process, version in cursor.fetchall():
-            self.limits_seen = max(self.limits_seen, version)
-            if process != self.process and not self.loop.is_closed():
-                age = None if cut_age is None else float(cut_age)
-                self.loop.call_soon_threadsafe(self.registry.apply_limit, key, limit, ceiling, age)
+        for row in cursor.fetchall():
+            self.limits_seen = max(self.limits_seen, row[5])
+            if row[4] != self.process:
+                self._apply_limit(row)
+
+    def _apply_limit(self, row: tuple[Any, ...]) -> None:
+        key, limit, ceiling, cut_age, _process, _version = row
+        if not self.loop.is_closed():
+            age = None if cut_age is None else float(cut_age)
+            self.loop.call_soon_threadsafe(self.registry.apply_limit, key, limit, ceiling, age)
 
     def _share_rates(self) -> None:
         """Settle this worker's grants with the database: give back and ask for what
@@ -295,20 +341,29 @@ class BreakerSharing(Poller):
         base: dict[str, Any] = {"process": self.process, "lease": lease, "recent": recent}
         for entry in plan.result(30):
             key, keep, ask, rates = entry["key"], entry["keep"], entry["ask"], entry["rates"]
-            got, others = [0.0, 0.0], 1
+            got, sharers = [0.0, 0.0], (1, 0.0, 0.0)
             try:
-                others = self._grant(key, keep, ask, rates, got, base)
-            finally:  # its calls are told, even of nothing (they ask again)
-                self.loop.call_soon_threadsafe(self.registry.rate_granted, key, got, others)
+                sharers = self._grant(key, keep, ask, rates, got, base)
+            except Exception:  # one key's failure leaves the others' grants to settle
+                log.exception("the grant of %s failed", key)
+                got = [0.0, 0.0]
+            # Its calls are told, even of nothing (they ask again).
+            peers, idle = sharers[0], (sharers[1], sharers[2])
+            self.loop.call_soon_threadsafe(self.registry.rate_granted, key, got, peers, idle)
             self._refused = self._refused or any(got[k] + 1e-9 < ask[k] for k in (0, 1))
         if self._holds_grants:
             with connection.cursor() as cursor:
                 cursor.execute(GRANT_RENEW, base)
-                peers = {key: 1 + int(count) for key, count in cursor.fetchall()}
+                peers_of = {
+                    key: (1 + int(wanting), float(requests), float(tokens))
+                    for key, wanting, requests, tokens in cursor.fetchall()
+                }
                 self._looks += 1
                 if self._looks % 500 == 0:  # now and then: grants of workers long gone
                     cursor.execute(GRANT_EXPIRED)
-            self.loop.call_soon_threadsafe(self.registry.rate_peers, peers)
+            # A key not renewed had expired: nothing more of it is spent here.
+            renewed = list(peers_of)
+            self.loop.call_soon_threadsafe(self.registry.rate_peers, peers_of, renewed)
 
     def _grant(
         self,
@@ -318,21 +373,33 @@ class BreakerSharing(Poller):
         rates: tuple[float | None, float | None],
         got: list[float],
         base: dict[str, Any],
-    ) -> int:
-        """One key's grant decided under its lock: this worker keeps `keep`, and gets (into
-        `got`) what it asks for of the rate that the others leave. Returns how many workers
-        share the key now (this one included)."""
+    ) -> tuple[int, float, float]:
+        """One key's grant decided under its lock: this worker keeps `keep` (while its grant
+        is live; after it expired, only what the others left of the rate), and gets what it
+        asks for of the rate that the others leave; `got` is set to the change of its grant.
+        Returns how many workers share the key now (the others that want more, and this
+        one) and what the others that want no more hold (requests, tokens)."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(GRANT_LOCK, [key])
             cursor.execute(GRANT_OTHERS, {**base, "key": key})
-            others_requests, others_tokens, others = cursor.fetchone()
+            others_requests, others_tokens, wanting, idle_requests, idle_tokens, live = (
+                cursor.fetchone()
+            )
+            kept = list(keep)
+            added = [0.0, 0.0]
             for kind, others_hold in enumerate((others_requests, others_tokens)):
                 rate = rates[kind]
-                if ask[kind] > 0 and rate is not None:
-                    room = float(rate) - float(others_hold) - keep[kind]
-                    got[kind] = max(0.0, min(ask[kind], room))
-            wanted = any(got[k] + 1e-9 < ask[k] for k in (0, 1))
-            amounts = [keep[0] + got[0], keep[1] + got[1]]
+                if rate is None:
+                    continue
+                left = max(0.0, float(rate) - float(others_hold))
+                if not live:  # expired: others may have taken it meanwhile
+                    kept[kind] = min(keep[kind], left)
+                if ask[kind] > 0:
+                    added[kind] = max(0.0, min(ask[kind], left - kept[kind]))
+            wanted = any(added[k] + 1e-9 < ask[k] for k in (0, 1))
+            for kind in (0, 1):
+                got[kind] = kept[kind] - keep[kind] + added[kind]
+            amounts = [kept[0] + added[0], kept[1] + added[1]]
             if any(amounts) or wanted:
                 values = {"requests": amounts[0], "tokens": amounts[1], "wanted": wanted}
                 cursor.execute(GRANT_SET, {**base, "key": key, **values})
@@ -340,7 +407,7 @@ class BreakerSharing(Poller):
             else:
                 cursor.execute(GRANT_DROP, [key, self.process])
             self.grants += 1
-        return 1 + int(others)
+        return 1 + int(wanting), float(idle_requests), float(idle_tokens)
 
     def _apply(self, key: str, change: dict[str, Any], process: str) -> None:
         if process == self.process or self.loop.is_closed():

@@ -40,9 +40,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import os
 import secrets
-import socket
 import weakref
 from collections import Counter, deque
 from collections.abc import AsyncIterator
@@ -54,6 +52,7 @@ from django.db import connections
 from psycopg import OperationalError
 
 from engine.core.slots import Notice
+from engine.polling import process_name
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +195,8 @@ class ClusterSlots:
         self.poll = poll
         self.linger = min(linger, poll)
         self._size = connections
-        host = socket.gethostname()[:80]
-        self.process = name or f"{host}:{os.getpid()}:{secrets.token_hex(6)}"
+        # This process's name, and one token more: each loop of a process holds its own.
+        self.process = name or f"{process_name()}:{secrets.token_hex(3)}"
         self._want = f"{WANT}%s:{key_hash(self.process)}"  # what this process's misses say
         self._tokens = itertools.count(1)
         self._live: set[str] = set()  # the owner tokens of this process's slots (renewed)

@@ -27,6 +27,7 @@ from engine.core.events import Event
 from engine.core.providers import fold_breaker, fold_limit
 from engine.json_text import json_expression
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
+from engine.polling import drop_broken_connections
 from engine.publish import group_send
 from engine.upsert import Upsert
 
@@ -646,23 +647,6 @@ class RunStore:
 
     async def _send(self, delta: dict[str, Any]) -> None:
         await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
-
-
-def drop_broken_connections() -> None:
-    """`close_old_connections` without its age rule, for the store's own thread: its
-    connection serves every batch of the run (with CONN_MAX_AGE 0 a new one per batch cost the
-    store thread and the run's end ~5–30 ms each), and one that failed and is no longer usable
-    (the database restarted), or left inside a transaction, is closed for a new one."""
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is None:
-            continue
-        if conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]:
-            conn.close()
-        elif conn.errors_occurred:
-            if conn.is_usable():
-                conn.errors_occurred = False
-            else:
-                conn.close()
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

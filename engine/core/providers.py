@@ -540,11 +540,13 @@ class _KeyState:
         self.completions: deque[int] = deque(maxlen=50)
         self.breaker = _Breaker()
         # Workers: what this process was granted of the key's requests and tokens per window
-        # (its share of the cluster's rates), what its waiting calls lack beyond that, and
-        # how many processes share the key when others want more than they got (else 1).
+        # (its share of the cluster's rates), what its waiting calls lack beyond that, how
+        # many processes share the key when others want more than they got (they and this
+        # one; else 1), and what the processes that want no more hold (not theirs to share).
         self.held = [0.0, 0.0]
         self.short = [0.0, 0.0]
         self.peers = 1
+        self.idle = [0.0, 0.0]
         # Each run's and each owner's use of the key (fair share); forgotten with them.
         self.shares: weakref.WeakKeyDictionary[RunShare, _Use] = weakref.WeakKeyDictionary()
         self.owners: weakref.WeakKeyDictionary[OwnerShare, _Use] = weakref.WeakKeyDictionary()
@@ -578,6 +580,19 @@ class _KeyState:
 
     def concurrency(self) -> int | None:
         return self.limit
+
+    def configured(self) -> bool:
+        """Whether the key has settings of its own (KLYNTOS_PROVIDER_LIMITS): only those
+        share their adaptive limit between workers."""
+        return self.limits != KeyLimits()
+
+    def fair(self, kind: int, rate: float) -> float:
+        """Workers: this process's fair share of `rate` (`kind` 0: requests, 1: tokens)
+        while other processes want more than they got: what the processes that want no more
+        leave, over those that do and this one; the whole rate when nobody else wants."""
+        if self.peers <= 1:
+            return rate
+        return max(0.0, rate - self.idle[kind]) / self.peers
 
     def rpm(self, window: float) -> float | None:
         return _tighter(self.limits.rpm, self.header_rpm, window)
@@ -791,7 +806,7 @@ class ProviderRegistry:
         probing = own.breaker.state != "closed"
         if probing and self._queues.get(own.key):
             return False  # the calls queued there wait for the probes
-        blocked = self._blocked(states, 0, _now())
+        blocked = self._blocked(states, 0, _now(), record=False)  # a look: asks for nothing
         if blocked is None:
             return True
         # A slot, or a grant of the cluster's rate, is worth waiting for.
@@ -966,7 +981,11 @@ class ProviderRegistry:
                     "(KLYNTOS_PROVIDER_LIMITS tpm, or the provider's own limit)"
                 )
 
-    def _blocked(self, states: tuple[_KeyState, ...], tokens: int, now: float) -> _Blocked | None:
+    def _blocked(
+        self, states: tuple[_KeyState, ...], tokens: int, now: float, record: bool = True
+    ) -> _Blocked | None:
+        """Why a call of `tokens` to `states` cannot start now (None: it can). `record`
+        False (a failover's look): a lacking grant of the cluster's rate is not asked for."""
         window = self.settings.window
         breaker = states[-1].breaker  # the breaker lives on the call's most specific key
         if breaker.state == "open":
@@ -992,7 +1011,7 @@ class ProviderRegistry:
                     until = state.requests.free_at(used + 1 - rpm)
                     return _Blocked("requests/min", state.key, until)
                 if self.sharing is not None:
-                    blocked = self._granted(state, 0, rpm, used, 1)
+                    blocked = self._granted(state, 0, rpm, used, 1, record)
                     if blocked is not None:
                         return blocked
             tpm = state.tpm(window)
@@ -1002,20 +1021,26 @@ class ProviderRegistry:
                     until = state.tokens.free_at(used + tokens - tpm)
                     return _Blocked("tokens/min", state.key, until)
                 if self.sharing is not None:
-                    blocked = self._granted(state, 1, tpm, used, tokens)
+                    blocked = self._granted(state, 1, tpm, used, tokens, record)
                     if blocked is not None:
                         return blocked
         return None
 
     def _granted(
-        self, state: _KeyState, kind: int, rate: float, used: float, need: float
+        self,
+        state: _KeyState,
+        kind: int,
+        rate: float,
+        used: float,
+        need: float,
+        record: bool = True,
     ) -> _Blocked | None:
         """Workers: None when this process's grant of the key's rate (`kind` 0: requests, 1:
         tokens) has room for `need` more. While other processes wait for theirs it spends no
-        more than its fair share (`rate` / the processes sharing the key, or one call): past
-        it, the call waits for this process's window to free. Short of its grant otherwise,
-        it notes how much and wakes the sharing's look to ask for it."""
-        fair = max(rate / state.peers, need) if state.peers > 1 else rate
+        more than its fair share (`_KeyState.fair`, or one call): past it, the call waits for
+        this process's window to free. Short of its grant otherwise, it notes how much and
+        wakes the sharing's look to ask for it (unless `record` is False)."""
+        fair = max(state.fair(kind, rate), need) if state.peers > 1 else rate
         room = min(state.held[kind], fair)
         if used + need <= room + 1e-9:
             return None
@@ -1023,9 +1048,10 @@ class ProviderRegistry:
         if state.held[kind] >= fair - 1e-9:  # its fair share is spent: its window frees it
             window = (state.requests, state.tokens)[kind]
             return _Blocked(reason, state.key, window.free_at(used + need - room))
-        state.short[kind] = max(state.short[kind], used + need - state.held[kind])
-        if self.sharing is not None:
-            self.sharing.wake()
+        if record:
+            state.short[kind] = max(state.short[kind], used + need - state.held[kind])
+            if self.sharing is not None:
+                self.sharing.wake()
         return _Blocked(CLUSTER_REASON, state.key, None)
 
     def rate_plan(self) -> list[dict[str, Any]]:
@@ -1052,8 +1078,9 @@ class ProviderRegistry:
                     continue
                 used = windows[kind].used(now)
                 held = state.held[kind]
+                fair = state.fair(kind, rate)
                 if state.peers > 1:  # others wait: down to the fair share, or what counts
-                    held = min(held, max(used, rate / state.peers))
+                    held = min(held, max(used, fair))
                 elif not used and key not in self._queues:
                     held = 0.0  # idle: its share goes back
                 keep[kind] = min(held, max(used, rate))  # a rate headers lowered since
@@ -1061,7 +1088,7 @@ class ProviderRegistry:
                 if short > 0:
                     want = max(short, rate * GRANT_SHARE)
                     if state.peers > 1:
-                        want = max(short, min(want, rate / state.peers - keep[kind]))
+                        want = max(short, min(want, fair - keep[kind]))
                     ask[kind] = max(0.0, min(want, rate - keep[kind]))
             state.short = [0.0, 0.0]
             if keep == state.held and not any(ask):
@@ -1070,21 +1097,40 @@ class ProviderRegistry:
             plan.append({"key": key, "keep": keep, "ask": ask, "rates": rates})
         return plan
 
-    def rate_granted(self, key: str, got: Sequence[float], peers: int) -> None:
+    def rate_granted(
+        self,
+        key: str,
+        got: Sequence[float],
+        peers: int,
+        idle: Sequence[float] = (0.0, 0.0),
+    ) -> None:
         """Workers: the database granted `got` more of `key`'s requests and tokens (nothing,
-        when others hold the rate), and `peers` processes share it now."""
+        when others hold the rate; less than nothing, when this process's grant had expired
+        and others took part of it), `peers` processes share it now (the others that want
+        more, and this one), and those that want no more hold `idle`."""
         state = self._states.get(key)
         if state is None:
             return
-        state.held = [state.held[0] + got[0], state.held[1] + got[1]]
+        state.held = [max(0.0, state.held[0] + got[0]), max(0.0, state.held[1] + got[1])]
         state.peers = max(1, peers)
+        state.idle = [float(idle[0]), float(idle[1])]
         self._pump()
 
-    def rate_peers(self, peers: Mapping[str, int]) -> None:
-        """Workers: how many processes share each key this process holds a grant of (1:
-        nobody else waits for it)."""
+    def rate_peers(
+        self, peers: Mapping[str, tuple[int, float, float]], renewed: Iterable[str] | None = None
+    ) -> None:
+        """Workers: for each key this process holds a grant of, how many processes share it
+        (the others that want more, and this one: 1 when nobody else wants) and what those
+        that want no more hold of its requests and tokens. `renewed`: the keys whose grant
+        was still live and renewed; the others' grants had expired (other processes may
+        have taken them), so nothing of them is spent any more."""
+        live = None if renewed is None else set(renewed)
         for key, state in self._states.items():
-            state.peers = max(1, peers.get(key, 1))
+            count, idle_requests, idle_tokens = peers.get(key, (1, 0.0, 0.0))
+            state.peers = max(1, count)
+            state.idle = [idle_requests, idle_tokens]
+            if live is not None and key not in live:
+                state.held = [0.0, 0.0]
         self._pump()
 
     def _grant(
@@ -1298,8 +1344,11 @@ class ProviderRegistry:
                 return  # let through before the last cut: that cut already counted it
             current = state.limit if state.limit is not None else in_flight
             if outcome in ("throttled", "timeout"):
-                # What failed is more than the provider takes: stay under it for a while.
-                state.ceiling = max(state.floor, in_flight - 1)
+                # What failed is more than the provider takes: stay under it for a while. A
+                # limit the workers share is the cluster's: what failed is the calls of all of
+                # them at it, not this process's (`in_flight`, a part of them).
+                failed_at = state.limit if self._shares_limit(state) else None
+                state.ceiling = max(state.floor, (failed_at or in_flight) - 1)
                 state.ceiling_at = now
                 state.limit = max(state.floor, min(current // 2, state.ceiling))
                 reason = "429" if outcome == "throttled" else "timeout"
@@ -1316,29 +1365,41 @@ class ProviderRegistry:
             failed = reason in ("429", "timeout")
             self._share_limit(state, cut, state.ceiling if failed else None)
 
+    def _shares_limit(self, state: _KeyState) -> bool:
+        """Workers: whether `state`'s adaptive limit is the cluster's (a key with settings:
+        a key met only by chance, a lead's own website, keeps its limit to this process and
+        writes no row)."""
+        return self.sharing is not None and state.configured()
+
     def _share_limit(self, state: _KeyState, cut: bool, ceiling: int | None) -> None:
         """Workers: tell the other processes of an adaptive limit decided here: a cut (with
         the limit that failed, on a 429 or a timeout), or a step up."""
-        if self.sharing is None or self._applying_shared or state.limit is None:
+        sharing = self.sharing
+        if sharing is None or not state.configured() or self._applying_shared:
             return
-        self.sharing.publish_limit(
-            state.key, {"limit": state.limit, "cut": cut, "ceiling": ceiling}
-        )
+        if state.limit is None:
+            return
+        sharing.publish_limit(state.key, {"limit": state.limit, "cut": cut, "ceiling": ceiling})
 
     def apply_limit(self, key: str, limit: int, ceiling: int | None, cut_age: float | None) -> None:
         """Another process's adaptive limit for `key` (engine/breaker_sharing.py): this
         process's limit becomes it (the cluster slots of the key are held under it too), a
         cut like one decided here (calls let through before it count for nothing, the limit
-        that failed is a ceiling for `probe_seconds` since the cut). Told to nobody again."""
-        state = self.state(provider_key(key))
-        if state.limit == limit:
+        that failed is a ceiling for `probe_seconds` since the cut, even when the limit is the
+        same here already). Told to nobody again. Keys without settings here are not shared
+        (a row of one is ignored)."""
+        key = provider_key(key)
+        if self._limits(key) == KeyLimits():
             return
+        state = self.state(key)
         now = _now()
-        if state.limit is None or limit < state.limit:
-            state.epoch += 1  # a 429 of a call let through before is that cut's
         if ceiling is not None and cut_age is not None:
             state.ceiling = max(state.floor, ceiling)
             state.ceiling_at = now - max(0.0, cut_age)
+        if state.limit == limit:
+            return
+        if state.limit is None or limit < state.limit:
+            state.epoch += 1  # a 429 of a call let through before is that cut's
         state.limit = max(1, limit)
         state.successes = 0
         self._pump()
@@ -1564,10 +1625,12 @@ class ProviderCall:
         )
         registry = self.registry
         cluster = registry.cluster
-        if registry.sharing is not None:  # the adaptive limits are the cluster's: held so
-            caps = [(s.key, s.limit) for s in self.states if s.limit is not None]
-        else:
-            caps = [(s.key, s.cap) for s in self.states if s.cap is not None]
+        caps = []
+        for s in self.states:
+            # A shared adaptive limit is the cluster's: its cluster slots are held under it.
+            cap = s.limit if registry._shares_limit(s) else s.cap
+            if cap is not None:
+                caps.append((s.key, cap))
         if cluster is not None and caps:  # the caps hold across all workers too
             try:
                 self._cluster = await hold_caps(

@@ -6,16 +6,20 @@ written for the cluster closes every process's breaker."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connection, connections
+from django.utils import timezone
 
-from engine.breaker_sharing import BreakerSharing, resume_everywhere
+from engine.breaker_sharing import GRANT_RENEW, BreakerSharing, resume_everywhere
 from engine.core.providers import BreakerPolicy, KeyLimits, ProviderRegistry, ProviderSettings
 from engine.models import ProviderBreaker, ProviderGrant, ProviderLimit
+from engine.polling import drop_broken_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,12 +123,14 @@ async def test_a_resume_for_the_cluster_closes_every_workers_breaker(share: Any)
 LLM = "api.openai.com"
 
 
-async def spend(reg: ProviderRegistry, tokens: int, stop: float, ended: list[Any]) -> None:
-    """Calls of `tokens` each, one after another, until loop time `stop`; each end is
-    recorded (loop time, tokens) — what a provider counting answers would see."""
+async def spend(reg: ProviderRegistry, tokens: int, calls: list[int], ended: list[Any]) -> None:
+    """Calls of `tokens` each, one after another, while `calls[0]` (shared by every caller)
+    has calls left; each end is recorded (loop time, tokens) — what a provider counting
+    answers would see."""
     state = reg.state(LLM)
     loop = asyncio.get_running_loop()
-    while loop.time() < stop:
+    while calls[0] > 0:
+        calls[0] -= 1
         permit = await reg.acquire((state,), tokens)
         await asyncio.sleep(0.01)
         reg.release(permit, "ok", used_tokens=tokens)
@@ -153,13 +159,13 @@ async def test_two_workers_share_one_token_budget_and_never_pass_it(share: Any) 
     a, b = ProviderRegistry(settings), ProviderRegistry(settings)
     sharing_a, sharing_b = share(a, "worker-a"), share(b, "worker-b")
     ended: dict[str, list[Any]] = {"a": [], "b": []}
-    stop = asyncio.get_running_loop().time() + 4 * window
+    calls = [80]  # 8,000 tokens: demand past the budget for several windows
     await asyncio.gather(
-        *(spend(a, 100, stop, ended["a"]) for _ in range(4)),
-        *(spend(b, 100, stop, ended["b"]) for _ in range(4)),
+        *(spend(a, 100, calls, ended["a"]) for _ in range(4)),
+        *(spend(b, 100, calls, ended["b"]) for _ in range(4)),
     )
     both = ended["a"] + ended["b"]
-    assert sum(t for _, t in both) > 2 * budget  # demand past the budget, for several windows
+    assert len(both) == 80
     assert busiest_window(both, window) <= budget
     assert ended["a"] and ended["b"]  # each got its share, not one the whole budget
     # Grants of several calls each, not a statement per call.
@@ -194,3 +200,204 @@ async def test_a_limit_one_worker_cuts_bounds_the_other(share: Any) -> None:
     held.append(await fifth)
     for permit in held:
         b.release(permit, "neutral")
+
+
+# --- one worker's side, a look at a time (no thread of its own) ------------------------------
+
+Run = Callable[..., Any]
+
+
+@pytest.fixture
+def on_thread() -> Iterator[Run]:
+    """Runs a function on one thread kept for the test (its database connection too), as a
+    sharing's own thread would."""
+    executor = ThreadPoolExecutor(1)
+
+    async def run(function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
+    yield run
+    executor.submit(connections.close_all).result()
+    executor.shutdown()
+
+
+def unstarted(reg: ProviderRegistry, name: str) -> BreakerSharing:
+    sharing = BreakerSharing(asyncio.get_running_loop(), reg, SYNC, process=name)
+    reg.sharing = sharing
+    return sharing
+
+
+def grant_base(process: str) -> dict[str, Any]:
+    return {"process": process, "lease": 30.0, "recent": 5.0}
+
+
+def renew(process: str) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(GRANT_RENEW, grant_base(process))
+        return sorted(cursor.fetchall())
+
+
+async def settle() -> None:
+    """Let the callbacks a look scheduled on the loop run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_worker_that_holds_a_grant_it_does_not_fill_is_no_peer(on_thread: Run) -> None:
+    """Finding 1: a worker that holds 400 of a 2,000 budget and wants no more leaves the
+    busy worker the other 1,600 as its fair share (it alone wants), instead of making it a
+    peer that holds the busy worker to half the rate."""
+    settings = ProviderSettings(limits={LLM: KeyLimits(tpm=2_000)}, window=1.0)
+    light, busy = (
+        unstarted(ProviderRegistry(settings), "light"),
+        unstarted(ProviderRegistry(settings), "busy"),
+    )
+    got = [0.0, 0.0]
+    rates = (None, 2_000.0)
+    sharers = await on_thread(light._grant, LLM, [0, 0], [0, 400], rates, got, grant_base("light"))
+    assert got == [0.0, 400.0] and sharers == (1, 0.0, 0.0)
+    got = [0.0, 0.0]
+    sharers = await on_thread(busy._grant, LLM, [0, 0], [0, 2_000], rates, got, grant_base("busy"))
+    assert got == [0.0, 1_600.0]  # all the light one leaves
+    assert sharers == (1, 0.0, 400.0)  # nobody else wants: its fair share is all of it
+    # The light one sees the busy one want (a peer); the busy one sees none.
+    assert await on_thread(renew, "light") == [(LLM, 1, 0.0, 0.0)]
+    assert await on_thread(renew, "busy") == [(LLM, 0, 0.0, 400.0)]
+
+
+async def test_an_expired_grant_is_not_renewed_and_is_cut_to_what_is_left(on_thread: Run) -> None:
+    """Finding 5: a worker whose grant expired (its look stalled past the lease) while
+    another took the rate gets it neither renewed nor back: the live grants stay within
+    the rate."""
+    settings = ProviderSettings(limits={LLM: KeyLimits(tpm=2_000)}, window=1.0)
+    stalled, other = (
+        unstarted(ProviderRegistry(settings), "stalled"),
+        unstarted(ProviderRegistry(settings), "other"),
+    )
+    rates = (None, 2_000.0)
+    got = [0.0, 0.0]
+    await on_thread(stalled._grant, LLM, [0, 0], [0, 1_000], rates, got, grant_base("stalled"))
+    assert got == [0.0, 1_000.0]
+    past = timezone.now() - dt.timedelta(seconds=1)
+    await ProviderGrant.objects.filter(process="stalled").aupdate(expires=past)
+    got = [0.0, 0.0]
+    await on_thread(other._grant, LLM, [0, 0], [0, 2_000], rates, got, grant_base("other"))
+    assert got == [0.0, 2_000.0]
+
+    assert await on_thread(renew, "stalled") == []  # not renewed: it spends it no more
+    row = await ProviderGrant.objects.aget(process="stalled")
+    assert row.expires < timezone.now()
+    got = [0.0, 0.0]  # what it kept is cut to what the other left: nothing
+    await on_thread(stalled._grant, LLM, [0, 1_000], [0, 0], rates, got, grant_base("stalled"))
+    assert got == [0.0, -1_000.0]
+    live = [g async for g in ProviderGrant.objects.filter(key=LLM, expires__gt=timezone.now())]
+    assert sum(g.tokens for g in live) <= 2_000
+
+
+async def cut(reg: ProviderRegistry, key: str) -> None:
+    """A 429 on one of the key's calls while its whole limit is in flight."""
+    state = reg.state(key)
+    permits = [await reg.acquire((state,), 0) for _ in range(state.limit or 1)]
+    reg.release(permits.pop(), "throttled")
+    for permit in permits:
+        reg.release(permit, "neutral")
+
+
+async def test_a_late_cut_does_not_undo_a_deeper_one(on_thread: Run) -> None:
+    """Finding 3: a cuts 8 → 4 → 2; b, which had not heard, cuts 8 → 4 late: the row keeps
+    2, b takes 2, and a is not raised back to 4."""
+    settings = ProviderSettings(limits={KEY: KeyLimits(concurrency=8, start=1.0)})
+    a, b = ProviderRegistry(settings), ProviderRegistry(settings)
+    sharing_a, sharing_b = unstarted(a, "worker-a"), unstarted(b, "worker-b")
+    await cut(a, KEY)
+    await on_thread(sharing_a.look)
+    await cut(a, KEY)
+    assert a.state(KEY).limit == 2
+    await on_thread(sharing_a.look)
+    await cut(b, KEY)  # b had not heard of either
+    assert b.state(KEY).limit == 4
+    await on_thread(sharing_b.look)
+    await settle()
+    row = await ProviderLimit.objects.aget(key=KEY)
+    assert (row.limit, row.process) == (2, "worker-a")
+    assert b.state(KEY).limit == 2
+    await on_thread(sharing_a.look)
+    await settle()
+    assert a.state(KEY).limit == 2
+
+
+async def test_a_refused_step_up_takes_the_rows_limit_and_a_heard_cut_its_ceiling(
+    on_thread: Run,
+) -> None:
+    """Finding 10: b, at 4 already, hears a's cut to 4 and keeps its ceiling (7); a step up
+    of b's that the row refuses (past a recent cut's ceiling) brings b back to the row's 4."""
+    a = ProviderRegistry(ProviderSettings(limits={KEY: KeyLimits(concurrency=8, start=1.0)}))
+    b = ProviderRegistry(ProviderSettings(limits={KEY: KeyLimits(concurrency=8, start=0.5)}))
+    sharing_a, sharing_b = unstarted(a, "worker-a"), unstarted(b, "worker-b")
+    await cut(a, KEY)
+    await on_thread(sharing_a.look)
+    state_b = b.state(KEY)
+    assert state_b.limit == 4
+    await on_thread(sharing_b.look)
+    await settle()
+    assert (state_b.limit, state_b.ceiling) == (4, 7)
+    state_b.limit = 8  # stepped up past the ceiling (as it did when it never had it)
+    sharing_b.publish_limit(KEY, {"limit": 8, "cut": False, "ceiling": None})
+    await on_thread(sharing_b.look)
+    await settle()
+    assert state_b.limit == 4
+    assert (await ProviderLimit.objects.aget(key=KEY)).limit == 4
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+async def test_a_cut_survives_a_look_that_failed(on_thread: Run) -> None:
+    """Finding 7: the look that was to write a cut fails (its connection was terminated):
+    the cut is written by the next look, on a new connection, not lost."""
+    settings = ProviderSettings(limits={KEY: KeyLimits(concurrency=8, start=1.0)})
+    a = ProviderRegistry(settings)
+    sharing = unstarted(a, "worker-a")
+    await on_thread(sharing.look)
+    await sync_to_async(terminate)(await on_thread(backend_pid))
+    await cut(a, KEY)
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the dead connection gives
+        await on_thread(sharing.look)
+    await on_thread(drop_broken_connections)  # what the look-out does after a look
+    await on_thread(sharing.look)
+    row = await ProviderLimit.objects.aget(key=KEY)
+    assert (row.limit, row.ceiling) == (4, 7)
+
+
+class Watched(BreakerSharing):
+    """A sharing that notes the database backend each look used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backends: list[int] = []
+
+    def look(self) -> None:
+        super().look()
+        self.backends.append(backend_pid())
+
+
+async def test_the_look_out_keeps_its_connection_between_looks() -> None:
+    """Finding 8: looks woken every few tens of milliseconds use one database connection,
+    not a new backend per look."""
+    reg = ProviderRegistry()
+    sharing = Watched(asyncio.get_running_loop(), reg, SYNC, process="worker-a")
+    reg.sharing = sharing
+    sharing.start()
+    try:
+        await until(lambda: len(sharing.backends) >= 5, "five looks", within=30)
+    finally:
+        await asyncio.to_thread(sharing.stop)
+    assert len(set(sharing.backends)) == 1

@@ -124,7 +124,7 @@ def test_the_store_thread_keeps_its_connection_and_replaces_a_broken_one() -> No
 
     from django.db import OperationalError, connection
 
-    from engine.store import drop_broken_connections
+    from engine.polling import drop_broken_connections
 
     def backend() -> int:
         with connection.cursor() as cursor:

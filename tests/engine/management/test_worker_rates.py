@@ -5,6 +5,7 @@ a limit one worker halves on 429s bounds the run the other worker starts afterwa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -127,6 +128,9 @@ def test_a_limit_one_worker_halves_bounds_the_run_the_other_worker_starts(
             60,
             "the first worker's cut to be written",
         )
+        # Applied by the other worker at its next look (KLYNTOS_BREAKER_SYNC_SECONDS 0.1): the
+        # second run starts after a few of them, not while the row is only written.
+        time.sleep(1.0)
         body = {"items": [{"d": f"b{i}.io"} for i in range(40)]}
         second = start(owner, loop_of(LOOKUP, cap), body)
         wait_until(lambda: finished(first, second), 120, "both runs to finish")
