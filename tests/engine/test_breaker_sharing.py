@@ -401,3 +401,21 @@ async def test_the_look_out_keeps_its_connection_between_looks() -> None:
     finally:
         await asyncio.to_thread(sharing.stop)
     assert len(set(sharing.backends)) == 1
+
+
+async def test_a_key_whose_grant_fails_leaves_the_others_to_settle(on_thread: Run) -> None:
+    """Finding 7: one key's grant failing (here a key PostgreSQL cannot store) is logged, and
+    the keys after it still get theirs in the same look."""
+    bad = "bad\x00key"
+    settings = ProviderSettings(
+        limits={bad: KeyLimits(tpm=2_000), LLM: KeyLimits(tpm=2_000)}, window=1.0
+    )
+    reg = ProviderRegistry(settings)
+    sharing = unstarted(reg, "worker-a")
+    for key in (bad, LLM):  # a call of each waits for a grant
+        state = reg.state(key)
+        assert reg._blocked((state,), 100, 0.0) is not None
+    await on_thread(sharing.look)
+    await settle()
+    assert reg.state(LLM).held[1] >= 100
+    assert reg.state(bad).held == [0.0, 0.0]
