@@ -31,7 +31,7 @@ from engine.config import (
     retry_policy,
 )
 from engine.core.bounded import stored_output
-from engine.core.data_pools import DataPools, DataSource
+from engine.core.data_pools import DataLease, DataPools, DataSource
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, Interrupted, RunOptions
 from engine.core.graph import Graph, parse_graph
@@ -131,6 +131,7 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
     store: RunStore | None = None
     services: Services | None = None
     engine: Executor | None = None
+    warming: asyncio.Future[None] | None = None
     final: dict[str, Any] = {}
     claimed = False
     try:
@@ -172,6 +173,7 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
         if distributor is not None:
             distributor.engine = engine
         spec.memo = None  # the executor takes its entries out as it uses them
+        warming = _warm_data(services, engine)
         executor.started(engine)
         store.start()
         outcome = await engine.run(spec.input, resumed=spec.resumed)
@@ -195,6 +197,8 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
         message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
         final = {"status": RunStatus.FAILED, "error": message, "finished_at": timezone.now()}
     finally:
+        if warming is not None:
+            warming.cancel()
         if engine is not None:
             executor.ended(engine)
         if claimed:  # else nothing of this run is ours to store
@@ -253,6 +257,23 @@ async def run_services(spec: RunSpec, run_id: Any) -> Services:
     except BaseException:
         await data.aclose()
         raise
+
+
+def _warm_data(services: Services, engine: Executor) -> asyncio.Future[None] | None:
+    """Open the data connections the run's database steps can use at once while its first
+    steps run (their pool would otherwise open them one by one as the first statements
+    wait: a loop's first items queued behind each other's)."""
+    peak = engine.peak_concurrency("database")
+    if not isinstance(services.data, DataLease) or peak < 2:
+        return None
+    return asyncio.ensure_future(_warm(services.data, peak))
+
+
+async def _warm(data: DataLease, connections: int) -> None:
+    try:
+        await data.warm(connections)
+    except Exception:  # the first statement reports what is wrong with the data connection
+        log.debug("could not open the run's data connections ahead", exc_info=True)
 
 
 def _tee(*sinks: Callable[[Event], None]) -> Callable[[Event], None]:

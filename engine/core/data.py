@@ -146,6 +146,18 @@ class PostgresData:
                 self._pool = pool
         return self._pool
 
+    async def warm(self, connections: int) -> None:
+        """Open `connections` (up to the pool's size) now, several at a time, instead of one
+        by one as statements wait for them: psycopg's pool grows one connection at a time,
+        so a loop's first items queued behind each other's connections (~5-10 ms each). The
+        pool shrinks back as before, closing connections idle for its `max_idle`."""
+        pool = await self._get_pool()
+        missing = min(connections, self._max_size) - pool.get_stats()["pool_size"]
+        if missing > 0:
+            minimum = pool.min_size
+            await pool.resize(minimum + missing, self._max_size)  # started on its workers
+            await pool.resize(minimum, self._max_size)  # kept only while they are used
+
     async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
         pool = await self._get_pool()
         async with pool.connection() as conn:

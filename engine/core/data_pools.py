@@ -143,6 +143,15 @@ class DataLease:
         await self._entry.prepared()
         return await self._entry.connection.execute(sql, params)
 
+    async def warm(self, connections: int) -> None:
+        """Have `connections` statements' worth of the connection ready, once prepared
+        (a connection that opens nothing ahead, SQLite's, ignores it)."""
+        warm = getattr(self._entry.connection, "warm", None)
+        if warm is None or self._released:
+            return
+        await self._entry.prepared()
+        await warm(connections)
+
     async def aclose(self) -> None:
         if not self._released:
             self._released = True

@@ -19,7 +19,7 @@ from engine.core.distribution import ChunkSpan, Distributor
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
-from engine.core.loop import run_loop
+from engine.core.loop import loop_cap, run_loop
 from engine.core.memo import Memo
 from engine.core.prices import PriceTable, tally
 from engine.core.providers import CURRENT_STEP, RunShare, StepTag, owner_share, run_share
@@ -185,6 +185,21 @@ class Executor:
                 raise StepFailed(block, f"'{before.name}' has no stored output to start from")
             scope.set(before.name, stored.output)
         await run_loop(self, block, scope, TOP, span=span)
+
+    def peak_concurrency(self, block_type: str) -> int:
+        """At most how many steps of `block_type` this run can have in flight at once: the
+        product of the caps of the loops around each such block (the largest of them)."""
+        peak = 0
+        for block in self.graph.blocks:
+            if block.type != block_type:
+                continue
+            within, parent = 1, block.parent
+            while parent is not None:
+                loop = self.graph.block(parent)
+                within *= loop_cap(self, loop)
+                parent = loop.parent
+            peak = max(peak, within)
+        return peak
 
     def top_upstream(self, block_id: str) -> set[str]:
         """Every top-level block that `block_id` waits for, directly or not."""

@@ -242,3 +242,41 @@ async def test_a_postgres_statement_is_its_own_transaction_with_no_begin_before_
         assert (await data.execute("SELECT 6 * 7 AS answer", []))["rows"] == [{"answer": 42}]
     finally:
         await data.aclose()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "data"])
+async def test_a_postgres_pool_warmed_ahead_opens_that_many_connections_up_to_its_size(
+    django_user_model: Any,
+) -> None:
+    # A loop's first statements find their connections open instead of queuing while the
+    # pool grows one connection at a time.
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from engine.config import data_connection
+    from engine.core.data import PostgresData
+
+    def owner_connection() -> Any:
+        try:
+            owner = django_user_model.objects.create_user("warm")
+            return data_connection(owner.pk)  # provisions the owner's schema and role
+        finally:
+            connections.close_all()
+
+    configured = await sync_to_async(owner_connection)()
+    assert isinstance(configured, PostgresData)
+    data = PostgresData(configured._conninfo, max_size=4)
+    try:
+        await data.warm(3)
+        pool = data._pool
+        async with asyncio.timeout(30):  # a guard: they open in the background
+            while True:
+                if pool.get_stats().get("pool_available", 0) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+        await data.warm(10)  # never past the pool's size
+        assert pool.get_stats()["pool_size"] == 4
+        assert pool.min_size == 1  # idle ones close again as before
+        assert (await data.execute("SELECT 6 * 7 AS answer", []))["rows"] == [{"answer": 42}]
+    finally:
+        await data.aclose()

@@ -165,3 +165,15 @@ async def test_a_failed_preparation_fails_the_statement_and_the_next_one_tries_a
     assert prepare.calls == 2 and prepare.events[-2:] == ["prepared", "SELECT 1 AS one"]
     await lease.aclose()
     await pools.aclose()
+
+
+async def test_warming_a_connection_that_opens_nothing_ahead_changes_nothing(
+    files: Opened,
+) -> None:
+    pools = DataPools(4)
+    lease = await pools.lease(files.source("a"))
+    await lease.warm(10)  # SQLite: one connection, nothing to open ahead
+    assert (await lease.execute("SELECT 1 AS one", []))["rows"] == [{"one": 1}]
+    assert files.opened == ["a"]
+    await lease.aclose()
+    await pools.aclose()

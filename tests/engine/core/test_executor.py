@@ -292,3 +292,40 @@ def test_a_run_imports_nothing_the_process_did_not_import_at_start(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_peak_of_concurrent_steps_of_a_type_is_the_product_of_their_loops_caps() -> None:
+    # What the runner opens data connections ahead for (the template's store step: 10).
+    from bench.harness import template_graph
+    from engine.blocks import REGISTRY
+    from engine.core.events import EventBus
+    from engine.core.executor import Executor
+    from engine.core.graph import parse_graph
+    from engine.core.outbound import OutboundFactory
+    from engine.core.services import Services
+
+    def peak(graph: dict, block_type: str, **options: object) -> int:
+        return Executor(
+            parse_graph(graph),
+            REGISTRY,
+            bus=EventBus(Recorder()),
+            services=Services(outbound=OutboundFactory()),
+            options=RunOptions(**options),  # type: ignore[arg-type]
+        ).peak_concurrency(block_type)
+
+    template = template_graph()
+    assert peak(template, "database") == 10
+    assert peak(template, "database", max_concurrent=3) == 3
+    assert peak(template, "database", sequential=True) == 1
+    assert peak(template, "slack") == 1  # after the loop: one at a time
+    assert peak(template, "transform") == 0
+    inner = graph(
+        [
+            block("webhook", "webhook"),
+            block("outer", "loop", items="<webhook.body.a>", max_concurrent=4),
+            block("inner", "loop", parent="outer", items="<outer.item>", max_concurrent=3),
+            block("store", "database", parent="inner", sql="SELECT 1"),
+        ],
+        [("webhook", "outer")],
+    )
+    assert peak(inner, "database") == 12
