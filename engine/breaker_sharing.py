@@ -36,7 +36,8 @@ The same look shares the rest of a key's governance:
   a grant is no peer. What a worker's windows still count is never given back (those calls
   count at the provider until the window after they end), and a grant outlives its worker
   by a window (`expires`, renewed by each look while it has not expired: an expired grant
-  is spent no more, and is cut to what the others left). Inline (one process) none of this
+  is spent no more, and is cut to what the others left; so are all of a worker's grants
+  when its looks fail past the lease). Inline (one process) none of this
   runs: the registry's windows are the rates.
 
 The look-out keeps its database connection between looks (they come every 20-200 ms while
@@ -50,6 +51,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -209,6 +211,7 @@ class BreakerSharing(Poller):
         self._limits: dict[str, dict[str, Any]] = {}  # the latest limit per key, to write
         self._lock = threading.Lock()
         self._holds_grants = False
+        self._renewed_at: float | None = None  # monotonic time of the last renewal
         self._refused = False
         self._looks = 0
         # Grants decided (a transaction of four statements each; tests count them per call).
@@ -253,8 +256,27 @@ class BreakerSharing(Poller):
             self._write_and_read(outgoing, limits)
         except BaseException:
             self._requeue(outgoing, limits)
+            self._lapse()
             raise
-        self._share_rates()
+        try:
+            self._share_rates()
+        except BaseException:
+            self._lapse()
+            raise
+
+    def lease(self) -> float:
+        """How long a grant outlives its last renewal (a window past the next looks)."""
+        return self.registry.settings.window + 3 * self.poll + 1.0
+
+    def _lapse(self) -> None:
+        """A look that failed: once the last renewal of this worker's grants is older than
+        their lease, the others may have taken them, so they are spent no more here."""
+        renewed = self._renewed_at
+        if renewed is None or time.monotonic() - renewed <= self.lease():
+            return
+        self._renewed_at = None
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.registry.rate_peers, {}, [])
 
     def _requeue(
         self, outgoing: list[tuple[str, dict[str, Any]]], limits: list[tuple[str, dict[str, Any]]]
@@ -336,7 +358,7 @@ class BreakerSharing(Poller):
         if self.loop.is_closed():
             return
         plan = asyncio.run_coroutine_threadsafe(_on_loop(self.registry.rate_plan), self.loop)
-        lease = self.registry.settings.window + 3 * self.poll + 1.0
+        lease = self.lease()
         recent = max(1.0, 4 * self.poll)
         base: dict[str, Any] = {"process": self.process, "lease": lease, "recent": recent}
         for entry in plan.result(30):
@@ -359,6 +381,7 @@ class BreakerSharing(Poller):
                     for key, wanting, requests, tokens in cursor.fetchall()
                 }
                 self._looks += 1
+                self._renewed_at = time.monotonic()
                 if self._looks % 500 == 0:  # now and then: grants of workers long gone
                     cursor.execute(GRANT_EXPIRED)
             # A key not renewed had expired: nothing more of it is spent here.
