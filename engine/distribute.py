@@ -127,6 +127,7 @@ async def execute_chunk(chunk_id: int) -> None:
         spec, loop, memo = await db_call(_load_chunk, claim)
         secrets_registry.register(spec.env.values())
         services = await run_services(spec, claim.run_id)
+        services.durable = store.durable
         engine = Executor(
             spec.graph,
             REGISTRY,

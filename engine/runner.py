@@ -155,6 +155,7 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         services = await run_services(spec, run_id)
+        services.durable = store.durable
         distributor = None
         if executor.distributes:  # on a worker, big loops go out to the workers in chunks
             from engine.distribute import WorkerDistributor

@@ -2,8 +2,10 @@
 coalesced delta to the channel-layer group `run.<id>` once the batch is committed.
 
 The engine calls `RunStore.sink` for every event (cheap: it appends). A flusher task writes
-whatever accumulated every `interval` seconds on one dedicated thread, so a burst of 1,000
-item completions costs a handful of transactions and a handful of websocket messages.
+whatever accumulated every `interval` seconds on one dedicated thread — and at once when a
+loop item waits in `durable()` for its rows, items ending meanwhile sharing the next write —
+so a burst of 1,000 item completions costs a handful of transactions; deltas go out at most
+every `interval`, so it costs a handful of websocket messages too.
 """
 
 from __future__ import annotations
@@ -141,13 +143,49 @@ class RunStore:
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        # Events sunk, and how many of them a finished write covered: `durable()` waits on
+        # the second to reach the first (its waiters: the count each waits for).
+        self._sunk = 0
+        self._covered = 0
+        self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Writes come as often as items wait for them; deltas go out at most every
+        # `interval`, those written meanwhile merged into the next one.
+        self._unsent: dict[str, Any] | None = None
+        self._published_at = float("-inf")
 
     # --- engine side ---------------------------------------------------------------------
 
     def sink(self, event: Event) -> None:
         self._pending.append(event)
+        self._sunk += 1
         if event.type in RUN_ENDS:
             self._wake.set()
+
+    async def durable(self) -> None:
+        """Returns once every event sunk so far is written (or its write has failed and was
+        logged). A loop item waits for this before it gives its slot back, so the calls a
+        crash makes a resumed run repeat are at most the cap's worth: those in flight and
+        those finished but not yet stored are both counted by the cap. The write starts at
+        once; items finishing meanwhile share the next one (a group commit)."""
+        target = self._sunk
+        if self._covered >= target or self._closed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._durable_waiters.append((target, waiter))
+        self._wake.set()
+        await waiter
+
+    def _covered_up_to(self, count: int) -> None:
+        """A write ended covering the first `count` events sunk: wake who waited for them."""
+        self._covered = max(self._covered, count)
+        waiting = []
+        for target, waiter in self._durable_waiters:
+            if target <= self._covered or self._closed:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._durable_waiters = waiting
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever())
@@ -161,6 +199,7 @@ class RunStore:
         # What is left and the end go to the store thread in one hop: each hop is a wait on
         # the thread and the database, and the run's end is what everyone waits for.
         batch, self._pending = self._pending, []
+        self._covered_up_to(self._sunk)  # nothing runs any more that could wait for it
         delta = self._apply(batch) if batch else None
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
@@ -177,6 +216,7 @@ class RunStore:
                     self._forget_ended(delta)
             if not live:
                 self._cancelled_elsewhere()
+            delta = self._take_unsent(delta)
             if self.publish and delta is not None:
                 await self._send(delta)
             if self.publish and counters:
@@ -206,6 +246,7 @@ class RunStore:
         if self._task is not None:
             await self._task
         batch, self._pending = self._pending, []
+        self._covered_up_to(self._sunk)
         delta = self._apply(batch) if batch else None
         loop = asyncio.get_running_loop()
         try:
@@ -215,6 +256,7 @@ class RunStore:
                 except Exception:
                     log.exception("could not store the last events of run %s", self.run_id)
             await loop.run_in_executor(self._thread, self._release)
+            delta = self._take_unsent(delta)
             if self.publish and delta is not None:
                 await self._send(delta)
         finally:
@@ -239,6 +281,8 @@ class RunStore:
             if self._pending:
                 quiet = 0.0
                 await self._flush()
+            elif self._unsent is not None:
+                await self._publish(None)
             else:
                 quiet += self.interval
                 if quiet >= CANCEL_CHECK_SECONDS:  # nothing to write: still look for a cancel
@@ -277,6 +321,7 @@ class RunStore:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        covers = self._sunk
         delta = self._apply(batch)
         loop = asyncio.get_running_loop()
         try:
@@ -288,14 +333,32 @@ class RunStore:
             return
         finally:
             self._forget_ended(delta)
+            self._covered_up_to(covers)
         if not live:
             self._cancelled_elsewhere()
         if self.publish:
-            await self._send(delta)
-            now = loop.time()
-            if now - self._workflow_noticed >= WORKFLOW_PROGRESS_INTERVAL:
-                self._workflow_noticed = now
-                await publish_workflow_event(self.workflow_id, "run.progress", self.run_id)
+            await self._publish(delta)
+
+    async def _publish(self, delta: dict[str, Any] | None) -> None:
+        """Sends what was written since the last delta, when `interval` has passed since."""
+        if delta is not None:
+            self._unsent = delta if self._unsent is None else merged(self._unsent, delta)
+        now = asyncio.get_running_loop().time()
+        if self._unsent is None or now - self._published_at < self.interval:
+            return
+        unsent, self._unsent = self._unsent, None
+        self._published_at = now
+        await self._send(unsent)
+        if now - self._workflow_noticed >= WORKFLOW_PROGRESS_INTERVAL:
+            self._workflow_noticed = now
+            await publish_workflow_event(self.workflow_id, "run.progress", self.run_id)
+
+    def _take_unsent(self, delta: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The deltas not sent yet and `delta`, as one (for the last message of a run)."""
+        unsent, self._unsent = self._unsent, None
+        if unsent is None or delta is None:
+            return unsent or delta
+        return merged(unsent, delta)
 
     # --- folding events into row state ---------------------------------------------------
 
@@ -647,6 +710,19 @@ class RunStore:
 
     async def _send(self, delta: dict[str, Any]) -> None:
         await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
+
+
+def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Two deltas of one run as one: the later run state, each row once (its latest)."""
+    items = {row["key"]: row for row in (*first["items"], *later["items"])}
+    steps = {(row["item_key"], row["block_id"]): row for row in (*first["steps"], *later["steps"])}
+    return {
+        "run": later["run"],
+        "items": list(items.values()),
+        "steps": list(steps.values()),
+        "not_started": [*(first.get("not_started") or []), *(later.get("not_started") or [])],
+        "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
+    }
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

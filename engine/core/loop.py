@@ -420,6 +420,7 @@ class LoopRun:
 
     async def _window_worker(self, order: Iterator[int]) -> None:
         executor, gate = self.executor, self.gate
+        durable = getattr(executor.services, "durable", None)
         if self.breaker is not None:
             BREAKER_POLICY.set(self.breaker)  # this worker task's own context
         # Pulling from a shared iterator is the sliding window: no await between next().
@@ -452,6 +453,8 @@ class LoopRun:
                         outcome = None  # not begun: it starts on resume (or never)
                     else:
                         outcome = await self.run_item(index)
+                        if durable is not None and not settled:
+                            await durable()  # its rows stored before its slot is free
             finally:
                 limit = await gate.release(outcome)
             if outcome is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,10 @@ class Services:
     run_id: str = ""
     # Where blocks with `cache` keep their outputs (engine/core/result_cache.py); None: off.
     result_cache: ResultCache | None = None
+    # Returns once every event so far is stored (the run's store): a loop item awaits it
+    # before giving its slot back, so a crash repeats at most the cap's worth of calls.
+    # None: nothing is stored (a run in memory), items give their slot back at once.
+    durable: Callable[[], Awaitable[None]] | None = None
     _openai: dict[str, Any] = field(default_factory=dict)
 
     def openai(self, api_key: str | None = None) -> Any:

@@ -151,3 +151,26 @@ def test_the_store_thread_keeps_its_connection_and_replaces_a_broken_one() -> No
             cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
         replaced = thread.submit(after_the_drop).result()
     assert kept == first and replaced != kept
+
+
+async def test_durable_writes_at_once_and_returns_once_the_rows_are_stored(owner: Any) -> None:
+    """What a loop item waits for before it gives its slot back (engine/core/loop.py)."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
+    store = RunStore(run.pk, interval=60, publish=False)  # no timed write during the test
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    for index in (0, 1):
+        key = f"loop[{index}]"
+        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    await asyncio.wait_for(store.durable(), 10)
+    statuses = {row.key: row.status async for row in ItemRun.objects.filter(run=run)}
+    assert statuses == {"loop[0]": "succeeded", "loop[1]": "running"}
+    await asyncio.wait_for(store.durable(), 10)  # nothing new: returns at once
+    await store.close({"status": "succeeded"})
+    await sync_to_async(connections.close_all)()
