@@ -156,10 +156,10 @@ class RunStore:
     # --- engine side ---------------------------------------------------------------------
 
     def sink(self, event: Event) -> None:
+        # The run's last event does not wake the flusher: `close()` follows it and writes it
+        # with the end in one hop (a batch of its own first made the end wait for two).
         self._pending.append(event)
         self._sunk += 1
-        if event.type in RUN_ENDS:
-            self._wake.set()
 
     async def durable(self) -> None:
         """Returns once every event sunk so far is written (or its write has failed and was

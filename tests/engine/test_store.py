@@ -173,4 +173,34 @@ async def test_durable_writes_at_once_and_returns_once_the_rows_are_stored(owner
     assert statuses == {"loop[0]": "succeeded", "loop[1]": "running"}
     await asyncio.wait_for(store.durable(), 10)  # nothing new: returns at once
     await store.close({"status": "succeeded"})
+
+
+async def test_a_runs_end_goes_to_the_store_thread_in_one_hop_with_its_last_events(
+    owner: Any,
+) -> None:
+    # The run's last event used to wake the flusher, which wrote a batch of its own just
+    # before close() wrote the end: the end waited for two writes, one after the other.
+    from engine.core.events import EventBus
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    flushed: list[int] = []
+
+    class Counted(RunStore):
+        async def _flush(self) -> None:
+            flushed.append(len(self._pending))
+            await super()._flush()
+
+    store = Counted(run.pk, interval=3600, publish=False)  # no flush on the clock here
+    bus = EventBus(store.sink)
+    store.start()
+    bus.emit("run.started", total_blocks=1, resumed=False)
+    bus.emit("run.finished", status="succeeded", error=None)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert flushed == []
+    await store.close({"outputs": {"done": True}})
+    assert flushed == []
+    ended = await Run.objects.aget(pk=run.pk)
+    assert (ended.status, ended.outputs) == ("succeeded", {"done": True})
     await sync_to_async(connections.close_all)()
