@@ -10,6 +10,7 @@ fan-in.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from engine import leases
 from engine.core.counters import COUNTS
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
 from engine.publish import group_send
-from engine.store import RunStore, group_name, wire_items
+from engine.store import RunStore, drop_broken_connections, group_name, wire_items
 
 Status = LoopChunk.Status
 # A chunk whose executions keep ending unfinished (a crash, an error outside its items) is
@@ -61,8 +62,8 @@ def create(run_id: Any, loop_block: str, order: list[int], size: int) -> int:
     # After the commit: a worker's jobs are deferred on the worker's own connection, not in
     # this transaction, and a job must find its chunk. A job lost in between (a crash right
     # here) is deferred again by `look` once its chunk sat queued for a lease.
-    for chunk in chunks:
-        chunk_job.defer(chunk_id=chunk.pk)
+    jobs: list[dict[str, Any]] = [{"chunk_id": chunk.pk} for chunk in chunks]
+    chunk_job.batch_defer(*jobs)  # one statement
     return len(chunks)
 
 
@@ -227,8 +228,15 @@ class ChunkStore(RunStore):
     follow the items wherever they run. The run's counters, seq and workflow notices stay
     the coordinator's."""
 
-    def __init__(self, run_id: Any, chunk_id: int, loop_block: str, lease_owner: str) -> None:
-        super().__init__(run_id, publish=True, lease_owner=lease_owner)
+    def __init__(
+        self,
+        run_id: Any,
+        chunk_id: int,
+        loop_block: str,
+        lease_owner: str,
+        thread: ThreadPoolExecutor | None = None,
+    ) -> None:
+        super().__init__(run_id, publish=True, lease_owner=lease_owner, thread=thread)
         self.chunk_id = chunk_id
         self.loop_block = loop_block
         # How the execution ended, written by `suspend()`: done, or given back (with why).
@@ -255,7 +263,7 @@ class ChunkStore(RunStore):
         return bool(self._live().update(lease_expires=leases.expiry(), **self._counts()))
 
     def _release(self) -> None:
-        close_old_connections()
+        drop_broken_connections()  # the connection stays open for the run's next chunk
         status, error = self.outcome
         LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner).update(
             status=status,

@@ -18,6 +18,7 @@ A killed coordinator is resumed like any run and finds its chunks where they are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -26,15 +27,15 @@ from django.conf import settings
 
 from engine import chunks, leases, secrets_registry
 from engine.blocks import REGISTRY
+from engine.chunk_runs import KeptRun, KeptRuns
 from engine.core.distribution import ChunkSpan
 from engine.core.events import EventBus
 from engine.core.executor import Executor, Interrupted
-from engine.core.graph import Block, Graph, parse_graph
+from engine.core.graph import Block, Graph
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.db_calls import DbThread, db_call
-from engine.memo_rows import memo_for_chunk, memo_for_items, memo_for_loop
-from engine.models import Run
+from engine.memo_rows import memo_for_items, memo_for_loop
 from engine.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class WorkerDistributor:
                     break
                 if self.engine is not None and self.engine.stopping:
                     raise Interrupted  # the chunks go on; whoever resumes the run waits for them
-                await asyncio.sleep(chunks.poll_seconds())
+                # The next look a poll later, or as soon as a chunk of the run ends here.
+                await chunk_ended.wait(self.run_id, chunks.poll_seconds())
         except asyncio.CancelledError:
             if self.engine is None or not self.engine.stopping:
                 record = db_call(
@@ -79,6 +81,7 @@ class WorkerDistributor:
                 await asyncio.shield(record)
             raise
         finally:
+            chunk_ended.forget(self.run_id)
             await asyncio.shield(looking.aclose())
 
     async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
@@ -87,47 +90,32 @@ class WorkerDistributor:
         return await db_call(memo_for_items, self.run_id, block.name, list(indexes))
 
 
-def _load_chunk(claim: chunks.ChunkClaim) -> tuple[Any, Block, Memo]:
-    """The chunk's run (graph, input, owner's secrets and data) and the memo it starts from."""
-    from engine.config import data_source
-    from engine.runner import RunSpec
-
-    run = Run.objects.select_related("version").get(pk=claim.run_id)
-    graph = parse_graph(run.version.graph)
-    loop = graph.block(claim.loop_block)
-    keys = [f"{loop.name}[{index}]" for index in claim.indexes]
-    memo = memo_for_chunk(run.pk, graph, keys, again=claim.executions > 0, retry_of=run.retry_of_id)
-    spec = RunSpec(
-        graph,
-        run.input,
-        secrets_registry.owner_env(run.owner_id),
-        run.options or {},
-        data_source(run.owner_id),
-        run.workflow_id,
-        owner_id=run.owner_id,  # the owner's result cache
-    )
-    return spec, loop, memo
-
-
 async def execute_chunk(chunk_id: int) -> None:
     """Claim the chunk (nothing to do when it is taken or done, or its run ended), run its
-    items, store their rows; mark it done, or give it back when stopping or failing."""
-    from engine.runner import executor, run_options, run_services
+    items, store their rows; mark it done, or give it back when stopping or failing. What
+    the run's chunks share on this worker (its spec, services, store connections) is kept
+    between them (engine/chunk_runs.py)."""
+    from engine.runner import executor, run_options
 
+    kept_runs = KeptRuns.of_loop()
     owner = leases.new_owner()
-    claim = await db_call(chunks.claim, chunk_id, owner)
-    if claim is None:
+    claimed = await kept_runs.claim(chunk_id, owner)
+    if claimed is None:
         return
-    store = chunks.ChunkStore(claim.run_id, chunk_id, claim.loop_block, owner)
+    claim, kept, memo = claimed
+    spec = kept.spec
+    store = chunks.ChunkStore(
+        claim.run_id, chunk_id, claim.loop_block, owner, thread=kept.store_thread()
+    )
     task = asyncio.current_task()
     store.on_cancelled = task.cancel if task is not None else None
     engine: Executor | None = None
-    services = None
     try:
-        spec, loop, memo = await db_call(_load_chunk, claim)
+        loop = spec.graph.block(claim.loop_block)
         secrets_registry.register(spec.env.values())
-        services = await run_services(spec, claim.run_id)
-        services.durable = store.durable
+        # The run's services, shared with its other chunks here; the durable wait is this
+        # chunk's store's.
+        services = dataclasses.replace(await kept.ensure_services(), durable=store.durable)
         engine = Executor(
             spec.graph,
             REGISTRY,
@@ -136,7 +124,7 @@ async def execute_chunk(chunk_id: int) -> None:
             env=spec.env,
             options=run_options(spec, claim.run_id),
             memo=memo,
-            item_gate=executor.chunk_items,
+            item_gate=executor.chunk_items.lane() if executor.chunk_items else None,
         )
         executor.started(engine)
         store.start()
@@ -155,7 +143,7 @@ async def execute_chunk(chunk_id: int) -> None:
     finally:
         if engine is not None:
             executor.ended(engine)
-        closing = asyncio.ensure_future(_close(store, services))
+        closing = asyncio.ensure_future(_close(store, kept_runs, kept))
         try:
             await asyncio.shield(closing)
         except asyncio.CancelledError:
@@ -163,9 +151,51 @@ async def execute_chunk(chunk_id: int) -> None:
             raise
 
 
-async def _close(store: chunks.ChunkStore, services: Any) -> None:
+async def _close(store: chunks.ChunkStore, kept_runs: KeptRuns, kept: KeptRun) -> None:
     try:
-        if services is not None:
-            await services.aclose()
-    finally:
         await store.suspend()  # its last rows, then the chunk's status (store.outcome)
+    finally:
+        kept.give_back_thread(store._thread)
+        kept_runs.release(kept)
+        chunk_ended.tell(store.run_id)
+
+
+class ChunkEnded:
+    """Wakes a coordinator's wait for its chunks as soon as one of them ends in this
+    process (its status written): with one worker, or the last chunk on the coordinator's
+    worker, the fan-in is seen at once rather than up to KLYNTOS_CHUNK_POLL_SECONDS later.
+    Chunks on other workers are seen by the poll as before."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+
+    async def wait(self, run_id: Any, seconds: float) -> None:
+        key = str(run_id)
+        entry = self._waiting.get(key)
+        if entry is None:
+            entry = self._waiting[key] = (asyncio.get_running_loop(), asyncio.Event())
+        try:
+            await asyncio.wait_for(entry[1].wait(), seconds)
+        except TimeoutError:
+            pass
+        entry[1].clear()
+
+    def tell(self, run_id: Any) -> None:
+        entry = self._waiting.get(str(run_id))
+        if entry is None:
+            return
+        loop, event = entry
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    def forget(self, run_id: Any) -> None:
+        self._waiting.pop(str(run_id), None)
+
+
+chunk_ended = ChunkEnded()

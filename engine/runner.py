@@ -32,6 +32,7 @@ from engine.config import (
 )
 from engine.core.bounded import stored_output
 from engine.core.data_pools import DataLease, DataPools, DataSource
+from engine.core.distribution import RankedGate
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, Interrupted, RunOptions
 from engine.core.graph import Graph, parse_graph
@@ -341,7 +342,7 @@ class InProcessExecutor:
         self._engines: set[Executor] = set()
         self._finished: dict[str, threading.Event] = {}
         self.stopping = False
-        self.chunk_items: asyncio.Semaphore | None = None
+        self.chunk_items: RankedGate | None = None
         # A worker's executor (`manage.py worker`) spreads big loops over the workers.
         self.distributes = False
 
@@ -350,7 +351,7 @@ class InProcessExecutor:
         and at most `concurrency` items of chunks are in flight here at once (a worker's
         `--concurrency`: what one worker takes on, whatever the loops' caps)."""
         self.distributes = True
-        self.chunk_items = asyncio.Semaphore(concurrency)
+        self.chunk_items = RankedGate(concurrency)  # the oldest chunk's items first
         from engine.slots import cluster_wide
 
         if cluster_wide():  # every worker pauses and resumes a provider together
@@ -456,9 +457,20 @@ class InProcessExecutor:
         """Close the idle data connections the executor's loop keeps (from another thread:
         before dropping a database, at shutdown)."""
         loop = self._loop
+        self.close_kept_runs(timeout)  # they hold leases of the pools
         pools = _pools.get(loop) if loop is not None else None
         if loop is not None and pools is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(pools.aclose(), loop).result(timeout)
+
+    def close_kept_runs(self, timeout: float = 30) -> None:
+        """Close what the executor's loop keeps of runs between their chunks (services,
+        store connections: engine/chunk_runs.py), from another thread."""
+        from engine.chunk_runs import KeptRuns
+
+        loop = self._loop
+        kept = KeptRuns._of.get(loop) if loop is not None else None
+        if loop is not None and kept is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(kept.aclose(), loop).result(timeout)
 
     def close_slots(self, timeout: float = 30) -> None:
         """Give back the cluster slots the executor's loop keeps for its next holders (at a
@@ -467,6 +479,7 @@ class InProcessExecutor:
         from engine.slots import close_loop_slots
 
         stop_sharing(self._loop)
+        self.close_kept_runs(timeout)  # their chunks ended: nothing holds a slot of theirs
         close_loop_slots(self._loop, timeout)
 
     def drain(self, timeout: float) -> int:

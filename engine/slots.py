@@ -66,6 +66,8 @@ GC_BATCH = 5000
 WANTED_POLLS = 3
 # Takes that may fail in a row (connection lost, pool exhausted) before the hold fails.
 MAX_FAILURES = 10
+# Times a take that missed while this process's other takes of the key ran is tried again.
+RACED_TAKES = 3
 # Seconds a slot this process holds but nobody here uses is kept for the next holder.
 LINGER = 0.25
 # What a NOTIFY says: `<key hash>` a slot of the key was given back; `want:<key hash>:<process
@@ -83,13 +85,15 @@ WITH taken AS (
         ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED
     )
     RETURNING number
-), made AS (
-    INSERT INTO engine_slot (key, number, owner, process, expires)
-    SELECT %(key)s, n, %(owner)s, %(process)s, now() + %(lease)s * interval '1 second'
+), missing AS (
+    SELECT n, row_number() OVER (ORDER BY n) - 1 AS i, count(*) OVER () AS count
     FROM generate_series(0, %(cap)s - 1) AS n
     WHERE NOT EXISTS (SELECT 1 FROM taken)
       AND NOT EXISTS (SELECT 1 FROM engine_slot s WHERE s.key = %(key)s AND s.number = n)
-    ORDER BY n LIMIT 1
+), made AS (
+    INSERT INTO engine_slot (key, number, owner, process, expires)
+    SELECT %(key)s, n, %(owner)s, %(process)s, now() + %(lease)s * interval '1 second'
+    FROM missing WHERE i = %(skip)s %% count
     ON CONFLICT DO NOTHING
     RETURNING number
 ), wanted AS (
@@ -207,6 +211,7 @@ class ClusterSlots:
         self._idle_by_hash: dict[str, str] = {}  # key hash → key, for keys with idle slots
         self._idle_now = asyncio.Event()  # set while `_idle` has anything
         self._held: Counter[str] = Counter()  # slots held here per key, in use or idle
+        self._taking: dict[str, list[int]] = {}  # acquire's takes in flight (see there)
         # Key hash → until when another process waits for it (its holds here give back).
         self._contended: dict[str, float] = {}
         self.stats = SlotStats()
@@ -227,7 +232,9 @@ class ClusterSlots:
         try:
             yield number
         finally:
-            await _finish(self.release(key, number, owner))
+            # Kept for the next holder here (no statement, no task), or given back.
+            if not self._keep(key, number, owner):
+                await _finish(self.release(key, number, owner))
 
     async def acquire(self, key: str, cap: int, notice: Notice | None = None) -> tuple[int, str]:
         """Wait for one of the key's slots; (its number, the hold's owner token)."""
@@ -236,38 +243,67 @@ class ClusterSlots:
             kept = self._reuse(key, cap)
             if kept is not None:
                 return kept
-        if key not in self._lines and self._held[key] < cap:
+        tries = 0
+        while key not in self._lines and self._held[key] < cap:
             owner = self._new_owner()
+            # [takes of the key in flight here, takes begun while any was in flight]
+            taking = self._taking.setdefault(key, [0, 0])
+            taking[0] += 1
+            taking[1] += 1
+            started = taking[1]
+            raced = taking[0] > 1  # another take of the key is in flight here
             try:
-                number = await self._take(key, cap, owner)
+                number = await self._take(key, cap, owner, skip=taking[0] - 1)
             except BaseException:
                 self._live.discard(owner)
                 raise
+            finally:
+                raced = raced or taking[1] > started  # or one began meanwhile
+                # ... and had every take in flight here succeeded, this one had room too.
+                raced = raced and self._held[key] + taking[0] <= cap
+                taking[0] -= 1
+                if not taking[0]:
+                    del self._taking[key]
             if number is not None:
                 return number, owner
             self._live.discard(owner)
+            # A miss that raced this process's own takes of the key (it picked the number
+            # one of them made), while those and the slots held here leave room below the
+            # cap, is tried again at once (a few times) rather than forming a line, whose
+            # holders then each wait for a hand-over.
+            tries += 1
+            if not raced or tries > RACED_TAKES:
+                break
         return await self._wait(key, cap, notice)
 
     async def release(self, key: str, number: int, owner: str) -> None:
         """The hold ends: its slot goes to the next holder here (kept for `linger` when
         nobody waits yet), or back to the database when another process wants the key."""
-        loop = asyncio.get_running_loop()
-        line = self._lines.get(key)
-        hashed = key_hash(key)
-        if (
-            not self._closed
-            and owner in self._live
-            and self._contended.get(hashed, 0.0) <= loop.time()
-        ):
-            self._idle.setdefault(key, {})[number] = (owner, loop.time())
-            self._idle_by_hash[hashed] = key
-            self._idle_now.set()
-            if line is not None:
-                line.wake.set()  # the head of the line takes it
+        if self._keep(key, number, owner):
             return
+        line = self._lines.get(key)
         await self._give_back([(key, number, owner)])
         if line is not None:
             line.wake.set()  # a waiter here need not wait for the NOTIFY
+
+    def _keep(self, key: str, number: int, owner: str) -> bool:
+        """`release`'s common case, without awaiting: the slot is kept idle for the next
+        holder here (the head of the key's line woken to take it). False: it must go back."""
+        loop = asyncio.get_running_loop()
+        hashed = key_hash(key)
+        if (
+            self._closed
+            or owner not in self._live
+            or self._contended.get(hashed, 0.0) > loop.time()
+        ):
+            return False
+        self._idle.setdefault(key, {})[number] = (owner, loop.time())
+        self._idle_by_hash[hashed] = key
+        self._idle_now.set()
+        line = self._lines.get(key)
+        if line is not None:
+            line.wake.set()  # the head of the line takes it
+        return True
 
     def holding(self) -> int:
         """Holds in use (slots kept idle for the next holder are not)."""
@@ -420,10 +456,14 @@ class ClusterSlots:
 
     # -- statements -----------------------------------------------------------------------
 
-    async def _take(self, key: str, cap: int, owner: str) -> int | None:
+    async def _take(self, key: str, cap: int, owner: str, skip: int = 0) -> int | None:
+        """One take: a free slot of the key, else a new row — of the missing numbers, the
+        `skip`-th (around): takes of the key running together here each skip as many as
+        run before them, so their INSERTs do not all pick the lowest."""
         params = {
             "key": key,
             "cap": cap,
+            "skip": skip,
             "owner": owner,
             "process": self.process,
             "lease": self.lease,

@@ -115,6 +115,7 @@ class RunStore:
         workflow_id: Any = None,
         lease_owner: str | None = None,
         start_seq: int = 0,
+        thread: ThreadPoolExecutor | None = None,
     ) -> None:
         self.run_id = run_id
         # The execution's lease (engine/leases.py): every write renews it, and a run whose
@@ -137,7 +138,11 @@ class RunStore:
         # Step counters per block id, folded from row status changes.
         self._step_counts: dict[str, dict[str, int]] = {}
         self._loop_limits: dict[str, dict[str, int]] = {}
-        self._thread = ThreadPoolExecutor(
+        # The thread every write goes through, keeping its connection. A store handed one
+        # (a chunk's, engine/chunk_runs.py) leaves it and its connection open at its end,
+        # for the owner's next store; its own is closed with it.
+        self._owns_thread = thread is None
+        self._thread = thread or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
         )
         self._wake = asyncio.Event()
@@ -229,8 +234,7 @@ class RunStore:
                 }
                 await self._send(ending)
         finally:
-            await loop.run_in_executor(self._thread, connections.close_all)
-            self._thread.shutdown(wait=True)
+            await self._end_thread(loop)
 
     async def flush(self) -> None:
         """Store every event so far, and wait until every batch handed over is written."""
@@ -250,18 +254,26 @@ class RunStore:
         delta = self._apply(batch) if batch else None
         loop = asyncio.get_running_loop()
         try:
-            if delta is not None:
-                try:
-                    await loop.run_in_executor(self._thread, self._write, delta)
-                except Exception:
-                    log.exception("could not store the last events of run %s", self.run_id)
-            await loop.run_in_executor(self._thread, self._release)
+            # The last rows and the release in one hop to the store thread.
+            await loop.run_in_executor(self._thread, self._write_and_release, delta)
             delta = self._take_unsent(delta)
             if self.publish and delta is not None:
                 await self._send(delta)
         finally:
+            await self._end_thread(loop)
+
+    async def _end_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._owns_thread:
             await loop.run_in_executor(self._thread, connections.close_all)
             self._thread.shutdown(wait=True)
+
+    def _write_and_release(self, delta: dict[str, Any] | None) -> None:
+        if delta is not None:
+            try:
+                self._write(delta)
+            except Exception:
+                log.exception("could not store the last events of run %s", self.run_id)
+        self._release()
 
     def _release(self) -> None:
         drop_broken_connections()

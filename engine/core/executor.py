@@ -7,6 +7,7 @@ overlap (graphlib.TopologicalSorter is the model). Loops are delegated to `loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import graphlib
 import random
 import time
@@ -101,7 +102,7 @@ class Executor:
         options: RunOptions | None = None,
         memo: Memo | None = None,
         distributor: Distributor | None = None,
-        item_gate: asyncio.Semaphore | None = None,
+        item_gate: contextlib.AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self.graph = graph
         self.registry = registry

@@ -191,6 +191,35 @@ def test_one_process_keeps_its_slots_for_its_next_holders() -> None:
     assert not Slot.objects.exclude(owner="").exists()
 
 
+def test_holders_that_start_together_in_one_process_never_queue_below_the_cap() -> None:
+    """Fifty holds of a key with a cap of 100 start at once in one process (a chunk's first
+    items): their takes run together on the pool's connections and pick the same lowest
+    missing number, so all but one INSERT find it made. Such a miss is tried again at once,
+    not answered by a line of waiters (each then waiting for a hand-over, one per turn of
+    the event loop, for as long as holds keep coming)."""
+    needs_postgresql()
+
+    async def scenario() -> Any:
+        slots = ClusterSlots(conninfo(), lease=30, poll=0.5, linger=0.5)
+
+        async def one() -> None:
+            async with slots.hold("together", 100) as number:
+                assert 0 <= number < 100
+                await asyncio.sleep(0.01)
+
+        try:
+            for _ in range(4):
+                await asyncio.gather(*(one() for _ in range(50)))
+            return slots.stats
+        finally:
+            await slots.aclose()
+
+    stats = async_to_sync(scenario)()
+    assert stats.waits == 0, stats
+    assert stats.taken + stats.reused == 200
+    assert stats.taken <= 50, stats  # later rounds reuse what the first took
+
+
 def test_a_kept_slot_goes_to_another_process_that_wants_it_at_once() -> None:
     """A process keeps a slot nobody uses here for up to its linger; another process's miss
     says it wants the key, and the kept slot goes back then, not after the linger."""

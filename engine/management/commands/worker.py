@@ -106,9 +106,11 @@ async def serve(name: str, concurrency: int) -> None:
 
 def chunk_slots(concurrency: int) -> int:
     """Chunks taken at once: enough to keep `concurrency` items in flight (a chunk runs many
-    items at once) with one more to cover another's tail, and no more — each chunk writes
-    its rows on a database connection of its own."""
-    return max(2, math.ceil(concurrency / settings.KLYNTOS_LOOP_CHUNK_SIZE) + 1)
+    items at once) and two more, claimed ahead: the worker's items go to its oldest chunk
+    first (`RankedGate`), so while one chunk's items run the next is claimed and loaded and
+    the one before stores its last rows, instead of every chunk starting, draining and
+    closing together. No more than that: each chunk writes on a connection of its own."""
+    return max(3, math.ceil(concurrency / settings.KLYNTOS_LOOP_CHUNK_SIZE) + 2)
 
 
 async def keep_looking(app: Any, stopping: asyncio.Event) -> None:

@@ -5,12 +5,15 @@ the memo the loop composes from."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from engine.blocks import REGISTRY
 from engine.core import loop as loop_module
-from engine.core.distribution import ChunkSpan
+from engine.core.distribution import ChunkSpan, GateLane, RankedGate
 from engine.core.events import Event, EventBus
 from engine.core.executor import Executor, StepFailed
 from engine.core.graph import Block, parse_graph
@@ -232,3 +235,52 @@ async def test_a_chunk_without_the_outputs_it_starts_from_fails_clearly() -> Non
         assert "'webhook' has no stored output to start from" in failure.message
     else:
         raise AssertionError("a chunk ran with no stored outputs to start from")
+
+
+async def test_a_worker_s_share_of_items_goes_to_its_oldest_chunk_first() -> None:
+    """`RankedGate`: a freed place goes to the waiting item of the oldest lane (chunk),
+    whatever the order they came in; within a lane, first come first served."""
+    gate = RankedGate(2)
+    old, new = gate.lane(), gate.lane()
+    served: list[str] = []
+    release: dict[str, asyncio.Event] = {}
+
+    async def item(lane: GateLane, name: str) -> None:
+        release[name] = asyncio.Event()
+        async with lane:
+            served.append(name)
+            await release[name].wait()
+
+    tasks = [asyncio.create_task(item(old, "old-0")), asyncio.create_task(item(old, "old-1"))]
+    await asyncio.sleep(0)
+    assert served == ["old-0", "old-1"] and gate.free == 0
+    # The newer chunk's items come first, then more of the older one's.
+    for name, lane in [("new-0", new), ("new-1", new), ("old-2", old), ("old-3", old)]:
+        tasks.append(asyncio.create_task(item(lane, name)))
+        await asyncio.sleep(0)
+    for done in ["old-0", "old-1", "old-2", "old-3", "new-0"]:
+        release[done].set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert served == ["old-0", "old-1", "old-2", "old-3", "new-0", "new-1"]
+    release["new-1"].set()
+    await asyncio.gather(*tasks)
+    assert gate.free == 2
+
+
+async def test_a_waiter_cancelled_as_it_is_let_in_hands_its_place_on() -> None:
+    gate = RankedGate(1)
+    lane = gate.lane()
+    await gate.acquire(lane.rank)
+    first = asyncio.create_task(gate.acquire(lane.rank))
+    second = asyncio.create_task(gate.acquire(lane.rank))
+    await asyncio.sleep(0)
+    gate.release()  # `first` is let in ...
+    first.cancel()  # ... and cancelled before it runs: the place goes to `second`
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert first.cancelled() and second.done()
+    gate.release()
+    assert gate.free == 1
+    with pytest.raises(ValueError, match="at least one"):
+        RankedGate(0)

@@ -1,0 +1,83 @@
+"""What a worker keeps of a run between its chunks (engine/chunk_runs.py): the chunks of one
+run executed on one event loop load the run once, share its services (one HTTP session,
+whose connections stay warm) and hand their store thread, with its database connection, on
+to the next chunk; what is kept is closed a linger after the run's last chunk here. This
+process plays the worker: the coordinator's run and its chunks on one loop, as on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from engine import chunk_runs
+from engine.chunk_runs import KeptRuns
+from engine.distribute import execute_chunk
+from engine.models import ItemRun, LoopChunk, Run
+from engine.runner import execute_run, executor
+from simulator.testing import RunningSimulator
+from tests.engine.test_resume import calls_by_domain, lookups
+from tests.engine.test_runner import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
+
+ITEMS = 40
+CHUNK = 10
+
+
+async def chunk_ids(run_id: Any) -> list[int]:
+    return [pk async for pk in LoopChunk.objects.filter(run_id=run_id).values_list("pk", flat=True)]
+
+
+async def test_the_chunks_of_one_run_share_its_load_services_and_store_connection(
+    owner: Any, simulator: RunningSimulator, settings: Any, monkeypatch: Any
+) -> None:
+    settings.KLYNTOS_LOOP_CHUNK_SIZE = CHUNK
+    settings.KLYNTOS_CHUNK_POLL_SECONDS = 0.1
+    monkeypatch.setattr(executor, "distributes", True)  # this process is the worker
+    monkeypatch.setattr(chunk_runs, "LINGER_SECONDS", 0.2)
+    opened: list[Any] = []
+    build = chunk_runs.KeptRun.ensure_services
+
+    async def counted(self: Any) -> Any:
+        services = await build(self)
+        if services not in opened:
+            opened.append(services)
+        return services
+
+    monkeypatch.setattr(chunk_runs.KeptRun, "ensure_services", counted)
+    run = await sync_to_async(lookups)(owner, ITEMS)
+    coordinator = asyncio.create_task(execute_run(run.pk))
+
+    async def out_in_chunks() -> bool:
+        return len(await chunk_ids(run.pk)) == ITEMS // CHUNK
+
+    await wait_for(out_in_chunks)
+    kept_runs = KeptRuns.of_loop()
+    threads = set()
+    for chunk_id in await chunk_ids(run.pk):  # one after another, as one chunk slot would
+        await execute_chunk(chunk_id)
+        kept = kept_runs.kept(run.pk)
+        assert kept is not None and kept.users == 0
+        threads |= {id(t) for t in kept._threads}
+    await asyncio.wait_for(coordinator, 30)
+
+    done = await Run.objects.aget(pk=run.pk)
+    assert done.status == "succeeded", done.error
+    assert (done.succeeded, done.failed) == (ITEMS, 0)
+    assert kept.loads == 1  # the run was loaded for its first chunk only
+    assert len(opened) == 1  # one HTTP session (and data lease) for the four chunks
+    assert len(threads) == 1  # one store thread, its connection handed on
+    rows = ItemRun.objects.filter(run_id=run.pk).values_list("status", flat=True)
+    assert Counter([s async for s in rows]) == Counter({"succeeded": ITEMS})
+    assert sum(calls_by_domain(simulator, "clearbit").values()) == ITEMS
+    # A linger after its last chunk, what was kept of the run is closed.
+    await asyncio.sleep(0.5)
+    assert kept_runs.kept(run.pk) is None and kept.closed
+    assert kept_runs._db is None  # the claims' connection too, with no run kept
+    await sync_to_async(connections.close_all)()
