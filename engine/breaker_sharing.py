@@ -114,6 +114,14 @@ LIMITS_CHANGED = """
 SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
 FROM engine_providerlimit WHERE version > %s ORDER BY version
 """
+# A worker that starts joins the limits the others set lately (LIMIT_FRESH seconds), not
+# what a cluster learned days ago: AIMD starts over where nobody has called lately.
+LIMITS_NOW = """
+SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
+FROM engine_providerlimit WHERE updated_at > now() - make_interval(secs => %s) ORDER BY version
+"""
+LIMITS_LATEST = "SELECT coalesce(max(version), 0) FROM engine_providerlimit"
+LIMIT_FRESH = 600.0
 # What a key's row says after a write of this worker's was refused: applied here.
 LIMIT_NOW = """
 SELECT key, "limit", ceiling, extract(epoch FROM now()) - cut_at, process, version
@@ -169,8 +177,11 @@ GRANT_EXPIRED = "DELETE FROM engine_providergrant WHERE expires < now() - interv
 
 # The least time between two looks, however often a look is woken (`BreakerSharing.pause`).
 MIN_GAP = 0.02
-# ... and after a look that got less of a rate than it asked for.
+# ... and after a look that got less of a rate than it asked for, doubled after each such
+# look in a row up to REFUSED_MAX (a holder that wants no more gives back only once its
+# window has emptied: asking every REFUSED_GAP meanwhile cost a statement per call).
 REFUSED_GAP = 0.2
+REFUSED_MAX = 1.0
 
 T = TypeVar("T")
 
@@ -206,13 +217,14 @@ class BreakerSharing(Poller):
         self.registry = registry
         self.process = process or process_name()
         self.seen: int | None = None  # the last version read (None: not started)
-        self.limits_seen = 0  # the same for adaptive limits
+        self.limits_seen: int | None = None  # the same for adaptive limits
         self._outbox: deque[tuple[str, dict[str, Any]]] = deque()
         self._limits: dict[str, dict[str, Any]] = {}  # the latest limit per key, to write
         self._lock = threading.Lock()
         self._holds_grants = False
         self._renewed_at: float | None = None  # monotonic time of the last renewal
         self._refused = False
+        self._refusals = 0  # refused looks in a row
         self._looks = 0
         # Grants decided (a transaction of four statements each; tests count them per call).
         self.grants = 0
@@ -241,10 +253,15 @@ class BreakerSharing(Poller):
     def pause(self) -> float:
         """A look every `poll` seconds, or at once when woken (`wake`: a grant wanted, a
         cut), but at most one per MIN_GAP; after a refused grant, one per REFUSED_GAP (the
-        others give back at their next look: ask again after it)."""
-        gap = min(self.poll, REFUSED_GAP) if self._refused else MIN_GAP
+        others give back at their next look: ask again after it), doubled for each refused
+        look in a row up to REFUSED_MAX (or `poll`, when longer)."""
+        if not self._refused:
+            self._refusals = 0
+            return MIN_GAP
         self._refused = False
-        return gap
+        self._refusals += 1
+        first = min(self.poll, REFUSED_GAP)
+        return min(max(REFUSED_MAX, self.poll), first * 2 ** (self._refusals - 1))
 
     def look(self) -> None:
         with self._lock:
@@ -323,7 +340,8 @@ class BreakerSharing(Poller):
                     self._apply(key, change, process)
 
     def _share_limits(self, cursor: Any, limits: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write the limits decided here, apply the others' (every one at the first look).
+        """Write the limits decided here, apply the others' (at the first look, those set in
+        the last LIMIT_FRESH seconds).
         A write the row refused (a deeper cut made there meanwhile, a step up over a recent
         cut's ceiling) is corrected here: the row's limit and ceiling are applied."""
         probe = self.registry.settings.probe_seconds
@@ -340,8 +358,14 @@ class BreakerSharing(Poller):
                 row = cursor.fetchone()
                 if row is not None:
                     self._apply_limit(row)
+        joined: list[tuple[Any, ...]] = []
+        if self.limits_seen is None:
+            cursor.execute(LIMITS_LATEST)
+            self.limits_seen = int(cursor.fetchone()[0])
+            cursor.execute(LIMITS_NOW, [LIMIT_FRESH])
+            joined = [row for row in cursor.fetchall() if row[5] <= self.limits_seen]
         cursor.execute(LIMITS_CHANGED, [self.limits_seen])
-        for row in cursor.fetchall():
+        for row in [*joined, *cursor.fetchall()]:
             self.limits_seen = max(self.limits_seen, row[5])
             if row[4] != self.process:
                 self._apply_limit(row)

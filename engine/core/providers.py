@@ -1396,11 +1396,13 @@ class ProviderRegistry:
         if ceiling is not None and cut_age is not None:
             state.ceiling = max(state.floor, ceiling)
             state.ceiling_at = now - max(0.0, cut_age)
+        # Within this process's own cap and floor (settings may differ between workers).
+        limit = max(state.floor, limit if state.cap is None else min(state.cap, limit))
         if state.limit == limit:
             return
         if state.limit is None or limit < state.limit:
             state.epoch += 1  # a 429 of a call let through before is that cut's
-        state.limit = max(1, limit)
+        state.limit = limit
         state.successes = 0
         self._pump()
 

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, connections
 from django.utils import timezone
 
-from engine.breaker_sharing import GRANT_RENEW, BreakerSharing, resume_everywhere
+from engine.breaker_sharing import GRANT_RENEW, MIN_GAP, BreakerSharing, resume_everywhere
 from engine.core.providers import BreakerPolicy, KeyLimits, ProviderRegistry, ProviderSettings
 from engine.models import ProviderBreaker, ProviderGrant, ProviderLimit
 from engine.polling import drop_broken_connections
@@ -454,3 +454,53 @@ async def test_grants_are_spent_no_more_once_their_renewal_is_older_than_the_lea
         await on_thread(sharing.look)
     await settle()
     assert state.held == [0.0, 0.0]
+
+
+async def test_a_worker_that_starts_joins_the_limits_set_lately_within_its_own_cap(
+    share: Any,
+) -> None:
+    """A late worker takes the limit the others cut to a moment ago (not the start of its
+    own settings), not one set a day ago (it starts over), and never one past its own cap."""
+    now = timezone.now()
+    rows = [
+        (KEY, 3, 5, 1, now),
+        ("api.linkedin.com", 2, None, 2, now - dt.timedelta(days=1)),
+        ("slack.com", 50, None, 3, now),
+    ]
+    for key, limit, ceiling, version, updated in rows:
+        await ProviderLimit.objects.acreate(
+            key=key,
+            limit=limit,
+            ceiling=ceiling,
+            cut_at=updated.timestamp() if ceiling else None,
+            process="worker-a",
+            version=version,
+            updated_at=updated,
+        )
+    limits = {
+        KEY: KeyLimits(concurrency=8, start=1.0),
+        "api.linkedin.com": KeyLimits(concurrency=8, start=1.0),
+        "slack.com": KeyLimits(concurrency=4),  # starts at 2
+    }
+    late = ProviderRegistry(ProviderSettings(limits=limits))
+    share(late, "worker-late")
+    await until(lambda: late.state(KEY).limit == 3, "the late worker to take the cut")
+    assert late.state(KEY).ceiling == 5
+    await until(lambda: late.state("slack.com").limit == 4, "a limit past its cap, as its cap")
+    assert late.state("api.linkedin.com").limit == 8  # a day-old cut: it starts over
+
+
+def test_a_worker_refused_a_grant_asks_again_less_and_less_often() -> None:
+    """After a refused grant the next look waits REFUSED_GAP, doubled for each refused look
+    in a row up to REFUSED_MAX: a holder that wants no more gives back only once its window
+    has emptied, and asking every 0.2 s meanwhile cost about a statement per call."""
+    sharing = BreakerSharing(asyncio.new_event_loop(), registry(), 0.5, process="w")
+    gaps = []
+    for _ in range(5):
+        sharing._refused = True  # what a look that got less than it asked for sets
+        gaps.append(sharing.pause())
+    assert gaps == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert sharing.pause() == MIN_GAP  # a look that was not refused: back to the least gap
+    sharing._refused = True
+    assert sharing.pause() == 0.2
+    sharing.loop.close()
