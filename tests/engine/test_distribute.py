@@ -132,11 +132,25 @@ def test_1000_leads_through_the_template_on_two_workers_hold_the_loop_cap_cluste
     not 10 per worker — both workers ran items, every lead succeeded and was stored once,
     one Slack post, and an editor connected here heard live progress."""
     workers = template_workers(simulator, settings)
+    # The lookups answer nothing until released: the calls let through pile up to the cap,
+    # whatever the machine's load, and stay there (an exact peak from timings alone also
+    # needs all ten items to be in their lookup at one moment, which a busy CI misses).
+    lookups = ("clearbit", "linkedin")
+    simulator.control.configure(hold=[{"endpoint": name} for name in lookups])
+
+    def held() -> list[int]:
+        return [simulator.control.stats()["held"][name] for name in lookups]
+
     try:
         run = template_run(owner)
+        wait_until(lambda: held() == [10, 10], 120, "10 lookups of each held")
+        time.sleep(1)  # the other items, on both workers, keep waiting: nobody passes the cap
+        assert held() == [10, 10]
+        simulator.control.release()
         heard = async_to_sync(listen)(owner, run.pk, within=600)
         wait_until(lambda: Run.objects.get(pk=run.pk).finished_at is not None, 240, "the end")
     finally:
+        simulator.control.release()
         stop_workers(workers)
     done = Run.objects.get(pk=run.pk)
     failed = ItemRun.objects.filter(run=run).exclude(status="succeeded")
@@ -151,7 +165,7 @@ def test_1000_leads_through_the_template_on_two_workers_hold_the_loop_cap_cluste
         calls = [r for r in received if r.get("endpoint") == endpoint]
         assert len(calls) == LEADS
         peak, _, _ = peak_concurrency(calls)
-        assert peak == 10, (endpoint, peak)
+        assert peak == 10, (endpoint, peak)  # reached while held, never passed after
     assert simulator.control.stats()["requests"].get("slack") == 1
     assert heard["deltas"] >= 3 and heard["ended"], heard
     assert heard["progress"] and max(heard["progress"]) > 0  # counts moved while it ran
