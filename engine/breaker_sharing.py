@@ -259,7 +259,9 @@ class BreakerSharing(Poller):
             self._refusals = 0
             return MIN_GAP
         self._refused = False
-        self._refusals += 1
+        # Bounded: the gap stops growing at REFUSED_MAX long before 2**n overflows a float
+        # (an uncapped count did after ~1,000 refusals in a row, ending the poller).
+        self._refusals = min(self._refusals + 1, 16)
         first = min(self.poll, REFUSED_GAP)
         return min(max(REFUSED_MAX, self.poll), first * 2 ** (self._refusals - 1))
 

@@ -25,7 +25,8 @@ from django.db import InterfaceError, OperationalError, connections
 T = TypeVar("T")
 
 
-def _closing(fn: Callable[..., T], *args: Any) -> T:
+def closing_connections(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on this (pool) thread, closing the thread's connections after it."""
     try:
         return fn(*args)
     finally:
@@ -34,7 +35,7 @@ def _closing(fn: Callable[..., T], *args: Any) -> T:
 
 async def db_call(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` on a pool thread, leaving no connection open behind."""
-    result: T = await sync_to_async(_closing, thread_sensitive=False)(fn, *args)
+    result: T = await sync_to_async(closing_connections, thread_sensitive=False)(fn, *args)
     return result
 
 

@@ -59,6 +59,9 @@ def run_single_step(
         block_timeout=settings.KLYNTOS_BLOCK_TIMEOUT,
         max_output_bytes=settings.KLYNTOS_MAX_OUTPUT_BYTES,
         retry=retry_policy(),
+        # A block test shares providers as its owner's, like the owner's runs (fair share
+        # between owners, engine/core/providers.py), not as one owner of every test.
+        owner_key=str(owner_id),
     )
     within = settings.KLYNTOS_BLOCK_TEST_TIMEOUT
 

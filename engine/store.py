@@ -173,19 +173,23 @@ class RunStore:
         those finished but not yet stored are both counted by the cap. The write starts at
         once; items finishing meanwhile share the next one (a group commit)."""
         target = self._sunk
-        if self._covered >= target or self._closed:
-            return
+        if self._covered >= target or self._closed or not self._flushing():
+            return  # no flusher to write it (not started, or stopped): close() writes it
         waiter = asyncio.get_running_loop().create_future()
         self._durable_waiters.append((target, waiter))
         self._wake.set()
         await waiter
 
+    def _flushing(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def _covered_up_to(self, count: int) -> None:
-        """A write ended covering the first `count` events sunk: wake who waited for them."""
+        """A write ended covering the first `count` events sunk: wake who waited for them
+        (everyone once nothing will write any more: closed, or the flusher stopped)."""
         self._covered = max(self._covered, count)
         waiting = []
         for target, waiter in self._durable_waiters:
-            if target <= self._covered or self._closed:
+            if target <= self._covered or self._closed or not self._flushing():
                 if not waiter.done():
                     waiter.set_result(None)
             else:
@@ -281,6 +285,18 @@ class RunStore:
             leases.release(self.run_id, self.lease_owner)
 
     async def _flush_forever(self) -> None:
+        try:
+            await self._flush_until_closed()
+        except Exception:  # the run goes on; close() still writes what is left with its end
+            log.exception("the store of run %s stopped writing batches", self.run_id)
+        finally:
+            # No waiter may outlive the flusher: a loop item would keep its slot forever.
+            waiters, self._durable_waiters = self._durable_waiters, []
+            for _, waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _flush_until_closed(self) -> None:
         quiet = 0.0
         while not self._closed:
             try:
@@ -725,14 +741,26 @@ class RunStore:
 
 
 def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    """Two deltas of one run as one: the later run state, each row once (its latest)."""
-    items = {row["key"]: row for row in (*first["items"], *later["items"])}
-    steps = {(row["item_key"], row["block_id"]): row for row in (*first["steps"], *later["steps"])}
+    """Two deltas of one run as one: the later run state, each row once, at the place of its
+    latest change (the wire shows the last items changed, newest first)."""
+
+    def latest(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> list[Any]:
+        by_key: dict[Any, dict[str, Any]] = {}
+        for row in rows:
+            by_key.pop(key(row), None)
+            by_key[key(row)] = row
+        return list(by_key.values())
+
     return {
         "run": later["run"],
-        "items": list(items.values()),
-        "steps": list(steps.values()),
-        "not_started": [*(first.get("not_started") or []), *(later.get("not_started") or [])],
+        "items": latest([*first["items"], *later["items"]], lambda r: r["key"]),
+        "steps": latest(
+            [*first["steps"], *later["steps"]], lambda r: (r["item_key"], r["block_id"])
+        ),
+        "not_started": latest(
+            [*(first.get("not_started") or []), *(later.get("not_started") or [])],
+            lambda r: r["key"],
+        ),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
 

@@ -30,6 +30,7 @@ from django.db.utils import ConnectionHandler
 
 from engine.core.data import ROLE_ATTRIBUTES_VIEW, DataConnection, PostgresData, SqliteData
 from engine.core.data_pools import DataSource
+from engine.db_calls import closing_connections
 from leads.models import WORKFLOW_MODELS
 from leads.tables import LEADS, Table
 
@@ -73,15 +74,10 @@ def owner_source(owner_id: int, *, provision_now: bool = True) -> DataSource:
         owners.provision(owner_id)
         return owners.source(owner_id)
     return dataclasses.replace(
-        owners.source(owner_id), prepare=functools.partial(_provision_on_thread, owners, owner_id)
+        owners.source(owner_id),
+        # On a pool thread: its connections are closed after, none is left open behind.
+        prepare=functools.partial(closing_connections, owners.provision, owner_id),
     )
-
-
-def _provision_on_thread(owners: OwnerStore, owner_id: int) -> None:
-    try:
-        owners.provision(owner_id)
-    finally:
-        connections.close_all()  # this pool thread's own: none is left open behind
 
 
 def owner_connection(owner_id: int) -> DataConnection:

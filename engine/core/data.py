@@ -106,7 +106,8 @@ class PostgresData:
     Connections are in autocommit: a block's one statement is its own transaction, as it was
     between a BEGIN and a COMMIT, without those two round trips on every step (a loop's
     database step waited for four: BEGIN, the statement, COMMIT, RESET ALL). A transaction a
-    statement leaves open (`BEGIN`) is rolled back by the pool when the connection returns.
+    statement leaves open (`BEGIN`) is ended by psycopg's connection context when the
+    connection returns (a COMMIT with nothing but the BEGIN in it): the next block starts clean.
     """
 
     dialect: Dialect = "postgresql"

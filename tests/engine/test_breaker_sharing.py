@@ -500,6 +500,9 @@ def test_a_worker_refused_a_grant_asks_again_less_and_less_often() -> None:
         sharing._refused = True  # what a look that got less than it asked for sets
         gaps.append(sharing.pause())
     assert gaps == [0.2, 0.4, 0.8, 1.0, 1.0]
+    for _ in range(2000):  # a budget another worker holds for half an hour: still 1 s
+        sharing._refused = True
+        assert sharing.pause() == 1.0
     assert sharing.pause() == MIN_GAP  # a look that was not refused: back to the least gap
     sharing._refused = True
     assert sharing.pause() == 0.2

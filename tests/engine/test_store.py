@@ -204,3 +204,62 @@ async def test_a_runs_end_goes_to_the_store_thread_in_one_hop_with_its_last_even
     ended = await Run.objects.aget(pk=run.pk)
     assert (ended.status, ended.outputs) == ("succeeded", {"done": True})
     await sync_to_async(connections.close_all)()
+
+
+async def test_durable_never_outlives_the_flusher(owner: Any) -> None:
+    """A store whose flusher stopped (a batch it could not fold) or never started lets
+    waiting items go instead of holding their slots until the run is cancelled."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    class Unfoldable(RunStore):
+        def _apply(self, batch: Any) -> dict[str, Any]:
+            raise ValueError("an event this store cannot fold")
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    never_started = RunStore(run.pk, interval=60, publish=False)
+    EventBus(never_started.sink, Redactor()).emit("run.started")
+    await asyncio.wait_for(never_started.durable(), 5)
+
+    broken = Unfoldable(run.pk, interval=60, publish=False)
+    broken.start()
+    EventBus(broken.sink, Redactor()).emit("run.started")
+    await asyncio.wait_for(broken.durable(), 5)  # the flusher died on it: no hang
+    await asyncio.wait_for(broken.durable(), 5)  # and nothing waits on it afterwards
+    assert broken._task is not None and broken._task.done()
+    for store in (never_started, broken):
+        store._thread.shutdown(wait=True)
+    await sync_to_async(connections.close_all)()  # the async ORM's thread keeps one open
+
+
+def test_merged_deltas_keep_each_row_once_at_its_latest_change() -> None:
+    from engine.store import merged
+
+    def item(key: str, status: str) -> dict[str, Any]:
+        return {"key": key, "status": status}
+
+    first = {
+        "run": {"last_seq": 1},
+        "items": [item("a", "running"), item("b", "running")],
+        "steps": [{"item_key": "a", "block_id": "x", "status": "running"}],
+        "not_started": [item("n", "not_started")],
+        "blocks": {"x"},
+    }
+    later = {
+        "run": {"last_seq": 2},
+        "items": [item("c", "running"), item("a", "succeeded")],
+        "steps": [{"item_key": "a", "block_id": "x", "status": "succeeded"}],
+        "not_started": [item("n", "not_started")],
+        "blocks": {"y"},
+    }
+    both = merged(first, later)
+    assert both["run"] == {"last_seq": 2}
+    assert [(r["key"], r["status"]) for r in both["items"]] == [
+        ("b", "running"),
+        ("c", "running"),
+        ("a", "succeeded"),  # changed last: last, so the wire shows it first
+    ]
+    assert [r["status"] for r in both["steps"]] == ["succeeded"]
+    assert [r["key"] for r in both["not_started"]] == ["n"]
+    assert both["blocks"] == {"x", "y"}

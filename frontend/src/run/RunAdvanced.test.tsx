@@ -93,4 +93,16 @@ describe("RunAdvanced", () => {
     type("run-weight", "");
     expect($("run-weight-error")).toBeNull();
   });
+
+  it("ties each field to its bounds and its error for screen readers", () => {
+    act(() => root.render(<Harness onText={() => undefined} />));
+    const input = $("run-priority") as HTMLInputElement;
+    const described = () => (input.getAttribute("aria-describedby") ?? "").split(" ").map((id) => document.getElementById(id)?.textContent);
+    expect(input.getAttribute("aria-invalid")).toBeNull();
+    expect(described()).toEqual(["-100 to 100: your runs with a higher priority call a busy provider first."]);
+    type("run-priority", "1.5");
+    expect(input.getAttribute("aria-invalid")).toBe("true");
+    expect(described()[1]).toBe("Priority: a whole number, like 5 or -3");
+    expect($("run-priority-error")?.getAttribute("role")).toBe("alert");
+  });
 });

@@ -68,50 +68,28 @@ export function RunAdvanced(props: { text: AdvancedText; onChange: (text: Advanc
         Advanced{set && <span className="kr-muted" data-testid="run-advanced-summary"> · {set}</span>}
       </summary>
       <div className="kr-advanced-body">
-        <label className="kr-label" htmlFor={`${id}-weight`}>
-          Weight
-        </label>
-        <div className="kr-row">
-          <input
-            id={`${id}-weight`}
-            className={errors.weight ? "kr-input-small kr-invalid" : "kr-input-small"}
-            data-testid="run-weight"
-            inputMode="decimal"
-            placeholder="1"
-            value={text.weight}
-            onChange={(e) => onChange({ ...text, weight: e.target.value })}
-          />
-          <span className="kr-muted kr-small">
-            {MIN_RUN_WEIGHT}–{MAX_RUN_WEIGHT}: this run's share of a busy provider beside your other runs (2 gets twice the calls of 1).
-          </span>
-        </div>
-        {errors.weight && (
-          <p className="kr-error" data-testid="run-weight-error">
-            Weight: {errors.weight}
-          </p>
-        )}
-        <label className="kr-label" htmlFor={`${id}-priority`}>
-          Priority
-        </label>
-        <div className="kr-row">
-          <input
-            id={`${id}-priority`}
-            className={errors.priority ? "kr-input-small kr-invalid" : "kr-input-small"}
-            data-testid="run-priority"
-            inputMode="numeric"
-            placeholder="0"
-            value={text.priority}
-            onChange={(e) => onChange({ ...text, priority: e.target.value })}
-          />
-          <span className="kr-muted kr-small">
-            -{MAX_RUN_PRIORITY} to {MAX_RUN_PRIORITY}: your runs with a higher priority call a busy provider first.
-          </span>
-        </div>
-        {errors.priority && (
-          <p className="kr-error" data-testid="run-priority-error">
-            Priority: {errors.priority}
-          </p>
-        )}
+        <OptionField
+          id={`${id}-weight`}
+          label="Weight"
+          testId="run-weight"
+          inputMode="decimal"
+          placeholder="1"
+          value={text.weight}
+          onChange={(weight) => onChange({ ...text, weight })}
+          error={errors.weight}
+          help={`${MIN_RUN_WEIGHT}–${MAX_RUN_WEIGHT}: this run's share of a busy provider beside your other runs (2 gets twice the calls of 1).`}
+        />
+        <OptionField
+          id={`${id}-priority`}
+          label="Priority"
+          testId="run-priority"
+          inputMode="numeric"
+          placeholder="0"
+          value={text.priority}
+          onChange={(priority) => onChange({ ...text, priority })}
+          error={errors.priority}
+          help={`-${MAX_RUN_PRIORITY} to ${MAX_RUN_PRIORITY}: your runs with a higher priority call a busy provider first.`}
+        />
         <p className="kr-muted kr-small">Other people's runs share a provider with yours equally, whatever weight or priority you set.</p>
         <label className="kr-check">
           <input
@@ -124,5 +102,49 @@ export function RunAdvanced(props: { text: AdvancedText; onChange: (text: Advanc
         </label>
       </div>
     </details>
+  );
+}
+
+/** One number option: its label, the input, its bounds as help and its error, tied to the
+ * input for screen readers (aria-describedby, aria-invalid; the error is announced). */
+function OptionField(props: {
+  id: string;
+  label: string;
+  testId: string;
+  inputMode: "decimal" | "numeric";
+  placeholder: string;
+  value: string;
+  onChange: (value: string) => void;
+  error?: string;
+  help: string;
+}) {
+  const { id, label, testId, error } = props;
+  return (
+    <>
+      <label className="kr-label" htmlFor={id}>
+        {label}
+      </label>
+      <div className="kr-row">
+        <input
+          id={id}
+          className={error ? "kr-input-small kr-invalid" : "kr-input-small"}
+          data-testid={testId}
+          inputMode={props.inputMode}
+          placeholder={props.placeholder}
+          value={props.value}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={error ? `${id}-help ${id}-error` : `${id}-help`}
+          onChange={(e) => props.onChange(e.target.value)}
+        />
+        <span id={`${id}-help`} className="kr-muted kr-small">
+          {props.help}
+        </span>
+      </div>
+      {error && (
+        <p id={`${id}-error`} className="kr-error" role="alert" data-testid={`${testId}-error`}>
+          {label}: {error}
+        </p>
+      )}
+    </>
   );
 }
