@@ -139,6 +139,11 @@ class KeptRuns:
             kept = cls._of[loop] = cls()
         return kept
 
+    @classmethod
+    def on(cls, loop: asyncio.AbstractEventLoop | None) -> KeptRuns | None:
+        """`loop`'s kept runs, if it keeps any (from another thread: nothing is made)."""
+        return cls._of.get(loop) if loop is not None else None
+
     def kept(self, run_id: Any) -> KeptRun | None:
         return self._runs.get(run_id)
 

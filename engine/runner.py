@@ -468,7 +468,7 @@ class InProcessExecutor:
         from engine.chunk_runs import KeptRuns
 
         loop = self._loop
-        kept = KeptRuns._of.get(loop) if loop is not None else None
+        kept = KeptRuns.on(loop)
         if loop is not None and kept is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(kept.aclose(), loop).result(timeout)
 
