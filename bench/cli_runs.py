@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,11 @@ def run_template(env: dict[str, str], leads: list[dict[str, Any]]) -> CliRun:
     return run_cli(env, TEMPLATE_SLUG, {"leads": leads})
 
 
+# A diagnostic hook: `BENCH_CLI_PREFIX="py-spy record -f raw --threads -o out.txt --"` runs
+# the CLI under a profiler (the RSS sampled is then the prefix process's, not the CLI's).
+_PREFIX = shlex.split(os.environ.get("BENCH_CLI_PREFIX", ""))
+
+
 def run_cli(env: dict[str, str], slug: str, payload: Any) -> CliRun:
     """One CLI run of template `slug` on `payload`; its summary, peak RSS and row."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
@@ -111,7 +117,7 @@ def run_cli(env: dict[str, str], slug: str, payload: Any) -> CliRun:
         watcher = _RowWatcher(env["DATABASE_URL"], began)
         watcher.start()
         process = subprocess.Popen(  # noqa: S603 -- manage.py with our own arguments
-            [sys.executable, "manage.py", "run_workflow", slug, "--input", body.name],
+            [*_PREFIX, sys.executable, "manage.py", "run_workflow", slug, "--input", body.name],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -126,7 +132,8 @@ def run_cli(env: dict[str, str], slug: str, payload: Any) -> CliRun:
         Path(body.name).unlink(missing_ok=True)
     if process.returncode != 0:
         raise BenchError(f"run_workflow failed ({process.returncode}): {err[-2000:]}")
-    summary = json.loads(out.strip().splitlines()[-1])
+    # The summary is the last JSON line (a profiler prefix may print after it).
+    summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     return CliRun(summary, peak, watcher.final_at, err, run_row(env, summary["run_id"]))
 
 

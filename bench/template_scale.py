@@ -6,7 +6,7 @@ CLI process's deltas reach its sockets. Before the run this process signs in and
 workflow socket; when the run is announced it opens the run socket and records every
 frame's size and time until the run's final snapshot. The CLI run's RSS is sampled from
 outside. Ideal: C workers take N·2L/C (the template's critical path is two calls).
-Targets (issue 6): `succeeded`, 10,000 rows, one Slack post, peak in flight 10 on each
+`BENCH_I_N` overrides N (a diagnostic run, not the measurement). Targets (issue 6): `succeeded`, 10,000 rows, one Slack post, peak in flight 10 on each
 lookup, efficiency ≥ 0.85, peak RSS ≤ 500 MB; frames < 64 KB and ≤ 10 messages a second.
 """
 
@@ -122,7 +122,7 @@ def _busiest_second(frames: list[Frame]) -> int:
 def run(*, quick: bool = False) -> dict[str, Any]:
     from tests.e2e.conftest import start_local_app
 
-    n = 300 if quick else 10_000
+    n = int(os.environ.get("BENCH_I_N", 0)) or (300 if quick else 10_000)
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     with (
         simulator(latency_ms=LATENCY_MS, no_record=True) as sim,
