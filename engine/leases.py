@@ -48,9 +48,17 @@ def _unfinished() -> Any:
 
 
 def claim(run_id: Any, owner: str) -> bool:
-    """Take the run if nobody holds a live lease on it (the first claim, or a resume)."""
-    now = timezone.now()
-    free = Q(lease_owner="") | Q(lease_expires__lt=now) | Q(lease_owner__in=dead_owners(run_id))
+    """Take the run if nobody holds a live lease on it (the first claim, or a resume). One
+    statement when it is free, as a new run is: the holder is only looked at when it is not.
+    Taking it again with the same owner succeeds (a retried statement whose answer was lost)."""
+    free = Q(lease_owner="") | Q(lease_owner=owner) | Q(lease_expires__lt=timezone.now())
+    if _take(run_id, owner, free):
+        return True
+    dead = dead_owners(run_id)
+    return bool(dead) and _take(run_id, owner, Q(lease_owner__in=dead))
+
+
+def _take(run_id: Any, owner: str, free: Q) -> bool:
     return bool(
         _unfinished()
         .filter(free, pk=run_id)

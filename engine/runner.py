@@ -40,7 +40,7 @@ from engine.core.limits import MAX_RUN_PRIORITY, MAX_RUN_WEIGHT, MIN_RUN_WEIGHT
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.core.services import Services
-from engine.db_calls import db_call
+from engine.db_calls import DbThread, db_call
 from engine.gc_freeze import GcFreezer
 from engine.memo_rows import memo_for_resume, memo_for_retry
 from engine.models import FINAL_STATUSES, Run, RunStatus
@@ -78,11 +78,47 @@ SUSPEND: dict[str, Any] = {}
 
 
 def _claim_and_load(run_id: Any, owner: str) -> RunSpec | None:
-    """The run claimed and loaded on one connection (None: not ours to execute). Each
-    `db_call` opens a connection of its own, a good part of a run's fixed cost."""
+    """The run claimed and loaded on one connection (None: not ours to execute)."""
     if not leases.claim(run_id, owner):
         return None
     return _load(run_id)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run claimed (and loaded) before `execute_run`, by `claim_here`."""
+
+    owner: str
+    spec: RunSpec | None  # None: not ours to execute
+    error: Exception | None = None  # what the claim or the load raised
+
+
+def claim_here(run_id: Any) -> Claim:
+    """Claim and load the run on this thread's connection (sync code: the CLI, whose
+    connection created the run). Opening one for it is 10-20 ms of the run's start."""
+    owner = leases.new_owner()
+    try:
+        return Claim(owner, _claim_and_load(run_id, owner))
+    except Exception as exc:  # execute_run fails the run with it, as with its own claim
+        return Claim(owner, None, exc)
+
+
+_claimers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DbThread] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _claim(run_id: Any, owner: str) -> RunSpec | None:
+    """`_claim_and_load` on the executor's loop through a thread that keeps its connection
+    (a new one per run was 10-20 ms of every run's start); elsewhere (a test's loop) on a
+    pool thread that leaves none open."""
+    loop = asyncio.get_running_loop()
+    if loop is not executor._loop:
+        return await db_call(_claim_and_load, run_id, owner)
+    claimer = _claimers.get(loop)
+    if claimer is None:
+        claimer = _claimers[loop] = DbThread("klyntos-claims")
+    return await claimer.call(_claim_and_load, run_id, owner)
 
 
 def _load(run_id: Any) -> RunSpec:
@@ -118,17 +154,27 @@ def _finish(run_id: Any, values: dict[str, Any]) -> Any:
     return Run.objects.filter(pk=run_id).values_list("workflow_id", flat=True).first()
 
 
-async def execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
+async def execute_run(
+    run_id: Any,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    claim: Claim | None = None,
+) -> None:
     """`_execute_run` with the loop's garbage-collector settings for runs (gc_freeze.py),
     whoever calls it: the executor, the CLI, a benchmark."""
-    await GcFreezer.of_loop().around(_execute_run(run_id, on_event=on_event))
+    await GcFreezer.of_loop().around(_execute_run(run_id, on_event=on_event, claim=claim))
 
 
-async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None = None) -> None:
-    """Claim the run (nothing to do when another execution holds it), run it — resumed from
-    its stored rows when it ran before — and store its end; a graceful stop stores what is
-    done and gives the run back instead."""
-    owner = leases.new_owner()
+async def _execute_run(
+    run_id: Any,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    claim: Claim | None = None,
+) -> None:
+    """Claim the run (nothing to do when another execution holds it; `claim`: claimed
+    already), run it — resumed from its stored rows when it ran before — and store its end;
+    a graceful stop stores what is done and gives the run back instead."""
+    owner = claim.owner if claim is not None else leases.new_owner()
     store: RunStore | None = None
     services: Services | None = None
     engine: Executor | None = None
@@ -138,7 +184,12 @@ async def _execute_run(run_id: Any, *, on_event: Callable[[Event], None] | None 
     try:
         # A cancel while claiming still ends the run (the claim may have happened).
         claimed = True
-        loaded = await db_call(_claim_and_load, run_id, owner)
+        if claim is None:
+            loaded = await _claim(run_id, owner)
+        elif claim.error is not None:
+            raise claim.error
+        else:
+            loaded = claim.spec
         if loaded is None:
             claimed = False
             log.info("run %s is executed elsewhere or has ended", run_id)
@@ -454,13 +505,16 @@ class InProcessExecutor:
         return future
 
     def close_data_pools(self, timeout: float = 30) -> None:
-        """Close the idle data connections the executor's loop keeps (from another thread:
-        before dropping a database, at shutdown)."""
+        """Close the idle data connections the executor's loop keeps, and its claims'
+        connection (from another thread: before dropping a database, at shutdown)."""
         loop = self._loop
         self.close_kept_runs(timeout)  # they hold leases of the pools
         pools = _pools.get(loop) if loop is not None else None
         if loop is not None and pools is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(pools.aclose(), loop).result(timeout)
+        claimer = _claimers.pop(loop, None) if loop is not None else None
+        if claimer is not None and loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(claimer.aclose(), loop).result(timeout)
 
     def close_kept_runs(self, timeout: float = 30) -> None:
         """Close what the executor's loop keeps of runs between their chunks (services,

@@ -300,6 +300,18 @@ def test_runs_whose_lease_ran_out_or_whose_process_died_are_resumable(owner: Any
     assert not leases.claim(dead.pk, "other:1:y")  # now held by me
 
 
+def test_a_free_run_is_claimed_in_one_statement_and_again_by_the_same_owner(owner: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fresh = lookups(owner, 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert leases.claim(fresh.pk, "me:1:x")
+    assert len(queries) == 1  # the holder is only looked at when the run is not free
+    # A retried claim whose answer was lost takes it again; anyone else is kept out.
+    assert leases.claim(fresh.pk, "me:1:x") and not leases.claim(fresh.pk, "other:1:y")
+
+
 def test_a_step_whose_output_had_a_secret_masked_is_run_again(owner: Any) -> None:
     from engine.core.events import EventBus
     from engine.core.redaction import Redactor

@@ -29,7 +29,7 @@ from engine.core.limits import (
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.models import RunStatus
-from engine.runner import execute_run
+from engine.runner import claim_here, execute_run
 
 
 class Command(BaseCommand):
@@ -145,7 +145,9 @@ class Command(BaseCommand):
             return
         progress = Progress(sys.stderr)
         started = time.monotonic()
-        asyncio.run(execute_run(run.pk, on_event=progress.update))
+        # Claimed on the connection that created the run: the run's loop would open another.
+        claim = claim_here(run.pk)
+        asyncio.run(execute_run(run.pk, on_event=progress.update, claim=claim))
         # The run's wall time: until its end is stored, not until its cost line is summed.
         wall = time.monotonic() - started
         progress.close()
