@@ -387,6 +387,7 @@ def run_create(
     delivery: tuple[Webhook, str, datetime.datetime] | None = None,
     draft: bool = False,
     now: datetime.datetime | None = None,
+    announce: bool = True,
 ) -> tuple[Run, bool]:
     """A queued run of the workflow's published version (its draft for a test run from the
     editor: `draft`, marked so in the run's options); (run, created). With an
@@ -394,7 +395,8 @@ def run_create(
     a signed `delivery` (webhook, signature, window end) seen before gives its first run.
     Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow. With the option
     `defer: "off_peak"` outside the off-peak window, the run is `deferred` until the window
-    opens (`deferred_until`; `now` is the clock, for tests); CannotDefer without a window."""
+    opens (`deferred_until`; `now` is the clock, for tests); CannotDefer without a window.
+    Not `announce`: the caller tells open editors (`announce_run`) once the run is under way."""
     version = workflow.current_version if draft else workflow.published_version
     if version is None:
         if workflow.current_version is None:
@@ -451,7 +453,8 @@ def run_create(
         existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
         return _replayed(existing, fingerprint), False
     # Whoever started it (webhook, api, cli, retry), an open editor hears of it.
-    transaction.on_commit(lambda: _announce(workflow.pk, run.pk))
+    if announce:
+        transaction.on_commit(lambda: _announce(workflow.pk, run.pk))
     return run, True
 
 
@@ -538,6 +541,11 @@ def _announce(workflow_id: Any, run_id: Any) -> None:
     async_to_sync(publish_workflow_event)(workflow_id, "run.started", run_id)
 
 
+async def announce_run(run: Run) -> None:
+    """Open editors hear of a run created with `announce=False` (from async code)."""
+    await publish_workflow_event(run.workflow_id, "run.started", run.pk)
+
+
 def _replayed(existing: Run, fingerprint: str) -> Run:
     """The run an Idempotency-Key already made, provided the body is the same one."""
     if existing.input_hash != fingerprint:
@@ -549,9 +557,13 @@ def run_start(**kwargs: Any) -> tuple[Run, bool]:
     """Create the run and hand it to its executor (KLYNTOS_EXECUTOR): the in-process one once
     the row is committed, or a worker's job deferred in the same transaction."""
     with transaction.atomic():
-        run, created = run_create(**kwargs)
+        run, created = run_create(**kwargs, announce=False)
         if created and run.status != RunStatus.DEFERRED:  # a deferred one: the scheduler
             submit_run(run.pk)
+        if created:
+            # Once handed over: the announce is a round trip of the channel layer, which
+            # the run's start would otherwise wait for (on_commit keeps this order).
+            transaction.on_commit(lambda: _announce(run.workflow_id, run.pk))
     return run, created
 
 
@@ -585,12 +597,12 @@ def run_retry_failed(*, run: Run) -> Run:
             input_hash=run.input_hash,
             retry_of=run,
         )
+        submit_run(retry.pk)  # first: the announces below do not delay its start
         transaction.on_commit(lambda: _announce(run.workflow_id, retry.pk))
         # The source run's summary changed too (its `retries`): open editors read it again.
         transaction.on_commit(
             lambda: async_to_sync(publish_workflow_event)(run.workflow_id, "run.progress", run.pk)
         )
-        submit_run(retry.pk)
     return retry
 
 

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from builder import services
 from builder.models import Workflow
 from builder.schedules import fire_due
+from engine.models import Run
 from tests.builder.test_api import expect
 from tests.builder.test_schedules import scheduled_graph
 
@@ -98,3 +99,21 @@ def test_each_entry_point_records_its_trigger_and_history_lists_it(
     finish_run(scheduled.pk)
     [row] = expect(api.get(f"/api/workflows/{nightly.pk}/runs/"), 200)["results"]
     assert row["trigger"] == "schedule" and row["summary"]["wall_seconds"] is not None
+
+
+def test_a_started_run_is_handed_over_before_open_editors_hear_of_it(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The announce is a round trip of the channel layer: the run's start does not wait for it.
+    from engine.runner import executor
+
+    order: list[str] = []
+    monkeypatch.setattr(services, "_announce", lambda workflow_id, run_id: order.append("told"))
+    monkeypatch.setattr(executor, "submit", lambda run_id: order.append("handed over"))
+    workflow = services.workflow_create(owner=user, name="order", graph=GRAPH)
+    run, created = services.run_start(workflow=workflow, input={"n": 1}, trigger="webhook")
+    assert created and order == ["handed over", "told"]
+    Run.objects.filter(pk=run.pk).update(status="failed")  # never executed: submit is ours
+    run.refresh_from_db()
+    services.run_retry_failed(run=run)
+    assert order[2:] == ["handed over", "told"]

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from engine.core.limits import (
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.models import RunStatus
-from engine.runner import claim_here, execute_run
+from engine.runner import Claim, claim_here, execute_run
 
 
 class Command(BaseCommand):
@@ -122,6 +123,7 @@ class Command(BaseCommand):
                 trigger="cli",
                 options={k: v for k, v in run_options.items() if v is not None and v is not False},
                 draft=options["draft"],
+                announce=False,  # below, while the run starts
             )
         except services.NotPublished as exc:
             raise CommandError(f"{exc.errors[0].message} (or pass --draft)") from None
@@ -137,6 +139,7 @@ class Command(BaseCommand):
                 + "\n".join(f"  - {problem}" for problem in exc.problems)
             ) from None
         if run.status == RunStatus.DEFERRED:  # the scheduler starts it when the window opens
+            asyncio.run(services.announce_run(run))
             when = run.deferred_until.isoformat() if run.deferred_until else ""
             self.stderr.write(f"deferred until {when} (the off-peak window)")
             self.stdout.write(
@@ -147,7 +150,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         # Claimed on the connection that created the run: the run's loop would open another.
         claim = claim_here(run.pk)
-        asyncio.run(execute_run(run.pk, on_event=progress.update, claim=claim))
+        asyncio.run(_execute(run, claim, progress.update))
         # The run's wall time: until its end is stored, not until its cost line is summed.
         wall = time.monotonic() - started
         progress.close()
@@ -172,6 +175,16 @@ class Command(BaseCommand):
                 f"± ${found['error_usd']:.4f} (from {found['sample_items']} items per loop)"
             )
         self.stdout.write(json.dumps(summary))
+
+
+async def _execute(run: Any, claim: Claim, on_event: Callable[[Event], None]) -> None:
+    """The run, announced to open editors while it starts rather than before (the announce
+    is a round trip of the channel layer)."""
+    announcing = asyncio.ensure_future(services.announce_run(run))
+    try:
+        await execute_run(run.pk, on_event=on_event, claim=claim)
+    finally:
+        await announcing
 
 
 def _cost_summary(run: Any) -> dict[str, Any]:
