@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import functools
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -99,9 +101,14 @@ class PostgresData:
     Every statement goes through the extended protocol (`prepare=True`): PostgreSQL itself
     refuses more than one command per statement, whatever the template tokenizer thought.
     A connection goes back to the pool with its session settings reset, so that one block's
-    `SET` (search_path, standard_conforming_strings, statement_timeout) never reaches the
-    next block. A statement whose caller gave up is cancelled by psycopg; `statement_timeout`
-    bounds it on the server even if the cancel request is lost.
+    `SET` (search_path, standard_conforming_strings, statement_timeout, or `set_config()` in
+    a query) never reaches the next block: a query (SELECT, INSERT, UPDATE, DELETE, WITH...)
+    carries its `RESET ALL` in its own pipeline, before the one Sync, so both are one
+    implicit transaction — committed together, or rolled back together with any `SET` —
+    without a round trip of its own; any other statement is followed by a `RESET ALL`; a
+    connection whose statement was stopped midway (a cancel) is closed, not reused. A
+    statement whose caller gave up is cancelled by psycopg; `statement_timeout` bounds it
+    on the server even if the cancel request is lost.
 
     Connections are in autocommit: a block's one statement is its own transaction, as it was
     between a BEGIN and a COMMIT, without those two round trips on every step (a loop's
@@ -136,7 +143,6 @@ class PostgresData:
                         "autocommit": True,
                     },
                     configure=_configure_connection,
-                    reset=_reset_session,
                 )
                 await pool.open()
                 try:
@@ -160,9 +166,26 @@ class PostgresData:
             await pool.resize(minimum, self._max_size)  # kept only while they are used
 
     async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+        import psycopg
+
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            cursor = await conn.execute(sql, list(params), prepare=True)
+            query = _is_query(sql)
+            try:
+                if query:
+                    cursor = await _query_then_reset(conn, sql, params)
+                else:
+                    cursor = await conn.execute(sql, list(params), prepare=True)
+            except psycopg.Error:
+                # A query that failed was rolled back with whatever it SET.
+                if not query or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await _reset_session(conn)
+                raise
+            except BaseException:
+                await conn.close()  # stopped midway: its session is unknown; the pool opens another
+                raise
+            if not query:
+                await _reset_session(conn)
             rows: list[dict[str, Any]] = []
             if cursor.description:
                 columns = [c.name for c in cursor.description]
@@ -238,9 +261,50 @@ def _fallback_loaders() -> dict[str, type]:
     }
 
 
+async def _query_then_reset(conn: Any, sql: str, params: Sequence[Any]) -> Any:
+    """The query, then RESET ALL, in one pipeline: one round trip, one transaction."""
+    import psycopg
+
+    failed: psycopg.Error | None = None
+    try:
+        async with conn.pipeline():
+            try:
+                cursor = await conn.execute(sql, list(params), prepare=True)
+                # Never prepared: psycopg would count a prepared RESET skipped by an aborted
+                # pipeline as prepared.
+                await conn.execute("RESET ALL", prepare=False)
+            except psycopg.Error as exc:  # raised after the pipeline's Sync, not logged
+                failed = exc
+    except psycopg.Error as exc:
+        failed = failed or exc
+    if failed is not None:
+        raise failed
+    return cursor
+
+
 async def _reset_session(conn: Any) -> None:
     """Undo whatever the last block SET in this session before the next block gets it."""
-    await conn.execute("RESET ALL")
+    import psycopg
+
+    try:
+        await conn.execute("RESET ALL", prepare=False)
+    except psycopg.Error:
+        await conn.close()  # the pool replaces it
+
+
+# The first word of a statement that can only be a query: never COPY (a pipeline cannot
+# carry it), DISCARD, VACUUM, SET or a transaction command. Leading comments and opening
+# parentheses are skipped; whatever this does not recognise is reset on its own.
+_QUERY_START = re.compile(
+    r"(?:\s+|--[^\n]*|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/|\()*"
+    r"(?:select|insert|update|delete|with|values|table)\b",
+    re.IGNORECASE,
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _is_query(sql: str) -> bool:
+    return _QUERY_START.match(sql) is not None
 
 
 async def _refuse_privileged_role(pool: Any) -> None:

@@ -280,3 +280,75 @@ async def test_a_postgres_pool_warmed_ahead_opens_that_many_connections_up_to_it
         assert (await data.execute("SELECT 6 * 7 AS answer", []))["rows"] == [{"answer": 42}]
     finally:
         await data.aclose()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "data"])
+async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
+    django_user_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A query's RESET ALL rides in its own pipeline (no round trip of its own); any other
+    # statement, or a query that failed, is reset by the pool as before. One session for
+    # every statement, so whatever one left behind the next would see.
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from psycopg import AsyncCursor
+
+    from engine.config import data_connection
+    from engine.core.data import PostgresData
+
+    def owner_connection() -> Any:
+        try:
+            owner = django_user_model.objects.create_user("session-reset")
+            return data_connection(owner.pk)  # provisions the owner's schema and role
+        finally:
+            connections.close_all()
+
+    configured = await sync_to_async(owner_connection)()
+    assert isinstance(configured, PostgresData)
+    data = PostgresData(configured._conninfo, max_size=1)
+    sent: list[tuple[str, bool]] = []
+    execute = AsyncCursor.execute
+
+    async def recording(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(query), self.connection._pipeline is not None))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCursor, "execute", recording)
+
+    async def shown(name: str) -> Any:
+        query = "SELECT current_setting(%s) AS v"
+        return (await data.execute(query, [name]))["rows"][0]["v"]
+
+    try:
+        path, timeout = await shown("search_path"), await shown("statement_timeout")
+        assert timeout == "1h"
+        sent.clear()
+        # A query that changes the session, written as SELECT: reset in the same pipeline.
+        changed = await data.execute(
+            "/* x */ (SELECT set_config('statement_timeout', '0', false) AS t)", []
+        )
+        assert changed["rows"] == [{"t": "0"}]
+        assert sent == [
+            ("/* x */ (SELECT set_config('statement_timeout', '0', false) AS t)", True),
+            ("RESET ALL", True),
+        ]
+        assert await shown("statement_timeout") == "1h"
+        # The same in a query that then fails: rolled back with its transaction.
+        with pytest.raises(Exception, match="division by zero"):
+            await data.execute("SELECT set_config('search_path', 'public', false), 1 / 0", [])
+        assert await shown("search_path") == path
+        # A SET is no query: it runs alone and the pool resets the session afterwards.
+        sent.clear()
+        await data.execute("SET statement_timeout = 0", [])
+        assert await shown("statement_timeout") == "1h"
+        assert [query for query, _ in sent] == [
+            "SET statement_timeout = 0",
+            "RESET ALL",
+            "SELECT current_setting(%s) AS v",
+            "RESET ALL",
+        ]
+        assert [pipelined for _, pipelined in sent] == [False, False, True, True]
+        await data.execute("SET search_path = public", [])
+        assert await shown("search_path") == path
+    finally:
+        await data.aclose()
