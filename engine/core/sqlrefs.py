@@ -16,6 +16,7 @@ PostgreSQL's own scanner (pglast), and the drivers refuse a second statement any
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -26,6 +27,7 @@ import pglast
 
 from engine.core.refs import (
     REF_PATTERN,
+    Reference,
     Scope,
     find_references,
     stringify,
@@ -267,10 +269,21 @@ def compile_sql(sql: str, scope: Scope, dialect: Dialect) -> tuple[str, list[Any
 
     Refuses (SqlTemplateError) a template that is not one statement in this dialect: the
     run-time check does not rely on the template having been validated."""
+    text, binders = _plan(sql, dialect)
+    return text, [bind(scope, value) for bind, value in binders]
+
+
+Binder = tuple[Callable[[Scope, Any], Any], Any]
+
+
+@lru_cache(maxsize=512)
+def _plan(sql: str, dialect: Dialect) -> tuple[str, tuple[Binder, ...]]:
+    """The SQL text and how to get each parameter from a scope: worked out once per
+    template (a loop runs the same one for every item), each item only resolves values."""
     _check(sql, dialect)
     placeholder = "%s" if dialect == "postgresql" else "?"
     out: list[str] = []
-    params: list[Any] = []
+    binders: list[Binder] = []
     for piece in tokenize(sql, dialect):
         if piece.kind in {"sql", "comment", "constant"}:
             out.append(_escape(piece.text, dialect))
@@ -280,14 +293,18 @@ def compile_sql(sql: str, scope: Scope, dialect: Dialect) -> tuple[str, list[Any
             ref = whole_reference(piece.text)
             if ref is None:  # the tokenizer only marks whole references as "ref"
                 raise AssertionError(f"not a reference: {piece.text!r}")
-            params.append(_bare_value(scope.resolve(ref)))
+            binders.append((_bare_value, ref))
             out.append(placeholder)
         elif find_references(piece.text):
-            params.append(_literal_value(piece.text, scope))
+            whole = whole_reference(piece.text)
+            if whole is not None and piece.text == whole.text:
+                binders.append((_whole_literal_value, whole))
+            else:
+                binders.append((_literal_value, piece.text))
             out.append(placeholder)
         else:
             out.append(_escape(piece.raw, dialect))
-    return "".join(out).strip(), params
+    return "".join(out).strip(), tuple(binders)
 
 
 def _escape(text: str, dialect: Dialect) -> str:
@@ -295,15 +312,17 @@ def _escape(text: str, dialect: Dialect) -> str:
     return text.replace("%", "%%") if dialect == "postgresql" else text
 
 
-def _bare_value(value: Any) -> Any:
+def _bare_value(scope: Scope, ref: Reference) -> Any:
+    value = scope.resolve(ref)
     if isinstance(value, dict | list):
         return stringify(value)
     return value
 
 
-def _literal_value(text: str, scope: Scope) -> Any:
-    whole = whole_reference(text)
-    if whole is not None and text == whole.text:
-        value = scope.resolve(whole)
-        return None if value is None else stringify(value)
+def _whole_literal_value(scope: Scope, ref: Reference) -> Any:
+    value = scope.resolve(ref)
+    return None if value is None else stringify(value)
+
+
+def _literal_value(scope: Scope, text: str) -> Any:
     return substitute(text, scope, lambda value, _: stringify(value))

@@ -82,3 +82,18 @@ def test_template_sql_is_the_brief_verbatim_plus_upsert() -> None:
         and "ON CONFLICT (lead_id) DO UPDATE" in sql
     )
     assert check_sql(sql) == []
+
+
+def test_a_template_is_worked_out_once_and_each_scope_binds_its_own_values() -> None:
+    # A loop compiles the same template for every item: only the values are resolved again.
+    from engine.core.sqlrefs import _plan
+
+    template = "SELECT '<lead.id>', 'id <lead.id>!', <lead.tags>, '<lead.n>' -- <lead.id>"
+    first = compile_sql(template, scope(), "postgresql")
+    before = _plan.cache_info()
+    other = Scope({"lead": {"id": "l-2", "tags": {"k": 1}, "n": 3}})
+    second = compile_sql(template, other, "postgresql")
+    after = _plan.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+    assert first == ("SELECT %s, %s, %s, %s -- <lead.id>", ["l-1", "id l-1!", '["a"]', None])
+    assert second == ("SELECT %s, %s, %s, %s -- <lead.id>", ["l-2", "id l-2!", '{"k": 1}', "3"])
