@@ -259,8 +259,9 @@ class ChunkStore(RunStore):
             .exclude(run__status__in=FINAL_STATUSES)
         )
 
-    def _write_run(self, run: dict[str, Any]) -> bool:
-        return bool(self._live().update(lease_expires=leases.expiry(), **self._counts()))
+    def _run_values(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The chunk row's part of a batch (its counters and lease), not the run row's."""
+        return {"lease_expires": leases.expiry(), **self._counts()}
 
     def _release(self) -> None:
         drop_broken_connections()  # the connection stays open for the run's next chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from typing import Any
 
@@ -263,3 +264,58 @@ def test_merged_deltas_keep_each_row_once_at_its_latest_change() -> None:
     assert [r["status"] for r in both["steps"]] == ["succeeded"]
     assert [r["key"] for r in both["not_started"]] == ["n"]
     assert both["blocks"] == {"x", "y"}
+
+
+def _batch(owner: Any) -> tuple[Any, dict[str, Any]]:
+    """A run and one batch of its rows (an item that started and a step that ended)."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = new_run(owner, [{"v": 1}])
+    store = RunStore(run.pk, interval=60, publish=False)
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    bus.emit("step.started", block="double", name="double", item="loop[0]")
+    bus.emit("step.finished", block="double", name="double", item="loop[0]", output={"x": 2})
+    delta = store._apply(store._pending)
+    store._pending = []
+    return store, delta
+
+
+def test_a_batch_is_one_round_trip_on_postgresql(owner: Any) -> None:
+    """BEGIN, the upserts, the run row and COMMIT went as five waits of the store thread,
+    each ended by taking the GIL back from a busy event loop, while loop items wait for
+    the write (durable) before freeing their slot: now they go in one pipeline."""
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"  # the suite's database
+    store, delta = _batch(owner)
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())  # libpq's log of the protocol's messages
+        try:
+            assert store._write(delta) is True
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        messages = trace.read()
+    # The server's ReadyForQuery ends each wait for an answer.
+    assert messages.count("ReadyForQuery") == 1, messages
+    assert Run.objects.get(pk=store.run_id).status == "running"
+    assert ItemRun.objects.get(run_id=store.run_id, key="loop[0]").status == "running"
+    step = StepRun.objects.get(run_id=store.run_id, block_id="double")
+    assert step.status == "succeeded" and step.output == {"x": 2}
+
+
+def test_a_batch_for_a_run_ended_elsewhere_says_so_and_rolls_back_nothing_else(
+    owner: Any,
+) -> None:
+    """The run row's update decides whether the run is still ours (cancelled elsewhere)."""
+    store, delta = _batch(owner)
+    Run.objects.filter(pk=store.run_id).update(status="cancelled")
+    assert store._write(delta) is False
+    assert Run.objects.get(pk=store.run_id).status == "cancelled"
+    assert StepRun.objects.filter(run_id=store.run_id, block_id="double").exists()
