@@ -665,7 +665,7 @@ class RunStore:
     def _run_update_sql(self, run: dict[str, Any]) -> tuple[str, Any]:
         """`self._live().update(...)`'s statement, to send without waiting for its count."""
         live = self._live()
-        query = live.query.chain(UpdateQuery)
+        query: UpdateQuery = live.query.chain(UpdateQuery)  # type: ignore[assignment]
         query.add_update_values(self._run_values(run))
         return query.get_compiler(live.db).as_sql()
 
