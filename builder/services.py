@@ -19,6 +19,7 @@ from django.utils import timezone
 from builder.models import Secret, Webhook, WebhookDelivery, Workflow, WorkflowVersion
 from builder.schedules import sync_schedule
 from builder.selectors import env_names_for
+from engine import leases
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
 from engine.config import graph_limits, off_peak_window
@@ -388,6 +389,7 @@ def run_create(
     draft: bool = False,
     now: datetime.datetime | None = None,
     announce: bool = True,
+    lease_owner: str = "",
 ) -> tuple[Run, bool]:
     """A queued run of the workflow's published version (its draft for a test run from the
     editor: `draft`, marked so in the run's options); (run, created). With an
@@ -396,7 +398,9 @@ def run_create(
     Refused with RateLimited past KLYNTOS_RUNS_PER_MINUTE for the workflow. With the option
     `defer: "off_peak"` outside the off-peak window, the run is `deferred` until the window
     opens (`deferred_until`; `now` is the clock, for tests); CannotDefer without a window.
-    Not `announce`: the caller tells open editors (`announce_run`) once the run is under way."""
+    Not `announce`: the caller tells open editors (`announce_run`) once the run is under way.
+    With `lease_owner` a run that starts now is created claimed by it (engine/leases.py): its
+    creator executes it (the CLI), with no claim of its own to make."""
     version = workflow.current_version if draft else workflow.published_version
     if version is None:
         if workflow.current_version is None:
@@ -440,8 +444,8 @@ def run_create(
                 options=options or {},
                 idempotency_key=idempotency_key,
                 input_hash=fingerprint,
-                status=RunStatus.DEFERRED if deferred_until else RunStatus.QUEUED,
                 deferred_until=deferred_until,
+                **_start_state(deferred_until, lease_owner),
             )
             if delivery is not None:
                 WebhookDelivery.objects.filter(webhook=delivery[0], signature=delivery[1]).update(
@@ -456,6 +460,18 @@ def run_create(
     if announce:
         transaction.on_commit(lambda: _announce(workflow.pk, run.pk))
     return run, True
+
+
+def _start_state(deferred_until: Any, lease_owner: str) -> dict[str, Any]:
+    if deferred_until:
+        return {"status": RunStatus.DEFERRED}
+    if lease_owner:  # what leases.claim would write
+        return {
+            "status": RunStatus.RUNNING,
+            "lease_owner": lease_owner,
+            "lease_expires": leases.expiry(),
+        }
+    return {"status": RunStatus.QUEUED}
 
 
 def _deferred_until(defer: Any, now: datetime.datetime) -> datetime.datetime | None:

@@ -86,21 +86,21 @@ def _claim_and_load(run_id: Any, owner: str) -> RunSpec | None:
 
 @dataclass(frozen=True)
 class Claim:
-    """A run claimed (and loaded) before `execute_run`, by `claim_here`."""
+    """A run claimed (and loaded) before `execute_run`: `created_claimed`."""
 
     owner: str
     spec: RunSpec | None  # None: not ours to execute
     error: Exception | None = None  # what the claim or the load raised
 
 
-def claim_here(run_id: Any) -> Claim:
-    """Claim and load the run on this thread's connection (sync code: the CLI, whose
-    connection created the run). Opening one for it is 10-20 ms of the run's start."""
-    owner = leases.new_owner()
+def created_claimed(run: Run) -> Claim:
+    """The claim of a run created claimed by this thread (`run_create(lease_owner=...)`: the
+    CLI's), loaded on its connection: no claim of its own, no connection opened for it."""
     try:
-        return Claim(owner, _claim_and_load(run_id, owner))
+        # Loaded as stored, as any run is (jsonb gives its input's keys in its own order).
+        return Claim(run.lease_owner, _load(run.pk))
     except Exception as exc:  # execute_run fails the run with it, as with its own claim
-        return Claim(owner, None, exc)
+        return Claim(run.lease_owner, None, exc)
 
 
 _claimers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DbThread] = (

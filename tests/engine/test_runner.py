@@ -305,38 +305,44 @@ def test_the_executor_claims_its_runs_over_one_kept_connection(
     assert len(backends) == 2 and backends[0] == backends[1]
 
 
-def test_a_run_claimed_before_its_loop_runs_is_executed_without_a_claim_of_its_own(
-    owner: Any,
+def test_a_run_created_claimed_is_executed_without_a_claim_of_its_own(
+    owner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The CLI claims on the connection it created the run with (claim_here).
-    from engine.runner import claim_here
+    # The CLI creates its run claimed by itself: no claim to make when it starts it.
+    from engine import leases
+    from engine.runner import created_claimed
+
+    def no_claim(run_id: Any, lease_owner: str) -> bool:
+        raise AssertionError("claimed again")
 
     webhook = {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}}
-    run = make_run(owner, [webhook], [], {"a": 1})
-    claim = claim_here(run.pk)
-    assert claim.spec is not None and claim.error is None
-    assert Run.objects.get(pk=run.pk).lease_owner == claim.owner
+    graph = {"blocks": [webhook], "edges": []}
+    workflow = workflow_create(owner=owner, name="claimed", graph=graph)
+    run, _ = run_create(workflow=workflow, input={"b": 1, "a": 2}, lease_owner="me:1:x")
+    assert (run.status, run.lease_owner) == ("running", "me:1:x") and run.lease_expires
+    monkeypatch.setattr(leases, "claim", no_claim)
+    claim = created_claimed(run)
+    assert claim.owner == "me:1:x" and claim.spec is not None and claim.error is None
     asyncio.run(execute_run(run.pk, claim=claim))
     run.refresh_from_db()
     assert run.status == "succeeded" and run.lease_owner == ""
-    assert run.outputs["webhook"] == {"body": {"a": 1}}
-    # Claimed by nobody else meanwhile: a second claim finds the run ended.
-    assert claim_here(run.pk).spec is None
+    assert run.outputs["webhook"] == {"body": {"a": 2, "b": 1}}
 
 
-def test_a_claim_that_failed_before_the_loop_ran_fails_the_run_with_its_reason(
+def test_a_claimed_run_that_cannot_be_loaded_fails_with_the_reason(
     owner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from engine import runner
 
     webhook = {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}}
-    run = make_run(owner, [webhook], [], {})
+    workflow = workflow_create(owner=owner, name="broken", graph={"blocks": [webhook], "edges": []})
+    run, _ = run_create(workflow=workflow, input={}, lease_owner="me:1:y")
 
     def broken(run_id: Any) -> Any:
         raise RuntimeError("the version cannot be read")
 
     monkeypatch.setattr(runner, "_load", broken)
-    claim = runner.claim_here(run.pk)
+    claim = runner.created_claimed(run)
     assert claim.spec is None and claim.error is not None
     asyncio.run(execute_run(run.pk, claim=claim))
     run.refresh_from_db()

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from builder import gallery, services
 from builder.models import Workflow
-from engine import run_costs
+from engine import leases, run_costs
 from engine.core.events import Event
 from engine.core.limits import (
     MAX_BUDGET_USD,
@@ -30,7 +30,7 @@ from engine.core.limits import (
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.models import RunStatus
-from engine.runner import Claim, claim_here, execute_run
+from engine.runner import Claim, created_claimed, execute_run
 
 
 class Command(BaseCommand):
@@ -124,6 +124,7 @@ class Command(BaseCommand):
                 options={k: v for k, v in run_options.items() if v is not None and v is not False},
                 draft=options["draft"],
                 announce=False,  # below, while the run starts
+                lease_owner=leases.new_owner(),  # this process executes it
             )
         except services.NotPublished as exc:
             raise CommandError(f"{exc.errors[0].message} (or pass --draft)") from None
@@ -148,8 +149,7 @@ class Command(BaseCommand):
             return
         progress = Progress(sys.stderr)
         started = time.monotonic()
-        # Claimed on the connection that created the run: the run's loop would open another.
-        claim = claim_here(run.pk)
+        claim = created_claimed(run)
         asyncio.run(_execute(run, claim, progress.update))
         # The run's wall time: until its end is stored, not until its cost line is summed.
         wall = time.monotonic() - started
