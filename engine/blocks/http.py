@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.fetch import decode_body, fetch, with_query
-from engine.core.refs import find_references, stringify, substitute, whole_reference
+from engine.core.refs import Reference, find_references, stringify, substitute, whole_reference
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 from engine.core.ssrf import ADDRESS_HINT, address_refusal, literal_address
@@ -128,11 +129,16 @@ def _secret_headers(ctx: BlockContext, headers: Mapping[str, str]) -> set[str]:
     secret = set()
     for name, value in headers.items():
         template = written.get(name) if isinstance(written, Mapping) else None
-        if isinstance(template, str) and any(r.root == "env" for r in find_references(template)):
+        if isinstance(template, str) and _names_an_env_value(template):
             secret.add(name)
         elif ctx.redactor.contains_secret(value):
             secret.add(name)
     return secret
+
+
+@lru_cache(maxsize=512)
+def _names_an_env_value(template: str) -> bool:
+    return any(r.root == "env" for r in find_references(template))
 
 
 def _query(params: Any) -> dict[str, str]:
@@ -140,10 +146,9 @@ def _query(params: Any) -> dict[str, str]:
 
 
 def render_url(template: str, ctx: BlockContext) -> str:
-    whole = whole_reference(template)
-    if whole is not None and template == whole.text:
+    whole, authority_end = _url_shape(template)
+    if whole is not None:
         return stringify(ctx.scope.resolve(whole))  # the whole URL is one value, e.g. a secret
-    authority_end = _authority_end(template)
 
     def encode(value: Any, position: int) -> str:
         text = stringify(value)
@@ -155,6 +160,16 @@ def render_url(template: str, ctx: BlockContext) -> str:
         return quote(text, safe="")
 
     return substitute(template, ctx.scope, encode)
+
+
+@lru_cache(maxsize=512)
+def _url_shape(template: str) -> tuple[Reference | None, int]:
+    """The reference a URL template is made of, if it is one, and where its authority ends:
+    read once per template (a loop renders the same one for every item)."""
+    whole = whole_reference(template)
+    if whole is not None and template == whole.text:
+        return whole, 0
+    return None, _authority_end(template)
 
 
 def _authority_end(url: str) -> int:

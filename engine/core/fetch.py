@@ -25,6 +25,7 @@ REDIRECTS = {301, 302, 303, 307, 308}
 # Dropped on a cross-origin redirect, with whatever headers the caller marks as secret.
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_CALL_DEPTH = CALL_DEPTH_HEADER.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,8 @@ async def fetch(
     """
     session = factory.aiohttp_session()
     # The session sends the run's call depth; a block may not lower it to recurse forever.
-    headers = {k: v for k, v in (headers or {}).items() if k.lower() != CALL_DEPTH_HEADER.lower()}
-    origin = _origin(url)
-    private = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers}
+    headers = {k: v for k, v in (headers or {}).items() if k.lower() != _CALL_DEPTH}
+    first_url = url  # its origin is worked out on a redirect only: most requests have none
     for _ in range(factory.config.max_redirects + 1):
         target, overridden = await factory.route(url)
         hop_headers = headers
@@ -85,8 +85,9 @@ async def fetch(
                     location = response.headers.get("Location")
                     if follow_redirects and response.status in REDIRECTS and location:
                         next_url = urljoin(url, location)  # relative to the URL as written
-                        if _origin(next_url) != origin:
+                        if _origin(next_url) != _origin(first_url):
                             # Gone for good: a later hop back to the origin does not restore them.
+                            private = CREDENTIAL_HEADERS | {n.lower() for n in secret_headers}
                             headers = {k: v for k, v in headers.items() if k.lower() not in private}
                         if response.status == 303 or (
                             response.status in {301, 302} and method not in {"GET", "HEAD"}
