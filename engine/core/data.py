@@ -129,6 +129,8 @@ class PostgresData:
         self._lock = asyncio.Lock()
 
     async def _get_pool(self) -> Any:
+        if self._pool is not None:  # every statement after the first: no lock, no import
+            return self._pool
         from psycopg_pool import AsyncConnectionPool
 
         async with self._lock:
