@@ -10,6 +10,11 @@ how many database statements an item takes.
 - **statements**: database statements per item, counted at the client (every psycopg cursor
   of the processes involved: the web side that starts the run and the worker), inline and
   on a worker, while the queue run executes.
+- alongside the queue run, what the machine's load does not move as much as wall time: the
+  CPU seconds of each thread (the inline driver's, the worker's; `cpu_ratio` is inline's
+  process CPU over the worker's), the worker's statements by kind, and each run's timeline
+  (started, first item, last item, ended). `BENCH_W_PROFILE="py-spy record … -o OUT"`
+  attaches that profiler to each worker (OUT-0, …).
 - **big**: one loop of 10,000 items on one worker at zero latency (100 chunks): its wall
   time, the coordinator's tail once the last item ended (the poll, reading the items'
   stored steps back a slice at a time and composing, the run's end) and the worker's memory
@@ -51,6 +56,7 @@ TIMEOUT = 900.0
 
 _counted = 0
 _by_thread: Counter[str] = Counter()
+_by_kind: Counter[str] = Counter()  # by the statement's first words
 _quiet = threading.local()  # set on a thread whose statements are the bench's own
 
 
@@ -80,12 +86,47 @@ def count_statements() -> None:
         wrap(cls, "executemany")
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> Counter[str]:
+    """CPU so far of each thread of this process (clock ticks), by thread name (digits
+    stripped): what a run costs whatever else the shared machine does."""
+    # native id → Python name (the OS knows them all as "python")
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    found: Counter[str] = Counter()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = names.get(task.name) or stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = name.split(" (")[0].rstrip("0123456789_-")
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[name] += int(fields[11]) + int(fields[12])  # utime + stime
+    times = os.times()  # threads that ended meanwhile too
+    found["(process)"] = round((times.user + times.system) * TICKS)
+    return found
+
+
+def _cpu_delta(after: Counter[str], before: Counter[str]) -> dict[str, float]:
+    """CPU seconds by thread between two `thread_cpu()`s."""
+    return {k: round(v / TICKS, 2) for k, v in (after - before).most_common() if v >= 1}
+
+
 def _tally(name: str, args: tuple[Any, ...]) -> None:
     global _counted
     if not getattr(_quiet, "on", False):
         n = len(args[1]) if name == "executemany" and len(args) > 1 else 1
         _counted += n
         _by_thread[threading.current_thread().name.rstrip("0123456789_-")] += n
+        _by_kind[_kind(args[0] if args else "")] += n
+
+
+def _kind(query: Any) -> str:
+    text = query if isinstance(query, str) else getattr(query, "as_string", lambda _: "")(None)
+    words = " ".join(str(text).split())
+    return words[:48]
 
 
 # --- a worker process --------------------------------------------------------------------
@@ -100,7 +141,8 @@ def serve(concurrency: int, report: str) -> None:
     from engine.management.commands.worker import serve as worker_serve
 
     def dump(*_: Any) -> None:
-        Path(report).write_text(str(_counted))
+        report_text = {"statements": _counted, "cpu": thread_cpu(), "kinds": _by_kind}
+        Path(report).write_text(json.dumps(report_text))
 
     signal.signal(signal.SIGUSR1, dump)
     print("worker ready", flush=True)
@@ -110,6 +152,9 @@ def serve(concurrency: int, report: str) -> None:
 class Workers:
     def __init__(self, count: int, concurrency: int, tmp: Path) -> None:
         self.reports = [tmp / f"worker-{i}.count" for i in range(count)]
+        # At `statements()`: their threads' CPU seconds, their statements by kind.
+        self.cpu: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
         self.lines: list[str] = []  # what the workers print (Procrastinate's job lines)
         self.processes = [
             subprocess.Popen(  # noqa: S603 -- our own module, fixed argv
@@ -132,8 +177,20 @@ class Workers:
             threading.Thread(
                 target=lambda s=process.stdout: self.lines.extend(s), daemon=True
             ).start()
+        # BENCH_W_PROFILE="py-spy record --threads -f raw -o OUT": each worker profiled
+        # (attached, so its signals stay its own), to OUT-<n>.
+        profile = os.environ.get("BENCH_W_PROFILE", "").split()
+        self.profilers = [
+            subprocess.Popen(  # noqa: S603 -- the operator's own profiler command
+                [*profile[:-1], f"{profile[-1]}-{i}", "--pid", str(process.pid)],
+                stdout=subprocess.DEVNULL,
+            )
+            for i, process in enumerate(self.processes)
+            if profile
+        ]
 
     def statements(self) -> int:
+        """Statements so far of the workers (and, in `self.cpu`, their threads' CPU)."""
         for report in self.reports:
             report.unlink(missing_ok=True)
         for process in self.processes:
@@ -144,7 +201,12 @@ class Workers:
                 raise BenchError("a worker did not report its statements")
             time.sleep(0.05)
         time.sleep(0.05)  # written whole
-        return sum(int(r.read_text() or 0) for r in self.reports)
+        reports = [json.loads(r.read_text()) for r in self.reports]
+        self.cpu, self.kinds = Counter(), Counter()
+        for report in reports:
+            self.cpu.update(report["cpu"])
+            self.kinds.update(report["kinds"])
+        return sum(int(report["statements"]) for report in reports)
 
     def job_seconds(self, task: str) -> list[float]:
         """How long each job of `task` lasted, from Procrastinate's own log lines."""
@@ -161,6 +223,9 @@ class Workers:
         return int(line.split()[1]) / 1024
 
     def stop(self) -> None:
+        for profiler in self.profilers:
+            profiler.send_signal(signal.SIGINT)  # writes its file
+            profiler.wait(60)
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
@@ -196,6 +261,25 @@ def _timed_run(workflow: Any, n: int) -> tuple[float, Any]:
     return took, run
 
 
+def _timeline(run: Any) -> dict[str, float]:
+    """Seconds from the run's creation to: it started, its first item started, its last item
+    ended, it ended (where a run's wall time goes beyond its items)."""
+    from django.db.models import Max, Min
+
+    from engine.models import ItemRun
+
+    items = ItemRun.objects.filter(run=run).aggregate(
+        first=Min("started_at"), last=Max("finished_at")
+    )
+    marks = {
+        "started": run.started_at,
+        "first_item": items["first"],
+        "last_item": items["last"],
+        "ended": run.finished_at,
+    }
+    return {k: round((v - run.created_at).total_seconds(), 3) for k, v in marks.items() if v}
+
+
 def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
     import django
 
@@ -218,17 +302,23 @@ def drive(part: str, n: int, tmp: Path) -> dict[str, Any]:
     if part == "queue":
         settings.KLYNTOS_EXECUTOR = "inline"
         _timed_run(workflow, min(n, 200))  # warm-up: imports, the owner's data, connections
-        before, threads = _counted, Counter(_by_thread)
-        inline_s, _ = _timed_run(workflow, n)
+        before, threads, cpu = _counted, Counter(_by_thread), thread_cpu()
+        inline_s, inline_run = _timed_run(workflow, n)
+        result["inline_timeline"] = _timeline(inline_run)
         inline_statements = _counted - before
+        result["inline_cpu_by_thread"] = _cpu_delta(thread_cpu(), cpu)
         result["inline_statements_by_thread"] = dict(_by_thread - threads)
         settings.KLYNTOS_EXECUTOR = "workers"
         workers = Workers(1, WORKER_CONCURRENCY, tmp)
         try:
             _timed_run(workflow, min(n, 200))
             worker_before, before = workers.statements(), _counted
+            cpu, kinds = workers.cpu, workers.kinds
             worker_s, run = _timed_run(workflow, n)
             worker_statements = workers.statements() - worker_before + _counted - before
+            result["worker_cpu_by_thread"] = _cpu_delta(workers.cpu, cpu)
+            result["worker_statements_by_kind"] = dict((workers.kinds - kinds).most_common(12))
+            result["worker_timeline"] = _timeline(run)
         finally:
             workers.stop()
         chunk_s = workers.job_seconds("klyntos.loop_chunk")[-run.chunks.count() :]
@@ -326,6 +416,16 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
         "statements_per_item_worker": round(queue["worker_statements"] / queue_n, 2),
         "inline_statements_by_thread": queue["inline_statements_by_thread"],
         "chunk_job_s": queue["chunk_job_s"],
+        # CPU seconds by thread during the timed run: the inline driver's, the worker's.
+        "inline_cpu_by_thread": queue["inline_cpu_by_thread"],
+        "worker_cpu_by_thread": queue["worker_cpu_by_thread"],
+        "worker_statements_by_kind": queue["worker_statements_by_kind"],
+        "inline_timeline": queue["inline_timeline"],
+        "worker_timeline": queue["worker_timeline"],
+        "cpu_ratio": round(
+            queue["inline_cpu_by_thread"]["(process)"] / queue["worker_cpu_by_thread"]["(process)"],
+            3,
+        ),
         "big_n": big_n,
         "big_items_per_s": round(big_n / big["big_s"], 1),
         "big_chunks": big["chunks"],
@@ -350,7 +450,8 @@ def run(*, quick: bool = False, n: int | None = None) -> dict[str, Any]:
 def summary(result: dict[str, Any]) -> str:
     return (
         f"workers: queue {result['worker_items_per_s']:.0f} vs inline "
-        f"{result['inline_items_per_s']:.0f} items/s → {result['queue_ratio']:.2f} (≥0.8); "
+        f"{result['inline_items_per_s']:.0f} items/s → {result['queue_ratio']:.2f} (≥0.8; CPU "
+        f"{result['cpu_ratio']:.2f}); "
         f"scale {result['one_worker_s']:.1f} s → {result['two_workers_s']:.1f} s with 2 workers "
         f"= {result['scale_ratio']:.2f}× (≥1.85); statements/item inline "
         f"{result['statements_per_item_inline']}, worker {result['statements_per_item_worker']}; "

@@ -51,6 +51,14 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
         return services
 
     monkeypatch.setattr(chunk_runs.KeptRun, "ensure_services", counted)
+    memo_reads: list[int] = []
+    read_memo = chunk_runs.memo_for_chunk
+
+    def memo_for_chunk(*args: Any, **kwargs: Any) -> Any:
+        memo_reads.append(len(args[2]))
+        return read_memo(*args, **kwargs)
+
+    monkeypatch.setattr(chunk_runs, "memo_for_chunk", memo_for_chunk)
     run = await sync_to_async(lookups)(owner, ITEMS)
     coordinator = asyncio.create_task(execute_run(run.pk))
 
@@ -71,6 +79,9 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
     assert done.status == "succeeded", done.error
     assert (done.succeeded, done.failed) == (ITEMS, 0)
     assert kept.loads == 1  # the run was loaded for its first chunk only
+    # The steps before the loop were read for the first chunk only; the others got a copy.
+    assert memo_reads == [0]
+    assert kept.top is not None and {item for item, _ in kept.top} == {""}
     assert len(opened) == 1  # one HTTP session (and data lease) for the four chunks
     assert len(threads) == 1  # one store thread, its connection handed on
     rows = ItemRun.objects.filter(run_id=run.pk).values_list("status", flat=True)
