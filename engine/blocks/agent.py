@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import openai
 
 # `client.chat` imports these on first use (~30-60 ms of module and pydantic model building,
@@ -53,6 +54,15 @@ MAX_FAILOVER = 5
 # accepted: the provider fetches them, so only http(s) URLs and inline `data:image/` ones.
 MAX_IMAGES = 16
 IMAGE_PREFIXES = ("https://", "http://", "data:image/")
+# What `chat.completions.create` passes to `post`: the client's bearer key as Authorization.
+# The SDK's own defaults are named too: it deep-copies those it fills in, on every call.
+_OPTIONS: Any = {
+    "security": {"bearer_auth": True},
+    **dict.fromkeys(("headers", "max_retries", "timeout", "post_parser"), openai.NOT_GIVEN),
+}
+# Response-format validators kept (one per block config in use; see _validator).
+MAX_VALIDATORS = 64
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
 USAGE_SCHEMA = obj(
     {
         "prompt_tokens": {"type": "integer"},
@@ -177,21 +187,17 @@ class AgentBlock(BaseBlock):
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": user_content(user, images, config)})
-        # Messages (and the response format below) travel in extra_body, which the SDK merges
-        # into the JSON body unchanged: its typed transform of these params costs over a
-        # millisecond of CPU per call, which adds up when a loop's items answer at once.
-        request: dict[str, Any] = {
-            "model": model,
-            "messages": [],
-            "extra_body": {"messages": messages},
-        }
+        # The SDK's low-level post with the body as JSON-ready dicts: `chat.completions.create`
+        # would run its typed transform over the params and wrap the answer (over a
+        # millisecond of CPU per call, which adds up when a loop's items answer at once).
+        body: dict[str, Any] = {"model": model, "messages": messages}
         if config.get("temperature") is not None:
-            request["temperature"] = config["temperature"]
+            body["temperature"] = config["temperature"]
         if config.get("max_tokens"):
-            request["max_tokens"] = config["max_tokens"]
+            body["max_tokens"] = config["max_tokens"]
         schema = ctx.raw_config.get("response_format")
         if schema:
-            request["extra_body"]["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": f"{ctx.block_name}_response", "schema": schema},
             }
@@ -201,18 +207,20 @@ class AgentBlock(BaseBlock):
         prompt_chars = len(system) + len(user)
         provider = ctx.services.outbound.providers.call(
             urlsplit(ctx.services.openai_base_url).hostname or "",
-            model=request["model"],
+            model=model,
             prompt_chars=prompt_chars,
             max_tokens=config.get("max_tokens"),
             or_next=or_next,
         )
         async with provider:
             try:
-                # The raw response: the answer is read from its JSON, skipping the SDK's model
-                # construction (CPU that queues when a loop's items answer at the same moment).
-                raw = await client.chat.completions.with_raw_response.create(**request)
-                provider.observe(raw.http_response.status_code, raw.http_response.headers)
-                completion = raw.http_response.json()
+                # The HTTP response itself: the answer is read from its JSON, skipping the SDK's
+                # model construction. Errors are still the SDK's (APIStatusError, ...).
+                response = await client.post(
+                    _completions_url(client), cast_to=httpx.Response, body=body, options=_OPTIONS
+                )
+                provider.observe(response.status_code, response.headers)
+                completion = response.json()
             except openai.APIStatusError as exc:
                 provider.observe(exc.status_code, exc.response.headers)
                 message = f"LLM endpoint returned {exc.status_code}: {_error_message(exc, ctx)}"
@@ -238,7 +246,7 @@ class AgentBlock(BaseBlock):
             raise TransientError("LLM endpoint returned no choices")
         content = (choices[0].get("message") or {}).get("content") or ""
         usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
-        model = str(completion.get("model") or request["model"])
+        model = str(completion.get("model") or model)
         # `endpoint`: the provider key that answered (a failover's choice shows here).
         ctx.record_usage(
             **{**usage, "provider": "openai", "model": model, "endpoint": provider.key}
@@ -247,6 +255,13 @@ class AgentBlock(BaseBlock):
         if schema:
             output.update(_structured(content, schema))
         return output
+
+
+def _completions_url(client: openai.AsyncOpenAI) -> str:
+    """The endpoint's absolute URL, as the SDK would join it onto its base URL (which it
+    keeps ending in "/"): given whole, the SDK parses one URL instead of joining two."""
+    base = client.base_url
+    return "/chat/completions" if base.query else f"{base}chat/completions"
 
 
 def _format_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -371,13 +386,25 @@ def _error_message(exc: openai.APIStatusError, ctx: BlockContext) -> str:
     return ctx.redactor.excerpt(text, ERROR_EXCERPT)
 
 
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """The block's response format as a validator, built once per config object: building
+    one costs more CPU than checking a typical answer, and every loop item would."""
+    entry = _VALIDATORS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_VALIDATORS) >= MAX_VALIDATORS:
+            _VALIDATORS.clear()
+        # Holding the schema keeps its id from being reused by another object.
+        entry = _VALIDATORS[id(schema)] = (schema, schema_validator(schema))
+    return entry[1]
+
+
 def _structured(content: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(content)
     except json.JSONDecodeError as exc:
         raise BlockError(f"the model's answer is not JSON ({exc.msg})") from exc
     try:
-        errors = sorted(schema_validator(schema).iter_errors(data), key=str)
+        errors = sorted(_validator(schema).iter_errors(data), key=str)
     except Unresolvable as exc:
         raise BlockError(
             f"the response format has a $ref that cannot be resolved ({exc})"

@@ -12,6 +12,8 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
+from engine.blocks.agent import _structured, _validator
+from engine.core.errors import BlockError
 from engine.core.executor import RunOptions
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
@@ -82,6 +84,9 @@ async def test_the_request_carries_the_key_model_and_response_format(endpoint: E
     assert body["model"] == "gpt-4o-mini" and body["temperature"] == 0
     assert body["messages"] == [{"role": "user", "content": "Rate it"}]
     assert body["response_format"]["json_schema"] == {"name": "score_response", "schema": schema}
+    # Sent through the SDK's low-level post: the body is exactly the block's, no more.
+    assert set(body) == {"model", "messages", "temperature", "response_format"}
+    assert headers["Content-Type"] == "application/json"
 
 
 async def test_a_refusal_quotes_the_endpoints_message_and_is_not_retried(
@@ -119,3 +124,14 @@ async def test_a_transient_status_is_retried_and_a_non_json_answer_too(endpoint:
     [failed] = recorder.of("step.failed", name="score")
     assert failed.data["error"].startswith("LLM endpoint answered with something other than JSON")
     assert failed.data["attempts"] == 2
+
+
+def test_a_response_formats_validator_is_built_once_per_config_and_checks_its_own() -> None:
+    first = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    second = {**first, "required": []}
+    assert _validator(first) is _validator(first)
+    assert _validator(second) is not _validator(first)
+    assert _structured('{"a": 1}', first) == {"a": 1}
+    with pytest.raises(BlockError, match="'a' is a required property"):
+        _structured("{}", first)
+    assert _structured("{}", second) == {}
