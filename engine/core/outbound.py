@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.cookiejar
 import socket
 import types
 import typing
@@ -77,6 +76,9 @@ def transport_errors(what: str) -> typing.Iterator[None]:
 
 
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
+# URLs whose route GuardedTransport remembers (most are an LLM endpoint's few; an HTTP
+# block's URLs vary per item and only churn it).
+_MAX_HOPS = 256
 # How many runs led to a request: a run sends its own depth + 1 on every outbound call and
 # the webhook endpoint refuses past KLYNTOS_MAX_CALL_DEPTH (a workflow calling itself).
 CALL_DEPTH_HEADER = "Klyntos-Call-Depth"
@@ -176,12 +178,47 @@ class OutboundConfig:
         return headers
 
 
+class _NoCookies(httpx.Cookies):
+    """Cookies that stay empty: the shared client keeps none for any tenant.
+
+    A no-op instead of a jar whose policy refuses every domain: httpx would still wrap
+    every response and request for ``http.cookiejar`` to look at (~4% of an LLM call).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+    def __setitem__(self, name: str, value: str) -> None:
+        return None
+
+    def update(self, cookies: typing.Any = None) -> None:  # type: ignore[override]
+        return None
+
+
 class _SharedAsyncClient(httpx.AsyncClient):
-    """The factory's httpx client: borrowers cannot close it.
+    """The factory's httpx client: borrowers cannot close it, nor give it cookies.
 
     ``openai.AsyncOpenAI.close()`` and ``async with client:`` would otherwise close the
     one shared client for everybody; only :meth:`OutboundFactory.aclose` closes it.
     """
+
+    def __init__(self, **kwargs: typing.Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _NoCookies()  # shared by all tenants: keep no cookies
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: typing.Any) -> None:
+        self._cookies = _NoCookies()  # shared by all tenants: keep no cookies
 
     async def aclose(self) -> None:
         return None
@@ -217,20 +254,31 @@ class _AiohttpTransport(AiohttpTransport):
         self._session_getter = session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.send(request, yarl.URL(str(request.url), encoded=True))
+
+    async def send(
+        self, request: httpx.Request, url: yarl.URL, host: str | None = None
+    ) -> httpx.Response:
+        """Send `request` to `url`, with `host` as its Host header when given (a request
+        re-based by a host override, without building a second httpx.Request for it)."""
         session = self._session_getter()
         timeout = request.extensions.get("timeout", {})
         sni_hostname = request.extensions.get("sni_hostname")
+        headers = request.headers.multi_items()
+        if host is not None:
+            headers = [("host", host) if k == "host" else (k, v) for k, v in headers]
         with map_aiohttp_exceptions():
             data: bytes | httpx.AsyncByteStream | None
             try:
                 data = request.content or None
             except httpx.RequestNotRead:
                 data = request.stream  # type: ignore[assignment]
-                request.headers.pop("transfer-encoding", None)  # aiohttp chunks it itself
+                # aiohttp chunks it itself
+                headers = [(k, v) for k, v in headers if k != "transfer-encoding"]
             response = await session.request(
                 method=request.method,
-                url=yarl.URL(str(request.url), encoded=True),
-                headers=request.headers.multi_items(),
+                url=url,
+                headers=headers,
                 data=data,
                 allow_redirects=False,  # httpx follows redirects, hop by hop, through us
                 auto_decompress=False,  # httpx decodes
@@ -268,23 +316,38 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, factory: OutboundFactory, inner: httpx.AsyncBaseTransport) -> None:
         self._factory = factory
         self._inner = inner
+        # URL -> where it goes (aiohttp URL, Host header when re-based), for the URLs whose
+        # route is a pure function of the configuration (OutboundFactory.route_is_fixed):
+        # an LLM endpoint's one URL skips re-parsing and re-basing on every call.
+        self._hops: dict[str, tuple[yarl.URL, str | None]] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"refusing non-http(s) URL {url}", request=request)
-        rewritten, overridden = await self._factory.route(str(url))
-        if overridden:
-            request = _retarget(request, httpx.URL(rewritten))
-        return await self._inner.handle_async_request(request)
+        raw = str(url)
+        inner = self._inner
+        if not isinstance(inner, _AiohttpTransport):
+            rewritten, overridden = await self._factory.route(raw)
+            if overridden:
+                request = _retarget(request, httpx.URL(rewritten))
+            return await inner.handle_async_request(request)
+        hop = self._hops.get(raw)
+        if hop is None:
+            rewritten, overridden = await self._factory.route(raw)
+            if overridden:
+                target = httpx.URL(rewritten)
+                hop = (yarl.URL(str(target), encoded=True), target.netloc.decode("ascii"))
+            else:
+                hop = (yarl.URL(raw, encoded=True), None)
+            if self._factory.route_is_fixed(raw):
+                if len(self._hops) >= _MAX_HOPS:
+                    self._hops.clear()
+                self._hops[raw] = hop
+        return await inner.send(request, *hop)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-def _no_cookies() -> http.cookiejar.CookieJar:
-    """A jar that stores and sends no cookies (httpx copies a ``Cookies``, keeps a jar)."""
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _retarget(request: httpx.Request, url: httpx.URL) -> httpx.Request:
@@ -384,6 +447,19 @@ class OutboundFactory:
             )
         return url, False
 
+    def route_is_fixed(self, url: str) -> bool:
+        """Whether `route(url)` answers the same for the factory's life once it has answered
+        without raising: overrides never change and trust only grows, so only names that
+        are override targets (resolved and checked on every request) are not."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            return False
+        host = _normalize_host(parts.hostname)
+        if host in self._overrides:
+            return True
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+        return literal_address(host) is not None or not self._is_override_target(host, port)
+
     def trust_base_url(self, url: str) -> None:
         """Trust an operator-configured base URL's host:port (e.g. OPENAI_BASE_URL)."""
         parts = urlsplit(url)
@@ -469,7 +545,6 @@ class OutboundFactory:
                 max_redirects=self.config.max_redirects,
                 timeout=httpx.Timeout(self.config.timeout),
                 headers=self.config.default_headers(),
-                cookies=_no_cookies(),  # shared by all tenants: keep no cookies
                 trust_env=False,  # env proxies would bypass the guarded transport
             )
         return self._httpx

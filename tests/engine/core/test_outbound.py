@@ -323,6 +323,36 @@ async def test_shared_client_keeps_no_cookies(
     assert "Cookie" not in target.seen[1].headers
 
 
+async def test_cookies_given_to_the_shared_client_are_not_kept(
+    make_server: ServerMaker, factories: Callable[..., OutboundFactory]
+) -> None:
+    target = await make_server()
+    factory = factories(host_overrides={"public.example": f"http://127.0.0.1:{target.port}"})
+    client = factory.httpx_client()
+    client.cookies = {"session": "tenant-a"}  # type: ignore[assignment]
+    client.cookies.set("other", "tenant-b")
+    await client.get("http://public.example/")
+    assert not client.cookies and "Cookie" not in target.seen[0].headers
+
+
+async def test_a_remembered_route_is_rebased_and_a_resolved_one_checked_each_time(
+    make_server: ServerMaker, factories: Callable[..., OutboundFactory]
+) -> None:
+    target = await make_server()
+    factory = factories(host_overrides={"public.example": f"http://localhost:{target.port}"})
+    client = factory.httpx_client()
+    raw = "/v1/x%7E?q=%2F"
+    for _ in range(2):
+        response = await client.post(f"https://public.example{raw}", content=b"payload")
+        assert str(response.request.url) == f"https://public.example{raw}"
+        await _assert_blocked(
+            client, f"http://localhost:{target.port}/direct", ("127.0.0.1", "::1"), "loopback"
+        )
+    assert [(s.raw_path, s.host, s.body) for s in target.seen] == [
+        (raw, f"localhost:{target.port}", b"payload")
+    ] * 2
+
+
 async def test_clients_are_built_once(factories: Callable[..., OutboundFactory]) -> None:
     factory = factories()
     assert factory.httpx_client() is factory.httpx_client()
