@@ -178,6 +178,7 @@ class PostgresData:
                     cursor = await _query_then_reset(conn, sql, params)
                 else:
                     cursor = await conn.execute(sql, list(params), prepare=True)
+                    await _reset_session(conn)
             except psycopg.Error:
                 # A query that failed was rolled back with whatever it SET.
                 if not query or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -186,8 +187,6 @@ class PostgresData:
             except BaseException:
                 await conn.close()  # stopped midway: its session is unknown; the pool opens another
                 raise
-            if not query:
-                await _reset_session(conn)
             rows: list[dict[str, Any]] = []
             if cursor.description:
                 columns = [c.name for c in cursor.description]
@@ -292,6 +291,9 @@ async def _reset_session(conn: Any) -> None:
         await conn.execute("RESET ALL", prepare=False)
     except psycopg.Error:
         await conn.close()  # the pool replaces it
+    except BaseException:  # a cancel: never handed on unreset
+        await conn.close()
+        raise
 
 
 # The first word of a statement that can only be a query: never COPY (a pipeline cannot

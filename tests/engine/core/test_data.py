@@ -350,5 +350,13 @@ async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
         assert [pipelined for _, pipelined in sent] == [False, False, True, True]
         await data.execute("SET search_path = public", [])
         assert await shown("search_path") == path
+        # A statement stopped midway (a block timeout): its connection is closed, not reused.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await data.execute(
+                    "SELECT set_config('search_path', 'public', false), pg_sleep(5)", []
+                )
+        assert await shown("search_path") == path
+        assert data._pool.get_stats().get("returns_bad", 0) >= 1
     finally:
         await data.aclose()
