@@ -87,6 +87,10 @@ async def test_the_request_carries_the_key_model_and_response_format(endpoint: E
     # Sent through the SDK's low-level post: the body is exactly the block's, no more.
     assert set(body) == {"model", "messages", "temperature", "response_format"}
     assert headers["Content-Type"] == "application/json"
+    # The SDK's per-request headers stay; its description of this machine is left out.
+    names = {name.lower() for name in headers}
+    assert "x-stainless-retry-count" in names
+    assert not {"x-stainless-os", "x-stainless-runtime-version"} & names
 
 
 async def test_a_refusal_quotes_the_endpoints_message_and_is_not_retried(
