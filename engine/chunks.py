@@ -10,6 +10,7 @@ fan-in.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +25,7 @@ from engine import leases
 from engine.core.counters import COUNTS
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
 from engine.publish import group_send
-from engine.store import RunStore, drop_broken_connections, group_name, wire_items
+from engine.store import RunStore, drop_broken_connections, group_name, merged, wire_items
 
 Status = LoopChunk.Status
 # A chunk whose executions keep ending unfinished (a crash, an error outside its items) is
@@ -222,11 +223,11 @@ def record_not_started(run_id: Any, loop_block: str, loop_name: str, items: list
 class ChunkStore(RunStore):
     """A chunk's rows: its items and steps, under the chunk's lease (module docstring).
 
-    Each batch's items also go to the run's socket group as a `run.items` message (the last
-    `WIRE_ITEMS` items changed, like a delta's): the run's consumer sends them with the
-    coordinator's next delta (engine/consumers.py), so an editor's item list and table
-    follow the items wherever they run. The run's counters, seq and workflow notices stay
-    the coordinator's."""
+    Its batches' items also go to the run's socket group as `run.items` messages (the last
+    `WIRE_ITEMS` items changed, like a delta's), at most one per KLYNTOS_CHUNK_POLL_SECONDS:
+    the run's consumer sends them with the coordinator's next delta (engine/consumers.py),
+    so an editor's item list and table follow the items wherever they run. The run's
+    counters, seq and workflow notices stay the coordinator's."""
 
     def __init__(
         self,
@@ -241,6 +242,21 @@ class ChunkStore(RunStore):
         self.loop_block = loop_block
         # How the execution ended, written by `suspend()`: done, or given back (with why).
         self.outcome: tuple[str, str] = (Status.RELEASED, "")
+
+    async def _publish(self, delta: dict[str, Any] | None) -> None:
+        """`RunStore._publish` at most every KLYNTOS_CHUNK_POLL_SECONDS rather than every
+        `interval`: an editor gets a chunk's items with the coordinator's next delta, which
+        follows its look at the chunks (a poll, or a chunk's end here), so items sent more
+        often only waited in its consumer — a message to Redis each on the items' event loop,
+        and three or more chunks publishing at once on one worker."""
+        if delta is not None:
+            self._unsent = delta if self._unsent is None else merged(self._unsent, delta)
+        now = asyncio.get_running_loop().time()
+        if self._unsent is None or now - self._published_at < poll_seconds():
+            return
+        unsent, self._unsent = self._unsent, None
+        self._published_at = now
+        await self._send(unsent)
 
     async def _send(self, delta: dict[str, Any]) -> None:
         items, omitted = wire_items(delta)

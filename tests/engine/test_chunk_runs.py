@@ -92,3 +92,32 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
     assert kept_runs.kept(run.pk) is None and kept.closed
     assert kept_runs._db is None  # the claims' connection too, with no run kept
     await sync_to_async(connections.close_all)()
+
+
+async def test_a_chunk_store_publishes_its_items_at_most_once_a_chunk_poll(settings: Any) -> None:
+    """An editor gets a chunk's items with the coordinator's next delta (a look at the chunks
+    away), so a chunk's store sends them at most once per KLYNTOS_CHUNK_POLL_SECONDS: what
+    changed meanwhile goes in the next message, each item once at its latest state."""
+    from engine.chunks import ChunkStore
+
+    settings.KLYNTOS_CHUNK_POLL_SECONDS = 0.2
+    store = ChunkStore("run-1", 1, "loop", "owner:1")
+    sent: list[list[tuple[str, str]]] = []
+
+    async def send(delta: dict[str, Any]) -> None:
+        sent.append([(row["key"], row["status"]) for row in delta["items"]])
+
+    store._send = send  # type: ignore[method-assign]
+
+    def delta(*items: tuple[str, str]) -> dict[str, Any]:
+        rows = [{"key": key, "status": status} for key, status in items]
+        return {"run": {}, "items": rows, "steps": [], "blocks": set()}
+
+    await store._publish(delta(("l[0]", "running")))
+    await store._publish(delta(("l[0]", "succeeded"), ("l[1]", "running")))
+    await store._publish(delta(("l[1]", "succeeded")))
+    assert sent == [[("l[0]", "running")]]  # the first at once, the others held
+    await asyncio.sleep(0.25)
+    await store._publish(None)  # the flusher's quiet tick
+    assert sent[1:] == [[("l[0]", "succeeded"), ("l[1]", "succeeded")]]
+    store._thread.shutdown(wait=False)
