@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import types
 import typing
@@ -299,10 +300,8 @@ class _AiohttpTransport(AiohttpTransport):
                 allow_redirects=False,  # httpx follows redirects, hop by hop, through us
                 auto_decompress=False,  # httpx decodes
                 compress=False,
-                timeout=ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
+                timeout=_client_timeout(
+                    timeout.get("connect"), timeout.get("read"), timeout.get("pool")
                 ),
                 server_hostname=sni_hostname,
             ).__aenter__()
@@ -319,6 +318,14 @@ class _AiohttpTransport(AiohttpTransport):
 
     async def aclose(self) -> None:
         return None  # the factory owns and closes the session
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(
+    connect: float | None, read: float | None, pool: float | None
+) -> ClientTimeout:
+    """httpx's timeouts as aiohttp's (frozen, so one per distinct set is shared)."""
+    return ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -563,6 +570,9 @@ class OutboundFactory:
                 headers=self.config.default_headers(),
                 trust_env=False,  # env proxies would bypass the guarded transport
             )
+            # httpx's default, and HTTP/1.1's without it (aiohttp keeps connections alive):
+            # one header less for every model of the request to copy and scan.
+            del self._httpx.headers["Connection"]
         return self._httpx
 
     def slack_base_url(self, base: str) -> str:

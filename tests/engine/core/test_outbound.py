@@ -353,6 +353,25 @@ async def test_a_remembered_route_is_rebased_and_a_resolved_one_checked_each_tim
     ] * 2
 
 
+async def test_the_shared_client_keeps_connections_alive_without_saying_so(
+    make_server: ServerMaker, factories: Callable[..., OutboundFactory]
+) -> None:
+    peers: list[object] = []
+
+    async def peer(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({})
+
+    target = await make_server({"/peer": peer})
+    factory = factories(host_overrides={"public.example": f"http://127.0.0.1:{target.port}"})
+    client = factory.httpx_client()
+    for _ in range(2):
+        assert (await client.get("http://public.example/peer", timeout=5)).status_code == 200
+    assert peers[0] == peers[1]  # one connection, reused (HTTP/1.1's default)
+    assert "Connection" not in target.seen[0].headers
+
+
 async def test_clients_are_built_once(factories: Callable[..., OutboundFactory]) -> None:
     factory = factories()
     assert factory.httpx_client() is factory.httpx_client()
