@@ -321,9 +321,7 @@ class _AiohttpTransport(AiohttpTransport):
 
 
 @functools.lru_cache(maxsize=64)
-def _client_timeout(
-    connect: float | None, read: float | None, pool: float | None
-) -> ClientTimeout:
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> ClientTimeout:
     """httpx's timeouts as aiohttp's (frozen, so one per distinct set is shared)."""
     return ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
 
