@@ -16,6 +16,7 @@ from bench import (
     fixed_latency,
     jittered,
     limits,
+    llm_call,
     multi_api,
     overhead,
     providers,
@@ -41,6 +42,7 @@ BENCHES: dict[str, Bench] = {
     "j": ("editor_delay", editor_delay.run, editor_delay.summary),
     "p": ("providers", providers.run, providers.summary),
     "k": ("emails", emails.run, emails.summary),
+    "l": ("llm_call", llm_call.run, llm_call.summary),
     "w": ("workers", workers.run, workers.summary),
     "s": ("slots", slots.run, slots.summary),
 }
@@ -56,8 +58,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " during a 100,000-item run, f: five API calls answered in one waiting webhook call,"
         " g: 100,000 stored items vs bare aiohttp, h: a run's fixed cost, i: 10,000 leads"
         " on PostgreSQL from the CLI with the sockets watched, j: item finished → counted in"
-        " Chromium, k: 1,000 personalised emails vs N·L/C, p: provider AIMD settling and a"
-        " shared token budget, s: database statements per item for caps held across workers,"
+        " Chromium, k: 1,000 personalised emails vs N·L/C, l: event-loop CPU per Agent call"
+        " (2,000 calls at concurrency 10, simulator out of process), p: provider AIMD"
+        " settling and a shared token budget, s: database statements per item for caps held across workers,"
         " w: runs on workers (the queue's cost, 2 workers vs 1, statements per item)"
         " (repeatable; default all)",
     )
@@ -68,8 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--n",
         type=int,
         default=None,
-        help="items for (c) (default 10000, quick 300), (e) (default 100000, quick 5000) and"
-        " (g) (default 100000, quick 2000)",
+        help="items for (c) (default 10000, quick 300), (e) (default 100000, quick 5000),"
+        " (g) (default 100000, quick 2000) and (l) (default 2000, quick 300)",
     )
     return parser.parse_args(argv)
 
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in selected:
         name, run, summary = BENCHES[key]
         kwargs: dict[str, Any] = {"quick": args.quick}
-        if key in {"c", "e", "g"} and args.n:
+        if key in {"c", "e", "g", "l"} and args.n:
             kwargs["n"] = args.n
         # Recorded with each result: a busy neighbour explains a bad number better than we can.
         load = round(os.getloadavg()[0], 2)
