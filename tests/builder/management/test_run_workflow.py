@@ -224,3 +224,30 @@ def test_a_workflow_file_that_is_not_utf8_is_a_clear_error(owner: Any, tmp_path:
             owner.username,
             stdout=io.StringIO(),
         )
+
+
+def test_the_run_starts_with_what_the_process_set_up_frozen_out_of_the_collector(
+    owner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full collection scanning the process's modules fell on the run's start (~130 ms).
+    import gc
+
+    from builder.management.commands import run_workflow as command
+
+    frozen: list[int] = []
+    execute = command.execute_run
+
+    async def recording(*args: Any, **kwargs: Any) -> None:
+        frozen.append(gc.get_freeze_count())
+        await execute(*args, **kwargs)
+
+    monkeypatch.setattr(command, "execute_run", recording)
+    graph = {"blocks": [{"id": "webhook", "type": "webhook", "name": "webhook", "config": {}}]}
+    (tmp_path / "flow.json").write_text(json.dumps({**graph, "edges": []}))
+    (tmp_path / "in.json").write_text("{}")
+    result = run_command(
+        str(tmp_path / "flow.json"), "--input", str(tmp_path / "in.json"), "--user", owner.username
+    )
+    assert result["status"] == "succeeded"
+    assert frozen and frozen[0] > 0
+    assert gc.get_freeze_count() == 0  # the run's end gave it back to the collector
