@@ -277,6 +277,10 @@ def run_options(spec: RunSpec, run_id: Any = None) -> RunOptions:
         priority=_priority(spec.options.get("priority")),
         run_key=str(run_id) if run_id is not None else "",
         owner_key=str(spec.owner_id) if spec.owner_id is not None else "",
+        # A run row's input was checked against its version's (immutable) trigger schema
+        # when the row was created (builder.services.run_create answers 422 otherwise; a
+        # retry reuses that input).
+        input_checked=True,
     )
 
 

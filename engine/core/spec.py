@@ -36,6 +36,8 @@ class BlockContext:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     # The run's output meter: a block that measured a value already hands it the size.
     sizes: SizeMeter | None = None
+    # The run's input already passed the trigger's body schema (RunOptions.input_checked).
+    input_checked: bool = False
 
     def record_usage(self, **usage: Any) -> None:
         self.usage.append(usage)

@@ -1,0 +1,43 @@
+"""The webhook trigger step: it checks a body nobody checked, and trusts a run's input that
+was checked when the run was created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.core.executor import RunOptions
+from engine.core.graph import parse_graph
+from engine.runner import RunSpec, run_options
+from tests.engine.core.graphkit import block, graph, run_graph
+
+SCHEMA = {"type": "object", "required": ["leads"], "properties": {"leads": {"type": "array"}}}
+
+
+def hook_graph() -> dict[str, Any]:
+    return graph([block("hook", "webhook", body_schema=SCHEMA)], [])
+
+
+async def test_a_body_nobody_checked_is_checked_and_fails_naming_the_field() -> None:
+    outcome, recorder = await run_graph(hook_graph(), {"leads": "not a list"})
+    assert outcome.status == "failed"
+    (failed,) = recorder.of("step.failed", block="hook")
+    assert "body does not match the schema" in failed.data["error"]
+    assert "leads" in failed.data["error"]
+
+
+async def test_a_checked_input_is_not_checked_again() -> None:
+    # This body would fail the check: passing shows the step took the flag's word (the
+    # check happened when the run was created, tests/builder/test_webhook.py).
+    body = {"leads": "not a list"}
+    outcome, recorder = await run_graph(hook_graph(), body, options=RunOptions(input_checked=True))
+    assert outcome.status == "succeeded"
+    (finished,) = recorder.of("step.finished", block="hook")
+    assert finished.data["output"] == {"body": body}
+
+
+def test_a_stored_runs_input_counts_as_checked() -> None:
+    """Run rows are created by builder.services.run_create, which refuses (422) a body the
+    trigger's schema refuses; the runner says so to the engine."""
+    spec = RunSpec(graph=parse_graph(hook_graph()), input={}, env={}, options={}, data=None)  # type: ignore[arg-type]
+    assert run_options(spec).input_checked is True
+    assert RunOptions().input_checked is False
