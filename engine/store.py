@@ -620,14 +620,18 @@ class RunStore:
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             return self._write_rows_pipelined(connection, delta)
         with transaction.atomic():
-            if delta["items"]:
-                ITEM_ROWS.upsert(self.run_id, delta["items"])
-            rows = delta.get("not_started") or []
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                ITEM_ROWS.upsert(self.run_id, rows[start : start + ROWS_PER_STATEMENT])
-            if delta["steps"]:
-                STEP_ROWS.upsert(self.run_id, delta["steps"])
+            self._upsert_rows(delta)
             return self._write_run(delta["run"])
+
+    def _upsert_rows(self, delta: dict[str, Any]) -> None:
+        """A batch's item and step rows (in the caller's transaction or pipeline)."""
+        if delta["items"]:
+            ITEM_ROWS.upsert(self.run_id, delta["items"])
+        rows = delta.get("not_started") or []
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            ITEM_ROWS.upsert(self.run_id, rows[start : start + ROWS_PER_STATEMENT])
+        if delta["steps"]:
+            STEP_ROWS.upsert(self.run_id, delta["steps"])
 
     def _write_rows_pipelined(self, connection: Any, delta: dict[str, Any]) -> bool:
         """`_write_rows` in one round trip: BEGIN, the upserts, the run row's update and
@@ -643,13 +647,7 @@ class RunStore:
                 # after BEGIN and before COMMIT.
                 with raw.pipeline():
                     cursor.execute("BEGIN")
-                    if delta["items"]:
-                        ITEM_ROWS.upsert(self.run_id, delta["items"])
-                    rows = delta.get("not_started") or []
-                    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                        ITEM_ROWS.upsert(self.run_id, rows[start : start + ROWS_PER_STATEMENT])
-                    if delta["steps"]:
-                        STEP_ROWS.upsert(self.run_id, delta["steps"])
+                    self._upsert_rows(delta)
                     run_row.execute(update, params)
                     cursor.execute("COMMIT")
             except Exception:
