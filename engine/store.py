@@ -11,6 +11,7 @@ every `interval`, so it costs a handful of websocket messages too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -651,7 +652,11 @@ class RunStore:
                     run_row.execute(update, params)
                     cursor.execute("COMMIT")
             except Exception:
-                raw.rollback()  # a failed statement skipped the rest, COMMIT included
+                # psycopg's own error (not Django's): say so, so that drop_broken_connections
+                # replaces a dead connection before the retry.
+                connection.errors_occurred = True
+                with contextlib.suppress(Exception):
+                    raw.rollback()  # a failed statement skipped the rest, COMMIT included
                 raise
             # The pipeline has synced: the update's row count is known.
             return run_row.rowcount > 0
@@ -665,7 +670,7 @@ class RunStore:
         live = self._live()
         query: UpdateQuery = live.query.chain(UpdateQuery)  # type: ignore[assignment]
         query.add_update_values(self._run_values(run))
-        return query.get_compiler(live.db).as_sql()
+        return query.get_compiler(router.db_for_write(Run)).as_sql()
 
     def _write_run(self, run: dict[str, Any]) -> bool:
         """The run row's part of a batch (in its transaction); False when no longer ours."""
