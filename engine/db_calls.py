@@ -49,6 +49,13 @@ class DbThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(_again, fn, *args))
 
+    def close(self, timeout: float = 30) -> None:
+        """`aclose` from a thread with no loop of this thread's (the loop is gone)."""
+        try:
+            self._pool.submit(connections.close_all).result(timeout)
+        finally:
+            self._pool.shutdown(wait=False)
+
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
         try:

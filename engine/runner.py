@@ -519,6 +519,8 @@ class InProcessExecutor:
         claimer = _claimers.pop(loop, None) if loop is not None else None
         if claimer is not None and loop is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(claimer.aclose(), loop).result(timeout)
+        elif claimer is not None:  # the loop is gone: its connection must not stay open
+            claimer.close(timeout)
 
     def close_kept_runs(self, timeout: float = 30) -> None:
         """Close what the executor's loop keeps of runs between their chunks (services,

@@ -49,7 +49,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from psycopg import OperationalError
+from psycopg import OperationalError, sql
 
 from engine.core.slots import Notice
 from engine.polling import process_name
@@ -539,7 +539,7 @@ class ClusterSlots:
             try:
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
                 try:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     async for notify in conn.notifies():
                         self._notified(notify.payload)
                 finally:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -74,3 +75,20 @@ def test_db_call_leaves_no_connection_open_behind() -> None:
         return [await db_call(opened) for _ in range(5)]
 
     assert async_to_sync(scenario)() == [False] * 5
+
+
+def test_a_db_thread_closed_with_no_loop_leaves_no_session_behind() -> None:
+    """The executor's claims thread, closed after its loop is gone (close_data_pools)."""
+    needs_postgresql()
+    thread = DbThread("test-close")
+    pid, _ = async_to_sync(thread.call)(backend)
+    thread.close()
+    deadline = time.monotonic() + 5  # a backend leaves pg_stat_activity once it has exited
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            left = cursor.fetchone()[0]
+        if left == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert left == 0
