@@ -13,9 +13,10 @@ import asyncio
 from procrastinate.contrib.django import app
 
 QUEUE = "klyntos-runs"
+RUN_TASK = "klyntos.run"
 
 
-@app.task(name="klyntos.run", queue=QUEUE)
+@app.task(name=RUN_TASK, queue=QUEUE)
 async def run_job(run_id: str) -> None:
     from engine.runner import executor
 

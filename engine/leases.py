@@ -81,7 +81,7 @@ def held(run_id: Any, owner: str) -> Any:
 def resumable(limit: int = 100, *, exclude: set[str] | frozenset[str] = frozenset()) -> list[Any]:
     """Unfinished runs nobody executes: their lease ran out, their process is gone, or they
     were never claimed by a process that stopped before starting them (queued for longer
-    than a lease)."""
+    than a lease, with no job waiting for a worker)."""
     now = timezone.now()
     stale_queue = now - dt.timedelta(seconds=lease_seconds())
     candidates = (
@@ -94,16 +94,41 @@ def resumable(limit: int = 100, *, exclude: set[str] | frozenset[str] = frozense
         .order_by("created_at")
         .values_list("pk", "lease_owner", "lease_expires")[: limit * 4]
     )
-    found = []
+    found, never_claimed = [], []
     for pk, owner, expires in candidates:
         if str(pk) in exclude:
             continue
         gone = bool(owner) and _process_gone(owner)
         if gone or not owner or (expires is not None and expires < now):
             found.append(pk)
+            if not owner and expires is None:
+                never_claimed.append(pk)
         if len(found) >= limit:
             break
-    return found
+    waiting = _waiting_for_a_worker(never_claimed) if never_claimed else set()
+    return [pk for pk in found if str(pk) not in waiting]
+
+
+def _waiting_for_a_worker(run_ids: list[Any]) -> set[str]:
+    """Never-claimed runs whose job still waits in the queue or is being taken
+    (KLYNTOS_EXECUTOR=workers): not interrupted, only waiting their turn. Resuming them here
+    would run them past every worker's --concurrency (a backlog queued longer than a lease
+    went to the look-outs all at once); a worker that died holding the job before claiming
+    the run has it retried as a stalled job. A run claimed once is resumed by its lease."""
+    if settings.KLYNTOS_EXECUTOR != "workers":
+        return set()
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from engine.jobs import RUN_TASK
+
+    jobs: Any = ProcrastinateJob._default_manager  # `objects` is a manager mypy cannot type
+    return set(
+        jobs.filter(
+            task_name=RUN_TASK,
+            status__in=["todo", "doing"],
+            args__run_id__in=[str(pk) for pk in run_ids],
+        ).values_list("args__run_id", flat=True)
+    )
 
 
 def dead_owners(run_id: Any) -> list[str]:

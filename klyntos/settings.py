@@ -235,6 +235,11 @@ KLYNTOS_DRAIN_SECONDS = float(os.environ.get("KLYNTOS_DRAIN_SECONDS", "30"))
 # (its process was killed) is resumed by the first process that looks, every POLL seconds.
 KLYNTOS_RUN_LEASE_SECONDS = float(os.environ.get("KLYNTOS_RUN_LEASE_SECONDS", "30"))
 KLYNTOS_RUN_RESUME_POLL_SECONDS = float(os.environ.get("KLYNTOS_RUN_RESUME_POLL_SECONDS", "5"))
+# A worker hears of a new job through NOTIFY; one it missed (its LISTEN was not up yet, the
+# connection dropped) it finds by looking every this many seconds.
+KLYNTOS_WORKER_JOB_POLL_SECONDS = float(os.environ.get("KLYNTOS_WORKER_JOB_POLL_SECONDS", "2"))
+if not 0.05 <= KLYNTOS_WORKER_JOB_POLL_SECONDS <= 600:
+    raise ImproperlyConfigured("KLYNTOS_WORKER_JOB_POLL_SECONDS must be between 0.05 and 600")
 # On workers, a top-level loop of more items than this is spread over the workers in chunks
 # of this many items (jobs of their own); the run's executor looks at its chunks every POLL
 # seconds (live progress, chunks of dead workers deferred again).

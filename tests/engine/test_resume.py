@@ -300,6 +300,34 @@ def test_runs_whose_lease_ran_out_or_whose_process_died_are_resumable(owner: Any
     assert not leases.claim(dead.pk, "other:1:y")  # now held by me
 
 
+def test_a_queued_run_whose_job_waits_for_a_worker_is_not_resumed(
+    owner: Any, settings: Any
+) -> None:
+    """With workers, a run queued behind a busy worker waits its turn: a look-out taking it
+    after a lease would run it past every worker's --concurrency. Once its job is gone (the
+    worker that took it stopped), it is interrupted like any other."""
+    from django.db import connection
+
+    from engine.jobs import run_job
+
+    settings.KLYNTOS_EXECUTOR = "workers"
+    waiting, orphan = lookups(owner, 1), lookups(owner, 1)  # queued, never claimed
+    Run.objects.filter(pk__in=[waiting.pk, orphan.pk]).update(
+        created_at=timezone.now() - dt.timedelta(seconds=leases.lease_seconds() + 1)
+    )
+    job_id = run_job.defer(run_id=str(waiting.pk))
+    found = set(leases.resumable())
+    assert orphan.pk in found and waiting.pk not in found
+    with connection.cursor() as cursor:  # a worker took the job: still not the look-out's
+        cursor.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", [job_id])
+    assert waiting.pk not in set(leases.resumable())
+    with connection.cursor() as cursor:  # its worker went away with the job finished
+        cursor.execute("DELETE FROM procrastinate_jobs WHERE id = %s", [job_id])
+    assert waiting.pk in set(leases.resumable())
+    settings.KLYNTOS_EXECUTOR = "inline"  # the same rows without workers: both resumable
+    assert {waiting.pk, orphan.pk} <= set(leases.resumable())
+
+
 def test_a_free_run_is_claimed_in_one_statement_and_again_by_the_same_owner(owner: Any) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -81,6 +81,7 @@ async def serve(name: str, concurrency: int) -> None:
                         delete_jobs="successful",  # finished jobs are pruned
                         stalled_worker_timeout=STALLED_SECONDS,
                         listen_notify=True,
+                        fetch_job_polling_interval=settings.KLYNTOS_WORKER_JOB_POLL_SECONDS,
                     )
                 )
                 for queue, worker_name, slots in (

@@ -52,6 +52,7 @@ def start_workers(
         # A killed worker's loop slots free with their lease, like its runs.
         "KLYNTOS_SLOT_LEASE_SECONDS": str(LEASE),
         "KLYNTOS_RUN_RESUME_POLL_SECONDS": str(POLL),
+        "KLYNTOS_WORKER_JOB_POLL_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
         # The provider keys the suite's own runs get (tests/engine/conftest.py).
         "OPENAI_API_KEY": django_settings.OPENAI_API_KEY or "sk-test-key",
@@ -81,7 +82,9 @@ def start_workers(
     for process in processes:  # both listening for jobs (a loaded machine takes seconds)
         assert process.stdout is not None
         lines: list[str] = []
-        while not any("Starting worker on queues" in line for line in lines):
+        # Two procrastinate workers (runs, chunks): each logs before its LISTEN is up, and a
+        # job it did not hear of it finds by looking (KLYNTOS_WORKER_JOB_POLL_SECONDS).
+        while sum("Starting worker on queues" in line for line in lines) < 2:
             line = process.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
