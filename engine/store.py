@@ -30,6 +30,7 @@ from engine.core.data import json_safe
 from engine.core.events import Event
 from engine.core.providers import fold_breaker, fold_limit
 from engine.json_text import json_expression
+from engine.loop_connection import LoopConnection, Statement
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
@@ -94,6 +95,11 @@ def workflow_group_name(workflow_id: Any) -> str:
     return f"workflow.{workflow_id}"
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _when(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
@@ -147,7 +153,14 @@ class RunStore:
         self._thread = thread or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
         )
-        self._wake = asyncio.Event()
+        # Batches go from the event loop itself on PostgreSQL (engine/loop_connection.py),
+        # for a store with a thread of its own; the thread writes the run's end.
+        self._on_loop: LoopConnection | None = None
+        # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
+        # is busy (an Event waited with a timeout took three turns of the loop to wake it,
+        # each behind every ready item: turns a loop item waiting in `durable()` waits too).
+        self._woken = False
+        self._sleeping: asyncio.Future[None] | None = None
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         # Events sunk, and how many of them a finished write covered: `durable()` waits on
@@ -179,8 +192,26 @@ class RunStore:
             return  # no flusher to write it (not started, or stopped): close() writes it
         waiter = asyncio.get_running_loop().create_future()
         self._durable_waiters.append((target, waiter))
-        self._wake.set()
+        self._wake()
         await waiter
+
+    def _wake(self) -> None:
+        self._woken = True
+        if self._sleeping is not None and not self._sleeping.done():
+            self._sleeping.set_result(None)
+
+    async def _sleep(self) -> None:
+        """Until woken or `interval` has passed; at once when woken meanwhile."""
+        if not self._woken:
+            loop = asyncio.get_running_loop()
+            self._sleeping = loop.create_future()
+            timer = loop.call_later(self.interval, _settle, self._sleeping)
+            try:
+                await self._sleeping
+            finally:
+                timer.cancel()
+                self._sleeping = None
+        self._woken = False
 
     def _flushing(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -199,14 +230,24 @@ class RunStore:
         self._durable_waiters = waiting
 
     def start(self) -> None:
+        alias = router.db_for_write(Run)
+        if self._owns_thread and connections[alias].vendor == "postgresql":
+            self._on_loop = LoopConnection(alias)
         self._task = asyncio.create_task(self._flush_forever())
+
+    async def _stop_writing_on_loop(self) -> None:
+        """Once the flusher has stopped: what is left goes through the thread, and a run
+        holds one connection at a time."""
+        if self._on_loop is not None:
+            await self._on_loop.close()
 
     async def close(self, final: dict[str, Any] | None = None) -> None:
         """Flush what is left, then store the run's end (held status + `final` values)."""
         self._closed = True
-        self._wake.set()
+        self._wake()
         if self._task is not None:
             await self._task  # a batch being written finishes; the flusher writes no more
+        await self._stop_writing_on_loop()
         # What is left and the end go to the store thread in one hop: each hop is a wait on
         # the thread and the database, and the run's end is what everyone waits for.
         batch, self._pending = self._pending, []
@@ -252,9 +293,10 @@ class RunStore:
         """Store what is left and give the run back unfinished (a graceful stop): no end is
         written; the next process that looks resumes the run from these rows."""
         self._closed = True
-        self._wake.set()
+        self._wake()
         if self._task is not None:
             await self._task
+        await self._stop_writing_on_loop()
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)
         delta = self._apply(batch) if batch else None
@@ -301,11 +343,7 @@ class RunStore:
     async def _flush_until_closed(self) -> None:
         quiet = 0.0
         while not self._closed:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await self._sleep()
             if self._closed:
                 return  # close() writes what is left with the run's end
             if self._pending:
@@ -322,7 +360,10 @@ class RunStore:
     async def _check_live(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            live = await loop.run_in_executor(self._thread, self._is_live)
+            if self._on_loop is not None and self.lease_owner:  # the heartbeat, from here
+                live = await self._on_loop.transaction([self._run_update_sql({})]) > 0
+            else:
+                live = await loop.run_in_executor(self._thread, self._is_live)
         except Exception:
             log.warning("could not check run %s for a cancel", self.run_id, exc_info=True)
             return
@@ -355,7 +396,10 @@ class RunStore:
         delta = self._apply(batch)
         loop = asyncio.get_running_loop()
         try:
-            live = await loop.run_in_executor(self._thread, self._write, delta)
+            if self._on_loop is not None:
+                live = await self._write_on_loop(self._on_loop, delta)
+            else:
+                live = await loop.run_in_executor(self._thread, self._write, delta)
         except Exception:  # never let storage kill the run or leave it unfinished
             log.exception(
                 "could not store events %s..%s of run %s", batch[0].seq, batch[-1].seq, self.run_id
@@ -602,6 +646,16 @@ class RunStore:
 
     # --- database (store thread) ---------------------------------------------------------
 
+    async def _write_on_loop(self, on_loop: LoopConnection, delta: dict[str, Any]) -> bool:
+        """`_write` from the event loop (PostgreSQL): one transaction, one round trip."""
+        connection = connections[on_loop.alias]  # quotes, types and compiles; never connects
+        try:
+            return await on_loop.transaction(self._statements(connection, delta)) > 0
+        except Exception:
+            log.warning("storing run %s's batch with its values as text", self.run_id)
+            storable = _storable(delta)
+            return await on_loop.transaction(self._statements(connection, storable)) > 0
+
     def _write(self, delta: dict[str, Any]) -> bool:
         """Store one batch; False when the run row was already ended by someone else."""
         drop_broken_connections()
@@ -634,6 +688,25 @@ class RunStore:
         if delta["steps"]:
             STEP_ROWS.upsert(self.run_id, delta["steps"])
 
+    def _statements(self, connection: Any, delta: dict[str, Any]) -> list[Statement]:
+        """A batch on PostgreSQL: the item and step upserts, then the run row's update (last:
+        its row count says whether the run is still ours)."""
+        statements: list[Statement] = []
+        if delta["items"]:
+            statements.append(
+                ITEM_ROWS.postgresql_statement(connection, self.run_id, delta["items"])
+            )
+        rows = delta.get("not_started") or []
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            statements.append(ITEM_ROWS.postgresql_statement(connection, self.run_id, chunk))
+        if delta["steps"]:
+            statements.append(
+                STEP_ROWS.postgresql_statement(connection, self.run_id, delta["steps"])
+            )
+        statements.append(self._run_update_sql(delta["run"]))
+        return statements
+
     def _write_rows_pipelined(self, connection: Any, delta: dict[str, Any]) -> bool:
         """`_write_rows` in one round trip: BEGIN, the upserts, the run row's update and
         COMMIT are sent together (psycopg's pipeline mode) instead of one wait each. Loop
@@ -641,14 +714,15 @@ class RunStore:
         ends by taking the GIL back from a busy event loop (up to the switch interval)."""
         connection.ensure_connection()
         raw = connection.connection
-        update, params = self._run_update_sql(delta["run"])
+        *rows, (update, params) = self._statements(connection, delta)
         with connection.cursor() as cursor, connection.cursor() as run_row:
             try:
                 # BEGIN and COMMIT as statements: psycopg's transaction() would sync (wait)
                 # after BEGIN and before COMMIT.
                 with raw.pipeline():
                     cursor.execute("BEGIN")
-                    self._upsert_rows(delta)
+                    for sql, values in rows:
+                        cursor.execute(sql, values)
                     run_row.execute(update, params)
                     cursor.execute("COMMIT")
             except Exception:

@@ -109,6 +109,15 @@ class Upsert:
     def _postgresql(
         self, connection: BaseDatabaseWrapper, run_id: Any, rows: list[dict[str, Any]]
     ) -> None:
+        statement, params = self.postgresql_statement(connection, run_id, rows)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+
+    def postgresql_statement(
+        self, connection: BaseDatabaseWrapper, run_id: Any, rows: list[dict[str, Any]]
+    ) -> tuple[str, list[Any]]:
+        """The PostgreSQL statement and its parameters, for a caller that sends it itself
+        (a pipeline, an asynchronous connection). `connection` only quotes and types."""
         fields = self.fields()
         base = self._base
         times = [f.name for f in fields if isinstance(f, models.DateTimeField)]
@@ -122,8 +131,7 @@ class Upsert:
             records.append(record)
         document = dumps_in_slices(records, ROWS_PER_SLICE)
         run = self._run_field().get_db_prep_value(run_id, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(self._postgresql_statement(connection), [run, document])
+        return self._postgresql_statement(connection), [run, document]
 
     def _postgresql_statement(self, connection: BaseDatabaseWrapper) -> str:
         statement = self._statements.get("postgresql")

@@ -319,3 +319,43 @@ def test_a_batch_for_a_run_ended_elsewhere_says_so_and_rolls_back_nothing_else(
     assert store._write(delta) is False
     assert Run.objects.get(pk=store.run_id).status == "cancelled"
     assert StepRun.objects.filter(run_id=store.run_id, block_id="double").exists()
+
+
+async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_text(
+    owner: Any,
+) -> None:
+    """On PostgreSQL a store writes its batches from the event loop (no hop to its thread,
+    whose Python work competed with the loop for the GIL while items waited in `durable`);
+    the run's end still goes through the thread, after the loop's connection is closed."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    threads: list[str] = []
+
+    class Watched(RunStore):
+        def _write(self, delta: dict[str, Any]) -> bool:
+            threads.append("thread")
+            return super()._write(delta)
+
+    store = Watched(run.pk, interval=60, publish=False)
+    store.start()
+    assert store._on_loop is not None
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    bus.emit("step.started", block="double", name="double", item="loop[0]")
+    # PostgreSQL's jsonb refuses a NUL character: the batch is stored with it as text.
+    bus.emit("step.finished", block="double", name="double", item="loop[0]", output={"x": "a\0b"})
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    await asyncio.wait_for(store.durable(), 10)
+    assert threads == []  # from the loop
+    item = await ItemRun.objects.aget(run=run, key="loop[0]")
+    step = await StepRun.objects.aget(run=run, block_id="double")
+    assert item.status == step.status == "succeeded"
+    assert step.output == {"x": "a\ufffdb"}
+    await store.close({"status": "succeeded"})
+    assert store._on_loop._connection is None  # closed before the thread wrote the end
+    assert (await Run.objects.aget(pk=run.pk)).status == "succeeded"
+    await sync_to_async(connections.close_all)()
