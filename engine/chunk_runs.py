@@ -16,7 +16,8 @@ that executes them (`KeptRuns.of_loop`):
 - the run's `Services` (HTTP session and its warm connections, the owner's leased data
   connection, the slot holder), shared by the run's chunks in flight here as a run's items
   share them inline;
-- the store threads of its chunks' stores, each with the database connection it keeps.
+- the store threads of its chunks' stores, each with the database connection it keeps, and
+  the connections their batches go on from the event loop (engine/loop_connection.py).
 
 What a run's last chunk here leaves is closed `LINGER_SECONDS` after it ended, unless
 another chunk of the run came meanwhile, and everything at a worker's stop (`aclose`,
@@ -34,12 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections
+from django.db import connections, router
 
 from engine import chunks
 from engine.core.graph import Block, parse_graph
 from engine.core.memo import Memo, StoredStep
 from engine.db_calls import DbThread
+from engine.loop_connection import LoopConnection
 from engine.memo_rows import memo_for_chunk
 from engine.models import Run
 
@@ -79,6 +81,7 @@ class KeptRun:
         self.top: dict[Any, StoredStep] | None = None
         self._building = asyncio.Lock()
         self._threads: list[ThreadPoolExecutor] = []
+        self._on_loop: list[LoopConnection] = []
         self._closer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -105,12 +108,28 @@ class KeptRun:
         else:
             self._threads.append(thread)
 
+    def loop_connection(self) -> LoopConnection:
+        """The connection a chunk's store sends its batches on from the event loop: one an
+        earlier chunk left open, or a new one (it connects on first use)."""
+        if self._on_loop:
+            return self._on_loop.pop()
+        return LoopConnection(router.db_for_write(Run))
+
+    async def give_back_loop_connection(self, on_loop: LoopConnection) -> None:
+        if self.closed:
+            await on_loop.close()
+        else:
+            self._on_loop.append(on_loop)
+
     async def aclose(self) -> None:
         self.closed = True
         if self._closer is not None:
             self._closer.cancel()
         threads, self._threads = self._threads, []
+        kept_on_loop, self._on_loop = self._on_loop, []
         try:
+            for on_loop in kept_on_loop:
+                await on_loop.close()
             if self.services is not None:
                 await self.services.aclose()
         finally:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from engine import leases
 from engine.core.counters import COUNTS
+from engine.loop_connection import LoopConnection
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
 from engine.publish import group_send
 from engine.store import RunStore, drop_broken_connections, group_name, merged, wire_items
@@ -236,8 +237,11 @@ class ChunkStore(RunStore):
         loop_block: str,
         lease_owner: str,
         thread: ThreadPoolExecutor | None = None,
+        on_loop: LoopConnection | None = None,
     ) -> None:
-        super().__init__(run_id, publish=True, lease_owner=lease_owner, thread=thread)
+        super().__init__(
+            run_id, publish=True, lease_owner=lease_owner, thread=thread, on_loop=on_loop
+        )
         self.chunk_id = chunk_id
         self.loop_block = loop_block
         # How the execution ended, written by `suspend()`: done, or given back (with why).

@@ -35,6 +35,7 @@ from engine.core.graph import Block, Graph
 from engine.core.memo import Memo
 from engine.core.redaction import Redactor
 from engine.db_calls import DbThread, db_call
+from engine.loop_connection import LoopConnection
 from engine.memo_rows import memo_for_items, memo_for_loop
 from engine.store import RunStore
 
@@ -104,8 +105,14 @@ async def execute_chunk(chunk_id: int) -> None:
         return
     claim, kept, memo = claimed
     spec = kept.spec
+    on_loop = kept.loop_connection()
     store = chunks.ChunkStore(
-        claim.run_id, chunk_id, claim.loop_block, owner, thread=kept.store_thread()
+        claim.run_id,
+        chunk_id,
+        claim.loop_block,
+        owner,
+        thread=kept.store_thread(),
+        on_loop=on_loop,
     )
     task = asyncio.current_task()
     store.on_cancelled = task.cancel if task is not None else None
@@ -143,7 +150,7 @@ async def execute_chunk(chunk_id: int) -> None:
     finally:
         if engine is not None:
             executor.ended(engine)
-        closing = asyncio.ensure_future(_close(store, kept_runs, kept))
+        closing = asyncio.ensure_future(_close(store, on_loop, kept_runs, kept))
         try:
             await asyncio.shield(closing)
         except asyncio.CancelledError:
@@ -151,11 +158,14 @@ async def execute_chunk(chunk_id: int) -> None:
             raise
 
 
-async def _close(store: chunks.ChunkStore, kept_runs: KeptRuns, kept: KeptRun) -> None:
+async def _close(
+    store: chunks.ChunkStore, on_loop: LoopConnection, kept_runs: KeptRuns, kept: KeptRun
+) -> None:
     try:
         await store.suspend()  # its last rows, then the chunk's status (store.outcome)
     finally:
         kept.give_back_thread(store._thread)
+        await kept.give_back_loop_connection(on_loop)
         kept_runs.release(kept)
         chunk_ended.tell(store.run_id)
 

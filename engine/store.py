@@ -124,6 +124,7 @@ class RunStore:
         lease_owner: str | None = None,
         start_seq: int = 0,
         thread: ThreadPoolExecutor | None = None,
+        on_loop: LoopConnection | None = None,
     ) -> None:
         self.run_id = run_id
         # The execution's lease (engine/leases.py): every write renews it, and a run whose
@@ -153,9 +154,11 @@ class RunStore:
         self._thread = thread or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"run-store-{str(run_id)[:8]}"
         )
-        # Batches go from the event loop itself on PostgreSQL (engine/loop_connection.py),
-        # for a store with a thread of its own; the thread writes the run's end.
-        self._on_loop: LoopConnection | None = None
+        # Batches go from the event loop itself on PostgreSQL (engine/loop_connection.py):
+        # a connection of the store's own, or one it is handed (a chunk's, kept between the
+        # run's chunks like its thread); the thread writes the end.
+        self._on_loop: LoopConnection | None = on_loop
+        self._owns_on_loop = on_loop is None
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a loop item waiting in `durable()` waits too).
@@ -231,15 +234,16 @@ class RunStore:
 
     def start(self) -> None:
         alias = router.db_for_write(Run)
-        if self._owns_thread and connections[alias].vendor == "postgresql":
+        if self._on_loop is None and connections[alias].vendor == "postgresql":
             self._on_loop = LoopConnection(alias)
         self._task = asyncio.create_task(self._flush_forever())
 
     async def _stop_writing_on_loop(self) -> None:
         """Once the flusher has stopped: what is left goes through the thread, and a run
         holds one connection at a time."""
-        if self._on_loop is not None:
-            await self._on_loop.close()
+        on_loop, self._on_loop = self._on_loop, None
+        if on_loop is not None and self._owns_on_loop:
+            await on_loop.close()
 
     async def close(self, final: dict[str, Any] | None = None) -> None:
         """Flush what is left, then store the run's end (held status + `final` values)."""

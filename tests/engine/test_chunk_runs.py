@@ -67,12 +67,16 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
 
     await wait_for(out_in_chunks)
     kept_runs = KeptRuns.of_loop()
-    threads = set()
+    threads, backends = set(), set()
     for chunk_id in await chunk_ids(run.pk):  # one after another, as one chunk slot would
         await execute_chunk(chunk_id)
         kept = kept_runs.kept(run.pk)
         assert kept is not None and kept.users == 0
         threads |= {id(t) for t in kept._threads}
+        # The connection its batches went on from the event loop, kept open for the next.
+        (on_loop,) = kept._on_loop
+        assert on_loop._connection is not None
+        backends.add(on_loop._connection.info.backend_pid)
     await asyncio.wait_for(coordinator, 30)
 
     done = await Run.objects.aget(pk=run.pk)
@@ -84,12 +88,14 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
     assert kept.top is not None and {item for item, _ in kept.top} == {""}
     assert len(opened) == 1  # one HTTP session (and data lease) for the four chunks
     assert len(threads) == 1  # one store thread, its connection handed on
+    assert len(backends) == 1  # and one connection for the batches sent from the loop
     rows = ItemRun.objects.filter(run_id=run.pk).values_list("status", flat=True)
     assert Counter([s async for s in rows]) == Counter({"succeeded": ITEMS})
     assert sum(calls_by_domain(simulator, "clearbit").values()) == ITEMS
     # A linger after its last chunk, what was kept of the run is closed.
     await asyncio.sleep(0.5)
     assert kept_runs.kept(run.pk) is None and kept.closed
+    assert on_loop._connection is None and kept._on_loop == []
     assert kept_runs._db is None  # the claims' connection too, with no run kept
     await sync_to_async(connections.close_all)()
 

@@ -355,7 +355,8 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     step = await StepRun.objects.aget(run=run, block_id="double")
     assert item.status == step.status == "succeeded"
     assert step.output == {"x": "a\ufffdb"}
+    on_loop = store._on_loop
     await store.close({"status": "succeeded"})
-    assert store._on_loop._connection is None  # closed before the thread wrote the end
+    assert on_loop._connection is None  # closed before the thread wrote the end
     assert (await Run.objects.aget(pk=run.pk)).status == "succeeded"
     await sync_to_async(connections.close_all)()
