@@ -9,8 +9,8 @@ one round trip, during which the loop runs other items.
 
 The statements are the ones the thread would send (Django's compiled SQL and
 `engine/upsert.py`'s), with Django's own connection parameters and adapters, through a
-client-side binding cursor like Django's. One transaction is one round trip: BEGIN, the
-statements and COMMIT go in one pipeline.
+client-side binding cursor like Django's. One transaction is one query of several
+statements: one round trip, one turn of the loop.
 """
 
 from __future__ import annotations
@@ -46,18 +46,19 @@ class LoopConnection:
         """Run `statements` in one transaction and one round trip; the row count of the
         last one."""
         connection = await self._connected()
+        # One query of several statements, their values bound here: PostgreSQL runs such a
+        # query (its simple protocol) as one transaction, all or nothing, and answers once.
+        # A pipeline answered once too, but psycopg yields to the loop for each statement it
+        # queues: a turn of a busy loop each, and the loop's CPU for a ~2 ms wait.
+        text = "; ".join(sql for sql, _ in statements)
+        values = [value for _, params in statements for value in params]
         try:
-            async with connection.cursor() as cursor, connection.cursor() as last:
-                # BEGIN and COMMIT as statements: `transaction()` would wait after BEGIN and
-                # before COMMIT.
-                async with connection.pipeline():
-                    await cursor.execute("BEGIN")
-                    for sql, params in statements[:-1]:
-                        await cursor.execute(sql, params)
-                    await last.execute(*statements[-1])
-                    await cursor.execute("COMMIT")
-                # The pipeline has synced: the last statement's row count is known.
-                return last.rowcount
+            async with connection.cursor() as cursor:
+                await cursor.execute(text, values)
+                count = cursor.rowcount
+                while cursor.nextset():
+                    count = cursor.rowcount
+                return count
         except BaseException:
             await self.close()
             raise

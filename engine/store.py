@@ -159,6 +159,7 @@ class RunStore:
         # run's chunks like its thread); the thread writes the end.
         self._on_loop: LoopConnection | None = on_loop
         self._owns_on_loop = on_loop is None
+        self._live_query: Any = None  # `_live()`'s query, for `_run_update_sql`
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a loop item waiting in `durable()` waits too).
@@ -745,8 +746,9 @@ class RunStore:
 
     def _run_update_sql(self, run: dict[str, Any]) -> tuple[str, Any]:
         """`self._live().update(...)`'s statement, to send without waiting for its count."""
-        live = self._live()
-        query: UpdateQuery = live.query.chain(UpdateQuery)  # type: ignore[assignment]
+        if self._live_query is None:  # the same rows every time: its filters built once
+            self._live_query = self._live().query
+        query: UpdateQuery = self._live_query.chain(UpdateQuery)  # type: ignore[assignment]
         query.add_update_values(self._run_values(run))
         return query.get_compiler(router.db_for_write(Run)).as_sql()
 
