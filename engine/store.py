@@ -748,7 +748,7 @@ class RunStore:
         """`self._live().update(...)`'s statement, to send without waiting for its count."""
         if self._live_query is None:  # the same rows every time: its filters built once
             self._live_query = self._live().query
-        query: UpdateQuery = self._live_query.chain(UpdateQuery)  # type: ignore[assignment]
+        query: UpdateQuery = self._live_query.chain(UpdateQuery)
         query.add_update_values(self._run_values(run))
         return query.get_compiler(router.db_for_write(Run)).as_sql()
 
