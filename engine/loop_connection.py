@@ -7,10 +7,10 @@ busy event loop held the GIL, the wait for the server, the GIL taken back, and a
 ~6 ms for a ~2 ms round trip. Sent from the loop, a batch costs its Python work there and
 one round trip, during which the loop runs other items.
 
-The statements are the ones the thread would send (Django's compiled SQL and
+The statements are the ones the thread sends (Django's compiled SQL and
 `engine/upsert.py`'s), with Django's own connection parameters and adapters, through a
-client-side binding cursor like Django's. One transaction is one query of several
-statements: one round trip, one turn of the loop.
+client-side binding cursor like Django's. Either way a transaction is one query of several
+statements (`one_query`, `last_rowcount`): one round trip, one turn of the loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,22 @@ import psycopg
 from django.db import connections
 
 Statement = tuple[str, Sequence[Any]]
+
+
+def one_query(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
+    """`statements` as one query, their values bound by the (client-side binding) cursor:
+    PostgreSQL runs a query of several statements (its simple protocol) as one transaction,
+    all or nothing, and answers once. A pipeline answered once too, but psycopg yields to the
+    loop for each statement it queues: a turn of a busy loop each."""
+    return "; ".join(sql for sql, _ in statements), [v for _, params in statements for v in params]
+
+
+def last_rowcount(cursor: Any) -> int:
+    """The row count of the last statement of the query `cursor` executed."""
+    count = int(cursor.rowcount)
+    while cursor.nextset():
+        count = int(cursor.rowcount)
+    return count
 
 
 class LoopConnection:
@@ -46,19 +62,10 @@ class LoopConnection:
         """Run `statements` in one transaction and one round trip; the row count of the
         last one."""
         connection = await self._connected()
-        # One query of several statements, their values bound here: PostgreSQL runs such a
-        # query (its simple protocol) as one transaction, all or nothing, and answers once.
-        # A pipeline answered once too, but psycopg yields to the loop for each statement it
-        # queues: a turn of a busy loop each, and the loop's CPU for a ~2 ms wait.
-        text = "; ".join(sql for sql, _ in statements)
-        values = [value for _, params in statements for value in params]
         try:
             async with connection.cursor() as cursor:
-                await cursor.execute(text, values)
-                count = cursor.rowcount
-                while cursor.nextset():
-                    count = cursor.rowcount
-                return count
+                await cursor.execute(*one_query(statements))
+                return last_rowcount(cursor)
         except BaseException:
             await self.close()
             raise

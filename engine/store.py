@@ -11,7 +11,6 @@ every `interval`, so it costs a handful of websocket messages too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from engine.core.data import json_safe
 from engine.core.events import Event
 from engine.core.providers import fold_breaker, fold_limit
 from engine.json_text import json_expression
-from engine.loop_connection import LoopConnection, Statement
+from engine.loop_connection import LoopConnection, Statement, last_rowcount, one_query
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
@@ -649,7 +648,7 @@ class RunStore:
             if row.get("status") in FINAL_ROW:
                 self._steps.pop((row["item_key"], row["block_id"]), None)
 
-    # --- database (store thread) ---------------------------------------------------------
+    # --- database (the event loop's connection, the store thread) --------------------------
 
     async def _write_on_loop(self, on_loop: LoopConnection, delta: dict[str, Any]) -> bool:
         """`_write` from the event loop (PostgreSQL): one transaction, one round trip."""
@@ -678,13 +677,13 @@ class RunStore:
     def _write_rows(self, delta: dict[str, Any]) -> bool:
         connection = connections[router.db_for_write(Run)]
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
-            return self._write_rows_pipelined(connection, delta)
+            return self._write_rows_in_one_query(connection, delta)
         with transaction.atomic():
             self._upsert_rows(delta)
             return self._write_run(delta["run"])
 
     def _upsert_rows(self, delta: dict[str, Any]) -> None:
-        """A batch's item and step rows (in the caller's transaction or pipeline)."""
+        """A batch's item and step rows (in the caller's transaction)."""
         if delta["items"]:
             ITEM_ROWS.upsert(self.run_id, delta["items"])
         rows = delta.get("not_started") or []
@@ -712,33 +711,14 @@ class RunStore:
         statements.append(self._run_update_sql(delta["run"]))
         return statements
 
-    def _write_rows_pipelined(self, connection: Any, delta: dict[str, Any]) -> bool:
-        """`_write_rows` in one round trip: BEGIN, the upserts, the run row's update and
-        COMMIT are sent together (psycopg's pipeline mode) instead of one wait each. Loop
-        items wait for this write before freeing their slot, and every wait of this thread
-        ends by taking the GIL back from a busy event loop (up to the switch interval)."""
-        connection.ensure_connection()
-        raw = connection.connection
-        *rows, (update, params) = self._statements(connection, delta)
-        with connection.cursor() as cursor, connection.cursor() as run_row:
-            try:
-                # BEGIN and COMMIT as statements: psycopg's transaction() would sync (wait)
-                # after BEGIN and before COMMIT.
-                with raw.pipeline():
-                    cursor.execute("BEGIN")
-                    for sql, values in rows:
-                        cursor.execute(sql, values)
-                    run_row.execute(update, params)
-                    cursor.execute("COMMIT")
-            except Exception:
-                # psycopg's own error (not Django's): say so, so that drop_broken_connections
-                # replaces a dead connection before the retry.
-                connection.errors_occurred = True
-                with contextlib.suppress(Exception):
-                    raw.rollback()  # a failed statement skipped the rest, COMMIT included
-                raise
-            # The pipeline has synced: the update's row count is known.
-            return run_row.rowcount > 0
+    def _write_rows_in_one_query(self, connection: Any, delta: dict[str, Any]) -> bool:
+        """`_write_rows` in one round trip, as the loop sends it (`one_query`): every wait of
+        this thread ends by taking the GIL back from a busy event loop. Through Django's
+        cursor, so a failure marks the connection for `drop_broken_connections`; the server
+        rolled the whole query back."""
+        with connection.cursor() as cursor:
+            cursor.execute(*one_query(self._statements(connection, delta)))
+            return last_rowcount(cursor) > 0
 
     def _run_values(self, run: dict[str, Any]) -> dict[str, Any]:
         """What a batch sets on the row `_live()` selects (a chunk's store sets its own)."""

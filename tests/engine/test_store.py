@@ -287,7 +287,7 @@ def _batch(owner: Any) -> tuple[Any, dict[str, Any]]:
 def test_a_batch_is_one_round_trip_on_postgresql(owner: Any) -> None:
     """BEGIN, the upserts, the run row and COMMIT went as five waits of the store thread,
     each ended by taking the GIL back from a busy event loop, while loop items wait for
-    the write (durable) before freeing their slot: now they go in one pipeline."""
+    the write (durable) before freeing their slot: now they go in one query."""
     from django.db import connection
 
     assert connection.vendor == "postgresql"  # the suite's database
