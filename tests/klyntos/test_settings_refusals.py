@@ -42,6 +42,14 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"KLYNTOS_PRIORITY_AGING_SECONDS": "-1"}, "KLYNTOS_PRIORITY_AGING_SECONDS must be"),
         ({"KLYNTOS_PROVIDER_NEW_RUN_BURST": "-1"}, "KLYNTOS_PROVIDER_NEW_RUN_BURST must be"),
         ({"KLYNTOS_BREAKER_SYNC_SECONDS": "0"}, "KLYNTOS_BREAKER_SYNC_SECONDS must be seconds"),
+        (
+            {"KLYNTOS_WORKER_JOB_POLL_SECONDS": "0"},
+            "KLYNTOS_WORKER_JOB_POLL_SECONDS must be between 0.05 and 600",
+        ),
+        (
+            {"KLYNTOS_WORKER_JOB_POLL_SECONDS": "700"},
+            "KLYNTOS_WORKER_JOB_POLL_SECONDS must be between 0.05 and 600",
+        ),
     ],
 )
 def test_a_setting_that_cannot_work_stops_start_up_naming_it(
