@@ -56,7 +56,9 @@ async def test_a_burst_of_items_is_stored_and_published_coalesced(owner: Any) ->
     assert messages[-1] == {"type": "run.ended"}  # sent once the final row update is stored
     deltas = [m["delta"] for m in messages if m["type"] == "run.delta"]
     assert len(deltas) == len(messages) - 1
-    assert 1 <= len(deltas) <= elapsed * 10 + 2, (len(deltas), elapsed)
+    # At most one per interval (0.1 s), the first at once, and the close's two (the last
+    # rows, then the end): a run that ends fast made "+ 2" one short of the mechanism.
+    assert 1 <= len(deltas) <= elapsed * 10 + 3, (len(deltas), elapsed)
     seqs = [d["seq"] for d in deltas]
     assert seqs == sorted(seqs) and seqs[-1] == run.last_seq
     final = deltas[-1]["run"]
