@@ -226,7 +226,10 @@ async def test_a_burst_of_1000_items_is_coalesced_and_ends_with_the_stored_state
     assert code == 1000
 
     received = 1 + len(messages)  # the first snapshot, the deltas and the final snapshot
-    assert received <= elapsed * 10 + 2, (received, elapsed)
+    # The mechanism's bound: the two snapshots, a delta at once and at most one per
+    # DELTA_INTERVAL (0.1 s) after it, plus one for the channel layer delivering the run's
+    # last deltas after execute_run returned. "+ 2" was short: 6 in 0.376 s in CI.
+    assert received <= elapsed * 10 + 4, (received, elapsed)
     seqs = [m["seq"] for m in messages]
     assert seqs == sorted(set(seqs))
     final = messages[-1]
