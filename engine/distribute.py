@@ -120,9 +120,9 @@ async def execute_chunk(chunk_id: int) -> None:
     try:
         loop = spec.graph.block(claim.loop_block)
         secrets_registry.register(spec.env.values())
-        # The run's services, shared with its other chunks here; the durable wait is this
-        # chunk's store's.
-        services = dataclasses.replace(await kept.ensure_services(), durable=store.durable)
+        # The run's services, shared with its other chunks here; its steps' permits wait on
+        # this chunk's store.
+        services = dataclasses.replace(await kept.ensure_services(), durability=store)
         engine = Executor(
             spec.graph,
             REGISTRY,

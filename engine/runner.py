@@ -207,7 +207,7 @@ async def _execute_run(
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         services = await run_services(spec, run_id)
-        services.durable = store.durable
+        services.durability = store
         distributor = None
         if executor.distributes:  # on a worker, big loops go out to the workers in chunks
             from engine.distribute import WorkerDistributor

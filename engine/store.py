@@ -2,8 +2,9 @@
 coalesced delta to the channel-layer group `run.<id>` once the batch is committed.
 
 The engine calls `RunStore.sink` for every event (cheap: it appends). A flusher task writes
-whatever accumulated every `interval` seconds on one dedicated thread — and at once when a
-loop item waits in `durable()` for its rows, items ending meanwhile sharing the next write —
+whatever accumulated every `interval` seconds (from the event loop on PostgreSQL, else on
+one dedicated thread) — and at once when a loop's body step waits for a permit that a stored
+row gives back (`stored_then`, `hurry`), steps ending meanwhile sharing the next write —
 so a burst of 1,000 item completions costs a handful of transactions; deltas go out at most
 every `interval`, so it costs a handful of websocket messages too.
 """
@@ -166,11 +167,11 @@ class RunStore:
         self._sleeping: asyncio.Future[None] | None = None
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        # Events sunk, and how many of them a finished write covered: `durable()` waits on
-        # the second to reach the first (its waiters: the count each waits for).
+        # Events sunk, and how many of them a finished write covered: `stored_then()` calls
+        # back once the second reaches the first (its callbacks: the count each waits for).
         self._sunk = 0
         self._covered = 0
-        self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._when_stored: list[tuple[int, Callable[[], None]]] = []
         # Writes come as often as items wait for them; deltas go out at most every
         # `interval`, those written meanwhile merged into the next one.
         self._unsent: dict[str, Any] | None = None
@@ -184,19 +185,30 @@ class RunStore:
         self._pending.append(event)
         self._sunk += 1
 
-    async def durable(self) -> None:
-        """Returns once every event sunk so far is written (or its write has failed and was
-        logged). A loop item waits for this before it gives its slot back, so the calls a
-        crash makes a resumed run repeat are at most the cap's worth: those in flight and
-        those finished but not yet stored are both counted by the cap. The write starts at
-        once; items finishing meanwhile share the next one (a group commit)."""
+    def stored_then(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` once every event sunk so far is written (or its write failed and
+        was logged); at once when there is nothing to wait for: no flusher to write it (not
+        started, or stopped: close() writes it). A loop's body step keeps its permit until
+        then (engine/core/step_permits.py): the crash bound."""
         target = self._sunk
         if self._covered >= target or self._closed or not self._flushing():
-            return  # no flusher to write it (not started, or stopped): close() writes it
-        waiter = asyncio.get_running_loop().create_future()
-        self._durable_waiters.append((target, waiter))
-        self._wake()
-        await waiter
+            callback()
+            return
+        self._when_stored.append((target, callback))
+
+    def hurry(self) -> None:
+        """Someone waits on a `stored_then`: write now rather than at the next interval (the
+        items finishing meanwhile share that write: a group commit)."""
+        if self._when_stored:
+            self._wake()
+
+    async def durable(self) -> None:
+        """Returns once every event sunk so far is written; the write starts at once."""
+        done = asyncio.get_running_loop().create_future()
+        self.stored_then(lambda: _settle(done))
+        if not done.done():
+            self.hurry()
+            await done
 
     def _wake(self) -> None:
         self._woken = True
@@ -223,14 +235,17 @@ class RunStore:
         """A write ended covering the first `count` events sunk: wake who waited for them
         (everyone once nothing will write any more: closed, or the flusher stopped)."""
         self._covered = max(self._covered, count)
-        waiting = []
-        for target, waiter in self._durable_waiters:
-            if target <= self._covered or self._closed or not self._flushing():
-                if not waiter.done():
-                    waiter.set_result(None)
+        everyone = self._closed or not self._flushing()
+        waiting: list[tuple[int, Callable[[], None]]] = []
+        due: list[Callable[[], None]] = []
+        for target, callback in self._when_stored:
+            if everyone or target <= self._covered:
+                due.append(callback)
             else:
-                waiting.append((target, waiter))
-        self._durable_waiters = waiting
+                waiting.append((target, callback))
+        self._when_stored = waiting
+        for callback in due:
+            callback()
 
     def start(self) -> None:
         alias = router.db_for_write(Run)
@@ -338,11 +353,10 @@ class RunStore:
         except Exception:  # the run goes on; close() still writes what is left with its end
             log.exception("the store of run %s stopped writing batches", self.run_id)
         finally:
-            # No waiter may outlive the flusher: a loop item would keep its slot forever.
-            waiters, self._durable_waiters = self._durable_waiters, []
-            for _, waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            # No callback may outlive the flusher: a step would keep its permit forever.
+            callbacks, self._when_stored = self._when_stored, []
+            for _, callback in callbacks:
+                callback()
 
     async def _flush_until_closed(self) -> None:
         quiet = 0.0

@@ -29,6 +29,7 @@ from engine.core.result_cache import cache_key, cache_ttl
 from engine.core.retry import RetryPolicy, call_with_retry
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.spec import BlockContext, BlockType, Registry
+from engine.core.step_permits import StepPermits
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class ItemFrame:
 
     key: str = ""
     sizes: SizeMeter | None = None
+    # The loop's permits its steps hold until their rows are stored (the crash bound);
+    # None at top level and when nothing is stored.
+    permits: StepPermits | None = None
 
 
 TOP = ItemFrame()
@@ -264,12 +268,26 @@ class Executor:
         return outputs
 
     async def run_block(self, block: Block, scope: Scope, frame: ItemFrame) -> Any:
+        skipped = self._skip_reason(block, scope, frame)
+        stored = None
+        if skipped is None and not block.is_loop:
+            stored = self.memo.take_step(frame.key, block.id)
+        permits = frame.permits if skipped is None and stored is None else None
+        if permits is not None:
+            await permits.take(block.id)  # before it starts: the wait is not its duration
+        try:
+            return await self._run_block(block, scope, frame, skipped, stored)
+        finally:
+            if permits is not None:
+                permits.give_back_when_stored(block.id)
+
+    async def _run_block(
+        self, block: Block, scope: Scope, frame: ItemFrame, skipped: str | None, stored: Any
+    ) -> Any:
         started = time.monotonic()
         self.bus.emit("step.started", item=frame.key, block=block.id, name=block.name)
-        skipped = self._skip_reason(block, scope, frame)
         if skipped is not None:
             return self._skip(block, skipped, frame)
-        stored = None if block.is_loop else self.memo.take_step(frame.key, block.id)
         if stored is not None:
             return self._reuse(block, stored, frame)
         attempts = 0

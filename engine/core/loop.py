@@ -28,6 +28,7 @@ from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
 from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.slots import item_slot
+from engine.core.step_permits import StepPermits
 
 if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
@@ -242,6 +243,10 @@ class LoopRun:
         self.pending: list[int] = []
         self.stop = asyncio.Event()
         self.gate = ConcurrencyGate(self.cap, config.get("adaptive"))
+        # Its body's steps hold a permit until their rows are stored: a crash repeats at
+        # most the cap's worth of each block's calls (engine/core/step_permits.py).
+        durability = getattr(executor.services, "durability", None)
+        self.permits = StepPermits(self.cap, durability) if durability is not None else None
         # Only a top-level loop's state is kept with the run: an inner loop runs again with
         # its item when the item resumes.
         self.keeps_state = not frame.key and span is None
@@ -355,7 +360,8 @@ class LoopRun:
         self.progress()  # so `running` counts items in flight, not only finished ones
         sizes = SizeMeter(executor.options.max_output_bytes, "the block's output")
         try:
-            outputs = await executor.run_level(block.id, item_scope, ItemFrame(key, sizes))
+            frame = ItemFrame(key, sizes, self.permits)
+            outputs = await executor.run_level(block.id, item_scope, frame)
         except asyncio.CancelledError:
             # The run was cancelled (or a sibling task crashed): the item row must not stay
             # "running" forever.
@@ -420,7 +426,6 @@ class LoopRun:
 
     async def _window_worker(self, order: Iterator[int]) -> None:
         executor, gate = self.executor, self.gate
-        durable = getattr(executor.services, "durable", None)
         if self.breaker is not None:
             BREAKER_POLICY.set(self.breaker)  # this worker task's own context
         # Pulling from a shared iterator is the sliding window: no await between next().
@@ -453,8 +458,6 @@ class LoopRun:
                         outcome = None  # not begun: it starts on resume (or never)
                     else:
                         outcome = await self.run_item(index)
-                        if durable is not None and not settled:
-                            await durable()  # its rows stored before its slot is free
             finally:
                 limit = await gate.release(outcome)
             if outcome is None:

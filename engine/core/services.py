@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +9,7 @@ from engine.core.data import DataConnection
 from engine.core.outbound import OutboundFactory
 from engine.core.result_cache import ResultCache
 from engine.core.slots import Slots
+from engine.core.step_permits import Durability
 
 # KLYNTOS_AGENT_MAX_PROMPT_BYTES: a prompt past this is refused before the provider is called
 # (naming what made it large) instead of the endpoint's bare 413 or context-length error.
@@ -31,10 +31,10 @@ class Services:
     run_id: str = ""
     # Where blocks with `cache` keep their outputs (engine/core/result_cache.py); None: off.
     result_cache: ResultCache | None = None
-    # Returns once every event so far is stored (the run's store): a loop item awaits it
-    # before giving its slot back, so a crash repeats at most the cap's worth of calls.
-    # None: nothing is stored (a run in memory), items give their slot back at once.
-    durable: Callable[[], Awaitable[None]] | None = None
+    # The run's store, as the permits a loop's body steps hold until their rows are stored
+    # see it, so a crash repeats at most the cap's worth of each block's calls
+    # (engine/core/step_permits.py). None: nothing is stored (a run in memory), no permits.
+    durability: Durability | None = None
     _openai: dict[str, Any] = field(default_factory=dict)
 
     def openai(self, api_key: str | None = None) -> Any:

@@ -158,9 +158,9 @@ def test_kill_9_halfway_then_start_again_finishes_the_same_run(
     assert run == {**run, "status": "succeeded", "succeeded": LEADS, "failed": 0, "resumes": 1}
     assert stored_leads(tmp_path) == LEADS
     assert calls(simulator, "slack") == 1
-    # Made again: at most the cap's worth. An item keeps its slot until its rows are
-    # stored (RunStore.durable), so the items whose lookup was in flight at the kill and
-    # those whose finished lookup was not stored yet are both among the cap's 10.
+    # Made again: at most the cap's worth. A body step keeps its permit until its row is
+    # stored (engine/core/step_permits.py), so the lookups in flight at the kill and those
+    # finished but not stored yet are both among each lookup's 10 permits.
     assert LEADS <= calls(simulator, "clearbit") <= LEADS + CAP
     assert LEADS <= calls(simulator, "linkedin") <= LEADS + CAP
 

@@ -62,7 +62,7 @@ async def run_graph(
     recorder: Recorder | None = None,
     result_cache: Any = None,
     memo: Memo | None = None,
-    durable: Any = None,
+    durability: Any = None,
 ) -> tuple[RunOutcome, Recorder]:
     recorder = recorder or Recorder()
     overrides = {host: sim.base_url for host in PROVIDER_HOSTS} if sim else {}
@@ -72,7 +72,7 @@ async def run_graph(
         openai_api_key="sk-test",
         slack_token="xoxb-test",
         result_cache=result_cache,
-        durable=durable,
+        durability=durability,
     )
     env = env or {}
     executor = Executor(
