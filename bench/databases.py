@@ -54,5 +54,6 @@ def fresh_databases(tag: str) -> Iterator[dict[str, str]]:
             "DATA_DATABASE_URL": _with_database(base, names[1]),
         }
     finally:
-        with _admin(base) as conn:
-            drop(conn)
+        if not os.environ.get("BENCH_KEEP_DATABASES"):  # kept: to look into a run's rows
+            with _admin(base) as conn:
+                drop(conn)

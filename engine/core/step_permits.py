@@ -34,17 +34,22 @@ class StepPermits:
         self.cap = cap
         self.durability = durability
         self._by_block: dict[str, _Permits] = {}
+        # Down to this many free, the store writes now: a permit is held for its step and
+        # then until the next write, and a step should not have to wait for one.
+        self.low = cap // 4
 
     async def take(self, block_id: str) -> None:
         permits = self._by_block.get(block_id)
         if permits is None:
             permits = self._by_block[block_id] = _Permits(self.cap)
         await permits.take(self.durability)
+        if permits.free <= self.low:
+            self.durability.hurry()
 
     def give_back_when_stored(self, block_id: str) -> None:
         permits = self._by_block[block_id]
         self.durability.stored_then(permits.give_back)
-        if permits.waiting:  # a step waits on this row: write it now
+        if permits.waiting or permits.free <= self.low:  # write this row now
             self.durability.hurry()
 
 
