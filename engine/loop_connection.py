@@ -1,7 +1,7 @@
 """A run store's own asynchronous PostgreSQL connection, used from the event loop itself.
 
-A loop item gives its slot back only once its rows are stored (`RunStore.durable`), so the
-time a batch takes to be written is time every item of the loop spends idle. Written from
+A loop's body step keeps its permit until its row is stored (engine/core/step_permits.py),
+so the time a batch takes to be written is time a waiting step spends idle. Written from
 the store's thread, a batch paid a hop to the thread, the thread's Python work while the
 busy event loop held the GIL, the wait for the server, the GIL taken back, and a hop back:
 ~6 ms for a ~2 ms round trip. Sent from the loop, a batch costs its Python work there and

@@ -162,7 +162,7 @@ class RunStore:
         self._live_query: Any = None  # `_live()`'s query, for `_run_update_sql`
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
-        # each behind every ready item: turns a loop item waiting in `durable()` waits too).
+        # each behind every ready item: turns a step waiting for its permit waits too).
         self._woken = False
         self._sleeping: asyncio.Future[None] | None = None
         self._closed = False
