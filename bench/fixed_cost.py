@@ -12,12 +12,22 @@ ends are measured on their own (issue 6's acceptance: ≤ 100 ms each):
   already counts).
 
 A warm-up run comes first (the owner's data is provisioned on their first run).
+
+For scale, the same calls in a bare asyncio + aiohttp loop (`_bare`: per lead both lookups at
+once, then both LLM calls at once, ten leads at a time, then the summary and the Slack post;
+no engine, no store, no database step) against the same simulator: what the simulator and
+the machine cost before Klyntos adds anything (`bare_vs_ideal`), and Klyntos over that
+(`wall_vs_bare`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import time
 from typing import Any
+
+import aiohttp
 
 from bench.cli_runs import klyntos_env, migrate, run_template
 from bench.databases import fresh_databases
@@ -60,6 +70,45 @@ def _measure(env: dict[str, str], sim: Any, n: int) -> dict[str, Any]:
     }
 
 
+async def _bare(base_url: str, leads: list[dict[str, Any]]) -> float:
+    """The template's calls in a bare loop (module docstring); its wall seconds."""
+    llm = {"Authorization": "Bearer sk-bench"}
+    lookups = {"Authorization": "Bearer bench"}
+
+    def chat(prompt: str) -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+
+    async with aiohttp.ClientSession() as session:
+
+        async def call(method: str, path: str, **options: Any) -> None:
+            async with session.request(method, base_url + path, **options) as response:
+                await response.read()
+                if response.status >= 400:
+                    raise BenchError(f"bare {method} {path}: {response.status}")
+
+        window = asyncio.Semaphore(CONCURRENCY)
+
+        async def lead(one: dict[str, Any]) -> None:
+            async with window:
+                await asyncio.gather(
+                    call("GET", f"/v2/companies/find?domain={one['domain']}", headers=lookups),
+                    call("GET", f"/v2/people?email={one['email']}", headers=lookups),
+                )
+                await asyncio.gather(
+                    call("POST", "/v1/chat/completions", json=chat(f"Analyze {one}"), headers=llm),
+                    call("POST", "/v1/chat/completions", json=chat(f"Merge {one}"), headers=llm),
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lead(one) for one in leads))
+        await call("POST", "/v1/chat/completions", json=chat("Summarize"), headers=llm)
+        slack = {"Authorization": "Bearer xoxb-bench"}
+        await call(
+            "POST", "/api/chat.postMessage", json={"channel": "#b", "text": "x"}, headers=slack
+        )
+        return time.perf_counter() - started
+
+
 def run(*, quick: bool = False) -> dict[str, Any]:
     n = 20 if quick else 100
     rounds = 1 if quick else ROUNDS
@@ -68,6 +117,10 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         migrate(env)
         run_template(env, make_leads(10, prefix="warm"))  # provisions the owner's data
         measured = [_measure(env, sim, n) for _ in range(rounds)]
+        bare = []
+        for _ in range(rounds):
+            sim.control.reset(latency_ms=LATENCY_MS)
+            bare.append(asyncio.run(_bare(sim.base_url, make_leads(n))))
     expected_calls = 4 * n + 2
     if any(m["calls"] != expected_calls for m in measured):
         raise BenchError(
@@ -93,6 +146,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "item_to_summary_ms": median("item_to_summary_ms"),
         "slack_to_final_ms": median("slack_to_final_ms"),
         "wall_s_all": [round(m["wall_s"], 3) for m in measured],
+        "bare_s": round(statistics.median(bare), 3),
+        "bare_vs_ideal": round(statistics.median(bare) / measured[0]["ideal_s"], 3),
+        "wall_vs_bare": round(median("wall_s") / statistics.median(bare), 3),
         "head_ms_all": [round(m["head_ms"], 1) for m in measured],
         "tail_ms_all": [round(m["tail_ms"], 1) for m in measured],
         "targets": TARGETS,
@@ -111,5 +167,7 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['wall_s']:.2f}s vs ideal {result['ideal_s']:.2f}s → "
         f"{result['wall_vs_ideal']:.3f} (≤{TARGETS['wall_vs_ideal']}), request → first call "
         f"{result['head_ms']:.0f} ms, last item → final status {result['tail_ms']:.0f} ms "
-        f"(≤100 each; medians of {result['rounds']}) {'PASS' if result['pass'] else 'FAIL'}"
+        f"(≤100 each; medians of {result['rounds']}) {'PASS' if result['pass'] else 'FAIL'}; "
+        f"the same calls in a bare asyncio loop {result['bare_s']:.2f}s "
+        f"({result['bare_vs_ideal']:.3f} of ideal): Klyntos {result['wall_vs_bare']:.3f}× that"
     )

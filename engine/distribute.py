@@ -85,10 +85,12 @@ class WorkerDistributor:
             chunk_ended.forget(self.run_id)
             await asyncio.shield(looking.aclose())
 
-    async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
+    async def stored(
+        self, block: Block, indexes: Sequence[int] | None, *, outputs: bool = True
+    ) -> Memo:
         if indexes is None:
             return await db_call(memo_for_loop, self.run_id, self.graph, block.name)
-        return await db_call(memo_for_items, self.run_id, block.name, list(indexes))
+        return await db_call(memo_for_items, self.run_id, block.name, list(indexes), outputs)
 
 
 async def execute_chunk(chunk_id: int) -> None:

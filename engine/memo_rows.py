@@ -14,18 +14,28 @@ CHUNK = 2000
 
 
 def _steps(
-    run_id: Any, skip: set[str], where: Q | None = None
+    run_id: Any, skip: set[str], where: Q | None = None, *, outputs: bool = True
 ) -> dict[tuple[str, str], StoredStep]:
+    """`outputs` False: each step's output is None, neither read nor decoded (a composed
+    loop whose output nobody reads only needs to know its items' steps are all stored)."""
     rows = (
         StepRun.objects.filter(run_id=run_id, status="succeeded", redacted=False)
         .filter(where or Q())
         .exclude(block_id__in=skip)
-        .values_list("item_key", "block_id", "output", "attempts", "usage", "duration")
         .order_by()
     )
+    if not outputs:
+        return {
+            (item_key, block_id): StoredStep(None, attempts or 1, usage or [], duration)
+            for item_key, block_id, attempts, usage, duration in rows.values_list(
+                "item_key", "block_id", "attempts", "usage", "duration"
+            ).iterator(CHUNK)
+        }
     return {
         (item_key, block_id): StoredStep(output, attempts or 1, usage or [], duration)
-        for item_key, block_id, output, attempts, usage, duration in rows.iterator(CHUNK)
+        for item_key, block_id, output, attempts, usage, duration in rows.values_list(
+            "item_key", "block_id", "output", "attempts", "usage", "duration"
+        ).iterator(CHUNK)
     }
 
 
@@ -78,12 +88,13 @@ def memo_for_loop(run_id: Any, graph: Graph, loop_name: str) -> Memo:
     return Memo(found, _failures(run_id, items), _done(run_id, items))
 
 
-def memo_for_items(run_id: Any, loop_name: str, indexes: list[int]) -> Memo:
+def memo_for_items(run_id: Any, loop_name: str, indexes: list[int], outputs: bool = True) -> Memo:
     """What some of a distributed top-level loop's items did (a slice the loop composes):
-    their own succeeded steps and their failures (not their inner loops' items)."""
+    their own succeeded steps (without their outputs unless `outputs`) and their failures
+    (not their inner loops' items)."""
     keys = [f"{loop_name}[{index}]" for index in indexes]
     return Memo(
-        _steps(run_id, set(), Q(item_key__in=keys)),
+        _steps(run_id, set(), Q(item_key__in=keys), outputs=outputs),
         _failures(run_id, Q(key__in=keys)),
     )
 

@@ -45,10 +45,13 @@ class Distributor(Protocol):
         stops meanwhile."""
         ...
 
-    async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
+    async def stored(
+        self, block: Block, indexes: Sequence[int] | None, *, outputs: bool = True
+    ) -> Memo:
         """What the loop's items did, as a memo: for `indexes`, those items' own steps and
         failures (the loop composes a slice at a time); for None, every item's steps,
-        failures and done items, its inner loops' items included."""
+        failures and done items, its inner loops' items included. `outputs` False: the
+        steps without their outputs (None), for a loop whose output nobody reads."""
         ...
 
 

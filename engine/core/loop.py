@@ -527,7 +527,10 @@ class LoopRun:
             return False
         for start in range(0, self.total, COMPOSE_SLICE):
             indexes = range(start, min(start + COMPOSE_SLICE, self.total))
-            stored = await executor.distributor.stored(block, indexes)
+            # Nobody reads `results` (nor an aggregation): the steps' outputs stay unread.
+            stored = await executor.distributor.stored(
+                block, indexes, outputs=self.need is not None
+            )
             if not compose_from_memo(
                 executor,
                 block,

@@ -39,6 +39,7 @@ class InProcessDistributor:
         self.chunk_events: list[Event] = []
         self.memo = Memo()  # what the chunks stored, as their rows would say it
         self.slices: list[int] = []  # how many items each read of the stored steps asked for
+        self.with_outputs: list[bool] = []  # whether each read asked for the steps' outputs
 
     def heard(self, event: Event) -> None:
         if event.type == "step.finished" and not event.data.get("item"):
@@ -75,14 +76,21 @@ class InProcessDistributor:
                     memo.done[data["item"]] = DoneItem()
             progress({"succeeded": len(memo.done), "failed": len(memo.failures)})
 
-    async def stored(self, block: Block, indexes: Sequence[int] | None) -> Memo:
+    async def stored(
+        self, block: Block, indexes: Sequence[int] | None, *, outputs: bool = True
+    ) -> Memo:
         if indexes is None:
             self.slices.append(-1)
             return Memo(dict(self.memo.steps), dict(self.memo.failures), dict(self.memo.done))
         self.slices.append(len(indexes))
+        self.with_outputs.append(outputs)
         keys = {f"{block.name}[{i}]" for i in indexes}
         return Memo(
-            {k: v for k, v in self.memo.steps.items() if k[0] in keys},
+            {
+                k: v if outputs else StoredStep(None)
+                for k, v in self.memo.steps.items()
+                if k[0] in keys
+            },
             {k: v for k, v in self.memo.failures.items() if k in keys},
         )
 
@@ -158,6 +166,23 @@ async def test_a_big_loop_composes_a_slice_of_items_at_a_time(monkeypatch: Any) 
     outcome, (distributor, recorder) = await distributed(g, body(70), 8)
     assert outcome.outputs == local.outputs and outcome.failed_items == local.failed_items
     assert distributor.slices == [16, 16, 16, 16, 6]
+    assert distributor.with_outputs == [True] * 5  # its aggregation reads them
+    assert not recorder.of("item.started")
+
+
+async def test_a_loop_whose_output_nobody_reads_composes_without_reading_outputs() -> None:
+    """Its items' steps are checked as stored, their outputs are neither read nor decoded;
+    its counts and failures are the loop in place's."""
+    g = doubling_loop()
+    g["blocks"] = [b for b in g["blocks"] if b["id"] != "after"]
+    g["edges"] = [e for e in g["edges"] if "after" not in e.values()]
+    g["blocks"][1]["config"].pop("aggregations")
+    local, _ = await run_graph(g, body(30))
+    outcome, (distributor, recorder) = await distributed(g, body(30), 8)
+    assert distributor.with_outputs == [False]
+    assert outcome.status == local.status == "partially_succeeded"
+    assert outcome.failed_items == local.failed_items == 4
+    assert outcome.outputs["loop"]["failed"] == local.outputs["loop"]["failed"]
     assert not recorder.of("item.started")
 
 
@@ -170,8 +195,8 @@ async def test_a_slice_missing_a_step_falls_back_to_reusing_every_item() -> None
     distributor = InProcessDistributor(g, body(40), 8)
     original = distributor.stored
 
-    async def stored(block: Block, indexes: Sequence[int] | None) -> Memo:
-        memo = await original(block, indexes)
+    async def stored(block: Block, indexes: Sequence[int] | None, *, outputs: bool = True) -> Memo:
+        memo = await original(block, indexes, outputs=outputs)
         memo.steps.pop(("loop[33]", "double"), None)  # item 33's step was not stored
         return memo
 

@@ -1,0 +1,50 @@
+"""A run's memo read back from its stored rows (engine/memo_rows.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.memo_rows import memo_for_items
+from engine.models import ItemRun, StepRun
+from tests.engine.test_upsert import new_run
+
+pytestmark = pytest.mark.django_db(databases=["default", "data"])
+
+
+def test_a_slice_of_items_is_read_with_or_without_its_steps_outputs(owner: Any) -> None:
+    run = new_run(owner)
+    for index in range(3):
+        StepRun.objects.create(
+            run=run,
+            item_key=f"loop[{index}]",
+            block_id="fetch",
+            name="fetch",
+            status="succeeded",
+            output={"body": "x" * 100, "index": index},
+            attempts=2,
+            duration=0.5,
+        )
+    StepRun.objects.create(
+        run=run, item_key="loop[1]", block_id="save", name="save", status="failed"
+    )
+    ItemRun.objects.create(
+        run=run,
+        key="loop[1]",
+        loop_block="loop",
+        index=1,
+        status="failed",
+        failed_block="save",
+        error="no",
+    )
+
+    whole = memo_for_items(run.pk, "loop", [0, 1])
+    bare = memo_for_items(run.pk, "loop", [0, 1], outputs=False)
+
+    assert set(whole.steps) == set(bare.steps) == {("loop[0]", "fetch"), ("loop[1]", "fetch")}
+    assert whole.steps[("loop[0]", "fetch")].output == {"body": "x" * 100, "index": 0}
+    assert bare.steps[("loop[0]", "fetch")].output is None
+    assert bare.steps[("loop[0]", "fetch")].attempts == 2  # the rest of the step as stored
+    assert bare.steps[("loop[0]", "fetch")].duration == 0.5
+    assert bare.failures == whole.failures and set(bare.failures) == {"loop[1]"}
