@@ -12,6 +12,7 @@ every `interval`, so it costs a handful of websocket messages too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -93,6 +94,12 @@ def group_name(run_id: Any) -> str:
 
 def workflow_group_name(workflow_id: Any) -> str:
     return f"workflow.{workflow_id}"
+
+
+def _open_connection(alias: str) -> None:
+    """On the store thread: its connection, open before the end needs it."""
+    drop_broken_connections()
+    connections[alias].ensure_connection()
 
 
 def _settle(future: asyncio.Future[None]) -> None:
@@ -264,19 +271,39 @@ class RunStore:
         """Flush what is left, then store the run's end (held status + `final` values)."""
         self._closed = True
         self._wake()
+        loop = asyncio.get_running_loop()
+        # The end goes through the store thread, whose connection the batches sent from the
+        # loop left unopened: it opens now, beside the flusher's last write and the last
+        # batch, rather than after them (~15 ms of every run's end).
+        opening = None
+        if self._on_loop is not None:
+            opening = loop.run_in_executor(self._thread, _open_connection, self._on_loop.alias)
         if self._task is not None:
             await self._task  # a batch being written finishes; the flusher writes no more
-        await self._stop_writing_on_loop()
-        # What is left and the end go to the store thread in one hop: each hop is a wait on
-        # the thread and the database, and the run's end is what everyone waits for.
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)  # nothing runs any more that could wait for it
         delta = self._apply(batch) if batch else None
+        still_live = True
+        if delta is not None and self._on_loop is not None:
+            try:  # the last batch from the loop too, on its open connection
+                still_live = await self._write_on_loop(self._on_loop, delta)
+            except Exception:  # the thread writes it with the end, as without a loop connection
+                log.warning(
+                    "the last batch of run %s goes with its end", self.run_id, exc_info=True
+                )
+            else:
+                self._forget_ended(delta)
+                delta, unsent = None, self._take_unsent(delta)
+                if self.publish and unsent is not None:
+                    await self._send(unsent)
+        await self._stop_writing_on_loop()
+        if opening is not None:
+            with contextlib.suppress(Exception):  # the write below connects (and says why not)
+                await opening
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
         # The end is a change of its own: it gets the next seq, so listeners never drop it.
         values["last_seq"] = self._run.get("last_seq", 0) + 1
-        loop = asyncio.get_running_loop()
         try:
             try:
                 live, counters = await loop.run_in_executor(
@@ -285,7 +312,7 @@ class RunStore:
             finally:
                 if delta is not None:
                     self._forget_ended(delta)
-            if not live:
+            if not live or not still_live:
                 self._cancelled_elsewhere()
             delta = self._take_unsent(delta)
             if self.publish and delta is not None:
