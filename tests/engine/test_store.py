@@ -364,37 +364,39 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     await sync_to_async(connections.close_all)()
 
 
-async def test_the_last_batch_goes_from_the_loop_and_falls_back_to_the_thread(owner: Any) -> None:
+@pytest.mark.parametrize("failing", [False, True])
+async def test_the_last_batch_goes_from_the_loop_and_falls_back_to_the_thread(
+    owner: Any, failing: bool
+) -> None:
     """At the run's end the batch left goes from the loop too, while the thread's connection
     opens for the end; if that write fails, the thread stores the batch with the end."""
     from engine.core.events import EventBus
     from engine.core.redaction import Redactor
     from engine.store import RunStore
 
-    for failing in (False, True):
-        run = await sync_to_async(new_run)(owner, [{"v": 1}])
-        threads: list[int] = []
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    threads: list[int] = []
 
-        class Watched(RunStore):
-            def _write(self, delta: dict[str, Any]) -> bool:
-                threads.append(len(delta["items"]))
-                return super()._write(delta)
+    class Watched(RunStore):
+        def _write(self, delta: dict[str, Any]) -> bool:
+            threads.append(len(delta["items"]))
+            return super()._write(delta)
 
-            async def _write_on_loop(self, on_loop: Any, delta: dict[str, Any]) -> bool:
-                if failing and self._closed:
-                    raise RuntimeError("the loop's connection broke at the end")
-                return await super()._write_on_loop(on_loop, delta)
+        async def _write_on_loop(self, on_loop: Any, delta: dict[str, Any]) -> bool:
+            if failing and self._closed:
+                raise RuntimeError("the loop's connection broke at the end")
+            return await super()._write_on_loop(on_loop, delta)
 
-        store = Watched(run.pk, interval=60, publish=False)  # no batch before the end
-        store.start()
-        bus = EventBus(store.sink, Redactor())
-        bus.emit("run.started")
-        bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
-        bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
-        await store.close({"status": "succeeded"})
-        assert threads == ([1] if failing else []), failing
-        item = await ItemRun.objects.aget(run=run, key="loop[0]")
-        assert item.status == "succeeded"
-        ended = await Run.objects.aget(pk=run.pk)
-        assert (ended.status, ended.succeeded) == ("succeeded", 1)
+    store = Watched(run.pk, interval=60, publish=False)  # no batch before the end
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    await store.close({"status": "succeeded"})
+    assert threads == ([1] if failing else [])
+    item = await ItemRun.objects.aget(run=run, key="loop[0]")
+    assert item.status == "succeeded"
+    ended = await Run.objects.aget(pk=run.pk)
+    assert (ended.status, ended.succeeded) == ("succeeded", 1)
     await sync_to_async(connections.close_all)()
