@@ -18,24 +18,17 @@ def _steps(
 ) -> dict[tuple[str, str], StoredStep]:
     """`outputs` False: each step's output is None, neither read nor decoded (a composed
     loop whose output nobody reads only needs to know its items' steps are all stored)."""
+    columns = ["item_key", "block_id", "attempts", "usage", "duration"]
     rows = (
         StepRun.objects.filter(run_id=run_id, status="succeeded", redacted=False)
         .filter(where or Q())
         .exclude(block_id__in=skip)
+        .values_list(*columns, *(["output"] if outputs else []))
         .order_by()
     )
-    if not outputs:
-        return {
-            (item_key, block_id): StoredStep(None, attempts or 1, usage or [], duration)
-            for item_key, block_id, attempts, usage, duration in rows.values_list(
-                "item_key", "block_id", "attempts", "usage", "duration"
-            ).iterator(CHUNK)
-        }
     return {
-        (item_key, block_id): StoredStep(output, attempts or 1, usage or [], duration)
-        for item_key, block_id, output, attempts, usage, duration in rows.values_list(
-            "item_key", "block_id", "output", "attempts", "usage", "duration"
-        ).iterator(CHUNK)
+        (row[0], row[1]): StoredStep(row[5] if outputs else None, row[2] or 1, row[3] or [], row[4])
+        for row in rows.iterator(CHUNK)
     }
 
 
