@@ -90,7 +90,7 @@ class WorkerDistributor:
     ) -> Memo:
         if indexes is None:
             return await db_call(memo_for_loop, self.run_id, self.graph, block.name)
-        return await db_call(memo_for_items, self.run_id, block.name, list(indexes), outputs)
+        return await db_call(memo_for_items, self.run_id, block.name, indexes, outputs)
 
 
 async def execute_chunk(chunk_id: int) -> None:

@@ -525,9 +525,11 @@ class LoopRun:
         assert executor.distributor is not None  # noqa: S101 -- fanned out
         if any(b.is_loop for b in executor.graph.children(block.id)):
             return False
-        for start in range(0, self.total, COMPOSE_SLICE):
-            indexes = range(start, min(start + COMPOSE_SLICE, self.total))
-            # Nobody reads `results` (nor an aggregation): the steps' outputs stay unread.
+        # Nobody reads `results` (nor an aggregation): the steps' outputs stay unread, and
+        # what is read of them (which are stored) is small enough to take in one slice.
+        size = COMPOSE_SLICE if self.need is not None else max(self.total, 1)
+        for start in range(0, self.total, size):
+            indexes = range(start, min(start + size, self.total))
             stored = await executor.distributor.stored(
                 block, indexes, outputs=self.need is not None
             )
