@@ -26,7 +26,7 @@ from engine.core.counters import COUNTS
 from engine.loop_connection import LoopConnection
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
 from engine.publish import group_send
-from engine.store import RunStore, drop_broken_connections, group_name, merged, wire_items
+from engine.store import RunStore, group_name, merged, wire_items
 
 Status = LoopChunk.Status
 # A chunk whose executions keep ending unfinished (a crash, an error outside its items) is
@@ -283,16 +283,16 @@ class ChunkStore(RunStore):
         """The chunk row's part of a batch (its counters and lease), not the run row's."""
         return {"lease_expires": leases.expiry(), **self._counts()}
 
-    def _release(self) -> None:
-        drop_broken_connections()  # the connection stays open for the run's next chunk
+    def _release_update(self) -> tuple[QuerySet[Any], dict[str, Any]]:
+        """The chunk's row: its status (`outcome`), counters, and no lease any more."""
         status, error = self.outcome
-        LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner).update(
-            status=status,
-            lease_owner="",
-            lease_expires=None if status == Status.DONE else timezone.now(),
-            error=error[:2000],
+        return LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner), {
+            "status": status,
+            "lease_owner": "",
+            "lease_expires": None if status == Status.DONE else timezone.now(),
+            "error": error[:2000],
             **self._counts(),
-        )
+        }
 
 
 def poll_seconds() -> float:

@@ -21,7 +21,7 @@ import socket
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from engine.models import FINAL_STATUSES, Run, RunStatus
@@ -68,9 +68,17 @@ def _take(run_id: Any, owner: str, free: Q) -> bool:
 
 def release(run_id: Any, owner: str) -> None:
     """Give the run back unfinished (a graceful stop): the next finder resumes it at once."""
-    Run.objects.filter(pk=run_id, lease_owner=owner).update(
-        lease_owner="", lease_expires=timezone.now(), running=0
-    )
+    rows, values = release_update(run_id, owner)
+    rows.update(**values)
+
+
+def release_update(run_id: Any, owner: str) -> tuple[QuerySet[Any], dict[str, Any]]:
+    """`release` as the rows and the values it sets (a store sends it with its last rows)."""
+    return Run.objects.filter(pk=run_id, lease_owner=owner), {
+        "lease_owner": "",
+        "lease_expires": timezone.now(),
+        "running": 0,
+    }
 
 
 def held(run_id: Any, owner: str) -> Any:

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router, transaction
 from django.db.models import Count, QuerySet
@@ -166,7 +166,7 @@ class RunStore:
         # run's chunks like its thread); the thread writes the end.
         self._on_loop: LoopConnection | None = on_loop
         self._owns_on_loop = on_loop is None
-        self._live_query: Any = None  # `_live()`'s query, for `_run_update_sql`
+        self._live_query: Any = None  # `_live()`, for `_run_update_sql`
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a step waiting for its permit waits too).
@@ -342,19 +342,45 @@ class RunStore:
         self._wake()
         if self._task is not None:
             await self._task
-        await self._stop_writing_on_loop()
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)
         delta = self._apply(batch) if batch else None
         loop = asyncio.get_running_loop()
         try:
-            # The last rows and the release in one hop to the store thread.
-            await loop.run_in_executor(self._thread, self._write_and_release, delta)
+            if not await self._suspend_on_loop(delta):
+                await self._stop_writing_on_loop()  # a run holds one connection at a time
+                # The last rows and the release in one hop to the store thread.
+                await loop.run_in_executor(self._thread, self._write_and_release, delta)
             delta = self._take_unsent(delta)
             if self.publish and delta is not None:
                 await self._send(delta)
         finally:
+            await self._stop_writing_on_loop()
             await self._end_thread(loop)
+
+    async def _suspend_on_loop(self, delta: dict[str, Any] | None) -> bool:
+        """The last rows and the release in one transaction from the event loop, where the
+        batches went: a worker suspends a chunk's store every hundred items, and the hop to
+        the thread and its Django statements were a chunk's end (their GIL taken from the
+        items running meanwhile). False, with nothing stored, when there is no loop
+        connection or the write failed: the thread stores it all then."""
+        on_loop = self._on_loop
+        if on_loop is None:
+            return False
+        connection = connections[on_loop.alias]  # compiles; never connects
+        try:
+            statements = self._statements(connection, delta) if delta is not None else []
+            release = self._release_update()
+            if release is not None:
+                statements.append(update_statement(*release))
+            if statements:
+                await on_loop.transaction(statements)
+        except Exception:
+            log.warning(
+                "the last rows of run %s go from the store thread", self.run_id, exc_info=True
+            )
+            return False
+        return True
 
     async def _end_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._owns_thread:
@@ -371,8 +397,14 @@ class RunStore:
 
     def _release(self) -> None:
         drop_broken_connections()
-        if self.lease_owner:
-            leases.release(self.run_id, self.lease_owner)
+        release = self._release_update()
+        if release is not None:
+            rows, values = release
+            rows.update(**values)
+
+    def _release_update(self) -> tuple[QuerySet[Any], dict[str, Any]] | None:
+        """What giving the run back unfinished updates (None: it holds no lease)."""
+        return leases.release_update(self.run_id, self.lease_owner) if self.lease_owner else None
 
     async def _flush_forever(self) -> None:
         try:
@@ -765,13 +797,11 @@ class RunStore:
         """What a batch sets on the row `_live()` selects (a chunk's store sets its own)."""
         return {**run, "lease_expires": leases.expiry()} if self.lease_owner else run
 
-    def _run_update_sql(self, run: dict[str, Any]) -> tuple[str, Any]:
+    def _run_update_sql(self, run: dict[str, Any]) -> Statement:
         """`self._live().update(...)`'s statement, to send without waiting for its count."""
         if self._live_query is None:  # the same rows every time: its filters built once
-            self._live_query = self._live().query
-        query: UpdateQuery = self._live_query.chain(UpdateQuery)
-        query.add_update_values(self._run_values(run))
-        return query.get_compiler(router.db_for_write(Run)).as_sql()
+            self._live_query = self._live()
+        return update_statement(self._live_query, self._run_values(run))
 
     def _write_run(self, run: dict[str, Any]) -> bool:
         """The run row's part of a batch (in its transaction); False when no longer ours."""
@@ -909,6 +939,13 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
         ),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
+
+
+def update_statement(rows: QuerySet[Any], values: dict[str, Any]) -> Statement:
+    """`rows.update(**values)`'s statement, compiled (to send with others in one query)."""
+    query = cast(UpdateQuery, rows.query.chain(UpdateQuery))
+    query.add_update_values(values)
+    return query.get_compiler(router.db_for_write(rows.model)).as_sql()
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

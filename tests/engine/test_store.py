@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections
+from django.utils import timezone
 
 from builder.services import run_create, workflow_create
 from engine.models import ItemRun, Run, StepRun
@@ -399,4 +400,48 @@ async def test_the_last_batch_goes_from_the_loop_and_falls_back_to_the_thread(
     assert item.status == "succeeded"
     ended = await Run.objects.aget(pk=run.pk)
     assert (ended.status, ended.succeeded) == ("succeeded", 1)
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.parametrize("failing", [False, True])
+async def test_a_suspend_stores_its_last_rows_and_gives_the_lease_back_from_the_loop(
+    owner: Any, failing: bool
+) -> None:
+    """A graceful stop's last batch and the lease's release go in one transaction from the
+    event loop; if that write fails, the store thread writes both, as without a loop
+    connection."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    await Run.objects.filter(pk=run.pk).aupdate(lease_owner="me", lease_expires=timezone.now())
+    threads: list[str] = []
+
+    class Watched(RunStore):
+        def _write_and_release(self, delta: dict[str, Any] | None) -> None:
+            threads.append("thread")
+            super()._write_and_release(delta)
+
+        async def _suspend_on_loop(self, delta: dict[str, Any] | None) -> bool:
+            if failing and self._on_loop is not None:
+
+                async def broken(statements: Any) -> int:
+                    raise RuntimeError("the loop's connection broke at the stop")
+
+                self._on_loop.transaction = broken  # type: ignore[method-assign]
+            return await super()._suspend_on_loop(delta)
+
+    store = Watched(run.pk, interval=60, publish=False, lease_owner="me")
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    await store.suspend()
+    assert threads == (["thread"] if failing else [])
+    item = await ItemRun.objects.aget(run=run, key="loop[0]")
+    assert item.status == "succeeded"
+    stopped = await Run.objects.aget(pk=run.pk)
+    assert (stopped.status, stopped.lease_owner) == ("running", "")
     await sync_to_async(connections.close_all)()
