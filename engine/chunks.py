@@ -26,6 +26,7 @@ from engine.core.counters import COUNTS
 from engine.loop_connection import LoopConnection
 from engine.models import FINAL_STATUSES, ItemRun, LoopChunk
 from engine.publish import group_send
+from engine.row_updates import RowUpdate
 from engine.store import RunStore, group_name, merged, wire_items
 
 Status = LoopChunk.Status
@@ -283,10 +284,17 @@ class ChunkStore(RunStore):
         """The chunk row's part of a batch (its counters and lease), not the run row's."""
         return {"lease_expires": leases.expiry(), **self._counts()}
 
-    def _release_update(self) -> tuple[QuerySet[Any], dict[str, Any]]:
+    def _live_rows(self) -> RowUpdate:
+        # Every chunk's row alike: compiled once per worker, not per chunk. The parameters
+        # in the order Django binds them (its filters' names sorted, then the excludes).
+        where = [self.lease_owner, self.chunk_id, Status.DONE, *FINAL_STATUSES]
+        return RowUpdate(self._live(), shape="chunk-live", where=where)
+
+    def _release_update(self) -> tuple[RowUpdate, dict[str, Any]]:
         """The chunk's row: its status (`outcome`), counters, and no lease any more."""
         status, error = self.outcome
-        return LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner), {
+        rows = LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner)
+        return RowUpdate(rows, shape="chunk-release", where=[self.lease_owner, self.chunk_id]), {
             "status": status,
             "lease_owner": "",
             "lease_expires": None if status == Status.DONE else timezone.now(),

@@ -21,10 +21,11 @@ import socket
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from engine.models import FINAL_STATUSES, Run, RunStatus
+from engine.row_updates import RowUpdate
 
 HOST = socket.gethostname()[:80]
 
@@ -69,12 +70,12 @@ def _take(run_id: Any, owner: str, free: Q) -> bool:
 def release(run_id: Any, owner: str) -> None:
     """Give the run back unfinished (a graceful stop): the next finder resumes it at once."""
     rows, values = release_update(run_id, owner)
-    rows.update(**values)
+    rows.update(values)
 
 
-def release_update(run_id: Any, owner: str) -> tuple[QuerySet[Any], dict[str, Any]]:
+def release_update(run_id: Any, owner: str) -> tuple[RowUpdate, dict[str, Any]]:
     """`release` as the rows and the values it sets (a store sends it with its last rows)."""
-    return Run.objects.filter(pk=run_id, lease_owner=owner), {
+    return RowUpdate(Run.objects.filter(pk=run_id, lease_owner=owner)), {
         "lease_owner": "",
         "lease_expires": timezone.now(),
         "running": 0,

@@ -17,11 +17,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import Count, QuerySet
-from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from engine import leases
@@ -35,6 +34,7 @@ from engine.loop_connection import LoopConnection, Statement, last_rowcount, one
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
+from engine.row_updates import RowUpdate
 from engine.upsert import Upsert
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class RunStore:
         # run's chunks like its thread); the thread writes the end.
         self._on_loop: LoopConnection | None = on_loop
         self._owns_on_loop = on_loop is None
-        self._live_query: Any = None  # `_live()`, for `_run_update_sql`
+        self._live_update: RowUpdate | None = None  # `_live()`'s, for `_run_update_sql`
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a step waiting for its permit waits too).
@@ -372,7 +372,8 @@ class RunStore:
             statements = self._statements(connection, delta) if delta is not None else []
             release = self._release_update()
             if release is not None:
-                statements.append(update_statement(*release))
+                rows, values = release
+                statements.append(rows.statement(values))
             if statements:
                 await on_loop.transaction(statements)
         except Exception:
@@ -400,9 +401,9 @@ class RunStore:
         release = self._release_update()
         if release is not None:
             rows, values = release
-            rows.update(**values)
+            rows.update(values)
 
-    def _release_update(self) -> tuple[QuerySet[Any], dict[str, Any]] | None:
+    def _release_update(self) -> tuple[RowUpdate, dict[str, Any]] | None:
         """What giving the run back unfinished updates (None: it holds no lease)."""
         return leases.release_update(self.run_id, self.lease_owner) if self.lease_owner else None
 
@@ -799,9 +800,13 @@ class RunStore:
 
     def _run_update_sql(self, run: dict[str, Any]) -> Statement:
         """`self._live().update(...)`'s statement, to send without waiting for its count."""
-        if self._live_query is None:  # the same rows every time: its filters built once
-            self._live_query = self._live()
-        return update_statement(self._live_query, self._run_values(run))
+        if self._live_update is None:  # the same rows every time: built and compiled once
+            self._live_update = self._live_rows()
+        return self._live_update.statement(self._run_values(run))
+
+    def _live_rows(self) -> RowUpdate:
+        """`_live()` as the `RowUpdate` a batch's statement comes from."""
+        return RowUpdate(self._live())
 
     def _write_run(self, run: dict[str, Any]) -> bool:
         """The run row's part of a batch (in its transaction); False when no longer ours."""
@@ -939,13 +944,6 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
         ),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
-
-
-def update_statement(rows: QuerySet[Any], values: dict[str, Any]) -> Statement:
-    """`rows.update(**values)`'s statement, compiled (to send with others in one query)."""
-    query = cast(UpdateQuery, rows.query.chain(UpdateQuery))
-    query.add_update_values(values)
-    return query.get_compiler(router.db_for_write(rows.model)).as_sql()
 
 
 def _live(run_id: Any) -> QuerySet[Run]:
