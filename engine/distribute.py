@@ -60,7 +60,7 @@ class WorkerDistributor:
     ) -> None:
         # The chunks start from the stored outputs of the blocks before the loop.
         await self.store.flush()
-        count = await db_call(chunks.create, self.run_id, block.id, order, self.size)
+        count = await db_call(chunks.create, self.run_id, block.id, order)
         log.info("run %s: loop %s out in %d chunks", self.run_id, block.name, count)
         # One connection for every look (a poll each KLYNTOS_CHUNK_POLL_SECONDS).
         looking = DbThread(f"chunk-look-{str(self.run_id)[:8]}")

@@ -13,6 +13,9 @@ import asyncio
 from procrastinate.contrib.django import app
 
 QUEUE = "klyntos-runs"
+# A worker whose last heartbeat is older than this is taken for dead: its jobs are retried,
+# and it is not counted among the live workers a loop's chunks are sized for.
+STALLED_SECONDS = 30
 RUN_TASK = "klyntos.run"
 
 
@@ -28,6 +31,11 @@ async def run_job(run_id: str) -> None:
 # a chunk needs.
 CHUNK_QUEUE = "klyntos-chunks"
 CHUNK_TASK = "klyntos.loop_chunk"
+
+
+# A worker process serves each queue with a Procrastinate worker of its own (its own
+# heartbeat row): engine/management/commands/worker.py.
+WORKER_QUEUES = (QUEUE, CHUNK_QUEUE)
 
 
 @app.task(name=CHUNK_TASK, queue=CHUNK_QUEUE)

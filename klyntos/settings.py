@@ -241,11 +241,18 @@ KLYNTOS_WORKER_JOB_POLL_SECONDS = float(os.environ.get("KLYNTOS_WORKER_JOB_POLL_
 if not 0.05 <= KLYNTOS_WORKER_JOB_POLL_SECONDS <= 600:
     raise ImproperlyConfigured("KLYNTOS_WORKER_JOB_POLL_SECONDS must be between 0.05 and 600")
 # On workers, a top-level loop of more items than this is spread over the workers in chunks
-# of this many items (jobs of their own); the run's executor looks at its chunks every POLL
-# seconds (live progress, chunks of dead workers deferred again).
+# (jobs of their own) of at least this many items: about CHUNKS_PER_WORKER chunks for each
+# live worker, of at most CHUNK_MAX items (or CHUNK_SIZE, if larger). The run's executor looks at its chunks every
+# POLL seconds (live progress, chunks of dead workers deferred again).
 KLYNTOS_LOOP_CHUNK_SIZE = int(os.environ.get("KLYNTOS_LOOP_CHUNK_SIZE", "100"))
 if not 1 <= KLYNTOS_LOOP_CHUNK_SIZE <= 100_000:
     raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000")
+KLYNTOS_LOOP_CHUNKS_PER_WORKER = int(os.environ.get("KLYNTOS_LOOP_CHUNKS_PER_WORKER", "4"))
+if not 1 <= KLYNTOS_LOOP_CHUNKS_PER_WORKER <= 10_000:
+    raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNKS_PER_WORKER must be between 1 and 10000")
+KLYNTOS_LOOP_CHUNK_MAX = int(os.environ.get("KLYNTOS_LOOP_CHUNK_MAX", "2000"))
+if not 1 <= KLYNTOS_LOOP_CHUNK_MAX <= 100_000:  # below CHUNK_SIZE, CHUNK_SIZE is the size
+    raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNK_MAX must be between 1 and 100000")
 KLYNTOS_CHUNK_POLL_SECONDS = float(os.environ.get("KLYNTOS_CHUNK_POLL_SECONDS", "0.5"))
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.

@@ -38,6 +38,7 @@ async def test_the_chunks_of_one_run_share_its_load_services_and_store_connectio
     owner: Any, simulator: RunningSimulator, settings: Any, monkeypatch: Any
 ) -> None:
     settings.KLYNTOS_LOOP_CHUNK_SIZE = CHUNK
+    settings.KLYNTOS_LOOP_CHUNKS_PER_WORKER = 10_000  # chunks of CHUNK items
     settings.KLYNTOS_CHUNK_POLL_SECONDS = 0.1
     monkeypatch.setattr(executor, "distributes", True)  # this process is the worker
     monkeypatch.setattr(chunk_runs, "LINGER_SECONDS", 0.2)

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data
 
 ITEMS = 120
 CHUNK = 20
+# Chunks of CHUNK items whatever the live workers (sizing by them: tests/engine/test_chunks.py).
+FIXED_CHUNKS = {"KLYNTOS_LOOP_CHUNK_SIZE": str(CHUNK), "KLYNTOS_LOOP_CHUNKS_PER_WORKER": "10000"}
 LEADS = 1_000
 
 
@@ -50,7 +52,7 @@ def test_a_loop_goes_out_in_chunks_to_both_workers_and_fans_in_once(
 ) -> None:
     settings.KLYNTOS_EXECUTOR = "workers"
     simulator.control.configure(latency_ms=50)
-    workers = start_workers(simulator, KLYNTOS_LOOP_CHUNK_SIZE=str(CHUNK))
+    workers = start_workers(simulator, **FIXED_CHUNKS)
     try:
         run = started(owner, ITEMS)
         wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded", 120, "the run")
@@ -77,7 +79,7 @@ def test_a_killed_worker_s_chunks_are_taken_up_by_the_other_and_every_item_runs_
     them again, and they resume from their items' rows."""
     settings.KLYNTOS_EXECUTOR = "workers"
     simulator.control.configure(latency_ms=100)
-    workers = start_workers(simulator, KLYNTOS_LOOP_CHUNK_SIZE=str(CHUNK))
+    workers = start_workers(simulator, **FIXED_CHUNKS)
     try:
         run = started(owner, ITEMS)
         wait_until(
@@ -115,7 +117,12 @@ def template_workers(simulator: RunningSimulator, settings: Any) -> list[Any]:
     a loaded machine (at 100 ms, with four test suites on two cores, a peak of 8 was seen)."""
     settings.KLYNTOS_EXECUTOR = "workers"
     simulator.control.configure(latency_ms=200)
-    return start_workers(simulator, concurrency=10, KLYNTOS_LOOP_CHUNK_SIZE="100")
+    return start_workers(
+        simulator,
+        concurrency=10,
+        KLYNTOS_LOOP_CHUNK_SIZE="100",
+        KLYNTOS_LOOP_CHUNKS_PER_WORKER="10000",
+    )
 
 
 def template_run(owner: Any) -> Run:
@@ -226,7 +233,7 @@ def test_a_retry_of_a_distributed_run_repeats_only_the_failed_items_steps(
             for i in failing
         ],
     )
-    workers = start_workers(simulator, KLYNTOS_LOOP_CHUNK_SIZE=str(CHUNK))
+    workers = start_workers(simulator, **FIXED_CHUNKS)
     try:
         first = started(owner, ITEMS)
         wait_until(lambda: Run.objects.get(pk=first.pk).finished_at is not None, 120, "first")

@@ -85,8 +85,7 @@ def test_a_worker_s_chunks_share_their_row_updates(
 ) -> None:
     run = new_run(owner)
     stores = [
-        ChunkStore(run.pk, chunk(run, n, f"worker-{n}").pk, "loop", f"worker-{n}")
-        for n in range(3)
+        ChunkStore(run.pk, chunk(run, n, f"worker-{n}").pk, "loop", f"worker-{n}") for n in range(3)
     ]
     for n, store in enumerate(stores):
         store.outcome = (LoopChunk.Status.DONE, "")

@@ -34,6 +34,11 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"KLYNTOS_EXECUTOR": "threads"}, "KLYNTOS_EXECUTOR must be 'inline' or 'workers'"),
         ({"KLYNTOS_EXECUTOR": "workers"}, "KLYNTOS_EXECUTOR=workers needs PostgreSQL"),
         ({"KLYNTOS_LOOP_CHUNK_SIZE": "0"}, "KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000"),
+        (
+            {"KLYNTOS_LOOP_CHUNKS_PER_WORKER": "0"},
+            "KLYNTOS_LOOP_CHUNKS_PER_WORKER must be between 1 and 10000",
+        ),
+        ({"KLYNTOS_LOOP_CHUNK_MAX": "0"}, "KLYNTOS_LOOP_CHUNK_MAX must be between 1 and 100000"),
         ({"KLYNTOS_OFF_PEAK_HOURS": "22-6"}, "KLYNTOS_OFF_PEAK_HOURS must be 'HH:MM-HH:MM'"),
         (
             {"KLYNTOS_OFF_PEAK_HOURS": "22:00-06:00", "KLYNTOS_OFF_PEAK_TZ": "Mars/Olympus"},

@@ -24,8 +24,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 log = logging.getLogger("klyntos.worker")
-# A worker whose last heartbeat is older than this is taken for dead (its jobs are retried).
-STALLED_SECONDS = 30
 
 
 class Command(BaseCommand):
@@ -58,7 +56,7 @@ class Command(BaseCommand):
 async def serve(name: str, concurrency: int) -> None:
     from procrastinate.contrib.django import app
 
-    from engine.jobs import CHUNK_QUEUE, QUEUE
+    from engine.jobs import CHUNK_QUEUE, QUEUE, STALLED_SECONDS, WORKER_QUEUES
     from engine.runner import executor
 
     executor.serve_as_worker(concurrency)
@@ -70,13 +68,18 @@ async def serve(name: str, concurrency: int) -> None:
     with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
         async with app.open_async():
             # Runs and chunks take separate job slots: a run waiting for its loop's chunks
-            # never holds the slot one of them needs.
+            # never holds the slot one of them needs. One Procrastinate worker per queue of
+            # WORKER_QUEUES (`chunks.live_workers` counts on it).
+            served = {
+                QUEUE: (name, concurrency),
+                CHUNK_QUEUE: (f"{name}/chunks", chunk_slots(concurrency)),
+            }
             workers = [
                 asyncio.create_task(
                     app.run_worker_async(
                         queues=[queue],
-                        name=worker_name,
-                        concurrency=slots,
+                        name=served[queue][0],
+                        concurrency=served[queue][1],
                         install_signal_handlers=False,
                         delete_jobs="successful",  # finished jobs are pruned
                         stalled_worker_timeout=STALLED_SECONDS,
@@ -84,10 +87,7 @@ async def serve(name: str, concurrency: int) -> None:
                         fetch_job_polling_interval=settings.KLYNTOS_WORKER_JOB_POLL_SECONDS,
                     )
                 )
-                for queue, worker_name, slots in (
-                    (QUEUE, name, concurrency),
-                    (CHUNK_QUEUE, f"{name}/chunks", chunk_slots(concurrency)),
-                )
+                for queue in WORKER_QUEUES
             ]
             look_out = asyncio.create_task(keep_looking(app, stopping))
             await stopping.wait()
@@ -116,6 +116,7 @@ def chunk_slots(concurrency: int) -> int:
 
 async def keep_looking(app: Any, stopping: asyncio.Event) -> None:
     from engine.db_calls import db_call
+    from engine.jobs import STALLED_SECONDS
     from engine.resumer import resume_interrupted
 
     poll = settings.KLYNTOS_RUN_RESUME_POLL_SECONDS
