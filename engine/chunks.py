@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from engine import leases
@@ -280,6 +280,10 @@ class ChunkStore(RunStore):
         self.loop_block = loop_block
         # How the execution ended, written by `suspend()`: done, or given back (with why).
         self.outcome: tuple[str, str] = (Status.RELEASED, "")
+        # Given back by a stop (a deploy's SIGTERM), not ended by a failure: not counted as
+        # an unfinished execution, so chunks of hundreds of items are not given up after
+        # MAX_EXECUTIONS restarts.
+        self.stopped = False
 
     async def _publish(self, delta: dict[str, Any] | None) -> None:
         """`RunStore._publish` at most every KLYNTOS_CHUNK_POLL_SECONDS rather than every
@@ -327,13 +331,18 @@ class ChunkStore(RunStore):
         """The chunk's row: its status (`outcome`), counters, and no lease any more."""
         status, error = self.outcome
         rows = LoopChunk.objects.filter(pk=self.chunk_id, lease_owner=self.lease_owner)
-        return RowUpdate(rows, shape="chunk-release", where=[self.lease_owner, self.chunk_id]), {
+        values: dict[str, Any] = {
             "status": status,
             "lease_owner": "",
             "lease_expires": None if status == Status.DONE else timezone.now(),
             "error": error[:2000],
             **self._counts(),
         }
+        if self.stopped and status == Status.RELEASED:
+            values["executions"] = F("executions") - 1  # its claim counted it
+        return RowUpdate(
+            rows, shape="chunk-release", where=[self.lease_owner, self.chunk_id]
+        ), values
 
 
 def poll_seconds() -> float:

@@ -140,9 +140,11 @@ async def execute_chunk(chunk_id: int) -> None:
         await engine.run_chunk(ChunkSpan(loop.id, claim.indexes), spec.input)
         store.outcome = (chunks.Status.DONE, "")
     except Interrupted:
-        pass  # given back: the coordinator defers it again
+        store.stopped = True  # given back: the coordinator defers it again
     except asyncio.CancelledError:
-        if not executor.stopping:  # cancelled with its run: nothing more to do for it
+        if executor.stopping:  # past the drain time: given back too
+            store.stopped = True
+        else:  # cancelled with its run: nothing more to do for it
             store.outcome = (chunks.Status.DONE, "cancelled with the run")
         raise
     except Exception as exc:

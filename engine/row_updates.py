@@ -69,7 +69,7 @@ class RowUpdate:
                 return sql, [*bound, *self._where]
         sql, params = update_statement(self.rows, values)
         if bound is not None:
-            self._learn(columns, sql, list(params), len(bound))
+            self._learn(columns, sql, list(params), bound)
         return sql, params
 
     def _bound(self, values: dict[str, Any]) -> list[Any] | None:
@@ -87,15 +87,23 @@ class RowUpdate:
             if not isinstance(field, Field) or hasattr(field, "get_placeholder"):
                 return None
             prepared = field.get_db_prep_save(value, connection=connection)
-            if hasattr(prepared, "as_sql"):
+            if prepared is None or hasattr(prepared, "as_sql"):  # Django writes NULL or SQL
                 return None
             bound.append(prepared)
         return bound
 
     def _learn(
-        self, columns: tuple[tuple[str, bool], ...], sql: str, params: list[Any], set_count: int
+        self, columns: tuple[tuple[str, bool], ...], sql: str, params: list[Any], bound: list[Any]
     ) -> None:
+        set_count = len(bound)
         where = params[set_count:]
+        # Kept only when Django bound the values first and as `_bound` does (a field Django
+        # updates apart, or leaves out, would shift the filters' parameters): else compiled
+        # each time.
+        if sql.count("%s") != len(params) or [repr(p) for p in params[:set_count]] != [
+            repr(b) for b in bound
+        ]:
+            return
         if not self._shape:
             self._where = where
             self._sql[columns] = sql

@@ -242,8 +242,9 @@ if not 0.05 <= KLYNTOS_WORKER_JOB_POLL_SECONDS <= 600:
     raise ImproperlyConfigured("KLYNTOS_WORKER_JOB_POLL_SECONDS must be between 0.05 and 600")
 # On workers, a top-level loop of more items than this is spread over the workers in chunks
 # (jobs of their own) of at least this many items: about CHUNKS_PER_WORKER chunks for each
-# live worker, of at most CHUNK_MAX items (or CHUNK_SIZE, if larger). The run's executor looks at its chunks every
-# POLL seconds (live progress, chunks of dead workers deferred again).
+# live worker, of at most CHUNK_MAX items (or CHUNK_SIZE, if larger). The run's executor
+# looks at its chunks every POLL seconds (live progress, chunks of dead workers deferred
+# again).
 KLYNTOS_LOOP_CHUNK_SIZE = int(os.environ.get("KLYNTOS_LOOP_CHUNK_SIZE", "100"))
 if not 1 <= KLYNTOS_LOOP_CHUNK_SIZE <= 100_000:
     raise ImproperlyConfigured("KLYNTOS_LOOP_CHUNK_SIZE must be between 1 and 100000")
