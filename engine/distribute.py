@@ -49,11 +49,12 @@ class WorkerDistributor:
         self.run_id = run_id
         self.graph = graph
         self.store = store
-        self.size = int(settings.KLYNTOS_LOOP_CHUNK_SIZE)
+        # A loop of more items than the smallest chunk goes out (`chunks.chunk_size` cuts it).
+        self.smallest_chunk = int(settings.KLYNTOS_LOOP_CHUNK_SIZE)
         self.engine: Executor | None = None  # set once the run's executor exists
 
     def wants(self, block: Block, total: int) -> bool:
-        return total > self.size
+        return total > self.smallest_chunk
 
     async def fan_out(
         self, block: Block, items: list[Any], order: list[int], progress: Any

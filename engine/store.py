@@ -360,7 +360,7 @@ class RunStore:
 
     async def _suspend_on_loop(self, delta: dict[str, Any] | None) -> bool:
         """The last rows and the release in one transaction from the event loop, where the
-        batches went: a worker suspends a chunk's store every hundred items, and the hop to
+        batches went: a worker suspends a chunk's store at each chunk's end, and the hop to
         the thread and its Django statements were a chunk's end (their GIL taken from the
         items running meanwhile). False, with nothing stored, when there is no loop
         connection or the write failed: the thread stores it all then."""
