@@ -23,6 +23,8 @@ import psycopg
 from django.db import connections
 
 Statement = tuple[str, Sequence[Any]]
+# A statement's row count and the rows it returned (none for a statement that returns none).
+Result = tuple[int, list[tuple[Any, ...]]]
 
 
 def one_query(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
@@ -66,6 +68,24 @@ class LoopConnection:
             async with connection.cursor() as cursor:
                 await cursor.execute(*one_query(statements))
                 return last_rowcount(cursor)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def results(self, statements: Sequence[Statement]) -> list[Result]:
+        """Run `statements` as one query (one round trip); each one's row count and rows. A
+        `BEGIN` among them opens a transaction that outlasts the query, until a later query's
+        `COMMIT`; a failure closes the connection, and the server rolls the transaction back."""
+        connection = await self._connected()
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(*one_query(statements))
+                found: list[Result] = []
+                while True:
+                    rows = await cursor.fetchall() if cursor.description else []
+                    found.append((int(cursor.rowcount), rows))
+                    if not cursor.nextset():
+                        return found
         except BaseException:
             await self.close()
             raise

@@ -12,10 +12,9 @@ every `interval`, so it costs a handful of websocket messages too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,14 +26,16 @@ from engine import leases
 from engine.core.bounded import trim_text, trim_value
 from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
+from engine.core.errors import SizeLimitError
 from engine.core.events import Event
 from engine.core.providers import fold_breaker, fold_limit
+from engine.core.sizes import SizeMeter
 from engine.json_text import json_expression
 from engine.loop_connection import LoopConnection, Statement, last_rowcount, one_query
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
-from engine.row_updates import RowUpdate
+from engine.row_updates import RowUpdate, update_statement
 from engine.upsert import Upsert
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,12 @@ ROWS_PER_STATEMENT = 2000
 # model's default (an item's index: 0).
 ITEM_ROWS = Upsert(ItemRun, unique=["run", "key"], update=ITEM_FIELDS, defaults={"index": 0})
 STEP_ROWS = Upsert(StepRun, unique=["run", "item_key", "block_id"], update=STEP_FIELDS)
+# The run's end goes from the event loop when its outputs are at most this big as JSON (the
+# thread encodes bigger ones in slices, engine/json_text.py).
+LOOP_END_BYTES = 256 * 1024
+# What ending a run sets on the rows that never reported their end.
+STRAY_ITEM = {"status": "cancelled", "error": "cancelled while running: the run ended"}
+STRAY_STEP = {"status": "cancelled"}
 # Least seconds between two progress notices of one run on its workflow's group.
 WORKFLOW_PROGRESS_INTERVAL = 1.0
 
@@ -94,12 +101,6 @@ def group_name(run_id: Any) -> str:
 
 def workflow_group_name(workflow_id: Any) -> str:
     return f"workflow.{workflow_id}"
-
-
-def _open_connection(alias: str) -> None:
-    """On the store thread: its connection, open before the end needs it."""
-    drop_broken_connections()
-    connections[alias].ensure_connection()
 
 
 def _settle(future: asyncio.Future[None]) -> None:
@@ -272,47 +273,30 @@ class RunStore:
         self._closed = True
         self._wake()
         loop = asyncio.get_running_loop()
-        # The end goes through the store thread, whose connection the batches sent from the
-        # loop left unopened: it opens now, beside the flusher's last write and the last
-        # batch, rather than after them (~15 ms of every run's end).
-        opening = None
-        if self._on_loop is not None:
-            opening = loop.run_in_executor(self._thread, _open_connection, self._on_loop.alias)
         if self._task is not None:
             await self._task  # a batch being written finishes; the flusher writes no more
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)  # nothing runs any more that could wait for it
         delta = self._apply(batch) if batch else None
-        still_live = True
-        if delta is not None and self._on_loop is not None:
-            try:  # the last batch from the loop too, on its open connection
-                still_live = await self._write_on_loop(self._on_loop, delta)
-            except Exception:  # the thread writes it with the end, as without a loop connection
-                log.warning(
-                    "the last batch of run %s goes with its end", self.run_id, exc_info=True
-                )
-            else:
-                self._forget_ended(delta)
-                delta, unsent = None, self._take_unsent(delta)
-                if self.publish and unsent is not None:
-                    await self._send(unsent)
-        await self._stop_writing_on_loop()
-        if opening is not None:
-            with contextlib.suppress(Exception):  # the write below connects (and says why not)
-                await opening
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
         # The end is a change of its own: it gets the next seq, so listeners never drop it.
         values["last_seq"] = self._run.get("last_seq", 0) + 1
         try:
             try:
-                live, counters = await loop.run_in_executor(
-                    self._thread, self._write_last, delta, values
-                )
+                try:
+                    ended = await self._end_on_loop(delta, values)
+                finally:  # closed: a transaction it left open is rolled back
+                    await self._stop_writing_on_loop()
+                if ended is None:
+                    ended = await loop.run_in_executor(
+                        self._thread, self._write_last, delta, values
+                    )
             finally:
                 if delta is not None:
                     self._forget_ended(delta)
-            if not live or not still_live:
+            live, counters = ended
+            if not live:
                 self._cancelled_elsewhere()
             delta = self._take_unsent(delta)
             if self.publish and delta is not None:
@@ -328,6 +312,50 @@ class RunStore:
                 await self._send(ending)
         finally:
             await self._end_thread(loop)
+
+    async def _end_on_loop(
+        self, delta: dict[str, Any] | None, values: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]] | None:
+        """`_write_last` from the event loop, where the batches went: the last rows, the end,
+        the stray rows cancelled and the counters recounted, in one transaction of two round
+        trips. On the store thread the end paid for opening the thread's own connection
+        (~25 ms) and Django's statements one round trip each (~20 ms): most of a run's last
+        item → final status. None, with nothing stored, when the thread must write it: no
+        loop connection, outputs too big to encode on the loop, the run no longer this
+        execution's to end (the thread's statements sort that out), or a failed write."""
+        on_loop = self._on_loop
+        if on_loop is None:
+            return None
+        try:
+            SizeMeter(LOOP_END_BYTES).check(values.get("outputs"))
+        except SizeLimitError:
+            return None  # encoded on the thread, in slices (engine/json_text.py)
+        connection = connections[on_loop.alias]  # compiles; never connects
+        try:
+            batch = self._statements(connection, delta) if delta is not None else []
+            first = await on_loop.results(
+                [
+                    ("BEGIN", []),
+                    *batch,
+                    update_statement(self._live(), self._end_values(values)),
+                    update_statement(self._stray_items(), STRAY_ITEM),
+                    update_statement(self._stray_steps(), STRAY_STEP),
+                    _select(self._step_tally(), on_loop.alias),
+                    _select(self._item_tally(), on_loop.alias),
+                ]
+            )
+            ended, steps, items = first[-5][0], first[-2][1], first[-1][1]
+            if not ended:
+                await on_loop.results([("ROLLBACK", [])])
+                return None
+            counters = self._counters(steps, items)
+            await on_loop.results(
+                [update_statement(Run.objects.filter(pk=self.run_id), counters), ("COMMIT", [])]
+            )
+        except Exception:
+            log.warning("the end of run %s goes from the store thread", self.run_id, exc_info=True)
+            return None
+        return True, counters
 
     async def flush(self) -> None:
         """Store every event so far, and wait until every batch handed over is written."""
@@ -846,10 +874,38 @@ class RunStore:
             )
             return self._write_end_rows(ending)
 
+    def _end_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """What ending sets on the run row: `values`, and the lease given up."""
+        return {**values, "lease_owner": "", "lease_expires": None} if self.lease_owner else values
+
+    def _stray_items(self) -> QuerySet[ItemRun]:
+        """Items that never reported their end (cancelled with the run): not running."""
+        return ItemRun.objects.filter(run_id=self.run_id, status="running")
+
+    def _stray_steps(self) -> QuerySet[StepRun]:
+        return StepRun.objects.filter(run_id=self.run_id, status__in=["running", "retrying"])
+
+    def _step_tally(self) -> QuerySet[Any]:
+        """(block id, status, count) of the run's step rows."""
+        return (
+            StepRun.objects.filter(run_id=self.run_id)
+            .values_list("block_id", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+
+    def _item_tally(self) -> QuerySet[Any]:
+        """(loop id, enclosing item key, status, count) of the run's item rows."""
+        return (
+            ItemRun.objects.filter(run_id=self.run_id)
+            .values_list("loop_block", "parent_key", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+
     def _write_end_rows(self, values: dict[str, Any]) -> dict[str, Any]:
         with transaction.atomic():
-            if self.lease_owner:
-                values = {**values, "lease_owner": "", "lease_expires": None}
+            values = self._end_values(values)
             if not self._live().update(**values):
                 if not Run.objects.filter(pk=self.run_id, status__in=FINAL_STATUSES).exists():
                     # Our lease ran out and another process executes the run now: its rows
@@ -863,37 +919,25 @@ class RunStore:
                 Run.objects.filter(pk=self.run_id, finished_at__isnull=True).update(
                     finished_at=values["finished_at"]
                 )
-            # Work that never reported its end (cancelled with the run) is not running.
-            ItemRun.objects.filter(run_id=self.run_id, status="running").update(
-                status="cancelled", error="cancelled while running: the run ended"
-            )
-            StepRun.objects.filter(run_id=self.run_id, status__in=["running", "retrying"]).update(
-                status="cancelled"
-            )
+            self._stray_items().update(**STRAY_ITEM)
+            self._stray_steps().update(**STRAY_STEP)
             # The final counters are the rows' own, counted in this transaction.
-            counters = self._recount()
+            counters = self._counters(list(self._step_tally()), list(self._item_tally()))
             Run.objects.filter(pk=self.run_id).update(**counters)
         return counters
 
-    def _recount(self) -> dict[str, Any]:
-        """Counters from the stored rows (the truth), for the run's end."""
+    def _counters(
+        self, step_rows: Iterable[Sequence[Any]], item_rows: Iterable[Sequence[Any]]
+    ) -> dict[str, Any]:
+        """Counters from the stored rows (the truth, `_step_tally` and `_item_tally`), for
+        the run's end."""
         loops = self._loop_states()
         steps: dict[str, dict[str, int]] = {}
-        for block_id, status, n in (
-            StepRun.objects.filter(run_id=self.run_id)
-            .values_list("block_id", "status")
-            .annotate(n=Count("id"))
-            .order_by()
-        ):
+        for block_id, status, n in step_rows:
             steps.setdefault(block_id, zero())[STEP_COUNT.get(status, "failed")] += n
         items: dict[str, dict[str, int]] = {}
         progress = dict.fromkeys(COUNTS, 0)
-        for loop_id, parent, status, n in (
-            ItemRun.objects.filter(run_id=self.run_id)
-            .values_list("loop_block", "parent_key", "status")
-            .annotate(n=Count("id"))
-            .order_by()
-        ):
+        for loop_id, parent, status, n in item_rows:
             counted = status if status in COUNTS else "failed"
             items.setdefault(loop_id, zero())[counted] += n
             if not parent:
@@ -944,6 +988,12 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
         ),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
+
+
+def _select(rows: QuerySet[Any], alias: str) -> Statement:
+    """A query's statement, compiled by Django for `alias`."""
+    sql, params = rows.query.get_compiler(alias).as_sql()
+    return sql, list(params)
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

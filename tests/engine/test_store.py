@@ -365,41 +365,58 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     await sync_to_async(connections.close_all)()
 
 
-@pytest.mark.parametrize("failing", [False, True])
-async def test_the_last_batch_goes_from_the_loop_and_falls_back_to_the_thread(
-    owner: Any, failing: bool
+@pytest.mark.parametrize("failing", ["", "at_once", "at_commit", "big_outputs"])
+async def test_the_end_goes_from_the_loop_with_the_last_batch_and_falls_back_to_the_thread(
+    owner: Any, failing: str
 ) -> None:
-    """At the run's end the batch left goes from the loop too, while the thread's connection
-    opens for the end; if that write fails, the thread stores the batch with the end."""
+    """At the run's end the batch left and the end go from the loop in one transaction; if
+    any of it fails (at once, or at the commit: nothing of it stays), or the outputs are too
+    big to encode on the loop, the thread stores the batch with the end."""
     from engine.core.events import EventBus
     from engine.core.redaction import Redactor
-    from engine.store import RunStore
+    from engine.store import LOOP_END_BYTES, RunStore
 
-    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
     threads: list[int] = []
+    seen: list[str] = []
 
     class Watched(RunStore):
-        def _write(self, delta: dict[str, Any]) -> bool:
-            threads.append(len(delta["items"]))
-            return super()._write(delta)
-
-        async def _write_on_loop(self, on_loop: Any, delta: dict[str, Any]) -> bool:
-            if failing and self._closed:
-                raise RuntimeError("the loop's connection broke at the end")
-            return await super()._write_on_loop(on_loop, delta)
+        def _write_last(self, delta: Any, values: dict[str, Any]) -> Any:
+            threads.append(len(delta["items"]) if delta else 0)
+            return super()._write_last(delta, values)
 
     store = Watched(run.pk, interval=60, publish=False)  # no batch before the end
     store.start()
+    assert store._on_loop is not None
+    if failing in ("at_once", "at_commit"):
+        results, calls = store._on_loop.results, []
+
+        async def breaking(statements: Any) -> Any:
+            calls.append(statements)
+            if len(calls) > 1:  # the first query's end is not seen by others before COMMIT
+                seen.append((await Run.objects.aget(pk=run.pk)).status)
+            if failing == "at_once" or len(calls) > 1:
+                raise RuntimeError("the loop's connection broke at the end")
+            return await results(statements)
+
+        store._on_loop.results = breaking  # type: ignore[method-assign]
     bus = EventBus(store.sink, Redactor())
     bus.emit("run.started")
     bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
     bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
-    await store.close({"status": "succeeded"})
-    assert threads == ([1] if failing else [])
-    item = await ItemRun.objects.aget(run=run, key="loop[0]")
-    assert item.status == "succeeded"
+    # Reported started, never ended: the end cancels it.
+    bus.emit("item.started", item="loop[1]", loop="loop", index=1, data={"v": 2})
+    outputs = {"summary": {"text": "x" * (LOOP_END_BYTES if failing == "big_outputs" else 10)}}
+    await store.close({"status": "succeeded", "outputs": outputs})
+    assert threads == ([] if not failing else [2])
+    assert seen == ([run.status] if failing == "at_commit" else [])
+    items = {i.key: i async for i in ItemRun.objects.filter(run=run)}
+    assert (items["loop[0]"].status, items["loop[1]"].status) == ("succeeded", "cancelled")
+    assert items["loop[1]"].error == "cancelled while running: the run ended"
     ended = await Run.objects.aget(pk=run.pk)
-    assert (ended.status, ended.succeeded) == ("succeeded", 1)
+    assert (ended.status, ended.succeeded, ended.cancelled) == ("succeeded", 1, 1)
+    assert ended.outputs == outputs
+    assert ended.blocks["loop"]["succeeded"] == 1 and ended.finished_at is not None
     await sync_to_async(connections.close_all)()
 
 
