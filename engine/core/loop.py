@@ -34,10 +34,6 @@ if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
 
 DEFAULT_MAX_CONCURRENT = 10
-# The first window's items start this many turns of the event loop apart (`_window_worker`),
-# the first STAGGERED of them: past those, the rest start together after them.
-STAGGER_TURNS = 2
-STAGGERED = 64
 _PENDING: Any = object()  # a `results` slot whose item has not succeeded (yet)
 
 
@@ -425,20 +421,11 @@ class LoopRun:
         order: Iterator[int] = iter(indexes)
 
         async with asyncio.TaskGroup() as group:
-            for place in range(min(self.gate.cap, len(indexes))):
-                group.create_task(self._window_worker(order, place))
+            for _ in range(min(self.gate.cap, len(indexes))):
+                group.create_task(self._window_worker(order))
 
-    async def _window_worker(self, order: Iterator[int], place: int = 0) -> None:
+    async def _window_worker(self, order: Iterator[int]) -> None:
         executor, gate = self.executor, self.gate
-        # The first window's items start a few turns of the event loop apart, not all in one
-        # turn: a turn runs every callback that was ready when it began, so items started
-        # together each sent their first request only once every one of them had been
-        # prepared (~30 ms for 10 items of the lead template: prompts, requests,
-        # connections), and their answers came back in one burst. Staggered, the first
-        # item's requests go out while the others are prepared. A turn of an idle loop
-        # costs microseconds; the items after the first window start as slots free up.
-        for _ in range(min(place, STAGGERED) * STAGGER_TURNS):
-            await asyncio.sleep(0)
         if self.breaker is not None:
             BREAKER_POLICY.set(self.breaker)  # this worker task's own context
         # Pulling from a shared iterator is the sliding window: no await between next().

@@ -61,9 +61,7 @@ def test_provider_cap_4_on_clearbit_holds_across_two_template_runs(
     """Issue 8's acceptance: provider cap 4 on the Clearbit host, two runs of 100 leads
     started together: the upstream never sees more than 4 Clearbit calls in flight."""
     settings.KLYNTOS_PROVIDER_LIMITS = "api.clearbit.com=4"
-    # LinkedIn answers slowly enough that a window's calls overlap (its items start a few
-    # turns of the loop apart): its peak shows the loops' own cap, not the start's pace.
-    simulator.control.configure(latency_ms={"default": 20, "linkedin": 200})
+    simulator.control.configure(latency_ms=20)
     # Clearbit answers nothing until released: the calls let through stay in flight (two:
     # AIMD starts at half the cap) and every other item's Clearbit step waits, visibly, in
     # the stored rows.

@@ -1,5 +1,4 @@
 import asyncio
-from typing import Any
 
 from engine.core.executor import RunOptions
 from engine.core.limits import MAX_CONCURRENT
@@ -297,25 +296,3 @@ async def test_a_loop_at_the_largest_cap_never_queues_for_a_connection(
     outcome, _ = await task
     assert outcome.status == "succeeded"
     assert outcome.outputs["loop"]["succeeded"] == MAX_CONCURRENT
-
-
-async def test_the_first_window_s_first_request_goes_out_before_its_last_item_starts(
-    sim: RunningSimulator,
-) -> None:
-    """The first window's items start a few turns of the loop apart: item 0's request is at
-    the provider before item 9 is even started, rather than every request of the window
-    waiting until all ten items have been prepared."""
-    seen_at_last_start: list[set[str]] = []
-
-    class Watching(Recorder):
-        def __call__(self, event: Any) -> None:
-            super().__call__(event)
-            if event.type == "item.started" and event.data["index"] == 9:
-                # Blocking, on purpose: what the provider holds at that very moment.
-                received = sim.control.stats()["received"]
-                seen_at_last_start.append({call["query"].get("domain") for call in received})
-
-    sim.control.configure(latency_ms=50)
-    outcome, _ = await run_graph(lookup_loop(10), items(10), sim=sim, recorder=Watching())
-    assert outcome.status == "succeeded"
-    assert seen_at_last_start and "d0.example" in seen_at_last_start[0]
