@@ -462,3 +462,51 @@ async def test_a_suspend_stores_its_last_rows_and_gives_the_lease_back_from_the_
     stopped = await Run.objects.aget(pk=run.pk)
     assert (stopped.status, stopped.lease_owner) == ("running", "")
     await sync_to_async(connections.close_all)()
+
+
+async def test_low_permits_write_at_most_every_soon_seconds_and_a_waiting_step_at_once(
+    owner: Any, monkeypatch: Any
+) -> None:
+    """A loop's permits running low (`hurry(soon=True)`) get a write at most every
+    SOON_SECONDS, the steps ending meanwhile sharing it; a step waiting for a permit
+    (`hurry()`) gets one at once."""
+    from engine import store as store_module
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    monkeypatch.setattr(store_module, "SOON_SECONDS", 0.5)
+    run = await sync_to_async(new_run)(owner, [{"v": i} for i in range(3)])
+    loop = asyncio.get_running_loop()
+    writes: list[float] = []
+
+    class Counted(RunStore):
+        async def _flush(self) -> None:
+            if self._pending:
+                writes.append(loop.time())
+            await super()._flush()
+
+    async def written(count: int) -> None:
+        deadline = loop.time() + 5
+        while len(writes) < count:
+            assert loop.time() < deadline, writes
+            await asyncio.sleep(0.005)
+
+    store = Counted(run.pk, interval=60, publish=False)  # only hurries write
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    stored: list[int] = []
+    for index in range(3):
+        bus.emit("item.started", item=f"loop[{index}]", loop="loop", index=index, data={})
+        store.stored_then(lambda index=index: stored.append(index))
+        store.hurry(soon=index < 2)  # the third: a step waits
+        if index == 1:
+            await asyncio.sleep(0.05)
+            assert len(writes) == 1  # not yet: the first write was under 0.5 s ago
+        await written(index + 1)
+    assert stored == [0, 1, 2]
+    assert writes[1] - writes[0] >= 0.45  # deferred to SOON_SECONDS after the first
+    assert writes[2] - writes[1] < 0.3  # at once
+    await store.close({"status": "succeeded"})
+    await sync_to_async(connections.close_all)()
