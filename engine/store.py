@@ -91,12 +91,6 @@ LOOP_END_BYTES = 256 * 1024
 # What ending a run sets on the rows that never reported their end.
 STRAY_ITEM = {"status": "cancelled", "error": "cancelled while running: the run ended"}
 STRAY_STEP = {"status": "cancelled"}
-# Least seconds between two writes a loop's permits running low ask for (`hurry(soon=True)`):
-# asked on nearly every step's start and end once a loop's items fill its cap, they made
-# a write per step's end (~130 for the lead template's 100 items, ~1 ms of the loop's CPU and
-# a transaction at the server each); at most one per 50 ms, ~45, and no step waited for a
-# permit. A step that does wait for one still has the write start at once.
-SOON_SECONDS = 0.05
 # Least seconds between two progress notices of one run on its workflow's group.
 WORKFLOW_PROGRESS_INTERVAL = 1.0
 
@@ -179,9 +173,6 @@ class RunStore:
         # each behind every ready item: turns a step waiting for its permit waits too).
         self._woken = False
         self._sleeping: asyncio.Future[None] | None = None
-        # When the last write began (the loop's clock), and the wake `hurry(soon=True)` set.
-        self._last_write = float("-inf")
-        self._soon: asyncio.TimerHandle | None = None
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         # Events sunk, and how many of them a finished write covered: `stored_then()` calls
@@ -213,26 +204,11 @@ class RunStore:
             return
         self._when_stored.append((target, callback))
 
-    def hurry(self, soon: bool = False) -> None:
+    def hurry(self) -> None:
         """Someone waits on a `stored_then`: write now rather than at the next interval (the
-        items finishing meanwhile share that write: a group commit). `soon`: nobody waits
-        yet (a loop's permits are running low), so the write comes at most every
-        `SOON_SECONDS` (writes on every step's end cost CPU in the loop and at the server)."""
-        if not self._when_stored:
-            return
-        if not soon:
+        items finishing meanwhile share that write: a group commit)."""
+        if self._when_stored:
             self._wake()
-            return
-        loop = asyncio.get_running_loop()
-        due = self._last_write + SOON_SECONDS
-        if loop.time() >= due:
-            self._wake()
-        elif self._soon is None:
-            self._soon = loop.call_at(due, self._wake_soon)
-
-    def _wake_soon(self) -> None:
-        self._soon = None
-        self._wake()
 
     async def durable(self) -> None:
         """Returns once every event sunk so far is written; the write starts at once."""
@@ -465,9 +441,6 @@ class RunStore:
         except Exception:  # the run goes on; close() still writes what is left with its end
             log.exception("the store of run %s stopped writing batches", self.run_id)
         finally:
-            if self._soon is not None:
-                self._soon.cancel()
-                self._soon = None
             # No callback may outlive the flusher: a step would keep its permit forever.
             callbacks, self._when_stored = self._when_stored, []
             for _, callback in callbacks:
@@ -528,7 +501,6 @@ class RunStore:
         covers = self._sunk
         delta = self._apply(batch)
         loop = asyncio.get_running_loop()
-        self._last_write = loop.time()
         try:
             if self._on_loop is not None:
                 live = await self._write_on_loop(self._on_loop, delta)

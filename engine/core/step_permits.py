@@ -23,9 +23,8 @@ class Durability(Protocol):
     def stored_then(self, callback: Callable[[], None]) -> None:
         """Call `callback` once every event so far is stored (at once if nothing will be)."""
 
-    def hurry(self, soon: bool = False) -> None:
-        """Someone waits on a `stored_then`: write now, not at the next interval (`soon`:
-        nobody waits yet, the next write may share a few more rows)."""
+    def hurry(self) -> None:
+        """Someone waits on a `stored_then`: write now, not at the next interval."""
 
 
 class StepPermits:
@@ -45,15 +44,13 @@ class StepPermits:
             permits = self._by_block[block_id] = _Permits(self.cap)
         await permits.take(self.durability)
         if permits.free <= self.low:
-            self.durability.hurry(soon=True)
+            self.durability.hurry()
 
     def give_back_when_stored(self, block_id: str) -> None:
         permits = self._by_block[block_id]
         self.durability.stored_then(permits.give_back)
-        if permits.waiting:  # write this row now
+        if permits.waiting or permits.free <= self.low:  # write this row now
             self.durability.hurry()
-        elif permits.free <= self.low:
-            self.durability.hurry(soon=True)
 
 
 class _Permits:

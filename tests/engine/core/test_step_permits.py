@@ -75,7 +75,7 @@ class SlowStore(Recorder):
     def stored_then(self, callback: Callable[[], None]) -> None:
         self.callbacks.append((len(self.events), callback))
 
-    def hurry(self, soon: bool = False) -> None:
+    def hurry(self) -> None:
         self.wake.set()
 
 
