@@ -354,6 +354,7 @@ class RunStore:
             )
         except Exception:
             log.warning("the end of run %s goes from the store thread", self.run_id, exc_info=True)
+            await on_loop.close()  # whatever it had begun is rolled back, not left open
             return None
         return True, counters
 
