@@ -63,14 +63,7 @@ class LoopConnection:
     async def transaction(self, statements: Sequence[Statement]) -> int:
         """Run `statements` in one transaction and one round trip; the row count of the
         last one."""
-        connection = await self._connected()
-        try:
-            async with connection.cursor() as cursor:
-                await cursor.execute(*one_query(statements))
-                return last_rowcount(cursor)
-        except BaseException:
-            await self.close()
-            raise
+        return (await self.results(statements))[-1][0]
 
     async def results(self, statements: Sequence[Statement]) -> list[Result]:
         """Run `statements` as one query (one round trip); each one's row count and rows. A

@@ -40,6 +40,12 @@ def update_statement(rows: QuerySet[Any], values: dict[str, Any]) -> Statement:
     return query.get_compiler(router.db_for_write(rows.model)).as_sql()
 
 
+def select_statement(rows: QuerySet[Any]) -> Statement:
+    """`rows`' query as a statement to send with others, compiled by Django (every time)."""
+    sql, params = rows.query.get_compiler(router.db_for_write(rows.model)).as_sql()
+    return sql, list(params)
+
+
 class RowUpdate:
     """Updates of one set of rows (see the module docstring)."""
 

@@ -35,7 +35,7 @@ from engine.loop_connection import LoopConnection, Statement, last_rowcount, one
 from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
-from engine.row_updates import RowUpdate, update_statement
+from engine.row_updates import RowUpdate, select_statement, update_statement
 from engine.upsert import Upsert
 
 log = logging.getLogger(__name__)
@@ -333,18 +333,15 @@ class RunStore:
         connection = connections[on_loop.alias]  # compiles; never connects
         try:
             batch = self._statements(connection, delta) if delta is not None else []
-            first = await on_loop.results(
-                [
-                    ("BEGIN", []),
-                    *batch,
-                    update_statement(self._live(), self._end_values(values)),
-                    update_statement(self._stray_items(), STRAY_ITEM),
-                    update_statement(self._stray_steps(), STRAY_STEP),
-                    _select(self._step_tally(), on_loop.alias),
-                    _select(self._item_tally(), on_loop.alias),
-                ]
-            )
-            ended, steps, items = first[-5][0], first[-2][1], first[-1][1]
+            end = [
+                update_statement(self._live(), self._end_values(values)),
+                update_statement(self._stray_items(), STRAY_ITEM),
+                update_statement(self._stray_steps(), STRAY_STEP),
+                select_statement(self._step_tally()),
+                select_statement(self._item_tally()),
+            ]
+            first = await on_loop.results([("BEGIN", []), *batch, *end])
+            (ended, _), _, _, (_, steps), (_, items) = first[-len(end) :]
             if not ended:
                 await on_loop.results([("ROLLBACK", [])])
                 return None
@@ -989,12 +986,6 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
         ),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
-
-
-def _select(rows: QuerySet[Any], alias: str) -> Statement:
-    """A query's statement, compiled by Django for `alias`."""
-    sql, params = rows.query.get_compiler(alias).as_sql()
-    return sql, list(params)
 
 
 def _live(run_id: Any) -> QuerySet[Run]:
