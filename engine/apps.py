@@ -8,7 +8,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from engine.config import off_peak_window, provider_settings
+        from engine.config import off_peak_window, preconnect_wait, provider_settings
         from engine.core.prices import PriceError, parse_prices
         from engine.slots import check_settings as check_slot_settings
 
@@ -23,5 +23,6 @@ class EngineConfig(AppConfig):
             provider_settings()
             check_slot_settings()
             off_peak_window()
+            preconnect_wait()
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None

@@ -66,6 +66,7 @@ def build_services(
             host_overrides=host_overrides(),
             trusted_hosts=frozenset(settings.KLYNTOS_TRUSTED_HOSTS),
             call_depth=call_depth,
+            preconnect_wait=preconnect_wait(),
         ),
         providers=provider_registry(),
     )
@@ -81,6 +82,22 @@ def build_services(
         run_id=str(run_id) if run_id is not None else "",
         **provider_credentials(),
     )
+
+
+# The longest KLYNTOS_PRECONNECT_WAIT: past it a loop whose connections hang would hold
+# its first items for longer than opening their own takes.
+MAX_PRECONNECT_WAIT = 5.0
+
+
+def preconnect_wait() -> float:
+    """KLYNTOS_PRECONNECT_WAIT, checked; ValueError naming what is wrong."""
+    wait = settings.KLYNTOS_PRECONNECT_WAIT
+    if not 0 <= wait <= MAX_PRECONNECT_WAIT:
+        raise ValueError(
+            f"KLYNTOS_PRECONNECT_WAIT must be seconds from 0 (off) to {MAX_PRECONNECT_WAIT:g}, "
+            f"got {wait:g}"
+        )
+    return float(wait)
 
 
 def provider_settings() -> ProviderSettings:

@@ -196,6 +196,9 @@ KLYNTOS_SIMULATOR_URL = os.environ.get("KLYNTOS_SIMULATOR_URL", "http://127.0.0.
 KLYNTOS_HOST_OVERRIDES = os.environ.get("KLYNTOS_HOST_OVERRIDES", "")
 # Extra hosts (host or host:port) the SSRF guard lets through although they are private.
 KLYNTOS_TRUSTED_HOSTS = env_list("KLYNTOS_TRUSTED_HOSTS")
+# Seconds a loop waits, as it starts, for the connections its first items' calls will use
+# (engine/core/preconnect.py); 0 opens none ahead. At most 5.
+KLYNTOS_PRECONNECT_WAIT = float(os.environ.get("KLYNTOS_PRECONNECT_WAIT", "0.25"))
 # Process environment variables a workflow may read as <env.NAME>, by name.
 KLYNTOS_ENV_ALLOWLIST = env_list("KLYNTOS_ENV_ALLOWLIST")
 # Key for secrets at rest; derived from SECRET_KEY when unset.

@@ -136,6 +136,9 @@ class AgentBlock(BaseBlock):
     def check(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         return _failover_problems(config) + _format_problems(config)
 
+    def origin(self, config: Mapping[str, Any], services: Any) -> str | None:
+        return str(services.openai_base_url)  # every model of the block is called there
+
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         config = ctx.config
         system, user = render_prompts(ctx, ctx.services.agent_max_prompt_bytes)

@@ -100,6 +100,11 @@ class BaseBlock(ABC):
         """Warnings (the graph still saves and runs): (field, message) pairs."""
         return []
 
+    def origin(self, config: Mapping[str, Any], services: Any) -> str | None:
+        """The URL whose origin the block calls, when its config says so before it runs (a
+        loop opens those connections ahead: engine/core/preconnect.py); None otherwise."""
+        return None
+
     @abstractmethod
     async def run(self, ctx: BlockContext) -> dict[str, Any]: ...
 

@@ -82,6 +82,14 @@ class HttpBlock(BaseBlock):
             ("url", f"{host} is a {reason} address, refused when the block runs: {ADDRESS_HINT}")
         ]
 
+    def origin(self, config: Mapping[str, Any], services: Any) -> str | None:
+        url = str(config.get("url", ""))
+        if literal_host(url) is None:
+            return None
+        parts = urlsplit(url)
+        host_port = parts.netloc.rpartition("@")[2]  # never the credentials
+        return None if find_references(host_port) else f"{parts.scheme}://{host_port}/"
+
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         url = with_query(render_url(ctx.raw_config["url"], ctx), _query(ctx.config.get("query")))
         method = ctx.config.get("method", "GET")

@@ -86,6 +86,9 @@ class SlackBlock(BaseBlock):
             }
         )
 
+    def origin(self, config: Mapping[str, Any], services: Any) -> str | None:
+        return str(services.slack_base_url)
+
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
         text = cut_to_limit(render_slack_text(ctx.raw_config["text"], ctx.scope))
         client = ctx.services.slack(ctx.config.get("token") or None)

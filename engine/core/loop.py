@@ -23,6 +23,7 @@ from engine.core.graph import Block
 from engine.core.loop_policies import ConcurrencyGate, breaker_policy
 from engine.core.loop_state import LoopState
 from engine.core.memo import Memo
+from engine.core.preconnect import open_first_connections
 from engine.core.providers import BREAKER_POLICY
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
@@ -559,6 +560,7 @@ class LoopRun:
         )
         # An estimate (RunOptions.sample_items): a top-level loop runs its first items only.
         sample = executor.options.sample_items if not self.frame.key and self.span is None else None
+        fanned_out = False
         if sample and sample < len(self.pending):
             self.pending = self.pending[:sample]
         if self.span is not None:
@@ -567,6 +569,10 @@ class LoopRun:
             executor, block, self.frame, self.total, self.cap
         ):
             await self.fan_out()
+            fanned_out = True
+        if not fanned_out and not self.frame.key and self.pending:  # not per item of an outer loop
+            width = min(self.gate.cap, len(self.pending), self.batch_size or len(self.pending))
+            await open_first_connections(executor, block, width)
         if self.state:  # restored: kept with the run again (its new store starts empty)
             self.save_state()
         self.progress()

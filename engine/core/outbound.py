@@ -171,6 +171,9 @@ class OutboundConfig:
     max_redirects: int = 5
     user_agent: str = "Klyntos/0.1"
     call_depth: int | None = None  # sent as CALL_DEPTH_HEADER on every request when set
+    # How long a loop waits, as it starts, for the connections its items' first calls will
+    # use (engine/core/preconnect.py); 0 opens none ahead.
+    preconnect_wait: float = 0.25
 
     def default_headers(self) -> dict[str, str]:
         headers = {"User-Agent": self.user_agent}
@@ -550,6 +553,40 @@ class OutboundFactory:
                 trust_env=False,
             )
         return self._session
+
+    async def preconnect(self, url: str, count: int) -> int:
+        """Open up to `count` connections to `url`'s origin (after host overrides and the SSRF
+        guard) and leave them idle in the shared session's pool, for the requests about to
+        go there: a loop's first items then send as soon as each request is built, instead of
+        all waiting for connections that only complete once every item has built its own
+        (~40 ms for the template's first ten leads). Idle connections already there count
+        towards `count`. Sends nothing; a refused or failed connect is left to the request
+        that follows to report. How many are ready."""
+        count = min(count, self.config.max_connections)
+        if count < 1:
+            return 0
+        try:  # refused literals raise here; names are checked by the resolver as they connect
+            routed, _ = await self.route(url)
+        except (BlockedAddressError, ValueError, OSError):
+            return 0
+        session = self.aiohttp_session()
+        connector = session.connector
+        target = yarl.URL(routed)
+        if connector is None or not target.host:
+            return 0
+        # Keyed as the session's own requests are (same URL origin, TLS and SNI defaults).
+        request = aiohttp.ClientRequest("GET", target.origin(), loop=asyncio.get_running_loop())
+        held: list[typing.Any] = []
+
+        async def connect() -> None:
+            held.append(await connector.connect(request, [], session.timeout))
+
+        try:  # all held at once, so each connect takes an idle one or opens its own
+            await asyncio.gather(*(connect() for _ in range(count)), return_exceptions=True)
+        finally:
+            for connection in held:
+                connection.release()  # idle in the pool (a cancel hands back what is open)
+        return len(held)
 
     def httpx_client(self) -> httpx.AsyncClient:
         """The one shared httpx client (aiohttp transport behind :class:`GuardedTransport`).

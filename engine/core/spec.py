@@ -74,6 +74,10 @@ class BlockType(Protocol):
         """Warnings, not errors: (field, message) pairs."""
         ...
 
+    def origin(self, config: Mapping[str, Any], services: Any) -> str | None:
+        """The URL whose origin the block calls, known from its config (None: unknown)."""
+        ...
+
     def run(self, ctx: BlockContext) -> Awaitable[dict[str, Any]]: ...
 
 

@@ -48,3 +48,15 @@ def test_ready_checks_the_configured_table(settings: object) -> None:
     settings.KLYNTOS_MODEL_PRICES = "not json"  # type: ignore[attr-defined]
     with pytest.raises(ImproperlyConfigured, match="KLYNTOS_MODEL_PRICES: not JSON"):
         config.ready()
+
+
+@pytest.mark.parametrize("wait", [-1.0, 5.5])
+def test_ready_checks_the_preconnect_wait(settings: object, wait: float) -> None:
+    import engine
+
+    config = EngineConfig("engine", engine)
+    settings.KLYNTOS_PRECONNECT_WAIT = wait  # type: ignore[attr-defined]
+    with pytest.raises(ImproperlyConfigured, match="KLYNTOS_PRECONNECT_WAIT must be seconds"):
+        config.ready()
+    settings.KLYNTOS_PRECONNECT_WAIT = 0  # type: ignore[attr-defined]
+    config.ready()  # 0 turns it off: no error
