@@ -236,6 +236,17 @@ class Executor:
         sorter.prepare()
         outputs = {}
         running: dict[asyncio.Task[Any], Block] = {}
+        waiter: asyncio.Future[None] | None = None
+
+        async def run_and_wake(block: Block) -> Any:
+            try:
+                return await self.run_block(block, scope, frame)
+            finally:
+                # From the task's last step: the level goes on the next pass, where a done
+                # callback (asyncio.wait) is only queued once the task has ended, one later.
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
         try:
             while sorter.is_active():
                 ready = sorter.get_ready()
@@ -249,9 +260,12 @@ class Executor:
                     continue
                 for block_id in ready:
                     block = self.graph.block(block_id)
-                    task = asyncio.ensure_future(self.run_block(block, scope, frame))
-                    running[task] = block
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    running[asyncio.ensure_future(run_and_wake(block))] = block
+                done = [task for task in running if task.done()]
+                while not done:
+                    waiter = asyncio.get_running_loop().create_future()
+                    await waiter
+                    done = [task for task in running if task.done()]
                 for task in done:
                     block = running.pop(task)
                     if task.exception() is not None and running:

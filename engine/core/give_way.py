@@ -4,9 +4,10 @@ A loop whose items finish without real I/O (transforms, answers already buffered
 item after item inside one worker task, and asyncio only looks at timers and sockets between
 two passes over its ready queue: the run store's flusher and the other runs on the executor
 loop would wait for the whole batch. `give_way()` is a time slice shared by every caller on
-one event loop: once `SLICE_SECONDS` are used up, each caller steps back to the end of the
-ready queue (one `sleep(0)`) until the next pass starts a new slice, so a pass lasts at most
-about a slice plus one item per worker, and never the whole batch. While `PRIORITY` work
+one event loop, started by the first call in a pass over the ready queue: once
+`SLICE_SECONDS` of it are used up, each caller steps back to the end of the ready queue (one
+`sleep(0)`) until the next pass starts a new slice, so a pass lasts at most about a slice
+plus one item per worker, and never the whole batch. While `PRIORITY` work
 (a web request) is in progress, a used-up slice also sleeps `BACKOFF_SECONDS`, handing the
 GIL — and so the process's CPU — to the request.
 """
@@ -73,31 +74,36 @@ PRIORITY = PriorityWork()
 
 @dataclass
 class _Slice:
-    until: float
-    renewing: bool = False
+    until: float = 0.0
+    # A slice started in this pass: its marker, queued behind everything ready when the slice
+    # started, runs at the start of the next pass and lets the next caller start another.
+    marked: bool = False
+
+    def unmark(self) -> None:
+        self.marked = False
 
 
 _slices: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Slice] = weakref.WeakKeyDictionary()
 
 
 async def give_way(slice_seconds: float = SLICE_SECONDS) -> None:
-    """Return at once within the current slice; past it, yield to the event loop."""
+    """Return at once within the current slice; past it, yield to the event loop.
+
+    A slice is a stretch of one pass over the ready queue: it starts with the pass's first
+    call, not when the last one ended, so a caller after an idle wait (an item that ended
+    on its own answer) goes on at once instead of handing its turn to everything ready."""
     loop = asyncio.get_running_loop()
     state = _slices.get(loop)
     if state is None:
-        state = _slices[loop] = _Slice(time.monotonic() + slice_seconds)
-    if time.monotonic() < state.until:
+        state = _slices[loop] = _Slice()
+    now = time.monotonic()
+    if not state.marked:
+        state.marked = True
+        state.until = now + slice_seconds
+        loop.call_soon(state.unmark)
+    if now < state.until:
         return
     if PRIORITY.busy():
         # Blocking on purpose: the sleep releases the GIL to the thread serving a request.
         time.sleep(BACKOFF_SECONDS)  # noqa: ASYNC251
-    if not state.renewing:
-        state.renewing = True
-
-        def renew() -> None:
-            state.until = time.monotonic() + slice_seconds
-            state.renewing = False
-
-        # Queued behind everything ready now: the new slice starts on the loop's next pass.
-        loop.call_soon(renew)
     await asyncio.sleep(0)

@@ -45,6 +45,26 @@ async def test_give_way_yields_past_the_slice_and_starts_a_new_one_next_pass() -
     task.cancel()
 
 
+async def test_a_caller_after_an_idle_wait_goes_on_at_once() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    await give_way(slice_seconds=0.005)  # a slice starts
+    await asyncio.sleep(0.03)  # the loop idles for six slices' worth
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    seen = ticks
+    # A new pass, a new slice: an item that ended on its own answer starts the next at once.
+    await give_way(slice_seconds=0.005)
+    assert ticks == seen
+    task.cancel()
+
+
 async def test_a_loop_of_items_that_never_suspend_lets_other_tasks_run() -> None:
     body = [
         block("webhook", "webhook"),
