@@ -239,3 +239,18 @@ async def test_no_wait_opens_nothing(server: Server) -> None:
         assert server.accepted == 0
     finally:
         await factory.aclose()
+
+
+async def test_a_workers_chunk_opens_nothing_ahead(
+    server: Server, factory: OutboundFactory
+) -> None:
+    g = _loop(3, [block("a", "http", "loop", url="https://api.example.com/a")])
+    executor = Executor(
+        parse_graph(g),
+        REGISTRY,
+        bus=EventBus(Recorder(), Redactor([])),
+        services=Services(outbound=factory),
+        item_gate=contextlib.nullcontext(),  # the worker's shared gate
+    )
+    assert await open_first_connections(executor, executor.graph.block("loop"), 3) == 0
+    assert server.accepted == 0
