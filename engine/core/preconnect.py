@@ -34,9 +34,7 @@ def first_call_origins(executor: Executor, loop: Block) -> Counter[str]:
     for block in executor.graph.children(loop.id):
         if before.get(block.id):
             continue  # starts after another block of the item: a connection is free by then
-        spec = executor.registry.get(block.type)
-        origin = getattr(spec, "origin", None)  # block types outside BaseBlock may lack it
-        url = origin(block.config, executor.services) if origin is not None else None
+        url = executor.registry[block.type].origin(block.config, executor.services)
         if url:
             origins[url] += 1
     return origins
@@ -45,8 +43,8 @@ def first_call_origins(executor: Executor, loop: Block) -> Counter[str]:
 async def open_first_connections(executor: Executor, loop: Block, width: int) -> int:
     """Connections for the first `width` items' first calls, within the configured wait;
     how many are ready."""
-    outbound = getattr(executor.services, "outbound", None)
-    if outbound is None or outbound.config.preconnect_wait <= 0 or width < 1:
+    outbound = executor.services.outbound
+    if outbound.config.preconnect_wait <= 0 or width < 1:
         return 0
     if executor.item_gate is not None:
         # A worker's chunk: its items take places in the gate all the worker's chunks share,

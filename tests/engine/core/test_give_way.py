@@ -3,66 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from engine.core.give_way import BACKOFF_SECONDS, PRIORITY, give_way
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
 
 
-async def test_give_way_yields_only_once_the_slice_is_used_up() -> None:
-    ticks = 0
+@dataclass
+class Ticks:
+    ticks: int = 0
 
-    async def ticker() -> None:
-        nonlocal ticks
+
+@contextlib.asynccontextmanager
+async def passes() -> AsyncIterator[Ticks]:
+    """A task that ticks once per pass of the event loop, running from one pass on."""
+    counter = Ticks()
+
+    async def tick() -> None:
         while True:
-            ticks += 1
+            counter.ticks += 1
             await asyncio.sleep(0)
 
-    task = asyncio.create_task(ticker())
+    task = asyncio.create_task(tick())
     await asyncio.sleep(0)
-    seen = ticks
-    for _ in range(100):
-        await give_way(slice_seconds=3600)  # this loop's first slice lasts an hour
-    assert ticks == seen
-    task.cancel()
+    try:
+        yield counter
+    finally:
+        task.cancel()
+
+
+async def test_give_way_yields_only_once_the_slice_is_used_up() -> None:
+    async with passes() as ticker:
+        seen = ticker.ticks
+        for _ in range(100):
+            await give_way(slice_seconds=3600)  # this loop's first slice lasts an hour
+        assert ticker.ticks == seen
 
 
 async def test_give_way_yields_past_the_slice_and_starts_a_new_one_next_pass() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    seen = ticks
-    await give_way(slice_seconds=0)  # a zero slice is always used up
-    assert ticks > seen
-    task.cancel()
+    async with passes() as ticker:
+        seen = ticker.ticks
+        await give_way(slice_seconds=0)  # a zero slice is always used up
+        assert ticker.ticks > seen
 
 
 async def test_a_caller_after_an_idle_wait_goes_on_at_once() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
     await give_way(slice_seconds=0.005)  # a slice starts
     await asyncio.sleep(0.03)  # the loop idles for six slices' worth
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    seen = ticks
-    # A new pass, a new slice: an item that ended on its own answer starts the next at once.
-    await give_way(slice_seconds=0.005)
-    assert ticks == seen
-    task.cancel()
+    async with passes() as ticker:
+        seen = ticker.ticks
+        # A new pass, a new slice: an item that ended on its own answer starts the next at once.
+        await give_way(slice_seconds=0.005)
+        assert ticker.ticks == seen
 
 
 async def test_a_loop_of_items_that_never_suspend_lets_other_tasks_run() -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -72,13 +73,28 @@ async def server() -> AsyncIterator[Server]:
         listening.close()
 
 
+FactoryMaker = Callable[..., OutboundFactory]
+
+
 @pytest.fixture
-async def factory(server: Server) -> AsyncIterator[OutboundFactory]:
-    made = OutboundFactory(
-        OutboundConfig(host_overrides={"api.example.com": f"http://127.0.0.1:{server.port}"})
-    )
-    yield made
-    await made.aclose()
+async def make_factory(server: Server) -> AsyncIterator[FactoryMaker]:
+    """Factories sending api.example.com to the server (`scheme` of the override), closed after."""
+    made: list[OutboundFactory] = []
+
+    def make(scheme: str = "http", **config: Any) -> OutboundFactory:
+        overrides = {"api.example.com": f"{scheme}://127.0.0.1:{server.port}"}
+        made.append(OutboundFactory(OutboundConfig(host_overrides=overrides, **config)))
+        return made[-1]
+
+    yield make
+    for factory in made:
+        with contextlib.suppress(Exception):
+            await factory.aclose()
+
+
+@pytest.fixture
+def factory(make_factory: FactoryMaker) -> OutboundFactory:
+    return make_factory()
 
 
 async def test_the_connections_opened_ahead_carry_the_requests_that_follow(
@@ -110,18 +126,12 @@ async def test_what_the_guard_refuses_is_never_connected(server: Server) -> None
         await factory.aclose()
 
 
-async def test_no_more_than_the_session_may_hold_are_opened(server: Server) -> None:
-    factory = OutboundFactory(
-        OutboundConfig(
-            host_overrides={"api.example.com": f"http://127.0.0.1:{server.port}"},
-            max_connections=2,
-        )
-    )
-    try:
-        assert await factory.preconnect("https://api.example.com/", 5) == 2
-        assert server.accepted == 2
-    finally:
-        await factory.aclose()
+async def test_no_more_than_the_session_may_hold_are_opened(
+    server: Server, make_factory: FactoryMaker
+) -> None:
+    factory = make_factory(max_connections=2)
+    assert await factory.preconnect("https://api.example.com/", 5) == 2
+    assert server.accepted == 2
 
 
 def _executor(g: dict, services: Services, recorder: Recorder | None = None) -> Executor:
@@ -197,56 +207,37 @@ async def test_a_loop_opens_one_connection_per_first_call_of_its_first_window(
     assert server.accepted == 8
 
 
+ONE_CALL = _loop(3, [block("a", "http", "loop", url="https://api.example.com/a")])
+
+
 async def test_a_loop_waits_for_its_connections_no_longer_than_configured(
-    server: Server,
+    server: Server, make_factory: FactoryMaker
 ) -> None:
     server.answer = False  # TLS: the handshake never completes
-    factory = OutboundFactory(
-        OutboundConfig(
-            host_overrides={"api.example.com": f"https://127.0.0.1:{server.port}"},
-            preconnect_wait=0.2,
-        )
-    )
-    g = _loop(3, [block("a", "http", "loop", url="https://api.example.com/a")])
-    executor = _executor(g, Services(outbound=factory))
-    try:
-        started = time.monotonic()
-        ready = await open_first_connections(executor, executor.graph.block("loop"), 3)
-        waited = time.monotonic() - started
-        assert ready == 0 and 0.2 <= waited < 2
-        assert server.accepted == 3
-        # Nothing left connecting: the three attempts were stopped with the wait.
-        await asyncio.sleep(0)
-        assert not [
-            t for t in asyncio.all_tasks() if "preconnect" in repr(t.get_coro()) and not t.done()
-        ]
-    finally:
-        with contextlib.suppress(Exception):
-            await factory.aclose()
+    executor = _executor(ONE_CALL, Services(outbound=make_factory("https", preconnect_wait=0.2)))
+    started = time.monotonic()
+    ready = await open_first_connections(executor, executor.graph.block("loop"), 3)
+    waited = time.monotonic() - started
+    assert ready == 0 and 0.2 <= waited < 2
+    assert server.accepted == 3
+    # Nothing left connecting: the three attempts were stopped with the wait.
+    await asyncio.sleep(0)
+    assert not [
+        t for t in asyncio.all_tasks() if "preconnect" in repr(t.get_coro()) and not t.done()
+    ]
 
 
-async def test_no_wait_opens_nothing(server: Server) -> None:
-    factory = OutboundFactory(
-        OutboundConfig(
-            host_overrides={"api.example.com": f"http://127.0.0.1:{server.port}"},
-            preconnect_wait=0,
-        )
-    )
-    g = _loop(3, [block("a", "http", "loop", url="https://api.example.com/a")])
-    executor = _executor(g, Services(outbound=factory))
-    try:
-        assert await open_first_connections(executor, executor.graph.block("loop"), 3) == 0
-        assert server.accepted == 0
-    finally:
-        await factory.aclose()
+async def test_no_wait_opens_nothing(server: Server, make_factory: FactoryMaker) -> None:
+    executor = _executor(ONE_CALL, Services(outbound=make_factory(preconnect_wait=0)))
+    assert await open_first_connections(executor, executor.graph.block("loop"), 3) == 0
+    assert server.accepted == 0
 
 
 async def test_a_workers_chunk_opens_nothing_ahead(
     server: Server, factory: OutboundFactory
 ) -> None:
-    g = _loop(3, [block("a", "http", "loop", url="https://api.example.com/a")])
     executor = Executor(
-        parse_graph(g),
+        parse_graph(ONE_CALL),
         REGISTRY,
         bus=EventBus(Recorder(), Redactor([])),
         services=Services(outbound=factory),
