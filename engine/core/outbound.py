@@ -40,6 +40,7 @@ from aiohttp import ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
+from engine.core.eager_body import EagerBodyRequest
 from engine.core.errors import TransientError
 from engine.core.limits import MAX_CONCURRENT
 from engine.core.providers import ProviderRegistry, registry_for_loop
@@ -551,6 +552,7 @@ class OutboundFactory:
                 cookie_jar=aiohttp.DummyCookieJar(),  # shared by all tenants: keep no cookies
                 middlewares=(self._literal_guard,),
                 trust_env=False,
+                request_class=EagerBodyRequest,  # a POST's body goes out with its headers
             )
         return self._session
 
