@@ -626,7 +626,7 @@ class OutboundFactory:
         """
         if not self.rewrite_url(base_url)[1]:
             self.trust_base_url(base_url)
-        return openai.AsyncOpenAI(
+        client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
@@ -634,6 +634,12 @@ class OutboundFactory:
             # openai accepts httpx and httpx2 clients at runtime; its annotation names httpx2 only.
             http_client=self.httpx_client(),  # type: ignore[arg-type]
         )
+        # The SDK looks up the platform for those headers in a thread, on each client's first
+        # request (a run's first LLM calls each waited for that hop, the first process-wide
+        # also for `uname -p`), and keeps it here; its headers are left out, so it is never
+        # sent: nothing to look up.
+        client._platform = "Unknown"
+        return client
 
     async def aclose(self) -> None:
         """Close the shared httpx client and aiohttp session; the factory is then closed."""
