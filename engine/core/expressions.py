@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import jmespath
@@ -32,6 +33,15 @@ MAX_EXPRESSION_LENGTH = 4096
 
 class ExpressionError(BlockError):
     """An expression that does not compile or fails on its data."""
+
+
+class NamedExpressionFailed(BlockError):
+    """One of several named expressions failed (`search_each`): which one, and why."""
+
+    def __init__(self, name: str, error: BlockError) -> None:
+        super().__init__(str(error))
+        self.name = name
+        self.error = error
 
 
 def compile_expression(expression: str) -> ParsedResult:
@@ -142,6 +152,53 @@ async def search_async(
     try:
         return await asyncio.to_thread(
             search, expression, data, max_bytes=max_bytes, what=what, cancel=cancel, sizes=sizes
+        )
+    finally:
+        cancel.set()
+
+
+def search_each(
+    expressions: Mapping[str, str | ParsedResult],
+    data: dict[str, Any],
+    *,
+    max_bytes: int,
+    what: str = "its result",
+    cancel: threading.Event | None = None,
+    sizes: SizeMeter | None = None,
+) -> None:
+    """`search` each expression in order, each result stored in `data` under its name, so a
+    later expression can read an earlier one's (a loop's aggregations). The first failure
+    raises NamedExpressionFailed naming its expression; those before it are kept."""
+    for name, expression in expressions.items():
+        try:
+            data[name] = search(
+                expression, data, max_bytes=max_bytes, what=what, cancel=cancel, sizes=sizes
+            )
+        except BlockError as exc:
+            raise NamedExpressionFailed(name, exc) from None
+
+
+async def search_each_async(
+    expressions: Mapping[str, str | ParsedResult],
+    data: dict[str, Any],
+    *,
+    max_bytes: int,
+    what: str = "its result",
+    sizes: SizeMeter | None = None,
+) -> None:
+    """`search_each` in one worker-thread hop for them all (one hop each made a loop's end
+    wait for five round trips through the thread pool before its next block started);
+    stopped at the next value when the awaiting step is cancelled, as `search_async`."""
+    cancel = threading.Event()
+    try:
+        await asyncio.to_thread(
+            search_each,
+            expressions,
+            data,
+            max_bytes=max_bytes,
+            what=what,
+            cancel=cancel,
+            sizes=sizes,
         )
     finally:
         cancel.set()

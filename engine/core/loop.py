@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.distribution import ChunkSpan
 from engine.core.errors import BlockError
-from engine.core.expressions import compile_expression, search, search_async
+from engine.core.expressions import (
+    NamedExpressionFailed,
+    compile_expression,
+    search,
+    search_each_async,
+)
 from engine.core.give_way import give_way
 from engine.core.graph import Block
 from engine.core.loop_policies import ConcurrencyGate, breaker_policy
@@ -639,15 +644,17 @@ class LoopRun:
             "succeeded": len(succeeded),
             "failed": self.failures,
         }
-        for name, expression in (self.block.config.get("aggregations") or {}).items():
+        aggregations = self.block.config.get("aggregations") or {}
+        if aggregations:
             try:
-                output[name] = await search_async(
-                    expression,
+                await search_each_async(
+                    aggregations,
                     output,
                     max_bytes=self.executor.options.max_output_bytes,
                     what="its result",
                     sizes=self.outer_sizes,
                 )
-            except BlockError as exc:
-                raise StepFailed(self.block, f"aggregation '{name}' failed: {exc}") from None
+            except NamedExpressionFailed as exc:
+                message = f"aggregation '{exc.name}' failed: {exc.error}"
+                raise StepFailed(self.block, message) from None
         return output

@@ -7,7 +7,14 @@ import pytest
 
 from engine.core import expressions
 from engine.core.errors import SizeLimitError
-from engine.core.expressions import ExpressionError, compile_expression, search, search_async
+from engine.core.expressions import (
+    ExpressionError,
+    NamedExpressionFailed,
+    compile_expression,
+    search,
+    search_async,
+    search_each_async,
+)
 
 
 def test_results_match_plain_jmespath() -> None:
@@ -68,3 +75,41 @@ async def test_the_evaluation_stops_when_its_step_is_cancelled(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(stopped.wait, 5)
+
+
+async def test_named_expressions_run_in_one_hop_and_read_the_ones_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    to_thread = loop.run_in_executor
+
+    def run_in_executor(executor: Any, func: Any, *args: Any) -> Any:
+        hops.append(func)
+        return to_thread(executor, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", run_in_executor)
+    data: dict[str, Any] = {"results": [{"score": 3}, {"score": 9}, {"score": 5}]}
+    expressions = {
+        "best": "max_by(results, &score).score",
+        "count": "length(results)",
+        "summary": "join(' of ', [to_string(best), to_string(count)])",  # reads both above
+    }
+    await search_each_async(expressions, data, max_bytes=10_000)
+    assert (data["best"], data["count"], data["summary"]) == (9, 3, "9 of 3")
+    assert len(hops) == 1
+
+
+async def test_the_first_named_expression_that_fails_is_named_and_those_before_kept() -> None:
+    data: dict[str, Any] = {"results": [1, 2]}
+    expressions = {"total": "sum(results)", "broken": "sum(@)", "never": "length(results)"}
+    with pytest.raises(NamedExpressionFailed) as failed:
+        await search_each_async(expressions, data, max_bytes=10_000)
+    assert failed.value.name == "broken"
+    assert isinstance(failed.value.error, ExpressionError)
+    assert data["total"] == 3 and "never" not in data
+    with pytest.raises(
+        NamedExpressionFailed, match="its result is larger than 50 bytes"
+    ) as too_big:
+        await search_each_async({"big": "results"}, {"results": ["x" * 100]}, max_bytes=50)
+    assert too_big.value.name == "big"
