@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -19,10 +20,10 @@ import pytest
 from engine.core.eager_body import started
 from engine.core.outbound import OutboundConfig, OutboundFactory
 
-# How long a held loop waits for the server thread to have a request that was written.
+# How long a held loop waits, after each pass, for the server thread to have the request
+# (generous: on a loaded machine a thread may wait to be scheduled; a pass that sent nothing
+# is waited out in full, which only happens when the test is failing).
 ARRIVES_WITHIN = 2.0
-# A pass that wrote nothing is waited out for this long before the next pass.
-NOTHING_YET = 0.2
 
 
 class ThreadServer:
@@ -65,7 +66,7 @@ class ThreadServer:
                 self.arrived.set()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
-    async def passes_until_arrived(self, send: Callable[[], Awaitable[Any]]) -> int:
+    async def passes_until_arrived(self, send: Callable[[], Coroutine[Any, Any, Any]]) -> int:
         """Passes of the event loop from starting `send` until the server has the whole
         request: after each pass the loop is held still while the server thread looks."""
         self.arrived.clear()
@@ -74,7 +75,7 @@ class ThreadServer:
         while passes < 20:
             await asyncio.sleep(0)
             passes += 1
-            if self.arrived.wait(NOTHING_YET if passes < 2 else ARRIVES_WITHIN):
+            if self.arrived.wait(ARRIVES_WITHIN):
                 break
         await task
         return passes
@@ -230,6 +231,24 @@ async def test_an_error_after_the_first_wait_is_raised_from_the_task() -> None:
         await asyncio.create_task(started(write()))
 
 
+async def test_a_cancel_before_the_rest_first_runs_is_delivered_where_it_waits() -> None:
+    gate = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def write() -> None:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            seen.append("cancelled inside")  # aiohttp's writer closes the connection here
+            raise
+
+    task = asyncio.create_task(started(write()))
+    task.cancel()  # before the task's first step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled inside"]
+
+
 def test_the_rest_closed_unawaited_closes_the_coroutine() -> None:
     closed: list[bool] = []
     loop = asyncio.new_event_loop()
@@ -242,8 +261,31 @@ def test_the_rest_closed_unawaited_closes_the_coroutine() -> None:
             finally:
                 closed.append(True)
 
-        rest = started(write())
+        coro = write()
+        rest = started(coro)
         rest.close()
         assert closed == [True]
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # still referenced here
     finally:
         loop.close()
+
+
+async def test_a_streamed_body_runs_its_own_code_as_the_writers_task(
+    thread_server: ThreadServer, factory: OutboundFactory
+) -> None:
+    # A timeout inside a streamed body must cancel the body's writer, never the caller: such
+    # bodies keep aiohttp's own task.
+    session = factory.aiohttp_session()
+    url = f"http://127.0.0.1:{thread_server.port}/upload"
+    factory.trust_base_url(url)
+
+    async def body() -> AsyncIterator[bytes]:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.05):  # fires: the task it cancels must be the writer
+                await asyncio.sleep(5)
+        yield b"x" * 10
+
+    async with session.post(url, data=body(), headers={"Content-Length": "10"}) as response:
+        assert response.status == 200
+        await response.read()
+    assert thread_server.requests[-1] == ("POST", 10)
