@@ -363,7 +363,8 @@ async def _close(
             closing = _start_closing(services)
             await publish_run_ended(run_id, workflow_id)
     finally:
-        closing = closing or _start_closing(services)
+        if closing is None:  # a suspend, or the end failed: they close now
+            closing = _start_closing(services)
         if closing is not None:
             await closing
 

@@ -148,11 +148,17 @@ async def search_async(
 ) -> Any:
     """`search` on a worker thread; when the awaiting step is cancelled (its timeout, the
     run's cancel) the evaluation stops at its next value instead of running on."""
+    return await _on_thread_until_cancelled(
+        search, expression, data, max_bytes=max_bytes, what=what, sizes=sizes
+    )
+
+
+async def _on_thread_until_cancelled(evaluate: Any, *args: Any, **kwargs: Any) -> Any:
+    """`evaluate(*args, **kwargs, cancel=...)` on a worker thread; the cancel event is set
+    when the awaiting step ends, so the evaluation stops at its next value."""
     cancel = threading.Event()
     try:
-        return await asyncio.to_thread(
-            search, expression, data, max_bytes=max_bytes, what=what, cancel=cancel, sizes=sizes
-        )
+        return await asyncio.to_thread(evaluate, *args, cancel=cancel, **kwargs)
     finally:
         cancel.set()
 
@@ -189,16 +195,6 @@ async def search_each_async(
     """`search_each` in one worker-thread hop for them all (one hop each made a loop's end
     wait for five round trips through the thread pool before its next block started);
     stopped at the next value when the awaiting step is cancelled, as `search_async`."""
-    cancel = threading.Event()
-    try:
-        await asyncio.to_thread(
-            search_each,
-            expressions,
-            data,
-            max_bytes=max_bytes,
-            what=what,
-            cancel=cancel,
-            sizes=sizes,
-        )
-    finally:
-        cancel.set()
+    await _on_thread_until_cancelled(
+        search_each, expressions, data, max_bytes=max_bytes, what=what, sizes=sizes
+    )

@@ -78,17 +78,8 @@ async def test_the_evaluation_stops_when_its_step_is_cancelled(
 
 
 async def test_named_expressions_run_in_one_hop_and_read_the_ones_before(
-    monkeypatch: pytest.MonkeyPatch,
+    thread_hops: list[object],
 ) -> None:
-    loop = asyncio.get_running_loop()
-    hops: list[object] = []
-    to_thread = loop.run_in_executor
-
-    def run_in_executor(executor: Any, func: Any, *args: Any) -> Any:
-        hops.append(func)
-        return to_thread(executor, func, *args)
-
-    monkeypatch.setattr(loop, "run_in_executor", run_in_executor)
     data: dict[str, Any] = {"results": [{"score": 3}, {"score": 9}, {"score": 5}]}
     expressions = {
         "best": "max_by(results, &score).score",
@@ -97,7 +88,7 @@ async def test_named_expressions_run_in_one_hop_and_read_the_ones_before(
     }
     await search_each_async(expressions, data, max_bytes=10_000)
     assert (data["best"], data["count"], data["summary"]) == (9, 3, "9 of 3")
-    assert len(hops) == 1
+    assert len(thread_hops) == 1
 
 
 async def test_the_first_named_expression_that_fails_is_named_and_those_before_kept() -> None:

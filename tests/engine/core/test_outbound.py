@@ -5,7 +5,6 @@ Real sockets only: every target is a tiny aiohttp.web server on 127.0.0.1.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
@@ -423,7 +421,7 @@ async def test_openai_client_via_override(
 async def test_a_new_openai_clients_first_request_hands_nothing_to_a_thread(
     make_server: ServerMaker,
     factories: Callable[..., OutboundFactory],
-    monkeypatch: pytest.MonkeyPatch,
+    thread_hops: list[object],
 ) -> None:
     # The SDK looked up the platform for headers we leave out on a worker thread before
     # each new client's first request: a run's first LLM calls each waited for that hop.
@@ -432,21 +430,13 @@ async def test_a_new_openai_clients_first_request_hands_nothing_to_a_thread(
 
     target = await make_server({"/v1/chat/completions": completions})
     factory = factories(host_overrides={"api.openai.com": f"http://127.0.0.1:{target.port}"})
-    loop = asyncio.get_running_loop()
-    handed: list[object] = []
-    to_thread = loop.run_in_executor
-
-    def run_in_executor(executor: Any, func: Any, *args: Any) -> Any:
-        handed.append(func)
-        return to_thread(executor, func, *args)
-
-    monkeypatch.setattr(loop, "run_in_executor", run_in_executor)
+    before = len(thread_hops)  # the server's own start-up is not the client's
     client = factory.openai_client(api_key="sk-test", base_url="https://api.openai.com/v1")
     result = await client.chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "ping"}]
     )
     assert result.choices[0].message.content == "pong"
-    assert handed == []
+    assert thread_hops[before:] == []
     assert not any(name.lower().startswith("x-stainless-os") for name in target.seen[0].headers)
 
 
