@@ -65,18 +65,18 @@ async def fetch(
     headers = {k: v for k, v in (headers or {}).items() if k.lower() != _CALL_DEPTH}
     first_url = url  # its origin is worked out on a redirect only: most requests have none
     for _ in range(factory.config.max_redirects + 1):
-        target, overridden = await factory.route(url)
+        hop = await factory.hop(url)
         hop_headers = headers
-        if overridden:
-            hop_headers = {**headers, "Host": yarl.URL(target, encoded=True).raw_authority}
+        if hop.host_header is not None:
+            hop_headers = {**headers, "Host": hop.host_header}
         # Each hop is a call to its host (as written, before overrides) under that
         # provider's caps and rates, shared with every run on this loop.
-        provider = factory.providers.call(urlsplit(url).hostname or "")
+        provider = factory.providers.call(hop.host)
         async with provider:
             try:
                 async with session.request(
                     method,
-                    yarl.URL(target, encoded=True),  # keep the caller's encoding byte for byte
+                    yarl.URL(hop.url, encoded=True),  # keep the caller's encoding byte for byte
                     headers=hop_headers,
                     data=data,
                     allow_redirects=False,
@@ -120,6 +120,10 @@ async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> byt
     declared = response.content_length
     if declared is not None and declared > max_bytes:
         raise BlockError(f"response larger than {max_bytes} bytes")
+    headers = response.headers
+    if declared is not None and "Content-Encoding" not in headers:
+        if "Transfer-Encoding" not in headers:  # as declared: the parser stops there
+            return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import socket
 import types
 import typing
@@ -86,6 +87,30 @@ _MAX_HOPS = 256
 CALL_DEPTH_HEADER = "Klyntos-Call-Depth"
 
 HostPort = tuple[str, int | None]
+# Origins whose hop OutboundFactory.hop remembers: an HTTP block calls one or a few APIs,
+# or each lead's own site (those churn it, and are re-parsed as before).
+_MAX_ORIGINS = 1024
+# A URL's scheme and authority as written: what its route depends on.
+_ORIGIN = re.compile(r"[^:/?#\s]+://[^/?#]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """Where one request hop goes: `url` after host overrides, the `Host` header to send
+    when that re-based it (the target's authority, else None), and the host as written,
+    whose provider caps and rates the call counts under."""
+
+    url: str
+    host_header: str | None
+    host: str
+
+
+def _plain_rest(rest: str) -> bool:
+    """Whether `prefix + rest` is what splitting and joining the URL would give: no control
+    characters or trailing space (urlsplit drops them) and no empty query or fragment."""
+    if not rest:
+        return True
+    return rest.isprintable() and not rest.endswith((" ", "?", "#")) and "?#" not in rest
 
 
 def _normalize_host(host: str) -> str:
@@ -407,6 +432,11 @@ class OutboundFactory:
                 raise ValueError(f"host override {entry!r}: empty or malformed host")
             self._overrides[key] = _parse_base_url(base, entry=entry)
         self._override_targets: set[tuple[str, int]] = set()
+        # Each override's base, split once (rewrite_url re-bases every request on it).
+        self._override_parts = {key: urlsplit(base) for key, base in self._overrides.items()}
+        # origin as written -> (re-based prefix or None, Host header, host): `hop`'s memo of
+        # the routes that never change (route_is_fixed).
+        self._origins: dict[str, tuple[str | None, str | None, str]] = {}
         for base in self._overrides.values():
             target = urlsplit(base)
             if target.hostname is None:
@@ -436,10 +466,9 @@ class OutboundFactory:
         parts = urlsplit(url)
         if parts.hostname is None:
             return url, False
-        base = self._overrides.get(_normalize_host(parts.hostname))
-        if base is None:
+        target = self._override_parts.get(_normalize_host(parts.hostname))
+        if target is None:
             return url, False
-        target = urlsplit(base)
         path = target.path.rstrip("/") + (parts.path or "/")
         return urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment)), True
 
@@ -471,6 +500,35 @@ class OutboundFactory:
                 host, port, family=socket.AF_UNSPEC, honour_trust=False
             )
         return url, False
+
+    async def hop(self, url: str) -> Hop:
+        """`route(url)` with what a request needs besides: the Host header and the host as
+        written. Remembered per origin when the route never changes, so an HTTP block's
+        thousands of URLs to one API are not each split, normalised and re-joined."""
+        match = _ORIGIN.match(url)
+        if match is not None:
+            known = self._origins.get(match.group())
+            rest = url[match.end() :]
+            if known is not None and _plain_rest(rest):
+                prefix, host_header, host = known
+                if prefix is None:
+                    return Hop(url, None, host)
+                return Hop(
+                    prefix + (rest if rest.startswith("/") else "/" + rest), host_header, host
+                )
+        target, overridden = await self.route(url)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host_header = yarl.URL(target, encoded=True).raw_authority if overridden else None
+        if match is not None and self.route_is_fixed(url):
+            prefix = None
+            if overridden:
+                base = self._override_parts[_normalize_host(host)]
+                prefix = urlunsplit((base.scheme, base.netloc, base.path.rstrip("/"), "", ""))
+            if len(self._origins) >= _MAX_ORIGINS:
+                self._origins.clear()
+            self._origins[match.group()] = (prefix, host_header, host)
+        return Hop(target, host_header, host)
 
     def route_is_fixed(self, url: str) -> bool:
         """Whether `route(url)` answers the same for the factory's life once it has answered

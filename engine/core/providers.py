@@ -73,6 +73,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
+import httpx
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from engine.core.errors import BlockError, TransientError, parse_retry_after
 from engine.core.retry import ATTEMPT_STATE, ATTEMPT_TIMEOUT
 from engine.core.slots import CLUSTER_REASON, Slots, hold_caps
@@ -618,6 +621,8 @@ class _KeyState:
 def _tighter(configured: int | None, announced: float | None, window: float) -> float | None:
     """The rate for one window: the setting (per window: the window is what "a minute"
     means), or less when the provider's headers (per real minute) said less."""
+    if announced is None:
+        return float(configured) if configured else None
     values = [float(configured)] if configured else []
     if announced is not None:
         values.append(max(1.0, announced * window / 60.0))
@@ -658,6 +663,8 @@ class Permit:
     generation: int = 0  # the breaker's generation when it was let through
     probe: bool = False  # one of a half-open breaker's probe calls
     share: RunShare = NO_RUN  # the run it counts for
+    # Its run's and owner's uses of each key, counted while it is in flight.
+    uses: list[_Use] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -1141,13 +1148,16 @@ class ProviderRegistry:
         share: RunShare = NO_RUN,
     ) -> Permit:
         now = _now()
+        window = self.settings.window
+        uses: list[_Use] = []
         for state in states:
             state.in_flight += 1
             state.requests.reserved += 1
             state.tokens.reserved += tokens
             for use in (state.use(share), state.owner_use(share.owner)):
                 use.in_flight += 1
-                use.served = use.recent(now, self.settings.window) + 1
+                use.served = use.recent(now, window) + 1
+                uses.append(use)
         own = states[-1]
         limit = own.concurrency()
         full = own.full
@@ -1159,7 +1169,16 @@ class ProviderRegistry:
         if probe:
             breaker.probes_in_flight += 1
         return Permit(
-            states, tokens, own.epoch, own.in_flight, full, policy, breaker.generation, probe, share
+            states,
+            tokens,
+            own.epoch,
+            own.in_flight,
+            full,
+            policy,
+            breaker.generation,
+            probe,
+            share,
+            uses,
         )
 
     def _next(self, key: str, queue: _Queue, now: float) -> _Waiter | None:
@@ -1276,13 +1295,12 @@ class ProviderRegistry:
         until = now + self.settings.window
         in_flight = max(permit.in_flight, permit.states[-1].in_flight)  # this call included
         window = self.settings.window
+        for use in permit.uses:
+            use.in_flight -= 1
         for state in permit.states:
             state.in_flight -= 1
             state.requests.reserved -= 1
             state.tokens.reserved -= permit.tokens
-            for use in (state.shares.get(permit.share), state.owners.get(permit.share.owner)):
-                if use is not None:
-                    use.in_flight -= 1
             # Shares are remembered only where a rate needs them (memory follows the rates).
             if state.rpm(window) is not None:
                 state.requests.add(until, 1)
@@ -1544,7 +1562,14 @@ class ProviderRegistry:
         self, states: Iterable[_KeyState], headers: Mapping[str, str], status: int
     ) -> float | None:
         """Tighten rates from `x-ratelimit-*` headers; the Retry-After to honour, if any."""
-        lowered = {k.lower(): v for k, v in headers.items()}
+        # aiohttp's and httpx's headers already ignore case: asked as they are.
+        lowered = (
+            headers
+            if isinstance(headers, _CASELESS)
+            else {k.lower(): v for k, v in headers.items()}
+        )
+        if status != 429 and status < 500 and not any(n in lowered for n in _RATE_HEADERS):
+            return None  # nearly every answer: nothing to learn
         now = _now()
         window = self.settings.window
         for state in states:
@@ -1782,6 +1807,15 @@ def _duration(value: str | None) -> float | None:
         return None
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(float(n) * scale[u] for n, u in parts)
+
+
+# The headers observe_headers reads rates from (lower case).
+_RATE_HEADERS = tuple(
+    f"x-ratelimit-{what}{kind}"
+    for what in ("limit", "remaining", "reset")
+    for kind in ("-requests", "-tokens", "")
+)
+_CASELESS = (CIMultiDict, CIMultiDictProxy, httpx.Headers)
 
 
 def _now() -> float:

@@ -58,7 +58,14 @@ class Redactor:
         return self.text(text[:end])[:limit]
 
     def value(self, value: Any) -> Any:
-        if not self._secrets or not self._mentions_secret(value):
+        if not self._secrets:
+            return value
+        kind = type(value)
+        if kind is str:
+            return self.text(value)  # the same object when it holds none
+        if not value or kind is int or kind is float or kind is bool:
+            return value  # no text in it: None, numbers, empty containers
+        if not self._mentions_secret(value):
             return value
         return self._walk(value)
 

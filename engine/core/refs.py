@@ -7,6 +7,7 @@ reference is data and is never scanned for references again.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -51,8 +52,41 @@ def find_references(text: str) -> list[Reference]:
 
 def whole_reference(text: str) -> Reference | None:
     """The reference if `text` is exactly one reference (it then keeps its JSON type)."""
+    if len(text) <= _CACHED_TEXT:
+        return _whole_cached(text)
+    return _whole(text)
+
+
+def _whole(text: str) -> Reference | None:
     match = REF_PATTERN.fullmatch(text.strip())
     return _from_match(match) if match else None
+
+
+# A config's texts are rendered once per item, the same few thousand times over: each is
+# parsed once (up to this many characters; longer ones, like a big prompt, every time).
+_CACHED_TEXT = 2048
+_whole_cached = functools.lru_cache(maxsize=4096)(_whole)
+
+# A text as its literal runs (one more than its references) and its references with where
+# each starts.
+_Template = tuple[tuple[str, ...], tuple[tuple[Reference, int], ...]]
+
+
+def _parse(text: str) -> _Template:
+    literals, references, end = [], [], 0
+    for match in REF_PATTERN.finditer(text):
+        literals.append(text[end : match.start()])
+        references.append((_from_match(match), match.start()))
+        end = match.end()
+    literals.append(text[end:])
+    return tuple(literals), tuple(references)
+
+
+_parse_cached = functools.lru_cache(maxsize=4096)(_parse)
+
+
+def _template(text: str) -> _Template:
+    return _parse_cached(text) if len(text) <= _CACHED_TEXT else _parse(text)
 
 
 def iter_strings(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -135,16 +169,17 @@ def substitute(
     `sizes`, when given, gets the UTF-8 bytes each reference wrote (keyed by its text,
     summed over repeats): a size-limited sink names what made its text large from the
     values as they were substituted, never by resolving them again."""
-    if sizes is None:
-        return REF_PATTERN.sub(lambda m: encode(scope.resolve(_from_match(m)), m.start()), text)
-
-    def measured(match: re.Match[str]) -> str:
-        reference = _from_match(match)
-        encoded = encode(scope.resolve(reference), match.start())
-        sizes[reference.text] = sizes.get(reference.text, 0) + text_bytes(encoded)
-        return encoded
-
-    return REF_PATTERN.sub(measured, text)
+    literals, references = _template(text)
+    if not references:
+        return text
+    out = [literals[0]]
+    for (reference, start), literal in zip(references, literals[1:], strict=True):
+        encoded = encode(scope.resolve(reference), start)
+        if sizes is not None:
+            sizes[reference.text] = sizes.get(reference.text, 0) + text_bytes(encoded)
+        out.append(encoded)
+        out.append(literal)
+    return "".join(out)
 
 
 def render_text(text: str, scope: Scope) -> Any:

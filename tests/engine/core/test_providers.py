@@ -250,6 +250,24 @@ async def test_ratelimit_headers_tighten_the_settings_and_retry_after_pauses_the
         assert loop.time() - began >= 0.15  # everyone on the key honours Retry-After
 
 
+async def test_rate_headers_are_read_whatever_their_case_from_aiohttp_and_httpx() -> None:
+    import httpx
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    for host, headers in [
+        ("a.example", CIMultiDictProxy(CIMultiDict({"X-RateLimit-Limit-Requests": "120"}))),
+        ("b.example", httpx.Headers({"X-Ratelimit-Limit-Requests": "120"})),
+        ("c.example", {"X-RATELIMIT-LIMIT-REQUESTS": "120"}),
+    ]:
+        reg = registry(window=60)
+        async with reg.call(host) as call:
+            call.observe(200, headers)
+        assert reg.snapshot()[host]["rpm"] == 120, host
+        async with reg.call(host) as call:
+            call.observe(200, {"Content-Type": "application/json"})  # nothing to learn
+        assert reg.snapshot()[host]["rpm"] == 120, host
+
+
 # --- AIMD ----------------------------------------------------------------------------------
 
 

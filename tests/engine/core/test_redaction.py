@@ -38,3 +38,13 @@ def test_event_payloads_are_masked_by_value() -> None:
         error='bad s3"cret-value',
     )
     assert seen[0].data["output"] == {"echo": MASK} and seen[0].data["error"] == f"bad {MASK}"
+
+
+def test_a_plain_value_comes_back_as_itself_and_a_string_is_masked_directly() -> None:
+    redactor = Redactor(["plain-secret-1"])
+    untouched = ["no secret here", 0, 2.5, True, None, [], {}, {"a": ["b"]}]
+    for value in untouched:
+        assert redactor.value(value) is value
+    assert redactor.value("x plain-secret-1 y") == f"x {MASK} y"
+    assert redactor.value("x plain-secret-1%") == f"x {MASK}%"
+    assert redactor.value(["plain-secret-1"]) == [MASK]

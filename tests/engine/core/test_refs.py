@@ -1,6 +1,13 @@
 import pytest
 
-from engine.core.refs import MissingReference, Scope, find_references, render, whole_reference
+from engine.core.refs import (
+    MissingReference,
+    Scope,
+    find_references,
+    render,
+    substitute,
+    whole_reference,
+)
 
 
 def scope() -> Scope:
@@ -51,3 +58,22 @@ def test_reference_syntax() -> None:
     ]
     assert whole_reference(" <a.b> ") is not None
     assert whole_reference("x <a.b>") is None
+
+
+@pytest.mark.parametrize(
+    "filler", ["", "x" * 3000]
+)  # a text parsed once and remembered; a long one each time
+def test_substitution_is_the_same_for_short_and_long_texts_and_their_repeats(filler: str) -> None:
+    text = f"<lead.name>{filler} and <lead.name>, <loop.index>!<lead.tags><not a ref>"
+    sizes: dict[str, int] = {}
+    for _ in range(2):
+        assert render(text, scope()) == f'Bob{filler} and Bob, 3!["a"]<not a ref>'
+        assert substitute(text, scope(), lambda value, at: f"{at}", sizes) == (
+            f"0{filler} and {16 + len(filler)}, {29 + len(filler)}!{42 + len(filler)}<not a ref>"
+        )
+    assert whole_reference(" <lead.name> ") == whole_reference("<lead.name>") is not None
+    assert sizes == {
+        "<lead.name>": 2 * (1 + len(str(16 + len(filler)))),
+        "<loop.index>": 2 * len(str(29 + len(filler))),
+        "<lead.tags>": 2 * len(str(42 + len(filler))),
+    }
