@@ -209,6 +209,12 @@ class Executor:
             peak = max(peak, within)
         return peak
 
+    def first_step(self, parent: str) -> str | None:
+        """The block every item of loop `parent` starts with, when its body has one (None
+        when it starts with several at once, or is empty)."""
+        heads = [b for b, before in self._predecessors[parent].items() if not before]
+        return heads[0] if len(heads) == 1 else None
+
     def top_upstream(self, block_id: str) -> set[str]:
         """Every top-level block that `block_id` waits for, directly or not."""
         predecessors = self._predecessors[None]
@@ -288,7 +294,10 @@ class Executor:
             stored = self.memo.take_step(frame.key, block.id)
         permits = frame.permits if skipped is None and stored is None else None
         if permits is not None:
-            await permits.take(block.id)  # before it starts: the wait is not its duration
+            if not permits.claim_ahead(frame.key, block.id):  # the item took it to start
+                await permits.take(block.id)  # before it starts: the wait is not its duration
+        elif frame.permits is not None:
+            frame.permits.release_ahead(frame.key, block.id)  # nothing runs: no row to wait for
         try:
             return await self._run_block(block, scope, frame, skipped, stored)
         finally:

@@ -253,6 +253,7 @@ class LoopRun:
         # most the cap's worth of each block's calls (engine/core/step_permits.py).
         durability = getattr(executor.services, "durability", None)
         self.permits = StepPermits(self.cap, durability) if durability is not None else None
+        self.first_step = executor.first_step(block.id) if self.permits is not None else None
         # Only a top-level loop's state is kept with the run: an inner loop runs again with
         # its item when the item resumes.
         self.keeps_state = not frame.key and span is None
@@ -323,9 +324,7 @@ class LoopRun:
         """True when the item succeeded, False when it failed, None when the process is
         stopping and the item was left unfinished (it resumes from its first unfinished
         step)."""
-        from engine.core.executor import Interrupted, ItemFrame, StepFailed
-
-        executor, block, bus, counts = self.executor, self.block, self.bus, self.counts
+        executor, block, bus = self.executor, self.block, self.bus
         item = self.items[index]
         key = self.item_key(index)
         earlier = executor.memo.take_failure(key)
@@ -344,6 +343,21 @@ class LoopRun:
             )
             self.progress()
             return False
+        permits, first = self.permits, self.first_step
+        if permits is None or first is None or executor.memo.settled(key):
+            return await self._run_begun(index, item, key)
+        await permits.take_ahead(key, first)  # an item waiting for it is not running yet
+        try:
+            if self.halted() or executor.over_budget:
+                return None  # not begun: it starts on resume (or never)
+            return await self._run_begun(index, item, key)
+        finally:
+            permits.release_ahead(key, first)  # unless its step took it
+
+    async def _run_begun(self, index: int, item: Any, key: str) -> bool | None:
+        from engine.core.executor import Interrupted, ItemFrame, StepFailed
+
+        executor, block, bus, counts = self.executor, self.block, self.bus, self.counts
         iteration = {"index": index, "item": item}
         item_scope = self.scope.child(
             {self.variable: item, "loop": iteration, block.name: iteration}
