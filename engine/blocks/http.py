@@ -21,6 +21,9 @@ from engine.core.spec import BlockContext
 from engine.core.ssrf import ADDRESS_HINT, address_refusal, literal_address
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+# Up to this body size an answer is measured by writing it out as JSON once (the text also
+# spares the redactor's scan); a bigger one is walked, and stops at the output limit.
+WRITTEN_OUT_BYTES = 64 * 1024
 # How much of an error response's body a step error quotes (characters, masked first).
 ERROR_EXCERPT = 200
 STRING_MAP: JsonSchema = {
@@ -127,7 +130,10 @@ class HttpBlock(BaseBlock):
                 head = result.body[: (ERROR_EXCERPT + ctx.redactor.longest) * 4]
                 text = head.decode(errors="replace")
                 raise BlockError(f"{summary}: {ctx.redactor.excerpt(text, ERROR_EXCERPT)}")
-        return {"status": result.status, "headers": result.headers, "body": decode_body(result)}
+        output = {"status": result.status, "headers": result.headers, "body": decode_body(result)}
+        if len(result.body) <= WRITTEN_OUT_BYTES:
+            ctx.written_out(output)  # a tree just parsed: its JSON is its size
+        return output
 
 
 def _secret_headers(ctx: BlockContext, headers: Mapping[str, str]) -> set[str]:

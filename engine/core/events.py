@@ -36,8 +36,11 @@ EventType = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
+    """Never changed once made (not frozen only because a frozen dataclass costs four
+    times as much to make, and a run makes six per item)."""
+
     seq: int
     type: EventType
     at: float
@@ -78,12 +81,14 @@ class EventBus:
     def emit(self, type_: EventType, **data: Any) -> Event:
         self._seq += 1
         if self._redactor:
-            for key in PAYLOAD_FIELDS.intersection(data):
+            redacted = False
+            for key in [k for k in data if k in PAYLOAD_FIELDS]:
                 before = data[key]
                 data[key] = self._redactor.value(before)
                 if key == "output" and data[key] is not before:
-                    # A masked output is not what the block made: never reused (memo.py).
-                    data["redacted"] = True
+                    redacted = True
+            if redacted:  # a masked output is not what the block made: never reused (memo.py)
+                data["redacted"] = True
         event = Event(self._seq, type_, time.time(), data)
         self._sink(event)
         return event

@@ -10,6 +10,8 @@ from urllib.parse import quote
 MASK = "[redacted]"
 # Shorter values would mask ordinary text everywhere; real keys and tokens are far longer.
 MIN_SECRET_LENGTH = 4
+# Texts remember_json keeps for values not scanned yet (about one per step in flight).
+_REMEMBERED_TEXTS = 1024
 
 
 class Redactor:
@@ -22,6 +24,8 @@ class Redactor:
         # How each one reads inside JSON text, where quotes, backslashes and control
         # characters are escaped: the fast pre-check scans serialised payloads for these.
         self._json_forms = {json.dumps(v, ensure_ascii=False)[1:-1] for v in self._secrets}
+        # id -> (value, its JSON text): what a block wrote out already (remember_json).
+        self._texts: dict[int, tuple[Any, str]] = {}
 
     @property
     def longest(self) -> int:
@@ -69,13 +73,26 @@ class Redactor:
             return value
         return self._walk(value)
 
+    def remember_json(self, value: Any, text: str) -> None:
+        """`value` as `json.dumps(value, ensure_ascii=False, default=str)` wrote it: its
+        next scan reads this text rather than writing it again (kept until then)."""
+        if not self._secrets:
+            return
+        if len(self._texts) >= _REMEMBERED_TEXTS:  # values never scanned: forget them
+            self._texts.clear()
+        self._texts[id(value)] = (value, text)
+
     def _mentions_secret(self, value: Any) -> bool:
         # One C-speed serialisation and substring scan is far cheaper than walking the value
         # in Python, and nearly every payload contains no secret at all.
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            return True
+        known = self._texts.pop(id(value), None)
+        if known is not None and known[0] is value:
+            text = known[1]
+        else:
+            try:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                return True
         return any(form in text for form in self._json_forms)
 
     def _walk(self, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -9,7 +10,7 @@ from typing import Any, Protocol
 from engine.core.limits import GraphLimits
 from engine.core.redaction import Redactor
 from engine.core.refs import Scope
-from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
+from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter, text_bytes
 
 JsonSchema = dict[str, Any]
 ANY_SCHEMA: JsonSchema = {}
@@ -41,6 +42,17 @@ class BlockContext:
 
     def record_usage(self, **usage: Any) -> None:
         self.usage.append(usage)
+
+    def written_out(self, output: Any) -> None:
+        """Measure `output` by writing it out as JSON once, and hand that text to the meter
+        and the redactor, which then need not walk it (the meter) or write it again (the
+        redactor's scan of the step's event). Only for a value known to be a plain tree of
+        modest size (an answer the block just parsed): a value built by an expression can
+        hold one part many times over, and its JSON grow far past what it holds."""
+        text = json.dumps(output, ensure_ascii=False, default=str)
+        if self.sizes is not None:
+            self.sizes.remember(output, text_bytes(text))
+        self.redactor.remember_json(output, text)
 
 
 class BlockType(Protocol):

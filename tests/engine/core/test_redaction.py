@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from engine.core.events import EventBus
@@ -48,3 +50,16 @@ def test_a_plain_value_comes_back_as_itself_and_a_string_is_masked_directly() ->
     assert redactor.value("x plain-secret-1 y") == f"x {MASK} y"
     assert redactor.value("x plain-secret-1%") == f"x {MASK}%"
     assert redactor.value(["plain-secret-1"]) == [MASK]
+
+
+def test_a_value_written_out_already_is_scanned_from_its_text_and_then_forgotten() -> None:
+    redactor = Redactor(["plain-secret-1"])
+    clean, leaky = {"a": ["b"]}, {"a": ["x plain-secret-1"]}
+    for value in (clean, leaky):
+        redactor.remember_json(value, json.dumps(value, ensure_ascii=False, default=str))
+    assert redactor.value(clean) is clean
+    assert redactor.value(leaky) == {"a": [f"x {MASK}"]}
+    assert not redactor._texts  # each text is read once
+    for n in range(3000):  # texts never read are dropped, not kept forever
+        redactor.remember_json({"n": n}, "{}")
+    assert len(redactor._texts) <= 1024
