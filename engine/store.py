@@ -548,7 +548,72 @@ class RunStore:
         for event in batch:
             data = event.data
             kind = event.type
-            if kind == "run.started":
+            # Most events first: a step's and an item's start and end.
+            if kind.startswith("step."):
+                key = (data.get("item") or "", data["block"])
+                row = self._steps.setdefault(
+                    key, {"item_key": key[0], "block_id": key[1], "name": data["name"]}
+                )
+                before = row.get("status")
+                if kind == "step.started":
+                    row.update(status="running", started_at=_when(event.at))
+                elif kind == "step.retrying":
+                    row.update(
+                        status="retrying", attempts=data["attempt"], error=data.get("error") or ""
+                    )
+                elif kind == "step.waiting":  # for its provider (engine/core/providers.py)
+                    row.update(status="waiting", error=data.get("message") or "")
+                elif kind == "step.waited":
+                    row.update(status="running", error="")
+                else:
+                    row.update(
+                        status=STEP_ENDS.get(kind, "failed"),
+                        output=data.get("output"),
+                        error=data.get("error") or "",
+                        attempts=data.get("attempts") or 1,
+                        usage=data.get("usage") or [],
+                        # The result cache: "hit" (no call; what it saved) or "miss".
+                        cache=data.get("cache") or "",
+                        saved_usage=data.get("saved_usage") or [],
+                        redacted=bool(data.get("redacted")),
+                        finished_at=_when(event.at),
+                        duration=data.get("duration"),
+                    )
+                self._count_step(key[1], before, row["status"])
+                blocks.add(key[1])
+                steps[key] = row
+            elif kind.startswith("item."):
+                row = self._items.setdefault(data["item"], {"key": data["item"]})
+                if kind == "item.started":
+                    row.update(
+                        status="running",
+                        loop_block=data["loop"],
+                        parent_key=data.get("parent") or "",
+                        index=data["index"],
+                        data=data.get("data"),
+                        # An item done before keeps its own start (memo.DoneItem).
+                        started_at=_when(data.get("started_at") or event.at),
+                        worker=data.get("worker", self.worker),
+                    )
+                else:
+                    if (
+                        "started_at" not in row
+                    ):  # never started here (a failure an earlier execution recorded)
+                        row.update(
+                            loop_block=data.get("loop", ""),
+                            parent_key=data.get("parent") or "",
+                            index=data.get("index", 0),
+                            data=data.get("data"),
+                        )
+                    row.update(
+                        status=ITEM_ENDS.get(kind, "failed"),
+                        error=data.get("error") or "",
+                        failed_block=data.get("block") or "",
+                        finished_at=_when(data.get("finished_at") or event.at),
+                        duration=data.get("duration"),
+                    )
+                items[row["key"]] = row
+            elif kind == "run.started":
                 self._run["status"] = "running"
                 if not data.get("resumed"):  # a resumed run keeps when it first started
                     self._run["started_at"] = _when(event.at)
@@ -568,7 +633,8 @@ class RunStore:
                 if data.get("cap"):
                     limits["max_concurrent"] = data["cap"]
                     limits["limit"] = limits["limit"] or data["cap"]
-                limits["peak_running"] = max(limits["peak_running"], data.get("running", 0))
+                peak = data.get("peak_running", data.get("running", 0))
+                limits["peak_running"] = max(limits["peak_running"], peak)
                 blocks.add(data["loop"])
             elif kind == "loop.concurrency":
                 limits = self._loop_limits.setdefault(
@@ -609,70 +675,6 @@ class RunStore:
                             "finished_at": at,
                         }
                     )
-            elif kind.startswith("item."):
-                row = self._items.setdefault(data["item"], {"key": data["item"]})
-                if kind == "item.started":
-                    row.update(
-                        status="running",
-                        loop_block=data["loop"],
-                        parent_key=data.get("parent") or "",
-                        index=data["index"],
-                        data=data.get("data"),
-                        # An item done before keeps its own start (memo.DoneItem).
-                        started_at=_when(data.get("started_at") or event.at),
-                        worker=data.get("worker", self.worker),
-                    )
-                else:
-                    if (
-                        "started_at" not in row
-                    ):  # never started here (a failure an earlier execution recorded)
-                        row.update(
-                            loop_block=data.get("loop", ""),
-                            parent_key=data.get("parent") or "",
-                            index=data.get("index", 0),
-                            data=data.get("data"),
-                        )
-                    row.update(
-                        status=ITEM_ENDS.get(kind, "failed"),
-                        error=data.get("error") or "",
-                        failed_block=data.get("block") or "",
-                        finished_at=_when(data.get("finished_at") or event.at),
-                        duration=data.get("duration"),
-                    )
-                items[row["key"]] = row
-            elif kind.startswith("step."):
-                key = (data.get("item") or "", data["block"])
-                row = self._steps.setdefault(
-                    key, {"item_key": key[0], "block_id": key[1], "name": data["name"]}
-                )
-                before = row.get("status")
-                if kind == "step.started":
-                    row.update(status="running", started_at=_when(event.at))
-                elif kind == "step.retrying":
-                    row.update(
-                        status="retrying", attempts=data["attempt"], error=data.get("error") or ""
-                    )
-                elif kind == "step.waiting":  # for its provider (engine/core/providers.py)
-                    row.update(status="waiting", error=data.get("message") or "")
-                elif kind == "step.waited":
-                    row.update(status="running", error="")
-                else:
-                    row.update(
-                        status=STEP_ENDS.get(kind, "failed"),
-                        output=data.get("output"),
-                        error=data.get("error") or "",
-                        attempts=data.get("attempts") or 1,
-                        usage=data.get("usage") or [],
-                        # The result cache: "hit" (no call; what it saved) or "miss".
-                        cache=data.get("cache") or "",
-                        saved_usage=data.get("saved_usage") or [],
-                        redacted=bool(data.get("redacted")),
-                        finished_at=_when(event.at),
-                        duration=data.get("duration"),
-                    )
-                self._count_step(key[1], before, row["status"])
-                blocks.add(key[1])
-                steps[key] = row
         self._run.update(self._progress_totals())
         self._run["blocks"] = self._block_counters()
         self._run["loops"] = self._loop_states()
@@ -969,16 +971,17 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
 
     def latest(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> list[Any]:
         by_key: dict[Any, dict[str, Any]] = {}
-        for row in rows:
-            by_key.pop(key(row), None)
-            by_key[key(row)] = row
-        return list(by_key.values())
+        for row in reversed(rows):  # each row's last change, kept where it happened
+            by_key.setdefault(key(row), row)
+        return list(by_key.values())[::-1]
 
     return {
         "run": later["run"],
         "items": latest([*first["items"], *later["items"]], lambda r: r["key"]),
+        # Only top-level steps go on the wire (`_wire`): an item's are not kept to merge.
         "steps": latest(
-            [*first["steps"], *later["steps"]], lambda r: (r["item_key"], r["block_id"])
+            [r for r in (*first["steps"], *later["steps"]) if not r.get("item_key")],
+            lambda r: (r["item_key"], r["block_id"]),
         ),
         "not_started": latest(
             [*(first.get("not_started") or []), *(later.get("not_started") or [])],

@@ -201,7 +201,11 @@ async def run_loop(
     if not isinstance(items, list):
         kind = "null" if items is None else type(items).__name__
         raise StepFailed(block, f"items must resolve to a list, got {kind}")
-    return await LoopRun(executor, block, scope, frame, items, span).run()
+    loop_run = LoopRun(executor, block, scope, frame, items, span)
+    try:
+        return await loop_run.run()
+    finally:
+        loop_run.progress_now()  # its last counts come before its step's end, whatever it was
 
 
 class LoopRun:
@@ -245,6 +249,8 @@ class LoopRun:
         self.failures: list[dict[str, Any]] = []
         self.counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0}
         self.counts["not_started"] = 0
+        self.peak_running = 0
+        self._progress_due: asyncio.Handle | None = None  # progress(): its event, this turn
         self.begun: set[int] = set()
         self.pending: list[int] = []
         self.stop = asyncio.Event()
@@ -277,12 +283,27 @@ class LoopRun:
         return f"{self.frame.key}/{name}[{index}]" if self.frame.key else f"{name}[{index}]"
 
     def progress(self) -> None:
+        """The counts changed: one `progress` event says so, for everything that changed
+        in this turn of the event loop (items start and end by the dozen per turn; an event
+        each was a third of a loop's events, and of the store's work folding them). The
+        highest `running` seen goes with it, so the peak is not lost between two events."""
+        self.peak_running = max(self.peak_running, self.counts["running"])
+        if self._progress_due is None:
+            self._progress_due = asyncio.get_running_loop().call_soon(self.progress_now)
+
+    def progress_now(self) -> None:
+        """The `progress` event due, now (at once when nothing is due but counts changed)."""
+        due, self._progress_due = self._progress_due, None
+        if due is None:
+            return
+        due.cancel()
         self.bus.emit(
             "progress",
             loop=self.block.id,
             item=self.frame.key,
             total=self.total,
             cap=self.cap,
+            peak_running=self.peak_running,
             **self.counts,
         )
 

@@ -911,7 +911,8 @@ class ProviderRegistry:
         policy: BreakerPolicy | None = None,
         or_next: bool = False,
     ) -> Permit:
-        self._check_fits(states, tokens)
+        if tokens:
+            self._check_fits(states, tokens)
         queue = self._queues.get(states[-1].key)
         tag = CURRENT_STEP.get()
         share = tag.share if tag is not None else NO_RUN
@@ -1652,13 +1653,15 @@ class ProviderCall:
         )
         registry = self.registry
         cluster = registry.cluster
+        if cluster is None:
+            return self
         caps = []
         for s in self.states:
             # A shared adaptive limit is the cluster's: its cluster slots are held under it.
             cap = s.limit if registry._shares_limit(s) else s.cap
             if cap is not None:
                 caps.append((s.key, cap))
-        if cluster is not None and caps:  # the caps hold across all workers too
+        if caps:  # the caps hold across all workers too
             try:
                 self._cluster = await hold_caps(
                     cluster, caps, CURRENT_STEP.get(), on_wait=self._limit_in_use

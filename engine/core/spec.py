@@ -16,7 +16,7 @@ JsonSchema = dict[str, Any]
 ANY_SCHEMA: JsonSchema = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class BlockContext:
     """What a running block sees: its rendered config and the run's services."""
 

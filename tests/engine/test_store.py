@@ -246,14 +246,20 @@ def test_merged_deltas_keep_each_row_once_at_its_latest_change() -> None:
     first = {
         "run": {"last_seq": 1},
         "items": [item("a", "running"), item("b", "running")],
-        "steps": [{"item_key": "a", "block_id": "x", "status": "running"}],
+        "steps": [
+            {"item_key": "a", "block_id": "x", "status": "running"},
+            {"item_key": "", "block_id": "t", "status": "running"},
+        ],
         "not_started": [item("n", "not_started")],
         "blocks": {"x"},
     }
     later = {
         "run": {"last_seq": 2},
         "items": [item("c", "running"), item("a", "succeeded")],
-        "steps": [{"item_key": "a", "block_id": "x", "status": "succeeded"}],
+        "steps": [
+            {"item_key": "a", "block_id": "x", "status": "succeeded"},
+            {"item_key": "", "block_id": "t", "status": "succeeded"},
+        ],
         "not_started": [item("n", "not_started")],
         "blocks": {"y"},
     }
@@ -264,7 +270,8 @@ def test_merged_deltas_keep_each_row_once_at_its_latest_change() -> None:
         ("c", "running"),
         ("a", "succeeded"),  # changed last: last, so the wire shows it first
     ]
-    assert [r["status"] for r in both["steps"]] == ["succeeded"]
+    # Only top-level steps go on the wire: an item's are not kept.
+    assert [(r["block_id"], r["status"]) for r in both["steps"]] == [("t", "succeeded")]
     assert [r["key"] for r in both["not_started"]] == ["n"]
     assert both["blocks"] == {"x", "y"}
 

@@ -250,7 +250,26 @@ async def test_progress_counts_an_item_as_running_while_it_is_in_flight() -> Non
     outcome, rec = await run_graph(g, {"items": [1, 2]})
     assert outcome.status == "succeeded"
     running = [(e.data["running"], e.data["succeeded"]) for e in rec.of("progress")]
-    assert running == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    # One event per turn of the event loop: the first item's end and the second's start
+    # fall in one turn (0, 1 then 1, 1 is told as 1, 1).
+    assert running == [(0, 0), (1, 0), (1, 1), (0, 2)]
+
+
+async def test_progress_is_told_once_per_turn_with_the_peak_and_the_last_counts(
+    sim: RunningSimulator,
+) -> None:
+    outcome, rec = await run_graph(lookup_loop(20), items(300), sim=sim)
+    assert outcome.status == "succeeded"
+    told = rec.of("progress")
+    assert len(told) < 300  # not two per item: a few per turn of the event loop
+    assert told[-1].data["succeeded"] == 300 and told[-1].data["running"] == 0
+    assert max(e.data["peak_running"] for e in told) == 20  # the cap, as in flight
+    ends = [
+        n
+        for n, e in enumerate(rec.events)
+        if e.type == "step.finished" and e.data["block"] == "loop"
+    ]
+    assert rec.events.index(told[-1]) < ends[0]  # the last counts come before the loop's end
 
 
 async def test_cancelling_the_run_reports_each_item_in_flight_as_cancelled(
