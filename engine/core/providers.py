@@ -747,6 +747,7 @@ class ProviderRegistry:
         self.sharing: BreakerShare | None = None
         self._applying_shared = False
         self._states: dict[str, _KeyState] = {}
+        self._host_keys: dict[str, str] = {}
         self._queues: dict[str, _Queue] = {}
         self._arrivals = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -793,12 +794,21 @@ class ProviderRegistry:
         context manager: `async with registry.call(host) as call: ... call.observe(...)`.
         `or_next`: raise ProviderPaused instead of waiting for a paused key (a failover has
         somewhere else to go)."""
-        keys = [provider_key(host)]
         if model:
-            keys.append(provider_key(host, model))
-        states = tuple(self.state(k) for k in keys)
-        tokens = self.estimate(states[-1], prompt_chars, max_tokens) if model else 0
+            states = (self.state(provider_key(host)), self.state(provider_key(host, model)))
+            tokens = self.estimate(states[-1], prompt_chars, max_tokens)
+        else:
+            states, tokens = (self.state(self._host_key(host)),), 0
         return ProviderCall(self, states, tokens, BREAKER_POLICY.get(), or_next)
+
+    def _host_key(self, host: str) -> str:
+        """provider_key(host), remembered: an HTTP block calls the same few hosts."""
+        key = self._host_keys.get(host)
+        if key is None:
+            if len(self._host_keys) >= 1024:
+                self._host_keys.clear()
+            key = self._host_keys[host] = provider_key(host)
+        return key
 
     def available(self, host: str, model: str | None = None) -> bool:
         """Whether a call to `host` (and `model`) would be let through by its breaker, its
@@ -1009,9 +1019,11 @@ class ProviderRegistry:
         for state in states:
             if state.paused_until > now:
                 return _Blocked("retry-after", state.key, state.paused_until)
-            limit = state.concurrency()
+            limit = state.limit  # concurrency()
             if limit is not None and state.in_flight >= limit:
                 return _Blocked("concurrency", state.key, None)
+            if not tokens and not state.limits.rpm and state.header_rpm is None:
+                continue  # no rate to check (most keys): rpm() would say None
             rpm = state.rpm(window)
             if rpm is not None:
                 used = state.requests.used(now)
@@ -1160,7 +1172,7 @@ class ProviderRegistry:
                 use.served = use.recent(now, window) + 1
                 uses.append(use)
         own = states[-1]
-        limit = own.concurrency()
+        limit = own.limit  # concurrency()
         full = own.full
         if limit is not None and (own.in_flight >= limit or self._queues.get(own.key)):
             own.full += 1
@@ -1303,9 +1315,10 @@ class ProviderRegistry:
             state.requests.reserved -= 1
             state.tokens.reserved -= permit.tokens
             # Shares are remembered only where a rate needs them (memory follows the rates).
-            if state.rpm(window) is not None:
+            limits = state.limits
+            if (limits.rpm or state.header_rpm is not None) and state.rpm(window) is not None:
                 state.requests.add(until, 1)
-            if state.tpm(window) is not None:
+            if (limits.tpm or state.header_tpm is not None) and state.tpm(window) is not None:
                 state.tokens.add(until, permit.tokens if used_tokens is None else used_tokens)
             if retry_after is not None and retry_after > 0:
                 pause = min(retry_after, self.settings.max_pause)
