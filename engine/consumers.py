@@ -243,6 +243,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         ending = snapshot["final"] or close
         if ending:
             self.done = True  # before sending: no delta may follow the final snapshot
+            # The last message keeps the deltas' spacing too: with ten deltas in the run's
+            # last second it was the eleventh (at most 10 messages a second, always).
+            wait = self.last_delta_at + DELTA_INTERVAL - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         await self.send_json(snapshot)
         if ending:
             await self.close()

@@ -3,6 +3,7 @@ snapshot), through the real ASGI application, the session middleware and the Red
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -450,5 +451,29 @@ async def test_a_finished_run_gives_one_final_snapshot_and_a_close(owner: Any) -
         ("loop[0]", "succeeded", {"v": 1}),
         ("loop[1]", "succeeded", {"v": 2}),
     ]
+    await communicator.disconnect()
+    await close_db()
+
+
+async def test_the_final_snapshot_keeps_the_deltas_spacing(owner: Any, monkeypatch: Any) -> None:
+    """At most one message per DELTA_INTERVAL, the last one too: a run ending right after a
+    delta made an eleventh message in the run's last second."""
+    monkeypatch.setattr(consumers, "DELTA_INTERVAL", 0.5)
+    run = await running_run(owner, last_seq=10)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+    await get_channel_layer().group_send(group_name(run.pk), delta(11, succeeded=1))
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    sent = asyncio.get_running_loop().time()
+    assert first["type"] == "delta"
+    await Run.objects.filter(pk=run.pk).aupdate(
+        status="succeeded", finished_at=timezone.now(), running=0, last_seq=12
+    )
+    await publish_run_ended(run.pk)
+    messages, code = await receive_until_close(communicator)
+    assert [(m["type"], m["final"]) for m in messages] == [("snapshot", True)]
+    assert asyncio.get_running_loop().time() - sent >= 0.45
     await communicator.disconnect()
     await close_db()
