@@ -270,7 +270,10 @@ describe("RunPanel", () => {
   it("asks before cancelling a run with items in flight; the counters say what never started", async () => {
     routes = (method, url) => {
       if (url === "/api/workflows/1/runs/last/") return { status: 200, body: { run: runSummary() } };
-      if (method === "POST" && url === "/api/runs/r1/cancel/") return { status: 200, body: runSummary({ status: "cancelled" }) };
+      if (method === "POST" && url === "/api/runs/r1/cancel/") {
+        return { status: 200, body: runSummary({ status: "cancelled",
+          progress: { total: 4, succeeded: 2, failed: 0, running: 0, cancelled: 1, not_started: 1 } }) };
+      }
       if (url.startsWith("/api/runs/r1/items/?status=not_started")) {
         return { status: 200, body: { results: [{ ...snapshot().items[1], key: "Loop[3]", index: 3, status: "not_started",
           error: "the run was cancelled before this item started", started_at: null }], next: null, count: 1 } };
@@ -287,6 +290,9 @@ describe("RunPanel", () => {
     await act(async () => $("cancel-confirm-yes")!.click());
     await flush();
     expect(calls.filter((c) => c.method === "POST").map((c) => c.url)).toEqual(["/api/runs/r1/cancel/"]);
+    // The answer's counts show with its status, before the final snapshot comes.
+    expect($("progress-cancelled")?.textContent).toBe("1 cancelled");
+    expect($("progress-not-started")?.textContent).toBe("1 not started");
     act(() => runSockets()[0].send(snapshot({
       seq: 9, final: true,
       run: runSummary({ status: "cancelled", finished_at: at(6), duration: 6,

@@ -209,10 +209,13 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     setCancelling(true);
     try {
       const cancelled = await api.cancelRun(runId);
-      // Show the answer at once; the websocket's final snapshot follows.
+      // Show the answer at once, its counts with its status (stored together as the run
+      // ended: its cancelled and never-started items); the websocket's final snapshot follows.
       const state = useRunStore.getState();
       if (state.runId === cancelled.id && !state.final && state.run && isFinalStatus(cancelled.status)) {
-        useRunStore.setState({ run: { ...state.run, status: cancelled.status, error: cancelled.error } });
+        useRunStore.setState({
+          run: { ...state.run, status: cancelled.status, error: cancelled.error, progress: cancelled.progress },
+        });
       }
     } catch (err) {
       setStartError(err instanceof Error ? err.message : String(err));
