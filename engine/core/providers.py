@@ -794,6 +794,7 @@ class ProviderRegistry:
         context manager: `async with registry.call(host) as call: ... call.observe(...)`.
         `or_next`: raise ProviderPaused instead of waiting for a paused key (a failover has
         somewhere else to go)."""
+        states: tuple[_KeyState, ...]
         if model:
             states = (self.state(provider_key(host)), self.state(provider_key(host, model)))
             tokens = self.estimate(states[-1], prompt_chars, max_tokens)
