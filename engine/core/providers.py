@@ -1577,14 +1577,18 @@ class ProviderRegistry:
         self, states: Iterable[_KeyState], headers: Mapping[str, str], status: int
     ) -> float | None:
         """Tighten rates from `x-ratelimit-*` headers; the Retry-After to honour, if any."""
-        # aiohttp's and httpx's headers already ignore case: asked as they are.
-        lowered = (
-            headers
-            if isinstance(headers, _CASELESS)
-            else {k.lower(): v for k, v in headers.items()}
-        )
-        if status != 429 and status < 500 and not any(n in lowered for n in _RATE_HEADERS):
-            return None  # nearly every answer: nothing to learn
+        # aiohttp's and httpx's headers ignore case already: asked as they are whether there
+        # is anything to learn (nearly every answer: no), then read as before (the last of
+        # repeated headers wins).
+        caseless = isinstance(headers, _CASELESS)
+        if (
+            caseless
+            and status != 429
+            and status < 500
+            and not any(n in headers for n in _RATE_HEADERS)
+        ):
+            return None
+        lowered = {k.lower(): v for k, v in headers.items()}
         now = _now()
         window = self.settings.window
         for state in states:

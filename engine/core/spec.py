@@ -49,7 +49,9 @@ class BlockContext:
         redactor's scan of the step's event). Only for a value known to be a plain tree of
         modest size (an answer the block just parsed): a value built by an expression can
         hold one part many times over, and its JSON grow far past what it holds."""
-        text = json.dumps(output, ensure_ascii=False, default=str)
+        # Compact, as the meter counts (a byte per comma and colon); its numbers are exact
+        # where the meter's are bounds (24 bytes for any float).
+        text = json.dumps(output, ensure_ascii=False, default=str, separators=(",", ":"))
         if self.sizes is not None:
             self.sizes.remember(output, text_bytes(text))
         self.redactor.remember_json(output, text)

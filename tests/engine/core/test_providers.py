@@ -266,6 +266,14 @@ async def test_rate_headers_are_read_whatever_their_case_from_aiohttp_and_httpx(
         async with reg.call(host) as call:
             call.observe(200, {"Content-Type": "application/json"})  # nothing to learn
         assert reg.snapshot()[host]["rpm"] == 120, host
+    # A header repeated (a proxy adding its own): the last one counts, as in a plain dict.
+    repeated = CIMultiDict(
+        [("X-RateLimit-Limit-Requests", "500"), ("x-ratelimit-limit-requests", "90")]
+    )
+    reg = registry(window=60)
+    async with reg.call("d.example") as call:
+        call.observe(200, CIMultiDictProxy(repeated))
+    assert reg.snapshot()["d.example"]["rpm"] == 90
 
 
 # --- AIMD ----------------------------------------------------------------------------------
