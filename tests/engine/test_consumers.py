@@ -264,6 +264,15 @@ async def running_run(owner: Any, last_seq: int) -> Run:
     return run
 
 
+async def follow(run: Run) -> WebsocketCommunicator:
+    """The owner's socket on `run`, connected, past its first snapshot."""
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+    return communicator
+
+
 def delta(seq: int, status: str = "running", **run: Any) -> dict[str, Any]:
     return {
         "type": "run.delta",
@@ -303,10 +312,7 @@ async def test_deltas_the_snapshot_already_covers_are_dropped(owner: Any) -> Non
 async def test_deltas_arriving_in_a_burst_are_merged(owner: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(consumers, "DELTA_INTERVAL", 1.0)
     run = await running_run(owner, last_seq=10)
-    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
-    communicator = await open_socket(run.pk, cookie)
-    assert (await communicator.connect(timeout=TIMEOUT))[0]
-    await communicator.receive_json_from(timeout=TIMEOUT)
+    communicator = await follow(run)
 
     def item(i: int, status: str) -> dict[str, Any]:
         return {"key": f"loop[{i}]", "index": i, "status": status}
@@ -342,10 +348,7 @@ async def test_a_chunk_s_items_go_with_the_coordinator_s_next_delta_bounded(owne
     of the run's): nothing is sent for them alone; the coordinator's next delta carries
     them, the newest WIRE_ITEMS of however many, the rest counted."""
     run = await running_run(owner, last_seq=10)
-    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
-    communicator = await open_socket(run.pk, cookie)
-    assert (await communicator.connect(timeout=TIMEOUT))[0]
-    await communicator.receive_json_from(timeout=TIMEOUT)
+    communicator = await follow(run)
 
     def item(i: int, status: str, worker: str) -> dict[str, Any]:
         return {"key": f"loop[{i}]", "index": i, "status": status, "worker": worker}
@@ -398,10 +401,7 @@ async def test_a_final_delta_becomes_the_final_snapshot(owner: Any) -> None:
 
 async def test_a_cancelled_run_ends_the_stream_on_the_end_notice(owner: Any) -> None:
     run = await running_run(owner, last_seq=3)
-    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
-    communicator = await open_socket(run.pk, cookie)
-    assert (await communicator.connect(timeout=TIMEOUT))[0]
-    await communicator.receive_json_from(timeout=TIMEOUT)
+    communicator = await follow(run)
     await publish_run_ended(run.pk)  # still running: nothing to say
     assert await communicator.receive_nothing(timeout=0.3)
     await Run.objects.filter(pk=run.pk).aupdate(
@@ -421,10 +421,7 @@ async def test_a_quiet_stream_notices_a_run_ended_without_notice(
 ) -> None:
     monkeypatch.setattr(consumers, "WATCH_INTERVAL", 0.2)
     run = await running_run(owner, last_seq=3)
-    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
-    communicator = await open_socket(run.pk, cookie)
-    assert (await communicator.connect(timeout=TIMEOUT))[0]
-    await communicator.receive_json_from(timeout=TIMEOUT)
+    communicator = await follow(run)
     assert await communicator.receive_nothing(timeout=0.6)  # watched, still running
     await Run.objects.filter(pk=run.pk).aupdate(status="cancelled", finished_at=timezone.now())
     messages, code = await receive_until_close(communicator, within=5)
@@ -460,10 +457,7 @@ async def test_the_final_snapshot_keeps_the_deltas_spacing(owner: Any, monkeypat
     delta made an eleventh message in the run's last second."""
     monkeypatch.setattr(consumers, "DELTA_INTERVAL", 0.5)
     run = await running_run(owner, last_seq=10)
-    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
-    communicator = await open_socket(run.pk, cookie)
-    assert (await communicator.connect(timeout=TIMEOUT))[0]
-    await communicator.receive_json_from(timeout=TIMEOUT)
+    communicator = await follow(run)
     await get_channel_layer().group_send(group_name(run.pk), delta(11, succeeded=1))
     first = await communicator.receive_json_from(timeout=TIMEOUT)
     sent = asyncio.get_running_loop().time()

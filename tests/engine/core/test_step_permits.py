@@ -112,10 +112,10 @@ async def test_a_step_keeps_its_permit_until_its_row_is_stored(sim: RunningSimul
     # An item starts once its first step can: one waiting for the permit has not begun, so
     # no write records it as running while it waits (to be written again as it ends).
     assert store.worst_items <= CAP, store.worst_items
-    assert all(_written_once(store, i) for i in range(60))
+    assert all(_started_when_its_step_could(store, i) for i in range(60))
 
 
-def _written_once(store: SlowStore, index: int) -> bool:
+def _started_when_its_step_could(store: SlowStore, index: int) -> bool:
     """No write fell between the item's start and its step's: it did not wait, begun."""
     events = store.events
     key = f"loop[{index}]"
