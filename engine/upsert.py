@@ -9,8 +9,9 @@ the store thread's CPU per row, and that thread holds the GIL the event loop nee
 Here a batch is one statement, `INSERT … ON CONFLICT (unique fields) DO UPDATE` of the given
 fields, as `bulk_create` would write it:
 
-- PostgreSQL: the rows travel as one JSON document (`json.dumps` in C, a slice of rows at a
-  time) that the server unpacks with `jsonb_to_recordset` into typed columns;
+- PostgreSQL: the rows travel as one JSON document (ujson, in C, a slice of rows at a
+  time) that the server unpacks with `jsonb_to_recordset` into typed columns (times as
+  seconds since the epoch, through `to_timestamp`);
 - SQLite: the rows as tuples through `executemany` (one loop in C), each value adapted as
   the ORM would store it (JSON text, Django's datetime text);
 - any other database: `bulk_create`.
@@ -29,9 +30,9 @@ from typing import Any
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from engine.json_text import dumps_in_slices
+from engine.json_text import dumps_rows
 
-# Rows per `json.dumps` call: a batch of big outputs is encoded in slices, not in one
+# Rows per encoding call: a batch of big outputs is encoded in slices, not in one
 # GIL-holding call (engine/json_text.py).
 ROWS_PER_SLICE = 200
 
@@ -127,9 +128,11 @@ class Upsert:
             for name in times:
                 value = record[name]
                 if value is not None:
-                    record[name] = value.isoformat()
+                    # Seconds since the epoch (to_timestamp in the statement): a fifth of
+                    # isoformat's cost, and exact to the microsecond for this century.
+                    record[name] = value.timestamp()
             records.append(record)
-        document = dumps_in_slices(records, ROWS_PER_SLICE)
+        document = dumps_rows(records, ROWS_PER_SLICE)
         run = self._run_field().get_db_prep_value(run_id, connection)
         return self._postgresql_statement(connection), [run, document]
 
@@ -140,8 +143,15 @@ class Upsert:
             fields = self.fields()
             run = self._run_field()
             columns = ", ".join(qn(c) for c in [run.column, *(f.column for f in fields)])
-            picked = ", ".join(f"r.{qn(f.name)}" for f in fields)
-            typed = ", ".join(f"{qn(f.name)} {f.db_type(connection)}" for f in fields)
+            times = {f.name for f in fields if isinstance(f, models.DateTimeField)}
+            picked = ", ".join(
+                f"to_timestamp(r.{qn(f.name)})" if f.name in times else f"r.{qn(f.name)}"
+                for f in fields
+            )
+            typed = ", ".join(
+                f"{qn(f.name)} {'double precision' if f.name in times else f.db_type(connection)}"
+                for f in fields
+            )
             # Names and types from the model's own fields, quoted; the values are parameters.
             statement = (
                 f"INSERT INTO {qn(self.model._meta.db_table)} ({columns})"  # noqa: S608

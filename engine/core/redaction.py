@@ -74,9 +74,10 @@ class Redactor:
         return self._walk(value)
 
     def remember_json(self, value: Any, text: str) -> None:
-        """`value` as `json.dumps(value, ensure_ascii=False, default=str)` wrote it (any
-        separators: a secret's forms are looked for inside its strings): its next scan
-        reads this text rather than writing it again (kept until then)."""
+        """`value` as `json.dumps(value, ensure_ascii=False, default=str)` or json_fast's
+        `compact` wrote it (any separators: a secret's forms are looked for inside its
+        strings): its next scan reads this text rather than writing it again (kept until
+        then)."""
         if not self._secrets:
             return
         if len(self._texts) >= _REMEMBERED_TEXTS:  # values never scanned: forget them

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.core.json_fast import compact
 from engine.core.limits import GraphLimits
 from engine.core.redaction import Redactor
 from engine.core.refs import Scope
@@ -51,7 +51,7 @@ class BlockContext:
         hold one part many times over, and its JSON grow far past what it holds."""
         # Compact, as the meter counts (a byte per comma and colon); its numbers are exact
         # where the meter's are bounds (24 bytes for any float).
-        text = json.dumps(output, ensure_ascii=False, default=str, separators=(",", ":"))
+        text = compact(output)
         if self.sizes is not None:
             self.sizes.remember(output, text_bytes(text))
         self.redactor.remember_json(output, text)

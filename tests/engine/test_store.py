@@ -331,8 +331,19 @@ def test_a_batch_for_a_run_ended_elsewhere_says_so_and_rolls_back_nothing_else(
     assert StepRun.objects.filter(run_id=store.run_id, block_id="double").exists()
 
 
+# Values jsonb refuses, and what the fallback stores instead: a NUL character, a float JSON
+# cannot hold, a lone surrogate UTF-8 cannot hold.
+REFUSED = [
+    ("a\0b", "a\ufffdb"),
+    (float("nan"), "NaN"),
+    (float("-inf"), "-Infinity"),
+    ("a\ud800b", "a?b"),
+]
+
+
+@pytest.mark.parametrize(("refused", "stored"), REFUSED)
 async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_text(
-    owner: Any,
+    owner: Any, refused: Any, stored: Any
 ) -> None:
     """On PostgreSQL a store writes its batches from the event loop (no hop to its thread,
     whose Python work competed with the loop for the GIL while items waited in `durable`);
@@ -356,15 +367,16 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     bus.emit("run.started")
     bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
     bus.emit("step.started", block="double", name="double", item="loop[0]")
-    # PostgreSQL's jsonb refuses a NUL character: the batch is stored with it as text.
-    bus.emit("step.finished", block="double", name="double", item="loop[0]", output={"x": "a\0b"})
+    # A value jsonb refuses: the batch is stored with it as text, the rest as it was.
+    output = {"x": refused, "kept": [1.5, "ü"]}
+    bus.emit("step.finished", block="double", name="double", item="loop[0]", output=output)
     bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
     await asyncio.wait_for(store.durable(), 10)
     assert threads == []  # from the loop
     item = await ItemRun.objects.aget(run=run, key="loop[0]")
     step = await StepRun.objects.aget(run=run, block_id="double")
     assert item.status == step.status == "succeeded"
-    assert step.output == {"x": "a\ufffdb"}
+    assert step.output == {"x": stored, "kept": [1.5, "ü"]}
     on_loop = store._on_loop
     await store.close({"status": "succeeded"})
     assert on_loop._connection is None  # closed before the thread wrote the end

@@ -4,6 +4,7 @@ on the unique fields, values stored exactly as the ORM stores them."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -102,3 +103,31 @@ def test_a_value_the_column_cannot_take_fails_the_statement(owner: Any) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         ITEM_ROWS.upsert(run.pk, [{"key": "loop[0]", "loop_block": "loop", "error": None}])
     assert not ItemRun.objects.filter(run=run).exists()
+
+
+def test_times_are_stored_to_the_microsecond(owner: Any) -> None:
+    """Times travel as seconds since the epoch (to_timestamp): every microsecond of a day
+    spread over this century comes back as it was, in any time zone it was given in."""
+    run = new_run(owner)
+    rng = random.Random(6)
+    east = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    times = [
+        dt.datetime(
+            2000 + rng.randrange(100),
+            1 + rng.randrange(12),
+            1 + rng.randrange(28),
+            rng.randrange(24),
+            rng.randrange(60),
+            rng.randrange(60),
+            rng.randrange(1_000_000),
+            tzinfo=dt.UTC if i % 2 else east,
+        )
+        for i in range(500)
+    ] + [dt.datetime(2026, 12, 5, 23, 59, 59, 999_999, tzinfo=dt.UTC)]
+    rows = [
+        {"key": f"loop[{i}]", "loop_block": "loop", "index": i, "started_at": t}
+        for i, t in enumerate(times)
+    ]
+    ITEM_ROWS.upsert(run.pk, rows)
+    stored = dict(ItemRun.objects.filter(run=run).values_list("index", "started_at"))
+    assert [stored[i] for i in range(len(times))] == times
