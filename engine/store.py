@@ -36,7 +36,7 @@ from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
 from engine.row_updates import RowUpdate, select_statement, update_statement
-from engine.upsert import Upsert
+from engine.upsert import TIME_FIELDS, Upsert
 
 log = logging.getLogger(__name__)
 
@@ -551,12 +551,16 @@ class RunStore:
             # Most events first: a step's and an item's start and end.
             if kind.startswith("step."):
                 key = (data.get("item") or "", data["block"])
-                row = self._steps.setdefault(
-                    key, {"item_key": key[0], "block_id": key[1], "name": data["name"]}
-                )
+                row = self._steps.get(key)
+                if row is None:
+                    row = self._steps[key] = {
+                        "item_key": key[0],
+                        "block_id": key[1],
+                        "name": data["name"],
+                    }
                 before = row.get("status")
                 if kind == "step.started":
-                    row.update(status="running", started_at=_when(event.at))
+                    row.update(status="running", started_at=event.at)
                 elif kind == "step.retrying":
                     row.update(
                         status="retrying", attempts=data["attempt"], error=data.get("error") or ""
@@ -576,14 +580,16 @@ class RunStore:
                         cache=data.get("cache") or "",
                         saved_usage=data.get("saved_usage") or [],
                         redacted=bool(data.get("redacted")),
-                        finished_at=_when(event.at),
+                        finished_at=event.at,
                         duration=data.get("duration"),
                     )
                 self._count_step(key[1], before, row["status"])
                 blocks.add(key[1])
                 steps[key] = row
             elif kind.startswith("item."):
-                row = self._items.setdefault(data["item"], {"key": data["item"]})
+                row = self._items.get(data["item"])
+                if row is None:
+                    row = self._items[data["item"]] = {"key": data["item"]}
                 if kind == "item.started":
                     row.update(
                         status="running",
@@ -592,7 +598,7 @@ class RunStore:
                         index=data["index"],
                         data=data.get("data"),
                         # An item done before keeps its own start (memo.DoneItem).
-                        started_at=_when(data.get("started_at") or event.at),
+                        started_at=data.get("started_at") or event.at,
                         worker=data.get("worker", self.worker),
                     )
                 else:
@@ -609,7 +615,7 @@ class RunStore:
                         status=ITEM_ENDS.get(kind, "failed"),
                         error=data.get("error") or "",
                         failed_block=data.get("block") or "",
-                        finished_at=_when(data.get("finished_at") or event.at),
+                        finished_at=data.get("finished_at") or event.at,
                         duration=data.get("duration"),
                     )
                 items[row["key"]] = row
@@ -660,7 +666,7 @@ class RunStore:
                     self._run.get("providers", {}), data, event.at
                 )
             elif kind == "items.not_started":
-                at = _when(event.at)
+                at = event.at
                 prefix = data["prefix"]
                 for index, item_data in zip(data["indexes"], data["data"], strict=True):
                     not_started.append(
@@ -688,7 +694,9 @@ class RunStore:
         }
 
     def _count_step(self, block_id: str, before: str | None, after: str) -> None:
-        counts = self._step_counts.setdefault(block_id, zero())
+        counts = self._step_counts.get(block_id)
+        if counts is None:
+            counts = self._step_counts[block_id] = zero()
         if before is not None and before in STEP_COUNT:
             counts[STEP_COUNT[before]] -= 1
         counts[STEP_COUNT[after]] += 1
@@ -966,8 +974,11 @@ class RunStore:
 
 
 def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    """Two deltas of one run as one: the later run state, each row once, at the place of its
-    latest change (the wire shows the last items changed, newest first)."""
+    """Two deltas of one run as one, as the wire shows it (`_wire`): the later run state, the
+    last `WIRE_ITEMS` items (and never-started rows) changed, each once at the place of its
+    latest change, and the keys of all of them (the count of the others). A store merges
+    every batch of an interval into the one delta it sends: keeping every row made each
+    merge go over all the interval's rows again."""
 
     def latest(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> list[Any]:
         by_key: dict[Any, dict[str, Any]] = {}
@@ -977,18 +988,34 @@ def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "run": later["run"],
-        "items": latest([*first["items"], *later["items"]], lambda r: r["key"]),
+        **_latest_rows(first, later, "items"),
         # Only top-level steps go on the wire (`_wire`): an item's are not kept to merge.
         "steps": latest(
             [r for r in (*first["steps"], *later["steps"]) if not r.get("item_key")],
             lambda r: (r["item_key"], r["block_id"]),
         ),
-        "not_started": latest(
-            [*(first.get("not_started") or []), *(later.get("not_started") or [])],
-            lambda r: r["key"],
-        ),
+        **_latest_rows(first, later, "not_started"),
         "blocks": set(first.get("blocks") or ()) | set(later.get("blocks") or ()),
     }
+
+
+def _latest_rows(first: dict[str, Any], later: dict[str, Any], name: str) -> dict[str, Any]:
+    """`name`'s rows of two deltas: the last `WIRE_ITEMS` keys changed, each at its latest
+    change, and (`<name>_keys`) the keys of all the rows changed in either."""
+    rows = [*(first.get(name) or ()), *(later.get(name) or ())]
+    by_key: dict[str, dict[str, Any]] = {}
+    for row in reversed(rows):
+        if len(by_key) == WIRE_ITEMS:
+            break
+        by_key.setdefault(row["key"], row)
+    keys = _changed_keys(first, name)  # the first delta is the one being merged into: grown
+    keys.update(r["key"] for r in later.get(name) or ())
+    return {name: list(by_key.values())[::-1], f"{name}_keys": keys}
+
+
+def _changed_keys(delta: dict[str, Any], name: str) -> set[str]:
+    known: set[str] | None = delta.get(f"{name}_keys")
+    return known if known is not None else {r["key"] for r in delta.get(name) or ()}
 
 
 def _live(run_id: Any) -> QuerySet[Run]:
@@ -1045,7 +1072,17 @@ async def publish_workflow_event(workflow_id: Any, event: str, run_id: Any) -> N
 
 
 def _iso_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()}
+    """A row with its times as ISO text: datetimes (read back from the database) and the
+    epoch seconds a store's item and step rows hold (the events' own: the upsert sends them
+    as they are, engine/upsert.py)."""
+    return {
+        k: v.isoformat()
+        if isinstance(v, dt.datetime)
+        else _when(v).isoformat()
+        if k in TIME_FIELDS and isinstance(v, int | float)
+        else v
+        for k, v in row.items()
+    }
 
 
 def wire_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -1097,7 +1134,9 @@ def wire_items(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     and how many others it changed."""
     changed = list(delta["items"]) + list(delta.get("not_started") or [])
     shown = changed[-WIRE_ITEMS:][::-1]
-    return [wire_item(r) for r in shown], len(changed) - len(shown)
+    # A batch's rows are one per key; merged deltas keep the keys of the rows they dropped.
+    count = sum(len(delta.get(f"{n}_keys") or delta.get(n) or ()) for n in ("items", "not_started"))
+    return [wire_item(r) for r in shown], count - len(shown)
 
 
 def _wire(delta: dict[str, Any]) -> dict[str, Any]:

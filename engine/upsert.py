@@ -35,13 +35,28 @@ from engine.json_text import dumps_rows
 # Rows per encoding call: a batch of big outputs is encoded in slices, not in one
 # GIL-holding call (engine/json_text.py).
 ROWS_PER_SLICE = 200
+# The rows' times: a datetime, or seconds since the epoch (how the store's rows hold them).
+TIME_FIELDS = frozenset({"started_at", "finished_at"})
+
+
+def _datetime(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def _datetimes(row: dict[str, Any]) -> dict[str, Any]:
+    """A row whose times are epoch seconds (a store's rows) with datetimes instead."""
+    return {
+        k: _datetime(v) if k in TIME_FIELDS and isinstance(v, int | float) else v
+        for k, v in row.items()
+    }
 
 
 class Upsert:
     """`INSERT … ON CONFLICT DO UPDATE` of one model's rows under one run.
 
     A row is a dict keyed by field name (the run's foreign key excepted: it is `run_id`);
-    fields it lacks take `defaults`, then the model's defaults."""
+    fields it lacks take `defaults`, then the model's defaults. Its times (`TIME_FIELDS`)
+    may be datetimes or epoch seconds."""
 
     def __init__(
         self,
@@ -101,7 +116,10 @@ class Upsert:
             self._sqlite(connection, run_id, rows)
         else:
             self.model._default_manager.bulk_create(
-                [self.model(run_id=run_id, **{**self.extra_defaults, **row}) for row in rows],
+                [
+                    self.model(run_id=run_id, **{**self.extra_defaults, **_datetimes(row)})
+                    for row in rows
+                ],
                 update_conflicts=True,
                 unique_fields=self.unique,
                 update_fields=self.update,
@@ -127,9 +145,9 @@ class Upsert:
             record = {**base, **row}
             for name in times:
                 value = record[name]
-                if value is not None:
-                    # Seconds since the epoch (to_timestamp in the statement): a fifth of
-                    # isoformat's cost, and exact to the microsecond for this century.
+                if isinstance(value, dt.datetime):
+                    # Seconds since the epoch (to_timestamp in the statement), as the store's
+                    # rows hold them: exact to the microsecond for this century.
                     record[name] = value.timestamp()
             records.append(record)
         document = dumps_rows(records, ROWS_PER_SLICE)
@@ -181,6 +199,8 @@ class Upsert:
                     record[name] = json.dumps(value)
             for name in times:
                 value = record[name]
+                if isinstance(value, int | float):
+                    value = _datetime(value)
                 if isinstance(value, dt.datetime):
                     record[name] = adapt_time(value)
             params.append([run, *(record[name] for name in names)])

@@ -927,9 +927,10 @@ class ProviderRegistry:
         queue = self._queues.get(states[-1].key)
         tag = CURRENT_STEP.get()
         share = tag.share if tag is not None else NO_RUN
-        blocked = self._blocked(states, tokens, _now()) if not queue else None
+        now = _now()
+        blocked = self._blocked(states, tokens, now) if not queue else None
         if not queue and blocked is None:
-            return self._grant(states, tokens, policy, share)
+            return self._grant(states, tokens, policy, share, now)
         if blocked is None and queue:
             oldest = queue.oldest()
             if oldest is not None:
@@ -1160,8 +1161,10 @@ class ProviderRegistry:
         tokens: int,
         policy: BreakerPolicy | None = None,
         share: RunShare = NO_RUN,
+        now: float | None = None,
     ) -> Permit:
-        now = _now()
+        if now is None:
+            now = _now()
         window = self.settings.window
         uses: list[_Use] = []
         for state in states:
@@ -1254,6 +1257,8 @@ class ProviderRegistry:
         """Let waiting calls through while they fit, each key's next chosen by fair share and
         priority (`_next`); set a timer for the earliest moment a blocked one may fit by
         time alone."""
+        if not self._queues:
+            return  # nobody waits: nothing to let through, no moment to wake for
         now = _now()
         wake = math.inf
         for key in list(self._queues):
@@ -1279,7 +1284,7 @@ class ProviderRegistry:
                     break
                 queue.remove(head)
                 head.future.set_result(
-                    self._grant(head.states, head.tokens, head.policy, head.share)
+                    self._grant(head.states, head.tokens, head.policy, head.share, now)
                 )
             if not queue:
                 del self._queues[key]
@@ -1585,7 +1590,7 @@ class ProviderRegistry:
             caseless
             and status != 429
             and status < 500
-            and not any(n in headers for n in _RATE_HEADERS)
+            and headers.keys().isdisjoint(_RATE_HEADERS)
         ):
             return None
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -1831,7 +1836,7 @@ def _duration(value: str | None) -> float | None:
 
 
 # The headers observe_headers reads rates from (lower case).
-_RATE_HEADERS = tuple(
+_RATE_HEADERS = frozenset(
     f"x-ratelimit-{what}{kind}"
     for what in ("limit", "remaining", "reset")
     for kind in ("-requests", "-tokens", "")

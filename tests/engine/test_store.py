@@ -276,6 +276,37 @@ def test_merged_deltas_keep_each_row_once_at_its_latest_change() -> None:
     assert both["blocks"] == {"x", "y"}
 
 
+def test_merged_deltas_keep_what_the_wire_shows_and_count_the_rest() -> None:
+    """An interval's batches merge into one delta holding the last WIRE_ITEMS rows changed
+    (not every row: each merge went over all of them again) and every key changed, so the
+    wire's count of the others stays exact, items changed twice counted once."""
+    from engine.store import WIRE_ITEMS, merged, wire_items
+
+    def batch(start: int, status: str) -> dict[str, Any]:
+        rows = [{"key": f"loop[{i}]", "status": status} for i in range(start, start + 50)]
+        return {"run": {"last_seq": start}, "items": rows, "steps": [], "blocks": set()}
+
+    unsent = batch(0, "running")
+    for start in range(0, 1000, 50):  # every item started, then each one ended
+        unsent = merged(unsent, batch(start, "running" if start == 0 else "succeeded"))
+    unsent = merged(unsent, batch(0, "succeeded"))
+    assert len(unsent["items"]) == WIRE_ITEMS
+    assert [r["key"] for r in unsent["items"]][-1] == "loop[49]"  # changed last
+    shown, omitted = wire_items(unsent)
+    assert [r["key"] for r in shown][:2] == ["loop[49]", "loop[48]"]
+    assert {r["status"] for r in shown} == {"succeeded"}
+    assert omitted == 1000 - WIRE_ITEMS
+    never = {
+        "run": {},
+        "items": [],
+        "steps": [],
+        "blocks": set(),
+        "not_started": [{"key": f"loop[{i}]", "status": "not_started"} for i in range(1000, 1100)],
+    }
+    shown, omitted = wire_items(merged(unsent, never))
+    assert [r["key"] for r in shown][0] == "loop[1099]" and omitted == 1100 - WIRE_ITEMS
+
+
 def _batch(owner: Any) -> tuple[Any, dict[str, Any]]:
     """A run and one batch of its rows (an item that started and a step that ended)."""
     from engine.core.events import EventBus

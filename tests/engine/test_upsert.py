@@ -131,3 +131,14 @@ def test_times_are_stored_to_the_microsecond(owner: Any) -> None:
     ITEM_ROWS.upsert(run.pk, rows)
     stored = dict(ItemRun.objects.filter(run=run).values_list("index", "started_at"))
     assert [stored[i] for i in range(len(times))] == times
+
+
+def test_times_given_as_epoch_seconds_are_stored_as_those_moments(owner: Any) -> None:
+    """The store's rows hold the events' epoch seconds; other callers give datetimes."""
+    run = new_run(owner)
+    ITEM_ROWS.upsert(
+        run.pk,
+        [{"key": "loop[0]", "loop_block": "loop", "started_at": AT.timestamp(), "finished_at": AT}],
+    )
+    item = ItemRun.objects.get(run=run, key="loop[0]")
+    assert item.started_at == item.finished_at == AT
