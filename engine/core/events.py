@@ -82,7 +82,7 @@ class EventBus:
         self._seq += 1
         if self._redactor:
             redacted = False
-            for key in [k for k in data if k in PAYLOAD_FIELDS]:
+            for key in PAYLOAD_FIELDS.intersection(data):
                 before = data[key]
                 data[key] = self._redactor.value(before)
                 if key == "output" and data[key] is not before:

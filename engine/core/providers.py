@@ -1586,12 +1586,7 @@ class ProviderRegistry:
         # is anything to learn (nearly every answer: no), then read as before (the last of
         # repeated headers wins).
         caseless = isinstance(headers, _CASELESS)
-        if (
-            caseless
-            and status != 429
-            and status < 500
-            and headers.keys().isdisjoint(_RATE_HEADERS)
-        ):
+        if caseless and status != 429 and status < 500 and headers.keys().isdisjoint(_RATE_HEADERS):
             return None
         lowered = {k.lower(): v for k, v in headers.items()}
         now = _now()

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from engine.core.json_fast import compact
+
 MASK = "[redacted]"
 # Shorter values would mask ordinary text everywhere; real keys and tokens are far longer.
 MIN_SECRET_LENGTH = 4
@@ -92,8 +94,8 @@ class Redactor:
             text = known[1]
         else:
             try:
-                text = json.dumps(value, ensure_ascii=False, default=str)
-            except (TypeError, ValueError):
+                text = compact(value)  # escapes as json.dumps(ensure_ascii=False) does
+            except (TypeError, ValueError, OverflowError):  # too deep to write: walk it
                 return True
         return any(form in text for form in self._json_forms)
 

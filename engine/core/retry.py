@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from engine.core.deadlines import Deadline, deadline_after
 from engine.core.errors import BlockError, TransientError, timed_out
 
 T = TypeVar("T")
 
 # The running attempt's timeout: time spent waiting for a provider's budget is not the
 # attempt's (providers.py holds it while waiting), and a cancel it caused is a timeout.
-ATTEMPT_TIMEOUT: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+ATTEMPT_TIMEOUT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "attempt_timeout", default=None
 )
 
@@ -94,7 +95,8 @@ async def call_with_retry(
     while True:
         current = AttemptState()
         try:
-            async with asyncio.timeout(attempt_timeout) as deadline:
+            # asyncio.timeout's behaviour, minus a loop timer per attempt (deadlines.py).
+            async with deadline_after(attempt_timeout) as deadline:
                 token = ATTEMPT_TIMEOUT.set(deadline)
                 state_token = ATTEMPT_STATE.set(current)
                 try:
