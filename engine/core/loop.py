@@ -341,13 +341,12 @@ class LoopRun:
 
     # -- one item -----------------------------------------------------------------------
 
-    async def run_item(self, index: int) -> bool | None:
+    async def run_item(self, index: int, key: str) -> bool | None:
         """True when the item succeeded, False when it failed, None when the process is
         stopping and the item was left unfinished (it resumes from its first unfinished
-        step)."""
+        step). `key`: its `item_key`."""
         executor, block, bus = self.executor, self.block, self.bus
         item = self.items[index]
-        key = self.item_key(index)
         earlier = executor.memo.take_failure(key)
         if earlier is not None:  # resumed run: this item's failure was recorded and stands
             self.begun.add(index)
@@ -484,21 +483,16 @@ class LoopRun:
                 # The process's share first (a worker's items in flight), then, with
                 # workers, one of the loop's slots held across processes
                 # (engine/core/slots.py): both waited for before the item starts.
-                settled = executor.memo.settled(self.item_key(index))  # reused: no slot
-                async with (
-                    executor.item_gate or contextlib.nullcontext(),
-                    item_slot(
-                        executor.services,
-                        self.block.id,
-                        self.frame.key,
-                        self.cap,
-                        needed=not settled,
-                    ),
-                ):
-                    if self.halted() or executor.over_budget:
-                        outcome = None  # not begun: it starts on resume (or never)
-                    else:
-                        outcome = await self.run_item(index)
+                key = self.item_key(index)
+                settled = executor.memo.settled(key)  # reused: no slot
+                slot = item_slot(
+                    executor.services, self.block.id, self.frame.key, self.cap, needed=not settled
+                )
+                if executor.item_gate is None and isinstance(slot, contextlib.nullcontext):
+                    outcome = await self._start(index, key)  # nothing to hold (inline runs)
+                else:
+                    async with executor.item_gate or contextlib.nullcontext(), slot:
+                        outcome = await self._start(index, key)
             finally:
                 limit = await gate.release(outcome)
             if outcome is None:
@@ -510,6 +504,11 @@ class LoopRun:
                 self.state.limit = limit
                 self.save_state()
             await give_way()  # items that never suspend must not keep the loop
+
+    async def _start(self, index: int, key: str) -> bool | None:
+        if self.halted() or self.executor.over_budget:
+            return None  # not begun: it starts on resume (or never)
+        return await self.run_item(index, key)
 
     async def run_waves(self, indexes: list[int]) -> None:
         """The sliding window over all of `indexes`, or over one batch at a time."""
