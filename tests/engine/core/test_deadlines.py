@@ -11,8 +11,9 @@ import pytest
 from engine.core import deadlines
 from engine.core.deadlines import TICK, Deadline, deadline_after
 
-# How late a deadline may fire here: its tick, plus a busy shared machine's scheduling.
-LATE = TICK + 0.05
+# How late a deadline may fire here: its tick, plus a busy shared machine's scheduling (a CI
+# runner can stall the loop for a while; what matters is that it is never early).
+LATE = TICK + 0.3
 
 
 async def test_a_due_deadline_raises_timeout_error_not_before_its_moment() -> None:
@@ -116,7 +117,7 @@ async def test_many_deadlines_fire_in_their_ticks_and_ended_ones_never() -> None
 
     await asyncio.gather(*(attempt(i) for i in range(1000)))
     assert outcomes.count("done") == 200 and outcomes.count("timeout") == 800
-    assert min(late) >= 0 and max(late) <= LATE + 0.2  # 800 cancels handled in one turn
+    assert min(late) >= 0 and max(late) <= LATE + 0.3  # 800 cancels handled in one turn
     wheel = deadlines._wheel(loop)
     assert wheel._timer is None and not wheel._buckets
 
