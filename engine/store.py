@@ -36,7 +36,7 @@ from engine.models import FINAL_STATUSES, ItemRun, Run, StepRun
 from engine.polling import drop_broken_connections
 from engine.publish import group_send
 from engine.row_updates import RowUpdate, select_statement, update_statement
-from engine.upsert import TIME_FIELDS, Upsert
+from engine.upsert import TIME_FIELDS, Upsert, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,6 @@ def workflow_group_name(workflow_id: Any) -> str:
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _when(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 class RunStore:
@@ -622,12 +618,12 @@ class RunStore:
             elif kind == "run.started":
                 self._run["status"] = "running"
                 if not data.get("resumed"):  # a resumed run keeps when it first started
-                    self._run["started_at"] = _when(event.at)
+                    self._run["started_at"] = from_epoch(event.at)
             elif kind in RUN_ENDS:
                 self._ending = {
                     "status": data["status"],
                     "error": data.get("error") or "",
-                    "finished_at": _when(event.at),
+                    "finished_at": from_epoch(event.at),
                 }
             elif kind == "progress":
                 self._progress[(data["loop"], data.get("item") or "")] = {
@@ -1078,7 +1074,7 @@ def _iso_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v.isoformat()
         if isinstance(v, dt.datetime)
-        else _when(v).isoformat()
+        else from_epoch(v).isoformat()
         if k in TIME_FIELDS and isinstance(v, int | float)
         else v
         for k, v in row.items()

@@ -39,14 +39,15 @@ ROWS_PER_SLICE = 200
 TIME_FIELDS = frozenset({"started_at", "finished_at"})
 
 
-def _datetime(seconds: float) -> dt.datetime:
+def from_epoch(seconds: float) -> dt.datetime:
+    """Epoch seconds (an event's `at`) as the UTC datetime the ORM stores."""
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
 def _datetimes(row: dict[str, Any]) -> dict[str, Any]:
     """A row whose times are epoch seconds (a store's rows) with datetimes instead."""
     return {
-        k: _datetime(v) if k in TIME_FIELDS and isinstance(v, int | float) else v
+        k: from_epoch(v) if k in TIME_FIELDS and isinstance(v, int | float) else v
         for k, v in row.items()
     }
 
@@ -200,7 +201,7 @@ class Upsert:
             for name in times:
                 value = record[name]
                 if isinstance(value, int | float):
-                    value = _datetime(value)
+                    value = from_epoch(value)
                 if isinstance(value, dt.datetime):
                     record[name] = adapt_time(value)
             params.append([run, *(record[name] for name in names)])
