@@ -2,9 +2,10 @@
 
 Every outbound request of the product goes through an :class:`OutboundFactory`:
 
-* one shared ``aiohttp.ClientSession`` whose connector resolves names through
-  :class:`~engine.core.ssrf.GuardedResolver` (resolve once, refuse non-public
-  addresses, connect to exactly the checked addresses);
+* one shared ``aiohttp.ClientSession`` whose connector (:class:`~engine.core.ssrf.
+  GuardedConnector`) refuses non-public IP literals as it connects to them and resolves
+  names through :class:`~engine.core.ssrf.GuardedResolver` (resolve once, refuse
+  non-public addresses, connect to exactly the checked addresses);
 * one shared ``httpx.AsyncClient`` running on ``httpx_aiohttp``'s aiohttp transport over
   that session (much faster than httpx's default transport under concurrency),
   behind a :class:`GuardedTransport` that applies host overrides and refuses IP
@@ -45,7 +46,13 @@ from engine.core.eager_body import EagerBodyRequest
 from engine.core.errors import TransientError
 from engine.core.limits import MAX_CONCURRENT
 from engine.core.providers import ProviderRegistry, registry_for_loop
-from engine.core.ssrf import BlockedAddressError, GuardedResolver, address_refusal, literal_address
+from engine.core.ssrf import (
+    BlockedAddressError,
+    GuardedConnector,
+    GuardedResolver,
+    address_refusal,
+    literal_address,
+)
 
 __all__ = [
     "CALL_DEPTH_HEADER",
@@ -560,7 +567,7 @@ class OutboundFactory:
         return (_normalize_host(host), port) in self._override_targets
 
     def _session_trusts(self, host: str, port: int) -> bool:
-        """What the shared session lets through unchecked (resolver and middleware)."""
+        """What the shared session lets through unchecked (its resolver and connector)."""
         return self._is_trusted(host, port) or self._is_override_target(host, port)
 
     # -- clients ----------------------------------------------------------------
@@ -581,18 +588,6 @@ class OutboundFactory:
             self._resolver = GuardedResolver(self._session_trusts)
         return self._resolver
 
-    async def _literal_guard(
-        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        """Session middleware: IP literals never reach the resolver, so check them here."""
-        host = request.url.raw_host or ""
-        ip = literal_address(host)
-        if ip is not None and not self._session_trusts(host, request.url.port or 0):
-            reason = address_refusal(ip)
-            if reason is not None:
-                raise BlockedAddressError(host, ip, reason)
-        return await handler(request)
-
     def aiohttp_session(self) -> aiohttp.ClientSession:
         """The one shared session (guarded resolver, ``limit=max_connections``).
 
@@ -600,15 +595,16 @@ class OutboundFactory:
         """
         self._check_loop()
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                resolver=self._resolver_for_loop(), limit=self.config.max_connections
+            connector = GuardedConnector(
+                is_trusted=self._session_trusts,
+                resolver=self._resolver_for_loop(),
+                limit=self.config.max_connections,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self.config.default_headers(),
                 timeout=ClientTimeout(total=self.config.timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # shared by all tenants: keep no cookies
-                middlewares=(self._literal_guard,),
                 trust_env=False,
                 request_class=EagerBodyRequest,  # a POST's body goes out with its headers
             )

@@ -10,6 +10,9 @@ Pure policy plus one aiohttp resolver; the only I/O is DNS resolution.
   once and refuses the whole lookup when any returned address is refused.  aiohttp
   then connects to exactly the addresses the resolver returned, so the address that
   was checked is the address that is connected to (no DNS-rebinding window).
+* :class:`GuardedConnector` checks IP literals, which never reach a resolver, as it
+  connects to them: once per connection, not once per request (a per-request session
+  middleware cost a loop of 50 concurrent GETs ~10 µs a request).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import typing
 from collections.abc import Callable
 from functools import lru_cache
 
+import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -27,6 +32,7 @@ from engine.core.errors import BlockError
 
 __all__ = [
     "BlockedAddressError",
+    "GuardedConnector",
     "GuardedResolver",
     "IPAddress",
     "address_refusal",
@@ -216,3 +222,26 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCPConnector that refuses to connect to a non-public IP literal unless
+    ``is_trusted(host, port)``. Names go through its (guarded) resolver as usual.
+
+    A pooled connection was checked when it was opened, and trust only grows, so checking
+    at connect time lets through exactly what checking each request would.
+    """
+
+    def __init__(self, *, is_trusted: TrustPredicate, **kwargs: typing.Any) -> None:
+        super().__init__(**kwargs)
+        self._literal_trusted = is_trusted
+
+    async def _resolve_host(
+        self, host: str, port: int, traces: typing.Any = None
+    ) -> list[ResolveResult]:
+        ip = literal_address(host)
+        if ip is not None and not self._literal_trusted(host, port):
+            reason = address_refusal(ip)
+            if reason is not None:
+                raise BlockedAddressError(host, ip, reason)
+        return await super()._resolve_host(host, port, traces=traces)

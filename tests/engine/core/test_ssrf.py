@@ -6,12 +6,15 @@ import ipaddress
 import pickle
 import socket
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from engine.core.ssrf import (
     ADDRESS_HINT,
     BlockedAddressError,
+    GuardedConnector,
     GuardedResolver,
     address_refusal,
     literal_address,
@@ -161,3 +164,47 @@ async def test_guarded_resolver_real_dns_localhost() -> None:
         assert info.value.address in ("127.0.0.1", "::1")
     finally:
         await resolver.close()
+
+
+async def test_guarded_connector_refuses_literals_as_it_connects_and_pools_trusted_ones() -> None:
+    """The literal check is the connector's, per connection: a refused literal never
+    connects; a trusted one connects once and its pooled connection serves later requests."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    asked: list[tuple[str, int]] = []
+
+    def trusted(host: str, port_: int) -> bool:
+        asked.append((host, port_))
+        return port_ == port and host == "127.0.0.1"
+
+    connector = GuardedConnector(is_trusted=trusted, resolver=GuardedResolver())
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            with pytest.raises(BlockedAddressError, match="loopback"):
+                await session.get(f"http://[::1]:{port}/v6")
+            with pytest.raises(BlockedAddressError, match="private"):
+                await session.get("http://10.0.0.1/private")
+            # A legacy spelling of 127.0.0.1: refused either way, never connected.
+            with pytest.raises((BlockedAddressError, aiohttp.InvalidUrlClientError)):
+                await session.get(f"http://0x7f000001:{port}/legacy")
+            with pytest.raises(BlockedAddressError, match="loopback"):
+                await session.get(f"http://127.0.0.2:{port}/other")
+            for _ in range(3):
+                async with session.get(f"http://127.0.0.1:{port}/trusted") as response:
+                    assert await response.text() == "ok"
+        assert hits == ["/trusted"] * 3
+        # One connection opened to the trusted literal (checked once), reused after it.
+        assert asked.count(("127.0.0.1", port)) == 1
+    finally:
+        await runner.cleanup()
