@@ -7,6 +7,7 @@ checked to be a bare host name in the authority. Header values may not carry CR 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,9 @@ STRING_MAP: JsonSchema = {
     "additionalProperties": {"type": ["string", "number", "boolean"]},
 }
 HOST_FORBIDDEN = set("/?#@\\ \t\r\n%")
+# What `quote(text, safe="")` leaves as it is: such a value (a domain, an id) is its own
+# encoding, found by one regex match rather than quote's encode, strip and decode.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
 class HttpBlock(BaseBlock):
@@ -171,7 +175,7 @@ def render_url(template: str, ctx: BlockContext) -> str:
             if bad or not text:
                 raise BlockError(f"a value in the URL's host is not a host name: {text!r}")
             return text
-        return quote(text, safe="")
+        return text if _UNRESERVED(text) else quote(text, safe="")
 
     return substitute(template, ctx.scope, encode)
 

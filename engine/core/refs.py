@@ -129,25 +129,30 @@ class Scope:
             value = self.lookup(reference.root)
         except KeyError:
             raise MissingReference(reference, f"'{reference.root}' has no value here") from None
-        walked = [reference.root]
-        for segment in reference.path:
-            value = _step(value, segment, reference, walked)
-            walked.append(segment)
+        for depth, segment in enumerate(reference.path):
+            value = _step(value, segment, reference, depth)
         return value
 
 
-def _step(value: Any, segment: str, reference: Reference, walked: list[str]) -> Any:
-    where = ".".join(walked)
+def _step(value: Any, segment: str, reference: Reference, depth: int) -> Any:
+    """`value`'s field or item `segment`, the `depth`-th of `reference`'s path (what was
+    walked before it is named only in an error: every item resolves its references)."""
     if isinstance(value, Mapping):
         if segment in value:
             return value[segment]
-        raise MissingReference(reference, f"'{where}' has no field '{segment}'")
+        raise MissingReference(reference, f"'{_walked(reference, depth)}' has no field '{segment}'")
     if isinstance(value, list):
         if segment.isdigit() and int(segment) < len(value):
             return value[int(segment)]
-        raise MissingReference(reference, f"'{where}' has no item '{segment}'")
+        raise MissingReference(reference, f"'{_walked(reference, depth)}' has no item '{segment}'")
     kind = "null" if value is None else type(value).__name__
-    raise MissingReference(reference, f"'{where}' is {kind}, it has no field '{segment}'")
+    raise MissingReference(
+        reference, f"'{_walked(reference, depth)}' is {kind}, it has no field '{segment}'"
+    )
+
+
+def _walked(reference: Reference, depth: int) -> str:
+    return ".".join((reference.root, *reference.path[:depth]))
 
 
 def stringify(value: Any) -> str:
@@ -183,6 +188,8 @@ def substitute(
 
 
 def render_text(text: str, scope: Scope) -> Any:
+    if "<" not in text:  # no reference in it (most config values: a method, a header)
+        return text
     whole = whole_reference(text)
     if whole is not None and text.strip() == text:
         return scope.resolve(whole)

@@ -1,6 +1,7 @@
 """The HTTP block's URL template is read once; each item's values land encoded where they go."""
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -31,3 +32,14 @@ def test_a_url_that_is_one_reference_is_that_value_as_it_is() -> None:
     url = "https://example.com/a b?c=<d>"
     assert render_url("<env.URL>", context({"env": {"URL": url}})) == url
     assert render_url("<env.URL>", context({"env": {"URL": url + "2"}})) == url + "2"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["d00151.example", "A-Z_a-z.0~9", "", "x y", "é", "a/b", "50%", "a+b", "ü.example", "\n"]
+    + [chr(c) for c in range(0x20, 0x7F)],
+)
+def test_a_value_in_the_path_or_query_is_encoded_as_quote_encodes_it(value: str) -> None:
+    """Values already safe skip `quote`: the URL is the same either way."""
+    url = render_url("https://api.example/find?q=<lead.v>", context({"lead": {"v": value}}))
+    assert url == "https://api.example/find?q=" + quote(value, safe="")
