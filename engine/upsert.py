@@ -141,14 +141,19 @@ class Upsert:
         fields = self.fields()
         base = self._base
         times = [f.name for f in fields if isinstance(f, models.DateTimeField)]
+        columns = base.keys()
         records = []
         for row in rows:
-            record = {**base, **row}
+            # A row with every column (the store's, nearly always) needs no defaults merged in.
+            record = row if columns <= row.keys() else {**base, **row}
             for name in times:
                 value = record[name]
                 if isinstance(value, dt.datetime):
                     # Seconds since the epoch (to_timestamp in the statement), as the store's
-                    # rows hold them: exact to the microsecond for this century.
+                    # rows hold them: exact to the microsecond for this century. Never
+                    # written into the caller's row.
+                    if record is row:
+                        record = dict(row)
                     record[name] = value.timestamp()
             records.append(record)
         document = dumps_rows(records, ROWS_PER_SLICE)

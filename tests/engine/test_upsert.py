@@ -142,3 +142,19 @@ def test_times_given_as_epoch_seconds_are_stored_as_those_moments(owner: Any) ->
     )
     item = ItemRun.objects.get(run=run, key="loop[0]")
     assert item.started_at == item.finished_at == AT
+
+
+def test_a_row_with_every_column_is_sent_as_it_is_and_never_changed(owner: Any) -> None:
+    """The store's rows carry every column: no defaults are merged into them, and a
+    datetime among them is sent as epoch seconds without being written into the row."""
+    run = new_run(owner)
+    ITEM_ROWS.fields()
+    full = {**ITEM_ROWS._base, "key": "loop[1]", "loop_block": "loop", "index": 1}
+    full |= {"status": "succeeded", "started_at": AT, "finished_at": AT.timestamp()}
+    before = dict(full)
+    ITEM_ROWS.upsert(run.pk, [full, {"key": "loop[2]", "loop_block": "loop", "index": 2}])
+    assert full == before and full["started_at"] is AT
+    stored = {i.key: i for i in ItemRun.objects.filter(run=run)}
+    assert stored["loop[1]"].started_at == stored["loop[1]"].finished_at == AT
+    assert stored["loop[1]"].status == "succeeded"
+    assert stored["loop[2]"].status == ItemRun._meta.get_field("status").get_default()
