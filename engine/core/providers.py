@@ -553,7 +553,20 @@ class _KeyState:
         # Each run's and each owner's use of the key (fair share); forgotten with them.
         self.shares: weakref.WeakKeyDictionary[RunShare, _Use] = weakref.WeakKeyDictionary()
         self.owners: weakref.WeakKeyDictionary[OwnerShare, _Use] = weakref.WeakKeyDictionary()
+        # The last run's two uses: nearly every call on a key comes from the run before it,
+        # and the weak dictionaries' lookups are Python code. Weak too: a run's use is still
+        # forgotten with the run.
+        self._last: tuple[weakref.ref[RunShare], _Use, _Use] | None = None
         self.apply(limits, settings)
+
+    def uses(self, share: RunShare) -> tuple[_Use, _Use]:
+        """`share`'s use of the key and its owner's."""
+        last = self._last
+        if last is not None and last[0]() is share:
+            return last[1], last[2]
+        run_use, owner_use = self.use(share), self.owner_use(share.owner)
+        self._last = (weakref.ref(share), run_use, owner_use)
+        return run_use, owner_use
 
     def use(self, share: RunShare) -> _Use:
         use = self.shares.get(share)
@@ -915,6 +928,20 @@ class ProviderRegistry:
 
     # -- letting calls through ----------------------------------------------------------
 
+    def grant_now(
+        self, states: tuple[_KeyState, ...], policy: BreakerPolicy | None = None
+    ) -> Permit | None:
+        """The permit of a call that needs no tokens and may start at once (nearly every
+        HTTP block's call), without `acquire`'s coroutine; None: it goes through `acquire`,
+        which looks again and records what a wait needs."""
+        if self._queues and self._queues.get(states[-1].key):
+            return None
+        now = _now()
+        if self._blocked(states, 0, now, record=False) is not None:
+            return None
+        tag = CURRENT_STEP.get()
+        return self._grant(states, 0, policy, NO_RUN if tag is None else tag.share, now)
+
     async def acquire(
         self,
         states: tuple[_KeyState, ...],
@@ -1171,7 +1198,7 @@ class ProviderRegistry:
             state.in_flight += 1
             state.requests.reserved += 1
             state.tokens.reserved += tokens
-            for use in (state.use(share), state.owner_use(share.owner)):
+            for use in state.uses(share):
                 use.in_flight += 1
                 use.served = use.recent(now, window) + 1
                 uses.append(use)
@@ -1332,12 +1359,15 @@ class ProviderRegistry:
         # A 429 on a call let through before AIMD's last cut is the overload that cut already
         # answered (a burst of our own concurrency): AIMD's to handle, not the breaker's.
         stale = outcome == "throttled" and permit.epoch != permit.states[-1].epoch
-        self._adapt(permit, outcome, now, in_flight)
+        if outcome != "ok" or permit.states[-1].limit is not None:  # else: nothing to adapt
+            self._adapt(permit, outcome, now, in_flight)
         if not stale:
             self._count(permit, outcome, now)
         for state in permit.states:
-            self._forget_if_idle(state, now)
-        self._pump()
+            if state.in_flight == 0:
+                self._forget_if_idle(state, now)
+        if self._queues:
+            self._pump()
 
     def _forget_if_idle(self, state: _KeyState, now: float) -> None:
         """A key with no settings and nothing learned is dropped when idle: a workflow
@@ -1666,10 +1696,11 @@ class ProviderCall:
         return self.states[-1].key
 
     async def __aenter__(self) -> ProviderCall:
-        self._permit = await self.registry.acquire(
-            self.states, self.tokens, self.policy, self.or_next
-        )
         registry = self.registry
+        permit = None if self.tokens else registry.grant_now(self.states, self.policy)
+        if permit is None:
+            permit = await registry.acquire(self.states, self.tokens, self.policy, self.or_next)
+        self._permit = permit
         cluster = registry.cluster
         if cluster is None:
             return self
@@ -1717,20 +1748,21 @@ class ProviderCall:
         permit, self._permit = self._permit, None
         if permit is None:
             return
-        outcome = outcome_of(self.status, exc)
+        status = self.status
+        if exc is None and status is not None and status < 400:
+            outcome = "ok"  # outcome_of's answer, without its checks (nearly every call)
+        else:
+            outcome = outcome_of(status, exc)
         retry_after = self.retry_after
         if retry_after is None and isinstance(exc, TransientError):
             retry_after = exc.retry_after
         self.registry.release(
             permit, outcome, used_tokens=self.used_tokens, retry_after=retry_after
         )
-        attempt = ATTEMPT_STATE.get()
-        if (
-            attempt is not None
-            and outcome in FAILED_OUTCOMES
-            and permit.states[-1].breaker.state != "closed"
-        ):
-            attempt.paused = True  # the breaker pauses the item: not an attempt it spent
+        if outcome in FAILED_OUTCOMES and permit.states[-1].breaker.state != "closed":
+            attempt = ATTEMPT_STATE.get()
+            if attempt is not None:
+                attempt.paused = True  # the breaker pauses the item: not an attempt it spent
 
 
 # Limit changes a run keeps per provider (Run.providers[key]["history"]), the latest ones.

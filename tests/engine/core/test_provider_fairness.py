@@ -165,6 +165,26 @@ async def test_per_run_use_is_released_and_forgotten_with_the_run() -> None:
     assert len(state.shares) == 0
 
 
+async def test_calls_of_runs_taking_turns_each_count_for_their_own_run_and_owner() -> None:
+    """A key remembers the last run's uses (a shortcut past the weak dictionaries): runs and
+    owners that alternate on it still each count only their own calls."""
+    calls = Calls(cap=10)
+    first = run_share("turns-1", owner="ann")
+    second = run_share("turns-2", owner="bob")
+    third = run_share("turns-3", owner="ann")
+    for share, name in [(first, "a0"), (second, "b0"), (first, "a1"), (third, "c0")]:
+        await calls.start(share, name)
+    state = calls.reg.state(KEY)
+    assert [state.shares[s].in_flight for s in (first, second, third)] == [2, 1, 1]
+    assert state.owners[owner_share("ann")].in_flight == 3
+    assert state.owners[owner_share("bob")].in_flight == 1
+    await calls.release("a0", "b0")
+    assert [state.shares[s].in_flight for s in (first, second, third)] == [1, 0, 1]
+    await calls.drain()
+    assert [state.shares[s].in_flight for s in (first, second, third)] == [0, 0, 0]
+    assert state.owners[owner_share("ann")].in_flight == 0
+
+
 async def test_priority_and_weight_act_on_rate_waits_too() -> None:
     """No cap, a rate of 1 call per 0.05 s window: as the window moves on, the waiting call
     let through is the higher-priority run's, then by weight of recent calls."""
