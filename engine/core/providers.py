@@ -929,18 +929,23 @@ class ProviderRegistry:
     # -- letting calls through ----------------------------------------------------------
 
     def grant_now(
-        self, states: tuple[_KeyState, ...], policy: BreakerPolicy | None = None
+        self,
+        states: tuple[_KeyState, ...],
+        tokens: int = 0,
+        policy: BreakerPolicy | None = None,
     ) -> Permit | None:
-        """The permit of a call that needs no tokens and may start at once (nearly every
-        HTTP block's call), without `acquire`'s coroutine; None: it goes through `acquire`,
-        which looks again and records what a wait needs."""
+        """The permit of a call that may start at once (nearly every call), without a
+        coroutine; None: it has to wait (`wait_for_permit`). Raises BlockError when `tokens`
+        exceed what a key's budget could ever grant."""
+        if tokens:
+            self._check_fits(states, tokens)
         if self._queues and self._queues.get(states[-1].key):
             return None
         now = _now()
-        if self._blocked(states, 0, now, record=False) is not None:
+        if self._blocked(states, tokens, now, record=False) is not None:
             return None
         tag = CURRENT_STEP.get()
-        return self._grant(states, 0, policy, NO_RUN if tag is None else tag.share, now)
+        return self._grant(states, tokens, policy, NO_RUN if tag is None else tag.share, now)
 
     async def acquire(
         self,
@@ -949,15 +954,25 @@ class ProviderRegistry:
         policy: BreakerPolicy | None = None,
         or_next: bool = False,
     ) -> Permit:
-        if tokens:
-            self._check_fits(states, tokens)
+        permit = self.grant_now(states, tokens, policy)
+        if permit is None:
+            permit = await self.wait_for_permit(states, tokens, policy, or_next)
+        return permit
+
+    async def wait_for_permit(
+        self,
+        states: tuple[_KeyState, ...],
+        tokens: int,
+        policy: BreakerPolicy | None = None,
+        or_next: bool = False,
+    ) -> Permit:
+        """A call `grant_now` could not let through: queued under its key until the pump
+        lets it through (fair share, priority), announced as a `step.waiting`."""
         queue = self._queues.get(states[-1].key)
         tag = CURRENT_STEP.get()
         share = tag.share if tag is not None else NO_RUN
-        now = _now()
-        blocked = self._blocked(states, tokens, now) if not queue else None
-        if not queue and blocked is None:
-            return self._grant(states, tokens, policy, share, now)
+        # Asked again, recording what the wait needs (a worker's lacking cluster grant).
+        blocked = self._blocked(states, tokens, _now()) if not queue else None
         if blocked is None and queue:
             oldest = queue.oldest()
             if oldest is not None:
@@ -1359,15 +1374,12 @@ class ProviderRegistry:
         # A 429 on a call let through before AIMD's last cut is the overload that cut already
         # answered (a burst of our own concurrency): AIMD's to handle, not the breaker's.
         stale = outcome == "throttled" and permit.epoch != permit.states[-1].epoch
-        if outcome != "ok" or permit.states[-1].limit is not None:  # else: nothing to adapt
-            self._adapt(permit, outcome, now, in_flight)
+        self._adapt(permit, outcome, now, in_flight)
         if not stale:
             self._count(permit, outcome, now)
         for state in permit.states:
-            if state.in_flight == 0:
-                self._forget_if_idle(state, now)
-        if self._queues:
-            self._pump()
+            self._forget_if_idle(state, now)
+        self._pump()
 
     def _forget_if_idle(self, state: _KeyState, now: float) -> None:
         """A key with no settings and nothing learned is dropped when idle: a workflow
@@ -1697,9 +1709,11 @@ class ProviderCall:
 
     async def __aenter__(self) -> ProviderCall:
         registry = self.registry
-        permit = None if self.tokens else registry.grant_now(self.states, self.policy)
+        permit = registry.grant_now(self.states, self.tokens, self.policy)
         if permit is None:
-            permit = await registry.acquire(self.states, self.tokens, self.policy, self.or_next)
+            permit = await registry.wait_for_permit(
+                self.states, self.tokens, self.policy, self.or_next
+            )
         self._permit = permit
         cluster = registry.cluster
         if cluster is None:
@@ -1748,11 +1762,7 @@ class ProviderCall:
         permit, self._permit = self._permit, None
         if permit is None:
             return
-        status = self.status
-        if exc is None and status is not None and status < 400:
-            outcome = "ok"  # outcome_of's answer, without its checks (nearly every call)
-        else:
-            outcome = outcome_of(status, exc)
+        outcome = outcome_of(self.status, exc)
         retry_after = self.retry_after
         if retry_after is None and isinstance(exc, TransientError):
             retry_after = exc.retry_after
@@ -1816,6 +1826,8 @@ def paused(providers: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 def outcome_of(status: int | None, exc: BaseException | None) -> str:
     """ok | throttled | timeout | server_error | unreachable | neutral."""
+    if exc is None and (status is None or status < 400):
+        return "ok"  # nearly every call: none of the checks below applies
     transient = exc if isinstance(exc, TransientError) else None
     status = status or (transient.status if transient else None)
     if isinstance(exc, TimeoutError) or (transient is not None and transient.timeout):
@@ -1829,9 +1841,7 @@ def outcome_of(status: int | None, exc: BaseException | None) -> str:
         return "server_error"
     if transient is not None:
         return "unreachable" if status is None else "neutral"
-    if exc is not None or (status is not None and status >= 400):
-        return "neutral"
-    return "ok"
+    return "neutral"  # another 4xx, or an exception that is none of the above
 
 
 def _number(value: str | None) -> float | None:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.test_utils import TestServer
 
 from engine.core.ssrf import (
     ADDRESS_HINT,
@@ -177,11 +178,10 @@ async def test_guarded_connector_refuses_literals_as_it_connects_and_pools_trust
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    port = server.port
+    assert port is not None
     asked: list[tuple[str, int]] = []
 
     def trusted(host: str, port_: int) -> bool:
@@ -207,4 +207,4 @@ async def test_guarded_connector_refuses_literals_as_it_connects_and_pools_trust
         # One connection opened to the trusted literal (checked once), reused after it.
         assert asked.count(("127.0.0.1", port)) == 1
     finally:
-        await runner.cleanup()
+        await server.close()
