@@ -6,7 +6,8 @@ whatever accumulated every `interval` seconds (from the event loop on PostgreSQL
 one dedicated thread) — and at once when a loop's body step waits for a permit that a stored
 row gives back (`stored_then`, `hurry`), steps ending meanwhile sharing the next write —
 so a burst of 1,000 item completions costs a handful of transactions; deltas go out at most
-every `interval`, so it costs a handful of websocket messages too.
+every `interval`, so it costs a handful of websocket messages too. A row that only started
+is written once it has run for an interval: most end before, and are written once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -144,6 +146,12 @@ class RunStore:
         self._pending: list[Event] = []
         self._items: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
+        # Rows that only started, not written yet (`_fresh_rows`): most end within an
+        # interval and are then written once, ended, instead of twice.
+        self._fresh_items: dict[str, dict[str, Any]] = {}
+        self._fresh_steps: dict[tuple[str, str], dict[str, Any]] = {}
+        # The next write takes every fresh row, however young (`durable`).
+        self._everything = False
         self._run: dict[str, Any] = {"last_seq": start_seq}
         self._ending: dict[str, Any] = {}
         # Latest counts of each loop instance: (loop id, enclosing item key) -> counts.
@@ -207,7 +215,11 @@ class RunStore:
             self._wake()
 
     async def durable(self) -> None:
-        """Returns once every event sunk so far is written; the write starts at once."""
+        """Returns once every event sunk so far is written, the start of a row that has not
+        ended yet too; the write starts at once."""
+        self._everything = True
+        if self._has_fresh() and self._covered >= self._sunk:
+            self._sunk += 1  # nothing sunk waits, but those rows do: one write more
         done = asyncio.get_running_loop().create_future()
         self.stored_then(lambda: _settle(done))
         if not done.done():
@@ -273,7 +285,7 @@ class RunStore:
             await self._task  # a batch being written finishes; the flusher writes no more
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)  # nothing runs any more that could wait for it
-        delta = self._apply(batch) if batch else None
+        delta = self._apply(batch, everything=True) if batch or self._has_fresh() else None
         values = {**self._ending, **(final or {})}
         values.setdefault("finished_at", timezone.now())
         # The end is a change of its own: it gets the next seq, so listeners never drop it.
@@ -353,6 +365,7 @@ class RunStore:
 
     async def flush(self) -> None:
         """Store every event so far, and wait until every batch handed over is written."""
+        self._everything = True  # the rows that only started too
         await self._flush()
         # The store thread writes batches in order: a no-op behind them ends after them.
         await asyncio.get_running_loop().run_in_executor(self._thread, lambda: None)
@@ -366,7 +379,7 @@ class RunStore:
             await self._task
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)
-        delta = self._apply(batch) if batch else None
+        delta = self._apply(batch, everything=True) if batch or self._has_fresh() else None
         loop = asyncio.get_running_loop()
         try:
             if not await self._suspend_on_loop(delta):
@@ -446,7 +459,7 @@ class RunStore:
             await self._sleep()
             if self._closed:
                 return  # close() writes what is left with the run's end
-            if self._pending:
+            if self._pending or self._fresh_due():
                 quiet = 0.0
                 await self._flush()
             elif self._unsent is not None:
@@ -488,12 +501,25 @@ class RunStore:
             return leases.held(self.run_id, self.lease_owner)
         return _live(self.run_id)
 
+    def _has_fresh(self) -> bool:
+        return bool(self._fresh_items or self._fresh_steps)
+
+    def _fresh_due(self) -> bool:
+        """A fresh row waited an interval, or `durable` wants them all."""
+        if self._everything:
+            return self._has_fresh()
+        due = time.time() - self.interval
+        return any(r["started_at"] <= due for r in self._fresh_items.values()) or any(
+            r["started_at"] <= due for r in self._fresh_steps.values()
+        )
+
     async def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._fresh_due():
             return
         batch, self._pending = self._pending, []
         covers = self._sunk
-        delta = self._apply(batch)
+        everything, self._everything = self._everything, False
+        delta = self._apply(batch, everything=everything)
         loop = asyncio.get_running_loop()
         try:
             if self._on_loop is not None:
@@ -536,7 +562,10 @@ class RunStore:
 
     # --- folding events into row state ---------------------------------------------------
 
-    def _apply(self, batch: list[Event]) -> dict[str, Any]:
+    def _apply(self, batch: list[Event], *, everything: bool = False) -> dict[str, Any]:
+        """A batch of events folded into the rows they change. A row that only started is
+        left out while it is younger than `interval` (`everything`: never): it is written
+        with its end if that comes first, as most do, else by a later batch."""
         items: dict[str, dict[str, Any]] = {}
         steps: dict[tuple[str, str], dict[str, Any]] = {}
         not_started: list[dict[str, Any]] = []
@@ -581,9 +610,15 @@ class RunStore:
                     )
                 self._count_step(key[1], before, row["status"])
                 blocks.add(key[1])
-                steps[key] = row
+                if before is None and kind == "step.started":
+                    self._fresh_steps[key] = row
+                else:
+                    if self._fresh_steps:
+                        self._fresh_steps.pop(key, None)
+                    steps[key] = row
             elif kind.startswith("item."):
                 row = self._items.get(data["item"])
+                fresh = row is None
                 if row is None:
                     row = self._items[data["item"]] = {"key": data["item"]}
                 if kind == "item.started":
@@ -614,7 +649,12 @@ class RunStore:
                         finished_at=data.get("finished_at") or event.at,
                         duration=data.get("duration"),
                     )
-                items[row["key"]] = row
+                if fresh and kind == "item.started":
+                    self._fresh_items[row["key"]] = row
+                else:
+                    if self._fresh_items:
+                        self._fresh_items.pop(row["key"], None)
+                    items[row["key"]] = row
             elif kind == "run.started":
                 self._run["status"] = "running"
                 if not data.get("resumed"):  # a resumed run keeps when it first started
@@ -677,10 +717,13 @@ class RunStore:
                             "finished_at": at,
                         }
                     )
+        if self._fresh_items or self._fresh_steps:
+            items, steps = self._fresh_rows(items, steps, everything=everything)
         self._run.update(self._progress_totals())
         self._run["blocks"] = self._block_counters()
         self._run["loops"] = self._loop_states()
-        self._run["last_seq"] = batch[-1].seq
+        if batch:
+            self._run["last_seq"] = batch[-1].seq
         return {
             "run": dict(self._run),
             "items": list(items.values()),
@@ -688,6 +731,24 @@ class RunStore:
             "not_started": not_started,
             "blocks": blocks,
         }
+
+    def _fresh_rows(
+        self,
+        items: dict[str, dict[str, Any]],
+        steps: dict[tuple[str, str], dict[str, Any]],
+        *,
+        everything: bool,
+    ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+        """`items` and `steps` with the fresh rows that are due in front (they changed
+        first): all of them with `everything`, else those that started an interval ago."""
+        due = float("inf") if everything else time.time() - self.interval
+        aged_items = {k: r for k, r in self._fresh_items.items() if r["started_at"] <= due}
+        aged_steps = {k: r for k, r in self._fresh_steps.items() if r["started_at"] <= due}
+        for key in aged_items:
+            del self._fresh_items[key]
+        for step in aged_steps:
+            del self._fresh_steps[step]
+        return {**aged_items, **items}, {**aged_steps, **steps}
 
     def _count_step(self, block_id: str, before: str | None, after: str) -> None:
         counts = self._step_counts.get(block_id)

@@ -179,6 +179,61 @@ async def test_durable_writes_at_once_and_returns_once_the_rows_are_stored(owner
     await store.close({"status": "succeeded"})
 
 
+async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one_while_it_runs(
+    owner: Any,
+) -> None:
+    """A row that only started waits an interval before it is written: most end first and
+    are written once, ended (a quarter of bench g's rows were written twice); one that runs
+    on is written as running by the flusher, with no other event to carry it."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
+    written: list[tuple[str, str]] = []
+
+    class Watched(RunStore):
+        def _statements(self, connection: Any, delta: dict[str, Any]) -> Any:
+            written.extend((r["key"], r["status"]) for r in delta["items"])
+            written.extend(
+                (f"{r['item_key']}/{r['block_id']}", r["status"]) for r in delta["steps"]
+            )
+            return super()._statements(connection, delta)
+
+    store = Watched(run.pk, interval=0.3, publish=False)
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    for index in (0, 1):
+        key = f"loop[{index}]"
+        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
+        bus.emit("step.started", block="fetch", name="fetch", item=key)
+    bus.emit("step.finished", block="fetch", name="fetch", item="loop[0]", output={"x": 1})
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    await store._flush()  # a batch as the flusher cuts it, at once
+    assert written == [("loop[0]", "succeeded"), ("loop[0]/fetch", "succeeded")]
+    started = time.monotonic()
+    while not await ItemRun.objects.filter(run=run, key="loop[1]").aexists():
+        assert time.monotonic() - started < 10, "the running row was never written"
+        await asyncio.sleep(0.05)
+    item = await ItemRun.objects.aget(run=run, key="loop[1]")
+    step = await StepRun.objects.aget(run=run, item_key="loop[1]")
+    assert item.status == step.status == "running" and item.data == {"v": 2}
+    assert time.monotonic() - started >= 0.2  # not before it had run for an interval
+    bus.emit("step.finished", block="fetch", name="fetch", item="loop[1]", output={"x": 2})
+    bus.emit("item.finished", item="loop[1]", loop="loop", index=1, duration=0.5)
+    await store.close({"status": "succeeded"})
+    assert written[2:] == [
+        ("loop[1]", "running"),
+        ("loop[1]/fetch", "running"),
+        ("loop[1]", "succeeded"),
+        ("loop[1]/fetch", "succeeded"),
+    ]
+    statuses = {row.key: row.status async for row in ItemRun.objects.filter(run=run)}
+    assert statuses == {"loop[0]": "succeeded", "loop[1]": "succeeded"}
+    await sync_to_async(connections.close_all)()
+
+
 async def test_a_runs_end_goes_to_the_store_thread_in_one_hop_with_its_last_events(
     owner: Any,
 ) -> None:
@@ -320,7 +375,7 @@ def _batch(owner: Any) -> tuple[Any, dict[str, Any]]:
     bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
     bus.emit("step.started", block="double", name="double", item="loop[0]")
     bus.emit("step.finished", block="double", name="double", item="loop[0]", output={"x": 2})
-    delta = store._apply(store._pending)
+    delta = store._apply(store._pending, everything=True)  # the item too, though fresh
     store._pending = []
     return store, delta
 

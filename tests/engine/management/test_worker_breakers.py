@@ -57,6 +57,11 @@ def test_a_breaker_one_worker_opens_pauses_the_other_and_one_resume_reaches_both
         second = started(owner, 12)
         wait_until(lambda: paused_on(second) == [KEY], 60, "the second run to pause")
         assert clearbit_calls(simulator) == calls  # paused before its first call
+        # An item row that only started is written once it has run for an interval
+        # (engine/store.py), which may be after the run row says it paused.
+        wait_until(
+            lambda: ItemRun.objects.filter(run=second).exists(), 10, "the paused run's items"
+        )
         first_worker = set(ItemRun.objects.filter(run=first).values_list("worker", flat=True))
         second_worker = set(ItemRun.objects.filter(run=second).values_list("worker", flat=True))
         assert len(first_worker) == len(second_worker) == 1 and first_worker != second_worker
