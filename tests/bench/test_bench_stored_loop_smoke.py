@@ -47,6 +47,9 @@ def test_quick_stored_loop_bench_stores_every_row_and_prints_json() -> None:
     assert result["bench"] == "stored_loop" and result["n"] == 200
     assert result["item_rows"] == 200 and result["step_rows"] == 202
     assert result["engine_items_per_s"] > 0 and result["aiohttp_items_per_s"] > 0
+    # Three stored runs and three bare ones, taking turns: the medians make the ratio.
+    assert len(result["engine_runs_items_per_s"]) == len(result["aiohttp_runs_items_per_s"]) == 3
+    assert len(result["runs_ratios"]) == 3
     assert isinstance(result["rss_bytes_per_item"], int)
     assert set(result["targets"]) == {"ratio", "rss_growth_mb"}
     assert "stored_loop:" in done.stderr
