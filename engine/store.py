@@ -152,12 +152,6 @@ class RunStore:
         self._fresh_steps: dict[tuple[str, str], dict[str, Any]] = {}
         # The next write takes every fresh row, however young (`durable`).
         self._everything = False
-        # From the loop, the run row goes with a batch at most every `interval` (its
-        # counters, for snapshots; the lease; whether the run is still ours), and at once
-        # with a change of its own (`_run_urgent`); batches in between carry rows only.
-        self._run_written = float("-inf")
-        self._run_stale = False
-        self._run_urgent = False
         self._run: dict[str, Any] = {"last_seq": start_seq}
         self._ending: dict[str, Any] = {}
         # Latest counts of each loop instance: (loop id, enclosing item key) -> counts.
@@ -385,8 +379,7 @@ class RunStore:
             await self._task
         batch, self._pending = self._pending, []
         self._covered_up_to(self._sunk)
-        stale = batch or self._has_fresh() or self._run_stale  # the counters too
-        delta = self._apply(batch, everything=True) if stale else None
+        delta = self._apply(batch, everything=True) if batch or self._has_fresh() else None
         loop = asyncio.get_running_loop()
         try:
             if not await self._suspend_on_loop(delta):
@@ -466,7 +459,7 @@ class RunStore:
             await self._sleep()
             if self._closed:
                 return  # close() writes what is left with the run's end
-            if self._pending or self._fresh_due() or self._run_stale:
+            if self._pending or self._fresh_due():
                 quiet = 0.0
                 await self._flush()
             elif self._unsent is not None:
@@ -520,13 +513,8 @@ class RunStore:
             r["started_at"] <= due for r in self._fresh_steps.values()
         )
 
-    def _run_due(self) -> bool:
-        """The run row goes with the next batch from the loop."""
-        now = asyncio.get_running_loop().time()
-        return self._run_urgent or now - self._run_written >= self.interval
-
     async def _flush(self) -> None:
-        if not (self._pending or self._fresh_due() or (self._run_stale and self._run_due())):
+        if not self._pending and not self._fresh_due():
             return
         batch, self._pending = self._pending, []
         covers = self._sunk
@@ -535,19 +523,13 @@ class RunStore:
         loop = asyncio.get_running_loop()
         try:
             if self._on_loop is not None:
-                with_run = self._run_due()
-                if with_run:
-                    self._run_urgent = False
-                live = await self._write_on_loop(self._on_loop, delta, with_run=with_run)
-                if with_run:
-                    self._run_written, self._run_stale = loop.time(), False
-                else:
-                    self._run_stale = True
+                live = await self._write_on_loop(self._on_loop, delta)
             else:
                 live = await loop.run_in_executor(self._thread, self._write, delta)
         except Exception:  # never let storage kill the run or leave it unfinished
-            seqs = f"{batch[0].seq}..{batch[-1].seq}" if batch else "(rows that started)"
-            log.exception("could not store events %s of run %s", seqs, self.run_id)
+            log.exception(
+                "could not store events %s..%s of run %s", batch[0].seq, batch[-1].seq, self.run_id
+            )
             return
         finally:
             self._forget_ended(delta)
@@ -673,6 +655,16 @@ class RunStore:
                     if self._fresh_items:
                         self._fresh_items.pop(row["key"], None)
                     items[row["key"]] = row
+            elif kind == "run.started":
+                self._run["status"] = "running"
+                if not data.get("resumed"):  # a resumed run keeps when it first started
+                    self._run["started_at"] = from_epoch(event.at)
+            elif kind in RUN_ENDS:
+                self._ending = {
+                    "status": data["status"],
+                    "error": data.get("error") or "",
+                    "finished_at": from_epoch(event.at),
+                }
             elif kind == "progress":
                 self._progress[(data["loop"], data.get("item") or "")] = {
                     k: data.get(k, 0) for k in ("total", *COUNTS)
@@ -686,9 +678,45 @@ class RunStore:
                 peak = data.get("peak_running", data.get("running", 0))
                 limits["peak_running"] = max(limits["peak_running"], peak)
                 blocks.add(data["loop"])
-            else:  # the rest changes the run row itself: it goes with the next batch
-                self._run_urgent = True
-                self._fold_run_event(event, blocks, not_started)
+            elif kind == "loop.concurrency":
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["limit"] = data["limit"]
+                blocks.add(data["loop"])
+            elif kind == "loop.state":  # a top-level loop's decisions, for its resume
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["state"] = data["state"]
+            elif kind == "loop.batch":  # waves (`batch_size`): which batch is running
+                limits = self._loop_limits.setdefault(
+                    data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
+                )
+                limits["batch"], limits["batches"] = data["batch"], data["batches"]
+                blocks.add(data["loop"])
+            elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
+                self._run["providers"] = fold_limit(self._run.get("providers", {}), data, event.at)
+            elif kind == "provider.breaker":  # a provider's breaker opened, probes or closed
+                self._run["providers"] = fold_breaker(
+                    self._run.get("providers", {}), data, event.at
+                )
+            elif kind == "items.not_started":
+                at = event.at
+                prefix = data["prefix"]
+                for index, item_data in zip(data["indexes"], data["data"], strict=True):
+                    not_started.append(
+                        {
+                            "key": f"{prefix}[{index}]",
+                            "status": "not_started",
+                            "loop_block": data["loop"],
+                            "parent_key": data.get("parent") or "",
+                            "index": index,
+                            "data": item_data,
+                            "error": data.get("error") or "",
+                            "finished_at": at,
+                        }
+                    )
         if self._fresh_items or self._fresh_steps:
             items, steps = self._fresh_rows(items, steps, everything=everything)
         self._run.update(self._progress_totals())
@@ -703,59 +731,6 @@ class RunStore:
             "not_started": not_started,
             "blocks": blocks,
         }
-
-    def _fold_run_event(
-        self, event: Event, blocks: set[str], not_started: list[dict[str, Any]]
-    ) -> None:
-        """An event of the run or a loop as a whole (`_apply`'s rarer kinds)."""
-        kind, data = event.type, event.data
-        if kind == "run.started":
-            self._run["status"] = "running"
-            if not data.get("resumed"):  # a resumed run keeps when it first started
-                self._run["started_at"] = from_epoch(event.at)
-        elif kind in RUN_ENDS:
-            self._ending = {
-                "status": data["status"],
-                "error": data.get("error") or "",
-                "finished_at": from_epoch(event.at),
-            }
-        elif kind == "loop.concurrency":
-            limits = self._loop_limits.setdefault(
-                data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
-            )
-            limits["limit"] = data["limit"]
-            blocks.add(data["loop"])
-        elif kind == "loop.state":  # a top-level loop's decisions, for its resume
-            limits = self._loop_limits.setdefault(
-                data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
-            )
-            limits["state"] = data["state"]
-        elif kind == "loop.batch":  # waves (`batch_size`): which batch is running
-            limits = self._loop_limits.setdefault(
-                data["loop"], {"max_concurrent": 0, "limit": 0, "peak_running": 0}
-            )
-            limits["batch"], limits["batches"] = data["batch"], data["batches"]
-            blocks.add(data["loop"])
-        elif kind == "provider.limit":  # a provider's adaptive limit, as this run met it
-            self._run["providers"] = fold_limit(self._run.get("providers", {}), data, event.at)
-        elif kind == "provider.breaker":  # a provider's breaker opened, probes or closed
-            self._run["providers"] = fold_breaker(self._run.get("providers", {}), data, event.at)
-        elif kind == "items.not_started":
-            at = event.at
-            prefix = data["prefix"]
-            for index, item_data in zip(data["indexes"], data["data"], strict=True):
-                not_started.append(
-                    {
-                        "key": f"{prefix}[{index}]",
-                        "status": "not_started",
-                        "loop_block": data["loop"],
-                        "parent_key": data.get("parent") or "",
-                        "index": index,
-                        "data": item_data,
-                        "error": data.get("error") or "",
-                        "finished_at": at,
-                    }
-                )
 
     def _fresh_rows(
         self,
@@ -842,24 +817,15 @@ class RunStore:
 
     # --- database (the event loop's connection, the store thread) --------------------------
 
-    async def _write_on_loop(
-        self, on_loop: LoopConnection, delta: dict[str, Any], *, with_run: bool = True
-    ) -> bool:
-        """`_write` from the event loop (PostgreSQL): one transaction, one round trip.
-        Without the run row (`with_run` off) nobody says the run is no longer ours: True."""
+    async def _write_on_loop(self, on_loop: LoopConnection, delta: dict[str, Any]) -> bool:
+        """`_write` from the event loop (PostgreSQL): one transaction, one round trip."""
         connection = connections[on_loop.alias]  # quotes, types and compiles; never connects
         try:
-            statements = self._statements(connection, delta, with_run=with_run)
-            if not statements:
-                return True
-            count = await on_loop.transaction(statements)
+            return await on_loop.transaction(self._statements(connection, delta)) > 0
         except Exception:
             log.warning("storing run %s's batch with its values as text", self.run_id)
             storable = _storable(delta)
-            count = await on_loop.transaction(
-                self._statements(connection, storable, with_run=with_run)
-            )
-        return count > 0 or not with_run
+            return await on_loop.transaction(self._statements(connection, storable)) > 0
 
     def _write(self, delta: dict[str, Any]) -> bool:
         """Store one batch; False when the run row was already ended by someone else."""
@@ -893,11 +859,9 @@ class RunStore:
         if delta["steps"]:
             STEP_ROWS.upsert(self.run_id, delta["steps"])
 
-    def _statements(
-        self, connection: Any, delta: dict[str, Any], *, with_run: bool = True
-    ) -> list[Statement]:
+    def _statements(self, connection: Any, delta: dict[str, Any]) -> list[Statement]:
         """A batch on PostgreSQL: the item and step upserts, then the run row's update (last:
-        its row count says whether the run is still ours) unless `with_run` is off."""
+        its row count says whether the run is still ours)."""
         statements: list[Statement] = []
         if delta["items"]:
             statements.append(
@@ -911,8 +875,7 @@ class RunStore:
             statements.append(
                 STEP_ROWS.postgresql_statement(connection, self.run_id, delta["steps"])
             )
-        if with_run:
-            statements.append(self._run_update_sql(delta["run"]))
+        statements.append(self._run_update_sql(delta["run"]))
         return statements
 
     def _write_rows_in_one_query(self, connection: Any, delta: dict[str, Any]) -> bool:

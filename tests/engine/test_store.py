@@ -193,12 +193,12 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     written: list[tuple[str, str]] = []
 
     class Watched(RunStore):
-        def _statements(self, connection: Any, delta: dict[str, Any], **kw: Any) -> Any:
+        def _statements(self, connection: Any, delta: dict[str, Any]) -> Any:
             written.extend((r["key"], r["status"]) for r in delta["items"])
             written.extend(
                 (f"{r['item_key']}/{r['block_id']}", r["status"]) for r in delta["steps"]
             )
-            return super()._statements(connection, delta, **kw)
+            return super()._statements(connection, delta)
 
     store = Watched(run.pk, interval=0.3, publish=False)
     store.start()
@@ -231,60 +231,6 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     ]
     statuses = {row.key: row.status async for row in ItemRun.objects.filter(run=run)}
     assert statuses == {"loop[0]": "succeeded", "loop[1]": "succeeded"}
-    await sync_to_async(connections.close_all)()
-
-
-async def test_the_run_row_goes_with_a_batch_at_most_every_interval_and_is_caught_up(
-    owner: Any,
-) -> None:
-    """From the loop, batches between two writes of the run row carry rows only (its ~20
-    parameters were a tenth of a batch's work); a change of the run's own goes at once,
-    and a run row left behind is written by the flusher with no other event to carry it."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
-    from engine.store import RunStore
-
-    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
-    carried: list[bool] = []
-
-    class Watched(RunStore):
-        def _statements(self, connection: Any, delta: dict[str, Any], **kw: Any) -> Any:
-            carried.append(kw.get("with_run", True))
-            return super()._statements(connection, delta, **kw)
-
-    store = Watched(run.pk, interval=0.5, publish=False)
-    store.start()
-    bus = EventBus(store.sink, Redactor())
-
-    def one_item(index: int) -> None:
-        key = f"loop[{index}]"
-        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
-        bus.emit("step.started", block="fetch", name="fetch", item=key)
-        bus.emit("step.finished", block="fetch", name="fetch", item=key, output={"x": index})
-        bus.emit("item.finished", item=key, loop="loop", index=index, duration=0.01)
-        counts = {"failed": 0, "cancelled": 0, "not_started": 0, "running": 0}
-        bus.emit("progress", loop="loop", item="", total=2, succeeded=index + 1, **counts)
-
-    bus.emit("run.started")
-    one_item(0)
-    await store._flush()  # the run's start: its row goes at once
-    one_item(1)
-    await store._flush()  # within the interval: rows only
-    assert carried == [True, False]
-    assert await ItemRun.objects.filter(run=run, key="loop[1]").aexists()
-    assert (await Run.objects.aget(pk=run.pk)).succeeded == 1
-    started = time.monotonic()
-    while (await Run.objects.aget(pk=run.pk)).succeeded != 2:
-        assert time.monotonic() - started < 10, "the run row was never caught up"
-        await asyncio.sleep(0.05)
-    assert carried[2:] == [True]  # by the flusher, on its own
-    bus.emit("loop.concurrency", loop="loop", item="", limit=7)
-    await store._flush()  # a change of the run's own, within the interval: at once
-    assert carried[3:] == [True]
-    assert (await Run.objects.aget(pk=run.pk)).loops["loop"]["limit"] == 7
-    await store.close({"status": "succeeded"})
-    ended = await Run.objects.aget(pk=run.pk)
-    assert (ended.status, ended.succeeded) == ("succeeded", 2)
     await sync_to_async(connections.close_all)()
 
 
