@@ -110,7 +110,10 @@ def run_snapshot(run_id: Any) -> dict[str, Any]:
 
     Read in one repeatable-read transaction, so `seq` (the run's `last_seq`) matches the rows
     exactly: the store commits each batch (rows, counters and `last_seq`) in one transaction,
-    and only publishes it afterwards. Raises `Run.DoesNotExist` for an unknown id.
+    and only publishes it afterwards. One exception: a row that only started less than the
+    store's interval ago is held back from the database (engine/store.py), so an item or step
+    that just began may be missing from the rows while the counters count it running.
+    Raises `Run.DoesNotExist` for an unknown id.
     """
     connection = connections["default"]
     outermost = not connection.in_atomic_block

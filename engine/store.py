@@ -218,13 +218,16 @@ class RunStore:
         """Returns once every event sunk so far is written, the start of a row that has not
         ended yet too; the write starts at once."""
         self._everything = True
-        if self._has_fresh() and self._covered >= self._sunk:
-            self._sunk += 1  # nothing sunk waits, but those rows do: one write more
+        if self._has_fresh():
+            # Those rows wait too, and a write in flight may have left them out: one more.
+            self._sunk += 1
         done = asyncio.get_running_loop().create_future()
         self.stored_then(lambda: _settle(done))
-        if not done.done():
-            self.hurry()
-            await done
+        if done.done():
+            self._everything = False  # nothing to write: later fresh rows wait as usual
+            return
+        self.hurry()
+        await done
 
     def _wake(self) -> None:
         self._woken = True
@@ -508,13 +511,16 @@ class RunStore:
         """A fresh row waited an interval, or `durable` wants them all."""
         if self._everything:
             return self._has_fresh()
-        due = time.time() - self.interval
-        return any(r["started_at"] <= due for r in self._fresh_items.values()) or any(
-            r["started_at"] <= due for r in self._fresh_steps.values()
+        due = time.time() - self.interval  # the oldest of each come first
+        return any(
+            next(iter(fresh.values()))["started_at"] <= due
+            for fresh in (self._fresh_items, self._fresh_steps)
+            if fresh
         )
 
     async def _flush(self) -> None:
         if not self._pending and not self._fresh_due():
+            self._everything = False  # nothing fresh to write now: later ones wait as usual
             return
         batch, self._pending = self._pending, []
         covers = self._sunk
@@ -537,7 +543,9 @@ class RunStore:
         if not live:
             self._cancelled_elsewhere()
         if self.publish:
-            await self._publish(delta)
+            # Rows that only started went on the wire with their start: a batch of nothing
+            # else has nothing new to show (and its seq is the last one sent).
+            await self._publish(delta if batch else None)
 
     async def _publish(self, delta: dict[str, Any] | None) -> None:
         """Sends what was written since the last delta, when `interval` has passed since."""
@@ -612,10 +620,9 @@ class RunStore:
                 blocks.add(key[1])
                 if before is None and kind == "step.started":
                     self._fresh_steps[key] = row
-                else:
-                    if self._fresh_steps:
-                        self._fresh_steps.pop(key, None)
-                    steps[key] = row
+                elif self._fresh_steps:
+                    self._fresh_steps.pop(key, None)
+                steps[key] = row
             elif kind.startswith("item."):
                 row = self._items.get(data["item"])
                 fresh = row is None
@@ -651,10 +658,9 @@ class RunStore:
                     )
                 if fresh and kind == "item.started":
                     self._fresh_items[row["key"]] = row
-                else:
-                    if self._fresh_items:
-                        self._fresh_items.pop(row["key"], None)
-                    items[row["key"]] = row
+                elif self._fresh_items:
+                    self._fresh_items.pop(row["key"], None)
+                items[row["key"]] = row
             elif kind == "run.started":
                 self._run["status"] = "running"
                 if not data.get("resumed"):  # a resumed run keeps when it first started
@@ -717,8 +723,9 @@ class RunStore:
                             "finished_at": at,
                         }
                     )
+        held: tuple[set[str], set[tuple[str, str]]] | None = None
         if self._fresh_items or self._fresh_steps:
-            items, steps = self._fresh_rows(items, steps, everything=everything)
+            items, steps, held = self._fresh_rows(items, steps, everything=everything)
         self._run.update(self._progress_totals())
         self._run["blocks"] = self._block_counters()
         self._run["loops"] = self._loop_states()
@@ -730,6 +737,9 @@ class RunStore:
             "steps": list(steps.values()),
             "not_started": not_started,
             "blocks": blocks,
+            # Rows in the lists above that only started and are not written yet: they go on
+            # the wire now, to the database once they have run for an interval.
+            "held": held,
         }
 
     def _fresh_rows(
@@ -738,17 +748,24 @@ class RunStore:
         steps: dict[tuple[str, str], dict[str, Any]],
         *,
         everything: bool,
-    ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-        """`items` and `steps` with the fresh rows that are due in front (they changed
-        first): all of them with `everything`, else those that started an interval ago."""
+    ) -> tuple[
+        dict[str, dict[str, Any]],
+        dict[tuple[str, str], dict[str, Any]],
+        tuple[set[str], set[tuple[str, str]]] | None,
+    ]:
+        """`items` and `steps` with the fresh rows that are due now written too (in front:
+        they changed first), and the keys of those still held: the rest, or none with
+        `everything`. Due: started an interval ago."""
         due = float("inf") if everything else time.time() - self.interval
-        aged_items = {k: r for k, r in self._fresh_items.items() if r["started_at"] <= due}
-        aged_steps = {k: r for k, r in self._fresh_steps.items() if r["started_at"] <= due}
-        for key in aged_items:
-            del self._fresh_items[key]
-        for step in aged_steps:
-            del self._fresh_steps[step]
-        return {**aged_items, **items}, {**aged_steps, **steps}
+        aged_items = _aged(self._fresh_items, due)
+        aged_steps = _aged(self._fresh_steps, due)
+        if aged_items:
+            items = {**aged_items, **items}
+        if aged_steps:
+            steps = {**aged_steps, **steps}
+        if not self._fresh_items and not self._fresh_steps:
+            return items, steps, None
+        return items, steps, (set(self._fresh_items), set(self._fresh_steps))
 
     def _count_step(self, block_id: str, before: str | None, after: str) -> None:
         counts = self._step_counts.get(block_id)
@@ -851,30 +868,28 @@ class RunStore:
 
     def _upsert_rows(self, delta: dict[str, Any]) -> None:
         """A batch's item and step rows (in the caller's transaction)."""
-        if delta["items"]:
-            ITEM_ROWS.upsert(self.run_id, delta["items"])
+        items, steps = _written_rows(delta)
+        if items:
+            ITEM_ROWS.upsert(self.run_id, items)
         rows = delta.get("not_started") or []
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             ITEM_ROWS.upsert(self.run_id, rows[start : start + ROWS_PER_STATEMENT])
-        if delta["steps"]:
-            STEP_ROWS.upsert(self.run_id, delta["steps"])
+        if steps:
+            STEP_ROWS.upsert(self.run_id, steps)
 
     def _statements(self, connection: Any, delta: dict[str, Any]) -> list[Statement]:
         """A batch on PostgreSQL: the item and step upserts, then the run row's update (last:
         its row count says whether the run is still ours)."""
         statements: list[Statement] = []
-        if delta["items"]:
-            statements.append(
-                ITEM_ROWS.postgresql_statement(connection, self.run_id, delta["items"])
-            )
+        items, steps = _written_rows(delta)
+        if items:
+            statements.append(ITEM_ROWS.postgresql_statement(connection, self.run_id, items))
         rows = delta.get("not_started") or []
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             statements.append(ITEM_ROWS.postgresql_statement(connection, self.run_id, chunk))
-        if delta["steps"]:
-            statements.append(
-                STEP_ROWS.postgresql_statement(connection, self.run_id, delta["steps"])
-            )
+        if steps:
+            statements.append(STEP_ROWS.postgresql_statement(connection, self.run_id, steps))
         statements.append(self._run_update_sql(delta["run"]))
         return statements
 
@@ -1073,6 +1088,32 @@ def _latest_rows(first: dict[str, Any], later: dict[str, Any], name: str) -> dic
 def _changed_keys(delta: dict[str, Any], name: str) -> set[str]:
     known: set[str] | None = delta.get(f"{name}_keys")
     return known if known is not None else {r["key"] for r in delta.get(name) or ()}
+
+
+def _written_rows(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A batch's item and step rows but those it holds back (`RunStore._fresh_rows`)."""
+    held = delta.get("held")
+    if not held:
+        return delta["items"], delta["steps"]
+    items, steps = held
+    return (
+        [r for r in delta["items"] if r["key"] not in items],
+        [r for r in delta["steps"] if (r["item_key"], r["block_id"]) not in steps],
+    )
+
+
+def _aged(fresh: dict[Any, dict[str, Any]], due: float) -> dict[Any, dict[str, Any]]:
+    """The rows of `fresh` that started by `due`, taken out of it. Rows come in the order
+    they started, so the scan stops at the first younger one (one that started earlier
+    behind it, by a clock step back, waits a batch more)."""
+    aged: dict[Any, dict[str, Any]] = {}
+    for key, row in fresh.items():
+        if row["started_at"] > due:
+            break
+        aged[key] = row
+    for key in aged:
+        del fresh[key]
+    return aged
 
 
 def _live(run_id: Any) -> QuerySet[Run]:

@@ -176,6 +176,13 @@ async def test_durable_writes_at_once_and_returns_once_the_rows_are_stored(owner
     statuses = {row.key: row.status async for row in ItemRun.objects.filter(run=run)}
     assert statuses == {"loop[0]": "succeeded", "loop[1]": "running"}
     await asyncio.wait_for(store.durable(), 10)  # nothing new: returns at once
+    # A row that only started, left out of the batch that carried its event: every event
+    # is stored, yet durable() waits for the row too.
+    bus.emit("item.started", item="loop[2]", loop="loop", index=2, data={"v": 3})
+    await store._flush()
+    assert not await ItemRun.objects.filter(run=run, key="loop[2]").aexists()
+    await asyncio.wait_for(store.durable(), 10)
+    assert (await ItemRun.objects.aget(run=run, key="loop[2]")).status == "running"
     await store.close({"status": "succeeded"})
 
 
@@ -184,23 +191,27 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
 ) -> None:
     """A row that only started waits an interval before it is written: most end first and
     are written once, ended (a quarter of bench g's rows were written twice); one that runs
-    on is written as running by the flusher, with no other event to carry it."""
+    on is written as running by the flusher, with no other event to carry it. The wire shows
+    it as running from its start all the same."""
     from engine.core.events import EventBus
     from engine.core.redaction import Redactor
-    from engine.store import RunStore
+    from engine.store import RunStore, _written_rows
 
     run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
     written: list[tuple[str, str]] = []
+    sent: list[list[tuple[str, str]]] = []
 
     class Watched(RunStore):
         def _statements(self, connection: Any, delta: dict[str, Any]) -> Any:
-            written.extend((r["key"], r["status"]) for r in delta["items"])
-            written.extend(
-                (f"{r['item_key']}/{r['block_id']}", r["status"]) for r in delta["steps"]
-            )
+            items, steps = _written_rows(delta)
+            written.extend((r["key"], r["status"]) for r in items)
+            written.extend((f"{r['item_key']}/{r['block_id']}", r["status"]) for r in steps)
             return super()._statements(connection, delta)
 
-    store = Watched(run.pk, interval=0.3, publish=False)
+        async def _send(self, delta: dict[str, Any]) -> None:
+            sent.append([(r["key"], r["status"]) for r in delta["items"]])
+
+    store = Watched(run.pk, interval=0.3, publish=True)
     store.start()
     bus = EventBus(store.sink, Redactor())
     bus.emit("run.started")
@@ -212,6 +223,7 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
     await store._flush()  # a batch as the flusher cuts it, at once
     assert written == [("loop[0]", "succeeded"), ("loop[0]/fetch", "succeeded")]
+    assert sent == [[("loop[0]", "succeeded"), ("loop[1]", "running")]]  # both, on the wire
     started = time.monotonic()
     while not await ItemRun.objects.filter(run=run, key="loop[1]").aexists():
         assert time.monotonic() - started < 10, "the running row was never written"
@@ -220,6 +232,7 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     step = await StepRun.objects.aget(run=run, item_key="loop[1]")
     assert item.status == step.status == "running" and item.data == {"v": 2}
     assert time.monotonic() - started >= 0.2  # not before it had run for an interval
+    assert len(sent) == 1  # shown at its start already: the late write sends nothing
     bus.emit("step.finished", block="fetch", name="fetch", item="loop[1]", output={"x": 2})
     bus.emit("item.finished", item="loop[1]", loop="loop", index=1, duration=0.5)
     await store.close({"status": "succeeded"})
