@@ -148,8 +148,10 @@ class RunStore:
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
         # Rows that only started, not written yet (`_fresh_rows`): most end within an
         # interval and are then written once, ended, instead of twice.
-        self._fresh_items: dict[str, dict[str, Any]] = {}
-        self._fresh_steps: dict[tuple[str, str], dict[str, Any]] = {}
+        # Each with when its start was folded here (not the row's `started_at`: an item done
+        # before keeps its first start, maybe from another host's clock).
+        self._fresh_items: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._fresh_steps: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         # The next write takes every fresh row, however young (`durable`).
         self._everything = False
         self._run: dict[str, Any] = {"last_seq": start_seq}
@@ -217,7 +219,8 @@ class RunStore:
     async def durable(self) -> None:
         """Returns once every event sunk so far is written, the start of a row that has not
         ended yet too; the write starts at once."""
-        self._everything = True
+        if self._pending or self._has_fresh():
+            self._everything = True
         if self._has_fresh():
             # Those rows wait too, and a write in flight may have left them out: one more.
             self._sunk += 1
@@ -513,7 +516,7 @@ class RunStore:
             return self._has_fresh()
         due = time.time() - self.interval  # the oldest of each come first
         return any(
-            next(iter(fresh.values()))["started_at"] <= due
+            next(iter(fresh.values()))[0] <= due
             for fresh in (self._fresh_items, self._fresh_steps)
             if fresh
         )
@@ -533,9 +536,9 @@ class RunStore:
             else:
                 live = await loop.run_in_executor(self._thread, self._write, delta)
         except Exception:  # never let storage kill the run or leave it unfinished
-            log.exception(
-                "could not store events %s..%s of run %s", batch[0].seq, batch[-1].seq, self.run_id
-            )
+            # A batch of rows that only started has no events of its own.
+            seqs = f"{batch[0].seq}..{batch[-1].seq}" if batch else "(rows that started)"
+            log.exception("could not store events %s of run %s", seqs, self.run_id)
             return
         finally:
             self._forget_ended(delta)
@@ -619,7 +622,7 @@ class RunStore:
                 self._count_step(key[1], before, row["status"])
                 blocks.add(key[1])
                 if before is None and kind == "step.started":
-                    self._fresh_steps[key] = row
+                    self._fresh_steps[key] = (event.at, row)
                 elif self._fresh_steps:
                     self._fresh_steps.pop(key, None)
                 steps[key] = row
@@ -657,7 +660,7 @@ class RunStore:
                         duration=data.get("duration"),
                     )
                 if fresh and kind == "item.started":
-                    self._fresh_items[row["key"]] = row
+                    self._fresh_items[row["key"]] = (event.at, row)
                 elif self._fresh_items:
                     self._fresh_items.pop(row["key"], None)
                 items[row["key"]] = row
@@ -1102,13 +1105,13 @@ def _written_rows(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
     )
 
 
-def _aged(fresh: dict[Any, dict[str, Any]], due: float) -> dict[Any, dict[str, Any]]:
-    """The rows of `fresh` that started by `due`, taken out of it. Rows come in the order
-    they started, so the scan stops at the first younger one (one that started earlier
-    behind it, by a clock step back, waits a batch more)."""
+def _aged(fresh: dict[Any, tuple[float, dict[str, Any]]], due: float) -> dict[Any, dict[str, Any]]:
+    """The rows of `fresh` that began by `due`, taken out of it. Rows come in the order
+    they began, so the scan stops at the first younger one (one behind it that began
+    earlier, by a clock step back, waits a batch more)."""
     aged: dict[Any, dict[str, Any]] = {}
-    for key, row in fresh.items():
-        if row["started_at"] > due:
+    for key, (began, row) in fresh.items():
+        if began > due:
             break
         aged[key] = row
     for key in aged:

@@ -247,6 +247,48 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     await sync_to_async(connections.close_all)()
 
 
+async def test_a_failed_write_of_rows_that_only_started_leaves_the_flusher_writing(
+    owner: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of rows that only started has no events of its own: its failure is logged
+    like any other, and the flusher goes on (its message read the batch's first event, and
+    the error it raised stopped the flusher for the rest of the run)."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+
+    class Failing(RunStore):
+        fail = True
+
+        async def _write_on_loop(self, on_loop: Any, delta: dict[str, Any]) -> bool:
+            if self.fail:
+                raise RuntimeError("the database is away")
+            return await super()._write_on_loop(on_loop, delta)
+
+    store = Failing(run.pk, interval=0.1, publish=False)
+    store.start()
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    await store._flush()  # the events' batch: fails, logged
+    began = time.monotonic()
+    while "(rows that started)" not in caplog.text:  # the flusher's batch of the aged row
+        assert time.monotonic() - began < 10, "the aged row was never written"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    assert store._task is not None and not store._task.done()
+    store.fail = False
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    began = time.monotonic()
+    while not await ItemRun.objects.filter(run=run, key="loop[0]", status="succeeded").aexists():
+        assert time.monotonic() - began < 10, "the flusher stopped writing"
+        await asyncio.sleep(0.02)
+    await store.close({"status": "succeeded"})
+    await sync_to_async(connections.close_all)()
+
+
 async def test_a_runs_end_goes_to_the_store_thread_in_one_hop_with_its_last_events(
     owner: Any,
 ) -> None:
