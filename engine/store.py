@@ -146,10 +146,10 @@ class RunStore:
         self._pending: list[Event] = []
         self._items: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
-        # Rows that only started, not written yet (`_fresh_rows`): most end within an
-        # interval and are then written once, ended, instead of twice.
-        # Each with when its start was folded here (not the row's `started_at`: an item done
-        # before keeps its first start, maybe from another host's clock).
+        # Rows that only started, held back from the database (`_fresh_rows`): most end
+        # within an interval and are then written once, ended, instead of twice. Each with
+        # when its start was folded here (not the row's `started_at`: an item done before
+        # keeps its first start, maybe from another host's clock).
         self._fresh_items: dict[str, tuple[float, dict[str, Any]]] = {}
         self._fresh_steps: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         # The next write takes every fresh row, however young (`durable`).
@@ -219,9 +219,10 @@ class RunStore:
     async def durable(self) -> None:
         """Returns once every event sunk so far is written, the start of a row that has not
         ended yet too; the write starts at once."""
-        if self._pending or self._has_fresh():
+        fresh = self._has_fresh()
+        if self._pending or fresh:
             self._everything = True
-        if self._has_fresh():
+        if fresh:
             # Those rows wait too, and a write in flight may have left them out: one more.
             self._sunk += 1
         done = asyncio.get_running_loop().create_future()
@@ -574,9 +575,10 @@ class RunStore:
     # --- folding events into row state ---------------------------------------------------
 
     def _apply(self, batch: list[Event], *, everything: bool = False) -> dict[str, Any]:
-        """A batch of events folded into the rows they change. A row that only started is
-        left out while it is younger than `interval` (`everything`: never): it is written
-        with its end if that comes first, as most do, else by a later batch."""
+        """A batch of events folded into the rows they change. A row that only started goes
+        in the delta (the wire shows it) but is held back from the database while it is
+        younger than `interval` (`everything`: never): it is written with its end if that
+        comes first, as most do, else by a later batch."""
         items: dict[str, dict[str, Any]] = {}
         steps: dict[tuple[str, str], dict[str, Any]] = {}
         not_started: list[dict[str, Any]] = []
@@ -628,7 +630,7 @@ class RunStore:
                 steps[key] = row
             elif kind.startswith("item."):
                 row = self._items.get(data["item"])
-                fresh = row is None
+                new_row = row is None
                 if row is None:
                     row = self._items[data["item"]] = {"key": data["item"]}
                 if kind == "item.started":
@@ -659,7 +661,7 @@ class RunStore:
                         finished_at=data.get("finished_at") or event.at,
                         duration=data.get("duration"),
                     )
-                if fresh and kind == "item.started":
+                if new_row and kind == "item.started":
                     self._fresh_items[row["key"]] = (event.at, row)
                 elif self._fresh_items:
                     self._fresh_items.pop(row["key"], None)
@@ -727,7 +729,7 @@ class RunStore:
                         }
                     )
         held: tuple[set[str], set[tuple[str, str]]] | None = None
-        if self._fresh_items or self._fresh_steps:
+        if self._has_fresh():
             items, steps, held = self._fresh_rows(items, steps, everything=everything)
         self._run.update(self._progress_totals())
         self._run["blocks"] = self._block_counters()
@@ -766,7 +768,7 @@ class RunStore:
             items = {**aged_items, **items}
         if aged_steps:
             steps = {**aged_steps, **steps}
-        if not self._fresh_items and not self._fresh_steps:
+        if not self._has_fresh():
             return items, steps, None
         return items, steps, (set(self._fresh_items), set(self._fresh_steps))
 
