@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 log = logging.getLogger(__name__)
+
+# How often a hop waiting on the web loop looks whether that loop still runs: one stopped
+# (the server shutting down) never runs what was handed to it, and the run would wait
+# forever, its process with it.
+HOP_CHECK_SECONDS = 0.25
 
 _web_loop: asyncio.AbstractEventLoop | None = None
 
@@ -48,9 +54,21 @@ async def group_send(group: str, message: dict[str, Any]) -> None:
             and target is not here
             and target.is_running()
         ):
-            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), target)
-            await asyncio.wrap_future(future)
+            await _hop(target, layer.group_send(group, message))
         else:
             await layer.group_send(group, message)
     except Exception:
         log.warning("could not publish %s to %s", message.get("type"), group, exc_info=True)
+
+
+async def _hop(target: asyncio.AbstractEventLoop, send: Coroutine[Any, Any, None]) -> None:
+    """`send` run on `target`, waited for while `target` runs. A loop that stops after taking
+    it (a server stopping between `is_running()` and the hop) drops it: at most once."""
+    hop = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(send, target))
+    while True:
+        done, _ = await asyncio.wait({hop}, timeout=HOP_CHECK_SECONDS)
+        if done:
+            hop.result()
+            return
+        if not target.is_running():
+            raise RuntimeError("the web server's loop stopped before delivering it")

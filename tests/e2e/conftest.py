@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 MAX_KEPT_LINES = 10_000  # of the app's output, for the tests to read
+# A graceful stop lets items in flight finish (KLYNTOS_DRAIN_SECONDS, 30 by default), then
+# waits up to 10 s for the runs to store what they did.
+STOP_SECONDS = 45
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -73,6 +77,8 @@ def start_local_app(
         KLYNTOS_SIMULATOR_URL=simulator_url,
         DJANGO_SETTINGS_MODULE="klyntos.settings",
         PYTHONUNBUFFERED="1",
+        # A stop that hangs is aborted with every thread's stack printed (`stop_local_app`).
+        PYTHONFAULTHANDLER="1",
         KLYNTOS_SIMULATOR_TOKEN="browser-tests-control-token",
     )
     env.update(extra)
@@ -117,12 +123,32 @@ def start_local_app(
     )
 
 
+def stop_local_app(app: LocalApp) -> None:
+    """SIGTERM, as Ctrl-C or a container stop would; a server that has not exited after the
+    longest graceful stop fails the test with its threads' stacks (SIGABRT makes Python's
+    faulthandler print them) and the end of its output."""
+    app.process.terminate()
+    try:
+        app.process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        app.process.send_signal(signal.SIGABRT)
+        try:
+            app.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            app.process.kill()
+            app.process.wait(timeout=10)
+        time.sleep(0.5)  # the reading thread takes the last lines
+        tail = "\n".join(line for line in app.lines[-300:] if "HTTP " not in line)
+        raise AssertionError(
+            f"the app did not stop within {STOP_SECONDS} s of SIGTERM:\n{tail}"
+        ) from None
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
     local = start_local_app(tmp_path_factory.mktemp("app"))
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 @pytest.fixture(scope="module")

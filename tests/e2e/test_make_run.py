@@ -13,15 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import LocalApp, start_local_app
+from tests.e2e.conftest import LocalApp, start_local_app, stop_local_app
 
 
 @pytest.fixture
 def local_app(tmp_path: Path) -> Iterator[LocalApp]:
     app = start_local_app(tmp_path / "data")
     yield app
-    app.process.terminate()
-    app.process.wait(timeout=20)
+    stop_local_app(app)
 
 
 def test_printed_curl_line_produces_rows_visible_in_the_admin(local_app: LocalApp) -> None:

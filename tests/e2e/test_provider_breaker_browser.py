@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, start_local_app
+from tests.e2e.conftest import LocalApp, screenshot, start_local_app, stop_local_app
 from tests.e2e.test_provider_wait_browser import control, leads
 
 pytestmark = pytest.mark.browser
@@ -24,8 +24,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
         env={"KLYNTOS_BREAKER": "mode:manual;min_calls:3;window:5;failure_rate:0.5"},
     )
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 def test_a_paused_run_shows_its_provider_and_resumes_with_the_button(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, start_local_app
+from tests.e2e.conftest import LocalApp, screenshot, start_local_app, stop_local_app
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +23,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
         env={"KLYNTOS_PROVIDER_LIMITS": "api.clearbit.com=concurrency:1;start:1"},
     )
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 def control(app: LocalApp, path: str, **body: Any) -> None:

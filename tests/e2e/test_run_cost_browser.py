@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, start_local_app
+from tests.e2e.conftest import LocalApp, screenshot, start_local_app, stop_local_app
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +27,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
         tmp_path_factory.mktemp("app"), env={"KLYNTOS_MODEL_PRICES": json.dumps(PRICES)}
     )
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 def usd(value: float) -> str:

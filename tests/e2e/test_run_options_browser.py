@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, screenshot, start_local_app
+from tests.e2e.conftest import LocalApp, screenshot, start_local_app, stop_local_app
 
 pytestmark = pytest.mark.browser
 
@@ -28,8 +28,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
     env = {"KLYNTOS_OFF_PEAK_HOURS": closed_window(), "KLYNTOS_OFF_PEAK_TZ": "UTC"}
     local = start_local_app(tmp_path_factory.mktemp("app"), env=env)
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 def test_a_run_starts_with_its_weight_priority_and_off_peak_deferral(

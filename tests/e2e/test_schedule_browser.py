@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalApp, save_draft, screenshot, select_block, start_local_app
+from tests.e2e.conftest import (
+    LocalApp,
+    save_draft,
+    screenshot,
+    select_block,
+    start_local_app,
+    stop_local_app,
+)
 from tests.e2e.test_editor_browser import drop_block, new_workflow
 
 pytestmark = pytest.mark.browser
@@ -23,8 +30,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
         env={"KLYNTOS_SCHEDULE_MIN_SECONDS": "1", "KLYNTOS_SCHEDULER_POLL_SECONDS": "0.2"},
     )
     yield local
-    local.process.terminate()
-    local.process.wait(timeout=20)
+    stop_local_app(local)
 
 
 def test_a_published_schedule_fires_once_per_tick_under_make_run(app: LocalApp, page: Any) -> None:

@@ -29,7 +29,7 @@ from tests.builder.conftest import (  # noqa: F401 - fixtures
     simulator,
     wait_for_fixture,
 )
-from tests.e2e.conftest import LocalApp, start_local_app
+from tests.e2e.conftest import LocalApp, start_local_app, stop_local_app
 
 # Runs execute on the executor thread (own connections); database blocks write to `data`.
 REAL_RUN = pytest.mark.django_db(transaction=True, databases=["default", "data"])
@@ -86,8 +86,7 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
         yield ServedApp(local, client, hook)
         client.close()
     finally:
-        local.process.terminate()
-        local.process.wait(timeout=20)
+        stop_local_app(local)
 
 
 # --- small upstream servers ----------------------------------------------------------------

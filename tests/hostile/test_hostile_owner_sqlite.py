@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from leads import owner_data
-from tests.e2e.conftest import ROOT, LocalApp, start_local_app
+from tests.e2e.conftest import ROOT, LocalApp, start_local_app, stop_local_app
 from tests.engine.conftest import simulator  # noqa: F401 - fixture
 from tests.hostile.owner_kit import admin_list, leads, make_owner, run_sql, run_template, table_of
 from tests.leads.rows import owner_rows
@@ -73,8 +73,7 @@ def test_another_owners_database_block_sees_and_changes_none_of_their_rows(
 def served(tmp_path: Path) -> Iterator[LocalApp]:
     app = start_local_app(tmp_path / "data")
     yield app
-    app.process.terminate()
-    app.process.wait(timeout=20)
+    stop_local_app(app)
 
 
 def manage_shell(data_dir: Path, code: str) -> str:

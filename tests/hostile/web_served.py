@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import LocalApp, start_local_app
+from tests.e2e.conftest import LocalApp, start_local_app, stop_local_app
 
 
 @dataclass
@@ -46,5 +46,4 @@ def served(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[
             cookie = f"sessionid={client.cookies['sessionid']}; csrftoken={csrf}"
             yield Session(app, client, cookie, csrf)
     finally:
-        app.process.terminate()
-        app.process.wait(timeout=20)
+        stop_local_app(app)
