@@ -28,6 +28,22 @@ def new_run(owner: Any, items: list[dict[str, Any]]) -> Run:
     return run
 
 
+def items_begun(store: Any, items: int, *, step: str | None = None) -> Any:
+    """The store's event bus after `run.started` and the start of `items` items (data
+    `{"v": index + 1}`), each with its `step` started too when one is named."""
+    from engine.core.events import EventBus
+    from engine.core.redaction import Redactor
+
+    bus = EventBus(store.sink, Redactor())
+    bus.emit("run.started")
+    for index in range(items):
+        key = f"loop[{index}]"
+        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
+        if step is not None:
+            bus.emit("step.started", block=step, name=step, item=key)
+    return bus
+
+
 async def test_a_burst_of_items_is_stored_and_published_coalesced(owner: Any) -> None:
     items = [{"v": i} if i != 7 else {} for i in range(1000)]
     run = await sync_to_async(new_run)(owner, items)
@@ -159,18 +175,12 @@ def test_the_store_thread_keeps_its_connection_and_replaces_a_broken_one() -> No
 
 async def test_durable_writes_at_once_and_returns_once_the_rows_are_stored(owner: Any) -> None:
     """What a loop item waits for before it gives its slot back (engine/core/loop.py)."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
     from engine.store import RunStore
 
     run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
     store = RunStore(run.pk, interval=60, publish=False)  # no timed write during the test
     store.start()
-    bus = EventBus(store.sink, Redactor())
-    bus.emit("run.started")
-    for index in (0, 1):
-        key = f"loop[{index}]"
-        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
+    bus = items_begun(store, 2)
     bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
     await asyncio.wait_for(store.durable(), 10)
     statuses = {row.key: row.status async for row in ItemRun.objects.filter(run=run)}
@@ -193,8 +203,6 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
     are written once, ended (a quarter of bench g's rows were written twice); one that runs
     on is written as running by the flusher, with no other event to carry it. The wire shows
     it as running from its start all the same."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
     from engine.store import RunStore, _written_rows
 
     run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}])
@@ -213,12 +221,7 @@ async def test_a_row_that_ends_within_an_interval_is_written_once_and_a_long_one
 
     store = Watched(run.pk, interval=0.3, publish=True)
     store.start()
-    bus = EventBus(store.sink, Redactor())
-    bus.emit("run.started")
-    for index in (0, 1):
-        key = f"loop[{index}]"
-        bus.emit("item.started", item=key, loop="loop", index=index, data={"v": index + 1})
-        bus.emit("step.started", block="fetch", name="fetch", item=key)
+    bus = items_begun(store, 2, step="fetch")
     bus.emit("step.finished", block="fetch", name="fetch", item="loop[0]", output={"x": 1})
     bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
     await store._flush()  # a batch as the flusher cuts it, at once
@@ -253,8 +256,6 @@ async def test_a_failed_write_of_rows_that_only_started_leaves_the_flusher_writi
     """A batch of rows that only started has no events of its own: its failure is logged
     like any other, and the flusher goes on (its message read the batch's first event, and
     the error it raised stopped the flusher for the rest of the run)."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
     from engine.store import RunStore
 
     run = await sync_to_async(new_run)(owner, [{"v": 1}])
@@ -269,9 +270,7 @@ async def test_a_failed_write_of_rows_that_only_started_leaves_the_flusher_writi
 
     store = Failing(run.pk, interval=0.1, publish=False)
     store.start()
-    bus = EventBus(store.sink, Redactor())
-    bus.emit("run.started")
-    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
+    bus = items_begun(store, 1)
     await store._flush()  # the events' batch: fails, logged
     began = time.monotonic()
     while "(rows that started)" not in caplog.text:  # the flusher's batch of the aged row
@@ -419,16 +418,11 @@ def test_merged_deltas_keep_what_the_wire_shows_and_count_the_rest() -> None:
 
 def _batch(owner: Any) -> tuple[Any, dict[str, Any]]:
     """A run and one batch of its rows (an item that started and a step that ended)."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
     from engine.store import RunStore
 
     run = new_run(owner, [{"v": 1}])
     store = RunStore(run.pk, interval=60, publish=False)
-    bus = EventBus(store.sink, Redactor())
-    bus.emit("run.started")
-    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
-    bus.emit("step.started", block="double", name="double", item="loop[0]")
+    bus = items_begun(store, 1, step="double")
     bus.emit("step.finished", block="double", name="double", item="loop[0]", output={"x": 2})
     delta = store._apply(store._pending, everything=True)  # the item too, though fresh
     store._pending = []
@@ -489,8 +483,6 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     """On PostgreSQL a store writes its batches from the event loop (no hop to its thread,
     whose Python work competed with the loop for the GIL while items waited in `durable`);
     the run's end still goes through the thread, after the loop's connection is closed."""
-    from engine.core.events import EventBus
-    from engine.core.redaction import Redactor
     from engine.store import RunStore
 
     run = await sync_to_async(new_run)(owner, [{"v": 1}])
@@ -504,10 +496,7 @@ async def test_batches_go_from_the_loop_and_a_value_jsonb_refuses_is_stored_as_t
     store = Watched(run.pk, interval=60, publish=False)
     store.start()
     assert store._on_loop is not None
-    bus = EventBus(store.sink, Redactor())
-    bus.emit("run.started")
-    bus.emit("item.started", item="loop[0]", loop="loop", index=0, data={"v": 1})
-    bus.emit("step.started", block="double", name="double", item="loop[0]")
+    bus = items_begun(store, 1, step="double")
     # A value jsonb refuses: the batch is stored with it as text, the rest as it was.
     output = {"x": refused, "kept": [1.5, "ü"]}
     bus.emit("step.finished", block="double", name="double", item="loop[0]", output=output)
