@@ -1,8 +1,8 @@
 """Who executes a run: a lease on the Run row, renewed while the run goes on.
 
 Every execution claims the run first (one UPDATE that only succeeds when nobody else holds a
-live lease), the run's store renews it with its writes (engine/store.py), and an execution
-that stops early releases it. A run whose lease ran out — its process was killed, its
+live lease), the run's store renews it with a write every tenth of the lease (engine/store.py),
+and an execution that stops early releases it. A run whose lease ran out — its process was killed, its
 machine lost — is found by `resumable()` and executed again from its stored rows by whoever
 finds it (`make run` at start and every few seconds after, any worker): it is never marked
 failed for having been interrupted.
@@ -28,6 +28,7 @@ from engine.models import FINAL_STATUSES, Run, RunStatus
 from engine.row_updates import RowUpdate
 
 HOST = socket.gethostname()[:80]
+RENEWALS_PER_LEASE = 10
 
 
 def new_owner() -> str:
@@ -36,6 +37,12 @@ def new_owner() -> str:
 
 def lease_seconds() -> float:
     return float(settings.KLYNTOS_RUN_LEASE_SECONDS)
+
+
+def renew_seconds() -> float:
+    """How often a run's writes renew its lease: a tenth of it, so a live run's lease has
+    never less than nine tenths left."""
+    return lease_seconds() / RENEWALS_PER_LEASE
 
 
 def expiry() -> dt.datetime:

@@ -569,6 +569,41 @@ async def test_the_end_goes_from_the_loop_with_the_last_batch_and_falls_back_to_
     await sync_to_async(connections.close_all)()
 
 
+async def test_batches_renew_the_lease_once_a_tenth_of_it_has_passed(
+    owner: Any, settings: Any
+) -> None:
+    """`lease_expires` is indexed: a batch that changes it cannot be a HOT update, so batches
+    renew the lease only once a tenth of it has passed since the last renewal (and still
+    write the counters each time); a heartbeat, with nothing else to write, always renews."""
+    from engine.store import RunStore
+
+    settings.KLYNTOS_RUN_LEASE_SECONDS = 10  # renewed every second
+    run = await sync_to_async(new_run)(owner, [{"v": 1}, {"v": 2}, {"v": 3}])
+    claimed = timezone.now()
+    await Run.objects.filter(pk=run.pk).aupdate(lease_owner="me", lease_expires=claimed)
+    store = RunStore(run.pk, interval=60, publish=False, lease_owner="me")
+    store.start()
+    bus = items_begun(store, 3)
+
+    async def finish(index: int) -> Run:
+        bus.emit("item.finished", item=f"loop[{index}]", loop="loop", index=index, duration=0.01)
+        await asyncio.wait_for(store.durable(), 10)
+        return await Run.objects.aget(pk=run.pk)
+
+    first = await finish(0)
+    assert first.lease_expires is not None and first.lease_expires > claimed  # its first
+    second = await finish(1)
+    assert second.lease_expires == first.lease_expires  # within the second: not renewed
+    assert first.last_seq < second.last_seq  # the run's part of the batch is, each time
+    await asyncio.sleep(1.05)
+    third = await finish(2)
+    assert third.lease_expires is not None and third.lease_expires > first.lease_expires
+    assert third.last_seq > second.last_seq
+    assert "lease_expires" in store._run_values({})  # the heartbeat's
+    await store.close({"status": "succeeded"})
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.mark.parametrize("failing", [False, True])
 async def test_a_suspend_stores_its_last_rows_and_gives_the_lease_back_from_the_loop(
     owner: Any, failing: bool
