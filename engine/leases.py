@@ -2,10 +2,10 @@
 
 Every execution claims the run first (one UPDATE that only succeeds when nobody else holds a
 live lease), the run's store renews it with a write every tenth of the lease (engine/store.py),
-and an execution that stops early releases it. A run whose lease ran out — its process was killed, its
-machine lost — is found by `resumable()` and executed again from its stored rows by whoever
-finds it (`make run` at start and every few seconds after, any worker): it is never marked
-failed for having been interrupted.
+and an execution that stops early releases it. A run whose lease ran out — its process was
+killed, its machine lost — is found by `resumable()` and executed again from its stored rows
+by whoever finds it (`make run` at start and every few seconds after, any worker): it is never
+marked failed for having been interrupted.
 
 An owner is `host:pid:token`, one token per execution, so two executions in one process
 never share a lease. A lease held by a process of this host that no longer exists has run

@@ -57,8 +57,14 @@ async def group_send(group: str, message: dict[str, Any]) -> None:
             await _hop(target, layer.group_send(group, message))
         else:
             await layer.group_send(group, message)
+    except Dropped:  # expected at a stop: no traceback
+        log.info("dropped %s to %s: the web server stopped", message.get("type"), group)
     except Exception:
         log.warning("could not publish %s to %s", message.get("type"), group, exc_info=True)
+
+
+class Dropped(RuntimeError):
+    """The web server's loop stopped before it ran a hop that it had taken."""
 
 
 async def _hop(target: asyncio.AbstractEventLoop, send: Coroutine[Any, Any, None]) -> None:
@@ -71,4 +77,4 @@ async def _hop(target: asyncio.AbstractEventLoop, send: Coroutine[Any, Any, None
             hop.result()
             return
         if not target.is_running():
-            raise RuntimeError("the web server's loop stopped before delivering it")
+            raise Dropped("the web server's loop stopped before delivering it")

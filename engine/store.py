@@ -375,6 +375,10 @@ class RunStore:
         """Store every event so far, and wait until every batch handed over is written."""
         self._everything = True  # the rows that only started too
         await self._flush()
+        if self._flushing():
+            # A batch the flusher took before has no events left for the write above, which
+            # then returned at once: wait for that one too.
+            await self.durable()
         # The store thread writes batches in order: a no-op behind them ends after them.
         await asyncio.get_running_loop().run_in_executor(self._thread, lambda: None)
 

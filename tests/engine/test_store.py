@@ -569,6 +569,38 @@ async def test_the_end_goes_from_the_loop_with_the_last_batch_and_falls_back_to_
     await sync_to_async(connections.close_all)()
 
 
+async def test_flush_waits_for_the_write_the_flusher_has_in_flight(owner: Any) -> None:
+    """`flush()` (before a loop's chunks go out: they start from the stored rows) returns
+    only once every event so far is written, those of a batch the flusher took just before
+    too, when nothing is left for flush's own write."""
+    from engine.store import RunStore
+
+    run = await sync_to_async(new_run)(owner, [{"v": 1}])
+    writing = asyncio.Event()
+    release = asyncio.Event()
+
+    class Slow(RunStore):
+        async def _write_on_loop(self, on_loop: Any, delta: dict[str, Any]) -> bool:
+            writing.set()
+            await release.wait()
+            return await super()._write_on_loop(on_loop, delta)
+
+    store = Slow(run.pk, interval=60, publish=False)
+    store.start()
+    bus = items_begun(store, 1)
+    bus.emit("item.finished", item="loop[0]", loop="loop", index=0, duration=0.01)
+    store._wake()  # the flusher takes the batch and holds it in its write
+    await asyncio.wait_for(writing.wait(), 10)
+    flushing = asyncio.ensure_future(store.flush())
+    await asyncio.sleep(0.2)
+    assert not flushing.done()  # the item's row is not stored yet
+    release.set()
+    await asyncio.wait_for(flushing, 10)
+    assert (await ItemRun.objects.aget(run=run, key="loop[0]")).status == "succeeded"
+    await store.close({"status": "succeeded"})
+    await sync_to_async(connections.close_all)()
+
+
 async def test_batches_renew_the_lease_once_a_tenth_of_it_has_passed(
     owner: Any, settings: Any
 ) -> None:
