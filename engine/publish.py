@@ -37,6 +37,10 @@ def web_loop() -> asyncio.AbstractEventLoop | None:
     return _web_loop
 
 
+class Dropped(RuntimeError):
+    """The web server's loop stopped before it ran a hop that it had taken."""
+
+
 async def group_send(group: str, message: dict[str, Any]) -> None:
     """`group_send` on the default layer, on the loop that layer delivers on.
 
@@ -61,10 +65,6 @@ async def group_send(group: str, message: dict[str, Any]) -> None:
         log.info("dropped %s to %s: the web server stopped", message.get("type"), group)
     except Exception:
         log.warning("could not publish %s to %s", message.get("type"), group, exc_info=True)
-
-
-class Dropped(RuntimeError):
-    """The web server's loop stopped before it ran a hop that it had taken."""
 
 
 async def _hop(target: asyncio.AbstractEventLoop, send: Coroutine[Any, Any, None]) -> None:

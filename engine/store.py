@@ -373,12 +373,14 @@ class RunStore:
 
     async def flush(self) -> None:
         """Store every event so far, and wait until every batch handed over is written."""
-        self._everything = True  # the rows that only started too
-        await self._flush()
         if self._flushing():
-            # A batch the flusher took before has no events left for the write above, which
-            # then returned at once: wait for that one too.
+            # The flusher writes it all now, rows that only started too, and `durable` also
+            # waits for a batch it has in flight (a write of our own would find nothing
+            # left in that case, and return before that batch is stored).
             await self.durable()
+        else:
+            self._everything = True  # the rows that only started too
+            await self._flush()
         # The store thread writes batches in order: a no-op behind them ends after them.
         await asyncio.get_running_loop().run_in_executor(self._thread, lambda: None)
 
