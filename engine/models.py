@@ -108,7 +108,9 @@ class Run(models.Model):
 
 
 class ItemRun(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: every index below starts with the run (each row written costs an
+    # entry in every index, and a loop writes thousands a second).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items", db_index=False)
     key = models.CharField(max_length=500)
     loop_block = models.CharField(max_length=100)
     parent_key = models.CharField(max_length=500, blank=True)
@@ -136,7 +138,8 @@ class ItemRun(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: `unique_step_per_item` starts with the run (as ItemRun's).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     item_key = models.CharField(max_length=500, blank=True)
     block_id = models.CharField(max_length=100)
     name = models.CharField(max_length=100)
