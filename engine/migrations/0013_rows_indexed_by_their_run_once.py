@@ -9,9 +9,10 @@ and re-add them, checking every row again under a lock). On SQLite there is none
 import django.db.models.deletion
 from django.db import migrations, models
 
-INDEXES = [
-    ("engine_itemrun", "engine_itemrun_run_id_3ef65987"),
-    ("engine_steprun", "engine_steprun_run_id_e528d99d"),
+# (model, its related name on Run, the index of its run alone that goes)
+ROWS = [
+    ("itemrun", "items", "engine_itemrun_run_id_3ef65987"),
+    ("steprun", "steps", "engine_steprun_run_id_e528d99d"),
 ]
 
 
@@ -25,31 +26,24 @@ class Migration(migrations.Migration):
             database_operations=[
                 migrations.RunSQL(
                     sql=f'DROP INDEX IF EXISTS "{index}"',
-                    reverse_sql=f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("run_id")',
+                    reverse_sql=(
+                        f'CREATE INDEX IF NOT EXISTS "{index}" ON "engine_{model}" ("run_id")'
+                    ),
                 )
-                for table, index in INDEXES
+                for model, _, index in ROWS
             ],
             state_operations=[
                 migrations.AlterField(
-                    model_name="itemrun",
+                    model_name=model,
                     name="run",
                     field=models.ForeignKey(
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="items",
+                        related_name=related_name,
                         to="engine.run",
                     ),
-                ),
-                migrations.AlterField(
-                    model_name="steprun",
-                    name="run",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="steps",
-                        to="engine.run",
-                    ),
-                ),
+                )
+                for model, related_name, _ in ROWS
             ],
         ),
     ]
