@@ -22,6 +22,7 @@ from builder.bootstrap import LEAD_TEMPLATE, ensure_local_setup
 from builder.gallery import GALLERY_DIR
 from builder.schedules import Scheduler
 from engine.resumer import Resumer
+from klyntos.exit_watchdog import exit_within
 
 log = logging.getLogger("klyntos")
 
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                 self.drain()
             if simulator:
                 simulator.terminate()
+        # Stopped as planned; a request the stop caught mid-way leaves a thread that never ends.
+        exit_within()
 
     def drain(self) -> None:
         """The graceful stop: items in flight finish (up to KLYNTOS_DRAIN_SECONDS), the
