@@ -204,6 +204,7 @@ async def _execute_run(
             workflow_id=spec.workflow_id,
             lease_owner=owner,
             start_seq=spec.last_seq,
+            loop_of={b.id: b.parent for b in spec.graph.blocks if b.parent is not None},
         )
         sink = store.sink if on_event is None else _tee(store.sink, on_event)
         services = await run_services(spec, run_id)

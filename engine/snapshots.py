@@ -19,7 +19,15 @@ from engine.core.bounded import json_size, trim_text
 from engine.core.counters import COUNTS
 from engine.core.providers import paused
 from engine.models import ItemRun, Run, StepRun
-from engine.store import ITEM_DATA_BYTES, TEXT_CHARS, WIRE_ITEMS, wire_blocks, wire_item, wire_step
+from engine.store import (
+    ITEM_DATA_BYTES,
+    TEXT_CHARS,
+    WIRE_ITEMS,
+    loops_of_graph,
+    wire_blocks,
+    wire_item,
+    wire_step,
+)
 
 RECENT = WIRE_ITEMS
 FAILED = WIRE_ITEMS
@@ -144,7 +152,10 @@ def run_snapshot(run_id: Any) -> dict[str, Any]:
                 "final": run.is_final,
                 "run": run_summary(run),
                 "blocks": wire_blocks(
-                    run.blocks or {}, [b["id"] for b in blocks], ended=run.is_final
+                    run.blocks or {},
+                    [b["id"] for b in blocks],
+                    ended=run.is_final,
+                    loop_of=loops_of_graph(blocks),
                 ),
                 "loops": {k: _loop_state(run.loops or {}, k) for k in loop_ids},
                 "steps": [wire_step(values) for values in steps.values(*STEP_FIELDS)],

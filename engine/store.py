@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -131,8 +131,12 @@ class RunStore:
         start_seq: int = 0,
         thread: ThreadPoolExecutor | None = None,
         on_loop: LoopConnection | None = None,
+        loop_of: Mapping[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
+        # Each body block's enclosing loop (`loops_of_graph`): the wire paints a body block
+        # running while its loop runs.
+        self.loop_of: Mapping[str, str] = loop_of or {}
         # The execution's lease (engine/leases.py): writes renew it (`_run_values`), and a
         # run whose lease went to another process is that process's to write from then on.
         self.lease_owner = lease_owner
@@ -1068,7 +1072,8 @@ class RunStore:
         return {**progress, "blocks": blocks, "loops": loops}
 
     async def _send(self, delta: dict[str, Any]) -> None:
-        await group_send(group_name(self.run_id), {"type": "run.delta", "delta": _wire(delta)})
+        wired = _wire(delta, self.loop_of)
+        await group_send(group_name(self.run_id), {"type": "run.delta", "delta": wired})
 
 
 def merged(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -1236,8 +1241,17 @@ def wire_run(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def wire_blocks(counters: dict[str, Any], ids: Any, *, ended: bool) -> dict[str, Any]:
-    """`BlockState`s of the given block ids from `Run.blocks`-shaped counters."""
+def wire_blocks(
+    counters: dict[str, Any],
+    ids: Any,
+    *,
+    ended: bool,
+    loop_of: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`BlockState`s of the given block ids from `Run.blocks`-shaped counters. `loop_of`:
+    each body block's enclosing loop. A body block that has counted steps is `running` for
+    as long as its loop is: between two items none of its steps may run, and a fast step
+    (a database write) would otherwise read `succeeded` for most of a run still going."""
     states = {}
     for block_id in ids:
         counts = counters.get(block_id) or {}
@@ -1248,9 +1262,29 @@ def wire_blocks(counters: dict[str, Any], ids: Any, *, ended: bool) -> dict[str,
             if counts.get("step_failed"):
                 state["status"] = "failed"
         else:
-            state = block_state(counts, ended=ended)
+            loop = (
+                (counters.get(loop_of[block_id]) or {}) if loop_of and block_id in loop_of else {}
+            )
+            going = not ended and bool(loop.get("step_running")) and any(counts.values())
+            state = block_state(counts, ended=ended, running=going)
         states[block_id] = state
     return states
+
+
+def body_blocks(loop_of: Mapping[str, str], loops: Iterable[str]) -> set[str]:
+    """The body blocks of `loops`: their state follows their loop's (`wire_blocks`)."""
+    wanted = set(loops)
+    return {block_id for block_id, loop in loop_of.items() if loop in wanted}
+
+
+def loops_of_graph(blocks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each body block's enclosing loop (its `parent`: only loops have children), from a
+    graph's blocks as stored."""
+    return {
+        b["id"]: b["parent"]
+        for b in blocks
+        if isinstance(b.get("id"), str) and isinstance(b.get("parent"), str)
+    }
 
 
 def wire_items(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -1263,18 +1297,22 @@ def wire_items(delta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     return [wire_item(r) for r in shown], count - len(shown)
 
 
-def _wire(delta: dict[str, Any]) -> dict[str, Any]:
+def _wire(delta: dict[str, Any], loop_of: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A delta as JSON-ready, bounded data for the websocket: the last `WIRE_ITEMS` changed
     items (newest first), top-level steps only, whole entries of the blocks that changed."""
     run = delta["run"]
     items, omitted = wire_items(delta)
     ended = run.get("status") in FINAL_STATUSES
     loops = run.get("loops") or {}
-    touched = delta.get("blocks") or set()
+    touched = set(delta.get("blocks") or ())
+    if loop_of:  # a loop's change may change its body blocks' states (`wire_blocks`)
+        touched |= body_blocks(loop_of, touched)
     return {
         "seq": run.get("last_seq"),
         "run": wire_run(run),
-        "blocks": wire_blocks(run.get("blocks") or {}, sorted(touched), ended=ended),
+        "blocks": wire_blocks(
+            run.get("blocks") or {}, sorted(touched), ended=ended, loop_of=loop_of
+        ),
         "loops": {k: v for k, v in loops.items() if k in touched},
         "items": items,
         "items_omitted": omitted,

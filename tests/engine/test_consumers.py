@@ -180,6 +180,44 @@ async def test_owner_follows_a_run_from_snapshot_through_deltas_to_the_final_sna
     await close_db()
 
 
+async def test_a_body_block_is_painted_running_for_as_long_as_its_loop_runs(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """One item at a time: between two items no fetch runs, yet the canvas never reads
+    `succeeded` for it before the loop ends, in the deltas or in a snapshot taken then."""
+    leads = [{"domain": f"d{i}.example"} for i in range(8)]
+    run = await sync_to_async(new_run)(owner, leads, lookup_graph())
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)  # the queued run's snapshot
+
+    task = asyncio.create_task(execute_run(run.pk))
+    deadline = time.monotonic() + TIMEOUT
+    while await ItemRun.objects.filter(run_id=run.pk, status="succeeded").acount() < 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    midway = await db_snapshot(run.pk)
+    await task
+    messages, _ = await receive_until_close(communicator)
+
+    assert midway["blocks"]["loop"]["status"] == "running"
+    assert midway["blocks"]["fetch"]["status"] == "running"
+    assert midway["blocks"]["fetch"]["succeeded"] >= 3
+    painted = [
+        (m["blocks"]["loop"]["status"], m["blocks"]["fetch"])
+        for m in messages[:-1]
+        if "loop" in m["blocks"]
+    ]
+    assert all("fetch" in m["blocks"] for m in messages[:-1] if "loop" in m["blocks"])
+    during = [fetch for loop, fetch in painted if loop == "running" and fetch["succeeded"]]
+    assert during and all(fetch["status"] == "running" for fetch in during)
+    assert any(fetch["running"] == 0 for fetch in during)  # the moments that read done
+    assert messages[-1]["blocks"]["fetch"]["status"] == "succeeded"
+    await communicator.disconnect()
+    await close_db()
+
+
 async def test_anonymous_users_are_refused(owner: Any) -> None:
     run = await sync_to_async(new_run)(owner, [])
     communicator = await open_socket(run.pk)

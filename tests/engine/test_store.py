@@ -678,3 +678,48 @@ async def test_a_suspend_stores_its_last_rows_and_gives_the_lease_back_from_the_
     stopped = await Run.objects.aget(pk=run.pk)
     assert (stopped.status, stopped.lease_owner) == ("running", "")
     await sync_to_async(connections.close_all)()
+
+
+def test_a_body_block_runs_while_its_loop_does_whatever_its_own_steps_do_this_moment() -> None:
+    """Between two items none of a body block's steps may run: its state follows its loop's
+    (a fast step, a database write, read `succeeded` for most of a 600-lead run)."""
+    from engine.store import _wire, loops_of_graph, wire_blocks
+
+    loop_of = loops_of_graph(
+        [
+            {"id": "loop", "type": "loop"},
+            {"id": "store", "type": "database", "parent": "loop"},
+            {"id": "later", "type": "database", "parent": "loop"},
+            {"id": "slack", "type": "slack"},
+        ]
+    )
+    assert loop_of == {"store": "loop", "later": "loop"}
+    going = {"succeeded": 30, "running": 10, "total": 600, "step_running": 1, "step_failed": 0}
+    counters = {"loop": going, "store": {"succeeded": 30}, "slack": {}}
+
+    def statuses(counters: dict[str, Any], *, ended: bool = False) -> dict[str, str]:
+        states = wire_blocks(
+            counters, ["loop", "store", "later", "slack"], ended=ended, loop_of=loop_of
+        )
+        return {block: state["status"] for block, state in states.items()}
+
+    assert statuses(counters) == {
+        "loop": "running",
+        "store": "running",  # none running this moment: its counts still say ✓ 30
+        "later": "pending",  # nothing counted yet: not started, not running
+        "slack": "pending",
+    }
+    assert (
+        wire_blocks(counters, ["store"], ended=False, loop_of=loop_of)["store"]["succeeded"] == 30
+    )
+    done = {**counters, "loop": {**going, "running": 0, "succeeded": 600, "step_running": 0}}
+    assert statuses({**done, "store": {"succeeded": 600}})["store"] == "succeeded"
+    assert statuses(counters, ended=True)["store"] == "succeeded"  # a cancel's end: final
+    # Without the graph's map (an older caller), a block is painted from its own counts.
+    assert wire_blocks(counters, ["store"], ended=False)["store"]["status"] == "succeeded"
+
+    # A delta that touches the loop carries its body blocks' states too: the loop's end
+    # turns them final although their own counts did not change.
+    delta = {"run": {"last_seq": 3, "blocks": done}, "items": [], "steps": [], "blocks": {"loop"}}
+    assert set(_wire(delta, loop_of)["blocks"]) == {"loop", "store", "later"}
+    assert set(_wire(delta)["blocks"]) == {"loop"}
