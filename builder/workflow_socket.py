@@ -6,22 +6,37 @@ Messages: `{"type": "hello", "last_run"}` on connect, then `{"type": "run.starte
 "run.progress" | "run.ended", "run": RunSummary}`. Publishers (builder/services.py on a
 run's creation, engine/store.py) send only the run's id; the summary is read here, from the
 database, so a notice never carries stale or unbounded data.
+
+With the in-memory layer (`make run` without `REDIS_URL`) a run created or executed by
+another process (the CLI in another shell) publishes where nobody listens: the consumer then
+also reads the workflow's recent and unfinished runs every `LOCAL_POLL_SECONDS` and sends
+what changed. Each run's last notice is remembered, so the two ways never say one thing twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db.models import Q
+from django.utils import timezone
 
 from builder.selectors import workflow_get
-from engine.consumers import owned_object_id
+from engine.consumers import LOCAL_POLL_SECONDS, owned_object_id, process_local
 from engine.db_calls import db_call
-from engine.models import Run
+from engine.models import FINAL_STATUSES, Run
 from engine.snapshots import run_summary
 from engine.store import workflow_group_name
 
+log = logging.getLogger(__name__)
+
 EVENTS = ("run.started", "run.progress", "run.ended")
+# The most runs one look reads: a workflow's unfinished runs and those created since the
+# socket opened (a burst of CLI runs beyond it is caught up over the next looks).
+POLL_RUNS = 50
 
 
 def _owned_workflow_id(user: Any, workflow_id: str) -> Any:
@@ -38,24 +53,94 @@ def _summary(workflow_id: Any, run_id: str) -> dict[str, Any] | None:
     return run_summary(run) if run is not None else None
 
 
+def _changed_runs(workflow_id: Any, since: dt.datetime) -> list[dict[str, Any]]:
+    """Summaries of the workflow's runs that are unfinished or were created since `since`,
+    oldest first."""
+    runs = (
+        Run.objects.select_related("version")
+        .filter(workflow_id=workflow_id)
+        .filter(Q(created_at__gte=since) | ~Q(status__in=FINAL_STATUSES))
+        .order_by("-created_at")[:POLL_RUNS]
+    )
+    return [run_summary(run) for run in reversed(runs)]
+
+
+def _unfinished_runs(workflow_id: Any, before: dt.datetime) -> list[dict[str, Any]]:
+    """Summaries of the workflow's unfinished runs created before `before`."""
+    runs = (
+        Run.objects.select_related("version")
+        .filter(workflow_id=workflow_id, created_at__lt=before)
+        .exclude(status__in=FINAL_STATUSES)
+        .order_by("-created_at")[:POLL_RUNS]
+    )
+    return [run_summary(run) for run in runs]
+
+
+def _said(summary: dict[str, Any]) -> tuple[Any, ...]:
+    """What a notice about a run shows: another notice is due when this changes."""
+    return summary["status"], summary["last_seq"], summary["finished_at"]
+
+
 class WorkflowConsumer(AsyncJsonWebsocketConsumer):
     workflow_id: Any = None
     group: str | None = None
+    poller: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.workflow_id = await owned_object_id(self, _owned_workflow_id, "workflow_id")
         if self.workflow_id is None:
             return
         self.group = workflow_group_name(self.workflow_id)
+        # Each run's last notice sent (`_said`), and since when new runs are looked for.
+        self.said: dict[str, tuple[Any, ...]] = {}
+        self.since = timezone.now()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(
-            {"type": "hello", "last_run": await db_call(last_run_summary, self.workflow_id)}
-        )
+        last = await db_call(last_run_summary, self.workflow_id)
+        if last is not None:
+            self.said[last["id"]] = _said(last)
+        await self.send_json({"type": "hello", "last_run": last})
+        if process_local(self.channel_layer):
+            self.poller = asyncio.create_task(self._poll())
 
     async def disconnect(self, code: int) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _poll(self) -> None:
+        """Runs other processes started or moved, which their publishes did not bring here."""
+        try:  # what was unfinished before the socket opened is known: only its changes are told
+            for summary in await db_call(_unfinished_runs, self.workflow_id, self.since):
+                self.said.setdefault(summary["id"], _said(summary))
+        except Exception:
+            log.warning("workflow %s: could not look for runs", self.workflow_id, exc_info=True)
+        while True:
+            await asyncio.sleep(LOCAL_POLL_SECONDS)
+            try:
+                summaries = await db_call(_changed_runs, self.workflow_id, self.since)
+            except Exception:
+                log.warning("workflow %s: could not look for runs", self.workflow_id, exc_info=True)
+                continue
+            for summary in summaries:
+                await self._tell(summary)
+
+    async def _tell(self, summary: dict[str, Any], event: str | None = None) -> None:
+        """The notice `summary` calls for, unless the last one sent said the same; a run
+        heard of first ended is announced as started too (the editor follows it from
+        there)."""
+        before = self.said.get(summary["id"])
+        now = _said(summary)
+        if before == now:
+            return
+        self.said[summary["id"]] = now
+        final = summary["status"] in FINAL_STATUSES
+        if before is None:
+            await self.send_json({"type": "run.started", "run": summary})
+            if not final:
+                return
+        await self.send_json({"type": "run.ended" if final else "run.progress", "run": summary})
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -68,5 +153,9 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
         if event not in EVENTS or not isinstance(run_id, str):
             return
         summary = await db_call(_summary, self.workflow_id, run_id)
-        if summary is not None:
+        if summary is None:
+            return
+        if self.poller is None:  # the layer hears every process: each notice as it comes
             await self.send_json({"type": event, "run": summary})
+        else:
+            await self._tell(summary, event)

@@ -14,6 +14,11 @@ The channel layer delivers at most once, so the stream cannot rely on seeing the
 it also ends on a `run.ended` group message (sent once the run's last row update is stored),
 and, as a safety net, a quiet stream checks the database every `WATCH_INTERVAL` seconds.
 Deltas arriving closer together than `DELTA_INTERVAL` are merged into one.
+
+The in-memory layer (no `REDIS_URL`: `make run`'s default) reaches only this process, so a
+run executed by another one (`manage.py run_workflow` in another shell) publishes where no
+consumer listens: with it, a quiet stream looks every `LOCAL_POLL_SECONDS` and sends a fresh
+snapshot when the run's stored seq moved past what it sent.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from django.http import Http404
 
 from engine.db_calls import db_call
@@ -40,6 +46,13 @@ CLOSE_NOT_FOUND = 4404
 WATCH_INTERVAL = 5.0
 # Least seconds between two deltas on one socket (the store's own flush interval).
 DELTA_INTERVAL = 0.1
+# With a layer that reaches only this process: how often a quiet stream reads the run row.
+LOCAL_POLL_SECONDS = 1.0
+
+
+def process_local(layer: BaseChannelLayer | None) -> bool:
+    """Whether `layer` carries messages within this process only (the in-memory layer)."""
+    return isinstance(layer, InMemoryChannelLayer)
 
 
 async def owned_object_id(
@@ -70,9 +83,10 @@ def _owned_run_id(user: Any, run_id: str) -> Any:
         raise Http404("no such run") from None
 
 
-def _run_is_final(run_id: Any) -> bool:
-    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-    return status in FINAL_STATUSES
+def _run_position(run_id: Any) -> tuple[bool, int]:
+    """(whether the run ended, its stored seq); a deleted run counts as ended."""
+    row = Run.objects.filter(pk=run_id).values_list("status", "last_seq").first()
+    return (True, 0) if row is None else (row[0] in FINAL_STATUSES, row[1])
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
@@ -233,6 +247,16 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return None
 
+    async def _catch_up(self) -> None:
+        """A fresh snapshot in place of the deltas this process could not hear; a delta
+        it covers, merged meanwhile, is dropped."""
+        snapshot = await self._snapshot()
+        if snapshot is None or self.done:
+            return
+        if self.pending is not None and (self.pending["seq"] or 0) <= snapshot["seq"]:
+            self._drop_pending()
+        await self._send_snapshot(snapshot)
+
     async def _end(self) -> None:
         snapshot = await self._snapshot()
         if snapshot is not None:
@@ -256,13 +280,18 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         """Safety net for a lost final delta or a run cancelled without a publish. It never
         gives up: a failed check or a full channel is retried at the next interval."""
         loop = asyncio.get_running_loop()
+        local = process_local(self.channel_layer)
+        interval = LOCAL_POLL_SECONDS if local else WATCH_INTERVAL
         while not self.done:
-            await asyncio.sleep(WATCH_INTERVAL)
-            if self.done or loop.time() - self.quiet_since < WATCH_INTERVAL:
+            await asyncio.sleep(interval)
+            if self.done or loop.time() - self.quiet_since < interval:
                 continue
             self.quiet_since = loop.time()
             try:
-                if not await db_call(_run_is_final, self.run_id):
+                ended, seq = await db_call(_run_position, self.run_id)
+                if not ended:
+                    if local and seq > self.last_seq:  # run by another process: unheard
+                        await self._catch_up()
                     continue
             except Exception:
                 log.warning("run %s: could not check the run's status", self.run_id, exc_info=True)
