@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
 
 from engine.core.bounded import json_size, trim_text
@@ -158,13 +159,29 @@ def run_snapshot(run_id: Any) -> dict[str, Any]:
                     loop_of=loops_of_graph(blocks),
                 ),
                 "loops": {k: _loop_state(run.loops or {}, k) for k in loop_ids},
-                "steps": [wire_step(values) for values in steps.values(*STEP_FIELDS)],
+                "steps": [wire_step(values) for values in _with_skips(steps)],
                 "items": [wire_item(row) for row in rows.values()],
                 "recent": [row["key"] for row in recent],
                 "failed": [row["key"] for row in failed],
                 "limits": LIMITS,
             }
         )
+
+
+def _with_skips(steps: Any) -> list[dict[str, Any]]:
+    """Top-level step rows with `skipped` set for those `run_if` skipped, read from the two
+    keys of their output a skip writes (engine/core/executor.py `skipped_output`), never the
+    whole output (a loop's may be megabytes)."""
+    rows = steps.annotate(
+        skip_flag=KeyTransform("skipped", "output"),
+        skip_reason=KeyTextTransform("reason", "output"),
+    ).values(*STEP_FIELDS, "skip_flag", "skip_reason")
+    found = []
+    for row in rows:
+        flag, reason = row.pop("skip_flag"), row.pop("skip_reason")
+        row["skipped"] = flag is True and isinstance(reason, str) and reason.startswith("skipped: ")
+        found.append(row)
+    return found
 
 
 def _loop_state(loops: dict[str, Any], loop_id: str) -> dict[str, int]:

@@ -30,6 +30,7 @@ from engine.core.counters import COUNTS, STEP_COUNT, block_state, zero
 from engine.core.data import json_safe
 from engine.core.errors import SizeLimitError
 from engine.core.events import Event
+from engine.core.executor import is_skipped_output
 from engine.core.providers import fold_breaker, fold_limit
 from engine.core.sizes import SizeMeter
 from engine.json_text import json_expression
@@ -1225,9 +1226,14 @@ def wire_item(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def wire_step(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in _iso_row(row).items() if k not in ("output", "usage")}
+    """A step row as the socket carries it: no output, but `skipped` when `run_if` skipped
+    it (stored as succeeded, which the canvas must not paint as done: "the failure message
+    was sent"). A snapshot's rows bring the mark in `skipped` (engine/snapshots.py)."""
+    out = {k: v for k, v in _iso_row(row).items() if k not in ("output", "usage", "skipped")}
     if out.get("error"):
         out["error"] = trim_text(out["error"], TEXT_CHARS)
+    if row.get("skipped") is True or is_skipped_output(row.get("output")):
+        out["skipped"] = True
     return out
 
 

@@ -367,6 +367,8 @@ export interface StepState {
   started_at: string | null;
   finished_at: string | null;
   duration: number | null;
+  /** `run_if` skipped it: stored as succeeded, painted as skipped. */
+  skipped?: boolean;
 }
 
 // The run socket (docs/run-protocol.md): a bounded snapshot, then coalesced deltas, then a

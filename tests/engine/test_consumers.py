@@ -218,6 +218,41 @@ async def test_a_body_block_is_painted_running_for_as_long_as_its_loop_runs(
     await close_db()
 
 
+async def test_a_step_run_if_skipped_is_marked_on_the_wire(owner: Any) -> None:
+    """Stored as succeeded, a skip must not read as done on the canvas: its step says
+    `skipped` in the deltas and in the snapshots, which never carry its output."""
+    graph = burst_graph()
+    graph["blocks"].append(
+        {
+            "id": "notify",
+            "type": "transform",
+            "name": "notify",
+            "config": {"input": {}, "expression": "`1`", "run_if": "<webhook.body.nobody>"},
+        }
+    )
+    graph["edges"].append({"source": "loop", "target": "notify"})
+    run = await sync_to_async(new_run)(owner, [{"v": 1}], graph)
+    cookie = await sync_to_async(session_cookie)("owner", "pw-owner-123")
+    communicator = await open_socket(run.pk, cookie)
+    assert (await communicator.connect(timeout=TIMEOUT))[0]
+    await communicator.receive_json_from(timeout=TIMEOUT)
+    await execute_run(run.pk)
+    messages, _ = await receive_until_close(communicator)
+
+    told = [s for m in messages for s in m["steps"] if s["block_id"] == "notify"]
+    assert told and all(s["skipped"] is True and s["status"] == "succeeded" for s in told)
+    others = [s for m in messages for s in m["steps"] if s["block_id"] != "notify"]
+    assert others and not any("skipped" in s for s in others)
+    stored = await db_snapshot(run.pk)
+    assert {s["block_id"]: s.get("skipped", False) for s in stored["steps"]} == {
+        "webhook": False,
+        "loop": False,
+        "notify": True,
+    }
+    await communicator.disconnect()
+    await close_db()
+
+
 async def test_anonymous_users_are_refused(owner: Any) -> None:
     run = await sync_to_async(new_run)(owner, [])
     communicator = await open_socket(run.pk)

@@ -60,4 +60,25 @@ describe("a block's run state on the canvas", () => {
     expect(container.querySelector("#agent [data-testid=run-counts]")?.getAttribute("title")).toContain("2 not started");
     expect(container.querySelector("#idle [data-testid=run-counts]")).toBeNull();
   });
+
+  it("says skipped for a step run_if skipped, which the server stores as succeeded", () => {
+    act(() => root.render(
+      <>
+        <div id="posted"><RunStatus id="posted" /></div>
+        <div id="notify"><RunStatus id="notify" /></div>
+      </>,
+    ));
+    const step = (id: string, skipped?: boolean) => ({
+      item_key: "", block_id: id, name: id, status: "succeeded" as const, error: "", attempts: skipped ? 0 : 1,
+      started_at: T0, finished_at: T0, duration: 0, ...(skipped ? { skipped } : {}),
+    });
+    act(() => useRunStore.getState().applySnapshot({
+      type: "snapshot", seq: 9, final: true, run, items: [],
+      steps: [step("posted"), step("notify", true)],
+      blocks: { posted: block("succeeded", { succeeded: 1, total: 1 }), notify: block("succeeded", { succeeded: 1, total: 1 }) },
+    }));
+    expect(container.querySelector("#posted .status-pill")?.textContent).toBe("succeeded");
+    expect(container.querySelector("#notify .status-pill")?.textContent).toBe("skipped");
+    expect(container.querySelector("#notify [data-status]")?.getAttribute("data-status")).toBe("skipped");
+  });
 });

@@ -72,7 +72,11 @@ export function RunCounts({ id }: { id: string }) {
 }
 
 export function useBlockStatus(id: string): string {
-  return useRunStore((s) => s.blocks[id]?.status ?? "idle");
+  return useRunStore((s) => {
+    const status = s.blocks[id]?.status ?? "idle";
+    // A step `run_if` skipped is stored as succeeded: "succeeded" read as "it posted".
+    return status === "succeeded" && s.steps[id]?.skipped ? "skipped" : status;
+  });
 }
 
 export function NodeErrors({ id }: { id: string }) {
