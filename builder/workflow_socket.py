@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -76,9 +77,10 @@ def _unfinished_runs(workflow_id: Any, before: dt.datetime) -> list[dict[str, An
     return [run_summary(run) for run in runs]
 
 
-def _said(summary: dict[str, Any]) -> tuple[Any, ...]:
-    """What a notice about a run shows: another notice is due when this changes."""
-    return summary["status"], summary["last_seq"], summary["finished_at"]
+def _said(summary: dict[str, Any]) -> str:
+    """What a notice about a run shows, whole (its `retries` change with nothing else when
+    it is retried): another notice is due when this changes."""
+    return json.dumps(summary, sort_keys=True, default=str)
 
 
 class WorkflowConsumer(AsyncJsonWebsocketConsumer):
@@ -92,7 +94,7 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = workflow_group_name(self.workflow_id)
         # Each run's last notice sent (`_said`), and since when new runs are looked for.
-        self.said: dict[str, tuple[Any, ...]] = {}
+        self.said: dict[str, str] = {}
         self.since = timezone.now()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()

@@ -152,3 +152,38 @@ def test_a_run_socket_catches_up_with_a_run_another_process_executes(
         ("snapshot", 4, False, "running"),
         ("snapshot", 7, True, "succeeded"),
     ]
+
+
+def test_a_run_whose_retries_changed_is_told_again(user: Any, in_memory: None) -> None:
+    """A retry changes nothing of its source run but `retries`: the source's notice still
+    goes out (the History links the two both ways)."""
+    from engine.store import publish_workflow_event
+
+    workflow = workflow_create(owner=user, name="retried", graph=burst_graph())
+    source, _ = run_create(workflow=workflow, input={"items": [{"v": 1}]}, trigger="api")
+    async_to_sync(execute_run)(source.pk)
+    cookie = _cookie(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        communicator = _socket(f"/ws/workflows/{workflow.pk}/", cookie)
+        assert (await communicator.connect(timeout=10))[0]
+        hello = await communicator.receive_json_from(timeout=10)
+        assert hello["last_run"]["id"] == str(source.pk) and hello["last_run"]["retries"] == []
+        await publish_workflow_event(workflow.pk, "run.progress", source.pk)  # unchanged
+        assert await communicator.receive_nothing(timeout=0.3)
+        retry = await Run.objects.acreate(
+            owner=user,
+            workflow=workflow,
+            version_id=source.version_id,
+            input=source.input,
+            trigger="retry",
+            retry_of=source,
+        )
+        await publish_workflow_event(workflow.pk, "run.progress", source.pk)
+        got = await _messages_until(communicator, lambda m: m["run"]["id"] == str(source.pk))
+        await communicator.disconnect()
+        assert got[-1]["run"]["retries"] == [str(retry.pk)]
+        return got
+
+    messages = async_to_sync(scenario)()
+    assert messages[-1]["type"] == "run.ended"  # the source had ended: its notice says so
