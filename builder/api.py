@@ -409,8 +409,8 @@ def _query(request: Request, names: tuple[str, ...]) -> dict[str, str]:
 
 
 class RunItemsView(APIView):
-    """One page of a run's items (keyset cursor, filters, search), or one item with its
-    steps when `key` is given. Bounded: at most `limit` (<= 200) rows, whatever the run's N."""
+    """One page of a run's items (keyset cursor or offset, filters, search), or one item with
+    its steps when `key` is given. Bounded: at most `limit` (<= 200) rows, whatever the run's N."""
 
     @answers(ItemCursorPage, 400, 404, parameters=[ItemFilterSerializer])
     def get(self, request: Request, pk: str) -> Response:
@@ -444,6 +444,7 @@ class RunItemsView(APIView):
                 wanted,
                 limit=given.get("limit", run_reads.PAGE_DEFAULT),
                 cursor=given.get("cursor"),
+                offset=given.get("offset", 0),
             )
         except run_reads.BadParameter as exc:
             return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)

@@ -1,6 +1,6 @@
 """Bounded reads of a run's items for the editor (docs/run-protocol.md): one page of items
-by keyset cursor with filters and a search, and a timeline (concurrency over time and a
-duration histogram). Each answer's size is fixed by its parameters, never by the run's N.
+by keyset cursor or offset with filters and a search, and a timeline (concurrency over time
+and a duration histogram). Each answer's size is fixed by its parameters, never by the run's N.
 The run is already owner-checked (builder/selectors.py)."""
 
 from __future__ import annotations
@@ -102,15 +102,22 @@ def filtered_items(run: Run, filters: ItemFilters) -> QuerySet[ItemRun]:
 
 
 def item_page(
-    run: Run, filters: ItemFilters, *, limit: int, cursor: str | None
+    run: Run, filters: ItemFilters, *, limit: int, cursor: str | None, offset: int = 0
 ) -> tuple[list[ItemRun], str | None, int, bool]:
-    """(rows, next cursor, count of matching items, whether the count stopped at its cap)."""
+    """(rows, next cursor, count of matching items, whether the count stopped at its cap).
+    A page starts after `cursor` (reading on: as cheap far down as at the top) or at
+    `offset` (a jump: its cost grows with it, hence the cap); the next cursor goes on from
+    either."""
+    if cursor and offset:
+        raise BadParameter("offset: give offset or cursor, not both")
+    if not 0 <= offset <= COUNT_CAP:
+        raise BadParameter(f"offset: between 0 and {COUNT_CAP}")
     items = filtered_items(run, filters)
     count = items.order_by()[: COUNT_CAP + 1].count()
     page = items.order_by(*ORDER)
     if cursor:
         page = page.filter(_after(decode_cursor(cursor)))
-    rows = list(page[: limit + 1])
+    rows = list(page[offset : offset + limit + 1])
     following = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], following, min(count, COUNT_CAP), count > COUNT_CAP
 
@@ -128,7 +135,12 @@ def timeline(
     loop: str | None,
 ) -> dict[str, Any]:
     """Items in flight per time bucket, plus a histogram of item durations, for a window of
-    the run (seconds since it started). One pass over the run's started items."""
+    the run (seconds since it started). One pass over the run's started items.
+
+    A bucket's `in_flight` is the mean number of items in flight during it (each item's time
+    inside the bucket, summed, over the bucket's width): it never exceeds the most in flight
+    at once, however long the bucket against an item. `overlapping` counts the items in
+    flight at some moment of the bucket: the items a click on it lists (`filtered_items`)."""
     origin = _origin(run)
     last = _seconds(run.finished_at or timezone.now(), origin) or 0.0
     start = max(0.0, start or 0.0)
@@ -140,6 +152,11 @@ def timeline(
     finished = [0] * buckets
     failed = [0] * buckets
     ended_before = [0] * buckets  # finished before each bucket's start: cumulated below
+    # Item-time per bucket, in bucket widths: the partial first and last bucket of each item
+    # in `partial`, the whole buckets between as a difference array (cumulated below), so an
+    # item costs the same whatever its length.
+    partial = [0.0] * buckets
+    whole = [0] * buckets
     in_flight_at_start = 0
     durations: list[float] = []
     rows = ItemRun.objects.filter(run_id=run.pk, started_at__isnull=False)
@@ -162,18 +179,34 @@ def timeline(
             failed[b] += status == "failed"
             if b + 1 < buckets:
                 ended_before[b + 1] += 1
+        # Its time in flight inside the window (one without an end is in flight until now),
+        # in bucket widths from the window's start.
+        low = (max(began, start) - start) / width
+        high = (min(end, ended if ended is not None else last) - start) / width
+        if high > low:
+            first, final = min(buckets - 1, int(low)), min(buckets - 1, int(high))
+            if first == final:
+                partial[first] += high - low
+            else:
+                partial[first] += first + 1 - low
+                partial[final] += high - final
+                whole[first + 1] += 1
+                whole[final] -= 1
         if duration is not None:
             durations.append(duration)
     concurrency = []
     begun_so_far = in_flight_at_start
     gone_so_far = 0
+    covering = 0
     for b in range(buckets):
         begun_so_far += started[b]
         gone_so_far += ended_before[b]
+        covering += whole[b]
         concurrency.append(
             {
                 "t": round(start + b * width, 6),
-                "in_flight": begun_so_far - gone_so_far,
+                "in_flight": round(covering + partial[b], 3),
+                "overlapping": begun_so_far - gone_so_far,
                 "started": started[b],
                 "finished": finished[b],
                 "failed": failed[b],

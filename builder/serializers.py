@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from builder.models import Workflow
+from builder.run_reads import COUNT_CAP
 from engine import run_costs
 from engine.core.limits import (
     MAX_BUDGET_USD,
@@ -43,6 +45,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     graph = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
     webhook_signed = serializers.SerializerMethodField()
+    webhook_max_bytes = serializers.SerializerMethodField()
 
     class Meta:
         model = Workflow
@@ -57,6 +60,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "graph",
             "webhook_url",
             "webhook_signed",
+            "webhook_max_bytes",
             "budget_usd",
             "created_at",
             "updated_at",
@@ -83,6 +87,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
         """Whether posts must be signed (the secret itself is never returned)."""
         webhook = getattr(obj, "webhook", None)
         return bool(webhook and webhook.signing_secret_encrypted)
+
+    def get_webhook_max_bytes(self, obj: Workflow) -> int:
+        """The largest body the webhook takes (KLYNTOS_WEBHOOK_MAX_BYTES; 413 past it): the
+        editor warns before a user posts more."""
+        return int(settings.KLYNTOS_WEBHOOK_MAX_BYTES)
 
     def get_webhook_url(self, obj: Workflow) -> str | None:
         webhook = getattr(obj, "webhook", None)
@@ -399,12 +408,30 @@ class ItemFilterSerializer(serializers.Serializer):
     q = serializers.CharField(required=False, max_length=200, trim_whitespace=False)
     loop = serializers.CharField(required=False, max_length=100)
     cursor = serializers.CharField(required=False, max_length=2000)
+    # A page at a position (the table jumping far down), bounded like the count: past it the
+    # list is not counted, and OFFSET costs grow with it.
+    offset = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=COUNT_CAP,
+        help_text=f"rows to skip (0..{COUNT_CAP}); not with `cursor`",
+        error_messages={
+            "min_value": "offset: at least 0",
+            "max_value": f"offset: at most {COUNT_CAP} (the list is counted that far)",
+            "invalid": "offset: a whole number",
+        },
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200)
     # `from` is a Python keyword: the view maps the query parameters to these names.
     window_from = serializers.FloatField(required=False, min_value=0, max_value=1e9)
     window_to = serializers.FloatField(required=False, min_value=0, max_value=1e9)
     min_duration = serializers.FloatField(required=False, min_value=0, max_value=1e9)
     max_duration = serializers.FloatField(required=False, min_value=0, max_value=1e9)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "offset" in attrs and "cursor" in attrs:
+            raise serializers.ValidationError({"offset": "offset: give offset or cursor, not both"})
+        return attrs
 
 
 class ItemListRowSerializer(ItemRunSerializer):

@@ -17,10 +17,16 @@ STORED = StoredStep(None)
 
 
 def _steps(
-    run_id: Any, skip: set[str], where: Q | None = None, *, outputs: bool = True
+    run_id: Any,
+    skip: set[str],
+    where: Q | None = None,
+    *,
+    outputs: bool = True,
+    carried: bool = False,
 ) -> dict[tuple[str, str], StoredStep]:
     """`outputs` False: which steps are stored, nothing of them read (a composed loop whose
-    output nobody reads only needs to know its items' steps are all stored)."""
+    output nobody reads only needs to know its items' steps are all stored). `carried`: the
+    steps of the run a retry repeats, which the retry did not make (`StoredStep.carried`)."""
     rows = (
         StepRun.objects.filter(run_id=run_id, status="succeeded", redacted=False)
         .filter(where or Q())
@@ -29,11 +35,12 @@ def _steps(
     )
     if not outputs:  # two short strings a row: no JSON column read or decoded
         return {key: STORED for key in rows.values_list("item_key", "block_id").iterator(CHUNK)}
-    columns = ["item_key", "block_id", "attempts", "usage", "duration", "output"]
-    return {
-        (row[0], row[1]): StoredStep(row[5], row[2] or 1, row[3] or [], row[4])
-        for row in rows.values_list(*columns).iterator(CHUNK)
-    }
+    columns = ["item_key", "block_id", "attempts", "usage", "duration", "output", "cache"]
+    found: dict[tuple[str, str], StoredStep] = {}
+    for row in rows.values_list(*columns, "saved_usage").iterator(CHUNK):
+        step = StoredStep(row[5], row[2] or 1, row[3] or [], row[4], row[6], row[7] or [])
+        found[row[0], row[1]] = step.carried() if carried else step
+    return found
 
 
 def _done(run_id: Any, where: Q | None = None) -> dict[str, DoneItem]:
@@ -121,7 +128,7 @@ def memo_for_chunk(
     memo = Memo()
     if retry_of is not None:
         skip = _loops(graph) | downstream_of_loops(graph)
-        memo = Memo(_steps(retry_of, skip, mine), {}, _done(retry_of, items))
+        memo = Memo(_steps(retry_of, skip, mine, carried=True), {}, _done(retry_of, items))
     # This run's own rows come last: they are the newer word on each step.
     memo.steps.update(
         _steps(run_id, _loops(graph), Q(item_key="") | (mine if again else Q(pk__in=[])))
@@ -135,4 +142,5 @@ def memo_for_chunk(
 def memo_for_retry(source_id: Any, graph: Graph) -> Memo:
     """The source run's succeeded steps, except what reads a loop's output (computed again
     from the whole batch): failed items run again from their failed step."""
-    return Memo(_steps(source_id, _loops(graph) | downstream_of_loops(graph)), {}, _done(source_id))
+    skip = _loops(graph) | downstream_of_loops(graph)
+    return Memo(_steps(source_id, skip, carried=True), {}, _done(source_id))

@@ -147,9 +147,11 @@ class StepRun(models.Model):
     output = models.JSONField(null=True)
     error = models.TextField(blank=True)
     attempts = models.IntegerField(default=0)
-    usage = models.JSONField(default=list)
+    usage = models.JSONField(default=list)  # this run's calls (what it spent)
     # The result cache (a block's `cache`): "hit" (the output was reused, no call; what the
-    # original call used is `saved_usage`), "miss" (called, then kept), "" (not cached).
+    # original call used is `saved_usage`), "miss" (called, then kept), "" (not cached); or
+    # "reused": a retry's step taken from the run it repeats (engine/core/memo.REUSED), no
+    # call of this run's, what that run's calls used is `saved_usage`.
     cache = models.CharField(max_length=8, blank=True, default="")
     saved_usage = models.JSONField(default=list)
     # The stored output had a secret masked: it is not what the block made, so a resumed run

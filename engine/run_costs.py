@@ -10,6 +10,12 @@ under that; dollars are worked out on every read from the current price table
 The sequential time is what the run would have taken one thing after another: the durations
 of its top-level items (an outer item of nested loops includes its inner items) plus those of
 its top-level steps other than loops (a loop's step lasts as long as all its items together).
+
+Everything counts only what the run itself did. A retry records the steps and items it took
+from the run it repeats without making them: those steps' rows have `cache` "reused", no
+`usage` of their own and what the retried run's calls used as `saved_usage`; those items keep
+their times from that run, so they started before the retry did. They are summed apart, as
+`reused` (what was not spent again), and never in the retry's tokens, dollars, calls or time.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from engine.config import price_table
+from engine.core.memo import REUSED
 from engine.core.prices import MAX_TOKENS, PriceTable, Tokens, model_name, tally
 from engine.models import ItemRun, Run, StepRun
 
@@ -46,6 +53,10 @@ def summaries(runs: Sequence[Run]) -> dict[Any, dict[str, Any]]:
             "saved_models": {},
             "hits": 0,
             "misses": 0,
+            "reused_models": {},
+            "reused_steps": 0,
+            "reused_items": 0,
+            "reused_seconds": 0.0,
         }
     if missing:
         _add_sequential(missing, known)
@@ -123,7 +134,7 @@ def estimate(run: Run) -> dict[str, Any]:
 
 
 def _cache_key(run: Run) -> str:
-    return f"klyntos:run-sums:2:{run.pk}:{run.last_seq}"
+    return f"klyntos:run-sums:3:{run.pk}:{run.last_seq}"
 
 
 def _loop_ids(run: Run) -> set[str]:
@@ -131,22 +142,38 @@ def _loop_ids(run: Run) -> set[str]:
     return {b["id"] for b in blocks if isinstance(b, dict) and b.get("type") == "loop"}
 
 
+# A retry's item that succeeded in the run it repeats: recorded with that run's times
+# (memo.DoneItem), so it started before the retry did; the retry never ran it.
+CARRIED_ITEM = Q(run__retry_of__isnull=False, started_at__lt=F("run__started_at"))
+RAN_ITEM = Q(run__retry_of__isnull=True) | Q(started_at__gte=F("run__started_at"))
+
+
 def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
     ids = [run.pk for run in runs]
     items = (
         ItemRun.objects.filter(run_id__in=ids, parent_key="")
         .values("run_id")
-        .annotate(seconds=Sum("duration"), measured=Count("duration"))
+        .annotate(
+            seconds=Sum("duration", filter=RAN_ITEM),
+            measured=Count("duration", filter=RAN_ITEM),
+            carried=Count("pk", filter=CARRIED_ITEM),
+            carried_seconds=Sum("duration", filter=CARRIED_ITEM),
+        )
         .order_by()
     )
     for row in items:
-        known[row["run_id"]]["sequential"] += row["seconds"] or 0.0
-        known[row["run_id"]]["items"] = row["measured"]
+        sums = known[row["run_id"]]
+        sums["sequential"] += row["seconds"] or 0.0
+        sums["items"] = row["measured"]
+        sums["reused_items"] = row["carried"]
+        sums["reused_seconds"] += row["carried_seconds"] or 0.0
     loops = {run.pk: _loop_ids(run) for run in runs}
     steps = StepRun.objects.filter(run_id__in=ids, item_key="", duration__isnull=False)
-    for run_id, block_id, seconds in steps.values_list("run_id", "block_id", "duration"):
+    for run_id, block_id, seconds, kept in steps.values_list(
+        "run_id", "block_id", "duration", "cache"
+    ):
         if block_id not in loops[run_id]:
-            known[run_id]["sequential"] += seconds
+            known[run_id]["reused_seconds" if kept == REUSED else "sequential"] += seconds
 
 
 # Token counts of every usage entry of the runs' steps, by run and model, in the database
@@ -180,18 +207,23 @@ _SQLITE_COUNT = (
 )
 
 
-# The result cache's steps per run: hits and misses (`kind` is the step's `cache`).
+# The result cache's steps per run: hits and misses, and a retry's reused steps (`kind` is
+# the step's `cache`).
 _CACHE_COUNTS = """
 SELECT s.cache, s.run_id, NULL, 0, 0, 0, COUNT(*)
 FROM {steps} s
-WHERE s.run_id IN ({ids}) AND s.cache IN ('hit', 'miss')
+WHERE s.run_id IN ({ids}) AND s.cache IN ('hit', 'miss', 'reused')
 GROUP BY 1, 2
 """
+# A step's `saved_usage` is what a cache hit saved, or what a reused step's calls used in the
+# run a retry repeats.
+_SAVED_KIND = "CASE WHEN s.cache = 'reused' THEN 'reused_usage' ELSE 'saved' END, "
 
 
 def sums_sql(vendor: str, count: int) -> str:
     """One statement for `count` runs: their usage by model (`usage`), what the cache's hits
-    saved by model (`saved`), and their hit and miss counts; rows of (kind, run id, model,
+    saved by model (`saved`), what a retry's reused steps used in the run it repeats by
+    model (`reused_usage`), and their hit, miss and reused counts; rows of (kind, run id, model,
     prompt, completion, total, calls). Takes the run ids three times."""
     parts = (
         usage_sql(vendor, count, "usage", kind="usage"),
@@ -203,8 +235,9 @@ def sums_sql(vendor: str, count: int) -> str:
 
 def usage_sql(vendor: str, count: int, column: str = "usage", kind: str = "") -> str:
     """The query summing `count` runs' usage on `vendor`'s database (postgresql or sqlite);
-    `column` "saved_usage" sums what the result cache's hits saved instead; `kind` names
-    the rows in a first column (for `sums_sql`)."""
+    `column` "saved_usage" sums what the result cache's hits saved instead (and, with
+    `kind` "saved", names a retry's reused steps' rows "reused_usage"); `kind` names the rows in a
+    first column (for `sums_sql`)."""
     if column not in ("usage", "saved_usage") or kind not in ("", "usage", "saved"):
         raise ValueError(f"not a usage column: {column} ({kind})")
     postgres = vendor == "postgresql"
@@ -226,9 +259,15 @@ def usage_sql(vendor: str, count: int, column: str = "usage", kind: str = "") ->
         steps=StepRun._meta.db_table,
         ids=", ".join(["%s"] * count),
         column=column,
-        kind=f"'{kind}', " if kind else "",
-        group="2, 3" if kind else "1, 2",
+        kind=_SAVED_KIND if kind == "saved" else f"'{kind}', " if kind else "",
+        group="1, 2, 3" if kind == "saved" else "2, 3" if kind else "1, 2",
     )
+
+
+# The rows of `sums_sql` by kind, under the name their sums are kept: step counts (the kind
+# is the steps' `cache`) and tokens by model.
+COUNTED = {"hit": "hits", "miss": "misses", REUSED: "reused_steps"}
+SUMMED = {"usage": "models", "saved": "saved_models", "reused_usage": "reused_models"}
 
 
 def _add_usage(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
@@ -240,10 +279,10 @@ def _add_usage(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
         cursor.execute(sums_sql(connection.vendor, len(ids)), ids * 3)
         for kind, run_id, model, prompt, completion, total, calls in cursor.fetchall():
             sums = known[by_db_id[run_id]]
-            if kind in ("hit", "miss"):
-                sums["hits" if kind == "hit" else "misses"] += int(calls or 0)
+            if kind in COUNTED:
+                sums[COUNTED[kind]] += int(calls or 0)
                 continue
-            models = sums["models" if kind == "usage" else "saved_models"]
+            models = sums[SUMMED[kind]]
             tokens = models.setdefault(model_name(model), [0, 0, 0, 0])
             for i, value in enumerate((prompt, completion, total, calls)):
                 tokens[i] += int(value or 0)
@@ -275,6 +314,22 @@ def _summary(run: Run, sums: dict[str, Any], prices: PriceTable) -> dict[str, An
         "speedup": sequential / wall if wall and wall > 0 and sequential > 0 else None,
         **costs(models, prices),
         "cache": _cache_line(sums, prices),
+        "reused": _reused_line(sums, prices),
+    }
+
+
+def _reused_line(sums: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
+    """What a retry took from the run it repeats instead of doing it again: the items and
+    steps, their measured time and what their calls used then (not spent again)."""
+    models = {name: Tokens(*counts) for name, counts in sums.get("reused_models", {}).items()}
+    found = costs(models, prices)
+    return {
+        "items": sums.get("reused_items", 0),
+        "steps": sums.get("reused_steps", 0),
+        "seconds": float(sums.get("reused_seconds", 0.0)),
+        "llm_calls": found["llm_calls"],
+        "tokens": found["tokens"]["total"],
+        "cost_usd": found["cost_usd"],
     }
 
 

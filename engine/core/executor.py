@@ -21,7 +21,7 @@ from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.graph import Block, Graph
 from engine.core.loop import loop_cap, run_loop
-from engine.core.memo import Memo
+from engine.core.memo import Memo, StoredStep
 from engine.core.prices import PriceTable, tally
 from engine.core.providers import CURRENT_STEP, RunShare, StepTag, owner_share, run_share
 from engine.core.refs import MissingReference, Scope, render
@@ -409,10 +409,13 @@ class Executor:
         )
         return output
 
-    def _reuse(self, block: Block, stored: Any, frame: ItemFrame) -> Any:
-        """A step that succeeded before: its stored output, recorded again, never re-run."""
+    def _reuse(self, block: Block, stored: StoredStep, frame: ItemFrame) -> Any:
+        """A step that succeeded before: its stored output, recorded again, never re-run.
+        Its row says as before whose calls it made: a resumed run's own (`usage`), or the
+        retried run's (`cache` "reused", `saved_usage`), which this run's cost leaves out."""
         self.check_output_size(block, stored.output, frame)
         self.reused_steps += 1
+        cached = {"cache": stored.cache, "saved_usage": stored.saved_usage} if stored.cache else {}
         self.bus.emit(
             "step.finished",
             item=frame.key,
@@ -423,6 +426,7 @@ class Executor:
             usage=stored.usage,
             duration=stored.duration,
             reused=True,
+            **cached,
         )
         return stored.output
 

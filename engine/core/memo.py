@@ -18,13 +18,28 @@ from typing import Any
 from engine.core.graph import Graph
 from engine.core.loop_state import LoopState
 
+# A step a retry took from the run it repeats (its row's `cache`): made by that run, so its
+# calls are that run's; the retry's row keeps them as `saved_usage`, its `usage` is empty.
+REUSED = "reused"
+
 
 @dataclass(frozen=True, slots=True)
 class StoredStep:
     output: Any
     attempts: int = 1
+    # What this run's own calls used (a resumed run's steps are its own: it spent them).
     usage: list[dict[str, Any]] = field(default_factory=list)
     duration: float | None = None
+    # Recorded again as stored: the result cache's "hit"/"miss" and what a hit saved, or
+    # REUSED and what the retried run's calls used.
+    cache: str = ""
+    saved_usage: list[dict[str, Any]] = field(default_factory=list)
+
+    def carried(self) -> StoredStep:
+        """This step, as a retry of its run reuses it: no call of the retry's, the calls
+        its run made (or the run that one repeated) as `saved_usage`."""
+        made = self.saved_usage if self.cache == REUSED else self.usage
+        return StoredStep(self.output, self.attempts, [], self.duration, REUSED, made)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,8 @@ export interface Workflow {
   webhook_url: string | null;
   // Whether posts to the webhook must be signed (the secret itself is never sent).
   webhook_signed?: boolean;
+  // The largest body the webhook takes (KLYNTOS_WEBHOOK_MAX_BYTES): 413 past it.
+  webhook_max_bytes?: number;
   // Dollars each run may spend (null: none; a run's own budget_usd wins).
   budget_usd?: number | null;
   created_at: string;
@@ -294,6 +296,16 @@ export interface CostSummary {
     tokens_saved: number;
     saved_usd: number | null;
   };
+  /** A retry's items and steps taken from the run it repeats: not done again, their calls
+   * not paid again (none of this is in the tokens, dollars or times above). */
+  reused?: {
+    items: number;
+    steps: number;
+    seconds: number;
+    llm_calls: number;
+    tokens: number;
+    cost_usd: number | null;
+  };
 }
 
 export type BlockStatus =
@@ -419,7 +431,9 @@ export interface RunTimeline {
   from: number;
   to: number;
   bucket_seconds: number;
-  concurrency: { t: number; in_flight: number; started: number; finished: number; failed: number }[];
+  /** Per bucket: `in_flight` the mean number of items in flight during it (never above the
+   * most at once); `overlapping` the items in flight at some moment of it (what a click lists). */
+  concurrency: { t: number; in_flight: number; overlapping: number; started: number; finished: number; failed: number }[];
   durations: {
     edges: number[];
     counts: number[];

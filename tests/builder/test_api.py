@@ -989,6 +989,19 @@ def test_saving_an_unchanged_graph_makes_no_new_version_and_signing_is_reported(
     assert expect(api.get(f"/api/workflows/{created['id']}/"), 200)["webhook_signed"] is True
 
 
+@pytest.mark.django_db
+def test_a_workflow_says_how_large_a_body_its_webhook_takes(api: APIClient, settings: Any) -> None:
+    """The Webhook tab warns before a post the server would refuse (a 10,000-lead batch is
+    1.8 MB, past the 1 MB default)."""
+    settings.KLYNTOS_WEBHOOK_MAX_BYTES = 4096
+    graph = {"blocks": [{"id": "w", "type": "webhook", "name": "w", "config": {}}], "edges": []}
+    created = expect(
+        api.post("/api/workflows/", {"name": "big", "graph": graph}, format="json"), 201
+    )
+    assert created["webhook_max_bytes"] == 4096
+    assert expect(api.get(f"/api/workflows/{created['id']}/"), 200)["webhook_max_bytes"] == 4096
+
+
 def brief_summary_graph(template: dict[str, Any]) -> dict[str, Any]:
     """The template with the product brief's summary prompt: the whole `<loop.results>`."""
     graph = copy.deepcopy(template["graph"])

@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from builder.gallery import template_instantiate
+from engine import run_costs
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import executor
 from simulator.testing import RunningSimulator
@@ -58,6 +59,7 @@ def test_retry_failed_repeats_only_the_failed_steps_and_summarises_the_whole_bat
     first = run_template(owner, {"leads": leads})
     assert first.status == "partially_succeeded" and first.failed == len(FAILING)
     assert len(rows_by_lead(owner)) == LEADS - len(FAILING)
+    first_summary = run_costs.summary(Run.objects.select_related("version").get(pk=first.pk))
 
     simulator.control.reset(latency_ms=40)  # the provider is fixed; counts start again
     api = client_for(owner)
@@ -83,6 +85,29 @@ def test_retry_failed_repeats_only_the_failed_steps_and_summarises_the_whole_bat
     # The linked run holds every item and step, reused ones included.
     assert ItemRun.objects.filter(run_id=retry_id, status="succeeded").count() == LEADS
     assert StepRun.objects.filter(run_id=retry_id, block_id="agent_analysis").count() == LEADS
+
+    # Its cost line counts only the calls it made: the reused steps' are the first run's,
+    # shown apart as not spent again; the first run's own summary is unchanged.
+    cost = run_costs.summary(Run.objects.select_related("version").get(pk=retry_id))
+    made = stats.get("openai", 0)
+    assert made == len(FAILING) + 1
+    assert cost["llm_calls"] == made, cost
+    assert cost["tokens"]["total"] < first_summary["tokens"]["total"] / 5
+    assert cost["items_measured"] == len(FAILING)  # the items it ran
+    assert cost["sequential_seconds"] < first_summary["sequential_seconds"] / 3
+    reused = cost["reused"]
+    assert reused["items"] == LEADS - len(FAILING)
+    assert reused["llm_calls"] == first_summary["llm_calls"] - 1  # all but the batch summary
+    assert reused["tokens"] > 0 and reused["seconds"] > 0
+    assert reused["steps"] == StepRun.objects.filter(run_id=retry_id, cache="reused").count()
+    detail = api.get(f"/api/runs/{retry_id}/items/", {"key": "loop[0]"}).json()["results"]
+    assert detail and detail[0]["tokens"] == 0  # a reused item: no call of the retry's
+    again = run_costs.summary(Run.objects.select_related("version").get(pk=first.pk))
+    assert (again["llm_calls"], again["tokens"]) == (
+        first_summary["llm_calls"],
+        first_summary["tokens"],
+    )
+    assert again["reused"]["items"] == 0 and again["reused"]["llm_calls"] == 0
 
     # History shows the link both ways.
     listed = api.get(f"/api/workflows/{first.workflow_id}/runs/").json()["results"]

@@ -49,12 +49,22 @@ def test_retry_failed_from_the_run_panel(app: LocalApp, page: Any) -> None:
     page.wait_for_selector('[data-testid="run-status"][data-status="succeeded"]', timeout=90_000)
     assert page.locator('[data-testid="run-id"]').inner_text().endswith("· retry")
     assert page.locator('[data-testid="retry-failed-button"]').count() == 0
+    # Its cost line counts its own calls (3 merges and the batch summary), and says apart
+    # what it reused from the first run, not spent again.
+    reused = page.locator('[data-testid="cost-reused"]')
+    reused.wait_for(timeout=20_000)
+    assert reused.inner_text().startswith(f"reused {len(leads) - 3} items from the retried run: ")
+    assert reused.inner_text().endswith("not spent again")
+    assert page.locator('[data-testid="cost-tokens"]').inner_text().endswith(" in 4 LLM calls")
     screenshot(page, "retry-failed")
 
     retried = page.request.get(
         f"/api/runs/{page.locator('[data-testid=run-id]').get_attribute('data-run-id')}/"
     ).json()
     assert retried["retry_of"] == first and retried["progress"]["succeeded"] == len(leads)
+    first_summary = page.request.get(f"/api/runs/{first}/summary/").json()["summary"]
+    assert retried["summary"]["llm_calls"] == 4
+    assert retried["summary"]["reused"]["llm_calls"] == first_summary["llm_calls"] - 1
 
     page.click('[data-testid="tab-history"]')
     page.locator('[data-testid="run-retry-of"]').first.wait_for()

@@ -183,6 +183,34 @@ def test_c_item_table_of_10000_rows_keeps_its_dom_across_tab_switches(
     page.eval_on_selector('[data-testid="item-scroll"]', "el => { el.scrollTop = 28 * 3000; }")
     page.wait_for_selector('[data-testid="item-row"][data-item-key="loop[3005]"]', timeout=30_000)
     assert page.locator('[data-testid="item-row"]').count() < 60
+    # A jump to the end reads the page there by its offset, not every page before it.
+    asked: list[str] = []
+
+    def listen(request: Any) -> None:
+        if "/items/?" in request.url:
+            asked.append(request.url)
+
+    page.on("request", listen)
+    began = time.monotonic()
+    page.eval_on_selector(
+        '[data-testid="item-scroll"]', "el => { el.scrollTop = el.scrollHeight; }"
+    )
+    page.wait_for_selector('[data-testid="item-row"][data-item-key="loop[9999]"]', timeout=10_000)
+    took = time.monotonic() - began
+    print(
+        json.dumps({"metric": "item_jump_to_end", "seconds": round(took, 3), "asked": len(asked)})
+    )
+    assert len(asked) == 1 and "offset=9800" in asked[0], asked
+    assert took < 1.5, took
+    # One filter change, one request.
+    asked.clear()
+    page.select_option('[data-testid="item-filter"]', "succeeded")
+    page.wait_for_selector('[data-testid="item-row"][data-item-key="loop[0]"]')
+    page.wait_for_timeout(500)
+    assert len(asked) == 1 and "status=succeeded" in asked[0], asked
+    page.remove_listener("request", listen)
+    page.select_option('[data-testid="item-filter"]', "")
+    page.locator('[data-testid="item-row"][data-item-key="loop[0]"]').wait_for()
 
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")

@@ -54,3 +54,56 @@ def test_a_slice_of_items_is_read_with_or_without_its_steps_outputs(owner: Any) 
     # first characters and are still not in the slice asked for.
     assert bare.steps[("loop[0]", "fetch")] == StoredStep(None)
     assert bare.failures == whole.failures and set(bare.failures) == {"loop[1]"}
+
+
+def test_a_retry_takes_its_sources_steps_as_reused_and_a_resume_keeps_what_each_was(
+    owner: Any,
+) -> None:
+    """A retry's step from the run it repeats made no call of the retry's: its `usage` is
+    empty, the source's calls are `saved_usage` under `cache` "reused" (engine/run_costs.py
+    leaves them out). A resumed run's own steps are its own, cache hits stay hits."""
+    from engine.core.graph import parse_graph
+    from engine.memo_rows import memo_for_resume, memo_for_retry
+    from tests.engine.graphs import burst_graph
+
+    used = [{"model": "m", "prompt_tokens": 3, "completion_tokens": 1}]
+    source = new_run(owner)
+    StepRun.objects.create(
+        run=source,
+        item_key="loop[0]",
+        block_id="square",
+        name="square",
+        status="succeeded",
+        usage=used,
+        output=1,
+        duration=0.4,
+    )
+    StepRun.objects.create(
+        run=source,
+        item_key="loop[1]",
+        block_id="square",
+        name="square",
+        status="succeeded",
+        cache="hit",
+        saved_usage=used,
+        output=2,
+    )
+    StepRun.objects.create(
+        run=source,
+        item_key="loop[2]",
+        block_id="square",
+        name="square",
+        status="succeeded",
+        cache="reused",
+        saved_usage=used,
+        output=3,
+    )
+    graph = parse_graph(burst_graph())
+    retry = memo_for_retry(source.pk, graph).steps
+    assert retry[("loop[0]", "square")] == StoredStep(1, 1, [], 0.4, "reused", used)
+    assert retry[("loop[1]", "square")] == StoredStep(2, 1, [], None, "reused", [])  # a hit
+    assert retry[("loop[2]", "square")] == StoredStep(3, 1, [], None, "reused", used)
+    resumed = memo_for_resume(source.pk, graph).steps
+    assert resumed[("loop[0]", "square")] == StoredStep(1, 1, used, 0.4)
+    assert resumed[("loop[1]", "square")] == StoredStep(2, 1, [], None, "hit", used)
+    assert resumed[("loop[2]", "square")] == StoredStep(3, 1, [], None, "reused", used)

@@ -215,6 +215,139 @@ def test_the_sqlite_sums_add_the_caches_hits_and_what_they_saved() -> None:
     ]
 
 
+def retry_of(original: Run, usage: Any, ran: set[int], seconds: float = 1.0) -> Run:
+    """A retry of `original` as the engine stores it: the items in `ran` ran again (their
+    steps made calls now), the others were taken from the original (their times, and their
+    steps as `cache` "reused" with the original's calls as `saved_usage`), as was the
+    top-level webhook step."""
+    run, _ = run_create(workflow=original.workflow, input={"items": []})
+    start = original.finished_at + dt.timedelta(seconds=60)
+    kept = {i.key: i for i in ItemRun.objects.filter(run=original)}
+    items, steps = [], []
+    for key, item in kept.items():
+        again = item.index in ran
+        items.append(
+            ItemRun(
+                run=run,
+                key=key,
+                loop_block="loop",
+                index=item.index,
+                status="succeeded",
+                duration=0.5 if again else item.duration,
+                started_at=start if again else item.started_at,
+                finished_at=start if again else item.finished_at,
+            )
+        )
+        step = {"usage": usage} if again else {"cache": "reused", "saved_usage": usage}
+        steps.append(
+            StepRun(
+                run=run,
+                item_key=key,
+                block_id="square",
+                name="square",
+                status="succeeded",
+                duration=0.2,
+                **step,
+            )
+        )
+    steps += [
+        StepRun(run=run, block_id="loop", name="loop", status="succeeded", duration=seconds),
+        StepRun(
+            run=run,
+            block_id="webhook",
+            name="webhook",
+            status="succeeded",
+            duration=0.5,
+            cache="reused",
+        ),
+    ]
+    ItemRun.objects.bulk_create(items)
+    StepRun.objects.bulk_create(steps)
+    Run.objects.filter(pk=run.pk).update(
+        status="succeeded",
+        retry_of=original,
+        started_at=start,
+        finished_at=start + dt.timedelta(seconds=seconds),
+        last_seq=len(items),
+    )
+    return Run.objects.select_related("version").get(pk=run.pk)
+
+
+def test_a_retrys_summary_counts_only_what_it_did_and_the_originals_is_unchanged(
+    owner: Any, settings: Any, django_assert_max_num_queries: Any
+) -> None:
+    """A retry of a 40-item run that ran 3 items again: its tokens, calls, dollars and
+    sequential time are those 3 items' (the reused ones are `reused`, not spent again);
+    the same on SQLite as on PostgreSQL (this file runs on both)."""
+    settings.KLYNTOS_MODEL_PRICES = PRICES
+    usage = [
+        {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150, "model": "sim-model"}
+    ]
+    original = ended_run(owner, 40, usage, seconds=4.0)
+    cache.clear()
+    before = run_costs.summary(original)
+    retry = retry_of(original, usage, ran={3, 17, 29})
+    cache.clear()
+    with django_assert_max_num_queries(3):
+        both = run_costs.summaries([original, retry])
+    one = (120 * 2 + 30 * 8) / 1e6
+    found = both[retry.pk]
+    assert found["llm_calls"] == 3 and found["tokens"]["total"] == 3 * 150
+    assert found["cost_usd"] == pytest.approx(3 * one)
+    assert found["items_measured"] == 3
+    # The 3 items it ran, and no top-level step (the webhook's was reused).
+    assert found["sequential_seconds"] == pytest.approx(3 * 0.5)
+    assert found["speedup"] == pytest.approx(1.5 / 1.0)
+    assert found["reused"] == {
+        "items": 37,
+        "steps": 38,
+        "seconds": pytest.approx(
+            sum(0.25 + (i % 7) / 100 for i in range(40) if i not in {3, 17, 29}) + 0.5
+        ),
+        "llm_calls": 37,
+        "tokens": 37 * 150,
+        "cost_usd": pytest.approx(37 * one),
+    }
+    assert found["cache"]["hits"] == 0 and found["cache"]["tokens_saved"] == 0
+    assert both[original.pk] == before
+    assert before["reused"] == {
+        "items": 0,
+        "steps": 0,
+        "seconds": 0.0,
+        "llm_calls": 0,
+        "tokens": 0,
+        "cost_usd": 0.0,
+    }
+    # Its items' own costs follow the same rule: a reused item's steps made no call.
+    costs = run_costs.item_costs(retry, ["loop[0]", "loop[3]"])
+    assert costs["loop[0]"] == {"tokens": 0, "cost_usd": 0.0}
+    assert costs["loop[3]"] == {"tokens": 150, "cost_usd": pytest.approx(one)}
+
+
+def test_the_sqlite_sums_keep_a_retrys_reused_steps_apart() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE engine_steprun (run_id char(32), usage text, saved_usage text, cache text)"
+    )
+    used = [{"model": "m", "prompt_tokens": 10, "completion_tokens": 2}]
+    rows = [
+        ("a" * 32, json.dumps(used), "[]", ""),
+        ("a" * 32, "[]", json.dumps(used), "hit"),
+        ("a" * 32, "[]", json.dumps(used * 2), "reused"),
+        ("a" * 32, "[]", json.dumps(used), "reused"),
+    ]
+    db.executemany("INSERT INTO engine_steprun VALUES (?, ?, ?, ?)", rows)
+    sql = run_costs.sums_sql("sqlite", 1).replace("%s", "?")
+    got = sorted(tuple(row) for row in db.execute(sql, ["a" * 32] * 3))
+    assert got == [
+        ("hit", "a" * 32, None, 0, 0, 0, 1),
+        ("reused", "a" * 32, None, 0, 0, 0, 2),
+        ("reused_usage", "a" * 32, "m", 30, 6, 36, 3),
+        ("saved", "a" * 32, "m", 10, 2, 12, 1),
+        ("usage", "a" * 32, "m", 10, 2, 12, 1),
+    ]
+
+
 def test_an_estimate_from_five_leads_is_within_15_percent_of_the_whole_batch(
     owner: Any, simulator: Any, settings: Any
 ) -> None:

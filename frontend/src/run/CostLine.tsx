@@ -1,13 +1,26 @@
 // The run's cost line (docs/run-protocol.md `CostSummary`): its wall time, the measured
 // sequential time (its items' durations one after the other), the speedup, the tokens its LLM
 // calls used and their dollars, as the server summed them from the stored rows. Read when the
-// run is opened, every COST_REFRESH_MS while it goes on, and once more when it ends.
+// run is opened, every COST_REFRESH_MS while it goes on, and once more when it ends. A retry's
+// figures are what it did itself; what it reused from the run it retries is said apart.
 import { useEffect, useState } from "react";
 import type { CostSummary } from "../types";
 import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
 import { fetchCostSummary } from "./runApi";
 
 export const COST_REFRESH_MS = 3000;
+
+/** What a retry took from the run it retries, in words: "reused 975 items from the retried
+ * run: 115,759 tokens in 1,976 LLM calls ($0.0123) not spent again". Empty for other runs. */
+export function reusedText(summary: CostSummary): string {
+  const reused = summary.reused;
+  if (!reused || (reused.items === 0 && reused.steps === 0)) return "";
+  const what = reused.items > 0 ? `${reused.items.toLocaleString("en-US")} item${reused.items === 1 ? "" : "s"}` : `${reused.steps.toLocaleString("en-US")} step${reused.steps === 1 ? "" : "s"}`;
+  if (reused.llm_calls === 0) return `reused ${what} from the retried run`;
+  const usd = reused.cost_usd !== null && reused.cost_usd > 0 ? ` (${formatUsd(reused.cost_usd)})` : "";
+  const calls = `${reused.llm_calls.toLocaleString("en-US")} LLM call${reused.llm_calls === 1 ? "" : "s"}`;
+  return `reused ${what} from the retried run: ${formatTokens(reused.tokens)} in ${calls}${usd} not spent again`;
+}
 
 function perModel(summary: CostSummary): string {
   return summary.models
@@ -44,12 +57,13 @@ export function CostLine(props: { runId: string; finished: boolean }) {
   const summary = read && read.runId === runId ? read.summary : null;
   if (!summary || summary.wall_seconds === null) return null;
   const priced = summary.cost_usd !== null;
+  const reused = reusedText(summary);
   return (
     <div className="kr-row kr-small kr-cost" data-testid="cost-line">
       <span data-testid="cost-wall" title="from the run's start to its end (or now)">
         wall {formatDuration(summary.wall_seconds)}
       </span>
-      <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations, plus the steps outside loops, one after the other`}>
+      <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations, plus the steps outside loops, one after the other${reused ? " (what this run ran; the reused items are not counted)" : ""}`}>
         sequential {formatDuration(summary.sequential_seconds) || "0 ms"}
       </span>
       {summary.speedup !== null && (
@@ -68,6 +82,15 @@ export function CostLine(props: { runId: string; finished: boolean }) {
         <span data-testid="cost-cache" title={`result cache: ${summary.cache.hits} hits, ${summary.cache.misses} misses; ${formatTokens(summary.cache.tokens_saved)} not spent`}>
           {summary.cache.calls_saved} call{summary.cache.calls_saved === 1 ? "" : "s"} from cache
           {summary.cache.saved_usd !== null ? `, ${formatUsd(summary.cache.saved_usd)} saved` : ""}
+        </span>
+      )}
+      {reused && (
+        <span
+          className="kr-muted"
+          data-testid="cost-reused"
+          title={`A retry runs again only what failed. The rest was taken as it was from the run it retries (${formatDuration(summary.reused?.seconds ?? 0) || "0 ms"} of work not done again): the time, tokens and dollars before this count only what this run did.`}
+        >
+          {reused}
         </span>
       )}
       {summary.unpriced_models.length > 0 && (

@@ -2,7 +2,9 @@
 // ROW_HEIGHT pixels high in a spacer as tall as the whole list, so 10,000 or 100,000 items
 // cost what 40 do. Rows come page by page from the server (run/itemPages.ts) as the list
 // scrolls; filters and search run on the server. While the run changes, the rows in view
-// are re-read at most once per REFRESH_MS. A click opens the item in the side panel.
+// are re-read at most once per REFRESH_MS; meanwhile a row the socket says left the status the
+// list is filtered by is hidden, never shown under the wrong filter. A click opens the item in
+// the side panel.
 import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { statusLabel, useRunStore, type RunItem } from "../store/runStore";
 import { ItemPager, toRowView, type ItemRowView, type PageFetcher } from "./itemPages";
@@ -81,8 +83,10 @@ export function ItemTable(props: {
   fetcher?: PageFetcher;
   /** Tells a test the pager in use. */
   onPager?: (pager: ItemPager) => void;
+  /** While the run goes on: the live counters' number for this query, when they count the same rows. */
+  liveCount?: number | null;
 }) {
-  const { runId, query, selected, onSelect, fetcher, onPager } = props;
+  const { runId, query, selected, onSelect, fetcher, onPager, liveCount } = props;
   const [, setVersion] = useState(0);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewHeight, setViewHeight] = useState(DEFAULT_VIEW_HEIGHT);
@@ -127,8 +131,15 @@ export function ItemTable(props: {
     range.current = [first, last];
   }, [first, last]);
   const lastRefresh = useRef(0);
+  // A new pager's first read already sees the items so far: re-reading for them too sent each
+  // filter change's request twice. Only what changes after it re-reads.
+  const seen = useRef<{ pager: ItemPager | null; itemsVersion: number; final: boolean }>({ pager: null, itemsVersion: 0, final: false });
   useEffect(() => {
-    if (!pager || itemsVersion === 0) return;
+    if (!pager) return;
+    const before = seen.current;
+    seen.current = { pager, itemsVersion, final };
+    if (before.pager !== pager || itemsVersion === 0) return;
+    if (before.itemsVersion === itemsVersion && before.final === final) return;
     const timer = setTimeout(() => {
       lastRefresh.current = now();
       const [a, b] = range.current;
@@ -146,9 +157,14 @@ export function ItemTable(props: {
 
   const rows = [];
   for (let i = first; i <= last; i += 1) {
-    const row = fresher(pager?.row(i), live);
+    const read = pager?.row(i);
+    const row = shownRow(read, live, query.status);
     rows.push(
-      row ? (
+      row === LEFT ? (
+        <div key={`left-${i}`} className="kr-vrow kr-muted" data-testid="item-row-left" style={{ top: i * ROW_HEIGHT }}>
+          {read?.key} {statusLabel(live[read?.key ?? ""]?.status ?? "")} · updating the list…
+        </div>
+      ) : row ? (
         <Row key={row.key} row={row} top={i * ROW_HEIGHT} selected={row.key === selected} onSelect={onSelect} />
       ) : (
         <div key={`pending-${i}`} className="kr-vrow kr-muted" data-testid="item-row-pending" style={{ top: i * ROW_HEIGHT }}>
@@ -177,8 +193,12 @@ export function ItemTable(props: {
         </div>
       </div>
       <div className="kr-row kr-small">
-        <span className="kr-muted" data-testid="item-count">
-          {pager?.count === null || !pager ? "loading…" : `${count}${pager.capped ? "+" : ""} item${count === 1 ? "" : "s"}`}
+        <span
+          className="kr-muted"
+          data-testid="item-count"
+          title={pager && pager.count !== null && countLabel(count, pager.capped, liveCount) !== countLabel(count, pager.capped) ? COUNT_LAG : undefined}
+        >
+          {pager?.count === null || !pager ? "loading…" : countLabel(count, pager.capped, liveCount)}
         </span>
         {pager?.error && <span className="kr-error">{pager.error}</span>}
         {pager && pager.count === 0 && <span className="kr-muted">No items match.</span>}
@@ -200,6 +220,29 @@ export function fresher(row: ItemRowView | undefined, live: Record<string, RunIt
   // The socket carries no tokens: the page's stay until it is re-read.
   const { label: _label, tokens: _tokens, cost_usd: _cost, ...rest } = toRowView(item);
   return { ...row, ...rest };
+}
+
+/** What a filtered table shows for a row that no longer has the filter's status. */
+export const LEFT = "left";
+
+/**
+ * The row to show at a position: the page's row with the socket's newer word on it, or LEFT
+ * when that word says it left the status the list is filtered by (hidden until the pages in
+ * view are re-read, within REFRESH_MS: a "running" list never shows a succeeded row).
+ */
+export function shownRow(row: ItemRowView | undefined, live: Record<string, RunItem>, status?: string): ItemRowView | typeof LEFT | undefined {
+  const fresh = fresher(row, live);
+  return fresh && status && fresh.status !== status ? LEFT : fresh;
+}
+
+const COUNT_LAG =
+  "While the run goes on the live count (the filter's number) moves first; the list is read from the stored items about once a second, and an item that just started is stored a moment later.";
+
+/** "479 items", or "479 items listed · 489 by the live count" while the two differ. */
+export function countLabel(count: number, capped: boolean, liveCount?: number | null): string {
+  const listed = `${count}${capped ? "+" : ""} item${count === 1 ? "" : "s"}`;
+  if (liveCount === null || liveCount === undefined || capped || liveCount === count) return listed;
+  return `${listed} listed · ${liveCount} by the live count`;
 }
 
 function now(): number {

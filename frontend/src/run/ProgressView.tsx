@@ -7,7 +7,7 @@ import { CostLine } from "./CostLine";
 import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
 import { RunOutputs } from "./RunOutputs";
-import { formatDuration, runCounters, throughputOf } from "./metrics";
+import { formatDuration, runCounters, throughputOf, type RunCounters } from "./metrics";
 import type { ItemQuery } from "./runApi";
 import { TimelineView } from "./TimelineView";
 
@@ -17,6 +17,11 @@ function pct(part: number, total: number): string {
 
 const STATUSES = ["running", "succeeded", "failed", "cancelled", "not_started"] as const;
 const SEARCH_DELAY_MS = 300;
+
+/** The counter a status filter's option shows. */
+function counterOf(c: RunCounters, status: string): number {
+  return (STATUSES as readonly string[]).includes(status) ? c[status as (typeof STATUSES)[number]] : 0;
+}
 
 export function ProgressView() {
   const runId = useRunStore((s) => s.runId);
@@ -55,6 +60,12 @@ export function ProgressView() {
     () => ({ ...(status ? { status } : {}), ...(q ? { q } : {}), ...pick?.query }),
     [status, q, pick],
   );
+
+  // The filter's number while the run goes on, for the table to name beside its own (read from
+  // the stored rows, it trails the live counters). Only where both count the same rows: one
+  // loop (the counters are the top-level loop's, the list every loop's) and no other filter.
+  const liveCount =
+    !finished && !q && !pick && Object.keys(loops).length === 1 ? (status ? counterOf(c, status) : c.total) : null;
 
   const onSelect = useCallback((key: string) => runId && setSelection({ runId, key }), [runId]);
   const onPick = useCallback((picked: ItemQuery, label: string) => setPick({ query: picked, label }), []);
@@ -118,7 +129,7 @@ export function ProgressView() {
           <option value="">all ({c.total})</option>
           {STATUSES.map((s) => (
             <option key={s} value={s}>
-              {s.replace("_", " ")} ({s === "running" ? c.running : c[s]})
+              {s.replace("_", " ")} ({counterOf(c, s)})
             </option>
           ))}
         </select>
@@ -141,7 +152,7 @@ export function ProgressView() {
         )}
       </div>
       <div className={selected ? "kr-items-area kr-with-detail" : "kr-items-area"}>
-        <ItemTable runId={runId} query={query} selected={selected} onSelect={onSelect} />
+        <ItemTable runId={runId} query={query} selected={selected} onSelect={onSelect} liveCount={liveCount} />
         {selected && <ItemDetailView runId={runId} itemKey={selected} onClose={() => setSelection(null)} />}
       </div>
       {finished && <RunOutputs runId={runId} />}

@@ -2,7 +2,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunSummary } from "../types";
-import { canRetry, RetryFailedButton, RunLinks } from "./RetryFailed";
+import { canRetry, RetryFailedButton, retryLabel, RunLinks } from "./RetryFailed";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -51,6 +51,23 @@ describe("retry failed", () => {
     await act(async () => button.click());
     expect(String(fetchMock.mock.calls[0][0])).toContain(`/api/runs/${run().id}/retry-failed/`);
     expect(onStarted).toHaveBeenCalledWith(started);
+  });
+
+  it("names what it retries truthfully: failed, cancelled and never started are not all failed", () => {
+    const progress = (failed: number, cancelled: number, not_started: number) => ({
+      total: 1000, succeeded: 1000 - failed - cancelled - not_started, failed, running: 0, cancelled, not_started,
+    });
+    expect(retryLabel(progress(3, 0, 0))).toEqual({ label: "Retry 3 failed", parts: "3 failed" });
+    expect(retryLabel(progress(0, 10, 0)).label).toBe("Retry 10 cancelled");
+    expect(retryLabel(progress(0, 0, 736)).label).toBe("Retry 736 not started");
+    expect(retryLabel(progress(0, 0, 0)).label).toBe("Retry from the failed step");
+    // The tester's cancelled run: 0 failed, 10 cancelled, 736 never started.
+    const cancelled = run({ status: "cancelled", progress: progress(0, 10, 736) });
+    act(() => root.render(<RetryFailedButton run={cancelled} onStarted={() => {}} onError={() => {}} />));
+    const button = container.querySelector<HTMLButtonElement>("[data-testid=retry-failed-button]")!;
+    expect(button.textContent).toBe("Retry 746 unfinished");
+    expect(button.title).toContain("10 cancelled, 736 not started");
+    expect(button.textContent).not.toContain("failed");
   });
 
   it("shows the link both ways", () => {

@@ -1,12 +1,14 @@
 // The run over time, bounded whatever its N (GET /api/runs/<id>/timeline/): items in flight
-// per time bucket and a histogram of item durations. Dragging across the concurrency chart
+// per time bucket (on average over the bucket, so never more than ran at once; a bucket
+// longer than an item is overlapped by many more, which its title says and a click lists)
+// and a histogram of item durations. Dragging across the concurrency chart
 // zooms into that window (re-read from the server at full resolution); a click on a bucket or
 // a histogram bar narrows the item table to the items of that moment or duration.
 import { useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
 import type { BreakerPeriod, RunTimeline } from "../types";
 import { useRunStore } from "../store/runStore";
 import { throttle } from "./ItemTable";
-import { formatDuration } from "./metrics";
+import { formatDuration, formatMean, formatMoment } from "./metrics";
 import { fetchTimeline, type ItemQuery } from "./runApi";
 
 const WIDTH = 1000;
@@ -115,7 +117,9 @@ export function TimelineView(props: {
   }, [runId, zoomKey, finished, itemsVersion]);
 
   if (!data || data.durations.count === 0) return null;
-  const inFlightPeak = Math.max(1, ...data.concurrency.map((b) => b.in_flight));
+  const busiest = Math.max(0, ...data.concurrency.map((b) => b.in_flight));
+  const inFlightPeak = Math.max(1, busiest);
+  const moment = (t: number) => formatMoment(t, data.bucket_seconds);
   // Provider limits share the chart's scale: calls allowed against items in flight.
   const limits = Object.entries(data.providers ?? {}).filter(([, points]) => points.length > 0);
   const peak = Math.max(inFlightPeak, ...limits.flatMap(([, points]) => points.map((p) => p.limit ?? 0)));
@@ -150,7 +154,8 @@ export function TimelineView(props: {
     const bucket = data.concurrency[bucketAt(data, x1)];
     const from = bucket.t;
     const to = bucket.t + data.bucket_seconds;
-    onPick({ from, to }, `in flight ${formatDuration(from)}–${formatDuration(to)}`);
+    // The table lists the items in flight at some moment of the bucket (`overlapping`).
+    onPick({ from, to }, `in flight during ${moment(from)}–${moment(to)}`);
   };
 
   return (
@@ -158,8 +163,8 @@ export function TimelineView(props: {
       <div className="kr-row kr-small">
         <strong>Timeline</strong>
         <span className="kr-muted">
-          {formatDuration(data.from)}–{formatDuration(data.to)} in {data.concurrency.length} steps of{" "}
-          {formatDuration(data.bucket_seconds)} · up to {inFlightPeak} in flight in a step
+          {moment(data.from)}–{moment(data.to)} in {data.concurrency.length} steps of{" "}
+          {formatMoment(data.bucket_seconds, data.bucket_seconds)} · at most {formatMean(busiest)} in flight on average in a step
         </span>
         {limits.length > 0 && (
           <span className="kr-tl-limit-legend" data-testid="timeline-limits">
@@ -206,7 +211,7 @@ export function TimelineView(props: {
           return (
             <g key={i}>
               <rect className="kr-tl-running" x={i * bw} y={CHART_HEIGHT - h} width={Math.max(1, bw - 0.5)} height={h}>
-                <title>{`${formatDuration(b.t)}: ${b.in_flight} in flight, ${b.started} started, ${b.finished} finished, ${b.failed} failed`}</title>
+                <title>{`${moment(b.t)}–${moment(b.t + data.bucket_seconds)}: ${formatMean(b.in_flight)} in flight on average, ${b.overlapping} in flight at some moment (a click lists them), ${b.started} started, ${b.finished} finished, ${b.failed} failed`}</title>
               </rect>
               {hf > 0 && <rect className="kr-tl-failed" x={i * bw} y={CHART_HEIGHT - hf} width={Math.max(1, bw - 0.5)} height={hf} />}
             </g>
@@ -246,6 +251,7 @@ export function TimelineView(props: {
           const h = (n / histPeak) * (HIST_HEIGHT - 2);
           const low = hist.edges[i];
           const high = hist.edges[i + 1];
+          const span = `${formatMoment(low, high - low)}–${formatMoment(high, high - low)}`;
           return (
             <rect
               key={i}
@@ -254,9 +260,9 @@ export function TimelineView(props: {
               y={HIST_HEIGHT - Math.max(h, n > 0 ? 1 : 0)}
               width={Math.max(1, hw - 1)}
               height={Math.max(h, n > 0 ? 1 : 0)}
-              onClick={() => onPick({ minDuration: low, maxDuration: i === hist.counts.length - 1 ? high + 1e-6 : high }, `took ${formatDuration(low)}–${formatDuration(high)}`)}
+              onClick={() => onPick({ minDuration: low, maxDuration: i === hist.counts.length - 1 ? high + 1e-6 : high }, `took ${span}`)}
             >
-              <title>{`${formatDuration(low)}–${formatDuration(high)}: ${n} items`}</title>
+              <title>{`${span}: ${n} items`}</title>
             </rect>
           );
         })}

@@ -91,9 +91,18 @@ function downloadText(name: string, text: string): void {
   window.setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function byteSize(text: string): string {
-  const bytes = new TextEncoder().encode(text).length;
+function byteSize(bytes: number): string {
   return bytes < 1024 ? `${bytes} bytes` : `${(bytes / 1024).toFixed(1)} kB`;
+}
+
+/** What to tell before a post the webhook would refuse (413), or "" when the body fits. */
+export function tooLargeNote(bytes: number, limit: number | undefined): string {
+  if (limit === undefined || bytes <= limit) return "";
+  return (
+    `This body is ${byteSize(bytes)}, over the webhook's limit of ${byteSize(limit)} ` +
+    "(KLYNTOS_WEBHOOK_MAX_BYTES): the server will refuse it with 413. Raise that setting, " +
+    "split the batch, or start it from the Run panel or the CLI."
+  );
 }
 
 export function WebhookTab(props: { workflow: Workflow; input: unknown; inputText: string }) {
@@ -113,6 +122,8 @@ export function WebhookTab(props: { workflow: Workflow; input: unknown; inputTex
     return <p className="kr-muted">This workflow has no webhook URL yet: save it first.</p>;
   }
   const body = input === null ? inputText : JSON.stringify(input);
+  const bodyBytes = new TextEncoder().encode(body).length;
+  const tooLarge = tooLargeNote(bodyBytes, workflow.webhook_max_bytes);
   const state: SecretState = secret !== null ? "set" : secretState(workflow);
   const signed = state !== "not set";
   const command = signed ? signedSnippet(workflow.webhook_url, secret) : curlFileCommand(workflow.webhook_url);
@@ -181,13 +192,18 @@ export function WebhookTab(props: { workflow: Workflow; input: unknown; inputTex
       <label className="kr-label">Trigger it with the current input</label>
       <div className="kr-row kr-small">
         <span className="kr-grow">
-          <code>{BODY_FILE}</code> <span className="kr-muted">({byteSize(body)}{input === null ? ", not valid JSON" : ""})</span>
+          <code>{BODY_FILE}</code> <span className="kr-muted">({byteSize(bodyBytes)}{input === null ? ", not valid JSON" : ""})</span>
         </span>
         <button type="button" className="kr-btn" data-testid="download-body" onClick={() => downloadText(BODY_FILE, body)}>
           Download {BODY_FILE}
         </button>
         <CopyButton text={body} testId="copy-body" label="Copy body" />
       </div>
+      {tooLarge && (
+        <p className="kr-warn" data-testid="webhook-too-large">
+          {tooLarge}
+        </p>
+      )}
       {signed && (
         <p className="kr-muted kr-small" data-testid="signature-note">
           Signed requests carry <code>X-Klyntos-Signature: t=&lt;unix seconds&gt;,v1=&lt;hex&gt;</code>, v1 being the

@@ -1,13 +1,15 @@
 // The item list of a run, read page by page from the server (docs/run-protocol.md: keyset
-// cursor, filters and search run on the server). Rows are kept compact (a label instead of
-// the item's data), loaded in order as the table scrolls towards them, and the pages in view
-// are re-read while the run changes. Every page but the last holds exactly PAGE_SIZE rows
-// (the server fills a page whenever more rows follow), so row i lives in page i / PAGE_SIZE.
-// Pages further than KEPT_PAGES from the view drop their rows (keeping their cursor, so they
-// are read again when scrolled back to): the rows held stay bounded whatever N.
+// cursor or offset, filters and search run on the server). Rows are kept compact (a label
+// instead of the item's data), and the pages in view are re-read while the run changes. Every
+// page but the last holds exactly PAGE_SIZE rows (the server fills a page whenever more rows
+// follow), so row i lives in page i / PAGE_SIZE: a page in view is read straight from its
+// offset (a jump to row 59,999 is one request, not 300), or on from the previous page's
+// cursor when that page is held (scrolling on: cheap at any depth, and contiguous with the
+// rows shown). Pages further than KEPT_PAGES from the view are forgotten and read again when
+// scrolled back to: the rows held stay bounded whatever N.
 import type { ItemPage, ItemState } from "../types";
 import { itemLabel } from "./metrics";
-import { fetchItemPage, PAGE_SIZE, type ItemQuery } from "./runApi";
+import { fetchItemPage, PAGE_SIZE, type ItemQuery, type PageStart } from "./runApi";
 
 export interface ItemRowView {
   key: string;
@@ -46,23 +48,24 @@ export function toRowView(item: ItemState): ItemRowView {
 }
 
 interface Page {
-  cursor: string | null;
-  /** null: dropped (far from the view); read again from `cursor` when needed. */
-  rows: ItemRowView[] | null;
+  rows: ItemRowView[];
+  /** Cursor after its last row (null: nothing followed): the next page reads on from it. */
   next: string | null;
+  /** Read before a live re-read of other pages: still shown, read again once in view. */
+  stale: boolean;
 }
 
 /** Pages kept on each side of the ones in view. */
 export const KEPT_PAGES = 2;
 
-export type PageFetcher = (runId: string, query: ItemQuery, cursor: string | null, limit: number, signal: AbortSignal) => Promise<ItemPage>;
+export type PageFetcher = (runId: string, query: ItemQuery, start: PageStart, limit: number, signal: AbortSignal) => Promise<ItemPage>;
 
 export class ItemPager {
   /** Matching items on the server (null before the first answer). */
   count: number | null = null;
   capped = false;
   error = "";
-  private pages: Page[] = [];
+  private pages = new Map<number, Page>();
   private busy = false;
   private wanted: [number, number] = [0, 0];
   private refreshWanted: [number, number] | null = null;
@@ -76,28 +79,24 @@ export class ItemPager {
     private readonly fetcher: PageFetcher = fetchItemPage,
   ) {}
 
-  /** Rows up to the end of the last page read (dropped pages included). */
-  get loaded(): number {
-    const end = this.pages.at(-1);
-    return end ? (this.pages.length - 1) * PAGE_SIZE + (end.rows?.length ?? PAGE_SIZE) : 0;
-  }
-
   /** Rows held in memory. */
   get held(): number {
-    return this.pages.reduce((n, p) => n + (p.rows?.length ?? 0), 0);
+    let n = 0;
+    for (const page of this.pages.values()) n += page.rows.length;
+    return n;
   }
 
   row(index: number): ItemRowView | undefined {
-    return this.pages[Math.floor(index / PAGE_SIZE)]?.rows?.[index % PAGE_SIZE];
+    return this.pages.get(Math.floor(index / PAGE_SIZE))?.rows[index % PAGE_SIZE];
   }
 
-  /** Makes rows [first, last] available: pages read in order up to them, dropped ones again. */
+  /** Makes rows [first, last] available: the pages holding them, read where they start. */
   ensure(first: number, last: number): void {
     this.wanted = [Math.max(0, first), Math.max(first, last)];
     void this.pump();
   }
 
-  /** Re-reads the pages holding rows [first, last] (and the first page when none is loaded). */
+  /** Re-reads the pages holding rows [first, last] (the first page when nothing is counted yet). */
   refresh(first: number, last: number): void {
     this.refreshWanted = [Math.max(0, first), Math.max(first, last)];
     void this.pump();
@@ -106,11 +105,11 @@ export class ItemPager {
   dispose(): void {
     this.disposed = true;
     this.controller.abort();
-    this.pages = [];
+    this.pages.clear();
   }
 
-  private async fetch(cursor: string | null): Promise<ItemPage> {
-    return this.fetcher(this.runId, this.query, cursor, PAGE_SIZE, this.controller.signal);
+  private async fetch(start: PageStart): Promise<ItemPage> {
+    return this.fetcher(this.runId, this.query, start, PAGE_SIZE, this.controller.signal);
   }
 
   private take(page: ItemPage): void {
@@ -119,8 +118,38 @@ export class ItemPager {
     this.error = "";
   }
 
-  // One request at a time: refreshes first (what is in view), then dropped pages in view,
-  // then further pages.
+  /** The last page the count says there is (page 0 before the first answer). */
+  private lastPage(): number {
+    return this.count ? Math.ceil(this.count / PAGE_SIZE) - 1 : 0;
+  }
+
+  /** Where page p starts: on from page p - 1 when it is held and fresh, else at its offset. */
+  private start(p: number): PageStart {
+    if (p === 0) return null;
+    const before = this.pages.get(p - 1);
+    if (before && !before.stale && before.next !== null) return { cursor: before.next };
+    return { offset: p * PAGE_SIZE };
+  }
+
+  /** The first page in view that is not held, or held but stale; null when all are there. */
+  private missing(): number | null {
+    const [first, last] = this.wanted;
+    const to = Math.min(Math.floor(last / PAGE_SIZE), this.lastPage());
+    for (let p = Math.floor(first / PAGE_SIZE); p <= to; p += 1) {
+      const page = this.pages.get(p);
+      if (!page || page.stale) return p;
+    }
+    return null;
+  }
+
+  private keep(p: number, answer: ItemPage): void {
+    this.take(answer);
+    this.pages.set(p, { rows: answer.results.map(toRowView), next: answer.next, stale: false });
+  }
+
+  // One request at a time: refreshes first (what is in view), then the pages in view that are
+  // not held. The view is looked at again after each answer, so a drag of the scrollbar reads
+  // only where it stops, not every page it passed.
   private async pump(): Promise<void> {
     if (this.busy || this.disposed) return;
     this.busy = true;
@@ -132,23 +161,12 @@ export class ItemPager {
           await this.reread(first, last);
           continue;
         }
-        const [first, last] = this.wanted;
-        const dropped = this.pages.findIndex(
-          (p, i) => p.rows === null && i >= Math.floor(first / PAGE_SIZE) && i <= Math.floor(last / PAGE_SIZE),
-        );
-        if (dropped >= 0) {
-          await this.reread(dropped * PAGE_SIZE, dropped * PAGE_SIZE);
-          continue;
-        }
-        const end = this.pages.at(-1);
-        const more = !end || end.next !== null;
-        if (!more || this.loaded > last) break;
-        const cursor = end ? end.next : null;
-        const answer = await this.fetch(cursor);
+        const p = this.missing();
+        if (p === null) break;
+        const answer = await this.fetch(this.start(p));
         if (this.disposed) return;
-        this.take(answer);
-        this.pages.push({ cursor, rows: answer.results.map(toRowView), next: answer.next });
-        this.evict();
+        this.keep(p, answer);
+        this.forget();
         this.onChange();
       }
     } catch (err) {
@@ -160,35 +178,31 @@ export class ItemPager {
     }
   }
 
-  /** Drops the rows of pages far from the view (never the last page: it marks the end). */
-  private evict(): void {
+  /** Forgets pages far from the view, and pages past the end when the count shrank. */
+  private forget(): void {
     const [first, last] = this.wanted;
     const low = Math.floor(first / PAGE_SIZE) - KEPT_PAGES;
-    const high = Math.floor(last / PAGE_SIZE) + KEPT_PAGES;
-    this.pages.forEach((page, i) => {
-      if ((i < low || i > high) && i < this.pages.length - 1) page.rows = null;
-    });
+    const high = Math.min(Math.floor(last / PAGE_SIZE) + KEPT_PAGES, this.lastPage());
+    for (const p of this.pages.keys()) {
+      if (p < low || p > high) this.pages.delete(p);
+    }
   }
 
+  // The first page by its position now, the next ones on from it; the rows of the other pages
+  // held may have moved meanwhile (a live list), so they are read again when they come in view.
   private async reread(first: number, last: number): Promise<void> {
-    const from = Math.min(Math.floor(first / PAGE_SIZE), Math.max(0, this.pages.length - 1));
+    const from = Math.floor(first / PAGE_SIZE);
     const to = Math.floor(last / PAGE_SIZE);
-    let cursor = from === 0 ? null : (this.pages[from]?.cursor ?? null);
-    for (let p = from; p <= to; p += 1) {
-      if (p > 0 && cursor === null) {
-        this.pages.length = p; // the list now ends before this page
-        break;
-      }
-      const answer = await this.fetch(cursor);
+    for (let p = from; p <= Math.min(to, this.lastPage()); p += 1) {
+      const start = p === from && p > 0 ? { offset: p * PAGE_SIZE } : this.start(p);
+      const answer = await this.fetch(start);
       if (this.disposed) return;
-      this.take(answer);
-      const old = this.pages[p];
-      this.pages[p] = { cursor, rows: answer.results.map(toRowView), next: answer.next };
-      // Later pages began after this page's old end: keep them only if that did not move.
-      if (old && old.next !== answer.next) this.pages.length = p + 1;
-      cursor = answer.next;
+      this.keep(p, answer);
     }
-    this.evict();
+    for (const [p, page] of this.pages) {
+      if (p < from || p > to) page.stale = true;
+    }
+    this.forget();
     this.onChange();
   }
 }

@@ -41,6 +41,34 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${minutes}m ${String(rest).padStart(2, "0")}s`;
 }
 
+/** Decimal places that show multiples of `step` seconds apart: 3 for 8 ms, 2 for 250 ms. */
+function placesFor(step: number): number {
+  if (!(step > 0) || step >= 1) return 0;
+  let places = Math.ceil(-Math.log10(step) - 1e-9);
+  const scaled = step * 10 ** places;
+  if (Math.abs(scaled - Math.round(scaled)) > 0.05 * scaled) places += 1;
+  return Math.min(6, places);
+}
+
+/** A moment of a run (seconds since it started) precise enough to tell it from the one
+ * `step` seconds later: a timeline bucket's ends, which `formatDuration` rounds together
+ * once the buckets are short ("1.24 s–1.24 s" for an 8 ms bucket). */
+export function formatMoment(seconds: number | null | undefined, step: number): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
+  const places = placesFor(step);
+  if (places === 0) return formatDuration(seconds);
+  if (seconds < 1) return `${(seconds * 1000).toFixed(Math.max(0, places - 3))} ms`;
+  if (seconds < 60) return `${seconds.toFixed(places)} s`;
+  const minutes = Math.floor(seconds / 60);
+  const rest = (seconds - minutes * 60).toFixed(places);
+  return `${minutes}m ${rest.padStart(places + 3, "0")}s`;
+}
+
+/** A mean count (items in flight on average) to a tenth: "4.5", "50". */
+export function formatMean(value: number): string {
+  return String(Math.round(value * 10) / 10);
+}
+
 /** The run's item counters as the server keeps them (docs/run-protocol.md `Counters`). */
 export interface RunCounters {
   total: number;

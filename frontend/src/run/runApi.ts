@@ -1,6 +1,6 @@
 // REST reads the run panel needs beyond api/client.ts (docs/run-protocol.md): pages of items by
-// cursor with server-side filters and search, one item with its step outputs, the timeline,
-// and the run's stored state as a snapshot when the websocket cannot be reached.
+// cursor or offset with server-side filters and search, one item with its step outputs, the
+// timeline, and the run's stored state as a snapshot when the websocket cannot be reached.
 import { api, request } from "../api/client";
 import type { CostSummary, ItemPage, RunSnapshotMessage, RunStatus, RunTimeline, StepState } from "../types";
 import { isFinalStatus, type RunItem } from "../store/runStore";
@@ -35,7 +35,13 @@ function runPath(runId: string, tail: string): string {
   return `/api/runs/${encodeURIComponent(runId)}/${tail}`;
 }
 
-export function itemQueryString(query: ItemQuery, cursor: string | null, limit = PAGE_SIZE): string {
+/**
+ * Where a page starts: on after a page's `next` cursor (scrolling on, cheap at any depth), at
+ * an offset (a jump far down the list, at most the count's cap), or at the top (null).
+ */
+export type PageStart = { cursor: string } | { offset: number } | null;
+
+export function itemQueryString(query: ItemQuery, start: PageStart, limit = PAGE_SIZE): string {
   const params = new URLSearchParams();
   if (query.status) params.set("status", query.status);
   if (query.q) params.set("q", query.q);
@@ -44,18 +50,19 @@ export function itemQueryString(query: ItemQuery, cursor: string | null, limit =
   if (query.minDuration !== undefined) params.set("min_duration", String(query.minDuration));
   if (query.maxDuration !== undefined) params.set("max_duration", String(query.maxDuration));
   params.set("limit", String(limit));
-  if (cursor) params.set("cursor", cursor);
+  if (start && "cursor" in start) params.set("cursor", start.cursor);
+  else if (start && start.offset > 0) params.set("offset", String(start.offset));
   return params.toString();
 }
 
 export function fetchItemPage(
   runId: string,
   query: ItemQuery,
-  cursor: string | null,
+  start: PageStart,
   limit = PAGE_SIZE,
   signal?: AbortSignal,
 ): Promise<ItemPage> {
-  return request<ItemPage>("GET", runPath(runId, `items/?${itemQueryString(query, cursor, limit)}`), undefined, signal);
+  return request<ItemPage>("GET", runPath(runId, `items/?${itemQueryString(query, start, limit)}`), undefined, signal);
 }
 
 export async function fetchItem(runId: string, key: string): Promise<ItemDetail | null> {

@@ -1,0 +1,52 @@
+import { act } from "react";
+import { createRoot, type Root } from "react-dom/client";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { CostSummary } from "../types";
+import { CostLine, reusedText } from "./CostLine";
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+let root: Root;
+let container: HTMLDivElement;
+
+beforeEach(() => {
+  container = document.createElement("div");
+  document.body.appendChild(container);
+  root = createRoot(container);
+});
+
+afterEach(() => {
+  act(() => root.unmount());
+  container.remove();
+  vi.unstubAllGlobals();
+});
+
+// A retry of a 1,000-lead run that ran its 25 failed leads again (the tester's case): its
+// own calls only, and what it reused said apart.
+const retry: CostSummary = {
+  wall_seconds: 1.74, sequential_seconds: 17.1, items_measured: 25, speedup: 9.83,
+  tokens: { prompt: 1200, completion: 300, total: 1500 }, llm_calls: 26, cost_usd: 0.00036,
+  unpriced_models: [], models: [],
+  cache: { hits: 0, misses: 0, calls_saved: 0, llm_calls_saved: 0, tokens_saved: 0, saved_usd: 0 },
+  reused: { items: 975, steps: 3901, seconds: 656.7, llm_calls: 1950, tokens: 114259, cost_usd: 0.0231 },
+};
+
+describe("the cost line of a retry", () => {
+  it("says what was reused in words, apart from what the run did", () => {
+    expect(reusedText(retry)).toBe("reused 975 items from the retried run: 114,259 tokens in 1,950 LLM calls ($0.0231) not spent again");
+    expect(reusedText({ ...retry, reused: { ...retry.reused!, items: 0, steps: 1, llm_calls: 0, tokens: 0, cost_usd: 0 } })).toBe("reused 1 step from the retried run");
+    expect(reusedText({ ...retry, reused: { items: 0, steps: 0, seconds: 0, llm_calls: 0, tokens: 0, cost_usd: 0 } })).toBe("");
+    expect(reusedText({ ...retry, reused: undefined })).toBe("");
+  });
+
+  it("shows the run's own figures, then the reused part", async () => {
+    vi.stubGlobal("fetch", async () => ({ ok: true, status: 200, text: async () => JSON.stringify({ id: "r9", status: "succeeded", summary: retry }) }));
+    act(() => root.render(<CostLine runId="r9" finished />));
+    for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+    const $ = (id: string) => container.querySelector(`[data-testid="${id}"]`);
+    expect($("cost-tokens")?.textContent).toBe("1,500 tokens in 26 LLM calls");
+    expect($("speedup")?.textContent).toBe("9.8× faster than sequential");
+    expect($("cost-reused")?.textContent).toBe("reused 975 items from the retried run: 114,259 tokens in 1,950 LLM calls ($0.0231) not spent again");
+    expect(($("cost-reused") as HTMLElement).title).toContain("10m 57s of work not done again");
+  });
+});
