@@ -9,8 +9,9 @@ database, so a notice never carries stale or unbounded data.
 
 With the in-memory layer (`make run` without `REDIS_URL`) a run created or executed by
 another process (the CLI in another shell) publishes where nobody listens: the consumer then
-also reads the workflow's recent and unfinished runs every `LOCAL_POLL_SECONDS` and sends
-what changed. Each run's last notice is remembered, so the two ways never say one thing twice.
+also reads the workflow's unfinished runs and those created or ended since its previous look
+every `LOCAL_POLL_SECONDS`, and sends what changed. Each run's last notice is remembered, so
+the two ways never say one thing twice.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ EVENTS = ("run.started", "run.progress", "run.ended")
 # The most runs one look reads: a workflow's unfinished runs and those created since the
 # socket opened (a burst of CLI runs beyond it is caught up over the next looks).
 POLL_RUNS = 50
+# Runs whose last notice is remembered, past which ended ones no look reads are forgotten
+# (one told again then says what it said before: harmless, and rare).
+SAID_MAX = 1000
+# A look reads again what was created or ended this long before the previous one: a row is
+# committed a little after the time it carries.
+LOOK_OVERLAP = dt.timedelta(seconds=5)
 
 
 def _owned_workflow_id(user: Any, workflow_id: str) -> Any:
@@ -55,12 +62,15 @@ def _summary(workflow_id: Any, run_id: str) -> dict[str, Any] | None:
 
 
 def _changed_runs(workflow_id: Any, since: dt.datetime) -> list[dict[str, Any]]:
-    """Summaries of the workflow's runs that are unfinished or were created since `since`,
-    oldest first."""
+    """Summaries of the workflow's runs that are unfinished, or were created or ended since
+    `since`, oldest first: what a look reads is bounded by the time between looks, not by
+    how long the socket has been open."""
     runs = (
         Run.objects.select_related("version")
         .filter(workflow_id=workflow_id)
-        .filter(Q(created_at__gte=since) | ~Q(status__in=FINAL_STATUSES))
+        .filter(
+            Q(created_at__gte=since) | Q(finished_at__gte=since) | ~Q(status__in=FINAL_STATUSES)
+        )
         .order_by("-created_at")[:POLL_RUNS]
     )
     return [run_summary(run) for run in reversed(runs)]
@@ -120,29 +130,38 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
             log.warning("workflow %s: could not look for runs", self.workflow_id, exc_info=True)
         while True:
             await asyncio.sleep(LOCAL_POLL_SECONDS)
+            looked_at = timezone.now()
             try:
                 summaries = await db_call(_changed_runs, self.workflow_id, self.since)
             except Exception:
                 log.warning("workflow %s: could not look for runs", self.workflow_id, exc_info=True)
                 continue
+            self.since = max(self.since, looked_at - LOOK_OVERLAP)
             for summary in summaries:
                 await self._tell(summary)
+            if len(self.said) > SAID_MAX:  # ended runs no look reads any more are forgotten
+                seen = {summary["id"] for summary in summaries}
+                for run_id in [k for k in self.said if k not in seen]:
+                    if json.loads(self.said[run_id])["status"] in FINAL_STATUSES:
+                        del self.said[run_id]
 
     async def _tell(self, summary: dict[str, Any], event: str | None = None) -> None:
-        """The notice `summary` calls for, unless the last one sent said the same; a run
-        heard of first ended is announced as started too (the editor follows it from
-        there)."""
+        """The notice `summary` calls for, unless the last one sent said the same. `event`:
+        what this process published; None: what a look found, told as what changed since
+        the last notice (a run first found ended is told as started, then ended)."""
         before = self.said.get(summary["id"])
         now = _said(summary)
         if before == now:
             return
         self.said[summary["id"]] = now
         final = summary["status"] in FINAL_STATUSES
-        if before is None:
-            await self.send_json({"type": "run.started", "run": summary})
-            if not final:
-                return
-        await self.send_json({"type": "run.ended" if final else "run.progress", "run": summary})
+        if event is None or (event == "run.started" and before is not None):
+            if before is None:
+                await self.send_json({"type": "run.started", "run": summary})
+                if not final:
+                    return
+            event = "run.ended" if final else "run.progress"
+        await self.send_json({"type": event, "run": summary})
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any

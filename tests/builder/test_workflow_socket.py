@@ -186,4 +186,56 @@ def test_a_run_whose_retries_changed_is_told_again(user: Any, in_memory: None) -
         return got
 
     messages = async_to_sync(scenario)()
-    assert messages[-1]["type"] == "run.ended"  # the source had ended: its notice says so
+    assert messages[-1]["type"] == "run.progress"  # as the retry published it
+    assert messages[-1]["run"]["status"] == "succeeded"
+
+
+def test_a_look_reads_what_changed_near_it_whatever_the_socket_s_age(user: Any) -> None:
+    """Unfinished runs, and runs created or ended since the previous look: an editor left
+    open for a day on a busy workflow does not read the day's runs every second."""
+    import datetime as dt
+
+    workflow = workflow_create(owner=user, name="busy", graph=burst_graph())
+    now = timezone.now()
+    long_ago = now - dt.timedelta(hours=1)
+
+    def made(status: str, created: dt.datetime, finished: dt.datetime | None) -> str:
+        run, _ = run_create(workflow=workflow, input={"items": []}, trigger="api")
+        Run.objects.filter(pk=run.pk).update(
+            status=status, created_at=created, finished_at=finished
+        )
+        return str(run.pk)
+
+    old_done = made("succeeded", long_ago, long_ago)
+    old_running = made("running", long_ago, None)
+    old_just_ended = made("failed", long_ago, now)
+    new_done = made("succeeded", now, now)
+    since = now - dt.timedelta(seconds=1)
+    found = {s["id"] for s in workflow_socket._changed_runs(workflow.pk, since)}
+    assert found == {old_running, old_just_ended, new_done}
+    assert old_done not in found
+
+
+def test_a_run_running_before_the_editor_opened_is_told_when_another_process_ends_it(
+    user: Any, in_memory: None
+) -> None:
+    workflow = workflow_create(owner=user, name="long", graph=burst_graph())
+    run, _ = run_create(workflow=workflow, input={"items": [{"v": 1}]}, trigger="cli")
+    Run.objects.filter(pk=run.pk).update(status="running", last_seq=3)
+    cookie = _cookie(user)
+
+    async def scenario() -> list[dict[str, Any]]:
+        communicator = _socket(f"/ws/workflows/{workflow.pk}/", cookie)
+        assert (await communicator.connect(timeout=10))[0]
+        hello = await communicator.receive_json_from(timeout=10)
+        assert hello["last_run"]["status"] == "running"
+        assert await communicator.receive_nothing(timeout=0.4)  # known, unchanged: nothing
+        await Run.objects.filter(pk=run.pk).aupdate(
+            status="succeeded", last_seq=8, finished_at=timezone.now()
+        )
+        got = await _messages_until(communicator, lambda m: m["type"] == "run.ended")
+        await communicator.disconnect()
+        return got
+
+    messages = async_to_sync(scenario)()
+    assert [(m["type"], m["run"]["status"]) for m in messages] == [("run.ended", "succeeded")]
