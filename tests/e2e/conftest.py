@@ -4,6 +4,7 @@ in their own pytest invocation (Playwright's sync API leaves an event loop behin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -176,6 +177,19 @@ def page(app: LocalApp, browser: Any) -> Iterator[Any]:
     page.wait_for_url(re.compile(r".*/$"))
     yield page
     context.close()
+
+
+def sample_input(page: Any) -> Any:
+    """The Run panel's input once the template's sample is in it: it arrives with the
+    template list, after the editor opens (read at once, it was `{}` on a busy machine)."""
+    page.wait_for_function(
+        """() => {
+          const box = document.querySelector('[data-testid="run-input"]');
+          try { return Object.keys(JSON.parse(box?.value ?? "")).length > 0; }
+          catch { return false; }
+        }"""
+    )
+    return json.loads(page.locator('[data-testid="run-input"]').input_value())
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from typing import Any
 
 import pytest
 
 from builder import gallery
-from tests.e2e.conftest import LocalApp, screenshot
+from tests.e2e.conftest import LocalApp, sample_input, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +44,7 @@ def test_the_template_runs_green_on_its_sample_from_the_gallery(
     names = [b["name"] for b in template["graph"]["blocks"]]
     for name in names:
         page.wait_for_selector(f'[data-block-name="{name}"]')
-    sample = json.loads(page.locator('[data-testid="run-input"]').input_value())
+    sample = sample_input(page)
     assert sample == template["sample"]
 
     page.click('[data-testid="run-button"]')

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.multi_api import SOURCES, expected_body
-from tests.e2e.conftest import LocalApp, screenshot
+from tests.e2e.conftest import LocalApp, sample_input, screenshot
 
 pytestmark = pytest.mark.browser
 SLUG = "multi-api-aggregation"
@@ -27,7 +27,7 @@ def test_the_template_runs_green_from_the_gallery_and_answers_a_waiting_call(
     page.wait_for_url(re.compile(r".*/workflows/\d+/$"))
     page.wait_for_selector('[data-block-name="response"]')
     workflow_id = int(re.search(r"/workflows/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
-    sample = json.loads(page.locator('[data-testid="run-input"]').input_value())
+    sample = sample_input(page)
     assert set(sample) == {"city", "topic", "symbol", "base", "country"}
 
     page.click('[data-testid="run-button"]')
