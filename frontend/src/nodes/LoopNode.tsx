@@ -54,12 +54,14 @@ export const LoopNode = memo(function LoopNode(props: BlockNodeProps) {
           <span className="block-name" data-testid="block-name">
             {data.name}
           </span>
-          <span className="block-summary" title={summary}>
-            {summary}
-          </span>
+          {/* Counts and status before the summary: a loop is often wider than the canvas at
+              the opening zoom, and its right end was where its state was cut off. */}
           <RunCounts id={id} />
           <PinMarker pinned={data.extra.pin !== undefined} />
           <RunStatus id={id} />
+          <span className="block-summary" title={summary}>
+            {summary}
+          </span>
         </div>
         <NodeErrors id={id} />
         <Handle
