@@ -68,36 +68,21 @@ def test_a_retry_takes_its_sources_steps_as_reused_and_a_resume_keeps_what_each_
 
     used = [{"model": "m", "prompt_tokens": 3, "completion_tokens": 1}]
     source = new_run(owner)
-    StepRun.objects.create(
-        run=source,
-        item_key="loop[0]",
-        block_id="square",
-        name="square",
-        status="succeeded",
-        usage=used,
-        output=1,
-        duration=0.4,
-    )
-    StepRun.objects.create(
-        run=source,
-        item_key="loop[1]",
-        block_id="square",
-        name="square",
-        status="succeeded",
-        cache="hit",
-        saved_usage=used,
-        output=2,
-    )
-    StepRun.objects.create(
-        run=source,
-        item_key="loop[2]",
-        block_id="square",
-        name="square",
-        status="succeeded",
-        cache="reused",
-        saved_usage=used,
-        output=3,
-    )
+
+    def square(index: int, **row: Any) -> None:
+        StepRun.objects.create(
+            run=source,
+            item_key=f"loop[{index}]",
+            block_id="square",
+            name="square",
+            status="succeeded",
+            output=index + 1,
+            **row,
+        )
+
+    square(0, usage=used, duration=0.4)
+    square(1, cache="hit", saved_usage=used)
+    square(2, cache="reused", saved_usage=used)
     graph = parse_graph(burst_graph())
     retry = memo_for_retry(source.pk, graph).steps
     assert retry[("loop[0]", "square")] == StoredStep(1, 1, [], 0.4, "reused", used)

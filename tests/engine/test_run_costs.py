@@ -95,6 +95,17 @@ def expected(run: Run) -> dict[str, Any]:
     return {"sequential": sequential, "models": models}
 
 
+def _sqlite_sums(rows: list[tuple[str, str, str, str]]) -> list[tuple[Any, ...]]:
+    """`sums_sql` on SQLite over step rows (run id, usage, saved_usage, cache), for run "a"."""
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE engine_steprun (run_id char(32), usage text, saved_usage text, cache text)"
+    )
+    db.executemany("INSERT INTO engine_steprun VALUES (?, ?, ?, ?)", rows)
+    sql = run_costs.sums_sql("sqlite", 1).replace("%s", "?")
+    return sorted(tuple(row) for row in db.execute(sql, ["a" * 32] * 3))
+
+
 def test_a_10000_item_summary_is_the_rows_sums_in_a_few_queries(
     owner: Any, settings: Any, django_assert_max_num_queries: Any
 ) -> None:
@@ -192,10 +203,6 @@ def test_item_costs_are_each_items_own_steps(owner: Any) -> None:
 
 
 def test_the_sqlite_sums_add_the_caches_hits_and_what_they_saved() -> None:
-    db = sqlite3.connect(":memory:")
-    db.execute(
-        "CREATE TABLE engine_steprun (run_id char(32), usage text, saved_usage text, cache text)"
-    )
     used = [{"model": "m", "prompt_tokens": 10, "completion_tokens": 2}]
     rows = [
         ("a" * 32, json.dumps(used), "[]", "miss"),
@@ -204,9 +211,7 @@ def test_the_sqlite_sums_add_the_caches_hits_and_what_they_saved() -> None:
         ("a" * 32, "[]", "[]", ""),
         ("b" * 32, "[]", json.dumps(used), "hit"),
     ]
-    db.executemany("INSERT INTO engine_steprun VALUES (?, ?, ?, ?)", rows)
-    sql = run_costs.sums_sql("sqlite", 1).replace("%s", "?")
-    got = sorted(tuple(row) for row in db.execute(sql, ["a" * 32] * 3))
+    got = _sqlite_sums(rows)
     assert got == [
         ("hit", "a" * 32, None, 0, 0, 0, 2),
         ("miss", "a" * 32, None, 0, 0, 0, 1),
@@ -325,10 +330,6 @@ def test_a_retrys_summary_counts_only_what_it_did_and_the_originals_is_unchanged
 
 
 def test_the_sqlite_sums_keep_a_retrys_reused_steps_apart() -> None:
-    db = sqlite3.connect(":memory:")
-    db.execute(
-        "CREATE TABLE engine_steprun (run_id char(32), usage text, saved_usage text, cache text)"
-    )
     used = [{"model": "m", "prompt_tokens": 10, "completion_tokens": 2}]
     rows = [
         ("a" * 32, json.dumps(used), "[]", ""),
@@ -336,9 +337,7 @@ def test_the_sqlite_sums_keep_a_retrys_reused_steps_apart() -> None:
         ("a" * 32, "[]", json.dumps(used * 2), "reused"),
         ("a" * 32, "[]", json.dumps(used), "reused"),
     ]
-    db.executemany("INSERT INTO engine_steprun VALUES (?, ?, ?, ?)", rows)
-    sql = run_costs.sums_sql("sqlite", 1).replace("%s", "?")
-    got = sorted(tuple(row) for row in db.execute(sql, ["a" * 32] * 3))
+    got = _sqlite_sums(rows)
     assert got == [
         ("hit", "a" * 32, None, 0, 0, 0, 1),
         ("reused", "a" * 32, None, 0, 0, 0, 2),
