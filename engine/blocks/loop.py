@@ -9,6 +9,7 @@ from engine.blocks.base import BaseBlock, config_schema
 from engine.core.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression
 from engine.core.graph import NAME_PATTERN
 from engine.core.limits import MAX_BATCH_SIZE, MAX_CONCURRENT
+from engine.core.loop import ON_ALL_FAILED
 from engine.core.loop_policies import breaker_policy
 from engine.core.providers import BREAKER_MODES, MAX_BREAKER_WINDOW
 from engine.core.refs import whole_reference
@@ -41,6 +42,12 @@ class LoopBlock(BaseBlock):
                 "a sliding window)",
             },
             "fail_fast": {"type": "boolean", "default": False},
+            "on_all_failed": {
+                "enum": list(ON_ALL_FAILED),
+                "default": "fail",
+                "title": "When every item fails: stop the run at the loop (fail), or run the "
+                "blocks after it, to report the failures (continue; the run still ends failed)",
+            },
             "retry_failed": {
                 "type": "integer",
                 "minimum": 0,

@@ -132,6 +132,9 @@ class Executor:
         self.spent_usd = 0.0
         self.over_budget = False
         self.budget_not_started = 0
+        # Top-level loops whose every item failed and that went on (`on_all_failed`): the
+        # run ends failed, with their reasons, after the blocks that follow them ran.
+        self.failed_loops: list[str] = []
         # One meter for the run: a loop's output holds its items' outputs, measured already.
         self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
         # This run's claim on the providers every run shares (fair share, priority).
@@ -164,14 +167,19 @@ class Executor:
         except StepFailed as failure:
             outcome = RunOutcome("failed", {}, str(failure), self.failed_items)
         else:
-            stopped = self.budget_not_started
-            status = "partially_succeeded" if self.failed_items or stopped else "succeeded"
-            outcome = RunOutcome(
-                status, outputs, self.budget_reason(stopped) if stopped else None, self.failed_items
-            )
+            outcome = self._outcome(outputs)
         ending: EventType = "run.failed" if outcome.status == "failed" else "run.finished"
         self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
+
+    def _outcome(self, outputs: dict[str, Any]) -> RunOutcome:
+        """How a run that reached its end ended."""
+        if self.failed_loops:  # the blocks after them ran, to report it
+            return RunOutcome("failed", outputs, "; ".join(self.failed_loops), self.failed_items)
+        stopped = self.budget_not_started
+        status = "partially_succeeded" if self.failed_items or stopped else "succeeded"
+        reason = self.budget_reason(stopped) if stopped else None
+        return RunOutcome(status, outputs, reason, self.failed_items)
 
     async def run_one(self, block: Block, scope: Scope, trigger_input: Any = None) -> Any:
         """One block alone in `scope`, exactly as a run runs it (rendering, attempts, retries,

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from engine.core.executor import Executor, ItemFrame
 
 DEFAULT_MAX_CONCURRENT = 10
+# A loop whose every item failed: "fail" ends the run there; "continue" runs the blocks
+# after it (a failure report), and the run ends failed all the same.
+ON_ALL_FAILED = ("fail", "continue")
 _PENDING: Any = object()  # a `results` slot whose item has not succeeded (yet)
 
 
@@ -237,6 +240,7 @@ class LoopRun:
         config = block.config
         self.variable = str(config.get("variable") or "item")
         self.fail_fast = bool(config.get("fail_fast", False))
+        self.continue_all_failed = config.get("on_all_failed") == "continue"
         self.batch_size = int(config.get("batch_size") or 0)
         self.retry_passes = int(config.get("retry_failed") or 0)
         self.cap = loop_cap(executor, block)
@@ -645,9 +649,13 @@ class LoopRun:
             raise StepFailed(block, f"stopped after item {first['index']} failed: {first['error']}")
         # Every item failed (a run's budget may have left some not started: no failure).
         if self.total and not succeeded and len(self.failures) == self.total:
-            raise StepFailed(
-                block, f"all {self.total} items failed; first: {self.failures[0]['error']}"
-            )
+            message = f"all {self.total} items failed; first: {self.failures[0]['error']}"
+            if not self.continue_all_failed:
+                raise StepFailed(block, message)
+            # The blocks after it run (a failure report is one of them); the run still
+            # ends failed, with this loop's reason, when the loop is a top-level one.
+            if not self.frame.key:
+                self.executor.failed_loops.append(f"'{block.name}' failed: {message}")
         return await self.compose(succeeded)
 
     async def retry_failed_items(self) -> None:

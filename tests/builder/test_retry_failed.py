@@ -131,3 +131,29 @@ def test_retry_failed_refuses_a_running_run_and_another_users_run(
     assert answer.status_code == 409 and "not ended" in answer.json()["error"]
     assert client_for(other_user).post(f"/api/runs/{run.pk}/retry-failed/").status_code == 404
     assert not Run.objects.filter(retry_of=run).exists()
+
+
+def test_a_run_whose_every_lead_failed_is_retried_whole_once_the_provider_is_fixed(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """The template's loop goes on when every lead fails (the failure report is posted) and
+    the run ends failed; its retry repeats each lead from its failed lookup, nothing more."""
+    leads = make_leads(12)
+    simulator.control.configure(failures=[{"endpoint": "clearbit", "status": 401}])
+    first = run_template(owner, {"leads": leads})
+    assert first.status == "failed" and (first.succeeded, first.failed) == (0, 12)
+    assert simulator.control.stats()["requests"]["slack"] == 2
+
+    simulator.control.reset()
+    answer = client_for(owner).post(f"/api/runs/{first.pk}/retry-failed/")
+    assert answer.status_code == 201, answer.content
+    retry_id = answer.json()["id"]
+    executor.wait(retry_id, timeout=60)
+    retry = Run.objects.get(pk=retry_id)
+    assert retry.status == "succeeded", retry.error
+    assert (retry.total, retry.succeeded, retry.failed) == (12, 12, 0)
+    assert len(rows_by_lead(owner)) == 12
+    stats = simulator.control.stats()["requests"]
+    assert stats.get("clearbit") == 12 and stats.get("slack") == 1
+    assert stats.get("linkedin", 0) == 0
+    assert openai_calls(simulator, ANALYSIS_SYSTEM) == []  # the analyses succeeded the first time

@@ -519,6 +519,29 @@ def test_failed_leads_get_a_second_slack_message_with_each_lead_and_reason(
     assert run.outputs["slack_failures"]["ok"] is True
 
 
+def test_when_every_lead_fails_both_posts_still_go_out_and_the_run_fails(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """A wrong Clearbit key fails every lead: the loop goes on (`on_all_failed`) so the
+    summary and the failure report reach Slack, and the run still ends failed, saying why."""
+    leads = make_leads(12)
+    simulator.control.configure(failures=[{"endpoint": "clearbit", "status": 401}])
+    run = run_template(owner, {"leads": leads})
+    assert run.status == "failed"
+    assert (run.error or "").startswith("'loop' failed: all 12 items failed; first: ")
+    assert "returned 401" in (run.error or "")
+    assert (run.succeeded, run.failed) == (0, 12)
+    assert rows_by_lead(owner) == {}
+    posts = [c for c in simulator.control.stats()["received"] if c["endpoint"] == "slack"]
+    assert len(posts) == 2
+    assert posts[0]["text"].startswith("🎯 Lead Enrichment Complete\n")
+    assert "Processed 12 leads: 0 enriched, 12 failed." in posts[0]["text"]
+    report = posts[1]["text"]
+    assert report.startswith("⚠️ 12 of 12 leads failed enrichment:\n")
+    assert len(report.split("\n")[1:]) == 12 and "at http_clearbit: " in report
+    assert run.outputs["slack_failures"]["ok"] is True
+
+
 def test_without_failures_only_the_summary_is_posted(
     owner: Any, simulator: RunningSimulator
 ) -> None:

@@ -118,6 +118,65 @@ async def test_every_item_failing_fails_the_run_and_stops_downstream() -> None:
     assert [e.seq for e in rec.events] == list(range(1, len(rec.events) + 1))
 
 
+async def test_on_all_failed_continue_runs_the_blocks_after_and_still_fails_the_run() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block(
+                "loop",
+                "loop",
+                items="<webhook.body.items>",
+                on_all_failed="continue",
+                aggregations={"reasons": "failed[].error"},
+            ),
+            block("t", "transform", "loop", input="<item.missing>", expression="@"),
+            block(
+                "report",
+                "transform",
+                input={"failed": "<loop.failed>", "succeeded": "<loop.succeeded>"},
+                expression="{n: length(failed), ok: succeeded}",
+            ),
+        ],
+        [("webhook", "loop"), ("loop", "report")],
+    )
+    outcome, rec = await run_graph(g, {"items": [{}, {}, {}]})
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "'loop' failed: all 3 items failed; first: reference <item.missing>: 'item' has no "
+        "field 'missing'"
+    )
+    # The report ran, on the loop's whole output: its failures and their reasons.
+    assert outcome.outputs["report"] == {"result": {"n": 3, "ok": 0}}
+    assert len(outcome.outputs["loop"]["reasons"]) == 3
+    assert [e.type for e in rec.events][-1] == "run.failed"
+
+
+async def test_on_all_failed_continue_in_an_inner_loop_lets_its_item_go_on() -> None:
+    """An inner loop's items all failing is its outer item's business: the item goes on,
+    and the run is not failed for it (its inner items' failures make it partial)."""
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("outer", "loop", items="<webhook.body.items>", variable="row"),
+            block(
+                "inner",
+                "loop",
+                "outer",
+                items="<row.parts>",
+                variable="part",
+                on_all_failed="continue",
+            ),
+            block("t", "transform", "inner", input="<part.v>", expression="@"),
+            block("after", "transform", "outer", input="<inner.failed>", expression="length(@)"),
+        ],
+        [("webhook", "outer"), ("inner", "after")],
+    )
+    body = {"items": [{"parts": [{}, {}]}, {"parts": [{"v": 1}]}]}
+    outcome, _ = await run_graph(g, body)
+    assert outcome.status == "partially_succeeded"
+    assert outcome.outputs["outer"]["succeeded"] == 2
+
+
 async def test_fail_fast_stops_starting_new_items() -> None:
     g = graph(
         [
