@@ -154,6 +154,63 @@ def open_template(page: Any) -> int:
     return int(re.search(r"/workflows/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
 
 
+TEMPLATE_BLOCKS = (
+    "webhook",
+    "loop",
+    "agent_analysis",
+    "http_clearbit",
+    "http_linkedin",
+    "agent_merge",
+    "store_lead",
+    "agent_summary",
+    "slack",
+    "slack_failures",
+)
+
+
+def test_the_template_opens_whole_and_legible_in_a_1440x900_window(
+    app: LocalApp, page: Any
+) -> None:
+    """Every block of the template is in view when it opens, at a zoom where names read (the
+    blocks after the loop were off to the right, past the canvas's edge), none covers
+    another, and the mini map covers none."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_template(page)
+    zoom = page.eval_on_selector(
+        ".react-flow__viewport", "el => new DOMMatrix(getComputedStyle(el).transform).a"
+    )
+    assert zoom >= 0.75
+    pane = page.locator(".react-flow").bounding_box()
+    boxes = {}
+    for name in TEMPLATE_BLOCKS:
+        box = page.locator(f'[data-block-name="{name}"]').first.bounding_box()
+        assert box is not None, name
+        boxes[name] = box
+        assert box["x"] >= pane["x"] and box["y"] >= pane["y"], (name, box, pane)
+        assert box["x"] + box["width"] <= pane["x"] + pane["width"], (name, box, pane)
+        assert box["y"] + box["height"] <= pane["y"] + pane["height"], (name, box, pane)
+
+    def overlap(a: dict, b: dict) -> bool:
+        return (
+            a["x"] < b["x"] + b["width"]
+            and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"]
+            and b["y"] < a["y"] + a["height"]
+        )
+
+    blocks = [n for n in TEMPLATE_BLOCKS if n != "loop"]  # the loop holds its body
+    for i, a in enumerate(blocks):
+        for b in blocks[i + 1 :]:
+            assert not overlap(boxes[a], boxes[b]), (a, b)
+    for name in ("webhook", "agent_summary", "slack", "slack_failures"):
+        assert not overlap(boxes[name], boxes["loop"]), name
+    minimap = page.locator(".react-flow__minimap").bounding_box()
+    assert minimap is not None
+    for name, box in boxes.items():
+        assert not overlap(box, minimap), name
+    screenshot(page, "template-opened-1440x900")
+
+
 def test_template_runs_from_the_run_panel_on_its_sample(app: LocalApp, page: Any) -> None:
     open_template(page)
     # The sample arrives with the template list, after the editor opens.

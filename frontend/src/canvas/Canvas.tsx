@@ -30,7 +30,7 @@ import { ConfirmDialog, type Question } from "./ConfirmDialog";
 import { ContextMenu, type Menu, type MenuItem } from "./ContextMenu";
 import { NoteNode } from "./NoteNode";
 import { ShortcutSheet } from "./ShortcutSheet";
-import { graphBounds, openingViewport } from "./viewport";
+import { graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
   webhook: "#7c3aed",
@@ -92,6 +92,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const hintTimer = useRef<number | undefined>(undefined);
   const canvasRef = useRef<HTMLDivElement>(null);
   const width = useWidth(canvasRef);
+  const minimap = minimapSize(width);
   // Read once: the saved viewport is restored on mount, later moves only write it. A graph
   // without one opens at a readable zoom (canvas/viewport.ts), computed from the canvas size
   // before React Flow mounts; an empty graph starts at 100%.
@@ -100,7 +101,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     if (initialViewport) return;
     const rect = canvasRef.current?.getBoundingClientRect();
     const bounds = graphBounds(useGraphStore.getState().nodes);
-    setInitialViewport(bounds && rect ? openingViewport(bounds, rect.width, rect.height) : { x: 40, y: 40, zoom: 1 });
+    setInitialViewport(bounds && rect ? openingViewport(bounds, rect.width, rect.height, minimapReserve(rect.width)) : { x: 40, y: 40, zoom: 1 });
   }, [initialViewport]);
 
   const nodeTypes = useMemo(() => ({ ...nodeTypesFor(catalogue.map((c) => c.type)), note: NoteNode }), [catalogue]);
@@ -513,7 +514,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
               ?
             </ControlButton>
           </Controls>
-          {width === null || width >= 380 ? (
+          {minimap ? (
             <MiniMap
               position="bottom-right"
               pannable
@@ -521,7 +522,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
               ariaLabel="Mini map: drag to pan, scroll to zoom"
               nodeColor={(n) => TYPE_COLORS[(n as BlockNode).data?.blockType] ?? "#94a3b8"}
               nodeStrokeWidth={2}
-              style={width !== null && width < 720 ? { width: 112, height: 76 } : { width: 160, height: 110 }}
+              style={minimap}
             />
           ) : null}
         </ReactFlow>

@@ -3,27 +3,43 @@ import type { BlockNode } from "../store/model";
 import template from "../../../builder/gallery/parallel-lead-enrichment.json";
 import { graphToFlow } from "../store/graphJson";
 import type { GraphJson } from "../types";
-import { READABLE_ZOOM, graphBounds, openingViewport } from "./viewport";
+import { READABLE_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
 
 describe("opening viewport", () => {
   // The canvas at 1440×900 with the palette, the settings panel and the run panel open.
   const CANVAS = { width: 890, height: 552 };
 
-  it("opens the shipped template at a readable zoom with the trigger in view", () => {
+  it("opens the shipped template whole, legible, and clear of the mini map", () => {
     const graph = ((template as { graph?: GraphJson }).graph ?? template) as GraphJson;
     const { nodes } = graphToFlow(graph);
     const bounds = graphBounds(nodes as BlockNode[])!;
-    expect(bounds.width).toBeGreaterThan(1500); // too wide to fit legibly
-    const view = openingViewport(bounds, CANVAS.width, CANVAS.height);
+    const reserve = minimapReserve(CANVAS.width);
+    expect(reserve).toBe(110 + 15);
+    const view = openingViewport(bounds, CANVAS.width, CANVAS.height, reserve);
     expect(view.zoom).toBeGreaterThanOrEqual(READABLE_ZOOM);
-    // The graph's left edge (the webhook) is on screen, 24 px in.
-    expect(bounds.x * view.zoom + view.x).toBeCloseTo(24);
-    // It fits vertically at that zoom, so it is centred.
+    const left = bounds.x * view.zoom + view.x;
+    const right = (bounds.x + bounds.width) * view.zoom + view.x;
     const top = bounds.y * view.zoom + view.y;
     const bottom = (bounds.y + bounds.height) * view.zoom + view.y;
-    expect(top).toBeGreaterThan(0);
-    expect(bottom).toBeLessThan(CANVAS.height);
-    expect(top).toBeCloseTo(CANVAS.height - bottom);
+    expect(left).toBeGreaterThanOrEqual(24 - 1e-6);
+    expect(right).toBeLessThanOrEqual(CANVAS.width - 24 + 1e-6);
+    expect(top).toBeGreaterThanOrEqual(24 - 1e-6);
+    expect(bottom).toBeLessThanOrEqual(CANVAS.height - reserve - 24 + 1e-6);
+  });
+
+  it("starts a graph too wide to fit legibly at its left edge, at the readable zoom", () => {
+    const view = openingViewport({ x: 0, y: 100, width: 3000, height: 300 }, CANVAS.width, CANVAS.height, 125);
+    expect(view.zoom).toBe(READABLE_ZOOM);
+    expect(view.x).toBeCloseTo(24);
+    // Centred in the room above the mini map.
+    expect(view.y).toBeCloseTo((CANVAS.height - 125 - 300 * READABLE_ZOOM) / 2 - 100 * READABLE_ZOOM);
+  });
+
+  it("sizes the mini map to the canvas, and reserves nothing without one", () => {
+    expect(minimapSize(null)).toEqual({ width: 160, height: 110 });
+    expect(minimapSize(500)).toEqual({ width: 112, height: 76 });
+    expect(minimapSize(300)).toBeNull();
+    expect(minimapReserve(300)).toBe(0);
   });
 
   it("fits and centres a small graph, never above 100%", () => {

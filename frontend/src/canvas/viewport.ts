@@ -1,6 +1,7 @@
 // Where a graph without a saved viewport opens: fitted when that keeps labels legible, else at
-// the least readable zoom with its start (the trigger, on the left) in view. Fitting the whole
-// template into a 1440×900 window would shrink it to ~0.45, where nothing can be read.
+// the least readable zoom with its start (the trigger, on the left) in view; above the mini
+// map, which would otherwise cover the bottom-right blocks. The shipped template fits whole
+// in a 1440×900 window at a readable zoom (a test holds it to that).
 import type { Viewport } from "@xyflow/react";
 import type { BlockNode } from "../store/model";
 import { nodeSize } from "../store/geometry";
@@ -10,6 +11,24 @@ export const READABLE_ZOOM = 0.75;
 /** Opening zoom never exceeds 100 % (a one-block graph is not blown up). */
 export const OPEN_MAX_ZOOM = 1;
 const PADDING = 24;
+/** The mini map's sizes on a wide and on a narrow canvas (none below MINIMAP_MIN_WIDTH). */
+export const MINIMAP_LARGE = { width: 160, height: 110 };
+export const MINIMAP_SMALL = { width: 112, height: 76 };
+export const MINIMAP_MIN_WIDTH = 380;
+const MINIMAP_SMALL_BELOW = 720;
+const PANEL_MARGIN = 15; // React Flow's panels sit this far from the canvas's edge
+
+/** The mini map's size on a canvas `width` px wide; null when it is not shown. */
+export function minimapSize(width: number | null): { width: number; height: number } | null {
+  if (width === null || width >= MINIMAP_SMALL_BELOW) return MINIMAP_LARGE;
+  return width >= MINIMAP_MIN_WIDTH ? MINIMAP_SMALL : null;
+}
+
+/** How much of the canvas's bottom the mini map takes. */
+export function minimapReserve(width: number): number {
+  const size = minimapSize(width);
+  return size ? size.height + PANEL_MARGIN : 0;
+}
 
 export interface Rect {
   x: number;
@@ -37,11 +56,12 @@ export function graphBounds(nodes: BlockNode[]): Rect | null {
 }
 
 /**
- * The opening viewport for `bounds` in a `width`×`height` canvas: the fitting zoom clamped to
- * [READABLE_ZOOM, OPEN_MAX_ZOOM]; an axis that fits is centred, one that does not starts at
- * the graph's left (or top) edge.
+ * The opening viewport for `bounds` in a `width`×`height` canvas whose bottom `reserve` px are
+ * covered (the mini map): the fitting zoom clamped to [READABLE_ZOOM, OPEN_MAX_ZOOM]; an axis
+ * that fits is centred, one that does not starts at the graph's left (or top) edge.
  */
-export function openingViewport(bounds: Rect, width: number, height: number): Viewport {
+export function openingViewport(bounds: Rect, width: number, fullHeight: number, reserve = 0): Viewport {
+  const height = Math.max(1, fullHeight - reserve);
   const fitX = (width - 2 * PADDING) / Math.max(1, bounds.width);
   const fitY = (height - 2 * PADDING) / Math.max(1, bounds.height);
   const zoom = Math.min(OPEN_MAX_ZOOM, Math.max(READABLE_ZOOM, Math.min(fitX, fitY)));
