@@ -13,6 +13,7 @@ from engine.core.schemas import (
     obj,
     schema_problems,
     schema_validator,
+    with_defaults,
 )
 from engine.core.spec import BlockContext
 
@@ -63,9 +64,10 @@ class WebhookBlock(BaseBlock):
         return [("body_schema", problem) for problem in schema_problems(schema)]
 
     async def run(self, ctx: BlockContext) -> dict[str, Any]:
-        if ctx.input_checked:
-            return {"body": ctx.run_input}
-        errors = body_errors(ctx.raw_config.get("body_schema"), ctx.run_input)
-        if errors:
-            raise BlockError("body does not match the schema: " + "; ".join(errors))
-        return {"body": ctx.run_input}
+        schema = ctx.raw_config.get("body_schema")
+        if not ctx.input_checked:
+            errors = body_errors(schema, ctx.run_input)
+            if errors:
+                raise BlockError("body does not match the schema: " + "; ".join(errors))
+        # The schema's defaults fill the fields a body left out (an optional lead's title).
+        return {"body": with_defaults(schema, ctx.run_input)}

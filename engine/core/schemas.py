@@ -7,6 +7,7 @@ or a `type` that is not a string makes that part of the schema open (unknown), n
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Mapping
@@ -41,6 +42,51 @@ def properties_of(schema: Any) -> Mapping[str, Any]:
         return {}
     properties = schema.get("properties")
     return properties if isinstance(properties, Mapping) else {}
+
+
+def with_defaults(schema: Any, value: Any) -> Any:
+    """`value` with each missing property that its schema gives a `default` filled in, in
+    objects and in the items of arrays, at any depth (`properties` and `items` only: no
+    `$ref`, `allOf` or `anyOf`). A field a schema marks optional with a default can then be
+    referenced whether a body has it or not. `value` is left as it is: what changes is
+    copied, what does not is shared."""
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, dict):
+        properties = properties_of(schema)
+        if not properties:
+            return value
+        changed: dict[str, Any] | None = None
+        for name, field in properties.items():
+            if not isinstance(field, Mapping):
+                continue
+            if name in value:
+                filled = with_defaults(field, value[name])
+            elif "default" in field:
+                filled = copy.deepcopy(field["default"])
+            else:
+                continue
+            if name not in value or filled is not value[name]:
+                changed = changed if changed is not None else dict(value)
+                changed[name] = filled
+        return value if changed is None else changed
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, Mapping) and _fills(items):
+        filled_items = [with_defaults(items, item) for item in value]
+        same = all(a is b for a, b in zip(filled_items, value, strict=True))
+        return value if same else filled_items
+    return value
+
+
+def _fills(schema: Mapping[str, Any]) -> bool:
+    """Whether `with_defaults` can change anything under `schema` (so a list of 100,000
+    items whose schema has no default anywhere is not walked)."""
+    return _has_default(json.dumps(schema, default=str))
+
+
+@functools.lru_cache(maxsize=256)
+def _has_default(text: str) -> bool:
+    return '"default"' in text
 
 
 def _kind(schema: Mapping[str, Any]) -> str | list[str] | None:

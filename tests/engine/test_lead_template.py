@@ -519,6 +519,22 @@ def test_failed_leads_get_a_second_slack_message_with_each_lead_and_reason(
     assert run.outputs["slack_failures"]["ok"] is True
 
 
+def test_a_lead_with_only_the_required_fields_is_enriched(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """`company`, `title` and `message` are optional in the webhook's schema, which gives
+    them a default: a lead without them is enriched (it failed at `<lead.title>`)."""
+    leads = make_leads(3)
+    for lead in leads[1:]:
+        for field in ("company", "title", "message"):
+            del lead[field]
+    run = run_template(owner, {"leads": leads})
+    assert run.status == "succeeded", run.error
+    rows = rows_by_lead(owner)
+    assert set(rows) == {lead["id"] for lead in leads}
+    assert rows[leads[1]["id"]]["title"] == "" and rows[leads[1]["id"]]["company"] == ""
+
+
 def test_when_every_lead_fails_both_posts_still_go_out_and_the_run_fails(
     owner: Any, simulator: RunningSimulator
 ) -> None:

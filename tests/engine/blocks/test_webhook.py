@@ -41,3 +41,29 @@ def test_a_stored_runs_input_counts_as_checked() -> None:
     spec = RunSpec(graph=parse_graph(hook_graph()), input={}, env={}, options={}, data=None)  # type: ignore[arg-type]
     assert run_options(spec).input_checked is True
     assert RunOptions().input_checked is False
+
+
+async def test_the_schemas_defaults_fill_what_a_body_left_out() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "leads": {
+                "type": "array",
+                "items": {"properties": {"title": {"type": "string", "default": ""}}},
+            }
+        },
+    }
+    g = graph(
+        [
+            block("hook", "webhook", body_schema=schema),
+            block("loop", "loop", items="<hook.body.leads>", variable="lead"),
+            block("t", "transform", "loop", input="<lead.title>", expression="@"),
+        ],
+        [("hook", "loop")],
+    )
+    for checked in (False, True):
+        body = {"leads": [{"title": "CTO"}, {}]}
+        outcome, _ = await run_graph(g, body, options=RunOptions(input_checked=checked))
+        assert outcome.status == "succeeded", outcome.error
+        assert outcome.outputs["loop"]["succeeded"] == 2
+        assert body == {"leads": [{"title": "CTO"}, {}]}  # the run's input stays as posted
