@@ -119,20 +119,37 @@ def read_answer(run_id: Any) -> Answer | None:
         run = Run.objects.select_related("version").filter(pk=run_id).first()
         if run is None or run.status not in FINAL_STATUSES:
             return None
-        failed = (
+        failed: Mapping[str, Any] | None = (
             StepRun.objects.filter(run=run, item_key="", status="failed")
             .order_by("finished_at")
             .values("name", "error")
             .first()
         )
+        graph = parse_graph(run.version.graph)
+        outputs = run.outputs if isinstance(run.outputs, Mapping) else {}
+        if failed is None and run.status == RunStatus.FAILED:
+            failed = _loop_that_failed_whole(graph, outputs, run.error)
         ended = Ended(
             str(run.pk),
             run.status,
-            run.outputs if isinstance(run.outputs, Mapping) else {},
+            outputs,
             run.error,
             failed["name"] if failed else None,
             failed["error"] if failed else None,
         )
-        return compose(parse_graph(run.version.graph), ended)
+        return compose(graph, ended)
     finally:
         connections.close_all()
+
+
+def _loop_that_failed_whole(
+    graph: Graph, outputs: Mapping[str, Any], error: str
+) -> Mapping[str, Any] | None:
+    """The top-level loop whose every item failed and that went on (`on_all_failed`): its
+    own step succeeded, so no failed step names it, but the run failed for it."""
+    for block in graph.blocks:
+        output = outputs.get(block.name)
+        if block.parent is None and block.is_loop and isinstance(output, Mapping):
+            if output.get("count") and output.get("succeeded") == 0:
+                return {"name": block.name, "error": error}
+    return None

@@ -556,6 +556,11 @@ def test_when_every_lead_fails_both_posts_still_go_out_and_the_run_fails(
     assert report.startswith("⚠️ 12 of 12 leads failed enrichment:\n")
     assert len(report.split("\n")[1:]) == 12 and "at http_clearbit: " in report
     assert run.outputs["slack_failures"]["ok"] is True
+    # A caller who waited hears which block failed the run, and why.
+    answer = read_answer(run.pk)
+    assert answer is not None and answer.status == 500
+    body = json.loads(answer.body)
+    assert (body["block"], body["error"], body["status"]) == ("loop", run.error, "failed")
 
 
 def test_without_failures_only_the_summary_is_posted(
