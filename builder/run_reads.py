@@ -77,6 +77,18 @@ def _origin(run: Run) -> dt.datetime:
     return run.started_at or run.created_at
 
 
+def _as_in_json(text: str) -> list[str]:
+    """`text` as it can appear inside an item's stored JSON: as typed, and as a JSON string
+    writes it (quotes, backslashes and newlines escaped), with non-ASCII characters as they
+    are (PostgreSQL's jsonb text) or as \\u escapes (SQLite's JSON text, where a search for
+    "Émoji" found nothing). SQLite's LIKE folds ASCII case only, so an escaped search also
+    tries the text's lower and upper case."""
+    terms = [text, json.dumps(text, ensure_ascii=False)[1:-1]]
+    for variant in {text, text.lower(), text.upper()}:
+        terms.append(json.dumps(variant)[1:-1])
+    return list(dict.fromkeys(terms))
+
+
 def filtered_items(run: Run, filters: ItemFilters) -> QuerySet[ItemRun]:
     items = ItemRun.objects.filter(run_id=run.pk)
     if filters.status:
@@ -84,7 +96,10 @@ def filtered_items(run: Run, filters: ItemFilters) -> QuerySet[ItemRun]:
     if filters.loop:
         items = items.filter(loop_block=filters.loop)
     if filters.q:
-        items = items.filter(Q(key__icontains=filters.q) | Q(data__icontains=filters.q))
+        found = Q(key__icontains=filters.q)
+        for term in _as_in_json(filters.q):
+            found |= Q(data__icontains=term)
+        items = items.filter(found)
     start, end = filters.window
     origin = _origin(run)
     if start is not None:  # in flight at some moment of [start, end): not finished before start

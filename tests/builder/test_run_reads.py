@@ -60,6 +60,27 @@ def test_cursor_pages_cover_every_item_once_with_filters_and_search(
     assert api.get(f"/api/runs/{run.pk}/items/", {"status": "lost"}).status_code == 400
 
 
+def test_search_finds_non_ascii_text_and_quotes_in_an_items_data(user: Any, api: APIClient) -> None:
+    """On SQLite the stored JSON escapes every non-ASCII character: "Émoji" found nothing."""
+    workflow = workflow_create(owner=user, name="reads", graph=burst_graph())
+    names = ["😀 Émoji Ünïcödé 🚀", "ابن محمد بن", 'Pat O"Brien', "plain", "the Ωmega"]
+    items = [{"v": i, "name": name} for i, name in enumerate(names)]
+    run, _ = run_create(workflow=workflow, input={"items": items})
+    async_to_sync(execute_run)(run.pk)
+
+    def found(q: str) -> list[int]:
+        page = api.get(f"/api/runs/{run.pk}/items/", {"q": q}).json()
+        return sorted(r["index"] for r in page["results"])
+
+    assert found("Émoji") == [0]
+    assert found("😀") == [0]
+    assert found("محمد") == [1]
+    assert found('O"Brien') == [2]
+    assert found("Ω") == found("ω") == [4]  # either case of a non-ASCII letter
+    assert found("plain") == [3]
+    assert found("nowhere") == []
+
+
 def test_offset_pages_are_the_cursor_pages_and_bad_offsets_are_refused(
     user: Any, api: APIClient
 ) -> None:
