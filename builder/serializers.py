@@ -46,6 +46,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField()
     webhook_signed = serializers.SerializerMethodField()
     webhook_max_bytes = serializers.SerializerMethodField()
+    request_max_bytes = serializers.SerializerMethodField()
 
     class Meta:
         model = Workflow
@@ -61,6 +62,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_signed",
             "webhook_max_bytes",
+            "request_max_bytes",
             "budget_usd",
             "created_at",
             "updated_at",
@@ -92,6 +94,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
         """The largest body the webhook takes (KLYNTOS_WEBHOOK_MAX_BYTES; 413 past it): the
         editor warns before a user posts more."""
         return int(settings.KLYNTOS_WEBHOOK_MAX_BYTES)
+
+    def get_request_max_bytes(self, obj: Workflow) -> int:
+        """The largest REST API request body (KLYNTOS_REQUEST_MAX_BYTES; 413 past it): the
+        editor warns before its Run button posts an input that large."""
+        return int(settings.KLYNTOS_REQUEST_MAX_BYTES)
 
     def get_webhook_url(self, obj: Workflow) -> str | None:
         webhook = getattr(obj, "webhook", None)

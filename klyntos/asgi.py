@@ -25,10 +25,11 @@ API_PREFIXES = ("/api/",)
 
 # Daphne reads a whole request body before calling the app; this guard answers 413 from the
 # connection itself as soon as the declared or received size of a webhook (or REST API) body
-# is too large.
+# is too large. Every 413 names the setting that raises its limit.
 install_daphne_body_limit(
     max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES,
-    more=[(API_PREFIXES, settings.KLYNTOS_REQUEST_MAX_BYTES)],
+    setting="KLYNTOS_WEBHOOK_MAX_BYTES",
+    more=[(API_PREFIXES, settings.KLYNTOS_REQUEST_MAX_BYTES, "KLYNTOS_REQUEST_MAX_BYTES")],
 )
 
 
@@ -55,9 +56,14 @@ application = record_web_loop(
             "http": AnswerWhenDone(
                 BodyLimitMiddleware(
                     # Django's handler is a valid ASGI app; its annotation is narrower than ASGIApp's.
-                    BodyLimitMiddleware(django_app, max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES),  # type: ignore[arg-type]
+                    BodyLimitMiddleware(
+                        django_app,  # type: ignore[arg-type]
+                        max_bytes=settings.KLYNTOS_WEBHOOK_MAX_BYTES,
+                        setting="KLYNTOS_WEBHOOK_MAX_BYTES",
+                    ),
                     max_bytes=settings.KLYNTOS_REQUEST_MAX_BYTES,
                     path_prefixes=API_PREFIXES,
+                    setting="KLYNTOS_REQUEST_MAX_BYTES",
                 )
             ),
             # Browsers only (Origin must be an allowed host), signed in with the session cookie.

@@ -41,8 +41,10 @@ _LINGER_SECONDS = 2.0
 _LINGER_MAX_BYTES = 4 * 1024 * 1024
 
 
-def too_large_message(max_bytes: int) -> str:
-    return f"request body is larger than {max_bytes} bytes"
+def too_large_message(max_bytes: int, setting: str | None = None) -> str:
+    """The 413's error; `setting` names what raises the limit (an environment variable)."""
+    where = f" ({setting})" if setting else ""
+    return f"request body is larger than {max_bytes} bytes{where}"
 
 
 def error_response(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -87,7 +89,10 @@ def _check_config(max_bytes: int, path_prefixes: tuple[str, ...]) -> None:
 
 
 class BodyLimitMiddleware:
-    """ASGI middleware: 413 for webhook bodies over `max_bytes`; everything else untouched."""
+    """ASGI middleware: 413 for webhook bodies over `max_bytes`; everything else untouched.
+
+    `setting` names the limit's setting in the 413's message, so the caller knows what to raise.
+    """
 
     def __init__(
         self,
@@ -95,11 +100,13 @@ class BodyLimitMiddleware:
         *,
         max_bytes: int,
         path_prefixes: tuple[str, ...] = DEFAULT_PATH_PREFIXES,
+        setting: str | None = None,
     ) -> None:
         _check_config(max_bytes, path_prefixes)
         self.app = app
         self.max_bytes = max_bytes
         self.path_prefixes = tuple(path_prefixes)
+        self.too_large = too_large_message(max_bytes, setting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not path_matches(scope.get("path", ""), self.path_prefixes):
@@ -117,7 +124,7 @@ class BodyLimitMiddleware:
             return
         if declared is not None and declared > self.max_bytes:
             # Decided from the header alone: not one body byte is read.
-            await self._reject(send, 413, too_large_message(self.max_bytes))
+            await self._reject(send, 413, self.too_large)
             return
 
         chunks: list[bytes] = []
@@ -132,7 +139,7 @@ class BodyLimitMiddleware:
             received += len(chunk)
             # Counted per chunk, so chunked uploads and lying Content-Length are capped too.
             if received > self.max_bytes:
-                await self._reject(send, 413, too_large_message(self.max_bytes))
+                await self._reject(send, 413, self.too_large)
                 return
             if chunk:
                 chunks.append(chunk)
@@ -168,16 +175,27 @@ def _raw_http_response(status: int, reason: str, message: str) -> bytes:
     return head + b"\r\n" + body
 
 
+Rule = tuple[tuple[str, ...], int] | tuple[tuple[str, ...], int, str | None]
+
+
+def _full_rule(rule: Rule) -> tuple[tuple[str, ...], int, str | None]:
+    if len(rule) == 3:
+        return (tuple(rule[0]), rule[1], rule[2])
+    return (tuple(rule[0]), rule[1], None)
+
+
 def install_daphne_body_limit(
     *,
     max_bytes: int,
     path_prefixes: tuple[str, ...] = DEFAULT_PATH_PREFIXES,
-    more: Iterable[tuple[tuple[str, ...], int]] = (),
+    setting: str | None = None,
+    more: Iterable[Rule] = (),
 ) -> None:
     """Make daphne answer 413 while an oversized webhook body is still arriving.
 
-    `more` adds (path prefixes, max bytes) rules for other paths (the REST API); the first
-    rule whose prefix matches a path decides its limit.
+    `more` adds (path prefixes, max bytes[, setting]) rules for other paths (the REST API); the
+    first rule whose prefix matches a path decides its limit. `setting` (and a rule's third
+    member) names the limit's setting in the 413's message.
 
     Swaps `daphne.http_protocol.WebRequest` (which daphne's HTTPFactory instantiates per
     request) for a subclass; call it once at startup in the daphne process, e.g. from
@@ -186,23 +204,25 @@ def install_daphne_body_limit(
     limits. HTTP/2 streams are left alone (no request line to match); the ASGI middleware
     still applies to them.
     """
-    rules = [(tuple(path_prefixes), max_bytes), *((tuple(p), n) for p, n in more)]
-    for prefixes_, limit_ in rules:
+    rules = [(tuple(path_prefixes), max_bytes, setting), *(_full_rule(rule) for rule in more)]
+    for prefixes_, limit_, _ in rules:
         _check_config(limit_, prefixes_)
     from daphne import http_protocol  # Lazy: the ASGI middleware must not need Twisted.
 
     base: Any = getattr(http_protocol.WebRequest, "klyntos_base", http_protocol.WebRequest)
-    prefixes = tuple(p for rule_prefixes, _ in rules for p in rule_prefixes)
-    strictest = min(limit for _, limit in rules)
-    responses = {
-        limit: _raw_http_response(413, "Content Too Large", too_large_message(limit))
-        for _, limit in rules
-    }
+    prefixes = tuple(p for rule_prefixes, _, _ in rules for p in rule_prefixes)
+    # Per rule: two rules with the same limit may still name different settings.
+    responses = [
+        _raw_http_response(413, "Content Too Large", too_large_message(limit, name))
+        for _, limit, name in rules
+    ]
+    strictest = min(range(len(rules)), key=lambda index: rules[index][1])
 
-    def limit_for(path: str | None) -> int | None:
+    def rule_for(path: str | None) -> int | None:
+        """The index of the rule that limits `path`, None when none does."""
         if path is None:  # daphne answers 400 for these anyway: limit them too
             return strictest
-        return next((limit for ps, limit in rules if path_matches(path, ps)), None)
+        return next((i for i, (ps, _, _) in enumerate(rules) if path_matches(path, ps)), None)
 
     class BodyLimitedWebRequest(base):
         klyntos_base = base
@@ -214,6 +234,7 @@ def install_daphne_body_limit(
         _klyntos_rejected = False
         _klyntos_received = 0
         _klyntos_limit = max_bytes
+        _klyntos_response = responses[0]
         _klyntos_path: str | None = None
 
         def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
@@ -224,9 +245,10 @@ def install_daphne_body_limit(
                     path = unquote(raw_target.split(b"?", 1)[0].decode("ascii"))
                 except UnicodeDecodeError:
                     path = None
-                limit = limit_for(path)
-                self._klyntos_guarded = limit is not None
-                self._klyntos_limit = limit if limit is not None else max_bytes
+                rule = rule_for(path)
+                self._klyntos_guarded = rule is not None
+                self._klyntos_limit = rules[rule][1] if rule is not None else max_bytes
+                self._klyntos_response = responses[rule if rule is not None else 0]
                 self._klyntos_path = path
             if self._klyntos_guarded and length is not None and length > self._klyntos_limit:
                 # No 100 Continue after our 413; no temporary file for a body we refuse.
@@ -263,7 +285,7 @@ def install_daphne_body_limit(
                 getattr(peer, "host", peer),
                 self._klyntos_limit,
             )
-            transport.write(responses[self._klyntos_limit])
+            transport.write(self._klyntos_response)
 
             discarded = 0
 

@@ -41,4 +41,6 @@ class RequestBodyMiddleware:
 
 
 def _too_large(limit: int) -> JsonResponse:
-    return JsonResponse({"error": too_large_message(limit)}, status=413)
+    return JsonResponse(
+        {"error": too_large_message(limit, "KLYNTOS_REQUEST_MAX_BYTES")}, status=413
+    )

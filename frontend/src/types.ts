@@ -75,6 +75,9 @@ export interface Workflow {
   webhook_signed?: boolean;
   // The largest body the webhook takes (KLYNTOS_WEBHOOK_MAX_BYTES): 413 past it.
   webhook_max_bytes?: number;
+  // The largest REST API request body (KLYNTOS_REQUEST_MAX_BYTES): 413 past it. The Run
+  // button's request carries the input, so the Input tab warns before an input that large.
+  request_max_bytes?: number;
   // Dollars each run may spend (null: none; a run's own budget_usd wins).
   budget_usd?: number | null;
   created_at: string;

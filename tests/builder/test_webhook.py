@@ -379,7 +379,9 @@ def test_oversized_body_through_asgi_is_413_and_creates_no_run(
             hook_url(lead_workflow), padded(limit + 1), content_length=content_length
         )
     assert response["status"] == 413, response["body"][:200]
-    assert json.loads(response["body"]) == {"error": f"request body is larger than {limit} bytes"}
+    assert json.loads(response["body"]) == {
+        "error": f"request body is larger than {limit} bytes (KLYNTOS_WEBHOOK_MAX_BYTES)"
+    }
 
     # The same app takes a body of exactly the limit: the 413 above was the size, nothing else.
     accepted = asgi_post(hook_url(lead_workflow), padded(limit), content_length=content_length)

@@ -204,7 +204,9 @@ def test_an_endless_chunked_body_is_cut_off_with_413(served_app: ServedApp) -> N
         assert sent <= 1024 * 1024 + len(piece), f"answered only after {sent} bytes"
         status, body = _read_response(sock)
     assert status == 413, body
-    assert json.loads(body) == {"error": "request body is larger than 1048576 bytes"}
+    assert json.loads(body) == {
+        "error": "request body is larger than 1048576 bytes (KLYNTOS_WEBHOOK_MAX_BYTES)"
+    }
     assert served_app.runs() == before
 
 

@@ -107,7 +107,9 @@ def test_a_chunked_500kb_body_creates_the_workflow_with_that_body(session: Sessi
 def test_a_chunked_50mb_body_answers_413_while_still_arriving(session: Session) -> None:
     before = len(session.client.get("/api/workflows/").json())
     status, error, sent = send_chunked(session, "/api/workflows/", endless(50 * 1024 * 1024))
-    assert status == 413 and error == {"error": f"request body is larger than {REQUEST_MAX} bytes"}
+    assert status == 413 and error == {
+        "error": f"request body is larger than {REQUEST_MAX} bytes (KLYNTOS_REQUEST_MAX_BYTES)"
+    }
     assert sent < 50 * 1024 * 1024  # answered before the client had sent everything
     assert len(session.client.get("/api/workflows/").json()) == before
 
@@ -136,7 +138,9 @@ def test_a_declared_body_over_the_limit_gets_the_same_413(session: Session) -> N
             ).encode()
         )
         status, body = read_response(sock)
-    assert status == 413 and json.loads(body)["error"].endswith(f"{REQUEST_MAX} bytes")
+    assert status == 413 and json.loads(body)["error"].endswith(
+        f"{REQUEST_MAX} bytes (KLYNTOS_REQUEST_MAX_BYTES)"
+    )
 
 
 def hook_path(session: Session) -> str:
@@ -169,6 +173,8 @@ def test_webhook_bodies_are_read_whatever_their_framing(session: Session) -> Non
     assert run["outputs"]["webhook"]["body"] == payload
 
     status, error, _ = send_chunked(session, path, endless(5 * WEBHOOK_MAX), auth=False)
-    assert status == 413 and error["error"].endswith(f"{WEBHOOK_MAX} bytes")
+    assert status == 413 and error["error"].endswith(
+        f"{WEBHOOK_MAX} bytes (KLYNTOS_WEBHOOK_MAX_BYTES)"
+    )
     status, error, _ = send_chunked(session, path, iter(()), auth=False)
     assert status == 400 and error == {"error": "empty request body"}

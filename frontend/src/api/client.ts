@@ -80,6 +80,14 @@ interface Page<T> {
   results: T[];
 }
 
+/**
+ * The body of the editor's Run request, exactly as `api.startRun` sends it (JSON-encoded): the
+ * run panel weighs it against the server's request limit before sending it.
+ */
+export function startRunBody(input: unknown, options: RunStartOptions = {}) {
+  return { input, version: "draft" as const, trigger: "editor" as const, ...options };
+}
+
 const blockTestUrl = (id: number, blockId: string) => `/api/workflows/${id}/blocks/${encodeURIComponent(blockId)}/test/`;
 
 export const api = {
@@ -100,7 +108,7 @@ export const api = {
   // The editor's Run button tests the saved draft; production (webhook, API) runs the live version.
   // `options`: the run's weight and priority among the owner's runs, `defer: "off_peak"`.
   startRun: (id: number, input: unknown, options: RunStartOptions = {}) =>
-    request<RunSummary>("POST", `/api/workflows/${id}/runs/`, { input, version: "draft", trigger: "editor", ...options }),
+    request<RunSummary>("POST", `/api/workflows/${id}/runs/`, startRunBody(input, options)),
   publish: (id: number, message = "", version?: number) =>
     request<Workflow>("POST", `/api/workflows/${id}/publish/`, { message, ...(version ? { version } : {}) }),
   versions: (id: number, page = 1) => request<Page<VersionSummary>>("GET", `/api/workflows/${id}/versions/?page=${page}`),

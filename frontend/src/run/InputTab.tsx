@@ -1,5 +1,8 @@
-// The run input: JSON typed or loaded from a file, checked as it is typed.
+// The run input: JSON typed or loaded from a file, checked as it is typed, and weighed
+// against the server's request limit (KLYNTOS_REQUEST_MAX_BYTES) before Run sends it.
 import { useState, type ChangeEvent } from "react";
+import type { RunStartOptions } from "../types";
+import { byteSize, sizeOver } from "./bodySize";
 
 export type ParsedInput = { ok: true; value: unknown } | { ok: false; error: string };
 
@@ -19,13 +22,43 @@ export function parseInput(text: string): ParsedInput {
   }
 }
 
+export const CLI_INPUT_FILE = "input.json";
+
+/**
+ * The command that runs this input without the REST API (builder/management/commands/
+ * run_workflow.py): the saved draft, as the Run button would, with the same options. The
+ * page does not know the user's name: the command says where it goes.
+ */
+export function cliCommand(workflowId: number, options: RunStartOptions = {}): string {
+  const parts = ["python manage.py run_workflow", String(workflowId), `--input ${CLI_INPUT_FILE}`, "--draft"];
+  if (options.weight !== undefined) parts.push(`--weight ${options.weight}`);
+  if (options.priority !== undefined) parts.push(`--priority ${options.priority}`);
+  if (options.defer) parts.push(`--defer ${options.defer}`);
+  parts.push("--user YOUR_USERNAME");
+  return parts.join(" ");
+}
+
+/** What to tell before a Run request the server would refuse (413), or "" when it fits. */
+export function requestTooLargeNote(bytes: number, limit: number | undefined): string {
+  if (limit === undefined || bytes <= limit) return "";
+  return (
+    `The request for this input is ${sizeOver(bytes, limit)}, over the server's limit of ${byteSize(limit)} ` +
+    `(${limit} bytes, KLYNTOS_REQUEST_MAX_BYTES): the server would refuse it with 413, so Run is disabled. ` +
+    "Raise that setting and restart the server, split the input, or save it as " +
+    `${CLI_INPUT_FILE} and run it from the command line, which reads the file directly, with no request limit ` +
+    "(YOUR_USERNAME: the name you sign in with):"
+  );
+}
+
 export function InputTab(props: {
   text: string;
   onChange: (text: string) => void;
   parsed: ParsedInput;
   problems: RunProblem[];
+  /** The note over the request limit ("" when the request fits) and the command line to use instead. */
+  tooLarge?: { note: string; command: string };
 }) {
-  const { text, onChange, parsed, problems } = props;
+  const { text, onChange, parsed, problems, tooLarge } = props;
   const [fileError, setFileError] = useState("");
 
   const onFile = async (event: ChangeEvent<HTMLInputElement>) => {
@@ -74,6 +107,14 @@ export function InputTab(props: {
         </p>
       )}
       {fileError && <p className="kr-error">{fileError}</p>}
+      {parsed.ok && tooLarge?.note && (
+        <p className="kr-warn" role="alert" data-testid="input-too-large">
+          {tooLarge.note}{" "}
+          <code className="kr-code kr-wrap" data-testid="input-cli-command">
+            {tooLarge.command}
+          </code>
+        </p>
+      )}
       {problems.length > 0 && (
         <ul className="kr-problems" data-testid="run-errors">
           {problems.map((p, i) => (

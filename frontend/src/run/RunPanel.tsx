@@ -3,13 +3,14 @@
 // whatever started it: the panel follows it unless the user is looking at another run, and
 // says who started it. After a reload, the last run (running or ended) is shown.
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
-import { api, ApiError } from "../api/client";
+import { api, ApiError, startRunBody } from "../api/client";
 import type { RunSummary, Workflow, WorkflowMessage } from "../types";
 import { isFinalStatus, statusLabel, useRunStore } from "../store/runStore";
 import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workflowRuns";
 import { BudgetField } from "./BudgetField";
 import { HistoryTab } from "./HistoryTab";
-import { InputTab, parseInput, type RunProblem } from "./InputTab";
+import { utf8Bytes } from "./bodySize";
+import { cliCommand, InputTab, parseInput, requestTooLargeNote, type RunProblem } from "./InputTab";
 import { NO_ADVANCED, parseAdvanced, RunAdvanced, type AdvancedText } from "./RunAdvanced";
 import { ProgressView } from "./ProgressView";
 import { PausedProviders } from "./Paused";
@@ -55,7 +56,18 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
 
   const parsed = useMemo(() => parseInput(inputText), [inputText]);
   const parsedAdvanced = useMemo(() => parseAdvanced(advanced), [advanced]);
-  const startable = parsed.ok && parsedAdvanced.ok;
+  // The Run request weighed as it will be sent (api.startRun's body, UTF-8): past the server's
+  // limit it would only be refused (413), so Run is disabled and the Input tab says why and
+  // how to run it anyway. Weighed again only when the input or the options change.
+  const requestLimit = workflow.request_max_bytes;
+  const options = useMemo(() => (parsedAdvanced.ok ? parsedAdvanced.value : {}), [parsedAdvanced]);
+  const requestBytes = useMemo(
+    () => (parsed.ok && requestLimit !== undefined ? utf8Bytes(JSON.stringify(startRunBody(parsed.value, options))) : 0),
+    [parsed, options, requestLimit],
+  );
+  const tooLargeNote = requestTooLargeNote(requestBytes, requestLimit);
+  const tooLarge = { note: tooLargeNote, command: cliCommand(workflow.id, options) };
+  const startable = parsed.ok && parsedAdvanced.ok && !tooLargeNote;
   // Each tab opens at its top (not at the previous tab's scroll position).
   const bodyRef = useRef<HTMLDivElement>(null);
   useLayoutEffect(() => {
@@ -170,21 +182,29 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   }, []);
 
   const startRun = async () => {
-    if (!parsed.ok || !parsedAdvanced.ok || starting || busy) return;
+    if (!parsed.ok || !parsedAdvanced.ok || tooLargeNote || starting || busy) return;
     setStarting(true);
     starting_.current = true;
     setProblems([]);
     setStartError("");
+    let posting = false;
     try {
       const saved = await onBeforeRun();
       if (!saved) return;
+      posting = true;
       const started = await api.startRun(saved.id, parsed.value, parsedAdvanced.value);
       if (useRunStore.getState().runId !== started.id) connect(started.id, started);
       useWorkflowRuns.getState().setNotice(null);
       setTab("progress");
       setHistoryVersion((v) => v + 1);
     } catch (err) {
-      setStartError(err instanceof Error ? err.message : String(err));
+      const message = err instanceof Error ? err.message : String(err);
+      // Refused for its size (a limit this page did not know): say how to run it anyway.
+      setStartError(
+        posting && err instanceof ApiError && err.status === 413
+          ? `${message}. Raise that setting, or run this input from the command line: ${tooLarge.command}`
+          : message,
+      );
       if (err instanceof ApiError && err.body && typeof err.body === "object" && "errors" in err.body) {
         const list = (err.body as { errors: unknown }).errors;
         if (Array.isArray(list)) setProblems(list as RunProblem[]);
@@ -245,7 +265,9 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
                 ? "Fix the input JSON first"
                 : !parsedAdvanced.ok
                   ? "Fix the advanced options first"
-                  : "Save and run with this input"
+                  : tooLargeNote
+                    ? "The input is over the server's request limit (KLYNTOS_REQUEST_MAX_BYTES): see the Input tab"
+                    : "Save and run with this input"
           }
           onClick={startRun}
         >
@@ -344,7 +366,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
       <div className="kr-body" ref={bodyRef}>
         {tab === "input" && (
           <>
-            <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} />
+            <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} tooLarge={tooLarge} />
             <RunAdvanced text={advanced} onChange={setAdvanced} parsed={parsedAdvanced} />
             <BudgetField workflow={workflow} />
           </>

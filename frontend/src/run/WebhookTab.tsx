@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
 import type { Workflow } from "../types";
+import { byteSize, sizeOver, utf8Bytes } from "./bodySize";
 
 /** Single-quotes a string for a POSIX shell. */
 export function shellQuote(text: string): string {
@@ -91,16 +92,12 @@ function downloadText(name: string, text: string): void {
   window.setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function byteSize(bytes: number): string {
-  return bytes < 1024 ? `${bytes} bytes` : `${(bytes / 1024).toFixed(1)} kB`;
-}
-
 /** What to tell before a post the webhook would refuse (413), or "" when the body fits. */
 export function tooLargeNote(bytes: number, limit: number | undefined): string {
   if (limit === undefined || bytes <= limit) return "";
   return (
-    `This body is ${byteSize(bytes)}, over the webhook's limit of ${byteSize(limit)} ` +
-    "(KLYNTOS_WEBHOOK_MAX_BYTES): the server will refuse it with 413. Raise that setting, " +
+    `This body is ${sizeOver(bytes, limit)}, over the webhook's limit of ${byteSize(limit)} ` +
+    `(${limit} bytes, KLYNTOS_WEBHOOK_MAX_BYTES): the server will refuse it with 413. Raise that setting, ` +
     "split the batch, or start it from the Run panel or the CLI."
   );
 }
@@ -122,7 +119,7 @@ export function WebhookTab(props: { workflow: Workflow; input: unknown; inputTex
     return <p className="kr-muted">This workflow has no webhook URL yet: save it first.</p>;
   }
   const body = input === null ? inputText : JSON.stringify(input);
-  const bodyBytes = new TextEncoder().encode(body).length;
+  const bodyBytes = utf8Bytes(body);
   const tooLarge = tooLargeNote(bodyBytes, workflow.webhook_max_bytes);
   const state: SecretState = secret !== null ? "set" : secretState(workflow);
   const signed = state !== "not set";
