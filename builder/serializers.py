@@ -199,6 +199,7 @@ class RunCostSummarySerializer(serializers.Serializer):
 
     wall_seconds = serializers.FloatField(allow_null=True)
     sequential_seconds = serializers.FloatField()
+    waited_seconds = serializers.FloatField()  # waits for providers, left out of sequential
     items_measured = serializers.IntegerField()
     speedup = serializers.FloatField(allow_null=True)
     tokens = TokenCountsSerializer()

@@ -124,6 +124,11 @@ class ItemRun(models.Model):
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
     duration = models.FloatField(null=True)
+    # Seconds of `duration` its steps (and its inner items' steps) spent waiting for a
+    # provider: a paused breaker, a concurrency slot, a rate grant (`step.waited`). Waiting is
+    # not work: the run's sequential time leaves it out (engine/run_costs.py). Summed over
+    # the steps, so steps that waited side by side may add up to more than `duration`.
+    waited = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["run", "parent_key", "loop_block", "index"]
@@ -160,6 +165,8 @@ class StepRun(models.Model):
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
     duration = models.FloatField(null=True)
+    # Seconds of `duration` it spent waiting for a provider (as ItemRun's), over its attempts.
+    waited = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["run", "item_key", "started_at"]

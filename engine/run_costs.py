@@ -9,7 +9,15 @@ under that; dollars are worked out on every read from the current price table
 
 The sequential time is what the run would have taken one thing after another: the durations
 of its top-level items (an outer item of nested loops includes its inner items) plus those of
-its top-level steps other than loops (a loop's step lasts as long as all its items together).
+its top-level steps other than loops (a loop's step lasts as long as all its items together),
+each less the seconds its steps waited for a provider (`waited`: a paused breaker, a
+concurrency slot, a rate grant). Waiting is not work: 200 items that waited out the same
+20-second outage side by side did not each do 20 seconds of work (one after another, the run
+would have waited it out once), so counting it made the speedup up. The speedup is then the
+work done per second of wall time, below 1 when the run mostly waited; `waited_seconds` is
+the waiting left out (summed over items, so items waiting side by side each count). A row's
+waits are summed over its steps, so steps that waited side by side can add up past its
+duration: it then counts 0, never less.
 
 Everything counts only what the run itself did. A retry records the steps and items it took
 from the run it repeats without making them: those steps' rows have `cache` "reused", no
@@ -25,7 +33,8 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from engine.config import price_table
@@ -48,6 +57,7 @@ def summaries(runs: Sequence[Run]) -> dict[Any, dict[str, Any]]:
     for run in missing:
         known[run.pk] = {
             "sequential": 0.0,
+            "waited": 0.0,
             "items": 0,
             "models": {},
             "saved_models": {},
@@ -146,6 +156,13 @@ def _loop_ids(run: Run) -> set[str]:
 # (memo.DoneItem), so it started before the retry did; the retry never ran it.
 CARRIED_ITEM = Q(run__retry_of__isnull=False, started_at__lt=F("run__started_at"))
 RAN_ITEM = Q(run__retry_of__isnull=True) | Q(started_at__gte=F("run__started_at"))
+# A row's working seconds: its duration less its waits, never below 0 (NULL while it runs).
+WORKED = Greatest(F("duration") - F("waited"), Value(0.0))
+
+
+def worked(duration: float | None, waited: float | None) -> float:
+    """`WORKED` of one row read into Python."""
+    return max((duration or 0.0) - (waited or 0.0), 0.0)
 
 
 def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
@@ -154,26 +171,34 @@ def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
         ItemRun.objects.filter(run_id__in=ids, parent_key="")
         .values("run_id")
         .annotate(
-            seconds=Sum("duration", filter=RAN_ITEM),
+            seconds=Sum(WORKED, filter=RAN_ITEM),
+            waits=Sum("waited", filter=RAN_ITEM),  # named apart: WORKED reads the column
             measured=Count("duration", filter=RAN_ITEM),
             carried=Count("pk", filter=CARRIED_ITEM),
-            carried_seconds=Sum("duration", filter=CARRIED_ITEM),
+            carried_seconds=Sum(WORKED, filter=CARRIED_ITEM),
         )
         .order_by()
     )
     for row in items:
         sums = known[row["run_id"]]
         sums["sequential"] += row["seconds"] or 0.0
+        sums["waited"] += row["waits"] or 0.0
         sums["items"] = row["measured"]
         sums["reused_items"] = row["carried"]
         sums["reused_seconds"] += row["carried_seconds"] or 0.0
     loops = {run.pk: _loop_ids(run) for run in runs}
     steps = StepRun.objects.filter(run_id__in=ids, item_key="", duration__isnull=False)
-    for run_id, block_id, seconds, kept in steps.values_list(
-        "run_id", "block_id", "duration", "cache"
+    for run_id, block_id, seconds, waited, kept in steps.values_list(
+        "run_id", "block_id", "duration", "waited", "cache"
     ):
-        if block_id not in loops[run_id]:
-            known[run_id]["reused_seconds" if kept == REUSED else "sequential"] += seconds
+        if block_id in loops[run_id]:
+            continue
+        sums = known[run_id]
+        if kept == REUSED:
+            sums["reused_seconds"] += worked(seconds, waited)
+        else:
+            sums["sequential"] += worked(seconds, waited)
+            sums["waited"] += waited or 0.0
 
 
 # Token counts of every usage entry of the runs' steps, by run and model, in the database
@@ -310,6 +335,7 @@ def _summary(run: Run, sums: dict[str, Any], prices: PriceTable) -> dict[str, An
     return {
         "wall_seconds": wall,
         "sequential_seconds": sequential,
+        "waited_seconds": float(sums.get("waited", 0.0)),
         "items_measured": sums["items"],
         "speedup": sequential / wall if wall and wall > 0 and sequential > 0 else None,
         **costs(models, prices),

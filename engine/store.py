@@ -52,6 +52,7 @@ ITEM_FIELDS = [
     "started_at",
     "finished_at",
     "duration",
+    "waited",
     "loop_block",
     "parent_key",
     "index",
@@ -69,6 +70,7 @@ STEP_FIELDS = [
     "started_at",
     "finished_at",
     "duration",
+    "waited",
 ]
 
 
@@ -619,6 +621,7 @@ class RunStore:
                     row.update(status="waiting", error=data.get("message") or "")
                 elif kind == "step.waited":
                     row.update(status="running", error="")
+                    self._add_waited(row, float(data.get("seconds") or 0.0))
                 else:
                     row.update(
                         status=STEP_ENDS.get(kind, "failed"),
@@ -838,6 +841,16 @@ class RunStore:
                 **{k: limits[k] for k in ("batch", "batches", "state") if k in limits},
             }
         return states
+
+    def _add_waited(self, step: dict[str, Any], seconds: float) -> None:
+        """A step waited `seconds` for a provider: its row and its item's (and that item's
+        enclosing items', whose durations include it) record it, written with their next
+        change (at the latest their end). Not work: the sequential time leaves it out."""
+        step["waited"] = step.get("waited", 0.0) + seconds
+        key = step["item_key"]
+        while key and (item := self._items.get(key)) is not None:
+            item["waited"] = item.get("waited", 0.0) + seconds
+            key = item.get("parent_key") or ""
 
     def _forget_ended(self, delta: dict[str, Any]) -> None:
         """Rows that reached their end are stored: the store stops holding them, so its

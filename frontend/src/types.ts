@@ -274,6 +274,8 @@ export interface PausedProvider {
 export interface CostSummary {
   wall_seconds: number | null;
   sequential_seconds: number;
+  /** Seconds the items' steps waited for providers (a paused breaker, a slot, a rate grant), left out of `sequential_seconds`. */
+  waited_seconds?: number;
   items_measured: number;
   speedup: number | null;
   tokens: { prompt: number; completion: number; total: number };

@@ -2,7 +2,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { CostSummary } from "../types";
-import { CostLine, reusedText } from "./CostLine";
+import { CostLine, reusedText, speedupText } from "./CostLine";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -48,5 +48,27 @@ describe("the cost line of a retry", () => {
     expect($("speedup")?.textContent).toBe("9.8× faster than sequential");
     expect($("cost-reused")?.textContent).toBe("reused 975 items from the retried run: 114,259 tokens in 1,950 LLM calls ($0.0231) not spent again");
     expect(($("cost-reused") as HTMLElement).title).toContain("10m 57s of work not done again");
+  });
+});
+
+describe("the cost line of a run that waited for its providers", () => {
+  it("leaves the waits out of the sequential time and says so", async () => {
+    // 200 leads through a 20-second Clearbit outage: 10 items waited it out side by side.
+    const waited: CostSummary = { ...retry, reused: undefined, wall_seconds: 36.6, sequential_seconds: 17.2, items_measured: 200, speedup: 0.47, waited_seconds: 350 };
+    vi.stubGlobal("fetch", async () => ({ ok: true, status: 200, text: async () => JSON.stringify({ id: "r8", status: "succeeded", summary: waited }) }));
+    act(() => root.render(<CostLine runId="r8" finished />));
+    for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+    const $ = (id: string) => container.querySelector(`[data-testid="${id}"]`);
+    expect($("speedup")?.textContent).toBe("0.5× the sequential pace");
+    expect($("cost-waited")?.textContent).toBe("5m 50s waiting for providers not counted");
+    expect(speedupText(3)).toBe("3.0× faster than sequential");
+  });
+
+  it("shows no waiting part when nothing waited", async () => {
+    vi.stubGlobal("fetch", async () => ({ ok: true, status: 200, text: async () => JSON.stringify({ id: "r7", status: "succeeded", summary: { ...retry, waited_seconds: 0 } }) }));
+    act(() => root.render(<CostLine runId="r7" finished />));
+    for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+    expect(container.querySelector('[data-testid="cost-waited"]')).toBeNull();
+    expect(container.querySelector('[data-testid="speedup"]')?.textContent).toBe("9.8× faster than sequential");
   });
 });

@@ -10,6 +10,12 @@ import { fetchCostSummary } from "./runApi";
 
 export const COST_REFRESH_MS = 3000;
 
+/** "12.3× faster than sequential"; a run that mostly waited for its providers did less work
+ * per second than one item at a time would have: "0.5× the sequential pace". */
+export function speedupText(speedup: number): string {
+  return speedup >= 1 ? `${formatSpeedup(speedup)} faster than sequential` : `${formatSpeedup(speedup)} the sequential pace`;
+}
+
 /** What a retry took from the run it retries, in words: "reused 975 items from the retried
  * run: 115,759 tokens in 1,976 LLM calls ($0.0123) not spent again". Empty for other runs. */
 export function reusedText(summary: CostSummary): string {
@@ -58,18 +64,24 @@ export function CostLine(props: { runId: string; finished: boolean }) {
   if (!summary || summary.wall_seconds === null) return null;
   const priced = summary.cost_usd !== null;
   const reused = reusedText(summary);
+  const waited = summary.waited_seconds ?? 0;
   return (
     <div className="kr-row kr-small kr-cost" data-testid="cost-line">
       <span data-testid="cost-wall" title="from the run's start to its end (or now)">
         wall {formatDuration(summary.wall_seconds)}
       </span>
-      <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations, plus the steps outside loops, one after the other${reused ? " (what this run ran; the reused items are not counted)" : ""}`}>
+      <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations less their waits for providers, plus the steps outside loops, one after the other${reused ? " (what this run ran; the reused items are not counted)" : ""}`}>
         sequential {formatDuration(summary.sequential_seconds) || "0 ms"}
       </span>
       {summary.speedup !== null && (
         <strong className="kr-speedup" data-testid="speedup" title="sequential time ÷ wall time">
-          {formatSpeedup(summary.speedup)} faster than sequential
+          {speedupText(summary.speedup)}
         </strong>
+      )}
+      {waited > 0 && (
+        <span data-testid="cost-waited" title="time items spent waiting for a provider (a paused breaker, a concurrency slot, a rate grant), summed over the items: not work, so not in the sequential time">
+          {formatDuration(waited)} waiting for providers not counted
+        </span>
       )}
       <span data-testid="cost-tokens" title={perModel(summary)}>
         {formatTokens(summary.tokens.total)}
