@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
-import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, throughputOf } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, throughputOf, visibleControls } from "./metrics";
 import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
@@ -22,6 +22,13 @@ describe("itemLabel", () => {
     expect(itemLabel("plain")).toBe("plain");
     expect(itemLabel(null)).toBe("null");
     expect(itemLabel({ name: "x".repeat(200) }).length).toBe(80);
+  });
+
+  it("shows bidi controls as code points, so a name cannot read backwards", () => {
+    // The tester's name: shown as "exe.png edirrevo LTR" in the table before.
+    expect(itemLabel({ name: "\u202eRTL override gnp.exe" })).toBe("[U+202E]RTL override gnp.exe");
+    expect(visibleControls("a\u2066b\u2069c\u202ad")).toBe("a[U+2066]b[U+2069]c[U+202A]d");
+    expect(visibleControls("محمد بن سلمان")).toBe("محمد بن سلمان"); // right-to-left text itself is untouched
   });
 });
 

@@ -10,8 +10,17 @@ export function toMs(iso: string | null | undefined): number | null {
 }
 
 const LABEL_MAX = 80;
+// Bidi embedding, override and isolate controls: shown as their code points, so an item
+// named "\u202Egnp.exe" reads as such and not as "exe.png".
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
 
-/** A short text label for an item: its `name`, else its `id`, else compact JSON. */
+/** `text` with its bidi controls made visible ("[U+202E]"). */
+export function visibleControls(text: string): string {
+  return text.replace(BIDI_CONTROLS, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase()}]`);
+}
+
+/** A short text label for an item: its `name`, else its `id`, else compact JSON; bidi
+ * controls made visible. */
 export function itemLabel(data: unknown): string {
   let label: string;
   if (data && typeof data === "object" && !Array.isArray(data)) {
@@ -21,6 +30,7 @@ export function itemLabel(data: unknown): string {
   } else {
     label = typeof data === "string" ? data : compactJson(data);
   }
+  label = visibleControls(label);
   return label.length > LABEL_MAX ? `${label.slice(0, LABEL_MAX - 1)}…` : label;
 }
 
