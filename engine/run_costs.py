@@ -160,11 +160,6 @@ RAN_ITEM = Q(run__retry_of__isnull=True) | Q(started_at__gte=F("run__started_at"
 WORKED = Greatest(F("duration") - F("waited"), Value(0.0))
 
 
-def worked(duration: float | None, waited: float | None) -> float:
-    """`WORKED` of one row read into Python."""
-    return max((duration or 0.0) - (waited or 0.0), 0.0)
-
-
 def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
     ids = [run.pk for run in runs]
     items = (
@@ -188,17 +183,17 @@ def _add_sequential(runs: list[Run], known: dict[Any, dict[str, Any]]) -> None:
         sums["reused_seconds"] += row["carried_seconds"] or 0.0
     loops = {run.pk: _loop_ids(run) for run in runs}
     steps = StepRun.objects.filter(run_id__in=ids, item_key="", duration__isnull=False)
-    for run_id, block_id, seconds, waited, kept in steps.values_list(
-        "run_id", "block_id", "duration", "waited", "cache"
+    for run_id, block_id, seconds, waited, kept in steps.annotate(seconds=WORKED).values_list(
+        "run_id", "block_id", "seconds", "waited", "cache"
     ):
         if block_id in loops[run_id]:
             continue
         sums = known[run_id]
         if kept == REUSED:
-            sums["reused_seconds"] += worked(seconds, waited)
+            sums["reused_seconds"] += seconds
         else:
-            sums["sequential"] += worked(seconds, waited)
-            sums["waited"] += waited or 0.0
+            sums["sequential"] += seconds
+            sums["waited"] += waited
 
 
 # Token counts of every usage entry of the runs' steps, by run and model, in the database

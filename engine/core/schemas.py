@@ -78,15 +78,14 @@ def with_defaults(schema: Any, value: Any) -> Any:
     return value
 
 
-def _fills(schema: Mapping[str, Any]) -> bool:
-    """Whether `with_defaults` can change anything under `schema` (so a list of 100,000
-    items whose schema has no default anywhere is not walked)."""
-    return _has_default(json.dumps(schema, default=str))
-
-
-@functools.lru_cache(maxsize=256)
-def _has_default(text: str) -> bool:
-    return '"default"' in text
+def _fills(schema: Any) -> bool:
+    """Whether a `default` stands anywhere under `schema`, so that `with_defaults` can change
+    something (a list of 100,000 items whose schema has none is not walked)."""
+    if isinstance(schema, Mapping):
+        return "default" in schema or any(_fills(part) for part in schema.values())
+    if isinstance(schema, list):
+        return any(_fills(part) for part in schema)
+    return False
 
 
 def _kind(schema: Mapping[str, Any]) -> str | list[str] | None:

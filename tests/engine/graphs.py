@@ -25,3 +25,20 @@ def burst_graph() -> dict[str, Any]:
         ],
         "edges": [{"source": "webhook", "target": "loop"}],
     }
+
+
+LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
+
+
+def lookup_burst_graph(**loop_config: Any) -> dict[str, Any]:
+    """`burst_graph` whose loop body calls (simulated) Clearbit for each item."""
+    graph = burst_graph()
+    graph["blocks"][1]["config"].update(loop_config)
+    graph["blocks"][2] = {
+        "id": "fetch",
+        "type": "http",
+        "name": "fetch",
+        "parent": "loop",
+        "config": {"url": LOOKUP, "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"}},
+    }
+    return graph

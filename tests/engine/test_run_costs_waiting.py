@@ -22,7 +22,7 @@ from engine.core.redaction import Redactor
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import execute_run
 from simulator.testing import RunningSimulator
-from tests.engine.graphs import burst_graph
+from tests.engine.graphs import burst_graph, lookup_burst_graph
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
@@ -37,19 +37,7 @@ def summary_of(run_id: Any) -> dict[str, Any]:
 
 def fetch_graph() -> dict[str, Any]:
     """The burst graph whose loop body calls Clearbit for each item, ten items at once."""
-    graph = burst_graph()
-    graph["blocks"][1]["config"]["max_concurrent"] = ITEMS
-    graph["blocks"][2] = {
-        "id": "fetch",
-        "type": "http",
-        "name": "fetch",
-        "parent": "loop",
-        "config": {
-            "url": "https://api.clearbit.com/v2/companies/find?domain=<item.domain>",
-            "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"},
-        },
-    }
-    return graph
+    return lookup_burst_graph(max_concurrent=ITEMS)
 
 
 def test_items_waiting_for_a_provider_slot_do_not_count_as_sequential_work(

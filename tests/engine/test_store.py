@@ -17,7 +17,7 @@ from builder.services import run_create, workflow_create
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import execute_run
 from engine.store import group_name
-from tests.engine.graphs import burst_graph
+from tests.engine.graphs import burst_graph, lookup_burst_graph
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
 
@@ -109,18 +109,7 @@ def test_waves_are_visible_in_the_stored_rows_and_the_loop_state(
         jitter_ms=[0, 30],
         failures=[{"endpoint": "clearbit", "match": {"domain": "d12.example"}, "status": 404}],
     )
-    graph = burst_graph()
-    graph["blocks"][1]["config"].update(max_concurrent=4, batch_size=10)
-    graph["blocks"][2] = {
-        "id": "fetch",
-        "type": "http",
-        "name": "fetch",
-        "parent": "loop",
-        "config": {
-            "url": "https://api.clearbit.com/v2/companies/find?domain=<item.domain>",
-            "headers": {"Authorization": "Bearer <env.CLEARBIT_API_KEY>"},
-        },
-    }
+    graph = lookup_burst_graph(max_concurrent=4, batch_size=10)
     workflow = workflow_create(owner=owner, name="waves", graph=graph)
     items = [{"domain": f"d{i}.example"} for i in range(50)]
     run, _ = run_create(workflow=workflow, input={"items": items})
