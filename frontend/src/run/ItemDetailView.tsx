@@ -1,16 +1,8 @@
 // One item's data and step outputs, fetched on demand (the websocket carries no outputs).
 import { useEffect, useState } from "react";
 import { useRunStore } from "../store/runStore";
-import { formatDuration, formatTokens, formatUsd } from "./metrics";
+import { formatDuration, formatTokens, formatUsd, shownJson } from "./metrics";
 import { fetchItem, type ItemDetail } from "./runApi";
-
-function pretty(value: unknown): string {
-  try {
-    return JSON.stringify(value, null, 2) ?? "null";
-  } catch {
-    return String(value);
-  }
-}
 
 export function ItemDetailView(props: { runId: string; itemKey: string; onClose: () => void }) {
   const { runId, itemKey, onClose } = props;
@@ -68,7 +60,7 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
           )}
           <details open>
             <summary>Item data</summary>
-            <pre className="kr-pre">{pretty(shown.data)}</pre>
+            <pre className="kr-pre">{shownJson(shown.data)}</pre>
           </details>
           {shown.steps.length === 0 && <p className="kr-muted">No steps recorded.</p>}
           {shown.steps.map((step) => (
@@ -88,7 +80,7 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
                 // A step waiting for its provider says why ("waiting for api.openai.com: tokens/min").
                 <p className={step.status === "waiting" ? "kr-muted" : "kr-error"}>{step.error}</p>
               )}
-              <pre className="kr-pre">{pretty(step.output)}</pre>
+              <pre className="kr-pre">{shownJson(step.output)}</pre>
             </div>
           ))}
         </>

@@ -2,9 +2,11 @@
 // read once the run has ended. Shown as text: LLM output and item data are untrusted.
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
+import { shownJson, visibleControls } from "./metrics";
 
+// Bidi controls made visible either way: a string as itself, anything else as JSON.
 function pretty(value: unknown): string {
-  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+  return typeof value === "string" ? visibleControls(value) : shownJson(value);
 }
 
 export function RunOutputs({ runId }: { runId: string }) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
-import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, throughputOf, visibleControls } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, shownJson, throughputOf, visibleControls } from "./metrics";
 import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
@@ -29,6 +29,16 @@ describe("itemLabel", () => {
     expect(itemLabel({ name: "\u202eRTL override gnp.exe" })).toBe("[U+202E]RTL override gnp.exe");
     expect(visibleControls("a\u2066b\u2069c\u202ad")).toBe("a[U+2066]b[U+2069]c[U+202A]d");
     expect(visibleControls("محمد بن سلمان")).toBe("محمد بن سلمان"); // right-to-left text itself is untouched
+  });
+
+  it("writes bidi controls in the detail's JSON as escapes that parse back to the same data", () => {
+    const data = { name: "\u202eRTL override gnp.exe", note: "a\u2066b", city: "القاهرة" };
+    const shown = shownJson(data);
+    expect(shown).toContain('"\\u202eRTL override gnp.exe"');
+    expect(shown).not.toMatch(/[\u202A-\u202E\u2066-\u2069]/);
+    expect(JSON.parse(shown)).toEqual(data);
+    expect(shown).toContain("القاهرة");
+    expect(shownJson(undefined)).toBe("null");
   });
 });
 

@@ -19,6 +19,18 @@ export function visibleControls(text: string): string {
   return text.replace(BIDI_CONTROLS, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase()}]`);
 }
 
+/** `value` as indented JSON to read, its bidi controls written as JSON escapes ("\\u202e"):
+ * data cannot reorder what is shown, and the text still parses back to the same value. */
+export function shownJson(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value, null, 2) ?? "null";
+  } catch {
+    text = String(value);
+  }
+  return text.replace(BIDI_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** A short text label for an item: its `name`, else its `id`, else compact JSON; bidi
  * controls made visible. */
 export function itemLabel(data: unknown): string {
