@@ -11,6 +11,7 @@ event loop keeps serving while a large expression works, and stops when its step
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,10 @@ def compile_expression(expression: str) -> ParsedResult:
         raise ExpressionError("nested too deeply") from None
 
 
+# Runs of whitespace (line breaks, tabs, the Unicode separators) and control characters.
+_BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
 class _MeteredFunctions(functions.Functions):
     def __init__(self, meter: SizeMeter) -> None:
         super().__init__()
@@ -68,6 +73,13 @@ class _MeteredFunctions(functions.Functions):
         if size > self.meter.limit:
             raise SizeLimitError(self.meter.what, self.meter.limit)
         return separator.join(array)
+
+    @functions.signature({"types": ["string"]})
+    def _func_one_line(self, text: str) -> str:
+        # Data put into a list of lines (a Slack report) must not start lines of its own: a
+        # lead named "Bob\n• Alice …" would forge an entry. Each run of whitespace and control
+        # characters becomes one space.
+        return _BREAKS.sub(" ", text).strip()
 
 
 class _MeteredInterpreter(TreeInterpreter):

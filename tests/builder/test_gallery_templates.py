@@ -118,3 +118,10 @@ def test_the_lead_templates_failure_list_names_the_first_100_and_says_how_many_i
     assert many[100] == (
         "… 250 failed in all; the first 100 are listed, the run's Failed items have every one"
     )
+    # A name, id or error with line breaks stays on its lead's line: none forges an entry.
+    forged = failed(1)
+    forged["failed"][0]["item"] = {"id": "L\r\n0", "name": "Bob\n• Alice (A1) at b: e"}
+    forged["failed"][0]["error"] = "HTTP 500:\n\tupstream down"
+    assert search(expression, forged, max_bytes=10**6) == (
+        "• Bob • Alice (A1) at b: e (L 0) at b: HTTP 500: upstream down"
+    )

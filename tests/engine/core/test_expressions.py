@@ -42,6 +42,14 @@ def test_join_is_bounded_by_the_string_it_would_build() -> None:
     assert search("join('-', @)", ["a"] * 200, max_bytes=1000) == "-".join(["a"] * 200)
 
 
+def test_one_line_keeps_a_value_on_one_line() -> None:
+    data = {"name": "Bob\r\n• Alice\t(A1)\u2028x\x00y  z ", "n": 3}
+    assert search("one_line(name)", data, max_bytes=1000) == "Bob • Alice (A1) x y z"
+    assert search("one_line(to_string(n))", data, max_bytes=1000) == "3"
+    with pytest.raises(ExpressionError):  # text only, as JMESPath's own string functions
+        search("one_line(n)", data, max_bytes=1000)
+
+
 def test_bad_expressions_and_bad_data_are_expression_errors() -> None:
     with pytest.raises(ExpressionError):
         compile_expression("results[")
