@@ -70,4 +70,4 @@ class WebhookBlock(BaseBlock):
             if errors:
                 raise BlockError("body does not match the schema: " + "; ".join(errors))
         # The schema's defaults fill the fields a body left out (an optional lead's title).
-        return {"body": with_defaults(schema, ctx.run_input)}
+        return {"body": with_defaults(schema, ctx.run_input, ctx.max_output_bytes)}

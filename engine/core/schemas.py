@@ -18,6 +18,9 @@ import referencing.exceptions
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # type: ignore[import-untyped]
 from referencing.jsonschema import DRAFT202012
 
+from engine.core.bounded import json_size
+from engine.core.errors import SizeLimitError
+
 JsonSchema = dict[str, Any]
 SCALARS = {"string", "integer", "number", "boolean", "null"}
 
@@ -44,7 +47,7 @@ def properties_of(schema: Any) -> Mapping[str, Any]:
     return properties if isinstance(properties, Mapping) else {}
 
 
-def with_defaults(schema: Any, value: Any) -> Any:
+def with_defaults(schema: Any, value: Any, max_bytes: int | None = None) -> Any:
     """`value` with each missing property that its schema gives a `default` filled in, in
     objects and in the items of arrays, at any depth (`properties` and `items` only: no
     `$ref`, `allOf` or `anyOf`). A field a schema marks optional with a default can then be
@@ -52,9 +55,31 @@ def with_defaults(schema: Any, value: Any) -> Any:
     copied, what does not is shared.
 
     The schema is read once into a `_Filler` that visits only the parts where a default
-    stands: a webhook's 100,000 leads cost a few lookups each, not a walk of every field."""
+    stands: a webhook's 100,000 leads cost a few lookups each, not a walk of every field.
+    A default that is a list or an object is copied for each value that lacks it: past
+    `max_bytes` of such copies (their JSON), SizeLimitError, before memory holds them all (a
+    500 kB default list filled into 100,000 leads would be 50 GB)."""
     filler = _filler(schema)
-    return value if filler is None else filler.fill(value)
+    if filler is None:
+        return value
+    return filler.fill(value, _Budget(max_bytes))
+
+
+class _Budget:
+    """The bytes of copied defaults one `with_defaults` may still make."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.left = limit or 0
+
+    def spend(self, size: int) -> None:
+        if self.limit is None:
+            return
+        self.left -= size
+        if self.left < 0:
+            raise SizeLimitError("the body with its schema's defaults filled in", self.limit)
 
 
 # A default that is one of these is shared, never copied (nothing can change it).
@@ -69,36 +94,38 @@ class _Filler:
 
     def __init__(
         self,
-        defaults: list[tuple[str, Any]],
+        defaults: list[tuple[str, Any, int]],
         nested: list[tuple[str, _Filler]],
         items: _Filler | None,
     ) -> None:
-        self.defaults = defaults
+        self.defaults = defaults  # (name, default, bytes a copy costs: 0 when shared)
         self.nested = nested
         self.items = items
 
-    def fill(self, value: Any) -> Any:
+    def fill(self, value: Any, budget: _Budget) -> Any:
         if isinstance(value, dict):
-            return self._fill_object(value) if self.defaults or self.nested else value
+            return self._fill_object(value, budget) if self.defaults or self.nested else value
         if isinstance(value, list) and self.items is not None:
             items = self.items
-            filled = [items.fill(item) for item in value]
+            filled = [items.fill(item, budget) for item in value]
             same = all(a is b for a, b in zip(filled, value, strict=True))
             return value if same else filled
         return value
 
-    def _fill_object(self, value: dict[str, Any]) -> dict[str, Any]:
+    def _fill_object(self, value: dict[str, Any], budget: _Budget) -> dict[str, Any]:
         changed: dict[str, Any] | None = None
-        for name, default in self.defaults:
+        for name, default, cost in self.defaults:
             if name not in value:
                 changed = changed if changed is not None else dict(value)
-                changed[name] = (
-                    default if isinstance(default, _IMMUTABLE) else copy.deepcopy(default)
-                )
+                if cost:  # a list or an object: a copy of its own
+                    budget.spend(cost)
+                    changed[name] = copy.deepcopy(default)
+                else:
+                    changed[name] = default
         for name, filler in self.nested:
             if name in value:
                 inner = value[name]
-                filled = filler.fill(inner)
+                filled = filler.fill(inner, budget)
                 if filled is not inner:
                     changed = changed if changed is not None else dict(value)
                     changed[name] = filled
@@ -109,7 +136,7 @@ def _filler(schema: Any) -> _Filler | None:
     """`schema` as a `_Filler`, or None where no default stands under it."""
     if not isinstance(schema, Mapping):
         return None
-    defaults: list[tuple[str, Any]] = []
+    defaults: list[tuple[str, Any, int]] = []
     nested: list[tuple[str, _Filler]] = []
     for name, field in properties_of(schema).items():
         if not isinstance(field, Mapping):
@@ -117,7 +144,9 @@ def _filler(schema: Any) -> _Filler | None:
         inner = _filler(field)
         if "default" in field:
             # Present or missing, the field's own value is filled below when it is there.
-            defaults.append((name, field["default"]))
+            default = field["default"]
+            cost = 0 if isinstance(default, _IMMUTABLE) else json_size(default)
+            defaults.append((name, default, cost))
         if inner is not None:
             nested.append((name, inner))
     items = schema.get("items")

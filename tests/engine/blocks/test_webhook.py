@@ -67,3 +67,29 @@ async def test_the_schemas_defaults_fill_what_a_body_left_out() -> None:
         assert outcome.status == "succeeded", outcome.error
         assert outcome.outputs["loop"]["succeeded"] == 2
         assert body == {"leads": [{"title": "CTO"}, {}]}  # the run's input stays as posted
+
+
+async def test_copies_of_a_list_default_stop_at_the_output_limit_before_memory_holds_them() -> None:
+    # 10 kB of default per lead: 1,000 leads would copy 10 MB; the limit is 100 kB.
+    tags = ["x" * 100] * 100
+    schema = {
+        "type": "object",
+        "properties": {
+            "leads": {"type": "array", "items": {"properties": {"tags": {"default": tags}}}}
+        },
+    }
+    g = graph([block("hook", "webhook", body_schema=schema)], [])
+    body = {"leads": [{"id": i} for i in range(1_000)]}
+    outcome, recorder = await run_graph(g, body, options=RunOptions(max_output_bytes=100_000))
+    assert outcome.status == "failed"
+    (failed,) = recorder.of("step.failed", block="hook")
+    assert failed.data["error"] == (
+        "the body with its schema's defaults filled in is larger than 100000 bytes"
+        " (KLYNTOS_MAX_OUTPUT_BYTES)"
+    )
+    # Under the limit the same default is filled, a copy per lead.
+    small = {"leads": [{"id": 1}, {"id": 2}]}
+    outcome, _ = await run_graph(g, small, options=RunOptions(max_output_bytes=100_000))
+    assert outcome.status == "succeeded", outcome.error
+    leads = outcome.outputs["hook"]["body"]["leads"]
+    assert leads[0]["tags"] == tags and leads[0]["tags"] is not leads[1]["tags"]
