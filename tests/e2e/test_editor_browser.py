@@ -208,7 +208,78 @@ def test_the_template_opens_whole_and_legible_in_a_1440x900_window(
     assert minimap is not None
     for name, box in boxes.items():
         assert not overlap(box, minimap), name
+    # Legible at that zoom: each block's name at >= 12 px on screen, its type label, summary
+    # and hints at >= 10.5 px (the names were 10 px, the labels 8.6 px). The run state is
+    # measured after a run (test_the_run_state_on_the_template_is_legible_...).
+    sizes = text_sizes(page)
+    for role in ("name", "label", "summary"):
+        assert {s["block"] for s in sizes if s["role"] == role} == set(TEMPLATE_BLOCKS), role
+    assert [s["block"] for s in sizes if s["role"] == "hint"] == ["loop"]
+    assert_legible(sizes)
     screenshot(page, "template-opened-1440x900")
+
+
+# The on-screen font size (CSS font size × the canvas zoom) of each text of each block,
+# whether it lies inside its block's box, and whether it is cut (ellipsised) and has a
+# tooltip.
+TEXT_SIZES = """() => {
+  const zoom = new DOMMatrix(getComputedStyle(document.querySelector('.react-flow__viewport')).transform).a;
+  const roles = [
+    ['name', '.block-name'],
+    ['state', '.status-pill'],
+    ['counter', '[data-count]'],
+    ['label', '.block-label'],
+    ['summary', '.block-summary'],
+    ['error', '.node-errors'],
+  ];
+  const out = [];
+  for (const block of document.querySelectorAll('.react-flow__node [data-block-name]')) {
+    const box = block.getBoundingClientRect();
+    const name = block.dataset.blockName;
+    const inner = (el) => block.contains(el) && el.closest('[data-block-name]') === block;
+    for (const [role, selector] of roles) {
+      for (const el of block.querySelectorAll(selector)) {
+        if (!inner(el)) continue;
+        const r = el.getBoundingClientRect();
+        out.push({
+          block: name, role, text: el.textContent,
+          px: parseFloat(getComputedStyle(el).fontSize) * zoom,
+          inside: r.left >= box.left - 0.5 && r.right <= box.right + 0.5
+            && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5,
+          cut: el.scrollWidth > el.clientWidth + 1,
+          titled: Boolean(el.closest('[title]')?.title),
+        });
+      }
+    }
+    // The loop's "each item" under its body handle (a pseudo-element: its size, not its box).
+    const body = block.querySelector('.handle-body');
+    if (body && inner(body)) {
+      const hint = getComputedStyle(body, '::after');
+      out.push({block: name, role: 'hint', text: hint.content, inside: true, cut: false,
+                titled: false, px: parseFloat(hint.fontSize) * zoom});
+    }
+  }
+  return out;
+}"""
+
+MAIN_TEXT = {"name", "state", "counter"}  # >= 12 px on screen; the rest >= 10.5 px
+
+
+def text_sizes(page: Any) -> list[dict[str, Any]]:
+    sizes = page.evaluate(TEXT_SIZES)
+    least: dict[str, float] = {}
+    for size in sizes:
+        least[size["role"]] = round(min(size["px"], least.get(size["role"], 99.0)), 2)
+    print(json.dumps({"metric": "canvas_text_least_px", **least}))
+    return sizes
+
+
+def assert_legible(sizes: list[dict[str, Any]]) -> None:
+    small = [s for s in sizes if s["px"] < (12 if s["role"] in MAIN_TEXT else 10.5) - 1e-6]
+    assert small == [], small
+    assert [s for s in sizes if not s["inside"]] == []
+    # Names and run state are shown whole; a long summary is ellipsised, with a tooltip.
+    assert [s for s in sizes if s["cut"] and (s["role"] in MAIN_TEXT or not s["titled"])] == []
 
 
 def test_template_runs_from_the_run_panel_on_its_sample(app: LocalApp, page: Any) -> None:
@@ -235,6 +306,87 @@ def test_template_runs_from_the_run_panel_on_its_sample(app: LocalApp, page: Any
             page.locator(f'td:has-text("{lead["name"]}"), th:has-text("{lead["name"]}")').count()
             >= 1
         )
+
+
+def test_the_run_state_on_the_template_is_legible_in_a_1440x900_window(
+    app: LocalApp, page: Any
+) -> None:
+    """After a partly failed run, at the zoom the template opens at in a 1440×900 window, the
+    counters (✓ ✗) and the state word of the loop and of the blocks in it read at >= 12 px on
+    screen, inside their blocks; every block still fits in the canvas."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_template(page)
+    zoom = page.eval_on_selector(
+        ".react-flow__viewport", "el => new DOMMatrix(getComputedStyle(el).transform).a"
+    )
+    leads = [
+        {
+            "id": f"l-{i}",
+            "name": "Fail A" if i == 1 else f"Lead {i}",
+            "company": f"Company {i}",
+            "title": "CTO",
+            "email": f"lead{i}@c{i}.example",
+            "domain": f"c{i}.example",
+            "message": "Interested in a demo",
+        }
+        for i in range(3)
+    ]
+    configure_simulator(
+        app,
+        failures=[
+            {"endpoint": "openai", "match": {"prompt_contains": "Lead: Fail "}, "status": 400}
+        ],
+    )
+    try:
+        page.fill('[data-testid="run-input"]', json.dumps({"leads": leads}))
+        page.click('[data-testid="run-button"]')
+        page.locator(
+            '[data-testid="run-status"]:not([data-status="running"]):not([data-status="queued"])'
+        ).wait_for(timeout=60_000)
+    finally:
+        configure_simulator(app, failures=[])
+    page.locator('[data-block-name="loop"][data-status="partially_succeeded"]').wait_for()
+    page.locator('[data-block-name="store_lead"] [data-count="succeeded"]').wait_for()
+    assert page.eval_on_selector(
+        ".react-flow__viewport", "el => new DOMMatrix(getComputedStyle(el).transform).a"
+    ) == pytest.approx(zoom)
+    sizes = text_sizes(page)
+    counters = {s["block"] for s in sizes if s["role"] == "counter"}
+    assert counters == {
+        "loop",
+        "agent_analysis",
+        "http_clearbit",
+        "http_linkedin",
+        "agent_merge",
+        "store_lead",
+    }
+    failed = [s for s in sizes if s["role"] == "counter" and s["text"].startswith("✗")]
+    assert {s["block"] for s in failed} >= {"loop", "agent_analysis"}
+    states = {s["block"]: s["text"] for s in sizes if s["role"] == "state"}
+    assert set(states) == set(TEMPLATE_BLOCKS)
+    assert states["loop"] == states["agent_analysis"] == "partially succeeded"
+    assert_legible(sizes)
+    # The blocks grown by their counters still lie inside the loop, one under another.
+    loop = page.locator('.react-flow__node[data-id="loop"]').bounding_box()
+    body = [
+        page.locator(f'.react-flow__node[data-id="{n}"]').bounding_box()
+        for n in ("agent_analysis", "http_clearbit", "http_linkedin")
+    ]
+    for box in body:
+        assert loop["y"] < box["y"] and box["y"] + box["height"] <= loop["y"] + loop["height"]
+    assert body[0]["y"] + body[0]["height"] < body[1]["y"]
+    assert body[1]["y"] + body[1]["height"] < body[2]["y"]
+    # Every block, grown by its run line, is still in the canvas and clear of the mini map.
+    pane = page.locator(".react-flow").bounding_box()
+    minimap = page.locator(".react-flow__minimap").bounding_box()
+    for name in TEMPLATE_BLOCKS:
+        box = page.locator(f'[data-block-name="{name}"]').first.bounding_box()
+        assert pane["x"] <= box["x"] and box["x"] + box["width"] <= pane["x"] + pane["width"]
+        assert pane["y"] <= box["y"] and box["y"] + box["height"] <= pane["y"] + pane["height"]
+        assert (
+            box["x"] + box["width"] <= minimap["x"] or box["y"] + box["height"] <= minimap["y"]
+        ), name
+    screenshot(page, "template-run-1440x900")
 
 
 def test_untrusted_item_text_is_shown_as_text(app: LocalApp, page: Any) -> None:

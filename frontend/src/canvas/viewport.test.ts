@@ -3,7 +3,28 @@ import type { BlockNode } from "../store/model";
 import template from "../../../builder/gallery/parallel-lead-enrichment.json";
 import { graphToFlow } from "../store/graphJson";
 import type { GraphJson } from "../types";
-import { READABLE_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
+import { CANVAS_TEXT_PX, READABLE_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
+
+/** The editor's style sheet, read from disk: Vitest blanks `.css?raw` imports (vitest#10788). */
+function styleSheet(): string {
+  type Fs = { readFileSync(path: string, encoding: "utf8"): string };
+  const { process } = globalThis as unknown as { process: { getBuiltinModule(id: "node:fs"): Fs } };
+  const here = import.meta.url; // not inline: Vite would rewrite new URL(…, import.meta.url)
+  const path = decodeURIComponent(new URL("../styles.css", here).pathname);
+  return process.getBuiltinModule("node:fs").readFileSync(path, "utf8");
+}
+
+/** Every font size the style sheet gives `selector` (as one of a rule's selectors). */
+function fontSizes(selector: string): number[] {
+  const sheet = styleSheet().replace(/\/\*[\s\S]*?\*\//g, "");
+  const sizes: number[] = [];
+  for (const [, selectors, body] of sheet.matchAll(/([^{}]+)\{([^{}]*)\}/g)) {
+    const names = selectors.split(",").map((name) => name.trim().replace(/\s+/g, " "));
+    if (!names.includes(selector)) continue;
+    for (const [, px] of body.matchAll(/font-size:\s*([\d.]+)px/g)) sizes.push(Number(px));
+  }
+  return sizes;
+}
 
 describe("opening viewport", () => {
   // The canvas at 1440×900 with the palette, the settings panel and the run panel open.
@@ -52,6 +73,23 @@ describe("opening viewport", () => {
   it("zooms out to fit a graph between the readable and the full zoom", () => {
     const view = openingViewport({ x: 0, y: 0, width: 1000, height: 300 }, 900, 600);
     expect(view.zoom).toBeCloseTo((900 - 48) / 1000);
+  });
+
+  it("sizes the blocks' text to read at the least opening zoom", () => {
+    // A block's name and its run state (counters, state word): 12 px on screen or more.
+    const main = [".block-name", ".run-status", ".run-counts"];
+    // Its type, summary, errors and hints, and any other text on a node: 10.5 px or more.
+    const secondary = [".react-flow__node", ".block-label", ".block-summary", ".node-errors", ".block-pinned", ".loop-node .handle-body::after"];
+    for (const [selectors, least] of [[main, CANVAS_TEXT_PX.main], [secondary, CANVAS_TEXT_PX.secondary]] as const) {
+      for (const selector of selectors) {
+        const sizes = fontSizes(selector);
+        expect(sizes.length, selector).toBeGreaterThan(0);
+        for (const size of sizes) expect(size * READABLE_ZOOM, selector).toBeGreaterThanOrEqual(least);
+      }
+    }
+    // The state word and the counters inherit their line's size.
+    for (const selector of [".status-pill", "[data-count]", ".count-succeeded", ".count-failed", ".count-cancelled", ".count-running"])
+      expect(fontSizes(selector), selector).toEqual([]);
   });
 
   it("has no bounds for an empty graph", () => {

@@ -6,8 +6,14 @@ import type { Viewport } from "@xyflow/react";
 import type { BlockNode } from "../store/model";
 import { nodeSize } from "../store/geometry";
 
-/** Below this zoom a node's 13 px name renders under ~10 px: the editor never opens there. */
+/**
+ * The editor never opens below this zoom. The canvas's type is sized for it (styles.css): a
+ * block's 16 px name and run state render at 12 px on screen here, its 14 px type, summary
+ * and hints at 10.5 px (CANVAS_TEXT_PX; viewport.test.ts reads the style sheet).
+ */
 export const READABLE_ZOOM = 0.75;
+/** The least on-screen sizes of the canvas's text at the opening zoom. */
+export const CANVAS_TEXT_PX = { main: 12, secondary: 10.5 };
 /** Opening zoom never exceeds 100 % (a one-block graph is not blown up). */
 export const OPEN_MAX_ZOOM = 1;
 const PADDING = 24;

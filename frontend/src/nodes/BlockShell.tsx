@@ -101,6 +101,12 @@ export function PinMarker({ pinned }: { pinned: boolean }) {
   );
 }
 
+/**
+ * A block: its icon and name (the title), its type and a one-line summary of its settings
+ * under it, then its run state once it has one (counters inside a loop, the state word).
+ * Sizes in styles.css: the name and the run state read at ≥ 12 px, the rest at ≥ 10.5 px on
+ * screen at the editor's least opening zoom (canvas/viewport.ts READABLE_ZOOM).
+ */
 export function BlockShell(props: BlockNodeProps & { summary: string; children?: ReactNode; hasInput?: boolean }) {
   const { id, data, selected, parentId, summary, children, hasInput = true } = props;
   const { label, icon } = useBlockMeta(data.blockType);
@@ -118,19 +124,27 @@ export function BlockShell(props: BlockNodeProps & { summary: string; children?:
       {hasInput && <Handle type="target" position={Position.Left} className="handle handle-in" />}
       <div className="block-head">
         <span className="block-icon-wrap">
-          <BlockIcon name={icon} size={14} />
+          <BlockIcon name={icon} size={15} />
         </span>
-        <span className="block-label">{label}</span>
+        <span className="block-name" data-testid="block-name" title={data.name}>
+          {data.name}
+        </span>
         <PinMarker pinned={data.extra.pin !== undefined} />
-        <RunStatus id={id} />
       </div>
-      <div className="block-name" data-testid="block-name">
-        {data.name}
+      <div className="block-sub">
+        <span className="block-label" title={label}>
+          {label}
+        </span>
+        <span className="block-summary" title={summary}>
+          {summary || <span className="muted">not configured</span>}
+        </span>
       </div>
-      <div className="block-summary" title={summary}>
-        {summary || <span className="muted">not configured</span>}
-      </div>
-      {parentId && <RunCounts id={id} />}
+      {status !== "idle" && (
+        <div className="block-run" data-testid="block-run">
+          {parentId && <RunCounts id={id} />}
+          <RunStatus id={id} />
+        </div>
+      )}
       {children}
       <NodeErrors id={id} />
       <Handle type="source" position={Position.Right} className="handle handle-out" />

@@ -48,17 +48,19 @@ export const LoopNode = memo(function LoopNode(props: BlockNodeProps) {
         <Handle type="source" position={Position.Right} className="handle handle-out" />
         <div className="loop-head">
           <span className="block-icon-wrap">
-            <BlockIcon name={icon} size={14} />
+            <BlockIcon name={icon} size={15} />
           </span>
-          <span className="block-label">{label}</span>
-          <span className="block-name" data-testid="block-name">
+          <span className="block-label" title={label}>
+            {label}
+          </span>
+          <span className="block-name" data-testid="block-name" title={data.name}>
             {data.name}
           </span>
           {/* Counts and status before the summary: a loop is often wider than the canvas at
               the opening zoom, and its right end was where its state was cut off. */}
           <RunCounts id={id} />
           <PinMarker pinned={data.extra.pin !== undefined} />
-          <RunStatus id={id} />
+          {status !== "idle" && <RunStatus id={id} />}
           <span className="block-summary" title={summary}>
             {summary}
           </span>
