@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LocalApp, screenshot
-from tests.e2e.test_editor_browser import configure_simulator, open_template
+from tests.e2e.test_editor_browser import (
+    configure_simulator,
+    leads_named_fail_fail_their_analysis,
+    open_template,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -284,21 +288,13 @@ def test_d_a_partly_failed_run_is_partially_succeeded_with_counts_and_history_pa
     page.set_viewport_size({"width": 1440, "height": 900})
     open_template(page)
     leads = [lead(i, "Fail A" if i == 3 else "Fail B" if i == 11 else None) for i in range(20)]
-    configure_simulator(
-        app,
-        failures=[
-            {"endpoint": "openai", "match": {"prompt_contains": "Lead: Fail "}, "status": 400}
-        ],
-    )
-    try:
+    with leads_named_fail_fail_their_analysis(app):
         page.fill('[data-testid="run-input"]', json.dumps({"leads": leads}))
         page.click('[data-testid="run-button"]')
         page.wait_for_selector('[data-testid="progress"]:has-text("20/20")', timeout=90_000)
         page.locator(
             '[data-testid="run-status"]:not([data-status="running"]):not([data-status="queued"])'
         ).wait_for(timeout=60_000)
-    finally:
-        configure_simulator(app, failures=[])
     first_run = page.locator('[data-testid="run-id"]').get_attribute("data-run-id")
 
     def painted_as_partly_failed() -> None:
