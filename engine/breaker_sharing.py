@@ -13,7 +13,11 @@ the row (`resume_everywhere`), which every worker applies.
 
 Each worker still probes on its own after the cool-down: a worker that died while its
 breaker was open never leaves the others paused (manual breakers wait for a Resume, as
-everywhere). Concurrency caps are shared through the slot tables (engine/slots.py).
+everywhere). Each also gives up on its own clock: `give_up_after` (in the shared policy)
+from when its breaker opened or joined the open one, so the workers running when it opened
+give up within a look of each other (the outage's start is not shared: a worker that starts
+during it waits up to a whole `give_up_after` more). Concurrency caps are shared through
+the slot tables (engine/slots.py).
 
 The same look shares the rest of a key's governance:
 - **Adaptive limits** (AIMD), of keys with settings only (a lead's own website that times

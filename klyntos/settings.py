@@ -322,7 +322,8 @@ KLYNTOS_BREAKER_SYNC_SECONDS = float(os.environ.get("KLYNTOS_BREAKER_SYNC_SECOND
 KLYNTOS_SLOT_CONNECTIONS = int(os.environ.get("KLYNTOS_SLOT_CONNECTIONS", "4"))
 # The breaker per provider key (engine/core/providers.py), "name:value;…" over the defaults:
 # mode (auto | manual | off), window (last N counted calls), min_calls, failure_rate (opens
-# at this share failed), cool_down and cool_down_max (seconds; doubled per trip), probes.
+# at this share failed), cool_down and cool_down_max (seconds; doubled per trip), probes,
+# give_up_after (seconds not closed before waiting calls fail; 0: never).
 KLYNTOS_BREAKER = os.environ.get("KLYNTOS_BREAKER", "")
 # How many in-scope reference entries one validate answer lists (the editor's picker).
 KLYNTOS_MAX_SCOPE_ENTRIES = int(os.environ.get("KLYNTOS_MAX_SCOPE_ENTRIES", "50000"))

@@ -11,7 +11,7 @@ from engine.core.graph import NAME_PATTERN
 from engine.core.limits import MAX_BATCH_SIZE, MAX_CONCURRENT
 from engine.core.loop import ON_ALL_FAILED
 from engine.core.loop_policies import breaker_policy
-from engine.core.providers import BREAKER_MODES, MAX_BREAKER_WINDOW
+from engine.core.providers import BREAKER_MODES, MAX_BREAKER_WINDOW, MAX_GIVE_UP_AFTER
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
 from engine.core.validation import RESERVED_NAMES
@@ -88,6 +88,17 @@ class LoopBlock(BaseBlock):
                         "default": 5,
                     },
                     "probes": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+                    "give_up_after": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_GIVE_UP_AFTER,
+                        "default": 900,
+                        "description": (
+                            "Seconds a provider may stay unavailable (auto mode) before the "
+                            "items waiting for it fail with the reason, so the run ends "
+                            "(Retry failed reruns them later); 0: wait forever"
+                        ),
+                    },
                     # Saved before the breaker moved to the providers: read as min_calls.
                     "min_items": {
                         "type": "integer",

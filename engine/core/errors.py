@@ -38,6 +38,12 @@ class TransientError(BlockError):
         self.timeout = timeout
 
 
+class ProviderUnavailable(BlockError):
+    """A provider's breaker gave up on it (`give_up_after`, providers.py): the call fails at
+    once instead of waiting. Not transient: the step is not tried again (its item fails, and
+    a later "Retry failed" reruns it)."""
+
+
 class SizeLimitError(BlockError):
     """A value grew past a size limit (KLYNTOS_MAX_OUTPUT_BYTES); never retried."""
 

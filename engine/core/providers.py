@@ -52,8 +52,13 @@ is failed by it), each waiting step hears `step.waiting` with the reason and eac
 waiting step hears `provider.breaker` (state, reason, mode). In auto mode it stays open for a
 cool-down that doubles on each trip up to `cool_down_max`, then lets `probes` calls through
 (half-open) and closes when they all succeed, or opens again on a failed one; in manual mode
-it stays open until `resume(key)`. A loop's `circuit_breaker` sets the policy for the calls
-its items make (`BREAKER_POLICY`).
+it stays open until `resume(key)`. An auto breaker not closed for `give_up_after` seconds
+since it first opened (or this process joined another's open breaker) gives up: while it is
+open the calls it holds back fail with `ProviderUnavailable` (final, never retried) instead
+of waiting, and so do new ones at once, until it closes (after each cool-down its probes
+still go through, the calls after them waiting for their answer); the runs that heard it
+hear `provider.breaker` with state `gave_up`, so they are paused no more. A loop's
+`circuit_breaker` sets the policy for the calls its items make (`BREAKER_POLICY`).
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ from typing import Any, NamedTuple, Protocol
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from engine.core.errors import BlockError, TransientError, parse_retry_after
+from engine.core.errors import BlockError, ProviderUnavailable, TransientError, parse_retry_after
 from engine.core.retry import ATTEMPT_STATE, ATTEMPT_TIMEOUT
 from engine.core.slots import CLUSTER_REASON, Slots, hold_caps
 
@@ -209,6 +214,8 @@ class KeyLimits:
 BREAKER_MODES = ("auto", "manual", "off")
 # The longest count window a breaker keeps (a bound on its memory per key).
 MAX_BREAKER_WINDOW = 1000
+# The longest `give_up_after` (a week): past it, 0 (never) says what is meant.
+MAX_GIVE_UP_AFTER = 604_800
 # The changes a breaker remembers (`ProviderRegistry.breaker_changes`).
 BREAKER_CHANGES = 100
 FAILED_OUTCOMES = frozenset({"throttled", "timeout", "server_error", "unreachable"})
@@ -229,6 +236,10 @@ class BreakerPolicy:
     cool_down: float = 5.0  # seconds open after a first trip (auto), doubled on each trip
     cool_down_max: float = 120.0
     probes: int = 3  # half-open calls that must succeed to close
+    # Seconds not closed (auto) after which the calls waiting on it fail, and new ones fail at
+    # once until it closes (a provider down for good must not leave a run paused forever);
+    # 0: never.
+    give_up_after: float = 900.0
 
 
 BREAKER_FIELDS = tuple(BreakerPolicy.__dataclass_fields__)
@@ -241,7 +252,8 @@ BREAKER_POLICY: contextvars.ContextVar[BreakerPolicy | None] = contextvars.Conte
 
 def parse_breaker(text: str, base: BreakerPolicy | None = None) -> BreakerPolicy:
     """`mode:auto;window:20;min_calls:10;failure_rate:0.25;cool_down:5;cool_down_max:120;
-    probes:3` (any subset, over `base`); raises ValueError naming the part that is wrong."""
+    probes:3;give_up_after:900` (any subset, over `base`); raises ValueError naming the part
+    that is wrong."""
     values: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(";")):
         if not part:
@@ -286,6 +298,13 @@ def breaker_policy(
         elif name in ("cool_down", "cool_down_max"):
             if not 0 < number <= 86_400:
                 raise ValueError(f"{where}: {name} must be seconds in (0, 86400], got {value!r}")
+            parsed[name] = number
+        elif name == "give_up_after":
+            if not 0 <= number <= MAX_GIVE_UP_AFTER:
+                raise ValueError(
+                    f"{where}: give_up_after must be seconds from 0 (never) to "
+                    f"{MAX_GIVE_UP_AFTER}, got {value!r}"
+                )
             parsed[name] = number
         else:
             raise ValueError(f"{where}: unknown setting {name!r}")
@@ -467,6 +486,7 @@ class _Breaker:
         "closed_at",
         "generation",
         "heard",
+        "outage_since",
         "outcomes",
         "policy",
         "probes_in_flight",
@@ -485,6 +505,9 @@ class _Breaker:
         self.since = 0.0
         self.until: float | None = None  # when an open auto breaker turns half-open
         self.closed_at = -math.inf
+        # When this outage began here (loop time): it first opened since it last closed, or
+        # this process joined another's open breaker. None while closed.
+        self.outage_since: float | None = None
         self.reason = ""
         self.policy = BreakerPolicy()  # the policy it opened under
         self.probes_in_flight = 0
@@ -511,6 +534,14 @@ class _Breaker:
 
     def pristine(self) -> bool:
         return self.state == "closed" and not any(self.outcomes) and self.trips == 0
+
+    def give_up_at(self) -> float | None:
+        """When the calls held back by it fail instead (auto mode with `give_up_after`, not
+        closed); None: they wait as long as it takes."""
+        policy = self.policy
+        if self.outage_since is None or policy.mode != "auto" or policy.give_up_after <= 0:
+            return None
+        return self.outage_since + policy.give_up_after
 
     def counted(self, window: int) -> tuple[int, int]:
         """(failed, counted) over the last `window` counted calls."""
@@ -660,7 +691,7 @@ class _Use:
 
 @dataclass(slots=True)
 class _Blocked:
-    reason: str  # breaker | concurrency | requests/min | tokens/min | retry-after
+    reason: str  # breaker | gave-up | concurrency | requests/min | tokens/min | retry-after
     key: str
     until: float | None  # when it may pass; None: when a call in flight ends
 
@@ -742,8 +773,10 @@ class ProviderPaused(Exception):
     Retry-After, rates) instead of waiting for it."""
 
 
+# Why a call is refused rather than held: its breaker gave up on the provider.
+GAVE_UP = "gave-up"
 # Why a call waits that a failover does not wait for.
-_PAUSED_REASONS = frozenset({"breaker", "retry-after", "requests/min", "tokens/min"})
+_PAUSED_REASONS = frozenset({"breaker", GAVE_UP, "retry-after", "requests/min", "tokens/min"})
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -979,6 +1012,8 @@ class ProviderRegistry:
                 blocked = self._blocked(oldest.states, oldest.tokens, _now())
         if or_next and blocked is not None and blocked.reason in _PAUSED_REASONS:
             raise ProviderPaused(f"{blocked.key}: {blocked.reason}")
+        if blocked is not None and blocked.reason == GAVE_UP:
+            raise self._unavailable(states[-1], _now())
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(
             states, tokens, future, tag, policy, or_next, share, _now(), next(self._arrivals)
@@ -1019,18 +1054,13 @@ class ProviderRegistry:
                 future.cancel()
                 self._pump()
             raise
+        except ProviderUnavailable:
+            _tell_waited(tag, where, loop.time() - started)  # a wait, not the step's work
+            raise
         finally:
             if deadline is not None and left is not None and not deadline.expired():
                 deadline.reschedule(loop.time() + left)
-        if tag is not None:
-            tag.bus.emit(
-                "step.waited",
-                item=tag.item,
-                block=tag.block,
-                name=tag.name,
-                provider=where,
-                seconds=round(loop.time() - started, 3),
-            )
+        _tell_waited(tag, where, loop.time() - started)
         return permit
 
     def _check_fits(self, states: tuple[_KeyState, ...], tokens: int) -> None:
@@ -1049,17 +1079,11 @@ class ProviderRegistry:
         """Why a call of `tokens` to `states` cannot start now (None: it can). `record`
         False (a failover's look): a lacking grant of the cluster's rate is not asked for."""
         window = self.settings.window
-        breaker = states[-1].breaker  # the breaker lives on the call's most specific key
-        if breaker.state == "open":
-            if breaker.until is not None and now >= breaker.until:
-                self._half_open(states[-1], now)
-            else:
-                return _Blocked("breaker", states[-1].key, breaker.until)
-        if (
-            breaker.state == "half_open"
-            and breaker.probes_in_flight + breaker.probes_ok >= breaker.policy.probes
-        ):
-            return _Blocked("breaker", states[-1].key, None)
+        own = states[-1]  # the breaker lives on the call's most specific key
+        if own.breaker.state != "closed":
+            held = self._held_by_breaker(own, now)
+            if held is not None:
+                return held
         for state in states:
             if state.paused_until > now:
                 return _Blocked("retry-after", state.key, state.paused_until)
@@ -1320,6 +1344,10 @@ class ProviderRegistry:
                     queue.remove(head)  # it has somewhere else to go
                     head.future.set_exception(ProviderPaused(f"{blocked.key}: {blocked.reason}"))
                     continue
+                if blocked is not None and blocked.reason == GAVE_UP:
+                    queue.remove(head)  # its breaker gave up on the provider: it fails now
+                    head.future.set_exception(self._unavailable(head.states[-1], now))
+                    continue
                 if blocked is not None:
                     if blocked.until is not None:
                         wake = min(wake, blocked.until)
@@ -1521,8 +1549,10 @@ class ProviderRegistry:
 
     def _open(self, state: _KeyState, policy: BreakerPolicy, now: float, reason: str) -> None:
         breaker = state.breaker
-        if breaker.state == "closed" and now - breaker.closed_at >= policy.cool_down_max:
-            breaker.trips = 0  # closed long enough: the next cool-down starts short again
+        if breaker.state == "closed":
+            breaker.outage_since = now  # the give-up clock runs until it closes
+            if now - breaker.closed_at >= policy.cool_down_max:
+                breaker.trips = 0  # closed long enough: the next cool-down starts short again
         breaker.trips += 1
         cool_down = min(policy.cool_down * 2 ** (breaker.trips - 1), policy.cool_down_max)
         breaker.since = now
@@ -1546,9 +1576,62 @@ class ProviderRegistry:
         breaker.enter("half_open", breaker.reason)
         self._tell_all(state)
 
+    def _held_by_breaker(self, state: _KeyState, now: float) -> _Blocked | None:
+        """Why `state`'s breaker (not closed) holds a call back, if it does: open until its
+        cool-down ends (`_held_open`), then half-open: its probe calls go through, the calls
+        after them wait for their answer."""
+        breaker = state.breaker
+        if breaker.state == "open":
+            if breaker.until is None or now < breaker.until:
+                return self._held_open(state, now)
+            self._half_open(state, now)
+        if breaker.probes_in_flight + breaker.probes_ok < breaker.policy.probes:
+            return None  # a probe call
+        return _Blocked("breaker", state.key, None)
+
+    def _held_open(self, state: _KeyState, now: float) -> _Blocked:
+        """An open breaker holds a call until its cool-down ends; past its give-up time (auto
+        mode, `give_up_after`) it refuses it (GAVE_UP) instead: the call fails at once, so a
+        provider down for good does not keep a run paused for ever."""
+        breaker = state.breaker
+        until = breaker.until
+        give_up_at = breaker.give_up_at()
+        if give_up_at is not None:
+            if now >= give_up_at:
+                self._tell_gave_up(state, now)
+                return _Blocked(GAVE_UP, state.key, None)
+            until = give_up_at if until is None else min(until, give_up_at)  # wake to give up
+        return _Blocked("breaker", state.key, until)
+
+    def _unavailable_message(self, state: _KeyState, now: float) -> str:
+        """What a call `state`'s breaker gave up on fails with: the provider, how long it has
+        been unavailable, and the breaker's last reason."""
+        breaker = state.breaker
+        down = now - (now if breaker.outage_since is None else breaker.outage_since)
+        seconds = f"{down:.0f}" if down >= 10 else f"{down:.1f}"
+        return (
+            f"{state.key} unavailable for {seconds} s (breaker open: {breaker.reason}); not retried"
+        )
+
+    def _unavailable(self, state: _KeyState, now: float) -> ProviderUnavailable:
+        return ProviderUnavailable(self._unavailable_message(state, now))
+
+    def _tell_gave_up(self, state: _KeyState, now: float) -> None:
+        """The runs paused by `state`'s breaker hear that it gave up: their calls fail now, so
+        they wait for it no more (their `paused` clears). They hear of it again only if a step
+        of theirs waits on it again."""
+        breaker = state.breaker
+        if not breaker.heard:
+            return
+        message = self._unavailable_message(state, now)
+        for bus in list(breaker.heard.keys()):
+            self._breaker_event(state, None, bus, gave_up=message)
+        breaker.heard.clear()
+
     def _close(self, state: _KeyState, now: float, why: str) -> None:
         breaker = state.breaker
         breaker.closed_at = now
+        breaker.outage_since = None
         breaker.enter("closed", why)
         self._share(state)
         self._tell_all(state)
@@ -1564,20 +1647,25 @@ class ProviderRegistry:
             return f"{message} (manual: waits for Resume)"
         return message
 
-    def _breaker_event(self, state: _KeyState, tag: StepTag | None, bus: _Bus) -> None:
+    def _breaker_event(
+        self, state: _KeyState, tag: StepTag | None, bus: _Bus, gave_up: str = ""
+    ) -> None:
+        """`provider.breaker`: the breaker's state, or `gave_up` (with that message) when it
+        gave up on the provider: the run waits for it no more."""
         breaker = state.breaker
         cool_down = None if breaker.until is None else round(breaker.until - breaker.since, 3)
+        message = self.paused_message(state) if breaker.state != "closed" else ""
         bus.emit(
             "provider.breaker",
             item=tag.item if tag else "",
             block=tag.block if tag else "",
             provider=state.key,
-            state=breaker.state,
+            state="gave_up" if gave_up else breaker.state,
             mode=breaker.policy.mode,
             reason=breaker.reason,
             trips=breaker.trips,
-            cool_down=cool_down if breaker.state == "open" else None,
-            message=self.paused_message(state) if breaker.state != "closed" else "",
+            cool_down=cool_down if breaker.state == "open" and not gave_up else None,
+            message=gave_up or message,
         )
 
     def _tell_paused(self, state: _KeyState, tag: StepTag) -> None:
@@ -1814,7 +1902,8 @@ def fold_breaker(
 
 
 def paused(providers: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The providers a run waits for (their breaker open or probing), from `Run.providers`."""
+    """The providers a run waits for (their breaker open or probing; not once it gave up on
+    one), from `Run.providers`."""
     return [
         {"provider": key, **{k: b.get(k) for k in ("state", "mode", "reason", "message", "since")}}
         for key, entry in sorted((providers or {}).items())
@@ -1883,6 +1972,19 @@ _CASELESS = (CIMultiDict, CIMultiDictProxy, httpx.Headers)
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
+
+
+def _tell_waited(tag: StepTag | None, provider: str, seconds: float) -> None:
+    """`tag`'s step hears how long it waited for `provider` (not its work: the cost line)."""
+    if tag is not None:
+        tag.bus.emit(
+            "step.waited",
+            item=tag.item,
+            block=tag.block,
+            name=tag.name,
+            provider=provider,
+            seconds=round(seconds, 3),
+        )
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProviderRegistry] = (

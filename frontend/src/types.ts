@@ -244,9 +244,11 @@ export interface RunSummary {
   paused?: PausedProvider[];
 }
 
-/** A provider's breaker as a run met it (engine/core/providers.py `fold_breaker`). */
+/** A provider's breaker as a run met it (engine/core/providers.py `fold_breaker`);
+ * `gave_up`: it gave up on the provider (`give_up_after`), the run's calls to it failed and
+ * it waits for it no more. */
 export interface ProviderBreaker {
-  state: "open" | "half_open" | "closed";
+  state: "open" | "half_open" | "closed" | "gave_up";
   mode: "auto" | "manual" | "off";
   reason: string;
   message: string;

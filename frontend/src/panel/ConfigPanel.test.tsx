@@ -53,6 +53,13 @@ const CATALOGUE: CatalogueEntry[] = [
           properties: {
             failure_rate: { type: "number", exclusiveMinimum: 0, maximum: 1, default: 0.2 },
             min_items: { type: "integer", minimum: 1, default: 10 },
+            give_up_after: {
+              type: "number",
+              minimum: 0,
+              maximum: 604800,
+              default: 900,
+              description: "Seconds a provider may stay unavailable (auto mode) before the items waiting for it fail; 0: wait forever",
+            },
           },
           additionalProperties: false,
         },
@@ -248,16 +255,31 @@ describe("ConfigPanel", () => {
     expect(toggle.checked).toBe(false);
     expect($("textarea[data-field='circuit_breaker']")).toBeNull();
     act(() => toggle.click());
-    expect(config("l").circuit_breaker).toEqual({ failure_rate: 0.2, min_items: 10 });
+    expect(config("l").circuit_breaker).toEqual({ failure_rate: 0.2, min_items: 10, give_up_after: 900 });
     const rate = $("input[data-field='circuit_breaker.failure_rate']") as HTMLInputElement;
     expect(rate.type).toBe("number");
     expect(rate.placeholder).toBe("default 0.2");
     type(rate, "0.5");
     type($("input[data-field='circuit_breaker.min_items']")!, "");
+    type($("input[data-field='circuit_breaker.give_up_after']")!, "");
     expect(config("l").circuit_breaker).toEqual({ failure_rate: 0.5 });
     act(() => ($("input[data-field='circuit_breaker']") as HTMLInputElement).click());
     expect("circuit_breaker" in config("l")).toBe(false);
     expect($("input[data-field='circuit_breaker.failure_rate']")).toBeNull();
+  });
+
+  it("offers the breaker's give_up_after with its hint, and keeps 0 (never give up)", () => {
+    act(() => useGraphStore.getState().select("l"));
+    act(() => ($("input[data-field='circuit_breaker']") as HTMLInputElement).click());
+    const giveUp = $("input[data-field='circuit_breaker.give_up_after']") as HTMLInputElement;
+    expect(giveUp.type).toBe("number");
+    expect(giveUp.placeholder).toBe("default 900");
+    expect([giveUp.min, giveUp.max]).toEqual(["0", "604800"]);
+    const label = container.querySelector(`label[for='${giveUp.id}']`) as HTMLLabelElement;
+    expect(label.textContent).toBe("Give up after");
+    expect(label.title).toContain("0: wait forever");
+    type(giveUp, "0");
+    expect((config("l").circuit_breaker as Record<string, unknown>).give_up_after).toBe(0);
   });
 
   it("suggests an existing list for a loop's items and completes paths under an open reference", () => {

@@ -51,6 +51,14 @@ describe("paused by a provider's breaker", () => {
     expect(container.querySelector("[data-testid=run-paused]")).toBeNull();
   });
 
+  it("drops a breaker that gave up on its provider: the run waits for it no more", () => {
+    const message = "api.clearbit.com unavailable for 900 s (breaker open: a probe call failed (5xx)); not retried";
+    const gaveUp = run({ providers: { "api.clearbit.com": { breaker: { ...OPEN, mode: "auto", state: "gave_up", message } } } });
+    expect(pausedProviders(gaveUp)).toEqual([]);
+    act(() => root.render(<PausedProviders run={gaveUp} onError={() => {}} />));
+    expect(container.querySelector("[data-testid=run-paused]")).toBeNull();
+  });
+
   it("shows the provider and the reason, and Resume asks the server", async () => {
     const resumed = run({ providers: { "api.clearbit.com": { breaker: { ...OPEN, state: "closed", reason: "resumed" } } } });
     const fetchMock = vi.spyOn(globalThis, "fetch").mockResolvedValue(

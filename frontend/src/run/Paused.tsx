@@ -7,7 +7,8 @@ import { api } from "../api/client";
 import { isFinalStatus, useRunStore } from "../store/runStore";
 import type { PausedProvider, RunSummary } from "../types";
 
-/** The providers whose breaker is open or probing, as the server's `paused` lists them. */
+/** The providers whose breaker is open or probing, as the server's `paused` lists them (not one
+ * that gave up on its provider: the run's calls to it fail instead of waiting). */
 export function pausedProviders(run: RunSummary | null | undefined): PausedProvider[] {
   if (!run || isFinalStatus(run.status)) return [];
   return Object.entries(run.providers ?? {})
