@@ -26,6 +26,7 @@ from engine.config import graph_limits, off_peak_window
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
 from engine.core.off_peak import DEFER_OFF_PEAK
+from engine.core.providers import gave_up as gave_up_providers
 from engine.core.providers import paused as paused_providers
 from engine.core.validation import (
     ValidationIssue,
@@ -613,6 +614,10 @@ def run_retry_failed(*, run: Run) -> Run:
             input_hash=run.input_hash,
             retry_of=run,
         )
+        # Retrying is the user's word that what failed is fixed: a breaker that gave up on a
+        # provider during `run` closes again (it would refuse the retry's calls at once until
+        # its next probes); a provider still down trips it again after `min_calls`.
+        transaction.on_commit(lambda: _resume_given_up(run))
         submit_run(retry.pk)  # first: the announces below do not delay its start
         transaction.on_commit(lambda: _announce(run.workflow_id, retry.pk))
         # The source run's summary changed too (its `retries`): open editors read it again.
@@ -654,6 +659,13 @@ def run_resume_provider(*, run: Run, provider: str | None, wait: float = 2.0) ->
             break
         time.sleep(0.02)
     return run
+
+
+def _resume_given_up(run: Run) -> None:
+    from engine.runner import executor
+
+    for provider in gave_up_providers(run.providers):
+        executor.resume_provider(provider)
 
 
 def run_cancel(*, run: Run, wait: float = 5.0) -> Run:

@@ -1913,6 +1913,17 @@ def paused(providers: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def gave_up(providers: Mapping[str, Any] | None) -> list[str]:
+    """The providers whose breaker gave up on them while the run waited, from `Run.providers`."""
+    return [
+        key
+        for key, entry in sorted((providers or {}).items())
+        if isinstance(entry, Mapping)
+        and isinstance(b := entry.get("breaker"), Mapping)
+        and b.get("state") == "gave_up"
+    ]
+
+
 def outcome_of(status: int | None, exc: BaseException | None) -> str:
     """ok | throttled | timeout | server_error | unreachable | neutral."""
     if exc is None and (status is None or status < 400):

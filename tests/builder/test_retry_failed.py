@@ -10,11 +10,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from builder.gallery import template_instantiate
+from builder.services import workflow_create
 from engine import run_costs
 from engine.models import ItemRun, Run, StepRun
 from engine.runner import executor
 from simulator.testing import RunningSimulator
 from tests.engine.conftest import owner, simulator
+from tests.engine.test_breaker_give_up import lead_template
 from tests.engine.test_lead_template import (
     ANALYSIS_SYSTEM,
     SUMMARY_SYSTEM,
@@ -157,3 +159,31 @@ def test_a_run_whose_every_lead_failed_is_retried_whole_once_the_provider_is_fix
     assert stats.get("clearbit") == 12 and stats.get("slack") == 1
     assert stats.get("linkedin", 0) == 0
     assert openai_calls(simulator, ANALYSIS_SYSTEM) == []  # the analyses succeeded the first time
+
+
+def test_retry_failed_resumes_a_provider_the_breaker_gave_up_on(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """A breaker that gave up on Clearbit stays open for its cool-down, refusing calls at
+    once: "Retry failed" right after the fix would fail every lead again unless the retry
+    closes it (the user's word that the provider is back)."""
+    breaker = {"min_calls": 3, "window": 5, "cool_down": 60, "give_up_after": 0.5}
+    workflow = workflow_create(owner=owner, name="leads", graph=lead_template(breaker))
+    simulator.control.configure(failures=[{"endpoint": "clearbit", "status": 503}])
+    api = client_for(owner)
+    body = {"input": {"leads": make_leads(8)}}
+    started = api.post(f"/api/workflows/{workflow.pk}/runs/", body, format="json")
+    assert started.status_code == 201, started.content
+    executor.wait(started.json()["id"], timeout=60)
+    first = Run.objects.get(pk=started.json()["id"])
+    assert first.status == "failed" and first.failed == 8
+    assert first.providers["api.clearbit.com"]["breaker"]["state"] == "gave_up"
+
+    simulator.control.reset()  # fixed, well within the breaker's 60 s cool-down
+    answer = api.post(f"/api/runs/{first.pk}/retry-failed/")
+    assert answer.status_code == 201, answer.content
+    executor.wait(answer.json()["id"], timeout=60)
+    retry = Run.objects.get(pk=answer.json()["id"])
+    assert retry.status == "succeeded", retry.error
+    assert (retry.succeeded, retry.failed) == (8, 0)
+    assert simulator.control.stats()["requests"]["clearbit"] == 8
