@@ -18,7 +18,7 @@ async def asgi_post(path: str, body: Any, headers: dict[str, str] | None = None)
     pairs = [(b"host", b"testserver"), (b"content-type", b"application/json")]
     pairs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     communicator = HttpCommunicator(application, "POST", path, body=raw, headers=pairs)
-    response = await communicator.get_response(timeout=20)
+    response = await communicator.get_response(timeout=45)  # past the longest wait (30 s)
     response["headers"] = {k.decode().lower(): v.decode() for k, v in response["headers"]}
     response["json"] = json.loads(response["body"]) if response["body"] else None
     return response

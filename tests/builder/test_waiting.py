@@ -77,7 +77,7 @@ def hook(workflow: Any, query: str = "") -> str:
 def test_a_response_block_answers_exactly_its_status_headers_and_body(
     providers: Any, workflow: Any
 ) -> None:
-    response = post(hook(workflow), {"domain": "acme.io"}, {"Prefer": "wait=10"})
+    response = post(hook(workflow), {"domain": "acme.io"}, {"Prefer": "wait=30"})
     company = answers.company("acme.io")
     assert response["status"] == 201, response
     assert response["json"] == {
@@ -99,7 +99,7 @@ def test_a_failing_upstream_answers_the_error_status_with_the_blocks_error(
     providers: Any, workflow: Any
 ) -> None:
     providers.control.configure(failures=[{"endpoint": "clearbit", "status": 404}])
-    response = post(hook(workflow, "?wait=10"), {"domain": "acme.io"})
+    response = post(hook(workflow, "?wait=30"), {"domain": "acme.io"})
     assert response["status"] == 502, response
     body = response["json"]
     assert body["block"] == "lookup"
@@ -138,7 +138,7 @@ def test_without_a_response_block_the_answer_is_the_last_blocks_output(
 @REAL_RUN
 def test_an_idempotent_replay_waits_on_the_same_run(providers: Any, workflow: Any) -> None:
     providers.control.configure(hold=[{"endpoint": "clearbit"}])
-    headers = {"Prefer": "wait=15", "Idempotency-Key": "order-77"}
+    headers = {"Prefer": "wait=30", "Idempotency-Key": "order-77"}
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         first = asyncio.ensure_future(asgi_post(hook(workflow), {"domain": "once.io"}, headers))
@@ -186,7 +186,7 @@ def test_waiting_requests_hold_no_thread(providers: Any, workflow: Any) -> None:
         before = request_threads()
         calls = [
             asyncio.ensure_future(
-                asgi_post(hook(workflow), {"domain": f"d{i}.io"}, {"Prefer": "wait=15"})
+                asgi_post(hook(workflow), {"domain": f"d{i}.io"}, {"Prefer": "wait=30"})
             )
             for i in range(count)
         ]
@@ -211,7 +211,7 @@ def test_waiting_requests_hold_no_thread(providers: Any, workflow: Any) -> None:
 @REAL_RUN
 def test_a_rest_run_waits_for_its_answer_too(providers: Any, workflow: Any, user: Any) -> None:
     token = Token.objects.create(user=user).key
-    path = f"/api/workflows/{workflow.pk}/runs/?wait=10"
+    path = f"/api/workflows/{workflow.pk}/runs/?wait=30"
     response = post(path, {"input": {"domain": "rest.io"}}, {"Authorization": f"Token {token}"})
     assert response["status"] == 201, response
     assert response["json"]["domain"] == "rest.io"
@@ -267,12 +267,12 @@ def test_a_signed_call_waits_and_its_verbatim_replay_gets_the_same_answer(
     body = {"domain": "signed.io"}
     raw = json.dumps(body).encode()  # what asgi_post sends
     signed = {"X-Klyntos-Signature": sign_payload(secret, raw, int(time.time()))}
-    first = post(hook(workflow), body, {**signed, "Prefer": "wait=10"})
+    first = post(hook(workflow), body, {**signed, "Prefer": "wait=30"})
     assert first["status"] == 201, first
     assert first["json"]["domain"] == "signed.io"
-    replay = post(hook(workflow), body, {**signed, "Prefer": "wait=10"})
+    replay = post(hook(workflow), body, {**signed, "Prefer": "wait=30"})
     assert (replay["status"], replay["json"]) == (201, first["json"])
     assert replay["headers"]["idempotent-replayed"] == "true"
     assert Run.objects.count() == 1
-    unsigned = post(hook(workflow), body, {"Prefer": "wait=10"})
+    unsigned = post(hook(workflow), body, {"Prefer": "wait=30"})
     assert unsigned["status"] == 401  # refused before any wait, as before
