@@ -202,6 +202,19 @@ describe("loops", () => {
     expect(node(loop)).toBeTruthy();
   });
 
+  it("drops a block's 'after the loop' edge when it is moved into that loop (it would run per item)", () => {
+    const loop = store().addBlock("loop", { x: 0, y: 0 });
+    const inner = store().addBlock("http", { x: 60, y: 60 }, loop);
+    const slack = store().addBlock("slack", { x: 900, y: 0 });
+    store().connect({ source: loop, target: slack });
+    store().connect({ source: loop, target: inner });
+    expect(store().edges.find((e) => e.target === slack)?.sourceHandle ?? null).toBeNull();
+    expect(store().reparent(slack, loop)).toBe(true);
+    expect(store().edges.map((e) => e.target)).toEqual([inner]); // the body edge stays
+    expect(store().notice).toMatchObject({ text: removedNotice(1) });
+    expect(store().serialize().edges).toEqual([{ source: loop, target: inner, handle: BODY_HANDLE }]);
+  });
+
   it("a dragged node is reparented on drop, keeping its place on screen", () => {
     const loop = store().addBlock("loop", { x: 400, y: 0 });
     const a = store().addBlock("http", { x: 0, y: 0 });

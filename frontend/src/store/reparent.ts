@@ -3,7 +3,7 @@ import { edgeProblem } from "./connections";
 import { absoluteOf, growParents, placeInside } from "./geometry";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
 import type { Snapshot } from "./history";
-import { byId, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
+import { BODY_HANDLE, byId, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 /**
  * Moves `id` under `parent` (null = top level) keeping its place on screen; drops edges that
@@ -36,7 +36,18 @@ export function reparentIn(
   next = sortParentsFirst(next);
   if (parent) next = growParents(next, id);
   const nextEdges = edges.filter(
-    (e) => (e.source !== id && e.target !== id) || edgeProblem(next, e.source, e.target, e.sourceHandle) === null,
+    (e) =>
+      (e.source !== id && e.target !== id) ||
+      (edgeProblem(next, e.source, e.target, e.sourceHandle) === null && !afterBecameBody(e, id, parent)),
   );
   return { nodes: next, edges: nextEdges, removed: edges.length - nextEdges.length };
+}
+
+/**
+ * An edge from a loop's output to a block moved into that loop: it said "after the loop", and
+ * kept, it would run the block once per item instead (a Slack post per lead). Dropped, like
+ * the edges a move makes invalid; the user wires the body handle if per item is meant.
+ */
+function afterBecameBody(edge: FlowEdge, id: string, parent: string | null): boolean {
+  return parent !== null && edge.source === parent && edge.target === id && edge.sourceHandle !== BODY_HANDLE;
 }
