@@ -29,7 +29,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("KLYNTOS_SIMULATOR_TOKEN") or None,
         help="require this X-Simulator-Token on /_sim/ control calls (default: $KLYNTOS_SIMULATOR_TOKEN)",
     )
+    parser.add_argument(
+        "--exit-with",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop once process PID is gone (the launcher: a kill -9 of it leaves none behind)",
+    )
     return parser.parse_args(argv)
+
+
+# How often a simulator started with --exit-with looks for its launcher.
+PARENT_CHECK_SECONDS = 0.5
+
+
+async def _until_gone(pid: int, stop: asyncio.Event) -> None:
+    """Sets `stop` once `pid` no longer runs (or is no longer our parent: it was reaped)."""
+    while not stop.is_set():
+        if os.getppid() != pid:  # re-parented: the launcher died without stopping us
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -45,6 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.ensure_future(_until_gone(args.exit_with, stop)) if args.exit_with else None
     app = build_app(config_from_args(args), control_token=args.control_token)
     runner, port = await start(app, args.host, args.port)
     # Exactly one line, printed only once connections are accepted: launchers wait for it.
@@ -52,6 +73,8 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await runner.cleanup()
 
 

@@ -47,3 +47,56 @@ def test_run_in_process_cli_jitter_and_seed() -> None:
 def test_run_in_process_reports_startup_failure() -> None:
     with pytest.raises(RuntimeError, match="before listening"):
         run_in_process(jitter_ms="9,1")
+
+
+def test_a_simulator_started_with_exit_with_stops_when_its_launcher_is_killed() -> None:
+    """`make run` starts the sandbox simulator; a kill -9 of `make run` left it serving its
+    port for ever (the next start reused it, with another control token)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # The launcher: a process that starts the simulator with --exit-with itself, prints the
+    # simulator's pid and then waits to be killed.
+    launcher = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-m', 'simulator', '--port', '0',"
+            " '--exit-with', str(os.getpid())], stdout=subprocess.PIPE, text=True)\n"
+            "child.stdout.readline()\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        simulator_pid = int(launcher.stdout.readline())
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _running(simulator_pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(simulator_pid, signal.SIGKILL)
+            raise AssertionError("the simulator outlived its killed launcher by 10 s")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs: an exited process waiting to be reaped (a zombie, when no
+    reaper is there to take it) has stopped serving."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

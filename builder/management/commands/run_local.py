@@ -109,7 +109,10 @@ class Command(BaseCommand):
         env = {**os.environ}
         env.setdefault("KLYNTOS_SIMULATOR_TOKEN", secrets.token_urlsafe(16))
         process = subprocess.Popen(  # noqa: S603 -- a fixed argv of our own module
-            [sys.executable, "-m", "simulator", "--port", port, "--jitter-ms", "150,450"],
+            [
+                *(sys.executable, "-m", "simulator", "--port", port, "--jitter-ms", "150,450"),
+                *("--exit-with", str(os.getpid())),  # a kill -9 of this process stops it too
+            ],
             cwd=Path(settings.BASE_DIR),
             env=env,
         )
