@@ -128,6 +128,10 @@ class Executor:
         self.reused_steps = 0
         # Set by `interrupt()`: loops start no more items, the run ends as Interrupted.
         self.stopping = False
+        # Per item key ('' at top level) whose step failed while a sibling loop was in
+        # flight: what failed (e.g. "companies[0] failed at company_info"). That loop starts
+        # no more items; those in flight finish (`_settle`).
+        self.halts: dict[str, str] = {}
         # The run's dollar budget: what its steps spent so far, and whether it was reached.
         self.spent_usd = 0.0
         self.over_budget = False
@@ -236,7 +240,8 @@ class Executor:
         return upstream
 
     async def run_level(self, parent: str | None, scope: Scope, frame: ItemFrame) -> dict[str, Any]:
-        """Run the blocks directly under `parent`; the first failure cancels the rest."""
+        """Run the blocks directly under `parent`; after the first failure nothing more
+        starts at this level, and what is in flight finishes (`_settle`)."""
         chain = self._chains[parent]
         if chain is not None:  # nothing can overlap: run in order, no scheduler, no tasks
             outputs: dict[str, Any] = {}
@@ -283,7 +288,7 @@ class Executor:
                 for task in done:
                     block = running.pop(task)
                     if task.exception() is not None and running:
-                        await _settle(running)
+                        await self._settle(running, frame, block, task.exception())
                     output = task.result()
                     scope.set(block.name, output)
                     outputs[block.name] = output
@@ -294,6 +299,34 @@ class Executor:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
         return outputs
+
+    async def _settle(
+        self,
+        running: dict[asyncio.Task[Any], Block],
+        frame: ItemFrame,
+        failed: Block,
+        error: BaseException | None,
+    ) -> None:
+        """`failed` failed, so nothing more starts at this level; the steps still in flight
+        finish rather than being cancelled: their calls are made (and paid) already, and their
+        stored outputs spare a retry from making them again. A loop in flight is a sibling
+        like any other: its items in flight finish (their failures are their own), and it
+        starts no more, recording them not started because `failed` failed (`halts`). A
+        failure among them adds nothing to the first one. Anything else than a step's failure
+        (the process stopping, a crash) cancels the loops in flight, as before."""
+        halting = isinstance(error, StepFailed)
+        if halting:
+            where = f"{frame.key} failed at {failed.name}" if frame.key else f"{failed.name} failed"
+            self.halts[frame.key] = where
+        else:
+            for task, block in running.items():
+                if block.is_loop:
+                    task.cancel()
+        try:
+            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            if halting:
+                self.halts.pop(frame.key, None)
 
     async def run_block(self, block: Block, scope: Scope, frame: ItemFrame) -> Any:
         skipped = self._skip_reason(block, scope, frame)
@@ -562,17 +595,6 @@ def render_config(spec: BlockType, config: Mapping[str, Any], scope: Scope) -> d
         else render(value, scope)
         for key, value in config.items()
     }
-
-
-async def _settle(running: dict[asyncio.Task[Any], Block]) -> None:
-    """A sibling failed, so nothing more starts at this level; the steps still in flight
-    finish rather than being cancelled: their calls are made (and paid) already, and their
-    stored outputs spare a retry from making them again. A loop in flight is cancelled (its
-    items could take long); a failure among them adds nothing to the first one."""
-    for task, block in running.items():
-        if block.is_loop:
-            task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
 
 
 def _as_chain(predecessors: Mapping[str, Set[str]]) -> list[str] | None:

@@ -253,6 +253,7 @@ class LoopRun:
         self.failures: list[dict[str, Any]] = []
         self.counts = {"succeeded": 0, "failed": 0, "running": 0, "cancelled": 0}
         self.counts["not_started"] = 0
+        self.not_started_reason = ""  # why the last items recorded not started never began
         self.peak_running = 0
         self._progress_due: asyncio.Handle | None = None  # progress(): its event, this turn
         self.begun: set[int] = set()
@@ -324,6 +325,7 @@ class LoopRun:
         if not indexes:
             return
         self.counts["not_started"] += len(indexes)
+        self.not_started_reason = reason
         frame, block = self.frame, self.block
         self.bus.emit(
             "items.not_started",
@@ -459,7 +461,10 @@ class LoopRun:
     # -- the window and the waves -------------------------------------------------------
 
     def halted(self) -> bool:
-        return self.stop.is_set() or self.executor.stopping
+        """No more items start: `fail_fast`, the process stopping, or a sibling step of the
+        item this loop runs in failed (`Executor.halts`)."""
+        executor = self.executor
+        return self.stop.is_set() or executor.stopping or self.frame.key in executor.halts
 
     async def run_window(self, indexes: list[int]) -> None:
         order: Iterator[int] = iter(indexes)
@@ -474,7 +479,7 @@ class LoopRun:
             BREAKER_POLICY.set(self.breaker)  # this worker task's own context
         # Pulling from a shared iterator is the sliding window: no await between next().
         while not self.halted():
-            await gate.acquire()
+            ticket = await gate.acquire()
             if executor.over_budget:  # the run's budget: no more items start
                 await gate.release(None)
                 return
@@ -498,7 +503,7 @@ class LoopRun:
                     async with executor.item_gate or contextlib.nullcontext(), slot:
                         outcome = await self._start(index, key)
             finally:
-                limit = await gate.release(outcome)
+                limit = await gate.release(outcome, ticket)
             if outcome is None:
                 return
             if limit is not None:
@@ -628,6 +633,11 @@ class LoopRun:
             raise
         if executor.stopping:
             raise Interrupted
+        halt = executor.halts.get(self.frame.key)
+        if halt is not None:  # a sibling step failed: the items in flight finished, no more
+            self.record_not_started(f"not started: {halt}")
+            self.begun.update(range(self.total))
+            raise StepFailed(block, f"stopped: {halt}")
         if executor.over_budget and len(self.begun) < self.total:
             executor.budget_not_started += self.total - len(self.begun)
             self.record_not_started(executor.budget_reason())
@@ -665,7 +675,7 @@ class LoopRun:
         if not self.pending:
             return
         while self.state.passes < self.retry_passes:
-            if self.stop.is_set() or not self.failures or self.executor.stopping:
+            if self.halted() or not self.failures:
                 return
             again = [f["index"] for f in self.failures]
             self.failures.clear()
@@ -685,6 +695,10 @@ class LoopRun:
             "count": self.total,
             "succeeded": len(succeeded),
             "failed": self.failures,
+            # Items that never began (a budget, an estimate, fail_fast), and why: a report
+            # after the loop can say the batch was not done whole.
+            "not_started": self.counts["not_started"],
+            "not_started_reason": self.not_started_reason,
         }
         aggregations = self.block.config.get("aggregations") or {}
         if aggregations:

@@ -30,6 +30,9 @@ class ConcurrencyGate:
         )
         self.success_rate = float(settings.get("success_rate", 0.95))
         self.recent: deque[bool] = deque(maxlen=int(settings.get("window", 10)))
+        # Counts the falls: an item started before the last fall (its ticket is older) ran
+        # under the limit that failed, so its success says nothing of the new one.
+        self.epoch = 0
         self.active = 0
         self._changed = asyncio.Condition()
 
@@ -38,35 +41,46 @@ class ConcurrencyGate:
         if self.adaptive:
             self.limit = max(self.floor, min(self.cap, limit))
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
+        """Wait for a slot; the ticket to give back to `release` (when the item started)."""
         if not self.adaptive:
-            return  # a fixed cap is the number of workers itself: nothing to wait for
+            return 0  # a fixed cap is the number of workers itself: nothing to wait for
         async with self._changed:
             await self._changed.wait_for(lambda: self.active < self.limit)
             self.active += 1
+            return self.epoch
 
-    async def release(self, succeeded: bool | None) -> int | None:
-        """Free a slot; `succeeded` None means no item ran. Returns a new limit, if any."""
+    async def release(self, succeeded: bool | None, ticket: int | None = None) -> int | None:
+        """Free a slot; `succeeded` None means no item ran; `ticket` is what `acquire`
+        gave (None: as if taken now). Returns a new limit, if any."""
         if not self.adaptive:
             return None
         changed = None
         async with self._changed:
             self.active -= 1
-            if self.adaptive and succeeded is not None:
-                changed = self._adapt(succeeded)
+            if succeeded is not None:
+                changed = self.adapt(succeeded, self.epoch if ticket is None else ticket)
             self._changed.notify_all()
         return changed
 
-    def _adapt(self, succeeded: bool) -> int | None:
-        self.recent.append(succeeded)
+    def adapt(self, succeeded: bool, ticket: int) -> int | None:
+        """One item's outcome; the new limit when it changed. One slot more per `window`
+        successes counted since the last change (a step up or a fall: the window starts
+        empty again), of items started since the last fall; any failure falls to `min`."""
         before = self.limit
         if not succeeded:
             self.limit = self.floor
             self.recent.clear()
-        elif len(self.recent) == self.recent.maxlen:
+            self.epoch += 1
+            return self.limit if self.limit != before else None
+        if ticket != self.epoch:
+            return None  # started before the fall: in flight under the limit that failed
+        self.recent.append(succeeded)
+        if len(self.recent) == self.recent.maxlen:
             rate = sum(self.recent) / len(self.recent)
             if rate >= self.success_rate and self.limit < self.cap:
                 self.limit += 1  # additive increase; a failure cuts straight back to the floor
+                self.recent.clear()  # the next slot takes a whole window of its own
         return self.limit if self.limit != before else None
 
 

@@ -2,6 +2,7 @@ import asyncio
 
 from engine.core.executor import RunOptions
 from engine.core.limits import MAX_CONCURRENT
+from engine.core.memo import Memo, StoredStep
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
 
@@ -374,3 +375,101 @@ async def test_a_loop_at_the_largest_cap_never_queues_for_a_connection(
     outcome, _ = await task
     assert outcome.status == "succeeded"
     assert outcome.outputs["loop"]["succeeded"] == MAX_CONCURRENT
+
+
+def companies_and_people(people_cap: int) -> dict:
+    """A company's lookup and its people's loop side by side in the company's body."""
+    return graph(
+        [
+            block("webhook", "webhook"),
+            block(
+                "companies",
+                "loop",
+                items="<webhook.body.companies>",
+                variable="company",
+                max_concurrent=2,
+            ),
+            block(
+                "lookup",
+                "http",
+                "companies",
+                url="https://api.clearbit.com/v2/companies/find?domain=<company.domain>",
+                headers={"Authorization": "Bearer k"},
+            ),
+            block(
+                "people",
+                "loop",
+                "companies",
+                items="<company.people>",
+                variable="person",
+                max_concurrent=people_cap,
+            ),
+            block(
+                "profile",
+                "http",
+                "people",
+                url="https://api.linkedin.com/v2/people?email=<person.email>",
+                headers={"Authorization": "Bearer k"},
+            ),
+        ],
+        [("webhook", "companies")],
+    )
+
+
+async def test_an_outer_items_failure_lets_its_inner_loops_items_in_flight_finish(
+    sim: RunningSimulator,
+) -> None:
+    """companies[0]'s lookup fails while two of its people are in flight: like any sibling
+    step in flight they finish (a success is stored for a retry to reuse, a failure is a
+    failure with its own reason), no more start — recorded not started because the company
+    failed — and nothing says the run was cancelled."""
+    sim.control.configure(
+        latency_ms={"clearbit": 50, "linkedin": 300},
+        failures=[
+            {"endpoint": "clearbit", "match": {"domain": "c0.example"}, "status": 404},
+            {"endpoint": "linkedin", "match": {"email": "p0-1@x.io"}, "status": 404},
+        ],
+    )
+    body = {
+        "companies": [
+            {"domain": f"c{c}.example", "people": [{"email": f"p{c}-{p}@x.io"} for p in range(n)]}
+            for c, n in ((0, 6), (1, 2))
+        ]
+    }
+    outcome, rec = await run_graph(companies_and_people(2), body, sim=sim)
+    assert outcome.status == "partially_succeeded"
+    failed = outcome.outputs["companies"]["failed"]
+    assert [(f["index"], f["block"]) for f in failed] == [(0, "lookup")]
+    assert not rec.of("item.cancelled") and not rec.of("step.cancelled")
+    assert {e.data["item"] for e in rec.of("item.finished", loop="people")} == {
+        "companies[0]/people[0]",
+        "companies[1]/people[0]",
+        "companies[1]/people[1]",
+    }
+    stored = rec.of("step.finished", item="companies[0]/people[0]", block="profile")
+    assert len(stored) == 1  # its row is stored: a retry reuses it
+    [inner_failure] = rec.of("item.failed", loop="people")
+    assert inner_failure.data["item"] == "companies[0]/people[1]"
+    assert "404" in inner_failure.data["error"]
+    [not_started] = rec.of("items.not_started")
+    assert not_started.data["parent"] == "companies[0]"
+    assert not_started.data["indexes"] == [2, 3, 4, 5]
+    assert not_started.data["error"] == "not started: companies[0] failed at lookup"
+    [stopped] = rec.of("step.failed", item="companies[0]", block="people")
+    assert stopped.data["error"] == "stopped: companies[0] failed at lookup"
+    assert sim.control.stats()["requests"]["linkedin"] == 4  # two of companies[0], two of [1]
+    assert not any("the run was cancelled" in str(e.data) for e in rec.events)
+
+    # A retry reuses every step that succeeded: the call already made is not made again.
+    memo = Memo(
+        steps={
+            (e.data["item"], e.data["block"]): StoredStep(e.data["output"])
+            for e in rec.of("step.finished")
+            if e.data["item"]
+        }
+    )
+    sim.control.reset()
+    outcome, _ = await run_graph(companies_and_people(2), body, sim=sim, memo=memo)
+    assert outcome.status == "succeeded"
+    # companies[0]'s people 1 to 5 (1 failed, 2 to 5 never began); people[0]'s is reused.
+    assert sim.control.stats()["requests"]["linkedin"] == 5

@@ -158,3 +158,77 @@ def test_a_stored_loop_state_is_read_only_when_it_is_one() -> None:
     for wrong in (None, [], {"limit": 0}, {"limit": "4"}, {"passes": -1}, {"passes": 1.5}):
         assert LoopState.from_dict(wrong) is None, wrong
     assert not LoopState() and LoopState(passes=1)
+
+
+async def test_adaptive_adds_one_slot_per_window_of_successes() -> None:
+    """A step up starts the window again: the next slot takes `window` more successes,
+    not one (the window stayed full, so every success after the first window added one)."""
+    gate = ConcurrencyGate(10, {"start": 2, "min": 1, "window": 20})
+    limits = []
+    for _ in range(100):
+        ticket = await gate.acquire()
+        limits.append(await gate.release(True, ticket))
+    assert [(i + 1, limit) for i, limit in enumerate(limits) if limit is not None] == [
+        (20, 3),
+        (40, 4),
+        (60, 5),
+        (80, 6),
+        (100, 7),
+    ]
+
+
+async def test_after_a_fall_only_items_started_since_count_toward_growing() -> None:
+    """Items in flight when one fails started under the limit that failed: their successes
+    do not grow it again; a window of items started after the fall does, by one slot."""
+    gate = ConcurrencyGate(10, {"start": 10, "min": 1, "window": 5})
+    tickets = [await gate.acquire() for _ in range(10)]
+    assert await gate.release(False, tickets[0]) == 1
+    for ticket in tickets[1:]:  # the other nine finish, all well
+        assert await gate.release(True, ticket) is None
+    assert gate.limit == 1
+    for _ in range(4):
+        ticket = await gate.acquire()
+        assert await gate.release(True, ticket) is None
+    ticket = await gate.acquire()
+    assert await gate.release(True, ticket) == 2
+    # A failure of an item started before the fall still cuts (to the floor, again).
+    old = await gate.acquire()
+    gate.epoch += 1  # as if another item had failed meanwhile
+    assert await gate.release(False, old) == 1
+
+
+async def test_adaptive_limits_in_a_run_step_by_one_per_window(sim: RunningSimulator) -> None:
+    """The measured case: start 2, window 20, 100 items: one slot per 20 successes."""
+    sim.control.configure(latency_ms=5)
+    config = {"max_concurrent": 10, "adaptive": {"start": 2, "min": 1, "window": 20}}
+    outcome, rec = await run_graph(lookup_loop(**config), items(100), sim=sim)
+    assert outcome.status == "succeeded"
+    assert [e.data["limit"] for e in rec.of("loop.concurrency")] == [3, 4, 5, 6, 7]
+    assert sim.control.stats()["peak_in_flight"]["clearbit"] <= 7
+
+
+async def test_after_a_failure_the_loop_grows_again_only_on_new_items(
+    sim: RunningSimulator,
+) -> None:
+    """After the fall to `min`, the items still in flight finish without growing the limit:
+    the next step up needs a window of items that started after the fall."""
+    sim.control.configure(latency_ms=20, failures=[fail("d30.example")])
+    config = {"max_concurrent": 10, "adaptive": {"start": 2, "min": 1, "window": 5}}
+    outcome, rec = await run_graph(lookup_loop(**config), items(60), sim=sim)
+    assert outcome.status == "partially_succeeded"
+    events = [
+        e for e in rec.events if e.type in ("loop.concurrency", "item.started", "item.finished")
+    ]
+    limits = [e.data["limit"] for e in events if e.type == "loop.concurrency"]
+    fall = limits.index(1)
+    assert limits[fall - 1] > 2 and limits[fall + 1] == 2
+    at_fall = [i for i, e in enumerate(events) if e.type == "loop.concurrency"][fall]
+    rise = next(i for i, e in enumerate(events) if i > at_fall and e.type == "loop.concurrency")
+    started_after = {e.data["index"] for e in events[at_fall:rise] if e.type == "item.started"}
+    finished_after = [
+        e.data["index"]
+        for e in events[at_fall:rise]
+        if e.type == "item.finished" and e.data["index"] in started_after
+    ]
+    assert len(finished_after) == 5  # a window of new items, one at a time at the floor
+    assert all(b - a == 1 for a, b in zip(limits[fall + 1 :], limits[fall + 2 :], strict=False))
