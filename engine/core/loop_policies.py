@@ -1,8 +1,10 @@
 """How a loop adjusts to what its items meet: adaptive concurrency, and its
 `circuit_breaker` setting, which is the policy of the provider breaker for its items' calls.
 
-Adaptive concurrency follows the brief: start at 5 concurrent, grow toward the cap while the
-recent success rate stays above 95 %, fall back to 2 as soon as an item fails. The breaker is
+Adaptive concurrency follows the brief (by default: start at 5 concurrent, fall back to 2 as
+soon as an item fails): one slot more toward the cap per `window` successes counted since the
+last change while their rate stays above `success_rate`; after a fall only items started
+since count, so the ones in flight under the old limit cannot undo it at once. The breaker is
 not the loop's: it lives per provider (engine/core/providers.py) and pauses instead of failing.
 """
 

@@ -21,10 +21,11 @@ from typing import Any
 import jsonschema
 
 from engine.core.graph import LOOP_TYPE, NAME_PATTERN, RESPONSE_TYPE, Block, Graph
+from engine.core.growth import growing_aggregations
 from engine.core.limits import GraphLimits, GraphTooLarge
 from engine.core.refs import Reference, find_references, iter_strings, whole_reference
 from engine.core.schemas import JsonSchema, array, field_error, list_fields, obj, schema_at
-from engine.core.spec import Registry
+from engine.core.spec import BlockType, Registry
 
 RESERVED_NAMES = {"env", "loop"}
 # Blocks that start a run: no inputs, never inside a loop, one per workflow.
@@ -148,6 +149,10 @@ class _Validator:
         # What each loop runs over, by what its items reference names (see growing_list).
         self.items_sources: dict[tuple[str, str], list[tuple[tuple[str, ...], Block]]] | None
         self.items_sources = None
+        # Of a block whose config fails its schema in some fields: the other fields.
+        self.partial_configs: dict[str, dict[str, Any]] = {}
+        # Each loop's aggregations that grow with the batch (engine/core/growth.py).
+        self.growing: dict[str, set[str]] = {}
 
     def error(
         self, block: Block | None, field_name: str, message: str, secret: str | None = None
@@ -390,8 +395,8 @@ class _Validator:
                 path = str(err.message).split("'")[1] if "'" in err.message else "config"
             self.error(block, path or "config", err.message)
         if errors:
-            # check() may rely on the shapes the schema guarantees; the author fixes these first.
             self.bad_config.add(block.id)
+            self.check_the_rest(block, spec, errors)
             return
         run_if = block.config.get("run_if")
         if isinstance(run_if, str) and whole_reference(run_if) is None:
@@ -408,13 +413,36 @@ class _Validator:
         for field_name, message in spec.advice(block.config):
             self.warn(block, field_name, message)
 
+    def check_the_rest(
+        self, block: Block, spec: BlockType, errors: list[jsonschema.ValidationError]
+    ) -> None:
+        """A config that fails its schema in some fields: the others are still checked
+        (`check()`, their references), so one save lists every problem rather than the next
+        ones only once these are fixed. Not when the config as a whole is wrong (a required
+        field missing, not an object): `check()` may rely on the shapes the schema gives."""
+        bad = {str(err.absolute_path[0]) if err.absolute_path else "" for err in errors}
+        if "" in bad:
+            return
+        rest = {k: v for k, v in block.config.items() if k not in bad}
+        self.partial_configs[block.id] = rest
+        try:
+            problems = list(spec.check(rest))
+        except Exception:  # noqa: BLE001 -- a check that needs the fields left out
+            return
+        for field_name, message in problems:
+            if field_name.split(".", 1)[0] not in bad:
+                self.error(block, field_name, message)
+
     # --- references ----------------------------------------------------------------------
 
     def check_references(self, block: Block) -> None:
         spec = self.registry[block.type]
+        config = block.config
         if block.id in self.bad_config:
-            return
-        for key, value in block.config.items():
+            if block.id not in self.partial_configs:
+                return
+            config = self.partial_configs[block.id]  # the fields that passed the schema
+        for key, value in config.items():
             if key in spec.expression_fields:
                 continue
             size_limited = key in spec.size_limited_fields
@@ -501,6 +529,15 @@ class _Validator:
                     f"grows with the batch: past a few hundred items the prompt or message is "
                     f"too large (refused or cut). {self.instead(source)}",
                 )
+            elif ref.path and ref.path[0] in self.growing_of(source):
+                self.warn(
+                    block,
+                    where,
+                    f"{ref.text}: aggregation '{ref.path[0]}' of loop '{source.name}' has an "
+                    f"entry for every item, so it grows with the batch: past a few hundred "
+                    f"items the prompt or message is too large (refused or cut). Bound it "
+                    f"(a slice such as [:50] after a sort, a count, a sum) for text like this.",
+                )
             return
         for path, loop in self.items_of().get((kind, source.id), []):
             if path[: len(ref.path)] == ref.path:
@@ -512,6 +549,15 @@ class _Validator:
                     f"too large (refused or cut). {self.instead(loop)}",
                 )
                 return
+
+    def growing_of(self, loop: Block) -> set[str]:
+        """`loop`'s aggregations that grow with the batch, worked out once."""
+        if loop.id not in self.growing:
+            aggregations = loop.config.get("aggregations")
+            self.growing[loop.id] = (
+                growing_aggregations(aggregations) if isinstance(aggregations, Mapping) else set()
+            )
+        return self.growing[loop.id]
 
     def instead(self, loop: Block) -> str:
         aggregations = loop.config.get("aggregations")
@@ -603,8 +649,12 @@ class _Validator:
     def output_schema(self, block: Block) -> JsonSchema:
         if block.id in self.result.outputs:
             return self.result.outputs[block.id]
-        if block.id in self.bad_config:
-            schema: JsonSchema = {}  # unknown: references to it are not checked
+        if block.is_loop and (block.id not in self.bad_config or block.id in self.partial_configs):
+            # A loop's output does not hang on its settings (a bad max_concurrent): its
+            # results, counts and aggregation names are known all the same.
+            schema: JsonSchema = self.loop_output_schema(block)
+        elif block.id in self.bad_config:
+            schema = {}  # unknown: references to it are not checked
         elif block.is_loop:
             schema = self.loop_output_schema(block)
         else:
@@ -630,6 +680,8 @@ class _Validator:
             "count": {"type": "integer"},
             "succeeded": {"type": "integer"},
             "failed": array(failure),
+            "not_started": {"type": "integer"},
+            "not_started_reason": {"type": "string"},
         }
         if isinstance(aggregations, Mapping):
             properties.update({str(name): {} for name in aggregations})

@@ -65,7 +65,14 @@ def loop_output(n: int) -> dict[str, Any]:
         }
         for k, step in enumerate(["http_clearbit"] * 7 + ["agent_analysis"] * 2)
     ]
-    return {"results": results, "count": n + len(failed), "succeeded": n, "failed": failed}
+    return {
+        "results": results,
+        "count": n + len(failed),
+        "succeeded": n,
+        "failed": failed,
+        "not_started": 0,
+        "not_started_reason": "",
+    }
 
 
 def test_the_templates_summary_inputs_stay_small_at_100000_leads() -> None:
@@ -94,7 +101,7 @@ def test_the_templates_summary_inputs_stay_small_at_100000_leads() -> None:
 
     scope = Scope({"loop": output, "agent_summary": {"content": "A summary."}})
     prompt = render_text(config["agent_summary"]["config"]["user_prompt"], scope)
-    assert prompt.startswith("Processed 100009 leads: 100000 enriched, 9 failed.\n")
+    assert prompt.startswith("Processed 100009 leads: 100000 enriched, 9 failed, 0 not started.\n")
     assert len(prompt.encode()) < 2000
     text = render_text(config["slack"]["config"]["text"], scope)
     assert "Top prospects: [" in text and len(text) < 2000

@@ -81,7 +81,8 @@ def test_retry_failed_repeats_only_the_failed_steps_and_summarises_the_whole_bat
     assert stats.get("linkedin", 0) == 0 and stats.get("slack") == 1
     [summary] = openai_calls(simulator, SUMMARY_SYSTEM)
     assert (
-        f"Processed {LEADS} leads: {LEADS} enriched, 0 failed." in summary["messages"][1]["content"]
+        f"Processed {LEADS} leads: {LEADS} enriched, 0 failed, 0 not started."
+        in summary["messages"][1]["content"]
     )
     assert len(rows_by_lead(owner)) == LEADS
     # The linked run holds every item and step, reused ones included.

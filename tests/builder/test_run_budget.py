@@ -77,8 +77,17 @@ def test_a_budget_stops_dispatch_at_most_the_items_in_flight_past_it(
     assert stopped.not_started == 100 - len(spent)
     # Every item that started finished: none was cut off in flight.
     assert not ItemRun.objects.filter(run=stopped, status__in=["running", "cancelled"]).exists()
-    # The summary after the loop still ran over what was enriched.
+    # The summary after the loop still ran over what was enriched, and says the rest of the
+    # batch was never started, and why (it read "37 enriched, 0 failed" and nothing more).
     assert StepRun.objects.get(run=stopped, item_key="", block_id="slack").status == "succeeded"
+    [post] = [c for c in simulator.control.stats()["received"][-3:] if c["endpoint"] == "slack"]
+    left = 100 - len(spent)
+    assert (
+        f"\n⏸ {left} leads not started: the run's budget of ${plain_dollars(budget)}"
+        in (post["text"])
+    )
+    summary = StepRun.objects.get(run=stopped, item_key="", block_id="loop").output
+    assert summary["not_started"] == left and "budget" in summary["not_started_reason"]
 
 
 def test_the_workflow_budget_applies_unless_the_run_sets_its_own(

@@ -171,7 +171,9 @@ def test_hundred_leads_enriched_in_parallel_and_announced_once(
     summary = summary_request(simulator)
     assert summary["messages"][0]["content"] == SUMMARY_SYSTEM
     prompt = summary["messages"][1]["content"]
-    assert prompt.startswith("Processed 100 leads: 100 enriched, 0 failed.\n"), prompt
+    assert prompt.startswith("Processed 100 leads: 100 enriched, 0 failed, 0 not started.\n"), (
+        prompt
+    )
     assert text.split("\n")[2] == "Processed 100 leads: 100 enriched, 0 failed."
 
     peaks = stats["peak_in_flight"]
@@ -222,7 +224,7 @@ def test_a_thousand_leads_through_the_cli_succeed_with_one_bounded_summary(
     prompt = summary["messages"][1]["content"]
     assert len(prompt.encode()) < 2000  # whatever the batch: counts, the top 5, distributions
     lines = prompt.split("\n")
-    assert lines[0] == "Processed 1000 leads: 1000 enriched, 0 failed."
+    assert lines[0] == "Processed 1000 leads: 1000 enriched, 0 failed, 0 not started."
     scores = [row["qualification_score"] for row in rows.values()]
     assert lines[1] == f"Average qualification score: {sum(scores) / len(scores)}"
     urgency = {level: 0 for level in ("high", "medium", "low")}
@@ -340,7 +342,7 @@ def test_a_lead_whose_lookup_always_fails_fails_alone(
     assert sum(1 for c in received if c["endpoint"] == "slack") == 2
     # The summary hears of the failure from the loop's grouped failures, not the raw lists.
     prompt = summary_request(simulator)["messages"][1]["content"]
-    assert prompt.startswith("Processed 100 leads: 99 enriched, 1 failed.\n")
+    assert prompt.startswith("Processed 100 leads: 99 enriched, 1 failed, 0 not started.\n")
     failures = json.loads(prompt.rsplit("Failures by step, with examples: ", 1)[1])
     assert failures["count"] == 1 and failures["by_step"]["http_clearbit"] == 1
     assert sum(failures["by_step"].values()) == 1

@@ -231,6 +231,25 @@ def test_an_agent_config_failing_its_schema_reports_only_the_schema_error(
     assert "is not of type 'object'" in errors[0][2]
 
 
+def test_one_save_lists_every_problem_a_config_with_a_bad_field_also_has() -> None:
+    """A loop with max_concurrent 0 (a schema error) also had a broken aggregation and a
+    reference to a field nothing outputs: those showed only once the first was fixed."""
+    blocks = base()
+    blocks[1]["config"].update(
+        max_concurrent=0,
+        aggregations={"top": "reverse(sort_by(results, &score))[:3"},
+    )
+    blocks[2]["config"]["url"] = "https://example.com/<row.id>?t=<fetch_0.body>"
+    blocks.append(block("after", "transform", input="<loop.nonexistent>", expression="@"))
+    errors = errors_of(graph(blocks, [("webhook", "loop"), ("loop", "after")]))
+    assert sorted((name, field) for name, field, _ in errors) == [
+        ("after", "input"),
+        ("fetch", "url"),
+        ("loop", "aggregations.top"),
+        ("loop", "max_concurrent"),
+    ]
+
+
 @pytest.mark.parametrize("aggregations", [["a"], "abc", 5])
 def test_loop_aggregations_that_are_not_an_object_are_a_schema_error(aggregations: Any) -> None:
     blocks = base()

@@ -64,6 +64,28 @@ def test_loop_results_in_a_prompt_warn_and_name_the_aggregations_to_use() -> Non
     assert "<loop.count>" in warning.message
 
 
+def test_an_aggregation_with_an_entry_per_item_in_a_prompt_warns_and_a_bounded_one_does_not() -> (
+    None
+):
+    """The contract report's table was every contract's row: at 5,000 contracts the report's
+    prompt was refused after every extraction had been paid for."""
+    changed = copy.deepcopy(TEMPLATE)
+    [loop] = [b for b in changed["blocks"] if b["id"] == "loop"]
+    loop["config"]["aggregations"]["every_lead"] = "results[*].{id: item.id, name: item.name}"
+    loop["config"]["aggregations"]["ten_leads"] = "results[:10].{id: item.id, name: item.name}"
+    for b in changed["blocks"]:
+        if b["id"] == "agent_summary":
+            b["config"]["user_prompt"] += "\nAll: <loop.every_lead>\nSome: <loop.ten_leads>"
+    result = validated(changed)
+    assert result.ok and result.errors == []
+    [warning] = result.warnings
+    assert (warning.block_name, warning.field) == ("agent_summary", "user_prompt")
+    assert warning.message.startswith(
+        "<loop.every_lead>: aggregation 'every_lead' of loop 'loop' has an entry for every "
+        "item, so it grows with the batch"
+    )
+
+
 def test_the_webhooks_leads_list_in_slack_text_warns() -> None:
     result = validated(template_with(slack={"text": "New batch: <webhook.body.leads>"}))
     assert result.errors == []
