@@ -78,6 +78,9 @@ export interface Workflow {
   // The largest REST API request body (KLYNTOS_REQUEST_MAX_BYTES): 413 past it. The Run
   // button's request carries the input, so the Input tab warns before an input that large.
   request_max_bytes?: number;
+  // The operator's off-peak window (KLYNTOS_OFF_PEAK_HOURS), null when none is configured (a
+  // run cannot be deferred). Not sent by every server: absent means unknown.
+  off_peak_hours?: string | null;
   // Dollars each run may spend (null: none; a run's own budget_usd wins).
   budget_usd?: number | null;
   created_at: string;

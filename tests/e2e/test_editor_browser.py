@@ -237,6 +237,72 @@ def test_the_template_opens_whole_and_legible_in_a_1440x900_window(
     screenshot(page, "template-opened-1440x900")
 
 
+def test_the_editor_fits_a_1440x900_window_without_a_document_scroll(
+    app: LocalApp, page: Any
+) -> None:
+    """The top bar and the app fill the window exactly: the page was 944 px tall in a 900 px
+    window (a 100%-tall root under the 44 px bar), so wheeling over the bar scrolled the app
+    up 44 px, hiding the bar and leaving a blank band at the bottom."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_template(page)
+    sizes = page.evaluate(
+        "() => ({scroll: document.scrollingElement.scrollHeight, inner: innerHeight,"
+        " editor: document.querySelector('.editor').getBoundingClientRect().bottom})"
+    )
+    assert sizes["scroll"] <= sizes["inner"], sizes
+    assert sizes["editor"] <= sizes["inner"], sizes
+    bar = page.locator(".kl-bar").bounding_box()
+    page.mouse.move(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+    page.mouse.wheel(0, 400)
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => document.scrollingElement.scrollTop") == 0
+    assert page.locator(".kl-bar").bounding_box()["y"] == 0
+
+
+@pytest.mark.parametrize("slug", ["nested-fan-out"])
+def test_a_template_opens_with_every_block_in_the_visible_canvas(
+    app: LocalApp, page: Any, slug: str
+) -> None:
+    """Shift+L lays the template out and shows every block inside the canvas area left
+    visible (not under the Settings panel, the palette or the mini map), below the readable
+    zoom when it must: nested-fan-out is too wide to open whole at that zoom (it opens at its
+    left edge, test_the_template_opens_whole_...), and Shift+L left `summary` and `response`
+    clipped."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/")
+    page.click(f'[data-testid="template-{slug}"]')
+    page.wait_for_url(re.compile(r".*/workflows/\d+/$"))
+    page.wait_for_selector(".react-flow__node")
+    page.wait_for_timeout(300)
+
+    def outside() -> list[Any]:
+        return page.evaluate(
+            """() => {
+              const pane = document.querySelector('.react-flow').getBoundingClientRect();
+              const covers = ['.config-panel', '.palette', '.react-flow__minimap']
+                .map((s) => document.querySelector(s)).filter(Boolean)
+                .map((el) => el.getBoundingClientRect());
+              const out = [];
+              for (const el of document.querySelectorAll('[data-block-name]')) {
+                const b = el.getBoundingClientRect();
+                const inPane = b.left >= pane.left - 1 && b.top >= pane.top - 1
+                  && b.right <= pane.right + 1 && b.bottom <= pane.bottom + 1;
+                const covered = covers.some((c) => b.left < c.right && c.left < b.right
+                  && b.top < c.bottom && c.top < b.bottom && !el.closest('.react-flow__minimap'));
+                if (!inPane || covered) out.push([el.dataset.blockName, b.left, b.top, b.right, b.bottom]);
+              }
+              return out;
+            }"""
+        )
+
+    assert outside()  # opens at the readable zoom, its right end out of view
+    page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Shift+L")
+    page.wait_for_timeout(500)
+    assert outside() == []
+    screenshot(page, f"template-{slug}-opened-1440x900")
+
+
 # The on-screen font size (CSS font size × the canvas zoom) of each text of each block,
 # whether it lies inside its block's box, and whether it is cut (ellipsised) and has a
 # tooltip.

@@ -30,7 +30,7 @@ import { ConfirmDialog, type Question } from "./ConfirmDialog";
 import { ContextMenu, type Menu, type MenuItem } from "./ContextMenu";
 import { NoteNode } from "./NoteNode";
 import { ShortcutSheet } from "./ShortcutSheet";
-import { graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
+import { FIT_ALL_MIN_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
 
 const TYPE_COLORS: Record<string, string> = {
   webhook: "#7c3aed",
@@ -85,7 +85,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const onNodesChange = useGraphStore((s) => s.onNodesChange);
   const onEdgesChange = useGraphStore((s) => s.onEdgesChange);
   const notice = useGraphStore((s) => s.notice);
-  const { screenToFlowPosition, getZoom } = useReactFlow();
+  const { screenToFlowPosition, getZoom, setViewport } = useReactFlow();
   const [hint, setHint] = useState<Notice | null>(null);
   const [menu, setMenu] = useState<Menu | null>(null);
   const [sheet, setSheet] = useState(false);
@@ -233,6 +233,13 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
         } else if (event.key === "L" && event.shiftKey) {
           event.preventDefault();
           useGraphStore.getState().layout();
+          // Then the whole laid-out graph in the canvas (above the mini map), even below the
+          // readable zoom: a graph wider than the canvas was left clipped.
+          const rect = canvasRef.current?.getBoundingClientRect();
+          const bounds = graphBounds(useGraphStore.getState().nodes);
+          if (rect && bounds) {
+            void setViewport(openingViewport(bounds, rect.width, rect.height, minimapReserve(rect.width), FIT_ALL_MIN_ZOOM), { duration: 200 });
+          }
         }
         return;
       }
@@ -252,7 +259,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, []);
+  }, [setViewport]);
 
   const isValidConnection: IsValidConnection<Edge> = useCallback(
     (c) => useGraphStore.getState().canConnect({ source: c.source, target: c.target, sourceHandle: c.sourceHandle }) === null,

@@ -3,7 +3,7 @@ import type { BlockNode } from "../store/model";
 import template from "../../../builder/gallery/parallel-lead-enrichment.json";
 import { graphToFlow } from "../store/graphJson";
 import type { GraphJson } from "../types";
-import { CANVAS_TEXT_PX, READABLE_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
+import { CANVAS_TEXT_PX, FIT_ALL_MIN_ZOOM, READABLE_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
 
 /** The editor's style sheet, read from disk: Vitest blanks `.css?raw` imports (vitest#10788). */
 function styleSheet(): string {
@@ -54,6 +54,15 @@ describe("opening viewport", () => {
     expect(view.x).toBeCloseTo(24);
     // Centred in the room above the mini map.
     expect(view.y).toBeCloseTo((CANVAS.height - 125 - 300 * READABLE_ZOOM) / 2 - 100 * READABLE_ZOOM);
+  });
+
+  it("fits a graph too wide for the readable zoom whole when asked to (Shift+L)", () => {
+    const bounds = { x: 0, y: 40, width: 1580, height: 400 };
+    const view = openingViewport(bounds, 890, 500, 125, FIT_ALL_MIN_ZOOM);
+    expect(view.zoom).toBeLessThan(READABLE_ZOOM);
+    expect(bounds.x * view.zoom + view.x).toBeGreaterThanOrEqual(24 - 1e-6);
+    expect((bounds.x + bounds.width) * view.zoom + view.x).toBeLessThanOrEqual(890 - 24 + 1e-6);
+    expect((bounds.y + bounds.height) * view.zoom + view.y).toBeLessThanOrEqual(500 - 125 - 24 + 1e-6);
   });
 
   it("sizes the mini map to the canvas, and reserves nothing without one", () => {

@@ -61,16 +61,29 @@ export function graphBounds(nodes: BlockNode[]): Rect | null {
   return { x: left, y: top, width: right - left, height: bottom - top };
 }
 
+/** The least zoom Shift+L (lay out and show the whole graph) goes down to: the whole graph
+ * in view is what it is asked for, even below the readable zoom the editor opens at. */
+export const FIT_ALL_MIN_ZOOM = 0.2;
+
 /**
+ * `minZoom`: the least zoom (the readable one when the editor opens; FIT_ALL_MIN_ZOOM for
+ * Shift+L, which shows the whole graph).
+ *
  * The opening viewport for `bounds` in a `width`×`height` canvas whose bottom `reserve` px are
  * covered (the mini map): the fitting zoom clamped to [READABLE_ZOOM, OPEN_MAX_ZOOM]; an axis
  * that fits is centred, one that does not starts at the graph's left (or top) edge.
  */
-export function openingViewport(bounds: Rect, width: number, fullHeight: number, reserve = 0): Viewport {
+export function openingViewport(
+  bounds: Rect,
+  width: number,
+  fullHeight: number,
+  reserve = 0,
+  minZoom = READABLE_ZOOM,
+): Viewport {
   const height = Math.max(1, fullHeight - reserve);
   const fitX = (width - 2 * PADDING) / Math.max(1, bounds.width);
   const fitY = (height - 2 * PADDING) / Math.max(1, bounds.height);
-  const zoom = Math.min(OPEN_MAX_ZOOM, Math.max(READABLE_ZOOM, Math.min(fitX, fitY)));
+  const zoom = Math.min(OPEN_MAX_ZOOM, Math.max(minZoom, Math.min(fitX, fitY)));
   const place = (start: number, size: number, room: number) => {
     const scaled = size * zoom;
     return scaled + 2 * PADDING <= room ? (room - scaled) / 2 - start * zoom : PADDING - start * zoom;

@@ -412,6 +412,17 @@ export function AnyField({ blockId, name, value, onChange, invalid, inputId }: F
  * value puts them back. A value the group cannot show (unknown keys, not an object) is edited
  * as raw JSON.
  */
+/**
+ * A property kept only to read older saves (JSON Schema `deprecated`, or titled "(older name
+ * of <sibling>)", e.g. the loop breaker's `min_items`, read as `min_calls`): not offered.
+ */
+export function isLegacyProperty(key: string, prop: JsonSchema, siblings: Record<string, JsonSchema>): boolean {
+  if (prop.deprecated === true) return true;
+  const title = typeof prop.title === "string" ? prop.title : "";
+  const match = /\(older name of ([\w.]+)\)/i.exec(title);
+  return Boolean(match && match[1] !== key && match[1] in siblings);
+}
+
 export function GroupField(props: FieldProps) {
   const { blockId, name, schema, value, onChange, invalid, inputId } = props;
   const properties = schema.properties as Record<string, JsonSchema>;
@@ -444,7 +455,10 @@ export function GroupField(props: FieldProps) {
       </label>
       {enabled && (
         <div className="field-group-grid">
-          {Object.entries(properties).map(([key, prop]) => {
+          {Object.entries(properties)
+            // A legacy property shows only while an older save still sets it (to be cleared).
+            .filter(([key, prop]) => current[key] !== undefined || !isLegacyProperty(key, prop, properties))
+            .map(([key, prop]) => {
             const id = `${inputId}-${key}`;
             const childProps: FieldProps = {
               blockId,

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunSummary, Workflow } from "../types";
 import { useRunStore } from "../store/runStore";
 import { byteSize, sizeOver, utf8Bytes } from "./bodySize";
-import { cliCommand, requestTooLargeNote } from "./InputTab";
+import { cliCommand, requestTooLargeNote, signedInUsername } from "./InputTab";
 import { RunPanel } from "./RunPanel";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
@@ -41,6 +41,29 @@ describe("the Input tab's request-limit note", () => {
     expect(cliCommand(42, { weight: 2.5, priority: -5, defer: "off_peak" })).toBe(
       "python manage.py run_workflow 42 --input input.json --draft --weight 2.5 --priority -5 --defer off_peak --user YOUR_USERNAME",
     );
+  });
+});
+
+describe("the command line as the signed-in user", () => {
+  afterEach(() => document.querySelectorAll(".kl-bar, #root").forEach((el) => el.remove()));
+
+  it("fills in the name the page shows in its bar (quoted for the shell when it must be)", () => {
+    expect(signedInUsername()).toBe("");
+    const bar = document.createElement("header");
+    bar.className = "kl-bar";
+    bar.innerHTML = '<a class="kl-brand" href="/">Klyntos</a><a href="/secrets/">Secrets</a><span> ada </span><form><button>Log out</button></form>';
+    document.body.appendChild(bar);
+    expect(signedInUsername()).toBe("ada");
+    expect(cliCommand(42, {}, "ada")).toBe("python manage.py run_workflow 42 --input input.json --draft --user ada");
+    expect(cliCommand(42, {}, "o'hara x")).toBe("python manage.py run_workflow 42 --input input.json --draft --user 'o'\\''hara x'");
+    const note = requestTooLargeNote(11, 10, "ada");
+    expect(note).not.toContain("YOUR_USERNAME");
+    expect(note.endsWith("with no request limit:")).toBe(true);
+    const root = document.createElement("div");
+    root.id = "root";
+    root.dataset.username = "grace";
+    document.body.appendChild(root);
+    expect(signedInUsername()).toBe("grace");
   });
 });
 

@@ -26,28 +26,43 @@ export const CLI_INPUT_FILE = "input.json";
 
 /**
  * The command that runs this input without the REST API (builder/management/commands/
- * run_workflow.py): the saved draft, as the Run button would, with the same options. The
- * page does not know the user's name: the command says where it goes.
+ * run_workflow.py): the saved draft, as the Run button would, with the same options, as the
+ * signed-in user (`username`, `signedInUsername()`); without it the command says where it goes.
  */
-export function cliCommand(workflowId: number, options: RunStartOptions = {}): string {
+export function cliCommand(workflowId: number, options: RunStartOptions = {}, username = ""): string {
   const parts = ["python manage.py run_workflow", String(workflowId), `--input ${CLI_INPUT_FILE}`, "--draft"];
   if (options.weight !== undefined) parts.push(`--weight ${options.weight}`);
   if (options.priority !== undefined) parts.push(`--priority ${options.priority}`);
   if (options.defer) parts.push(`--defer ${options.defer}`);
-  parts.push("--user YOUR_USERNAME");
+  parts.push(`--user ${username ? shellWord(username) : "YOUR_USERNAME"}`);
   return parts.join(" ");
 }
 
 /** What to tell before a Run request the server would refuse (413), or "" when it fits. */
-export function requestTooLargeNote(bytes: number, limit: number | undefined): string {
+export function requestTooLargeNote(bytes: number, limit: number | undefined, username = ""): string {
   if (limit === undefined || bytes <= limit) return "";
   return (
     `The request for this input is ${sizeOver(bytes, limit)}, over the server's limit of ${byteSize(limit)} ` +
     `(${limit} bytes, KLYNTOS_REQUEST_MAX_BYTES): the server would refuse it with 413, so Run is disabled. ` +
     "Raise that setting and restart the server, split the input, or save it as " +
-    `${CLI_INPUT_FILE} and run it from the command line, which reads the file directly, with no request limit ` +
-    "(YOUR_USERNAME: the name you sign in with):"
+    `${CLI_INPUT_FILE} and run it from the command line, which reads the file directly, with no request limit` +
+    (username ? ":" : " (YOUR_USERNAME: the name you sign in with):")
   );
+}
+
+/** A word as the shell reads it: quoted when it holds anything but safe characters. */
+function shellWord(word: string): string {
+  return /^[\w@.+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Who is signed in, as the page tells it: the root's `data-username` when the page has one,
+ * else the name in the app bar (templates/app.html); "" when the page does not say.
+ */
+export function signedInUsername(doc: Document = document): string {
+  const fromRoot = doc.getElementById("root")?.dataset.username;
+  if (fromRoot) return fromRoot.trim();
+  return doc.querySelector(".kl-bar > span")?.textContent?.trim() ?? "";
 }
 
 export function InputTab(props: {

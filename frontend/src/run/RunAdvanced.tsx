@@ -50,8 +50,23 @@ export function advancedLabel(value: RunStartOptions): string {
   return parts.join(" · ");
 }
 
-export function RunAdvanced(props: { text: AdvancedText; onChange: (text: AdvancedText) => void; parsed: ParsedAdvanced }) {
-  const { text, onChange, parsed } = props;
+/** Why "defer to off-peak" cannot be chosen: the server has no off-peak window. */
+export const NO_OFF_PEAK_HINT =
+  "No off-peak window is configured on this server (KLYNTOS_OFF_PEAK_HOURS): there is nothing to defer to.";
+
+/** The refusal a deferred start gets from a server without an off-peak window. */
+export function isNoOffPeakRefusal(message: string): boolean {
+  return /no off-peak window is configured/i.test(message);
+}
+
+export function RunAdvanced(props: {
+  text: AdvancedText;
+  onChange: (text: AdvancedText) => void;
+  parsed: ParsedAdvanced;
+  /** False when the server has no off-peak window (said by the workflow or by a refusal). */
+  offPeakAvailable?: boolean;
+}) {
+  const { text, onChange, parsed, offPeakAvailable = true } = props;
   const id = useId();
   const errors = parsed.ok ? {} : parsed.errors;
   const set = parsed.ok ? advancedLabel(parsed.value) : "";
@@ -91,15 +106,22 @@ export function RunAdvanced(props: { text: AdvancedText; onChange: (text: Advanc
           help={`-${MAX_RUN_PRIORITY} to ${MAX_RUN_PRIORITY}: your runs with a higher priority call a busy provider first.`}
         />
         <p className="kr-muted kr-small">Other people's runs share a provider with yours equally, whatever weight or priority you set.</p>
-        <label className="kr-check">
+        <label className="kr-check" title={offPeakAvailable ? undefined : NO_OFF_PEAK_HINT}>
           <input
             type="checkbox"
             data-testid="run-off-peak"
-            checked={text.offPeak}
+            checked={offPeakAvailable && text.offPeak}
+            disabled={!offPeakAvailable}
+            aria-describedby={offPeakAvailable ? undefined : `${id}-off-peak-hint`}
             onChange={(e) => onChange({ ...text, offPeak: e.target.checked })}
           />{" "}
           Defer to off-peak hours (outside them the run waits, deferred, until they begin)
         </label>
+        {!offPeakAvailable && (
+          <p id={`${id}-off-peak-hint`} className="kr-muted kr-small" data-testid="run-off-peak-hint">
+            {NO_OFF_PEAK_HINT}
+          </p>
+        )}
       </div>
     </details>
   );

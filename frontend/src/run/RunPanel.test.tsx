@@ -330,6 +330,68 @@ describe("RunPanel", () => {
     expect(runSockets()).toHaveLength(0);
   });
 
+  it("shows a refusal's details (bounded) and labels the header's run as the previous one", async () => {
+    const details = Array.from({ length: 13 }, (_, i) => `images.${i}.url: 'ftp://x/y.png' does not match '^(https?://|data:image/)'`);
+    routes = (method, url) => {
+      if (method === "GET" && url === "/api/workflows/1/runs/last/") {
+        return { status: 200, body: { run: runSummary({ id: "638de366aa", status: "succeeded", finished_at: at(5) }) } };
+      }
+      if (method === "POST" && url === "/api/workflows/1/runs/") {
+        return { status: 422, body: { error: "the body does not match the webhook's schema", details } };
+      }
+      return undefined;
+    };
+    act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => workflow} />));
+    await flush();
+    expect($("run-status")?.dataset.status).toBe("succeeded");
+    expect($("run-previous")).toBeNull();
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect($("start-error")?.textContent).toBe("the body does not match the webhook's schema");
+    const lines = Array.from($("start-error-details")!.querySelectorAll("li")).map((li) => li.textContent);
+    expect(lines).toHaveLength(11);
+    expect(lines[1]).toBe(details[1]);
+    expect(lines[10]).toBe("… 3 more");
+    expect($("run-previous")?.textContent).toBe("previous run:");
+    expect($("run-id")?.dataset.runId).toBe("638de366aa");
+  });
+
+  it("disables 'defer to off-peak' with a hint when the server has no off-peak window", async () => {
+    routes = (method, url) =>
+      method === "POST" && url === "/api/workflows/1/runs/"
+        ? { status: 400, body: { error: "no off-peak window is configured (KLYNTOS_OFF_PEAK_HOURS): nothing to defer to" } }
+        : undefined;
+    act(() => root.render(<RunPanel workflow={{ ...workflow, id: 7 }} onBeforeRun={async () => ({ ...workflow, id: 7 })} />));
+    await flush();
+    const box = () => $("run-off-peak") as HTMLInputElement;
+    expect(box().disabled).toBe(false);
+    expect($("run-off-peak-hint")).toBeNull();
+    act(() => box().click());
+    expect(box().checked).toBe(true);
+    routes = (method, url) =>
+      method === "POST" && url === "/api/workflows/7/runs/"
+        ? { status: 400, body: { error: "no off-peak window is configured (KLYNTOS_OFF_PEAK_HOURS): nothing to defer to" } }
+        : undefined;
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect(calls.filter((c) => c.method === "POST")[0].body).toMatchObject({ defer: "off_peak" });
+    // The server said there is no window: the option is off, disabled, and says why.
+    expect(box().disabled).toBe(true);
+    expect(box().checked).toBe(false);
+    expect($("run-off-peak-hint")?.textContent).toContain("No off-peak window is configured");
+    await act(async () => $("run-button")!.click());
+    await flush();
+    expect(calls.filter((c) => c.method === "POST")[1].body).not.toHaveProperty("defer");
+  });
+
+  it("disables 'defer to off-peak' at once when the workflow says there is no window", async () => {
+    routes = () => undefined;
+    act(() => root.render(<RunPanel workflow={{ ...workflow, id: 8, off_peak_hours: null }} onBeforeRun={async () => workflow} />));
+    await flush();
+    expect(($("run-off-peak") as HTMLInputElement).disabled).toBe(true);
+    expect($("run-off-peak-hint")).not.toBeNull();
+  });
+
   it("does not run when saving first fails", async () => {
     routes = () => undefined;
     act(() => root.render(<RunPanel workflow={workflow} onBeforeRun={async () => null} />));

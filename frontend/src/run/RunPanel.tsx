@@ -10,8 +10,8 @@ import { followDecision, TRIGGER_LABELS, useWorkflowRuns } from "../store/workfl
 import { BudgetField } from "./BudgetField";
 import { HistoryTab } from "./HistoryTab";
 import { utf8Bytes } from "./bodySize";
-import { cliCommand, InputTab, parseInput, requestTooLargeNote, type RunProblem } from "./InputTab";
-import { NO_ADVANCED, parseAdvanced, RunAdvanced, type AdvancedText } from "./RunAdvanced";
+import { cliCommand, InputTab, parseInput, requestTooLargeNote, signedInUsername, type RunProblem } from "./InputTab";
+import { isNoOffPeakRefusal, NO_ADVANCED, parseAdvanced, RunAdvanced, type AdvancedText } from "./RunAdvanced";
 import { ProgressView } from "./ProgressView";
 import { PausedProviders } from "./Paused";
 import { RetryFailedButton } from "./RetryFailed";
@@ -28,6 +28,18 @@ const TABS: { id: Tab; label: string }[] = [
   { id: "history", label: "History" },
 ];
 
+/** Lines of a refusal's `details` shown; the rest are counted ("… N more"). */
+export const DETAILS_SHOWN = 10;
+
+/** A refused start's `details` (e.g. the webhook body schema's mismatches), as lines. */
+export function refusalDetails(err: unknown): string[] {
+  if (!(err instanceof ApiError) || !err.body || typeof err.body !== "object") return [];
+  const details = (err.body as { details?: unknown }).details;
+  if (Array.isArray(details)) return details.map((d) => (typeof d === "string" ? d : JSON.stringify(d)));
+  if (typeof details === "string" && details) return [details];
+  return [];
+}
+
 // What the user typed, per workflow, survives the panel being collapsed (unmounted).
 const drafts = new Map<number, { text: string; touched: boolean; tab: Tab; advanced: AdvancedText }>();
 
@@ -41,6 +53,10 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const [starting, setStarting] = useState(false);
   const [problems, setProblems] = useState<RunProblem[]>([]);
   const [startError, setStartError] = useState("");
+  // The refusal's `details` (a body schema mismatch: one line per wrong field) and the run shown
+  // in the header when Run was refused: that run is the previous one, not this attempt's.
+  const [startDetails, setStartDetails] = useState<string[]>([]);
+  const [refusedBeside, setRefusedBeside] = useState<string | null>(null);
   const [historyVersion, setHistoryVersion] = useState(0);
   const [cancelling, setCancelling] = useState(false);
   const [confirmCancel, setConfirmCancel] = useState(false);
@@ -54,8 +70,15 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
   const connect = useRunStore((s) => s.connect);
   const applySnapshot = useRunStore((s) => s.applySnapshot);
 
+  // Deferring needs the server's off-peak window: the workflow says when there is none
+  // (`off_peak_hours: null`), else the first refusal for it does.
+  const [noOffPeak, setNoOffPeak] = useState(false);
+  const offPeakAvailable = workflow.off_peak_hours !== null && !noOffPeak;
   const parsed = useMemo(() => parseInput(inputText), [inputText]);
-  const parsedAdvanced = useMemo(() => parseAdvanced(advanced), [advanced]);
+  const parsedAdvanced = useMemo(
+    () => parseAdvanced(offPeakAvailable ? advanced : { ...advanced, offPeak: false }),
+    [advanced, offPeakAvailable],
+  );
   // The Run request weighed as it will be sent (api.startRun's body, UTF-8): past the server's
   // limit it would only be refused (413), so Run is disabled and the Input tab says why and
   // how to run it anyway. Weighed again only when the input or the options change.
@@ -65,8 +88,9 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     () => (parsed.ok && requestLimit !== undefined ? utf8Bytes(JSON.stringify(startRunBody(parsed.value, options))) : 0),
     [parsed, options, requestLimit],
   );
-  const tooLargeNote = requestTooLargeNote(requestBytes, requestLimit);
-  const tooLarge = { note: tooLargeNote, command: cliCommand(workflow.id, options) };
+  const username = useMemo(() => signedInUsername(), []);
+  const tooLargeNote = requestTooLargeNote(requestBytes, requestLimit, username);
+  const tooLarge = { note: tooLargeNote, command: cliCommand(workflow.id, options, username) };
   const startable = parsed.ok && parsedAdvanced.ok && !tooLargeNote;
   // Each tab opens at its top (not at the previous tab's scroll position).
   const bodyRef = useRef<HTMLDivElement>(null);
@@ -187,6 +211,8 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
     starting_.current = true;
     setProblems([]);
     setStartError("");
+    setStartDetails([]);
+    setRefusedBeside(null);
     let posting = false;
     try {
       const saved = await onBeforeRun();
@@ -209,6 +235,10 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         const list = (err.body as { errors: unknown }).errors;
         if (Array.isArray(list)) setProblems(list as RunProblem[]);
       }
+      setStartDetails(refusalDetails(err));
+      if (posting && err instanceof ApiError && err.status === 400 && isNoOffPeakRefusal(message)) setNoOffPeak(true);
+      // No run was started: the run still in the header is the previous one.
+      if (posting) setRefusedBeside(useRunStore.getState().runId);
       setTab("input");
     } finally {
       setStarting(false);
@@ -238,6 +268,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         });
       }
     } catch (err) {
+      setStartDetails([]);
       setStartError(err instanceof Error ? err.message : String(err));
     } finally {
       setCancelling(false);
@@ -291,6 +322,11 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         )}
         {run ? (
           <span className="kr-runinfo">
+            {refusedBeside !== null && refusedBeside === runId && (
+              <span className="kr-muted kr-previous" data-testid="run-previous" title="Run was refused: no run was started; this is the previous run">
+                previous run:
+              </span>
+            )}
             <span className={`kr-badge kr-s-${run.status}`} data-testid="run-status" data-status={run.status}>
               {statusLabel(run.status)}
             </span>
@@ -348,6 +384,18 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
           {startError}
         </div>
       )}
+      {startError && startDetails.length > 0 && (
+        <ul className="kr-problems kr-error" data-testid="start-error-details">
+          {startDetails.slice(0, DETAILS_SHOWN).map((line, i) => (
+            <li key={i}>{line}</li>
+          ))}
+          {startDetails.length > DETAILS_SHOWN && (
+            <li className="kr-muted" data-testid="start-error-more">
+              … {startDetails.length - DETAILS_SHOWN} more
+            </li>
+          )}
+        </ul>
+      )}
       <nav className="kr-tabs" role="tablist">
         {TABS.map((t) => (
           <button
@@ -367,7 +415,7 @@ export function RunPanel(props: { workflow: Workflow; onBeforeRun: () => Promise
         {tab === "input" && (
           <>
             <InputTab text={inputText} onChange={onInputChange} parsed={parsed} problems={problems} tooLarge={tooLarge} />
-            <RunAdvanced text={advanced} onChange={setAdvanced} parsed={parsedAdvanced} />
+            <RunAdvanced text={advanced} onChange={setAdvanced} parsed={parsedAdvanced} offPeakAvailable={offPeakAvailable} />
             <BudgetField workflow={workflow} />
           </>
         )}
