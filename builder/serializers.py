@@ -47,6 +47,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     webhook_signed = serializers.SerializerMethodField()
     webhook_max_bytes = serializers.SerializerMethodField()
     request_max_bytes = serializers.SerializerMethodField()
+    off_peak_hours = serializers.SerializerMethodField()
 
     class Meta:
         model = Workflow
@@ -63,6 +64,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "webhook_signed",
             "webhook_max_bytes",
             "request_max_bytes",
+            "off_peak_hours",
             "budget_usd",
             "created_at",
             "updated_at",
@@ -99,6 +101,12 @@ class WorkflowSerializer(serializers.ModelSerializer):
         """The largest REST API request body (KLYNTOS_REQUEST_MAX_BYTES; 413 past it): the
         editor warns before its Run button posts an input that large."""
         return int(settings.KLYNTOS_REQUEST_MAX_BYTES)
+
+    def get_off_peak_hours(self, obj: Workflow) -> str | None:
+        """The window a run started with `defer: "off_peak"` waits for (KLYNTOS_OFF_PEAK_HOURS),
+        or None when none is configured (such starts are refused): the editor offers the
+        option only when there is one."""
+        return str(settings.KLYNTOS_OFF_PEAK_HOURS).strip() or None
 
     def get_webhook_url(self, obj: Workflow) -> str | None:
         webhook = getattr(obj, "webhook", None)

@@ -1285,9 +1285,25 @@ def wire_blocks(
                 (counters.get(loop_of[block_id]) or {}) if loop_of and block_id in loop_of else {}
             )
             going = not ended and bool(loop.get("step_running")) and any(counts.values())
+            if ended and loop:
+                counts = _with_unreached(counts, loop)
             state = block_state(counts, ended=ended, running=going)
         states[block_id] = state
     return states
+
+
+def _with_unreached(counts: Mapping[str, Any], loop: Mapping[str, Any]) -> dict[str, Any]:
+    """A body block's counts once its run ended, with its loop's items that never reached it
+    as not started: it counts its own steps, and an item stopped before it (a budget, a
+    cancel) has none there, so the block read `succeeded ✓37` beside 63 items never started.
+    At most the loop's cancelled and never started items: a branch an item did not take
+    (run_if) is no stop."""
+    stopped = int(loop.get("cancelled") or 0) + int(loop.get("not_started") or 0)
+    own = sum(int(counts.get(k) or 0) for k in COUNTS)
+    unreached = min(stopped, int(loop.get("total") or 0) - own)
+    if unreached <= 0:
+        return dict(counts)
+    return {**counts, "not_started": int(counts.get("not_started") or 0) + unreached}
 
 
 def body_blocks(loop_of: Mapping[str, str], loops: Iterable[str]) -> set[str]:

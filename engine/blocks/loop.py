@@ -105,6 +105,7 @@ class LoopBlock(BaseBlock):
                         "minimum": 1,
                         "maximum": MAX_BREAKER_WINDOW,
                         "title": "min_items (older name of min_calls)",
+                        "deprecated": True,  # the editor hides it unless a save still sets it
                     },
                 },
                 "additionalProperties": False,

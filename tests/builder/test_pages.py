@@ -65,7 +65,8 @@ def test_the_editor_page_mounts_the_bundle_on_the_owners_workflow(
     response = signed_in(user).get(f"/workflows/{workflow.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'<div id="root" data-page="editor" data-workflow-id="{workflow.pk}"></div>' in html
+    root = f'<div id="root" data-page="editor" data-workflow-id="{workflow.pk}"'
+    assert f'{root} data-username="{user.get_username()}"></div>' in html
     assert '<script type="module" src="/static/dist/assets/main.js"></script>' in html
     assert '<link rel="stylesheet" href="/static/dist/assets/main.css">' in html
     assert 'href="/admin/"' in html
@@ -77,7 +78,10 @@ def test_the_list_page_mounts_the_bundle(built: Path, user: Any) -> None:
     response = signed_in(user).get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<div id="root" data-page="list" data-workflow-id=""></div>' in html
+    assert (
+        f'<div id="root" data-page="list" data-workflow-id="" data-username="{user.get_username()}"></div>'
+        in html
+    )
     assert "/static/dist/assets/main.js" in html
     assert response.cookies["csrftoken"].value
 
@@ -87,7 +91,10 @@ def test_the_secrets_page_mounts_the_bundle_and_names_no_value(built: Path, user
     response = signed_in(user).get("/secrets/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<div id="root" data-page="secrets" data-workflow-id=""></div>' in html
+    assert (
+        f'<div id="root" data-page="secrets" data-workflow-id="" data-username="{user.get_username()}"></div>'
+        in html
+    )
     assert 'href="/secrets/"' in html
     assert "crm-page-value-4e1f" not in html
     assert response.cookies["csrftoken"].value

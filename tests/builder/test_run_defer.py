@@ -106,10 +106,14 @@ def test_rest_and_webhook_take_defer_and_refuse_it_without_a_window(
     refused = client.post(url, body, format="json")
     assert refused.status_code == 400
     assert "no off-peak window is configured (KLYNTOS_OFF_PEAK_HOURS)" in refused.json()["error"]
+    # The editor offers the option only when there is a window: the workflow says which.
+    assert client.get(f"/api/workflows/{lead_workflow.pk}/").json()["off_peak_hours"] is None
     assert client.post(url, {**body, "defer": "tonight"}, format="json").status_code == 400
     # A window that is never now (a minute long, a minute from now) defers every start.
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     settings.KLYNTOS_OFF_PEAK_HOURS = f"{soon:%H}:00-{soon:%H}:01"
+    window = client.get(f"/api/workflows/{lead_workflow.pk}/").json()["off_peak_hours"]
+    assert window == f"{soon:%H}:00-{soon:%H}:01"
     started = client.post(url, body, format="json")
     assert started.status_code == 201 and started.json()["status"] == "deferred"
     hook = f"/hooks/{lead_workflow.webhook.token}"

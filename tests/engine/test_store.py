@@ -706,6 +706,33 @@ def test_a_body_block_runs_while_its_loop_does_whatever_its_own_steps_do_this_mo
     assert statuses(counters, ended=True)["store"] == "succeeded"  # a cancel's end: final
     # Without the graph's map (an older caller), a block is painted from its own counts.
     assert wire_blocks(counters, ["store"], ended=False)["store"]["status"] == "succeeded"
+    # A run stopped by its budget: 37 items reached the block, 63 never started. The block
+    # is not `succeeded` (it read ✓37 beside 63 leads never enriched); its ⊘ counts them.
+    budget = {"succeeded": 37, "not_started": 63, "total": 100, "step_running": 0}
+    stopped = wire_blocks(
+        {"loop": budget, "store": {"succeeded": 37}}, ["store"], ended=True, loop_of=loop_of
+    )["store"]
+    assert (stopped["status"], stopped["succeeded"], stopped["not_started"]) == (
+        "partially_succeeded",
+        37,
+        63,
+    )
+    assert stopped["total"] == 100
+    # A branch two items did not take (run_if) is no stop: nothing is added.
+    branch = {"succeeded": 20, "total": 20, "step_running": 0}
+    taken = wire_blocks(
+        {"loop": branch, "store": {"succeeded": 18}}, ["store"], ended=True, loop_of=loop_of
+    )["store"]
+    assert (taken["status"], taken["not_started"]) == ("succeeded", 0)
+    # Cancelled: those in flight and those never started, at most what did not reach it.
+    cancelled = {"succeeded": 20, "cancelled": 5, "not_started": 75, "total": 100}
+    after = wire_blocks(
+        {"loop": {**cancelled, "step_running": 0}, "store": {"succeeded": 20}},
+        ["store"],
+        ended=True,
+        loop_of=loop_of,
+    )["store"]
+    assert (after["status"], after["not_started"]) == ("partially_succeeded", 80)
 
     # A delta that touches the loop carries its body blocks' states too: the loop's end
     # turns them final although their own counts did not change.
