@@ -1,24 +1,9 @@
-import { act } from "react";
-import { createRoot, type Root } from "react-dom/client";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { mountEach } from "../testing/mount";
 import type { JsonSchema } from "../types";
 import { GroupField, isLegacyProperty } from "./fields";
 
-(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
-
-let root: Root;
-let container: HTMLDivElement;
-
-beforeEach(() => {
-  container = document.createElement("div");
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
+const mount = mountEach();
 
 // The loop's circuit_breaker as engine/blocks/loop.py declares it (trimmed).
 const breaker: JsonSchema = {
@@ -33,12 +18,10 @@ const breaker: JsonSchema = {
 };
 
 function render(value: unknown) {
-  act(() =>
-    root.render(
-      <GroupField blockId="l" name="circuit_breaker" schema={breaker} value={value} onChange={() => undefined} invalid={false} inputId="cb" />,
-    ),
+  mount.render(
+    <GroupField blockId="l" name="circuit_breaker" schema={breaker} value={value} onChange={() => undefined} invalid={false} inputId="cb" />,
   );
-  return Array.from(container.querySelectorAll<HTMLInputElement>("[data-field^='circuit_breaker.']")).map((el) => el.dataset.field);
+  return Array.from(mount.container.querySelectorAll<HTMLInputElement>("[data-field^='circuit_breaker.']")).map((el) => el.dataset.field);
 }
 
 describe("the loop breaker's settings", () => {
@@ -52,7 +35,7 @@ describe("the loop breaker's settings", () => {
       "circuit_breaker.min_calls",
       "circuit_breaker.give_up_after",
     ]);
-    expect(container.textContent).not.toContain("min_items");
+    expect(mount.container.textContent).not.toContain("min_items");
   });
 
   it("still shows it while an older save sets it, so that it can be seen and cleared", () => {
