@@ -9,6 +9,7 @@ import { ImportButton } from "./ImportButton";
 import { Canvas } from "../canvas/Canvas";
 import { Palette } from "../palette/Palette";
 import { ConfigPanel } from "../panel/ConfigPanel";
+import { showBlockField } from "../panel/fieldFocus";
 import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
 import { problemsLabel } from "../store/validation";
@@ -481,7 +482,8 @@ function ProblemList({ errors, warnings }: { errors: ValidationError[]; warnings
             type="button"
             className="link-button"
             disabled={!e.block_id}
-            onClick={() => e.block_id && useGraphStore.getState().select(e.block_id)}
+            title={e.block_id ? `Show ${e.block ?? "the block"} · ${e.field}` : undefined}
+            onClick={() => e.block_id && showBlockField(e.block_id, e.field)}
           >
             <strong>{e.block ?? "workflow"}</strong> · <code>{e.field}</code>
           </button>{" "}

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { useGraphStore } from "../store/graphStore";
 import type { CatalogueEntry } from "../types";
 import { ConfigPanel } from "./ConfigPanel";
+import { findField, showBlockField, useFieldFocus } from "./fieldFocus";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -294,5 +295,30 @@ describe("ConfigPanel", () => {
     expect($("[data-testid='ref-picker']")?.textContent).not.toContain("No reference matches");
     act(() => typed.dispatchEvent(new MouseEvent("mousedown", { bubbles: true })));
     expect(config("a").user_prompt).toBe("Hi <webhook_1.body.le>");
+  });
+});
+
+describe("a problem link", () => {
+  it("selects the block and focuses the named field in its panel", () => {
+    act(() => useGraphStore.getState().select("a"));
+    expect($("[data-selected-block='a']")).not.toBeNull();
+    act(() => showBlockField("h", "url"));
+    expect($("[data-selected-block='h']")).not.toBeNull();
+    expect(document.activeElement).toBe($("input[data-field='url']"));
+    expect($("[data-field-wrap='url']")?.classList.contains("field-flash")).toBe(true);
+    expect(useFieldFocus.getState().request).toBeNull();
+  });
+
+  it("focuses a field of the block already selected, and a nested path's field", () => {
+    act(() => showBlockField("h", "method"));
+    expect(document.activeElement).toBe($("select[data-field='method']"));
+    act(() => showBlockField("h", "headers.X"));
+    expect(($("[data-field-wrap='headers']") as HTMLElement).contains(document.activeElement)).toBe(true);
+  });
+
+  it("finds a block-wide problem among the general errors", () => {
+    const found = findField(container, "edges");
+    expect(found?.frame.textContent).toContain("crosses a loop boundary");
+    expect(findField(container, "nothing_here")).toBeNull();
   });
 });

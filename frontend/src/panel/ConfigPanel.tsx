@@ -1,6 +1,6 @@
 // The selected block's settings, generated from its config_schema, with each field's
 // validation errors under it and the reference picker in text fields.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { BlockIcon } from "../nodes/icons";
 import { fieldErrors, isNote, useGraphStore } from "../store/graphStore";
 import type { JsonSchema, ValidationError } from "../types";
@@ -19,6 +19,7 @@ import {
   type FieldProps,
 } from "./fields";
 import { BlockTest } from "./BlockTest";
+import { focusField, takeFieldFocus, useFieldFocus } from "./fieldFocus";
 import { SchedulePreview } from "./SchedulePreview";
 import { SchemaBuilder } from "./SchemaBuilder";
 
@@ -47,6 +48,14 @@ function BlockSettings({ blockId, workflowId }: { blockId: string; workflowId?: 
   const entry = useGraphStore((s) => (data ? s.catalogue[data.blockType] : undefined));
   const errors = useGraphStore((s) => s.errorsByBlock[blockId] ?? NO_ERRORS);
   const warnings = useGraphStore((s) => s.warningsByBlock[blockId] ?? NO_ERRORS);
+  // A problem link asked to show one of this block's fields: scroll to it and focus it.
+  const panelRef = useRef<HTMLElement>(null);
+  const focusRequest = useFieldFocus((s) => (s.request?.blockId === blockId ? s.request : null));
+  useEffect(() => {
+    if (!focusRequest || !panelRef.current) return;
+    const request = takeFieldFocus(blockId);
+    if (request) focusField(panelRef.current, request.field);
+  }, [focusRequest, blockId]);
   if (!data) return null;
   const node = { data };
   const schema = (entry?.config_schema ?? {}) as JsonSchema;
@@ -56,7 +65,7 @@ function BlockSettings({ blockId, workflowId }: { blockId: string; workflowId?: 
   const general = errors.filter((e) => e.field !== "name" && !fieldNames.some((f) => fieldErrors([e], f).length));
 
   return (
-    <aside className="config-panel" data-testid="config-panel" data-selected-block={blockId}>
+    <aside ref={panelRef} className="config-panel" data-testid="config-panel" data-selected-block={blockId}>
       <div className="config-head">
         <span className={`palette-icon type-${node.data.blockType}`}>
           <BlockIcon name={entry?.icon ?? "box"} size={16} />

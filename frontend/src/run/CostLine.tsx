@@ -1,14 +1,18 @@
 // The run's cost line (docs/run-protocol.md `CostSummary`): its wall time, the measured
 // sequential time (its items' durations one after the other), the speedup, the tokens its LLM
 // calls used and their dollars, as the server summed them from the stored rows. Read when the
-// run is opened, every COST_REFRESH_MS while it goes on, and once more when it ends. A retry's
-// figures are what it did itself; what it reused from the run it retries is said apart.
-import { useEffect, useState } from "react";
+// run is opened, every COST_REFRESH_MS while it goes on, at once when it ends and again shortly
+// after (COST_FINAL_REREADS_MS). A retry's figures are what it did itself; what it reused from
+// the run it retries is said apart.
+import { useEffect, useRef, useState } from "react";
 import type { CostSummary } from "../types";
-import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd, shownSpeedup } from "./metrics";
 import { fetchCostSummary } from "./runApi";
 
 export const COST_REFRESH_MS = 3000;
+/** After a run ends while shown: read again at once, then after these delays (its last rows
+ * may still be being written), so the final view's figures agree with its counters. */
+export const COST_FINAL_REREADS_MS = [1500, 5000];
 
 /** "12.3× faster than sequential"; a run that mostly waited for its providers did less work
  * per second than one item at a time would have: "0.5× the sequential pace". */
@@ -37,26 +41,48 @@ function perModel(summary: CostSummary): string {
     .join("\n");
 }
 
-export function CostLine(props: { runId: string; finished: boolean }) {
-  const { runId, finished } = props;
+export function CostLine(props: { runId: string; finished: boolean; onSummary?: (summary: CostSummary) => void }) {
+  const { runId, finished, onSummary } = props;
+  const onSummaryRef = useRef(onSummary);
+  useEffect(() => {
+    onSummaryRef.current = onSummary;
+  }, [onSummary]);
   const [read, setRead] = useState<{ runId: string; summary: CostSummary } | null>(null);
+  // The run this line saw going on: when it ends under our eyes, the server may still be
+  // writing its last rows, so the final figures are read again a moment later.
+  const sawRunning = useRef<string | null>(null);
 
   useEffect(() => {
     let ignore = false;
+    let asked = 0;
+    let shown = 0;
     const controller = new AbortController();
     const load = () => {
+      const n = (asked += 1);
       fetchCostSummary(runId, controller.signal)
         .then((answer) => {
-          if (!ignore) setRead({ runId, summary: answer.summary });
+          // An earlier read answering late never replaces a later one.
+          if (ignore || n < shown) return;
+          shown = n;
+          setRead({ runId, summary: answer.summary });
+          onSummaryRef.current?.(answer.summary);
         })
         .catch(() => undefined);
     };
     load();
-    const timer = finished ? undefined : setInterval(load, COST_REFRESH_MS);
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const again: ReturnType<typeof setTimeout>[] = [];
+    if (!finished) {
+      sawRunning.current = runId;
+      timer = setInterval(load, COST_REFRESH_MS);
+    } else if (sawRunning.current === runId) {
+      for (const delay of COST_FINAL_REREADS_MS) again.push(setTimeout(load, delay));
+    }
     return () => {
       ignore = true;
       controller.abort();
       clearInterval(timer);
+      for (const t of again) clearTimeout(t);
     };
   }, [runId, finished]);
 
@@ -65,6 +91,8 @@ export function CostLine(props: { runId: string; finished: boolean }) {
   const priced = summary.cost_usd !== null;
   const reused = reusedText(summary);
   const waited = summary.waited_seconds ?? 0;
+  // A run that did nothing (failed before any item) has no pace to compare.
+  const speedup = shownSpeedup(summary);
   return (
     <div className="kr-row kr-small kr-cost" data-testid="cost-line">
       <span data-testid="cost-wall" title="from the run's start to its end (or now)">
@@ -73,9 +101,9 @@ export function CostLine(props: { runId: string; finished: boolean }) {
       <span data-testid="cost-sequential" title={`${summary.items_measured} items' measured durations less their waits for providers, plus the steps outside loops, one after the other${reused ? " (what this run ran; the reused items are not counted)" : ""}`}>
         sequential {formatDuration(summary.sequential_seconds) || "0 ms"}
       </span>
-      {summary.speedup !== null && (
+      {speedup !== null && (
         <strong className="kr-speedup" data-testid="speedup" title="sequential time ÷ wall time">
-          {speedupText(summary.speedup)}
+          {speedupText(speedup)}
         </strong>
       )}
       {waited > 0 && (

@@ -6,7 +6,7 @@ import { api } from "../api/client";
 import type { RunSummary } from "../types";
 import { isFinalStatus, statusLabel } from "../store/runStore";
 import { useWorkflowRuns } from "../store/workflowRuns";
-import { formatDuration, formatSpeedup, formatTokens, formatUsd } from "./metrics";
+import { formatDuration, formatSpeedup, formatTokens, formatUsd, shownSpeedup } from "./metrics";
 import { RunLinks } from "./RetryFailed";
 
 function when(iso: string | null): string {
@@ -129,7 +129,7 @@ export function HistoryTab(props: {
                 </td>
                 <td className="kr-num">{formatDuration(run.duration)}</td>
                 <td className="kr-num" data-testid="history-speedup">
-                  {formatSpeedup(run.summary?.speedup)}
+                  {formatSpeedup(shownSpeedup(run.summary))}
                 </td>
                 <td className="kr-num" data-testid="history-cost" title={costTitle(run)}>
                   {historyCost(run)}

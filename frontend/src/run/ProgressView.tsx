@@ -2,12 +2,15 @@
 // numbers as the header, the canvas and the table's filters), the timeline, and the item
 // table with the item detail in a side panel beside it.
 import { useCallback, useEffect, useMemo, useState } from "react";
+import { useGraphStore } from "../store/graphStore";
 import { isFinalStatus, useRunStore } from "../store/runStore";
+import type { CostSummary } from "../types";
 import { CostLine } from "./CostLine";
 import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
 import { RunOutputs } from "./RunOutputs";
-import { formatDuration, runCounters, throughputOf, type RunCounters } from "./metrics";
+import { etaOf, formatDuration, runCounters, throughputOf, topLoopOf, type RunCounters } from "./metrics";
+import { pausedProviders } from "./Paused";
 import type { ItemQuery } from "./runApi";
 import { TimelineView } from "./TimelineView";
 
@@ -29,6 +32,18 @@ export function ProgressView() {
   const final = useRunStore((s) => s.final);
   const items = useRunStore((s) => s.items);
   const loops = useRunStore((s) => s.loops);
+  // Each block's parent, as one string so that moving blocks does not re-render the view.
+  const graphParents = useGraphStore((s) => s.nodes.map((n) => `${n.id}\t${n.parentId ?? ""}`).join("\n"));
+  const parents = useMemo(() => {
+    const map = new Map<string, string | null>();
+    for (const line of graphParents ? graphParents.split("\n") : []) {
+      const [id, parent] = line.split("\t");
+      map.set(id, parent || null);
+    }
+    return map;
+  }, [graphParents]);
+  // A retry's items reused from the run it retries (the cost summary's `reused.items`).
+  const [reused, setReused] = useState<{ runId: string; items: number } | null>(null);
   const [selection, setSelection] = useState<{ runId: string; key: string } | null>(null);
   const selected = selection && selection.runId === runId ? selection.key : null;
   const [status, setStatus] = useState("");
@@ -50,11 +65,19 @@ export function ProgressView() {
 
   const finished = final || isFinalStatus(run?.status);
   const c = runCounters(run);
-  const throughput = useMemo(() => throughputOf(run, Object.values(items)), [run, items]);
+  const reusedItems = reused && reused.runId === runId ? reused.items : null;
+  // A retry's pace waits for its summary: until then its reused items would count as run.
+  const throughput = useMemo(
+    () => (run?.retry_of && reusedItems === null ? null : throughputOf(run, Object.values(items), reusedItems ?? 0)),
+    [run, items, reusedItems],
+  );
   const remaining = Math.max(0, c.total - c.done - c.cancelled - c.not_started);
-  const eta = throughput && remaining > 0 ? remaining / throughput : null;
-  const peak = Math.max(0, ...Object.values(loops).map((l) => l.peak_running));
-  const cap = Math.max(0, ...Object.values(loops).map((l) => l.max_concurrent));
+  const paused = pausedProviders(run).length > 0 || (!finished && (run?.paused?.length ?? 0) > 0 && !run?.providers);
+  const eta = etaOf(throughput, remaining, paused);
+  // The top-level loop's own peak and cap (a nested loop's cap is per parent item).
+  const top = useMemo(() => topLoopOf(loops, parents, Object.values(items)), [loops, parents, items]);
+  const peak = top?.peak_running ?? 0;
+  const cap = top?.max_concurrent ?? 0;
   const waves = Object.values(loops).find((l) => (l.batches ?? 0) > 0);
   const query = useMemo<ItemQuery>(
     () => ({ ...(status ? { status } : {}), ...(q ? { q } : {}), ...pick?.query }),
@@ -69,6 +92,13 @@ export function ProgressView() {
 
   const onSelect = useCallback((key: string) => runId && setSelection({ runId, key }), [runId]);
   const onPick = useCallback((picked: ItemQuery, label: string) => setPick({ query: picked, label }), []);
+  const onSummary = useCallback(
+    (summary: CostSummary) => {
+      const n = summary.reused?.items ?? 0;
+      if (runId) setReused((prev) => (prev && prev.runId === runId && prev.items === n ? prev : { runId, items: n }));
+    },
+    [runId],
+  );
 
   if (!runId) return <p className="kr-muted">Start a run, or open one from the history.</p>;
 
@@ -117,11 +147,15 @@ export function ProgressView() {
             </span>
           )}
           {throughput !== null && <span data-testid="throughput">{throughput.toFixed(1)} items/s</span>}
-          {!finished && eta !== null && <span data-testid="eta">ETA {formatDuration(eta)}</span>}
+          {!finished && eta !== null && (
+            <span data-testid="eta" title={eta === "paused" ? "a provider's breaker holds the run: no pace until it resumes" : undefined}>
+              {eta === "paused" ? "ETA — paused" : `ETA ${formatDuration(eta)}`}
+            </span>
+          )}
           {run?.duration != null && <span>run took {formatDuration(run.duration)}</span>}
         </div>
       </div>
-      <CostLine runId={runId} finished={finished} />
+      <CostLine runId={runId} finished={finished} onSummary={onSummary} />
       <TimelineView runId={runId} finished={finished} onPick={onPick} />
       <div className="kr-row kr-small kr-filters">
         <strong>Items</strong>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { RunSummary } from "../types";
+import type { LoopState, RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
-import { formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, shownJson, throughputOf, visibleControls } from "./metrics";
+import { etaOf, formatDuration, formatSpeedup, formatTokens, formatUsd, itemLabel, runCounters, shownJson, throughputOf, topLoopOf, visibleControls } from "./metrics";
 import { curlCommand, curlFileCommand, signedSnippet } from "./WebhookTab";
 
 const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s)).toISOString();
@@ -100,5 +100,34 @@ describe("cost formatting", () => {
     expect(formatTokens(1)).toBe("1 token");
     expect(formatSpeedup(9.96)).toBe("10.0×");
     expect(formatSpeedup(null)).toBe("");
+  });
+});
+
+describe("progress line choices", () => {
+  const loop = (cap: number, peak: number): LoopState => ({ total: 0, succeeded: 0, failed: 0, cancelled: 0, not_started: 0, running: 0, max_concurrent: cap, limit: cap, peak_running: peak });
+
+  it("leaves a retry's reused items out of its throughput", () => {
+    const run = { started_at: at(0), progress: { total: 10, succeeded: 10, failed: 0, running: 0 } } as RunSummary;
+    const ran = [item(0, 0, 2), item(1, 0, 4)];
+    expect(throughputOf(run, ran)).toBeCloseTo(10 / 4);
+    expect(throughputOf(run, ran, 8)).toBeCloseTo(2 / 4);
+    expect(throughputOf(run, ran, 9)).toBeNull();
+  });
+
+  it("tells no ETA while paused, and one from the pace otherwise", () => {
+    expect(etaOf(2, 10, true)).toBe("paused");
+    expect(etaOf(2, 10, false)).toBe(5);
+    expect(etaOf(null, 10, false)).toBeNull();
+    expect(etaOf(2, 0, true)).toBeNull();
+  });
+
+  it("picks the top-level loop, by the graph, else by its items", () => {
+    const loops = { outer: loop(3, 3), inner: loop(4, 4) };
+    expect(topLoopOf(loops, new Map([["outer", null], ["inner", "outer"]]), [])).toBe(loops.outer);
+    const nested = item(0, 0, 1, { loop_block: "inner", parent_key: "L[0]" });
+    expect(topLoopOf(loops, new Map(), [nested])).toBe(loops.outer);
+    expect(topLoopOf({}, new Map(), [])).toBeNull();
+    // Two top-level loops one after the other: the one with the higher peak.
+    expect(topLoopOf({ a: loop(2, 2), b: loop(5, 5) }, new Map([["a", null], ["b", null]]), [])?.max_concurrent).toBe(5);
   });
 });

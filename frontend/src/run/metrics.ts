@@ -1,6 +1,6 @@
 // Pure numbers for the Progress view, from server timestamps only (no client clock, so a
 // skewed laptop clock cannot distort throughput, the timeline or the speedup).
-import type { RunSummary } from "../types";
+import type { CostSummary, LoopState, RunSummary } from "../types";
 import type { RunItem } from "../store/runStore";
 
 export function toMs(iso: string | null | undefined): number | null {
@@ -119,13 +119,16 @@ export function runCounters(run: RunSummary | null): RunCounters {
 }
 
 /**
- * Finished items per second: the run's done count over the time from its start to the latest
- * item end the socket reported (server clocks only). Null before two items finished.
+ * Finished items per second: the items the run itself ran to an end over the time from its
+ * start to the latest item end the socket reported (server clocks only). `reused`: a retry's
+ * items taken as they were from the run it retries (succeeded there, not run again), counted
+ * done but not run: left out. Null before two items finished.
  */
-export function throughputOf(run: RunSummary | null, items: RunItem[]): number | null {
+export function throughputOf(run: RunSummary | null, items: RunItem[], reused = 0): number | null {
   const start = toMs(run?.started_at);
   const c = runCounters(run);
-  if (start === null || c.done < 2) return null;
+  const ran = c.done - Math.max(0, reused);
+  if (start === null || ran < 2) return null;
   let latest = -Infinity;
   for (const item of items) {
     if (item.status !== "succeeded" && item.status !== "failed") continue;
@@ -133,7 +136,44 @@ export function throughputOf(run: RunSummary | null, items: RunItem[]): number |
     if (end !== null) latest = Math.max(latest, end);
   }
   const span = (latest - start) / 1000;
-  return span > 0 ? c.done / span : null;
+  return span > 0 ? ran / span : null;
+}
+
+/** The ETA to show: "paused" while a provider's breaker holds the run (items wait for a
+ * Resume or a cool-down, so no pace holds), else the remaining items at the current pace, or
+ * null when there is none to tell. */
+export function etaOf(throughput: number | null, remaining: number, paused: boolean): number | "paused" | null {
+  if (remaining <= 0) return null;
+  if (paused) return "paused";
+  return throughput && throughput > 0 ? remaining / throughput : null;
+}
+
+/** The loop whose counters and limits the progress line shows: a top-level loop (its block
+ * has no parent in the graph), never a nested one whose cap is per parent item. `parents`:
+ * the graph's blocks to their parent (null at the top level); a loop the graph does not know
+ * (a run of another version) is told by its items (a top-level item has no `parent_key`).
+ * Among several top-level loops, the one that reached the highest peak. */
+export function topLoopOf(
+  loops: Record<string, LoopState>,
+  parents: ReadonlyMap<string, string | null>,
+  items: RunItem[],
+): LoopState | null {
+  const ids = Object.keys(loops);
+  if (ids.length === 0) return null;
+  const topByItems = new Set(items.filter((i) => !i.parent_key && i.loop_block).map((i) => i.loop_block));
+  const nestedByItems = new Set(items.filter((i) => i.parent_key && i.loop_block).map((i) => i.loop_block));
+  const isTop = (id: string): boolean | null => {
+    if (parents.has(id)) return !parents.get(id);
+    if (topByItems.has(id)) return true;
+    if (nestedByItems.has(id)) return false;
+    return null;
+  };
+  let candidates = ids.filter((id) => isTop(id) === true);
+  if (candidates.length === 0) candidates = ids.filter((id) => isTop(id) !== false);
+  if (candidates.length === 0) candidates = ids;
+  let best = loops[candidates[0]];
+  for (const id of candidates.slice(1)) if ((loops[id].peak_running ?? 0) > (best.peak_running ?? 0)) best = loops[id];
+  return best;
 }
 
 /** US dollars: cents from $1, four decimals below (an item's LLM calls cost fractions of a cent). */
@@ -151,4 +191,13 @@ export function formatTokens(tokens: number | null | undefined): string {
 
 export function formatSpeedup(speedup: number | null | undefined): string {
   return speedup === null || speedup === undefined ? "" : `${speedup.toFixed(1)}×`;
+}
+
+/** The speedup worth showing: none for a run that measured no work (no sequential time, no
+ * items measured, no wall time), whose ratio ("0.5× the sequential pace" of 0 ms) says nothing. */
+export function shownSpeedup(summary: Pick<CostSummary, "speedup" | "sequential_seconds" | "items_measured" | "wall_seconds"> | null | undefined): number | null {
+  if (!summary || summary.speedup === null || summary.speedup === undefined || !Number.isFinite(summary.speedup)) return null;
+  if (!(summary.sequential_seconds > 0) || !(summary.items_measured > 0)) return null;
+  if (!(summary.wall_seconds !== null && summary.wall_seconds > 0)) return null;
+  return summary.speedup;
 }

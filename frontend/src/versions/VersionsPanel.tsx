@@ -2,7 +2,7 @@
 // draft; compare any two, restore one as the new draft, publish one.
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, api } from "../api/client";
-import type { VersionDiff, VersionSummary, Workflow } from "../types";
+import type { ValidationError, VersionDiff, VersionSummary, Workflow } from "../types";
 import { DiffView } from "./DiffView";
 import "./versions.css";
 
@@ -10,6 +10,26 @@ function when(iso: string | null): string {
   if (!iso) return "";
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+/** How many of a refused publish's problems are listed; the rest are counted. */
+export const PUBLISH_ERRORS_SHOWN = 10;
+
+/** A refused publish's problems, each with its block and field ("enrich · query: invalid
+ * JMESPath…"), the first PUBLISH_ERRORS_SHOWN of them and "… N more". */
+export function publishErrorLines(body: unknown, limit = PUBLISH_ERRORS_SHOWN): string[] {
+  const errors = body && typeof body === "object" ? (body as { errors?: unknown }).errors : null;
+  if (!Array.isArray(errors)) return [];
+  const lines = errors
+    .filter((e): e is Partial<ValidationError> => Boolean(e) && typeof e === "object")
+    .map((e) => {
+      const where = [e.block || e.block_id || "", e.field || ""].filter(Boolean).join(" · ");
+      const message = typeof e.message === "string" ? e.message : "";
+      return where ? `${where}: ${message}` : message;
+    })
+    .filter(Boolean);
+  if (lines.length <= limit) return lines;
+  return [...lines.slice(0, limit), `… ${lines.length - limit} more`];
 }
 
 export function VersionsPanel(props: {
@@ -26,6 +46,12 @@ export function VersionsPanel(props: {
   const [to, setTo] = useState<number | null>(null);
   const [diff, setDiff] = useState<VersionDiff | null>(null);
   const [error, setError] = useState("");
+  const [problems, setProblems] = useState<string[]>([]);
+  // An error and the problems listed under it (none but a refused publish's) go together.
+  const fail = useCallback((text: string, lines: string[] = []) => {
+    setError(text);
+    setProblems(lines);
+  }, []);
 
   const reload = useCallback(() => {
     let ignore = false;
@@ -36,11 +62,11 @@ export function VersionsPanel(props: {
         setVersions(data.results);
         setHasNext(Boolean(data.next));
       })
-      .catch((err: unknown) => !ignore && setError(err instanceof Error ? err.message : String(err)));
+      .catch((err: unknown) => !ignore && fail(err instanceof Error ? err.message : String(err)));
     return () => {
       ignore = true;
     };
-  }, [workflow.id, page]);
+  }, [workflow.id, page, fail]);
 
   useEffect(() => reload(), [reload, workflow.version, workflow.published_version]);
 
@@ -55,11 +81,11 @@ export function VersionsPanel(props: {
 
   const compare = async () => {
     if (from === null || to === null) return;
-    setError("");
+    fail("");
     try {
       setDiff(await api.versionDiff(workflow.id, from, to));
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      fail(err instanceof Error ? err.message : String(err));
     }
   };
 
@@ -68,22 +94,26 @@ export function VersionsPanel(props: {
       ? `Restore v${number} as the new draft? Your unsaved changes on the canvas will be lost.`
       : `Restore v${number} as the new draft? The live version does not change until you publish.`;
     if (!window.confirm(ask)) return;
-    setError("");
+    fail("");
     try {
       onChanged(await api.restoreVersion(workflow.id, number), true);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      fail(err instanceof Error ? err.message : String(err));
     }
   };
 
   const publish = async (number: number) => {
-    setError("");
+    fail("");
     try {
       onChanged(await api.publish(workflow.id, "", number), false);
     } catch (err) {
-      const body = err instanceof ApiError ? (err.body as { errors?: { message: string }[] } | null) : null;
-      const first = body?.errors?.[0]?.message;
-      setError(`v${number} was not published: ${first ?? (err instanceof Error ? err.message : String(err))}`);
+      const lines = err instanceof ApiError ? publishErrorLines(err.body) : [];
+      const reason = err instanceof Error ? err.message : String(err);
+      if (lines.length === 1) {
+        fail(`v${number} was not published: ${lines[0]}`);
+      } else {
+        fail(`v${number} was not published: ${reason}`, lines);
+      }
     }
   };
 
@@ -97,8 +127,17 @@ export function VersionsPanel(props: {
         </button>
       </header>
       {error && (
-        <div className="versions-error" role="alert">
+        <div className="versions-error" role="alert" data-testid="versions-error">
           {error}
+          {problems.length > 0 && (
+            <ul className="versions-problems">
+              {problems.map((line, i) => (
+                <li key={i} data-testid="publish-problem">
+                  {line}
+                </li>
+              ))}
+            </ul>
+          )}
         </div>
       )}
       <div className="versions-compare">
