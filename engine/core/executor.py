@@ -172,6 +172,7 @@ class Executor:
             outcome = RunOutcome("failed", {}, str(failure), self.failed_items)
         else:
             outcome = self._outcome(outputs)
+        await self.cache_written()
         ending: EventType = "run.failed" if outcome.status == "failed" else "run.finished"
         self.bus.emit(ending, status=outcome.status, error=outcome.error)
         return outcome
@@ -205,6 +206,15 @@ class Executor:
                 raise StepFailed(block, f"'{before.name}' has no stored output to start from")
             scope.set(before.name, stored.output)
         await run_loop(self, block, scope, TOP, span=span)
+        await self.cache_written()
+
+    async def cache_written(self) -> None:
+        """The result cache's outputs of this run written before it ends (they are written
+        off the steps' path, engine/result_cache.py): a run started after this one's end
+        finds them."""
+        cache = getattr(self.services, "result_cache", None)
+        if cache is not None:
+            await cache.flush()
 
     def peak_concurrency(self, block_type: str) -> int:
         """At most how many steps of `block_type` this run can have in flight at once: the

@@ -37,7 +37,18 @@ class ResultCache(Protocol):
 
     async def put(
         self, key: str, block_type: str, output: Any, usage: list[dict[str, Any]], ttl: float
-    ) -> None: ...
+    ) -> None:
+        """Keep `output` under `key`; it may be written after this returns (a lookup by
+        the same cache answers it meanwhile), and at the latest by `aclose()`."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every output kept so far is written (or its write has failed)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Write what is not written yet and let go of what the cache holds (the run's end)."""
+        ...
 
 
 def cache_ttl(config: Mapping[str, Any], block_type: str) -> float | None:
@@ -82,3 +93,9 @@ class MemoryResultCache:
         self, key: str, block_type: str, output: Any, usage: list[dict[str, Any]], ttl: float
     ) -> None:
         self.entries[key] = (time.monotonic() + ttl, Cached(output, list(usage)))
+
+    async def aclose(self) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,8 @@ from engine.core.outbound import OutboundFactory
 from engine.core.result_cache import ResultCache
 from engine.core.slots import Slots
 from engine.core.step_permits import Durability
+
+log = logging.getLogger(__name__)
 
 # KLYNTOS_AGENT_MAX_PROMPT_BYTES: a prompt past this is refused before the provider is called
 # (naming what made it large) instead of the endpoint's bare 413 or context-length error.
@@ -57,6 +60,11 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        if self.result_cache is not None:  # its last outputs written, its connection closed
+            try:
+                await self.result_cache.aclose()
+            except Exception:  # the cache never fails a run, nor keeps the rest open
+                log.warning("result cache: could not close", exc_info=True)
         await self.outbound.aclose()
         if self.data is not None:
             await self.data.aclose()

@@ -30,6 +30,8 @@ from engine.core.spec import BlockType, Registry
 RESERVED_NAMES = {"env", "loop"}
 # Blocks that start a run: no inputs, never inside a loop, one per workflow.
 TRIGGER_TYPES = frozenset({"webhook", "schedule"})
+# The field of a problem with a trigger block as such (one too many): the block's role.
+TRIGGER_FIELD = "trigger"
 # Run rows store block ids in varchar(100) columns (StepRun.block_id, ItemRun.loop_block).
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 64
@@ -232,16 +234,23 @@ class _Validator:
             elif block.name in seen_names:
                 self.error(block, "name", f"duplicate name '{block.name}'")
             seen_names.setdefault(block.name, block)
+        # On the extra trigger itself, field "trigger" (no config field is wrong: the block
+        # is); the editor's problem link selects the block and shows the line.
         triggers = [b for b in self.graph.blocks if b.type in TRIGGER_TYPES]
-        for extra in [b for b in triggers if b.type == "webhook"][1:]:
-            self.error(extra, "type", "a workflow has at most one webhook trigger")
+        for kind in ("webhook", "schedule"):
+            same = [b for b in triggers if b.type == kind]
+            for extra in same[1:]:
+                self.error(
+                    extra,
+                    TRIGGER_FIELD,
+                    f"a workflow has one trigger; '{same[0].name}' is its {kind} already:"
+                    f" remove '{extra.name}'",
+                )
         schedules = [b for b in triggers if b.type == "schedule"]
-        for extra in schedules[1:]:
-            self.error(extra, "type", "a workflow has at most one schedule trigger")
         if schedules and len(schedules) < len(triggers):
             self.error(
                 schedules[0],
-                "type",
+                TRIGGER_FIELD,
                 "a workflow has one trigger: a webhook or a schedule, not both",
             )
         for trigger in triggers:

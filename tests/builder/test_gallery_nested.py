@@ -101,7 +101,7 @@ def test_the_sample_runs_and_reports_every_company_and_employee(user: Any, provi
     body = run.outputs["response"]["body"]
     assert body["companies"] == len(sample["companies"])
     assert body["employees_profiled"] == sum(len(c["employees"]) for c in sample["companies"])
-    assert body["failures"] == {"companies": 0, "employees": 0}
+    assert body["failures"] == {"companies": 0, "employees": 0, "employees_of_failed_companies": 0}
     assert body["report"] == expected_report(sample)
 
 
@@ -128,3 +128,30 @@ def test_at_1000_employees_each_loops_cap_holds_at_the_simulator(user: Any, prov
     assert stats["peak_in_flight"]["linkedin"] == outer * inner
     assert peak_per_company == inner  # the inner loop's own cap, per company
     assert peak_companies == outer  # the outer loop's cap: companies in flight at once
+
+
+@REAL_RUN
+def test_failures_count_the_employees_of_a_failed_company_too(user: Any, providers: Any) -> None:
+    """A company whose lookup fails is left out of `results` with its employees (their rows
+    say failed or not started): `failures.employees` counts them as well as the employees
+    whose own lookup failed in a company that was enriched."""
+    body = companies(4, 3)
+    providers.control.configure(
+        failures=[
+            {"endpoint": "clearbit", "match": {"domain": "c001.example"}, "status": 404},
+            {"endpoint": "linkedin", "match": {"email": "p000@c002.example"}, "status": 404},
+        ]
+    )
+    run = run_template(user, body)
+    assert run.status == "partially_succeeded", run.error
+    answer = run.outputs["response"]["body"]
+    assert [c["company"] for c in answer["report"]] == ["Company 000", "Company 002", "Company 003"]
+    assert answer["employees_profiled"] == 3 + 2 + 3
+    # 1 employee failed in Company 002, the 3 of Company 001 were never profiled.
+    assert answer["failures"] == {
+        "companies": 1,
+        "employees": 4,
+        "employees_of_failed_companies": 3,
+    }
+    profiled = answer["employees_profiled"] + answer["failures"]["employees"]
+    assert profiled == sum(len(c["employees"]) for c in body["companies"])

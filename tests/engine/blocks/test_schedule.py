@@ -56,7 +56,7 @@ def test_one_trigger_per_workflow_with_no_inputs() -> None:
     both = problems(schedule(cron="0 2 * * *"), hook)
     assert (
         "nightly",
-        "type",
+        "trigger",
         "a workflow has one trigger: a webhook or a schedule, not both",
     ) in both
     feeder = block("feeder", "transform", input="x", expression="@")

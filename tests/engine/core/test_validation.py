@@ -465,3 +465,20 @@ def test_loop_depth_follows_the_limit_and_circles_of_parents_are_errors() -> Non
         ("b", "loops contain each other in a circle"),
         ("c", "loops contain each other in a circle"),
     }
+
+
+def test_a_second_webhook_is_named_as_one_trigger_too_many() -> None:
+    """The second webhook's problem is on the block itself (field "trigger", the editor's
+    general line of its panel), never on a `type` field the user cannot see."""
+    blocks = [
+        block("webhook", "webhook"),
+        block("webhook_2", "webhook"),
+        block("t", "transform", input="<webhook.body>", expression="@"),
+    ]
+    assert errors_of(graph(blocks, [("webhook", "t")])) == [
+        (
+            "webhook_2",
+            "trigger",
+            "a workflow has one trigger; 'webhook' is its webhook already: remove 'webhook_2'",
+        )
+    ]
