@@ -255,6 +255,7 @@ class LoopRun:
         self.counts["not_started"] = 0
         self.not_started_reason = ""  # why the last items recorded not started never began
         self.peak_running = 0
+        self.reusing = 0  # items in flight whose steps are all reused (not work: no peak)
         self._progress_due: asyncio.Handle | None = None  # progress(): its event, this turn
         self.begun: set[int] = set()
         self.pending: list[int] = []
@@ -292,7 +293,7 @@ class LoopRun:
         in this turn of the event loop (items start and end by the dozen per turn; an event
         each was a third of a loop's events, and of the store's work folding them). The
         highest `running` seen goes with it, so the peak is not lost between two events."""
-        self.peak_running = max(self.peak_running, self.counts["running"])
+        self.peak_running = max(self.peak_running, self.counts["running"] - self.reusing)
         if self._progress_due is None:
             self._progress_due = asyncio.get_running_loop().call_soon(self.progress_now)
 
@@ -393,6 +394,10 @@ class LoopRun:
         counts["running"] += 1
         # An item that succeeded before (resumed run, retry) keeps who ran it and when.
         done = executor.memo.take_done(key)
+        # Reused whole (a retry's, a resume's): in flight for an instant, never in the peak.
+        reused = done is not None
+        if reused:
+            self.reusing += 1
         extra = {"worker": done.worker, "started_at": done.started_at} if done else {}
         bus.emit(
             "item.started",
@@ -411,7 +416,7 @@ class LoopRun:
         except asyncio.CancelledError:
             # The run was cancelled (or a sibling task crashed): the item row must not stay
             # "running" forever.
-            counts["running"] -= 1
+            self._stopped_running(reused)
             counts["cancelled"] += 1
             bus.emit(
                 "item.cancelled",
@@ -422,10 +427,10 @@ class LoopRun:
             )
             raise
         except Interrupted:
-            counts["running"] -= 1
+            self._stopped_running(reused)
             return None
         except StepFailed as failure:
-            counts["running"] -= 1
+            self._stopped_running(reused)
             self.record_failure(index, failure.block.name, failure.message)
             bus.emit(
                 "item.failed",
@@ -440,7 +445,7 @@ class LoopRun:
                 self.stop.set()
             self.progress()
             return False
-        counts["running"] -= 1
+        self._stopped_running(reused)
         counts["succeeded"] += 1
         entry = {"index": index, "item": item, "outputs": outputs}
         if self.need is not None and self.need.whole:
@@ -457,6 +462,11 @@ class LoopRun:
         bus.emit("item.finished", item=key, loop=block.id, index=index, **extra)
         self.progress()
         return True
+
+    def _stopped_running(self, reused: bool) -> None:
+        self.counts["running"] -= 1
+        if reused:
+            self.reusing -= 1
 
     # -- the window and the waves -------------------------------------------------------
 

@@ -188,3 +188,23 @@ def test_retry_failed_resumes_a_provider_the_breaker_gave_up_on(
     assert retry.status == "succeeded", retry.error
     assert (retry.succeeded, retry.failed) == (8, 0)
     assert simulator.control.stats()["requests"]["clearbit"] == 8
+
+
+def test_a_retrys_peak_counts_the_items_it_runs_not_those_it_reuses(
+    owner: Any, simulator: RunningSimulator
+) -> None:
+    """A retry of one failed lead of 20 showed "peak 10 of 10": the 19 reused items passed
+    through the window as if they ran."""
+    leads = make_leads(20)
+    simulator.control.configure(
+        failures=[{"endpoint": "clearbit", "match": {"domain": leads[7]["domain"]}, "status": 404}]
+    )
+    first = run_template(owner, {"leads": leads})
+    assert first.failed == 1 and first.loops["loop"]["peak_running"] == 10
+    simulator.control.reset()
+    answer = client_for(owner).post(f"/api/runs/{first.pk}/retry-failed/")
+    assert answer.status_code == 201, answer.content
+    executor.wait(answer.json()["id"], timeout=60)
+    retry = Run.objects.get(pk=answer.json()["id"])
+    assert retry.status == "succeeded", retry.error
+    assert retry.loops["loop"]["peak_running"] == 1
