@@ -95,12 +95,35 @@ describe("the progress line's peak", () => {
 describe("the ETA during a provider pause", () => {
   const breaker = { state: "open" as const, mode: "manual" as const, reason: "5 errors in a row", message: "HTTP 503", since: 1 };
 
-  it("shows no frozen ETA while a breaker holds the run, and a new one after", async () => {
-    useRunStore.setState({ runId: "r1", run: run({ providers: { clearbit: { breaker } } }), items: { a: item(0, 2), b: item(1, 4) }, loops: {} });
+  it("shows no frozen ETA while a breaker holds the run, and after it a pace of the run since", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(0);
+      useRunStore.setState({ runId: "r1", run: run({ providers: { clearbit: { breaker } } }), items: { a: item(0, 2), b: item(1, 4) }, loops: {} });
+      await show();
+      expect($("eta")?.textContent).toBe("ETA — paused");
+      // Resumed after a long pause: the average since the start (4 done, the last at 4 s, but
+      // minutes ago) says nothing of the pace now; no ETA until the run has moved a while.
+      const closed = { clearbit: { breaker: { ...breaker, state: "closed" as const } } };
+      const progress = (done: number) => ({ total: 20, succeeded: done, failed: 0, running: 3, cancelled: 0, not_started: 0 });
+      vi.setSystemTime(300_000);
+      act(() => useRunStore.setState({ run: run({ providers: closed, progress: progress(4) }) }));
+      expect($("eta")).toBeNull();
+      vi.setSystemTime(302_000);
+      act(() => useRunStore.setState({ run: run({ providers: closed, progress: progress(6) }) }));
+      expect($("eta")).toBeNull();
+      // 4 more done in the 4 s since: 1 item/s, 12 to go.
+      vi.setSystemTime(304_000);
+      act(() => useRunStore.setState({ run: run({ providers: closed, progress: progress(8) }) }));
+      expect($("eta")?.textContent).toBe("ETA 12.0 s");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("tells the ETA from the average until the run has a recent pace", async () => {
+    useRunStore.setState({ runId: "r1", run: run(), items: { a: item(0, 2), b: item(1, 4) }, loops: {} });
     await show();
-    expect($("eta")?.textContent).toBe("ETA — paused");
-    // Resumed: the ETA is computed again from the pace.
-    act(() => useRunStore.setState({ run: run({ providers: { clearbit: { breaker: { ...breaker, state: "closed" } } } }) }));
     // 4 done in 4 s, 16 to go: 16 s.
     expect($("eta")?.textContent).toBe("ETA 16.0 s");
   });

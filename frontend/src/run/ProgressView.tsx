@@ -1,7 +1,7 @@
 // Live (or replayed) progress of the run in the run store: the server's counters (the same
 // numbers as the header, the canvas and the table's filters), the timeline, and the item
 // table with the item detail in a side panel beside it.
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useGraphStore } from "../store/graphStore";
 import { isFinalStatus, useRunStore } from "../store/runStore";
 import type { CostSummary } from "../types";
@@ -10,6 +10,7 @@ import { ItemDetailView } from "./ItemDetailView";
 import { ItemTable } from "./ItemTable";
 import { RunOutputs } from "./RunOutputs";
 import { etaOf, formatDuration, runCounters, throughputOf, topLoopOf, type RunCounters } from "./metrics";
+import { PaceWindow } from "./pace";
 import { pausedProviders } from "./Paused";
 import type { ItemQuery } from "./runApi";
 import { TimelineView } from "./TimelineView";
@@ -73,7 +74,27 @@ export function ProgressView() {
   );
   const remaining = Math.max(0, c.total - c.done - c.cancelled - c.not_started);
   const paused = pausedProviders(run).length > 0 || (!finished && (run?.paused?.length ?? 0) > 0 && !run?.providers);
-  const eta = etaOf(throughput, remaining, paused);
+  // The ETA's pace: the recent one (pace.ts), the average only until a pause has happened.
+  const paceWindow = useRef(new PaceWindow());
+  const [pausedThisRun, setPausedThisRun] = useState(false);
+  const [recentPace, setRecentPace] = useState<number | null>(null);
+  const ran = run?.retry_of && reusedItems === null ? null : c.done - (reusedItems ?? 0);
+  useEffect(() => {
+    paceWindow.current.reset();
+    setPausedThisRun(false);
+    setRecentPace(null);
+  }, [runId]);
+  useEffect(() => {
+    if (paused) {
+      paceWindow.current.reset();
+      setPausedThisRun(true);
+    } else if (ran !== null) {
+      paceWindow.current.observe(Date.now(), ran);
+    }
+    setRecentPace(paceWindow.current.pace());
+  }, [paused, ran]);
+  const pace = recentPace ?? (pausedThisRun ? null : throughput);
+  const eta = etaOf(pace, remaining, paused);
   // The top-level loop's own peak and cap (a nested loop's cap is per parent item).
   const top = useMemo(() => topLoopOf(loops, parents, Object.values(items)), [loops, parents, items]);
   const peak = top?.peak_running ?? 0;
