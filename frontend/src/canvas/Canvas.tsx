@@ -92,7 +92,9 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   const hintTimer = useRef<number | undefined>(undefined);
   const canvasRef = useRef<HTMLDivElement>(null);
   const width = useWidth(canvasRef);
-  const minimap = minimapSize(width);
+  // The mini map can be put away when it covers blocks one is working on (remembered).
+  const [minimapShown, setMinimapShown] = useState(() => readMinimapShown());
+  const minimap = minimapShown ? minimapSize(width) : null;
   // Read once: the saved viewport is restored on mount, later moves only write it. A graph
   // without one opens at a readable zoom (canvas/viewport.ts), computed from the canvas size
   // before React Flow mounts; an empty graph starts at 100%.
@@ -520,6 +522,17 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
             <ControlButton onClick={() => setSheet(true)} title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts" data-action="shortcuts">
               ?
             </ControlButton>
+            {minimapSize(width) ? (
+              <ControlButton
+                onClick={() => setMinimapShown(writeMinimapShown(!minimapShown))}
+                title={minimapShown ? "Hide the mini map" : "Show the mini map"}
+                aria-label={minimapShown ? "Hide the mini map" : "Show the mini map"}
+                aria-pressed={minimapShown}
+                data-action="toggle-minimap"
+              >
+                ▣
+              </ControlButton>
+            ) : null}
           </Controls>
           {minimap ? (
             <MiniMap
@@ -558,4 +571,23 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       {nodes.length === 0 && <div className="canvas-empty">Drag a block from the left to start.</div>}
     </div>
   );
+}
+
+const MINIMAP_KEY = "klyntos.minimap";
+
+function readMinimapShown(): boolean {
+  try {
+    return window.localStorage.getItem(MINIMAP_KEY) !== "hidden";
+  } catch {
+    return true; // storage refused (private mode): shown, as by default
+  }
+}
+
+function writeMinimapShown(shown: boolean): boolean {
+  try {
+    window.localStorage.setItem(MINIMAP_KEY, shown ? "shown" : "hidden");
+  } catch {
+    // not remembered; the choice still holds for this page
+  }
+  return shown;
 }
