@@ -12,12 +12,17 @@ import { ConfigPanel } from "../panel/ConfigPanel";
 import { showBlockField } from "../panel/fieldFocus";
 import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
+import { mergeGraphs, mergeSummary, normalizeGraph, type Choices, type MergeResult } from "../store/merge";
 import { problemsLabel } from "../store/validation";
-import type { CatalogueEntry, ValidationError, Workflow } from "../types";
+import type { CatalogueEntry, GraphJson, ValidationError, Workflow } from "../types";
 import { liveStatus } from "../versions/liveStatus";
+import { MergePanel } from "../versions/MergePanel";
 import { VersionsPanel } from "../versions/VersionsPanel";
 
 type Status = { kind: "info" | "ok" | "warn" | "error"; text: string };
+
+/** Saves refused for a newer version, merged and tried again, before giving up. */
+const MAX_MERGE_ROUNDS = 3;
 
 export function EditorPage({ workflowId }: { workflowId: number }) {
   return (
@@ -49,6 +54,10 @@ function Editor({ workflowId }: { workflowId: number }) {
   const [status, setStatus] = useState<Status | null>(null);
   const [saving, setSaving] = useState(false);
   const [conflict, setConflict] = useState(false);
+  // A save refused (409) whose merge has conflicts: the server's workflow and the merge.
+  const [merging, setMerging] = useState<{ theirs: Workflow; result: MergeResult } | null>(null);
+  // The graph last loaded or saved: the base of a three-way merge with the server's.
+  const baseRef = useRef<GraphJson | null>(null);
   const [showProblems, setShowProblems] = useState(false);
   const [problemsOpen, setProblemsOpen] = useState(true);
   const [loadCount, setLoadCount] = useState(0);
@@ -77,9 +86,11 @@ function Editor({ workflowId }: { workflowId: number }) {
       store.load(wf.graph);
       store.setValidation(wf.validation?.errors ?? [], undefined, wf.validation?.warnings ?? []);
       workflowRef.current = wf;
+      baseRef.current = wf.graph;
       setCatalogue(entries);
       setWorkflow(wf);
       setConflict(false);
+      setMerging(null);
       setStatus(null);
       setLoadCount((n) => n + 1);
       document.title = `${wf.name} · Klyntos`;
@@ -116,9 +127,28 @@ function Editor({ workflowId }: { workflowId: number }) {
     return () => window.clearTimeout(timer);
   }, [loaded, workflowId, selectedId, revision, returns]);
 
-  const save = useCallback(async (): Promise<Workflow | null> => {
-    const current = workflowRef.current;
-    if (!current) return null;
+  /**
+   * Merges the canvas with `theirs` (the server's newer workflow) from the base: without
+   * conflicts left unchosen, the merge goes on the canvas as one undo step and `theirs`
+   * becomes the base; returns what was merged, or null (the conflicts are listed).
+   */
+  const mergeWith = useCallback((theirs: Workflow, choices: Choices): string | null => {
+    const store = useGraphStore.getState();
+    const result = mergeGraphs(normalizeGraph(baseRef.current), store.serialize(), normalizeGraph(theirs.graph), choices);
+    if (result.conflicts.some((c) => !choices[c.key])) {
+      setMerging({ theirs, result });
+      return null;
+    }
+    store.applyMerged(result.graph);
+    baseRef.current = theirs.graph;
+    workflowRef.current = theirs;
+    setWorkflow(theirs);
+    setMerging(null);
+    const chosen = result.conflicts.length;
+    return mergeSummary(result) + (chosen ? `; ${chosen} conflict${chosen === 1 ? "" : "s"} resolved as chosen` : "");
+  }, []);
+
+  const save = useCallback(async (mergedNote?: string): Promise<Workflow | null> => {
     const store = useGraphStore.getState();
     // A field whose text does not make a value (unparseable JSON, …) would be silently
     // dropped: refuse, and say where. The text stays in its field.
@@ -136,41 +166,61 @@ function Editor({ workflowId }: { workflowId: number }) {
       return null;
     }
     store.setViewport(getViewport());
-    const startedAt = store.revision;
     setSaving(true);
     setStatus({ kind: "info", text: "Saving…" });
+    let note = mergedNote;
     try {
-      const saved = await api.saveWorkflow(current.id, store.serialize(), current.version);
-      workflowRef.current = saved;
-      setWorkflow(saved);
-      useGraphStore.getState().markSaved(startedAt);
-      const found = saved.validation?.errors ?? [];
-      const advice = saved.validation?.warnings ?? [];
-      useGraphStore.getState().revealErrors();
-      useGraphStore.getState().setValidation(found, undefined, advice);
-      setStatus({
-        kind: found.length || advice.length ? "warn" : "ok",
-        text: `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}${withWarnings(advice.length)}`,
-      });
-      setShowProblems(found.length + advice.length > 0);
-      setProblemsOpen(true);
-      return saved;
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 409) {
-        const now = (error.body as { current_version?: number } | null)?.current_version;
-        setConflict(true);
-        setStatus({
-          kind: "error",
-          text: `Not saved: this workflow was saved elsewhere${now ? ` (now v${now})` : ""}. Reload to get the latest version (your unsaved changes here will be lost).`,
-        });
-      } else {
-        setStatus({ kind: "error", text: `Not saved: ${error instanceof Error ? error.message : String(error)}` });
+      for (let round = 0; ; round++) {
+        const current = workflowRef.current;
+        if (!current) return null;
+        const startedAt = useGraphStore.getState().revision;
+        try {
+          const saved = await api.saveWorkflow(current.id, useGraphStore.getState().serialize(), current.version);
+          workflowRef.current = saved;
+          baseRef.current = saved.graph;
+          setWorkflow(saved);
+          setConflict(false);
+          useGraphStore.getState().markSaved(startedAt);
+          const found = saved.validation?.errors ?? [];
+          const advice = saved.validation?.warnings ?? [];
+          useGraphStore.getState().revealErrors();
+          useGraphStore.getState().setValidation(found, undefined, advice);
+          setStatus({
+            kind: found.length || advice.length ? "warn" : "ok",
+            text:
+              `Saved v${saved.version} · ${found.length ? `${problems(found.length)} to fix before running` : "valid"}${withWarnings(advice.length)}` +
+              (note ? ` · ${note}` : ""),
+          });
+          setShowProblems(found.length + advice.length > 0);
+          setProblemsOpen(true);
+          return saved;
+        } catch (error) {
+          if (!(error instanceof ApiError && error.status === 409)) throw error;
+          const now = (error.body as { current_version?: number } | null)?.current_version;
+          // Saved elsewhere meanwhile: merge with the server's version and try again.
+          const theirs = round < MAX_MERGE_ROUNDS ? await api.workflow(current.id).catch(() => null) : null;
+          const merged = theirs ? mergeWith(theirs, {}) : null;
+          if (merged !== null) {
+            note = merged;
+            continue;
+          }
+          setConflict(true);
+          setStatus({
+            kind: "error",
+            text: theirs
+              ? `Not saved: this workflow was saved elsewhere (now v${theirs.version}). The other changes are merged; choose for the conflicting ones below, then Save merge.`
+              : `Not saved: this workflow was saved elsewhere${now ? ` (now v${now})` : ""}. Reload to get the latest version (your unsaved changes here will be lost).`,
+          });
+          return null;
+        }
       }
+    } catch (error) {
+      setStatus({ kind: "error", text: `Not saved: ${error instanceof Error ? error.message : String(error)}` });
       return null;
     } finally {
       setSaving(false);
     }
-  }, [getViewport]);
+  }, [getViewport, mergeWith]);
 
   // Publish: save what is on the canvas first, then make that draft what production runs.
   // The server refuses an invalid graph and lists its problems.
@@ -403,7 +453,7 @@ function Editor({ workflowId }: { workflowId: number }) {
         />
       )}
       <div className="status-slot">
-        {(status || (showProblems && shown > 0)) && (
+        {(status || merging || (showProblems && shown > 0)) && (
           <div className={`status-bar ${status?.kind ?? "warn"}`} data-testid="status-bar">
             <div className="status-line">
               {status && (
@@ -412,8 +462,16 @@ function Editor({ workflowId }: { workflowId: number }) {
                 </span>
               )}
               {conflict && (
-                <button type="button" className="btn small" data-action="reload" onClick={() => void load()}>
-                  Reload
+                <button
+                  type="button"
+                  className="btn small"
+                  data-action="reload"
+                  title="Discard your unsaved changes here and open the latest version"
+                  onClick={() => {
+                    if (!useGraphStore.getState().dirty || window.confirm("Discard your unsaved changes and reload?")) void load();
+                  }}
+                >
+                  {merging ? "Discard mine and reload" : "Reload"}
                 </button>
               )}
               {showProblems && shown > 0 && (
@@ -441,6 +499,21 @@ function Editor({ workflowId }: { workflowId: number }) {
                 ×
               </button>
             </div>
+            {merging && (
+              <MergePanel
+                key={`${merging.theirs.version}`}
+                conflicts={merging.result.conflicts}
+                version={merging.theirs.version}
+                onResolve={(choices) => {
+                  const note = mergeWith(merging.theirs, choices);
+                  if (note !== null) void save(note);
+                }}
+                onCancel={() => {
+                  setMerging(null);
+                  setStatus({ kind: "warn", text: "Not saved: the workflow was saved elsewhere. Save again to merge." });
+                }}
+              />
+            )}
             {showProblems && problemsOpen && shown > 0 && <ProblemList errors={errors} warnings={warnings} />}
           </div>
         )}

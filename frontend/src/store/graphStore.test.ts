@@ -368,6 +368,26 @@ describe("undo/redo", () => {
     expect(node(a)?.position).toEqual({ x: 0, y: 0 });
   });
 
+  it("a merge with a version saved elsewhere is one undo step", () => {
+    store().load(TEMPLATE);
+    store().updateConfig("slack", "text", "mine");
+    const merged = store().serialize();
+    merged.blocks = merged.blocks.map((b) => (b.id === "agent_analysis" ? { ...b, config: { user_prompt: "theirs" } } : b));
+    merged.blocks.push({ id: "extra", type: "http", name: "extra", parent: null, position: { x: 0, y: 0 }, config: {} });
+    const before = store().past.length;
+    store().applyMerged(merged);
+    expect(store().past.length).toBe(before + 1);
+    expect(node("agent_analysis")?.data.config.user_prompt).toBe("theirs");
+    expect(node("extra")).toBeDefined();
+    expect(store().dirty).toBe(true);
+    store().undo();
+    expect(node("extra")).toBeUndefined();
+    expect(node("agent_analysis")?.data.config.user_prompt).toBe("Lead: <lead.name>");
+    expect(node("slack")?.data.config.text).toBe("mine");
+    store().redo();
+    expect(node("extra")).toBeDefined();
+  });
+
   it("keeps a bounded history", () => {
     const a = store().addBlock("http", { x: 0, y: 0 });
     for (let i = 0; i < HISTORY_LIMIT + 20; i++) store().moveBlock(a, { x: i, y: 0 });

@@ -141,6 +141,8 @@ export interface GraphState extends HistoryState {
   layout: () => void;
   undo: () => void;
   redo: () => void;
+  /** Replaces the graph with a merge of the server's (one undo step back to what was here). */
+  applyMerged: (graph: GraphJson) => void;
   markSaved: (revision: number) => void;
   setValidation: (errors: ValidationError[], scopes?: Record<string, ScopeEntry[]>, warnings?: ValidationError[]) => void;
   /** Shows every error of the last validation (after Save / Validate). */
@@ -525,6 +527,20 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     redo: () => {
       const patch = redoPatch(get());
       if (patch) set(patch);
+    },
+
+    applyMerged: (graph) => {
+      const { nodes, edges, graphExtra } = graphToFlow(graph);
+      const { selectedId, fieldDrafts } = get();
+      const ids = new Set(nodes.map((n) => n.id));
+      const kept = selectedId && ids.has(selectedId) ? selectedId : null;
+      commit({
+        nodes: withSelection(nodes, kept),
+        edges,
+        graphExtra,
+        selectedId: kept,
+        fieldDrafts: Object.fromEntries(Object.entries(fieldDrafts).filter(([, d]) => ids.has(d.blockId))),
+      });
     },
 
     markSaved: (revision) => {
