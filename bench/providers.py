@@ -39,7 +39,8 @@ from typing import Any
 from bench.harness import BENCH_ENV, LoopWindowSink, build_services, run_engine, simulator
 from engine.core.events import Event
 from engine.core.executor import RunOptions
-from engine.core.providers import BreakerPolicy, KeyLimits, ProviderSettings, registry_for_loop
+from engine.core.provider_settings import BreakerPolicy, KeyLimits, ProviderSettings
+from engine.core.providers import registry_for_loop
 from engine.core.retry import RetryPolicy
 
 LATENCY_MS = 30

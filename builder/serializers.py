@@ -21,7 +21,7 @@ from engine.core.limits import (
     MIN_RUN_WEIGHT,
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
-from engine.core.providers import paused
+from engine.core.provider_state import paused
 from engine.models import ItemRun, Run, StepRun
 
 

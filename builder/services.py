@@ -26,8 +26,8 @@ from engine.config import graph_limits, off_peak_window
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
 from engine.core.off_peak import DEFER_OFF_PEAK
-from engine.core.providers import gave_up as gave_up_providers
-from engine.core.providers import paused as paused_providers
+from engine.core.provider_state import gave_up as gave_up_providers
+from engine.core.provider_state import paused as paused_providers
 from engine.core.validation import (
     ValidationIssue,
     ValidationResult,

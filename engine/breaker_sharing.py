@@ -63,7 +63,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import connection, transaction
 
-from engine.core.providers import ProviderRegistry, provider_key
+from engine.core.provider_settings import provider_key
+from engine.core.providers import ProviderRegistry
 from engine.polling import Poller, process_name
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,8 @@ from engine.core.limits import GraphLimits
 from engine.core.off_peak import OffPeak
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.prices import PriceTable
-from engine.core.providers import (
-    ProviderRegistry,
-    ProviderSettings,
-    parse_breaker,
-    parse_provider_limits,
-    registry_for_loop,
-)
+from engine.core.provider_settings import ProviderSettings, parse_breaker, parse_provider_limits
+from engine.core.providers import ProviderRegistry, registry_for_loop
 from engine.core.retry import RetryPolicy
 from engine.core.services import Services
 from engine.slots import cluster_wide, slots_for_loop

@@ -56,7 +56,7 @@ class Run(models.Model):
     blocks = models.JSONField(default=dict)
     loops = models.JSONField(default=dict)
     # Per provider key this run called under an adaptive limit: {limit, cap, reason}, the last
-    # `provider.limit` it heard (engine/core/providers.py).
+    # `provider.limit` it heard (engine/core/provider_state.py).
     providers = models.JSONField(default=dict)
     last_seq = models.BigIntegerField(default=0)
     # The process executing the run holds a lease and renews it (engine/leases.py); a run

@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 
 from engine.core.bounded import json_size, trim_text
 from engine.core.counters import COUNTS
-from engine.core.providers import paused
+from engine.core.provider_state import paused
 from engine.models import ItemRun, Run, StepRun
 from engine.store import (
     ITEM_DATA_BYTES,

@@ -31,7 +31,7 @@ from engine.core.data import json_safe
 from engine.core.errors import SizeLimitError
 from engine.core.events import Event
 from engine.core.executor import is_skipped_output
-from engine.core.providers import fold_breaker, fold_limit
+from engine.core.provider_state import fold_breaker, fold_limit
 from engine.core.sizes import SizeMeter
 from engine.json_text import json_expression
 from engine.loop_connection import LoopConnection, Statement, last_rowcount, one_query

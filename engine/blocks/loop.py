@@ -11,7 +11,7 @@ from engine.core.graph import NAME_PATTERN
 from engine.core.limits import MAX_BATCH_SIZE, MAX_CONCURRENT
 from engine.core.loop import ON_ALL_FAILED
 from engine.core.loop_policies import breaker_policy
-from engine.core.providers import BREAKER_MODES, MAX_BREAKER_WINDOW, MAX_GIVE_UP_AFTER
+from engine.core.provider_settings import BREAKER_MODES, MAX_BREAKER_WINDOW, MAX_GIVE_UP_AFTER
 from engine.core.refs import whole_reference
 from engine.core.spec import BlockContext
 from engine.core.validation import RESERVED_NAMES

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from engine.core import providers
-from engine.core.providers import BreakerPolicy
+from engine.core import provider_settings
+from engine.core.provider_settings import BreakerPolicy
 
 
 class ConcurrencyGate:
@@ -104,4 +104,4 @@ def breaker_policy(
             values["window"] = max(base.window, int(values["min_calls"]))
         except (TypeError, ValueError):
             pass  # the policy's own check names it
-    return providers.breaker_policy(values, base, "circuit_breaker")
+    return provider_settings.breaker_policy(values, base, "circuit_breaker")

@@ -2,16 +2,17 @@
 
 A provider key is the upstream host as written in the URL, before host overrides
 (`api.clearbit.com`); an Agent's call also counts against `host/model`
-(`api.openai.com/gpt-4o-mini`), the key its adaptive limit lives on. Every outbound call of a
-block goes through `ProviderRegistry.call` (fetch.py for the HTTP block, the Agent and Slack
-blocks themselves), so two runs started together share one budget instead of each getting
-the provider's whole cap.
+(`api.openai.com/gpt-4o-mini`), the key its adaptive limit lives on (`provider_key`). Every
+outbound call of a block goes through `ProviderRegistry.call` (fetch.py for the HTTP block,
+the Agent and Slack blocks themselves), so two runs started together share one budget
+instead of each getting the provider's whole cap.
 
-Per key (KLYNTOS_PROVIDER_LIMITS, `parse_provider_limits`): a concurrency cap, requests per
-minute and tokens per minute. A call waits until every key it counts against lets it
-through (in the order below); it never holds anything else while it waits (the loop slot
-it runs in was taken before, and it takes no loop slot after), so nested loops cannot
-deadlock on it, and the wait is not part of the attempt's timeout.
+Per key (KLYNTOS_PROVIDER_LIMITS, parsed in engine/core/provider_settings.py with the
+breaker's policy and the settings every key shares): a concurrency cap, requests per minute
+and tokens per minute. A call waits until every key it counts against lets it through (in
+the order below); it never holds anything else while it waits (the loop slot it runs in was
+taken before, and it takes no loop slot after), so nested loops cannot deadlock on it, and
+the wait is not part of the attempt's timeout.
 
 Runs share a key fairly (`RunShare`: each run's weight, priority and owner, `StepTag.share`).
 A key's waiting calls queue per run, first come first served within a run (so a loop's item
@@ -31,23 +32,24 @@ oldest waiting call. A 10-item run started beside a 1,000-item one therefore tak
 permits that free until it has had the key's limit's worth, then holds its weight's share,
 instead of queueing behind the big run's backlog.
 
-Rates are windows, not buckets: a call's share (1 request, its tokens) counts from the
-moment it is let through until `window` seconds after it ended, so whatever window a
-provider measures, the calls it sees in it were counted together here. LLM tokens are
-reserved from an estimate and settled from the answer's `usage`.
+Rates are windows, not buckets (engine/core/rate_window.py): a call's share (1 request, its
+tokens) counts from the moment it is let through until `window` seconds after it ended. LLM
+tokens are reserved from an estimate and settled from the answer's `usage`.
 
 AIMD runs on the call's most specific key: it starts at `start` × the cap, adds one slot per
 window of successes (`limit` successes) while the limit is in use, halves on a 429 or a
 timeout (never under `floor`), remembers the limit that failed and stays under it for
 `probe_seconds`, shrinks by a tenth on other 5xx and connection failures, and honours
 Retry-After for everyone on the key. 4xx answers (the item's own data) count for nothing.
-`x-ratelimit-*` headers tighten the configured rates when they say less.
+`x-ratelimit-*` headers tighten the configured rates when they say less. A call's outcome and
+its headers' numbers are read by engine/core/provider_answers.py.
 
-The breaker (KLYNTOS_BREAKER, `BreakerPolicy`) also lives on the call's most specific key: over
-its last `window` counted calls (5xx, 429, timeouts and connection failures count as failed,
-successes as succeeded, 4xx and cancels not at all; a 429 on a call let through before
-AIMD's last cut is that cut's, not counted), once `min_calls` were counted and at
-least `failure_rate` of them failed, it opens. Open, it lets no call through: calls wait (none
+The breaker (its policy: KLYNTOS_BREAKER, `BreakerPolicy`; its state per key:
+engine/core/breaker.py) also lives on the call's most specific key: over its last `window`
+counted calls (5xx, 429, timeouts and connection failures count as failed, successes as
+succeeded, 4xx and cancels not at all; a 429 on a call let through before AIMD's last cut is
+that cut's, not counted), once `min_calls` were counted and at least `failure_rate` of them
+failed, it opens. Open, it lets no call through: calls wait (none
 is failed by it), each waiting step hears `step.waiting` with the reason and each run with a
 waiting step hears `provider.breaker` (state, reason, mode). In auto mode it stays open for a
 cool-down that doubles on each trip up to `cool_down_max`, then lets `probes` calls through
@@ -59,16 +61,17 @@ of waiting, and so do new ones at once, until it closes (after each cool-down it
 still go through, the calls after them waiting for their answer); the runs that heard it
 hear `provider.breaker` with state `gave_up`, so they are paused no more. A loop's
 `circuit_breaker` sets the policy for the calls its items make (`BREAKER_POLICY`).
+
+The `provider.limit` and `provider.breaker` events a run hears are folded into its
+`providers` state, and read back, by engine/core/provider_state.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
 import itertools
 import math
-import re
 import time
 import weakref
 from collections import deque
@@ -78,27 +81,37 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol
 
-import httpx
-from multidict import CIMultiDict, CIMultiDictProxy
-
+from engine.core.breaker import Breaker
 from engine.core.errors import BlockError, ProviderUnavailable, TransientError, parse_retry_after
+from engine.core.provider_answers import (
+    CASELESS_HEADERS,
+    FAILED_OUTCOMES,
+    OUTCOME_WORDS,
+    RATE_HEADERS,
+    header_duration,
+    header_number,
+    outcome_of,
+)
+from engine.core.provider_settings import (
+    BreakerPolicy,
+    KeyLimits,
+    ProviderSettings,
+    policy_dict,
+    provider_key,
+)
+from engine.core.rate_window import RateWindow
 from engine.core.retry import ATTEMPT_STATE, ATTEMPT_TIMEOUT
 from engine.core.slots import CLUSTER_REASON, Slots, hold_caps
 
 __all__ = [
     "BREAKER_POLICY",
     "CURRENT_STEP",
-    "BreakerPolicy",
-    "KeyLimits",
     "ProviderCall",
     "ProviderPaused",
     "ProviderRegistry",
-    "ProviderSettings",
     "OwnerShare",
     "RunShare",
     "StepTag",
-    "parse_breaker",
-    "parse_provider_limits",
     "forget_registry",
     "owner_share",
     "run_share",
@@ -193,360 +206,14 @@ CURRENT_STEP: contextvars.ContextVar[StepTag | None] = contextvars.ContextVar(
 )
 
 
-# --- settings ----------------------------------------------------------------------------
-
-LIMIT_FIELDS = ("concurrency", "rpm", "tpm", "start", "floor")
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
-_MODEL_FORBIDDEN = set(",;= \t\r\n")
-
-
-@dataclass(frozen=True, slots=True)
-class KeyLimits:
-    """One key's configured limits; None is unlimited (or the global AIMD setting)."""
-
-    concurrency: int | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    start: float | None = None
-    floor: int | None = None
-
-
-BREAKER_MODES = ("auto", "manual", "off")
-# The longest count window a breaker keeps (a bound on its memory per key).
-MAX_BREAKER_WINDOW = 1000
-# The longest `give_up_after` (a week): past it, 0 (never) says what is meant.
-MAX_GIVE_UP_AFTER = 604_800
-# The changes a breaker remembers (`ProviderRegistry.breaker_changes`).
-BREAKER_CHANGES = 100
-FAILED_OUTCOMES = frozenset({"throttled", "timeout", "server_error", "unreachable"})
 # Workers: the least part of a key's rate a process asks for at once (a grant serves several
 # calls, so a call costs no statement of its own).
 GRANT_SHARE = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    """When a provider's breaker opens and how it closes (KLYNTOS_BREAKER; a loop's
-    `circuit_breaker` for the calls of its items)."""
-
-    mode: str = "auto"  # auto: cool-down then probes | manual: until resumed | off
-    window: int = 20  # the last N counted calls
-    min_calls: int = 10  # counted calls before it may open
-    failure_rate: float = 0.25  # opens when at least this share of the window failed
-    cool_down: float = 5.0  # seconds open after a first trip (auto), doubled on each trip
-    cool_down_max: float = 120.0
-    probes: int = 3  # half-open calls that must succeed to close
-    # Seconds not closed (auto) after which the calls waiting on it fail, and new ones fail at
-    # once until it closes (a provider down for good must not leave a run paused forever);
-    # 0: never.
-    give_up_after: float = 900.0
-
-
-BREAKER_FIELDS = tuple(BreakerPolicy.__dataclass_fields__)
 
 # The policy of the calls made in this context (a loop's `circuit_breaker`), over the setting.
 BREAKER_POLICY: contextvars.ContextVar[BreakerPolicy | None] = contextvars.ContextVar(
     "breaker_policy", default=None
 )
-
-
-def parse_breaker(text: str, base: BreakerPolicy | None = None) -> BreakerPolicy:
-    """`mode:auto;window:20;min_calls:10;failure_rate:0.25;cool_down:5;cool_down_max:120;
-    probes:3;give_up_after:900` (any subset, over `base`); raises ValueError naming the part
-    that is wrong."""
-    values: dict[str, Any] = {}
-    for part in (p.strip() for p in text.split(";")):
-        if not part:
-            continue
-        name, sep, value = (x.strip() for x in part.partition(":"))
-        if not sep or name not in BREAKER_FIELDS:
-            raise ValueError(
-                f"KLYNTOS_BREAKER: {part!r} is not one of "
-                f"{', '.join(f + ':…' for f in BREAKER_FIELDS)}"
-            )
-        values[name] = value
-    return breaker_policy(values, base, "KLYNTOS_BREAKER")
-
-
-def breaker_policy(
-    values: Mapping[str, Any], base: BreakerPolicy | None = None, where: str = "breaker"
-) -> BreakerPolicy:
-    """A policy from named values (text or numbers) over `base`; ValueError on a bad one."""
-    base = base or BreakerPolicy()
-    parsed: dict[str, Any] = {}
-    for name, value in values.items():
-        if name == "mode":
-            if value not in BREAKER_MODES:
-                raise ValueError(f"{where}: mode must be one of {', '.join(BREAKER_MODES)}")
-            parsed[name] = value
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if name in ("window", "min_calls", "probes"):
-            if not number.is_integer() or not 1 <= number <= MAX_BREAKER_WINDOW:
-                raise ValueError(
-                    f"{where}: {name} must be a whole number from 1 to {MAX_BREAKER_WINDOW}, "
-                    f"got {value!r}"
-                )
-            parsed[name] = int(number)
-        elif name == "failure_rate":
-            if not 0 < number <= 1:
-                raise ValueError(f"{where}: failure_rate must be in (0, 1], got {value!r}")
-            parsed[name] = number
-        elif name in ("cool_down", "cool_down_max"):
-            if not 0 < number <= 86_400:
-                raise ValueError(f"{where}: {name} must be seconds in (0, 86400], got {value!r}")
-            parsed[name] = number
-        elif name == "give_up_after":
-            if not 0 <= number <= MAX_GIVE_UP_AFTER:
-                raise ValueError(
-                    f"{where}: give_up_after must be seconds from 0 (never) to "
-                    f"{MAX_GIVE_UP_AFTER}, got {value!r}"
-                )
-            parsed[name] = number
-        else:
-            raise ValueError(f"{where}: unknown setting {name!r}")
-    merged = {**_policy_dict(base), **parsed}
-    if "cool_down_max" not in parsed:  # a longer first cool-down raises the longest one
-        merged["cool_down_max"] = max(merged["cool_down_max"], merged["cool_down"])
-    policy = BreakerPolicy(**merged)
-    if policy.min_calls > policy.window:
-        raise ValueError(
-            f"{where}: min_calls ({policy.min_calls}) must not exceed window ({policy.window})"
-        )
-    if policy.cool_down > policy.cool_down_max:
-        raise ValueError(
-            f"{where}: cool_down ({policy.cool_down:g}) must not exceed cool_down_max "
-            f"({policy.cool_down_max:g})"
-        )
-    return policy
-
-
-def _policy_dict(policy: BreakerPolicy) -> dict[str, Any]:
-    return {name: getattr(policy, name) for name in BREAKER_FIELDS}
-
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    limits: Mapping[str, KeyLimits] = field(default_factory=dict)
-    # What "per minute" means in seconds (tests and benchmarks shorten it).
-    window: float = 60.0
-    aimd_start: float = 0.5  # of the cap, for keys with one
-    aimd_floor: int = 1
-    # How long the limit stays under the one that last failed before it may probe past it.
-    probe_seconds: float = 30.0
-    # An Agent call's completion estimate before its key has answered (no max_tokens).
-    completion_tokens: int = 256
-    # The longest a Retry-After pauses a key (KLYNTOS_RETRY_AFTER_MAX).
-    max_pause: float = 60.0
-    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
-    # A call that has waited this many seconds competes as an equal of the highest priority
-    # waiting (0: strict priority, a lower-priority run waits as long as a higher one has
-    # calls waiting).
-    priority_aging: float = 60.0
-    # A run new to a key (fewer calls let through there lately than this many times the
-    # key's concurrency limit) goes before the runs already using it: a small run's first
-    # calls do not wait for its fair share to build up (0: no such burst).
-    new_run_burst: float = 1.0
-
-
-def parse_provider_limits(text: str) -> dict[str, KeyLimits]:
-    """`host=10,host2=concurrency:5;rpm:600;tpm:100000,host/model=tpm:20000`.
-
-    A bare number is a concurrency cap. Fields: concurrency, rpm, tpm (positive integers),
-    start (a fraction in (0, 1]) and floor (a positive integer) for AIMD. Raises ValueError
-    naming the entry and what is wrong with it.
-    """
-    limits: dict[str, KeyLimits] = {}
-    for raw in text.split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        key, sep, spec = entry.partition("=")
-        if not sep or not spec.strip():
-            raise ValueError(
-                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: expected 'host=N' or "
-                "'host=concurrency:N;rpm:N;tpm:N'"
-            )
-        key = provider_key(key)
-        if not _valid_key(key):
-            raise ValueError(
-                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {key!r} is not a host name "
-                "(or host/model)"
-            )
-        if key in limits:
-            raise ValueError(f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {key} is listed twice")
-        limits[key] = _parse_spec(spec.strip(), entry)
-    return limits
-
-
-def _parse_spec(spec: str, entry: str) -> KeyLimits:
-    if spec.isdigit():
-        return KeyLimits(concurrency=_positive(spec, "concurrency", entry))
-    values: dict[str, Any] = {}
-    for part in spec.split(";"):
-        name, sep, value = (p.strip() for p in part.partition(":"))
-        if not sep or name not in LIMIT_FIELDS:
-            raise ValueError(
-                f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {part.strip()!r} is not one of "
-                f"{', '.join(f + ':N' for f in LIMIT_FIELDS)}"
-            )
-        if name in values:
-            raise ValueError(f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {name} given twice")
-        if name == "start":
-            try:
-                fraction = float(value)
-            except ValueError:
-                fraction = -1.0
-            if not 0 < fraction <= 1:
-                raise ValueError(
-                    f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: start must be a fraction "
-                    f"in (0, 1], got {value!r}"
-                )
-            values[name] = fraction
-        else:
-            values[name] = _positive(value, name, entry)
-    return KeyLimits(**values)
-
-
-def _positive(value: str, name: str, entry: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(
-            f"KLYNTOS_PROVIDER_LIMITS entry {entry!r}: {name} must be a positive integer, "
-            f"got {value!r}"
-        )
-    return int(value)
-
-
-def provider_key(host: str, model: str | None = None) -> str:
-    """`host` lower-cased without a trailing dot, `/model` appended when given."""
-    host, _, named = host.strip().partition("/")
-    host = host.lower().rstrip(".")
-    model = model if model is not None else (named or None)
-    return f"{host}/{model.strip()}" if model else host
-
-
-def _valid_key(key: str) -> bool:
-    host, _, model = key.partition("/")
-    if not _HOST.match(host):
-        return False
-    return "/" not in key or bool(model) and not _MODEL_FORBIDDEN.intersection(model)
-
-
-# --- windows -------------------------------------------------------------------------------
-
-
-class _Window:
-    """What one rate has used: reservations of calls in flight, plus each ended call's share
-    until `window` seconds after it ended (and pauses a provider's headers asked for)."""
-
-    __slots__ = ("_heap", "_sum", "reserved")
-
-    def __init__(self) -> None:
-        self.reserved = 0.0
-        self._heap: list[tuple[float, float]] = []
-        self._sum = 0.0
-
-    def used(self, now: float) -> float:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            self._sum -= heapq.heappop(heap)[1]
-        if not heap:
-            self._sum = 0.0  # no float drift once everything has expired
-        return self.reserved + self._sum
-
-    def add(self, until: float, amount: float) -> None:
-        if amount > 0:
-            heapq.heappush(self._heap, (until, amount))
-            self._sum += amount
-
-    def free_at(self, excess: float) -> float | None:
-        """When `excess` of what is counted now will have expired; None when only calls in
-        flight can free it (their end is not known)."""
-        freed = 0.0
-        heap = list(self._heap)  # popped in order: usually only the first few are needed
-        while heap:
-            until, amount = heapq.heappop(heap)
-            freed += amount
-            if freed >= excess - 1e-9:
-                return until
-        return None
-
-
-# --- the breaker ---------------------------------------------------------------------------
-
-
-class _Breaker:
-    """One key's breaker: closed (counting), open (nothing passes), half_open (probes)."""
-
-    __slots__ = (
-        "changes",
-        "closed_at",
-        "generation",
-        "heard",
-        "outage_since",
-        "outcomes",
-        "policy",
-        "probes_in_flight",
-        "probes_ok",
-        "reason",
-        "since",
-        "state",
-        "trips",
-        "until",
-    )
-
-    def __init__(self) -> None:
-        self.state = "closed"
-        self.outcomes: deque[bool] = deque(maxlen=MAX_BREAKER_WINDOW)  # True: failed
-        self.trips = 0
-        self.since = 0.0
-        self.until: float | None = None  # when an open auto breaker turns half-open
-        self.closed_at = -math.inf
-        # When this outage began here (loop time): it first opened since it last closed, or
-        # this process joined another's open breaker. None while closed.
-        self.outage_since: float | None = None
-        self.reason = ""
-        self.policy = BreakerPolicy()  # the policy it opened under
-        self.probes_in_flight = 0
-        self.probes_ok = 0
-        # Bumped on every change: a call let through before it counts for nothing after it.
-        self.generation = 0
-        # Its last changes, (wall time, state, reason): what tests and the bench read.
-        self.changes: deque[tuple[float, str, str]] = deque(maxlen=BREAKER_CHANGES)
-        # The runs (their buses) told it is open, and the generation they heard last: they
-        # hear every change until it closes.
-        self.heard: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-
-    def enter(self, state: str, reason: str, until: float | None = None) -> None:
-        """The bookkeeping of every change: the new state, its reason and end (an open auto
-        breaker's end of cool-down), a new generation (calls let through before count for
-        nothing after), no probes yet, no outcomes counted, and the change remembered."""
-        self.state = state
-        self.reason = reason
-        self.until = until
-        self.generation += 1
-        self.probes_in_flight = self.probes_ok = 0
-        self.outcomes.clear()  # empty already when it half-opens: nothing counts while open
-        self.changes.append((time.time(), state, reason))
-
-    def pristine(self) -> bool:
-        return self.state == "closed" and not any(self.outcomes) and self.trips == 0
-
-    def give_up_at(self) -> float | None:
-        """When the calls held back by it fail instead (auto mode with `give_up_after`, not
-        closed); None: they wait as long as it takes."""
-        policy = self.policy
-        if self.outage_since is None or policy.mode != "auto" or policy.give_up_after <= 0:
-            return None
-        return self.outage_since + policy.give_up_after
-
-    def counted(self, window: int) -> tuple[int, int]:
-        """(failed, counted) over the last `window` counted calls."""
-        recent = list(itertools.islice(reversed(self.outcomes), window))
-        return sum(recent), len(recent)
 
 
 # --- state per key -------------------------------------------------------------------------
@@ -557,8 +224,8 @@ class _KeyState:
         self.key = key
         self.in_flight = 0
         self.paused_until = 0.0
-        self.requests = _Window()
-        self.tokens = _Window()
+        self.requests = RateWindow()
+        self.tokens = RateWindow()
         # Per-minute rates a provider's headers announced (they only ever tighten).
         self.header_rpm: float | None = None
         self.header_tpm: float | None = None
@@ -572,7 +239,7 @@ class _KeyState:
         # Learned from answers: the most tokens per prompt character, recent completions.
         self.tokens_per_char = 0.25
         self.completions: deque[int] = deque(maxlen=50)
-        self.breaker = _Breaker()
+        self.breaker = Breaker()
         # Workers: what this process was granted of the key's requests and tokens per window
         # (its share of the cluster's rates), what its waiting calls lack beyond that, how
         # many processes share the key when others want more than they got (they and this
@@ -926,7 +593,7 @@ class ProviderRegistry:
                 "reason": breaker.reason,
                 "trips": breaker.trips,
                 "until": None if until is None else time.time() + max(0.0, until - _now()),
-                "policy": _policy_dict(breaker.policy),
+                "policy": policy_dict(breaker.policy),
             },
         )
 
@@ -1531,7 +1198,9 @@ class ProviderRegistry:
             if not permit.probe:
                 return
             if failed:
-                self._open(state, breaker.policy, now, f"a probe call failed ({_WHAT[outcome]})")
+                self._open(
+                    state, breaker.policy, now, f"a probe call failed ({OUTCOME_WORDS[outcome]})"
+                )
             else:
                 breaker.probes_ok += 1
                 if breaker.probes_ok >= breaker.policy.probes:
@@ -1715,17 +1384,17 @@ class ProviderRegistry:
         # aiohttp's and httpx's headers ignore case already: asked as they are whether there
         # is anything to learn (nearly every answer: no), then read as before (the last of
         # repeated headers wins).
-        caseless = isinstance(headers, _CASELESS)
-        if caseless and status != 429 and status < 500 and headers.keys().isdisjoint(_RATE_HEADERS):
+        caseless = isinstance(headers, CASELESS_HEADERS)
+        if caseless and status != 429 and status < 500 and headers.keys().isdisjoint(RATE_HEADERS):
             return None
         lowered = {k.lower(): v for k, v in headers.items()}
         now = _now()
         window = self.settings.window
         for state in states:
             for kind, window_of in (("requests", state.requests), ("tokens", state.tokens)):
-                limit = _number(lowered.get(f"x-ratelimit-limit-{kind}"))
+                limit = header_number(lowered.get(f"x-ratelimit-limit-{kind}"))
                 if kind == "requests" and limit is None:
-                    limit = _number(lowered.get("x-ratelimit-limit"))
+                    limit = header_number(lowered.get("x-ratelimit-limit"))
                 if limit is not None and limit > 0:
                     current = state.header_rpm if kind == "requests" else state.header_tpm
                     tighter = limit if current is None else min(current, limit)
@@ -1733,11 +1402,11 @@ class ProviderRegistry:
                         state.header_rpm = tighter
                     else:
                         state.header_tpm = tighter
-                remaining = _number(lowered.get(f"x-ratelimit-remaining-{kind}"))
-                reset = _duration(lowered.get(f"x-ratelimit-reset-{kind}"))
+                remaining = header_number(lowered.get(f"x-ratelimit-remaining-{kind}"))
+                reset = header_duration(lowered.get(f"x-ratelimit-reset-{kind}"))
                 if kind == "requests" and remaining is None:
-                    remaining = _number(lowered.get("x-ratelimit-remaining"))
-                    reset = _duration(lowered.get("x-ratelimit-reset"))
+                    remaining = header_number(lowered.get("x-ratelimit-remaining"))
+                    reset = header_duration(lowered.get("x-ratelimit-reset"))
                 rate = state.rpm(window) if kind == "requests" else state.tpm(window)
                 if remaining is None or reset is None or rate is None:
                     continue
@@ -1861,124 +1530,6 @@ class ProviderCall:
             attempt = ATTEMPT_STATE.get()
             if attempt is not None:
                 attempt.paused = True  # the breaker pauses the item: not an attempt it spent
-
-
-# Limit changes a run keeps per provider (Run.providers[key]["history"]), the latest ones.
-HISTORY = 200
-
-
-def fold_limit(providers: Mapping[str, Any], data: Mapping[str, Any], at: float) -> dict[str, Any]:
-    """`Run.providers` after a `provider.limit` event: the key's limit, cap and reason now,
-    and its last HISTORY `[at, limit]` changes (the run's timeline draws them). A new dict:
-    the store's thread may be writing the previous one."""
-    key = data["provider"]
-    before = providers.get(key) or {}
-    history = [*before.get("history", []), [at, data.get("limit")]][-HISTORY:]
-    entry = {k: data.get(k) for k in ("limit", "cap", "reason")}
-    kept = {"breaker": before["breaker"]} if "breaker" in before else {}
-    return {**providers, key: {**entry, "history": history, **kept}}
-
-
-_WHAT = {
-    "throttled": "429",
-    "timeout": "timeout",
-    "server_error": "5xx",
-    "unreachable": "unreachable",
-}
-
-
-def fold_breaker(
-    providers: Mapping[str, Any], data: Mapping[str, Any], at: float
-) -> dict[str, Any]:
-    """`Run.providers` after a `provider.breaker` event: the key's breaker now (state, mode,
-    reason, trips, since) and its last HISTORY `[at, state]` changes. A new dict."""
-    key = data["provider"]
-    before = dict(providers.get(key) or {})
-    previous = before.get("breaker") or {}
-    history = [*previous.get("history", []), [at, data.get("state")]][-HISTORY:]
-    breaker = {k: data.get(k) for k in ("state", "mode", "reason", "trips", "message")}
-    breaker["since"] = at
-    return {**providers, key: {**before, "breaker": {**breaker, "history": history}}}
-
-
-def paused(providers: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The providers a run waits for (their breaker open or probing; not once it gave up on
-    one), from `Run.providers`."""
-    return [
-        {"provider": key, **{k: b.get(k) for k in ("state", "mode", "reason", "message", "since")}}
-        for key, entry in sorted((providers or {}).items())
-        if isinstance(entry, Mapping)
-        and isinstance(b := entry.get("breaker"), Mapping)
-        and b.get("state") in ("open", "half_open")
-    ]
-
-
-def gave_up(providers: Mapping[str, Any] | None) -> list[str]:
-    """The providers whose breaker gave up on them while the run waited, from `Run.providers`."""
-    return [
-        key
-        for key, entry in sorted((providers or {}).items())
-        if isinstance(entry, Mapping)
-        and isinstance(b := entry.get("breaker"), Mapping)
-        and b.get("state") == "gave_up"
-    ]
-
-
-def outcome_of(status: int | None, exc: BaseException | None) -> str:
-    """ok | throttled | timeout | server_error | unreachable | neutral."""
-    if exc is None and (status is None or status < 400):
-        return "ok"  # nearly every call: none of the checks below applies
-    transient = exc if isinstance(exc, TransientError) else None
-    status = status or (transient.status if transient else None)
-    if isinstance(exc, TimeoutError) or (transient is not None and transient.timeout):
-        return "timeout"
-    if isinstance(exc, asyncio.CancelledError):
-        deadline = ATTEMPT_TIMEOUT.get()
-        return "timeout" if deadline is not None and deadline.expired() else "neutral"
-    if status == 429:
-        return "throttled"
-    if status is not None and status >= 500:
-        return "server_error"
-    if transient is not None:
-        return "unreachable" if status is None else "neutral"
-    return "neutral"  # another 4xx, or an exception that is none of the above
-
-
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def _duration(value: str | None) -> float | None:
-    """`1s`, `6m0s`, `20ms`, `0.5` (seconds) → seconds."""
-    if value is None:
-        return None
-    value = value.strip().lower()
-    plain = _number(value)
-    if plain is not None:
-        return plain
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)
-
-
-# The headers observe_headers reads rates from (lower case).
-_RATE_HEADERS = frozenset(
-    f"x-ratelimit-{what}{kind}"
-    for what in ("limit", "remaining", "reset")
-    for kind in ("-requests", "-tokens", "")
-)
-_CASELESS = (CIMultiDict, CIMultiDictProxy, httpx.Headers)
 
 
 def _now() -> float:

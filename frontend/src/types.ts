@@ -247,7 +247,7 @@ export interface RunSummary {
   paused?: PausedProvider[];
 }
 
-/** A provider's breaker as a run met it (engine/core/providers.py `fold_breaker`);
+/** A provider's breaker as a run met it (engine/core/provider_state.py `fold_breaker`);
  * `gave_up`: it gave up on the provider (`give_up_after`), the run's calls to it failed and
  * it waits for it no more. */
 export interface ProviderBreaker {

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from builder.gallery import template_get
 from builder.services import run_create, workflow_create
-from engine.core.providers import paused
+from engine.core.provider_state import paused
 from engine.models import ItemRun, StepRun
 from engine.runner import execute_run
 from simulator.testing import RunningSimulator

@@ -18,7 +18,8 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from engine.breaker_sharing import GRANT_RENEW, MIN_GAP, BreakerSharing, resume_everywhere
-from engine.core.providers import BreakerPolicy, KeyLimits, ProviderRegistry, ProviderSettings
+from engine.core.provider_settings import BreakerPolicy, KeyLimits, ProviderSettings
+from engine.core.providers import ProviderRegistry
 from engine.models import ProviderBreaker, ProviderGrant, ProviderLimit
 from engine.polling import drop_broken_connections
 

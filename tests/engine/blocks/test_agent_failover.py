@@ -8,7 +8,8 @@ from typing import Any
 
 from engine.blocks import REGISTRY
 from engine.core.graph import parse_graph
-from engine.core.providers import BreakerPolicy, ProviderSettings, registry_for_loop
+from engine.core.provider_settings import BreakerPolicy, ProviderSettings
+from engine.core.providers import registry_for_loop
 from engine.core.validation import validate
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import block, graph, run_graph

@@ -5,7 +5,8 @@ from engine.core.executor import RunOptions
 from engine.core.loop_policies import ConcurrencyGate
 from engine.core.loop_state import LoopState
 from engine.core.memo import ItemFailure, Memo
-from engine.core.providers import BreakerPolicy, ProviderSettings, registry_for_loop
+from engine.core.provider_settings import BreakerPolicy, ProviderSettings
+from engine.core.providers import registry_for_loop
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import block, graph, run_graph

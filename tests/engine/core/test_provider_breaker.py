@@ -13,13 +13,8 @@ from typing import Any
 import pytest
 
 from engine.core.executor import RunOptions
-from engine.core.providers import (
-    BreakerPolicy,
-    ProviderRegistry,
-    ProviderSettings,
-    parse_breaker,
-    registry_for_loop,
-)
+from engine.core.provider_settings import BreakerPolicy, ProviderSettings, parse_breaker
+from engine.core.providers import ProviderRegistry, registry_for_loop
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph

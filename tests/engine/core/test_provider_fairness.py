@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from engine.core.provider_settings import KeyLimits, ProviderSettings
 from engine.core.providers import (
     CURRENT_STEP,
-    KeyLimits,
     ProviderRegistry,
-    ProviderSettings,
     RunShare,
     StepTag,
     owner_share,

@@ -16,18 +16,14 @@ import pytest
 
 from engine.core.errors import BlockError, ProviderUnavailable, TransientError
 from engine.core.loop_policies import breaker_policy
-from engine.core.providers import (
-    CURRENT_STEP,
+from engine.core.provider_settings import (
     MAX_GIVE_UP_AFTER,
     BreakerPolicy,
-    ProviderPaused,
-    ProviderRegistry,
     ProviderSettings,
-    StepTag,
-    fold_breaker,
     parse_breaker,
-    paused,
 )
+from engine.core.provider_state import fold_breaker, paused
+from engine.core.providers import CURRENT_STEP, ProviderPaused, ProviderRegistry, StepTag
 from engine.core.retry import RetryPolicy, call_with_retry
 from tests.engine.core.test_providers import Bus
 

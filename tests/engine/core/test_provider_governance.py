@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from engine.core.executor import RunOptions
-from engine.core.providers import KeyLimits, ProviderSettings, registry_for_loop
+from engine.core.provider_settings import KeyLimits, ProviderSettings
+from engine.core.providers import registry_for_loop
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph

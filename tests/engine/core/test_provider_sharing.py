@@ -9,7 +9,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.core.providers import KeyLimits, ProviderRegistry, ProviderSettings, _now
+from engine.core.provider_settings import KeyLimits, ProviderSettings
+from engine.core.providers import ProviderRegistry, _now
 from engine.core.slots import CLUSTER_REASON, Notice, provider_slot_key
 
 LLM = "api.openai.com"

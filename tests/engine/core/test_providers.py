@@ -8,15 +8,9 @@ from typing import Any
 import pytest
 
 from engine.core.errors import BlockError, TransientError
-from engine.core.providers import (
-    CURRENT_STEP,
-    KeyLimits,
-    ProviderRegistry,
-    ProviderSettings,
-    StepTag,
-    outcome_of,
-    parse_provider_limits,
-)
+from engine.core.provider_answers import outcome_of
+from engine.core.provider_settings import KeyLimits, ProviderSettings, parse_provider_limits
+from engine.core.providers import CURRENT_STEP, ProviderRegistry, StepTag
 from engine.core.retry import RetryPolicy, call_with_retry
 
 

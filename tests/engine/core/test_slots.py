@@ -15,13 +15,8 @@ from engine.core.executor import Executor, RunOutcome
 from engine.core.graph import parse_graph
 from engine.core.memo import DoneItem, ItemFailure, Memo, StoredStep
 from engine.core.outbound import OutboundConfig, OutboundFactory
-from engine.core.providers import (
-    CURRENT_STEP,
-    KeyLimits,
-    ProviderRegistry,
-    ProviderSettings,
-    StepTag,
-)
+from engine.core.provider_settings import KeyLimits, ProviderSettings
+from engine.core.providers import CURRENT_STEP, ProviderRegistry, StepTag
 from engine.core.services import Services
 from engine.core.slots import LocalSlots, Notice, item_slot, loop_key
 from simulator.testing import RunningSimulator, peak_concurrency
