@@ -22,11 +22,23 @@ from engine.core.limits import (
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.provider_state import paused
+from engine.core.text_controls import bidi_control_in
 from engine.models import ItemRun, Run, StepRun
 
 
+def shown_as_written(value: str) -> None:
+    """A name shown in the editor, History and the admin: no bidi controls, which would make
+    it read otherwise than it is (engine/core/text_controls.py)."""
+    control = bidi_control_in(value)
+    if control is not None:
+        raise serializers.ValidationError(
+            f"may not contain bidirectional control characters ({control}): they change how "
+            "the name reads"
+        )
+
+
 class WorkflowWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.CharField(max_length=200, required=False, validators=[shown_as_written])
     description = serializers.CharField(required=False, allow_blank=True)
     graph = serializers.JSONField(required=False)
     base_version = serializers.IntegerField(required=False, allow_null=True)
@@ -408,7 +420,9 @@ class SigningSecretSerializer(serializers.Serializer):
 
 class TemplateInstantiateSerializer(serializers.Serializer):
     # Blank or absent: the template's own name. Workflow.name is varchar(200).
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, validators=[shown_as_written]
+    )
 
 
 # The statuses the run store gives an ItemRun.

@@ -152,10 +152,20 @@ def load_json(raw: bytes, *, max_depth: int) -> Any:
     return value
 
 
-def parse_json_body(raw: bytes, *, content_type: str | None, max_depth: int) -> Any:
+def parse_json_body(
+    raw: bytes, *, content_type: str | None, max_depth: int, content_encoding: str | None = None
+) -> Any:
     """Decode a webhook body, or raise WebhookRequestError (415 or 400)."""
     if max_depth < 0:
         raise ValueError("max_depth must be >= 0")
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in ("", "identity"):
+        # Read as JSON, a gzip body would fail as "malformed JSON"; decompressed, its size
+        # limit would be the compressed size. Say what to do instead.
+        shown = encoding[:40].encode("ascii", "replace").decode()
+        raise WebhookRequestError(
+            415, f"Content-Encoding {shown!r} is not accepted: send the body uncompressed"
+        )
     if not _is_json_media_type(content_type):
         raise WebhookRequestError(415, "expected application/json")
     return load_json(raw, max_depth=max_depth)

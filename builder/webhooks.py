@@ -70,6 +70,7 @@ def webhook_receive(request: HttpRequest, token: str) -> JsonResponse:
             raw,
             content_type=request.headers.get("Content-Type"),
             max_depth=settings.KLYNTOS_WEBHOOK_MAX_DEPTH,
+            content_encoding=request.headers.get("Content-Encoding"),
         )
     except WebhookRequestError as exc:
         return _error(exc.status, exc.message)

@@ -20,9 +20,13 @@ from engine.core.outbound import transport_errors
 from engine.core.refs import Scope, stringify, substitute
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
+from engine.core.text_controls import without_bidi_controls
 
 
 def slack_escape(text: str) -> str:
+    """A referenced value as Slack text: its markup characters escaped, and its bidi controls
+    dropped (engine/core/text_controls.py), so a value can neither link nor reorder a line."""
+    text = without_bidi_controls(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -1062,3 +1062,19 @@ def test_a_growing_list_in_a_prompt_or_slack_text_is_a_warning_not_an_error(
         api.post("/api/templates/parallel-lead-enrichment/instantiate/", {}, format="json"), 201
     )
     assert fresh["validation"] == {"ok": True, "errors": [], "warnings": []}
+
+
+@pytest.mark.django_db
+def test_a_name_with_bidi_controls_is_refused_with_where(
+    api: APIClient, lead_workflow: Any
+) -> None:
+    # "‹img›\u202eevil" would show as "‹img›live" in the header, the list and History.
+    data = expect(api.post("/api/workflows/", {"name": "a\u202eevil"}, format="json"), 400)
+    assert "U+202E at 1" in data["name"][0]
+    url = f"/api/workflows/{lead_workflow.pk}/"
+    data = expect(api.put(url, {"name": "\u2066x"}, format="json"), 400)
+    assert "U+2066 at 0" in data["name"][0]
+    lead_workflow.refresh_from_db()
+    assert "\u2066" not in lead_workflow.name
+    renamed = expect(api.put(url, {"name": "שלום leads"}, format="json"), 200)
+    assert renamed["name"] == "שלום leads"  # right-to-left text itself is welcome

@@ -63,3 +63,27 @@ def test_the_cut_never_splits_an_escape_or_the_authors_markup() -> None:
         text += "b" * 20_000
         head = cut_to_limit(text)[: MARKER.search(cut_to_limit(text)).start()]  # type: ignore[union-attr]
         assert head.count("<") == head.count(">"), head[-30:]
+
+
+async def test_a_value_cannot_reorder_its_line_with_bidi_controls(sim: RunningSimulator) -> None:
+    # "‹img›\u202eevil\u202c" would show as "‹img›live"; the author's own text is kept as is.
+    name = "Bob \u202eevil\u202c \u2066x\u2069"
+    outcome, _ = await run_graph(
+        graph(
+            [
+                block("webhook", "webhook"),
+                block("post", "slack", channel="#sales", text="Lead: <webhook.body.name>"),
+            ],
+            [("webhook", "post")],
+        ),
+        {"name": name},
+        sim=sim,
+    )
+    assert outcome.status == "succeeded", outcome.error
+    [call] = [c for c in sim.control.stats()["received"] if c["endpoint"] == "slack"]
+    assert call["text"] == "Lead: Bob evil x"
+
+
+def test_slack_escape_drops_every_bidi_control_and_escapes_markup() -> None:
+    controls = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+    assert slack_escape(f"a{controls}<b>&") == "a&lt;b&gt;&amp;"
