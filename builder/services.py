@@ -13,6 +13,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.http import Http404
 from django.utils import timezone
 
@@ -683,9 +685,19 @@ def run_cancel(*, run: Run, wait: float = 5.0) -> Run:
             if run.status == RunStatus.QUEUED and time.monotonic() - started > 0.5:
                 break  # cancelled before it began: nothing will record its end
             time.sleep(0.02)
-    # Not on this process's executor (or it did not stop in time): end it in the database.
+    # Not on this process's executor (or it did not stop in time): end it in the database,
+    # with counters that add up as a final status promises (a client stops reading there):
+    # the items in flight cancelled, the rest not started. Its executor, if it still writes
+    # its last batch, tells each item's real end.
     Run.objects.filter(pk=run.pk).exclude(status__in=FINAL_STATUSES).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now(), running=0
+        status=RunStatus.CANCELLED,
+        finished_at=timezone.now(),
+        cancelled=F("cancelled") + F("running"),
+        not_started=Greatest(
+            F("total") - F("succeeded") - F("failed") - F("cancelled") - F("running"),
+            F("not_started"),
+        ),
+        running=0,
     )
     async_to_sync(publish_run_ended)(run.pk, run.workflow_id)
     run.refresh_from_db()
