@@ -145,8 +145,10 @@ def check_inputs(block: Block, spec: BlockType, scope: Scope) -> None:
         try:
             scope.resolve(ref)
         except MissingReference as exc:
-            if ref.root == ENV_ROOT:
-                detail = f"{ref.text}: no secret named '{ref.path[0] if ref.path else ''}'"
+            if ref.root == ENV_ROOT and len(ref.path) != 1:  # as validation says it
+                detail = f"{ref.text}: a secret is one value: write <env.NAME>"
+            elif ref.root == ENV_ROOT:
+                detail = f"{ref.text}: no secret named '{ref.path[0]}'"
             else:
                 try:
                     scope.lookup(ref.root)

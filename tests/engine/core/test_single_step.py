@@ -166,3 +166,20 @@ async def test_missing_values_and_loops_are_refused_before_anything_runs() -> No
         await tried("merge", {"ask": {}, "each": {"index": 0, "item": 1}})
     with pytest.raises(NotTestable, match="tested through its body"):
         await tried("each", {"prep": {"result": []}})
+
+
+async def test_a_field_of_a_secret_is_refused_as_validation_refuses_it() -> None:
+    # <env.KEY.x> is not "no secret named 'KEY'": KEY exists; a secret has no fields.
+    fielded = graph(
+        [block("hook", "webhook"), block("peek", "http", url="https://x.test/<env.KEY.x>")],
+        [("hook", "peek")],
+    )
+    with pytest.raises(MissingInput) as missing:
+        await tried("peek", {}, graph_json=fielded)
+    assert str(missing.value).endswith("<env.KEY.x>: a secret is one value: write <env.NAME>")
+    with pytest.raises(MissingInput, match="no secret named 'NOPE'"):
+        await tried(
+            "peek",
+            {},
+            graph_json=graph([block("peek", "http", url="https://x.test/<env.NOPE>")], []),
+        )
