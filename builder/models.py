@@ -52,6 +52,20 @@ class Workflow(models.Model):
         return self.name
 
 
+class OwnerRunBucket(models.Model):
+    """An owner's run-start token bucket across all their workflows
+    (KLYNTOS_OWNER_RUNS_PER_MINUTE): tokens left when last counted, and when. Each workflow
+    has its own bucket too; this one stops a user whose many workflows (or copies of one)
+    would each start their own allowance. Written with the row locked, after the
+    workflow's."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    tokens = models.FloatField(null=True, blank=True)
+    tokens_at = models.DateTimeField(null=True, blank=True)
+
+
 class WorkflowVersion(models.Model):
     """A saved graph. Never changes once written: a run points at the version it ran."""
 

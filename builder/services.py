@@ -18,7 +18,14 @@ from django.db.models.functions import Greatest
 from django.http import Http404
 from django.utils import timezone
 
-from builder.models import Secret, Webhook, WebhookDelivery, Workflow, WorkflowVersion
+from builder.models import (
+    OwnerRunBucket,
+    Secret,
+    Webhook,
+    WebhookDelivery,
+    Workflow,
+    WorkflowVersion,
+)
 from builder.schedules import sync_schedule
 from builder.selectors import env_names_for
 from engine import leases
@@ -100,14 +107,17 @@ class CannotDefer(Exception):
 
 
 class RateLimited(Exception):
-    """The workflow started KLYNTOS_RUNS_PER_MINUTE runs in the last minute (429)."""
+    """The workflow started KLYNTOS_RUNS_PER_MINUTE runs in the last minute, or its owner
+    KLYNTOS_OWNER_RUNS_PER_MINUTE across their workflows (429)."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, owner: bool = False) -> None:
         self.retry_after = retry_after
-        super().__init__(
-            f"this workflow starts at most {settings.KLYNTOS_RUNS_PER_MINUTE} runs a minute;"
-            f" retry in {retry_after} s"
+        who, rate = (
+            ("your workflows start", settings.KLYNTOS_OWNER_RUNS_PER_MINUTE)
+            if owner
+            else ("this workflow starts", settings.KLYNTOS_RUNS_PER_MINUTE)
         )
+        super().__init__(f"{who} at most {rate} runs a minute; retry in {retry_after} s")
 
 
 class BodyMismatch(Exception):
@@ -521,20 +531,39 @@ def _lock_workflow(workflow_id: int) -> Workflow:
 
 
 def _take_run_token(workflow: Workflow) -> None:
-    """One token of the workflow's bucket (KLYNTOS_RUNS_PER_MINUTE, refilled continuously);
-    the caller holds the row lock. 0 turns the limit off."""
-    rate = settings.KLYNTOS_RUNS_PER_MINUTE
-    if rate <= 0:
-        return
+    """One token of the workflow's bucket (KLYNTOS_RUNS_PER_MINUTE) and one of its owner's
+    (KLYNTOS_OWNER_RUNS_PER_MINUTE), both refilled continuously; the caller holds the
+    workflow's row lock and its transaction. 0 turns a limit off."""
     now = timezone.now()
-    tokens = float(rate) if workflow.run_tokens is None else workflow.run_tokens
-    if workflow.run_tokens_at is not None:
-        elapsed = max(0.0, (now - workflow.run_tokens_at).total_seconds())
-        tokens = min(float(rate), tokens + elapsed * rate / 60)
-    if tokens < 1:
-        raise RateLimited(max(1, math.ceil((1 - tokens) * 60 / rate)))
-    # update(), not save(): the workflow's updated_at is about edits, not runs.
-    Workflow.objects.filter(pk=workflow.pk).update(run_tokens=tokens - 1, run_tokens_at=now)
+    rate = settings.KLYNTOS_RUNS_PER_MINUTE
+    if rate > 0:
+        left = _tokens_left(rate, workflow.run_tokens, workflow.run_tokens_at, now)
+        # update(), not save(): the workflow's updated_at is about edits, not runs.
+        Workflow.objects.filter(pk=workflow.pk).update(run_tokens=left, run_tokens_at=now)
+    rate = settings.KLYNTOS_OWNER_RUNS_PER_MINUTE
+    if rate > 0:
+        # Made first, outside the lock (two first starts at once would collide on insert).
+        OwnerRunBucket.objects.get_or_create(owner_id=workflow.owner_id)
+        bucket = OwnerRunBucket.objects.select_for_update().get(owner_id=workflow.owner_id)
+        left = _tokens_left(rate, bucket.tokens, bucket.tokens_at, now, owner=True)
+        OwnerRunBucket.objects.filter(pk=bucket.pk).update(tokens=left, tokens_at=now)
+
+
+def _tokens_left(
+    rate: int,
+    tokens: float | None,
+    at: datetime.datetime | None,
+    now: datetime.datetime,
+    *,
+    owner: bool = False,
+) -> float:
+    """What a bucket holds after one token is taken now, or RateLimited (null: full)."""
+    held = float(rate) if tokens is None else tokens
+    if at is not None:
+        held = min(float(rate), held + max(0.0, (now - at).total_seconds()) * rate / 60)
+    if held < 1:
+        raise RateLimited(max(1, math.ceil((1 - held) * 60 / rate)), owner=owner)
+    return held - 1
 
 
 def _delivery_seen(webhook: Webhook, signature: str, expires_at: datetime.datetime) -> Run | None:

@@ -211,6 +211,10 @@ KLYNTOS_REQUEST_MAX_BYTES = int(os.environ.get("KLYNTOS_REQUEST_MAX_BYTES", str(
 KLYNTOS_MAX_CALL_DEPTH = int(os.environ.get("KLYNTOS_MAX_CALL_DEPTH", "8"))
 # Runs one workflow may start per minute (webhook, API, CLI): 429 with Retry-After past it.
 KLYNTOS_RUNS_PER_MINUTE = int(os.environ.get("KLYNTOS_RUNS_PER_MINUTE", "300"))
+# Runs one owner may start per minute across all their workflows (0: no limit).
+KLYNTOS_OWNER_RUNS_PER_MINUTE = int(os.environ.get("KLYNTOS_OWNER_RUNS_PER_MINUTE", "1200"))
+if KLYNTOS_OWNER_RUNS_PER_MINUTE < 0:
+    raise ImproperlyConfigured("KLYNTOS_OWNER_RUNS_PER_MINUTE must be 0 (no limit) or more")
 # The longest a webhook or REST run request may wait for the run's answer (`Prefer: wait=`
 # or `?wait=`, seconds): 400 past it. The wait holds no thread, only the open connection.
 KLYNTOS_MAX_WAIT_SECONDS = float(os.environ.get("KLYNTOS_MAX_WAIT_SECONDS", "30"))
