@@ -3,7 +3,9 @@
 Rows hold what the events carried, masked when they were written; the run's input is the
 caller's body as received, and a secret set after a run was never masked in it. So every
 field that shows run data is masked again on display with the owner's current secret
-values (plus those this process has seen), as the API's responses are.
+values (plus the earlier values of theirs this process's runs read: a rotated secret), as
+the API's responses are. Only that owner's: each row with its own owner's values, never
+another owner's (a value masked there would confirm a guess at someone else's secret).
 """
 
 from __future__ import annotations

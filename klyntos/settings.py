@@ -359,13 +359,48 @@ SLACK_BASE_URL = os.environ.get("SLACK_BASE_URL", "https://slack.com/api/")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"redact": {"()": "engine.log_redaction.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        # Django's own, for its runserver's request lines (the handler is declared again here).
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "filters": {
+        "redact": {"()": "engine.log_redaction.RedactSecretsFilter"},
+        # A webhook's token is its credential: a logged /hooks/<token> keeps 4 characters.
+        # After "redact" on a handler: that one writes the message and exception text anew.
+        "hook_tokens": {"()": "klyntos.log_filters.HookTokenFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact", "hook_tokens"],
+        },
+        "django.server": {
+            "level": "INFO",
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact", "hook_tokens"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # The loggers that write request paths filter them themselves too, so that every
+        # handler reading them (a test's capture, an error reporter) sees the token cut.
+        "django.request": {"filters": ["hook_tokens"]},
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["hook_tokens"],
+        },
+        "django.channels.server": {"filters": ["hook_tokens"]},  # daphne's runserver
+        "uvicorn.access": {"filters": ["hook_tokens"]},
+        "uvicorn.error": {"filters": ["hook_tokens"]},
         "django.db.backends": {"level": "WARNING"},
         # Request lines carry full URLs (query strings included): not for INFO logs.
         "httpx": {"level": "WARNING"},

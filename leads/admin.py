@@ -66,7 +66,8 @@ def csv_cell(value: Any) -> Any:
 
 
 class _Masks:
-    """Each owner's redactor, built once per page or export."""
+    """Each owner's redactor, built once per page or export: a row is masked with its own
+    owner's secrets only (a superuser's list mixes owners), never with another owner's."""
 
     def __init__(self) -> None:
         self.by_owner: dict[Any, Redactor] = {}

@@ -16,7 +16,14 @@ from urllib.parse import quote, urlsplit
 from engine.blocks.base import BaseBlock, config_schema
 from engine.core.errors import BlockError, TransientError, is_retryable_status, parse_retry_after
 from engine.core.fetch import decode_body, fetch, with_query
-from engine.core.refs import Reference, find_references, stringify, substitute, whole_reference
+from engine.core.refs import (
+    REF_PATTERN,
+    Reference,
+    find_references,
+    stringify,
+    substitute,
+    whole_reference,
+)
 from engine.core.schemas import JsonSchema, obj
 from engine.core.spec import BlockContext
 from engine.core.ssrf import ADDRESS_HINT, address_refusal, literal_address
@@ -173,11 +180,23 @@ def render_url(template: str, ctx: BlockContext) -> str:
         if position < authority_end:
             bad = HOST_FORBIDDEN.intersection(text)
             if bad or not text:
-                raise BlockError(f"a value in the URL's host is not a host name: {text!r}")
+                raise BlockError(_not_a_host_name(template, position))
             return text
         return text if _UNRESERVED(text) else quote(text, safe="")
 
     return substitute(template, ctx.scope, encode)
+
+
+def _not_a_host_name(template: str, position: int) -> str:
+    """The refusal of a value written into a URL's host. It names the reference (the
+    author's own text), never the value: a value may be, or hold, a secret, and an error
+    quoting it (repr-escaped, cut) would carry it in a form masking can miss."""
+    found = REF_PATTERN.match(template, position)
+    where = found.group(0) if found else "a value"
+    return (
+        f"{where} in the URL's host is not a host name: a value there must not be empty"
+        " nor hold / ? # @ \\ % or whitespace"
+    )
 
 
 @lru_cache(maxsize=512)
