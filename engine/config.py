@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from engine.core import expression_pool
 from engine.core.data import DataConnection
 from engine.core.data_pools import DataSource
 from engine.core.limits import GraphLimits
@@ -56,6 +57,7 @@ def build_services(
     """`call_depth`: what outbound requests announce (the run's own depth + 1). `run_id`:
     the run the services are for; with workers its loops' caps hold across processes
     (`Services.slots`, engine/core/slots.py)."""
+    expression_threads()
     factory = OutboundFactory(
         OutboundConfig(
             host_overrides=host_overrides(),
@@ -125,6 +127,15 @@ def provider_settings() -> ProviderSettings:
         priority_aging=aging,
         new_run_burst=burst,
     )
+
+
+def expression_threads() -> None:
+    """The process's expression threads sized from KLYNTOS_EXPRESSION_THREADS and
+    KLYNTOS_EXPRESSION_OWNER_THREADS (each run's services check; a change costs nothing)."""
+    pool = expression_pool.POOL
+    threads, share = settings.KLYNTOS_EXPRESSION_THREADS, settings.KLYNTOS_EXPRESSION_OWNER_THREADS
+    if (pool.threads, pool.owner_threads) != (threads, share):
+        pool.configure(threads, share)
 
 
 def off_peak_window() -> OffPeak | None:

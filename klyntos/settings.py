@@ -265,6 +265,20 @@ KLYNTOS_CHUNK_POLL_SECONDS = float(os.environ.get("KLYNTOS_CHUNK_POLL_SECONDS", 
 # The largest value a block may produce, measured as JSON (shared parts counted each time):
 # expressions stop as soon as one of their values passes it; every output is checked too.
 KLYNTOS_MAX_OUTPUT_BYTES = int(os.environ.get("KLYNTOS_MAX_OUTPUT_BYTES", str(16 * 1024 * 1024)))
+# JMESPath (transforms, loop aggregations) evaluates on threads of its own, never on the
+# event loop's default executor (database calls): this many per process, and one owner's
+# runs hold at most KLYNTOS_EXPRESSION_OWNER_THREADS of them at once (default: half, at
+# least 1); their other evaluations queue behind their own.
+KLYNTOS_EXPRESSION_THREADS = int(os.environ.get("KLYNTOS_EXPRESSION_THREADS", "4"))
+if not 1 <= KLYNTOS_EXPRESSION_THREADS <= 256:
+    raise ImproperlyConfigured("KLYNTOS_EXPRESSION_THREADS must be between 1 and 256")
+KLYNTOS_EXPRESSION_OWNER_THREADS = int(
+    os.environ.get("KLYNTOS_EXPRESSION_OWNER_THREADS", str(max(1, KLYNTOS_EXPRESSION_THREADS // 2)))
+)
+if not 1 <= KLYNTOS_EXPRESSION_OWNER_THREADS <= KLYNTOS_EXPRESSION_THREADS:
+    raise ImproperlyConfigured(
+        "KLYNTOS_EXPRESSION_OWNER_THREADS must be between 1 and KLYNTOS_EXPRESSION_THREADS"
+    )
 # Testing one block from the editor: the whole test (attempts and retries) stops after this
 # many seconds, and the inputs it is given (values by name, the trigger input) are at most
 # this many bytes of JSON (400 past it).

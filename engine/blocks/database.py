@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.blocks.base import BaseBlock, config_schema
-from engine.core.errors import BlockError, TransientError
+from engine.core.errors import BlockError, SizeLimitError, TransientError
 from engine.core.schemas import JsonSchema, array, obj
 from engine.core.spec import BlockContext
 from engine.core.sqlrefs import SqlTemplateError, check_sql, compile_sql
@@ -38,7 +38,10 @@ class DatabaseBlock(BaseBlock):
         except SqlTemplateError as exc:
             raise BlockError(f"sql: {exc}") from None
         try:
-            return dict(await data.execute(sql, params))
+            # Held to the output limit while the rows are read, not after they all arrived.
+            return dict(await data.execute(sql, params, max_bytes=ctx.max_output_bytes))
+        except SizeLimitError:
+            raise
         except Exception as exc:
             if _is_transient(exc):
                 raise TransientError(f"database unavailable: {exc}") from exc

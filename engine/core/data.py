@@ -23,13 +23,17 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from engine.core.errors import SizeLimitError
+from engine.core.sizes import BLOCK_OUTPUT, SizeMeter
 from engine.core.sqlrefs import Dialect
 
 
 class DataConnection(Protocol):
     dialect: Dialect
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]: ...
+    async def execute(
+        self, sql: str, params: Sequence[Any], *, max_bytes: int | None = None
+    ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
 
@@ -74,8 +78,45 @@ def _decimal(value: decimal.Decimal) -> Any:
     return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
 
 
-def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    return [{c: json_safe(v) for c, v in zip(columns, record, strict=True)} for record in records]
+def _raw_size(value: Any) -> int:
+    """At most the JSON size of a driver's value once converted, for the two kinds that can be
+    large (text: its characters, each at least a byte; bytes: their hex); 0 for the rest."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, bytes | bytearray | memoryview):
+        return 2 * len(value) + 2
+    return 0
+
+
+class _Rows:
+    """A result's rows as they are read, their JSON size counted against the block's output
+    limit (`max_bytes`; None: unbounded), so a result past it fails with the executor's own
+    message (`SizeLimitError`, "the block's output is larger than …") as soon as the row
+    that crosses it arrives, not after the whole result sat in memory."""
+
+    __slots__ = ("columns", "rows", "size", "_meter")
+
+    def __init__(self, columns: Sequence[str], max_bytes: int | None) -> None:
+        self.columns = columns
+        self.rows: list[dict[str, Any]] = []
+        # The output's frame: {"rows": [...], "rowcount": n}.
+        self.size = len('{"rows":[],"rowcount":}') + 20
+        self._meter = SizeMeter(max_bytes, BLOCK_OUTPUT) if max_bytes is not None else None
+
+    def add(self, record: Sequence[Any]) -> None:
+        meter = self._meter
+        if meter is not None:
+            # Long text and bytes weighed before they are converted (bytes become hex: twice
+            # their size), so a row that cannot fit is never copied.
+            raw = sum(_raw_size(v) for v in record)
+            if self.size + raw > meter.limit:
+                raise SizeLimitError(BLOCK_OUTPUT, meter.limit)
+        row = {c: json_safe(v) for c, v in zip(self.columns, record, strict=True)}
+        if meter is not None:
+            self.size += meter.measure(row) + 1
+            if self.size > meter.limit:
+                raise SizeLimitError(BLOCK_OUTPUT, meter.limit)
+        self.rows.append(row)
 
 
 class DataAccessError(Exception):
@@ -102,11 +143,16 @@ class PostgresData:
     refuses more than one command per statement, whatever the template tokenizer thought.
     A connection goes back to the pool with its session settings reset, so that one block's
     `SET` (search_path, standard_conforming_strings, statement_timeout, or `set_config()` in
-    a query) never reaches the next block: a query (SELECT, INSERT, UPDATE, DELETE, WITH...)
-    carries its `RESET ALL` in its own pipeline, before the one Sync, so both are one
-    implicit transaction — committed together, or rolled back together with any `SET` —
-    without a round trip of its own; any other statement is followed by a `RESET ALL`; a
-    connection whose statement was stopped midway (a cancel) is closed, not reused. A
+    a query) never reaches the next block: every statement is followed by a `RESET ALL` (a
+    query that fails is rolled back with whatever it SET); a connection whose statement was
+    stopped midway (a cancel, a result past the output limit) is closed, not reused. A
+    query's rows (SELECT, WITH, VALUES, anything with RETURNING) are streamed
+    (`_stream_query`: libpq's single-row mode, `STREAM_CHUNK_ROWS`) and weighed as they
+    come, so a result past the block's output limit stops there instead of arriving whole;
+    a pipeline cannot stream, so such a query and its `RESET ALL` are two round trips. A
+    write without RETURNING (INSERT, UPDATE, DELETE: no rows) carries its `RESET ALL` in its
+    own pipeline, before the one Sync, so both are one implicit transaction — committed
+    together, or rolled back together with any `SET` — without a round trip of its own. A
     statement whose caller gave up is cancelled by psycopg; `statement_timeout` bounds it
     on the server even if the cancel request is lost.
 
@@ -167,15 +213,25 @@ class PostgresData:
             await pool.resize(minimum + missing, self._max_size)  # started on its workers
             await pool.resize(minimum, self._max_size)  # kept only while they are used
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+    async def execute(
+        self, sql: str, params: Sequence[Any], *, max_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """`max_bytes`: the block's output limit; a result past it stops being read there
+        (SizeLimitError) and its statement is cancelled."""
         import psycopg
 
         pool = await self._get_pool()
         async with pool.connection() as conn:
             query = _is_query(sql)
             try:
-                if query:
+                if query and _returns_no_rows(sql):
+                    # A write that returns nothing (the usual database step): nothing to
+                    # stream, so its RESET ALL rides in its pipeline, one round trip.
                     cursor = await _query_then_reset(conn, sql, params)
+                elif query:
+                    result = await _stream_query(conn, sql, params, max_bytes)
+                    await _reset_session(conn)
+                    return result
                 else:
                     cursor = await conn.execute(sql, list(params), prepare=True)
                     await _reset_session(conn)
@@ -187,11 +243,13 @@ class PostgresData:
             except BaseException:
                 await conn.close()  # stopped midway: its session is unknown; the pool opens another
                 raise
-            rows: list[dict[str, Any]] = []
+            # Not a query (SHOW, EXPLAIN, FETCH...): rows, if any, are already read whole by
+            # libpq; they are still held to the limit before they are converted.
+            rows = _Rows([c.name for c in cursor.description or ()], max_bytes)
             if cursor.description:
-                columns = [c.name for c in cursor.description]
-                rows = _rows(columns, await cursor.fetchall())
-            return {"rows": rows, "rowcount": cursor.rowcount}
+                for record in await cursor.fetchall():
+                    rows.add(record)
+            return {"rows": rows.rows, "rowcount": cursor.rowcount}
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -262,6 +320,68 @@ def _fallback_loaders() -> dict[str, type]:
     }
 
 
+# Rows PostgreSQL sends per message while a query's result is read (libpq's single-row
+# mode at 1): what libpq holds of a result at once, instead of all of it before the first
+# row is seen; each row is weighed against the block's output limit before it is converted.
+# One row: a result of 8 rows of 100 MB values held 8 in libpq at once (1.4 GB); the cost is
+# per row read (20,000 small rows: ~0.1 s instead of ~0.025 s whole; one row: no more).
+STREAM_CHUNK_ROWS = 1
+
+
+async def _stream_query(
+    conn: Any, sql: str, params: Sequence[Any], max_bytes: int | None
+) -> dict[str, Any]:
+    """The query through the extended protocol (one command only), its rows read a chunk
+    at a time and counted against `max_bytes`: past it, SizeLimitError, and psycopg cancels
+    the rest of the query. Its own implicit transaction (autocommit); the caller resets
+    the session after it."""
+    cursor = _streaming_cursor()(conn)
+    rows: _Rows | None = None
+    async for record in cursor.stream(sql, list(params), size=STREAM_CHUNK_ROWS):
+        if rows is None:
+            rows = _Rows([c.name for c in cursor.description], max_bytes)
+        rows.add(record)
+    if rows is not None:
+        return {"rows": rows.rows, "rowcount": len(rows.rows)}
+    final = cursor.final  # no rows: an empty result, or a statement without RETURNING
+    changed = final.command_tuples if final is not None else None
+    return {"rows": [], "rowcount": -1 if changed is None else changed}
+
+
+@functools.cache
+def _streaming_cursor() -> Any:
+    """psycopg's cursor whose `stream()` also ends well on a statement without rows (an
+    UPDATE: psycopg's own raises "didn't produce a result" after it ran) and keeps the
+    statement's final result (`final`: how many rows it changed)."""
+    from psycopg import AsyncCursor, pq
+    from psycopg.generators import fetch
+
+    row_results = (pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_CHUNK)
+    end_results = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+
+    class StreamingCursor(AsyncCursor[Any]):
+        final: Any = None
+
+        def _stream_fetchone_gen(self, first: bool) -> Any:
+            result = yield from fetch(self._pgconn)
+            if result is None:
+                return None
+            if result.status in row_results:  # as psycopg's own
+                self.pgresult = result
+                self._tx.set_pgresult(result, set_loaders=first)
+                if first:
+                    self._make_row = self._make_row_maker()
+                return result
+            if result.status in end_results:
+                self.final = result
+                while (yield from fetch(self._pgconn)) is not None:
+                    pass
+                return None
+            return self._raise_for_result(result)
+
+    return StreamingCursor
+
+
 async def _query_then_reset(conn: Any, sql: str, params: Sequence[Any]) -> Any:
     """The query, then RESET ALL, in one pipeline: one round trip, one transaction."""
     import psycopg
@@ -309,6 +429,20 @@ _QUERY_START = re.compile(
 @functools.lru_cache(maxsize=512)
 def _is_query(sql: str) -> bool:
     return _QUERY_START.match(sql) is not None
+
+
+# A write (INSERT, UPDATE, DELETE) returns rows only through RETURNING, a keyword no comment
+# or quoting can split: without the word anywhere in its text, it returns none.
+_WRITE_START = re.compile(
+    r"(?:\s+|--[^\n]*|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/|\()*(?:insert|update|delete)\b",
+    re.IGNORECASE,
+)
+_RETURNING = re.compile(r"returning", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def _returns_no_rows(sql: str) -> bool:
+    return _WRITE_START.match(sql) is not None and _RETURNING.search(sql) is None
 
 
 async def _refuse_privileged_role(pool: Any) -> None:
@@ -386,6 +520,20 @@ BUSY_WAIT_SECONDS = 30.0
 PROGRESS_STEPS = 10_000
 
 
+# SQLite's own ceiling on a string or blob (SQLITE_MAX_LENGTH as compiled by default): the
+# length limit a statement without an output limit gets back.
+SQLITE_MAX_LENGTH = 1_000_000_000
+
+
+def _too_big(exc: sqlite3.DataError, max_bytes: int | None) -> Exception:
+    """SQLite's "string or blob too big" (a value past the length limit) as the block's
+    output limit it comes from."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_TOOBIG and max_bytes is not None:
+        return SizeLimitError("a value in the statement", max_bytes)
+    return exc
+
+
 class SqliteData:
     """Workflow SQL on the embedded SQLite file, on one connection owned by one thread.
 
@@ -429,7 +577,9 @@ class SqliteData:
         current = self._current
         return 1 if current is not None and current.cancelled.is_set() else 0
 
-    def _execute(self, sql: str, params: Sequence[Any], statement: _Statement) -> dict[str, Any]:
+    def _execute(
+        self, sql: str, params: Sequence[Any], statement: _Statement, max_bytes: int | None
+    ) -> dict[str, Any]:
         if statement.cancelled.is_set():
             raise sqlite3.OperationalError("interrupted")
         self._current = statement
@@ -438,7 +588,7 @@ class SqliteData:
         try:
             while True:
                 try:
-                    return self._run(sql, params)
+                    return self._run(sql, params, max_bytes)
                 except sqlite3.OperationalError as exc:
                     if statement.cancelled.is_set():
                         raise
@@ -458,18 +608,38 @@ class SqliteData:
         finally:
             self._current = None
 
-    def _run(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
-        cursor = self._connection().execute(sql, list(params))
-        rows: list[dict[str, Any]] = []
-        if cursor.description:
-            rows = _rows([c[0] for c in cursor.description], cursor.fetchall())
-        return {"rows": rows, "rowcount": cursor.rowcount}
+    def _run(self, sql: str, params: Sequence[Any], max_bytes: int | None) -> dict[str, Any]:
+        conn = self._connection()
+        # No single string or blob past the output limit: SQLite refuses to make it
+        # (zeroblob(900 MB) fails at once, SQLITE_TOOBIG) instead of handing it over.
+        length = (
+            SQLITE_MAX_LENGTH if max_bytes is None else max(1, min(max_bytes, SQLITE_MAX_LENGTH))
+        )
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
+        try:
+            cursor = conn.execute(sql, list(params))
+        except sqlite3.DataError as exc:
+            raise _too_big(exc, max_bytes) from None
+        try:
+            if not cursor.description:
+                return {"rows": [], "rowcount": cursor.rowcount}
+            rows = _Rows([c[0] for c in cursor.description], max_bytes)
+            for record in cursor:  # one row at a time: SQLite steps as it is read
+                rows.add(record)
+            return {"rows": rows.rows, "rowcount": cursor.rowcount}
+        except sqlite3.DataError as exc:
+            raise _too_big(exc, max_bytes) from None
+        finally:
+            cursor.close()  # a result left unread (past the limit) ends its read here
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+    async def execute(
+        self, sql: str, params: Sequence[Any], *, max_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """`max_bytes`: the block's output limit, for each value and for the whole result."""
         if self._closed:
             raise sqlite3.ProgrammingError("the data connection is closed")
         statement = _Statement()
-        future = self._worker.submit(self._execute, sql, params, statement)
+        future = self._worker.submit(self._execute, sql, params, statement, max_bytes)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:

@@ -137,11 +137,16 @@ class DataLease:
         self.dialect: Dialect = entry.connection.dialect
         self._released = False
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> dict[str, Any]:
+    async def execute(
+        self, sql: str, params: Sequence[Any], *, max_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """`max_bytes`: the block's output limit, held while the result is read."""
         if self._released:
             raise RuntimeError("this data connection was handed back")
         await self._entry.prepared()
-        return await self._entry.connection.execute(sql, params)
+        if max_bytes is None:
+            return await self._entry.connection.execute(sql, params)
+        return await self._entry.connection.execute(sql, params, max_bytes=max_bytes)
 
     async def warm(self, connections: int) -> None:
         """Have `connections` statements' worth of the connection ready, once prepared

@@ -19,6 +19,7 @@ from engine.core.bounded import stored_output
 from engine.core.distribution import ChunkSpan, Distributor
 from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
+from engine.core.expressions import EXPRESSION_OWNER
 from engine.core.graph import Block, Graph
 from engine.core.loop import loop_cap, run_loop
 from engine.core.memo import Memo, StoredStep
@@ -27,7 +28,7 @@ from engine.core.providers import CURRENT_STEP, RunShare, StepTag, owner_share, 
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_cache import cache_key, cache_ttl
 from engine.core.retry import RetryPolicy, call_with_retry
-from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
+from engine.core.sizes import BLOCK_OUTPUT, DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.spec import BlockContext, BlockType, Registry
 from engine.core.step_permits import StepPermits
 
@@ -140,7 +141,7 @@ class Executor:
         # run ends failed, with their reasons, after the blocks that follow them ran.
         self.failed_loops: list[str] = []
         # One meter for the run: a loop's output holds its items' outputs, measured already.
-        self.output_sizes = SizeMeter(self.options.max_output_bytes, "the block's output")
+        self.output_sizes = SizeMeter(self.options.max_output_bytes, BLOCK_OUTPUT)
         # This run's claim on the providers every run shares (fair share, priority).
         options = self.options
         self.share = (
@@ -164,6 +165,7 @@ class Executor:
 
     async def run(self, trigger_input: Any, *, resumed: bool = False) -> RunOutcome:
         self.trigger_input = trigger_input
+        EXPRESSION_OWNER.set(self.options.owner_key)  # its loops' aggregations' threads
         self.bus.emit("run.started", total_blocks=len(self.graph.blocks), resumed=resumed)
         scope = Scope({"env": self.env})
         try:
@@ -190,6 +192,7 @@ class Executor:
         """One block alone in `scope`, exactly as a run runs it (rendering, attempts, retries,
         events): the editor's "test this block" (engine/core/single_step.py)."""
         self.trigger_input = trigger_input
+        EXPRESSION_OWNER.set(self.options.owner_key)
         return await self.run_block(block, scope, TOP)
 
     async def run_chunk(self, span: ChunkSpan, trigger_input: Any) -> None:
@@ -197,6 +200,7 @@ class Executor:
         top-level steps made (their stored outputs, in the memo). Nothing else runs: the
         loop's own step, its composition and the blocks after it are the coordinator's."""
         self.trigger_input = trigger_input
+        EXPRESSION_OWNER.set(self.options.owner_key)
         block = self.graph.block(span.block_id)
         scope = Scope({"env": self.env})
         for block_id in self.top_upstream(block.id):

@@ -5,12 +5,14 @@ memory (the copies are shared), so the blow-up lands later, on whoever walks the
 The interpreter here measures each intermediate value (sizes.SizeMeter: shared parts
 count each time, each container measured once) and stops at the first one past the limit;
 `join` is checked before it builds its string. Evaluation runs on a worker thread so the
-event loop keeps serving while a large expression works, and stops when its step ends.
+event loop keeps serving while a large expression works, and stops when its step ends; those
+threads are the expression pool's (expression_pool.py), shared fairly between owners.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import threading
 from collections.abc import Mapping
@@ -25,7 +27,9 @@ from jmespath.visitor import Options, TreeInterpreter
 if TYPE_CHECKING:
     from jmespath.visitor import _TreeNode
 
+from engine.core import expression_pool
 from engine.core.errors import BlockError, SizeLimitError
+from engine.core.providers import CURRENT_STEP
 from engine.core.sizes import SizeMeter
 
 # Longer expressions are refused by the blocks' config schemas; the parser recurses.
@@ -169,10 +173,29 @@ async def _on_thread_until_cancelled(evaluate: Any, *args: Any, **kwargs: Any) -
     """`evaluate(*args, **kwargs, cancel=...)` on a worker thread; the cancel event is set
     when the awaiting step ends, so the evaluation stops at its next value."""
     cancel = threading.Event()
+    # On the expression threads, as the run's owner (expression_pool.py), never on the
+    # loop's default executor, which the database calls need. A cancel of the awaiting step
+    # cancels the queued evaluation too: it never runs.
+    future = expression_pool.POOL.submit(_owner(), evaluate, *args, cancel=cancel, **kwargs)
     try:
-        return await asyncio.to_thread(evaluate, *args, cancel=cancel, **kwargs)
+        return await asyncio.wrap_future(future)
     finally:
         cancel.set()
+
+
+# The owner of the run being executed (the executor sets it as a run starts): what a loop's
+# aggregations, which run outside any one step's attempt, count for.
+EXPRESSION_OWNER: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "expression_owner", default=""
+)
+
+
+def _owner() -> str:
+    """The owner of the run whose step evaluates ('' outside any run: one group)."""
+    step = CURRENT_STEP.get()
+    if step is not None and step.share.owner.owner:
+        return step.share.owner.owner
+    return EXPRESSION_OWNER.get()
 
 
 def search_each(

@@ -14,6 +14,9 @@ from typing import Any
 from engine.core.errors import BlockError, SizeLimitError
 
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+# What a block output past KLYNTOS_MAX_OUTPUT_BYTES is called in its error ("the block's
+# output is larger than … bytes"): the executor's meter and the data connection's reading.
+BLOCK_OUTPUT = "the block's output"
 
 
 class Cancelled(BlockError):

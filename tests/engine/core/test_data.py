@@ -286,9 +286,9 @@ async def test_a_postgres_pool_warmed_ahead_opens_that_many_connections_up_to_it
 async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
     django_user_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A query's RESET ALL rides in its own pipeline (no round trip of its own); any other
-    # statement, or a query that failed, is reset by the pool as before. One session for
-    # every statement, so whatever one left behind the next would see.
+    # Every statement is followed by a RESET ALL (a query's rows are streamed, which a
+    # pipeline cannot carry); a query that failed was rolled back with what it SET. One
+    # session for every statement, so whatever one left behind the next would see.
     from asgiref.sync import sync_to_async
     from django.db import connections
     from psycopg import AsyncCursor
@@ -307,13 +307,19 @@ async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
     assert isinstance(configured, PostgresData)
     data = PostgresData(configured._conninfo, max_size=1)
     sent: list[tuple[str, bool]] = []
-    execute = AsyncCursor.execute
+    execute, stream = AsyncCursor.execute, AsyncCursor.stream
 
     async def recording(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         sent.append((str(query), self.connection._pipeline is not None))
         return await execute(self, query, *args, **kwargs)
 
+    async def streaming(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append((str(query), self.connection._pipeline is not None))
+        async for row in stream(self, query, *args, **kwargs):
+            yield row
+
     monkeypatch.setattr(AsyncCursor, "execute", recording)
+    monkeypatch.setattr(AsyncCursor, "stream", streaming)
 
     async def shown(name: str) -> Any:
         query = "SELECT current_setting(%s) AS v"
@@ -323,14 +329,14 @@ async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
         path, timeout = await shown("search_path"), await shown("statement_timeout")
         assert timeout == "1h"
         sent.clear()
-        # A query that changes the session, written as SELECT: reset in the same pipeline.
+        # A query that changes the session, written as SELECT: streamed, then reset.
         changed = await data.execute(
             "/* x */ (SELECT set_config('statement_timeout', '0', false) AS t)", []
         )
         assert changed["rows"] == [{"t": "0"}]
         assert sent == [
-            ("/* x */ (SELECT set_config('statement_timeout', '0', false) AS t)", True),
-            ("RESET ALL", True),
+            ("/* x */ (SELECT set_config('statement_timeout', '0', false) AS t)", False),
+            ("RESET ALL", False),
         ]
         assert await shown("statement_timeout") == "1h"
         # The same in a query that then fails: rolled back with its transaction.
@@ -347,7 +353,13 @@ async def test_no_setting_a_postgres_statement_makes_reaches_the_next_statement(
             "SELECT current_setting(%s) AS v",
             "RESET ALL",
         ]
-        assert [pipelined for _, pipelined in sent] == [False, False, True, True]
+        assert [pipelined for _, pipelined in sent] == [False, False, False, False]
+        # A write without RETURNING has no rows to stream: its RESET ALL rides in its
+        # pipeline, one round trip.
+        sent.clear()
+        update = "UPDATE enriched_leads SET name = name WHERE false"
+        assert await data.execute(update, []) == {"rows": [], "rowcount": 0}
+        assert sent == [(update, True), ("RESET ALL", True)]
         await data.execute("SET search_path = public", [])
         assert await shown("search_path") == path
         # A statement stopped midway (a block timeout): its connection is closed, not reused.

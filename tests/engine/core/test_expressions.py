@@ -86,8 +86,19 @@ async def test_the_evaluation_stops_when_its_step_is_cancelled(
 
 
 async def test_named_expressions_run_in_one_hop_and_read_the_ones_before(
-    thread_hops: list[object],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One hop to the expression threads for them all (engine/core/expression_pool.py).
+    from engine.core import expression_pool
+
+    thread_hops: list[object] = []
+    submit = expression_pool.POOL.submit
+
+    def recording(owner: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        thread_hops.append(fn)
+        return submit(owner, fn, *args, **kwargs)
+
+    monkeypatch.setattr(expression_pool.POOL, "submit", recording)
     data: dict[str, Any] = {"results": [{"score": 3}, {"score": 9}, {"score": 5}]}
     expressions = {
         "best": "max_by(results, &score).score",
