@@ -150,7 +150,8 @@ async def execute_chunk(chunk_id: int) -> None:
         raise
     except Exception as exc:
         log.exception("chunk %s of run %s failed", chunk_id, claim.run_id)
-        message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
+        # The run's own secrets (never every owner's: the message reaches the run's owner).
+        message = Redactor(spec.env.values()).text(f"{type(exc).__name__}: {exc}")
         store.outcome = (chunks.Status.RELEASED, message)
     finally:
         if engine is not None:

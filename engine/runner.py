@@ -181,6 +181,10 @@ async def _execute_run(
     warming: asyncio.Future[None] | None = None
     final: dict[str, Any] = {}
     claimed = False
+    # What a crash's message is masked with: the run's own secrets once they are read (never
+    # every owner's: `run.error` is the owner's to read, and other owners' values would
+    # confirm a guess at them).
+    redactor = Redactor(())
     try:
         # A cancel while claiming still ends the run (the claim may have happened).
         claimed = True
@@ -248,7 +252,7 @@ async def _execute_run(
         raise
     except Exception as exc:  # infrastructure failure: the run fails with the reason
         log.exception("run %s crashed", run_id)
-        message = secrets_registry.redactor().text(f"{type(exc).__name__}: {exc}")
+        message = redactor.text(f"{type(exc).__name__}: {exc}")
         final = {"status": RunStatus.FAILED, "error": message, "finished_at": timezone.now()}
     finally:
         if warming is not None:

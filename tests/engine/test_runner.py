@@ -346,3 +346,36 @@ def test_a_claimed_run_that_cannot_be_loaded_fails_with_the_reason(
     asyncio.run(execute_run(run.pk, claim=claim))
     run.refresh_from_db()
     assert run.status == "failed" and "the version cannot be read" in run.error
+
+
+async def test_a_crash_message_is_masked_with_the_runs_own_secrets_only(
+    owner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder.services import secret_set
+    from engine import secrets_registry
+    from engine.core.executor import Executor
+
+    await sync_to_async(secret_set)(owner=owner, name="KEY", value="own-key-8311")
+    secrets_registry.register(["another-owners-9422"])  # seen by this process for someone else
+    blocks = [
+        {"id": "webhook", "type": "webhook", "name": "webhook", "config": {}},
+        {
+            "id": "t",
+            "type": "transform",
+            "name": "t",
+            "config": {"input": "<env.KEY>", "expression": "@"},
+        },
+    ]
+    run = await sync_to_async(make_run)(owner, blocks, [("webhook", "t")], {})
+
+    async def crash(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broke with own-key-8311 and another-owners-9422")
+
+    monkeypatch.setattr(Executor, "run", crash)
+    await execute_run(run.pk)
+    row = await Run.objects.aget(pk=run.pk)
+    assert row.status == "failed"
+    assert "own-key-8311" not in row.error and "[redacted]" in row.error
+    # Masking another owner's value here would confirm a guess at it.
+    assert "another-owners-9422" in row.error
+    await sync_to_async(connections.close_all)()
