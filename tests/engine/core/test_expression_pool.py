@@ -97,10 +97,13 @@ async def test_a_cancelled_run_drops_its_queued_evaluations(pool: ExpressionPool
     for task in tasks:  # the run's cancel
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    # The two running ones stop at their next value; the six queued never start.
+    # The two running ones stop at their next value and the queued ones are dropped. A thread
+    # freed by a stopped one may take a queued entry whose task has not heard the cancel yet
+    # (the tasks hear it one after another): that one stops at its next value too.
     await wait_until(lambda: not pool.running("mallory"), 5)
     await asyncio.sleep(0.05)
-    assert sorted(started) == ["m0", "m1"]
+    assert {"m0", "m1"} <= set(started) and len(started) <= 4, started
+    assert all(task.cancelled() for task in tasks)
     assert (await evaluate_as("mallory", lambda *, cancel: 42)) == 42
 
 
