@@ -8,7 +8,12 @@ class EngineConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from engine.config import off_peak_window, preconnect_wait, provider_settings
+        from engine.config import (
+            loop_item_limits,
+            off_peak_window,
+            preconnect_wait,
+            provider_settings,
+        )
         from engine.core.prices import PriceError, parse_prices
         from engine.slots import check_settings as check_slot_settings
 
@@ -24,5 +29,6 @@ class EngineConfig(AppConfig):
             check_slot_settings()
             off_peak_window()
             preconnect_wait()
+            loop_item_limits()
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None

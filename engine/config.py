@@ -12,7 +12,7 @@ from django.conf import settings
 from engine.core import expression_pool
 from engine.core.data import DataConnection
 from engine.core.data_pools import DataSource
-from engine.core.limits import GraphLimits
+from engine.core.limits import MAX_ITEMS_IN_FLIGHT, MAX_ITEMS_PER_RUN, GraphLimits
 from engine.core.off_peak import OffPeak
 from engine.core.outbound import OutboundConfig, OutboundFactory, parse_host_overrides
 from engine.core.prices import PriceTable
@@ -172,6 +172,22 @@ def retry_policy() -> RetryPolicy:
         max_delay=settings.KLYNTOS_RETRY_MAX_DELAY,
         max_retry_after=settings.KLYNTOS_RETRY_AFTER_MAX,
     )
+
+
+def loop_item_limits() -> tuple[int, int]:
+    """(KLYNTOS_MAX_ITEMS_IN_FLIGHT, KLYNTOS_MAX_ITEMS_PER_RUN), checked; ValueError naming
+    the setting that is wrong."""
+    in_flight = settings.KLYNTOS_MAX_ITEMS_IN_FLIGHT
+    if not 1 <= in_flight <= MAX_ITEMS_IN_FLIGHT:
+        raise ValueError(
+            f"KLYNTOS_MAX_ITEMS_IN_FLIGHT must be from 1 to {MAX_ITEMS_IN_FLIGHT}, got {in_flight}"
+        )
+    per_run = settings.KLYNTOS_MAX_ITEMS_PER_RUN
+    if not 1 <= per_run <= MAX_ITEMS_PER_RUN:
+        raise ValueError(
+            f"KLYNTOS_MAX_ITEMS_PER_RUN must be from 1 to {MAX_ITEMS_PER_RUN}, got {per_run}"
+        )
+    return in_flight, per_run
 
 
 def graph_limits() -> GraphLimits:

@@ -26,6 +26,7 @@ from engine.blocks import REGISTRY
 from engine.config import (
     build_services,
     data_source,
+    loop_item_limits,
     price_table,
     provider_registry,
     retry_policy,
@@ -269,6 +270,7 @@ async def _execute_run(
 
 
 def run_options(spec: RunSpec, run_id: Any = None) -> RunOptions:
+    in_flight, per_run = loop_item_limits()
     return RunOptions(
         sequential=bool(spec.options.get("sequential")),
         max_concurrent=spec.options.get("max_concurrent"),
@@ -286,6 +288,8 @@ def run_options(spec: RunSpec, run_id: Any = None) -> RunOptions:
         # when the row was created (builder.services.run_create answers 422 otherwise; a
         # retry reuses that input).
         input_checked=True,
+        max_items_in_flight=in_flight,
+        max_items_per_run=per_run,
     )
 
 

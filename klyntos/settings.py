@@ -221,6 +221,11 @@ KLYNTOS_MAX_WAIT_SECONDS = float(os.environ.get("KLYNTOS_MAX_WAIT_SECONDS", "30"
 # Django's own cap on a declared body (a 400 past it) must not undercut the limits above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(KLYNTOS_REQUEST_MAX_BYTES, KLYNTOS_WEBHOOK_MAX_BYTES)
 KLYNTOS_BLOCK_TIMEOUT = float(os.environ.get("KLYNTOS_BLOCK_TIMEOUT", "60"))
+# A run's loop items, all its loops together (nested ones included, whose `max_concurrent`
+# caps multiply): at most this many in flight at once (1 to 10000), and at most this many in
+# all (1 to 10000000), counted as each loop starts: a loop past it fails the run, naming it.
+KLYNTOS_MAX_ITEMS_IN_FLIGHT = int(os.environ.get("KLYNTOS_MAX_ITEMS_IN_FLIGHT", "1000"))
+KLYNTOS_MAX_ITEMS_PER_RUN = int(os.environ.get("KLYNTOS_MAX_ITEMS_PER_RUN", "1000000"))
 # Graph size limits, checked before any other work on a saved or posted graph (400 past them).
 # Loops nest at most 5 deep whatever the setting (item keys must fit their column).
 KLYNTOS_MAX_BLOCKS = int(os.environ.get("KLYNTOS_MAX_BLOCKS", "2000"))

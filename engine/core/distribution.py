@@ -101,6 +101,10 @@ class RankedGate:
                 return
         self._free += 1
 
+    def contended(self) -> bool:
+        """An item waits for a place (a holder hands its place on after its item)."""
+        return self._live_waiters()
+
     def _live_waiters(self) -> bool:
         while self._waiting and self._waiting[0][2].done():
             heapq.heappop(self._waiting)
@@ -118,6 +122,9 @@ class GateLane:
 
     async def __aenter__(self) -> None:
         await self.gate.acquire(self.rank)
+
+    def contended(self) -> bool:
+        return self.gate.contended()
 
     async def __aexit__(
         self,

@@ -21,6 +21,8 @@ from engine.core.errors import BlockError, TransientError
 from engine.core.events import EventBus, EventType
 from engine.core.expressions import EXPRESSION_OWNER
 from engine.core.graph import Block, Graph
+from engine.core.in_flight import ItemPlaces
+from engine.core.limits import DEFAULT_MAX_ITEMS_IN_FLIGHT, DEFAULT_MAX_ITEMS_PER_RUN
 from engine.core.loop import loop_cap, run_loop
 from engine.core.memo import Memo, StoredStep
 from engine.core.prices import PriceTable, tally
@@ -57,6 +59,10 @@ class RunOptions:
     # The run's input passed its trigger's body schema when the run was created: the webhook
     # step does not check it again (at 10,000 leads a check is ~0.5 s before the first item).
     input_checked: bool = False
+    # The run's loop items, all loops together (nested included): at most this many in
+    # flight at once (engine/core/in_flight.py), and at most this many in all.
+    max_items_in_flight: int = DEFAULT_MAX_ITEMS_IN_FLIGHT
+    max_items_per_run: int = DEFAULT_MAX_ITEMS_PER_RUN
 
 
 @dataclass
@@ -126,6 +132,13 @@ class Executor:
         self.distributor = distributor
         # Held by each loop item while it runs: what the process takes on (a worker's share).
         self.item_gate = item_gate
+        # The places the run's loop items take, all loops together; the process's share
+        # is taken with each place.
+        self.places = ItemPlaces(max(1, self.options.max_items_in_flight), item_gate)
+        # The items the run's loops fanned out to so far (`max_items_per_run`), and, once a
+        # loop was refused for passing it, why: no loop starts another item.
+        self.items_counted = 0
+        self.refused: str | None = None
         self.reused_steps = 0
         # Set by `interrupt()`: loops start no more items, the run ends as Interrupted.
         self.stopping = False

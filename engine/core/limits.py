@@ -33,6 +33,17 @@ MIN_RUN_WEIGHT = 0.01
 MAX_RUN_WEIGHT = 100.0
 MAX_RUN_PRIORITY = 100
 
+# A run's loop items, all its loops together (nested ones included): how many may be in
+# flight at once (KLYNTOS_MAX_ITEMS_IN_FLIGHT; `max_concurrent` bounds one loop instance,
+# and nested caps multiply), and how many its loops may fan out to in all
+# (KLYNTOS_MAX_ITEMS_PER_RUN: counted as each loop starts, so 1000 × 1000 × 1000 is refused
+# after a few thousand items, not attempted). A million items is a million item rows and
+# at least as many step rows: past that a batch belongs in several runs.
+DEFAULT_MAX_ITEMS_IN_FLIGHT = 1000
+MAX_ITEMS_IN_FLIGHT = 10_000
+DEFAULT_MAX_ITEMS_PER_RUN = 1_000_000
+MAX_ITEMS_PER_RUN = 10_000_000
+
 # The most items an estimate runs per loop (`sample_items`) before extrapolating.
 MAX_SAMPLE_ITEMS = 1000
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine.core import expression_pool
 from engine.core.distribution import ChunkSpan
 from engine.core.errors import BlockError
 from engine.core.expressions import (
@@ -25,6 +27,7 @@ from engine.core.expressions import (
 )
 from engine.core.give_way import give_way
 from engine.core.graph import Block
+from engine.core.in_flight import HELD, Place
 from engine.core.loop_policies import ConcurrencyGate, breaker_policy
 from engine.core.loop_state import LoopState
 from engine.core.memo import Memo
@@ -74,23 +77,36 @@ def entry_need(executor: Executor, block: Block) -> Need | None:
     return need
 
 
+class _OrderAbandoned(Exception):  # noqa: N818 -- a stop, not an error
+    """The ordering's awaiting step ended (timeout, cancel): the thread stops sorting."""
+
+
 def dispatch_order(
-    items: list[Any], priority: str | None, max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    items: list[Any],
+    priority: str | None,
+    max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    cancel: threading.Event | None = None,
 ) -> list[int]:
     """Indexes in the order items start: by descending priority when configured.
 
     Items are data from outside: a priority that fails to evaluate, or a number no float can
     hold (10**400, ±inf, NaN), sorts last instead of failing the run. Anything else that is
-    not a number counts as 0, as before.
+    not a number counts as 0, as before. Once `cancel` is set the evaluation stops (at its
+    next value) and `_OrderAbandoned` is raised. Evaluates user expressions over user data:
+    off the event loop only (`dispatch_order_async`).
     """
     order = list(range(len(items)))
     if priority:
         expression = compile_expression(priority)
 
         def key(index: int) -> tuple[int, float]:
+            if cancel is not None and cancel.is_set():
+                raise _OrderAbandoned
             try:
-                value = search(expression, items[index], max_bytes=max_bytes)
+                value = search(expression, items[index], max_bytes=max_bytes, cancel=cancel)
             except BlockError:
+                if cancel is not None and cancel.is_set():
+                    raise _OrderAbandoned from None
                 return (1, 0.0)
             if not isinstance(value, int | float):
                 return (0, 0.0)
@@ -102,6 +118,31 @@ def dispatch_order(
 
         order.sort(key=key)
     return order
+
+
+class PriorityTooSlow(Exception):  # noqa: N818 -- a verdict, caught by the loop
+    """The `priority` ordering ran past its time."""
+
+
+async def dispatch_order_async(
+    items: list[Any], priority: str | None, max_bytes: int, seconds: float, owner: str = ""
+) -> list[int]:
+    """`dispatch_order` on the expression threads as `owner`'s evaluation (like transforms
+    and aggregations, engine/core/expression_pool.py), so a costly `priority` expression
+    never holds the event loop (every run on it): at most `seconds` (PriorityTooSlow past
+    them), and stopped at its next value when the awaiting step is cancelled (a queued
+    ordering never runs)."""
+    if not priority:
+        return list(range(len(items)))
+    cancel = threading.Event()
+    future = expression_pool.POOL.submit(owner, dispatch_order, items, priority, max_bytes, cancel)
+    try:
+        async with asyncio.timeout(seconds):
+            return await asyncio.wrap_future(future)
+    except TimeoutError:
+        raise PriorityTooSlow from None
+    finally:
+        cancel.set()
 
 
 def distributable(executor: Executor, block: Block, frame: ItemFrame, total: int, cap: int) -> bool:
@@ -209,6 +250,43 @@ async def run_loop(
         return await loop_run.run()
     finally:
         loop_run.progress_now()  # its last counts come before its step's end, whatever it was
+
+
+class _Window:
+    """One sliding window's indexes, taken in order, and its live workers."""
+
+    __slots__ = ("_changed", "halted", "indexes", "live", "next")
+
+    def __init__(self, indexes: list[int], halted: Callable[[], bool]) -> None:
+        self.indexes = indexes
+        self.halted = halted
+        self.next = 0
+        self.live = 0
+        self._changed: asyncio.Future[None] | None = None
+
+    def left(self) -> int:
+        return len(self.indexes) - self.next
+
+    def given_up(self) -> bool:
+        """No more workers needed: every index went, or the loop halted."""
+        return not self.left() or self.halted()
+
+    def changed(self) -> asyncio.Future[None]:
+        """Resolves at the next `poke` (a worker ended, the limit moved)."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def poke(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    def take(self) -> int | None:
+        if self.next >= len(self.indexes):
+            return None
+        index = self.indexes[self.next]
+        self.next += 1
+        return index
 
 
 class LoopRun:
@@ -474,55 +552,98 @@ class LoopRun:
         """No more items start: `fail_fast`, the process stopping, or a sibling step of the
         item this loop runs in failed (`Executor.halts`)."""
         executor = self.executor
-        return self.stop.is_set() or executor.stopping or self.frame.key in executor.halts
+        return (
+            self.stop.is_set()
+            or executor.stopping
+            or executor.refused is not None
+            or self.frame.key in executor.halts
+        )
 
     async def run_window(self, indexes: list[int]) -> None:
-        order: Iterator[int] = iter(indexes)
+        """The sliding window over `indexes`: workers pull the next index the moment they
+        finish one. A worker is created only once it holds one of the run's places
+        (engine/core/in_flight.py; the first may be borrowed from the item this loop runs
+        in), so nested loops never create more workers than the run's items in flight,
+        and each creation gives the event loop (a cancel, other runs) its turn."""
+        window = _Window(indexes, self._window_halted)
+        places = self.executor.places
+
+        def give_up() -> bool:  # or the item's place became free to borrow (a sibling
+            return window.given_up() or places.lendable()  # inner loop gave it back)
 
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.gate.cap, len(indexes))):
-                group.create_task(self._window_worker(order))
+            while window.left() and not self._window_halted():
+                if window.live >= self.gate.limit:
+                    await window.changed()  # a worker ended, or the limit moved
+                    continue
+                place = places.borrow()
+                if place is None:
+                    place = await places.take_unless(give_up, window.changed)
+                    if place is None:
+                        continue  # the items went meanwhile, the loop halted, or a borrow
+                if not window.left() or self._window_halted():
+                    await places.give_back(place)
+                    break
+                window.live += 1
+                group.create_task(self._window_worker(window, place))
+                await give_way()
 
-    async def _window_worker(self, order: Iterator[int]) -> None:
-        executor, gate = self.executor, self.gate
+    def _window_halted(self) -> bool:
+        return self.halted() or self.executor.over_budget
+
+    async def _window_worker(self, window: _Window, place: Place) -> None:
+        executor, gate, places = self.executor, self.gate, self.executor.places
+        HELD.set(place)  # this worker task's items' inner loops borrow it
         if self.breaker is not None:
             BREAKER_POLICY.set(self.breaker)  # this worker task's own context
-        # Pulling from a shared iterator is the sliding window: no await between next().
-        while not self.halted():
-            ticket = await gate.acquire()
-            if executor.over_budget:  # the run's budget: no more items start
-                await gate.release(None)
-                return
-            index = next(order, None)
-            if index is None or self.halted():
-                await gate.release(None)
-                return
-            outcome: bool | None = False
-            try:
-                # The process's share first (a worker's items in flight), then, with
-                # workers, one of the loop's slots held across processes
-                # (engine/core/slots.py): both waited for before the item starts.
-                key = self.item_key(index)
-                settled = executor.memo.settled(key)  # reused: no slot
-                slot = item_slot(
-                    executor.services, self.block.id, self.frame.key, self.cap, needed=not settled
-                )
-                if executor.item_gate is None and isinstance(slot, contextlib.nullcontext):
-                    outcome = await self._start(index, key)  # nothing to hold (inline runs)
-                else:
-                    async with executor.item_gate or contextlib.nullcontext(), slot:
-                        outcome = await self._start(index, key)
-            finally:
-                limit = await gate.release(outcome, ticket)
-            if outcome is None:
-                return
-            if limit is not None:
-                self.bus.emit(
-                    "loop.concurrency", loop=self.block.id, item=self.frame.key, limit=limit
-                )
-                self.state.limit = limit
-                self.save_state()
-            await give_way()  # items that never suspend must not keep the loop
+        try:
+            # Pulling from a shared window is the sliding window: no await between takes.
+            while not self.halted():
+                ticket = await gate.acquire()
+                if executor.over_budget:  # the run's budget: no more items start
+                    await gate.release(None)
+                    return
+                index = window.take()
+                if index is None or self.halted():
+                    await gate.release(None)
+                    return
+                outcome: bool | None = False
+                try:
+                    # With workers, one of the loop's slots held across processes
+                    # (engine/core/slots.py), waited for before the item starts (the
+                    # process's share came with the place).
+                    key = self.item_key(index)
+                    settled = executor.memo.settled(key)  # reused: no slot
+                    slot = item_slot(
+                        executor.services,
+                        self.block.id,
+                        self.frame.key,
+                        self.cap,
+                        needed=not settled,
+                    )
+                    if isinstance(slot, contextlib.nullcontext):
+                        outcome = await self._start(index, key)  # nothing to hold (inline)
+                    else:
+                        async with slot:
+                            outcome = await self._start(index, key)
+                finally:
+                    limit = await gate.release(outcome, ticket)
+                if outcome is None:
+                    return
+                if limit is not None:
+                    self.bus.emit(
+                        "loop.concurrency", loop=self.block.id, item=self.frame.key, limit=limit
+                    )
+                    self.state.limit = limit
+                    self.save_state()
+                    window.poke()
+                if not place.borrowed and (places.contended() or window.live > gate.limit):
+                    return  # its place goes to whoever waits (another loop, this one's next)
+                await give_way()  # items that never suspend must not keep the loop
+        finally:
+            window.live -= 1
+            window.poke()
+            await places.give_back(place)
 
     async def _start(self, index: int, key: str) -> bool | None:
         if self.halted() or self.executor.over_budget:
@@ -613,9 +734,24 @@ class LoopRun:
         from engine.core.executor import Interrupted, StepFailed
 
         executor, block = self.executor, self.block
-        self.pending = dispatch_order(
-            self.items, block.config.get("priority"), executor.options.max_output_bytes
-        )
+        self.count_items()
+        self.progress()
+        self.progress_now()  # its total at once, whatever it takes to order and start items
+        try:
+            self.pending = await dispatch_order_async(
+                self.items,
+                block.config.get("priority"),
+                executor.options.max_output_bytes,
+                executor.options.block_timeout,
+                executor.share.owner.owner,
+            )
+        except PriorityTooSlow:
+            raise StepFailed(
+                block,
+                f"priority: ordering its {self.total} items took longer than "
+                f"{executor.options.block_timeout:g} s (KLYNTOS_BLOCK_TIMEOUT); "
+                "simplify the loop's `priority` expression",
+            ) from None
         # An estimate (RunOptions.sample_items): a top-level loop runs its first items only.
         sample = executor.options.sample_items if not self.frame.key and self.span is None else None
         fanned_out = False
@@ -629,11 +765,15 @@ class LoopRun:
             await self.fan_out()
             fanned_out = True
         if not fanned_out and not self.frame.key and self.pending:  # not per item of an outer loop
-            width = min(self.gate.cap, len(self.pending), self.batch_size or len(self.pending))
+            width = min(
+                self.gate.cap,
+                executor.places.limit,
+                len(self.pending),
+                self.batch_size or len(self.pending),
+            )
             await open_first_connections(executor, block, width)
         if self.state:  # restored: kept with the run again (its new store starts empty)
             self.save_state()
-        self.progress()
         try:
             await self.run_waves(self.pending)
             await self.retry_failed_items()
@@ -643,6 +783,11 @@ class LoopRun:
             raise
         if executor.stopping:
             raise Interrupted
+        if executor.refused is not None:  # the run's items past its limit: it fails
+            if not self.frame.key:  # an inner loop's items go with their failed parent
+                self.record_not_started(f"not started: {executor.refused}")
+            self.begun.update(range(self.total))
+            raise StepFailed(block, f"stopped: {executor.refused}")
         halt = executor.halts.get(self.frame.key)
         if halt is not None:  # a sibling step failed: the items in flight finished, no more
             self.record_not_started(f"not started: {halt}")
@@ -677,6 +822,28 @@ class LoopRun:
             if not self.frame.key:
                 self.executor.failed_loops.append(f"'{block.name}' failed: {message}")
         return await self.compose(succeeded)
+
+    def count_items(self) -> None:
+        """Count this loop's items (a chunk's: its own) into the run's, before any starts;
+        past `max_items_per_run` the loop is refused and the whole run stops starting
+        items (`Executor.refused`): nested loops of 1000 × 1000 × 1000 fail within the
+        first thousands of items, with the reason, instead of being attempted."""
+        from engine.core.executor import StepFailed
+
+        executor, block = self.executor, self.block
+        if executor.refused is not None:
+            raise StepFailed(block, f"stopped: {executor.refused}")
+        count = len(self.span.indexes) if self.span is not None else self.total
+        limit = executor.options.max_items_per_run
+        total = executor.items_counted + count
+        if total > limit:
+            executor.refused = (
+                f"loop '{block.name}' refused: its {count:,} items would take the run to "
+                f"{total:,} loop items (all loops, nested included), past the limit of "
+                f"{limit:,} per run (KLYNTOS_MAX_ITEMS_PER_RUN)"
+            )
+            raise StepFailed(block, executor.refused)
+        executor.items_counted = total
 
     async def retry_failed_items(self) -> None:
         """The brief's fail-safe strategy: failed items get another go once the batch is

@@ -60,3 +60,25 @@ def test_ready_checks_the_preconnect_wait(settings: object, wait: float) -> None
         config.ready()
     settings.KLYNTOS_PRECONNECT_WAIT = 0  # type: ignore[attr-defined]
     config.ready()  # 0 turns it off: no error
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KLYNTOS_MAX_ITEMS_IN_FLIGHT", 0),
+        ("KLYNTOS_MAX_ITEMS_IN_FLIGHT", 10_001),
+        ("KLYNTOS_MAX_ITEMS_PER_RUN", 0),
+        ("KLYNTOS_MAX_ITEMS_PER_RUN", 10_000_001),
+    ],
+)
+def test_ready_checks_the_run_item_limits(settings: object, name: str, value: int) -> None:
+    import engine
+    from engine.config import loop_item_limits
+
+    config = EngineConfig("engine", engine)
+    setattr(settings, name, value)
+    with pytest.raises(ImproperlyConfigured, match=f"{name} must be from 1 to"):
+        config.ready()
+    setattr(settings, name, 7)
+    config.ready()
+    assert 7 in loop_item_limits()  # what each run's options carry (engine/runner.py)
