@@ -4,7 +4,6 @@ listed, the user chooses, and the server holds the chosen values."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,21 +11,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LocalApp, fill_field, save_draft, screenshot, select_block
+from tests.e2e.test_editing_browser import api
 
 pytestmark = pytest.mark.browser
 TEMPLATE = "parallel-lead-enrichment"
-
-
-def api(page: Any, method: str, path: str, body: Any = None) -> Any:
-    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    response = page.request.fetch(
-        path,
-        method=method,
-        data=json.dumps(body) if body is not None else None,
-        headers={"Content-Type": "application/json", "X-CSRFToken": token},
-    )
-    assert response.ok, response.text()
-    return response.json()
 
 
 def config(graph: dict[str, Any], block_id: str) -> dict[str, Any]:
