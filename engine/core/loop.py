@@ -35,7 +35,7 @@ from engine.core.preconnect import open_first_connections
 from engine.core.providers import BREAKER_POLICY
 from engine.core.refs import MissingReference, Scope, render
 from engine.core.result_needs import Need, prune, results_need
-from engine.core.sizes import DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
+from engine.core.sizes import BLOCK_OUTPUT, DEFAULT_MAX_OUTPUT_BYTES, SizeMeter
 from engine.core.slots import item_slot
 from engine.core.step_permits import StepPermits
 
@@ -487,7 +487,7 @@ class LoopRun:
             **extra,
         )
         self.progress()  # so `running` counts items in flight, not only finished ones
-        sizes = SizeMeter(executor.options.max_output_bytes, "the block's output")
+        sizes = SizeMeter(executor.options.max_output_bytes, BLOCK_OUTPUT)
         try:
             frame = ItemFrame(key, sizes, self.permits)
             outputs = await executor.run_level(block.id, item_scope, frame)
