@@ -76,12 +76,17 @@ def header_problem(name: str) -> str | None:
 
 
 def content_type_problem(value: str) -> str | None:
-    media = value.split(";", 1)[0].strip().lower()
-    if media in SAFE_CONTENT_TYPES:
-        return None
-    return (
-        f"Content-Type '{media}' is not allowed; use one of {', '.join(sorted(SAFE_CONTENT_TYPES))}"
-    )
+    media, *parameters = (part.strip() for part in value.split(";"))
+    media = media.lower()
+    if media not in SAFE_CONTENT_TYPES:
+        return f"Content-Type '{media}' is not allowed; use one of {', '.join(sorted(SAFE_CONTENT_TYPES))}"
+    # The body is always sent as UTF-8: another charset would make a client (or an old
+    # browser sniffing UTF-7) read different text than the one the block wrote.
+    for parameter in parameters:
+        name, _, given = parameter.partition("=")
+        if name.strip().lower() != "charset" or given.strip().strip('"').lower() != "utf-8":
+            return f"Content-Type parameter '{parameter}' is not allowed; the body is sent as charset=utf-8"
+    return None
 
 
 def value_problem(name: str, value: str) -> str | None:

@@ -64,6 +64,8 @@ async def test_defaults_are_200_no_headers_and_no_body() -> None:
         ({"X-Klyntos-Run-Id": "x"}, "cannot be set"),
         ({"Bad Name": "x"}, "is not a header name"),
         ({"Content-Type": "text/html"}, "Content-Type 'text/html' is not allowed"),
+        ({"Content-Type": "text/plain; charset=utf-7"}, "the body is sent as charset=utf-8"),
+        ({"Content-Type": "text/csv; header=present"}, "parameter 'header=present'"),
     ],
 )
 def test_unsafe_headers_are_validation_errors_naming_the_header(
@@ -76,7 +78,7 @@ def test_unsafe_headers_are_validation_errors_naming_the_header(
 
 def test_safe_headers_and_own_x_headers_pass() -> None:
     headers = {
-        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Type": 'text/plain; Charset="UTF-8"',
         "Cache-Control": "no-store",
         "X-Request-Source": "klyntos",
         "Retry-After": "5",
