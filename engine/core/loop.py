@@ -879,15 +879,27 @@ class LoopRun:
         }
         aggregations = self.block.config.get("aggregations") or {}
         if aggregations:
+            seconds = self.executor.options.block_timeout
             try:
-                await search_each_async(
-                    aggregations,
-                    output,
-                    max_bytes=self.executor.options.max_output_bytes,
-                    what="its result",
-                    sizes=self.outer_sizes,
-                )
+                # Bounded like a transform: a costly aggregation over 100,000 results fails
+                # the loop naming the limit instead of holding the run (and an expression
+                # thread) for ever; the thread stops at its next value.
+                async with asyncio.timeout(seconds):
+                    await search_each_async(
+                        aggregations,
+                        output,
+                        max_bytes=self.executor.options.max_output_bytes,
+                        what="its result",
+                        sizes=self.outer_sizes,
+                    )
             except NamedExpressionFailed as exc:
                 message = f"aggregation '{exc.name}' failed: {exc.error}"
+                raise StepFailed(self.block, message) from None
+            except TimeoutError:
+                message = (
+                    f"aggregations: computing {', '.join(map(repr, aggregations))} over "
+                    f"{self.total} items took longer than {seconds:g} s "
+                    "(KLYNTOS_BLOCK_TIMEOUT); simplify the expressions"
+                )
                 raise StepFailed(self.block, message) from None
         return output

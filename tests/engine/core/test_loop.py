@@ -473,3 +473,26 @@ async def test_an_outer_items_failure_lets_its_inner_loops_items_in_flight_finis
     assert outcome.status == "succeeded"
     # companies[0]'s people 1 to 5 (1 failed, 2 to 5 never began); people[0]'s is reused.
     assert sim.control.stats()["requests"]["linkedin"] == 5
+
+
+async def test_a_costly_aggregation_fails_the_loop_naming_the_limit() -> None:
+    """Aggregations are bounded like a transform (KLYNTOS_BLOCK_TIMEOUT): the loop fails
+    saying which ran too long, and the run does not wait for them to finish."""
+    slow = "length([" + ", ".join(["results[].item[?@==`0`][]"] * 20) + "])"
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("loop", "loop", items="<webhook.body.x>", aggregations={"zeros": slow}),
+            block("t", "transform", "loop", input="<item>", expression="@"),
+        ],
+        [("webhook", "loop")],
+    )
+    body = {"x": [[0] * 300 for _ in range(2000)]}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    outcome, _ = await run_graph(g, body, options=RunOptions(block_timeout=0.5))
+    assert outcome.status == "failed"
+    assert "loop: aggregations: computing 'zeros' over 2000 items took longer than 0.5 s" in (
+        outcome.error or ""
+    )
+    assert loop.time() - started < 30
