@@ -13,11 +13,11 @@ the row (`resume_everywhere`), which every worker applies.
 
 Each worker still probes on its own after the cool-down: a worker that died while its
 breaker was open never leaves the others paused (manual breakers wait for a Resume, as
-everywhere). Each also gives up on its own clock: `give_up_after` (in the shared policy)
-from when its breaker opened or joined the open one, so the workers running when it opened
-give up within a look of each other (the outage's start is not shared: a worker that starts
-during it waits up to a whole `give_up_after` more). Concurrency caps are shared through
-the slot tables (engine/slots.py).
+everywhere). The give-up clock is shared: the row keeps the earliest start of the outage
+any worker wrote while it stays open (`outage_since`, wall time), and every worker gives up
+`give_up_after` (in the shared policy) from it, a worker that starts during the outage too,
+and a worker whose own breaker opened later adopts the earlier start. Concurrency caps are
+shared through the slot tables (engine/slots.py).
 
 The same look shares the rest of a key's governance:
 - **Adaptive limits** (AIMD), of keys with settings only (a lead's own website that times
@@ -69,21 +69,27 @@ from engine.polling import Poller, process_name
 
 log = logging.getLogger(__name__)
 
+# While the row stays open its outage keeps the earliest start any worker wrote (least()
+# skips a NULL): the give-up clock is the cluster's, not each worker's.
 UPSERT = """
-INSERT INTO engine_providerbreaker (key, state, reason, trips, until, policy, process, version,
-    updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, nextval('engine_providerbreaker_version'), now())
+INSERT INTO engine_providerbreaker (key, state, reason, trips, until, policy, process,
+    outage_since, version, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, nextval('engine_providerbreaker_version'), now())
 ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason,
     trips = EXCLUDED.trips, until = EXCLUDED.until, policy = EXCLUDED.policy,
-    process = EXCLUDED.process, version = EXCLUDED.version, updated_at = now()
+    process = EXCLUDED.process, version = EXCLUDED.version, updated_at = now(),
+    outage_since = CASE WHEN EXCLUDED.state <> 'open' THEN NULL
+        WHEN engine_providerbreaker.state = 'open'
+            THEN least(engine_providerbreaker.outage_since, EXCLUDED.outage_since)
+        ELSE EXCLUDED.outage_since END
 RETURNING version
 """
 CHANGED = """
-SELECT key, state, reason, trips, until, policy, process, version
+SELECT key, state, reason, trips, until, policy, process, version, outage_since
 FROM engine_providerbreaker WHERE version > %s ORDER BY version
 """
 OPEN_NOW = """
-SELECT key, state, reason, trips, until, policy, process, version
+SELECT key, state, reason, trips, until, policy, process, version, outage_since
 FROM engine_providerbreaker
 WHERE state = 'open' AND (until IS NULL OR until > extract(epoch FROM now()))
 """
@@ -196,10 +202,16 @@ async def _on_loop(function: Callable[[], T]) -> T:
 
 
 def _change(row: tuple[Any, ...]) -> tuple[str, dict[str, Any], str, int]:
-    key, state, reason, trips, until, policy, process, version = row
+    key, state, reason, trips, until, policy, process, version, outage_since = row
     if isinstance(policy, str | bytes):  # Django's psycopg loads jsonb as text
         policy = json.loads(policy)
-    change = {"state": state, "reason": reason, "trips": trips, "until": until}
+    change = {
+        "state": state,
+        "reason": reason,
+        "trips": trips,
+        "until": until,
+        "outage_since": outage_since,
+    }
     return key, {**change, "policy": policy or {}}, process, version
 
 
@@ -337,6 +349,7 @@ class BreakerSharing(Poller):
                         change.get("until"),
                         json.dumps(change.get("policy") or {}),
                         self.process,
+                        change.get("outage_since") if change["state"] == "open" else None,
                     ],
                 )
             cursor.execute(CHANGED, [self.seen])
@@ -506,5 +519,7 @@ def resume_everywhere(key: str) -> bool:
         row = cursor.fetchone()
         if row is None or row[0] == "closed":
             return False
-        cursor.execute(UPSERT, [key, "closed", "resumed", 0, None, "{}", f"web:{process_name()}"])
+        cursor.execute(
+            UPSERT, [key, "closed", "resumed", 0, None, "{}", f"web:{process_name()}", None]
+        )
     return True

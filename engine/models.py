@@ -257,6 +257,9 @@ class ProviderBreaker(models.Model):
     until = models.FloatField(null=True, blank=True)
     policy = models.JSONField(default=dict)  # the BreakerPolicy it opened under
     process = models.CharField(max_length=200)  # who decided it (`host:pid`, `web:…`)
+    # Open: when the outage began (epoch seconds), the earliest any worker wrote; every
+    # worker's give-up clock runs from it. None while closed.
+    outage_since = models.FloatField(null=True, blank=True)
     version = models.BigIntegerField(db_index=True)
     updated_at = models.DateTimeField()
 

@@ -573,12 +573,28 @@ class ProviderRegistry:
                 if until is not None and policy.mode == "auto":  # the same end of cool-down
                     breaker.until = now + max(0.0, float(until) - time.time())
                 breaker.trips = max(breaker.trips, int(change.get("trips") or 1))
+                self._adopt_outage_start(breaker, change.get("outage_since"), now)
                 self._pump()  # queued calls wake at the end of the cool-down
+            elif change.get("state") == "open":  # open here too: the earlier outage start
+                if self._adopt_outage_start(breaker, change.get("outage_since"), _now()):
+                    self._pump()  # the give-up may come sooner now
             elif change.get("state") == "closed" and breaker.state != "closed":
                 self._close(state, _now(), str(change.get("reason") or "closed elsewhere"))
                 self._pump()
         finally:
             self._applying_shared = False
+
+    @staticmethod
+    def _adopt_outage_start(breaker: Breaker, wall: Any, now: float) -> bool:
+        """Take another worker's start of the outage (wall time) when it is earlier than
+        this process's: the cluster gives up `give_up_after` from the outage's first start."""
+        if wall is None or breaker.outage_since is None:
+            return False
+        since = now - max(0.0, time.time() - float(wall))
+        if since >= breaker.outage_since:
+            return False
+        breaker.outage_since = since
+        return True
 
     def _share(self, state: _KeyState) -> None:
         """Tell the other processes of a change decided here (not of one heard from them)."""
@@ -594,6 +610,10 @@ class ProviderRegistry:
                 "trips": breaker.trips,
                 "until": None if until is None else time.time() + max(0.0, until - _now()),
                 "policy": policy_dict(breaker.policy),
+                # The outage's start (wall time): every worker gives up on the same clock.
+                "outage_since": None
+                if breaker.outage_since is None
+                else time.time() - max(0.0, _now() - breaker.outage_since),
             },
         )
 

@@ -122,6 +122,39 @@ async def test_a_resume_for_the_cluster_closes_every_workers_breaker(share: Any)
     assert not await sync_to_async(resume_everywhere)("api.nowhere.example")
 
 
+async def test_every_worker_gives_up_on_the_outages_first_start(share: Any) -> None:
+    """A worker whose breaker opened later, or that started during the outage, gives up
+    `give_up_after` from when the outage first began anywhere, not from its own start."""
+    policy = BreakerPolicy(window=2, min_calls=2, failure_rate=0.5, give_up_after=600.0)
+    a, b, late = (ProviderRegistry(ProviderSettings(breaker=policy)) for _ in range(3))
+    share(a, "worker-a")
+    await fail_calls(a)
+    first = breaker(a).outage_since
+    for _ in range(250):  # a's row is written
+        if await ProviderBreaker.objects.filter(key=KEY, state="open").aexists():
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    await fail_calls(b)  # b's own breaker opens half a second later, before it heard of a's
+    assert breaker(b).outage_since - first >= 0.5
+    share(b, "worker-b")  # its first look joins the open breaker and writes its own
+    await until(lambda: breaker(b).outage_since - first < 0.1, "b to adopt a's start")
+    assert breaker(b).give_up_at() == pytest.approx(breaker(a).give_up_at(), abs=0.1)
+    row = await ProviderBreaker.objects.aget(key=KEY)
+    assert row.outage_since is not None
+    assert time.time() - row.outage_since >= 0.5  # b's later start did not replace a's
+
+    await asyncio.sleep(0.3)
+    share(late, "worker-late")
+    await until(lambda: breaker(late).state == "open", "the late worker to pause")
+    assert breaker(late).outage_since - first < 0.1
+
+    assert a.resume(KEY)  # closed: the row forgets the outage
+    await until(lambda: breaker(b).state == breaker(late).state == "closed", "all to close")
+    row = await ProviderBreaker.objects.aget(key=KEY)
+    assert (row.state, row.outage_since) == ("closed", None)
+
+
 LLM = "api.openai.com"
 
 

@@ -206,9 +206,10 @@ async def test_a_failover_moves_on_from_a_provider_given_up_on() -> None:
     assert reg.available(KEY) is False
 
 
-async def test_a_worker_joining_an_open_breaker_gives_up_by_its_own_clock() -> None:
-    """Workers: the opener's policy travels with the shared change (give_up_after with it);
-    a worker that applies it gives up `give_up_after` after it joined."""
+async def test_a_worker_joining_an_open_breaker_gives_up_on_the_outages_clock() -> None:
+    """Workers: the opener's policy and the outage's start travel with the shared change; a
+    worker that applies it gives up `give_up_after` after the outage began at the opener,
+    not after it joined (engine/breaker_sharing.py)."""
     published: list[dict[str, Any]] = []
 
     class Sharing:
@@ -219,19 +220,22 @@ async def test_a_worker_joining_an_open_breaker_gives_up_by_its_own_clock() -> N
 
         def wake(self) -> None: ...
 
-    opener = registry(give_up_after=0.3)
+    opener = registry(give_up_after=1.0)
     opener.sharing = Sharing()
+    opened = time.monotonic()
     await fail_calls(opener)
     [change] = published
-    assert change["policy"]["give_up_after"] == 0.3
+    assert change["policy"]["give_up_after"] == 1.0
+    assert abs(change["outage_since"] - time.time()) < 0.5
 
     joiner = ProviderRegistry(ProviderSettings())  # its own setting: the default 900 s
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.7)
     joiner.apply_shared(KEY, change)
     joined = time.monotonic()
-    error, ended = await asyncio.wait_for(one_call(joiner), 0.3 + SLACK)
+    error, ended = await asyncio.wait_for(one_call(joiner), 1.0 + SLACK)
     assert isinstance(error, ProviderUnavailable)
-    assert ended - joined >= 0.3 - 0.02
+    assert ended - opened >= 1.0 - 0.02
+    assert ended - joined < 0.9  # not a whole give_up_after from joining
 
 
 def test_give_up_after_is_parsed_or_refused_naming_what_is_wrong() -> None:
