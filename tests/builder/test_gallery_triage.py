@@ -53,7 +53,21 @@ def test_the_sample_is_triaged_and_posted_to_slack(user: Any, providers: Any) ->
     assert sum(body["by_team"].values()) == len(sample["tickets"])
     [slack] = [e for e in received if e["endpoint"] == "slack"]
     assert slack["json"]["channel"] == "#support-triage"
-    assert f"{len(urgent)} urgent" in slack["text"]
+    text = slack["text"]
+    assert f"{len(urgent)} urgent" in text
+    # Written for people: a line per team count and per urgent ticket, no JSON pasted in.
+    teams = " · ".join(
+        f"{team} {body['by_team'][team]}"
+        for team in ("engineering", "billing", "success", "support")
+    )
+    assert f"By team: {teams}\n" in text
+    lines = [
+        f"• {t['id']} {t['customer']} ({t['plan']}, {triaged[t['id']]['team']}): "
+        f"{triaged[t['id']]['summary']}"
+        for t in urgent[:10]
+    ]
+    assert text.endswith("Urgent (the first 10):\n" + ("\n".join(lines) or "none"))
+    assert "{" not in text
 
 
 @REAL_RUN
