@@ -627,10 +627,33 @@ class SecretListView(BodyRequired, APIView):
         return Response({"name": secret.name}, status=status.HTTP_201_CREATED)
 
 
+FORCE_PARAMETER = OpenApiParameter(
+    "force",
+    bool,
+    description="delete it even though a live (published) version reads it: that workflow's "
+    "webhook, schedules and API runs are refused until it is set again or a version without "
+    "it is published",
+)
+
+
 class SecretDetailView(APIView):
     """One of the caller's secrets, by name (another user's names do not exist for them)."""
 
-    @answers(None, 404, status=204)
+    @answers(None, 404, 409, status=204, parameters=[FORCE_PARAMETER])
     def delete(self, request: Request, name: str) -> Response:
-        services.secret_delete(secret=selectors.secret_get(request.user, name))
+        secret = selectors.secret_get(request.user, name)
+        readers = exports.live_readers(request.user, secret.name)
+        if readers and request.query_params.get("force") not in ("1", "true"):
+            names = ", ".join(f"'{w['name']}'" for w in readers)
+            return Response(
+                {
+                    "error": f"{secret.name} is read by the live version of {names}: deleting "
+                    "it makes their webhook, schedules and API runs refused until it is set "
+                    "again or a version without it is published; add ?force=true to delete "
+                    "it anyway",
+                    "workflows": readers,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        services.secret_delete(secret=secret)
         return Response(status=status.HTTP_204_NO_CONTENT)

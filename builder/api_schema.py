@@ -97,13 +97,19 @@ TemplateSummary = shape(
         "width, height) and `edges` (source, target)"
     ),
 )
-WorkflowRef = shape("WorkflowRef", id=serializers.IntegerField(), name=serializers.CharField())
+SecretReader = shape(
+    "SecretReader",
+    id=serializers.IntegerField(),
+    name=serializers.CharField(),
+    draft=serializers.BooleanField(help_text="its draft (saved) version reads it"),
+    live=serializers.BooleanField(help_text="its live (published) version reads it"),
+)
 SecretName = shape(
     "SecretName",
     name=serializers.CharField(),
     updated_at=serializers.DateTimeField(required=False),
-    workflows=WorkflowRef(
-        many=True, required=False, help_text="the workflows whose saved version reads it"
+    workflows=SecretReader(
+        many=True, required=False, help_text="the workflows whose draft or live version reads it"
     ),
     missing=serializers.BooleanField(
         required=False, help_text="read by a workflow but not set (with ?referenced=1)"
@@ -143,7 +149,7 @@ REFUSALS = {
     403: "not signed in (session) or not allowed",
     404: "no such object among the caller's (another user's objects do not exist for them)",
     405: "method not allowed",
-    409: "conflict with the current state (a stale version)",
+    409: "conflict with the current state (a stale version, a secret a live version reads)",
     413: "the request body is larger than KLYNTOS_REQUEST_MAX_BYTES",
     415: "the request body is not JSON",
     422: "the input does not match the webhook's body schema",

@@ -74,10 +74,26 @@ def export_filename(name: str) -> str:
 
 def secret_usage(owner: Any, names: Iterable[str] = ()) -> dict[str, list[dict[str, Any]]]:
     """Every secret name the owner's workflows read (and every one in `names`), with the
-    workflows (id, name) whose saved version reads it."""
+    workflows (id, name) whose draft or live version reads it, and which of the two does:
+    a secret only the live version reads still runs every webhook call, so it is in use."""
     usage: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for workflow in workflows_for(owner).order_by("name", "pk"):
-        graph = workflow.current_version.graph if workflow.current_version else {}
-        for name in secret_names_in(graph):
-            usage.setdefault(name, []).append({"id": workflow.pk, "name": workflow.name})
+    workflows = workflows_for(owner).select_related("current_version", "published_version")
+    for workflow in workflows.order_by("name", "pk"):
+        draft, live = workflow.current_version, workflow.published_version
+        in_draft = set(secret_names_in(draft.graph)) if draft else set()
+        in_live = set(secret_names_in(live.graph)) if live else set()
+        for name in sorted(in_draft | in_live):
+            usage.setdefault(name, []).append(
+                {
+                    "id": workflow.pk,
+                    "name": workflow.name,
+                    "draft": name in in_draft,
+                    "live": name in in_live,
+                }
+            )
     return usage
+
+
+def live_readers(owner: Any, name: str) -> list[dict[str, Any]]:
+    """The owner's workflows whose live version reads the secret `name`."""
+    return [use for use in secret_usage(owner).get(name, []) if use["live"]]

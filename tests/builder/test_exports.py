@@ -104,7 +104,7 @@ def test_secrets_list_which_workflows_read_them_and_can_be_deleted(
     expect(api.post("/api/secrets/", {"name": "UNUSED", "value": "v-unused-1"}, format="json"), 201)
     listed = expect(api.get("/api/secrets/"), 200)
     used = {s["name"]: s["workflows"] for s in listed}
-    ref = [{"id": lead_workflow.pk, "name": lead_workflow.name}]
+    ref = [{"id": lead_workflow.pk, "name": lead_workflow.name, "draft": True, "live": True}]
     assert used == {"CLEARBIT_API_KEY": ref, "LINKEDIN_API_KEY": ref, "UNUSED": []}
     assert "v-unused-1" not in json.dumps(listed)
 
@@ -115,6 +115,41 @@ def test_secrets_list_which_workflows_read_them_and_can_be_deleted(
         "CLEARBIT_API_KEY",
         "LINKEDIN_API_KEY",
     ]
+
+
+@pytest.mark.django_db
+def test_a_secret_only_the_live_version_reads_is_in_use_and_not_deleted_unasked(
+    api: APIClient, lead_workflow: Any
+) -> None:
+    """A draft without the secret does not make it unused: the live version still runs every
+    webhook call, and deleting the secret would get them refused."""
+    graph = copy.deepcopy(lead_workflow.current_version.graph)
+    for block in graph["blocks"]:
+        if block["id"] == "http_clearbit":
+            block["config"]["headers"] = {"Authorization": "Bearer not-a-secret"}
+    expect(
+        api.put(
+            f"/api/workflows/{lead_workflow.pk}/",
+            {"graph": graph, "base_version": 1},
+            format="json",
+        ),
+        200,
+    )
+    used = {s["name"]: s["workflows"] for s in expect(api.get("/api/secrets/"), 200)}
+    assert used["CLEARBIT_API_KEY"] == [
+        {"id": lead_workflow.pk, "name": lead_workflow.name, "draft": False, "live": True}
+    ]
+
+    refused = expect(api.delete("/api/secrets/CLEARBIT_API_KEY/"), 409)
+    assert refused["error"].startswith(
+        f"CLEARBIT_API_KEY is read by the live version of '{lead_workflow.name}': deleting it"
+    )
+    assert "?force=true" in refused["error"]
+    assert [w["id"] for w in refused["workflows"]] == [lead_workflow.pk]
+    assert "CLEARBIT_API_KEY" in [s["name"] for s in expect(api.get("/api/secrets/"), 200)]
+    expect(api.delete("/api/secrets/CLEARBIT_API_KEY/?force=true"), 204)
+    assert "CLEARBIT_API_KEY" not in [s["name"] for s in expect(api.get("/api/secrets/"), 200)]
+    expect(api.delete("/api/secrets/CLEARBIT_API_KEY/?force=true"), 404)
 
 
 @pytest.mark.django_db
@@ -171,11 +206,11 @@ def test_notes_are_saved_exported_and_never_read_as_references(
 def test_referenced_secrets_that_are_not_set_are_listed_on_request(
     api: APIClient, other_api: APIClient, lead_workflow: Any
 ) -> None:
-    expect(api.delete("/api/secrets/LINKEDIN_API_KEY/"), 204)
+    expect(api.delete("/api/secrets/LINKEDIN_API_KEY/?force=true"), 204)
     plain = expect(api.get("/api/secrets/"), 200)
     assert [s["name"] for s in plain] == ["CLEARBIT_API_KEY"]
     listed = expect(api.get("/api/secrets/?referenced=1"), 200)
-    ref = [{"id": lead_workflow.pk, "name": lead_workflow.name}]
+    ref = [{"id": lead_workflow.pk, "name": lead_workflow.name, "draft": True, "live": True}]
     assert listed[1:] == [{"name": "LINKEDIN_API_KEY", "workflows": ref, "missing": True}]
     assert "missing" not in listed[0]
     # Owner-scoped: another user's workflows name nothing here.

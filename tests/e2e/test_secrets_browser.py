@@ -73,8 +73,14 @@ def test_add_a_secret_in_the_screen_then_the_template_validates_and_runs(
     screen.wait_for_selector('[data-testid="secrets-note"]:has-text("Replaced the value")')
     screen.fill('[data-testid="secret-name"]', "CLEARBIT_API_KEY")
     screen.fill('[data-testid="secret-value"]', VALUE)
+    # The add form replaces a secret of the same name only once the user says so.
+    asked: list[str] = []
+    screen.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     screen.click('[data-testid="secret-save"]')  # back to the first value
     screen.wait_for_selector('[data-testid="secrets-note"]:has-text("Replaced CLEARBIT_API_KEY")')
+    assert asked == [
+        "A secret CLEARBIT_API_KEY exists: replace its value? Workflows reading it will use the new value."
+    ]
     pages.append(screen.content())
     screen.close()
 

@@ -249,7 +249,9 @@ def test_a_secret_by_name_is_looked_up_among_the_callers_own(
     assert other_api.delete("/api/secrets/VICTIM_KEY/").status_code == 204
     assert [s["name"] for s in api.get("/api/secrets/").json()][-1] == "VICTIM_KEY"
     used = {s["name"]: s["workflows"] for s in api.get("/api/secrets/").json()}
-    assert used["CLEARBIT_API_KEY"] == [{"id": workflow.pk, "name": workflow.name}]
+    assert used["CLEARBIT_API_KEY"] == [
+        {"id": workflow.pk, "name": workflow.name, "draft": True, "live": True}
+    ]
 
 
 @pytest.mark.django_db

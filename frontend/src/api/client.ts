@@ -67,8 +67,8 @@ function parsed(text: string): unknown {
 export interface SecretSummary {
   name: string;
   updated_at?: string;
-  /** The workflows whose saved version reads it. */
-  workflows?: { id: number; name: string }[];
+  /** The workflows whose draft (saved) or live (published) version reads it, and which. */
+  workflows?: { id: number; name: string; draft?: boolean; live?: boolean }[];
   /** Read by a workflow but not set (listed with ?referenced=1). */
   missing?: boolean;
 }
@@ -128,7 +128,9 @@ export const api = {
   /** The secrets, then the names workflows read that are not set (`missing`). */
   secrets: () => request<SecretSummary[]>("GET", "/api/secrets/?referenced=1"),
   setSecret: (name: string, value: string) => request<{ name: string }>("POST", "/api/secrets/", { name, value }),
-  deleteSecret: (name: string) => request<null>("DELETE", `/api/secrets/${encodeURIComponent(name)}/`),
+  // `force`: even though a live version reads it (the server refuses with 409 otherwise).
+  deleteSecret: (name: string, force = false) =>
+    request<null>("DELETE", `/api/secrets/${encodeURIComponent(name)}/${force ? "?force=true" : ""}`),
   /** What a test of one block would be given, for the editor's (unsaved) graph. */
   blockTestPlan: (id: number, blockId: string, graph: GraphJson) =>
     request<BlockTestPlan>("POST", blockTestUrl(id, blockId), { graph, dry_run: true }),

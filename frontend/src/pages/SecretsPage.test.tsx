@@ -1,7 +1,7 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { nameProblem, SecretsPage } from "./SecretsPage";
+import { deleteConfirmation, nameProblem, SecretsPage } from "./SecretsPage";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -26,7 +26,7 @@ beforeEach(() => {
     let status = 200;
     if (url === "/api/secrets/?referenced=1" && method === "GET") {
       // Like the server: names and who reads them, never values; then what is read but not set.
-      const leads = [{ id: 7, name: "Leads" }];
+      const leads = [{ id: 7, name: "Leads", draft: true, live: true }];
       answer = stored.map((s) => ({ name: s.name, updated_at: "2026-01-01T00:00:00Z", workflows: leads }));
       for (const name of ["CLEARBIT_API_KEY", "LINKEDIN_API_KEY"]) {
         if (!stored.some((s) => s.name === name)) (answer as unknown[]).push({ name, workflows: leads, missing: true });
@@ -37,8 +37,14 @@ beforeEach(() => {
       answer = { name };
       status = 201;
     } else if (method === "DELETE") {
-      stored = stored.filter((s) => url !== `/api/secrets/${s.name}/`);
-      status = 204;
+      // Like the server: a secret a live version reads goes only with ?force=true.
+      if (url.endsWith("?force=true")) {
+        stored = stored.filter((s) => url !== `/api/secrets/${s.name}/?force=true`);
+        status = 204;
+      } else {
+        answer = { error: "read by the live version of 'Leads'" };
+        status = 409;
+      }
     } else status = 404;
     return { ok: status < 400, status, text: async () => (answer === null ? "" : JSON.stringify(answer)) };
   });
@@ -90,7 +96,9 @@ describe("SecretsPage", () => {
 
     await act(async () => $<HTMLButtonElement>('[data-secret="CLEARBIT_API_KEY"] [data-testid="delete-secret"]')!.click());
     await flush();
-    expect(window.confirm).toHaveBeenCalledWith(expect.stringContaining("1 workflow reads it"));
+    expect(window.confirm).toHaveBeenCalledWith(
+      "Delete the secret CLEARBIT_API_KEY? The live version of 'Leads' reads it: its webhook, schedules and API runs will be refused until the secret is set again or a version without it is published.",
+    );
     // Deleted, it is still read by Leads: listed as not set, with an Add button.
     expect($('[data-secret="CLEARBIT_API_KEY"]')?.getAttribute("data-missing")).toBe("true");
     await act(async () => $<HTMLButtonElement>('[data-testid="add-missing"]')!.click());
@@ -108,5 +116,36 @@ describe("SecretsPage", () => {
     expect(calls.filter((c) => c.method === "POST")).toHaveLength(0);
     expect(nameProblem("")).toBe("a name is required");
     expect(nameProblem("A".repeat(101))).toMatch(/at most 100/);
+  });
+
+  it("asks before the add form replaces a secret of the same name", async () => {
+    await act(async () => root.render(<SecretsPage />));
+    await flush();
+    const ask = vi.spyOn(window, "confirm").mockReturnValue(false);
+    type($<HTMLInputElement>('[data-testid="secret-name"]')!, "CLEARBIT_API_KEY");
+    type($<HTMLInputElement>('[data-testid="secret-value"]')!, "new-value");
+    await act(async () => $<HTMLButtonElement>('[data-testid="secret-save"]')!.click());
+    expect(ask).toHaveBeenCalledWith(
+      "A secret CLEARBIT_API_KEY exists: replace its value? Workflows reading it will use the new value.",
+    );
+    expect(calls.filter((c) => c.method === "POST")).toHaveLength(0);
+    expect(stored.find((s) => s.name === "CLEARBIT_API_KEY")?.value).toBe("cb-value-never-shown");
+    ask.mockReturnValue(true);
+    await act(async () => $<HTMLButtonElement>('[data-testid="secret-save"]')!.click());
+    await flush();
+    expect(stored.find((s) => s.name === "CLEARBIT_API_KEY")?.value).toBe("new-value");
+    expect($('[data-testid="secrets-note"]')?.textContent).toBe("Replaced CLEARBIT_API_KEY");
+  });
+
+  it("says what deleting stops: the live versions' runs, the drafts' validation", () => {
+    const workflows = [
+      { id: 1, name: "A", draft: true, live: true },
+      { id: 2, name: "B", draft: true, live: false },
+      { id: 3, name: "C", draft: false, live: true },
+    ];
+    expect(deleteConfirmation({ name: "K", workflows })).toBe(
+      "Delete the secret K? The live versions of 'A', 'C' read it: their webhooks, schedules and API runs will be refused until the secret is set again or versions without it are published. The draft of 'B' reads it and will fail validation.",
+    );
+    expect(deleteConfirmation({ name: "K", workflows: [] })).toBe("Delete the secret K?");
   });
 });

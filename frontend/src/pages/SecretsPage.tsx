@@ -21,6 +21,24 @@ export function nameProblem(name: string): string | null {
   return null;
 }
 
+/** What deleting `secret` asks: what stops working, the live versions first (their webhook is
+ * refused from then on), then the drafts that will fail validation. */
+export function deleteConfirmation(secret: SecretSummary): string {
+  const readers = secret.workflows ?? [];
+  const names = (list: typeof readers) => list.map((w) => `'${w.name}'`).join(", ");
+  const live = readers.filter((w) => w.live);
+  const draftOnly = readers.filter((w) => !w.live);
+  let text = `Delete the secret ${secret.name}?`;
+  if (live.length === 1) {
+    text += ` The live version of ${names(live)} reads it: its webhook, schedules and API runs will be refused until the secret is set again or a version without it is published.`;
+  } else if (live.length) {
+    text += ` The live versions of ${names(live)} read it: their webhooks, schedules and API runs will be refused until the secret is set again or versions without it are published.`;
+  }
+  if (draftOnly.length === 1) text += ` The draft of ${names(draftOnly)} reads it and will fail validation.`;
+  else if (draftOnly.length) text += ` The drafts of ${names(draftOnly)} read it and will fail validation.`;
+  return text;
+}
+
 function SecretRow({
   secret,
   onChanged,
@@ -51,12 +69,12 @@ function SecretRow({
     }
   };
   const remove = async () => {
-    const used = secret.workflows?.length ?? 0;
-    const warning = used ? ` ${used} workflow${used === 1 ? "" : "s"} read${used === 1 ? "s" : ""} it and will fail validation.` : "";
-    if (!window.confirm(`Delete the secret ${secret.name}?${warning}`)) return;
+    const confirmation = deleteConfirmation(secret);
+    if (!window.confirm(confirmation)) return;
     setBusy(true);
     try {
-      await api.deleteSecret(secret.name);
+      // Asked with what a live version loses: the user's yes is the server's `force`.
+      await api.deleteSecret(secret.name, (secret.workflows ?? []).some((w) => w.live));
       onChanged(`Deleted ${secret.name}`);
     } catch (err) {
       onError(message(err));
@@ -156,6 +174,8 @@ export function SecretsPage() {
       setError(problem);
       return;
     }
+    // The same form adds and replaces: a name already taken asks before its value is lost.
+    if (exists && !window.confirm(`A secret ${trimmed} exists: replace its value? Workflows reading it will use the new value.`)) return;
     setBusy(true);
     setError("");
     try {
