@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 
+from engine.core.expression_names import block_names_read
 from engine.core.graph import LOOP_TYPE, NAME_PATTERN, RESPONSE_TYPE, Block, Graph
 from engine.core.growth import growing_aggregations
 from engine.core.limits import GraphLimits, GraphTooLarge
@@ -41,6 +42,8 @@ STORED_FORMAT = 2
 GROWING_LOOP_OUTPUTS = ("results", "failed")
 # How many of a loop's aggregations a warning suggests by name.
 SUGGESTED_AGGREGATIONS = 4
+# How many of a loop's blocks a warning on a name it does not hold lists.
+LISTED_BLOCKS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,8 @@ class _Validator:
                     self.check_config(block, validators)
                 for block in self.graph.blocks:
                     self.check_references(block)
+                    if block.type == LOOP_TYPE and block.id not in self.bad_config:
+                        self.check_aggregation_names(block)
                 self.result.scopes = ScopeLists(self)
         names = self.env_names
         self.result.errors = [
@@ -594,6 +599,33 @@ class _Validator:
                     key = (found[0], found[1].id)
                     self.items_sources.setdefault(key, []).append((ref.path, loop))
         return self.items_sources
+
+    def check_aggregation_names(self, loop: Block) -> None:
+        """Warn on block names an aggregation reads (`outputs.<name>`, `block == '<name>'`)
+        that the loop does not hold: left behind by a rename or a delete, they read null or
+        never match, and nothing else would say so before the batch has run."""
+        aggregations = loop.config.get("aggregations")
+        if not isinstance(aggregations, Mapping) or not aggregations:
+            return
+        held = {block.name for block in self.descendants(loop)}
+        for name, expression in aggregations.items():
+            for how, read in block_names_read(str(expression)):
+                if read in held:
+                    continue
+                listed = ", ".join(sorted(held)[:LISTED_BLOCKS]) or "none"
+                self.warn(
+                    loop,
+                    f"aggregations.{name}",
+                    f"reads {how}, but loop '{loop.name}' has no block '{read}' (its blocks: "
+                    f"{listed}); renamed or deleted? It reads null (or never matches) for "
+                    "every item",
+                )
+
+    def descendants(self, loop: Block) -> Iterator[Block]:
+        for child in self.graph.children(loop.id):
+            yield child
+            if child.type == LOOP_TYPE:
+                yield from self.descendants(child)
 
     def warn(self, block: Block, field_name: str, message: str) -> None:
         warning = ValidationIssue(block.id, block.name, field_name, message)

@@ -193,3 +193,32 @@ def test_warnings_are_stored_with_the_version_and_read_back() -> None:
     older = {**stored, "format": STORED_FORMAT - 1}
     assert stored_errors(older, TEMPLATE_ENV) is None  # worked out again, warnings included
     assert stored_warnings(older) == []
+
+
+def test_aggregations_reading_a_block_the_loop_does_not_hold_are_warned_naming_it() -> None:
+    """A rename that left the aggregations behind: `outputs.agent_analysis` reads null for
+    every item and `block=='agent_analysis'` never matches; validation says so before the
+    batch runs (the shipped template itself has no such warning)."""
+    assert [w for w in validated(TEMPLATE).warnings if "has no block" in w.message] == []
+    text = json.dumps(TEMPLATE)
+    renamed = json.loads(
+        text.replace('"name": "agent_analysis"', '"name": "analysis"').replace(
+            "<agent_analysis.", "<analysis."
+        )
+    )
+    result = validated(renamed)
+    assert result.errors == []
+    stale = [(w.block_name, w.field) for w in result.warnings if "has no block" in w.message]
+    assert stale == [
+        ("loop", "aggregations.top_leads"),
+        ("loop", "aggregations.urgency_counts"),
+        ("loop", "aggregations.average_score"),
+        ("loop", "aggregations.failures"),
+    ]
+    [first] = [w for w in result.warnings if w.field == "aggregations.top_leads"]
+    assert first.message.startswith(
+        "reads outputs.agent_analysis, but loop 'loop' has no block 'agent_analysis' (its "
+        "blocks: agent_merge, analysis, http_clearbit, http_linkedin, store_lead); renamed"
+    )
+    [failures] = [w for w in result.warnings if w.field == "aggregations.failures"]
+    assert "reads block == 'agent_analysis', but loop 'loop' has no block" in failures.message
