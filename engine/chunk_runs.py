@@ -23,7 +23,8 @@ What a run's last chunk here leaves is closed `LINGER_SECONDS` after it ended, u
 another chunk of the run came meanwhile, and everything at a worker's stop (`aclose`,
 through `InProcessExecutor.close_slots` / `close_data_pools`). Nothing here decides what a
 chunk does: claims, leases and rows are the same statements as before, and a chunk that
-runs again (`executions` > 0) or belongs to a retry reads its memo whole, so a chunk is as
+runs again (`ChunkClaim.again`: an execution before it counted, or a stop gave it back
+after storing some of its items) or belongs to a retry reads its memo whole, so a chunk is as
 durable and resumable as ever.
 """
 
@@ -272,7 +273,7 @@ def _claim_and_load(chunk_id: int, owner: str, kept: Any) -> _Loaded | None:
         graph = spec.graph
     else:
         spec, retry_of, graph = None, run.retry_of, run.spec.graph
-    again = claim.executions > 0
+    again = claim.again
     if not again and retry_of is None:  # a first execution starts from the steps before
         if run is not None and run.top is not None:  # the loop only: kept (KeptRun.top)
             # A copy: the executor takes its entries out as it uses them.

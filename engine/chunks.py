@@ -42,6 +42,10 @@ class ChunkClaim:
     loop_block: str
     indexes: tuple[int, ...]
     executions: int
+    # Whether an execution before this one may have stored items: one that counted, or one
+    # a graceful stop gave back (not counted as an execution, but its counters say what it
+    # did). Such a chunk reads its stored items back instead of running them again.
+    again: bool
 
 
 def create(run_id: Any, loop_block: str, order: list[int]) -> int:
@@ -124,7 +128,10 @@ def claim(chunk_id: int, owner: str) -> ChunkClaim | None:
             worker=owner.rsplit(":", 1)[0],
             executions=taken.executions + 1,
         )
-    return ChunkClaim(taken.run_id, taken.loop_block, tuple(taken.indexes), taken.executions)
+    ran_before = taken.executions > 0 or any(getattr(taken, name) for name in COUNTS)
+    return ChunkClaim(
+        taken.run_id, taken.loop_block, tuple(taken.indexes), taken.executions, ran_before
+    )
 
 
 @dataclass

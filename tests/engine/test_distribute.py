@@ -219,6 +219,40 @@ def test_kill_9_of_the_coordinating_worker_at_half_of_1000_leads_loses_nothing(
     print(f"kill -9 at half: finished {took:.1f} s after; calls {stats}")  # for the notes
 
 
+def test_a_sigterm_of_the_coordinating_worker_repeats_no_finished_item(
+    owner: Any, simulator: RunningSimulator, settings: Any
+) -> None:
+    """A deploy's graceful stop gives the coordinator's chunks back mid-way: the worker that
+    takes them up reads their stored items back (a stop is not counted as an execution, but
+    what it stored is), so only what was in flight is called again."""
+    workers = template_workers(simulator, settings)
+    try:
+        run = template_run(owner)
+        wait_until(
+            lambda: ItemRun.objects.filter(run=run, status="succeeded").count() >= LEADS // 3,
+            300,
+            "a third of the leads",
+        )
+        coordinator = Run.objects.get(pk=run.pk).lease_owner
+        victim = next(w for w in workers if f":{w.pid}:" in coordinator)
+        victim.send_signal(signal.SIGTERM)
+        victim.wait(timeout=120)
+        wait_until(lambda: Run.objects.get(pk=run.pk).finished_at is not None, 300, "the end")
+    finally:
+        stop_workers(workers)
+    done = Run.objects.get(pk=run.pk)
+    assert done.status == "succeeded", done.error
+    assert (done.succeeded, done.failed) == (LEADS, 0)
+    assert len(rows_by_lead(owner)) == LEADS
+    stats = simulator.control.stats()["requests"]
+    assert stats.get("slack") == 1
+    # What was in flight when the stop came (the cap, 10, on each of the two workers at
+    # most), never the chunks' finished items (before: 29 to 139 leads ran again).
+    for endpoint in ("clearbit", "linkedin"):
+        assert LEADS <= stats[endpoint] <= LEADS + 2 * 10, (endpoint, stats[endpoint])
+    print(f"SIGTERM at a third: calls {stats}")  # for the notes
+
+
 def test_a_retry_of_a_distributed_run_repeats_only_the_failed_items_steps(
     owner: Any, simulator: RunningSimulator, settings: Any
 ) -> None:
