@@ -188,6 +188,7 @@ class _Validator:
                     self.check_references(block)
                     if block.type == LOOP_TYPE and block.id not in self.bad_config:
                         self.check_aggregation_names(block)
+                        self.check_variable_clash(block)
                 self.result.scopes = ScopeLists(self)
         names = self.env_names
         self.result.errors = [
@@ -619,6 +620,23 @@ class _Validator:
                     f"reads {how}, but loop '{loop.name}' has no block '{read}' (its blocks: "
                     f"{listed}); renamed or deleted? It reads null (or never matches) for "
                     "every item",
+                )
+
+    def check_variable_clash(self, loop: Block) -> None:
+        """A block named like a loop's variable, inside the loop or upstream of it, takes the
+        name's place: `<lead.name>` in the body would read that block, not the item."""
+        variable = str(loop.config.get("variable") or "item")
+        inside = {block.id for block in self.descendants(loop)}
+        for block in self.graph.blocks:
+            if block.name != variable:
+                continue
+            if block.id == loop.id or block.id in inside or self.is_upstream(block, loop):
+                self.error(
+                    block,
+                    "name",
+                    f"'{variable}' is the variable of loop '{loop.name}' (its current item): "
+                    f"name this block otherwise, or <{variable}.…> in the loop reads the "
+                    "block instead of the item",
                 )
 
     def descendants(self, loop: Block) -> Iterator[Block]:

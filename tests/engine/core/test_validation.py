@@ -482,3 +482,46 @@ def test_a_second_webhook_is_named_as_one_trigger_too_many() -> None:
             "a workflow has one trigger; 'webhook' is its webhook already: remove 'webhook_2'",
         )
     ]
+
+
+@pytest.mark.parametrize("where", ["inside", "upstream", "the loop"])
+def test_a_block_named_like_a_loops_variable_is_an_error_naming_the_loop(where: str) -> None:
+    blocks = [
+        block("webhook", "webhook"),
+        block("l", "loop", items="<webhook.body.leads>", variable="lead"),
+        block("t", "transform", "l", input="<lead.name>", expression="@"),
+    ]
+    edges = [("webhook", "l")]
+    if where == "inside":
+        blocks.append(block("lead", "transform", "l", input="<lead.name>", expression="@"))
+    elif where == "upstream":
+        blocks.append(block("lead", "transform", input="<webhook.body>", expression="@"))
+        edges = [("webhook", "lead"), ("lead", "l")]
+    else:
+        blocks[1] = block("lead", "loop", items="<webhook.body.leads>", variable="lead")
+        blocks[2] = block("t", "transform", "lead", input="<lead.name>", expression="@")
+        edges = [("webhook", "lead")]
+    result = validate(parse_graph(graph(blocks, edges)), REGISTRY, [])
+    loop_name = "lead" if where == "the loop" else "l"
+    clash = [(e.block_name, e.field, e.message) for e in result.errors if e.field == "name"]
+    assert clash == [
+        (
+            "lead",
+            "name",
+            f"'lead' is the variable of loop '{loop_name}' (its current item): name this block "
+            "otherwise, or <lead.…> in the loop reads the block instead of the item",
+        )
+    ]
+
+
+def test_a_block_named_like_a_loops_variable_downstream_of_it_is_fine() -> None:
+    g = graph(
+        [
+            block("webhook", "webhook"),
+            block("l", "loop", items="<webhook.body.leads>", variable="lead"),
+            block("t", "transform", "l", input="<lead.name>", expression="@"),
+            block("lead", "transform", input="<l.count>", expression="@"),
+        ],
+        [("webhook", "l"), ("l", "lead")],
+    )
+    assert validate(parse_graph(g), REGISTRY, []).errors == []
