@@ -210,6 +210,8 @@ class WorkflowDuplicateView(APIView):
             name=f"{source.name} (copy)",
             graph=graph,
             description=source.description,
+            # A template's copy keeps what it came from: the Run panel offers its sample input.
+            template_slug=source.template_slug,
         )
         return workflow_response(request, copy, status.HTTP_201_CREATED)
 

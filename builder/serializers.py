@@ -22,6 +22,7 @@ from engine.core.limits import (
 )
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.provider_state import paused
+from engine.core.redaction import MIN_SECRET_LENGTH
 from engine.core.text_controls import bidi_control_in
 from engine.models import ItemRun, Run, StepRun
 
@@ -399,7 +400,18 @@ class ItemRunSerializer(serializers.ModelSerializer):
 class SecretWriteSerializer(serializers.Serializer):
     # \Z, not $: $ also matches before a trailing newline.
     name = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]*\Z", max_length=100)
-    value = serializers.CharField(write_only=True, max_length=10000, trim_whitespace=False)
+    # Shorter values are not masked in outputs, events and logs (they would mask ordinary
+    # text everywhere): refused rather than stored as a secret that shows.
+    value = serializers.CharField(
+        write_only=True,
+        max_length=10000,
+        min_length=MIN_SECRET_LENGTH,
+        trim_whitespace=False,
+        error_messages={
+            "min_length": f"a secret is at least {MIN_SECRET_LENGTH} characters: shorter "
+            "values could not be masked in outputs and logs"
+        },
+    )
 
 
 class ValidateRequestSerializer(serializers.Serializer):

@@ -491,6 +491,8 @@ def test_duplicate_copies_the_current_graph(
     assert copy_["version"] == 1
     assert copy_["webhook_url"] != source["webhook_url"]
     assert copy_["validation"]["ok"] is True
+    # A template's copy keeps its template: the Run panel prefills the sample input.
+    assert copy_["template_slug"] == source["template_slug"] == "parallel-lead-enrichment"
     assert {w["id"] for w in expect(api.get("/api/workflows/"), 200)} == {copy_["id"], source["id"]}
 
 
@@ -541,6 +543,11 @@ def test_secrets_are_write_only(api: APIClient, other_api: APIClient) -> None:
         api.post("/api/secrets/", {"name": "1-bad name", "value": "x"}, format="json"), 400
     )
     assert "name" in bad
+    short = expect(api.post("/api/secrets/", {"name": "PIN", "value": "123"}, format="json"), 400)
+    assert short["value"] == [
+        "a secret is at least 4 characters: shorter values could not be masked in outputs and logs"
+    ]
+    assert [s["name"] for s in expect(api.get("/api/secrets/"), 200)] == ["CRM_TOKEN"]
 
 
 # --- runs against the simulator ----------------------------------------------------------
