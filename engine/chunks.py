@@ -328,6 +328,15 @@ class ChunkStore(RunStore):
         """The chunk row's part of a batch (its counters and lease), not the run row's."""
         return {"lease_expires": leases.expiry(), **self._counts()}
 
+    def _write_run(self, run: dict[str, Any]) -> bool:
+        """The thread's batch (in a transaction): the chunk row, and the providers its items
+        met merged into the run's row (`_statements` does the same in one query)."""
+        merge = self._providers_merge(run["providers"]) if run.get("providers") else None
+        if merge is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(*merge)
+        return super()._write_run(run)
+
     def _live_rows(self) -> RowUpdate:
         # Every chunk's row alike: compiled once per worker, not per chunk. The parameters
         # in the order Django binds them (its filters' names sorted, then the excludes).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,19 @@ from engine.row_updates import RowUpdate, select_statement, update_statement
 from engine.upsert import TIME_FIELDS, Upsert, from_epoch
 
 log = logging.getLogger(__name__)
+
+# The providers (breakers, adaptive limits) a store's steps met, merged into the run's row on
+# PostgreSQL two levels deep: a run's loop items may run in chunks on several workers, each
+# store knowing the keys (and of a key, the breaker or the limit) its own steps met, so none
+# may set the column whole over another's. The latest writer's wins per key and part.
+PROVIDERS_MERGE = """UPDATE engine_run SET providers = coalesce(providers, '{}'::jsonb) || coalesce(
+    (SELECT jsonb_object_agg(
+        e.key,
+        CASE WHEN jsonb_typeof(engine_run.providers -> e.key) = 'object'
+            AND jsonb_typeof(e.value) = 'object'
+            THEN (engine_run.providers -> e.key) || e.value ELSE e.value END)
+     FROM jsonb_each(%s::jsonb) AS e), '{}'::jsonb)
+WHERE id = %s"""
 
 ITEM_FIELDS = [
     "status",
@@ -182,6 +196,8 @@ class RunStore:
         self._on_loop: LoopConnection | None = on_loop
         self._owns_on_loop = on_loop is None
         self._live_update: RowUpdate | None = None  # `_live()`'s, for `_run_update_sql`
+        # `providers` as last merged into the run's row (PROVIDERS_MERGE).
+        self._providers_written: dict[str, Any] = {}
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a step waiting for its permit waits too).
@@ -920,8 +936,31 @@ class RunStore:
             statements.append(ITEM_ROWS.postgresql_statement(connection, self.run_id, chunk))
         if steps:
             statements.append(STEP_ROWS.postgresql_statement(connection, self.run_id, steps))
-        statements.append(self._run_update_sql(delta["run"]))
+        run = delta["run"]
+        if "providers" in run:
+            merge = self._providers_merge(run["providers"])
+            if merge is not None:
+                statements.append(merge)
+            run = {name: value for name, value in run.items() if name != "providers"}
+        statements.append(self._run_update_sql(run))
         return statements
+
+    def _providers_merge(self, providers: dict[str, Any]) -> Statement | None:
+        """PROVIDERS_MERGE of the keys (and parts of a key) that changed since the last one,
+        None when nothing did."""
+        changed: dict[str, Any] = {}
+        for key, state in providers.items():
+            before = self._providers_written.get(key)
+            if before == state:
+                continue
+            if isinstance(state, dict) and isinstance(before, dict):
+                changed[key] = {k: v for k, v in state.items() if before.get(k) != v}
+            else:
+                changed[key] = state
+        if not changed:
+            return None
+        self._providers_written = {key: dict(state) for key, state in providers.items()}
+        return (PROVIDERS_MERGE, [json.dumps(changed), self.run_id])
 
     def _write_rows_in_one_query(self, connection: Any, delta: dict[str, Any]) -> bool:
         """`_write_rows` in one round trip, as the loop sends it (`one_query`): every wait of

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from builder import services
-from engine.models import ItemRun, ProviderBreaker, Run
+from engine.models import ItemRun, LoopChunk, ProviderBreaker, Run
 from simulator.testing import RunningSimulator
 from tests.engine.management.test_worker import start_workers, started, stop_workers, wait_until
 
@@ -81,3 +81,36 @@ def test_a_breaker_one_worker_opens_pauses_the_other_and_one_resume_reaches_both
         run.refresh_from_db()
         assert (run.status, run.failed, run.succeeded) == ("succeeded", 0, 12)
         assert run.providers[KEY]["breaker"]["state"] == "closed"
+
+
+def test_a_run_whose_loop_goes_out_in_chunks_shows_the_pause_and_its_resume_ends_it(
+    owner: Any, simulator: RunningSimulator, settings: Any
+) -> None:
+    """The breaker its chunks' items met reaches the run's row (`providers`), wherever they
+    run: the run says it is paused, and the Resume posted for it ends the pause (before, a
+    manual breaker left a chunked run waiting with `paused: []` and Resume refused)."""
+    settings.KLYNTOS_EXECUTOR = "workers"
+    simulator.control.configure(
+        latency_ms=20, failures=[{"endpoint": "clearbit", "status": 503, "times": 3}]
+    )
+    workers = start_workers(
+        simulator,
+        concurrency=4,
+        KLYNTOS_BREAKER="mode:manual;min_calls:3;window:5;failure_rate:0.5",
+        KLYNTOS_BREAKER_SYNC_SECONDS="0.2",
+        KLYNTOS_LOOP_CHUNK_SIZE="20",
+        KLYNTOS_LOOP_CHUNKS_PER_WORKER="10000",
+    )
+    try:
+        run = started(owner, 120)
+        wait_until(lambda: paused_on(run) == [KEY], 60, "the chunked run to pause")
+        assert LoopChunk.objects.filter(run=run).count() == 6  # its items went out in chunks
+        resumed = services.run_resume_provider(run=run, provider=KEY)  # the REST path
+        assert resumed.pk == run.pk
+        wait_until(lambda: Run.objects.get(pk=run.pk).status == "succeeded", 90, "the run")
+    finally:
+        stop_workers(workers)
+    run.refresh_from_db()
+    assert (run.failed, run.succeeded) == (0, 120)
+    assert run.providers[KEY]["breaker"]["state"] == "closed"
+    assert services.run_paused(run) == []
