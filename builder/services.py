@@ -13,8 +13,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
 from django.http import Http404
 from django.utils import timezone
 
@@ -31,6 +29,7 @@ from builder.selectors import env_names_for
 from engine import leases
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
+from engine.cancel_in_database import cancel_in_database
 from engine.config import graph_limits, off_peak_window
 from engine.core.graph import GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
@@ -44,7 +43,7 @@ from engine.core.validation import (
     stored_warnings,
     validate,
 )
-from engine.models import FINAL_STATUSES, Run, RunStatus
+from engine.models import Run, RunStatus
 from engine.store import publish_run_ended, publish_workflow_event
 from engine.submit import submit_run
 
@@ -715,19 +714,8 @@ def run_cancel(*, run: Run, wait: float = 5.0) -> Run:
                 break  # cancelled before it began: nothing will record its end
             time.sleep(0.02)
     # Not on this process's executor (or it did not stop in time): end it in the database,
-    # with counters that add up as a final status promises (a client stops reading there):
-    # the items in flight cancelled, the rest not started. Its executor, if it still writes
-    # its last batch, tells each item's real end.
-    Run.objects.filter(pk=run.pk).exclude(status__in=FINAL_STATUSES).update(
-        status=RunStatus.CANCELLED,
-        finished_at=timezone.now(),
-        cancelled=F("cancelled") + F("running"),
-        not_started=Greatest(
-            F("total") - F("succeeded") - F("failed") - F("cancelled") - F("running"),
-            F("not_started"),
-        ),
-        running=0,
-    )
+    # with counters that add up as a final status promises (a client stops reading there).
+    cancel_in_database(run.pk)
     async_to_sync(publish_run_ended)(run.pk, run.workflow_id)
     run.refresh_from_db()
     return run
