@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 
 from builder.gallery import ensure_sandbox_secrets, template_get, template_instantiate
 from builder.models import Workflow
@@ -27,7 +28,11 @@ def ensure_local_setup() -> LocalSetup:
     password = None
     if user is None:
         password = secrets.token_urlsafe(12)
-        user = User.objects.create_superuser(LOCAL_USERNAME, "admin@localhost", password)
+        try:
+            with transaction.atomic():
+                user = User.objects.create_superuser(LOCAL_USERNAME, "admin@localhost", password)
+        except IntegrityError:  # another process started at the same moment created it
+            user, password = User.objects.get(username=LOCAL_USERNAME), None
     workflow = (
         Workflow.objects.filter(owner=user, template_slug=LEAD_TEMPLATE)
         .order_by("created_at")

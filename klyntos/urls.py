@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from builder import views
 from builder.webhooks import webhook_receive
+from engine.health import healthz, readyz
 
 urlpatterns = [
     path("", views.workflow_list_page, name="workflow-list-page"),
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Pages that name no icon (the admin, the API docs) still get one where browsers look.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
 ]
 

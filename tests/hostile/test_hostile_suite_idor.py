@@ -68,6 +68,8 @@ ROUTES: dict[str, str] = {
     "api/secrets/<str:name>/": OWN_BY_NAME,
     "api/schedules/preview/": CATALOGUE,
     "api/schema/": PUBLIC,
+    "healthz": PUBLIC,  # a load balancer's questions: nobody's data
+    "readyz": PUBLIC,
     "api/docs/": PUBLIC,
     "favicon.ico": PUBLIC,
 }

@@ -20,9 +20,7 @@ from django.urls import reverse
 
 from builder.bootstrap import LEAD_TEMPLATE, ensure_local_setup
 from builder.gallery import GALLERY_DIR
-from builder.schedules import Scheduler
-from engine.resumer import Resumer
-from klyntos.exit_watchdog import exit_within
+from builder.serving import serve
 
 log = logging.getLogger("klyntos")
 
@@ -62,39 +60,11 @@ class Command(BaseCommand):
             if simulator:
                 simulator.terminate()
             return
-        # Schedule triggers fire from this process (one run per tick, whatever else runs one).
-        scheduler = Scheduler().start()
-        # Runs an earlier process left unfinished (killed, or stopped past its drain time)
-        # go on from their stored rows: now, and whenever a lease runs out later. With
-        # KLYNTOS_EXECUTOR=workers this process executes nothing: the workers do that.
-        inline = settings.KLYNTOS_EXECUTOR == "inline"
-        resumer = Resumer().start() if inline else None
         try:
-            # The server stops on SIGTERM and Ctrl-C (it handles both) and returns here.
-            call_command("runserver", addr, use_reloader=False)
+            serve(addr)
         finally:
-            scheduler.stop()
-            if resumer is not None:
-                resumer.stop()
-                self.drain()
             if simulator:
                 simulator.terminate()
-        # Stopped as planned; a request the stop caught mid-way leaves a thread that never ends.
-        exit_within()
-
-    def drain(self) -> None:
-        """The graceful stop: items in flight finish (up to KLYNTOS_DRAIN_SECONDS), the
-        rest of every run is stored as it is and resumes on the next start."""
-        from engine.runner import executor
-
-        if executor.running_ids():
-            log.warning(
-                "stopping: letting the items in flight finish (up to %ss)",
-                settings.KLYNTOS_DRAIN_SECONDS,
-            )
-        left = executor.stop(settings.KLYNTOS_DRAIN_SECONDS)
-        if left:
-            log.warning("%d run(s) stopped before their items in flight finished", left)
 
     def start_simulator(self) -> subprocess.Popen[bytes] | None:
         url = settings.KLYNTOS_SIMULATOR_URL

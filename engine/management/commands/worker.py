@@ -23,6 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from engine.startup_checks import NotReady, ensure_ready
+
 log = logging.getLogger("klyntos.worker")
 
 
@@ -43,6 +45,10 @@ class Command(BaseCommand):
             raise CommandError("workers need PostgreSQL: set DATABASE_URL=postgres://…")
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
+        try:
+            ensure_ready()
+        except NotReady as exc:
+            raise CommandError(str(exc)) from None
         name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stdout.write(
             f"worker {name}: executing {concurrency} runs and {concurrency} loop items at a time"
