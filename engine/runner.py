@@ -367,6 +367,7 @@ async def _close(
         else:
             if store is not None:
                 await store.close(final)  # the end and the outputs, in one transaction
+                log.info("%s", store.ended_line(final))
             elif final:  # failed before the engine started (e.g. the run could not be loaded)
                 workflow_id = await db_call(_finish, run_id, final)
             closing = _start_closing(services)

@@ -198,6 +198,7 @@ class RunStore:
         self._live_update: RowUpdate | None = None  # `_live()`'s, for `_run_update_sql`
         # `providers` as last merged into the run's row (PROVIDERS_MERGE).
         self._providers_written: dict[str, Any] = {}
+        self._started_monotonic = 0.0  # when this execution began writing (`ended_line`)
         # Wakes the flusher before its interval: a future it sleeps on, or a flag when it
         # is busy (an Event waited with a timeout took three turns of the loop to wake it,
         # each behind every ready item: turns a step waiting for its permit waits too).
@@ -294,7 +295,18 @@ class RunStore:
         for callback in due:
             callback()
 
+    def ended_line(self, final: dict[str, Any]) -> str:
+        """One log line for the run's end: its status, counts and time (what an operator
+        looks for first)."""
+        status = {**self._ending, **final}.get("status", "ended")
+        totals = self._progress_totals()
+        counts = ", ".join(f"{totals[name]} {name}" for name in COUNTS[:4] if totals[name])
+        took = time.monotonic() - self._started_monotonic if self._started_monotonic else 0.0
+        items = f"{totals['total']} items" + (f" ({counts})" if counts else "")
+        return f"run {self.run_id} {status}: {items} in {took:.1f} s"
+
     def start(self) -> None:
+        self._started_monotonic = time.monotonic()
         alias = router.db_for_write(Run)
         if self._on_loop is None and connections[alias].vendor == "postgresql":
             self._on_loop = LoopConnection(alias)

@@ -114,6 +114,19 @@ async def test_the_final_status_is_stored_with_the_outputs(
     await sync_to_async(connections.close_all)()
 
 
+async def test_a_runs_end_is_logged_in_one_line_with_its_counts(
+    owner: Any, simulator: RunningSimulator, caplog: Any
+) -> None:
+    """What an operator looks for first in a worker's log: which run ended, how, with what."""
+    run = await sync_to_async(held_lookups)(owner)
+    with caplog.at_level("INFO", logger="engine.runner"):
+        await execute_run(run.pk)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"run {run.pk} ")]
+    assert line.startswith(f"run {run.pk} succeeded: 6 items (6 succeeded) in ")
+    assert line.endswith(" s")
+    await sync_to_async(connections.close_all)()
+
+
 async def test_a_runs_end_is_stored_before_its_clients_close(owner: Any) -> None:
     # Closing a run's HTTP session and data lease is no part of its end: they close once the
     # end is readable (before, the end waited for them; then it competed with them).
