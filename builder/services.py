@@ -25,13 +25,14 @@ from builder.models import (
     WorkflowVersion,
 )
 from builder.schedules import sync_schedule
-from builder.selectors import env_names_for
+from builder.secret_values import secret_value_warnings
+from builder.selectors import env_for_owner, env_names_for
 from engine import leases
 from engine.blocks import REGISTRY
 from engine.blocks.webhook import body_errors
 from engine.cancel_in_database import cancel_in_database
 from engine.config import graph_limits, off_peak_window
-from engine.core.graph import GraphFormatError, parse_graph
+from engine.core.graph import Graph, GraphFormatError, parse_graph
 from engine.core.limits import GraphTooLarge, check_graph_size
 from engine.core.off_peak import DEFER_OFF_PEAK
 from engine.core.provider_state import gave_up as gave_up_providers
@@ -150,7 +151,17 @@ def graph_validate(*, owner: Any, graph: Any) -> ValidationResult:
         parsed = parse_graph(graph)
     except GraphFormatError as exc:
         return ValidationResult.failed(ValidationIssue(None, None, "graph", str(exc)))
-    return validate(parsed, REGISTRY, env_names_for(owner.pk), graph_limits())
+    return _validated(owner, parsed)
+
+
+def _validated(owner: Any, parsed: Graph) -> ValidationResult:
+    """The graph's validation for its owner, with a warning where a secret's value was typed
+    in place of its reference (builder/secret_values.py)."""
+    result = validate(parsed, REGISTRY, env_names_for(owner.pk), graph_limits())
+    for warning in secret_value_warnings(parsed, env_for_owner(owner.pk)):
+        if warning not in result.warnings:
+            result.warnings.append(warning)
+    return result
 
 
 def version_errors(version: WorkflowVersion, owner: Any) -> list[ValidationIssue]:
@@ -187,7 +198,7 @@ def _checked_graph(owner: Any, graph: Any) -> dict[str, Any]:
         parsed = parse_graph(graph)
     except GraphFormatError as exc:
         raise GraphInvalid([ValidationIssue(None, None, "graph", str(exc))]) from None
-    return validate(parsed, REGISTRY, env_names_for(owner.pk), graph_limits()).stored()
+    return _validated(owner, parsed).stored()
 
 
 @transaction.atomic
