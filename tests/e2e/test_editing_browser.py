@@ -292,6 +292,9 @@ def test_menus_shortcut_sheet_palette_search_and_auto_layout(app: LocalApp, page
     edge_menu.locator('[data-menu-item="Delete connection"]').click()
     edge.wait_for(state="detached")
     assert page.locator(".react-flow__node").count() == 5
+    # Cut off from http_1, agent_1 shows its problem (taller): laid out before the live
+    # validation answered, it grew over the block below it afterwards.
+    page.wait_for_selector('.react-flow__node[data-id="agent_1"] [data-testid="node-error"]')
 
     # Canvas menu: auto-layout, then no two blocks overlap.
     x, y = pane_point(page, 0.5, 0.92)

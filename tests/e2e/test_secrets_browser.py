@@ -75,7 +75,12 @@ def test_add_a_secret_in_the_screen_then_the_template_validates_and_runs(
     screen.fill('[data-testid="secret-value"]', VALUE)
     # The add form replaces a secret of the same name only once the user says so.
     asked: list[str] = []
-    screen.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    screen.once("dialog", accept)
     screen.click('[data-testid="secret-save"]')  # back to the first value
     screen.wait_for_selector('[data-testid="secrets-note"]:has-text("Replaced CLEARBIT_API_KEY")')
     assert asked == [

@@ -28,6 +28,7 @@ import { LOOP_TYPE, nodeSize, parseClip, useGraphStore, type BlockNode, type Cli
 import type { CatalogueEntry } from "../types";
 import { ConfirmDialog, type Question } from "./ConfirmDialog";
 import { ContextMenu, type Menu, type MenuItem } from "./ContextMenu";
+import { deleteKeyApplies, MULTI_SELECT_KEYS } from "./keys";
 import { NoteNode } from "./NoteNode";
 import { ShortcutSheet } from "./ShortcutSheet";
 import { FIT_ALL_MIN_ZOOM, graphBounds, minimapReserve, minimapSize, openingViewport } from "./viewport";
@@ -142,6 +143,10 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     );
   }, []);
 
+  // This tab's last copy, by Ctrl+C or a menu: what the menu's Paste takes when the browser
+  // refuses to read the clipboard.
+  const lastClip = useRef<Clip | null>(null);
+
   // The last pointer position over the canvas (screen coordinates): a paste lands there.
   const pointer = useRef<{ x: number; y: number } | null>(null);
   useEffect(() => {
@@ -182,6 +187,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
       const store = useGraphStore.getState();
       const clip = store.copySelection();
       if (!clip) return;
+      lastClip.current = clip;
       event.clipboardData.setData("text/plain", JSON.stringify(clip));
       event.preventDefault();
       if (cut) {
@@ -307,8 +313,7 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
   }, []);
 
   // The right-click menus. Copy and paste from a menu use the async clipboard API, and this
-  // tab's last copy when the browser does not allow reading it.
-  const lastClip = useRef<Clip | null>(null);
+  // tab's last copy (lastClip) when the browser does not allow reading it.
   const closeMenu = useCallback(() => setMenu(null), []);
   const openMenu = useCallback((event: { clientX: number; clientY: number }, kind: Menu["kind"], items: MenuItem[]) => {
     const rect = canvasRef.current?.getBoundingClientRect();
@@ -416,6 +421,20 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
     [openMenu, pasteFromClipboard, setSheet, screenToFlowPosition],
   );
 
+  // Delete/Backspace, only with focus on the canvas or on nothing (React Flow's own delete key
+  // listens page-wide: a Backspace on a Run-panel row deleted the selected block).
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if ((event.key !== "Delete" && event.key !== "Backspace") || event.defaultPrevented) return;
+      if (event.ctrlKey || event.metaKey || event.altKey || isTextTarget(event.target)) return;
+      if (!deleteKeyApplies(document.activeElement, canvasRef.current?.querySelector(".react-flow") ?? null)) return;
+      event.preventDefault();
+      void deleteSelection();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [deleteSelection]);
+
   const onDelete: OnDelete<BlockNode, Edge> = useCallback(({ nodes: gone, edges: cut }) => {
     useGraphStore.getState().deleteElements(
       gone.map((n) => n.id),
@@ -509,7 +528,8 @@ export function Canvas({ catalogue }: { catalogue: CatalogueEntry[] }) {
           onSelectionDragStop={() => useGraphStore.getState().endGesture()}
           onMoveEnd={onMoveEnd}
           defaultViewport={initialViewport}
-          deleteKeyCode={["Backspace", "Delete"]}
+          deleteKeyCode={null}
+          multiSelectionKeyCode={MULTI_SELECT_KEYS}
           minZoom={0.2}
           maxZoom={2}
           defaultEdgeOptions={{ type: "default" }}

@@ -1,5 +1,6 @@
 // A small modal question over the canvas ("Delete the loop and the 2 blocks inside it?"),
-// answered with the buttons, Enter (confirm) or Esc (cancel).
+// answered with the buttons or Esc (cancel). Focus starts on Cancel, the safe answer: an
+// Enter or Space meant for something else never deletes.
 import { useEffect, useRef } from "react";
 
 export interface Question {
@@ -9,9 +10,9 @@ export interface Question {
 }
 
 export function ConfirmDialog({ question }: { question: Question }) {
-  const confirmRef = useRef<HTMLButtonElement>(null);
+  const cancelRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
-    confirmRef.current?.focus();
+    cancelRef.current?.focus();
     const onKey = (event: KeyboardEvent) => {
       if (event.key === "Escape") {
         event.preventDefault();
@@ -34,10 +35,10 @@ export function ConfirmDialog({ question }: { question: Question }) {
       >
         <p>{question.text}</p>
         <div className="confirm-actions">
-          <button type="button" className="btn" data-action="confirm-cancel" onClick={() => question.answer(false)}>
+          <button ref={cancelRef} type="button" className="btn" data-action="confirm-cancel" onClick={() => question.answer(false)}>
             Cancel
           </button>
-          <button ref={confirmRef} type="button" className="btn danger" data-action="confirm-ok" onClick={() => question.answer(true)}>
+          <button type="button" className="btn danger" data-action="confirm-ok" onClick={() => question.answer(true)}>
             {question.confirm}
           </button>
         </div>

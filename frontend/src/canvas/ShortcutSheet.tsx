@@ -1,15 +1,17 @@
 // The keyboard shortcuts of the editor, opened with "?" (or from the canvas menu).
-import { useEffect } from "react";
+import { useEffect, useRef } from "react";
+import { MULTI_SELECT_LABEL } from "./keys";
 
 export const SHORTCUTS: [string, string][] = [
   ["Ctrl+C / Ctrl+X", "Copy / cut the selected blocks (a loop with what it holds)"],
   ["Ctrl+V", "Paste blocks, here or in another workflow, under the pointer"],
   ["Ctrl+D", "Duplicate the selection"],
-  ["Delete / Backspace", "Delete the selection (a loop with blocks asks first)"],
+  ["Delete / Backspace", "Delete the selection (a loop with blocks asks first), with focus on the canvas"],
   ["Ctrl+Z / Shift+Ctrl+Z", "Undo / redo"],
   ["Shift+L", "Auto-layout (loops laid out inside)"],
   ["Ctrl+S", "Save"],
-  ["Shift+click, Shift+drag", "Select several blocks"],
+  [MULTI_SELECT_LABEL, "Add a block to the selection (or take it out)"],
+  ["Shift+drag", "Select the blocks in a box"],
   ["Right-click", "Actions for a block, a connection or the canvas (paste, add a note, …)"],
   ["Double-click a note", "Edit its text"],
   ["<", "In a text field: insert a reference in scope"],
@@ -18,12 +20,24 @@ export const SHORTCUTS: [string, string][] = [
 ];
 
 export function ShortcutSheet({ onClose }: { onClose: () => void }) {
+  const closeRef = useRef<HTMLButtonElement>(null);
+  // A modal sheet takes focus (and gives it back when closed): Tab stays on it, not on the
+  // canvas behind, where Delete would act on the selection.
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null;
+    closeRef.current?.focus();
+    return () => before?.focus?.();
+  }, []);
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (event.key === "Escape" || event.key === "?") {
         event.preventDefault();
         event.stopPropagation();
         onClose();
+      } else if (event.key === "Tab") {
+        // Its one control keeps focus.
+        event.preventDefault();
+        closeRef.current?.focus();
       }
     };
     window.addEventListener("keydown", onKey, true);
@@ -41,7 +55,7 @@ export function ShortcutSheet({ onClose }: { onClose: () => void }) {
       >
         <div className="shortcut-title">
           <strong>Keyboard shortcuts</strong>
-          <button type="button" className="icon-button" aria-label="Close (Esc)" onClick={onClose}>
+          <button ref={closeRef} type="button" className="icon-button" aria-label="Close (Esc)" data-action="close-shortcuts" onClick={onClose}>
             ×
           </button>
         </div>

@@ -10,6 +10,7 @@ import { Canvas } from "../canvas/Canvas";
 import { Palette } from "../palette/Palette";
 import { ConfigPanel } from "../panel/ConfigPanel";
 import { showBlockField } from "../panel/fieldFocus";
+import { commitPendingEdits } from "../panel/pendingEdits";
 import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
 import { mergeGraphs, mergeSummary, normalizeGraph, type Choices, type MergeResult } from "../store/merge";
@@ -149,6 +150,7 @@ function Editor({ workflowId }: { workflowId: number }) {
   }, []);
 
   const save = useCallback(async (mergedNote?: string): Promise<Workflow | null> => {
+    commitPendingEdits();
     const store = useGraphStore.getState();
     // A field whose text does not make a value (unparseable JSON, …) would be silently
     // dropped: refuse, and say where. The text stays in its field.
@@ -226,6 +228,7 @@ function Editor({ workflowId }: { workflowId: number }) {
   // The server refuses an invalid graph and lists its problems.
   const publish = useCallback(async () => {
     setPublishing(true);
+    commitPendingEdits();
     try {
       const saved = useGraphStore.getState().dirty || !workflowRef.current?.version ? await save() : workflowRef.current;
       if (!saved) return;
@@ -252,6 +255,7 @@ function Editor({ workflowId }: { workflowId: number }) {
   }, [save]);
 
   const saveIfDirty = useCallback(async (): Promise<Workflow | null> => {
+    commitPendingEdits();
     if (useGraphStore.getState().dirty || !workflowRef.current?.version) return save();
     return workflowRef.current;
   }, [save]);

@@ -2,7 +2,7 @@
 // validation errors under it and the reference picker in text fields.
 import { useEffect, useRef, useState } from "react";
 import { BlockIcon } from "../nodes/icons";
-import { fieldErrors, isNote, useGraphStore } from "../store/graphStore";
+import { draftKey, fieldErrors, isNote, useGraphStore } from "../store/graphStore";
 import type { JsonSchema, ValidationError } from "../types";
 import {
   AnyField,
@@ -20,6 +20,7 @@ import {
 } from "./fields";
 import { BlockTest } from "./BlockTest";
 import { focusField, takeFieldFocus, useFieldFocus } from "./fieldFocus";
+import { usePendingEdit } from "./pendingEdits";
 import { SchedulePreview } from "./SchedulePreview";
 import { SchemaBuilder } from "./SchemaBuilder";
 
@@ -137,13 +138,25 @@ function BlockSettings({ blockId, workflowId }: { blockId: string; workflowId?: 
 }
 
 function NameField({ blockId, name, errors }: { blockId: string; name: string; errors: ValidationError[] }) {
-  const [draft, setDraft] = useState(name);
-  const [problem, setProblem] = useState<string | null>(null);
-  useEffect(() => setDraft(name), [name]);
+  // A refused name stays typed (and keeps Save from saving) when the panel shows another block.
+  const kept = () => useGraphStore.getState().fieldDrafts[draftKey(blockId, "name")];
+  const [draft, setDraft] = useState(() => (kept()?.draft as string | undefined) ?? name);
+  const [problem, setProblem] = useState<string | null>(() => kept()?.message ?? null);
+  const shownName = useRef(name);
+  useEffect(() => {
+    // Follows renames from elsewhere (undo, a merge); a kept draft survives the mount.
+    if (shownName.current === name) return;
+    shownName.current = name;
+    setDraft(name);
+  }, [name]);
   const commit = () => {
-    const error = useGraphStore.getState().rename(blockId, draft);
+    const store = useGraphStore.getState();
+    const error = draft.trim() === name ? null : store.rename(blockId, draft);
     setProblem(error);
+    store.setFieldDraft(blockId, "name", error ? { message: error, draft } : null);
   };
+  // Save while the name is being typed: apply it (or refuse the save with its error shown).
+  usePendingEdit(commit);
   const shown = problem ? [{ block_id: blockId, block: name, field: "name", message: problem }, ...errors] : errors;
   return (
     <FieldFrame name="name" label="Name" required inputId={`name-${blockId}`} errors={shown} hint={<>Referenced as <code>{`<${name}.…>`}</code></>}>
@@ -165,6 +178,7 @@ function NameField({ blockId, name, errors }: { blockId: string; name: string; e
           if (e.key === "Escape") {
             setDraft(name);
             setProblem(null);
+            useGraphStore.getState().setFieldDraft(blockId, "name", null);
           }
         }}
       />

@@ -33,6 +33,19 @@ export function ItemDetailView(props: { runId: string; itemKey: string; onClose:
     };
   }, [runId, itemKey, status]);
 
+  // Esc closes it, as it closes the editor's other panels (not while typing in a field).
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      const el = event.target as HTMLElement | null;
+      const typing = Boolean(el?.isContentEditable || (el?.tagName && ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)));
+      if (event.key !== "Escape" || event.defaultPrevented || typing) return;
+      event.preventDefault();
+      onClose();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onClose]);
+
   const shown = detail && detail.key === itemKey ? detail : null;
 
   return (

@@ -1,6 +1,8 @@
 // Making and naming blocks: unique names, schema defaults, renames that rewrite references.
 import type { XYPosition } from "@xyflow/react";
 import type { CatalogueEntry } from "../types";
+import { isDescendant } from "./hierarchy";
+import { loopHolds, renameInLoopConfig } from "./loopRefs";
 import { LOOP_SIZE, LOOP_TYPE, type BlockNode } from "./model";
 
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -62,11 +64,38 @@ export function nameProblem(nodes: BlockNode[], id: string, name: string): strin
   return null;
 }
 
-/** Renames block `id` to `name` and rewrites other blocks' references to its old name. */
+/**
+ * Renames block `id` to `name` and rewrites other blocks' references to its old name, and
+ * its name in the JMESPath fields of the loops that hold it (`outputs.<name>`, `block=='<name>'`).
+ */
 export function renamed(nodes: BlockNode[], id: string, oldName: string, name: string): BlockNode[] {
   return nodes.map((n) => {
     if (n.id === id) return { ...n, data: { ...n.data, name } };
-    const config = renameReferences(n.data.config, oldName, name) as Record<string, unknown>;
+    let config = renameReferences(n.data.config, oldName, name) as Record<string, unknown>;
+    if (loopHolds(nodes, n.id, id)) config = renameInLoopConfig(config, new Map([[oldName, name]]));
+    return JSON.stringify(config) === JSON.stringify(n.data.config) ? n : { ...n, data: { ...n.data, config } };
+  });
+}
+
+/** The engine's loop variable when a loop sets none. */
+export const DEFAULT_VARIABLE = "item";
+
+/** The variable a loop config names (the engine's default when unset). */
+export function variableOf(config: Record<string, unknown>): string {
+  const v = config.variable;
+  return typeof v === "string" && v !== "" ? v : DEFAULT_VARIABLE;
+}
+
+/**
+ * The nodes after loop `loopId`'s variable changed from `oldVar` to `newVar`: `<old…>`
+ * references in the loop's blocks (the variable exists nowhere else) follow. Nothing is
+ * rewritten while either is not a valid name (mid-typing): the references wait for one.
+ */
+export function withVariableRenamed(nodes: BlockNode[], loopId: string, oldVar: string, newVar: string): BlockNode[] {
+  if (oldVar === newVar || !NAME_PATTERN.test(oldVar) || !NAME_PATTERN.test(newVar)) return nodes;
+  return nodes.map((n) => {
+    if (!isDescendant(nodes, n.id, loopId)) return n;
+    const config = renameReferences(n.data.config, oldVar, newVar) as Record<string, unknown>;
     return JSON.stringify(config) === JSON.stringify(n.data.config) ? n : { ...n, data: { ...n.data, config } };
   });
 }

@@ -16,7 +16,7 @@ const GRAPH: GraphJson = {
       parent: null,
       position: { x: 300, y: 40 },
       style: { width: 700, height: 300 },
-      config: { items: "<webhook_1.body.leads>", variable: "lead", aggregations: { best: "max_by(results, &outputs.agent_1.score)" } },
+      config: { items: "<webhook_1.body.leads>", variable: "lead", aggregations: { best: "max_by(results, &outputs.agent_1.score)", failed_ai: "length(failed[?block=='agent_1'])" } },
     },
     {
       id: "agent_1",
@@ -102,7 +102,10 @@ describe("paste", () => {
     expect(agent.config.user_prompt).toBe("Lead: <lead.name> <loop.index>");
     expect(loop.config.items).toBe("<webhook_1.body.leads>");
     // The loop's expressions read its children's outputs by name: renamed too.
-    expect(loop.config.aggregations).toEqual({ best: "max_by(results, &outputs.agent_2.score)" });
+    expect(loop.config.aggregations).toEqual({
+      best: "max_by(results, &outputs.agent_2.score)",
+      failed_ai: "length(failed[?block=='agent_2'])",
+    });
     // The originals are untouched.
     expect(byName.store_lead.config.sql).toContain("<agent_1.content>");
     // Edges among the copies, pointing at the new ids.

@@ -9,6 +9,7 @@ import { toFlowEdge } from "./connections";
 import { absoluteOf, growParents, loopAtIn, placeInside } from "./geometry";
 import { blockToNode, nodeToBlock } from "./graphJson";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
+import { renameInLoopConfig } from "./loopRefs";
 import { byId, isNote, isTrigger, LOOP_TYPE, type BlockNode, type FlowEdge } from "./model";
 
 export const CLIP_KIND = "klyntos/blocks";
@@ -105,23 +106,6 @@ function freeName(name: string, taken: Set<string>): string {
   }
 }
 
-// A loop's expressions (engine/blocks/loop.py's expression_fields) read its children's
-// results as `outputs.<name>`: JMESPath, not references, so they are renamed here.
-const LOOP_EXPRESSIONS = ["aggregations", "priority"];
-const OUTPUTS_NAME = /\boutputs\.([A-Za-z_][A-Za-z0-9_]*)\b/g;
-
-function renameInLoopExpressions(config: Record<string, unknown>, names: ReadonlyMap<string, string>): Record<string, unknown> {
-  const rename = (value: unknown): unknown => {
-    if (typeof value === "string") return value.replace(OUTPUTS_NAME, (whole, name: string) => (names.has(name) ? `outputs.${names.get(name)}` : whole));
-    if (Array.isArray(value)) return value.map(rename);
-    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rename(v)]));
-    return value;
-  };
-  const out = { ...config };
-  for (const key of LOOP_EXPRESSIONS) if (key in out) out[key] = rename(out[key]);
-  return out;
-}
-
 export interface PasteOptions {
   /** Where the pointer is (flow coordinates): the clip's top-left goes there, inside the loop under it. */
   at?: XYPosition | null;
@@ -183,7 +167,8 @@ export function pasteBlocks(nodes: BlockNode[], clip: Clip, options: PasteOption
       position = placeInside({ x: position.x - origin.x, y: position.y - origin.y });
     }
     let config = renameReferenceRoots(block.config ?? {}, renamed) as Record<string, unknown>;
-    if (block.type === LOOP_TYPE) config = renameInLoopExpressions(config, renamed);
+    // A loop's JMESPath fields name its blocks too (not as references).
+    if (block.type === LOOP_TYPE) config = renameInLoopConfig(config, renamed);
     const node = blockToNode({
       ...block,
       id: ids.get(block.id) as string,

@@ -5,7 +5,7 @@ import { applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
 import type { EdgeChange, NodeChange, Viewport, XYPosition } from "@xyflow/react";
 import { create } from "zustand";
 import type { BlockPin, CatalogueEntry, GraphJson, ScopeEntry, ValidationError } from "../types";
-import { nameProblem, newBlock, renamed, uniqueName } from "./blocks";
+import { nameProblem, newBlock, renamed, uniqueName, variableOf, withVariableRenamed } from "./blocks";
 import { autoLayout } from "./layout";
 import { copyBlocks, pasteBlocks, withPasted, type Clip, type PasteOptions } from "./clipboard";
 import {
@@ -19,6 +19,7 @@ import { absoluteOf, clampInto, dropAnchor, growParents, loopAtIn, placeInside, 
 import { flowToGraph, graphToFlow } from "./graphJson";
 import { isDescendant, sortParentsFirst } from "./hierarchy";
 import {
+  coalesces,
   commitPatch,
   layoutChanged,
   redoPatch,
@@ -66,6 +67,11 @@ export {
 export { draftKey, fieldErrors, type FieldDraft } from "./validation";
 export { CLIP_KIND, parseClip, type Clip, type PasteOptions } from "./clipboard";
 
+/** What a graph saves (blocks, edges, notes; not the selection or the viewport). */
+function contentKey(s: Snapshot): string {
+  return JSON.stringify(flowToGraph({ nodes: s.nodes, edges: s.edges, viewport: null, graphExtra: {} }));
+}
+
 /** A short message over the canvas (refused connection, edges dropped by a move, …). */
 export interface Notice {
   text: string;
@@ -98,6 +104,8 @@ export interface GraphState extends HistoryState {
   quiet: Record<string, string[]>;
   fieldDrafts: Record<string, FieldDraft>;
   notice: Notice | null;
+  /** The last loaded or saved graph's content: an undo back to it is not an unsaved change. */
+  savedKey: string;
 
   load: (graph: GraphJson | null | undefined) => void;
   serialize: () => GraphJson;
@@ -163,6 +171,29 @@ export const useGraphStore = create<GraphState>()((set, get) => {
 
   const snapshot = (): Snapshot => snapshotOf(get());
 
+  /** Whether `s` (restored by undo/redo) is not what was last loaded or saved. */
+  const differsFromSaved = (s: Snapshot): boolean =>
+    contentKey(s) !== get().savedKey || Object.keys(get().fieldDrafts).length > 0;
+
+  /**
+   * `nodes` (loop `id` holding its new variable) with the loop's `<variable…>` references
+   * following it. Typing is one coalesced step, so they are rewritten from the state before
+   * it: names passed through mid-typing (`l`, `1x`) never catch or lose a reference.
+   */
+  const withLoopVariable = (nodes: BlockNode[], id: string, key: string): BlockNode[] => {
+    const state = get();
+    const base = coalesces(state, key, Date.now()) ? state.past[state.past.length - 1] : null;
+    const before = (base ?? state).nodes;
+    const baseConfigs = new Map(before.map((n) => [n.id, n.data.config]));
+    const restored = nodes.map((n) => {
+      const config = baseConfigs.get(n.id);
+      return n.id !== id && config && config !== n.data.config && isDescendant(nodes, n.id, id) ? { ...n, data: { ...n.data, config } } : n;
+    });
+    const from = variableOf(before.find((n) => n.id === id)?.data.config ?? {});
+    const to = variableOf(nodes.find((n) => n.id === id)?.data.config ?? {});
+    return withVariableRenamed(restored, id, from, to);
+  };
+
   const touch = (id: string, field: string): Partial<GraphState> => {
     const { quiet, allErrors, allWarnings } = get();
     const patch = touchField(quiet, allErrors, id, field);
@@ -195,10 +226,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     quiet: {},
     fieldDrafts: {},
     notice: null,
+    savedKey: "",
 
     load: (graph) => {
       const { nodes, edges, viewport, graphExtra } = graphToFlow(graph);
       set({
+        savedKey: contentKey({ nodes, edges }),
         nodes,
         edges,
         viewport,
@@ -275,10 +308,10 @@ export const useGraphStore = create<GraphState>()((set, get) => {
       const config = { ...node.data.config };
       if (value === undefined) delete config[field];
       else config[field] = value;
-      commit(
-        { nodes: nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n)), ...touch(id, field) },
-        `config:${id}:${field}`,
-      );
+      const key = `config:${id}:${field}`;
+      let next = nodes.map((n) => (n.id === id ? { ...n, data: { ...n.data, config } } : n));
+      if (node.type === LOOP_TYPE && field === "variable") next = withLoopVariable(next, id, key);
+      commit({ nodes: next, ...touch(id, field) }, key);
     },
 
     setPin: (id, pin) => {
@@ -410,9 +443,14 @@ export const useGraphStore = create<GraphState>()((set, get) => {
         if (patch.selectedId && !selected.some((n) => n.id === patch.selectedId)) patch.selectedId = selected[0].id;
       }
       if (discrete) {
-        // A move outside a drag: one undo step right away.
-        set({ ...patch, pending: null });
-        set(stepPatch(state, snapshotOf(state)));
+        // A move outside a drag (arrow keys): an undo step right away, unless nothing moved.
+        // Nudges of the same selection in a row are one step.
+        if (!layoutChanged(state, { nodes, edges: state.edges })) {
+          set({ ...patch, pending: null });
+          return;
+        }
+        const moved = kept.filter((c) => c.type === "position").map((c) => (c as { id: string }).id).sort();
+        set({ ...patch, ...commitPatch(state, `nudge:${moved.join(",")}`, Date.now()) });
         return;
       }
       set(patch);
@@ -521,12 +559,12 @@ export const useGraphStore = create<GraphState>()((set, get) => {
 
     undo: () => {
       const patch = undoPatch(get());
-      if (patch) set(patch);
+      if (patch) set({ ...patch, dirty: differsFromSaved(patch as Snapshot) });
     },
 
     redo: () => {
       const patch = redoPatch(get());
-      if (patch) set(patch);
+      if (patch) set({ ...patch, dirty: differsFromSaved(patch as Snapshot) });
     },
 
     applyMerged: (graph) => {
@@ -544,7 +582,7 @@ export const useGraphStore = create<GraphState>()((set, get) => {
     },
 
     markSaved: (revision) => {
-      if (get().revision === revision) set({ dirty: false });
+      if (get().revision === revision) set({ dirty: false, savedKey: contentKey(get()) });
     },
 
     setValidation: (errors, scopes, warnings = []) => {

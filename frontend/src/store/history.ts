@@ -38,9 +38,14 @@ function layoutKey(s: Snapshot): string {
   ]);
 }
 
+/** Whether an edit with `key` applied now joins the last undo step (rapid edits of one field). */
+export function coalesces(state: HistoryState, key: string | undefined, now: number): boolean {
+  return key !== undefined && key === state.lastKey && now - state.lastTime < COALESCE_MS;
+}
+
 /** History fields for an edit applied now; `key` coalesces rapid edits of the same field. */
 export function commitPatch(state: HistoryState, key: string | undefined, now: number): Partial<HistoryState> {
-  const coalesce = key !== undefined && key === state.lastKey && now - state.lastTime < COALESCE_MS;
+  const coalesce = coalesces(state, key, now);
   const past = coalesce ? state.past : [...state.past, snapshotOf(state)].slice(-HISTORY_LIMIT);
   return {
     past,

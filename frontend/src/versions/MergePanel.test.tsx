@@ -48,4 +48,15 @@ describe("MergePanel", () => {
     act(() => button("save-merge").click());
     expect(Object.values(onResolve.mock.calls[1][0])).toEqual(many.map(() => "mine"));
   });
+
+  it("says which tab moved or resized a block, not its coordinates", () => {
+    const moved: Conflict = { ...field, key: "block:a:position", field: "position", mine: { x: 432, y: 285 }, theirs: { x: 10, y: 20 } };
+    const resized: Conflict = { ...field, key: "block:a:style", field: "style", mine: { width: 400, height: 200 }, theirs: { width: 500, height: 300 } };
+    mount.render(<MergePanel conflicts={[moved, resized]} version={5} onResolve={() => undefined} onCancel={() => undefined} />);
+    const rows = mount.container.querySelectorAll('[data-testid="merge-conflict"]');
+    expect([...rows[0].querySelectorAll("pre")].map((p) => p.textContent)).toEqual(["moved here", "moved elsewhere"]);
+    expect([...rows[1].querySelectorAll("pre")].map((p) => p.textContent)).toEqual(["resized here", "resized elsewhere"]);
+    expect(mount.container.textContent).not.toContain("432");
+  });
 });
+

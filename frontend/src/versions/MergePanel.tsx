@@ -9,10 +9,15 @@ import { describeConflict, type Choices, type Conflict, type Side } from "../sto
 export const MAX_SHOWN_CONFLICTS = 100;
 const MAX_VALUE_CHARS = 300;
 
+// Coordinates mean nothing to read: a layout conflict says which tab did what.
+const LAYOUT_WORDS: Record<string, string> = { position: "moved", style: "resized", size: "resized" };
+
 function shown(conflict: Conflict, side: Side): string {
   const value = conflict[side];
   if (conflict.kind !== "field") return value === undefined ? "(deleted)" : "(kept, with its edits)";
   if (value === undefined) return "(removed)";
+  const layout = conflict.field ? LAYOUT_WORDS[conflict.field] : undefined;
+  if (layout) return `${layout} ${side === "mine" ? "here" : "elsewhere"}`;
   const text = typeof value === "string" ? value : JSON.stringify(value);
   return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS)}…` : text;
 }

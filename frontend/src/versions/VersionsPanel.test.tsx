@@ -17,6 +17,35 @@ const errors = Array.from({ length: 13 }, (_, i) => ({
 
 afterEach(() => {
   vi.unstubAllGlobals();
+  vi.restoreAllMocks();
+});
+
+const VERSIONS = [
+  { number: 4, message: "", created_at: "", created_by: null, published_at: null, live: false, draft: true },
+  { number: 3, message: "", created_at: "", created_by: null, published_at: null, live: true, draft: false },
+  { number: 2, message: "", created_at: "", created_by: null, published_at: null, live: false, draft: false },
+];
+
+describe("publishing a version from the list", () => {
+  it("asks first, naming the version and that the webhook runs it from then on", async () => {
+    const posts: string[] = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
+      if ((init.method ?? "GET") === "POST") posts.push(String(url));
+      return { ok: true, status: 200, text: async () => JSON.stringify({ count: 3, next: null, previous: null, results: VERSIONS }) };
+    });
+    const ask = vi.spyOn(window, "confirm").mockReturnValue(false);
+    mount.render(<VersionsPanel workflow={workflow} dirty={false} onChanged={() => undefined} onClose={() => undefined} />);
+    for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+    const button = mount.container.querySelector('[data-version="2"] [data-action="publish-version"]') as HTMLButtonElement;
+    await act(async () => button.click());
+    expect(ask).toHaveBeenCalledWith("Publish v2? The webhook and the API will run v2 from then on (instead of v3).");
+    expect(posts).toEqual([]);
+    ask.mockReturnValue(true);
+    await act(async () => button.click());
+    for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
+    expect(posts).toHaveLength(1);
+    expect(posts[0]).toMatch(/\/publish\/$/);
+  });
 });
 
 describe("publishing an invalid version", () => {
@@ -31,6 +60,7 @@ describe("publishing an invalid version", () => {
       ];
       return { ok: true, status: 200, text: async () => JSON.stringify({ count: 2, next: null, previous: null, results }) };
     });
+    vi.spyOn(window, "confirm").mockReturnValue(true);
     mount.render(<VersionsPanel workflow={workflow} dirty={false} onChanged={() => undefined} onClose={() => undefined} />);
     for (let i = 0; i < 5; i += 1) await act(async () => await new Promise((r) => setTimeout(r, 0)));
     const button = mount.container.querySelector('[data-version="4"] [data-action="publish-version"]') as HTMLButtonElement;

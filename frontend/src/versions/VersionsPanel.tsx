@@ -103,6 +103,9 @@ export function VersionsPanel(props: {
   };
 
   const publish = async (number: number) => {
+    // As weighty as a restore (production changes at once): asked the same way.
+    const live = workflow.published_version ? ` (instead of v${workflow.published_version})` : "";
+    if (!window.confirm(`Publish v${number}? The webhook and the API will run v${number} from then on${live}.`)) return;
     fail("");
     try {
       onChanged(await api.publish(workflow.id, "", number), false);
