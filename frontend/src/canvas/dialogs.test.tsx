@@ -1,29 +1,15 @@
 import { act } from "react";
-import { createRoot, type Root } from "react-dom/client";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { mountEach } from "../testing/mount";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ShortcutSheet } from "./ShortcutSheet";
 
-(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
-
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement("div");
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
+const mount = mountEach();
 
 describe("ConfirmDialog", () => {
   it("focuses the safe answer, not the destructive one", () => {
     const answer = vi.fn();
-    act(() => root.render(<ConfirmDialog question={{ text: "Delete the loop?", confirm: "Delete 3 blocks", answer }} />));
+    mount.render(<ConfirmDialog question={{ text: "Delete the loop?", confirm: "Delete 3 blocks", answer }} />);
     expect((document.activeElement as HTMLElement).dataset.action).toBe("confirm-cancel");
   });
 });
@@ -34,8 +20,8 @@ describe("ShortcutSheet", () => {
     document.body.appendChild(before);
     before.focus();
     const onClose = vi.fn();
-    act(() => root.render(<ShortcutSheet onClose={onClose} />));
-    const sheet = container.querySelector("[data-testid=shortcut-sheet]")!;
+    mount.render(<ShortcutSheet onClose={onClose} />);
+    const sheet = mount.container.querySelector("[data-testid=shortcut-sheet]")!;
     expect(sheet.contains(document.activeElement)).toBe(true);
     const tab = new KeyboardEvent("keydown", { key: "Tab", bubbles: true, cancelable: true });
     act(() => {
@@ -43,7 +29,7 @@ describe("ShortcutSheet", () => {
     });
     expect(tab.defaultPrevented).toBe(true);
     expect(sheet.contains(document.activeElement)).toBe(true);
-    act(() => root.render(<></>));
+    mount.render(<></>);
     expect(document.activeElement).toBe(before);
     before.remove();
   });
