@@ -60,6 +60,8 @@ CHANNEL = "klyntos_slots"
 FIRST_POLL = 0.05
 GC_AFTER = 600.0  # seconds a row stays once free (or once its lease ran out)
 GC_EVERY = 60.0
+# How often a closing ClusterSlots cancels again a task that has not ended (`aclose`).
+STOP_RECHECK_SECONDS = 0.5
 GC_BATCH = 5000
 # A miss marks its key wanted for this many polls (a waiter tries at least once a poll, so
 # the mark lasts while anyone waits): give-backs NOTIFY only keys someone waits for.
@@ -360,7 +362,7 @@ class ClusterSlots:
     async def _sweep(self) -> None:
         """Give back slots idle for `linger` (one statement for all of them)."""
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:  # a cancel lost on the way (see `aclose`) ends it too
             await self._idle_now.wait()
             await asyncio.sleep(self.linger)
             stale = self._take_idle(older=loop.time() - self.linger)
@@ -535,7 +537,7 @@ class ClusterSlots:
     async def _listen(self) -> None:
         import psycopg
 
-        while True:
+        while not self._closed:
             try:
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
                 try:
@@ -552,7 +554,7 @@ class ClusterSlots:
 
     async def _heartbeat(self) -> None:
         collected = asyncio.get_running_loop().time()
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.lease / 3)
             try:
                 await self.renew()
@@ -588,8 +590,12 @@ class ClusterSlots:
         self._closed = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
+            # Cancelled again until it ends: on Python 3.11 a cancel that arrives as the
+            # pool hands a connection over is swallowed (`asyncio.wait_for` returns the
+            # connection instead), and a heartbeat that lost its cancel renewed for ever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=STOP_RECHECK_SECONDS)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for chore in list(self._chores):

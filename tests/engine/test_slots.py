@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -560,3 +561,37 @@ def test_a_provider_cap_holds_across_two_workers(
     ran = set(ItemRun.objects.filter(run__in=runs).values_list("worker", flat=True))
     assert len(ran) == 2, ran  # both workers ran items: the cap was shared
     assert not Slot.objects.exclude(owner="").exists()
+
+
+def test_close_ends_a_heartbeat_whose_cancel_was_swallowed() -> None:
+    """On Python 3.11 a cancel that arrives as the pool hands a connection over is lost
+    inside `renew()` (`asyncio.wait_for` returns the connection): the heartbeat went on
+    renewing for ever and `aclose()` waited for it (a CI job stalled). It stops now."""
+    needs_postgresql()
+
+    async def scenario() -> bool:
+        slots = ClusterSlots(conninfo(), lease=3, poll=0.2)
+        number, owner = await slots.acquire("swallowed", 1)
+        renewing = asyncio.Event()
+
+        async def renew_losing_its_cancel() -> int:
+            renewing.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                return 0  # the cancel lost on the way, as psycopg_pool's wait_for did
+            return 0
+
+        slots.renew = renew_losing_its_cancel  # type: ignore[method-assign]
+        await asyncio.wait_for(renewing.wait(), 10)  # the heartbeat is inside renew()
+        await slots.release("swallowed", number, owner)
+        await slots.aclose()
+        return True
+
+    # On a thread of its own: a close that cannot end would also hang its loop's teardown,
+    # and the test is to fail, not to stall the suite.
+    ended: list[bool] = []
+    thread = threading.Thread(target=lambda: ended.append(asyncio.run(scenario())), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert ended == [True], "aclose() waited for a heartbeat that lost its cancel"
