@@ -15,6 +15,7 @@ from engine.core.graph import parse_graph
 from engine.core.validation import validate
 from simulator import answers
 from tests.builder.asgi_kit import post
+from tests.builder.holds import held_until_in_flight
 
 SLUG = "contract-analysis"
 REAL_RUN = pytest.mark.django_db(transaction=True, databases=["default", "data"])
@@ -104,7 +105,8 @@ def test_the_sample_answers_one_report_and_the_comparison(user: Any, providers: 
 def test_50_contracts_are_read_10_at_a_time_into_one_report(user: Any, providers: Any) -> None:
     providers.control.configure(latency_ms={"openai": 100})
     body = documents(50)
-    answered = run_sample(user, body)
+    with held_until_in_flight(providers, "openai", 10):
+        answered = run_sample(user, body)
     stats = providers.control.stats()
     assert stats["requests"]["openai"] == 51  # 50 extractions, one report
     assert stats["peak_in_flight"]["openai"] == 10

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from engine import run_costs
 from engine.models import Run
 from simulator.testing import RunningSimulator
+from tests.builder.holds import held_until_in_flight
 from tests.leads.rows import owner_rows
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "data"])
@@ -46,9 +47,10 @@ def run_command(*args: str, stderr: io.StringIO | None = None) -> dict[str, Any]
 def test_runs_the_template_by_slug(owner: Any, simulator: RunningSimulator, tmp_path: Path) -> None:
     body = write_leads(tmp_path, 12)
     err = io.StringIO()
-    result = run_command(
-        "parallel-lead-enrichment", "--input", str(body), "--user", owner.username, stderr=err
-    )
+    with held_until_in_flight(simulator, "clearbit", 10):
+        result = run_command(
+            "parallel-lead-enrichment", "--input", str(body), "--user", owner.username, stderr=err
+        )
     line = r"wall [\d.]+ s · sequential [\d.]+ s · [\d.]+× faster · [\d,]+ tokens · \$\d+\.\d{4}"
     assert re.search(line, err.getvalue()), err.getvalue()
     assert set(result) == {
@@ -86,9 +88,10 @@ def test_sequential_and_max_concurrent_override_the_loop(
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 1
     simulator.control.reset()
     workflow_id = str(owner.workflows.get().pk)
-    run_command(
-        workflow_id, "--input", str(body), "--user", owner.username, "--max-concurrent", "2"
-    )
+    with held_until_in_flight(simulator, "clearbit", 2):
+        run_command(
+            workflow_id, "--input", str(body), "--user", owner.username, "--max-concurrent", "2"
+        )
     assert simulator.control.stats()["peak_in_flight"]["clearbit"] == 2
 
 

@@ -120,7 +120,10 @@ async def test_many_deadlines_fire_in_their_ticks_and_ended_ones_never() -> None
 
     await asyncio.gather(*(attempt(i) for i in range(1000)))
     assert outcomes.count("done") == 200 and outcomes.count("timeout") == 800
-    assert min(late) >= 0 and max(late) <= LATE + 0.3  # 800 cancels handled in one turn
+    assert min(late) >= 0
+    # 800 cancels handled in one turn: on a loaded machine that turn once took 0.72 s. Bounded
+    # well short of the 5 s sleep, so deadlines that never fire (or fire seconds late) fail.
+    assert max(late) <= 2.0, max(late)
     wheel = deadlines._wheel(loop)
     assert wheel._timer is None and not wheel._buckets
 

@@ -10,6 +10,7 @@ from engine.core.providers import registry_for_loop
 from engine.core.retry import RetryPolicy
 from simulator.testing import RunningSimulator
 from tests.engine.core.graphkit import block, graph, run_graph
+from tests.engine.core.test_loop_bounds import peak_in_flight
 
 LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
 
@@ -79,7 +80,11 @@ async def test_adaptive_concurrency_grows_on_success_and_falls_back_on_failure(
     limits = [e.data["limit"] for e in rec.of("loop.concurrency")]
     assert max(limits) == 8 and 1 in limits
     assert limits.index(8) < limits.index(1)  # it grew to the cap, then the failure cut it back
-    assert sim.control.stats()["peak_in_flight"]["clearbit"] == 8
+    # The loop ran 8 items at once. Counted from its own events: at the simulator the 8th
+    # call overlaps the 7 others only by a few ms of their 30, which a loaded machine's
+    # turnaround eats (CI-like load once saw 7); there the cap is never passed.
+    assert peak_in_flight(rec, "loop") == 8
+    assert sim.control.stats()["peak_in_flight"]["clearbit"] <= 8
 
 
 async def test_without_adaptive_the_cap_is_fixed(sim: RunningSimulator) -> None:

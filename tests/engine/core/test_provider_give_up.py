@@ -84,7 +84,7 @@ async def test_waiting_calls_fail_once_it_gives_up_and_new_calls_fail_at_once() 
     started = time.monotonic()
     error, ended = await one_call(reg)
     assert isinstance(error, ProviderUnavailable) and re.match(unavailable(), str(error))
-    assert ended - started < 0.05
+    assert ended - started < 0.2  # not a wait: half the give-up (a loaded machine's pause aside)
     assert len(bus.of("step.waiting")) == waits_before
     assert reg.state(KEY).breaker.state == "open"  # still open: its probes come as before
 
