@@ -113,13 +113,16 @@ def test_a_failing_upstream_answers_the_error_status_with_the_blocks_error(
 def test_a_short_wait_on_a_slow_run_answers_202_and_the_run_still_completes(
     providers: Any, workflow: Any, finish_run: Any
 ) -> None:
-    # Far longer than the wait, so a loaded machine that answers the wait late (its channel
-    # receive cancelled, then the answer read) still finds the run going (1.5 s was not).
-    providers.control.configure(latency_ms={"clearbit": 5000})
-    response = post(hook(workflow), {"domain": "slow.io"}, {"Prefer": "wait=0.1"})
-    assert response["status"] == 202, response
-    run_id = response["json"]["run_id"]
-    assert Run.objects.get(pk=run_id).status in {"queued", "running"}
+    # The call is held until the answer came, so a loaded machine that answers the wait
+    # late still finds the run going (a 5 s latency was not enough: a 201 came after it).
+    providers.control.configure(hold=[{"endpoint": "clearbit"}])
+    try:
+        response = post(hook(workflow), {"domain": "slow.io"}, {"Prefer": "wait=0.1"})
+        assert response["status"] == 202, response
+        run_id = response["json"]["run_id"]
+        assert Run.objects.get(pk=run_id).status in {"queued", "running"}
+    finally:
+        providers.control.release()
     assert finish_run(run_id).status == "succeeded"
 
 
