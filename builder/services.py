@@ -45,7 +45,7 @@ from engine.core.validation import (
     validate,
 )
 from engine.models import Run, RunStatus
-from engine.store import publish_run_ended, publish_workflow_event
+from engine.store import publish_run_ended, publish_workflow_changed, publish_workflow_event
 from engine.submit import submit_run
 
 
@@ -233,6 +233,7 @@ def workflow_create(
         fields += _mark_published(workflow, version)
     workflow.save(update_fields=fields)
     Webhook.objects.create(workflow=workflow)
+    _changed_on_commit(workflow.pk)
     return workflow
 
 
@@ -265,7 +266,14 @@ def workflow_publish(
         WorkflowVersion.objects.filter(pk=version.pk).update(message=version.message)
     fields = _mark_published(locked, version)
     locked.save(update_fields=[*fields, "updated_at"])
+    _changed_on_commit(locked.pk)
     return _reloaded(locked)
+
+
+def _changed_on_commit(workflow_id: Any) -> None:
+    """Tells the workflow's open editors (builder/workflow_socket.py) of a new version or a
+    publish once it is committed: only the id, they read the numbers themselves."""
+    transaction.on_commit(lambda: async_to_sync(publish_workflow_changed)(workflow_id))
 
 
 def _reloaded(workflow: Workflow) -> Workflow:
@@ -322,6 +330,7 @@ def workflow_save(
         _require_valid(version, locked.owner)  # raises: the transaction saves nothing
         fields += _mark_published(locked, version)
     locked.save(update_fields=fields)
+    _changed_on_commit(locked.pk)
     return _reloaded(locked)
 
 

@@ -2,16 +2,20 @@
 workflow, whatever started it (webhook, api, cli, retry), as it starts, while it runs (at
 most once a second) and when it ends. Server → client only; docs/run-protocol.md.
 
-Messages: `{"type": "hello", "last_run"}` on connect, then `{"type": "run.started" |
-"run.progress" | "run.ended", "run": RunSummary}`. Publishers (builder/services.py on a
-run's creation, engine/store.py) send only the run's id; the summary is read here, from the
-database, so a notice never carries stale or unbounded data.
+Messages: `{"type": "hello", "last_run", "version", "published_version", "draft_differs"}`
+on connect, then `{"type": "run.started" | "run.progress" | "run.ended", "run": RunSummary}`,
+and `{"type": "workflow.changed", "version", "published_version", "draft_differs"}` when the
+workflow is saved (a new draft version) or published, by this editor or any other. Publishers
+(builder/services.py on a run's creation, a save or a publish; engine/store.py) send only
+ids; the summary and the numbers are read here, from the database, so a notice never carries
+stale or unbounded data, and the same numbers are never told twice.
 
 With the in-memory layer (`make run` without `REDIS_URL`) a run created or executed by
 another process (the CLI in another shell) publishes where nobody listens: the consumer then
 also reads the workflow's unfinished runs and those created or ended since its previous look
-every `LOCAL_POLL_SECONDS`, and sends what changed. Each run's last notice is remembered, so
-the two ways never say one thing twice.
+every `LOCAL_POLL_SECONDS`, and sends what changed; likewise the workflow's version numbers.
+Each run's last notice is remembered, and the numbers last told, so the two ways never say one
+thing twice.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Q
 from django.utils import timezone
 
+from builder.models import Workflow
 from builder.selectors import workflow_get
+from builder.serializers import WorkflowSerializer
 from engine.consumers import LOCAL_POLL_SECONDS, owned_object_id, process_local
 from engine.db_calls import db_call
 from engine.models import FINAL_STATUSES, Run
@@ -87,6 +93,35 @@ def _unfinished_runs(workflow_id: Any, before: dt.datetime) -> list[dict[str, An
     return [run_summary(run) for run in runs]
 
 
+def workflow_numbers(workflow_id: Any) -> tuple[Any, Any] | None:
+    """The ids of the workflow's draft and live versions (cheap: what a look compares)."""
+    row = (
+        Workflow.objects.filter(pk=workflow_id)
+        .values_list("current_version_id", "published_version_id")
+        .first()
+    )
+    return (row[0], row[1]) if row is not None else None
+
+
+def workflow_state(workflow_id: Any) -> dict[str, Any] | None:
+    """The draft's number, the live one's (or None) and whether the draft's graph is not the
+    live one: what the editor's header says, as the workflow serializer says it."""
+    workflow = (
+        Workflow.objects.select_related("current_version", "published_version")
+        .filter(pk=workflow_id)
+        .first()
+    )
+    if workflow is None:
+        return None
+    serializer = WorkflowSerializer()
+    return {
+        "version": serializer.get_version(workflow),
+        "published_version": serializer.get_published_version(workflow),
+        "draft_differs": serializer.get_draft_differs(workflow),
+        "ids": (workflow.current_version_id, workflow.published_version_id),
+    }
+
+
 def _said(summary: dict[str, Any]) -> str:
     """What a notice about a run shows, whole (its `retries` change with nothing else when
     it is retried): another notice is due when this changes."""
@@ -97,6 +132,8 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
     workflow_id: Any = None
     group: str | None = None
     poller: asyncio.Task[None] | None = None
+    # The version ids last told (`hello` or `workflow.changed`): the same are not told again.
+    told: tuple[Any, Any] | None = None
 
     async def connect(self) -> None:
         self.workflow_id = await owned_object_id(self, _owned_workflow_id, "workflow_id")
@@ -111,7 +148,12 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
         last = await db_call(last_run_summary, self.workflow_id)
         if last is not None:
             self.said[last["id"]] = _said(last)
-        await self.send_json({"type": "hello", "last_run": last})
+        state = await db_call(workflow_state, self.workflow_id)
+        numbers: dict[str, Any] = {}
+        if state is not None:
+            self.told = state.pop("ids")
+            numbers = state
+        await self.send_json({"type": "hello", "last_run": last, **numbers})
         if process_local(self.channel_layer):
             self.poller = asyncio.create_task(self._poll())
 
@@ -139,6 +181,13 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
             self.since = max(self.since, looked_at - LOOK_OVERLAP)
             for summary in summaries:
                 await self._tell(summary)
+            try:
+                if await db_call(workflow_numbers, self.workflow_id) not in (None, self.told):
+                    await self._tell_changed()
+            except Exception:
+                log.warning(
+                    "workflow %s: could not look for saves", self.workflow_id, exc_info=True
+                )
             if len(self.said) > SAID_MAX:  # ended runs no look reads any more are forgotten
                 seen = {summary["id"] for summary in summaries}
                 for run_id in [k for k in self.said if k not in seen]:
@@ -180,3 +229,19 @@ class WorkflowConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": event, "run": summary})
         else:
             await self._tell(summary, event)
+
+    async def _tell_changed(self) -> None:
+        """`workflow.changed` with the numbers now in the database, unless they are the
+        ones last told."""
+        state = await db_call(workflow_state, self.workflow_id)
+        if state is None:
+            return
+        ids = state.pop("ids")
+        if ids == self.told:
+            return
+        self.told = ids
+        await self.send_json({"type": "workflow.changed", **state})
+
+    async def workflow_changed(self, message: dict[str, Any]) -> None:
+        """A save or a publish, this process's or (with a shared layer) another's."""
+        await self._tell_changed()

@@ -1265,6 +1265,13 @@ async def publish_workflow_event(workflow_id: Any, event: str, run_id: Any) -> N
     await group_send(workflow_group_name(workflow_id), message)
 
 
+async def publish_workflow_changed(workflow_id: Any) -> None:
+    """A save or publish of the workflow to `workflow.<id>`: only its id; the workflow socket
+    reads the current version numbers itself."""
+    message = {"type": "workflow.changed", "workflow_id": str(workflow_id)}
+    await group_send(workflow_group_name(workflow_id), message)
+
+
 def _iso_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its times as ISO text: datetimes (read back from the database) and the
     epoch seconds a store's item and step rows hold (the events' own: the upsert sends them

@@ -422,10 +422,22 @@ export interface RunDeltaMessage {
 
 export type RunMessage = RunSnapshotMessage | RunDeltaMessage;
 
-// The workflow socket: every run of the workflow, whatever started it.
+/** The workflow's draft and live numbers as the server holds them (the header's status). */
+export interface WorkflowNumbers {
+  /** The draft: the newest saved version. */
+  version: number | null;
+  /** The live version (null: never published). */
+  published_version: number | null;
+  /** Whether the draft's graph is not the live one. */
+  draft_differs: boolean;
+}
+
+// The workflow socket: every run of the workflow, whatever started it, and every save or
+// publish of it, from whichever tab or process.
 export type WorkflowMessage =
-  | { type: "hello"; last_run: RunSummary | null }
-  | { type: "run.started" | "run.progress" | "run.ended"; run: RunSummary };
+  | ({ type: "hello"; last_run: RunSummary | null } & Partial<WorkflowNumbers>)
+  | { type: "run.started" | "run.progress" | "run.ended"; run: RunSummary }
+  | ({ type: "workflow.changed" } & WorkflowNumbers);
 
 /** A page of `GET /api/runs/<id>/items/`. */
 export interface ItemPage {

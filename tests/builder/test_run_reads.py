@@ -172,7 +172,13 @@ def test_the_workflow_socket_announces_a_run_from_any_trigger(user: Any) -> None
         return got
 
     messages = async_to_sync(scenario)()
-    assert messages[0] == {"type": "hello", "last_run": None}
+    assert messages[0] == {
+        "type": "hello",
+        "last_run": None,
+        "version": 1,
+        "published_version": 1,
+        "draft_differs": False,
+    }
     assert messages[1]["type"] == "run.started" and messages[1]["run"]["trigger"] == "cli"
     assert messages[-1]["run"]["status"] == "succeeded"
 

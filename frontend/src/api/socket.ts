@@ -3,8 +3,9 @@
 //   close. A close before the final snapshot reconnects with exponential backoff; each
 //   reconnect starts again from the server's snapshot, never from a replay.
 // - the workflow socket: `hello` on connect, then a notice for every run of the workflow as
-//   it starts, progresses and ends, whatever started it. It reconnects for as long as the
-//   editor is open (a reconnect's `hello` tells the last run again).
+//   it starts, progresses and ends, whatever started it, and `workflow.changed` (the draft and
+//   live numbers) for every save or publish, from whichever tab. It reconnects for as long as
+//   the editor is open (a reconnect's `hello` tells the last run and the numbers again).
 import type { RunMessage, WorkflowMessage } from "../types";
 
 export type SocketStatus = "idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed";
@@ -61,6 +62,9 @@ function parseWorkflow(data: unknown): WorkflowMessage | null {
   const msg = parseJson(data);
   if (!msg) return null;
   if (msg.type === "hello") return msg as unknown as WorkflowMessage;
+  if (msg.type === "workflow.changed" && (msg.version === null || typeof msg.version === "number")) {
+    return msg as unknown as WorkflowMessage;
+  }
   if ((msg.type === "run.started" || msg.type === "run.progress" || msg.type === "run.ended") && msg.run && typeof msg.run === "object") {
     return msg as unknown as WorkflowMessage;
   }

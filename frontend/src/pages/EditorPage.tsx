@@ -15,8 +15,9 @@ import { RunPanel } from "../run/RunPanel";
 import { useGraphStore } from "../store/graphStore";
 import { mergeGraphs, mergeSummary, normalizeGraph, type Choices, type MergeResult } from "../store/merge";
 import { problemsLabel } from "../store/validation";
+import { useWorkflowRuns } from "../store/workflowRuns";
 import type { CatalogueEntry, GraphJson, ValidationError, Workflow } from "../types";
-import { liveStatus } from "../versions/liveStatus";
+import { headerStatus } from "../versions/liveStatus";
 import { MergePanel } from "../versions/MergePanel";
 import { VersionsPanel } from "../versions/VersionsPanel";
 
@@ -77,6 +78,14 @@ function Editor({ workflowId }: { workflowId: number }) {
   const canUndo = useGraphStore((s) => s.past.length > 0);
   const canRedo = useGraphStore((s) => s.future.length > 0);
   const { getViewport } = useReactFlow();
+  // The draft/live numbers last heard: the workflow socket tells every save and publish, from
+  // whichever tab; this tab's own answers count as heard too (the latest wins).
+  const heardNumbers = useWorkflowRuns((s) => s.numbers);
+  const { id: wfId, version: wfVersion, published_version: wfLive, draft_differs: wfDiffers } = workflow ?? {};
+  useEffect(() => {
+    if (wfId == null || wfVersion === undefined) return;
+    useWorkflowRuns.getState().noteNumbers(wfId, { version: wfVersion, published_version: wfLive ?? null, draft_differs: Boolean(wfDiffers) });
+  }, [wfId, wfVersion, wfLive, wfDiffers]);
 
   const load = useCallback(async () => {
     setLoadError(null);
@@ -365,11 +374,23 @@ function Editor({ workflowId }: { workflowId: number }) {
           {workflow.version ? `v${workflow.version}` : "not saved yet"}
         </span>
         {(() => {
-          const live = liveStatus(workflow);
+          const heard = heardNumbers && heardNumbers.workflow === workflow.id ? heardNumbers : null;
+          const { live, elsewhere } = headerStatus(workflow, heard, saving || publishing);
           return (
-            <span className={`live-status ${live.kind}`} data-testid="live-status" title="Production (webhook, API) runs the live version; Save writes a draft">
-              {live.text}
-            </span>
+            <>
+              <span className={`live-status ${live.kind}`} data-testid="live-status" title="Production (webhook, API) runs the live version; Save writes a draft">
+                {live.text}
+              </span>
+              {elsewhere && (
+                <span
+                  className="saved-elsewhere"
+                  data-testid="saved-elsewhere"
+                  title={`This tab edits v${workflow.version ?? "?"}; your unsaved changes stay here, and Save merges them with the newer version`}
+                >
+                  {elsewhere}
+                </span>
+              )}
+            </>
           );
         })()}
         {dirty && (

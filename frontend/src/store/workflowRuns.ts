@@ -2,10 +2,12 @@
 // "The workflow socket"): every run shows up as it starts, whatever started it (webhook, api,
 // cli, retry), its summary is refreshed while it runs and when it ends. The History list and
 // the run panel's notice read this store; `followDecision` says whether the panel switches
-// to a run that just started.
+// to a run that just started. It also keeps the workflow's draft and live numbers as last
+// heard (`hello`, `workflow.changed`, or this tab's own load, save and publish): the header's
+// live/draft status, never stale when another tab saves or publishes.
 import { create } from "zustand";
 import { openWorkflowSocket, type RunSocket, type SocketStatus } from "../api/socket";
-import type { RunSummary, WorkflowMessage } from "../types";
+import type { RunSummary, WorkflowMessage, WorkflowNumbers } from "../types";
 import { isFinalStatus } from "./runStore";
 
 /** Summaries kept (the newest runs): the History's first page, whatever N. */
@@ -27,7 +29,11 @@ export interface WorkflowRunsState {
   /** Bumped when a run starts or ends: the History refetches its page. */
   version: number;
   notice: RunNotice | null;
+  /** The workflow's numbers as last heard, whoever told them (latest wins). */
+  numbers: (WorkflowNumbers & { workflow: number }) | null;
   heard: (msg: WorkflowMessage) => void;
+  /** This tab's own answer (load, save, publish): as new as anything heard before it. */
+  noteNumbers: (workflow: number, numbers: WorkflowNumbers) => void;
   setNotice: (notice: RunNotice | null) => void;
   connect: (workflowId: number, onMessage?: (msg: WorkflowMessage) => void) => void;
   disconnect: () => void;
@@ -53,11 +59,25 @@ export const useWorkflowRuns = create<WorkflowRunsState>()((set, get) => ({
   lastRun: null,
   version: 0,
   notice: null,
+  numbers: null,
 
   heard: (msg) => {
     const s = get();
+    const heardNumbers = (m: Partial<WorkflowNumbers>) =>
+      s.workflowId != null && m.version !== undefined
+        ? { workflow: s.workflowId, version: m.version, published_version: m.published_version ?? null, draft_differs: Boolean(m.draft_differs) }
+        : s.numbers;
+    if (msg.type === "workflow.changed") {
+      set({ numbers: heardNumbers(msg) });
+      return;
+    }
     if (msg.type === "hello") {
-      set({ lastRun: msg.last_run, runs: msg.last_run ? keep(s.runs, msg.last_run) : s.runs, version: s.version + 1 });
+      set({
+        lastRun: msg.last_run,
+        runs: msg.last_run ? keep(s.runs, msg.last_run) : s.runs,
+        version: s.version + 1,
+        numbers: heardNumbers(msg),
+      });
       return;
     }
     const run = msg.run;
@@ -72,9 +92,27 @@ export const useWorkflowRuns = create<WorkflowRunsState>()((set, get) => ({
 
   setNotice: (notice) => set({ notice }),
 
+  noteNumbers: (workflow, numbers) =>
+    set({
+      numbers: {
+        workflow,
+        version: numbers.version,
+        published_version: numbers.published_version ?? null,
+        draft_differs: Boolean(numbers.draft_differs),
+      },
+    }),
+
   connect: (workflowId, onMessage) => {
     socket?.close();
-    set({ workflowId, connection: "connecting", runs: {}, lastRun: null, notice: null });
+    const numbers = get().numbers;
+    set({
+      workflowId,
+      connection: "connecting",
+      runs: {},
+      lastRun: null,
+      notice: null,
+      numbers: numbers && numbers.workflow === workflowId ? numbers : null,
+    });
     // Messages of a socket that was replaced or closed are ignored.
     const mine = ++generation;
     socket = openWorkflowSocket(workflowId, {
