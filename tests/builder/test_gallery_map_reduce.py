@@ -18,6 +18,7 @@ from engine.models import Run
 from engine.runner import execute_run
 from simulator import answers
 from tests.builder.asgi_kit import post
+from tests.builder.holds import held_until_in_flight
 
 SLUG = "map-reduce"
 REAL_RUN = pytest.mark.django_db(transaction=True, databases=["default", "data"])
@@ -96,7 +97,8 @@ def test_1000_reviews_map_in_parallel_and_reduce_to_one_small_output(
 ) -> None:
     providers.control.configure(latency_ms={"openai": 100})
     body = reviews(1000)
-    run = run_template(user, body)
+    with held_until_in_flight(providers, "openai", 20):  # the cap, not a loaded CPU's pace
+        run = run_template(user, body)
     assert run.status == "succeeded", run.error
     stats = providers.control.stats()
     assert stats["requests"]["openai"] == 1000
