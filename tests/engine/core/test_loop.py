@@ -4,6 +4,7 @@ from engine.core.executor import RunOptions
 from engine.core.limits import MAX_CONCURRENT
 from engine.core.memo import Memo, StoredStep
 from simulator.testing import RunningSimulator
+from tests.builder.holds import held_until_in_flight
 from tests.engine.core.graphkit import Recorder, block, graph, run_graph
 
 LOOKUP = "https://api.clearbit.com/v2/companies/find?domain=<item.domain>"
@@ -61,7 +62,8 @@ async def test_cap_bounds_in_flight_calls_and_sequential_runs_one_at_a_time(
     sim: RunningSimulator,
 ) -> None:
     sim.control.configure(latency_ms=50)
-    outcome, _ = await run_graph(lookup_loop(4), items(12), sim=sim)
+    with held_until_in_flight(sim, "clearbit", 4):  # the cap, not a loaded CPU's pace
+        outcome, _ = await run_graph(lookup_loop(4), items(12), sim=sim)
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight"]["clearbit"] == 4
     sim.control.reset(latency_ms=20)
@@ -237,7 +239,8 @@ async def test_nested_loops_each_cap_bounds_its_own_children(sim: RunningSimulat
     body = {
         "companies": [{"people": [{"email": f"p{c}-{p}@x.io"} for p in range(5)]} for c in range(4)]
     }
-    outcome, rec = await run_graph(g, body, sim=sim)
+    with held_until_in_flight(sim, "linkedin", 6):  # the caps, not a loaded CPU's pace
+        outcome, rec = await run_graph(g, body, sim=sim)
     assert outcome.status == "succeeded"
     assert sim.control.stats()["peak_in_flight"]["linkedin"] == 6  # 2 companies × 3 people
     # The outer loop's reader reaches the inner loop's results through `outputs.people`.
