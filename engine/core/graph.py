@@ -81,6 +81,19 @@ class Graph:
     def children(self, parent: str | None) -> list[Block]:
         return list(self._children.get(parent, ()))  # type: ignore[attr-defined]
 
+    def descendants(self, block_id: str) -> list[Block]:
+        """The blocks inside a loop, nested loops' bodies included (depth first)."""
+        found: list[Block] = []
+        seen: set[str] = {block_id}
+        stack = [block_id]
+        while stack:
+            for child in self.children(stack.pop()):
+                if child.id not in seen:
+                    seen.add(child.id)
+                    found.append(child)
+                    stack.append(child.id)
+        return found
+
     def ancestors(self, block_id: str) -> list[Block]:
         """Enclosing loops, innermost first."""
         chain: list[Block] = []

@@ -608,7 +608,7 @@ class _Validator:
         aggregations = loop.config.get("aggregations")
         if not isinstance(aggregations, Mapping) or not aggregations:
             return
-        held = {block.name for block in self.descendants(loop)}
+        held = {block.name for block in self.graph.descendants(loop.id)}
         for name, expression in aggregations.items():
             for how, read in block_names_read(str(expression)):
                 if read in held:
@@ -626,7 +626,7 @@ class _Validator:
         """A block named like a loop's variable, inside the loop or upstream of it, takes the
         name's place: `<lead.name>` in the body would read that block, not the item."""
         variable = str(loop.config.get("variable") or "item")
-        inside = {block.id for block in self.descendants(loop)}
+        inside = {block.id for block in self.graph.descendants(loop.id)}
         for block in self.graph.blocks:
             if block.name != variable:
                 continue
@@ -638,12 +638,6 @@ class _Validator:
                     f"name this block otherwise, or <{variable}.…> in the loop reads the "
                     "block instead of the item",
                 )
-
-    def descendants(self, loop: Block) -> Iterator[Block]:
-        for child in self.graph.children(loop.id):
-            yield child
-            if child.type == LOOP_TYPE:
-                yield from self.descendants(child)
 
     def warn(self, block: Block, field_name: str, message: str) -> None:
         warning = ValidationIssue(block.id, block.name, field_name, message)

@@ -42,3 +42,15 @@ def test_sticky_notes_are_kept_out_of_the_graph_and_of_validation() -> None:
 def test_malformed_notes_are_refused_by_name(notes: Any, message: str) -> None:
     with pytest.raises(GraphFormatError, match=message):
         parse_graph({"blocks": [], "edges": [], "notes": notes})
+
+
+def test_descendants_are_a_loops_body_nested_loops_included() -> None:
+    def b(id_: str, parent: str | None = None) -> dict[str, Any]:
+        return {"id": id_, "type": "transform", "name": id_, "parent": parent, "config": {}}
+
+    g = parse_graph(
+        {"blocks": [b("outer"), b("a", "outer"), b("inner", "outer"), b("c", "inner"), b("x")]}
+    )
+    assert sorted(block.id for block in g.descendants("outer")) == ["a", "c", "inner"]
+    assert [block.id for block in g.descendants("inner")] == ["c"]
+    assert g.descendants("x") == []
