@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="0.0.0.0:8000", help="host:port to listen on")  # noqa: S104 -- behind a load balancer
 
     def handle(self, *args: Any, addr: str, **options: Any) -> None:
+        host, colon, port = addr.rpartition(":")
+        if not (colon and host and port.isdigit() and 1 <= int(port) <= 65535):
+            raise CommandError(
+                f"--addr must be host:port with a port from 1 to 65535, got {addr!r}"
+            )
         try:
             ensure_ready()
         except NotReady as exc:

@@ -115,3 +115,12 @@ def fetch(url: str) -> Any:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+@pytest.mark.parametrize("addr", ["not an address", "127.0.0.1:99999", ":8000", "127.0.0.1:"])
+def test_a_bad_address_is_refused_before_anything_starts(addr: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        call_command("serve", addr=addr)
+    assert str(refused.value) == (
+        f"--addr must be host:port with a port from 1 to 65535, got {addr!r}"
+    )
